@@ -1,0 +1,8 @@
+//! carimbo: electronic forms and e-signature workflows for personnel procedures.
+//!
+//! The library holds the functional core (form definitions and validation, later the workflow
+//! state machine and signature checks); the `carimbo` binary is a thin shell around it.
+//! `docs/ARCHITECTURE.md` maps the modules and follows one case through them.
+
+pub mod forms;
+pub mod i18n;
