@@ -1,1 +1,26 @@
-pub mod placeholder {}
+//! Form definitions: loading, checking (`carimbo check`) and validating submissions.
+//!
+//! A form is a JSON file in `forms/`: a JSON Schema (draft 2020-12) for the data plus carimbo's
+//! own keys (titles and labels in zh / pt / en, computed values, cross-field rules in JSON Logic,
+//! layout hints, examples). `docs/form-definitions.md` is the author's guide. Nothing in this
+//! module knows any particular form: what a form needs is expressed in its file.
+//!
+//! This module never does I/O except `Catalog::load_paths`, which reads the definition files.
+
+mod catalog;
+mod definition;
+mod logic;
+mod parse;
+mod problem;
+mod reference;
+mod validate;
+
+pub use catalog::{Catalog, LoadReport, SourceFile, MAX_DEFINITION_BYTES};
+pub use definition::{field_path_of_pointer, FormDefinition, Layout, LayoutGroup, References, KNOWN_ROLES, SCHEMA_DIALECT};
+pub use logic::{parse_date, scan as scan_logic, compile as compile_logic, engine as logic_engine};
+pub use problem::{codes as check_codes, pointer_push, ErrorCode, Problem};
+pub use reference::{HolidayCalendar, RatesTable};
+pub use validate::{
+    codes as validation_codes, parse_submission, FieldError, ValidSubmission, ValidationContext, MAX_SUBMISSION_BYTES,
+    MAX_SUBMISSION_DEPTH,
+};

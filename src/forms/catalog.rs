@@ -1,0 +1,308 @@
+//! The set of definitions carimbo serves, loaded from files, and `carimbo check`.
+//!
+//! Loading reads every `*.json` under the given paths, dispatches on `kind`, reads reference data
+//! (calendars, rates tables) before the forms that use it, refuses duplicate ids, resolves
+//! workflow references and runs every form's examples. Every problem in every file is collected;
+//! the catalog holds only the definitions that had none.
+
+use super::definition::{Example, FormDefinition, References};
+use super::parse;
+use super::problem::{codes, Problem, Problems};
+use super::reference::{HolidayCalendar, RatesTable};
+use super::validate::ValidationContext;
+use crate::i18n::Lang;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest definition file read; the biggest shipped form is well under 100 KiB.
+pub const MAX_DEFINITION_BYTES: u64 = 2 * 1024 * 1024;
+
+/// One definition file: its name as given, its bytes' hash and its parsed JSON.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: String,
+    pub stem: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        let name = name.into();
+        let stem = Path::new(&name).file_stem().and_then(|s| s.to_str()).map(str::to_string);
+        SourceFile { name, stem, bytes }
+    }
+}
+
+/// Forms and reference data that passed every check.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub forms: BTreeMap<String, Arc<FormDefinition>>,
+    pub references: References,
+    /// Ids of the workflow definitions seen (their full checks live in the workflow module).
+    pub workflow_ids: BTreeMap<String, String>,
+}
+
+/// The outcome of loading: what loaded, every problem, and counts for the summary line.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub catalog: Catalog,
+    pub problems: Vec<Problem>,
+    pub files: usize,
+    pub examples_run: usize,
+    /// Said once to the author, not an error (e.g. no workflow definitions were given).
+    pub notes: Vec<String>,
+}
+
+impl Catalog {
+    /// Loads every `*.json` under `paths` (files or directories, searched recursively).
+    pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
+        let mut problems = Vec::new();
+        let mut files = Vec::new();
+        for path in paths {
+            collect_files(path, &mut files, &mut problems);
+        }
+        let mut sources = Vec::new();
+        for f in files {
+            let name = f.display().to_string();
+            match std::fs::metadata(&f) {
+                Ok(m) if m.len() > MAX_DEFINITION_BYTES => {
+                    problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("the file is {} KiB; a definition may be at most {} KiB", m.len() / 1024, MAX_DEFINITION_BYTES / 1024)));
+                    continue;
+                }
+                _ => {}
+            }
+            match std::fs::read(&f) {
+                Ok(bytes) => sources.push(SourceFile::new(name, bytes)),
+                Err(e) => problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("cannot read the file: {e}"))),
+            }
+        }
+        if sources.is_empty() && problems.is_empty() {
+            let names: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+            problems.push(problem(&names.join(" "), "", codes::NO_DEFINITIONS, "no *.json definition files found".to_string()));
+        }
+        let mut report = Catalog::load_sources(&sources);
+        problems.append(&mut report.problems);
+        report.problems = problems;
+        report
+    }
+
+    /// Loads definitions from memory (an upload, or files already read).
+    pub fn load_sources(sources: &[SourceFile]) -> LoadReport {
+        let mut report = LoadReport { files: sources.len(), ..Default::default() };
+        let mut parsed: Vec<(&SourceFile, Map<String, Value>, String)> = Vec::new();
+        for src in sources {
+            let mut p = Problems::new(&src.name);
+            match serde_json::from_slice::<Value>(&src.bytes) {
+                Err(e) => p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string()))),
+                Ok(Value::Object(m)) => {
+                    let kind = m.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+                    parsed.push((src, m, kind));
+                }
+                Ok(other) => p.push("", codes::NOT_AN_OBJECT, format!("a definition must be a JSON object, found {}", parse::type_name(&other))),
+            }
+            report.problems.extend(p.into_vec());
+        }
+
+        // Reference data first: forms name calendars and tables.
+        let mut ids: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut refs = References::default();
+        for (src, m, kind) in &parsed {
+            let mut p = Problems::new(&src.name);
+            match kind.as_str() {
+                "holiday-calendar" => {
+                    if let Some(c) = HolidayCalendar::parse(m, &mut p) {
+                        if register(&mut ids, kind, &c.id, &src.name, &mut p) {
+                            refs.calendars.insert(c.id.clone(), Arc::new(c));
+                        }
+                    }
+                }
+                "rates-table" => {
+                    if let Some(t) = RatesTable::parse(m, &mut p) {
+                        if register(&mut ids, kind, &t.id, &src.name, &mut p) {
+                            refs.tables.insert(t.id.clone(), Arc::new(t));
+                        }
+                    }
+                }
+                "workflow" => match parse::string_key(m, "", "id", &mut p) {
+                    Some(id) => {
+                        if register(&mut ids, kind, id, &src.name, &mut p) {
+                            report.catalog.workflow_ids.insert(id.to_string(), src.name.clone());
+                        }
+                    }
+                    None => {}
+                },
+                "form" => {}
+                "" => p.push("", codes::UNKNOWN_KIND, "missing \"kind\": one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\""),
+                other => p.push("/kind", codes::UNKNOWN_KIND, format!("unknown kind {other:?}: one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\"")),
+            }
+            report.problems.extend(p.into_vec());
+        }
+
+        for (src, m, kind) in &parsed {
+            if kind != "form" {
+                continue;
+            }
+            let mut p = Problems::new(&src.name);
+            let hash = hex::encode(Sha256::digest(&src.bytes));
+            if let Some(form) = FormDefinition::parse(m, src.stem.as_deref(), hash, &refs, &mut p) {
+                if report.catalog.workflow_ids.is_empty() {
+                    // Checked once workflow definitions are given; noted below.
+                } else if !report.catalog.workflow_ids.contains_key(&form.workflow) {
+                    p.push("/workflow", codes::UNKNOWN_WORKFLOW, format!("no workflow with id {:?} among the definitions given", form.workflow));
+                }
+                report.examples_run += run_examples(&form, &mut p);
+                if p.is_empty() && register(&mut ids, kind, &form.id, &src.name, &mut p) {
+                    report.catalog.forms.insert(form.id.clone(), Arc::new(form));
+                }
+            }
+            report.problems.extend(p.into_vec());
+        }
+        if report.catalog.workflow_ids.is_empty() && !report.catalog.forms.is_empty() {
+            report.notes.push("workflow references were not checked: no workflow definitions were given".into());
+        }
+        report.catalog.references = refs;
+        report
+    }
+
+    pub fn form(&self, id: &str) -> Option<&Arc<FormDefinition>> {
+        self.forms.get(id)
+    }
+}
+
+/// Records an id; a second definition of the same kind and id is a problem in the later file.
+fn register(ids: &mut BTreeMap<(String, String), String>, kind: &str, id: &str, file: &str, p: &mut Problems) -> bool {
+    match ids.get(&(kind.to_string(), id.to_string())) {
+        Some(first) => {
+            p.push("/id", codes::DUPLICATE_ID, format!("duplicate {kind} id {id:?}: already defined in {first}"));
+            false
+        }
+        None => {
+            ids.insert((kind.to_string(), id.to_string()), file.to_string());
+            true
+        }
+    }
+}
+
+fn problem(file: &str, pointer: &str, code: super::problem::ErrorCode, message: String) -> Problem {
+    Problem { file: file.to_string(), pointer: pointer.to_string(), code, message }
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    let name = path.display().to_string();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("cannot read: {e}")));
+            return;
+        }
+    };
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return;
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("cannot list the directory: {e}")));
+            return;
+        }
+    };
+    entries.sort();
+    for e in entries {
+        let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if e.is_dir() {
+            collect_files(&e, out, problems);
+        } else if e.extension().is_some_and(|x| x == "json") {
+            out.push(e);
+        }
+    }
+}
+
+/// Merges `over` into `base` (objects recursively), for example contexts.
+fn merge(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            let mut out = b.clone();
+            for (k, v) in o {
+                let merged = match out.get(k) {
+                    Some(existing) => merge(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (_, o) => o.clone(),
+    }
+}
+
+/// Runs a form's examples; returns how many ran.
+fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
+    let Some(ex) = &form.examples else { return 0 };
+    let mut ran = 0;
+    let context_of = |e: &Example, p: &mut Problems| -> Option<ValidationContext> {
+        let ctx = match &e.context {
+            Some(c) => merge(&ex.context, c),
+            None => ex.context.clone(),
+        };
+        match ValidationContext::from_value(&ctx) {
+            Ok(c) => Some(c),
+            Err(msg) => {
+                p.push(format!("{}/context", e.pointer), codes::BAD_VALUE, msg);
+                None
+            }
+        }
+    };
+    for e in &ex.valid {
+        let Some(ctx) = context_of(e, p) else { continue };
+        ran += 1;
+        match form.validate(&e.data, &ctx, Lang::En) {
+            Ok(sub) => {
+                for (field, want) in e.computed.iter().flatten() {
+                    let got = sub.computed.get(field).cloned().unwrap_or(Value::Null);
+                    let equal = match (got.as_f64(), want.as_f64()) {
+                        (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                        _ => &got == want,
+                    };
+                    if !equal {
+                        p.push(format!("{}/computed/{field}", e.pointer), codes::VALID_EXAMPLE_REJECTED, format!("example {:?}: {field} computed as {got}, the example expects {want}", e.name));
+                    }
+                }
+            }
+            Err(errors) => {
+                for err in errors {
+                    p.push(e.pointer.clone(), codes::VALID_EXAMPLE_REJECTED, format!("valid example {:?} was refused: {} {} ({})", e.name, err.pointer, err.message, err.code));
+                }
+            }
+        }
+    }
+    for e in &ex.invalid {
+        let Some(ctx) = context_of(e, p) else { continue };
+        ran += 1;
+        match form.validate(&e.data, &ctx, Lang::En) {
+            Ok(_) => p.push(e.pointer.clone(), codes::INVALID_EXAMPLE_ACCEPTED, format!("invalid example {:?} was accepted", e.name)),
+            Err(errors) => {
+                for (i, (pointer, code)) in e.expect.iter().enumerate() {
+                    if !errors.iter().any(|err| &err.pointer == pointer && &err.code == code) {
+                        let got: Vec<String> = errors.iter().map(|err| format!("{} {}", err.pointer, err.code)).collect();
+                        p.push(format!("{}/expect/{i}", e.pointer), codes::EXAMPLE_ERROR_MISSING, format!("invalid example {:?} should fail with {code} at {pointer:?}; it failed with: {}", e.name, got.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    ran
+}

@@ -1,0 +1,418 @@
+//! Validating a submission against a form: schema, computed values, cross-field rules.
+//!
+//! The result is either a `ValidSubmission` (the data with carimbo's computed values in it) or
+//! the full list of `FieldError`s, each with the data pointer and a message in the reader's
+//! language. Nothing is stopped at the first error: a person fixing a form wants to see all of it.
+//! Computed values and rules that read a field that already failed the schema are skipped, so
+//! one typo does not cascade into messages about unrelated rules.
+
+use super::definition::{Computation, FormDefinition, field_path_of_pointer};
+use super::logic;
+use super::parse::depth;
+use super::problem::ErrorCode;
+use crate::i18n::Lang;
+use chrono::NaiveDate;
+use datalogic_rs::DataValue;
+use datalogic_rs::bumpalo::Bump;
+use jsonschema::error::ValidationErrorKind;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Largest submission accepted, in bytes. A form with long free-text fields stays far below.
+pub const MAX_SUBMISSION_BYTES: usize = 256 * 1024;
+/// Deepest nesting of arrays/objects accepted in a submission (the deepest form needs 4).
+pub const MAX_SUBMISSION_DEPTH: usize = 16;
+
+pub mod codes {
+    use super::ErrorCode;
+    pub const TOO_LARGE: ErrorCode = ErrorCode("CARIMBO-E0100");
+    pub const TOO_DEEP: ErrorCode = ErrorCode("CARIMBO-E0101");
+    pub const NOT_JSON: ErrorCode = ErrorCode("CARIMBO-E0102");
+    pub const FIELD_INVALID: ErrorCode = ErrorCode("CARIMBO-E0110");
+    pub const RULE_FAILED: ErrorCode = ErrorCode("CARIMBO-E0111");
+    pub const COMPUTED_MISMATCH: ErrorCode = ErrorCode("CARIMBO-E0112");
+    pub const RULE_ERROR: ErrorCode = ErrorCode("CARIMBO-E0113");
+    pub const LOOKUP_NO_MATCH: ErrorCode = ErrorCode("CARIMBO-E0114");
+}
+
+/// What carimbo knows about the submission that the client must not supply: today's date and
+/// facts about the applicant from the staff directory.
+#[derive(Debug, Clone)]
+pub struct ValidationContext {
+    value: Value,
+}
+
+impl ValidationContext {
+    pub fn new(today: NaiveDate, applicant: Map<String, Value>) -> Self {
+        let mut m = Map::new();
+        m.insert("today".into(), Value::String(today.format("%Y-%m-%d").to_string()));
+        m.insert("applicant".into(), Value::Object(applicant));
+        ValidationContext { value: Value::Object(m) }
+    }
+
+    /// From `{"today": "YYYY-MM-DD", "applicant": {...}}` (examples and tests).
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        let today = v
+            .get("today")
+            .and_then(Value::as_str)
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .ok_or_else(|| "the context needs \"today\" as YYYY-MM-DD".to_string())?;
+        let applicant = match v.get("applicant") {
+            None => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err("\"applicant\" must be an object".into()),
+        };
+        Ok(Self::new(today, applicant))
+    }
+
+    pub fn as_value(&self) -> &Value {
+        &self.value
+    }
+}
+
+/// One thing wrong with a submission.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer into the submitted data (`""` for the whole submission).
+    pub pointer: String,
+    /// Stable short code: a schema keyword (`required`, `format` …), a rule id, or one of
+    /// `computed-mismatch`, `lookup-no-match`, `rule-error`, `too-large`, `too-deep`, `not-json`.
+    pub code: String,
+    /// The CARIMBO error code of the class of error (docs/errors.md).
+    pub error_code: &'static str,
+    pub message: String,
+}
+
+/// Data that passed its form's schema and rules, with the computed values filled in. Only
+/// `FormDefinition::validate` makes one, so a function taking it knows the data is sound.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidSubmission {
+    pub form_id: String,
+    pub form_version: String,
+    pub form_hash: String,
+    pub data: Value,
+    pub computed: BTreeMap<String, Value>,
+}
+
+/// Parses submitted bytes with the size and depth limits.
+pub fn parse_submission(bytes: &[u8], lang: Lang) -> Result<Value, FieldError> {
+    if bytes.len() > MAX_SUBMISSION_BYTES {
+        return Err(whole(codes::TOO_LARGE, "too-large", lang, &[("limit", &(MAX_SUBMISSION_BYTES / 1024).to_string()), ("size", &(bytes.len() / 1024).to_string())]));
+    }
+    // serde_json refuses nesting beyond 128 levels itself, with an error rather than a crash.
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            whole(codes::TOO_DEEP, "too-deep", lang, &[("limit", &MAX_SUBMISSION_DEPTH.to_string())])
+        } else {
+            whole(codes::NOT_JSON, "not-json", lang, &[("detail", &e.to_string())])
+        }
+    })?;
+    Ok(value)
+}
+
+fn whole(error_code: ErrorCode, code: &str, lang: Lang, args: &[(&str, &str)]) -> FieldError {
+    FieldError { pointer: String::new(), code: code.into(), error_code: error_code.0, message: fill(message_template(code, lang), "", args) }
+}
+
+impl FormDefinition {
+    /// Validates `data`; on success the data carries the computed values.
+    pub fn validate(&self, data: &Value, ctx: &ValidationContext, lang: Lang) -> Result<ValidSubmission, Vec<FieldError>> {
+        if depth(data) > MAX_SUBMISSION_DEPTH {
+            return Err(vec![whole(codes::TOO_DEEP, "too-deep", lang, &[("limit", &MAX_SUBMISSION_DEPTH.to_string())])]);
+        }
+        let Value::Object(fields) = data else {
+            return Err(vec![whole(codes::NOT_JSON, "not-an-object", lang, &[])]);
+        };
+
+        let mut errors = Vec::new();
+        if !self.validator.is_valid(data) {
+            for e in self.validator.iter_errors(data) {
+                self.push_schema_error(&e, lang, &mut errors);
+            }
+        }
+        // Top-level fields that failed the schema (or whose parts did).
+        let mut broken: BTreeSet<String> =
+            errors.iter().filter_map(|e: &FieldError| e.pointer.split('/').nth(1).map(|s| s.replace("~1", "/").replace("~0", "~"))).collect();
+        let whole_object_failed = errors.iter().any(|e| e.pointer.is_empty());
+
+        // The evaluation data: the fields, then computed values, then context and settings.
+        let mut eval = fields.clone();
+        eval.insert("context".into(), ctx.value.clone());
+        eval.insert("settings".into(), Value::Object(self.settings.clone()));
+        let mut computed = BTreeMap::new();
+        for c in &self.computed {
+            if whole_object_failed || c.reads.iter().any(|f| broken.contains(f)) {
+                broken.insert(c.field.clone());
+                continue;
+            }
+            let pointer = format!("/{}", c.field);
+            match self.compute(&c.computation, &eval) {
+                Ok(value) => {
+                    if let Some(claimed) = fields.get(&c.field) {
+                        if !same_number_or_value(claimed, &value) {
+                            let label = self.label(&pointer, lang);
+                            errors.push(FieldError {
+                                pointer: pointer.clone(),
+                                code: "computed-mismatch".into(),
+                                error_code: codes::COMPUTED_MISMATCH.0,
+                                message: fill(message_template("computed-mismatch", lang), &label, &[("expected", &display(&value)), ("found", &display(claimed))]),
+                            });
+                            broken.insert(c.field.clone());
+                        }
+                    }
+                    eval.insert(c.field.clone(), value.clone());
+                    computed.insert(c.field.clone(), value);
+                }
+                Err(ComputeError::NoMatch) => {
+                    errors.push(FieldError {
+                        pointer: pointer.clone(),
+                        code: "lookup-no-match".into(),
+                        error_code: codes::LOOKUP_NO_MATCH.0,
+                        message: fill(message_template("lookup-no-match", lang), &self.label(&pointer, lang), &[]),
+                    });
+                    broken.insert(c.field.clone());
+                }
+                Err(ComputeError::Failed(detail)) => {
+                    errors.push(FieldError {
+                        pointer: pointer.clone(),
+                        code: "rule-error".into(),
+                        error_code: codes::RULE_ERROR.0,
+                        message: fill(message_template("rule-error", lang), &self.label(&pointer, lang), &[("rule", &c.field), ("detail", &detail)]),
+                    });
+                    broken.insert(c.field.clone());
+                }
+            }
+        }
+
+        if !self.rules.is_empty() && !whole_object_failed {
+            let arena = Bump::new();
+            let eval_value = Value::Object(eval);
+            let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&eval_value, &arena));
+            let engine = logic::engine();
+            for rule in &self.rules {
+                if rule.reads.iter().any(|f| broken.contains(f)) {
+                    continue;
+                }
+                match engine.evaluate(&rule.logic, input, &arena) {
+                    Ok(v) if engine.truthy(v) => {}
+                    Ok(_) => errors.push(FieldError {
+                        pointer: rule.pointer.clone(),
+                        code: rule.id.clone(),
+                        error_code: codes::RULE_FAILED.0,
+                        message: rule.message.get(lang).to_string(),
+                    }),
+                    Err(e) => errors.push(FieldError {
+                        pointer: rule.pointer.clone(),
+                        code: "rule-error".into(),
+                        error_code: codes::RULE_ERROR.0,
+                        message: fill(message_template("rule-error", lang), &self.label(&rule.pointer, lang), &[("rule", &rule.id), ("detail", &e.to_string())]),
+                    }),
+                }
+            }
+            return self.finish(fields, computed, errors);
+        }
+        self.finish(fields, computed, errors)
+    }
+
+    fn finish(&self, fields: &Map<String, Value>, computed: BTreeMap<String, Value>, mut errors: Vec<FieldError>) -> Result<ValidSubmission, Vec<FieldError>> {
+        if !errors.is_empty() {
+            let mut seen = BTreeSet::new();
+            errors.retain(|e| seen.insert((e.pointer.clone(), e.code.clone())));
+            return Err(errors);
+        }
+        let mut data = fields.clone();
+        for (k, v) in &computed {
+            data.insert(k.clone(), v.clone());
+        }
+        Ok(ValidSubmission { form_id: self.id.clone(), form_version: self.version.clone(), form_hash: self.content_hash.clone(), data: Value::Object(data), computed })
+    }
+
+    fn compute(&self, c: &Computation, eval: &Map<String, Value>) -> Result<Value, ComputeError> {
+        match c {
+            Computation::WorkingDays { start, end, half_day_start, half_day_end, calendar } => {
+                let date = |f: &str| eval.get(f).and_then(Value::as_str).and_then(logic::parse_date);
+                let (Some(s), Some(e)) = (date(start), date(end)) else {
+                    // A missing date is reported by the schema's `required`; nothing to compute.
+                    return Ok(Value::Null);
+                };
+                let whole = calendar.working_days(s, e).ok_or_else(|| ComputeError::Failed("the period is longer than ten years".into()))?;
+                let flag = |f: &Option<String>, d| f.as_ref().is_some_and(|f| eval.get(f) == Some(&Value::Bool(true))) && calendar.is_working_day(d) && s <= e;
+                let halves = [flag(half_day_start, s), flag(half_day_end, e) && (s != e || !flag(half_day_start, s))];
+                let days = whole as f64 - 0.5 * halves.iter().filter(|h| **h).count() as f64;
+                Ok(number(days))
+            }
+            Computation::Lookup { table, matches, value } => {
+                let arena = Bump::new();
+                let input_value = Value::Object(eval.clone());
+                let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&input_value, &arena));
+                let mut wanted = Vec::with_capacity(matches.len());
+                for (key, l) in matches {
+                    let v = logic::engine().evaluate(l, input, &arena).map_err(|e| ComputeError::Failed(e.to_string()))?;
+                    wanted.push((key.as_str(), v.to_serde_value()));
+                }
+                let refs: Vec<(&str, &Value)> = wanted.iter().map(|(k, v)| (*k, v)).collect();
+                table.lookup(&refs, value).cloned().ok_or(ComputeError::NoMatch)
+            }
+            Computation::Logic(l) => {
+                let arena = Bump::new();
+                let input_value = Value::Object(eval.clone());
+                let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&input_value, &arena));
+                let v = logic::engine().evaluate(l, input, &arena).map_err(|e| ComputeError::Failed(e.to_string()))?;
+                Ok(normalise_number(v.to_serde_value()))
+            }
+        }
+    }
+
+    fn label(&self, pointer: &str, lang: Lang) -> String {
+        match self.label_for_pointer(pointer) {
+            Some(t) => t.get(lang).to_string(),
+            None => {
+                let path = field_path_of_pointer(pointer);
+                if path.is_empty() { String::new() } else { path }
+            }
+        }
+    }
+
+    fn push_schema_error(&self, e: &jsonschema::ValidationError, lang: Lang, out: &mut Vec<FieldError>) {
+        let at = e.instance_path().to_string();
+        let mut push = |pointer: String, code: &str, args: &[(&str, &str)]| {
+            let label = self.label(&pointer, lang);
+            out.push(FieldError { pointer, code: code.into(), error_code: codes::FIELD_INVALID.0, message: fill(message_template(code, lang), &label, args) });
+        };
+        match e.kind() {
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                push(super::problem::pointer_push(&at, name), "required", &[]);
+            }
+            ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                for name in unexpected {
+                    push(super::problem::pointer_push(&at, name), "additional-properties", &[]);
+                }
+            }
+            ValidationErrorKind::Type { .. } => push(at, "type", &[]),
+            ValidationErrorKind::Enum { .. } => push(at, "enum", &[]),
+            ValidationErrorKind::Constant { expected_value } => {
+                // A box that must be ticked (`const: true`) reads better as "you must confirm".
+                let template = if **expected_value == Value::Bool(true) { "must-confirm" } else { "const" };
+                let label = self.label(&at, lang);
+                let message = fill(message_template(template, lang), &label, &[("expected", &display(expected_value))]);
+                out.push(FieldError { pointer: at, code: "const".into(), error_code: codes::FIELD_INVALID.0, message });
+            }
+            ValidationErrorKind::Format { format } => push(at, "format", &[("format", format)]),
+            ValidationErrorKind::Minimum { limit } => push(at, "minimum", &[("limit", &display(limit))]),
+            ValidationErrorKind::Maximum { limit } => push(at, "maximum", &[("limit", &display(limit))]),
+            ValidationErrorKind::ExclusiveMinimum { limit } => push(at, "exclusive-minimum", &[("limit", &display(limit))]),
+            ValidationErrorKind::ExclusiveMaximum { limit } => push(at, "exclusive-maximum", &[("limit", &display(limit))]),
+            ValidationErrorKind::MinLength { limit } => push(at, "min-length", &[("limit", &limit.to_string())]),
+            ValidationErrorKind::MaxLength { limit } => push(at, "max-length", &[("limit", &limit.to_string())]),
+            ValidationErrorKind::Pattern { .. } => push(at, "pattern", &[]),
+            ValidationErrorKind::MinItems { limit } => push(at, "min-items", &[("limit", &limit.to_string())]),
+            ValidationErrorKind::MaxItems { limit } => push(at, "max-items", &[("limit", &limit.to_string())]),
+            ValidationErrorKind::UniqueItems => push(at, "unique-items", &[]),
+            ValidationErrorKind::MultipleOf { .. } => push(at, "multiple-of", &[]),
+            _ => push(at, "schema", &[]),
+        }
+    }
+}
+
+enum ComputeError {
+    NoMatch,
+    Failed(String),
+}
+
+/// Whole numbers as integers, so `5.0` computed compares and prints as `5`.
+fn number(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < 9e15 { Value::from(f as i64) } else { serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null) }
+}
+
+fn normalise_number(v: Value) -> Value {
+    match v.as_f64() {
+        Some(f) if v.is_number() => {
+            // Money and day counts: round away binary noise such as 1199.9999999.
+            let rounded = (f * 1e6).round() / 1e6;
+            number(rounded)
+        }
+        _ => v,
+    }
+}
+
+fn same_number_or_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+        _ => a == b,
+    }
+}
+
+fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn fill(template: &str, label: &str, args: &[(&str, &str)]) -> String {
+    let mut s = template.replace("{label}", label);
+    for (k, v) in args {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    // Whole-submission messages have no label: drop the leading "label: ".
+    s.trim_start_matches([':', '：', ' ']).to_string()
+}
+
+/// Message templates for the error codes carimbo itself produces, in the three languages.
+fn message_template(code: &str, lang: Lang) -> &'static str {
+    let (zh, pt, en) = match code {
+        "required" => ("{label}：必須填寫。", "{label}: preenchimento obrigatório.", "{label}: this field is required."),
+        "additional-properties" => ("{label}：此表格沒有這個欄位。", "{label}: este campo não existe neste formulário.", "{label}: this form has no such field."),
+        "type" => ("{label}：資料類型不正確。", "{label}: o tipo de valor não é o esperado.", "{label}: the value has the wrong type."),
+        "enum" => ("{label}：請從清單中選擇。", "{label}: escolha um dos valores da lista.", "{label}: choose one of the listed values."),
+        "const" => ("{label}：必須為 {expected}。", "{label}: tem de ser {expected}.", "{label}: must be {expected}."),
+        "must-confirm" => ("{label}：必須確認。", "{label}: tem de confirmar.", "{label}: you must confirm this."),
+        "format" => ("{label}：格式不正確（{format}）。", "{label}: formato inválido ({format}).", "{label}: not a valid {format}."),
+        "minimum" => ("{label}：不可小於 {limit}。", "{label}: não pode ser inferior a {limit}.", "{label}: must be at least {limit}."),
+        "maximum" => ("{label}：不可大於 {limit}。", "{label}: não pode ser superior a {limit}.", "{label}: must be at most {limit}."),
+        "exclusive-minimum" => ("{label}：必須大於 {limit}。", "{label}: tem de ser superior a {limit}.", "{label}: must be greater than {limit}."),
+        "exclusive-maximum" => ("{label}：必須小於 {limit}。", "{label}: tem de ser inferior a {limit}.", "{label}: must be less than {limit}."),
+        "min-length" => ("{label}：最少 {limit} 個字元。", "{label}: pelo menos {limit} caracteres.", "{label}: at least {limit} characters."),
+        "max-length" => ("{label}：最多 {limit} 個字元。", "{label}: no máximo {limit} caracteres.", "{label}: at most {limit} characters."),
+        "pattern" => ("{label}：格式不正確。", "{label}: o formato não é válido.", "{label}: the format is not valid."),
+        "min-items" => ("{label}：最少 {limit} 項。", "{label}: pelo menos {limit} elementos.", "{label}: at least {limit} entries."),
+        "max-items" => ("{label}：最多 {limit} 項。", "{label}: no máximo {limit} elementos.", "{label}: at most {limit} entries."),
+        "unique-items" => ("{label}：有重複項目。", "{label}: há elementos repetidos.", "{label}: entries are repeated."),
+        "multiple-of" => ("{label}：數值的單位不正確。", "{label}: o valor não respeita o incremento permitido.", "{label}: the value is not in the allowed steps."),
+        "computed-mismatch" => (
+            "{label}：由系統計算為 {expected}，不可填寫 {found}。",
+            "{label}: é calculado pelo sistema como {expected}, não {found}.",
+            "{label}: carimbo computes this as {expected}, not {found}.",
+        ),
+        "lookup-no-match" => (
+            "{label}：在費率表中找不到適用的數額，請聯絡人事部門。",
+            "{label}: não existe valor aplicável na tabela; contacte o serviço de pessoal.",
+            "{label}: no applicable amount in the rates table; contact the personnel section.",
+        ),
+        "rule-error" => (
+            "{label}：規則「{rule}」無法計算（{detail}），請聯絡表格負責人。",
+            "{label}: a regra «{rule}» não pôde ser avaliada ({detail}); contacte o autor do formulário.",
+            "{label}: the rule \"{rule}\" could not be evaluated ({detail}); contact the form's author.",
+        ),
+        "too-large" => (
+            "提交的資料過大（{size} KiB，上限 {limit} KiB）。",
+            "Os dados enviados são demasiado grandes ({size} KiB, máximo {limit} KiB).",
+            "The submission is too large ({size} KiB; the limit is {limit} KiB).",
+        ),
+        "too-deep" => (
+            "提交的資料層次過深（上限 {limit} 層）。",
+            "Os dados enviados têm demasiados níveis (máximo {limit}).",
+            "The submission is nested too deeply (the limit is {limit} levels).",
+        ),
+        "not-json" => ("提交的資料不是有效的 JSON：{detail}", "Os dados enviados não são JSON válido: {detail}", "The submission is not valid JSON: {detail}"),
+        "not-an-object" => ("提交的資料必須是一個 JSON 物件。", "Os dados enviados têm de ser um objeto JSON.", "The submission must be a JSON object."),
+        _ => ("{label}：資料不符合表格要求。", "{label}: o valor não cumpre as regras do formulário.", "{label}: the value does not meet the form's rules."),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::Pt => pt,
+        Lang::En => en,
+    }
+}
