@@ -52,7 +52,7 @@ fn check(paths: &[PathBuf]) -> ExitCode {
             println!("{p}");
         }
         let files: std::collections::BTreeSet<_> = report.problems.iter().map(|p| &p.file).collect();
-        eprintln!("{} problems in {} files", report.problems.len(), files.len());
+        println!("{} problems in {} files", report.problems.len(), files.len());
         ExitCode::from(1)
     }
 }

@@ -96,6 +96,9 @@ impl Catalog {
         for src in sources {
             let mut p = Problems::new(&src.name);
             match serde_json::from_slice::<Value>(&src.bytes) {
+                Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
+                    p.push("", codes::MALFORMED_JSON, format!("the JSON is nested more than 128 levels deep (line {}, column {})", e.line(), e.column()))
+                }
                 Err(e) => p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string()))),
                 Ok(Value::Object(m)) => {
                     let kind = m.get("kind").and_then(Value::as_str).unwrap_or("").to_string();

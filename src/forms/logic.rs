@@ -296,7 +296,8 @@ mod tests {
 
     fn eval(rule: Value, data: Value) -> Result<Value, String> {
         let logic = compile(&rule)?;
-        engine().eval(&*logic, &data).map(|v| v.to_serde_value()).map_err(|e| e.to_string())
+        let arena = datalogic_rs::bumpalo::Bump::new();
+        engine().evaluate(&logic, &data, &arena).map(|v| v.to_serde_value()).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -1,0 +1,209 @@
+//! `carimbo check` on broken definitions: every problem reported, with file and JSON pointer,
+//! and a broken definition never loads.
+
+mod common;
+
+use carimbo::forms::{Catalog, SourceFile};
+use serde_json::{json, Value};
+
+fn problems_of(def: &Value) -> Vec<String> {
+    let report = common::load_form("forms/absence-and-annual-leave.json", def);
+    assert!(report.catalog.form("absence-and-annual-leave").is_none(), "a broken definition must not load");
+    common::lines(&report)
+}
+
+fn assert_reported(lines: &[String], needle: &str) {
+    assert!(lines.iter().any(|l| l.contains(needle)), "expected a problem containing {needle:?}; got:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn the_shipped_leave_form_is_clean() {
+    let report = common::load_form("forms/absence-and-annual-leave.json", &common::leave_form());
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    assert!(report.catalog.form("absence-and-annual-leave").is_some());
+}
+
+#[test]
+fn malformed_json_is_reported_with_line_and_column() {
+    let report = Catalog::load_sources(&[SourceFile::new("forms/x.json", b"{\"kind\": \"form\",\n \"id\": }".to_vec())]);
+    let lines = common::lines(&report);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("forms/x.json:: malformed JSON at line 2"), "{lines:?}");
+    assert!(lines[0].ends_with("[CARIMBO-E0002]"));
+}
+
+#[test]
+fn a_definition_that_is_not_an_object_is_refused() {
+    for bytes in [&b"[1, 2]"[..], b"\"form\"", b"null", b"42"] {
+        let report = Catalog::load_sources(&[SourceFile::new("forms/x.json", bytes.to_vec())]);
+        let lines = common::lines(&report);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("a definition must be a JSON object"), "{lines:?}");
+    }
+}
+
+#[test]
+fn a_missing_or_unknown_kind_is_refused() {
+    let report = Catalog::load_sources(&[
+        SourceFile::new("a.json", br#"{"id": "a"}"#.to_vec()),
+        SourceFile::new("b.json", br#"{"kind": "formulario", "id": "b"}"#.to_vec()),
+    ]);
+    let lines = common::lines(&report);
+    assert_reported(&lines, "a.json:: missing \"kind\"");
+    assert_reported(&lines, "b.json:/kind: unknown kind \"formulario\"");
+}
+
+#[test]
+fn a_schema_with_an_unknown_type_is_refused_at_its_pointer() {
+    let mut def = common::leave_form();
+    def["schema"]["properties"]["reason"]["type"] = json!("text");
+    assert_reported(&problems_of(&def), "/schema/properties/reason/type: unknown type \"text\"");
+}
+
+#[test]
+fn a_remote_ref_is_refused_and_nothing_is_fetched() {
+    let mut def = common::leave_form();
+    def["schema"]["properties"]["substitute"] = json!({"$ref": "https://example.org/schemas/person.json"});
+    let lines = problems_of(&def);
+    assert_reported(&lines, "/schema/properties/substitute/$ref: reference \"https://example.org/schemas/person.json\" points outside this definition");
+}
+
+#[test]
+fn a_rule_naming_a_missing_field_is_refused_with_the_pointer_of_the_var() {
+    let mut def = common::leave_form();
+    def["rules"][0]["logic"] = json!({"<=": [{"var": "start"}, {"var": "end_date"}]});
+    assert_reported(&problems_of(&def), "/rules/0/logic/<=/0/var: reads \"start\", which is not a field of the form");
+}
+
+#[test]
+fn a_rule_dividing_by_zero_is_refused() {
+    let mut def = common::leave_form();
+    def["rules"][1]["logic"] = json!({">": [{"/": [{"var": "working_days"}, 0]}, 1]});
+    assert_reported(&problems_of(&def), "/rules/1/logic/>/0/~1: \"/\" by the constant 0");
+}
+
+#[test]
+fn a_rule_with_an_unknown_operator_or_setting_is_refused() {
+    let mut def = common::leave_form();
+    def["rules"][0]["logic"] = json!({"before": [{"var": "start_date"}, {"var": "end_date"}]});
+    def["rules"][3]["logic"] = json!({"<=": [{"var": "working_days"}, {"var": "settings.max_sick_days"}]});
+    let lines = problems_of(&def);
+    assert_reported(&lines, "/rules/0/logic/before: unknown operator \"before\"");
+    assert_reported(&lines, "/rules/3/logic/<=/1/var: reads \"settings.max_sick_days\", but the form has no such setting");
+}
+
+#[test]
+fn unknown_keys_missing_translations_and_layout_gaps_are_all_reported_at_once() {
+    let mut def = common::leave_form();
+    def["colour"] = json!("blue");
+    def["title"].as_object_mut().unwrap().remove("pt");
+    def["labels"]["reason"]["zh"] = json!("");
+    def["options"]["leave_type"].as_object_mut().unwrap().remove("marriage");
+    def["layout"]["groups"][2]["fields"] = json!([]);
+    def["rules"][2]["message"] = json!("Too many days");
+    let lines = problems_of(&def);
+    assert_reported(&lines, ":/colour: unknown key \"colour\"");
+    assert_reported(&lines, ":/title: missing the Portuguese text (\"pt\")");
+    assert_reported(&lines, ":/labels/reason/zh: the Chinese text is empty");
+    assert_reported(&lines, ":/options/leave_type: enum value \"marriage\" of \"leave_type\" has no label");
+    assert_reported(&lines, ":/layout/groups: field \"substitute\" is in no group");
+    assert_reported(&lines, ":/rules/2/message: expected a text in three languages");
+    assert!(lines.len() >= 6, "every problem, not the first one: {lines:?}");
+}
+
+#[test]
+fn a_computed_field_must_be_read_only_and_name_a_known_calendar() {
+    let mut def = common::leave_form();
+    def["schema"]["properties"]["working_days"].as_object_mut().unwrap().remove("readOnly");
+    def["computed"][0]["working_days"]["calendar"] = json!("lisbon-holidays");
+    let lines = problems_of(&def);
+    assert_reported(&lines, ":/schema/properties/working_days: \"working_days\" is computed by carimbo: mark it \"readOnly\": true");
+    assert_reported(&lines, ":/computed/0/working_days/calendar: no holiday calendar with id \"lisbon-holidays\"");
+}
+
+#[test]
+fn examples_that_do_not_behave_as_stated_are_reported() {
+    let mut def = common::leave_form();
+    // A valid example that is in fact invalid, and an invalid one that is in fact valid.
+    def["examples"]["valid"][0]["data"]["end_date"] = json!("2026-03-01");
+    def["examples"]["invalid"][0]["data"]["end_date"] = json!("2026-03-20");
+    def["examples"]["valid"][1]["computed"]["working_days"] = json!(7);
+    let lines = problems_of(&def);
+    assert_reported(&lines, ":/examples/valid/0: valid example \"a working week of annual leave\" was refused: /end_date");
+    assert_reported(&lines, ":/examples/invalid/0: invalid example \"end before start\" was accepted");
+    assert_reported(&lines, ":/examples/valid/1/computed/working_days: example");
+}
+
+#[test]
+fn too_few_examples_are_reported() {
+    let mut def = common::leave_form();
+    def["examples"]["valid"].as_array_mut().unwrap().truncate(1);
+    def["examples"]["invalid"].as_array_mut().unwrap().truncate(2);
+    let lines = problems_of(&def);
+    assert_reported(&lines, ":/examples/valid: at least 2 valid examples are needed, found 1");
+    assert_reported(&lines, ":/examples/invalid: at least 3 invalid examples are needed, found 2");
+}
+
+#[test]
+fn duplicate_ids_are_reported_in_the_second_file() {
+    let mut sources = common::reference_sources();
+    let bytes = serde_json::to_vec(&common::leave_form()).unwrap();
+    sources.push(SourceFile::new("a/absence-and-annual-leave.json", bytes.clone()));
+    sources.push(SourceFile::new("b/absence-and-annual-leave.json", bytes));
+    let report = Catalog::load_sources(&sources);
+    let lines = common::lines(&report);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("b/absence-and-annual-leave.json:/id: duplicate form id"), "{lines:?}");
+}
+
+#[test]
+fn the_id_must_match_the_file_name() {
+    let report = common::load_form("forms/leave.json", &common::leave_form());
+    assert_reported(&common::lines(&report), "forms/leave.json:/id: id \"absence-and-annual-leave\" does not match the file name \"leave\".json");
+}
+
+#[test]
+fn a_workflow_reference_is_checked_once_workflows_are_given() {
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/absence-and-annual-leave.json", serde_json::to_vec(&common::leave_form()).unwrap()));
+    sources.push(SourceFile::new("workflows/other.json", br#"{"kind": "workflow", "id": "other"}"#.to_vec()));
+    let report = Catalog::load_sources(&sources);
+    assert_reported(&common::lines(&report), "forms/absence-and-annual-leave.json:/workflow: no workflow with id \"absence-and-annual-leave\"");
+}
+
+#[test]
+fn a_deeply_nested_definition_is_refused_without_a_crash() {
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let report = Catalog::load_sources(&[SourceFile::new("forms/deep.json", deep.into_bytes())]);
+    assert_reported(&common::lines(&report), "forms/deep.json:: the JSON is nested more than 128 levels deep");
+    let mut def = common::leave_form();
+    let mut nested = json!({"type": "string"});
+    for _ in 0..200 {
+        nested = json!({"allOf": [nested]});
+    }
+    def["schema"]["properties"]["reason"] = nested;
+    assert_reported(&problems_of(&def), "forms/absence-and-annual-leave.json:: the JSON is nested more than 128 levels deep");
+}
+
+#[test]
+fn reference_tables_with_duplicate_keys_or_bad_dates_are_refused() {
+    let report = Catalog::load_sources(&[
+        SourceFile::new(
+            "forms/reference/t.json",
+            br#"{"kind": "rates-table", "id": "t", "title": {"zh": "t", "pt": "t", "en": "t"}, "unit": "MOP", "keys": ["zone"],
+                 "rows": [{"zone": "A", "rate": 1}, {"zone": "A", "rate": 2}, {"rate": 3}]}"#
+                .to_vec(),
+        ),
+        SourceFile::new(
+            "forms/reference/c.json",
+            br#"{"kind": "holiday-calendar", "id": "c", "title": {"zh": "c", "pt": "c", "en": "c"}, "weekend": ["sunday", "funday"],
+                 "holidays": [{"date": "2026-02-30", "name": {"zh": "x", "pt": "x", "en": "x"}}]}"#
+                .to_vec(),
+        ),
+    ]);
+    let lines = common::lines(&report);
+    assert_reported(&lines, "forms/reference/t.json:/rows/1: same keys as row 0");
+    assert_reported(&lines, "forms/reference/t.json:/rows/2: the row has no value for key column \"zone\"");
+    assert_reported(&lines, "forms/reference/c.json:/weekend/1: \"funday\" is not a day of the week");
+    assert_reported(&lines, "forms/reference/c.json:/holidays/0/date: the date must be a real date");
+}
