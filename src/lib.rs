@@ -6,3 +6,4 @@
 
 pub mod forms;
 pub mod i18n;
+pub mod store;

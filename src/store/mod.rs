@@ -1,0 +1,147 @@
+//! Durable storage of cases: an append-only, hash-chained event log per case, case heads, the
+//! inbox index (assignee → open steps), idempotency records and the definition versions cases
+//! are pinned to.
+//!
+//! The store knows nothing of workflow semantics: event bodies are JSON values produced by the
+//! workflow engine, and the caller hands over the new case head and the full new set of inbox
+//! entries with each append. What the store guarantees:
+//! - an append names the case version it expects; if another append got there first, it fails
+//!   with `StoreError::Conflict` and changes nothing (two approvers on one step: one wins);
+//! - events, head, inbox entries and the idempotency record of one append commit together;
+//! - `append` returns only once the append is durable; concurrent appends share one sync
+//!   (group commit);
+//! - each event holds the previous event's hash (SHA-256 over the RFC 8785 canonical JSON of
+//!   the event without its own hash), so any change to stored history is detected by
+//!   `verify_case`, which names the case and the event.
+//!
+//! The trait is synchronous (sled is); the HTTP layer calls it from `spawn_blocking`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The hash that stands before a case's first event: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One event as stored: its place in the chain and its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub case_id: String,
+    /// 1 for the first event of a case; the case version after this event.
+    pub seq: u64,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// `hash` of the previous event (`GENESIS_HASH` for seq 1), lower-case hex.
+    pub prev_hash: String,
+    /// SHA-256 (hex) of the RFC 8785 canonical JSON of `{case_id, seq, recorded_at, prev_hash, body}`.
+    pub hash: String,
+    /// The event as the workflow engine wrote it.
+    pub body: Value,
+}
+
+/// The current state of a case, kept beside its log so lists do not replay events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseHead {
+    pub case_id: String,
+    /// Number of events; set by the store on append.
+    pub version: u64,
+    /// Hash of the last event; set by the store on append.
+    pub last_hash: String,
+    /// `open`, `returned`, `completed`, `rejected`, `withdrawn`.
+    pub status: String,
+    pub form_id: String,
+    pub form_version: String,
+    pub form_hash: String,
+    pub workflow_id: String,
+    pub workflow_version: String,
+    pub workflow_hash: String,
+    pub submitter: String,
+    /// Everyone who may see the case: submitter, subject, anyone who acted or was assigned.
+    pub parties: Vec<String>,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Free-form projection for lists (current step, who, since when).
+    pub summary: Value,
+}
+
+/// One open step offered to one person (the assignee or their delegate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    pub person: String,
+    pub case_id: String,
+    pub step: String,
+    pub seat: String,
+    pub since: DateTime<Utc>,
+    pub form_id: String,
+    /// Set when offered under a delegation: the principal the person acts for.
+    pub on_behalf_of: Option<String>,
+    pub delegation: Option<String>,
+}
+
+/// An append to one case's log, with everything that must commit with it.
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub case_id: String,
+    /// The case version the caller read (0 to create the case).
+    pub expected_version: u64,
+    /// Event bodies, in order (at least one).
+    pub events: Vec<Value>,
+    /// The new head; `version` and `last_hash` are filled in by the store.
+    pub head: CaseHead,
+    /// The complete set of inbox entries of this case after the append (replaces the old set).
+    pub inbox: Vec<InboxEntry>,
+    /// If set, a retry with the same key on the same case returns the first result and appends nothing.
+    pub idempotency_key: Option<String>,
+    /// What the caller answered the first time, returned verbatim on a retry.
+    pub outcome: Value,
+}
+
+/// The result of an append (or of its retry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    pub version: u64,
+    pub last_hash: String,
+    /// True when this was a retry of an append already made with the same idempotency key.
+    pub replayed: bool,
+    pub outcome: Value,
+}
+
+/// A page of a person's inbox, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxPage {
+    pub entries: Vec<InboxEntry>,
+    /// Pass back to get the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("case {case_id} was changed by someone else (expected version {expected}, found {found}); reload it and try again [CARIMBO-E0401]")]
+    Conflict { case_id: String, expected: u64, found: u64 },
+    #[error("case {0} does not exist [CARIMBO-E0402]")]
+    NotFound(String),
+    #[error("case {case_id}: stored event {seq} is corrupt: {reason} [CARIMBO-E0403]")]
+    Corrupt { case_id: String, seq: u64, reason: String },
+    #[error("invalid append: {0} [CARIMBO-E0404]")]
+    Invalid(String),
+    #[error("storage failure: {0} [CARIMBO-E0405]")]
+    Io(String),
+}
+
+/// A case store. Implementations: `SledStore` (embedded, default); PostgreSQL later.
+pub trait Store: Send + Sync {
+    /// Appends events to a case, durably, if the case is still at `expected_version`.
+    fn append(&self, append: Append) -> Result<Appended, StoreError>;
+    /// Every event of a case, in order.
+    fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError>;
+    /// A page of `person`'s inbox, oldest first, starting after the cursor `after`.
+    fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError>;
+    /// The heads of cases `person` is party to, newest first.
+    fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError>;
+    /// Re-computes a case's hash chain; `Corrupt` names the first bad event.
+    fn verify_case(&self, case_id: &str) -> Result<(), StoreError>;
+    /// Stores a definition's bytes under its SHA-256 (hex), so pinned versions stay readable.
+    fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
