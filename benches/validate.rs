@@ -4,7 +4,8 @@
 //! (issue 3) is at least 100,000 validations/s for the leave form: compiled schemas and rules
 //! are built once at load and reused for every submission.
 
-use carimbo::forms::{Catalog, ValidationContext};
+use carimbo::catalog::Catalog;
+use carimbo::forms::ValidationContext;
 use carimbo::i18n::Lang;
 use serde_json::Value;
 use std::hint::black_box;

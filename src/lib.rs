@@ -4,7 +4,9 @@
 //! state machine and signature checks); the `carimbo` binary is a thin shell around it.
 //! `docs/ARCHITECTURE.md` maps the modules and follows one case through them.
 
+pub mod catalog;
 pub mod directory;
 pub mod forms;
 pub mod i18n;
 pub mod store;
+pub mod workflow;

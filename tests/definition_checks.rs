@@ -3,7 +3,7 @@
 
 mod common;
 
-use carimbo::forms::{Catalog, SourceFile};
+use carimbo::catalog::{Catalog, SourceFile};
 use serde_json::{json, Value};
 
 fn problems_of(def: &Value) -> Vec<String> {

@@ -56,6 +56,8 @@ pub struct FormDefinition {
     /// The definition as written, for the API and for evidence bundles.
     pub source: Value,
     pub(crate) examples: Option<Examples>,
+    /// Every field path the schema declares (for workflow checks).
+    pub(crate) fields: FieldIndex,
 }
 
 /// A value carimbo computes and never takes from the client.
@@ -314,6 +316,7 @@ impl FormDefinition {
             layout,
             source: Value::Object(def.clone()),
             examples,
+            fields,
         })
     }
 

@@ -5,17 +5,15 @@
 //! layout hints, examples). `docs/form-definitions.md` is the author's guide. Nothing in this
 //! module knows any particular form: what a form needs is expressed in its file.
 //!
-//! This module never does I/O except `Catalog::load_paths`, which reads the definition files.
+//! This module does no I/O: `catalog` reads the files.
 
-mod catalog;
-mod definition;
-mod logic;
-mod parse;
-mod problem;
+pub(crate) mod definition;
+pub(crate) mod logic;
+pub(crate) mod parse;
+pub(crate) mod problem;
 mod reference;
 mod validate;
 
-pub use catalog::{Catalog, LoadReport, SourceFile, MAX_DEFINITION_BYTES};
 pub use definition::{field_path_of_pointer, FormDefinition, Layout, LayoutGroup, References, KNOWN_ROLES, SCHEMA_DIALECT};
 pub use logic::{parse_date, scan as scan_logic, compile as compile_logic, engine as logic_engine};
 pub use problem::{codes as check_codes, pointer_push, ErrorCode, Problem};

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: the shipped definitions, and copies of them to break.
 #![allow(dead_code)]
 
-use carimbo::forms::{Catalog, LoadReport, SourceFile};
+use carimbo::catalog::{Catalog, LoadReport, SourceFile};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

@@ -5,11 +5,12 @@
 //! workflow references and runs every form's examples. Every problem in every file is collected;
 //! the catalog holds only the definitions that had none.
 
-use super::definition::{Example, FormDefinition, References};
-use super::parse;
-use super::problem::{codes, Problem, Problems};
-use super::reference::{HolidayCalendar, RatesTable};
-use super::validate::ValidationContext;
+use crate::forms::definition::{Example, FormDefinition, References};
+use crate::forms::parse;
+use crate::forms::problem::{codes, ErrorCode, Problem, Problems};
+use crate::directory::Directory;
+use crate::forms::{HolidayCalendar, RatesTable, ValidationContext};
+use crate::workflow::WorkflowDefinition;
 use crate::i18n::Lang;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -41,7 +42,8 @@ impl SourceFile {
 pub struct Catalog {
     pub forms: BTreeMap<String, Arc<FormDefinition>>,
     pub references: References,
-    /// Ids of the workflow definitions seen (their full checks live in the workflow module).
+    pub workflows: BTreeMap<String, Arc<WorkflowDefinition>>,
+    /// Ids of every workflow file seen, loaded or not, and the file that defines it.
     pub workflow_ids: BTreeMap<String, String>,
 }
 
@@ -59,6 +61,11 @@ pub struct LoadReport {
 impl Catalog {
     /// Loads every `*.json` under `paths` (files or directories, searched recursively).
     pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
+        Catalog::load_paths_with(paths, None)
+    }
+
+    /// As `load_paths`, checking workflow groups against the directory when one is given.
+    pub fn load_paths_with(paths: &[PathBuf], directory: Option<&Directory>) -> LoadReport {
         let mut problems = Vec::new();
         let mut files = Vec::new();
         for path in paths {
@@ -83,7 +90,7 @@ impl Catalog {
             let names: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
             problems.push(problem(&names.join(" "), "", codes::NO_DEFINITIONS, "no *.json definition files found".to_string()));
         }
-        let mut report = Catalog::load_sources(&sources);
+        let mut report = Catalog::load_sources_with(&sources, directory);
         problems.append(&mut report.problems);
         report.problems = problems;
         report
@@ -91,6 +98,10 @@ impl Catalog {
 
     /// Loads definitions from memory (an upload, or files already read).
     pub fn load_sources(sources: &[SourceFile]) -> LoadReport {
+        Catalog::load_sources_with(sources, None)
+    }
+
+    pub fn load_sources_with(sources: &[SourceFile], directory: Option<&Directory>) -> LoadReport {
         let mut report = LoadReport { files: sources.len(), ..Default::default() };
         let mut parsed: Vec<(&SourceFile, Map<String, Value>, String)> = Vec::new();
         for src in sources {
@@ -163,6 +174,20 @@ impl Catalog {
             }
             report.problems.extend(p.into_vec());
         }
+        // Workflows last: they are checked against their form's fields.
+        for (src, m, kind) in &parsed {
+            if kind != "workflow" {
+                continue;
+            }
+            let mut p = Problems::new(&src.name);
+            let hash = hex::encode(Sha256::digest(&src.bytes));
+            if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &report.catalog.forms, directory, &mut p) {
+                if report.catalog.workflow_ids.get(&w.id) == Some(&src.name) {
+                    report.catalog.workflows.insert(w.id.clone(), Arc::new(w));
+                }
+            }
+            report.problems.extend(p.into_vec());
+        }
         if report.catalog.workflow_ids.is_empty() && !report.catalog.forms.is_empty() {
             report.notes.push("workflow references were not checked: no workflow definitions were given".into());
         }
@@ -172,6 +197,10 @@ impl Catalog {
 
     pub fn form(&self, id: &str) -> Option<&Arc<FormDefinition>> {
         self.forms.get(id)
+    }
+
+    pub fn workflow(&self, id: &str) -> Option<&Arc<WorkflowDefinition>> {
+        self.workflows.get(id)
     }
 }
 
@@ -189,7 +218,7 @@ fn register(ids: &mut BTreeMap<(String, String), String>, kind: &str, id: &str, 
     }
 }
 
-fn problem(file: &str, pointer: &str, code: super::problem::ErrorCode, message: String) -> Problem {
+fn problem(file: &str, pointer: &str, code: ErrorCode, message: String) -> Problem {
     Problem { file: file.to_string(), pointer: pointer.to_string(), code, message }
 }
 

@@ -1,0 +1,620 @@
+//! Workflow definitions: who acts after submission, in what order, with which signature.
+//!
+//! `docs/workflow-definitions.md` is the author's guide. `WorkflowDefinition::parse` checks a
+//! definition against its form (conditions and field assignees must name the form's fields) and,
+//! when given, the directory (groups must exist), and refuses cycles and unreachable steps.
+
+use crate::directory::Directory;
+use crate::forms::definition::FormDefinition;
+use crate::forms::logic;
+use crate::forms::parse::{self, check_keys};
+use crate::forms::problem::{codes, pointer_push, Problems};
+use crate::i18n::LocalizedText;
+use datalogic_rs::Logic;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Signature levels in the style of Law 5/2005, weakest first; a stronger one satisfies a weaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Simple,
+    Advanced,
+    Qualified,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Simple => "simple",
+            Level::Advanced => "advanced",
+            Level::Qualified => "qualified",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "simple" => Ok(Level::Simple),
+            "advanced" => Ok(Level::Advanced),
+            "qualified" => Ok(Level::Qualified),
+            other => Err(format!("unknown signature level {other:?}: use simple, advanced or qualified")),
+        }
+    }
+}
+
+/// What a person can do on an open step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Sign,
+    Approve,
+    Reject,
+    Return,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Sign => "sign",
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::Return => "return",
+        }
+    }
+
+    /// Sign and approve move a step towards done; reject and return end or suspend the case.
+    pub fn is_positive(self) -> bool {
+        matches!(self, Action::Sign | Action::Approve)
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sign" => Ok(Action::Sign),
+            "approve" => Ok(Action::Approve),
+            "reject" => Ok(Action::Reject),
+            "return" => Ok(Action::Return),
+            other => Err(format!("unknown action {other:?}: use sign, approve, reject or return")),
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who a seat is offered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    /// The subject of the form (the submitter unless the workflow names a subject field).
+    Applicant,
+    /// The subject's supervisor.
+    Supervisor,
+    /// The head of the subject's department.
+    Head,
+    /// Any one member of a directory group.
+    Group(String),
+    /// The person(s) named in a data field (`doctor_id`, `witnesses.*.staff_id`).
+    Field(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteWhen {
+    All,
+    Any,
+    Quorum(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfApproval {
+    Skip,
+    Reassign,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub assignee: Assignee,
+}
+
+#[derive(Debug, Clone)]
+pub enum Seats {
+    /// One assignee (which may resolve to several seats for a multi-valued field).
+    Single(Assignee),
+    /// A parallel group: one seat per member.
+    Members(Vec<Member>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    pub days: u32,
+    pub remind_after_days: Option<u32>,
+    pub escalate_to: Assignee,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepDefinition {
+    pub id: String,
+    pub title: LocalizedText,
+    pub after: Vec<String>,
+    pub when: Option<Arc<Logic>>,
+    pub seats: Seats,
+    pub complete_when: CompleteWhen,
+    pub actions: Vec<Action>,
+    pub signature: Level,
+    pub second_factor: bool,
+    pub deadline: Option<Deadline>,
+}
+
+#[derive(Debug)]
+pub struct WorkflowDefinition {
+    pub id: String,
+    pub version: String,
+    pub content_hash: String,
+    pub title: LocalizedText,
+    pub form: String,
+    pub submitted_by: Vec<String>,
+    /// Field path naming the subject, when it is not the submitter.
+    pub subject: Option<String>,
+    pub submit_signature: Level,
+    pub self_approval: SelfApproval,
+    pub steps: Vec<StepDefinition>,
+    pub source: Value,
+}
+
+impl WorkflowDefinition {
+    pub fn step(&self, id: &str) -> Option<&StepDefinition> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// Relative roles an assignee may name.
+pub const RELATIVE_ROLES: [&str; 3] = ["applicant", "supervisor", "head"];
+/// Person roles a directory entry may carry, and so `submitted_by` may name.
+pub const PERSON_ROLES: [&str; 10] = ["staff", "supervisor", "head", "hr", "authority", "doctor", "candidate", "author", "auditor", "admin"];
+
+const WORKFLOW_KEYS: [&str; 11] =
+    ["kind", "id", "version", "title", "form", "submitted_by", "subject", "submit_signature", "self_approval", "steps", "description"];
+const STEP_KEYS: [&str; 12] =
+    ["id", "title", "after", "when", "assignee", "members", "complete_when", "actions", "signature", "second_factor", "deadline", "description"];
+
+impl WorkflowDefinition {
+    /// Reads one workflow; `forms` are the loaded forms by id, `directory` (if given) supplies groups.
+    pub fn parse(
+        def: &Map<String, Value>,
+        file_stem: Option<&str>,
+        content_hash: String,
+        forms: &BTreeMap<String, Arc<FormDefinition>>,
+        directory: Option<&Directory>,
+        p: &mut Problems,
+    ) -> Option<WorkflowDefinition> {
+        let before = p.len();
+        check_keys(def, "", &WORKFLOW_KEYS, &["id", "version", "title", "form", "submitted_by", "submit_signature", "steps"], p);
+        let id = parse::string_key(def, "", "id", p).map(str::to_string);
+        if let Some(id) = &id {
+            if !parse::is_valid_id(id) {
+                p.push("/id", codes::BAD_ID, format!("id {id:?} must be lower-case letters and digits joined by '-'"));
+            } else if file_stem.is_some_and(|s| s != id) {
+                p.push("/id", codes::BAD_ID, format!("id {id:?} does not match the file name {:?}.json", file_stem.unwrap_or("")));
+            }
+        }
+        let version = parse::string_key(def, "", "version", p).map(str::to_string);
+        if let Some(v) = &version {
+            if v.split('.').count() != 3 || !v.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+                p.push("/version", codes::BAD_VALUE, format!("version {v:?} must be MAJOR.MINOR.PATCH"));
+            }
+        }
+        let title = def.get("title").and_then(|t| parse::localized(t, "/title", p));
+        if let Some(d) = def.get("description") {
+            parse::localized(d, "/description", p);
+        }
+        let form_id = parse::string_key(def, "", "form", p).map(str::to_string);
+        let form = form_id.as_ref().and_then(|f| forms.get(f));
+        if let (Some(fid), None) = (&form_id, form) {
+            p.push("/form", codes::UNKNOWN_WORKFLOW, format!("no form with id {fid:?} among the definitions given (or it has problems of its own)"));
+        }
+        if let (Some(form), Some(id)) = (form, &id) {
+            if &form.workflow != id {
+                p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {:?}, not by this one", form.id, form.workflow));
+            }
+        }
+
+        let groups: Option<BTreeSet<String>> = directory.map(|d| d.groups().map(|g| g.id.clone()).collect());
+        let submitted_by: Vec<String> = def
+            .get("submitted_by")
+            .and_then(|v| parse::array(v, "/submitted_by", "\"submitted_by\"", p))
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| {
+                        let ptr = format!("/submitted_by/{i}");
+                        let role = parse::string(r, &ptr, "a role", p)?;
+                        let known = PERSON_ROLES.contains(&role) || groups.as_ref().is_some_and(|g| g.contains(role));
+                        if !known {
+                            p.push(ptr, codes::BAD_VALUE, format!("unknown role {role:?}; person roles are {}", PERSON_ROLES.join(", ")));
+                        }
+                        Some(role.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if def.get("submitted_by").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
+            p.push("/submitted_by", codes::BAD_VALUE, "nobody could submit this form: list at least one role");
+        }
+
+        let subject = match def.get("subject") {
+            None => None,
+            Some(v) => parse::object(v, "/subject", "\"subject\"", p).and_then(|m| {
+                check_keys(m, "/subject", &["field"], &["field"], p);
+                let f = parse::string_key(m, "/subject", "field", p)?;
+                if let Some(form) = form {
+                    if !form.fields.paths.contains(f) {
+                        p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
+                    }
+                }
+                if f.contains('*') {
+                    p.push("/subject/field", codes::BAD_VALUE, "the subject is one person: the field cannot be inside an array");
+                }
+                Some(f.to_string())
+            }),
+        };
+        let submit_signature = level(def.get("submit_signature"), "/submit_signature", p);
+        let self_approval = match def.get("self_approval").map(|v| v.as_str()) {
+            None | Some(Some("skip")) => SelfApproval::Skip,
+            Some(Some("reassign")) => SelfApproval::Reassign,
+            _ => {
+                p.push("/self_approval", codes::BAD_VALUE, "\"self_approval\" must be \"skip\" or \"reassign\"");
+                SelfApproval::Skip
+            }
+        };
+
+        let ctx = StepContext { form, groups: groups.as_ref() };
+        let mut steps = Vec::new();
+        let mut raw_whens: Vec<Option<Value>> = Vec::new();
+        if let Some(list) = def.get("steps").and_then(|v| parse::array(v, "/steps", "\"steps\"", p)) {
+            if list.is_empty() {
+                p.push("/steps", codes::BAD_VALUE, "a workflow needs at least one step");
+            }
+            let mut ids = BTreeMap::new();
+            for (i, s) in list.iter().enumerate() {
+                let ptr = format!("/steps/{i}");
+                let previous = list.get(i.wrapping_sub(1)).and_then(|s| s.get("id")).and_then(Value::as_str);
+                if let Some(step) = parse_step(s, &ptr, previous, &ctx, p) {
+                    if let Some(first) = ids.insert(step.id.clone(), i) {
+                        p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, format!("step id {:?} is already used by /steps/{first}", step.id));
+                    }
+                    raw_whens.push(s.get("when").cloned());
+                    steps.push(step);
+                }
+            }
+            check_graph(&steps, &raw_whens, list, p);
+        }
+
+        if p.len() > before {
+            return None;
+        }
+        Some(WorkflowDefinition {
+            id: id?,
+            version: version?,
+            content_hash,
+            title: title?,
+            form: form_id?,
+            submitted_by,
+            subject,
+            submit_signature: submit_signature?,
+            self_approval,
+            steps,
+            source: Value::Object(def.clone()),
+        })
+    }
+}
+
+struct StepContext<'a> {
+    form: Option<&'a Arc<FormDefinition>>,
+    groups: Option<&'a BTreeSet<String>>,
+}
+
+fn level(v: Option<&Value>, ptr: &str, p: &mut Problems) -> Option<Level> {
+    let s = parse::string(v?, ptr, "a signature level", p)?;
+    match s.parse() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            p.push(ptr, codes::BAD_VALUE, e);
+            None
+        }
+    }
+}
+
+fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option<Assignee> {
+    let m = parse::object(v, ptr, "an assignee", p)?;
+    if m.len() != 1 {
+        p.push(ptr, codes::BAD_VALUE, "an assignee is exactly one of {\"role\": …}, {\"group\": …}, {\"field\": …}");
+        return None;
+    }
+    let (k, val) = m.iter().next()?;
+    let kptr = pointer_push(ptr, k);
+    let name = parse::string(val, &kptr, &format!("{k:?}"), p)?;
+    match k.as_str() {
+        "role" => match name {
+            "applicant" => Some(Assignee::Applicant),
+            "supervisor" => Some(Assignee::Supervisor),
+            "head" => Some(Assignee::Head),
+            other => {
+                p.push(kptr, codes::BAD_VALUE, format!("unknown role {other:?}: relative roles are {}; use {{\"group\": …}} for a group", RELATIVE_ROLES.join(", ")));
+                None
+            }
+        },
+        "group" => {
+            if let Some(groups) = ctx.groups {
+                if !groups.contains(name) {
+                    p.push(kptr, codes::BAD_VALUE, format!("unknown group {name:?}; the directory has: {}", groups.iter().cloned().collect::<Vec<_>>().join(", ")));
+                }
+            } else if !parse::is_valid_id(name) {
+                p.push(kptr, codes::BAD_ID, format!("group id {name:?} must be lower-case words joined by '-'"));
+            }
+            Some(Assignee::Group(name.to_string()))
+        }
+        "field" => {
+            if let Some(form) = ctx.form {
+                if !form.fields.paths.contains(name) {
+                    p.push(kptr, codes::RULE_UNKNOWN_FIELD, format!("{name:?} is not a field of form {:?}", form.id));
+                }
+            }
+            Some(Assignee::Field(name.to_string()))
+        }
+        other => {
+            p.push(kptr, codes::UNKNOWN_KEY, format!("unknown assignee kind {other:?}: use role, group or field"));
+            None
+        }
+    }
+}
+
+fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p: &mut Problems) -> Option<StepDefinition> {
+    let before = p.len();
+    let m = parse::object(v, ptr, "a step", p)?;
+    check_keys(m, ptr, &STEP_KEYS, &["id", "title", "actions", "signature"], p);
+    let id = parse::string_key(m, ptr, "id", p).map(str::to_string);
+    if let Some(id) = &id {
+        if !parse::is_valid_id(id) {
+            p.push(format!("{ptr}/id"), codes::BAD_ID, format!("step id {id:?} must be lower-case words joined by '-'"));
+        }
+    }
+    let title = m.get("title").and_then(|t| parse::localized(t, &format!("{ptr}/title"), p));
+    if let Some(d) = m.get("description") {
+        parse::localized(d, &format!("{ptr}/description"), p);
+    }
+    let after = match m.get("after") {
+        Some(v) => parse::array(v, &format!("{ptr}/after"), "\"after\"", p)
+            .map(|a| a.iter().enumerate().filter_map(|(i, s)| parse::string(s, &format!("{ptr}/after/{i}"), "a step id", p).map(str::to_string)).collect())
+            .unwrap_or_default(),
+        None => previous.map(|s| vec![s.to_string()]).unwrap_or_default(),
+    };
+    let when = match m.get("when") {
+        None => None,
+        Some(logic_value) => {
+            let wptr = format!("{ptr}/when");
+            let scan = logic::scan(logic_value);
+            for (fptr, fault) in &scan.faults {
+                p.push(format!("{wptr}{fptr}"), codes::RULE_SYNTAX, fault.clone());
+            }
+            if let Some(form) = ctx.form {
+                for (var, vptr) in scan.root_vars.iter().chain(scan.item_vars.iter()) {
+                    if var.split('.').next() != Some("context") && !form.fields.paths.contains(var) {
+                        p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id));
+                    }
+                }
+            }
+            match logic::compile(logic_value) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    p.push(wptr, codes::RULE_SYNTAX, format!("the condition cannot be compiled: {e}"));
+                    None
+                }
+            }
+        }
+    };
+    let seats = match (m.get("assignee"), m.get("members")) {
+        (Some(a), None) => assignee(a, &format!("{ptr}/assignee"), ctx, p).map(Seats::Single),
+        (None, Some(list)) => {
+            let mptr = format!("{ptr}/members");
+            let list = parse::array(list, &mptr, "\"members\"", p)?;
+            if list.len() < 2 {
+                p.push(mptr.clone(), codes::BAD_VALUE, "a parallel group needs at least two members");
+            }
+            let mut members = Vec::new();
+            let mut ids = BTreeSet::new();
+            for (i, mv) in list.iter().enumerate() {
+                let iptr = format!("{mptr}/{i}");
+                let Some(mm) = parse::object(mv, &iptr, "a member", p) else { continue };
+                check_keys(mm, &iptr, &["id", "assignee"], &["id", "assignee"], p);
+                let mid = parse::string_key(mm, &iptr, "id", p).map(str::to_string);
+                let a = mm.get("assignee").and_then(|a| assignee(a, &format!("{iptr}/assignee"), ctx, p));
+                if let (Some(mid), Some(a)) = (mid, a) {
+                    if !ids.insert(mid.clone()) {
+                        p.push(format!("{iptr}/id"), codes::DUPLICATE_ID, format!("member id {mid:?} is used twice"));
+                    }
+                    if matches!(a, Assignee::Field(ref f) if f.contains('*')) {
+                        p.push(format!("{iptr}/assignee"), codes::BAD_VALUE, "a member is one seat: its field cannot be inside an array");
+                    }
+                    members.push(Member { id: mid, assignee: a });
+                }
+            }
+            Some(Seats::Members(members))
+        }
+        _ => {
+            p.push(ptr, codes::BAD_VALUE, "a step needs exactly one of \"assignee\" or \"members\"");
+            None
+        }
+    };
+    let complete_when = match m.get("complete_when") {
+        None => CompleteWhen::All,
+        Some(Value::String(s)) if s == "all" => CompleteWhen::All,
+        Some(Value::String(s)) if s == "any" => CompleteWhen::Any,
+        Some(Value::Object(q)) if q.len() == 1 && q.get("quorum").and_then(Value::as_u64).is_some_and(|n| n >= 1 && n < 1000) => {
+            CompleteWhen::Quorum(q["quorum"].as_u64().unwrap_or(1) as u32)
+        }
+        Some(_) => {
+            p.push(format!("{ptr}/complete_when"), codes::BAD_VALUE, "\"complete_when\" is \"all\", \"any\" or {\"quorum\": N} with N ≥ 1");
+            CompleteWhen::All
+        }
+    };
+    // A quorum can only be checked against seats known before submission.
+    if let (CompleteWhen::Quorum(n), Some(seats)) = (complete_when, &seats) {
+        let known = match seats {
+            Seats::Members(ms) => Some(ms.len()),
+            Seats::Single(Assignee::Field(f)) if f.contains('*') => None,
+            Seats::Single(_) => Some(1),
+        };
+        if let Some(k) = known {
+            if n as usize > k {
+                p.push(format!("{ptr}/complete_when/quorum"), codes::BAD_VALUE, format!("a quorum of {n} is larger than the step's {k} seat(s): the step could never be done"));
+            }
+        }
+    }
+    let mut actions = Vec::new();
+    if let Some(list) = m.get("actions").and_then(|v| parse::array(v, &format!("{ptr}/actions"), "\"actions\"", p)) {
+        for (i, a) in list.iter().enumerate() {
+            let aptr = format!("{ptr}/actions/{i}");
+            match a.as_str().map(str::parse::<Action>) {
+                Some(Ok(act)) if !actions.contains(&act) => actions.push(act),
+                Some(Ok(act)) => p.push(aptr, codes::DUPLICATE_ID, format!("action {act} is listed twice")),
+                Some(Err(e)) => p.push(aptr, codes::BAD_VALUE, e),
+                None => p.push(aptr, codes::BAD_VALUE, "an action is a string"),
+            }
+        }
+        if list.is_empty() {
+            p.push(format!("{ptr}/actions"), codes::BAD_VALUE, "a step needs at least one action");
+        }
+    }
+    let signature = level(m.get("signature"), &format!("{ptr}/signature"), p);
+    let second_factor = match m.get("second_factor") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            p.push(format!("{ptr}/second_factor"), codes::BAD_VALUE, "\"second_factor\" is true or false");
+            false
+        }
+    };
+    let deadline = m.get("deadline").and_then(|d| {
+        let dptr = format!("{ptr}/deadline");
+        let dm = parse::object(d, &dptr, "\"deadline\"", p)?;
+        check_keys(dm, &dptr, &["days", "remind_after_days", "escalate_to"], &["days", "escalate_to"], p);
+        let days = dm.get("days").and_then(Value::as_u64).filter(|d| (1..=365).contains(d));
+        if days.is_none() {
+            p.push(format!("{dptr}/days"), codes::BAD_VALUE, "\"days\" is a whole number from 1 to 365");
+        }
+        let remind = match dm.get("remind_after_days") {
+            None => None,
+            Some(v) => match (v.as_u64(), days) {
+                (Some(r), Some(d)) if r >= 1 && r < d => Some(r as u32),
+                _ => {
+                    p.push(format!("{dptr}/remind_after_days"), codes::BAD_VALUE, "the reminder must come at least a day after opening and before the deadline");
+                    None
+                }
+            },
+        };
+        let escalate_to = dm.get("escalate_to").and_then(|e| assignee(e, &format!("{dptr}/escalate_to"), ctx, p));
+        Some(Deadline { days: days? as u32, remind_after_days: remind, escalate_to: escalate_to? })
+    });
+    if p.len() > before {
+        return None;
+    }
+    Some(StepDefinition {
+        id: id?,
+        title: title?,
+        after,
+        when,
+        seats: seats?,
+        complete_when,
+        actions,
+        signature: signature?,
+        second_factor,
+        deadline,
+    })
+}
+
+/// `after` must name known steps and form no cycle; every step must be able to run.
+fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value], p: &mut Problems) {
+    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let ptr_of = |id: &str| -> String {
+        let i = raw.iter().position(|s| s.get("id").and_then(Value::as_str) == Some(id)).unwrap_or(0);
+        format!("/steps/{i}")
+    };
+    let mut unknown = false;
+    for s in steps {
+        for a in &s.after {
+            if !index.contains_key(a.as_str()) {
+                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} runs after {a:?}, which is not a step of this workflow", s.id));
+                unknown = true;
+            } else if a == &s.id {
+                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} runs after itself", s.id));
+            }
+        }
+    }
+    if unknown {
+        return;
+    }
+    // Cycles: depth-first search with colours.
+    let mut colour = vec![0u8; steps.len()];
+    fn visit(i: usize, steps: &[StepDefinition], index: &BTreeMap<&str, usize>, colour: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        colour[i] = 1;
+        path.push(i);
+        for a in &steps[i].after {
+            let j = index[a.as_str()];
+            if colour[j] == 1 {
+                let start = path.iter().position(|x| *x == j).unwrap_or(0);
+                return Some(path[start..].to_vec());
+            }
+            if colour[j] == 0 {
+                if let Some(c) = visit(j, steps, index, colour, path) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        colour[i] = 2;
+        None
+    }
+    for i in 0..steps.len() {
+        if colour[i] == 0 {
+            let mut path = Vec::new();
+            if let Some(cycle) = visit(i, steps, &index, &mut colour, &mut path) {
+                let names: Vec<&str> = cycle.iter().map(|j| steps[*j].id.as_str()).collect();
+                p.push(format!("{}/after", ptr_of(&steps[cycle[0]].id)), codes::BAD_VALUE, format!("the steps {} wait for each other in a cycle, so none of them can ever open", names.join(" → ")));
+                return;
+            }
+        }
+    }
+    // Unreachable: a constant-false condition, or after a step that can never be done.
+    let never_done: BTreeSet<&str> = steps.iter().filter(|s| !s.actions.iter().any(|a| a.is_positive())).map(|s| s.id.as_str()).collect();
+    for (s, w) in steps.iter().zip(whens) {
+        if let Some(w) = w {
+            let constant_false = matches!(w, Value::Bool(false) | Value::Null) || w.as_f64() == Some(0.0) || w.as_str() == Some("");
+            if constant_false {
+                p.push(format!("{}/when", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} can never run: its condition is always false", s.id));
+            }
+        }
+        for a in &s.after {
+            if never_done.contains(a.as_str()) {
+                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} is unreachable: {a:?} allows neither sign nor approve, so it is never done", s.id));
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Workflows: definitions (who acts, in what order, with which signature) and the pure state
+//! machine that turns case events into open steps and their assignees.
+//!
+//! Nothing here does I/O or reads a clock: time, the directory and the definitions are inputs,
+//! so every route can be tested exhaustively without a server or a store.
+
+pub mod definition;
+
+pub use definition::{Action, Assignee, CompleteWhen, Deadline, Level, Member, Seats, SelfApproval, StepDefinition, WorkflowDefinition};
+pub mod engine;
+
+pub use engine::{ActRequest, Assignment, Case, CaseEvent, CaseStatus, Change, DefinitionRef, Engine, Seat, SignatureRecord, StepStatus, WorkflowError};
