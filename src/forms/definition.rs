@@ -136,10 +136,17 @@ pub(crate) struct FieldIndex {
     pub top_level: Vec<String>,
     /// Paths of declared properties (`spouse`, `spouse.name`, `dependants.*.name`).
     pub paths: BTreeSet<String>,
+    /// Paths of array items (`panel.*`), which have no label of their own.
+    pub items: BTreeSet<String>,
     pub enums: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl FieldIndex {
+    /// Whether `path` names a declared field or the items of a declared array.
+    pub fn knows(&self, path: &str) -> bool {
+        self.paths.contains(path) || self.items.contains(path)
+    }
+
     fn from_schema(schema: &Value) -> FieldIndex {
         let mut index = FieldIndex::default();
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
@@ -169,6 +176,7 @@ impl FieldIndex {
             }
         }
         if let Some(items) = m.get("items") {
+            self.items.insert(join(path, "*"));
             self.walk(items, root, &join(path, "*"), depth + 1);
         }
         for key in ["allOf", "anyOf", "oneOf", "prefixItems"] {
@@ -490,7 +498,7 @@ impl ReadScope<'_> {
                     _ => p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, but the form has no such setting")),
                 },
                 _ => {
-                    if !self.fields.paths.contains(var) {
+                    if !self.fields.knows(var) {
                         let known = self.fields.top_level.join(", ");
                         p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of the form (fields: {known})"));
                     }

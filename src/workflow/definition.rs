@@ -304,7 +304,10 @@ impl WorkflowDefinition {
                     steps.push(step);
                 }
             }
-            check_graph(&steps, &raw_whens, list, p);
+            // With a step unreadable, its id is unknown and every `after` naming it would be noise.
+            if steps.len() == list.len() {
+                check_graph(&steps, &raw_whens, list, p);
+            }
         }
 
         if p.len() > before {
@@ -373,7 +376,7 @@ fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option
         }
         "field" => {
             if let Some(form) = ctx.form {
-                if !form.fields.paths.contains(name) {
+                if !form.fields.knows(name) {
                     p.push(kptr, codes::RULE_UNKNOWN_FIELD, format!("{name:?} is not a field of form {:?}", form.id));
                 }
             }
@@ -416,7 +419,7 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
             }
             if let Some(form) = ctx.form {
                 for (var, vptr) in scan.root_vars.iter().chain(scan.item_vars.iter()) {
-                    if var.split('.').next() != Some("context") && !form.fields.paths.contains(var) {
+                    if var.split('.').next() != Some("context") && !form.fields.knows(var) {
                         p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id));
                     }
                 }

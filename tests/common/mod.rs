@@ -45,3 +45,18 @@ pub fn load_form(name: &str, def: &Value) -> LoadReport {
 pub fn lines(report: &LoadReport) -> Vec<String> {
     report.problems.iter().map(|p| p.to_string()).collect()
 }
+
+/// The demo directory from `seeds/`.
+pub fn directory() -> carimbo::directory::Directory {
+    carimbo::directory::Directory::load(&repo().join("seeds/directory/directory.json")).unwrap()
+}
+
+/// A signature record of the given level by `who` (what verification would have achieved).
+pub fn sig(who: &str, level: carimbo::workflow::Level) -> carimbo::workflow::SignatureRecord {
+    carimbo::workflow::SignatureRecord { level, signer: who.to_string(), jws: None, second_factor: false }
+}
+
+/// `YYYY-MM-DDTHH:MM` Macau time (UTC+8) as a UTC instant.
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(&format!("{s}:00+08:00")).unwrap().with_timezone(&chrono::Utc)
+}

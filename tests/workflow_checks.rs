@@ -1,0 +1,101 @@
+//! `carimbo check` on broken workflows: each mistake reported at its pointer, nothing loads.
+
+mod common;
+
+use carimbo::catalog::{Catalog, SourceFile};
+use serde_json::{json, Value};
+
+fn leave_workflow() -> Value {
+    common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"))
+}
+
+fn problems_of(workflow: &Value) -> Vec<String> {
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/absence-and-annual-leave.json", std::fs::read(common::repo().join("forms/absence-and-annual-leave.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/absence-and-annual-leave.json", serde_json::to_vec(workflow).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
+    assert!(report.catalog.workflow("absence-and-annual-leave").is_none() || report.problems.is_empty());
+    common::lines(&report)
+}
+
+fn assert_reported(lines: &[String], needle: &str) {
+    assert!(lines.iter().any(|l| l.contains(needle)), "expected {needle:?} in:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn the_shipped_leave_workflow_is_clean() {
+    assert_eq!(problems_of(&leave_workflow()), Vec::<String>::new());
+}
+
+#[test]
+fn unknown_roles_groups_actions_and_levels_are_refused() {
+    let mut w = leave_workflow();
+    w["steps"][0]["assignee"] = json!({"role": "boss"});
+    w["steps"][1]["assignee"] = json!({"group": "finance"});
+    w["steps"][2]["actions"] = json!(["sign", "stamp"]);
+    w["steps"][2]["signature"] = json!("notarial");
+    w["submitted_by"] = json!(["staff", "contractor"]);
+    let lines = problems_of(&w);
+    assert_reported(&lines, ":/steps/0/assignee/role: unknown role \"boss\"");
+    assert_reported(&lines, ":/steps/1/assignee/group: unknown group \"finance\"; the directory has: accounts, authority, hr");
+    assert_reported(&lines, ":/steps/2/actions/1: unknown action \"stamp\"");
+    assert_reported(&lines, ":/steps/2/signature: unknown signature level \"notarial\"");
+    assert_reported(&lines, ":/submitted_by/1: unknown role \"contractor\"");
+}
+
+#[test]
+fn a_condition_naming_a_missing_field_is_refused() {
+    let mut w = leave_workflow();
+    w["steps"][1]["when"] = json!({">": [{"var": "days"}, 5]});
+    assert_reported(&problems_of(&w), ":/steps/1/when/>/0/var: reads \"days\", which is not a field of form \"absence-and-annual-leave\"");
+}
+
+#[test]
+fn steps_that_can_never_run_are_refused() {
+    let mut w = leave_workflow();
+    w["steps"][1]["when"] = json!(false);
+    w["steps"][0]["actions"] = json!(["reject", "return"]);
+    let lines = problems_of(&w);
+    assert_reported(&lines, ":/steps/1/when: step \"head\" can never run: its condition is always false");
+    assert_reported(&lines, ":/steps/1/after: step \"head\" is unreachable: \"supervisor\" allows neither sign nor approve");
+}
+
+#[test]
+fn a_cycle_between_steps_is_refused() {
+    let mut w = leave_workflow();
+    w["steps"][0]["after"] = json!(["hr-records"]);
+    assert_reported(&problems_of(&w), "wait for each other in a cycle");
+}
+
+#[test]
+fn after_naming_an_unknown_step_is_refused() {
+    let mut w = leave_workflow();
+    w["steps"][2]["after"] = json!(["director"]);
+    assert_reported(&problems_of(&w), ":/steps/2/after: step \"hr-records\" runs after \"director\", which is not a step");
+}
+
+#[test]
+fn a_quorum_larger_than_its_group_is_refused() {
+    let mut w = leave_workflow();
+    w["steps"][0] = json!({"id": "supervisor", "title": {"zh": "a", "pt": "a", "en": "a"},
+        "members": [{"id": "a", "assignee": {"role": "supervisor"}}, {"id": "b", "assignee": {"role": "head"}}],
+        "complete_when": {"quorum": 3}, "actions": ["approve"], "signature": "advanced"});
+    assert_reported(&problems_of(&w), ":/steps/0/complete_when/quorum: a quorum of 3 is larger than the step's 2 seat(s)");
+}
+
+#[test]
+fn a_workflow_for_a_missing_form_or_a_form_routed_elsewhere_is_refused() {
+    let mut w = leave_workflow();
+    w["form"] = json!("special-leave");
+    assert_reported(&problems_of(&w), ":/form: no form with id \"special-leave\"");
+}
+
+#[test]
+fn duplicate_step_ids_and_bad_deadlines_are_refused() {
+    let mut w = leave_workflow();
+    w["steps"][1]["id"] = json!("supervisor");
+    w["steps"][2]["deadline"] = json!({"days": 2, "remind_after_days": 4, "escalate_to": {"role": "head"}});
+    let lines = problems_of(&w);
+    assert_reported(&lines, ":/steps/1/id: step id \"supervisor\" is already used by /steps/0");
+    assert_reported(&lines, ":/steps/2/deadline/remind_after_days: the reminder must come");
+}

@@ -1,0 +1,372 @@
+//! The case state machine on the leave route and on small purpose-built workflows: branches,
+//! return and resubmit, reject, withdraw, delegation, self-approval, deadlines, any/all/quorum.
+
+mod common;
+
+use carimbo::catalog::{Catalog, SourceFile};
+use carimbo::directory::Directory;
+use carimbo::forms::{FormDefinition, ValidSubmission, ValidationContext};
+use carimbo::i18n::Lang;
+use carimbo::workflow::{ActRequest, Action, Case, CaseEvent, CaseStatus, Engine, Level, StepStatus, WorkflowDefinition, WorkflowError};
+use common::{at, sig};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+struct World {
+    catalog: Catalog,
+    dir: Directory,
+}
+
+impl World {
+    fn shipped() -> World {
+        let dir = common::directory();
+        let mut sources = common::reference_sources();
+        for name in ["forms/absence-and-annual-leave.json", "workflows/absence-and-annual-leave.json"] {
+            sources.push(SourceFile::new(name, std::fs::read(common::repo().join(name)).unwrap()));
+        }
+        let report = Catalog::load_sources_with(&sources, Some(&dir));
+        assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+        World { catalog: report.catalog, dir }
+    }
+
+    fn form(&self, id: &str) -> Arc<FormDefinition> {
+        self.catalog.form(id).unwrap().clone()
+    }
+
+    fn workflow(&self, id: &str) -> Arc<WorkflowDefinition> {
+        self.catalog.workflow(id).unwrap().clone()
+    }
+
+    fn submission(&self, form: &str, who: &str, data: Value, today: &str) -> ValidSubmission {
+        let facts = self.dir.applicant_facts(who).unwrap();
+        let ctx = ValidationContext::new(chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap(), facts);
+        self.form(form).validate(&data, &ctx, Lang::En).unwrap()
+    }
+}
+
+/// A case under test: the events so far and the folded state.
+struct Run<'w> {
+    engine: Engine<'w>,
+    events: Vec<CaseEvent>,
+    case: Case,
+}
+
+impl<'w> Run<'w> {
+    fn open(engine: Engine<'w>, sub: &ValidSubmission, who: &str, now: &str) -> Run<'w> {
+        let events = engine.open_case("case-1", sub, who, sig(who, Level::Advanced), at(now)).unwrap();
+        let case = Case::replay(&events).unwrap();
+        Run { engine, events, case }
+    }
+
+    fn push(&mut self, new: Vec<CaseEvent>) {
+        for e in &new {
+            self.case.apply(e).unwrap();
+        }
+        // Replaying from scratch gives the same state as applying step by step.
+        self.events.extend(new);
+        assert_eq!(Case::replay(&self.events).unwrap(), self.case);
+    }
+
+    fn act(&mut self, who: &str, step: &str, action: Action, level: Level, now: &str) -> Result<(), WorkflowError> {
+        let req = ActRequest { actor: who.into(), step: step.into(), action, comment: None, signature: sig(who, level), now: at(now) };
+        let new = self.engine.act(&self.case, req)?;
+        self.push(new);
+        Ok(())
+    }
+
+    fn step_status(&self, step: &str) -> Option<StepStatus> {
+        self.case.steps.get(step).map(|s| s.status)
+    }
+
+    fn offered_to(&self, step: &str, now: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.engine.assignments(&self.case, at(now)).into_iter().filter(|a| a.step == step).map(|a| a.person).collect();
+        v.sort();
+        v
+    }
+}
+
+fn leave(days: (&str, &str)) -> Value {
+    json!({"leave_type": "annual", "start_date": days.0, "end_date": days.1})
+}
+
+#[test]
+fn short_leave_goes_supervisor_then_hr_and_skips_the_head() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-03-02T09:00");
+    assert_eq!(run.offered_to("supervisor", "2026-03-02T09:00"), ["p003"]);
+    run.act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("head"), Some(StepStatus::Skipped), "2 days ≤ DAF's threshold of 5");
+    assert_eq!(run.offered_to("hr-records", "2026-03-02T10:00"), ["p018", "p019", "p020"]);
+    run.act("p019", "hr-records", Action::Sign, Level::Simple, "2026-03-02T11:00").unwrap();
+    assert_eq!(run.case.status, CaseStatus::Completed);
+    assert!(run.engine.assignments(&run.case, at("2026-03-02T11:00")).is_empty());
+}
+
+#[test]
+fn long_leave_also_goes_to_the_head_of_department() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-18")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-03-02T09:00");
+    run.act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.offered_to("head", "2026-03-02T10:00"), ["p002"]);
+    // The HR step waits for the head.
+    assert_eq!(run.step_status("hr-records"), None);
+    run.act("p002", "head", Action::Approve, Level::Qualified, "2026-03-03T10:00").unwrap();
+    run.act("p020", "hr-records", Action::Sign, Level::Simple, "2026-03-03T11:00").unwrap();
+    assert_eq!(run.case.status, CaseStatus::Completed);
+}
+
+#[test]
+fn a_returned_case_is_resubmitted_with_a_recorded_diff_and_approvals_asked_again() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-18")), "2026-03-02");
+    let engine = Engine::new(&wf, &w.dir);
+    let mut run = Run::open(engine, &sub, "p005", "2026-03-02T09:00");
+    run.act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00").unwrap();
+    run.act("p002", "head", Action::Return, Level::Advanced, "2026-03-02T11:00").unwrap();
+    assert_eq!(run.case.status, CaseStatus::Returned);
+    assert_eq!(run.act("p019", "hr-records", Action::Sign, Level::Simple, "2026-03-02T12:00"), Err(WorkflowError::CaseNotOpen("returned")));
+
+    // Nothing changed: refused.
+    let same = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-18")), "2026-03-02");
+    assert_eq!(run.engine.resubmit(&run.case, "p005", &same, sig("p005", Level::Advanced), at("2026-03-02T13:00")), Err(WorkflowError::NoChanges));
+    // Only the submitter resubmits.
+    let shorter = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-11")), "2026-03-02");
+    assert!(matches!(run.engine.resubmit(&run.case, "p006", &shorter, sig("p006", Level::Advanced), at("2026-03-02T13:00")), Err(WorkflowError::NotSubmitter(_))));
+
+    let new = run.engine.resubmit(&run.case, "p005", &shorter, sig("p005", Level::Advanced), at("2026-03-02T13:00")).unwrap();
+    let CaseEvent::Resubmitted { changes, .. } = &new[0] else { panic!("{new:?}") };
+    let pointers: Vec<&str> = changes.iter().map(|c| c.pointer.as_str()).collect();
+    assert_eq!(pointers, ["/end_date", "/working_days"]);
+    assert_eq!(changes[0].before, json!("2026-03-18"));
+    assert_eq!(changes[0].after, json!("2026-03-11"));
+    run.push(new);
+    assert_eq!(run.case.status, CaseStatus::Open);
+    assert_eq!(run.case.data_version, 2);
+    assert!(run.case.acts.iter().all(|a| a.superseded), "earlier approvals are superseded");
+    // The supervisor is asked again, and now (3 days) the head is not needed.
+    assert_eq!(run.offered_to("supervisor", "2026-03-02T13:00"), ["p003"]);
+    run.act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T14:00").unwrap();
+    assert_eq!(run.step_status("head"), Some(StepStatus::Skipped));
+}
+
+#[test]
+fn a_rejection_is_final() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-03-02T09:00");
+    run.act("p003", "supervisor", Action::Reject, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.case.status, CaseStatus::Rejected);
+    assert!(matches!(run.events.last(), Some(CaseEvent::Rejected { by, .. }) if by == "p003"));
+    assert_eq!(run.engine.withdraw(&run.case, "p005", None, at("2026-03-03T09:00")), Err(WorkflowError::FinalDecision("rejected")));
+}
+
+#[test]
+fn the_applicant_withdraws_while_no_final_decision_exists() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-03-02T09:00");
+    assert_eq!(run.engine.withdraw(&run.case, "p003", None, at("2026-03-02T10:00")), Err(WorkflowError::NotSubmitter("p005".into())));
+    let e = run.engine.withdraw(&run.case, "p005", Some("plans changed".into()), at("2026-03-02T10:00")).unwrap();
+    run.push(e);
+    assert_eq!(run.case.status, CaseStatus::Withdrawn);
+    assert_eq!(run.act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T11:00"), Err(WorkflowError::CaseNotOpen("withdrawn")));
+}
+
+#[test]
+fn nobody_but_the_assignee_acts_and_the_signature_must_be_strong_enough() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-03-02T09:00");
+    assert!(matches!(run.act("p004", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Err(WorkflowError::NotAssigned { .. })));
+    assert!(matches!(run.act("p003", "hr-records", Action::Sign, Level::Simple, "2026-03-02T10:00"), Err(WorkflowError::StepNotOpen(_))));
+    assert!(matches!(run.act("p003", "supervisor", Action::Sign, Level::Advanced, "2026-03-02T10:00"), Err(WorkflowError::ActionNotAllowed { .. })));
+    assert_eq!(
+        run.act("p003", "supervisor", Action::Approve, Level::Simple, "2026-03-02T10:00"),
+        Err(WorkflowError::SignatureTooWeak { what: "step \"supervisor\"".into(), required: Level::Advanced, got: Level::Simple })
+    );
+    // A signature by someone else than the actor is refused.
+    let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature: sig("p004", Level::Advanced), now: at("2026-03-02T10:00") };
+    assert!(matches!(run.engine.act(&run.case, req), Err(WorkflowError::SignerMismatch { .. })));
+    // A stronger level satisfies a weaker one.
+    run.act("p003", "supervisor", Action::Approve, Level::Qualified, "2026-03-02T10:00").unwrap();
+    // Nothing above changed the case but the last act.
+    assert_eq!(run.case.acts.len(), 1);
+}
+
+#[test]
+fn only_the_listed_roles_may_submit_and_the_submission_signature_level_is_enforced() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let engine = Engine::new(&wf, &w.dir);
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
+    assert!(matches!(engine.open_case("c", &sub, "doc01", sig("doc01", Level::Qualified), at("2026-03-02T09:00")), Err(WorkflowError::NotAllowedToSubmit { .. })));
+    assert!(matches!(engine.open_case("c", &sub, "p005", sig("p005", Level::Simple), at("2026-03-02T09:00")), Err(WorkflowError::SignatureTooWeak { .. })));
+}
+
+#[test]
+fn a_submitter_in_the_hr_group_cannot_record_their_own_leave() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p018", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p018", "2026-03-02T09:00");
+    run.act("p016", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.offered_to("hr-records", "2026-03-02T10:00"), ["p019", "p020"]);
+    assert_eq!(run.act("p018", "hr-records", Action::Sign, Level::Simple, "2026-03-02T10:00"), Err(WorkflowError::SelfApproval));
+}
+
+#[test]
+fn a_head_applying_for_leave_is_approved_by_the_person_above_them() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    // p002 heads DAF; their supervisor is the director p001.
+    let sub = w.submission("absence-and-annual-leave", "p002", leave(("2026-03-09", "2026-03-18")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p002", "2026-03-02T09:00");
+    assert_eq!(run.offered_to("supervisor", "2026-03-02T09:00"), ["p001"]);
+    run.act("p001", "supervisor", Action::Approve, Level::Qualified, "2026-03-02T10:00").unwrap();
+    // The "head" of a head is the person above them, p001 again.
+    assert_eq!(run.offered_to("head", "2026-03-02T10:00"), ["p001"]);
+}
+
+#[test]
+fn a_delegate_is_offered_the_step_inside_the_delegation_dates_and_the_record_says_so() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    // Delegation d-2026-002: p004 acts for p003 on leave forms from 2026-11-16 to 2026-11-30.
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-12-07", "2026-12-08")), "2026-11-20");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-11-20T09:00");
+    assert_eq!(run.offered_to("supervisor", "2026-11-20T09:00"), ["p003", "p004"]);
+    run.act("p004", "supervisor", Action::Approve, Level::Advanced, "2026-11-20T10:00").unwrap();
+    let Some(CaseEvent::Acted { actor, on_behalf_of, delegation, .. }) = run.events.iter().find(|e| matches!(e, CaseEvent::Acted { .. })) else { panic!() };
+    assert_eq!((actor.as_str(), on_behalf_of.as_deref(), delegation.as_deref()), ("p004", Some("p003"), Some("d-2026-002")));
+}
+
+#[test]
+fn a_delegate_outside_the_delegation_dates_is_not_assigned() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-12-14", "2026-12-15")), "2026-12-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-12-02T09:00");
+    assert_eq!(run.offered_to("supervisor", "2026-12-02T09:00"), ["p003"]);
+    assert!(matches!(run.act("p004", "supervisor", Action::Approve, Level::Advanced, "2026-12-02T10:00"), Err(WorkflowError::NotAssigned { .. })));
+}
+
+#[test]
+fn a_missed_deadline_raises_a_reminder_and_then_escalates() {
+    let w = World::shipped();
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-16", "2026-03-17")), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", "2026-03-02T09:00");
+    // Supervisor step: remind after 2 days, escalate to the head after 3.
+    assert!(run.engine.tick(&run.case, at("2026-03-03T09:00")).is_empty());
+    let due = run.engine.tick(&run.case, at("2026-03-04T09:00"));
+    assert!(matches!(due.as_slice(), [CaseEvent::Reminded { people, .. }] if people == &["p003"]), "{due:?}");
+    run.push(due);
+    assert!(run.engine.tick(&run.case, at("2026-03-04T10:00")).is_empty(), "one reminder, not one per tick");
+    let due = run.engine.tick(&run.case, at("2026-03-05T09:00"));
+    assert!(matches!(due.as_slice(), [CaseEvent::Escalated { added, .. }] if added == &["p002"]), "{due:?}");
+    run.push(due);
+    assert_eq!(run.offered_to("supervisor", "2026-03-05T09:00"), ["p002", "p003"]);
+    run.act("p002", "supervisor", Action::Approve, Level::Advanced, "2026-03-05T10:00").unwrap();
+    assert_eq!(run.step_status("supervisor"), Some(StepStatus::Done));
+}
+
+// ---- any / all / quorum, on a small form and workflows written for these tests ----
+
+const PANEL_FORM: &str = r#"{
+  "kind": "form", "id": "panel-review", "version": "1.0.0",
+  "title": {"zh": "評審", "pt": "Apreciação", "en": "Panel review"},
+  "legal_basis": {"zh": "測試", "pt": "Teste", "en": "Test"},
+  "workflow": "panel-review",
+  "schema": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "additionalProperties": false,
+    "required": ["panel"], "properties": {"panel": {"type": "array", "minItems": 1, "items": {"type": "string"}}}},
+  "labels": {"panel": {"zh": "評審員", "pt": "Júri", "en": "Panel"}},
+  "rules": [],
+  "layout": {"groups": [{"id": "g", "title": {"zh": "評審", "pt": "Júri", "en": "Panel"}, "fields": ["panel"]}]},
+  "examples": {"context": {"today": "2026-03-02"},
+    "valid": [{"name": "one", "data": {"panel": ["p018"]}}, {"name": "two", "data": {"panel": ["p018", "p019"]}}],
+    "invalid": [{"name": "a", "data": {}, "expect": [{"pointer": "/panel", "code": "required"}]},
+                {"name": "b", "data": {"panel": []}, "expect": [{"pointer": "/panel", "code": "min-items"}]},
+                {"name": "c", "data": {"panel": [1]}, "expect": [{"pointer": "/panel/0", "code": "type"}]}]}
+}"#;
+
+fn panel_world(complete_when: Value) -> World {
+    let dir = common::directory();
+    let workflow = json!({
+        "kind": "workflow", "id": "panel-review", "version": "1.0.0",
+        "title": {"zh": "評審", "pt": "Apreciação", "en": "Panel review"},
+        "form": "panel-review", "submitted_by": ["staff"], "submit_signature": "simple",
+        "steps": [
+            {"id": "panel", "title": {"zh": "評審", "pt": "Júri", "en": "Panel"},
+             "assignee": {"field": "panel.*"}, "complete_when": complete_when, "actions": ["approve", "reject"], "signature": "simple"},
+            {"id": "head", "title": {"zh": "處長", "pt": "Chefe", "en": "Head"}, "assignee": {"role": "head"}, "actions": ["approve"], "signature": "simple"}
+        ]
+    });
+    let sources = vec![
+        SourceFile::new("panel-review.json", PANEL_FORM.as_bytes().to_vec()),
+        SourceFile::new("workflows/panel-review.json", serde_json::to_vec(&workflow).unwrap()),
+    ];
+    let report = Catalog::load_sources_with(&sources, Some(&dir));
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    World { catalog: report.catalog, dir }
+}
+
+fn panel_run<'w>(w: &'w World, wf: &'w WorkflowDefinition) -> Run<'w> {
+    let sub = w.submission("panel-review", "p021", json!({"panel": ["p018", "p019", "p020"]}), "2026-03-02");
+    let events = Engine::new(wf, &w.dir).open_case("case-1", &sub, "p021", sig("p021", Level::Simple), at("2026-03-02T09:00")).unwrap();
+    let case = Case::replay(&events).unwrap();
+    Run { engine: Engine::new(wf, &w.dir), events, case }
+}
+
+#[test]
+fn an_all_step_waits_for_every_seat() {
+    let w = panel_world(json!("all"));
+    let wf = w.workflow("panel-review");
+    let mut run = panel_run(&w, &wf);
+    assert_eq!(run.case.steps["panel"].seats.len(), 3);
+    run.act("p018", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00").unwrap();
+    run.act("p019", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("panel"), Some(StepStatus::Open));
+    // One person, one seat: acting twice is refused.
+    assert!(matches!(run.act("p019", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00"), Err(WorkflowError::NotAssigned { .. })));
+    run.act("p020", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("panel"), Some(StepStatus::Done));
+    assert_eq!(run.step_status("head"), Some(StepStatus::Open));
+}
+
+#[test]
+fn an_any_step_is_done_at_the_first_approval() {
+    let w = panel_world(json!("any"));
+    let wf = w.workflow("panel-review");
+    let mut run = panel_run(&w, &wf);
+    run.act("p020", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("panel"), Some(StepStatus::Done));
+    assert!(matches!(run.act("p018", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00"), Err(WorkflowError::StepNotOpen(_))));
+}
+
+#[test]
+fn a_quorum_step_is_done_at_n_approvals() {
+    let w = panel_world(json!({"quorum": 2}));
+    let wf = w.workflow("panel-review");
+    let mut run = panel_run(&w, &wf);
+    run.act("p018", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("panel"), Some(StepStatus::Open));
+    run.act("p020", "panel", Action::Approve, Level::Simple, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("panel"), Some(StepStatus::Done));
+}
+
+#[test]
+fn a_person_named_in_a_field_must_be_in_the_directory() {
+    let w = panel_world(json!("all"));
+    let wf = w.workflow("panel-review");
+    let sub = w.submission("panel-review", "p021", json!({"panel": ["p018", "ghost7"]}), "2026-03-02");
+    let err = Engine::new(&wf, &w.dir).open_case("c", &sub, "p021", sig("p021", Level::Simple), at("2026-03-02T09:00")).unwrap_err();
+    assert_eq!(err, WorkflowError::UnknownPerson { field: "panel.*".into(), value: "ghost7".into() });
+}
