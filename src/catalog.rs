@@ -45,6 +45,11 @@ pub struct Catalog {
     pub workflows: BTreeMap<String, Arc<WorkflowDefinition>>,
     /// Ids of every workflow file seen, loaded or not, and the file that defines it.
     pub workflow_ids: BTreeMap<String, String>,
+    /// The bytes of every loaded form and workflow by content hash, so a store can keep the
+    /// exact version each case is pinned to.
+    pub sources: BTreeMap<String, Arc<[u8]>>,
+    /// The bytes of the reference data (calendars, rates tables) by file name.
+    pub reference_sources: Vec<SourceFile>,
 }
 
 /// The outcome of loading: what loaded, every problem, and counts for the summary line.
@@ -130,6 +135,7 @@ impl Catalog {
                     if let Some(c) = HolidayCalendar::parse(m, &mut p) {
                         if register(&mut ids, kind, &c.id, &src.name, &mut p) {
                             refs.calendars.insert(c.id.clone(), Arc::new(c));
+                            report.catalog.reference_sources.push((*src).clone());
                         }
                     }
                 }
@@ -137,6 +143,7 @@ impl Catalog {
                     if let Some(t) = RatesTable::parse(m, &mut p) {
                         if register(&mut ids, kind, &t.id, &src.name, &mut p) {
                             refs.tables.insert(t.id.clone(), Arc::new(t));
+                            report.catalog.reference_sources.push((*src).clone());
                         }
                     }
                 }
@@ -169,6 +176,7 @@ impl Catalog {
                 }
                 report.examples_run += run_examples(&form, &mut p);
                 if p.is_empty() && register(&mut ids, kind, &form.id, &src.name, &mut p) {
+                    report.catalog.sources.insert(form.content_hash.clone(), src.bytes.clone().into());
                     report.catalog.forms.insert(form.id.clone(), Arc::new(form));
                 }
             }
@@ -183,6 +191,7 @@ impl Catalog {
             let hash = hex::encode(Sha256::digest(&src.bytes));
             if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &report.catalog.forms, directory, &mut p) {
                 if report.catalog.workflow_ids.get(&w.id) == Some(&src.name) {
+                    report.catalog.sources.insert(w.content_hash.clone(), src.bytes.clone().into());
                     report.catalog.workflows.insert(w.id.clone(), Arc::new(w));
                 }
             }

@@ -139,6 +139,8 @@ pub trait Store: Send + Sync {
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError>;
     /// The heads of cases `person` is party to, newest first.
     fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError>;
+    /// The outcome recorded for an append made with this idempotency key on this case, if any.
+    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError>;
     /// Re-computes a case's hash chain; `Corrupt` names the first bad event.
     fn verify_case(&self, case_id: &str) -> Result<(), StoreError>;
     /// Stores a definition's bytes under its SHA-256 (hex), so pinned versions stay readable.

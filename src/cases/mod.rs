@@ -1,0 +1,365 @@
+//! Cases: the thin shell that joins definitions, the directory, the workflow engine and the store.
+//!
+//! Every operation reads a case's events, replays them, asks the pure engine for the new events,
+//! and appends them with the version it read, together with the new head and inbox entries. If
+//! another act got there first the store answers `Conflict` and nothing is written: of two
+//! approvers acting on one step at once, exactly one wins. Each case is pinned to the content
+//! hashes of its form and workflow; a definition loaded later never changes an open case, which
+//! finishes on the version it was opened with (kept in memory and in the store).
+
+use crate::catalog::{Catalog, SourceFile};
+use crate::directory::{Directory, DirectoryError};
+use crate::forms::{FieldError, FormDefinition, ValidationContext};
+use crate::i18n::Lang;
+use crate::store::{Append, CaseHead, InboxEntry, InboxPage, Store, StoreError};
+use crate::workflow::{ActRequest, Case, CaseEvent, Engine, SignatureRecord, StepStatus, WorkflowDefinition, WorkflowError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("the submission has {} error(s) [CARIMBO-E0110]", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("no form {0:?} is available [CARIMBO-E0406]")]
+    UnknownForm(String),
+    #[error("no case {0:?} [CARIMBO-E0402]")]
+    UnknownCase(String),
+    #[error("the definition version {0} this case is pinned to is not available [CARIMBO-E0407]")]
+    DefinitionMissing(String),
+}
+
+/// A case as a caller sees it after an operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    pub case: Case,
+    /// True when this answer repeats an earlier one (same idempotency key): nothing was appended.
+    pub replayed: bool,
+}
+
+/// Definitions by content hash: the current catalog plus every version a case may be pinned to.
+struct Definitions {
+    catalog: Arc<Catalog>,
+    forms: HashMap<String, Arc<FormDefinition>>,
+    workflows: HashMap<String, Arc<WorkflowDefinition>>,
+}
+
+pub struct CaseService {
+    store: Arc<dyn Store>,
+    definitions: RwLock<Definitions>,
+    directory: RwLock<Arc<Directory>>,
+}
+
+impl CaseService {
+    /// Starts the service over a store; every loaded definition's bytes are kept in the store.
+    pub fn new(store: Arc<dyn Store>, catalog: Catalog, directory: Directory) -> Result<CaseService, CaseError> {
+        let service = CaseService {
+            store,
+            definitions: RwLock::new(Definitions { catalog: Arc::new(Catalog::default()), forms: HashMap::new(), workflows: HashMap::new() }),
+            directory: RwLock::new(Arc::new(directory)),
+        };
+        service.load_catalog(catalog)?;
+        Ok(service)
+    }
+
+    /// Serves a new set of definitions. Cases already open keep their pinned versions.
+    pub fn load_catalog(&self, catalog: Catalog) -> Result<(), CaseError> {
+        for (hash, bytes) in &catalog.sources {
+            self.store.put_definition(hash, bytes)?;
+        }
+        let mut defs = self.definitions.write().unwrap_or_else(|e| e.into_inner());
+        for f in catalog.forms.values() {
+            defs.forms.insert(f.content_hash.clone(), f.clone());
+        }
+        for w in catalog.workflows.values() {
+            defs.workflows.insert(w.content_hash.clone(), w.clone());
+        }
+        defs.catalog = Arc::new(catalog);
+        Ok(())
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.definitions.read().unwrap_or_else(|e| e.into_inner()).catalog.clone()
+    }
+
+    pub fn directory(&self) -> Arc<Directory> {
+        self.directory.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_directory(&self, directory: Directory) {
+        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(directory);
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The form and workflow a case is pinned to, from memory or, after a restart, from the store.
+    fn pinned(&self, form_hash: &str, workflow_hash: &str) -> Result<(Arc<FormDefinition>, Arc<WorkflowDefinition>), CaseError> {
+        {
+            let defs = self.definitions.read().unwrap_or_else(|e| e.into_inner());
+            if let (Some(f), Some(w)) = (defs.forms.get(form_hash), defs.workflows.get(workflow_hash)) {
+                return Ok((f.clone(), w.clone()));
+            }
+        }
+        let mut sources = self.catalog().reference_sources.clone();
+        for hash in [form_hash, workflow_hash] {
+            let bytes = self.store.definition(hash)?.ok_or_else(|| CaseError::DefinitionMissing(hash.to_string()))?;
+            // The file name only matters for the id check: take the id from the definition.
+            let id = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string)).unwrap_or_default();
+            sources.push(SourceFile::new(format!("{id}.json"), bytes));
+        }
+        let report = Catalog::load_sources(&sources);
+        let form = report.catalog.forms.values().find(|f| f.content_hash == form_hash).cloned();
+        let workflow = report.catalog.workflows.values().find(|w| w.content_hash == workflow_hash).cloned();
+        let (Some(f), Some(w)) = (form, workflow) else { return Err(CaseError::DefinitionMissing(format!("{form_hash} / {workflow_hash}"))) };
+        let mut defs = self.definitions.write().unwrap_or_else(|e| e.into_inner());
+        defs.forms.insert(form_hash.to_string(), f.clone());
+        defs.workflows.insert(workflow_hash.to_string(), w.clone());
+        Ok((f, w))
+    }
+
+    /// The validation context for a person: today and their directory facts.
+    pub fn context_for(&self, person: &str, now: DateTime<Utc>) -> Result<ValidationContext, CaseError> {
+        let facts = self.directory().applicant_facts(person)?;
+        Ok(ValidationContext::new(now.date_naive(), facts))
+    }
+
+    /// Validates and submits a form, opening a case. With an idempotency key, a retry returns
+    /// the first case and opens nothing.
+    pub fn submit(
+        &self,
+        submitter: &str,
+        form_id: &str,
+        data: &Value,
+        signature: SignatureRecord,
+        now: DateTime<Utc>,
+        idempotency_key: Option<&str>,
+        lang: Lang,
+    ) -> Result<CaseView, CaseError> {
+        let catalog = self.catalog();
+        let form = catalog.form(form_id).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
+        let workflow = catalog.workflow(&form.workflow).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
+        // The applicant facts are the subject's when the workflow names one; the submitter's otherwise.
+        let subject = workflow
+            .subject
+            .as_deref()
+            .and_then(|f| crate::workflow::engine::lookup_path(data, f).into_iter().next().and_then(Value::as_str).map(str::to_string))
+            .filter(|s| self.directory().person(s).is_some())
+            .unwrap_or_else(|| submitter.to_string());
+        let ctx = self.context_for(&subject, now)?;
+        let submission = form.validate(data, &ctx, lang).map_err(CaseError::Invalid)?;
+        let case_id = match idempotency_key {
+            // A retry must land on the same case id for the store to recognise it.
+            Some(key) => format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20]),
+            None => format!("C-{}", uuid_like(now)),
+        };
+        let directory = self.directory();
+        let engine = Engine::new(&workflow, &directory);
+        let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;
+        let case = Case::replay(&events)?;
+        self.commit(&case_id, 0, events, &case, &engine, now, idempotency_key)
+    }
+
+    pub fn act(&self, case_id: &str, req: ActRequest, idempotency_key: Option<&str>) -> Result<CaseView, CaseError> {
+        let now = req.now;
+        let (case, workflow) = self.load(case_id)?;
+        if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {
+            return Ok(v);
+        }
+        let directory = self.directory();
+        let engine = Engine::new(&workflow, &directory);
+        let events = engine.act(&case, req)?;
+        let mut next = case.clone();
+        for e in &events {
+            next.apply(e)?;
+        }
+        self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
+    }
+
+    pub fn resubmit(&self, case_id: &str, by: &str, data: &Value, signature: SignatureRecord, now: DateTime<Utc>, idempotency_key: Option<&str>, lang: Lang) -> Result<CaseView, CaseError> {
+        let (case, workflow) = self.load(case_id)?;
+        if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {
+            return Ok(v);
+        }
+        let (form, _) = self.pinned(&case.form.hash, &case.workflow.hash)?;
+        let ctx = self.context_for(by, now)?;
+        let submission = form.validate(data, &ctx, lang).map_err(CaseError::Invalid)?;
+        let directory = self.directory();
+        let engine = Engine::new(&workflow, &directory);
+        let events = engine.resubmit(&case, by, &submission, signature, now)?;
+        let mut next = case.clone();
+        for e in &events {
+            next.apply(e)?;
+        }
+        self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
+    }
+
+    pub fn withdraw(&self, case_id: &str, by: &str, reason: Option<String>, now: DateTime<Utc>, idempotency_key: Option<&str>) -> Result<CaseView, CaseError> {
+        let (case, workflow) = self.load(case_id)?;
+        if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {
+            return Ok(v);
+        }
+        let directory = self.directory();
+        let engine = Engine::new(&workflow, &directory);
+        let events = engine.withdraw(&case, by, reason, now)?;
+        let mut next = case.clone();
+        for e in &events {
+            next.apply(e)?;
+        }
+        self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
+    }
+
+    /// Appends the reminders and escalations due on a case at `now`, if any.
+    pub fn tick(&self, case_id: &str, now: DateTime<Utc>) -> Result<Option<CaseView>, CaseError> {
+        let (case, workflow) = self.load(case_id)?;
+        let directory = self.directory();
+        let engine = Engine::new(&workflow, &directory);
+        let events = engine.tick(&case, now);
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut next = case.clone();
+        for e in &events {
+            next.apply(e)?;
+        }
+        self.commit(case_id, case.version, events, &next, &engine, now, None).map(Some)
+    }
+
+    /// The case, replayed from its stored events.
+    pub fn case(&self, case_id: &str) -> Result<Case, CaseError> {
+        Ok(self.load(case_id)?.0)
+    }
+
+    /// The stored events of a case (with their hash chain).
+    pub fn events(&self, case_id: &str) -> Result<Vec<crate::store::StoredEvent>, CaseError> {
+        let events = self.store.events(case_id)?;
+        if events.is_empty() {
+            return Err(CaseError::UnknownCase(case_id.to_string()));
+        }
+        Ok(events)
+    }
+
+    pub fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, CaseError> {
+        Ok(self.store.inbox(person, after, limit)?)
+    }
+
+    pub fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, CaseError> {
+        Ok(self.store.cases_of(person, limit)?)
+    }
+
+    fn load(&self, case_id: &str) -> Result<(Case, Arc<WorkflowDefinition>), CaseError> {
+        let stored = self.store.events(case_id)?;
+        if stored.is_empty() {
+            return Err(CaseError::UnknownCase(case_id.to_string()));
+        }
+        let mut events = Vec::with_capacity(stored.len());
+        for e in &stored {
+            let event: CaseEvent = serde_json::from_value(e.body.clone())
+                .map_err(|err| StoreError::Corrupt { case_id: case_id.to_string(), seq: e.seq, reason: format!("the event cannot be read: {err}") })?;
+            events.push(event);
+        }
+        let case = Case::replay(&events)?;
+        let (_, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
+        Ok((case, workflow))
+    }
+
+    /// A retry with a key already used on this case: the store answers without appending.
+    fn replayed(&self, case_id: &str, key: Option<&str>, case: &Case) -> Result<Option<CaseView>, CaseError> {
+        let Some(key) = key else { return Ok(None) };
+        match self.store.idempotent_outcome(case_id, key)? {
+            Some(_) => Ok(Some(CaseView { case: case.clone(), replayed: true })),
+            None => Ok(None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit(&self, case_id: &str, expected: u64, events: Vec<CaseEvent>, next: &Case, engine: &Engine, now: DateTime<Utc>, key: Option<&str>) -> Result<CaseView, CaseError> {
+        let assignments = engine.assignments(next, now);
+        let inbox: Vec<InboxEntry> = assignments
+            .iter()
+            .map(|a| InboxEntry {
+                person: a.person.clone(),
+                case_id: case_id.to_string(),
+                step: a.step.clone(),
+                seat: a.seat.clone(),
+                since: a.since,
+                form_id: next.form.id.clone(),
+                on_behalf_of: a.on_behalf_of.clone(),
+                delegation: a.delegation.clone(),
+            })
+            .collect();
+        let head = head_of(next, &inbox);
+        let bodies = events.iter().map(|e| serde_json::to_value(e).expect("events serialise")).collect();
+        let outcome = json!({"case_id": case_id, "status": next.status.as_str()});
+        let appended = self.store.append(Append {
+            case_id: case_id.to_string(),
+            expected_version: expected,
+            events: bodies,
+            head,
+            inbox,
+            idempotency_key: key.map(str::to_string),
+            outcome,
+        })?;
+        if appended.replayed {
+            // The first attempt's result stands; show the case as stored.
+            return Ok(CaseView { case: self.case(case_id)?, replayed: true });
+        }
+        Ok(CaseView { case: next.clone(), replayed: false })
+    }
+}
+
+fn head_of(case: &Case, inbox: &[InboxEntry]) -> CaseHead {
+    let mut parties: BTreeSet<String> = BTreeSet::new();
+    parties.insert(case.submitter.clone());
+    parties.insert(case.subject.clone());
+    for a in &case.acts {
+        parties.insert(a.actor.clone());
+    }
+    for e in inbox {
+        parties.insert(e.person.clone());
+    }
+    let current: Vec<Value> = case
+        .steps
+        .iter()
+        .filter(|(_, s)| s.status == StepStatus::Open)
+        .map(|(id, s)| {
+            let waiting: Vec<&String> = s.seats.iter().filter(|x| x.act.is_none()).flat_map(|x| x.people.iter().chain(x.escalated_to.iter())).collect();
+            json!({"step": id, "since": s.since, "waiting_for": waiting})
+        })
+        .collect();
+    CaseHead {
+        case_id: case.id.clone(),
+        version: 0,
+        last_hash: String::new(),
+        status: case.status.as_str().to_string(),
+        form_id: case.form.id.clone(),
+        form_version: case.form.version.clone(),
+        form_hash: case.form.hash.clone(),
+        workflow_id: case.workflow.id.clone(),
+        workflow_version: case.workflow.version.clone(),
+        workflow_hash: case.workflow.hash.clone(),
+        submitter: case.submitter.clone(),
+        parties: parties.into_iter().collect(),
+        opened_at: case.opened_at,
+        updated_at: case.updated_at,
+        summary: json!({"current_steps": current, "data_version": case.data_version}),
+    }
+}
+
+/// A case id that sorts by time and is unique without coordination: the time in milliseconds
+/// and 64 random bits from the OS.
+fn uuid_like(now: DateTime<Utc>) -> String {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the OS random source is available");
+    format!("{:012x}-{}", now.timestamp_millis(), hex::encode(random))
+}
