@@ -146,7 +146,9 @@ pub enum Seats {
 pub struct Deadline {
     pub days: u32,
     pub remind_after_days: Option<u32>,
-    pub escalate_to: Assignee,
+    /// Who is added to the open seats when the deadline passes; `None` for a reminder only
+    /// (a personal signature, such as a party's to a contract, cannot be taken over).
+    pub escalate_to: Option<Assignee>,
 }
 
 #[derive(Debug, Clone)]
@@ -518,7 +520,7 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
     let deadline = m.get("deadline").and_then(|d| {
         let dptr = format!("{ptr}/deadline");
         let dm = parse::object(d, &dptr, "\"deadline\"", p)?;
-        check_keys(dm, &dptr, &["days", "remind_after_days", "escalate_to"], &["days", "escalate_to"], p);
+        check_keys(dm, &dptr, &["days", "remind_after_days", "escalate_to"], &["days"], p);
         let days = dm.get("days").and_then(Value::as_u64).filter(|d| (1..=365).contains(d));
         if days.is_none() {
             p.push(format!("{dptr}/days"), codes::BAD_VALUE, "\"days\" is a whole number from 1 to 365");
@@ -533,8 +535,11 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
                 }
             },
         };
-        let escalate_to = dm.get("escalate_to").and_then(|e| assignee(e, &format!("{dptr}/escalate_to"), ctx, p));
-        Some(Deadline { days: days? as u32, remind_after_days: remind, escalate_to: escalate_to? })
+        let escalate_to = match dm.get("escalate_to") {
+            Some(e) => Some(assignee(e, &format!("{dptr}/escalate_to"), ctx, p)?),
+            None => None,
+        };
+        Some(Deadline { days: days? as u32, remind_after_days: remind, escalate_to })
     });
     if p.len() > before {
         return None;

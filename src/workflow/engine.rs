@@ -688,14 +688,17 @@ impl<'a> Engine<'a> {
         for (id, state) in case.open_steps() {
             let Some(deadline) = self.workflow.step(id).and_then(|d| d.deadline.as_ref()) else { continue };
             for seat in state.seats.iter().filter(|s| s.act.is_none()) {
-                if let Some(r) = deadline.remind_after_days {
+                // A deadline without an escalation target still reminds, at the deadline at the latest.
+                let remind_at = deadline.remind_after_days.or(deadline.escalate_to.is_none().then_some(deadline.days));
+                if let Some(r) = remind_at {
                     if !seat.reminded && now >= state.since + Duration::days(r as i64) {
                         out.push(CaseEvent::Reminded { at: now, step: id.clone(), seat: seat.id.clone(), people: seat.people.clone() });
                     }
                 }
+                let Some(target) = &deadline.escalate_to else { continue };
                 if seat.escalated_to.is_empty() && now >= state.since + Duration::days(deadline.days as i64) {
                     let added: Vec<String> = self
-                        .resolve(&deadline.escalate_to, case)
+                        .resolve(target, case)
                         .into_iter()
                         .flat_map(|(_, p)| p)
                         .filter(|p| p != &case.submitter && !seat.people.contains(p))
