@@ -305,6 +305,13 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
+        match self.idempotency.get(idempotency_key(case_id, key)).map_err(sled_err)? {
+            Some(rec) => Ok(Some(replayed(case_id, &rec)?.outcome)),
+            None => Ok(None),
+        }
+    }
+
     fn append(&self, append: Append) -> Result<Appended, StoreError> {
         let c = self.commit(append)?;
         // A replay waits too: the first attempt may still be on its way to the disk.
