@@ -4,6 +4,7 @@
 //! state machine and signature checks); the `carimbo` binary is a thin shell around it.
 //! `docs/ARCHITECTURE.md` maps the modules and follows one case through them.
 
+pub mod accounts;
 pub mod cases;
 pub mod catalog;
 pub mod directory;
