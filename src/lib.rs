@@ -6,3 +6,5 @@
 
 pub mod forms;
 pub mod i18n;
+pub mod pki;
+pub mod signing;
