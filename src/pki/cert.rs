@@ -207,13 +207,22 @@ fn key_kind(spki: &SubjectPublicKeyInfo<'_>) -> KeyKind {
         }
         "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => match spki.parsed() {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa {
-                bits: rsa.key_size(),
+                bits: modulus_bits(rsa.modulus),
             },
             _ => KeyKind::Other("malformed RSA key".into()),
         },
         "1.3.101.112" => KeyKind::Ed25519,
         other => KeyKind::Other(other.to_string()),
     }
+}
+
+/// The exact bit length of a big-endian modulus.
+fn modulus_bits(modulus: &[u8]) -> usize {
+    let significant: &[u8] = match modulus.iter().position(|b| *b != 0) {
+        Some(i) => &modulus[i..],
+        None => return 0,
+    };
+    significant.len() * 8 - significant[0].leading_zeros() as usize
 }
 
 /// Certificate signature algorithms refused by the crypto policy (SHA-1, MD5, MD2), with
@@ -237,6 +246,10 @@ pub fn check_key_strength(key: &KeyKind) -> Result<(), String> {
     match key {
         KeyKind::Rsa { bits } if *bits < MIN_RSA_BITS => Err(format!(
             "RSA key of {bits} bits is below the {MIN_RSA_BITS}-bit minimum"
+        )),
+        // A modulus whose length is not a whole number of bytes is a malformed key.
+        KeyKind::Rsa { bits } if bits % 8 != 0 => Err(format!(
+            "RSA key of {bits} bits is not a whole number of bytes"
         )),
         KeyKind::Other(what) => Err(format!("key type {what} is not allowed")),
         _ => Ok(()),

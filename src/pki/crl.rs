@@ -39,11 +39,14 @@ pub struct LoadedCrl {
     pub next_update: Option<DateTime<Utc>>,
     revoked: HashMap<Vec<u8>, RevokedEntry>,
     signature_algorithm: String,
+    /// Why the CRL may not be relied on although it parsed (RFC 5280 §5.2.3: a CRL must
+    /// carry a non-critical CRLNumber). A defective CRL makes its issuer's status unknown.
+    defect: Option<String>,
 }
 
 impl LoadedCrl {
     pub fn from_der(der: Vec<u8>, origin: &str) -> Result<LoadedCrl, String> {
-        let (issuer, issuer_raw, this_update, next_update, revoked, signature_algorithm) = {
+        let (issuer, issuer_raw, this_update, next_update, revoked, signature_algorithm, defect) = {
             let (rest, crl) = CertificateRevocationList::from_der(&der)
                 .map_err(|e| format!("{origin}: not a DER CRL: {e}"))?;
             if !rest.is_empty() {
@@ -59,6 +62,15 @@ impl LoadedCrl {
                     },
                 );
             }
+            let crl_number = crl
+                .extensions()
+                .iter()
+                .find(|e| e.oid.to_id_string() == "2.5.29.20");
+            let defect = match crl_number {
+                None => Some(format!("{origin}: the CRL has no CRLNumber extension")),
+                Some(e) if e.critical => Some(format!("{origin}: the CRLNumber extension is marked critical")),
+                Some(_) => None,
+            };
             (
                 crl.issuer().to_string(),
                 crl.issuer().as_raw().to_vec(),
@@ -66,6 +78,7 @@ impl LoadedCrl {
                 crl.next_update().map(asn1_time),
                 revoked,
                 crl.signature_algorithm.algorithm.to_id_string(),
+                defect,
             )
         };
         Ok(LoadedCrl {
@@ -77,6 +90,7 @@ impl LoadedCrl {
             next_update,
             revoked,
             signature_algorithm,
+            defect,
         })
     }
 
@@ -205,6 +219,10 @@ impl CrlSet {
         }
         let mut problems = Vec::new();
         for crl in candidates {
+            if let Some(defect) = &crl.defect {
+                problems.push(defect.clone());
+                continue;
+            }
             if let Err(e) = crl.signature_verifies(issuer_spki) {
                 problems.push(e);
                 continue;

@@ -11,6 +11,7 @@ pub mod cert;
 pub mod crl;
 pub mod demo;
 pub mod path;
+pub mod profile;
 pub mod report;
 pub mod trust;
 

@@ -23,6 +23,7 @@ use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeI
 
 use super::cert::{CertFacts, check_key_strength, refused_signature_algorithm};
 use super::crl::{CrlLookup, CrlSet};
+use super::profile::{CertRole, violation};
 use super::report::{ChainElement, Indication, SubIndication};
 use super::trust::TrustList;
 
@@ -44,7 +45,8 @@ pub enum RevocationRule {
     /// Every certificate below the anchor needs a CRL that covers the signing time; without
     /// one the result is INDETERMINATE / TRY_LATER. carimbo's rule for signatures.
     Required,
-    /// Check the CRLs that exist; a missing one is not an error (the x509-limbo runner).
+    /// Check the CRLs that exist; a certificate whose issuer has no CRL at all is not an
+    /// error, but one whose issuer's CRLs are all unusable is (the x509-limbo runner).
     IfAvailable,
 }
 
@@ -109,8 +111,8 @@ pub struct PathElement {
 #[derive(Clone, Debug)]
 pub struct ValidatedChain {
     pub path: Vec<PathElement>,
-    /// The period in which every certificate below the anchor is within its validity: the
-    /// path found stays valid for any signing time inside it.
+    /// The period in which every certificate of the path is within its validity: the path
+    /// found stays valid for any signing time inside it.
     pub valid_from: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
 }
@@ -275,18 +277,28 @@ impl CertificateValidator {
         // Path-dependent constraints are checked inside the path search, so webpki can try
         // another path when one fails them; the reason is kept to report it.
         let constraint_failure: RefCell<Option<ChainFailure>> = RefCell::new(None);
+        let stash = |failure: ChainFailure| {
+            *constraint_failure.borrow_mut() = Some(failure);
+        };
         let check_path = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+            if let Some(why) = violation(leaf_der.as_ref(), CertRole::EndEntity) {
+                stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, why));
+                return Err(webpki::Error::BadDer);
+            }
             for cert in path.intermediate_certificates() {
                 let facts = match CertFacts::from_der(cert.der().as_ref()) {
                     Ok(f) => f,
                     Err(e) => {
-                        *constraint_failure.borrow_mut() =
-                            Some(ChainFailure::new(TotalFailed, FormatFailure, e));
+                        stash(ChainFailure::new(TotalFailed, FormatFailure, e));
                         return Err(webpki::Error::BadDer);
                     }
                 };
+                if let Some(why) = violation(cert.der().as_ref(), CertRole::Intermediate) {
+                    stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, why));
+                    return Err(webpki::Error::BadDer);
+                }
                 if facts.key_usage.is_some_and(|ku| !ku.key_cert_sign) {
-                    *constraint_failure.borrow_mut() = Some(ChainFailure::new(
+                    stash(ChainFailure::new(
                         Indeterminate,
                         ChainConstraintsFailure,
                         format!(
@@ -297,14 +309,21 @@ impl CertificateValidator {
                     return Err(webpki::Error::CaUsedAsEndEntity);
                 }
                 if let Err(e) = check_key_strength(&facts.key) {
-                    *constraint_failure.borrow_mut() = Some(ChainFailure::new(
+                    stash(ChainFailure::new(
                         Indeterminate,
                         CryptoConstraintsFailure,
                         format!("CA certificate `{}`: {e}", facts.subject),
                     ));
-                    #[allow(deprecated)] // only a signal: the stashed reason is reported
-                    return Err(webpki::Error::UnsupportedSignatureAlgorithm);
+                    return Err(webpki::Error::BadDer);
                 }
+            }
+            if let Some(why) = self.trust.anchor_violation(path.anchor()) {
+                stash(ChainFailure::new(
+                    Indeterminate,
+                    ChainConstraintsFailure,
+                    format!("trust anchor not usable: {why}"),
+                ));
+                return Err(webpki::Error::BadDer);
             }
             Ok(())
         };
@@ -379,13 +398,10 @@ impl CertificateValidator {
                 revocation: None,
             });
         }
-        let below_anchor = elements.iter().filter(|e| !e.trust_anchor);
-        let valid_from = below_anchor
-            .clone()
-            .map(|e| e.facts.not_before)
-            .max()
-            .unwrap_or(t);
-        let valid_until = below_anchor.map(|e| e.facts.not_after).min().unwrap_or(t);
+        // The anchor's own validity counts too (RFC 5280 leaves it to the relying party; an
+        // expired root is no longer maintained by its certification entity).
+        let valid_from = elements.iter().map(|e| e.facts.not_before).max().unwrap_or(t);
+        let valid_until = elements.iter().map(|e| e.facts.not_after).min().unwrap_or(t);
         Ok(ValidatedChain {
             path: elements,
             valid_from,
@@ -404,7 +420,7 @@ impl CertificateValidator {
         use Indication::*;
         use SubIndication::*;
         let mut verdict = ChainVerdict::default();
-        for e in chain.path.iter().filter(|e| !e.trust_anchor) {
+        for e in &chain.path {
             if t.at < e.facts.not_before {
                 return Err(ChainFailure::new(
                     TotalFailed,
@@ -445,7 +461,17 @@ impl CertificateValidator {
                             ),
                         ));
                     }
-                    RevocationRule::IfAvailable => {}
+                    RevocationRule::IfAvailable if !self.crls.has_issuer(&e.facts.issuer_raw) => {}
+                    RevocationRule::IfAvailable => {
+                        return Err(ChainFailure::new(
+                            Indeterminate,
+                            TryLater,
+                            format!(
+                                "revocation status of `{}` is unknown: {reason}",
+                                e.facts.subject
+                            ),
+                        ));
+                    }
                 },
                 Some(Ok(lookup)) => {
                     if let Some(entry) = &lookup.entry {

@@ -14,7 +14,8 @@ use rustls_pki_types::{CertificateDer, TrustAnchor};
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
-use super::cert::{CertFacts, load_pem_certificates};
+use super::cert::{CertFacts, check_key_strength, load_pem_certificates};
+use super::profile::{CertRole, violation};
 
 /// A name in the administration's languages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +81,14 @@ impl CertificationEntity {
     }
 }
 
+fn anchor_violation(der: &CertificateDer<'_>, facts: &CertFacts) -> Option<String> {
+    violation(der, CertRole::Anchor).or_else(|| {
+        check_key_strength(&facts.key)
+            .err()
+            .map(|e| format!("trust anchor `{}`: {e}", facts.subject))
+    })
+}
+
 /// The loaded trust list.
 #[derive(Clone, Debug)]
 pub struct TrustList {
@@ -87,6 +96,8 @@ pub struct TrustList {
     anchors: Vec<TrustAnchor<'static>>,
     /// What x509-parser reads from each anchor, in the order of `anchors`.
     anchor_facts: Vec<CertFacts>,
+    /// Why an anchor may not end a path (RFC 5280 profile, key strength), in the same order.
+    anchor_violations: Vec<Option<String>>,
 }
 
 pub const TRUST_LIST_FILE: &str = "trust-list.json";
@@ -124,6 +135,7 @@ impl TrustList {
         let mut entities = Vec::new();
         let mut anchors = Vec::new();
         let mut anchor_facts = Vec::new();
+        let mut anchor_violations = Vec::new();
         for (entry, certificate) in entries {
             let facts = CertFacts::from_der(&certificate)
                 .map_err(|e| format!("entity `{}`: {e}", entry.id))?;
@@ -132,6 +144,7 @@ impl TrustList {
                     .map_err(|e| format!("entity `{}` is not a usable trust anchor: {e}", entry.id))?
                     .to_owned();
                 anchors.push(anchor);
+                anchor_violations.push(anchor_violation(&certificate, &facts));
                 anchor_facts.push(facts.clone());
             }
             if entities
@@ -153,6 +166,7 @@ impl TrustList {
             entities,
             anchors,
             anchor_facts,
+            anchor_violations,
         })
     }
 
@@ -160,17 +174,21 @@ impl TrustList {
     pub fn from_anchors(roots: &[CertificateDer<'_>]) -> Result<TrustList, String> {
         let mut anchors = Vec::new();
         let mut anchor_facts = Vec::new();
+        let mut anchor_violations = Vec::new();
         for root in roots {
             let anchor = webpki::anchor_from_trusted_cert(root)
                 .map_err(|e| format!("not a usable trust anchor: {e}"))?
                 .to_owned();
+            let facts = CertFacts::from_der(root)?;
             anchors.push(anchor);
-            anchor_facts.push(CertFacts::from_der(root)?);
+            anchor_violations.push(anchor_violation(root, &facts));
+            anchor_facts.push(facts);
         }
         Ok(TrustList {
             entities: Vec::new(),
             anchors,
             anchor_facts,
+            anchor_violations,
         })
     }
 
@@ -178,15 +196,22 @@ impl TrustList {
         &self.anchors
     }
 
+    fn anchor_index(&self, anchor: &TrustAnchor<'_>) -> Option<usize> {
+        self.anchors.iter().position(|a| {
+            a.subject_public_key_info == anchor.subject_public_key_info
+                && a.subject == anchor.subject
+        })
+    }
+
     /// The facts of the anchor webpki ended a path at.
     pub fn anchor_facts(&self, anchor: &TrustAnchor<'_>) -> Option<&CertFacts> {
-        self.anchors
-            .iter()
-            .position(|a| {
-                a.subject_public_key_info == anchor.subject_public_key_info
-                    && a.subject == anchor.subject
-            })
-            .map(|i| &self.anchor_facts[i])
+        self.anchor_index(anchor).map(|i| &self.anchor_facts[i])
+    }
+
+    /// Why this anchor may not end a path, if it may not.
+    pub fn anchor_violation(&self, anchor: &TrustAnchor<'_>) -> Option<&str> {
+        self.anchor_index(anchor)
+            .and_then(|i| self.anchor_violations[i].as_deref())
     }
 
     pub fn entities(&self) -> &[CertificationEntity] {
