@@ -146,10 +146,36 @@ fn rsa_key() -> Result<DemoKeyPair, PkiError> {
     Ok(DemoKeyPair { key, pem })
 }
 
+/// An Ed25519 key written as PKCS#8 v1 (RFC 8410 §7: the 32-byte seed only). ring makes v2
+/// documents whose public-key field other toolkits (OpenSSL 1.x, Python `cryptography`)
+/// refuse, and a demo key must load everywhere; ring reads v1 too.
+fn ed25519_key() -> Result<DemoKeyPair, PkiError> {
+    use base64::Engine;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(gen_err)?;
+    let v2 = key.serialized_der();
+    let marker = [0x04, 0x22, 0x04, 0x20];
+    let start = v2
+        .windows(4)
+        .position(|w| w == marker)
+        .ok_or_else(|| gen_err("unexpected Ed25519 PKCS#8 layout"))?
+        + 4;
+    let seed = v2
+        .get(start..start + 32)
+        .ok_or_else(|| gen_err("truncated Ed25519 PKCS#8"))?;
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(seed);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&v1);
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    Ok(DemoKeyPair { key, pem })
+}
+
 fn person_key(kind: DemoKey) -> Result<DemoKeyPair, PkiError> {
     match kind {
         DemoKey::P256 => ec_key(&rcgen::PKCS_ECDSA_P256_SHA256),
-        DemoKey::Ed25519 => ec_key(&rcgen::PKCS_ED25519),
+        DemoKey::Ed25519 => ed25519_key(),
         DemoKey::Rsa2048 => rsa_key(),
     }
 }
