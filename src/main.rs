@@ -1,7 +1,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "carimbo", version, about = "Electronic forms and signature workflows")]
+#[command(
+    name = "carimbo",
+    version,
+    about = "Electronic forms and signature workflows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

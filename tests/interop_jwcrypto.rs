@@ -30,7 +30,9 @@ fn main() -> ExitCode {
     match python(&["check"]) {
         Ok(out) if out.status.success() => {}
         Ok(_) => {
-            println!("interop (jwcrypto): SKIPPED — Python package `jwcrypto` is not importable (pip install jwcrypto)");
+            println!(
+                "interop (jwcrypto): SKIPPED — Python package `jwcrypto` is not importable (pip install jwcrypto)"
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -57,14 +59,24 @@ fn main() -> ExitCode {
         std::fs::write(&payload_path, bytes(&p)).unwrap();
 
         // carimbo signs, jwcrypto verifies.
-        let key = SigningKey::from_pkcs8_pem(&std::fs::read(pki(&format!("people/{id}.key.pem"))).unwrap())
-            .and_then(|k| k.with_algorithm(alg))
+        let key = SigningKey::from_pkcs8_pem(
+            &std::fs::read(pki(&format!("people/{id}.key.pem"))).unwrap(),
+        )
+        .and_then(|k| k.with_algorithm(alg))
+        .unwrap();
+        let chain =
+            carimbo::pki::cert::load_pem_certificates(&pki(&format!("people/{id}.pem"))).unwrap();
+        let jws = Signer::new(key, &chain)
+            .unwrap()
+            .sign(&bytes(&p), now())
             .unwrap();
-        let chain = carimbo::pki::cert::load_pem_certificates(&pki(&format!("people/{id}.pem"))).unwrap();
-        let jws = Signer::new(key, &chain).unwrap().sign(&bytes(&p), now()).unwrap();
         let sig_path = dir.join(format!("{id}-{}.carimbo.json", alg.name()));
         std::fs::write(&sig_path, jws.to_json()).unwrap();
-        match python(&["verify", payload_path.to_str().unwrap(), sig_path.to_str().unwrap()]) {
+        match python(&[
+            "verify",
+            payload_path.to_str().unwrap(),
+            sig_path.to_str().unwrap(),
+        ]) {
             Ok(out) if out.status.success() => passed += 1,
             Ok(out) => failures.push(format!(
                 "jwcrypto rejected carimbo's {} signature by {id}: {}{}",
@@ -98,7 +110,9 @@ fn main() -> ExitCode {
                 );
                 match report {
                     Ok(v) if v.report().algorithm.as_deref() == Some(alg.name()) => passed += 1,
-                    Ok(v) => failures.push(format!("unexpected algorithm {:?}", v.report().algorithm)),
+                    Ok(v) => {
+                        failures.push(format!("unexpected algorithm {:?}", v.report().algorithm))
+                    }
                     Err(r) => failures.push(format!(
                         "carimbo rejected jwcrypto's {} signature by {id}: {:?} {}",
                         alg.name(),
@@ -123,5 +137,9 @@ fn main() -> ExitCode {
     for f in &failures {
         println!("  {f}");
     }
-    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -68,7 +68,9 @@ impl LoadedCrl {
                 .find(|e| e.oid.to_id_string() == "2.5.29.20");
             let defect = match crl_number {
                 None => Some(format!("{origin}: the CRL has no CRLNumber extension")),
-                Some(e) if e.critical => Some(format!("{origin}: the CRLNumber extension is marked critical")),
+                Some(e) if e.critical => Some(format!(
+                    "{origin}: the CRLNumber extension is marked critical"
+                )),
                 Some(_) => None,
             };
             (
@@ -100,12 +102,15 @@ impl LoadedCrl {
         }
         let (_, crl) = CertificateRevocationList::from_der(&self.der)
             .map_err(|e| format!("CRL {}: {e}", self.origin))?;
-        let (_, spki) = SubjectPublicKeyInfo::from_der(issuer_spki)
-            .map_err(|e| format!("issuer key: {e}"))?;
-        crl.verify_signature(&spki)
-            .map_err(|_| format!("CRL {} is not signed by the certificate's issuer", self.origin))
+        let (_, spki) =
+            SubjectPublicKeyInfo::from_der(issuer_spki).map_err(|e| format!("issuer key: {e}"))?;
+        crl.verify_signature(&spki).map_err(|_| {
+            format!(
+                "CRL {} is not signed by the certificate's issuer",
+                self.origin
+            )
+        })
     }
-
 }
 
 /// What the freshest usable CRL says about one certificate, independent of the time asked
@@ -215,7 +220,10 @@ impl CrlSet {
         };
         // RFC 5280 §4.2.1.3: an issuer whose key usage lacks cRLSign cannot sign CRLs.
         if issuer_key_usage.is_some_and(|ku| !ku.crl_sign) {
-            return Err(format!("issuer `{}` may not sign CRLs (no cRLSign)", cert.issuer));
+            return Err(format!(
+                "issuer `{}` may not sign CRLs (no cRLSign)",
+                cert.issuer
+            ));
         }
         let mut problems = Vec::new();
         for crl in candidates {

@@ -13,16 +13,17 @@ use std::path::Path;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PublicKeyData, RevocationReason, RevokedCertParams, SerialNumber, SignatureAlgorithm,
-    date_time_ymd,
+    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
+    RevocationReason, RevokedCertParams, SerialNumber, SignatureAlgorithm, date_time_ymd,
 };
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
 use super::cert::{OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
-use super::trust::{AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile};
+use super::trust::{
+    AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile,
+};
 
 /// The key type of a demo person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,7 +261,10 @@ fn qc_statements_extension() -> CustomExtension {
 fn dn(cn: &str, ou: Option<&str>, serial_number: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "MO");
-    dn.push(DnType::OrganizationName, "Carimbo Demo PKI (not for production)");
+    dn.push(
+        DnType::OrganizationName,
+        "Carimbo Demo PKI (not for production)",
+    );
     if let Some(ou) = ou {
         dn.push(DnType::OrganizationalUnitName, ou);
     }
@@ -315,7 +319,8 @@ fn leaf_params(spec: &LeafSpec<'_>) -> CertificateParams {
         }
     });
     if spec.qualified {
-        p.custom_extensions.push(policies_extension(OID_POLICY_QCP_N_QSCD));
+        p.custom_extensions
+            .push(policies_extension(OID_POLICY_QCP_N_QSCD));
         p.custom_extensions.push(qc_statements_extension());
     }
     p.serial_number = Some(SerialNumber::from(spec.serial));
@@ -395,7 +400,9 @@ pub fn generate(
         } else {
             (&aca, aca_cert.pem())
         };
-        let cert = leaf_params(&spec).signed_by(&key.key, issuer).map_err(gen_err)?;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, issuer)
+            .map_err(gen_err)?;
         write(
             &out.join(format!("people/{}.pem", person.id)),
             format!("{}{}", cert.pem(), ca_pem),
@@ -420,7 +427,9 @@ pub fn generate(
                 KeyUsagePurpose::ContentCommitment,
             ]),
         };
-        let cert = leaf_params(&spec).signed_by(&key.key, &aca).map_err(gen_err)?;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
         write(
             &out.join("service/service.pem"),
             format!("{}{}", cert.pem(), aca_cert.pem()),
@@ -439,26 +448,25 @@ pub fn generate(
         qualified: false,
         key_usages: None,
     };
-    let mut write_bad = |name: &str,
-                         cert_pem: String,
-                         chain_tail: String,
-                         key_pem: &str|
-     -> Result<(), PkiError> {
-        write(
-            &out.join(format!("bad/{name}.pem")),
-            format!("{cert_pem}{chain_tail}"),
-        )?;
-        write(&out.join(format!("bad/{name}.key.pem")), key_pem)?;
-        summary.bad += 1;
-        Ok(())
-    };
+    let mut write_bad =
+        |name: &str, cert_pem: String, chain_tail: String, key_pem: &str| -> Result<(), PkiError> {
+            write(
+                &out.join(format!("bad/{name}.pem")),
+                format!("{cert_pem}{chain_tail}"),
+            )?;
+            write(&out.join(format!("bad/{name}.key.pem")), key_pem)?;
+            summary.bad += 1;
+            Ok(())
+        };
     {
         // Expired in 2025, for good.
         let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut spec = bad("expired", 0x0bad_0001);
         spec.from = (2024, 1, 1);
         spec.to = (2025, 6, 30);
-        let cert = leaf_params(&spec).signed_by(&key.key, &aca).map_err(gen_err)?;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
         write_bad("expired", cert.pem(), aca_cert.pem(), &key.pem)?;
     }
     {
@@ -467,7 +475,9 @@ pub fn generate(
         let mut spec = bad("not-yet-valid", 0x0bad_0002);
         spec.from = (2090, 1, 1);
         spec.to = (2095, 12, 31);
-        let cert = leaf_params(&spec).signed_by(&key.key, &aca).map_err(gen_err)?;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
         write_bad("not-yet-valid", cert.pem(), aca_cert.pem(), &key.pem)?;
     }
     {
@@ -475,7 +485,9 @@ pub fn generate(
         let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut spec = bad("revoked", REVOKED_SERIAL);
         spec.qualified = true;
-        let cert = leaf_params(&spec).signed_by(&key.key, &qca).map_err(gen_err)?;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &qca)
+            .map_err(gen_err)?;
         write_bad("revoked", cert.pem(), qca_cert.pem(), &key.pem)?;
     }
     {
@@ -483,7 +495,9 @@ pub fn generate(
         let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut spec = bad("no-signing-key-usage", 0x0bad_0004);
         spec.key_usages = Some(vec![KeyUsagePurpose::KeyAgreement]);
-        let cert = leaf_params(&spec).signed_by(&key.key, &aca).map_err(gen_err)?;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
         write_bad("no-signing-key-usage", cert.pem(), aca_cert.pem(), &key.pem)?;
     }
     {

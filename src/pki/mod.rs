@@ -18,8 +18,7 @@ pub mod trust;
 pub use cert::CertFacts;
 pub use crl::CrlSet;
 pub use path::{
-    CertificateValidator, ChainFailure, ChainVerdict, SigningTime, ValidatedChain,
-    ValidationPolicy,
+    CertificateValidator, ChainFailure, ChainVerdict, SigningTime, ValidatedChain, ValidationPolicy,
 };
 pub use report::{Indication, SignatureLevel, SubIndication, ValidationReport};
 pub use trust::TrustList;

@@ -282,7 +282,11 @@ impl CertificateValidator {
         };
         let check_path = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
             if let Some(why) = violation(leaf_der.as_ref(), CertRole::EndEntity) {
-                stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, why));
+                stash(ChainFailure::new(
+                    Indeterminate,
+                    ChainConstraintsFailure,
+                    why,
+                ));
                 return Err(webpki::Error::BadDer);
             }
             for cert in path.intermediate_certificates() {
@@ -294,7 +298,11 @@ impl CertificateValidator {
                     }
                 };
                 if let Some(why) = violation(cert.der().as_ref(), CertRole::Intermediate) {
-                    stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, why));
+                    stash(ChainFailure::new(
+                        Indeterminate,
+                        ChainConstraintsFailure,
+                        why,
+                    ));
                     return Err(webpki::Error::BadDer);
                 }
                 if facts.key_usage.is_some_and(|ku| !ku.key_cert_sign) {
@@ -400,8 +408,16 @@ impl CertificateValidator {
         }
         // The anchor's own validity counts too (RFC 5280 leaves it to the relying party; an
         // expired root is no longer maintained by its certification entity).
-        let valid_from = elements.iter().map(|e| e.facts.not_before).max().unwrap_or(t);
-        let valid_until = elements.iter().map(|e| e.facts.not_after).min().unwrap_or(t);
+        let valid_from = elements
+            .iter()
+            .map(|e| e.facts.not_before)
+            .max()
+            .unwrap_or(t);
+        let valid_until = elements
+            .iter()
+            .map(|e| e.facts.not_after)
+            .min()
+            .unwrap_or(t);
         Ok(ValidatedChain {
             path: elements,
             valid_from,
@@ -499,7 +515,11 @@ impl CertificateValidator {
                         if !t.trusted {
                             return Err(ChainFailure::new(
                                 Indeterminate,
-                                if is_leaf { RevokedNoPoe } else { RevokedCaNoPoe },
+                                if is_leaf {
+                                    RevokedNoPoe
+                                } else {
+                                    RevokedCaNoPoe
+                                },
                                 format!(
                                     "{who} was revoked on {}, after the claimed signing time {}, which is not proven",
                                     entry.date.to_rfc3339(),
@@ -596,30 +616,86 @@ fn map_webpki_error(e: &webpki::Error) -> ChainFailure {
     use SubIndication::*;
     use webpki::Error as W;
     let (indication, sub, what) = match e {
-        W::CertExpired { .. } => (TotalFailed, Expired, "a certificate of the chain had expired at the signing time"),
-        W::CertNotValidYet { .. } => (TotalFailed, NotYetValid, "a certificate of the chain was not yet valid at the signing time"),
-        W::UnknownIssuer => (Indeterminate, NoCertificateChainFound, "no path from the signing certificate to a trust anchor of the trust list"),
-        W::InvalidSignatureForPublicKey => (Indeterminate, NoCertificateChainFound, "a certificate's signature does not verify with its issuer's key (broken chain)"),
-        W::MaximumSignatureChecksExceeded | W::MaximumPathBuildCallsExceeded | W::MaximumPathDepthExceeded => {
-            (Indeterminate, NoCertificateChainFound, "path building gave up (too many candidate certificates or too deep)")
-        }
+        W::CertExpired { .. } => (
+            TotalFailed,
+            Expired,
+            "a certificate of the chain had expired at the signing time",
+        ),
+        W::CertNotValidYet { .. } => (
+            TotalFailed,
+            NotYetValid,
+            "a certificate of the chain was not yet valid at the signing time",
+        ),
+        W::UnknownIssuer => (
+            Indeterminate,
+            NoCertificateChainFound,
+            "no path from the signing certificate to a trust anchor of the trust list",
+        ),
+        W::InvalidSignatureForPublicKey => (
+            Indeterminate,
+            NoCertificateChainFound,
+            "a certificate's signature does not verify with its issuer's key (broken chain)",
+        ),
+        W::MaximumSignatureChecksExceeded
+        | W::MaximumPathBuildCallsExceeded
+        | W::MaximumPathDepthExceeded => (
+            Indeterminate,
+            NoCertificateChainFound,
+            "path building gave up (too many candidate certificates or too deep)",
+        ),
         W::UnsupportedSignatureAlgorithm
         | W::UnsupportedSignatureAlgorithmContext(_)
         | W::UnsupportedSignatureAlgorithmForPublicKey
-        | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
-            (Indeterminate, CryptoConstraintsFailure, "a certificate is signed with an algorithm or key that the crypto policy refuses (e.g. SHA-1, RSA under 2048 bits)")
-        }
-        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) | W::EmptyEkuExtension => {
-            (Indeterminate, ChainConstraintsFailure, "a certificate's extended key usage does not allow document signing")
-        }
-        W::CaUsedAsEndEntity => (Indeterminate, ChainConstraintsFailure, "a CA certificate was used as signing certificate"),
-        W::EndEntityUsedAsCa => (Indeterminate, ChainConstraintsFailure, "an end-entity certificate was used as a CA"),
-        W::PathLenConstraintViolated => (Indeterminate, ChainConstraintsFailure, "a path-length constraint is violated"),
-        W::NameConstraintViolation => (Indeterminate, ChainConstraintsFailure, "a name constraint is violated"),
-        W::CertDistrusted => (Indeterminate, ChainConstraintsFailure, "a certificate of the chain is explicitly distrusted"),
-        W::InvalidCertValidity => (TotalFailed, FormatFailure, "a certificate's validity period is malformed"),
-        W::UnsupportedCriticalExtension => (Indeterminate, ChainConstraintsFailure, "a certificate carries a critical extension the validator does not understand"),
-        _ => (Indeterminate, ChainConstraintsFailure, "the certificate chain is not acceptable"),
+        | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => (
+            Indeterminate,
+            CryptoConstraintsFailure,
+            "a certificate is signed with an algorithm or key that the crypto policy refuses (e.g. SHA-1, RSA under 2048 bits)",
+        ),
+        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) | W::EmptyEkuExtension => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "a certificate's extended key usage does not allow document signing",
+        ),
+        W::CaUsedAsEndEntity => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "a CA certificate was used as signing certificate",
+        ),
+        W::EndEntityUsedAsCa => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "an end-entity certificate was used as a CA",
+        ),
+        W::PathLenConstraintViolated => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "a path-length constraint is violated",
+        ),
+        W::NameConstraintViolation => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "a name constraint is violated",
+        ),
+        W::CertDistrusted => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "a certificate of the chain is explicitly distrusted",
+        ),
+        W::InvalidCertValidity => (
+            TotalFailed,
+            FormatFailure,
+            "a certificate's validity period is malformed",
+        ),
+        W::UnsupportedCriticalExtension => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "a certificate carries a critical extension the validator does not understand",
+        ),
+        _ => (
+            Indeterminate,
+            ChainConstraintsFailure,
+            "the certificate chain is not acceptable",
+        ),
     };
     ChainFailure::new(indication, sub, format!("{what} ({e})"))
 }

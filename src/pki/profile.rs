@@ -27,12 +27,20 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
     };
     let tbs = &cert.tbs_certificate;
     let subject = tbs.subject().to_string();
-    let who = if subject.is_empty() { "a certificate with an empty subject".to_string() } else { format!("`{subject}`") };
+    let who = if subject.is_empty() {
+        "a certificate with an empty subject".to_string()
+    } else {
+        format!("`{subject}`")
+    };
 
     // §4.1.2.2: positive, non-zero, at most 20 octets. Not applied to trust anchors, which
     // are trusted by configuration (§6.1.1 uses only their name and key); some long-lived
     // public roots predate the rule.
-    let serial = if role == CertRole::Anchor { &[1u8][..] } else { tbs.raw_serial() };
+    let serial = if role == CertRole::Anchor {
+        &[1u8][..]
+    } else {
+        tbs.raw_serial()
+    };
     let significant = serial.iter().skip_while(|b| **b == 0).count();
     if significant == 0 {
         return Some(format!("{who} has serial number zero"));
@@ -54,7 +62,10 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
     for ext in tbs.extensions() {
         let parsed = ext.parsed_extension();
         if let ParsedExtension::ParseError { error } = parsed {
-            return Some(format!("{who} has a malformed extension {}: {error}", ext.oid));
+            return Some(format!(
+                "{who} has a malformed extension {}: {error}",
+                ext.oid
+            ));
         }
         let may_be_critical = matches!(
             parsed,
@@ -69,7 +80,10 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
                 | ParsedExtension::PolicyMappings(_)
         );
         if ext.critical && !may_be_critical {
-            return Some(format!("{who} has critical extension {} that must not be critical or is not understood", ext.oid));
+            return Some(format!(
+                "{who} has critical extension {} that must not be critical or is not understood",
+                ext.oid
+            ));
         }
         match parsed {
             ParsedExtension::AuthorityKeyIdentifier(a) => aki = Some(a),
@@ -82,21 +96,32 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
             ParsedExtension::SubjectAlternativeName(_) => san_critical = Some(ext.critical),
             ParsedExtension::NameConstraints(nc) => {
                 if role == CertRole::EndEntity {
-                    return Some(format!("{who} is an end-entity certificate with name constraints"));
+                    return Some(format!(
+                        "{who} is an end-entity certificate with name constraints"
+                    ));
                 }
                 if !ext.critical {
                     return Some(format!("{who} has non-critical name constraints"));
                 }
-                let permitted = nc.permitted_subtrees.as_ref().is_some_and(|s| !s.is_empty());
+                let permitted = nc
+                    .permitted_subtrees
+                    .as_ref()
+                    .is_some_and(|s| !s.is_empty());
                 let excluded = nc.excluded_subtrees.as_ref().is_some_and(|s| !s.is_empty());
                 if !permitted && !excluded {
                     return Some(format!("{who} has empty name constraints"));
                 }
-                let subtrees = nc.permitted_subtrees.iter().chain(nc.excluded_subtrees.iter()).flatten();
+                let subtrees = nc
+                    .permitted_subtrees
+                    .iter()
+                    .chain(nc.excluded_subtrees.iter())
+                    .flatten();
                 for subtree in subtrees {
                     if let GeneralName::DNSName(name) = subtree.base {
                         if name.starts_with('.') {
-                            return Some(format!("{who} has an invalid DNS name constraint `{name}`"));
+                            return Some(format!(
+                                "{who} has an invalid DNS name constraint `{name}`"
+                            ));
                         }
                     }
                 }
@@ -109,41 +134,69 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
     }
 
     // §4.2.1.1: AKI non-critical, with a key identifier; required except on self-issued roots.
-    let aki_ext = tbs.extensions().iter().find(|e| matches!(e.parsed_extension(), ParsedExtension::AuthorityKeyIdentifier(_)));
+    let aki_ext = tbs.extensions().iter().find(|e| {
+        matches!(
+            e.parsed_extension(),
+            ParsedExtension::AuthorityKeyIdentifier(_)
+        )
+    });
     if let Some(a) = aki {
         if aki_ext.is_some_and(|e| e.critical) {
             return Some(format!("{who} has a critical authority key identifier"));
         }
         let Some(key_id) = &a.key_identifier else {
-            return Some(format!("{who} has an authority key identifier without keyIdentifier"));
+            return Some(format!(
+                "{who} has an authority key identifier without keyIdentifier"
+            ));
         };
         if a.authority_cert_issuer.is_some() || a.authority_cert_serial.is_some() {
-            return Some(format!("{who} has an authority key identifier naming issuer and serial"));
+            return Some(format!(
+                "{who} has an authority key identifier naming issuer and serial"
+            ));
         }
         if self_issued && role == CertRole::Anchor && ski.is_some_and(|s| s != key_id.0) {
-            return Some(format!("{who} is self-signed but its authority and subject key identifiers differ"));
+            return Some(format!(
+                "{who} is self-signed but its authority and subject key identifiers differ"
+            ));
         }
     } else if !(self_issued && role == CertRole::Anchor) {
         return Some(format!("{who} has no authority key identifier"));
     }
     // §4.2.1.2: SKI non-critical, required in CA certificates.
-    let ski_ext = tbs.extensions().iter().find(|e| matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(_)));
+    let ski_ext = tbs.extensions().iter().find(|e| {
+        matches!(
+            e.parsed_extension(),
+            ParsedExtension::SubjectKeyIdentifier(_)
+        )
+    });
     if ski_ext.is_some_and(|e| e.critical) {
         return Some(format!("{who} has a critical subject key identifier"));
     }
     if role != CertRole::EndEntity && ski.is_none() {
-        return Some(format!("CA certificate {who} has no subject key identifier"));
+        return Some(format!(
+            "CA certificate {who} has no subject key identifier"
+        ));
     }
     // §4.2.1.9 and §4.2.1.3: CAs have critical basicConstraints cA=TRUE; keyCertSign needs cA.
     if role != CertRole::EndEntity {
         match basic {
             Some((true, true)) => {}
-            Some((true, false)) => return Some(format!("CA certificate {who} has non-critical basic constraints")),
-            _ => return Some(format!("CA certificate {who} is not marked as a CA (basicConstraints cA)")),
+            Some((true, false)) => {
+                return Some(format!(
+                    "CA certificate {who} has non-critical basic constraints"
+                ));
+            }
+            _ => {
+                return Some(format!(
+                    "CA certificate {who} is not marked as a CA (basicConstraints cA)"
+                ));
+            }
         }
     }
     if role != CertRole::EndEntity && has_key_usage && !key_cert_sign {
-        return Some(format!("CA certificate {who} has a key usage without keyCertSign"));
+        return Some(format!(
+            "CA certificate {who} has a key usage without keyCertSign"
+        ));
     }
     if key_cert_sign && basic.is_none_or(|(ca, _)| !ca) {
         return Some(format!("{who} asserts keyCertSign without being a CA"));
@@ -155,9 +208,15 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
         return Some("a CA certificate has an empty subject".into());
     }
     match (subject_empty, san_critical) {
-        (true, Some(false)) => return Some(format!("{who} has an empty subject but a non-critical subjectAltName")),
+        (true, Some(false)) => {
+            return Some(format!(
+                "{who} has an empty subject but a non-critical subjectAltName"
+            ));
+        }
         (true, None) => return Some(format!("{who} has an empty subject and no subjectAltName")),
-        (false, Some(true)) => return Some(format!("{who} has a subject but a critical subjectAltName")),
+        (false, Some(true)) => {
+            return Some(format!("{who} has a subject but a critical subjectAltName"));
+        }
         _ => {}
     }
     None

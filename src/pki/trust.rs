@@ -141,7 +141,9 @@ impl TrustList {
                 .map_err(|e| format!("entity `{}`: {e}", entry.id))?;
             if entry.trust_anchor {
                 let anchor = webpki::anchor_from_trusted_cert(&certificate)
-                    .map_err(|e| format!("entity `{}` is not a usable trust anchor: {e}", entry.id))?
+                    .map_err(|e| {
+                        format!("entity `{}` is not a usable trust anchor: {e}", entry.id)
+                    })?
                     .to_owned();
                 anchors.push(anchor);
                 anchor_violations.push(anchor_violation(&certificate, &facts));

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rustls_pki_types::CertificateDer;
 
+use super::SigningError;
 use super::jades::{JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions};
 use super::level::verify_act;
 use super::payload::SigningPayload;
-use super::SigningError;
 use crate::pki::cert::load_pem_certificates;
 use crate::pki::path::{CertificateValidator, ValidationPolicy};
 use crate::pki::report::{SignatureLevel, ValidationReport};
@@ -190,11 +190,13 @@ fn verify_inner(args: &VerifySignatureArgs) -> Result<ValidationReport, SigningE
     let payload = SigningPayload::from_json(&read(&args.payload)?)?;
     let jws = read(&args.signature)?;
     let data = match &args.data {
-        Some(path) => Some(serde_json::from_slice::<serde_json::Value>(&read(path)?).map_err(
-            |e| SigningError::BadArgument {
-                reason: format!("{}: not JSON: {e}", path.display()),
-            },
-        )?),
+        Some(path) => Some(
+            serde_json::from_slice::<serde_json::Value>(&read(path)?).map_err(|e| {
+                SigningError::BadArgument {
+                    reason: format!("{}: not JSON: {e}", path.display()),
+                }
+            })?,
+        ),
         None => None,
     };
     let opts = VerifyOptions {
@@ -203,7 +205,14 @@ fn verify_inner(args: &VerifySignatureArgs) -> Result<ValidationReport, SigningE
         required_level: None,
     };
     Ok(
-        match verify_act(&verifier, &payload, data.as_ref(), &jws, args.require, &opts) {
+        match verify_act(
+            &verifier,
+            &payload,
+            data.as_ref(),
+            &jws,
+            args.require,
+            &opts,
+        ) {
             Ok(verified) => verified.report().clone(),
             Err(report) => report,
         },

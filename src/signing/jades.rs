@@ -320,7 +320,11 @@ fn signing_input(protected: &str, payload: &[u8]) -> String {
     input
 }
 
-fn fail(indication: Indication, sub: SubIndication, detail: impl Into<String>) -> Box<ValidationReport> {
+fn fail(
+    indication: Indication,
+    sub: SubIndication,
+    detail: impl Into<String>,
+) -> Box<ValidationReport> {
     Box::new(ValidationReport::failed(indication, sub, detail))
 }
 
@@ -412,16 +416,30 @@ impl SignatureVerifier {
             return Err(fail(
                 TotalFailed,
                 FormatFailure,
-                format!("the signature document has {} bytes; at most {MAX_JWS_BYTES} are accepted", jws.len()),
+                format!(
+                    "the signature document has {} bytes; at most {MAX_JWS_BYTES} are accepted",
+                    jws.len()
+                ),
             ));
         }
         let outer: Value;
         let jws_text = std::str::from_utf8(jws)
-            .map_err(|_| fail(TotalFailed, FormatFailure, "the signature is not UTF-8 text"))?
+            .map_err(|_| {
+                fail(
+                    TotalFailed,
+                    FormatFailure,
+                    "the signature is not UTF-8 text",
+                )
+            })?
             .trim();
         let parsed = if jws_text.starts_with('{') {
-            outer = serde_json::from_str(jws_text)
-                .map_err(|e| fail(TotalFailed, FormatFailure, format!("the signature is not JSON: {e}")))?;
+            outer = serde_json::from_str(jws_text).map_err(|e| {
+                fail(
+                    TotalFailed,
+                    FormatFailure,
+                    format!("the signature is not JSON: {e}"),
+                )
+            })?;
             parse_flattened(&outer, payload)?
         } else {
             parse_compact(jws_text, payload)?
@@ -431,14 +449,28 @@ impl SignatureVerifier {
         // alg, crit, b64
         let alg = match header.get("alg") {
             Some(Value::String(a)) => JwsAlgorithm::parse(a)?,
-            _ => return Err(fail(TotalFailed, FormatFailure, "the protected header has no `alg`")),
+            _ => {
+                return Err(fail(
+                    TotalFailed,
+                    FormatFailure,
+                    "the protected header has no `alg`",
+                ));
+            }
         };
         if header.get("b64").is_some_and(|v| v != &Value::Bool(true)) {
-            return Err(fail(TotalFailed, FormatFailure, "unencoded payloads (`b64: false`, RFC 7797) are not supported"));
+            return Err(fail(
+                TotalFailed,
+                FormatFailure,
+                "unencoded payloads (`b64: false`, RFC 7797) are not supported",
+            ));
         }
         if let Some(crit) = header.get("crit") {
             let Some(list) = crit.as_array().filter(|l| !l.is_empty()) else {
-                return Err(fail(TotalFailed, FormatFailure, "`crit` must be a non-empty array"));
+                return Err(fail(
+                    TotalFailed,
+                    FormatFailure,
+                    "`crit` must be a non-empty array",
+                ));
             };
             for name in list {
                 let Some(name) = name.as_str() else {
@@ -467,7 +499,10 @@ impl SignatureVerifier {
             return Err(fail(
                 Indeterminate,
                 SigConstraintsFailure,
-                format!("the claimed signing time {} is in the future", rfc3339(claimed)),
+                format!(
+                    "the claimed signing time {} is in the future",
+                    rfc3339(claimed)
+                ),
             ));
         }
         let signing_time = match opts.trusted_time {
@@ -483,9 +518,15 @@ impl SignatureVerifier {
                         ),
                     ));
                 }
-                SigningTime { at: trusted, trusted: true }
+                SigningTime {
+                    at: trusted,
+                    trusted: true,
+                }
             }
-            None => SigningTime { at: claimed, trusted: false },
+            None => SigningTime {
+                at: claimed,
+                trusted: false,
+            },
         };
 
         // x5c and the signing-certificate reference.
@@ -495,14 +536,19 @@ impl SignatureVerifier {
                     return Err(fail(
                         TotalFailed,
                         FormatFailure,
-                        format!("`x5c` has {} certificates; at most {MAX_CHAIN_CERTIFICATES} are accepted", items.len()),
+                        format!(
+                            "`x5c` has {} certificates; at most {MAX_CHAIN_CERTIFICATES} are accepted",
+                            items.len()
+                        ),
                     ));
                 }
                 items
                     .iter()
                     .map(|v| v.as_str())
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| fail(TotalFailed, FormatFailure, "`x5c` must hold base64 strings"))?
+                    .ok_or_else(|| {
+                        fail(TotalFailed, FormatFailure, "`x5c` must hold base64 strings")
+                    })?
             }
             _ => {
                 return Err(fail(
@@ -519,10 +565,13 @@ impl SignatureVerifier {
             None => Some(
                 x5c.iter()
                     .map(|c| {
-                        STANDARD
-                            .decode(c)
-                            .map(CertificateDer::from)
-                            .map_err(|e| fail(TotalFailed, FormatFailure, format!("an `x5c` entry is not base64: {e}")))
+                        STANDARD.decode(c).map(CertificateDer::from).map_err(|e| {
+                            fail(
+                                TotalFailed,
+                                FormatFailure,
+                                format!("an `x5c` entry is not base64: {e}"),
+                            )
+                        })
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -531,22 +580,42 @@ impl SignatureVerifier {
         let (leaf_der, leaf): (&[u8], &CertFacts) = match (&cached, &decoded) {
             (Some(c), _) => (&c.leaf_der, c.chain.leaf()),
             (None, Some(certs)) => {
-                fresh_leaf = CertFacts::from_der(&certs[0])
-                    .map_err(|e| fail(TotalFailed, FormatFailure, format!("signing certificate: {e}")))?;
+                fresh_leaf = CertFacts::from_der(&certs[0]).map_err(|e| {
+                    fail(
+                        TotalFailed,
+                        FormatFailure,
+                        format!("signing certificate: {e}"),
+                    )
+                })?;
                 (certs[0].as_ref(), &fresh_leaf)
             }
-            (None, None) => unreachable!("decoded is Some when nothing is cached"),
+            (None, None) => {
+                return Err(fail(
+                    Indeterminate,
+                    NoSigningCertificateFound,
+                    "no signing certificate was decoded",
+                ));
+            }
         };
         check_certificate_reference(header, leaf_der, leaf)?;
 
         // The signature value.
-        check_key_strength(&leaf.key)
-            .map_err(|e| fail(Indeterminate, CryptoConstraintsFailure, format!("signing key: {e}")))?;
+        check_key_strength(&leaf.key).map_err(|e| {
+            fail(
+                Indeterminate,
+                CryptoConstraintsFailure,
+                format!("signing key: {e}"),
+            )
+        })?;
         if !alg.fits(&leaf.key) {
             return Err(fail(
                 TotalFailed,
                 SigCryptoFailure,
-                format!("`alg: {}` does not fit the certificate's {} key", alg.name(), leaf.key.describe()),
+                format!(
+                    "`alg: {}` does not fit the certificate's {} key",
+                    alg.name(),
+                    leaf.key.describe()
+                ),
             ));
         }
         if let Some(len) = alg.signature_len() {
@@ -554,7 +623,11 @@ impl SignatureVerifier {
                 return Err(fail(
                     TotalFailed,
                     FormatFailure,
-                    format!("a {} signature has {len} bytes, this one {}", alg.name(), parsed.signature.len()),
+                    format!(
+                        "a {} signature has {len} bytes, this one {}",
+                        alg.name(),
+                        parsed.signature.len()
+                    ),
                 ));
             }
         }
@@ -571,7 +644,12 @@ impl SignatureVerifier {
 
         // The chain, at the signing time.
         let chain: Arc<CachedChain> = match cached.clone() {
-            Some(c) if signing_time.at >= c.chain.valid_from && signing_time.at <= c.chain.valid_until => c,
+            Some(c)
+                if signing_time.at >= c.chain.valid_from
+                    && signing_time.at <= c.chain.valid_until =>
+            {
+                c
+            }
             _ => {
                 let certs = match decoded {
                     Some(certs) => certs,
@@ -606,7 +684,10 @@ impl SignatureVerifier {
         };
         let mut notes = verdict.notes;
         if achieved == SignatureLevel::Advanced {
-            notes.push(format!("not qualified: {}", verdict.not_qualified_because.join("; ")));
+            notes.push(format!(
+                "not qualified: {}",
+                verdict.not_qualified_because.join("; ")
+            ));
         }
         Ok(ValidationReport {
             indication: TotalPassed,
@@ -646,7 +727,10 @@ impl SignatureVerifier {
 }
 
 /// Refuse a valid signature whose level is below the step's demand.
-pub fn apply_required_level(mut report: ValidationReport, required: SignatureLevel) -> ValidationReport {
+pub fn apply_required_level(
+    mut report: ValidationReport,
+    required: SignatureLevel,
+) -> ValidationReport {
     report.required_level = Some(required);
     if let (true, Some(achieved)) = (report.passed(), report.achieved_level) {
         if !achieved.satisfies(required) {
@@ -665,34 +749,63 @@ pub fn apply_required_level(mut report: ValidationReport, required: SignatureLev
     report
 }
 
-fn parse_flattened<'a>(outer: &'a Value, payload: &[u8]) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
+fn parse_flattened<'a>(
+    outer: &'a Value,
+    payload: &[u8],
+) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     let Some(obj) = outer.as_object() else {
-        return Err(fail(TotalFailed, FormatFailure, "the signature is not a JSON object"));
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            "the signature is not a JSON object",
+        ));
     };
     if obj.contains_key("signatures") {
-        return Err(fail(TotalFailed, FormatFailure, "general JSON serialization is not supported; use the flattened form"));
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            "general JSON serialization is not supported; use the flattened form",
+        ));
     }
     let protected = obj
         .get("protected")
         .and_then(Value::as_str)
-        .ok_or_else(|| fail(TotalFailed, FormatFailure, "the JWS has no `protected` header"))?;
+        .ok_or_else(|| {
+            fail(
+                TotalFailed,
+                FormatFailure,
+                "the JWS has no `protected` header",
+            )
+        })?;
     let signature = obj
         .get("signature")
         .and_then(Value::as_str)
         .ok_or_else(|| fail(TotalFailed, FormatFailure, "the JWS has no `signature`"))?;
     if let Some(p) = obj.get("payload") {
-        let matches = p.as_str().is_some_and(|p| p.is_empty() || p == URL_SAFE_NO_PAD.encode(payload));
+        let matches = p
+            .as_str()
+            .is_some_and(|p| p.is_empty() || p == URL_SAFE_NO_PAD.encode(payload));
         if !matches {
-            return Err(fail(TotalFailed, FormatFailure, "the JWS carries a payload other than the one being verified"));
+            return Err(fail(
+                TotalFailed,
+                FormatFailure,
+                "the JWS carries a payload other than the one being verified",
+            ));
         }
     }
     if let Some(unprotected) = obj.get("header") {
         let Some(unprotected) = unprotected.as_object() else {
-            return Err(fail(TotalFailed, FormatFailure, "the unprotected `header` is not an object"));
+            return Err(fail(
+                TotalFailed,
+                FormatFailure,
+                "the unprotected `header` is not an object",
+            ));
         };
-        for name in ["alg", "x5c", "x5t#S256", "x5t#o", "sigX5ts", "iat", "sigT", "crit", "b64"] {
+        for name in [
+            "alg", "x5c", "x5t#S256", "x5t#o", "sigX5ts", "iat", "sigT", "crit", "b64",
+        ] {
             if unprotected.contains_key(name) {
                 return Err(fail(
                     TotalFailed,
@@ -705,38 +818,72 @@ fn parse_flattened<'a>(outer: &'a Value, payload: &[u8]) -> Result<ParsedJws<'a>
     finish_parse(protected, signature)
 }
 
-fn parse_compact<'a>(text: &'a str, payload: &[u8]) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
+fn parse_compact<'a>(
+    text: &'a str,
+    payload: &[u8],
+) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     let parts: Vec<&str> = text.split('.').collect();
     if parts.len() != 3 {
-        return Err(fail(TotalFailed, FormatFailure, "the signature is neither JWS JSON nor compact `header..signature`"));
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            "the signature is neither JWS JSON nor compact `header..signature`",
+        ));
     }
     if !parts[1].is_empty() && parts[1] != URL_SAFE_NO_PAD.encode(payload) {
-        return Err(fail(TotalFailed, FormatFailure, "the JWS carries a payload other than the one being verified"));
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            "the JWS carries a payload other than the one being verified",
+        ));
     }
     finish_parse(parts[0], parts[2])
 }
 
-fn finish_parse<'a>(protected: &'a str, signature: &str) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
+fn finish_parse<'a>(
+    protected: &'a str,
+    signature: &str,
+) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     if protected.len() > MAX_PROTECTED_BYTES {
         return Err(fail(
             TotalFailed,
             FormatFailure,
-            format!("the protected header has {} bytes; at most {MAX_PROTECTED_BYTES} are accepted", protected.len()),
+            format!(
+                "the protected header has {} bytes; at most {MAX_PROTECTED_BYTES} are accepted",
+                protected.len()
+            ),
         ));
     }
-    let header_bytes = URL_SAFE_NO_PAD
-        .decode(protected)
-        .map_err(|e| fail(TotalFailed, FormatFailure, format!("the protected header is not base64url: {e}")))?;
-    let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
-        .map_err(|e| fail(TotalFailed, FormatFailure, format!("the protected header is not a JSON object: {e}")))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|e| fail(TotalFailed, FormatFailure, format!("the signature value is not base64url: {e}")))?;
-    Ok(ParsedJws { protected, signature, header })
+    let header_bytes = URL_SAFE_NO_PAD.decode(protected).map_err(|e| {
+        fail(
+            TotalFailed,
+            FormatFailure,
+            format!("the protected header is not base64url: {e}"),
+        )
+    })?;
+    let header: Map<String, Value> = serde_json::from_slice(&header_bytes).map_err(|e| {
+        fail(
+            TotalFailed,
+            FormatFailure,
+            format!("the protected header is not a JSON object: {e}"),
+        )
+    })?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|e| {
+        fail(
+            TotalFailed,
+            FormatFailure,
+            format!("the signature value is not base64url: {e}"),
+        )
+    })?;
+    Ok(ParsedJws {
+        protected,
+        signature,
+        header,
+    })
 }
 
 fn claimed_time(header: &Map<String, Value>) -> Result<DateTime<Utc>, Box<ValidationReport>> {
@@ -747,7 +894,13 @@ fn claimed_time(header: &Map<String, Value>) -> Result<DateTime<Utc>, Box<Valida
         Some(v) => Some(
             v.as_i64()
                 .and_then(|s| DateTime::from_timestamp(s, 0))
-                .ok_or_else(|| fail(TotalFailed, FormatFailure, "`iat` must be an integer NumericDate"))?,
+                .ok_or_else(|| {
+                    fail(
+                        TotalFailed,
+                        FormatFailure,
+                        "`iat` must be an integer NumericDate",
+                    )
+                })?,
         ),
     };
     let sig_t = match header.get("sigT") {
@@ -756,11 +909,21 @@ fn claimed_time(header: &Map<String, Value>) -> Result<DateTime<Utc>, Box<Valida
             v.as_str()
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| fail(TotalFailed, FormatFailure, "`sigT` must be an RFC 3339 UTC time"))?,
+                .ok_or_else(|| {
+                    fail(
+                        TotalFailed,
+                        FormatFailure,
+                        "`sigT` must be an RFC 3339 UTC time",
+                    )
+                })?,
         ),
     };
     match (iat, sig_t) {
-        (Some(a), Some(b)) if a != b => Err(fail(TotalFailed, FormatFailure, "`iat` and `sigT` disagree")),
+        (Some(a), Some(b)) if a != b => Err(fail(
+            TotalFailed,
+            FormatFailure,
+            "`iat` and `sigT` disagree",
+        )),
         (Some(t), _) | (None, Some(t)) => Ok(t),
         (None, None) => Err(fail(
             TotalFailed,
@@ -788,12 +951,18 @@ fn check_certificate_reference(
             NoSigningCertificateFound,
             format!(
                 "exactly one of `x5t#S256`, `x5t#o`, `sigX5ts` must reference the signing certificate; found {}",
-                if present.is_empty() { "none".to_string() } else { present.join(", ") }
+                if present.is_empty() {
+                    "none".to_string()
+                } else {
+                    present.join(", ")
+                }
             ),
         ));
     }
     let matches = match present[0] {
-        "x5t#S256" => header["x5t#S256"].as_str() == Some(URL_SAFE_NO_PAD.encode(leaf.sha256).as_str()),
+        "x5t#S256" => {
+            header["x5t#S256"].as_str() == Some(URL_SAFE_NO_PAD.encode(leaf.sha256).as_str())
+        }
         "x5t#o" => digest_reference_matches(&header["x5t#o"], leaf_der),
         _ => header["sigX5ts"]
             .as_array()
@@ -806,7 +975,10 @@ fn check_certificate_reference(
         Err(fail(
             Indeterminate,
             NoSigningCertificateFound,
-            format!("`{}` does not reference the first certificate of `x5c`", present[0]),
+            format!(
+                "`{}` does not reference the first certificate of `x5c`",
+                present[0]
+            ),
         ))
     }
 }
@@ -846,7 +1018,11 @@ fn signer_info(leaf: &CertFacts) -> SignerInfo {
 }
 
 fn time_source(t: SigningTime) -> TimeSource {
-    if t.trusted { TimeSource::Trusted } else { TimeSource::Claimed }
+    if t.trusted {
+        TimeSource::Trusted
+    } else {
+        TimeSource::Claimed
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

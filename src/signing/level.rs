@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use rustls_pki_types::CertificateDer;
 
 use super::SigningError;
-use super::jades::{JadesSignature, SignatureVerifier, Signer, VerifyOptions, apply_required_level};
+use super::jades::{
+    JadesSignature, SignatureVerifier, Signer, VerifyOptions, apply_required_level,
+};
 use super::payload::{SigningPayload, data_hash};
 use crate::pki::report::{Indication, SignatureLevel, SubIndication, ValidationReport, advice};
 
@@ -42,9 +44,7 @@ impl VerifiedSignature {
     }
 
     pub fn level(&self) -> SignatureLevel {
-        self.report
-            .achieved_level
-            .unwrap_or(SignatureLevel::Simple)
+        self.report.achieved_level.unwrap_or(SignatureLevel::Simple)
     }
 }
 

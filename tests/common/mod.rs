@@ -40,7 +40,9 @@ pub fn person(id: &str) -> Signer {
 }
 
 pub fn t(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// "Now" for tests: fixed, inside every good certificate's validity, after the CRLs' issue.
@@ -91,7 +93,11 @@ pub fn bytes(p: &SigningPayload) -> Vec<u8> {
 
 /// Sign `payload` as person `id` at `now()`, returning the JWS JSON bytes.
 pub fn signed_by(id: &str, p: &SigningPayload) -> Vec<u8> {
-    person(id).sign(&bytes(p), now()).unwrap().to_json().into_bytes()
+    person(id)
+        .sign(&bytes(p), now())
+        .unwrap()
+        .to_json()
+        .into_bytes()
 }
 
 /// The x5c entries of a PEM chain file.
