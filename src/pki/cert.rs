@@ -178,10 +178,10 @@ fn qc_statements(value: &[u8]) -> Result<Vec<String>, String> {
     let mut ids = Vec::new();
     if let BerObjectContent::Sequence(items) = &seq.content {
         for item in items {
-            if let BerObjectContent::Sequence(parts) = &item.content {
-                if let Some(Ok(oid)) = parts.first().map(|p| p.as_oid()) {
-                    ids.push(oid.to_id_string());
-                }
+            if let BerObjectContent::Sequence(parts) = &item.content
+                && let Some(Ok(oid)) = parts.first().map(|p| p.as_oid())
+            {
+                ids.push(oid.to_id_string());
             }
         }
     }

@@ -191,7 +191,7 @@ impl CrlSet {
         let list = self.by_issuer.entry(crl.issuer_raw.clone()).or_default();
         list.push(crl);
         // Newest first, so the freshest CRL that verifies is the one used.
-        list.sort_by(|a, b| b.this_update.cmp(&a.this_update));
+        list.sort_by_key(|c| std::cmp::Reverse(c.this_update));
     }
 
     pub fn len(&self) -> usize {

@@ -532,23 +532,23 @@ impl CertificateValidator {
                             entry.date.to_rfc3339(),
                             t.at.to_rfc3339()
                         ));
-                    } else if !lookup.covers(t.at) {
-                        if self.policy.revocation == RevocationRule::Required {
-                            return Err(ChainFailure::new(
-                                Indeterminate,
-                                TryLater,
-                                format!(
-                                    "the newest CRL for `{}` was issued {} with nextUpdate {}, so it does not cover the signing time {}",
-                                    e.facts.subject,
-                                    lookup.crl_this_update.to_rfc3339(),
-                                    lookup
-                                        .crl_next_update
-                                        .map(|n| n.to_rfc3339())
-                                        .unwrap_or_else(|| "none".into()),
-                                    t.at.to_rfc3339()
-                                ),
-                            ));
-                        }
+                    } else if !lookup.covers(t.at)
+                        && self.policy.revocation == RevocationRule::Required
+                    {
+                        return Err(ChainFailure::new(
+                            Indeterminate,
+                            TryLater,
+                            format!(
+                                "the newest CRL for `{}` was issued {} with nextUpdate {}, so it does not cover the signing time {}",
+                                e.facts.subject,
+                                lookup.crl_this_update.to_rfc3339(),
+                                lookup
+                                    .crl_next_update
+                                    .map(|n| n.to_rfc3339())
+                                    .unwrap_or_else(|| "none".into()),
+                                t.at.to_rfc3339()
+                            ),
+                        ));
                     }
                 }
             }

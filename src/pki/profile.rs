@@ -117,12 +117,10 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
                     .chain(nc.excluded_subtrees.iter())
                     .flatten();
                 for subtree in subtrees {
-                    if let GeneralName::DNSName(name) = subtree.base {
-                        if name.starts_with('.') {
-                            return Some(format!(
-                                "{who} has an invalid DNS name constraint `{name}`"
-                            ));
-                        }
+                    if let GeneralName::DNSName(name) = subtree.base
+                        && name.starts_with('.')
+                    {
+                        return Some(format!("{who} has an invalid DNS name constraint `{name}`"));
                     }
                 }
             }

@@ -618,18 +618,18 @@ impl SignatureVerifier {
                 ),
             ));
         }
-        if let Some(len) = alg.signature_len() {
-            if parsed.signature.len() != len {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    format!(
-                        "a {} signature has {len} bytes, this one {}",
-                        alg.name(),
-                        parsed.signature.len()
-                    ),
-                ));
-            }
+        if let Some(len) = alg.signature_len()
+            && parsed.signature.len() != len
+        {
+            return Err(fail(
+                TotalFailed,
+                FormatFailure,
+                format!(
+                    "a {} signature has {len} bytes, this one {}",
+                    alg.name(),
+                    parsed.signature.len()
+                ),
+            ));
         }
         let input = signing_input(parsed.protected, payload);
         signature::UnparsedPublicKey::new(alg.verification(), &leaf.public_key)
@@ -732,19 +732,19 @@ pub fn apply_required_level(
     required: SignatureLevel,
 ) -> ValidationReport {
     report.required_level = Some(required);
-    if let (true, Some(achieved)) = (report.passed(), report.achieved_level) {
-        if !achieved.satisfies(required) {
-            report.indication = Indication::Indeterminate;
-            report.sub_indication = Some(SubIndication::SigConstraintsFailure);
-            report.code = Some(super::LEVEL_NOT_MET_CODE.into());
-            report.detail = format!(
-                "the step requires a {} signature; this one is {} ({})",
-                required.as_str(),
-                achieved.as_str(),
-                report.notes.join("; ")
-            );
-            report.message = level_not_met_sentence(achieved, required);
-        }
+    if let (true, Some(achieved)) = (report.passed(), report.achieved_level)
+        && !achieved.satisfies(required)
+    {
+        report.indication = Indication::Indeterminate;
+        report.sub_indication = Some(SubIndication::SigConstraintsFailure);
+        report.code = Some(super::LEVEL_NOT_MET_CODE.into());
+        report.detail = format!(
+            "the step requires a {} signature; this one is {} ({})",
+            required.as_str(),
+            achieved.as_str(),
+            report.notes.join("; ")
+        );
+        report.message = level_not_met_sentence(achieved, required);
     }
     report
 }

@@ -27,6 +27,8 @@ pub struct VerifiedSignature {
 
 impl VerifiedSignature {
     /// Accept `report` for a step demanding `required`, or give back the (amended) report.
+    // The report is the answer a person reads, so it is returned by value, not boxed.
+    #[allow(clippy::result_large_err)]
     pub fn from_report(
         report: ValidationReport,
         required: SignatureLevel,
@@ -84,6 +86,7 @@ impl ServiceSeal {
 /// `data` is the form data the case holds; when given, its hash must be the payload's
 /// `data_hash` (else HASH_FAILURE: the data changed after signing). The signing certificate
 /// must name `payload.signer` (unless it is the service seal of a `simple` act).
+#[allow(clippy::result_large_err)] // see `VerifiedSignature::from_report`
 pub fn verify_act(
     verifier: &SignatureVerifier,
     payload: &SigningPayload,
@@ -110,28 +113,28 @@ pub fn verify_act(
             ..*opts
         },
     );
-    if report.passed() {
-        if let Some(data) = data {
-            match data_hash(data) {
-                Ok(h) if h == payload.data_hash => {}
-                Ok(h) => {
-                    downgrade(
-                        &mut report,
-                        Indication::TotalFailed,
-                        SubIndication::HashFailure,
-                        format!(
-                            "the form data hashes to {h}, but the signature covers {}",
-                            payload.data_hash
-                        ),
-                    );
-                }
-                Err(e) => downgrade(
+    if report.passed()
+        && let Some(data) = data
+    {
+        match data_hash(data) {
+            Ok(h) if h == payload.data_hash => {}
+            Ok(h) => {
+                downgrade(
                     &mut report,
                     Indication::TotalFailed,
-                    SubIndication::FormatFailure,
-                    e.to_string(),
-                ),
+                    SubIndication::HashFailure,
+                    format!(
+                        "the form data hashes to {h}, but the signature covers {}",
+                        payload.data_hash
+                    ),
+                );
             }
+            Err(e) => downgrade(
+                &mut report,
+                Indication::TotalFailed,
+                SubIndication::FormatFailure,
+                e.to_string(),
+            ),
         }
     }
     if report.passed() && report.achieved_level != Some(SignatureLevel::Simple) {
