@@ -203,6 +203,18 @@ fn sha1_algorithms_and_references_are_crypto_constraints_failures() {
 }
 
 #[test]
+fn certificate_signed_with_sha1_is_a_crypto_constraints_failure() {
+    let p = payload("p031");
+    let r = refused(&p, &bad_signed("sha1-signed", &p), &opts());
+    assert_sub(
+        &r,
+        Indication::Indeterminate,
+        SubIndication::CryptoConstraintsFailure,
+    );
+    assert!(r.detail.contains("SHA-1"), "{}", r.detail);
+}
+
+#[test]
 fn rsa_key_under_2048_bits_is_a_crypto_constraints_failure() {
     let p = payload("p031");
     let header = header_for("bad/weak-rsa-1024.pem", "RS256", now());

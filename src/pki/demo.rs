@@ -66,6 +66,7 @@ pub const BAD_CERTIFICATES: &[&str] = &[
     "unknown-ca",
     "broken-chain",
     "weak-rsa-1024",
+    "sha1-signed",
 ];
 
 /// The serial number of `bad/revoked.pem`, listed in the qualified CA's CRL.
@@ -123,9 +124,13 @@ fn ec_key(alg: &'static SignatureAlgorithm) -> Result<DemoKeyPair, PkiError> {
 }
 
 fn rsa_pkcs8(bits: usize) -> Result<(Vec<u8>, String, Vec<u8>), PkiError> {
+    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(gen_err)?;
+    rsa_encode(&private)
+}
+
+fn rsa_encode(private: &rsa::RsaPrivateKey) -> Result<(Vec<u8>, String, Vec<u8>), PkiError> {
     use rsa::pkcs1::EncodeRsaPublicKey;
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(gen_err)?;
     let der = private.to_pkcs8_der().map_err(gen_err)?;
     let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(gen_err)?;
     let public = private
@@ -135,6 +140,71 @@ fn rsa_pkcs8(bits: usize) -> Result<(Vec<u8>, String, Vec<u8>), PkiError> {
         .as_bytes()
         .to_vec();
     Ok((der.as_bytes().to_vec(), pem.to_string(), public))
+}
+
+/// Re-sign an RSA-SHA256 certificate as sha1WithRSAEncryption with the issuer's RSA key.
+/// rcgen (rightly) cannot make SHA-1 certificates; the demo needs one to show that carimbo
+/// refuses them. The two algorithm OIDs have the same length and an RSA signature keeps its
+/// length, so the DER structure is unchanged: swap the OIDs, re-sign the TBS bytes.
+fn resign_with_sha1(der: &[u8], issuer: &rsa::RsaPrivateKey) -> Result<Vec<u8>, PkiError> {
+    const SHA256_RSA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
+    ];
+    const SHA1_RSA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05,
+    ];
+    // DigestInfo prefix for SHA-1 (RFC 8017 §9.2 note 1).
+    const SHA1_DIGEST_INFO: [u8; 15] = [
+        0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+    ];
+    let mut out = der.to_vec();
+    let mut i = 0;
+    while i + SHA256_RSA.len() <= out.len() {
+        if out[i..i + SHA256_RSA.len()] == SHA256_RSA {
+            out[i..i + SHA1_RSA.len()].copy_from_slice(&SHA1_RSA);
+        }
+        i += 1;
+    }
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    let header = |at: usize| -> Result<(usize, usize), PkiError> {
+        let first = *out.get(at + 1).ok_or_else(|| gen_err("truncated DER"))?;
+        if first < 0x80 {
+            return Ok((2, first as usize));
+        }
+        let n = (first & 0x7f) as usize;
+        let len = out
+            .get(at + 2..at + 2 + n)
+            .ok_or_else(|| gen_err("truncated DER"))?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        Ok((2 + n, len))
+    };
+    let (outer_header, _) = header(0)?;
+    let (tbs_header, tbs_len) = header(outer_header)?;
+    let tbs = out[outer_header..outer_header + tbs_header + tbs_len].to_vec();
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &tbs);
+    let mut info = SHA1_DIGEST_INFO.to_vec();
+    info.extend_from_slice(digest.as_ref());
+    let signature = issuer
+        .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &info)
+        .map_err(gen_err)?;
+    let end = out.len();
+    out[end - signature.len()..].copy_from_slice(&signature);
+    Ok(out)
+}
+
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
 }
 
 fn rsa_key() -> Result<DemoKeyPair, PkiError> {
@@ -534,6 +604,38 @@ pub fn generate(
             .signed_by(&public, &aca)
             .map_err(gen_err)?;
         write_bad("weak-rsa-1024", cert.pem(), aca_cert.pem(), &pem)?;
+    }
+    {
+        // Signed with SHA-1 by a legacy RSA CA under the trusted root.
+        let legacy_private =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(gen_err)?;
+        let (legacy_der, _, _) = rsa_encode(&legacy_private)?;
+        let legacy_key = KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(legacy_der),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(gen_err)?;
+        let legacy_params = ca_params(
+            "Carimbo Demo Legacy RSA CA",
+            4,
+            (2025, 1, 1),
+            (2055, 12, 31),
+        );
+        let legacy_cert = legacy_params
+            .signed_by(&legacy_key, &root)
+            .map_err(gen_err)?;
+        let legacy = Issuer::from_params(&legacy_params, &legacy_key);
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = leaf_params(&bad("sha1-signed", 0x0bad_0008))
+            .signed_by(&key.key, &legacy)
+            .map_err(gen_err)?;
+        let sha1 = resign_with_sha1(cert.der(), &legacy_private)?;
+        write_bad(
+            "sha1-signed",
+            pem_certificate(&sha1),
+            legacy_cert.pem(),
+            &key.pem,
+        )?;
     }
 
     // CRLs, one per CA, issued 2025-07-01 and authoritative until 2060.
