@@ -10,5 +10,7 @@ pub mod catalog;
 pub mod directory;
 pub mod forms;
 pub mod i18n;
+pub mod pki;
+pub mod signing;
 pub mod store;
 pub mod workflow;

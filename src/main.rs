@@ -25,13 +25,24 @@ enum Command {
         #[arg(long, default_value = "seeds/directory/directory.json")]
         directory: PathBuf,
     },
+    /// Sign a signing payload with a key and certificate chain (JAdES baseline-B JWS).
+    Sign(carimbo::signing::cli::SignArgs),
+    /// Verify a signature over a payload and print the ETSI-style validation report.
+    VerifySignature(carimbo::signing::cli::VerifySignatureArgs),
+    /// Demo PKI tools.
+    #[command(subcommand)]
+    Pki(carimbo::signing::cli::PkiCommand),
 }
 
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check { paths, directory } => check(&paths, &directory),
-    }
+    let code = match &cli.command {
+        Command::Check { paths, directory } => return check(paths, directory),
+        Command::Sign(args) => carimbo::signing::cli::sign(args),
+        Command::VerifySignature(args) => carimbo::signing::cli::verify_signature(args),
+        Command::Pki(command) => carimbo::signing::cli::pki(command),
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {

@@ -65,7 +65,19 @@ fn open(dir: &Path) -> SledStore {
 
 /// Rewrites one stored event's raw bytes through sled itself, with the store closed.
 fn rewrite_event(dir: &Path, case: &str, seq: u64, edit: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(dir).unwrap();
+    // sled's background threads may still hold the file lock for a moment after the store is
+    // dropped; wait for it rather than fail.
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot reopen the store: {e}"),
+        }
+    };
     let events = db.open_tree("events").unwrap();
     let mut key = case.as_bytes().to_vec();
     key.push(0);

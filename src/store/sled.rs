@@ -104,7 +104,19 @@ impl SledStore {
     /// Opens the store without the integrity check: for inspection and repair only.
     pub fn open_unverified(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        let db = ::sled::Config::new().path(dir).open().map_err(|e| io_err(format!("cannot open the store in {}", dir.display()), e))?;
+        // A store dropped a moment ago in this process may still hold sled's file lock while its
+        // background flusher stops; wait up to two seconds for it instead of failing.
+        let mut attempts = 0;
+        let db = loop {
+            match ::sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(e) if attempts < 100 && e.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(io_err(format!("cannot open the store in {}", dir.display()), e)),
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(|e| io_err(format!("cannot open tree {name}"), e));
         let store = SledStore {
             events: tree("events")?,

@@ -60,3 +60,157 @@ pub fn sig(who: &str, level: carimbo::workflow::Level) -> carimbo::workflow::Sig
 pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(&format!("{s}:00+08:00")).unwrap().with_timezone(&chrono::Utc)
 }
+
+// ---- signature tests: the demo PKI in `seeds/`, payloads, raw JWS ----
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use carimbo::pki::cert::{load_pem_certificates, sha256};
+use carimbo::signing::cli::load_verifier;
+use carimbo::signing::{FormRef, SignatureVerifier, Signer, SigningPayload, VerifyOptions};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+pub fn pki(rel: &str) -> PathBuf {
+    repo().join("seeds/pki").join(rel)
+}
+
+pub fn verifier() -> SignatureVerifier {
+    load_verifier(
+        &repo().join("seeds/trust"),
+        &pki("crl"),
+        Some(&pki("service/service.pem")),
+    )
+    .expect("demo trust list and CRLs load")
+}
+
+/// A signer from `seeds/pki/<dir>/<name>.pem` and `.key.pem`.
+pub fn signer_from(dir: &str, name: &str) -> Signer {
+    let key = std::fs::read(pki(&format!("{dir}/{name}.key.pem"))).unwrap();
+    let chain = std::fs::read(pki(&format!("{dir}/{name}.pem"))).unwrap();
+    Signer::from_pem(&key, &chain).expect("demo key and certificate match")
+}
+
+pub fn person(id: &str) -> Signer {
+    signer_from("people", id)
+}
+
+pub fn t(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// "Now" for tests: fixed, inside every good certificate's validity, after the CRLs' issue.
+pub fn now() -> DateTime<Utc> {
+    t("2026-11-23T10:00:00Z")
+}
+
+pub fn opts() -> VerifyOptions {
+    VerifyOptions {
+        trusted_time: Some(now()),
+        now: now(),
+        required_level: None,
+    }
+}
+
+pub fn claimed_only() -> VerifyOptions {
+    VerifyOptions {
+        trusted_time: None,
+        now: now(),
+        required_level: None,
+    }
+}
+
+pub fn form_data() -> Value {
+    json!({"leave_type": "annual", "from": "2026-12-01", "to": "2026-12-05", "days": 5})
+}
+
+pub fn payload(signer: &str) -> SigningPayload {
+    SigningPayload {
+        case: "case-2026-000123".into(),
+        form: FormRef {
+            id: "absence-and-annual-leave".into(),
+            version: "1".into(),
+            hash: "sha256:5b1f0c3e".into(),
+        },
+        step: "supervisor-approval".into(),
+        action: "approve".into(),
+        data_hash: carimbo::signing::data_hash(&form_data()).unwrap(),
+        previous_event_hash: "sha256:9a0d2c7b".into(),
+        signer: signer.into(),
+        time: now(),
+    }
+}
+
+pub fn bytes(p: &SigningPayload) -> Vec<u8> {
+    p.canonical_bytes().unwrap()
+}
+
+/// Sign `payload` as person `id` at `now()`, returning the JWS JSON bytes.
+pub fn signed_by(id: &str, p: &SigningPayload) -> Vec<u8> {
+    person(id)
+        .sign(&bytes(p), now())
+        .unwrap()
+        .to_json()
+        .into_bytes()
+}
+
+/// The x5c entries of a PEM chain file.
+pub fn x5c_of(rel: &str) -> Vec<String> {
+    load_pem_certificates(&pki(rel))
+        .unwrap()
+        .iter()
+        .map(|c| STANDARD.encode(c.as_ref()))
+        .collect()
+}
+
+pub fn x5t_of(rel: &str) -> String {
+    let certs = load_pem_certificates(&pki(rel)).unwrap();
+    URL_SAFE_NO_PAD.encode(sha256(certs[0].as_ref()))
+}
+
+/// A standard protected header for the chain file `rel`.
+pub fn header_for(rel: &str, alg: &str, iat: DateTime<Utc>) -> Value {
+    json!({"alg": alg, "iat": iat.timestamp(), "x5c": x5c_of(rel), "x5t#S256": x5t_of(rel)})
+}
+
+/// A JWS with an arbitrary protected header, signed with ring directly by the P-256 or
+/// Ed25519 key in `key_rel` (so tests can build headers carimbo itself never makes).
+pub fn raw_jws(key_rel: &str, header: &Value, payload: &[u8]) -> Vec<u8> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(pki(key_rel)).unwrap();
+    let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).unwrap();
+    let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+    let input = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(payload));
+    let rng = ring::rand::SystemRandom::new();
+    let sig = match EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        der.secret_pkcs8_der(),
+        &rng,
+    ) {
+        Ok(k) => k.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+        Err(_) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+            .expect("a P-256 or Ed25519 key")
+            .sign(input.as_bytes())
+            .as_ref()
+            .to_vec(),
+    };
+    json!({"protected": protected, "signature": URL_SAFE_NO_PAD.encode(sig)})
+        .to_string()
+        .into_bytes()
+}
+
+/// Replace one field of a flattened JWS JSON.
+pub fn with_field(jws: &[u8], field: &str, value: Value) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(jws).unwrap();
+    v[field] = value;
+    v.to_string().into_bytes()
+}
+
+pub fn field(jws: &[u8], name: &str) -> String {
+    let v: Value = serde_json::from_slice(jws).unwrap();
+    v[name].as_str().unwrap().to_string()
+}

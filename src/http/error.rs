@@ -1,0 +1,219 @@
+//! Every error the HTTP layer returns, as RFC 9457 problem details, in one place.
+//!
+//! A problem has a stable `code` (`CARIMBO-Ennnn`, explained in docs/errors.md), an HTTP status,
+//! a `title` in the reader's language, the same sentence in all three languages under `messages`,
+//! the specific `detail`, and where it helps the field errors or the signature report. Nothing
+//! secret goes into a problem: no password, token, key or stack trace.
+
+use crate::accounts::AccountError;
+use crate::cases::CaseError;
+use crate::forms::FieldError;
+use crate::i18n::{Lang, LocalizedText};
+use crate::store::StoreError;
+use crate::workflow::WorkflowError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    pub messages: LocalizedText,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub report: Option<Value>,
+    pub lang: Lang,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, code, detail: detail.into(), errors: Vec::new(), report: None, lang: Lang::En }
+    }
+
+    pub fn lang(mut self, lang: Lang) -> Self {
+        self.lang = lang;
+        self
+    }
+
+    pub fn unauthenticated() -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "CARIMBO-E0701", "sign in first")
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0702", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "CARIMBO-E0703", detail)
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E0704", detail)
+    }
+
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "CARIMBO-E0705", detail)
+    }
+
+    pub fn csrf() -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0706", "the form is stale or was not sent by carimbo's page: reload the page and try again")
+    }
+
+    pub fn problem(&self) -> Problem {
+        let messages = message(self.code);
+        Problem {
+            kind: format!("/docs/errors#{}", self.code.to_ascii_lowercase()),
+            title: messages.get(self.lang).to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_string(),
+            messages,
+            errors: self.errors.clone(),
+            report: self.report.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+/// The code inside an error's message (`… [CARIMBO-E0306]`), which every library error carries.
+fn code_in(message: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "CARIMBO-E0301", "CARIMBO-E0302", "CARIMBO-E0303", "CARIMBO-E0304", "CARIMBO-E0305", "CARIMBO-E0306", "CARIMBO-E0307",
+        "CARIMBO-E0308", "CARIMBO-E0309", "CARIMBO-E0310", "CARIMBO-E0311", "CARIMBO-E0312", "CARIMBO-E0313", "CARIMBO-E0314",
+        "CARIMBO-E0315", "CARIMBO-E0401", "CARIMBO-E0402", "CARIMBO-E0403", "CARIMBO-E0404", "CARIMBO-E0405", "CARIMBO-E0406",
+        "CARIMBO-E0407", "CARIMBO-E0201", "CARIMBO-E0202", "CARIMBO-E0203", "CARIMBO-E0204", "CARIMBO-E0601", "CARIMBO-E0602",
+        "CARIMBO-E0603", "CARIMBO-E0604", "CARIMBO-E0605", "CARIMBO-E0606", "CARIMBO-E0607",
+    ];
+    KNOWN.iter().find(|c| message.contains(*c)).copied().unwrap_or("CARIMBO-E0799")
+}
+
+/// Strips the trailing `[CODE]` from a library message: the problem carries the code itself.
+fn detail_of(message: &str) -> String {
+    match message.rfind(" [CARIMBO-") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> Self {
+        match e {
+            CaseError::Invalid(errors) => {
+                let mut a = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0110", format!("the form has {} error(s)", errors.len()));
+                a.errors = errors;
+                a
+            }
+            CaseError::Workflow(w) => w.into(),
+            CaseError::Store(s) => s.into(),
+            other => {
+                let msg = other.to_string();
+                let code = code_in(&msg);
+                let status = match code {
+                    "CARIMBO-E0402" | "CARIMBO-E0406" => StatusCode::NOT_FOUND,
+                    "CARIMBO-E0204" => StatusCode::UNPROCESSABLE_ENTITY,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                ApiError::new(status, code, detail_of(&msg))
+            }
+        }
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
+        let msg = e.to_string();
+        let status = match &e {
+            WorkflowError::NotAllowedToSubmit { .. } | WorkflowError::NotAssigned { .. } | WorkflowError::SelfApproval | WorkflowError::NotSubmitter(_) => StatusCode::FORBIDDEN,
+            WorkflowError::CaseNotOpen(_) | WorkflowError::StepNotOpen(_) | WorkflowError::FinalDecision(_) => StatusCode::CONFLICT,
+            WorkflowError::Replay(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, code_in(&msg), detail_of(&msg))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let msg = e.to_string();
+        let status = match &e {
+            StoreError::Conflict { .. } => StatusCode::CONFLICT,
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, code_in(&msg), detail_of(&msg))
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let msg = e.to_string();
+        let status = match &e {
+            AccountError::BadCredentials | AccountError::BadSecondFactor => StatusCode::UNAUTHORIZED,
+            AccountError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+            AccountError::WeakPassword | AccountError::NoEnrolment => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, code_in(&msg), detail_of(&msg))
+    }
+}
+
+/// The sentence for each code, in the three languages.
+pub fn message(code: &str) -> LocalizedText {
+    let (zh, pt, en) = match code {
+        "CARIMBO-E0110" => ("表格有錯誤，請按欄位旁的說明修改。", "O formulário tem erros: corrija os campos indicados.", "The form has errors: correct the fields shown."),
+        "CARIMBO-E0301" => ("你不可提交這份表格。", "Não pode submeter este formulário.", "You may not submit this form."),
+        "CARIMBO-E0302" => ("簽名級別不足，請使用所要求級別的證書簽署。", "A assinatura não tem o nível exigido; assine com um certificado do nível pedido.", "The signature is weaker than this step requires; sign with a certificate of the required level."),
+        "CARIMBO-E0303" => ("此個案現時不可處理。", "Este processo não pode ser tratado agora.", "Nothing can be done on this case now."),
+        "CARIMBO-E0304" => ("此步驟並未開放，請重新載入個案。", "Este passo não está aberto; recarregue o processo.", "This step is not open; reload the case."),
+        "CARIMBO-E0305" => ("此步驟不容許這個操作。", "Esta ação não é permitida neste passo.", "This action is not allowed on this step."),
+        "CARIMBO-E0306" => ("你並非此步驟的負責人，或已處理。", "Não está designado para este passo, ou já atuou.", "You are not assigned to this step, or have already acted."),
+        "CARIMBO-E0307" => ("提交人不可審批自己的個案。", "Quem submete não pode aprovar o seu próprio processo.", "The submitter cannot approve their own case."),
+        "CARIMBO-E0308" => ("表格中所列人員不在人員名冊內。", "Uma pessoa indicada no formulário não consta do registo de pessoal.", "A person named in the form is not in the staff directory."),
+        "CARIMBO-E0309" => ("只有提交人可進行此操作。", "Só quem submeteu pode fazer isto.", "Only the submitter can do this."),
+        "CARIMBO-E0310" => ("重新提交的內容沒有改動。", "A nova versão não altera nada.", "The resubmission changes nothing."),
+        "CARIMBO-E0311" => ("個案已有最終決定，不可撤回。", "O processo já tem decisão final e não pode ser retirado.", "The case has a final decision and cannot be withdrawn."),
+        "CARIMBO-E0312" => ("此操作需要雙重認證碼。", "Esta ação exige o código do segundo fator.", "This act needs your second-factor code."),
+        "CARIMBO-E0313" => ("重新提交的表格版本與個案不符。", "A versão do formulário não corresponde ao processo.", "The resubmission is for another form version."),
+        "CARIMBO-E0314" => ("簽名人與操作人不符。", "O signatário não é quem está a atuar.", "The signature is not by the person acting."),
+        "CARIMBO-E0401" => ("個案剛被他人處理，請重新載入。", "O processo foi alterado por outra pessoa; recarregue-o.", "Someone else changed the case first; reload it."),
+        "CARIMBO-E0402" => ("找不到此個案。", "Processo não encontrado.", "No such case."),
+        "CARIMBO-E0406" => ("找不到此表格。", "Formulário não encontrado.", "No such form."),
+        "CARIMBO-E0500" => ("簽名無效，請查看驗證報告。", "A assinatura não é válida; veja o relatório de validação.", "The signature is not valid; see the validation report."),
+        "CARIMBO-E0602" => ("用戶名稱或密碼不正確。", "Identificação ou palavra-passe incorreta.", "The user id or the password is wrong."),
+        "CARIMBO-E0604" => ("雙重認證碼不正確或已過期。", "O código do segundo fator está errado ou expirou.", "The second-factor code is wrong or expired."),
+        "CARIMBO-E0605" => ("請先開始設定雙重認證。", "Comece primeiro a configuração do segundo fator.", "Start the second-factor enrolment first."),
+        "CARIMBO-E0606" => ("密碼最少要有12個字元。", "A palavra-passe deve ter pelo menos 12 caracteres.", "The password must have at least 12 characters."),
+        "CARIMBO-E0701" => ("請先登入。", "Inicie sessão primeiro.", "Sign in first."),
+        "CARIMBO-E0702" => ("你沒有權限。", "Não tem permissão.", "You do not have permission."),
+        "CARIMBO-E0703" => ("找不到。", "Não encontrado.", "Not found."),
+        "CARIMBO-E0704" => ("請求格式不正確。", "O pedido está mal formado.", "The request is malformed."),
+        "CARIMBO-E0705" => ("嘗試次數過多，請稍後再試。", "Demasiadas tentativas; tente mais tarde.", "Too many attempts; try again later."),
+        "CARIMBO-E0706" => ("頁面已過期，請重新載入後再試。", "A página expirou; recarregue-a e tente de novo.", "The page has expired; reload it and try again."),
+        "CARIMBO-E0707" => ("請求內容過大。", "O pedido é demasiado grande.", "The request is too large."),
+        "CARIMBO-E0708" => ("定義有錯誤，舊版本會繼續使用。", "A definição tem erros; a versão anterior continua em uso.", "The definition has errors; the previous version keeps serving."),
+        _ => ("發生錯誤，請聯絡系統管理員。", "Ocorreu um erro; contacte o administrador.", "Something went wrong; contact the administrator."),
+    };
+    LocalizedText::new(zh, pt, en)
+}

@@ -1,0 +1,728 @@
+//! The demo PKI: a root, an accredited CA issuing qualified certificates, a non-accredited CA
+//! issuing advanced-level ones, one certificate per demo person, a service seal, deliberately
+//! bad certificates, CRLs and the trust list — all written as files.
+//!
+//! It exists so that every test, demo and interoperability check uses real X.509 material
+//! made the way a certification entity would make it (rcgen for certificates and CRLs, the
+//! `rsa` crate for RSA keys, which ring cannot generate). Regenerate with
+//! `carimbo pki demo --out seeds/pki` (the trust list goes to `seeds/trust` beside it). Keys
+//! are new at each run; names, serials, dates and structure are fixed, and every date is
+//! chosen so the good material stays good until 2050 and the bad material stays bad.
+
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
+    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
+    RevocationReason, RevokedCertParams, SerialNumber, SignatureAlgorithm, date_time_ymd,
+};
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use serde::{Deserialize, Serialize};
+
+use super::PkiError;
+use super::cert::{OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
+use super::trust::{
+    AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile,
+};
+
+/// The key type of a demo person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoKey {
+    P256,
+    Rsa2048,
+    Ed25519,
+}
+
+/// Which demo CA issues a person's certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DemoIssuer {
+    #[serde(rename = "qualified-ca")]
+    QualifiedCa,
+    #[serde(rename = "advanced-ca")]
+    AdvancedCa,
+}
+
+/// One entry of `seeds/pki/people.json`. The same ids are the staff directory's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DemoPerson {
+    pub id: String,
+    pub name: LocalizedName,
+    pub department: Option<String>,
+    /// staff / supervisor / head / hr / authority / doctor / candidate.
+    pub role: String,
+    pub key: DemoKey,
+    pub issuer: DemoIssuer,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_resident: bool,
+}
+
+/// The deliberately bad certificates, by file stem under `bad/`.
+pub const BAD_CERTIFICATES: &[&str] = &[
+    "expired",
+    "not-yet-valid",
+    "revoked",
+    "no-signing-key-usage",
+    "unknown-ca",
+    "broken-chain",
+    "weak-rsa-1024",
+    "sha1-signed",
+];
+
+/// The serial number of `bad/revoked.pem`, listed in the qualified CA's CRL.
+pub const REVOKED_SERIAL: u64 = 0x0bad_0003;
+/// Its revocation date: 2025-06-01T00:00:00Z.
+pub const REVOKED_ON: (i32, u8, u8) = (2025, 6, 1);
+
+/// What was written.
+#[derive(Debug, Default)]
+pub struct DemoSummary {
+    pub people: usize,
+    pub bad: usize,
+    pub crls: usize,
+}
+
+/// Read `people.json`.
+pub fn load_people(path: &Path) -> Result<Vec<DemoPerson>, PkiError> {
+    let text = std::fs::read(path).map_err(|source| PkiError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let people: Vec<DemoPerson> =
+        serde_json::from_slice(&text).map_err(|e| PkiError::BadPeopleFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let mut seen = std::collections::HashSet::new();
+    for p in &people {
+        if !seen.insert(p.id.as_str()) {
+            return Err(PkiError::BadPeopleFile {
+                path: path.display().to_string(),
+                reason: format!("person id `{}` appears twice", p.id),
+            });
+        }
+    }
+    Ok(people)
+}
+
+fn gen_err(e: impl std::fmt::Display) -> PkiError {
+    PkiError::DemoGeneration {
+        reason: e.to_string(),
+    }
+}
+
+/// A generated key with its PKCS#8 PEM.
+struct DemoKeyPair {
+    key: KeyPair,
+    pem: String,
+}
+
+fn ec_key(alg: &'static SignatureAlgorithm) -> Result<DemoKeyPair, PkiError> {
+    let key = KeyPair::generate_for(alg).map_err(gen_err)?;
+    let pem = key.serialize_pem();
+    Ok(DemoKeyPair { key, pem })
+}
+
+fn rsa_pkcs8(bits: usize) -> Result<(Vec<u8>, String, Vec<u8>), PkiError> {
+    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(gen_err)?;
+    rsa_encode(&private)
+}
+
+fn rsa_encode(private: &rsa::RsaPrivateKey) -> Result<(Vec<u8>, String, Vec<u8>), PkiError> {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let der = private.to_pkcs8_der().map_err(gen_err)?;
+    let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(gen_err)?;
+    let public = private
+        .to_public_key()
+        .to_pkcs1_der()
+        .map_err(gen_err)?
+        .as_bytes()
+        .to_vec();
+    Ok((der.as_bytes().to_vec(), pem.to_string(), public))
+}
+
+/// Re-sign an RSA-SHA256 certificate as sha1WithRSAEncryption with the issuer's RSA key.
+/// rcgen (rightly) cannot make SHA-1 certificates; the demo needs one to show that carimbo
+/// refuses them. The two algorithm OIDs have the same length and an RSA signature keeps its
+/// length, so the DER structure is unchanged: swap the OIDs, re-sign the TBS bytes.
+fn resign_with_sha1(der: &[u8], issuer: &rsa::RsaPrivateKey) -> Result<Vec<u8>, PkiError> {
+    const SHA256_RSA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
+    ];
+    const SHA1_RSA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05,
+    ];
+    // DigestInfo prefix for SHA-1 (RFC 8017 §9.2 note 1).
+    const SHA1_DIGEST_INFO: [u8; 15] = [
+        0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+    ];
+    let mut out = der.to_vec();
+    let mut i = 0;
+    while i + SHA256_RSA.len() <= out.len() {
+        if out[i..i + SHA256_RSA.len()] == SHA256_RSA {
+            out[i..i + SHA1_RSA.len()].copy_from_slice(&SHA1_RSA);
+        }
+        i += 1;
+    }
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    let header = |at: usize| -> Result<(usize, usize), PkiError> {
+        let first = *out.get(at + 1).ok_or_else(|| gen_err("truncated DER"))?;
+        if first < 0x80 {
+            return Ok((2, first as usize));
+        }
+        let n = (first & 0x7f) as usize;
+        let len = out
+            .get(at + 2..at + 2 + n)
+            .ok_or_else(|| gen_err("truncated DER"))?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        Ok((2 + n, len))
+    };
+    let (outer_header, _) = header(0)?;
+    let (tbs_header, tbs_len) = header(outer_header)?;
+    let tbs = out[outer_header..outer_header + tbs_header + tbs_len].to_vec();
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &tbs);
+    let mut info = SHA1_DIGEST_INFO.to_vec();
+    info.extend_from_slice(digest.as_ref());
+    let signature = issuer
+        .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &info)
+        .map_err(gen_err)?;
+    let end = out.len();
+    out[end - signature.len()..].copy_from_slice(&signature);
+    Ok(out)
+}
+
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+fn rsa_key() -> Result<DemoKeyPair, PkiError> {
+    let (der, pem, _) = rsa_pkcs8(2048)?;
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(der),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .map_err(gen_err)?;
+    Ok(DemoKeyPair { key, pem })
+}
+
+/// An Ed25519 key written as PKCS#8 v1 (RFC 8410 §7: the 32-byte seed only). ring makes v2
+/// documents whose public-key field other toolkits (OpenSSL 1.x, Python `cryptography`)
+/// refuse, and a demo key must load everywhere; ring reads v1 too.
+fn ed25519_key() -> Result<DemoKeyPair, PkiError> {
+    use base64::Engine;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(gen_err)?;
+    let v2 = key.serialized_der();
+    let marker = [0x04, 0x22, 0x04, 0x20];
+    let start = v2
+        .windows(4)
+        .position(|w| w == marker)
+        .ok_or_else(|| gen_err("unexpected Ed25519 PKCS#8 layout"))?
+        + 4;
+    let seed = v2
+        .get(start..start + 32)
+        .ok_or_else(|| gen_err("truncated Ed25519 PKCS#8"))?;
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(seed);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&v1);
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    Ok(DemoKeyPair { key, pem })
+}
+
+fn person_key(kind: DemoKey) -> Result<DemoKeyPair, PkiError> {
+    match kind {
+        DemoKey::P256 => ec_key(&rcgen::PKCS_ECDSA_P256_SHA256),
+        DemoKey::Ed25519 => ed25519_key(),
+        DemoKey::Rsa2048 => rsa_key(),
+    }
+}
+
+/// A public key only (for the RSA-1024 certificate, whose key ring will not load).
+struct RawPublicKey {
+    der: Vec<u8>,
+    alg: &'static SignatureAlgorithm,
+}
+
+impl PublicKeyData for RawPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.der
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.alg
+    }
+}
+
+// Minimal DER writers for the two extensions rcgen has no builder for.
+fn der_len(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+}
+
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    der_len(content.len(), &mut out);
+    out.extend_from_slice(content);
+    out
+}
+
+fn der_oid(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+    let mut body = Vec::new();
+    let push_base128 = |mut v: u64, body: &mut Vec<u8>| {
+        let mut tmp = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        tmp.reverse();
+        body.extend(tmp);
+    };
+    push_base128(arcs[0] * 40 + arcs[1], &mut body);
+    for arc in &arcs[2..] {
+        push_base128(*arc, &mut body);
+    }
+    der_tlv(0x06, &body)
+}
+
+fn oid_arcs(dotted: &str) -> Vec<u64> {
+    dotted.split('.').filter_map(|a| a.parse().ok()).collect()
+}
+
+/// certificatePolicies with one policy (RFC 5280 §4.2.1.4).
+fn policies_extension(policy: &str) -> CustomExtension {
+    let info = der_tlv(0x30, &der_oid(policy));
+    CustomExtension::from_oid_content(&oid_arcs("2.5.29.32"), der_tlv(0x30, &info))
+}
+
+/// qcStatements with QcCompliance and QcSSCD (ETSI EN 319 412-5 §4.2.1, §4.2.2).
+fn qc_statements_extension() -> CustomExtension {
+    let compliance = der_tlv(0x30, &der_oid(OID_QC_COMPLIANCE));
+    let sscd = der_tlv(0x30, &der_oid("0.4.0.1862.1.4"));
+    let mut both = compliance;
+    both.extend(sscd);
+    CustomExtension::from_oid_content(&oid_arcs(OID_QC_STATEMENTS), der_tlv(0x30, &both))
+}
+
+fn dn(cn: &str, ou: Option<&str>, serial_number: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "MO");
+    dn.push(
+        DnType::OrganizationName,
+        "Carimbo Demo PKI (not for production)",
+    );
+    if let Some(ou) = ou {
+        dn.push(DnType::OrganizationalUnitName, ou);
+    }
+    if let Some(sn) = serial_number {
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 5]), sn);
+    }
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn ca_params(cn: &str, serial: u64, from: (i32, u8, u8), to: (i32, u8, u8)) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn, None, None);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.not_before = date_time_ymd(from.0, from.1, from.2);
+    p.not_after = date_time_ymd(to.0, to.1, to.2);
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p
+}
+
+/// Parameters of an end-entity signing certificate.
+struct LeafSpec<'a> {
+    cn: String,
+    ou: Option<&'a str>,
+    person_id: &'a str,
+    serial: u64,
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+    qualified: bool,
+    key_usages: Option<Vec<KeyUsagePurpose>>,
+}
+
+fn leaf_params(spec: &LeafSpec<'_>) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(&spec.cn, spec.ou, Some(spec.person_id));
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = spec.key_usages.clone().unwrap_or_else(|| {
+        if spec.qualified {
+            vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::ContentCommitment,
+            ]
+        } else {
+            vec![KeyUsagePurpose::DigitalSignature]
+        }
+    });
+    if spec.qualified {
+        p.custom_extensions
+            .push(policies_extension(OID_POLICY_QCP_N_QSCD));
+        p.custom_extensions.push(qc_statements_extension());
+    }
+    p.serial_number = Some(SerialNumber::from(spec.serial));
+    p.not_before = date_time_ymd(spec.from.0, spec.from.1, spec.from.2);
+    p.not_after = date_time_ymd(spec.to.0, spec.to.1, spec.to.2);
+    p.use_authority_key_identifier_extension = true;
+    p
+}
+
+fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| PkiError::Unwritable {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    std::fs::write(path, contents).map_err(|source| PkiError::Unwritable {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+const GOOD_FROM: (i32, u8, u8) = (2025, 1, 1);
+const GOOD_TO: (i32, u8, u8) = (2050, 12, 31);
+
+/// Generate the whole demo PKI into `out` (certificates, keys, CRLs) and the trust list into
+/// `trust_out`. `people` is usually `out/people.json`, read beforehand.
+pub fn generate(
+    people: &[DemoPerson],
+    out: &Path,
+    trust_out: &Path,
+) -> Result<DemoSummary, PkiError> {
+    let mut summary = DemoSummary::default();
+
+    // The root and the two issuing CAs.
+    let root_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+    let mut root_params = ca_params("Carimbo Demo Root CA", 1, (2025, 1, 1), (2060, 12, 31));
+    root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    let root_cert = root_params.self_signed(&root_key.key).map_err(gen_err)?;
+    let root = Issuer::from_params(&root_params, &root_key.key);
+
+    let qca_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+    let qca_params = ca_params("Carimbo Demo Qualified CA", 2, (2025, 1, 1), (2055, 12, 31));
+    let qca_cert = qca_params.signed_by(&qca_key.key, &root).map_err(gen_err)?;
+    let qca = Issuer::from_params(&qca_params, &qca_key.key);
+
+    let aca_key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let aca_params = ca_params("Carimbo Demo Advanced CA", 3, (2025, 1, 1), (2055, 12, 31));
+    let aca_cert = aca_params.signed_by(&aca_key.key, &root).map_err(gen_err)?;
+    let aca = Issuer::from_params(&aca_params, &aca_key.key);
+
+    write(&out.join("root/root.pem"), root_cert.pem())?;
+    write(&out.join("root/root.key.pem"), &root_key.pem)?;
+    write(&out.join("ca/qualified-ca.pem"), qca_cert.pem())?;
+    write(&out.join("ca/qualified-ca.key.pem"), &qca_key.pem)?;
+    write(&out.join("ca/advanced-ca.pem"), aca_cert.pem())?;
+    write(&out.join("ca/advanced-ca.key.pem"), &aca_key.pem)?;
+
+    // One certificate per person; the chain file holds the leaf then its issuing CA.
+    for (i, person) in people.iter().enumerate() {
+        let key = person_key(person.key)?;
+        let qualified = person.issuer == DemoIssuer::QualifiedCa;
+        let spec = LeafSpec {
+            cn: format!("{} {}", person.name.zh, person.name.pt.to_uppercase())
+                .trim()
+                .to_string(),
+            ou: person.department.as_deref(),
+            person_id: &person.id,
+            serial: 0x1000 + i as u64,
+            from: GOOD_FROM,
+            to: GOOD_TO,
+            qualified,
+            key_usages: None,
+        };
+        let (issuer, ca_pem) = if qualified {
+            (&qca, qca_cert.pem())
+        } else {
+            (&aca, aca_cert.pem())
+        };
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, issuer)
+            .map_err(gen_err)?;
+        write(
+            &out.join(format!("people/{}.pem", person.id)),
+            format!("{}{}", cert.pem(), ca_pem),
+        )?;
+        write(&out.join(format!("people/{}.key.pem", person.id)), &key.pem)?;
+        summary.people += 1;
+    }
+
+    // The service seal used for `simple` acts.
+    {
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let spec = LeafSpec {
+            cn: "carimbo service seal".into(),
+            ou: Some("carimbo"),
+            person_id: "carimbo-service",
+            serial: 0x5e41,
+            from: GOOD_FROM,
+            to: GOOD_TO,
+            qualified: false,
+            key_usages: Some(vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::ContentCommitment,
+            ]),
+        };
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
+        write(
+            &out.join("service/service.pem"),
+            format!("{}{}", cert.pem(), aca_cert.pem()),
+        )?;
+        write(&out.join("service/service.key.pem"), &key.pem)?;
+    }
+
+    // Deliberately bad certificates.
+    let bad = |name: &str, serial: u64| LeafSpec {
+        cn: format!("Bad Certificate ({name})"),
+        ou: Some("DTI"),
+        person_id: "p031",
+        serial,
+        from: GOOD_FROM,
+        to: GOOD_TO,
+        qualified: false,
+        key_usages: None,
+    };
+    let mut write_bad =
+        |name: &str, cert_pem: String, chain_tail: String, key_pem: &str| -> Result<(), PkiError> {
+            write(
+                &out.join(format!("bad/{name}.pem")),
+                format!("{cert_pem}{chain_tail}"),
+            )?;
+            write(&out.join(format!("bad/{name}.key.pem")), key_pem)?;
+            summary.bad += 1;
+            Ok(())
+        };
+    {
+        // Expired in 2025, for good.
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut spec = bad("expired", 0x0bad_0001);
+        spec.from = (2024, 1, 1);
+        spec.to = (2025, 6, 30);
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
+        write_bad("expired", cert.pem(), aca_cert.pem(), &key.pem)?;
+    }
+    {
+        // Not valid before 2090.
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut spec = bad("not-yet-valid", 0x0bad_0002);
+        spec.from = (2090, 1, 1);
+        spec.to = (2095, 12, 31);
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
+        write_bad("not-yet-valid", cert.pem(), aca_cert.pem(), &key.pem)?;
+    }
+    {
+        // Qualified, revoked on 2025-06-01 (listed in the qualified CA's CRL).
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut spec = bad("revoked", REVOKED_SERIAL);
+        spec.qualified = true;
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &qca)
+            .map_err(gen_err)?;
+        write_bad("revoked", cert.pem(), qca_cert.pem(), &key.pem)?;
+    }
+    {
+        // Key agreement only: not a signing certificate.
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut spec = bad("no-signing-key-usage", 0x0bad_0004);
+        spec.key_usages = Some(vec![KeyUsagePurpose::KeyAgreement]);
+        let cert = leaf_params(&spec)
+            .signed_by(&key.key, &aca)
+            .map_err(gen_err)?;
+        write_bad("no-signing-key-usage", cert.pem(), aca_cert.pem(), &key.pem)?;
+    }
+    {
+        // Issued by a root that is on no trust list.
+        let rogue_key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let rogue_params = ca_params("Rogue Root CA", 0x0bad_0099, (2025, 1, 1), (2060, 12, 31));
+        let rogue_cert = rogue_params.self_signed(&rogue_key.key).map_err(gen_err)?;
+        let rogue = Issuer::from_params(&rogue_params, &rogue_key.key);
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = leaf_params(&bad("unknown-ca", 0x0bad_0005))
+            .signed_by(&key.key, &rogue)
+            .map_err(gen_err)?;
+        write_bad("unknown-ca", cert.pem(), rogue_cert.pem(), &key.pem)?;
+        write(&out.join("bad/rogue-root.pem"), rogue_cert.pem())?;
+    }
+    {
+        // Names the qualified CA as issuer but is signed by another key: the chain is broken.
+        let impostor_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+        let impostor = Issuer::from_params(&qca_params, &impostor_key.key);
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = leaf_params(&bad("broken-chain", 0x0bad_0006))
+            .signed_by(&key.key, &impostor)
+            .map_err(gen_err)?;
+        write_bad("broken-chain", cert.pem(), qca_cert.pem(), &key.pem)?;
+    }
+    {
+        // An RSA key of 1024 bits: refused by the crypto policy.
+        let (_, pem, public) = rsa_pkcs8(1024)?;
+        let public = RawPublicKey {
+            der: public,
+            alg: &rcgen::PKCS_RSA_SHA256,
+        };
+        let cert = leaf_params(&bad("weak-rsa-1024", 0x0bad_0007))
+            .signed_by(&public, &aca)
+            .map_err(gen_err)?;
+        write_bad("weak-rsa-1024", cert.pem(), aca_cert.pem(), &pem)?;
+    }
+    {
+        // Signed with SHA-1 by a legacy RSA CA under the trusted root.
+        let legacy_private =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(gen_err)?;
+        let (legacy_der, _, _) = rsa_encode(&legacy_private)?;
+        let legacy_key = KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(legacy_der),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(gen_err)?;
+        let legacy_params = ca_params(
+            "Carimbo Demo Legacy RSA CA",
+            4,
+            (2025, 1, 1),
+            (2055, 12, 31),
+        );
+        let legacy_cert = legacy_params
+            .signed_by(&legacy_key, &root)
+            .map_err(gen_err)?;
+        let legacy = Issuer::from_params(&legacy_params, &legacy_key);
+        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = leaf_params(&bad("sha1-signed", 0x0bad_0008))
+            .signed_by(&key.key, &legacy)
+            .map_err(gen_err)?;
+        let sha1 = resign_with_sha1(cert.der(), &legacy_private)?;
+        write_bad(
+            "sha1-signed",
+            pem_certificate(&sha1),
+            legacy_cert.pem(),
+            &key.pem,
+        )?;
+    }
+
+    // CRLs, one per CA, issued 2025-07-01 and authoritative until 2060.
+    let crl = |issuer: &Issuer<'_, &KeyPair>,
+               number: u64,
+               revoked: Vec<RevokedCertParams>|
+     -> Result<String, PkiError> {
+        CertificateRevocationListParams {
+            this_update: date_time_ymd(2025, 7, 1),
+            next_update: date_time_ymd(2060, 12, 31),
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(issuer)
+        .map_err(gen_err)?
+        .pem()
+        .map_err(gen_err)
+    };
+    write(&out.join("crl/root.crl"), crl(&root, 1, vec![])?)?;
+    write(
+        &out.join("crl/qualified-ca.crl"),
+        crl(
+            &qca,
+            1,
+            vec![RevokedCertParams {
+                serial_number: SerialNumber::from(REVOKED_SERIAL),
+                revocation_time: date_time_ymd(REVOKED_ON.0, REVOKED_ON.1, REVOKED_ON.2),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+        )?,
+    )?;
+    write(&out.join("crl/advanced-ca.crl"), crl(&aca, 1, vec![])?)?;
+    summary.crls = 3;
+
+    // The trust list: the root as anchor, the qualified CA accredited since 2025.
+    write(&trust_out.join("root.pem"), root_cert.pem())?;
+    write(&trust_out.join("qualified-ca.pem"), qca_cert.pem())?;
+    write(&trust_out.join("advanced-ca.pem"), aca_cert.pem())?;
+    let trust = TrustListFile {
+        version: 1,
+        name: Some("carimbo demo trust list (not for production)".into()),
+        entities: vec![
+            EntityEntry {
+                id: "demo-root".into(),
+                name: LocalizedName {
+                    zh: "Carimbo 示範根憑證機構".into(),
+                    pt: "Autoridade raiz de demonstração Carimbo".into(),
+                    en: Some("Carimbo Demo Root CA".into()),
+                },
+                certificate: "root.pem".into(),
+                trust_anchor: true,
+                accredited: vec![],
+                qualified_policy_oids: vec![],
+            },
+            EntityEntry {
+                id: "qualified-ca".into(),
+                name: LocalizedName {
+                    zh: "Carimbo 示範認證實體（已認可）".into(),
+                    pt: "Entidade certificadora credenciada de demonstração".into(),
+                    en: Some("Carimbo Demo Qualified CA (accredited)".into()),
+                },
+                certificate: "qualified-ca.pem".into(),
+                trust_anchor: false,
+                accredited: vec![AccreditationPeriod {
+                    from: "2025-01-01T00:00:00Z".parse().map_err(gen_err)?,
+                    until: None,
+                }],
+                qualified_policy_oids: vec![OID_POLICY_QCP_N_QSCD.into()],
+            },
+            EntityEntry {
+                id: "advanced-ca".into(),
+                name: LocalizedName {
+                    zh: "Carimbo 示範憑證機構（未認可）".into(),
+                    pt: "Entidade certificadora não credenciada de demonstração".into(),
+                    en: Some("Carimbo Demo Advanced CA (not accredited)".into()),
+                },
+                certificate: "advanced-ca.pem".into(),
+                trust_anchor: false,
+                accredited: vec![],
+                qualified_policy_oids: vec![],
+            },
+        ],
+    };
+    let json = serde_json::to_string_pretty(&trust).map_err(gen_err)?;
+    write(&trust_out.join(TRUST_LIST_FILE), json + "\n")?;
+    Ok(summary)
+}
