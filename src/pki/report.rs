@@ -124,6 +124,12 @@ impl SignatureLevel {
     }
 }
 
+impl std::fmt::Display for SignatureLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for SignatureLevel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -132,7 +138,7 @@ impl std::str::FromStr for SignatureLevel {
             "advanced" => Ok(SignatureLevel::Advanced),
             "qualified" => Ok(SignatureLevel::Qualified),
             other => Err(format!(
-                "unknown signature level `{other}` (expected simple, advanced or qualified)"
+                "unknown signature level {other:?}: use simple, advanced or qualified"
             )),
         }
     }

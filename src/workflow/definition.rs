@@ -18,42 +18,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// Signature levels in the style of Law 5/2005, weakest first; a stronger one satisfies a weaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Simple,
-    Advanced,
-    Qualified,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Simple => "simple",
-            Level::Advanced => "advanced",
-            Level::Qualified => "qualified",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "simple" => Ok(Level::Simple),
-            "advanced" => Ok(Level::Advanced),
-            "qualified" => Ok(Level::Qualified),
-            other => Err(format!("unknown signature level {other:?}: use simple, advanced or qualified")),
-        }
-    }
-}
+/// Signature levels in the style of Law 5/2005, weakest first (defined with the validation
+/// report, which is where a signature's level is established).
+pub use crate::pki::report::SignatureLevel as Level;
 
 /// What a person can do on an open step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
