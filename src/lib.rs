@@ -9,6 +9,7 @@ pub mod cases;
 pub mod catalog;
 pub mod directory;
 pub mod forms;
+pub mod http;
 pub mod i18n;
 pub mod pki;
 pub mod signing;

@@ -25,6 +25,18 @@ enum Command {
         #[arg(long, default_value = "seeds/directory/directory.json")]
         directory: PathBuf,
     },
+    /// Run the server on the embedded sled store, with the demo department and test PKI from seeds/.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Data directory (the sled store and the accounts file); created if missing.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Directory holding forms/, workflows/ and seeds/.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
     /// Sign a signing payload with a key and certificate chain (JAdES baseline-B JWS).
     Sign(carimbo::signing::cli::SignArgs),
     /// Verify a signature over a payload and print the ETSI-style validation report.
@@ -38,6 +50,7 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
+        Command::Serve { addr, data, root } => return serve(*addr, data, root),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
         Command::VerifySignature(args) => carimbo::signing::cli::verify_signature(args),
         Command::Pki(command) => carimbo::signing::cli::pki(command),
@@ -74,4 +87,21 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
         println!("{} problems in {} files", report.problems.len(), files.len());
         Ok(ExitCode::from(1))
     }
+}
+
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path) -> Result<ExitCode> {
+    use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
+    let state = std::sync::Arc::new(AppState::open(Paths::from_root(root, data))?);
+    let catalog = state.cases.catalog();
+    println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
+    println!("data in {} (sled store and accounts)", data.display());
+    println!("demo logins (password {DEMO_PASSWORD}):");
+    for (who, role) in [("p005", "staff, DAF"), ("p003", "supervisor, DAF"), ("p002", "head, DAF"), ("p019", "HR officer, author"), ("p001", "appointing authority"), ("doc01", "doctor"), ("p022", "auditor"), ("p032", "administrator")] {
+        println!("  {who:<6} {role}");
+    }
+    println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(carimbo::http::serve(state, addr))?;
+    println!("stopped; every acknowledged act is on disk");
+    Ok(ExitCode::SUCCESS)
 }

@@ -235,6 +235,16 @@ impl CaseService {
         self.commit(case_id, case.version, events, &next, &engine, now, None).map(Some)
     }
 
+    /// The workflow version a case is pinned to.
+    pub fn workflow_of(&self, case: &Case) -> Result<Arc<WorkflowDefinition>, CaseError> {
+        Ok(self.pinned(&case.form.hash, &case.workflow.hash)?.1)
+    }
+
+    /// The form version a case is pinned to.
+    pub fn form_of(&self, case: &Case) -> Result<Arc<FormDefinition>, CaseError> {
+        Ok(self.pinned(&case.form.hash, &case.workflow.hash)?.0)
+    }
+
     /// The case, replayed from its stored events.
     pub fn case(&self, case_id: &str) -> Result<Case, CaseError> {
         Ok(self.load(case_id)?.0)

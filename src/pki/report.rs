@@ -98,7 +98,7 @@ impl SubIndication {
 
 /// The signature levels a workflow step can demand, weakest first (Law 5/2005 style).
 /// The derived order is the strength order: a stronger level satisfies a weaker demand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureLevel {
     /// An authenticated person's recorded act, sealed with the service's own key.

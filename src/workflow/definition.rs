@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use crate::pki::report::SignatureLevel as Level;
 
 /// What a person can do on an open step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Sign,

@@ -1,0 +1,694 @@
+//! The JSON API under `/api/v1`. Handlers check who may call them, move data between HTTP and
+//! `CaseService`, and turn every error into a problem (RFC 9457) through `ApiError`.
+//! Store work runs in `spawn_blocking`: an act returns only once it is durable.
+
+use super::auth::{roles_of, Caller, ReqLang, SESSION_COOKIE};
+use super::error::ApiError;
+use super::AppState;
+use crate::catalog::{Catalog, SourceFile};
+use crate::forms::FormDefinition;
+use crate::i18n::Lang;
+use crate::signing::{data_hash, verify_act, FormRef, SigningPayload, VerifyOptions};
+use crate::store::{CaseHead, GENESIS_HASH};
+use crate::workflow::{ActRequest, Action, Case, Level, SignatureRecord, WorkflowDefinition};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Shared = State<Arc<AppState>>;
+
+/// How far a signer's clock may be from the server's.
+const CLOCK_SKEW_MINUTES: i64 = 10;
+/// Batch requests are bounded so one request cannot hold the server.
+pub const MAX_BATCH_ITEMS: usize = 200;
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", format!("a worker stopped: {e}")))?
+}
+
+// ---------------------------------------------------------------- session
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The person id in the staff directory (e.g. `p005`).
+    pub person: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Bearer token for the API (also set as an HttpOnly cookie for pages).
+    pub token: String,
+    /// Send as `X-CSRF-Token` on state-changing calls authenticated by the cookie.
+    pub csrf: String,
+    pub person: String,
+    pub roles: Vec<String>,
+    pub expires: DateTime<Utc>,
+}
+
+pub async fn login(State(state): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ReqLang(lang): ReqLang, Json(req): Json<LoginRequest>) -> Result<Response, ApiError> {
+    let (token, session) = state.login(&req.person, &req.password, peer, lang).await?;
+    let body = LoginResponse {
+        token: token.clone(),
+        csrf: session.csrf.clone(),
+        person: session.person.clone(),
+        roles: roles_of(&state, &session.person).into_iter().collect(),
+        expires: session.expires,
+    };
+    let cookie = session_cookie(&token, state.secure_cookies);
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800{}", if secure { "; Secure" } else { "" })
+}
+
+pub async fn logout(State(state): Shared, caller: Caller) -> Response {
+    state.sessions.close(&caller.token);
+    ([(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))], StatusCode::NO_CONTENT).into_response()
+}
+
+pub async fn me(State(state): Shared, caller: Caller) -> Json<Value> {
+    let dir = state.cases.directory();
+    let p = dir.person(&caller.person);
+    Json(json!({
+        "person": caller.person,
+        "name": p.map(|p| p.name.get(caller.lang).to_string()),
+        "department": p.and_then(|p| p.department.clone()),
+        "roles": caller.roles,
+        "second_factor": state.accounts.get(&caller.person).is_some_and(|a| a.has_second_factor()),
+        "csrf": if caller.by_cookie { Some(caller.session.csrf.clone()) } else { None },
+    }))
+}
+
+pub async fn totp_begin(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let accounts = state.accounts.clone();
+    let person = caller.person.clone();
+    let e = blocking(move || accounts.begin_totp(&person).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
+    Ok(Json(serde_json::to_value(e).unwrap_or_default()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TotpConfirm {
+    pub code: String,
+}
+
+pub async fn totp_confirm(State(state): Shared, caller: Caller, Json(req): Json<TotpConfirm>) -> Result<StatusCode, ApiError> {
+    let accounts = state.accounts.clone();
+    let person = caller.person.clone();
+    blocking(move || accounts.confirm_totp(&person, &req.code, Utc::now()).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- forms
+
+#[derive(Serialize, ToSchema)]
+pub struct FormSummary {
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub legal_basis: String,
+    pub workflow: String,
+}
+
+pub async fn list_forms(State(state): Shared, caller: Caller) -> Json<Vec<FormSummary>> {
+    let catalog = state.cases.catalog();
+    Json(
+        catalog
+            .forms
+            .values()
+            .map(|f| FormSummary { id: f.id.clone(), version: f.version.clone(), title: f.title.get(caller.lang).into(), legal_basis: f.legal_basis.get(caller.lang).into(), workflow: f.workflow.clone() })
+            .collect(),
+    )
+}
+
+pub async fn get_form(State(state): Shared, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let catalog = state.cases.catalog();
+    let form = catalog.form(&id).ok_or_else(|| ApiError::not_found(format!("no form {id:?}")).lang(caller.lang))?;
+    Ok(Json(json!({
+        "id": form.id, "version": form.version, "hash": form.content_hash,
+        "title": form.title.get(caller.lang), "definition": form.source,
+        "computed": form.computed_fields().collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ValidateRequest {
+    pub data: Value,
+}
+
+/// Validates without submitting: the page shows errors and computed values as the person types.
+pub async fn validate_form(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(req): Json<ValidateRequest>) -> Result<Json<Value>, ApiError> {
+    let catalog = state.cases.catalog();
+    let form = catalog.form(&id).ok_or_else(|| ApiError::not_found(format!("no form {id:?}")).lang(caller.lang))?;
+    let ctx = state.cases.context_for(&caller.person, Utc::now()).map_err(|e| ApiError::from(e).lang(caller.lang))?;
+    match form.validate(&req.data, &ctx, caller.lang) {
+        Ok(sub) => Ok(Json(json!({"valid": true, "data": sub.data, "computed": sub.computed}))),
+        Err(errors) => Ok(Json(json!({"valid": false, "errors": errors}))),
+    }
+}
+
+// ---------------------------------------------------------------- signing payloads
+
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PayloadRequest {
+    /// Signing a new submission: the case id follows from the idempotency key.
+    Submit { form: String, data: Value, idempotency_key: String },
+    /// Signing an act on an open step.
+    Act { case: String, step: String, action: Action },
+    /// Signing a corrected version of a returned case.
+    Resubmit { case: String, data: Value },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PayloadResponse {
+    /// The payload as an object.
+    pub payload: Value,
+    /// The exact bytes to sign (RFC 8785 canonical JSON), as a string.
+    pub canonical: String,
+    /// The level the act demands.
+    pub required_level: Level,
+    pub second_factor: bool,
+}
+
+fn sha(h: &str) -> String {
+    format!("sha256:{h}")
+}
+
+fn form_ref(form: &FormDefinition) -> FormRef {
+    FormRef { id: form.id.clone(), version: form.version.clone(), hash: sha(&form.content_hash) }
+}
+
+/// The case id a submission with this idempotency key gets (as `CaseService::submit` derives it).
+pub fn submission_case_id(submitter: &str, key: &str) -> String {
+    format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20])
+}
+
+/// What a signature on an act must cover, field by field.
+struct Expected {
+    case: String,
+    form: FormRef,
+    step: String,
+    action: String,
+    data_hash: String,
+    previous_event_hash: String,
+}
+
+impl AppState {
+    fn expected_submit(&self, caller: &Caller, form_id: &str, data: &Value, key: &str) -> Result<(Expected, Arc<FormDefinition>, Arc<WorkflowDefinition>, Value), ApiError> {
+        let catalog = self.cases.catalog();
+        let form = catalog.form(form_id).ok_or_else(|| ApiError::not_found(format!("no form {form_id:?}")))?.clone();
+        let wf = catalog.workflow(&form.workflow).ok_or_else(|| ApiError::not_found(format!("no workflow for {form_id:?}")))?.clone();
+        let ctx = self.cases.context_for(&caller.person, Utc::now())?;
+        let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
+        let expected = Expected {
+            case: submission_case_id(&caller.person, key),
+            form: form_ref(&form),
+            step: "submit".into(),
+            action: "submit".into(),
+            data_hash: data_hash(&sub.data).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            previous_event_hash: sha(GENESIS_HASH),
+        };
+        Ok((expected, form, wf, sub.data))
+    }
+
+    fn expected_act(&self, case: &Case, head: &CaseHead, step: &str, action: &str) -> Result<Expected, ApiError> {
+        Ok(Expected {
+            case: case.id.clone(),
+            form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: sha(&case.form.hash) },
+            step: step.into(),
+            action: action.into(),
+            data_hash: data_hash(&case.data).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            previous_event_hash: sha(&head.last_hash),
+        })
+    }
+
+    fn payload_for(&self, e: &Expected, signer: &str, time: DateTime<Utc>) -> SigningPayload {
+        SigningPayload {
+            case: e.case.clone(),
+            form: e.form.clone(),
+            step: e.step.clone(),
+            action: e.action.clone(),
+            data_hash: e.data_hash.clone(),
+            previous_event_hash: e.previous_event_hash.clone(),
+            signer: signer.into(),
+            time,
+        }
+    }
+
+    /// Turns what the caller sent into the signature record the engine stores: a verified JWS
+    /// at the level it achieved, or, for a step that accepts `simple`, the service's seal.
+    fn establish_signature(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>) -> Result<SignatureRecord, ApiError> {
+        let now = Utc::now();
+        let second_factor = match totp {
+            Some(code) => {
+                self.accounts.check_totp(&caller.person, code, now)?;
+                true
+            }
+            None => false,
+        };
+        let Some(signed) = signed else {
+            if required > Level::Simple {
+                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0302", format!("this needs a {required} signature: sign the payload with your key")));
+            }
+            let payload = self.payload_for(expected, &caller.person, now);
+            let seal = self.seal.seal(&payload, now).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string()))?;
+            return Ok(SignatureRecord {
+                level: Level::Simple,
+                signer: caller.person.clone(),
+                jws: Some(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature})),
+                second_factor,
+            });
+        };
+        let p = &signed.payload;
+        let mismatch = |what: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", format!("the signed payload's {what} does not match this act; fetch a fresh payload and sign again"));
+        if p.case != expected.case {
+            return Err(mismatch("case"));
+        }
+        if p.form != expected.form {
+            return Err(mismatch("form"));
+        }
+        if p.step != expected.step || p.action != expected.action {
+            return Err(mismatch("step or action"));
+        }
+        if p.previous_event_hash != expected.previous_event_hash {
+            return Err(ApiError::new(StatusCode::CONFLICT, "CARIMBO-E0401", "the case changed after you signed: reload it and sign again"));
+        }
+        if p.signer != caller.person {
+            return Err(mismatch("signer"));
+        }
+        if (p.time - now).num_minutes().abs() > CLOCK_SKEW_MINUTES {
+            return Err(mismatch("time (more than ten minutes from the server's clock)"));
+        }
+        let jws = serde_json::to_vec(&signed.signature).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };
+        match verify_act(&self.verifier, p, Some(data), &jws, required, &opts) {
+            Ok(v) => Ok(SignatureRecord {
+                level: v.level(),
+                signer: caller.person.clone(),
+                jws: Some(json!({"payload": p, "protected": signed.signature.get("protected"), "signature": signed.signature.get("signature")})),
+                second_factor,
+            }),
+            Err(report) => {
+                let sentence = match caller.lang {
+                    Lang::Zh => report.message.zh.clone(),
+                    Lang::Pt => report.message.pt.clone(),
+                    Lang::En => report.message.en.clone(),
+                };
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", sentence);
+                e.report = serde_json::to_value(&report).ok();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A payload and the JWS (flattened JSON, detached payload) the caller made over it.
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+pub struct SignedPayload {
+    #[schema(value_type = Object)]
+    pub payload: SigningPayload,
+    /// `{"protected": "...", "signature": "..."}`
+    pub signature: Value,
+}
+
+pub async fn signing_payload(State(state): Shared, caller: Caller, Json(req): Json<PayloadRequest>) -> Result<Json<PayloadResponse>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let now = Utc::now();
+        let (expected, required, second_factor) = match &req {
+            PayloadRequest::Submit { form, data, idempotency_key } => {
+                let (e, _, wf, _) = st.expected_submit(&caller, form, data, idempotency_key)?;
+                (e, wf.submit_signature, false)
+            }
+            PayloadRequest::Act { case, step, action } => {
+                let (c, head, wf) = st.visible_case(&caller, case)?;
+                let def = wf.step(step).ok_or_else(|| ApiError::not_found(format!("no step {step:?}")))?;
+                (st.expected_act(&c, &head, step, action.as_str())?, def.signature, def.second_factor)
+            }
+            PayloadRequest::Resubmit { case, data } => {
+                let (c, head, wf) = st.visible_case(&caller, case)?;
+                let form = st.cases.catalog().forms.values().find(|f| f.content_hash == c.form.hash).cloned();
+                let form = form.ok_or_else(|| ApiError::not_found("the case's form version is no longer served for resubmission"))?;
+                let ctx = st.cases.context_for(&caller.person, now)?;
+                let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
+                let mut e = st.expected_act(&c, &head, "resubmit", "resubmit")?;
+                e.data_hash = data_hash(&sub.data).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                (e, wf.submit_signature, false)
+            }
+        };
+        let payload = st.payload_for(&expected, &caller.person, now);
+        let canonical = String::from_utf8(payload.canonical_bytes().map_err(|e| ApiError::bad_request(e.to_string()))?).unwrap_or_default();
+        Ok(Json(PayloadResponse { payload: serde_json::to_value(&payload).unwrap_or_default(), canonical, required_level: required, second_factor }))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+// ---------------------------------------------------------------- cases
+
+#[derive(Deserialize, ToSchema)]
+pub struct SubmitRequest {
+    pub form: String,
+    pub data: Value,
+    /// Chosen by the client; a retry with the same key returns the same case.
+    pub idempotency_key: String,
+    pub signed: Option<SignedPayload>,
+    pub totp: Option<String>,
+}
+
+impl AppState {
+    /// The case, its head and its workflow, if the caller may see it.
+    pub fn visible_case(&self, caller: &Caller, case_id: &str) -> Result<(Case, CaseHead, Arc<WorkflowDefinition>), ApiError> {
+        let head = self.cases.store().head(case_id)?.ok_or_else(|| ApiError::not_found(format!("no case {case_id:?}")))?;
+        if !head.parties.iter().any(|p| p == &caller.person) && !caller.has("auditor") {
+            // Not "forbidden": whether a case exists is itself not for everyone to learn.
+            return Err(ApiError::not_found(format!("no case {case_id:?}")));
+        }
+        let case = self.cases.case(case_id)?;
+        let wf = self.cases.workflow_of(&case)?;
+        Ok((case, head, wf))
+    }
+
+    /// The case as this caller may see it: restricted fields hidden unless a role allows them.
+    pub fn case_json(&self, caller: &Caller, case: &Case) -> Value {
+        let mut v = serde_json::to_value(case).unwrap_or_default();
+        if let Ok(form) = self.cases.form_of(case) {
+            let mut roles = caller.roles.clone();
+            if case.subject == caller.person || case.submitter == caller.person {
+                roles.insert("applicant".into());
+            }
+            for (field, allowed) in &form.layout.restricted {
+                if !allowed.iter().any(|r| roles.contains(r)) {
+                    if let Some(obj) = v.get_mut("data").and_then(Value::as_object_mut) {
+                        if obj.remove(field).is_some() {
+                            obj.insert(field.clone(), json!({"restricted": true}));
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+pub async fn submit(State(state): Shared, caller: Caller, Json(req): Json<SubmitRequest>) -> Result<Response, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let (expected, _form, wf, data) = st.expected_submit(&caller, &req.form, &req.data, &req.idempotency_key)?;
+        let sig = st.establish_signature(&caller, &expected, &data, wf.submit_signature, req.signed.as_ref(), req.totp.as_deref())?;
+        let view = st.cases.submit(&caller.person, &req.form, &req.data, sig, Utc::now(), Some(&req.idempotency_key), caller.lang)?;
+        let status = if view.replayed { StatusCode::OK } else { StatusCode::CREATED };
+        Ok((status, Json(json!({"case": st.case_json(&caller, &view.case), "replayed": view.replayed}))).into_response())
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ListQuery {
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub async fn my_cases(State(state): Shared, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let heads = st.cases.cases_of(&caller.person, q.limit.unwrap_or(50).min(500))?;
+        Ok(Json(json!({"cases": heads})))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+pub async fn get_case(State(state): Shared, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let (case, head, _) = st.visible_case(&caller, &id)?;
+        Ok(Json(json!({"case": st.case_json(&caller, &case), "head": head})))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+pub async fn inbox(State(state): Shared, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let page = st.cases.inbox(&caller.person, q.after.as_deref(), q.limit.unwrap_or(50).clamp(1, 500))?;
+        Ok(Json(json!({"entries": page.entries, "next": page.next})))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+#[derive(Deserialize, ToSchema, Clone)]
+pub struct ActBody {
+    pub step: String,
+    pub action: Action,
+    pub comment: Option<String>,
+    pub signed: Option<SignedPayload>,
+    pub totp: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl AppState {
+    fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
+        if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
+            return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
+        }
+        if let Some(key) = &body.idempotency_key {
+            if self.cases.store().idempotent_outcome(case_id, key)?.is_some() {
+                let (case, _, _) = self.visible_case(caller, case_id)?;
+                return Ok(json!({"case": self.case_json(caller, &case), "replayed": true}));
+            }
+        }
+        let (case, head, wf) = self.visible_case(caller, case_id)?;
+        let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
+        let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
+        let sig = self.establish_signature(caller, &expected, &case.data, def.signature, body.signed.as_ref(), body.totp.as_deref())?;
+        let req = ActRequest { actor: caller.person.clone(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now: Utc::now() };
+        let view = self.cases.act(case_id, req, body.idempotency_key.as_deref())?;
+        Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
+    }
+}
+
+pub async fn act(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(body): Json<ActBody>) -> Result<Json<Value>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || st.act_on(&caller, &id, &body).map(Json)).await.map_err(|e| e.lang(lang))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BatchItem {
+    pub case: String,
+    #[serde(flatten)]
+    pub act: ActBody,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BatchRequest {
+    pub items: Vec<BatchItem>,
+}
+
+/// Many acts in one request: each item is signed and decided on its own; one bad item does not
+/// undo the others.
+pub async fn batch(State(state): Shared, caller: Caller, Json(req): Json<BatchRequest>) -> Result<Json<Value>, ApiError> {
+    if req.items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::bad_request(format!("at most {MAX_BATCH_ITEMS} items per batch")).lang(caller.lang));
+    }
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let results: Vec<Value> = req
+            .items
+            .iter()
+            .map(|item| match st.act_on(&caller, &item.case, &item.act) {
+                Ok(v) => json!({"case": item.case, "ok": true, "status": v["case"]["status"]}),
+                Err(e) => json!({"case": item.case, "ok": false, "problem": e.lang(caller.lang).problem()}),
+            })
+            .collect();
+        let ok = results.iter().filter(|r| r["ok"] == true).count();
+        Ok(Json(json!({"done": ok, "failed": results.len() - ok, "results": results})))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WithdrawBody {
+    pub reason: Option<String>,
+}
+
+pub async fn withdraw(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(body): Json<WithdrawBody>) -> Result<Json<Value>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let (case, _, _) = st.visible_case(&caller, &id)?;
+        let view = st.cases.withdraw(&case.id, &caller.person, body.reason.clone(), Utc::now(), None)?;
+        Ok(Json(json!({"case": st.case_json(&caller, &view.case)})))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResubmitBody {
+    pub data: Value,
+    pub signed: Option<SignedPayload>,
+    pub totp: Option<String>,
+}
+
+pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(body): Json<ResubmitBody>) -> Result<Json<Value>, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let (case, head, wf) = st.visible_case(&caller, &id)?;
+        let form = st.cases.form_of(&case)?;
+        let ctx = st.cases.context_for(&caller.person, Utc::now())?;
+        let sub = form.validate(&body.data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
+        let mut expected = st.expected_act(&case, &head, "resubmit", "resubmit")?;
+        expected.data_hash = data_hash(&sub.data).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let sig = st.establish_signature(&caller, &expected, &sub.data, wf.submit_signature, body.signed.as_ref(), body.totp.as_deref())?;
+        let view = st.cases.resubmit(&id, &caller.person, &body.data, sig, Utc::now(), None, caller.lang)?;
+        Ok(Json(json!({"case": st.case_json(&caller, &view.case)})))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+// ---------------------------------------------------------------- admin and authors
+
+pub async fn directory(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require("admin")?;
+    let dir = state.cases.directory();
+    Ok(Json(json!({
+        "departments": dir.departments().collect::<Vec<_>>(),
+        "groups": dir.groups().collect::<Vec<_>>(),
+        "people": dir.people().collect::<Vec<_>>(),
+        "delegations": dir.delegations(),
+    })))
+}
+
+pub async fn add_delegation(State(state): Shared, caller: Caller, Json(d): Json<crate::directory::Delegation>) -> Result<StatusCode, ApiError> {
+    caller.require("admin")?;
+    let mut dir = (*state.cases.directory()).clone();
+    dir.add_delegation(d).map_err(|e| {
+        let mut a = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0203", e.to_string());
+        a.lang = caller.lang;
+        a
+    })?;
+    state.cases.set_directory(dir);
+    Ok(StatusCode::CREATED)
+}
+
+pub async fn trust_list(State(state): Shared, caller: Caller) -> Result<Response, ApiError> {
+    caller.require("admin")?;
+    let bytes = std::fs::read(state.paths.seeds.join("trust/trust-list.json")).map_err(|e| ApiError::not_found(format!("trust list: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DefinitionFile {
+    /// File name, e.g. `special-leave.json`.
+    pub name: String,
+    /// The file's JSON text.
+    pub content: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DefinitionUpload {
+    pub files: Vec<DefinitionFile>,
+}
+
+/// Checks uploaded definitions exactly as `carimbo check` does, together with everything else
+/// served. With `apply`, a clean set replaces the served one; the old version keeps serving
+/// until a valid one arrives, and open cases stay on their own versions.
+async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpload, apply: bool) -> Result<Json<Value>, ApiError> {
+    caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") || (apply && caller.has("author")) { Ok(()) } else { Err(e) })?;
+    let lang = caller.lang;
+    blocking(move || {
+        let current = state.cases.catalog();
+        let mut sources: Vec<SourceFile> = Vec::new();
+        let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
+        for f in &upload.files {
+            if f.name.contains('/') || f.name.contains("..") || !f.name.ends_with(".json") {
+                return Err(ApiError::bad_request(format!("{:?}: a definition upload is a plain *.json file name", f.name)));
+            }
+            sources.push(SourceFile::new(f.name.clone(), f.content.clone().into_bytes()));
+        }
+        // Everything currently served that the upload does not replace, by id.
+        let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
+        for src in current.reference_sources.iter() {
+            let id = serde_json::from_slice::<Value>(&src.bytes).ok().and_then(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)));
+            if id.is_none_or(|i| !replaced.contains(&i)) {
+                sources.push(src.clone());
+            }
+        }
+        for f in current.forms.values() {
+            if !replaced.contains(&format!("form:{}", f.id)) {
+                sources.push(SourceFile::new(format!("forms/{}.json", f.id), current.sources.get(&f.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
+            }
+        }
+        for w in current.workflows.values() {
+            if !replaced.contains(&format!("workflow:{}", w.id)) {
+                sources.push(SourceFile::new(format!("workflows/{}.json", w.id), current.sources.get(&w.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
+            }
+        }
+        let dir = state.cases.directory();
+        let report = Catalog::load_sources_with(&sources, Some(&dir));
+        let problems: Vec<Value> = report.problems.iter().map(|p| json!({"file": p.file, "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()})).collect();
+        if !problems.is_empty() {
+            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));
+            e.report = Some(json!({"problems": problems, "uploaded": uploaded}));
+            return Err(e);
+        }
+        let summary = json!({"ok": true, "applied": apply, "forms": report.catalog.forms.len(), "workflows": report.catalog.workflows.len(), "uploaded": uploaded});
+        if apply {
+            state.cases.load_catalog(report.catalog)?;
+        }
+        Ok(Json(summary))
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+pub async fn check_definitions(State(state): Shared, caller: Caller, Json(upload): Json<DefinitionUpload>) -> Result<Json<Value>, ApiError> {
+    definitions(state, caller, upload, false).await
+}
+
+pub async fn upload_definitions(State(state): Shared, caller: Caller, Json(upload): Json<DefinitionUpload>) -> Result<Json<Value>, ApiError> {
+    definitions(state, caller, upload, true).await
+}
+
+/// A last-resort answer for anything that is not a route.
+pub async fn not_found(ReqLang(lang): ReqLang) -> ApiError {
+    ApiError::not_found("no such route").lang(lang)
+}
+
+/// Sessions expire after a working day.
+pub fn session_lifetime() -> Duration {
+    Duration::hours(8)
+}
+
+/// The caller's certificate chain (base64 DER, leaf first) from the certificate directory, for
+/// the page to put in the signature's `x5c`. Certificates are public; keys never come here.
+pub async fn my_certificate(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let path = state.paths.seeds.join("pki/people").join(format!("{}.pem", caller.person));
+    let certs = crate::pki::cert::load_pem_certificates(&path).map_err(|_| ApiError::not_found("no certificate is registered for you; ask the administrator").lang(caller.lang))?;
+    let x5c: Vec<String> = certs.iter().map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.as_ref())).collect();
+    Ok(Json(json!({"x5c": x5c})))
+}

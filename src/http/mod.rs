@@ -1,0 +1,301 @@
+//! The HTTP server: the JSON API under `/api/v1` (described at `/api/v1/openapi.json`) and the
+//! server-rendered pages, over one `AppState`.
+//!
+//! `ROUTES` is the single list of API routes: the router, the OpenAPI document and the
+//! route × role test are all built from it, so they cannot drift apart. Limits live here too:
+//! request body sizes, per-IP and per-account login rate limits, per-account API rate limits,
+//! security headers, and a graceful shutdown that lets acts in flight finish.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod pages;
+
+use crate::accounts::{AccountError, Accounts, Session, Sessions};
+use crate::cases::CaseService;
+use crate::catalog::Catalog;
+use crate::directory::Directory;
+use crate::i18n::Lang;
+use crate::signing::{ServiceSeal, SignatureVerifier};
+use crate::store::{SledStore, Store};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, MethodRouter};
+use axum::{Json, Router};
+use chrono::Utc;
+use error::ApiError;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Where the server finds its definitions and seeds, and keeps its data.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data: PathBuf,
+    pub forms: PathBuf,
+    pub workflows: PathBuf,
+    pub seeds: PathBuf,
+}
+
+impl Paths {
+    /// The layout of a checkout: `forms/`, `workflows/`, `seeds/` under `root`, data in `data`.
+    pub fn from_root(root: &Path, data: &Path) -> Paths {
+        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds") }
+    }
+}
+
+/// The password every demo account starts with (printed at start; change it in production).
+pub const DEMO_PASSWORD: &str = "carimbo-demo-2026";
+
+pub struct AppState {
+    pub cases: Arc<CaseService>,
+    pub accounts: Arc<Accounts>,
+    pub sessions: Sessions,
+    pub verifier: SignatureVerifier,
+    pub seal: ServiceSeal,
+    pub paths: Paths,
+    pub secure_cookies: bool,
+    login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    login_by_account: DefaultKeyedRateLimiter<String>,
+    api_by_account: DefaultKeyedRateLimiter<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the definitions have {0} problem(s); run `carimbo check forms workflows` [CARIMBO-E0801]")]
+    Definitions(usize),
+    #[error("{0} [CARIMBO-E0802]")]
+    Seeds(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Cases(#[from] crate::cases::CaseError),
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+}
+
+impl AppState {
+    /// Opens the sled store in `paths.data`, loads the definitions, the directory, the trust
+    /// list and the service seal, and creates the demo accounts on first start.
+    pub fn open(paths: Paths) -> Result<AppState, StartError> {
+        std::fs::create_dir_all(&paths.data).map_err(|e| StartError::Seeds(format!("cannot create {}: {e}", paths.data.display())))?;
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(paths.data.join("store"))?);
+        AppState::with_store(paths, store)
+    }
+
+    pub fn with_store(paths: Paths, store: Arc<dyn Store>) -> Result<AppState, StartError> {
+        let directory = Directory::load(&paths.seeds.join("directory/directory.json")).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let report = Catalog::load_paths_with(&[paths.forms.clone(), paths.workflows.clone()], Some(&directory));
+        if !report.problems.is_empty() {
+            for p in &report.problems {
+                eprintln!("{p}");
+            }
+            return Err(StartError::Definitions(report.problems.len()));
+        }
+        let pki = paths.seeds.join("pki");
+        let verifier = crate::signing::cli::load_verifier(&paths.seeds.join("trust"), &pki.join("crl"), Some(&pki.join("service/service.pem"))).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
+        let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let accounts = Accounts::open(&paths.data.join("accounts.json"))?;
+        let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
+        accounts.ensure(&people, DEMO_PASSWORD)?;
+        let cases = CaseService::new(store, report.catalog, directory)?;
+        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
+        Ok(AppState {
+            cases: Arc::new(cases),
+            accounts: Arc::new(accounts),
+            sessions: Sessions::default(),
+            verifier,
+            seal,
+            paths,
+            secure_cookies: false,
+            login_by_ip: RateLimiter::keyed(per_minute(30)),
+            login_by_account: RateLimiter::keyed(per_minute(10)),
+            // Generous enough for a busy approver's batch, low enough to stop a runaway script.
+            api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),
+        })
+    }
+
+    /// Checks a password (rate-limited per IP and per account) and opens a session.
+    pub async fn login(&self, person: &str, password: &str, peer: SocketAddr, lang: Lang) -> Result<(String, Session), ApiError> {
+        if self.login_by_ip.check_key(&peer.ip()).is_err() || self.login_by_account.check_key(&person.to_string()).is_err() {
+            return Err(ApiError::too_many("too many sign-in attempts; wait a minute").lang(lang));
+        }
+        let accounts = self.accounts.clone();
+        let (person, password) = (person.to_string(), password.to_string());
+        let checked = tokio::task::spawn_blocking(move || accounts.verify_password(&person, &password).map(|_| person)).await;
+        let person = match checked {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return Err(ApiError::from(e).lang(lang)),
+            Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
+        };
+        Ok(self.sessions.open(&person, Utc::now(), api::session_lifetime()))
+    }
+}
+
+/// One API route: method, path, handler, and what the OpenAPI document says of it.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Who may call it: `public`, `any` (signed in) or a role.
+    pub access: &'static str,
+    pub handler: fn() -> MethodRouter<Arc<AppState>>,
+}
+
+macro_rules! route {
+    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
+        RouteSpec { method: Method::$m, path: $path, summary: $summary, access: $access, handler: || $verb($h) }
+    };
+}
+
+/// Every API route. Paths use axum's `{param}` syntax, which is also OpenAPI's.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route!(POST, post, "/api/v1/session", "public", "Sign in with a person id and password; returns a bearer token and sets the session cookie", api::login),
+        route!(DELETE, delete, "/api/v1/session", "any", "Sign out", api::logout),
+        route!(GET, get, "/api/v1/me", "any", "Who I am, my roles, whether my second factor is enrolled", api::me),
+        route!(GET, get, "/api/v1/me/certificate", "any", "My certificate chain, for the x5c header of signatures made in the page", api::my_certificate),
+        route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code)", api::totp_begin),
+        route!(POST, post, "/api/v1/me/totp/confirm", "any", "Confirm the second factor with a first code", api::totp_confirm),
+        route!(GET, get, "/api/v1/forms", "any", "The forms, with titles in the requested language", api::list_forms),
+        route!(GET, get, "/api/v1/forms/{id}", "any", "One form with its schema, labels, rules and layout", api::get_form),
+        route!(POST, post, "/api/v1/forms/{id}/validate", "any", "Validate data without submitting: errors per field, or computed values", api::validate_form),
+        route!(POST, post, "/api/v1/signing-payload", "any", "The exact payload (RFC 8785 JSON) to sign for a submission, an act or a resubmission", api::signing_payload),
+        route!(POST, post, "/api/v1/cases", "staff", "Submit a form, signed as its workflow demands", api::submit),
+        route!(GET, get, "/api/v1/cases", "any", "My cases (as submitter, subject, approver) with their progress", api::my_cases),
+        route!(GET, get, "/api/v1/cases/{id}", "any", "One case I am party to, restricted fields hidden by role", api::get_case),
+        route!(POST, post, "/api/v1/cases/{id}/acts", "any", "Act on an open step: approve, reject, return or sign, with the signature it demands", api::act),
+        route!(POST, post, "/api/v1/cases/{id}/withdraw", "any", "Withdraw my case while no final decision exists", api::withdraw),
+        route!(POST, post, "/api/v1/cases/{id}/resubmit", "any", "Resubmit a corrected version of my returned case", api::resubmit),
+        route!(POST, post, "/api/v1/acts/batch", "approver", "Act on many steps at once; each item has its own signature and result", api::batch),
+        route!(GET, get, "/api/v1/inbox", "any", "My open steps (and those I hold under delegation), oldest first", api::inbox),
+        route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),
+        route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation),
+        route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list of certification entities", api::trust_list),
+        route!(POST, post, "/api/v1/admin/definitions", "admin", "Upload form/workflow definitions; checked as `carimbo check` does, applied only when clean", api::upload_definitions),
+        route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions),
+        route!(GET, get, "/api/v1/openapi.json", "public", "This document", openapi),
+    ]
+}
+
+/// The OpenAPI 3.1 document, built from `routes()`.
+pub fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in routes() {
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        let params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": r.summary,
+            "x-carimbo-access": r.access,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK"},
+                "default": {"description": "A problem (RFC 9457) with a stable code", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            }
+        });
+        if r.access != "public" {
+            op["security"] = json!([{"bearer": []}, {"cookie": []}]);
+        }
+        entry[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "carimbo", "version": env!("CARGO_PKG_VERSION"), "description": "Electronic forms and e-signature workflows for personnel procedures"},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": auth::SESSION_COOKIE}
+            },
+            "schemas": {
+                "Problem": {"type": "object", "required": ["type", "title", "status", "code"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+                    "code": {"type": "string", "pattern": "^CARIMBO-E[0-9]{4}$"},
+                    "messages": {"type": "object", "properties": {"zh": {"type": "string"}, "pt": {"type": "string"}, "en": {"type": "string"}}},
+                    "errors": {"type": "array"}, "report": {"type": "object"}}}
+            }
+        }
+    })
+}
+
+async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}
+
+/// Refuses API calls beyond an account's rate (identified by its token; unauthenticated calls
+/// are refused later by the handler anyway).
+async fn api_rate_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
+    if let Some(person) = token.and_then(|t| state.sessions.get(&t, Utc::now())).map(|s| s.person) {
+        if state.api_by_account.check_key(&person).is_err() {
+            return ApiError::too_many("too many requests from this account; slow down").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Bodies are small: a form is well under 256 KiB; a batch of signed acts under 4 MiB.
+const BODY_LIMIT: usize = 512 * 1024;
+const BATCH_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut api = Router::new();
+    for r in routes() {
+        let mut h = (r.handler)();
+        if r.path == "/api/v1/acts/batch" {
+            h = h.layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
+        }
+        api = api.route(r.path, h);
+    }
+    let api = api.fallback(api::not_found).layer(middleware::from_fn_with_state(state.clone(), api_rate_limit));
+    Router::new()
+        .merge(api)
+        .merge(pages::router())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+        ))
+        .with_state(state)
+}
+
+/// Serves until Ctrl-C or SIGTERM; requests in flight (and their durable appends) finish first.
+pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(state, listener, shutdown_signal()).await
+}
+
+pub async fn serve_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

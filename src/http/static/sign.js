@@ -1,0 +1,84 @@
+// Signs carimbo signing payloads in the browser with WebCrypto (JAdES baseline-B: a JWS in
+// flattened JSON serialization with a detached payload). The private key is read from a file the
+// person selects and never leaves the page; only the signature is sent.
+"use strict";
+
+const carimbo = (() => {
+  const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const utf8 = (s) => new TextEncoder().encode(s);
+  const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+  function pemBody(pem, label) {
+    const m = pem.match(new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`));
+    if (!m) throw new Error(`not a ${label} PEM file`);
+    return fromB64(m[1].replace(/\s+/g, ""));
+  }
+
+  function contains(haystack, needle) {
+    outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+      return true;
+    }
+    return false;
+  }
+
+  // The key's algorithm from the OID inside its PKCS#8 AlgorithmIdentifier.
+  const OID_EC = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+  const OID_P256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+  const OID_ED25519 = [0x2b, 0x65, 0x70];
+  const OID_RSA = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+  async function importKey(pemText) {
+    const der = pemBody(pemText, "PRIVATE KEY");
+    const head = der.slice(0, 32);
+    if (contains(head, OID_EC) && contains(der.slice(0, 40), OID_P256)) {
+      const key = await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+      return { key, alg: "ES256", params: { name: "ECDSA", hash: "SHA-256" } };
+    }
+    if (contains(head, OID_ED25519)) {
+      const key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, ["sign"]);
+      return { key, alg: "EdDSA", params: { name: "Ed25519" } };
+    }
+    if (contains(head, OID_RSA)) {
+      const key = await crypto.subtle.importKey("pkcs8", der, { name: "RSA-PSS", hash: "SHA-256" }, false, ["sign"]);
+      return { key, alg: "PS256", params: { name: "RSA-PSS", saltLength: 32 } };
+    }
+    throw new Error("unsupported key: use a P-256, Ed25519 or RSA PKCS#8 key");
+  }
+
+  // Signs the canonical payload text; `x5c` is the signer's chain (base64 DER, leaf first).
+  async function sign(signer, canonical, x5c) {
+    const leaf = fromB64(x5c[0]);
+    const header = { alg: signer.alg, iat: Math.floor(Date.now() / 1000), x5c, "x5t#S256": b64url(await crypto.subtle.digest("SHA-256", leaf)) };
+    const protectedB64 = b64url(utf8(JSON.stringify(header)));
+    const input = utf8(`${protectedB64}.${b64url(utf8(canonical))}`);
+    const sig = await crypto.subtle.sign(signer.params, signer.key, input);
+    return { protected: protectedB64, signature: b64url(sig) };
+  }
+
+  function csrf() {
+    const m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.content : "";
+  }
+
+  async function api(path, body) {
+    const res = await fetch(path, {
+      method: body === undefined ? "GET" : "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch (_) { json = { detail: text }; }
+    return { ok: res.ok, status: res.status, json };
+  }
+
+  async function readFile(input) {
+    const f = input.files && input.files[0];
+    if (!f) throw new Error("choose your key file first");
+    return await f.text();
+  }
+
+  return { importKey, sign, api, readFile, csrf };
+})();
