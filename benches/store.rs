@@ -40,8 +40,12 @@ fn durable_acts(root: &Path) {
     let probe_dir = tempfile::tempdir_in(root).unwrap();
     let fsync_rate = fsync_rate(probe_dir.path(), Duration::from_secs(2));
     println!("raw fsync rate (write 256 B + fdatasync): {fsync_rate:.0}/s ({:.3} ms each)", 1e3 / fsync_rate);
-    println!("{:>8} {:>10} {:>10} {:>14} {:>22}", "clients", "acts/s", "flushes/s", "acts per flush", "acts/s ÷ (fsync×batch)");
-    for clients in [1usize, 8, 64] {
+    println!("{:>8} {:>10} {:>10} {:>14} {:>22} {:>16}", "clients", "acts/s", "flushes/s", "acts per flush", "acts/s ÷ (fsync×batch)", "ms per fdatasync");
+    let counts: Vec<usize> = std::env::var("CARIMBO_BENCH_CLIENTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8, 64]);
+    for clients in counts {
         let dir = tempfile::tempdir_in(root).unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let before = store.durability_stats();
@@ -67,11 +71,13 @@ fn durable_acts(root: &Path) {
             .collect();
         let acts: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
         let secs = start.elapsed().as_secs_f64();
-        let flushes = store.durability_stats().flushes - before.flushes;
+        let after = store.durability_stats();
+        let flushes = after.flushes - before.flushes;
+        let sync_ms = (after.sync_time - before.sync_time).as_secs_f64() * 1e3 / flushes.max(1) as f64;
         let acts_per_s = acts as f64 / secs;
         let per_flush = acts as f64 / flushes.max(1) as f64;
         let ratio = acts_per_s / (fsync_rate * per_flush);
-        println!("{clients:>8} {acts_per_s:>10.0} {:>10.0} {per_flush:>14.1} {ratio:>22.2}", flushes as f64 / secs);
+        println!("{clients:>8} {acts_per_s:>10.0} {:>10.0} {per_flush:>14.1} {ratio:>22.2} {sync_ms:>16.3}", flushes as f64 / secs);
     }
 }
 

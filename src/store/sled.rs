@@ -53,7 +53,8 @@ use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 const INDEX_DIR: &str = "index";
 const JOURNAL_FILE: &str = "journal";
@@ -66,16 +67,29 @@ const MAX_QUEUED: usize = 8192;
 /// The embedded case store. Share one per directory across threads with `Arc`; sled locks the
 /// index, so a second `open` of the same directory fails while the first is alive.
 pub struct SledStore {
+    shared: Arc<Shared>,
+    /// Applies synced journal records to the index, in journal order.
+    applier: Option<JoinHandle<()>>,
+}
+
+/// What the callers' threads and the applier thread share.
+struct Shared {
     db: Db,
     trees: Trees,
     journal: File,
-    /// Accepts appends one at a time: version check against pending and applied state, journal
-    /// write, queueing for the index. Held for microseconds, never across I/O waits.
+    /// Accepts appends one at a time: version check against pending state, journal write,
+    /// queueing for the index. Held for microseconds, never across an I/O wait.
     writer: Mutex<Writer>,
     pipeline: Mutex<Pipeline>,
-    progress: Condvar,
+    /// Woken when `synced` moves (or the store fails): appends waiting for durability.
+    synced_cv: Condvar,
+    /// Woken when `applied` moves: reads catching up.
+    applied_cv: Condvar,
+    /// Woken when there is work for the index thread (or it should stop).
+    work_cv: Condvar,
     flushes: AtomicU64,
     durable_writes: AtomicU64,
+    sync_nanos: AtomicU64,
 }
 
 struct Trees {
@@ -96,6 +110,8 @@ pub struct DurabilityStats {
     pub flushes: u64,
     /// Calls that waited for durability (appends, replays, definitions, `sync`).
     pub durable_writes: u64,
+    /// Time spent in those `fdatasync` calls.
+    pub sync_time: std::time::Duration,
 }
 
 /// What the writer knows that the index does not have yet.
@@ -108,6 +124,9 @@ struct Writer {
     idempotency: HashMap<Vec<u8>, PendingReplay>,
     /// Records written, in journal order, waiting to be applied.
     queue: VecDeque<Prepared>,
+    /// Bumped each time applied records leave `heads` and `idempotency`: a reader of the index
+    /// that saw the same epoch before and after knows no record slipped between the two.
+    epoch: u64,
 }
 
 struct PendingHead {
@@ -122,15 +141,16 @@ struct PendingReplay {
 }
 
 /// Progress through the journal, as offsets: every record ending at or before `synced` is
-/// durable, at or before `applied` is in the index. An append is acknowledged once its record
-/// is applied, so a caller always reads its own writes.
+/// durable (and its append acknowledged), at or before `applied` is in the index. Reads first
+/// wait until the index has what was durable when they started, so a caller always reads its
+/// own acknowledged writes.
 #[derive(Default)]
 struct Pipeline {
     written: u64,
     synced: u64,
     applied: u64,
     syncing: bool,
-    applying: bool,
+    closing: bool,
     /// After a failed write or fdatasync the page cache can no longer be trusted (the
     /// "fsyncgate" lesson): every later write fails until the store is reopened.
     failed: Option<String>,
@@ -144,7 +164,7 @@ enum JournalRecord {
         case_id: String,
         expected_version: u64,
         events: Vec<StoredEvent>,
-        head: CaseHead,
+        head: Box<CaseHead>,
         inbox: Vec<InboxEntry>,
         idempotency: Option<IdempotencyEntry>,
     },
@@ -162,7 +182,7 @@ struct IdempotencyEntry {
 }
 
 /// The first append's answer, kept under its idempotency key.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 struct IdempotencyRecord {
     version: u64,
     last_hash: String,
@@ -229,7 +249,8 @@ impl Change {
     }
 }
 
-/// What the writer sees of a case: applied state overlaid with pending records.
+/// What the writer sees of a case: pending records over the index.
+#[derive(Clone, PartialEq)]
 struct CaseSeen {
     exists: bool,
     version: u64,
@@ -237,6 +258,13 @@ struct CaseSeen {
     /// An earlier append with the same idempotency key: its answer, and the journal offset to
     /// wait for (0 when already applied).
     replay: Option<(IdempotencyRecord, u64)>,
+}
+
+/// The writer's pending view of a case: `None` where the index must be asked.
+struct PendingView {
+    head: Option<(u64, String)>,
+    replay: Option<(IdempotencyRecord, u64)>,
+    epoch: u64,
 }
 
 impl SledStore {
@@ -306,16 +334,27 @@ impl SledStore {
             db.flush().map_err(sled_err)?;
         }
         let end = scan.valid_end;
-        Ok(SledStore {
+        let shared = Arc::new(Shared {
             db,
             trees,
             journal,
-            writer: Mutex::new(Writer { end, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new() }),
+            writer: Mutex::new(Writer { end, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new(), epoch: 0 }),
             pipeline: Mutex::new(Pipeline { written: end, synced: end, applied: end, ..Pipeline::default() }),
-            progress: Condvar::new(),
+            synced_cv: Condvar::new(),
+            applied_cv: Condvar::new(),
+            work_cv: Condvar::new(),
             flushes: AtomicU64::new(0),
             durable_writes: AtomicU64::new(0),
-        })
+            sync_nanos: AtomicU64::new(0),
+        });
+        let applier = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("carimbo-index".into())
+                .spawn(move || shared.apply_loop())
+                .map_err(|e| io_err("cannot start the index thread".into(), e))?
+        };
+        Ok(SledStore { shared, applier: Some(applier) })
     }
 
     /// Moves the index aside (to `index.replaced-<unix time>`) and builds a new one from the
@@ -336,33 +375,40 @@ impl SledStore {
     /// Appends like `Store::append` but does not wait for durability: for bulk loads (imports,
     /// benchmarks). Call `sync` after the last one. It waits only when many appends are queued.
     pub fn append_unsynced(&self, append: Append) -> Result<Appended, StoreError> {
-        let (c, ticket, queued) = self.commit(append)?;
+        let (appended, ticket, queued) = self.shared.commit(append)?;
         if queued > MAX_QUEUED {
-            self.wait_applied(ticket)?;
+            self.shared.wait_synced(ticket)?;
+            self.shared.wait_applied(ticket)?;
         }
-        Ok(Appended { version: c.version, last_hash: c.last_hash, replayed: c.replayed, outcome: c.outcome })
+        Ok(appended)
     }
 
     /// Returns once everything written before the call is durable and readable.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let ticket = self.lock_pipeline().written;
-        self.wait_applied(ticket)
+        let ticket = self.shared.lock_pipeline().written;
+        self.shared.wait_synced(ticket)?;
+        self.shared.wait_applied(ticket)
     }
 
     pub fn durability_stats(&self) -> DurabilityStats {
-        DurabilityStats { flushes: self.flushes.load(Ordering::Relaxed), durable_writes: self.durable_writes.load(Ordering::Relaxed) }
+        DurabilityStats {
+            flushes: self.shared.flushes.load(Ordering::Relaxed),
+            durable_writes: self.shared.durable_writes.load(Ordering::Relaxed),
+            sync_time: std::time::Duration::from_nanos(self.shared.sync_nanos.load(Ordering::Relaxed)),
+        }
     }
 
     /// Re-computes the hash chain of every case and checks each head against its log, in one
     /// pass over the event log; finds heads without events and events without a head; and
     /// checks every journal record's checksum.
     pub fn verify_all(&self) -> Result<IntegrityReport, StoreError> {
+        self.shared.catch_up()?;
         let mut report = IntegrityReport::default();
         // Heads and event groups are both in case-id order (no id holds a NUL, so `id + 0x00`
         // sorts like `id`): walk them side by side.
-        let mut heads = self.trees.heads.iter().peekable();
+        let mut heads = self.shared.trees.heads.iter().peekable();
         let mut current: Option<(Vec<u8>, ChainCheck)> = None;
-        for item in self.trees.events.iter() {
+        for item in self.shared.trees.events.iter() {
             let (key, value) = item.map_err(sled_err)?;
             report.events_checked += 1;
             let Some((case, seq)) = split_event_key(&key) else {
@@ -383,8 +429,8 @@ impl SledStore {
         }
         take_heads_without_events(&mut heads, None, &mut report)?;
 
-        let written = self.lock_writer().end;
-        let scan = journal::scan(&self.journal, 0, |end, payload| {
+        let written = self.shared.lock_writer().end;
+        let scan = journal::scan(&self.shared.journal, 0, |end, payload| {
             if end <= written {
                 report.journal_records_checked += 1;
                 if let Err(e) = serde_json::from_slice::<JournalRecord>(payload) {
@@ -402,12 +448,12 @@ impl SledStore {
     /// The fast check at open: each head's last event exists, hashes to what it claims, and that
     /// is the head's `last_hash`.
     fn check_heads(&self) -> Result<(), StoreError> {
-        for item in self.trees.heads.iter() {
+        for item in self.shared.trees.heads.iter() {
             let (key, value) = item.map_err(sled_err)?;
             let case_id = String::from_utf8_lossy(&key).into_owned();
             let head = decode_head(&case_id, &value)?;
             let corrupt = |reason: String| StoreError::Corrupt { case_id: case_id.clone(), seq: head.version, reason };
-            let Some(bytes) = self.trees.events.get(event_key(&case_id, head.version)).map_err(sled_err)? else {
+            let Some(bytes) = self.shared.trees.events.get(event_key(&case_id, head.version)).map_err(sled_err)? else {
                 return Err(corrupt(format!("the case head names event {} but the log has no such event", head.version)));
             };
             let event = decode_event(&case_id, head.version, &bytes)?;
@@ -421,6 +467,9 @@ impl SledStore {
         Ok(())
     }
 
+}
+
+impl Shared {
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // Every unlock leaves the writer consistent, so a panic elsewhere does not poison it.
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
@@ -430,30 +479,52 @@ impl SledStore {
         self.pipeline.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn case_seen(&self, w: &Writer, case_id: &str, idem_key: Option<&[u8]>) -> Result<CaseSeen, StoreError> {
-        let mut replay = None;
-        if let Some(k) = idem_key {
-            if let Some(p) = w.idempotency.get(k) {
-                replay = Some((p.record.clone(), p.end));
-            } else if let Some(bytes) = self.trees.idempotency.get(k).map_err(sled_err)? {
-                let record = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    case_id: case_id.to_string(),
-                    seq: 0,
-                    reason: format!("undecodable idempotency record: {e}"),
-                })?;
-                replay = Some((record, 0));
-            }
+    /// What the writer has pending for a case (newest record first), and the epoch.
+    fn pending_view(w: &Writer, case_id: &str, idem_key: Option<&[u8]>) -> PendingView {
+        PendingView {
+            head: w.heads.get(case_id).map(|p| (p.version, p.last_hash.clone())),
+            replay: idem_key.and_then(|k| w.idempotency.get(k)).map(|p| (p.record.clone(), p.end)),
+            epoch: w.epoch,
         }
-        if let Some(p) = w.heads.get(case_id) {
-            return Ok(CaseSeen { exists: true, version: p.version, last_hash: p.last_hash.clone(), replay });
+    }
+
+    /// The case as the writer sees it: pending records, else the index (read without the
+    /// writer lock).
+    fn case_seen(&self, case_id: &str, idem_key: Option<&[u8]>) -> Result<(CaseSeen, u64), StoreError> {
+        let view = Self::pending_view(&self.lock_writer(), case_id, idem_key);
+        let replay = match (view.replay, idem_key) {
+            (Some(r), _) => Some(r),
+            (None, Some(k)) => match self.trees.idempotency.get(k).map_err(sled_err)? {
+                Some(bytes) => Some((decode_idempotency(case_id, &bytes)?, 0)),
+                None => None,
+            },
+            (None, None) => None,
+        };
+        let seen = match view.head {
+            Some((version, last_hash)) => CaseSeen { exists: true, version, last_hash, replay },
+            None => match self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)? {
+                Some(bytes) => {
+                    let head = decode_head(case_id, &bytes)?;
+                    CaseSeen { exists: true, version: head.version, last_hash: head.last_hash, replay }
+                }
+                None => CaseSeen { exists: false, version: 0, last_hash: GENESIS_HASH.to_string(), replay },
+            },
+        };
+        Ok((seen, view.epoch))
+    }
+
+    /// Under the writer lock: is `seen` (taken at `epoch`) still how the case stands? Pending
+    /// records are authoritative; what came from the index still holds if no applied record
+    /// has left the pending maps since (else the caller looks again).
+    fn still_current(w: &Writer, seen: &CaseSeen, epoch: u64, case_id: &str, idem_key: Option<&[u8]>) -> bool {
+        let view = Self::pending_view(w, case_id, idem_key);
+        if view.replay.is_some() {
+            return false;
         }
-        Ok(match self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)? {
-            Some(bytes) => {
-                let head = decode_head(case_id, &bytes)?;
-                CaseSeen { exists: true, version: head.version, last_hash: head.last_hash, replay }
-            }
-            None => CaseSeen { exists: false, version: 0, last_hash: GENESIS_HASH.to_string(), replay },
-        })
+        match view.head {
+            Some((version, last_hash)) => seen.replay.is_none() && version == seen.version && last_hash == seen.last_hash,
+            None => view.epoch == epoch,
+        }
     }
 
     /// Checks and writes an append to the journal; returns its result, the journal offset to
@@ -462,16 +533,20 @@ impl SledStore {
         validate(&a)?;
         let idem_key = a.idempotency_key.as_deref().map(|k| idempotency_key(&a.case_id, k));
         loop {
-            let seen = self.case_seen(&self.lock_writer(), &a.case_id, idem_key.as_deref())?;
+            let (seen, epoch) = self.case_seen(&a.case_id, idem_key.as_deref())?;
             if let Some((r, ticket)) = seen.replay {
                 return Ok((Appended { version: r.version, last_hash: r.last_hash, replayed: true, outcome: r.outcome }, ticket, 0));
             }
             if seen.version != a.expected_version {
-                return Err(if seen.exists {
-                    StoreError::Conflict { case_id: a.case_id.clone(), expected: a.expected_version, found: seen.version }
-                } else {
-                    StoreError::NotFound(a.case_id.clone())
-                });
+                // A stale answer from the index is re-checked under the lock before it is given.
+                if Self::still_current(&self.lock_writer(), &seen, epoch, &a.case_id, idem_key.as_deref()) {
+                    return Err(if seen.exists {
+                        StoreError::Conflict { case_id: a.case_id.clone(), expected: a.expected_version, found: seen.version }
+                    } else {
+                        StoreError::NotFound(a.case_id.clone())
+                    });
+                }
+                continue;
             }
 
             // Hashing and encoding happen outside the writer lock, against the state just
@@ -495,7 +570,7 @@ impl SledStore {
                 case_id: a.case_id.clone(),
                 expected_version: a.expected_version,
                 events,
-                head,
+                head: Box::new(head),
                 inbox: a.inbox.clone(),
                 idempotency: a.idempotency_key.clone().map(|key| IdempotencyEntry { key, record: idem_record.clone() }),
             };
@@ -503,8 +578,7 @@ impl SledStore {
             let change = Change::from_record(&record)?;
 
             let mut w = self.lock_writer();
-            let now = self.case_seen(&w, &a.case_id, idem_key.as_deref())?;
-            if now.replay.is_some() || now.version != seen.version || now.last_hash != seen.last_hash {
+            if !Self::still_current(&w, &seen, epoch, &a.case_id, idem_key.as_deref()) {
                 continue;
             }
             let end = self.write_record(&mut w, &framed, change)?;
@@ -518,6 +592,12 @@ impl SledStore {
         }
     }
 
+    fn wake_all(&self) {
+        self.synced_cv.notify_all();
+        self.applied_cv.notify_all();
+        self.work_cv.notify_all();
+    }
+
     /// Writes one framed record at the journal's end and queues it for the index.
     fn write_record(&self, w: &mut Writer, framed: &[u8], change: Change) -> Result<u64, StoreError> {
         if let Some(why) = &self.lock_pipeline().failed {
@@ -526,7 +606,7 @@ impl SledStore {
         if let Err(e) = self.journal.write_all_at(framed, w.end) {
             let why = format!("writing the journal: {e}");
             self.lock_pipeline().failed = Some(why.clone());
-            self.progress.notify_all();
+            self.wake_all();
             return Err(StoreError::Io(why));
         }
         w.end += framed.len() as u64;
@@ -536,25 +616,26 @@ impl SledStore {
         Ok(w.end)
     }
 
-    /// Group commit. Waits until the record ending at `ticket` is durable and applied, doing
-    /// whichever job is free meanwhile: the fdatasync of the journal (covering every record
-    /// written before it starts) or the application of synced records to the index. The two
-    /// run at once in different waiters, so appends keep flowing during a sync.
-    fn wait_applied(&self, ticket: u64) -> Result<(), StoreError> {
+    /// Group commit: returns once the record ending at `ticket` is durable. Whoever finds no
+    /// sync running becomes the leader and runs one `fdatasync` for every record written before
+    /// it starts; the others wait for it, and the next leader takes whatever arrived meanwhile.
+    fn wait_synced(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
         loop {
             if let Some(why) = &p.failed {
                 return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
             }
-            if p.applied >= ticket {
+            if p.synced >= ticket {
                 self.durable_writes.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            if p.synced < ticket && !p.syncing {
+            if !p.syncing {
                 p.syncing = true;
                 let target = p.written;
                 drop(p);
+                let started = std::time::Instant::now();
                 let result = self.journal.sync_data();
+                self.sync_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 self.flushes.fetch_add(1, Ordering::Relaxed);
                 p = self.lock_pipeline();
                 p.syncing = false;
@@ -562,25 +643,62 @@ impl SledStore {
                     Ok(()) => p.synced = p.synced.max(target),
                     Err(e) => p.failed = Some(format!("fdatasync of the journal: {e}")),
                 }
-                self.progress.notify_all();
-                continue;
-            }
-            if p.synced > p.applied && !p.applying {
-                p.applying = true;
-                let upto = p.synced;
-                drop(p);
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply_synced(upto)));
-                p = self.lock_pipeline();
-                p.applying = false;
-                match result {
-                    Ok(Ok(())) => p.applied = p.applied.max(upto),
-                    Ok(Err(e)) => p.failed = Some(format!("applying the journal to the index: {e}")),
-                    Err(_) => p.failed = Some("applying the journal to the index panicked".into()),
+                if p.failed.is_some() {
+                    self.wake_all();
+                } else {
+                    self.synced_cv.notify_all();
+                    self.work_cv.notify_one();
                 }
-                self.progress.notify_all();
                 continue;
             }
-            p = self.progress.wait(p).unwrap_or_else(|e| e.into_inner());
+            p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Returns once the index holds the record ending at `ticket`.
+    fn wait_applied(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut p = self.lock_pipeline();
+        while p.applied < ticket {
+            if let Some(why) = &p.failed {
+                return Err(StoreError::Io(format!("the store's index is behind its journal and must be reopened: {why}")));
+            }
+            p = self.applied_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(())
+    }
+
+    /// Before a read: waits until the index holds every acknowledged append.
+    fn catch_up(&self) -> Result<(), StoreError> {
+        let ticket = self.lock_pipeline().synced;
+        self.wait_applied(ticket)
+    }
+
+    /// The index thread: applies synced records in journal order until the store closes.
+    fn apply_loop(&self) {
+        loop {
+            let upto = {
+                let mut p = self.lock_pipeline();
+                while p.synced <= p.applied && !p.closing && p.failed.is_none() {
+                    p = self.work_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+                if p.failed.is_some() || (p.closing && p.synced <= p.applied) {
+                    return;
+                }
+                p.synced
+            };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply_synced(upto)));
+            let mut p = self.lock_pipeline();
+            match result {
+                Ok(Ok(())) => p.applied = p.applied.max(upto),
+                Ok(Err(e)) => p.failed = Some(format!("applying the journal to the index: {e}")),
+                Err(_) => p.failed = Some("applying the journal to the index panicked".into()),
+            }
+            if p.failed.is_some() {
+                drop(p);
+                self.wake_all();
+            } else {
+                self.applied_cv.notify_all();
+            }
         }
     }
 
@@ -598,6 +716,7 @@ impl SledStore {
             apply(&self.trees, &batch)?;
             // Now in the index: forget what the writer kept, unless a newer record replaced it.
             let mut w = self.lock_writer();
+            w.epoch += 1;
             for p in &batch {
                 if let Change::Append { case_id, idempotency, .. } = &p.change {
                     if w.heads.get(case_id).is_some_and(|h| h.end == p.end) {
@@ -616,11 +735,24 @@ impl SledStore {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        // Best effort: what `append_unsynced` left queued reaches the index, and sled writes
-        // its buffers, so the next open has little to replay.
+        // What `append_unsynced` left behind is made durable, the index thread finishes what is
+        // synced and stops, and sled writes its buffers, so the next open has little to replay.
         let _ = self.sync();
-        let _ = self.db.flush();
+        self.shared.lock_pipeline().closing = true;
+        self.shared.wake_all();
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+        let _ = self.shared.db.flush();
     }
+}
+
+fn decode_idempotency(case_id: &str, bytes: &[u8]) -> Result<IdempotencyRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        case_id: case_id.to_string(),
+        seq: 0,
+        reason: format!("undecodable idempotency record: {e}"),
+    })
 }
 
 /// Opens sled, waiting up to two seconds for its file lock: after a store in this process is
@@ -671,10 +803,13 @@ fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                                 });
                             }
                         }
-                        for key in old.as_ref().map(party_keys).unwrap_or_default() {
-                            pt.remove(key)?;
+                        // Party keys rarely change after the first append: touch only the
+                        // difference (each sled write copies part of a node).
+                        let old_parties = old.as_ref().map(party_keys).unwrap_or_default();
+                        for key in old_parties.iter().filter(|k| !parties.contains(k)) {
+                            pt.remove(key.as_slice())?;
                         }
-                        for key in parties {
+                        for key in parties.iter().filter(|k| !old_parties.contains(k)) {
                             pt.insert(key.as_slice(), &[][..])?;
                         }
                         hd.insert(case_id.as_bytes(), head.as_slice())?;
@@ -730,15 +865,16 @@ fn journal_corrupt(reason: String) -> StoreError {
 
 impl Store for SledStore {
     fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        let (appended, ticket, _) = self.commit(append)?;
-        // A replay waits too (ticket > 0): the first attempt may still be on its way to disk.
-        self.wait_applied(ticket)?;
+        let (appended, ticket, _) = self.shared.commit(append)?;
+        // A replay waits too: the first attempt may still be on its way to the disk.
+        self.shared.wait_synced(ticket)?;
         Ok(appended)
     }
 
     fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        self.shared.catch_up()?;
         let mut out = Vec::new();
-        for item in self.trees.events.scan_prefix(case_prefix(case_id)) {
+        for item in self.shared.trees.events.scan_prefix(case_prefix(case_id)) {
             let (key, value) = item.map_err(sled_err)?;
             let seq = split_event_key(&key).map_or(0, |(_, s)| s);
             out.push(decode_event(case_id, seq, &value)?);
@@ -750,13 +886,15 @@ impl Store for SledStore {
     }
 
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
-        self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()
+        self.shared.catch_up()?;
+        self.shared.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()
     }
 
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError> {
         if limit == 0 {
             return Err(StoreError::Invalid("an inbox page needs a limit of at least 1".into()));
         }
+        self.shared.catch_up()?;
         let prefix = id_prefix(person);
         let start = match after {
             None => Bound::Included(prefix.clone()),
@@ -769,7 +907,7 @@ impl Store for SledStore {
         let mut entries = Vec::with_capacity(limit.min(256));
         let mut last_key = None;
         let mut more = false;
-        for item in self.trees.inbox.range::<Vec<u8>, _>((start, end)) {
+        for item in self.shared.trees.inbox.range::<Vec<u8>, _>((start, end)) {
             let (key, value) = item.map_err(sled_err)?;
             if entries.len() == limit {
                 more = true;
@@ -791,15 +929,16 @@ impl Store for SledStore {
     }
 
     fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+        self.shared.catch_up()?;
         let prefix = id_prefix(person);
         let mut out = Vec::with_capacity(limit.min(256));
-        for item in self.trees.parties.scan_prefix(&prefix).rev() {
+        for item in self.shared.trees.parties.scan_prefix(&prefix).rev() {
             if out.len() == limit {
                 break;
             }
             let (key, _) = item.map_err(sled_err)?;
             let Some(case) = key.get(prefix.len() + 8..) else { continue };
-            if let Some(bytes) = self.trees.heads.get(case).map_err(sled_err)? {
+            if let Some(bytes) = self.shared.trees.heads.get(case).map_err(sled_err)? {
                 out.push(decode_head(&String::from_utf8_lossy(case), &bytes)?);
             }
         }
@@ -807,13 +946,14 @@ impl Store for SledStore {
     }
 
     fn verify_case(&self, case_id: &str) -> Result<(), StoreError> {
+        self.shared.catch_up()?;
         let mut chain = ChainCheck::new(case_id.to_string());
-        for item in self.trees.events.scan_prefix(case_prefix(case_id)) {
+        for item in self.shared.trees.events.scan_prefix(case_prefix(case_id)) {
             let (key, value) = item.map_err(sled_err)?;
             let seq = split_event_key(&key).map_or(0, |(_, s)| s);
             chain.push(seq, &value);
         }
-        let head = self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?;
+        let head = self.shared.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?;
         if chain.count == 0 && head.is_none() {
             return Err(StoreError::NotFound(case_id.to_string()));
         }
@@ -825,18 +965,19 @@ impl Store for SledStore {
         if actual != hash {
             return Err(StoreError::Invalid(format!("definition bytes hash to {actual}, not {hash}")));
         }
-        if self.trees.definitions.get(hash).map_err(sled_err)?.is_some() {
+        if self.shared.trees.definitions.get(hash).map_err(sled_err)?.is_some() {
             return Ok(());
         }
         let record = JournalRecord::Definition { hash: hash.to_string(), bytes: hex::encode(bytes) };
         let framed = journal::frame(&encode(&record)?);
         let change = Change::Definition { hash: hash.to_string(), bytes: bytes.to_vec() };
-        let ticket = self.write_record(&mut self.lock_writer(), &framed, change)?;
-        self.wait_applied(ticket)
+        let ticket = self.shared.write_record(&mut self.shared.lock_writer(), &framed, change)?;
+        self.shared.wait_synced(ticket)
     }
 
     fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees.definitions.get(hash).map_err(sled_err)?.map(|v| v.to_vec()))
+        self.shared.catch_up()?;
+        Ok(self.shared.trees.definitions.get(hash).map_err(sled_err)?.map(|v| v.to_vec()))
     }
 }
 
