@@ -88,6 +88,12 @@ fn raw_index(dir: &Path) -> sled::Db {
     panic!("the index stays locked");
 }
 
+/// Where the journal's records end (the file goes on with preallocated zeros).
+fn journal_end(dir: &Path) -> u64 {
+    let bytes = std::fs::read(dir.join("journal")).unwrap();
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i as u64 + 1)
+}
+
 fn three_events(dir: &Path, case: &str) {
     let store = open(dir);
     store.append(submit(case)).unwrap();
@@ -502,12 +508,11 @@ fn the_index_is_rebuilt_from_the_journal() {
 #[test]
 fn appends_missing_from_the_index_are_applied_again_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
     {
         let store = open(dir.path());
         store.append(submit("c1")).unwrap();
     }
-    let one_append = std::fs::metadata(&journal).unwrap().len();
+    let one_append = journal_end(dir.path());
     {
         let store = open(dir.path());
         store.append(append("c1", 1, vec![json!({"type": "approved"})], vec![])).unwrap();
@@ -541,10 +546,10 @@ fn a_torn_last_journal_record_is_cut_off_at_open() {
         store.append(submit("c1")).unwrap();
     }
     let journal = dir.path().join("journal");
-    let good = std::fs::metadata(&journal).unwrap().len();
-    // Half a frame, as a power loss in the middle of a write leaves it.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
-    std::io::Write::write_all(&mut f, &[200, 1, 0, 0, 1, 2, 3, 4, b'{', b'"']).unwrap();
+    let good = journal_end(dir.path());
+    // Half a frame after the last record, as a power loss in the middle of a write leaves it.
+    let f = std::fs::OpenOptions::new().write(true).open(&journal).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[200, 1, 0, 0, 1, 2, 3, 4, b'{', b'"'], good).unwrap();
     drop(f);
     let store = open(dir.path());
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), good);

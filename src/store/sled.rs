@@ -61,6 +61,12 @@ const JOURNAL_FILE: &str = "journal";
 const APPLIED_KEY: &[u8] = b"journal_applied";
 /// Records applied to the index in one sled transaction.
 const APPLY_BATCH: usize = 2048;
+/// The journal grows ahead of its records by zero-filled steps (as database write-ahead logs
+/// do): a sync of records written into blocks that already belong to the file changes no file
+/// size, so `fdatasync` has no inode to write, only the data. Steps grow with the journal (half
+/// its size) between these bounds.
+const PREALLOCATE_MIN: u64 = 1 << 20;
+const PREALLOCATE_MAX: u64 = 16 << 20;
 /// Records written but not yet applied beyond which `append_unsynced` waits (bounds memory).
 const MAX_QUEUED: usize = 8192;
 
@@ -116,8 +122,10 @@ pub struct DurabilityStats {
 
 /// What the writer knows that the index does not have yet.
 struct Writer {
-    /// The journal's length: where the next record goes.
+    /// The end of the last record: where the next one goes.
     end: u64,
+    /// The journal file's length (zeros after `end`).
+    allocated: u64,
     /// Heads of cases with records written but not applied (the newest one).
     heads: HashMap<String, PendingHead>,
     /// Idempotency records written but not applied, by index key.
@@ -327,9 +335,7 @@ impl SledStore {
         if !batch.is_empty() {
             apply(&trees, &batch)?;
         }
-        if scan.torn {
-            keep_torn_tail(dir, &journal, scan.valid_end, len)?;
-        }
+        let allocated = if scan.torn { keep_torn_tail(dir, &journal, scan.valid_end, len)? } else { len };
         if scan.valid_end > applied {
             db.flush().map_err(sled_err)?;
         }
@@ -338,7 +344,7 @@ impl SledStore {
             db,
             trees,
             journal,
-            writer: Mutex::new(Writer { end, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new(), epoch: 0 }),
+            writer: Mutex::new(Writer { end, allocated, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new(), epoch: 0 }),
             pipeline: Mutex::new(Pipeline { written: end, synced: end, applied: end, ..Pipeline::default() }),
             synced_cv: Condvar::new(),
             applied_cv: Condvar::new(),
@@ -592,6 +598,20 @@ impl Shared {
         }
     }
 
+    /// Extends the journal with zeros from `from` to past `needed`; returns the new length.
+    fn preallocate(&self, from: u64, needed: u64) -> std::io::Result<u64> {
+        let step = (from / 2).clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
+        let to = (needed + step).div_ceil(PREALLOCATE_MIN) * PREALLOCATE_MIN;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(zeros.len() as u64) as usize;
+            self.journal.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(to)
+    }
+
     fn wake_all(&self) {
         self.synced_cv.notify_all();
         self.applied_cv.notify_all();
@@ -603,7 +623,13 @@ impl Shared {
         if let Some(why) = &self.lock_pipeline().failed {
             return Err(StoreError::Io(format!("the store stopped accepting writes and must be reopened: {why}")));
         }
-        if let Err(e) = self.journal.write_all_at(framed, w.end) {
+        let needed = w.end + framed.len() as u64;
+        let grown = if needed > w.allocated { self.preallocate(w.allocated, needed) } else { Ok(w.allocated) };
+        let written = grown.and_then(|allocated| {
+            w.allocated = allocated;
+            self.journal.write_all_at(framed, w.end)
+        });
+        if let Err(e) = written {
             let why = format!("writing the journal: {e}");
             self.lock_pipeline().failed = Some(why.clone());
             self.wake_all();
@@ -847,16 +873,20 @@ fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
 }
 
 /// Cuts the journal back to `valid_end`, keeping the cut-off bytes in a side file.
-fn keep_torn_tail(dir: &Path, journal: &File, valid_end: u64, len: u64) -> Result<(), StoreError> {
+/// Cuts the journal back to `valid_end`, keeping the cut-off bytes in a side file; a tail of
+/// zeros is preallocated space and stays. Returns the journal's new length.
+fn keep_torn_tail(dir: &Path, journal: &File, valid_end: u64, len: u64) -> Result<u64, StoreError> {
     let mut tail = vec![0u8; (len - valid_end) as usize];
     journal.read_exact_at(&mut tail, valid_end).map_err(|e| io_err("reading the journal's torn tail".into(), e))?;
-    if tail.iter().any(|b| *b != 0) {
-        let side = dir.join(format!("{JOURNAL_FILE}.torn-at-{valid_end}"));
-        std::fs::write(&side, &tail).map_err(|e| io_err(format!("saving the torn tail to {}", side.display()), e))?;
+    if tail.iter().all(|b| *b == 0) {
+        return Ok(len);
     }
+    let side = dir.join(format!("{JOURNAL_FILE}.torn-at-{valid_end}"));
+    std::fs::write(&side, &tail).map_err(|e| io_err(format!("saving the torn tail to {}", side.display()), e))?;
     journal.set_len(valid_end).map_err(|e| io_err("cutting off the journal's torn tail".into(), e))?;
     journal.sync_all().map_err(|e| io_err("syncing the journal".into(), e))?;
-    sync_dir(dir).map_err(|e| io_err("cannot sync the store directory".into(), e))
+    sync_dir(dir).map_err(|e| io_err("cannot sync the store directory".into(), e))?;
+    Ok(valid_end)
 }
 
 fn journal_corrupt(reason: String) -> StoreError {
