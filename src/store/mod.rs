@@ -151,11 +151,15 @@ pub struct IntegrityReport {
     pub events_checked: u64,
     /// One entry per corrupt case: the first bad event (or the head) and why.
     pub corrupt: Vec<CorruptCase>,
+    /// Records of the store's own journal checked (stores that keep one).
+    pub journal_records_checked: u64,
+    /// Problems that belong to no single case (a damaged journal record).
+    pub store_problems: Vec<String>,
 }
 
 impl IntegrityReport {
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty()
+        self.corrupt.is_empty() && self.store_problems.is_empty()
     }
 }
 
