@@ -67,6 +67,8 @@ const APPLY_BATCH: usize = 2048;
 /// its size) between these bounds.
 const PREALLOCATE_MIN: u64 = 1 << 20;
 const PREALLOCATE_MAX: u64 = 16 << 20;
+/// Syncs a group-commit leader may run in a row for others before handing over.
+const LEADER_ROUNDS: usize = 8;
 /// Records written but not yet applied beyond which `append_unsynced` waits (bounds memory).
 const MAX_QUEUED: usize = 8192;
 
@@ -158,6 +160,8 @@ struct Pipeline {
     synced: u64,
     applied: u64,
     syncing: bool,
+    /// The highest ticket any caller has waited for.
+    wanted: u64,
     closing: bool,
     /// After a failed write or fdatasync the page cache can no longer be trusted (the
     /// "fsyncgate" lesson): every later write fails until the store is reopened.
@@ -644,9 +648,12 @@ impl Shared {
 
     /// Group commit: returns once the record ending at `ticket` is durable. Whoever finds no
     /// sync running becomes the leader and runs one `fdatasync` for every record written before
-    /// it starts; the others wait for it, and the next leader takes whatever arrived meanwhile.
+    /// it starts; the others wait. A leader whose own record is durable keeps syncing (a few
+    /// rounds at most) while others wait for more: it is already running, where handing over
+    /// would first have to wake a waiter, which on a busy machine waits for a CPU.
     fn wait_synced(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
+        p.wanted = p.wanted.max(ticket);
         loop {
             if let Some(why) = &p.failed {
                 return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
@@ -655,8 +662,12 @@ impl Shared {
                 self.durable_writes.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            if !p.syncing {
-                p.syncing = true;
+            if p.syncing {
+                p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            p.syncing = true;
+            for _round in 0..LEADER_ROUNDS {
                 let target = p.written;
                 drop(p);
                 let started = std::time::Instant::now();
@@ -664,20 +675,24 @@ impl Shared {
                 self.sync_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 self.flushes.fetch_add(1, Ordering::Relaxed);
                 p = self.lock_pipeline();
-                p.syncing = false;
-                match result {
-                    Ok(()) => p.synced = p.synced.max(target),
-                    Err(e) => p.failed = Some(format!("fdatasync of the journal: {e}")),
+                if let Err(e) = result {
+                    p.failed = Some(format!("fdatasync of the journal: {e}"));
+                    break;
                 }
-                if p.failed.is_some() {
-                    self.wake_all();
-                } else {
-                    self.synced_cv.notify_all();
-                    self.work_cv.notify_one();
+                p.synced = p.synced.max(target);
+                self.synced_cv.notify_all();
+                self.work_cv.notify_one();
+                if p.wanted <= p.synced {
+                    break;
                 }
-                continue;
             }
-            p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+            p.syncing = false;
+            if p.failed.is_some() {
+                self.wake_all();
+            } else {
+                // Someone may still wait with no leader: let one of them take over.
+                self.synced_cv.notify_all();
+            }
         }
     }
 
