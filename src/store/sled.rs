@@ -67,6 +67,8 @@ const APPLY_BATCH: usize = 2048;
 /// its size) between these bounds.
 const PREALLOCATE_MIN: u64 = 1 << 20;
 const PREALLOCATE_MAX: u64 = 16 << 20;
+/// How long the index thread lets synced records gather while nobody waits to read.
+const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 /// Syncs a group-commit leader may run in a row for others before handing over.
 const LEADER_ROUNDS: usize = 8;
 /// Records written but not yet applied beyond which `append_unsynced` waits (bounds memory).
@@ -160,6 +162,8 @@ struct Pipeline {
     synced: u64,
     applied: u64,
     syncing: bool,
+    /// Callers waiting for the index (reads catching up).
+    readers_waiting: usize,
     /// The highest ticket any caller has waited for.
     wanted: u64,
     closing: bool,
@@ -699,13 +703,23 @@ impl Shared {
     /// Returns once the index holds the record ending at `ticket`.
     fn wait_applied(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
-        while p.applied < ticket {
+        if p.applied >= ticket {
+            return Ok(());
+        }
+        // Someone waits: the index thread stops gathering and applies now.
+        p.readers_waiting += 1;
+        self.work_cv.notify_one();
+        let outcome = loop {
             if let Some(why) = &p.failed {
-                return Err(StoreError::Io(format!("the store's index is behind its journal and must be reopened: {why}")));
+                break Err(StoreError::Io(format!("the store's index is behind its journal and must be reopened: {why}")));
+            }
+            if p.applied >= ticket {
+                break Ok(());
             }
             p = self.applied_cv.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(())
+        };
+        p.readers_waiting -= 1;
+        outcome
     }
 
     /// Before a read: waits until the index holds every acknowledged append.
@@ -724,6 +738,16 @@ impl Shared {
                 }
                 if p.failed.is_some() || (p.closing && p.synced <= p.applied) {
                     return;
+                }
+                // While nobody waits to read, let a few syncs' worth of records gather: each
+                // sled transaction costs a write of sled's log, whatever its size.
+                let gather_until = std::time::Instant::now() + APPLY_GATHER;
+                while p.readers_waiting == 0 && !p.closing && p.failed.is_none() {
+                    let now = std::time::Instant::now();
+                    if now >= gather_until {
+                        break;
+                    }
+                    p = self.work_cv.wait_timeout(p, gather_until - now).unwrap_or_else(|e| e.into_inner()).0;
                 }
                 p.synced
             };
