@@ -102,6 +102,17 @@ fn three_events(dir: &Path, case: &str) {
 }
 
 #[test]
+fn one_store_is_shared_across_threads_as_a_trait_object() {
+    fn shared<T: Send + Sync>() {}
+    shared::<SledStore>();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(open(dir.path()));
+    let other = store.clone();
+    std::thread::spawn(move || other.append(submit("c1")).unwrap()).join().unwrap();
+    assert_eq!(store.head("c1").unwrap().unwrap().version, 1, "the other thread's acknowledged append is visible");
+}
+
+#[test]
 fn appended_events_read_back_in_order_with_a_valid_chain() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());

@@ -35,17 +35,22 @@
 //! - `definitions`: SHA-256 hex → the definition's bytes.
 //! - `meta`: `journal_applied` → the journal offset the index has applied up to.
 
+mod index;
+mod integrity;
 mod journal;
+mod keys;
+
+use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyEntry, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
+use integrity::{ChainCheck, settle_case, take_heads_without_events};
+use keys::*;
 
 use super::{
     Append, Appended, CaseHead, CorruptCase, GENESIS_HASH, InboxEntry, InboxPage, IntegrityReport, Store, StoreError,
     StoredEvent, chain_hash,
 };
-use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use ::sled::{Db, IVec, Tree};
-use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use ::sled::Db;
+use chrono::{SubsecRound, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -58,15 +63,16 @@ use std::thread::JoinHandle;
 
 const INDEX_DIR: &str = "index";
 const JOURNAL_FILE: &str = "journal";
-const APPLIED_KEY: &[u8] = b"journal_applied";
-/// Records applied to the index in one sled transaction.
-const APPLY_BATCH: usize = 2048;
 /// The journal grows ahead of its records by zero-filled steps (as database write-ahead logs
 /// do): a sync of records written into blocks that already belong to the file changes no file
 /// size, so `fdatasync` has no inode to write, only the data. Steps grow with the journal (half
 /// its size) between these bounds.
 const PREALLOCATE_MIN: u64 = 1 << 20;
 const PREALLOCATE_MAX: u64 = 16 << 20;
+/// How long the index thread lets synced records gather while nobody waits to read.
+const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// Syncs a group-commit leader may run in a row for others before handing over.
+const LEADER_ROUNDS: usize = 8;
 /// Records written but not yet applied beyond which `append_unsynced` waits (bounds memory).
 const MAX_QUEUED: usize = 8192;
 
@@ -96,17 +102,6 @@ struct Shared {
     flushes: AtomicU64,
     durable_writes: AtomicU64,
     sync_nanos: AtomicU64,
-}
-
-struct Trees {
-    events: Tree,
-    heads: Tree,
-    inbox: Tree,
-    inbox_keys: Tree,
-    parties: Tree,
-    idempotency: Tree,
-    definitions: Tree,
-    meta: Tree,
 }
 
 /// Counters of the group committer, for benchmarks and monitoring.
@@ -158,103 +153,14 @@ struct Pipeline {
     synced: u64,
     applied: u64,
     syncing: bool,
+    /// Callers waiting for the index (reads catching up).
+    readers_waiting: usize,
+    /// The highest ticket any caller has waited for.
+    wanted: u64,
     closing: bool,
     /// After a failed write or fdatasync the page cache can no longer be trusted (the
     /// "fsyncgate" lesson): every later write fails until the store is reopened.
     failed: Option<String>,
-}
-
-/// One journal record.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum JournalRecord {
-    Append {
-        case_id: String,
-        expected_version: u64,
-        events: Vec<StoredEvent>,
-        head: Box<CaseHead>,
-        inbox: Vec<InboxEntry>,
-        idempotency: Option<IdempotencyEntry>,
-    },
-    Definition {
-        hash: String,
-        /// Hex, so that any bytes fit in JSON.
-        bytes: String,
-    },
-}
-
-#[derive(Serialize, Deserialize)]
-struct IdempotencyEntry {
-    key: String,
-    record: IdempotencyRecord,
-}
-
-/// The first append's answer, kept under its idempotency key.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-struct IdempotencyRecord {
-    version: u64,
-    last_hash: String,
-    outcome: Value,
-}
-
-/// A journal record turned into index keys and values, ready to apply.
-struct Prepared {
-    /// Journal offset just after the record.
-    end: u64,
-    change: Change,
-}
-
-enum Change {
-    Append {
-        case_id: String,
-        expected: u64,
-        events: Vec<(Vec<u8>, Vec<u8>)>,
-        head: Vec<u8>,
-        parties: Vec<Vec<u8>>,
-        inbox: Vec<(Vec<u8>, Vec<u8>)>,
-        inbox_list: Vec<u8>,
-        idempotency: Option<(Vec<u8>, Vec<u8>)>,
-    },
-    Definition {
-        hash: String,
-        bytes: Vec<u8>,
-    },
-}
-
-impl Change {
-    fn from_record(record: &JournalRecord) -> Result<Change, StoreError> {
-        Ok(match record {
-            JournalRecord::Append { case_id, expected_version, events, head, inbox, idempotency } => {
-                let mut event_rows = Vec::with_capacity(events.len());
-                for e in events {
-                    event_rows.push((event_key(case_id, e.seq), encode(e)?));
-                }
-                let mut inbox_rows = Vec::with_capacity(inbox.len());
-                for e in inbox {
-                    inbox_rows.push((inbox_key(e), encode(e)?));
-                }
-                let inbox_list = encode_key_list(inbox_rows.iter().map(|(k, _)| k.as_slice()));
-                let idempotency = match idempotency {
-                    Some(i) => Some((idempotency_key(case_id, &i.key), encode(&i.record)?)),
-                    None => None,
-                };
-                Change::Append {
-                    case_id: case_id.clone(),
-                    expected: *expected_version,
-                    events: event_rows,
-                    head: encode(head)?,
-                    parties: party_keys(head),
-                    inbox: inbox_rows,
-                    inbox_list,
-                    idempotency,
-                }
-            }
-            JournalRecord::Definition { hash, bytes } => Change::Definition {
-                hash: hash.clone(),
-                bytes: hex::decode(bytes).map_err(|e| journal_corrupt(format!("definition {hash} is not hex: {e}")))?,
-            },
-        })
-    }
 }
 
 /// What the writer sees of a case: pending records over the index.
@@ -644,9 +550,12 @@ impl Shared {
 
     /// Group commit: returns once the record ending at `ticket` is durable. Whoever finds no
     /// sync running becomes the leader and runs one `fdatasync` for every record written before
-    /// it starts; the others wait for it, and the next leader takes whatever arrived meanwhile.
+    /// it starts; the others wait. A leader whose own record is durable keeps syncing (a few
+    /// rounds at most) while others wait for more: it is already running, where handing over
+    /// would first have to wake a waiter, which on a busy machine waits for a CPU.
     fn wait_synced(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
+        p.wanted = p.wanted.max(ticket);
         loop {
             if let Some(why) = &p.failed {
                 return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
@@ -655,8 +564,12 @@ impl Shared {
                 self.durable_writes.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            if !p.syncing {
-                p.syncing = true;
+            if p.syncing {
+                p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            p.syncing = true;
+            for _round in 0..LEADER_ROUNDS {
                 let target = p.written;
                 drop(p);
                 let started = std::time::Instant::now();
@@ -664,33 +577,47 @@ impl Shared {
                 self.sync_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 self.flushes.fetch_add(1, Ordering::Relaxed);
                 p = self.lock_pipeline();
-                p.syncing = false;
-                match result {
-                    Ok(()) => p.synced = p.synced.max(target),
-                    Err(e) => p.failed = Some(format!("fdatasync of the journal: {e}")),
+                if let Err(e) = result {
+                    p.failed = Some(format!("fdatasync of the journal: {e}"));
+                    break;
                 }
-                if p.failed.is_some() {
-                    self.wake_all();
-                } else {
-                    self.synced_cv.notify_all();
-                    self.work_cv.notify_one();
+                p.synced = p.synced.max(target);
+                self.synced_cv.notify_all();
+                self.work_cv.notify_one();
+                if p.wanted <= p.synced {
+                    break;
                 }
-                continue;
             }
-            p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+            p.syncing = false;
+            if p.failed.is_some() {
+                self.wake_all();
+            } else {
+                // Someone may still wait with no leader: let one of them take over.
+                self.synced_cv.notify_all();
+            }
         }
     }
 
     /// Returns once the index holds the record ending at `ticket`.
     fn wait_applied(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
-        while p.applied < ticket {
+        if p.applied >= ticket {
+            return Ok(());
+        }
+        // Someone waits: the index thread stops gathering and applies now.
+        p.readers_waiting += 1;
+        self.work_cv.notify_one();
+        let outcome = loop {
             if let Some(why) = &p.failed {
-                return Err(StoreError::Io(format!("the store's index is behind its journal and must be reopened: {why}")));
+                break Err(StoreError::Io(format!("the store's index is behind its journal and must be reopened: {why}")));
+            }
+            if p.applied >= ticket {
+                break Ok(());
             }
             p = self.applied_cv.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(())
+        };
+        p.readers_waiting -= 1;
+        outcome
     }
 
     /// Before a read: waits until the index holds every acknowledged append.
@@ -709,6 +636,16 @@ impl Shared {
                 }
                 if p.failed.is_some() || (p.closing && p.synced <= p.applied) {
                     return;
+                }
+                // While nobody waits to read, let a few syncs' worth of records gather: each
+                // sled transaction costs a write of sled's log, whatever its size.
+                let gather_until = std::time::Instant::now() + APPLY_GATHER;
+                while p.readers_waiting == 0 && !p.closing && p.failed.is_none() {
+                    let now = std::time::Instant::now();
+                    if now >= gather_until {
+                        break;
+                    }
+                    p = self.work_cv.wait_timeout(p, gather_until - now).unwrap_or_else(|e| e.into_inner()).0;
                 }
                 p.synced
             };
@@ -795,84 +732,6 @@ fn open_index(path: &Path) -> ::sled::Result<Db> {
     }
 }
 
-/// Applies records to the index in one sled transaction, with the journal offset reached.
-fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
-    let Some(last) = batch.last() else { return Ok(()) };
-    let abort = |e: StoreError| Err(ConflictableTransactionError::Abort(e));
-    let result = (&t.events, &t.heads, &t.inbox, &t.inbox_keys, &t.parties, &t.idempotency, &t.definitions, &t.meta).transaction(
-        |(ev, hd, ib, ik, pt, id, df, mt)| {
-            for p in batch {
-                match &p.change {
-                    Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency } => {
-                        let old = match hd.get(case_id.as_bytes())? {
-                            Some(bytes) => match decode_head(case_id, &bytes) {
-                                Ok(h) => Some(h),
-                                Err(e) => return abort(e),
-                            },
-                            None => None,
-                        };
-                        let found = old.as_ref().map_or(0, |h| h.version);
-                        if found != *expected {
-                            return abort(StoreError::Corrupt {
-                                case_id: case_id.clone(),
-                                seq: expected + 1,
-                                reason: format!("the journal appends at version {expected} but the index has version {found}"),
-                            });
-                        }
-                        for (key, value) in events {
-                            if ev.insert(key.as_slice(), value.as_slice())?.is_some() {
-                                let seq = split_event_key(key).map_or(0, |(_, s)| s);
-                                return abort(StoreError::Corrupt {
-                                    case_id: case_id.clone(),
-                                    seq,
-                                    reason: format!("the case head says version {found} but event {seq} already exists"),
-                                });
-                            }
-                        }
-                        // Party keys rarely change after the first append: touch only the
-                        // difference (each sled write copies part of a node).
-                        let old_parties = old.as_ref().map(party_keys).unwrap_or_default();
-                        for key in old_parties.iter().filter(|k| !parties.contains(k)) {
-                            pt.remove(key.as_slice())?;
-                        }
-                        for key in parties.iter().filter(|k| !old_parties.contains(k)) {
-                            pt.insert(key.as_slice(), &[][..])?;
-                        }
-                        hd.insert(case_id.as_bytes(), head.as_slice())?;
-                        if let Some(old_keys) = ik.get(case_id.as_bytes())? {
-                            for key in decode_key_list(&old_keys) {
-                                ib.remove(key)?;
-                            }
-                        }
-                        for (key, value) in inbox {
-                            ib.insert(key.as_slice(), value.as_slice())?;
-                        }
-                        if inbox.is_empty() {
-                            ik.remove(case_id.as_bytes())?;
-                        } else {
-                            ik.insert(case_id.as_bytes(), inbox_list.as_slice())?;
-                        }
-                        if let Some((key, value)) = idempotency {
-                            id.insert(key.as_slice(), value.as_slice())?;
-                        }
-                    }
-                    Change::Definition { hash, bytes } => {
-                        df.insert(hash.as_bytes(), bytes.as_slice())?;
-                    }
-                }
-            }
-            mt.insert(APPLIED_KEY, &last.end.to_be_bytes()[..])?;
-            Ok(())
-        },
-    );
-    match result {
-        Ok(()) => Ok(()),
-        Err(TransactionError::Abort(e)) => Err(e),
-        Err(TransactionError::Storage(e)) => Err(sled_err(e)),
-    }
-}
-
-/// Cuts the journal back to `valid_end`, keeping the cut-off bytes in a side file.
 /// Cuts the journal back to `valid_end`, keeping the cut-off bytes in a side file; a tail of
 /// zeros is preallocated space and stays. Returns the journal's new length.
 fn keep_torn_tail(dir: &Path, journal: &File, valid_end: u64, len: u64) -> Result<u64, StoreError> {
@@ -1017,105 +876,6 @@ impl Store for SledStore {
     }
 }
 
-type HeadIter = std::iter::Peekable<::sled::Iter>;
-
-/// Judges one case of `verify_all` once its events have been read, with its head (if any).
-fn settle_case(case: &[u8], chain: ChainCheck, heads: &mut HeadIter, report: &mut IntegrityReport) -> Result<(), StoreError> {
-    take_heads_without_events(heads, Some(case), report)?;
-    let head = match heads.peek() {
-        Some(Ok((k, _))) if k.as_ref() == case => Some(next_head(heads)?.1),
-        _ => None,
-    };
-    report.cases_checked += 1;
-    match chain.finish(head.as_deref()) {
-        Err(StoreError::Corrupt { case_id, seq, reason }) => report.corrupt.push(CorruptCase { case_id, seq, reason }),
-        Err(other) => return Err(other),
-        Ok(()) => {}
-    }
-    Ok(())
-}
-
-/// Reports every head that sorts before `bound` (all, without one): they have no events.
-fn take_heads_without_events(heads: &mut HeadIter, bound: Option<&[u8]>, report: &mut IntegrityReport) -> Result<(), StoreError> {
-    loop {
-        match heads.peek() {
-            None => return Ok(()),
-            Some(Ok((k, _))) if bound.is_some_and(|b| k.as_ref() >= b) => return Ok(()),
-            _ => {}
-        }
-        let (k, v) = next_head(heads)?;
-        let case_id = String::from_utf8_lossy(&k).into_owned();
-        let seq = decode_head(&case_id, &v).map_or(0, |h| h.version);
-        report.cases_checked += 1;
-        report.corrupt.push(CorruptCase { case_id, seq, reason: "the case head has no events in the log".into() });
-    }
-}
-
-fn next_head(heads: &mut HeadIter) -> Result<(IVec, IVec), StoreError> {
-    heads.next().expect("peeked").map_err(sled_err)
-}
-
-/// Walks one case's log in key order and remembers the first bad event.
-struct ChainCheck {
-    case_id: String,
-    count: u64,
-    prev_hash: String,
-    problem: Option<(u64, String)>,
-}
-
-impl ChainCheck {
-    fn new(case_id: String) -> Self {
-        ChainCheck { case_id, count: 0, prev_hash: GENESIS_HASH.to_string(), problem: None }
-    }
-
-    fn push(&mut self, seq: u64, bytes: &[u8]) {
-        if self.problem.is_some() {
-            return;
-        }
-        let expected = self.count + 1;
-        self.count += 1;
-        if seq != expected {
-            self.problem = Some((expected, format!("event {expected} is missing (the next stored event is {seq})")));
-            return;
-        }
-        let event: StoredEvent = match serde_json::from_slice(bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                self.problem = Some((seq, format!("the stored bytes do not decode as an event: {e}")));
-                return;
-            }
-        };
-        if event.case_id != self.case_id || event.seq != seq {
-            self.problem = Some((seq, format!("the event says it is event {} of case {}", event.seq, event.case_id)));
-        } else if event.computed_hash() != event.hash {
-            self.problem = Some((seq, "the event's content does not match its hash".into()));
-        } else if event.prev_hash != self.prev_hash {
-            self.problem = Some((seq, "prev_hash is not the hash of the previous event".into()));
-        } else {
-            self.prev_hash = event.hash;
-        }
-    }
-
-    /// The verdict, with the case head (raw bytes) checked against the log.
-    fn finish(self, head: Option<&[u8]>) -> Result<(), StoreError> {
-        let corrupt = |seq, reason| Err(StoreError::Corrupt { case_id: self.case_id.clone(), seq, reason });
-        if let Some((seq, reason)) = self.problem.clone() {
-            return corrupt(seq, reason);
-        }
-        let Some(head) = head else {
-            return if self.count == 0 { Ok(()) } else { corrupt(self.count, "events without a case head".into()) };
-        };
-        let head = decode_head(&self.case_id, head)?;
-        if head.version != self.count {
-            return corrupt(head.version.min(self.count + 1), format!("the case head says version {} but the log has {} events", head.version, self.count));
-        }
-        if head.last_hash != self.prev_hash {
-            return corrupt(head.version, "the case head's last_hash is not the hash of the last event".into());
-        }
-        Ok(())
-    }
-}
-
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -1180,95 +940,3 @@ fn io_err(context: String, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{context}: {e}"))
 }
 
-/// `id + 0x00`: the prefix of every key that starts with this id.
-fn id_prefix(id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(id.len() + 1);
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
-    k
-}
-
-/// The first key after every key with prefix `id + 0x00`.
-fn prefix_end(id: &str) -> Vec<u8> {
-    let mut k = id_prefix(id);
-    *k.last_mut().expect("non-empty") = 1;
-    k
-}
-
-fn case_prefix(case_id: &str) -> Vec<u8> {
-    id_prefix(case_id)
-}
-
-fn event_key(case_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = id_prefix(case_id);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn split_event_key(key: &[u8]) -> Option<(&[u8], u64)> {
-    let split = key.len().checked_sub(9)?;
-    let (case, rest) = key.split_at(split);
-    if rest[0] != 0 {
-        return None;
-    }
-    Some((case, u64::from_be_bytes(rest[1..].try_into().ok()?)))
-}
-
-/// Milliseconds since the epoch as 8 bytes that sort like the times (sign bit flipped).
-fn time_key(t: &DateTime<Utc>) -> [u8; 8] {
-    ((t.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn inbox_key(e: &InboxEntry) -> Vec<u8> {
-    let mut k = id_prefix(&e.person);
-    k.extend_from_slice(&time_key(&e.since));
-    k.extend_from_slice(e.case_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(e.step.as_bytes());
-    k.push(0);
-    k.extend_from_slice(e.seat.as_bytes());
-    k
-}
-
-fn party_keys(head: &CaseHead) -> Vec<Vec<u8>> {
-    let mut people: Vec<&str> = head.parties.iter().map(String::as_str).collect();
-    people.sort_unstable();
-    people.dedup();
-    people
-        .into_iter()
-        .map(|p| {
-            let mut k = id_prefix(p);
-            k.extend_from_slice(&time_key(&head.opened_at));
-            k.extend_from_slice(head.case_id.as_bytes());
-            k
-        })
-        .collect()
-}
-
-fn idempotency_key(case_id: &str, key: &str) -> Vec<u8> {
-    let mut k = id_prefix(case_id);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// A list of keys as `(u32 BE length, bytes)*`.
-fn encode_key_list<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for k in keys {
-        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        out.extend_from_slice(k);
-    }
-    out
-}
-
-fn decode_key_list(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while bytes.len() >= 4 {
-        let len = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-        bytes = &bytes[4..];
-        let Some(k) = bytes.get(..len) else { break };
-        out.push(k.to_vec());
-        bytes = &bytes[len..];
-    }
-    out
-}
