@@ -753,7 +753,7 @@ fn journal_corrupt(reason: String) -> StoreError {
 }
 
 impl Store for SledStore {
-    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
+    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let k = idempotency_key(case_id, key);
         let (seen, _) = self.shared.case_seen(case_id, Some(&k))?;
         Ok(seen.replay.map(|(record, _)| record.outcome))
