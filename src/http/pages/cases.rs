@@ -155,7 +155,7 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                     Some(StepStatus::Skipped) => ("skipped", t(lang, "略過", "dispensado", "skipped")),
                     None => ("pending", t(lang, "未開始", "ainda não", "not yet")),
                 };
-                li.step class=(class) data-step=(def.id) {
+                li class=(format!("step {class}")) data-step=(def.id) {
                     span.badge { (badge) }
                     strong { (def.title.get(lang)) }
                     small.muted { " · " (level_label(lang, def.signature)) }

@@ -133,11 +133,8 @@ fn sign_step(lang: Lang, form: &FormDefinition, data: &Value, level: Level) -> M
             p.ok role="status" { (t(lang, "表格已通過檢查。", "O formulário está correto.", "The form is valid.")) }
             input #data-json type="hidden" value=(serde_json::to_string(data).unwrap_or_default());
             @if needs_key {
-                p {
-                    (t(lang, "此表格須以", "Este formulário exige", "This form needs"))
-                    " " strong { (level_label(lang, level)) } " "
-                    (t(lang, "簽署。私鑰只在你的瀏覽器內使用，不會上傳。", "; a chave só é usada no seu navegador e nunca é enviada.", "signature. Your key is used only in your browser and is never uploaded."))
-                }
+                p { (t(lang, "所需簽名級別：", "Assinatura exigida: ", "Signature required: ")) strong { (level_label(lang, level)) } }
+                p.muted { (t(lang, "私鑰只在你的瀏覽器內使用，不會上傳。", "A chave só é usada no seu navegador e nunca é enviada.", "Your key is used only in your browser and is never uploaded.")) }
                 label for="keyfile" { (t(lang, "私鑰檔案（PKCS#8 PEM）", "Ficheiro da chave privada (PKCS#8 PEM)", "Private key file (PKCS#8 PEM)")) }
                 input #keyfile type="file" accept=".pem,.key,application/x-pem-file";
             }
@@ -154,8 +151,8 @@ fn sign_step(lang: Lang, form: &FormDefinition, data: &Value, level: Level) -> M
 
 pub fn level_label(lang: Lang, level: Level) -> &'static str {
     match level {
-        Level::Simple => t(lang, "簡單電子簽名", "assinatura simples", "simple"),
-        Level::Advanced => t(lang, "進階電子簽名", "assinatura avançada", "advanced"),
-        Level::Qualified => t(lang, "合格電子簽名", "assinatura qualificada", "qualified"),
+        Level::Simple => t(lang, "簡單電子簽名", "assinatura simples", "simple signature"),
+        Level::Advanced => t(lang, "進階電子簽名", "assinatura avançada", "advanced signature"),
+        Level::Qualified => t(lang, "合格電子簽名", "assinatura qualificada", "qualified signature"),
     }
 }

@@ -95,6 +95,7 @@ pub fn layout(pl: &PageLang, title: &str, caller: Option<&Caller>, body: Markup)
                 @if let Some(c) = caller { meta name="csrf-token" content=(c.session.csrf); }
                 title { (title) " · carimbo" }
                 link rel="stylesheet" href="/static/app.css";
+                link rel="icon" href="data:,";
             }
             body {
                 header.top {
