@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Posted field names starting with this hold JSON text (the fallback control).
 const JSON_PREFIX: &str = "json:";
-/// Posted names of required checkboxes: unticked means `false`, not "not answered".
+/// Posted with each checkbox (but a declaration's): unticked means `false`, not "not answered".
 const BOOL_MARKER: &str = "_bool";
 
 /// One rendering of a form: its values, computed values and errors.
@@ -266,7 +266,9 @@ impl<'a> FormView<'a> {
             Control::Boolean => {
                 let checked = value == Some(&Value::Bool(true));
                 let must_tick = node.get("const") == Some(&Value::Bool(true));
-                let as_radio = self.widget(at) == Some("radio") || (required && !must_tick && self.widget(at) != Some("checkbox") && at.path.contains('*'));
+                // A box is for a yes that may be left unticked (a default, a declaration, or the
+                // author's hint); any other yes/no question gets two radios, so "no" is an answer.
+                let as_radio = self.widget(at) == Some("radio") || !(self.widget(at) == Some("checkbox") || must_tick || node.get("default").is_some());
                 if !self.editable {
                     return html! { div.field { span.label { (label) } p.value { @match value { Some(Value::Bool(true)) => (t(self.lang, "是", "Sim", "Yes")), Some(Value::Bool(false)) => (t(self.lang, "否", "Não", "No")), _ => "—" } } } };
                 }
@@ -286,7 +288,7 @@ impl<'a> FormView<'a> {
                             input type="checkbox" id=(id) name=(at.name) value="true" checked[checked] aria-invalid=[invalid.then_some("true")] aria-describedby=[invalid.then_some(&err_id)];
                             " " (label) (star)
                         }
-                        @if required && !must_tick && !at.path.contains('*') { input type="hidden" name=(BOOL_MARKER) value=(at.name); }
+                        @if !must_tick { input type="hidden" name=(BOOL_MARKER) value=(at.name); }
                         (errs)
                     }
                 }
@@ -507,18 +509,19 @@ pub fn data_from_form(form: &FormDefinition, pairs: &[(String, String)]) -> Valu
         };
         place(&mut collected, name, value);
     }
-    let mut data = finish(root, Some(root), Value::Object(collected)).unwrap_or_else(|| Value::Object(Map::new()));
-    // A required checkbox left unticked is an answer: `false`.
+    // A checkbox left unticked is an answer, `false`, where anything else of its object (the
+    // form, a filled-in row) was given; a blank row stays blank and is dropped.
     for name in ticked_or_not {
-        let (parent, key) = match name.rsplit_once('.') {
-            Some((p, k)) => (format!("/{}", p.replace('.', "/")), k),
-            None => (String::new(), name),
-        };
-        if let Some(Value::Object(obj)) = if parent.is_empty() { Some(&mut data) } else { data.pointer_mut(&parent) } {
+        let (parent, key) = name.rsplit_once('.').unwrap_or(("", name));
+        let mut here = Some(&mut collected);
+        for seg in parent.split('.').filter(|s| !s.is_empty()) {
+            here = here.and_then(|m| m.get_mut(seg)).and_then(Value::as_object_mut);
+        }
+        if let Some(obj) = here {
             obj.entry(key.to_string()).or_insert(Value::Bool(false));
         }
     }
-    data
+    finish(root, Some(root), Value::Object(collected)).unwrap_or_else(|| Value::Object(Map::new()))
 }
 
 #[cfg(test)]
@@ -567,5 +570,110 @@ mod tests {
                 assert!(html.contains(&format!("id=\"f-{name}")), "{}: no control for {name}", f.id);
             }
         }
+    }
+
+    /// The name/value pairs a browser would post for the controls in `html` (inputs with their
+    /// values, ticked boxes and radios, selected options, text areas): enough of HTML form
+    /// submission to check that what the renderer draws reads back into the same data.
+    fn posted_pairs(html: &str) -> Vec<(String, String)> {
+        fn attr(tag: &str, name: &str) -> Option<String> {
+            let key = format!(" {name}=\"");
+            let start = tag.find(&key)? + key.len();
+            let end = start + tag[start..].find('"')?;
+            Some(unescape(&tag[start..end]))
+        }
+        fn has(tag: &str, name: &str) -> bool {
+            tag.contains(&format!(" {name}>")) || tag.contains(&format!(" {name} ")) || tag.ends_with(&format!(" {name}"))
+        }
+        fn unescape(s: &str) -> String {
+            s.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&")
+        }
+        let mut out = Vec::new();
+        let mut rest = html;
+        while let Some(i) = rest.find('<') {
+            rest = &rest[i..];
+            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
+            let tag = &rest[..end];
+            if tag.starts_with("<input ") {
+                let kind = attr(tag, "type").unwrap_or_default();
+                if let Some(name) = attr(tag, "name") {
+                    if !matches!(kind.as_str(), "checkbox" | "radio") || has(tag, "checked") {
+                        out.push((name, attr(tag, "value").unwrap_or_default()));
+                    }
+                }
+            } else if tag.starts_with("<textarea ") {
+                let body_end = rest.find("</textarea>").unwrap_or(rest.len());
+                if let Some(name) = attr(tag, "name") {
+                    out.push((name, unescape(&rest[end..body_end])));
+                }
+            } else if tag.starts_with("<select ") {
+                let body_end = rest.find("</select>").unwrap_or(rest.len());
+                if let Some(name) = attr(tag, "name") {
+                    let body = &rest[end..body_end];
+                    let chosen = body.split("<option ").find(|o| o.split('>').next().is_some_and(|t| has(&format!(" {t}"), "selected"))).and_then(|o| attr(&format!(" {o}"), "value"));
+                    out.push((name, chosen.unwrap_or_default()));
+                }
+            }
+            rest = &rest[end..];
+        }
+        out
+    }
+
+    fn merged(base: &Value, over: Option<&Value>) -> Value {
+        match (base, over) {
+            (Value::Object(b), Some(Value::Object(o))) => {
+                let mut m = b.clone();
+                for (k, v) in o {
+                    let next = merged(m.get(k).unwrap_or(&Value::Null), Some(v));
+                    m.insert(k.clone(), next);
+                }
+                Value::Object(m)
+            }
+            (_, Some(v)) => v.clone(),
+            (b, None) => b.clone(),
+        }
+    }
+
+    /// Every leaf (pointer, value) of a JSON value, `false` booleans left out: an unticked box
+    /// posts nothing, which the schema reads as the same answer.
+    fn leaves(v: &Value, at: String, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| leaves(x, format!("{at}/{k}"), out)),
+            Value::Array(l) => l.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{at}/{i}"), out)),
+            Value::Bool(false) => {}
+            other => out.push((at, other.clone())),
+        }
+    }
+
+    #[test]
+    fn each_valid_example_of_each_shipped_form_survives_the_page_and_still_validates() {
+        let report = crate::catalog::Catalog::load_paths(&[std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("forms")]);
+        let mut checked = 0;
+        for f in report.catalog.forms.values() {
+            let ex = f.examples.as_ref().expect("shipped forms have examples");
+            for e in &ex.valid {
+                let view = FormView { form: f, lang: Lang::En, data: &e.data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true };
+                let back = data_from_form(f, &posted_pairs(&view.render().into_string()));
+                let ctx = crate::forms::ValidationContext::from_value(&merged(&ex.context, e.context.as_ref())).unwrap();
+                if let Err(errors) = f.validate(&back, &ctx, Lang::En) {
+                    panic!("{} / {:?}: the page's post is refused: {errors:?}\nposted: {back}", f.id, e.name);
+                }
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                leaves(&e.data, String::new(), &mut want);
+                leaves(&back, String::new(), &mut got);
+                let computed: Vec<&str> = f.computed_fields().collect();
+                want.retain(|(p, _)| !computed.iter().any(|c| p.starts_with(&format!("/{c}"))));
+                for (p, v) in &want {
+                    let found = got.iter().find(|(q, _)| q == p).map(|(_, w)| w);
+                    let same = match (found.and_then(Value::as_f64), v.as_f64()) {
+                        (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                        _ => found == Some(v),
+                    };
+                    assert!(same, "{} / {:?}: {p} was {v}, the page posts {found:?}", f.id, e.name);
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 36, "only {checked} examples checked");
     }
 }
