@@ -15,12 +15,13 @@ export const keyFile = (person) => join(REPO, "seeds", "pki", "people", `${perso
 const SHOTS = join(REPO, "target", "screenshots");
 
 /** A fresh Chromium profile; returns {context, page, close}. */
-export async function browser() {
+export async function browser(options = {}) {
   const profile = mkdtempSync(join(tmpdir(), "carimbo-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     viewport: { width: 1100, height: 900 },
+    ...options,
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -126,6 +127,50 @@ export async function submitSigned(person, form, data) {
   const res = await call(token, "POST", "/api/v1/cases", { form, data, idempotency_key, signed });
   if (res.status !== 201) throw new Error(`submit: ${res.status} ${JSON.stringify(res.json)}`);
   return res.json.case.id;
+}
+
+/**
+ * Submits a signed annual-leave request for `days` working days (Monday on) in the first week,
+ * from `weeksAhead` on, that the holiday calendar leaves whole; returns the case id.
+ */
+export async function submitLeave(person, weeksAhead, days = 2) {
+  for (let w = weeksAhead; w < weeksAhead + 8; w++) {
+    const monday = mondayAhead(w);
+    const data = { leave_type: "annual", start_date: isoDate(monday), end_date: isoDate(addDays(monday, days - 1)) };
+    try {
+      return await submitSigned(person, "absence-and-annual-leave", data);
+    } catch (e) {
+      if (!/period-has-working-days/.test(String(e))) throw e;
+    }
+  }
+  throw new Error("no week without holidays found");
+}
+
+/** The first Monday from `weeksAhead` on whose `days` working days hold no holiday for the form. */
+export async function wholeWeek(person, weeksAhead, days) {
+  const token = await apiLogin(person);
+  for (let w = weeksAhead; w < weeksAhead + 8; w++) {
+    const monday = mondayAhead(w);
+    const data = { leave_type: "annual", start_date: isoDate(monday), end_date: isoDate(addDays(monday, days - 1)) };
+    const res = await call(token, "POST", "/api/v1/forms/absence-and-annual-leave/validate", { data });
+    if (res.json && res.json.valid && res.json.computed.working_days === days) return monday;
+  }
+  throw new Error("no week without holidays found");
+}
+
+/** Acts on an open step through the API, signed with the person's demo key unless `simple`. */
+export async function actSigned(person, caseId, step, action, simple = false) {
+  const token = await apiLogin(person);
+  let signed;
+  if (!simple) {
+    const p = await call(token, "POST", "/api/v1/signing-payload", { kind: "act", case: caseId, step, action });
+    if (p.status !== 200) throw new Error(`signing payload: ${p.status} ${JSON.stringify(p.json)}`);
+    const cert = await call(token, "GET", "/api/v1/me/certificate");
+    signed = { payload: p.json.payload, signature: jws(person, p.json.canonical, cert.json.x5c) };
+  }
+  const res = await call(token, "POST", `/api/v1/cases/${caseId}/acts`, { step, action, signed });
+  if (res.status !== 200) throw new Error(`act: ${res.status} ${JSON.stringify(res.json)}`);
+  return res.json.case;
 }
 
 export { randomUUID };
