@@ -5,7 +5,7 @@
 //! key file, and submits through `POST /api/v1/cases`.
 
 use super::render::{data_from_form, FormView};
-use super::{check_csrf, layout, page, page_with_status, problem_page, t, PageCaller, PageLang};
+use super::{check_csrf, layout, layout_keeping, page, page_with_status, problem_page, t, PageCaller, PageLang};
 use crate::forms::FormDefinition;
 use crate::http::AppState;
 use crate::i18n::Lang;
@@ -72,6 +72,10 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         Err(e) => return problem_page(&pl, Some(&caller), StatusCode::UNPROCESSABLE_ENTITY, t(pl.lang, "無法驗證", "Não é possível validar", "Cannot validate"), &e.to_string()),
     };
     let (result, computed) = form.validate_showing_computed(&data, &ctx, pl.lang);
+    if field("_do") == Some("lang") {
+        // The language switch: the same form, every label in the new language, no errors yet.
+        return page(&pl, fill_page(&state, &pl, &caller, &form, &data, &computed, &[], &BTreeSet::new(), None));
+    }
     if let Some(array) = field("_do").and_then(|d| d.strip_prefix("add:")) {
         // Adding a row is not a submission: show no errors yet.
         let extra = BTreeSet::from([array.to_string()]);
@@ -99,14 +103,16 @@ fn fill_page(
     let lang = pl.lang;
     let level = state.cases.catalog().workflow(&form.workflow).map(|w| w.submit_signature).unwrap_or(Level::Advanced);
     let view = FormView { form, lang, data, computed, errors, extra_rows, editable: true };
-    layout(
+    let action = format!("/forms/{}", form.id);
+    layout_keeping(
         pl,
         form.title.get(lang),
         Some(caller),
+        Some(("fill", &action)),
         html! {
             h1 { (form.title.get(lang)) }
             p.muted { (form.legal_basis.get(lang)) }
-            form #fill method="post" action=(format!("/forms/{}", form.id)) novalidate {
+            form #fill method="post" action=(action) novalidate {
                 input type="hidden" name="csrf" value=(caller.session.csrf);
                 (view.render())
                 p.actions {

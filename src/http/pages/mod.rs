@@ -85,7 +85,19 @@ where
 
 /// The page frame: header with navigation and language switch, then the content.
 pub fn layout(pl: &PageLang, title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
+    layout_keeping(pl, title, caller, None, body)
+}
+
+/// The page frame for a page with a form being filled in (`(form element id, its action)`):
+/// the language switch posts that form, so what the person typed survives the switch.
+pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_form: Option<(&str, &str)>, body: Markup) -> Markup {
     let lang = pl.lang;
+    let switch = |code: &'static str, tag: &'static str, name: &'static str, current: bool| match keep_form {
+        Some((form, action)) => html! {
+            button.link type="submit" form=(form) name="_do" value="lang" formaction=(format!("{action}?lang={code}")) lang=(tag) aria-current=[current.then_some("true")] { (name) }
+        },
+        None => html! { a href=(pl.switch_to(code)) lang=(tag) aria-current=[current.then_some("true")] { (name) } },
+    };
     html! {
         (DOCTYPE)
         html lang=(match lang { Lang::Zh => "zh-Hant-MO", Lang::Pt => "pt-PT", Lang::En => "en" }) {
@@ -110,9 +122,9 @@ pub fn layout(pl: &PageLang, title: &str, caller: Option<&Caller>, body: Markup)
                         }
                     }
                     nav.lang aria-label=(t(lang, "語言", "Idioma", "Language")) {
-                        a href=(pl.switch_to("zh")) lang="zh-Hant" aria-current=[(lang == Lang::Zh).then_some("true")] { "中文" }
-                        a href=(pl.switch_to("pt")) lang="pt" aria-current=[(lang == Lang::Pt).then_some("true")] { "Português" }
-                        a href=(pl.switch_to("en")) lang="en" aria-current=[(lang == Lang::En).then_some("true")] { "English" }
+                        (switch("zh", "zh-Hant", "中文", lang == Lang::Zh))
+                        (switch("pt", "pt", "Português", lang == Lang::Pt))
+                        (switch("en", "en", "English", lang == Lang::En))
                     }
                     @if let Some(c) = caller {
                         form.logout method="post" action="/logout" {
