@@ -219,9 +219,11 @@ impl<'a> FormView<'a> {
         let errors = self.errors_at(at);
         let value = self.value_at(at);
         let id = at.id();
-        let err_id = format!("{id}-error");
+        // One id per message; the control is described by all of them.
+        let err_ids: Vec<String> = (0..errors.len()).map(|i| format!("{id}-error-{i}")).collect();
+        let err_id = err_ids.join(" ");
         let invalid = !errors.is_empty();
-        let errs = html! { @for e in &errors { p.field-error id=(err_id) { (e.message) } } };
+        let errs = html! { @for (e, eid) in errors.iter().zip(&err_ids) { p.field-error id=(eid) { (e.message) } } };
         let star = html! { @if required && self.editable { abbr.req title=(t(self.lang, "必填", "obrigatório", "required")) { "*" } } };
         if !self.editable && value.is_some_and(is_restricted_marker) {
             return html! { div.field { span.label { (label) } p.value.muted { (t(self.lang, "（受限制資料）", "(dados reservados)", "(restricted)")) } } };
