@@ -466,7 +466,7 @@ pub struct ActBody {
 }
 
 impl AppState {
-    fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
+    pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
         if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
             return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
         }
@@ -614,6 +614,40 @@ pub struct DefinitionUpload {
     pub files: Vec<DefinitionFile>,
 }
 
+/// Loads uploaded definitions together with everything served that they do not replace, exactly
+/// as `carimbo check` would load them: the report's catalog is the set that would then serve.
+/// Used by the API and by the author's page.
+pub(crate) fn check_upload(state: &AppState, upload: &DefinitionUpload) -> Result<crate::catalog::LoadReport, ApiError> {
+    let current = state.cases.catalog();
+    let mut sources: Vec<SourceFile> = Vec::new();
+    for f in &upload.files {
+        if f.name.contains('/') || f.name.contains("..") || !f.name.ends_with(".json") {
+            return Err(ApiError::bad_request(format!("{:?}: a definition upload is a plain *.json file name", f.name)));
+        }
+        sources.push(SourceFile::new(f.name.clone(), f.content.clone().into_bytes()));
+    }
+    // Everything currently served that the upload does not replace, by id.
+    let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
+    for src in current.reference_sources.iter() {
+        let id = serde_json::from_slice::<Value>(&src.bytes).ok().and_then(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)));
+        if id.is_none_or(|i| !replaced.contains(&i)) {
+            sources.push(src.clone());
+        }
+    }
+    for f in current.forms.values() {
+        if !replaced.contains(&format!("form:{}", f.id)) {
+            sources.push(SourceFile::new(format!("forms/{}.json", f.id), current.sources.get(&f.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
+        }
+    }
+    for w in current.workflows.values() {
+        if !replaced.contains(&format!("workflow:{}", w.id)) {
+            sources.push(SourceFile::new(format!("workflows/{}.json", w.id), current.sources.get(&w.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
+        }
+    }
+    let dir = state.cases.directory();
+    Ok(Catalog::load_sources_with(&sources, Some(&dir)))
+}
+
 /// Checks uploaded definitions exactly as `carimbo check` does, together with everything else
 /// served. With `apply`, a clean set replaces the served one; the old version keeps serving
 /// until a valid one arrives, and open cases stay on their own versions.
@@ -621,35 +655,8 @@ async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpl
     caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") || (apply && caller.has("author")) { Ok(()) } else { Err(e) })?;
     let lang = caller.lang;
     blocking(move || {
-        let current = state.cases.catalog();
-        let mut sources: Vec<SourceFile> = Vec::new();
         let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
-        for f in &upload.files {
-            if f.name.contains('/') || f.name.contains("..") || !f.name.ends_with(".json") {
-                return Err(ApiError::bad_request(format!("{:?}: a definition upload is a plain *.json file name", f.name)));
-            }
-            sources.push(SourceFile::new(f.name.clone(), f.content.clone().into_bytes()));
-        }
-        // Everything currently served that the upload does not replace, by id.
-        let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
-        for src in current.reference_sources.iter() {
-            let id = serde_json::from_slice::<Value>(&src.bytes).ok().and_then(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)));
-            if id.is_none_or(|i| !replaced.contains(&i)) {
-                sources.push(src.clone());
-            }
-        }
-        for f in current.forms.values() {
-            if !replaced.contains(&format!("form:{}", f.id)) {
-                sources.push(SourceFile::new(format!("forms/{}.json", f.id), current.sources.get(&f.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
-            }
-        }
-        for w in current.workflows.values() {
-            if !replaced.contains(&format!("workflow:{}", w.id)) {
-                sources.push(SourceFile::new(format!("workflows/{}.json", w.id), current.sources.get(&w.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
-            }
-        }
-        let dir = state.cases.directory();
-        let report = Catalog::load_sources_with(&sources, Some(&dir));
+        let report = check_upload(&state, &upload)?;
         let problems: Vec<Value> = report.problems.iter().map(|p| json!({"file": p.file, "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()})).collect();
         if !problems.is_empty() {
             let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));
