@@ -891,6 +891,8 @@ impl<'a> Replayer<'a> {
         }
         let case = self.case.clone().expect("a checked bundle has a submission");
         if let Err(mut f) = self.settled(&case, &fail) {
+            f.check = "head";
+            f.code = E_HEAD;
             f.pointer = "/head".into();
             f.seq = None;
             f.message = format!("the events end too early: {}", f.message);
