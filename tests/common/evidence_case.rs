@@ -54,12 +54,19 @@ fn now() -> DateTime<Utc> {
 impl Harness {
     pub fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path().join("store")).unwrap());
+        let mut h = Harness::in_dir(dir.path());
+        h._dir = Some(dir);
+        h
+    }
+
+    /// A harness whose sled store is `data/store`, as `carimbo serve --data data` keeps it.
+    pub fn in_dir(data: &std::path::Path) -> Harness {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(data.join("store")).unwrap());
         let directory = Directory::load(&seeds().join("directory/directory.json")).unwrap();
         let report = Catalog::load_paths_with(&[repo().join("forms"), repo().join("workflows")], Some(&directory));
         assert!(report.problems.is_empty(), "{:?}", report.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>());
         let service = CaseService::new(store, report.catalog, directory).unwrap();
-        Harness::with_service(Arc::new(service), Some(dir))
+        Harness::with_service(Arc::new(service), None)
     }
 
     pub fn with_service(service: Arc<CaseService>, dir: Option<tempfile::TempDir>) -> Harness {
