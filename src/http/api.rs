@@ -579,6 +579,35 @@ pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<Strin
     .map_err(|e| e.lang(lang))
 }
 
+// ---------------------------------------------------------------- evidence
+
+/// The case's evidence bundle (one JSON file that `carimbo verify` checks offline), for a party
+/// to the case or an auditor. Made on request from the store and the current validation
+/// material, and sealed with the service key; `exported_by` is the caller.
+pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let (case, _, _) = st.visible_case(&caller, &id)?;
+        let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?;
+        let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, Utc::now()).map_err(evidence_error)?;
+        let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
+        Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], bundle.to_bytes()).into_response())
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {
+    use crate::evidence::EvidenceError;
+    match e {
+        EvidenceError::Case(c) => ApiError::from(c),
+        EvidenceError::Material(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0920", e.to_string()),
+        EvidenceError::Definition(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0921", e.to_string()),
+        EvidenceError::Seal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0922", e.to_string()),
+    }
+}
+
 // ---------------------------------------------------------------- admin and authors
 
 pub async fn directory(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
