@@ -25,8 +25,19 @@ if ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$CARIMBO_PG_PORT"; then
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$CARIMBO_PG_DIR"
     as_pg "$PG_BIN/initdb" -D "$CARIMBO_PG_DIR" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   fi
-  as_pg "$PG_BIN/pg_ctl" -D "$CARIMBO_PG_DIR" -l "$CARIMBO_PG_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $CARIMBO_PG_PORT -c unix_socket_directories=$CARIMBO_PG_DIR -c max_connections=300" start >/dev/null
+  # A server killed a moment ago may still hold its lock file or shared memory: try again.
+  for attempt in 1 2 3 4 5; do
+    if as_pg "$PG_BIN/pg_ctl" -D "$CARIMBO_PG_DIR" -l "$CARIMBO_PG_DIR/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $CARIMBO_PG_PORT -c unix_socket_directories=$CARIMBO_PG_DIR -c max_connections=300" start >/dev/null; then
+      break
+    fi
+    if [ "$attempt" = 5 ]; then
+      tail -n 20 "$CARIMBO_PG_DIR/server.log" >&2
+      echo "PostgreSQL did not start" >&2
+      false
+    fi
+    sleep 2
+  done
 fi
 
 pg_admin() {
