@@ -9,17 +9,19 @@
 //! are embedded in the binary and applied at open, one transaction each, under an advisory lock so
 //! that processes starting together apply each migration once.
 //!
-//! An append is one transaction. The case's head row is the lock: an append to an existing case
-//! takes it with `SELECT … FOR UPDATE` and compares the version it finds with the one the caller
-//! expects; an append that creates a case inserts the head with `ON CONFLICT DO NOTHING`, so of two
-//! creators the second waits for the first and then sees the case exist. Two appends at one
-//! version therefore serialize on that row: exactly one commits, the other returns `Conflict`
-//! (or, with the same idempotency key, the first one's result). Ids compare as bytes (`COLLATE
-//! "C"`), so inbox pages and case lists come in the sled store's order, and inbox cursors have the
-//! sled store's format.
+//! An append is one statement, `carimbo_append` (migration 2), run outside any transaction block,
+//! so it is its own transaction and costs one round trip (plus one unlocked read of the head when
+//! the case exists). The events are hashed in Rust against the head read; the function takes the
+//! case's row lock (`SELECT … FOR UPDATE`) and writes only if the head is still that version and
+//! hash. A create inserts the head with `ON CONFLICT DO NOTHING`, so of two creators the second
+//! waits for the first and then sees the case exist. Two appends at one version therefore
+//! serialize on that row: exactly one commits, the other gets `Conflict` (or, with the same
+//! idempotency key, the first one's result). Ids compare as bytes (`COLLATE "C"`), so inbox pages
+//! and case lists come in the sled store's order, and inbox cursors have the sled store's format.
 //!
 //! Durability: every connection runs with `synchronous_commit = on`, so a commit returns only
-//! after its WAL record is flushed; PostgreSQL's own group commit shares one WAL flush between
+//! after its WAL record is flushed (and PostgreSQL answers a statement only after its implicit
+//! transaction has committed); PostgreSQL's own group commit shares one WAL flush between
 //! concurrent commits. `open` refuses a server running with `fsync = off`.
 
 use super::{
@@ -38,7 +40,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema migrations, in order: (version, name, SQL). Never edit a released one; add the next.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("postgres/0001_initial.sql")),
+    (2, "append function", include_str!("postgres/0002_append_function.sql")),
+];
 
 /// How to open a `PgStore`.
 #[derive(Debug, Clone)]
@@ -227,29 +232,39 @@ impl PgStore {
         Ok(())
     }
 
-    /// The append, in one transaction on one connection.
-    fn append_in(&self, tx: &mut Transaction<'_>, a: &Append) -> Result<Appended, StoreError> {
+    /// The append: at most one read of the head, then one statement (`carimbo_append`) that
+    /// locks, checks and writes, and commits as it returns.
+    fn append_on(&self, c: &mut Client, a: &Append) -> Result<Appended, StoreError> {
         let case = a.case_id.as_str();
         let recorded_at = Utc::now().trunc_subsecs(6);
+        // The head to chain from. A create chains from the genesis hash; for an existing case,
+        // read the head (and any earlier result under this idempotency key) without a lock: the
+        // statement below locks the row and writes only if the head is still this one.
         let (found, prev_hash) = if a.expected_version == 0 {
             (0, GENESIS_HASH.to_string())
         } else {
-            let row = tx
-                .query_typed_opt("SELECT version, last_hash FROM heads WHERE case_id = $1 FOR UPDATE", &[(&case, Type::TEXT)])
-                .map_err(|e| pg_err("locking the case head", e))?;
-            let Some(row) = row else { return Err(StoreError::NotFound(case.to_string())) };
-            if let Some(replay) = self.replay_in(tx, a)? {
-                return Ok(replay);
+            let row = c
+                .query_typed_one(
+                    "SELECT (SELECT version FROM heads WHERE case_id = $1), (SELECT last_hash FROM heads WHERE case_id = $1),
+                            (SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2)",
+                    &[(&case, Type::TEXT), (&a.idempotency_key, Type::TEXT)],
+                )
+                .map_err(|e| pg_err("reading the case head", e))?;
+            if let Some(record) = row.get::<_, Option<String>>(2) {
+                return replayed(case, &record);
             }
-            let found = row.get::<_, i64>(0) as u64;
+            let (Some(version), Some(last_hash)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<String>>(1)) else {
+                return Err(StoreError::NotFound(case.to_string()));
+            };
+            let found = version as u64;
             if found != a.expected_version {
                 return Err(StoreError::Conflict { case_id: case.to_string(), expected: a.expected_version, found });
             }
-            (found, row.get::<_, String>(1))
+            (found, last_hash)
         };
 
-        // The events, chained from the head found (locked) above.
-        let mut prev = prev_hash;
+        // The events, chained from that head.
+        let mut prev = prev_hash.clone();
         let mut seqs = Vec::with_capacity(a.events.len());
         let mut docs = Vec::with_capacity(a.events.len());
         for (i, body) in a.events.iter().enumerate() {
@@ -266,156 +281,95 @@ impl PgStore {
         head.version = version;
         head.last_hash = last_hash.clone();
         let head_doc = encode(&head)?;
-        let v = version as i64;
 
-        if a.expected_version == 0 {
-            let inserted = tx
-                .query_typed_opt(
-                    "INSERT INTO heads (case_id, version, last_hash, status, form_id, opened_at, updated_at, head)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json) ON CONFLICT (case_id) DO NOTHING RETURNING 1",
-                    &[
-                        (&case, Type::TEXT),
-                        (&v, Type::INT8),
-                        (&last_hash, Type::TEXT),
-                        (&head.status, Type::TEXT),
-                        (&head.form_id, Type::TEXT),
-                        (&head.opened_at, Type::TIMESTAMPTZ),
-                        (&head.updated_at, Type::TIMESTAMPTZ),
-                        (&head_doc, Type::TEXT),
-                    ],
-                )
-                .map_err(|e| pg_err("creating the case head", e))?;
-            if inserted.is_none() {
-                // Someone else created it (we waited for their commit): a retry of the same
-                // create, or a conflict.
-                if let Some(replay) = self.replay_in(tx, a)? {
-                    return Ok(replay);
-                }
-                let found = tx
-                    .query_typed_opt("SELECT version FROM heads WHERE case_id = $1", &[(&case, Type::TEXT)])
-                    .map_err(|e| pg_err("reading the case head", e))?
-                    .map_or(0, |r| r.get::<_, i64>(0) as u64);
-                return Err(StoreError::Conflict { case_id: case.to_string(), expected: 0, found });
-            }
-        } else {
-            tx.execute_typed(
-                "UPDATE heads SET version = $2, last_hash = $3, status = $4, form_id = $5, opened_at = $6, updated_at = $7, head = $8::json
-                 WHERE case_id = $1",
-                &[
-                    (&case, Type::TEXT),
-                    (&v, Type::INT8),
-                    (&last_hash, Type::TEXT),
-                    (&head.status, Type::TEXT),
-                    (&head.form_id, Type::TEXT),
-                    (&head.opened_at, Type::TIMESTAMPTZ),
-                    (&head.updated_at, Type::TIMESTAMPTZ),
-                    (&head_doc, Type::TEXT),
-                ],
-            )
-            .map_err(|e| pg_err("updating the case head", e))?;
-        }
-
-        let inserted = tx.execute_typed(
-            "INSERT INTO events (case_id, seq, event) SELECT $1, s, e::json FROM unnest($2::int8[], $3::text[]) AS u(s, e)",
-            &[(&case, Type::TEXT), (&seqs, Type::INT8_ARRAY), (&docs, Type::TEXT_ARRAY)],
-        );
-        if let Err(e) = inserted {
-            if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) {
-                return Err(StoreError::Corrupt {
-                    case_id: case.to_string(),
-                    seq: found + 1,
-                    reason: format!("the case head says version {found} but a later event already exists"),
-                });
-            }
-            return Err(pg_err("inserting the events", e));
-        }
-
-        // The case's inbox entries: the new set replaces the old one (one row per key, the last
-        // given wins, as in the sled store).
+        // The case's inbox entries (one per key, the last given wins, as in the sled store) and
+        // parties (each once).
         let mut entries: BTreeMap<(i64, &str, &str, &str), &InboxEntry> = BTreeMap::new();
         for e in &a.inbox {
             entries.insert((e.since.timestamp_millis(), e.person.as_str(), e.step.as_str(), e.seat.as_str()), e);
         }
-        tx.execute_typed("DELETE FROM inbox WHERE case_id = $1", &[(&case, Type::TEXT)]).map_err(|e| pg_err("clearing the case's inbox entries", e))?;
-        if !entries.is_empty() {
-            let mut persons = Vec::with_capacity(entries.len());
-            let mut since = Vec::with_capacity(entries.len());
-            let mut steps = Vec::with_capacity(entries.len());
-            let mut seats = Vec::with_capacity(entries.len());
-            let mut docs = Vec::with_capacity(entries.len());
-            for ((ms, person, step, seat), e) in &entries {
-                persons.push(*person);
-                since.push(*ms);
-                steps.push(*step);
-                seats.push(*seat);
-                docs.push(encode(e)?);
-            }
-            tx.execute_typed(
-                "INSERT INTO inbox (person, since_ms, case_id, step, seat, entry)
-                 SELECT p, s, $1, st, se, e::json FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[]) AS u(p, s, st, se, e)",
-                &[
-                    (&case, Type::TEXT),
-                    (&persons, Type::TEXT_ARRAY),
-                    (&since, Type::INT8_ARRAY),
-                    (&steps, Type::TEXT_ARRAY),
-                    (&seats, Type::TEXT_ARRAY),
-                    (&docs, Type::TEXT_ARRAY),
-                ],
-            )
-            .map_err(|e| pg_err("inserting the inbox entries", e))?;
+        let (mut in_person, mut in_since, mut in_step, mut in_seat, mut in_entry) = (vec![], vec![], vec![], vec![], vec![]);
+        for ((ms, person, step, seat), e) in &entries {
+            in_person.push(*person);
+            in_since.push(*ms);
+            in_step.push(*step);
+            in_seat.push(*seat);
+            in_entry.push(encode(e)?);
         }
-
-        // Parties: the head's list replaces the old one.
-        let mut people: Vec<&str> = head.parties.iter().map(String::as_str).collect();
-        people.sort_unstable();
-        people.dedup();
+        let mut parties: Vec<&str> = head.parties.iter().map(String::as_str).collect();
+        parties.sort_unstable();
+        parties.dedup();
         let opened_ms = head.opened_at.timestamp_millis();
-        tx.execute_typed("DELETE FROM parties WHERE case_id = $1", &[(&case, Type::TEXT)]).map_err(|e| pg_err("clearing the case's parties", e))?;
-        if !people.is_empty() {
-            tx.execute_typed(
-                "INSERT INTO parties (person, opened_ms, case_id) SELECT p, $2, $1 FROM unnest($3::text[]) AS u(p)",
-                &[(&case, Type::TEXT), (&opened_ms, Type::INT8), (&people, Type::TEXT_ARRAY)],
-            )
-            .map_err(|e| pg_err("inserting the parties", e))?;
-        }
+        let record = match &a.idempotency_key {
+            Some(_) => Some(encode(&IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() })?),
+            None => None,
+        };
 
-        if let Some(key) = &a.idempotency_key {
-            let record = encode(&IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() })?;
-            tx.execute_typed(
-                "INSERT INTO idempotency (case_id, key, record) VALUES ($1, $2, $3::json)",
-                &[(&case, Type::TEXT), (key, Type::TEXT), (&record, Type::TEXT)],
-            )
-            .map_err(|e| pg_err("recording the idempotency key", e))?;
+        let (expected, v) = (a.expected_version as i64, version as i64);
+        // One statement outside any transaction block: PostgreSQL commits it before answering
+        // (ReadyForQuery), and with synchronous_commit on, the commit's WAL is flushed by then.
+        let row = c.query_typed_one(
+            "SELECT outcome, found_version, replay FROM carimbo_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12,
+                                                                   $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+            &[
+                (&case, Type::TEXT),
+                (&expected, Type::INT8),
+                (&prev_hash, Type::TEXT),
+                (&v, Type::INT8),
+                (&last_hash, Type::TEXT),
+                (&head.status, Type::TEXT),
+                (&head.form_id, Type::TEXT),
+                (&head.opened_at, Type::TIMESTAMPTZ),
+                (&head.updated_at, Type::TIMESTAMPTZ),
+                (&head_doc, Type::TEXT),
+                (&seqs, Type::INT8_ARRAY),
+                (&docs, Type::TEXT_ARRAY),
+                (&in_person, Type::TEXT_ARRAY),
+                (&in_since, Type::INT8_ARRAY),
+                (&in_step, Type::TEXT_ARRAY),
+                (&in_seat, Type::TEXT_ARRAY),
+                (&in_entry, Type::TEXT_ARRAY),
+                (&parties, Type::TEXT_ARRAY),
+                (&opened_ms, Type::INT8),
+                (&a.idempotency_key, Type::TEXT),
+                (&record, Type::TEXT),
+            ],
+        );
+        let row = match row {
+            Ok(row) => row,
+            Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::Corrupt {
+                    case_id: case.to_string(),
+                    seq: found + 1,
+                    reason: format!("the case head says version {found} but a later event already exists ({e})"),
+                });
+            }
+            Err(e) => return Err(pg_err("appending", e)),
+        };
+        match row.get::<_, &str>(0) {
+            "appended" => Ok(Appended { version, last_hash, replayed: false, outcome: a.outcome.clone() }),
+            "replayed" => replayed(case, row.get::<_, Option<&str>>(2).unwrap_or("")),
+            "conflict" => Err(StoreError::Conflict {
+                case_id: case.to_string(),
+                expected: a.expected_version,
+                found: row.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
+            }),
+            "not_found" => Err(StoreError::NotFound(case.to_string())),
+            other => Err(StoreError::Io(format!("carimbo_append answered {other:?}"))),
         }
-        Ok(Appended { version, last_hash, replayed: false, outcome: a.outcome.clone() })
     }
+}
 
-    /// The recorded result of an earlier append with this append's idempotency key, if any.
-    fn replay_in(&self, tx: &mut Transaction<'_>, a: &Append) -> Result<Option<Appended>, StoreError> {
-        let Some(key) = &a.idempotency_key else { return Ok(None) };
-        let row = tx
-            .query_typed_opt("SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2", &[(&a.case_id, Type::TEXT), (key, Type::TEXT)])
-            .map_err(|e| pg_err("reading the idempotency record", e))?;
-        let Some(row) = row else { return Ok(None) };
-        let rec = decode_record(&a.case_id, &row.get::<_, String>(0))?;
-        Ok(Some(Appended { version: rec.version, last_hash: rec.last_hash, replayed: true, outcome: rec.outcome }))
-    }
+fn replayed(case_id: &str, record: &str) -> Result<Appended, StoreError> {
+    let rec = decode_record(case_id, record)?;
+    Ok(Appended { version: rec.version, last_hash: rec.last_hash, replayed: true, outcome: rec.outcome })
 }
 
 impl Store for PgStore {
     fn append(&self, append: Append) -> Result<Appended, StoreError> {
         validate(&append)?;
         let mut c = self.conn()?;
-        let mut tx = c.transaction().map_err(|e| pg_err("BEGIN", e))?;
-        match self.append_in(&mut tx, &append) {
-            Ok(done) if done.replayed => Ok(done), // nothing written; the transaction rolls back
-            Ok(done) => {
-                // With synchronous_commit on, COMMIT returns once the WAL holding it is flushed.
-                tx.commit().map_err(|e| pg_err("COMMIT", e))?;
-                Ok(done)
-            }
-            Err(e) => Err(e),
-        }
+        self.append_on(&mut c, &append)
     }
 
     fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
