@@ -25,17 +25,26 @@ enum Command {
         #[arg(long, default_value = "seeds/directory/directory.json")]
         directory: PathBuf,
     },
-    /// Run the server on the embedded sled store, with the demo department and test PKI from seeds/.
+    /// Run the server, with the demo department and test PKI from seeds/.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
-        /// Data directory (the sled store and the accounts file); created if missing.
+        /// Data directory (the accounts file, and the sled store with `--store sled`); created if missing.
         #[arg(long, default_value = "data")]
         data: PathBuf,
         /// Directory holding forms/, workflows/ and seeds/.
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// Where cases are kept: `sled` (embedded, in DATA/store) or a PostgreSQL connection string,
+        /// `postgres://USER:PASSWORD@HOST:PORT/DB` or `host=… user=… password=… dbname=…`.
+        /// Several processes may share one PostgreSQL database.
+        #[arg(long, default_value = "sled")]
+        store: String,
+        /// With PostgreSQL: the schema to keep carimbo's tables in (created if missing);
+        /// default: the connection's search path (normally `public`).
+        #[arg(long)]
+        pg_schema: Option<String>,
     },
     /// Write a case's evidence bundle (one JSON file) from the sled store in the data directory.
     /// The store must not be open in a running server: use `GET /api/v1/cases/{id}/evidence` then.
@@ -78,7 +87,7 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root } => return serve(*addr, data, root),
+        Command::Serve { addr, data, root, store, pg_schema } => return serve(*addr, data, root, store, pg_schema.as_deref()),
         Command::ExportEvidence { case, data, root, out } => return export_evidence(case, data, root, out.as_deref()),
         Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
@@ -119,12 +128,27 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path) -> Result<ExitCode> {
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
-    let state = std::sync::Arc::new(AppState::open(Paths::from_root(root, data))?);
+    use carimbo::store::{PgOptions, PgStore};
+    let paths = Paths::from_root(root, data);
+    let (state, where_) = if store == "sled" {
+        (AppState::open(paths)?, format!("data in {} (sled store and accounts)", data.display()))
+    } else if is_postgres(store) {
+        std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data.display()))?;
+        let options = PgOptions { schema: pg_schema.map(str::to_string), ..PgOptions::default() };
+        let pg = PgStore::open_with(store, options)?;
+        let version = pg.schema_version()?;
+        let state = AppState::with_store(paths, std::sync::Arc::new(pg))?;
+        let schema = pg_schema.map(|s| format!(", schema {s}")).unwrap_or_default();
+        (state, format!("cases in PostgreSQL {} (carimbo schema version {version}{schema}); accounts in {}", postgres_place(store), data.display()))
+    } else {
+        anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
+    };
+    let state = std::sync::Arc::new(state);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
-    println!("data in {} (sled store and accounts)", data.display());
+    println!("{where_}");
     println!("demo logins (password {DEMO_PASSWORD}):");
     for (who, role) in [("p005", "staff, DAF"), ("p003", "supervisor, DAF"), ("p002", "head, DAF"), ("p019", "HR officer, author"), ("p001", "appointing authority"), ("doc01", "doctor"), ("p022", "auditor"), ("p032", "administrator")] {
         println!("  {who:<6} {role}");
@@ -190,4 +214,21 @@ fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
         print!("{}", report.to_text());
     }
     Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn is_postgres(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://") || store.contains('=')
+}
+
+/// `host:port/dbname` of a connection string, without its password, for the start-up message.
+fn postgres_place(store: &str) -> String {
+    let Ok(config) = store.parse::<postgres::Config>() else { return "(unparsed connection string)".into() };
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("(default database)"))
 }

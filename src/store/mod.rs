@@ -14,10 +14,13 @@
 //!   the event without its own hash), so any change to stored history is detected by
 //!   `verify_case`, which names the case and the event.
 //!
-//! The trait is synchronous (sled is); the HTTP layer calls it from `spawn_blocking`.
+//! The trait is synchronous (sled is; `PgStore` uses the blocking `postgres` client); the HTTP
+//! layer calls it from `spawn_blocking`.
 
+mod postgres;
 mod sled;
 
+pub use self::postgres::{PgOptions, PgStore};
 pub use self::sled::{DurabilityStats, SledStore};
 
 use chrono::{DateTime, Utc};
@@ -185,7 +188,8 @@ pub enum StoreError {
     Io(String),
 }
 
-/// A case store. Implementations: `SledStore` (embedded, default); PostgreSQL later.
+/// A case store. Implementations: `SledStore` (embedded, default) and `PgStore` (PostgreSQL,
+/// for several processes on one database).
 pub trait Store: Send + Sync {
     /// Appends events to a case, durably, if the case is still at `expected_version`.
     fn append(&self, append: Append) -> Result<Appended, StoreError>;

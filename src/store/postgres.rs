@@ -1,0 +1,769 @@
+//! `PgStore`: the case store on PostgreSQL, for several carimbo processes sharing one database.
+//!
+//! Same trait, same guarantees, same hashes as `SledStore` (the chain hash is `store::chain_hash`),
+//! so a case written by one store verifies with the rules of the other.
+//!
+//! Schema (see `postgres/0001_initial.sql`): `events (case_id, seq)`, `heads (case_id)`,
+//! `inbox (person, since_ms, case_id, step, seat)`, `parties (person, opened_ms, case_id)`,
+//! `idempotency (case_id, key)`, `definitions (hash)`, and `schema_migrations (version)`. Migrations
+//! are embedded in the binary and applied at open, one transaction each, under an advisory lock so
+//! that processes starting together apply each migration once.
+//!
+//! An append is one statement, `carimbo_append` (migration 2), run outside any transaction block,
+//! so it is its own transaction and costs one round trip (plus one unlocked read of the head when
+//! the case exists). The events are hashed in Rust against the head read; the function takes the
+//! case's row lock (`SELECT … FOR UPDATE`) and writes only if the head is still that version and
+//! hash. A create inserts the head with `ON CONFLICT DO NOTHING`, so of two creators the second
+//! waits for the first and then sees the case exist. Two appends at one version therefore
+//! serialize on that row: exactly one commits, the other gets `Conflict` (or, with the same
+//! idempotency key, the first one's result). Ids compare as bytes (`COLLATE "C"`), so inbox pages
+//! and case lists come in the sled store's order, and inbox cursors have the sled store's format.
+//!
+//! Durability: every connection runs with `synchronous_commit = on`, so a commit returns only
+//! after its WAL record is flushed (and PostgreSQL answers a statement only after its implicit
+//! transaction has committed); PostgreSQL's own group commit shares one WAL flush between
+//! concurrent commits. `open` refuses a server running with `fsync = off`.
+
+use super::{
+    Append, Appended, CaseHead, CorruptCase, GENESIS_HASH, InboxEntry, InboxPage, IntegrityReport, Store, StoreError,
+    StoredEvent, chain_hash,
+};
+use chrono::{SubsecRound, Utc};
+use ::postgres::types::Type;
+use ::postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, VecDeque};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The schema migrations, in order: (version, name, SQL). Never edit a released one; add the next.
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("postgres/0001_initial.sql")),
+    (2, "append function", include_str!("postgres/0002_append_function.sql")),
+];
+
+/// How to open a `PgStore`.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// A schema of its own (created if missing) instead of the connection's search path: lets
+    /// several stores, such as parallel tests, share one database.
+    pub schema: Option<String>,
+    /// Connections kept by this process (each concurrent store call holds one).
+    pub pool_size: u32,
+    /// Re-check each case head against its last event at open (as `SledStore::open` does).
+    pub check_heads: bool,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions { schema: None, pool_size: 16, check_heads: true }
+    }
+}
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The PostgreSQL case store. One per process, shared with `Arc`; any number of processes may
+/// open the same database (and schema) at once.
+pub struct PgStore {
+    pool: Pool,
+    schema: Option<String>,
+}
+
+/// The first append's answer, kept under its idempotency key (as the sled store keeps it).
+#[derive(Serialize, Deserialize)]
+struct IdempotencyRecord {
+    version: u64,
+    last_hash: String,
+    outcome: Value,
+}
+
+impl PgStore {
+    /// Connects with a libpq-style string (`host=… user=… dbname=…`) or a `postgres://` URL,
+    /// applies the schema migrations this build knows and checks the case heads.
+    pub fn open(conn: &str) -> Result<Self, StoreError> {
+        Self::open_with(conn, PgOptions::default())
+    }
+
+    /// `open` inside `schema` (created if missing).
+    pub fn open_in_schema(conn: &str, schema: &str) -> Result<Self, StoreError> {
+        Self::open_with(conn, PgOptions { schema: Some(schema.to_string()), ..PgOptions::default() })
+    }
+
+    pub fn open_with(conn: &str, options: PgOptions) -> Result<Self, StoreError> {
+        let mut config = ::postgres::Config::from_str(conn).map_err(|e| StoreError::Io(format!("invalid PostgreSQL connection string: {e}")))?;
+        if let Some(schema) = &options.schema {
+            check_schema_name(schema)?;
+        }
+        // Session settings travel in the startup packet: no extra round trip per connection.
+        let mut settings = config.get_options().map(str::to_string).unwrap_or_default();
+        settings.push_str(" -c synchronous_commit=on");
+        if let Some(schema) = &options.schema {
+            settings.push_str(&format!(" -c search_path={schema}"));
+        }
+        config.options(settings.trim());
+        if config.get_application_name().is_none() {
+            config.application_name("carimbo");
+        }
+        config.connect_timeout(Duration::from_secs(10));
+
+        // One direct connection first: a wrong address or password fails here, at once, with
+        // PostgreSQL's own message (the pool would retry until its timeout).
+        let mut client = config.connect(NoTls).map_err(|e| pg_err("cannot connect to PostgreSQL", e))?;
+        let fsync: String = client.query_one("SHOW fsync", &[]).map_err(|e| pg_err("SHOW fsync", e))?.get(0);
+        if fsync != "on" {
+            return Err(StoreError::Io(
+                "the PostgreSQL server runs with fsync = off, so a commit is not durable; carimbo refuses to acknowledge acts on it".into(),
+            ));
+        }
+        migrate(&mut client, options.schema.as_deref())?;
+        drop(client);
+
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .min_idle(Some(1))
+            // A broken connection is noticed by `is_closed`; a test query per checkout would
+            // cost one round trip per store call.
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)
+            .map_err(|e| StoreError::Io(format!("cannot open a PostgreSQL connection pool: {e}")))?;
+        let store = PgStore { pool, schema: options.schema };
+        if options.check_heads {
+            store.check_heads()?;
+        }
+        Ok(store)
+    }
+
+    /// The schema this store lives in, when it was opened with one.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The highest schema migration applied to the database.
+    pub fn schema_version(&self) -> Result<i32, StoreError> {
+        let mut c = self.conn()?;
+        let row = c.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).map_err(|e| pg_err("reading schema_migrations", e))?;
+        Ok(row.get(0))
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+        self.pool.get().map_err(|e| StoreError::Io(format!("no PostgreSQL connection: {e}")))
+    }
+
+    /// Re-computes the hash chain of every case and checks each head against its log, in one
+    /// snapshot, in one pass over the events (read through a cursor, so memory stays flat).
+    pub fn verify_all(&self) -> Result<IntegrityReport, StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| pg_err("BEGIN", e))?;
+        tx.batch_execute(
+            "DECLARE carimbo_ev NO SCROLL CURSOR FOR SELECT case_id, seq, event::text FROM events ORDER BY case_id, seq;
+             DECLARE carimbo_hd NO SCROLL CURSOR FOR SELECT case_id, head::text FROM heads ORDER BY case_id;",
+        )
+        .map_err(|e| pg_err("declaring the verification cursors", e))?;
+        let mut events = Cursor::new("carimbo_ev");
+        let mut heads = Cursor::new("carimbo_hd");
+        let mut report = IntegrityReport::default();
+        let mut current: Option<ChainCheck> = None;
+        while let Some(row) = events.next(&mut tx)? {
+            report.events_checked += 1;
+            let case_id: String = row.get(0);
+            let seq: i64 = row.get(1);
+            let text: String = row.get(2);
+            if current.as_ref().is_none_or(|c| c.case_id != case_id) {
+                if let Some(chain) = current.take() {
+                    settle_case(&mut tx, chain, &mut heads, &mut report)?;
+                }
+                current = Some(ChainCheck::new(case_id));
+            }
+            current.as_mut().expect("set above").push(seq as u64, &text);
+        }
+        if let Some(chain) = current.take() {
+            settle_case(&mut tx, chain, &mut heads, &mut report)?;
+        }
+        heads_without_events(&mut tx, &mut heads, None, &mut report)?;
+        tx.commit().map_err(|e| pg_err("COMMIT", e))?;
+        Ok(report)
+    }
+
+    /// The check at open: each head's last event exists, hashes to what it claims, and that is
+    /// the head's `last_hash`.
+    fn check_heads(&self) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| pg_err("BEGIN", e))?;
+        tx.batch_execute(
+            "DECLARE carimbo_last NO SCROLL CURSOR FOR
+               SELECT h.case_id, h.version, h.last_hash, e.event::text
+               FROM heads h LEFT JOIN events e ON e.case_id = h.case_id AND e.seq = h.version
+               ORDER BY h.case_id",
+        )
+        .map_err(|e| pg_err("declaring the head check cursor", e))?;
+        let mut rows = Cursor::new("carimbo_last");
+        while let Some(row) = rows.next(&mut tx)? {
+            let case_id: String = row.get(0);
+            let version = row.get::<_, i64>(1) as u64;
+            let last_hash: String = row.get(2);
+            let corrupt = |reason: String| StoreError::Corrupt { case_id: case_id.clone(), seq: version, reason };
+            let Some(text) = row.get::<_, Option<String>>(3) else {
+                return Err(corrupt(format!("the case head names event {version} but the log has no such event")));
+            };
+            let event = decode_event(&case_id, version, &text)?;
+            if event.computed_hash() != event.hash {
+                return Err(corrupt("the event's content does not match its hash".into()));
+            }
+            if event.hash != last_hash {
+                return Err(corrupt("the case head's last_hash is not the hash of the last event".into()));
+            }
+        }
+        tx.commit().map_err(|e| pg_err("COMMIT", e))?;
+        Ok(())
+    }
+
+    /// The append: at most one read of the head, then one statement (`carimbo_append`) that
+    /// locks, checks and writes, and commits as it returns.
+    fn append_on(&self, c: &mut Client, a: &Append) -> Result<Appended, StoreError> {
+        let case = a.case_id.as_str();
+        let recorded_at = Utc::now().trunc_subsecs(6);
+        // The head to chain from. A create chains from the genesis hash; for an existing case,
+        // read the head (and any earlier result under this idempotency key) without a lock: the
+        // statement below locks the row and writes only if the head is still this one.
+        let (found, prev_hash) = if a.expected_version == 0 {
+            (0, GENESIS_HASH.to_string())
+        } else {
+            let row = c
+                .query_typed_one(
+                    "SELECT (SELECT version FROM heads WHERE case_id = $1), (SELECT last_hash FROM heads WHERE case_id = $1),
+                            (SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2)",
+                    &[(&case, Type::TEXT), (&a.idempotency_key, Type::TEXT)],
+                )
+                .map_err(|e| pg_err("reading the case head", e))?;
+            if let Some(record) = row.get::<_, Option<String>>(2) {
+                return replayed(case, &record);
+            }
+            let (Some(version), Some(last_hash)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<String>>(1)) else {
+                return Err(StoreError::NotFound(case.to_string()));
+            };
+            let found = version as u64;
+            if found != a.expected_version {
+                return Err(StoreError::Conflict { case_id: case.to_string(), expected: a.expected_version, found });
+            }
+            (found, last_hash)
+        };
+
+        // The events, chained from that head.
+        let mut prev = prev_hash.clone();
+        let mut seqs = Vec::with_capacity(a.events.len());
+        let mut docs = Vec::with_capacity(a.events.len());
+        for (i, body) in a.events.iter().enumerate() {
+            let seq = found + 1 + i as u64;
+            let hash = chain_hash(case, seq, &recorded_at, &prev, body);
+            let event = StoredEvent { case_id: case.to_string(), seq, recorded_at, prev_hash: prev, hash: hash.clone(), body: body.clone() };
+            seqs.push(seq as i64);
+            docs.push(encode(&event)?);
+            prev = hash;
+        }
+        let version = found + a.events.len() as u64;
+        let last_hash = prev;
+        let mut head = a.head.clone();
+        head.version = version;
+        head.last_hash = last_hash.clone();
+        let head_doc = encode(&head)?;
+
+        // The case's inbox entries (one per key, the last given wins, as in the sled store) and
+        // parties (each once).
+        let mut entries: BTreeMap<(i64, &str, &str, &str), &InboxEntry> = BTreeMap::new();
+        for e in &a.inbox {
+            entries.insert((e.since.timestamp_millis(), e.person.as_str(), e.step.as_str(), e.seat.as_str()), e);
+        }
+        let (mut in_person, mut in_since, mut in_step, mut in_seat, mut in_entry) = (vec![], vec![], vec![], vec![], vec![]);
+        for ((ms, person, step, seat), e) in &entries {
+            in_person.push(*person);
+            in_since.push(*ms);
+            in_step.push(*step);
+            in_seat.push(*seat);
+            in_entry.push(encode(e)?);
+        }
+        let mut parties: Vec<&str> = head.parties.iter().map(String::as_str).collect();
+        parties.sort_unstable();
+        parties.dedup();
+        let opened_ms = head.opened_at.timestamp_millis();
+        let record = match &a.idempotency_key {
+            Some(_) => Some(encode(&IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() })?),
+            None => None,
+        };
+
+        let (expected, v) = (a.expected_version as i64, version as i64);
+        // One statement outside any transaction block: PostgreSQL commits it before answering
+        // (ReadyForQuery), and with synchronous_commit on, the commit's WAL is flushed by then.
+        let row = c.query_typed_one(
+            "SELECT outcome, found_version, replay FROM carimbo_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12,
+                                                                   $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+            &[
+                (&case, Type::TEXT),
+                (&expected, Type::INT8),
+                (&prev_hash, Type::TEXT),
+                (&v, Type::INT8),
+                (&last_hash, Type::TEXT),
+                (&head.status, Type::TEXT),
+                (&head.form_id, Type::TEXT),
+                (&head.opened_at, Type::TIMESTAMPTZ),
+                (&head.updated_at, Type::TIMESTAMPTZ),
+                (&head_doc, Type::TEXT),
+                (&seqs, Type::INT8_ARRAY),
+                (&docs, Type::TEXT_ARRAY),
+                (&in_person, Type::TEXT_ARRAY),
+                (&in_since, Type::INT8_ARRAY),
+                (&in_step, Type::TEXT_ARRAY),
+                (&in_seat, Type::TEXT_ARRAY),
+                (&in_entry, Type::TEXT_ARRAY),
+                (&parties, Type::TEXT_ARRAY),
+                (&opened_ms, Type::INT8),
+                (&a.idempotency_key, Type::TEXT),
+                (&record, Type::TEXT),
+            ],
+        );
+        let row = match row {
+            Ok(row) => row,
+            Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::Corrupt {
+                    case_id: case.to_string(),
+                    seq: found + 1,
+                    reason: format!("the case head says version {found} but a later event already exists ({e})"),
+                });
+            }
+            Err(e) => return Err(pg_err("appending", e)),
+        };
+        match row.get::<_, &str>(0) {
+            "appended" => Ok(Appended { version, last_hash, replayed: false, outcome: a.outcome.clone() }),
+            "replayed" => replayed(case, row.get::<_, Option<&str>>(2).unwrap_or("")),
+            "conflict" => Err(StoreError::Conflict {
+                case_id: case.to_string(),
+                expected: a.expected_version,
+                found: row.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
+            }),
+            "not_found" => Err(StoreError::NotFound(case.to_string())),
+            other => Err(StoreError::Io(format!("carimbo_append answered {other:?}"))),
+        }
+    }
+}
+
+fn replayed(case_id: &str, record: &str) -> Result<Appended, StoreError> {
+    let rec = decode_record(case_id, record)?;
+    Ok(Appended { version: rec.version, last_hash: rec.last_hash, replayed: true, outcome: rec.outcome })
+}
+
+impl Store for PgStore {
+    fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        validate(&append)?;
+        let mut c = self.conn()?;
+        self.append_on(&mut c, &append)
+    }
+
+    fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = c
+            .query_typed("SELECT seq, event::text FROM events WHERE case_id = $1 ORDER BY seq", &[(&case_id, Type::TEXT)])
+            .map_err(|e| pg_err("reading the events", e))?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound(case_id.to_string()));
+        }
+        rows.iter().map(|r| decode_event(case_id, r.get::<_, i64>(0) as u64, &r.get::<_, String>(1))).collect()
+    }
+
+    fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
+        let mut c = self.conn()?;
+        let row = c
+            .query_typed_opt("SELECT head::text FROM heads WHERE case_id = $1", &[(&case_id, Type::TEXT)])
+            .map_err(|e| pg_err("reading the case head", e))?;
+        row.map(|r| decode_head(case_id, &r.get::<_, String>(0))).transpose()
+    }
+
+    fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::Invalid("an inbox page needs a limit of at least 1".into()));
+        }
+        let take = (limit.min(i64::MAX as usize - 1) + 1) as i64;
+        let mut c = self.conn()?;
+        let rows = match after {
+            None => c.query_typed(
+                "SELECT since_ms, case_id, step, seat, entry::text FROM inbox WHERE person = $1
+                 ORDER BY since_ms, case_id, step, seat LIMIT $2",
+                &[(&person, Type::TEXT), (&take, Type::INT8)],
+            ),
+            Some(cursor) => {
+                let (ms, case, step, seat) = decode_cursor(cursor)?;
+                c.query_typed(
+                    "SELECT since_ms, case_id, step, seat, entry::text FROM inbox
+                     WHERE person = $1 AND (since_ms, case_id, step, seat) > ($2, $3, $4, $5)
+                     ORDER BY since_ms, case_id, step, seat LIMIT $6",
+                    &[(&person, Type::TEXT), (&ms, Type::INT8), (&case, Type::TEXT), (&step, Type::TEXT), (&seat, Type::TEXT), (&take, Type::INT8)],
+                )
+            }
+        }
+        .map_err(|e| pg_err("reading the inbox", e))?;
+        let more = rows.len() > limit;
+        let mut entries = Vec::with_capacity(rows.len().min(limit));
+        for r in rows.iter().take(limit) {
+            let entry: InboxEntry = serde_json::from_str(&r.get::<_, String>(4)).map_err(|e| StoreError::Corrupt {
+                case_id: r.get(1),
+                seq: 0,
+                reason: format!("undecodable inbox entry for {person}: {e}"),
+            })?;
+            entries.push(entry);
+        }
+        let next = if more {
+            rows.get(limit - 1).map(|r| encode_cursor(r.get(0), r.get::<_, &str>(1), r.get::<_, &str>(2), r.get::<_, &str>(3)))
+        } else {
+            None
+        };
+        Ok(InboxPage { entries, next })
+    }
+
+    fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let mut c = self.conn()?;
+        let rows = c
+            .query_typed(
+                "SELECT h.case_id, h.head::text FROM parties p JOIN heads h ON h.case_id = p.case_id
+                 WHERE p.person = $1 ORDER BY p.opened_ms DESC, p.case_id DESC LIMIT $2",
+                &[(&person, Type::TEXT), (&limit, Type::INT8)],
+            )
+            .map_err(|e| pg_err("reading the cases", e))?;
+        rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect()
+    }
+
+    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
+        let mut c = self.conn()?;
+        let row = c
+            .query_typed_opt("SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2", &[(&case_id, Type::TEXT), (&key, Type::TEXT)])
+            .map_err(|e| pg_err("reading the idempotency record", e))?;
+        row.map(|r| decode_record(case_id, &r.get::<_, String>(0)).map(|rec| rec.outcome)).transpose()
+    }
+
+    fn verify_case(&self, case_id: &str) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        // One statement, so the events and the head come from one snapshot even while others
+        // append to the case.
+        let rows = c
+            .query_typed(
+                "SELECT seq, event::text, NULL::text FROM events WHERE case_id = $1
+                 UNION ALL SELECT NULL, NULL, head::text FROM heads WHERE case_id = $1
+                 ORDER BY 1 NULLS LAST",
+                &[(&case_id, Type::TEXT)],
+            )
+            .map_err(|e| pg_err("reading the case", e))?;
+        let mut chain = ChainCheck::new(case_id.to_string());
+        let mut head = None;
+        for r in &rows {
+            match r.get::<_, Option<i64>>(0) {
+                Some(seq) => chain.push(seq as u64, &r.get::<_, String>(1)),
+                None => head = r.get::<_, Option<String>>(2),
+            }
+        }
+        if chain.count == 0 && head.is_none() {
+            return Err(StoreError::NotFound(case_id.to_string()));
+        }
+        chain.finish(head.as_deref())
+    }
+
+    fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let actual = hex::encode(Sha256::digest(bytes));
+        if actual != hash {
+            return Err(StoreError::Invalid(format!("definition bytes hash to {actual}, not {hash}")));
+        }
+        let mut c = self.conn()?;
+        c.execute_typed(
+            "INSERT INTO definitions (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+            &[(&hash, Type::TEXT), (&bytes, Type::BYTEA)],
+        )
+        .map_err(|e| pg_err("storing the definition", e))?;
+        Ok(())
+    }
+
+    fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.conn()?;
+        let row = c
+            .query_typed_opt("SELECT bytes FROM definitions WHERE hash = $1", &[(&hash, Type::TEXT)])
+            .map_err(|e| pg_err("reading the definition", e))?;
+        Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+}
+
+/// Applies the migrations not yet applied, each in its own transaction, under an advisory lock
+/// keyed by the schema (so processes opening one database together do not race).
+fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    let mut tx = client.transaction().map_err(|e| pg_err("BEGIN", e))?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('carimbo-migrations:' || coalesce($1::text, current_schema(), '')))", &[&schema])
+        .map_err(|e| pg_err("taking the migration lock", e))?;
+    if let Some(schema) = schema {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).map_err(|e| pg_err(&format!("creating schema {schema}"), e))?;
+    }
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer PRIMARY KEY,
+            name       text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .map_err(|e| pg_err("creating schema_migrations", e))?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .map_err(|e| pg_err("reading schema_migrations", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if let Some(&newest) = applied.last()
+        && newest > latest
+    {
+        return Err(StoreError::Io(format!(
+            "the database's carimbo schema is at version {newest}, newer than this build knows ({latest}); run a newer carimbo"
+        )));
+    }
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).map_err(|e| pg_err(&format!("schema migration {version} ({name})"), e))?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&*version, &*name])
+            .map_err(|e| pg_err("recording the migration", e))?;
+    }
+    tx.commit().map_err(|e| pg_err("COMMIT of the migrations", e))
+}
+
+/// A schema name safe to put in `search_path` and in `CREATE SCHEMA "…"` unescaped.
+fn check_schema_name(schema: &str) -> Result<(), StoreError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok { Ok(()) } else { Err(StoreError::Invalid(format!("schema name {schema:?}: use 1-63 of a-z, 0-9 and _, not starting with a digit"))) }
+}
+
+/// Rows of a server-side cursor, fetched in batches.
+struct Cursor {
+    fetch: String,
+    rows: VecDeque<Row>,
+    done: bool,
+}
+
+impl Cursor {
+    fn new(name: &str) -> Self {
+        Cursor { fetch: format!("FETCH 1000 FROM {name}"), rows: VecDeque::new(), done: false }
+    }
+
+    fn fill(&mut self, tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+        if self.rows.is_empty() && !self.done {
+            let rows = tx.query(self.fetch.as_str(), &[]).map_err(|e| pg_err("reading through a cursor", e))?;
+            self.done = rows.is_empty();
+            self.rows.extend(rows);
+        }
+        Ok(())
+    }
+
+    fn next(&mut self, tx: &mut Transaction<'_>) -> Result<Option<Row>, StoreError> {
+        self.fill(tx)?;
+        Ok(self.rows.pop_front())
+    }
+
+    fn peek_case(&mut self, tx: &mut Transaction<'_>) -> Result<Option<String>, StoreError> {
+        self.fill(tx)?;
+        Ok(self.rows.front().map(|r| r.get(0)))
+    }
+}
+
+/// Judges one case of `verify_all` once its events have been read, with its head (if any).
+fn settle_case(tx: &mut Transaction<'_>, chain: ChainCheck, heads: &mut Cursor, report: &mut IntegrityReport) -> Result<(), StoreError> {
+    heads_without_events(tx, heads, Some(&chain.case_id), report)?;
+    let head = match heads.peek_case(tx)? {
+        Some(c) if c == chain.case_id => heads.next(tx)?.map(|r| r.get::<_, String>(1)),
+        _ => None,
+    };
+    report.cases_checked += 1;
+    match chain.finish(head.as_deref()) {
+        Err(StoreError::Corrupt { case_id, seq, reason }) => report.corrupt.push(CorruptCase { case_id, seq, reason }),
+        Err(other) => return Err(other),
+        Ok(()) => {}
+    }
+    Ok(())
+}
+
+/// Reports every head that sorts before `bound` (all, without one): they have no events.
+fn heads_without_events(tx: &mut Transaction<'_>, heads: &mut Cursor, bound: Option<&str>, report: &mut IntegrityReport) -> Result<(), StoreError> {
+    loop {
+        match heads.peek_case(tx)? {
+            None => return Ok(()),
+            Some(c) if bound.is_some_and(|b| c.as_bytes() >= b.as_bytes()) => return Ok(()),
+            _ => {}
+        }
+        let row = heads.next(tx)?.expect("peeked");
+        let case_id: String = row.get(0);
+        let seq = decode_head(&case_id, &row.get::<_, String>(1)).map_or(0, |h| h.version);
+        report.cases_checked += 1;
+        report.corrupt.push(CorruptCase { case_id, seq, reason: "the case head has no events in the log".into() });
+    }
+}
+
+/// Walks one case's log in order and remembers the first bad event (the sled store's rules).
+struct ChainCheck {
+    case_id: String,
+    count: u64,
+    prev_hash: String,
+    problem: Option<(u64, String)>,
+}
+
+impl ChainCheck {
+    fn new(case_id: String) -> Self {
+        ChainCheck { case_id, count: 0, prev_hash: GENESIS_HASH.to_string(), problem: None }
+    }
+
+    fn push(&mut self, seq: u64, text: &str) {
+        if self.problem.is_some() {
+            return;
+        }
+        let expected = self.count + 1;
+        self.count += 1;
+        if seq != expected {
+            self.problem = Some((expected, format!("event {expected} is missing (the next stored event is {seq})")));
+            return;
+        }
+        let event: StoredEvent = match serde_json::from_str(text) {
+            Ok(e) => e,
+            Err(e) => {
+                self.problem = Some((seq, format!("the stored text does not decode as an event: {e}")));
+                return;
+            }
+        };
+        if event.case_id != self.case_id || event.seq != seq {
+            self.problem = Some((seq, format!("the event says it is event {} of case {}", event.seq, event.case_id)));
+        } else if event.computed_hash() != event.hash {
+            self.problem = Some((seq, "the event's content does not match its hash".into()));
+        } else if event.prev_hash != self.prev_hash {
+            self.problem = Some((seq, "prev_hash is not the hash of the previous event".into()));
+        } else {
+            self.prev_hash = event.hash;
+        }
+    }
+
+    fn finish(self, head: Option<&str>) -> Result<(), StoreError> {
+        let corrupt = |seq, reason| Err(StoreError::Corrupt { case_id: self.case_id.clone(), seq, reason });
+        if let Some((seq, reason)) = self.problem.clone() {
+            return corrupt(seq, reason);
+        }
+        let Some(head) = head else {
+            return if self.count == 0 { Ok(()) } else { corrupt(self.count, "events without a case head".into()) };
+        };
+        let head = decode_head(&self.case_id, head)?;
+        if head.version != self.count {
+            return corrupt(head.version.min(self.count + 1), format!("the case head says version {} but the log has {} events", head.version, self.count));
+        }
+        if head.last_hash != self.prev_hash {
+            return corrupt(head.version, "the case head's last_hash is not the hash of the last event".into());
+        }
+        Ok(())
+    }
+}
+
+/// The checks the sled store makes on an append, with the same messages: ids are non-empty and
+/// hold no NUL (PostgreSQL text cannot hold one either), the head and inbox are for this case.
+fn validate(a: &Append) -> Result<(), StoreError> {
+    let invalid = |m: String| Err(StoreError::Invalid(m));
+    if a.events.is_empty() {
+        return invalid(format!("an append to case {} has no events", a.case_id));
+    }
+    check_id("case id", &a.case_id)?;
+    if a.head.case_id != a.case_id {
+        return invalid(format!("the head is for case {}, the append for case {}", a.head.case_id, a.case_id));
+    }
+    if let Some(k) = &a.idempotency_key {
+        check_id("idempotency key", k)?;
+    }
+    for p in &a.head.parties {
+        check_id("party", p)?;
+    }
+    for e in &a.inbox {
+        if e.case_id != a.case_id {
+            return invalid(format!("an inbox entry is for case {}, the append for case {}", e.case_id, a.case_id));
+        }
+        check_id("inbox person", &e.person)?;
+        check_id("inbox step", &e.step)?;
+        if e.seat.contains('\0') {
+            return invalid(format!("inbox seat {:?} contains a NUL character", e.seat));
+        }
+    }
+    Ok(())
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.contains('\0') {
+        return Err(StoreError::Invalid(format!("{what} {id:?} must be non-empty and contain no NUL character")));
+    }
+    Ok(())
+}
+
+/// An inbox cursor, in the sled store's format: hex of `since (ms, sign bit flipped, BE) + case
+/// + 0x00 + step + 0x00 + seat`.
+fn encode_cursor(since_ms: i64, case: &str, step: &str, seat: &str) -> String {
+    let mut k = ((since_ms as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+    for (i, part) in [case, step, seat].into_iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(part.as_bytes());
+    }
+    hex::encode(k)
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String, String, String), StoreError> {
+    let bad = || StoreError::Invalid(format!("inbox cursor {cursor:?} is not one this store handed out"));
+    let bytes = hex::decode(cursor).map_err(|_| bad())?;
+    if bytes.len() < 8 {
+        return Err(bad());
+    }
+    let ms = (u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?) ^ (1 << 63)) as i64;
+    let rest = std::str::from_utf8(&bytes[8..]).map_err(|_| bad())?;
+    let mut parts = rest.split('\0');
+    let (Some(case), Some(step), Some(seat), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else { return Err(bad()) };
+    Ok((ms, case.to_string(), step.to_string(), seat.to_string()))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("cannot encode as JSON: {e}")))
+}
+
+fn decode_head(case_id: &str, text: &str) -> Result<CaseHead, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
+}
+
+fn decode_event(case_id: &str, seq: u64, text: &str) -> Result<StoredEvent, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        case_id: case_id.to_string(),
+        seq,
+        reason: format!("the stored text does not decode as an event: {e}"),
+    })
+}
+
+fn decode_record(case_id: &str, text: &str) -> Result<IdempotencyRecord, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable idempotency record: {e}") })
+}
+
+fn pg_err(context: &str, e: ::postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Io(format!("PostgreSQL, {context}: {} ({})", db.message(), db.code().code())),
+        None => StoreError::Io(format!("PostgreSQL, {context}: {e}")),
+    }
+}
+

@@ -1,0 +1,760 @@
+//! The behaviour every case store must have, run on each store: `sled::NAME` on a fresh
+//! temporary directory, `postgres::NAME` in a fresh schema of the database named by
+//! `CARIMBO_TEST_PG` (e.g. `host=127.0.0.1 user=carimbo password=carimbo dbname=carimbo_test`).
+//! Without that variable the PostgreSQL cases print a SKIPPED line and pass.
+//!
+//! Store-specific checks live beside: `store_sled.rs` (sled's files, journal and group commit),
+//! and the `pg_only` module below (tampering through SQL, two processes' worth of pools on one
+//! database, migrations).
+
+use carimbo::store::{Append, CaseHead, GENESIS_HASH, InboxEntry, IntegrityReport, PgStore, SledStore, Store, StoreError, StoredEvent};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
+
+// ---------------------------------------------------------------- the stores under test
+
+enum Handle {
+    Sled(Arc<SledStore>),
+    Pg(Arc<PgStore>),
+}
+
+enum Place {
+    Sled(tempfile::TempDir),
+    Pg { conn: String, schema: String },
+}
+
+/// One store under test, with what it takes to close and reopen it.
+struct Env {
+    place: Place,
+    handle: Option<Handle>,
+}
+
+impl Env {
+    fn sled() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = Env { place: Place::Sled(dir), handle: None };
+        env.reopen();
+        env
+    }
+
+    /// A fresh schema in the test database, or `None` (and a SKIPPED line) without one.
+    fn postgres(test: &str) -> Option<Env> {
+        let conn = pg_conn(test)?;
+        let schema = unique_schema(test);
+        let mut env = Env { place: Place::Pg { conn, schema }, handle: None };
+        env.reopen();
+        Some(env)
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self.handle.as_ref().expect("open") {
+            Handle::Sled(s) => s.clone(),
+            Handle::Pg(s) => s.clone(),
+        }
+    }
+
+    /// Closes the store (every clone of it must be gone) and opens it again.
+    fn reopen(&mut self) {
+        self.handle = None;
+        self.handle = Some(match &self.place {
+            Place::Sled(dir) => Handle::Sled(Arc::new(SledStore::open(dir.path()).expect("the sled store opens"))),
+            Place::Pg { conn, schema } => Handle::Pg(Arc::new(PgStore::open_in_schema(conn, schema).expect("the PostgreSQL store opens"))),
+        });
+    }
+
+    fn verify_all(&self) -> IntegrityReport {
+        match self.handle.as_ref().expect("open") {
+            Handle::Sled(s) => s.verify_all().unwrap(),
+            Handle::Pg(s) => s.verify_all().unwrap(),
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.handle = None;
+        if let Place::Pg { conn, schema } = &self.place {
+            drop_schema(conn, schema);
+        }
+    }
+}
+
+/// The test database's connection string, or `None` after printing why the test is skipped.
+fn pg_conn(test: &str) -> Option<String> {
+    match std::env::var("CARIMBO_TEST_PG") {
+        Ok(conn) if !conn.trim().is_empty() => Some(conn),
+        _ => {
+            // Straight to the file descriptor: the test harness captures print macros only.
+            let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test} on PostgreSQL: CARIMBO_TEST_PG is not set (see docs/storage.md)");
+            None
+        }
+    }
+}
+
+fn unique_schema(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let short: String = test.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(32).collect::<String>().to_ascii_lowercase();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t_{short}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn drop_schema(conn: &str, schema: &str) {
+    if let Ok(mut c) = ::postgres::Client::connect(conn, ::postgres::NoTls) {
+        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+    }
+}
+
+/// Runs each listed case on both stores: `sled::case` and `postgres::case`.
+macro_rules! on_every_store {
+    ($($case:ident),* $(,)?) => {
+        mod sled {
+            $( #[test] fn $case() { super::$case(super::Env::sled()); } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { if let Some(env) = super::Env::postgres(stringify!($case)) { super::$case(env); } } )*
+        }
+    };
+}
+
+on_every_store!(
+    appended_events_read_back_in_order_with_a_valid_chain,
+    an_append_at_a_stale_version_is_a_conflict_and_changes_nothing,
+    creating_a_case_that_already_exists_is_a_conflict,
+    appending_to_a_case_that_does_not_exist_is_not_found,
+    a_retry_with_the_same_idempotency_key_returns_the_first_outcome_and_appends_nothing,
+    concurrent_retries_with_one_idempotency_key_append_once,
+    concurrent_creates_of_one_case_with_one_key_create_it_once,
+    each_append_replaces_the_case_inbox_entries,
+    an_inbox_is_paged_oldest_first_with_a_cursor,
+    inbox_entries_at_the_same_moment_page_without_loss,
+    cases_of_lists_a_party_s_cases_newest_first,
+    of_32_threads_appending_at_one_version_exactly_one_wins,
+    of_16_threads_creating_one_case_exactly_one_wins,
+    the_data_survives_close_and_reopen,
+    verify_all_finds_a_clean_store_clean,
+    definitions_round_trip_under_their_hash,
+    a_large_definition_round_trips,
+    an_append_without_events_is_invalid,
+    ids_with_a_nul_or_a_head_for_another_case_are_invalid,
+    unicode_ids_and_bodies_round_trip_with_their_hashes,
+);
+
+// ---------------------------------------------------------------- builders
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap() + Duration::minutes(minutes)
+}
+
+fn head(case: &str, parties: &[&str], opened_at: DateTime<Utc>) -> CaseHead {
+    CaseHead {
+        case_id: case.into(),
+        version: 0,
+        last_hash: String::new(),
+        status: "open".into(),
+        form_id: "leave".into(),
+        form_version: "1".into(),
+        form_hash: "f".repeat(64),
+        workflow_id: "leave".into(),
+        workflow_version: "1".into(),
+        workflow_hash: "e".repeat(64),
+        submitter: parties[0].into(),
+        parties: parties.iter().map(|p| p.to_string()).collect(),
+        opened_at,
+        updated_at: opened_at,
+        summary: json!({}),
+    }
+}
+
+fn entry(person: &str, case: &str, step: &str, since: DateTime<Utc>) -> InboxEntry {
+    InboxEntry {
+        person: person.into(),
+        case_id: case.into(),
+        step: step.into(),
+        seat: "1".into(),
+        since,
+        form_id: "leave".into(),
+        on_behalf_of: None,
+        delegation: None,
+    }
+}
+
+fn append(case: &str, expected: u64, events: Vec<Value>, inbox: Vec<InboxEntry>) -> Append {
+    Append {
+        case_id: case.into(),
+        expected_version: expected,
+        events,
+        head: head(case, &["ana"], t(0)),
+        inbox,
+        idempotency_key: None,
+        outcome: json!({"ok": true}),
+    }
+}
+
+fn submit(case: &str) -> Append {
+    append(case, 0, vec![json!({"type": "submitted", "by": "ana"})], vec![entry("bruno", case, "supervisor", t(0))])
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+// ---------------------------------------------------------------- the cases
+
+fn appended_events_read_back_in_order_with_a_valid_chain(env: Env) {
+    let store = env.store();
+    let first = store.append(submit("c1")).unwrap();
+    assert_eq!((first.version, first.replayed), (1, false));
+    let second = store
+        .append(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![]))
+        .unwrap();
+    assert_eq!(second.version, 3);
+
+    let events = store.events("c1").unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(events[0].prev_hash, GENESIS_HASH);
+    assert_eq!(events[1].prev_hash, events[0].hash);
+    assert_eq!(events[2].prev_hash, events[1].hash);
+    assert_eq!(events[1].body, json!({"type": "approved"}));
+    // The one hashing rule of both stores, re-computed from the fields.
+    assert!(events.iter().all(|e| e.computed_hash() == e.hash));
+    assert!(events.iter().all(|e| e.hash == carimbo::store::chain_hash(&e.case_id, e.seq, &e.recorded_at, &e.prev_hash, &e.body)));
+    assert_eq!(first.last_hash, events[0].hash);
+    assert_eq!(second.last_hash, events[2].hash);
+
+    let h = store.head("c1").unwrap().unwrap();
+    assert_eq!((h.version, h.last_hash.as_str()), (3, events[2].hash.as_str()));
+    store.verify_case("c1").unwrap();
+}
+
+fn an_append_at_a_stale_version_is_a_conflict_and_changes_nothing(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    store.append(append("c1", 1, vec![json!({"type": "approved"})], vec![])).unwrap();
+    let before = (store.events("c1").unwrap(), store.head("c1").unwrap(), store.inbox("carla", None, 10).unwrap());
+
+    let stale = append("c1", 1, vec![json!({"type": "rejected"})], vec![entry("carla", "c1", "head", t(5))]);
+    match store.append(stale) {
+        Err(StoreError::Conflict { case_id, expected: 1, found: 2 }) => assert_eq!(case_id, "c1"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let after = (store.events("c1").unwrap(), store.head("c1").unwrap(), store.inbox("carla", None, 10).unwrap());
+    assert_eq!(before, after);
+}
+
+fn creating_a_case_that_already_exists_is_a_conflict(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    assert!(matches!(store.append(submit("c1")), Err(StoreError::Conflict { expected: 0, found: 1, .. })));
+    assert_eq!(store.events("c1").unwrap().len(), 1);
+}
+
+fn appending_to_a_case_that_does_not_exist_is_not_found(env: Env) {
+    let store = env.store();
+    assert!(matches!(store.append(append("ghost", 3, vec![json!({})], vec![])), Err(StoreError::NotFound(c)) if c == "ghost"));
+    assert!(matches!(store.events("ghost"), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.verify_case("ghost"), Err(StoreError::NotFound(_))));
+    assert_eq!(store.head("ghost").unwrap(), None);
+}
+
+fn a_retry_with_the_same_idempotency_key_returns_the_first_outcome_and_appends_nothing(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    let mut approve = append("c1", 1, vec![json!({"type": "approved"})], vec![]);
+    approve.idempotency_key = Some("req-7".into());
+    approve.outcome = json!({"status": "approved", "version": 2});
+    assert_eq!(store.idempotent_outcome("c1", "req-7").unwrap(), None);
+    let first = store.append(approve.clone()).unwrap();
+    assert!(!first.replayed);
+    assert_eq!(store.idempotent_outcome("c1", "req-7").unwrap(), Some(json!({"status": "approved", "version": 2})));
+
+    // The retry carries a different outcome: the first one is returned, verbatim.
+    approve.outcome = json!({"status": "something else"});
+    let retry = store.append(approve).unwrap();
+    assert!(retry.replayed);
+    assert_eq!((retry.version, &retry.last_hash, &retry.outcome), (2, &first.last_hash, &json!({"status": "approved", "version": 2})));
+    assert_eq!(store.events("c1").unwrap().len(), 2);
+
+    // The same key on another case is another act.
+    store.append(submit("c2")).unwrap();
+    let mut other = append("c2", 1, vec![json!({"type": "approved"})], vec![]);
+    other.idempotency_key = Some("req-7".into());
+    assert!(!store.append(other).unwrap().replayed);
+    assert_eq!(store.idempotent_outcome("c3", "req-7").unwrap(), None);
+}
+
+fn concurrent_retries_with_one_idempotency_key_append_once(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut a = append("c1", 1, vec![json!({"type": "approved"})], vec![]);
+                a.idempotency_key = Some("double-click".into());
+                barrier.wait();
+                store.append(a)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().expect("every retry succeeds")).collect();
+    assert_eq!(results.iter().filter(|r| !r.replayed).count(), 1);
+    assert!(results.iter().all(|r| r.version == 2 && r.last_hash == results[0].last_hash));
+    assert_eq!(store.events("c1").unwrap().len(), 2);
+}
+
+fn concurrent_creates_of_one_case_with_one_key_create_it_once(env: Env) {
+    let store = env.store();
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut a = submit("c1");
+                a.idempotency_key = Some("submit-once".into());
+                barrier.wait();
+                store.append(a)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().expect("every retry succeeds")).collect();
+    assert_eq!(results.iter().filter(|r| !r.replayed).count(), 1);
+    assert!(results.iter().all(|r| r.version == 1 && r.last_hash == results[0].last_hash));
+    assert_eq!(store.events("c1").unwrap().len(), 1);
+}
+
+fn each_append_replaces_the_case_inbox_entries(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    assert_eq!(store.inbox("bruno", None, 10).unwrap().entries.len(), 1);
+
+    let parallel = vec![entry("carla", "c1", "hr", t(10)), entry("duarte", "c1", "hr", t(10))];
+    store.append(append("c1", 1, vec![json!({"type": "approved"})], parallel)).unwrap();
+    assert!(store.inbox("bruno", None, 10).unwrap().entries.is_empty());
+    assert_eq!(store.inbox("carla", None, 10).unwrap().entries[0].step, "hr");
+    assert_eq!(store.inbox("duarte", None, 10).unwrap().entries.len(), 1);
+
+    store.append(append("c1", 2, vec![json!({"type": "completed"})], vec![])).unwrap();
+    for person in ["bruno", "carla", "duarte"] {
+        assert!(store.inbox(person, None, 10).unwrap().entries.is_empty(), "{person}'s inbox is empty");
+    }
+}
+
+fn an_inbox_is_paged_oldest_first_with_a_cursor(env: Env) {
+    let store = env.store();
+    // Created out of order; "bruno2" shares a prefix with "bruno" and must not leak into it.
+    for (i, minutes) in [30, 10, 50, 20, 40, 0, 60].into_iter().enumerate() {
+        let case = format!("c{i}");
+        let mut a = append(&case, 0, vec![json!({"type": "submitted"})], vec![entry("bruno", &case, "supervisor", t(minutes))]);
+        a.inbox.push(entry("bruno2", &case, "supervisor", t(minutes)));
+        store.append(a).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.inbox("bruno", cursor.as_deref(), 3).unwrap();
+        pages += 1;
+        assert!(page.entries.len() <= 3);
+        seen.extend(page.entries.iter().map(|e| (e.since, e.person.clone())));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 10, 20, 30, 40, 50, 60].map(t));
+    assert!(seen.iter().all(|(_, p)| p == "bruno"));
+    // A full last page says it is the end.
+    assert_eq!(store.inbox("bruno", None, 7).unwrap().next, None);
+    assert!(matches!(store.inbox("bruno", Some("not hex"), 3), Err(StoreError::Invalid(_))));
+    assert!(matches!(store.inbox("bruno", None, 0), Err(StoreError::Invalid(_))));
+}
+
+fn inbox_entries_at_the_same_moment_page_without_loss(env: Env) {
+    let store = env.store();
+    // Same instant, several cases, two steps and two seats of one case: ties break on case,
+    // step and seat, in byte order ("B" < "a").
+    let mut a = append("c-a", 0, vec![json!({"type": "submitted"})], vec![entry("eva", "c-a", "hr", t(5)), entry("eva", "c-a", "head", t(5))]);
+    let mut second_seat = entry("eva", "c-a", "hr", t(5));
+    second_seat.seat = "2".into();
+    a.inbox.push(second_seat);
+    store.append(a).unwrap();
+    for case in ["c-B", "c-b", "c-ä"] {
+        store.append(append(case, 0, vec![json!({"type": "submitted"})], vec![entry("eva", case, "hr", t(5))])).unwrap();
+    }
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.inbox("eva", cursor.as_deref(), 2).unwrap();
+        got.extend(page.entries.iter().map(|e| format!("{}/{}/{}", e.case_id, e.step, e.seat)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(got, ["c-B/hr/1", "c-a/head/1", "c-a/hr/1", "c-a/hr/2", "c-b/hr/1", "c-ä/hr/1"]);
+}
+
+fn cases_of_lists_a_party_s_cases_newest_first(env: Env) {
+    let store = env.store();
+    for (case, minutes, parties) in [("old", 0, &["ana", "bruno"][..]), ("new", 60, &["ana"][..]), ("mid", 30, &["ana", "bruno"][..])] {
+        let mut a = append(case, 0, vec![json!({"type": "submitted"})], vec![]);
+        a.head = head(case, parties, t(minutes));
+        store.append(a).unwrap();
+    }
+    let ids = |person: &str, limit| store.cases_of(person, limit).unwrap().into_iter().map(|h| h.case_id).collect::<Vec<_>>();
+    assert_eq!(ids("ana", 10), ["new", "mid", "old"]);
+    assert_eq!(ids("ana", 2), ["new", "mid"]);
+    assert_eq!(ids("bruno", 10), ["mid", "old"]);
+
+    // A party added by a later append sees the case; one no longer listed does not.
+    let mut a = append("new", 1, vec![json!({"type": "delegated"})], vec![]);
+    a.head = head("new", &["ana", "carla"], t(60));
+    store.append(a).unwrap();
+    assert_eq!(ids("carla", 10), ["new"]);
+    assert_eq!(ids("ana", 10), ["new", "mid", "old"]);
+    assert!(ids("nobody", 10).is_empty());
+    let mut a = append("mid", 1, vec![json!({"type": "reassigned"})], vec![]);
+    a.head = head("mid", &["ana"], t(30));
+    store.append(a).unwrap();
+    assert_eq!(ids("bruno", 10), ["old"]);
+}
+
+fn of_32_threads_appending_at_one_version_exactly_one_wins(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    let barrier = Arc::new(Barrier::new(32));
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let a = append("c1", 1, vec![json!({"type": "approved", "by": format!("approver-{i}")})], vec![]);
+                barrier.wait();
+                store.append(a)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { expected: 1, found: 2, .. }))).count();
+    assert_eq!(conflicts, 31);
+    let events = store.events("c1").unwrap();
+    assert_eq!(events.len(), 2, "exactly one new event");
+    store.verify_case("c1").unwrap();
+}
+
+fn of_16_threads_creating_one_case_exactly_one_wins(env: Env) {
+    let store = env.store();
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let a = append("c1", 0, vec![json!({"type": "submitted", "by": format!("clerk-{i}")})], vec![entry("bruno", "c1", "s", t(i))]);
+                barrier.wait();
+                store.append(a)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert_eq!(results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { expected: 0, found: 1, .. }))).count(), 15);
+    assert_eq!(store.events("c1").unwrap().len(), 1);
+    assert_eq!(store.inbox("bruno", None, 50).unwrap().entries.len(), 1, "only the winner's inbox entry");
+    store.verify_case("c1").unwrap();
+}
+
+fn the_data_survives_close_and_reopen(mut env: Env) {
+    let (events, head) = {
+        let store = env.store();
+        store.append(submit("c1")).unwrap();
+        let mut a = append("c1", 1, vec![json!({"type": "approved"})], vec![entry("carla", "c1", "hr", t(3))]);
+        a.idempotency_key = Some("k".into());
+        store.append(a).unwrap();
+        store.put_definition(&sha256_hex(b"{}"), b"{}").unwrap();
+        (store.events("c1").unwrap(), store.head("c1").unwrap())
+    };
+    env.reopen();
+    let store = env.store();
+    assert_eq!(store.events("c1").unwrap(), events);
+    assert_eq!(store.head("c1").unwrap(), head);
+    assert_eq!(store.inbox("carla", None, 5).unwrap().entries[0].case_id, "c1");
+    assert_eq!(store.cases_of("ana", 5).unwrap().len(), 1);
+    assert_eq!(store.definition(&sha256_hex(b"{}")).unwrap().as_deref(), Some(&b"{}"[..]));
+    let mut retry = append("c1", 1, vec![json!({"type": "approved"})], vec![]);
+    retry.idempotency_key = Some("k".into());
+    assert!(store.append(retry).unwrap().replayed);
+    assert!(env.verify_all().is_clean());
+}
+
+fn verify_all_finds_a_clean_store_clean(env: Env) {
+    let store = env.store();
+    for i in 0..20 {
+        let case = format!("case-{i}");
+        store.append(submit(&case)).unwrap();
+        if i % 2 == 0 {
+            store.append(append(&case, 1, vec![json!({"type": "approved"})], vec![])).unwrap();
+        }
+    }
+    let report = env.verify_all();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.cases_checked, report.events_checked), (20, 30));
+}
+
+fn definitions_round_trip_under_their_hash(env: Env) {
+    let store = env.store();
+    let leave = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/forms/absence-and-annual-leave.json")).unwrap();
+    let hash = sha256_hex(&leave);
+    assert_eq!(store.definition(&hash).unwrap(), None);
+    store.put_definition(&hash, &leave).unwrap();
+    store.put_definition(&hash, &leave).unwrap(); // storing it again is harmless
+    assert_eq!(store.definition(&hash).unwrap(), Some(leave.clone()));
+    assert!(matches!(store.put_definition(&"0".repeat(64), &leave), Err(StoreError::Invalid(_))));
+}
+
+fn a_large_definition_round_trips(mut env: Env) {
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let hash = sha256_hex(&big);
+    env.store().put_definition(&hash, &big).unwrap();
+    env.reopen();
+    assert_eq!(env.store().definition(&hash).unwrap(), Some(big));
+}
+
+fn an_append_without_events_is_invalid(env: Env) {
+    let store = env.store();
+    assert!(matches!(store.append(append("c1", 0, vec![], vec![])), Err(StoreError::Invalid(_))));
+    assert_eq!(store.head("c1").unwrap(), None);
+}
+
+fn ids_with_a_nul_or_a_head_for_another_case_are_invalid(env: Env) {
+    let store = env.store();
+    assert!(matches!(store.append(submit("c\0")), Err(StoreError::Invalid(_))));
+    let mut a = submit("c1");
+    a.head.case_id = "c2".into();
+    assert!(matches!(store.append(a), Err(StoreError::Invalid(_))));
+    let mut a = submit("c1");
+    a.inbox[0].person = "bru\0no".into();
+    assert!(matches!(store.append(a), Err(StoreError::Invalid(_))));
+    let mut a = submit("c1");
+    a.idempotency_key = Some(String::new());
+    assert!(matches!(store.append(a), Err(StoreError::Invalid(_))));
+    assert_eq!(store.head("c1").unwrap(), None);
+}
+
+fn unicode_ids_and_bodies_round_trip_with_their_hashes(env: Env) {
+    let store = env.store();
+    let body = json!({"type": "submitted", "comment": "請假 — férias ✓", "n": 1.5, "big": 9007199254740993u64, "nested": {"z": 1, "a": [true, null]}});
+    let mut a = append("個案-1", 0, vec![body.clone()], vec![entry("陳大文", "個案-1", "主管", t(0))]);
+    a.head = head("個案-1", &["陳大文"], t(0));
+    store.append(a).unwrap();
+    let events = store.events("個案-1").unwrap();
+    assert_eq!(events[0].body, body);
+    assert_eq!(events[0].computed_hash(), events[0].hash);
+    assert_eq!(store.inbox("陳大文", None, 5).unwrap().entries[0].step, "主管");
+    assert_eq!(store.cases_of("陳大文", 5).unwrap()[0].case_id, "個案-1");
+    store.verify_case("個案-1").unwrap();
+}
+
+// ---------------------------------------------------------------- PostgreSQL only
+
+mod pg_only {
+    use super::*;
+    use carimbo::store::PgOptions;
+
+    /// A PostgreSQL environment plus a direct client into its schema, to tamper with rows.
+    fn pg(test: &str) -> Option<(Env, ::postgres::Client)> {
+        let env = Env::postgres(test)?;
+        let Place::Pg { conn, schema } = &env.place else { unreachable!() };
+        let mut c = ::postgres::Client::connect(conn, ::postgres::NoTls).unwrap();
+        c.batch_execute(&format!("SET search_path = \"{schema}\"")).unwrap();
+        Some((env, c))
+    }
+
+    fn pg_store(env: &Env) -> Arc<PgStore> {
+        match env.handle.as_ref().unwrap() {
+            Handle::Pg(s) => s.clone(),
+            Handle::Sled(_) => unreachable!(),
+        }
+    }
+
+    fn three_events(store: &dyn Store, case: &str) {
+        store.append(submit(case)).unwrap();
+        store.append(append(case, 1, vec![json!({"type": "approved", "by": "bruno"})], vec![])).unwrap();
+        store.append(append(case, 2, vec![json!({"type": "completed"})], vec![])).unwrap();
+    }
+
+    fn set_event(c: &mut ::postgres::Client, case: &str, seq: i64, text: &str) {
+        let n = c.execute("UPDATE events SET event = $3::text::json WHERE case_id = $1 AND seq = $2", &[&case as &(dyn ::postgres::types::ToSql + Sync), &seq, &text]).unwrap();
+        assert_eq!(n, 1);
+    }
+
+    fn event_text(c: &mut ::postgres::Client, case: &str, seq: i64) -> String {
+        c.query_one("SELECT event::text FROM events WHERE case_id = $1 AND seq = $2", &[&case as &(dyn ::postgres::types::ToSql + Sync), &seq]).unwrap().get(0)
+    }
+
+    #[test]
+    fn a_changed_byte_in_a_stored_event_is_named_by_verify_case() {
+        let Some((env, mut c)) = pg("a_changed_byte_in_a_stored_event_is_named_by_verify_case") else { return };
+        three_events(&*env.store(), "c1");
+        let text = event_text(&mut c, "c1", 2).replacen("approved", "approvee", 1);
+        set_event(&mut c, "c1", 2, &text);
+        match env.store().verify_case("c1") {
+            Err(StoreError::Corrupt { case_id, seq, reason }) => {
+                assert_eq!((case_id.as_str(), seq), ("c1", 2));
+                assert!(reason.contains("hash"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        let report = env.verify_all();
+        assert_eq!(report.corrupt.len(), 1);
+        assert_eq!((report.corrupt[0].case_id.as_str(), report.corrupt[0].seq), ("c1", 2));
+    }
+
+    #[test]
+    fn a_rewritten_event_with_a_recomputed_hash_breaks_the_next_link() {
+        let Some((env, mut c)) = pg("a_rewritten_event_with_a_recomputed_hash_breaks_the_next_link") else { return };
+        three_events(&*env.store(), "c1");
+        let mut e: StoredEvent = serde_json::from_str(&event_text(&mut c, "c1", 2)).unwrap();
+        e.body = json!({"type": "rejected"});
+        e.hash = e.computed_hash();
+        set_event(&mut c, "c1", 2, &serde_json::to_string(&e).unwrap());
+        assert!(matches!(env.store().verify_case("c1"), Err(StoreError::Corrupt { seq: 3, reason, .. }) if reason.contains("prev_hash")));
+    }
+
+    #[test]
+    fn a_removed_event_is_reported_as_a_gap() {
+        let Some((env, mut c)) = pg("a_removed_event_is_reported_as_a_gap") else { return };
+        three_events(&*env.store(), "c1");
+        c.execute("DELETE FROM events WHERE case_id = 'c1' AND seq = 2", &[]).unwrap();
+        assert!(matches!(env.store().verify_case("c1"), Err(StoreError::Corrupt { seq: 2, reason, .. }) if reason.contains("missing")));
+    }
+
+    #[test]
+    fn a_corrupt_last_event_is_refused_at_open_and_listed_by_verify_all() {
+        let Some((mut env, mut c)) = pg("a_corrupt_last_event_is_refused_at_open_and_listed_by_verify_all") else { return };
+        three_events(&*env.store(), "c1");
+        env.store().append(submit("c2")).unwrap();
+        let text = event_text(&mut c, "c1", 3).replacen("completed", "Completed", 1);
+        set_event(&mut c, "c1", 3, &text);
+        // A head without events is found too.
+        c.execute("DELETE FROM events WHERE case_id = 'c2'", &[]).unwrap();
+        env.handle = None;
+        let Place::Pg { conn, schema } = &env.place else { unreachable!() };
+        match PgStore::open_in_schema(conn, schema) {
+            Err(StoreError::Corrupt { case_id, seq: 3, .. }) => assert_eq!(case_id, "c1"),
+            Err(other) => panic!("expected Corrupt, got {other:?}"),
+            Ok(_) => panic!("a corrupt store must not open"),
+        }
+        let unverified = PgStore::open_with(conn, PgOptions { schema: Some(schema.clone()), check_heads: false, ..PgOptions::default() }).unwrap();
+        env.handle = Some(Handle::Pg(Arc::new(unverified)));
+        let report = env.verify_all();
+        assert_eq!((report.cases_checked, report.events_checked), (2, 3));
+        let found: Vec<_> = report.corrupt.iter().map(|c| (c.case_id.as_str(), c.seq)).collect();
+        assert_eq!(found, [("c1", 3), ("c2", 1)], "{report:?}");
+    }
+
+    #[test]
+    fn undecodable_event_text_is_reported_as_corrupt() {
+        let Some((env, mut c)) = pg("undecodable_event_text_is_reported_as_corrupt") else { return };
+        three_events(&*env.store(), "c1");
+        set_event(&mut c, "c1", 1, "[1, 2, 3]");
+        assert!(matches!(env.store().verify_case("c1"), Err(StoreError::Corrupt { seq: 1, reason, .. }) if reason.contains("decode")));
+        assert!(matches!(env.store().events("c1"), Err(StoreError::Corrupt { seq: 1, .. })));
+    }
+
+    #[test]
+    fn migrations_are_applied_once_and_recorded() {
+        let Some((mut env, mut c)) = pg("migrations_are_applied_once_and_recorded") else { return };
+        assert_eq!(pg_store(&env).schema_version().unwrap(), 2);
+        env.reopen();
+        env.reopen();
+        let rows: Vec<(i32, String)> = c.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(rows, [(1, "initial".to_string()), (2, "append function".to_string())]);
+        // A database from a newer carimbo is refused, not silently used.
+        c.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')", &[]).unwrap();
+        env.handle = None;
+        let Place::Pg { conn, schema } = &env.place else { unreachable!() };
+        let err = PgStore::open_in_schema(conn, schema).err().expect("refused");
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn stores_opening_a_fresh_schema_together_all_open() {
+        let Some(conn) = pg_conn("stores_opening_a_fresh_schema_together_all_open") else { return };
+        let schema = unique_schema("fresh_together");
+        let barrier = Arc::new(Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (conn, schema, barrier) = (conn.clone(), schema.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    PgStore::open_in_schema(&conn, &schema).map(|s| s.schema_version().unwrap())
+                })
+            })
+            .collect();
+        let versions: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        drop_schema(&conn, &schema);
+        assert!(versions.iter().all(|v| matches!(v, Ok(2))), "{versions:?}");
+    }
+
+    /// Two stores with their own pools on one schema stand for two carimbo processes.
+    #[test]
+    fn of_32_threads_on_two_stores_of_one_database_exactly_one_wins() {
+        let Some((env, _c)) = pg("of_32_threads_on_two_stores_of_one_database_exactly_one_wins") else { return };
+        let Place::Pg { conn, schema } = &env.place else { unreachable!() };
+        let other: Arc<dyn Store> = Arc::new(PgStore::open_in_schema(conn, schema).unwrap());
+        let stores = [env.store(), other];
+        for round in 0..5u64 {
+            let case = format!("c{round}");
+            stores[0].append(submit(&case)).unwrap();
+            let barrier = Arc::new(Barrier::new(32));
+            let handles: Vec<_> = (0..32)
+                .map(|i| {
+                    let (store, barrier, case) = (stores[i % 2].clone(), barrier.clone(), case.clone());
+                    std::thread::spawn(move || {
+                        let a = append(&case, 1, vec![json!({"type": "approved", "by": format!("approver-{i}")})], vec![]);
+                        barrier.wait();
+                        store.append(a)
+                    })
+                })
+                .collect();
+            let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+            assert_eq!(results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { .. }))).count(), 31);
+            assert_eq!(stores[1].events(&case).unwrap().len(), 2);
+            stores[1].verify_case(&case).unwrap();
+        }
+        assert!(env.verify_all().is_clean());
+    }
+
+    #[test]
+    fn a_wrong_password_fails_at_open_with_postgres_s_message() {
+        let Some(conn) = pg_conn("a_wrong_password_fails_at_open_with_postgres_s_message") else { return };
+        let mut config: ::postgres::Config = conn.parse().unwrap();
+        config.password("not-the-password");
+        // Rebuild a connection string with the wrong password (same host, port, user, database).
+        let host = match &config.get_hosts()[0] {
+            ::postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            ::postgres::config::Host::Unix(p) => p.display().to_string(),
+        };
+        let wrong = format!(
+            "host={host} port={} user={} password=not-the-password dbname={}",
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_user().unwrap_or("carimbo"),
+            config.get_dbname().unwrap_or("carimbo_test")
+        );
+        let started = std::time::Instant::now();
+        let Err(err) = PgStore::open(&wrong) else {
+            let _ = writeln!(std::io::stderr().lock(), "note: the test server does not check passwords; nothing to test");
+            return;
+        };
+        assert!(matches!(err, StoreError::Io(_)), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "fails at once, not after a pool timeout");
+    }
+}
