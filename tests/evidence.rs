@@ -327,6 +327,30 @@ fn other_tampering_is_named() {
     assert!(verify(&pretty).passed);
 }
 
+#[test]
+fn open_rejected_and_withdrawn_cases_verify_too() {
+    let h = Harness::new();
+    let open = h.submit("p005", "absence-and-annual-leave", &evidence_case::leave("a wedding"), "evidence-open");
+    h.act(&open, "p003", "supervisor", carimbo::workflow::Action::Approve);
+    let rejected = h.submit("p005", "absence-and-annual-leave", &evidence_case::leave("a long trip"), "evidence-rejected");
+    h.act(&rejected, "p003", "supervisor", carimbo::workflow::Action::Reject);
+    let withdrawn = h.submit("p005", "absence-and-annual-leave", &evidence_case::leave("changed my mind"), "evidence-withdrawn");
+    h.act(&withdrawn, "p003", "supervisor", carimbo::workflow::Action::Return);
+    h.service.withdraw(&withdrawn, "p005", Some("no longer needed".into()), chrono::Utc::now(), None).unwrap();
+    for (id, status) in [(&open, "open"), (&rejected, "rejected"), (&withdrawn, "withdrawn")] {
+        let report = verify(&h.export(id, "p003").to_bytes());
+        assert!(report.passed, "{status}: {}", report.to_text());
+        assert_eq!(report.status.as_deref(), Some(status));
+    }
+    // A rejected case whose rejection record was dropped (and the chain recomputed): the
+    // rejecting act is owed its consequence.
+    let mut v = value(&h.export(&rejected, "p003").to_bytes());
+    v["events"].as_array_mut().unwrap().pop();
+    rechain(&mut v);
+    let f = verify(&bytes(&v)).first_failure.unwrap();
+    assert_eq!((f.check, f.pointer.as_str()), ("head", "/head"), "{}", f.message);
+}
+
 /// The figure the issue asks for: verification time of a case with at least 20 events.
 #[test]
 fn verification_time_of_a_twenty_step_case() {

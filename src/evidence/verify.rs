@@ -452,7 +452,7 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: 
     let pins: BTreeSet<String> = cfg.pins.iter().map(|s| s.trim().to_ascii_lowercase().replace(':', "")).collect();
     let mut used = BTreeSet::new();
     let mut entries = Vec::new();
-    for (i, entry) in list.entities.iter().enumerate() {
+    for entry in &list.entities {
         let Some(index) = p.trust_certificates.iter().position(|f| f.name == entry.certificate) else {
             return Err(Finding::new(E_PKI, "pki", "/pki/trust_certificates", format!("the trust list names {} for entity {:?}, but the bundle holds no such certificate", entry.certificate, entry.id)).file(&entry.certificate));
         };
@@ -465,7 +465,6 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: 
         let role = if entry.trust_anchor { format!("trust anchor {}", entry.id) } else { format!("certification entity {}", entry.id) };
         let sha = facts.sha256_hex();
         out.trust.push(Fingerprint { role, subject: facts.subject.clone(), pinned: pins.contains(&sha) || !entry.trust_anchor, sha256: sha });
-        let _ = i;
         entries.push((entry.clone(), cert));
     }
     if let Some(extra) = (0..p.trust_certificates.len()).find(|i| !used.contains(i)) {
@@ -528,20 +527,16 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
                 return Err(at("/hash", E_HASH, format!("the recorded hash {} was altered: the event's content hashes to {computed}, as the next link says", ev.hash)));
             }
             let mut f = at("", E_HASH, format!("the event's content (body or recorded_at) hashes to {computed}, not to its recorded hash {}: it was changed after it was recorded", ev.hash));
-            if let Ok(t) = recorded {
-                if let Some(local) = localize(ctx, k, t) {
-                    f.pointer = local.pointer;
-                    f.message = format!("{}; {}", f.message, local.message);
-                    f.report = local.report;
-                }
+            if let Some(local) = recorded.ok().and_then(|t| localize(ctx, k, t)) {
+                f.pointer = local.pointer;
+                f.message = format!("{}; {}", f.message, local.message);
+                f.report = local.report;
             }
             return Err(f);
         }
         let recorded = recorded.map_err(|e| at("/recorded_at", E_LINK, format!("recorded_at {:?} is not an RFC 3339 time: {e}", ev.recorded_at)))?;
-        if let Some(prev) = times.last() {
-            if recorded < *prev {
-                return Err(at("/recorded_at", E_LINK, format!("recorded at {}, before the previous event ({prev})", ev.recorded_at)));
-            }
+        if let Some(prev) = times.last().filter(|prev| recorded < **prev) {
+            return Err(at("/recorded_at", E_LINK, format!("recorded at {}, before the previous event ({prev})", ev.recorded_at)));
         }
         times.push(recorded);
     }
@@ -624,9 +619,10 @@ impl<'a> Replayer<'a> {
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
         let event: CaseEvent = serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
+        let mut rejection_owed = false;
         if let Some(p) = self.pending.take() {
             match (&p, &event) {
-                (Pending::Rejected { by, step, .. }, CaseEvent::Rejected { by: b, step: s, .. }) if b == by && s == step => {}
+                (Pending::Rejected { by, step, .. }, CaseEvent::Rejected { by: b, step: s, .. }) if b == by && s == step => rejection_owed = true,
                 (Pending::StepDone { step, .. }, CaseEvent::StepDone { step: s, .. }) if s == step => {}
                 (Pending::Rejected { by, step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the rejection by {by} on step {step:?} at event {at} must be followed by the case's rejection, not {}", event.type_name()))),
                 (Pending::StepDone { step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the act at event {at} completed step {step:?}, so the step must be recorded done next, not {}", event.type_name()))),
@@ -831,15 +827,16 @@ impl<'a> Replayer<'a> {
                 }
                 line = "completed".to_string();
             }
-            CaseEvent::Rejected { .. } => return Err(fail("", E_ROUTE, "route", "a rejection with no rejecting act before it".into())),
+            CaseEvent::Rejected { by, .. } => {
+                if !rejection_owed {
+                    return Err(fail("", E_ROUTE, "route", "a rejection with no rejecting act just before it".into()));
+                }
+                line = format!("rejected by {by}");
+            }
         }
         let mut case = case;
         case.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-        if let CaseEvent::Rejected { by, .. } = &event {
-            self.route.push(format!("{seq:>3} rejected by {by}"));
-        } else {
-            self.route.push(format!("{seq:>3} {line}"));
-        }
+        self.route.push(format!("{seq:>3} {line}"));
         self.case = Some(case);
         Ok(())
     }

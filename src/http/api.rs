@@ -589,6 +589,15 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
     let st = state.clone();
     blocking(move || {
         let (case, _, _) = st.visible_case(&caller, &id)?;
+        // A bundle cannot hide a field (the hashes and signatures cover the data), so it goes
+        // only to callers who may see every restricted field the case's data holds.
+        let hidden = st.hidden_restricted_fields(&caller, &case)?;
+        if !hidden.is_empty() {
+            return Err(ApiError::forbidden(format!(
+                "this case holds restricted fields ({}) your roles may not see; its evidence bundle is only for the roles the form names",
+                hidden.join(", ")
+            )));
+        }
         let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?;
         let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, Utc::now()).map_err(evidence_error)?;
         let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
@@ -596,6 +605,24 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
     })
     .await
     .map_err(|e| e.lang(lang))
+}
+
+impl AppState {
+    /// The restricted fields present in any version of the case's data that the caller's roles
+    /// may not see (decided as `case_json` decides).
+    fn hidden_restricted_fields(&self, caller: &Caller, case: &Case) -> Result<Vec<String>, ApiError> {
+        let form = self.cases.form_of(case)?;
+        if form.layout.restricted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut roles = caller.roles.clone();
+        if case.subject == caller.person || case.submitter == caller.person {
+            roles.insert("applicant".into());
+        }
+        let events = self.cases.events(&case.id)?;
+        let present = |field: &str| events.iter().any(|e| e.body.get("data").and_then(|d| d.get(field)).is_some_and(|v| !v.is_null()));
+        Ok(form.layout.restricted.iter().filter(|(field, allowed)| !allowed.iter().any(|r| roles.contains(r)) && present(field)).map(|(field, _)| field.clone()).collect())
+    }
 }
 
 fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {

@@ -174,7 +174,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, post, "/api/v1/cases/{id}/acts", "any", "Act on an open step: approve, reject, return or sign, with the signature it demands", api::act),
         route!(POST, post, "/api/v1/cases/{id}/withdraw", "any", "Withdraw my case while no final decision exists", api::withdraw),
         route!(POST, post, "/api/v1/cases/{id}/resubmit", "any", "Resubmit a corrected version of my returned case", api::resubmit),
-        route!(GET, get, "/api/v1/cases/{id}/evidence", "any", "The case's evidence bundle: definitions, events, signatures, certificates and CRLs in one JSON file that `carimbo verify` checks offline (parties to the case and auditors)", api::evidence),
+        route!(GET, get, "/api/v1/cases/{id}/evidence", "any", "The case's evidence bundle: definitions, events, signatures, certificates and CRLs in one JSON file that `carimbo verify` checks offline (parties to the case and auditors; with restricted fields, only the roles the form names)", api::evidence),
         route!(POST, post, "/api/v1/acts/batch", "approver", "Act on many steps at once; each item has its own signature and result", api::batch),
         route!(GET, get, "/api/v1/inbox", "any", "My open steps (and those I hold under delegation), oldest first", api::inbox),
         route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),

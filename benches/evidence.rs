@@ -1,0 +1,53 @@
+//! Offline verification time of an evidence bundle for a case of at least 20 events: a leave
+//! request returned three times and resubmitted (29 events, 13 signatures of which 2 are
+//! service seals), built on a temporary sled store with real signatures, exported, then
+//! verified again and again. `cargo bench --bench evidence`.
+
+#[path = "../tests/common/evidence_case.rs"]
+mod evidence_case;
+
+use std::time::Instant;
+
+fn main() {
+    let h = evidence_case::Harness::new();
+    let id = evidence_case::long_case(&h);
+    let bundle = h.export(&id, "p022").to_bytes();
+    let first = carimbo::evidence::verify(&bundle);
+    assert!(first.passed, "{}", first.to_text());
+    let runs = 30;
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let report = carimbo::evidence::verify(std::hint::black_box(&bundle));
+            assert!(report.passed);
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // The part spent reading the definitions (schema compilation, rules, the form's examples).
+    let parsed: carimbo::evidence::EvidenceBundle = serde_json::from_slice(&bundle).unwrap();
+    let d = &parsed.definitions;
+    let mut sources: Vec<carimbo::catalog::SourceFile> = d.reference.iter().map(|r| carimbo::catalog::SourceFile::new(r.name.clone(), r.text.clone().into_bytes())).collect();
+    sources.push(carimbo::catalog::SourceFile::new(d.form.name.clone(), d.form.text.clone().into_bytes()));
+    sources.push(carimbo::catalog::SourceFile::new(d.workflow.name.clone(), d.workflow.text.clone().into_bytes()));
+    let mut loads: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            assert!(carimbo::catalog::Catalog::load_sources(std::hint::black_box(&sources)).problems.is_empty());
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    loads.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mean = times.iter().sum::<f64>() / runs as f64;
+    println!(
+        "evidence bundle verification: {} events, {} signatures, {} bytes: median {:.1} ms, min {:.1} ms, max {:.1} ms, mean {:.1} ms over {runs} runs (each run builds its own verifier: no chain cache carried over)",
+        first.events_checked,
+        first.signatures.len(),
+        bundle.len(),
+        times[runs / 2],
+        times[0],
+        times[runs - 1],
+        mean
+    );
+    println!("  of which loading the bundled definitions as carimbo check does: median {:.1} ms", loads[runs / 2]);
+}
