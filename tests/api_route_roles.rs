@@ -56,6 +56,7 @@ const TABLE: &[Row] = &[
     row("POST",   "/api/v1/cases",                     [401,  201,  201,  201,  201,  201]),
     row("GET",    "/api/v1/cases",                     [401,  200,  200,  200,  200,  200]),
     row("GET",    "/api/v1/cases/{id}",                [401,  200,  200,  404,  200,  404]),
+    row("GET",    "/api/v1/cases/{id}/evidence",       [401,  200,  200,  404,  200,  404]),
     // The submitter may not approve their own case; the auditor reads but is not assigned.
     row("POST",   "/api/v1/cases/{id}/acts",           [401,  403,  200,  404,  403,  404]),
     row("POST",   "/api/v1/cases/{id}/withdraw",       [401,  200,  403,  404,  403,  404]),
@@ -143,6 +144,7 @@ fn call(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             post(path, with_signature(json!({"form": LEAVE, "data": data, "idempotency_key": key}), signed))
         }
         ("GET", "/api/v1/cases/{id}") => caller.case(&w.open_case()),
+        ("GET", "/api/v1/cases/{id}/evidence") => caller.get(&format!("/api/v1/cases/{}/evidence", w.open_case())),
         ("POST", "/api/v1/cases/{id}/acts") => {
             let id = w.open_case();
             let signed = signed_by(caller, json!({"kind": "act", "case": id, "step": "supervisor", "action": "approve"}));
