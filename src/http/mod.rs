@@ -242,10 +242,10 @@ async fn api_rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
     let (parts, body) = req.into_parts();
     let bearer = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = bearer.or_else(|| auth::cookie(&parts, auth::SESSION_COOKIE));
-    if let Some(person) = token.and_then(|t| state.sessions.get(t, Utc::now())).map(|s| s.person) {
-        if state.api_by_account.check_key(&person).is_err() {
-            return ApiError::too_many("too many requests from this account; slow down").lang(auth::lang_of(&parts)).into_response();
-        }
+    if let Some(person) = token.and_then(|t| state.sessions.get(t, Utc::now())).map(|s| s.person)
+        && state.api_by_account.check_key(&person).is_err()
+    {
+        return ApiError::too_many("too many requests from this account; slow down").lang(auth::lang_of(&parts)).into_response();
     }
     next.run(Request::from_parts(parts, body)).await
 }
