@@ -81,8 +81,16 @@ fn the_supervisor_approves_with_a_signature_and_the_simple_hr_step_is_sealed_by_
     let inbox = supervisor.get("/api/v1/inbox");
     assert!(inbox.body["entries"].as_array().unwrap().iter().any(|e| e["case_id"] == id.as_str() && e["step"] == "supervisor"), "{}", inbox.body);
 
-    let r = supervisor.act_with(&id, "supervisor", "approve", json!({"comment": "Boas férias"}));
+    let signed = supervisor.sign(&json!({"kind": "act", "case": id, "step": "supervisor", "action": "approve"}));
+    let body = json!({"step": "supervisor", "action": "approve", "comment": "Boas férias", "signed": signed, "idempotency_key": "approve-1"});
+    let r = supervisor.post(&format!("/api/v1/cases/{id}/acts"), &body);
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["replayed"], false);
+    // A retry of the same request (the answer was lost) is answered again, and appends nothing.
+    let retry = supervisor.post(&format!("/api/v1/cases/{id}/acts"), &body);
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.body["replayed"], true);
+    assert_eq!(retry.body["case"], r.body["case"]);
     let case = &r.body["case"];
     assert_eq!(step_status(case, "supervisor"), "done");
     assert_eq!(case["acts"][0]["level"], "qualified", "p003 holds a qualified certificate");
@@ -310,10 +318,19 @@ fn a_diagnosis_on_a_medical_certificate_is_shown_to_the_personnel_section_only()
         assert_eq!(r.body["case"]["data"]["patient_id"], "p005", "other fields stay visible to {who}");
         assert!(!r.body.to_string().contains("J06.9"), "{who} must not see the diagnosis anywhere");
     }
+    // The evidence bundle carries the data as signed, so it is not handed to them either.
+    for who in ["p005", "p022"] {
+        let bundle = s.login(who).get(&format!("/api/v1/cases/{id}/evidence"));
+        assert!(!bundle.body.to_string().contains("J06.9"), "{who} must not get the diagnosis in an evidence bundle");
+        bundle.problem(403, "CARIMBO-E0702");
+    }
     let hr = s.login("p018");
     let r = hr.case(&id);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["case"]["data"]["diagnosis_code"], "J06.9");
+    let bundle = hr.get(&format!("/api/v1/cases/{id}/evidence"));
+    assert_eq!(bundle.status, 200, "{}", bundle.body);
+    assert!(bundle.body.to_string().contains("J06.9"));
     // The answer to an act is filtered the same way.
     let act = hr.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "hr-records", "action": "sign"}));
     assert_eq!(act.body["case"]["data"]["diagnosis_code"], "J06.9", "{}", act.body);

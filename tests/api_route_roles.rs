@@ -215,10 +215,10 @@ fn every_route_gives_every_role_the_status_in_the_table() {
                 404 => Some("CARIMBO-E0703"),
                 _ => None,
             };
-            if let Some(code) = code {
-                if reply.body["code"] != code || reply.header("content-type") != Some("application/problem+json") {
-                    wrong.push(format!("{} {} as {role}: expected a {code} problem, got {}", row.method, row.path, reply.body));
-                }
+            if let Some(code) = code
+                && (reply.body["code"] != code || reply.header("content-type") != Some("application/problem+json"))
+            {
+                wrong.push(format!("{} {} as {role}: expected a {code} problem, got {}", row.method, row.path, reply.body));
             }
             if expected == 403 && !reply.body["code"].as_str().is_some_and(|c| ["CARIMBO-E0702", "CARIMBO-E0306", "CARIMBO-E0307", "CARIMBO-E0309"].contains(&c)) {
                 wrong.push(format!("{} {} as {role}: a 403 must say why (no role, not assigned, own case, not the submitter): {}", row.method, row.path, reply.body));

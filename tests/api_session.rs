@@ -192,3 +192,18 @@ fn the_openapi_document_lists_every_route() {
         }
     }
 }
+
+#[test]
+fn the_api_rate_limit_counts_an_account_whether_it_uses_a_token_or_the_cookie() {
+    let s = TestServer::start();
+    for by_cookie in [false, true] {
+        let mut c = s.login(if by_cookie { "p006" } else { "p005" });
+        c.by_cookie = by_cookie;
+        // A burst of 1,000 is allowed, refilled at 200 a second; a tight loop gets past that.
+        let limited = (0..20_000).map(|_| c.get("/api/v1/me?lang=pt")).find(|r| r.status != 200);
+        let r = limited.unwrap_or_else(|| panic!("no 429 in 20,000 requests (cookie: {by_cookie})"));
+        assert_eq!(r.problem(429, "CARIMBO-E0705")["title"], "Demasiadas tentativas; tente mais tarde.");
+        // Another account is not held back.
+        assert_eq!(s.login("p007").get("/api/v1/me").status, 200);
+    }
+}

@@ -388,21 +388,24 @@ impl AppState {
         Ok((case, head, wf))
     }
 
+    /// The restricted fields of the case's form this caller may not read (a diagnosis, for
+    /// anyone outside the personnel section): the subject and the submitter count as `applicant`.
+    pub fn hidden_fields(&self, caller: &Caller, case: &Case) -> Vec<String> {
+        let Ok(form) = self.cases.form_of(case) else { return Vec::new() };
+        let mut roles = caller.roles.clone();
+        if case.subject == caller.person || case.submitter == caller.person {
+            roles.insert("applicant".into());
+        }
+        form.layout.restricted.iter().filter(|(_, allowed)| !allowed.iter().any(|r| roles.contains(r))).map(|(field, _)| field.clone()).collect()
+    }
+
     /// The case as this caller may see it: restricted fields hidden unless a role allows them.
     pub fn case_json(&self, caller: &Caller, case: &Case) -> Value {
         let mut v = serde_json::to_value(case).unwrap_or_default();
-        if let Ok(form) = self.cases.form_of(case) {
-            let mut roles = caller.roles.clone();
-            if case.subject == caller.person || case.submitter == caller.person {
-                roles.insert("applicant".into());
-            }
-            for (field, allowed) in &form.layout.restricted {
-                if !allowed.iter().any(|r| roles.contains(r)) {
-                    if let Some(obj) = v.get_mut("data").and_then(Value::as_object_mut) {
-                        if obj.remove(field).is_some() {
-                            obj.insert(field.clone(), json!({"restricted": true}));
-                        }
-                    }
+        if let Some(obj) = v.get_mut("data").and_then(Value::as_object_mut) {
+            for field in self.hidden_fields(caller, case) {
+                if obj.remove(&field).is_some() {
+                    obj.insert(field, json!({"restricted": true}));
                 }
             }
         }

@@ -235,16 +235,19 @@ async fn openapi() -> Json<Value> {
     Json(openapi_document())
 }
 
-/// Refuses API calls beyond an account's rate (identified by its token; unauthenticated calls
-/// are refused later by the handler anyway).
+/// Refuses API calls beyond an account's rate (identified by its bearer token or its session
+/// cookie, whichever the caller authenticates with; unauthenticated calls are refused later by
+/// the handler anyway).
 async fn api_rate_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
-    if let Some(person) = token.and_then(|t| state.sessions.get(&t, Utc::now())).map(|s| s.person) {
-        if state.api_by_account.check_key(&person).is_err() {
-            return ApiError::too_many("too many requests from this account; slow down").into_response();
-        }
+    let (parts, body) = req.into_parts();
+    let bearer = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token = bearer.or_else(|| auth::cookie(&parts, auth::SESSION_COOKIE));
+    if let Some(person) = token.and_then(|t| state.sessions.get(t, Utc::now())).map(|s| s.person)
+        && state.api_by_account.check_key(&person).is_err()
+    {
+        return ApiError::too_many("too many requests from this account; slow down").lang(auth::lang_of(&parts)).into_response();
     }
-    next.run(req).await
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Bodies are small: a form is well under 256 KiB; a batch of signed acts under 4 MiB.

@@ -197,12 +197,11 @@ impl Client {
     pub fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
         let csrf = self.csrf.clone();
         let mut all: Vec<(&str, &str)> = headers.to_vec();
-        if self.by_cookie {
-            if let Some(c) = csrf.as_deref() {
-                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-csrf-token")) {
-                    all.push(("x-csrf-token", c));
-                }
-            }
+        if self.by_cookie
+            && let Some(c) = csrf.as_deref()
+            && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-csrf-token"))
+        {
+            all.push(("x-csrf-token", c));
         }
         self.request("POST", path, Some(body.to_string().as_bytes()), &all)
     }
