@@ -40,7 +40,7 @@ mod integrity;
 mod journal;
 mod keys;
 
-use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyEntry, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
+use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
 use integrity::{ChainCheck, settle_case, take_heads_without_events};
 use keys::*;
 
@@ -478,16 +478,9 @@ impl Shared {
             head.version = version;
             head.last_hash = last_hash.clone();
             let idem_record = IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() };
-            let record = JournalRecord::Append {
-                case_id: a.case_id.clone(),
-                expected_version: a.expected_version,
-                events,
-                head: Box::new(head),
-                inbox: a.inbox.clone(),
-                idempotency: a.idempotency_key.clone().map(|key| IdempotencyEntry { key, record: idem_record.clone() }),
-            };
-            let framed = journal::frame(&encode(&record)?);
-            let change = Change::from_record(&record)?;
+            let idempotency = a.idempotency_key.as_deref().map(|key| (key, &idem_record));
+            let (change, payload) = Change::append(&a.case_id, a.expected_version, &events, &head, &a.inbox, idempotency)?;
+            let framed = journal::frame(&payload);
 
             let mut w = self.lock_writer();
             if !Self::still_current(&w, &seen, epoch, &a.case_id, idem_key.as_deref()) {
