@@ -230,4 +230,17 @@ fn inbox_at_scale(root: &Path) {
     }
     let total = store.inbox(target, None, 1_000).unwrap().entries.len();
     println!("(the target approver has {total} open items)");
+    drop(store);
+    let reopen = Instant::now();
+    let unverified = SledStore::open_unverified(dir.path()).unwrap();
+    let opened = reopen.elapsed();
+    drop(unverified);
+    let reopen = Instant::now();
+    let store = SledStore::open(dir.path()).unwrap();
+    println!(
+        "reopening the store with {stored} cases: {:.2} s without the head check, {:.2} s with it",
+        opened.as_secs_f64(),
+        reopen.elapsed().as_secs_f64()
+    );
+    assert_eq!(store.inbox(target, None, 50).unwrap().entries.len(), 50);
 }
