@@ -361,13 +361,7 @@ impl SledStore {
     /// The fast check at open: each head's last event exists, says it is that event of that case,
     /// and carries the head's `last_hash`.
     fn check_heads(&self) -> Result<(), StoreError> {
-        /// The parts of a head and an event the check reads; serde skips the rest unallocated.
-        #[derive(serde::Deserialize)]
-        struct HeadLink<'a> {
-            version: u64,
-            #[serde(borrow)]
-            last_hash: std::borrow::Cow<'a, str>,
-        }
+        /// The parts of an event the check reads; serde skips the rest unallocated.
         #[derive(serde::Deserialize)]
         struct EventLink<'a> {
             #[serde(borrow)]
@@ -379,11 +373,7 @@ impl SledStore {
         for item in self.shared.trees.heads.iter() {
             let (key, value) = item.map_err(sled_err)?;
             let case_id = String::from_utf8_lossy(&key);
-            let head: HeadLink = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
-                case_id: case_id.to_string(),
-                seq: 0,
-                reason: format!("undecodable case head: {e}"),
-            })?;
+            let head = decode_head_link(&case_id, &value)?;
             let corrupt = |reason: String| StoreError::Corrupt { case_id: case_id.to_string(), seq: head.version, reason };
             let Some(bytes) = self.shared.trees.events.get(event_key(&case_id, head.version)).map_err(sled_err)? else {
                 return Err(corrupt(format!("the case head names event {} but the log has no such event", head.version)));
@@ -435,8 +425,8 @@ impl Shared {
             Some((version, last_hash)) => CaseSeen { exists: true, version, last_hash, replay },
             None => match self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)? {
                 Some(bytes) => {
-                    let head = decode_head(case_id, &bytes)?;
-                    CaseSeen { exists: true, version: head.version, last_hash: head.last_hash, replay }
+                    let head = decode_head_link(case_id, &bytes)?;
+                    CaseSeen { exists: true, version: head.version, last_hash: head.last_hash.into_owned(), replay }
                 }
                 None => CaseSeen { exists: false, version: 0, last_hash: GENESIS_HASH.to_string(), replay },
             },
@@ -927,6 +917,18 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode_head(case_id: &str, bytes: &[u8]) -> Result<CaseHead, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
+}
+
+/// The parts of a case head that place it in its chain; serde skips the rest unallocated.
+#[derive(serde::Deserialize)]
+struct HeadLink<'a> {
+    version: u64,
+    #[serde(borrow)]
+    last_hash: std::borrow::Cow<'a, str>,
+}
+
+fn decode_head_link<'a>(case_id: &str, bytes: &'a [u8]) -> Result<HeadLink<'a>, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
 }
 

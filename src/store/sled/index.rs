@@ -2,8 +2,8 @@
 //! turned into ready-to-write keys and values (`Change`), and `apply`, which writes a batch of
 //! them in one sled transaction together with the journal offset reached.
 
-use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, party_keys, split_event_key};
-use super::{decode_head, encode, journal_corrupt, sled_err};
+use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, party_keys, party_keys_of, split_event_key};
+use super::{encode, journal_corrupt, sled_err};
 use crate::store::{CaseHead, InboxEntry, StoreError, StoredEvent};
 use ::sled::Tree;
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -166,6 +166,14 @@ impl Change {
     }
 }
 
+/// What `apply` reads of the head it replaces: its version and the keys of its parties.
+#[derive(Deserialize)]
+struct HeadParties {
+    version: u64,
+    parties: Vec<String>,
+    opened_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Applies records to the index in one sled transaction, with the journal offset reached.
 pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
     let Some(last) = batch.last() else { return Ok(()) };
@@ -176,9 +184,15 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                 match &p.change {
                     Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency } => {
                         let old = match hd.get(case_id.as_bytes())? {
-                            Some(bytes) => match decode_head(case_id, &bytes) {
+                            Some(bytes) => match serde_json::from_slice::<HeadParties>(&bytes) {
                                 Ok(h) => Some(h),
-                                Err(e) => return abort(e),
+                                Err(e) => {
+                                    return abort(StoreError::Corrupt {
+                                        case_id: case_id.clone(),
+                                        seq: 0,
+                                        reason: format!("undecodable case head: {e}"),
+                                    });
+                                }
                             },
                             None => None,
                         };
@@ -202,7 +216,7 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                         }
                         // Party keys rarely change after the first append: touch only the
                         // difference (each sled write copies part of a node).
-                        let old_parties = old.as_ref().map(party_keys).unwrap_or_default();
+                        let old_parties = old.as_ref().map(|h| party_keys_of(case_id, &h.parties, &h.opened_at)).unwrap_or_default();
                         for key in old_parties.iter().filter(|k| !parties.contains(k)) {
                             pt.remove(key.as_slice())?;
                         }
