@@ -6,8 +6,9 @@
 //!    approve event) for ~3 s. Printed: acts/s, flushes/s, acts per flush, and acts/s divided by
 //!    (fsync rate × acts per flush), i.e. how close the store comes to what group commit allows
 //!    on this disk. Target (issue 4): ≥ 0.5 at 64 clients. The same probe into preallocated
-//!    blocks is printed too (`ratio(ip)`): the journal writes that way. Both probes run right
-//!    before each client count, since the disk may be shared.
+//!    blocks is printed too (`ratio(ip)`): the journal writes that way. The probes run in short
+//!    bursts right before and after each client count and the best rate counts, since the disk
+//!    may be shared: that makes the ratio conservative.
 //!    `CARIMBO_BENCH_CLIENTS=1,8,64` chooses the client counts.
 //! 2. `inbox`: an approver with ~200 open items among N stored cases (N = 10k, 100k, 1M,
 //!    generated in bulk without a flush per case); the median of 100 reads of the first page
@@ -51,9 +52,12 @@ fn durable_acts(root: &Path) {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 8, 64]);
+    let burst = Duration::from_millis(500);
     for clients in counts {
-        let fsync_rate = measure_fsync_rate(probe_dir.path(), Duration::from_secs(2), false);
-        let in_place = measure_fsync_rate(probe_dir.path(), Duration::from_millis(700), true);
+        // The best of a few short probes around the run: the disk's rate when nothing else
+        // disturbs it, which makes the ratio conservative on a shared machine.
+        let mut fsync_rate = measure_fsync_rate(probe_dir.path(), burst, false).max(measure_fsync_rate(probe_dir.path(), burst, false));
+        let mut in_place = measure_fsync_rate(probe_dir.path(), burst, true);
         let dir = tempfile::tempdir_in(root).unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let before = store.durability_stats();
@@ -80,6 +84,9 @@ fn durable_acts(root: &Path) {
         let acts: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
         let secs = start.elapsed().as_secs_f64();
         let after = store.durability_stats();
+        drop(store);
+        fsync_rate = fsync_rate.max(measure_fsync_rate(probe_dir.path(), burst, false));
+        in_place = in_place.max(measure_fsync_rate(probe_dir.path(), burst, true));
         let flushes = after.flushes - before.flushes;
         let sync_ms = (after.sync_time - before.sync_time).as_secs_f64() * 1e3 / flushes.max(1) as f64;
         let acts_per_s = acts as f64 / secs;
@@ -99,10 +106,10 @@ fn measure_fsync_rate(dir: &Path, budget: Duration, in_place: bool) -> f64 {
     use std::os::unix::fs::FileExt;
     let path = dir.join(if in_place { "fsync-probe-in-place" } else { "fsync-probe" });
     let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).unwrap();
-    let room = 64u64 << 20;
+    let room = 8u64 << 20;
     if in_place {
         let zeros = vec![0u8; 1 << 20];
-        for i in 0..64 {
+        for i in 0..8 {
             f.write_all_at(&zeros, i << 20).unwrap();
         }
         f.sync_all().unwrap();

@@ -679,3 +679,31 @@ fn acknowledged_appends_survive_a_killed_process() {
     }
     assert!(store.verify_all().unwrap().is_clean());
 }
+
+#[test]
+fn many_clients_submitting_and_approving_never_see_a_spurious_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let handles: Vec<_> = (0..32)
+        .map(|c| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let case = format!("c{c}-{i}");
+                    let mut a = submit(&case);
+                    a.idempotency_key = Some(format!("submit-{case}"));
+                    assert_eq!(store.append(a).unwrap().version, 1);
+                    let mut b = append(&case, 1, vec![json!({"type": "approved"})], vec![]);
+                    b.idempotency_key = Some(format!("approve-{case}"));
+                    let approved = store.append(b).unwrap_or_else(|e| panic!("approving {case}: {e}"));
+                    assert_eq!((approved.version, approved.replayed), (2, false));
+                    assert_eq!(store.head(&case).unwrap().unwrap().version, 2, "{case} reads its own write");
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let report = store.verify_all().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.events_checked, 32 * 25 * 2);
+}
