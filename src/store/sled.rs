@@ -93,6 +93,11 @@ struct Shared {
     /// queueing for the index. Held for microseconds, never across an I/O wait.
     writer: Mutex<Writer>,
     pipeline: Mutex<Pipeline>,
+    /// The end of the last record written (kept outside `pipeline`, whose lock every waiter
+    /// takes, so that writing a record does not queue behind them).
+    written: AtomicU64,
+    /// Set with `Pipeline::failed`: lets writers refuse without taking the pipeline lock.
+    stopped: std::sync::atomic::AtomicBool,
     /// Woken when `synced` moves (or the store fails): appends waiting for durability.
     synced_cv: Condvar,
     /// Woken when `applied` moves: reads catching up.
@@ -149,7 +154,6 @@ struct PendingReplay {
 /// own acknowledged writes.
 #[derive(Default)]
 struct Pipeline {
-    written: u64,
     synced: u64,
     applied: u64,
     syncing: bool,
@@ -252,7 +256,9 @@ impl SledStore {
             trees,
             journal,
             writer: Mutex::new(Writer { end, allocated, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new(), epoch: 0 }),
-            pipeline: Mutex::new(Pipeline { written: end, synced: end, applied: end, ..Pipeline::default() }),
+            pipeline: Mutex::new(Pipeline { synced: end, applied: end, ..Pipeline::default() }),
+            written: AtomicU64::new(end),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             synced_cv: Condvar::new(),
             applied_cv: Condvar::new(),
             work_cv: Condvar::new(),
@@ -298,7 +304,7 @@ impl SledStore {
 
     /// Returns once everything written before the call is durable and readable.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let ticket = self.shared.lock_pipeline().written;
+        let ticket = self.shared.written.load(Ordering::Acquire);
         self.shared.wait_synced(ticket)?;
         self.shared.wait_applied(ticket)
     }
@@ -520,6 +526,12 @@ impl Shared {
         Ok(to)
     }
 
+    /// Stops the store accepting writes (see `Pipeline::failed`).
+    fn fail(&self, p: &mut Pipeline, why: String) {
+        p.failed.get_or_insert(why);
+        self.stopped.store(true, Ordering::Release);
+    }
+
     fn wake_all(&self) {
         self.synced_cv.notify_all();
         self.applied_cv.notify_all();
@@ -528,7 +540,8 @@ impl Shared {
 
     /// Writes one framed record at the journal's end and queues it for the index.
     fn write_record(&self, w: &mut Writer, framed: &[u8], change: Change) -> Result<u64, StoreError> {
-        if let Some(why) = &self.lock_pipeline().failed {
+        if self.stopped.load(Ordering::Acquire) {
+            let why = self.lock_pipeline().failed.clone().unwrap_or_default();
             return Err(StoreError::Io(format!("the store stopped accepting writes and must be reopened: {why}")));
         }
         let needed = w.end + framed.len() as u64;
@@ -539,14 +552,13 @@ impl Shared {
         });
         if let Err(e) = written {
             let why = format!("writing the journal: {e}");
-            self.lock_pipeline().failed = Some(why.clone());
+            self.fail(&mut self.lock_pipeline(), why.clone());
             self.wake_all();
             return Err(StoreError::Io(why));
         }
         w.end += framed.len() as u64;
         w.queue.push_back(Prepared { end: w.end, change });
-        // Lock order: writer, then pipeline.
-        self.lock_pipeline().written = w.end;
+        self.written.store(w.end, Ordering::Release);
         Ok(w.end)
     }
 
@@ -572,7 +584,7 @@ impl Shared {
             }
             p.syncing = true;
             for _round in 0..LEADER_ROUNDS {
-                let target = p.written;
+                let target = self.written.load(Ordering::Acquire);
                 drop(p);
                 let started = std::time::Instant::now();
                 let result = self.journal.sync_data();
@@ -580,7 +592,7 @@ impl Shared {
                 self.flushes.fetch_add(1, Ordering::Relaxed);
                 p = self.lock_pipeline();
                 if let Err(e) = result {
-                    p.failed = Some(format!("fdatasync of the journal: {e}"));
+                    self.fail(&mut p, format!("fdatasync of the journal: {e}"));
                     break;
                 }
                 p.synced = p.synced.max(target);
@@ -655,8 +667,8 @@ impl Shared {
             let mut p = self.lock_pipeline();
             match result {
                 Ok(Ok(())) => p.applied = p.applied.max(upto),
-                Ok(Err(e)) => p.failed = Some(format!("applying the journal to the index: {e}")),
-                Err(_) => p.failed = Some("applying the journal to the index panicked".into()),
+                Ok(Err(e)) => self.fail(&mut p, format!("applying the journal to the index: {e}")),
+                Err(_) => self.fail(&mut p, "applying the journal to the index panicked".into()),
             }
             if p.failed.is_some() {
                 drop(p);
