@@ -15,21 +15,23 @@
 //!    (50 entries). Target: < 10 ms and flat across N. `CARIMBO_BENCH_MAX_CASES` caps N
 //!    (default 1,000,000).
 //!
-//! `cargo bench --bench store -- acts` or `-- inbox` runs one part. The store directory is
-//! created under Cargo's target tmp dir, so it is on the same disk as the fsync probe.
+//! `cargo bench --bench store -- acts` or `-- inbox` runs one part. Stores and the fsync probe
+//! live in temporary directories under Cargo's target tmp dir (or `CARIMBO_BENCH_DIR`), so the
+//! probe measures the disk the store is on.
 
 use carimbo::store::{Append, CaseHead, InboxEntry, SledStore, Store};
 use chrono::{DateTime, Duration as Minutes, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
     let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = std::env::var_os("CARIMBO_BENCH_DIR").map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+    let root = root.as_path();
     std::fs::create_dir_all(root).unwrap();
     if wants("acts") {
         durable_acts(root);
