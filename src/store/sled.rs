@@ -98,8 +98,6 @@ struct Shared {
     written: AtomicU64,
     /// Set with `Pipeline::failed`: lets writers refuse without taking the pipeline lock.
     stopped: std::sync::atomic::AtomicBool,
-    /// Woken when `synced` moves (or the store fails): appends waiting for durability.
-    synced_cv: Condvar,
     /// Woken when `applied` moves: reads catching up.
     applied_cv: Condvar,
     /// Woken when there is work for the index thread (or it should stop).
@@ -157,10 +155,10 @@ struct Pipeline {
     synced: u64,
     applied: u64,
     syncing: bool,
+    /// Callers asleep until `synced` reaches their ticket.
+    sleepers: Vec<(u64, std::thread::Thread)>,
     /// Callers waiting for the index (reads catching up).
     readers_waiting: usize,
-    /// The highest ticket any caller has waited for.
-    wanted: u64,
     closing: bool,
     /// After a failed write or fdatasync the page cache can no longer be trusted (the
     /// "fsyncgate" lesson): every later write fails until the store is reopened.
@@ -259,7 +257,6 @@ impl SledStore {
             pipeline: Mutex::new(Pipeline { synced: end, applied: end, ..Pipeline::default() }),
             written: AtomicU64::new(end),
             stopped: std::sync::atomic::AtomicBool::new(false),
-            synced_cv: Condvar::new(),
             applied_cv: Condvar::new(),
             work_cv: Condvar::new(),
             flushes: AtomicU64::new(0),
@@ -533,7 +530,6 @@ impl Shared {
     }
 
     fn wake_all(&self) {
-        self.synced_cv.notify_all();
         self.applied_cv.notify_all();
         self.work_cv.notify_all();
     }
@@ -564,12 +560,13 @@ impl Shared {
 
     /// Group commit: returns once the record ending at `ticket` is durable. Whoever finds no
     /// sync running becomes the leader and runs one `fdatasync` for every record written before
-    /// it starts; the others wait. A leader whose own record is durable keeps syncing (a few
-    /// rounds at most) while others wait for more: it is already running, where handing over
-    /// would first have to wake a waiter, which on a busy machine waits for a CPU.
+    /// it starts; the others sleep, each woken only when a sync covers its record (waking all
+    /// of them at every sync costs more CPU than the appends themselves when many wait). A
+    /// leader whose own record is durable keeps syncing (a few rounds at most) while others
+    /// wait for more: it is already running, where handing over would first have to wake a
+    /// waiter, which on a busy machine waits for a CPU.
     fn wait_synced(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
-        p.wanted = p.wanted.max(ticket);
         loop {
             if let Some(why) = &p.failed {
                 return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
@@ -579,7 +576,12 @@ impl Shared {
                 return Ok(());
             }
             if p.syncing {
-                p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                // Registered under the lock the leader takes to publish `synced`: no wake-up
+                // is lost (an unpark before the park makes the park return at once).
+                p.sleepers.push((ticket, std::thread::current()));
+                drop(p);
+                std::thread::park();
+                p = self.lock_pipeline();
                 continue;
             }
             p.syncing = true;
@@ -596,18 +598,28 @@ impl Shared {
                     break;
                 }
                 p.synced = p.synced.max(target);
-                self.synced_cv.notify_all();
+                let synced = p.synced;
+                p.sleepers.retain(|(t, thread)| {
+                    let covered = *t <= synced;
+                    if covered {
+                        thread.unpark();
+                    }
+                    !covered
+                });
                 self.work_cv.notify_one();
-                if p.wanted <= p.synced {
+                if p.sleepers.is_empty() {
                     break;
                 }
             }
             p.syncing = false;
             if p.failed.is_some() {
+                for (_, thread) in p.sleepers.drain(..) {
+                    thread.unpark();
+                }
                 self.wake_all();
-            } else {
-                // Someone may still wait with no leader: let one of them take over.
-                self.synced_cv.notify_all();
+            } else if let Some(next) = p.sleepers.iter().min_by_key(|(t, _)| *t) {
+                // Others still wait and nobody syncs: the one waiting longest takes over.
+                next.1.unpark();
             }
         }
     }
