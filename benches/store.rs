@@ -6,29 +6,32 @@
 //!    approve event) for ~3 s. Printed: acts/s, flushes/s, acts per flush, and acts/s divided by
 //!    (fsync rate × acts per flush), i.e. how close the store comes to what group commit allows
 //!    on this disk. Target (issue 4): ≥ 0.5 at 64 clients. The same probe into preallocated
-//!    blocks is printed too (`ratio(ip)`): the journal writes that way. Both probes run right
-//!    before each client count, since the disk may be shared.
+//!    blocks is printed too (`ratio(ip)`): the journal writes that way. The probes run in short
+//!    bursts right before and after each client count and the best rate counts, since the disk
+//!    may be shared: that makes the ratio conservative.
 //!    `CARIMBO_BENCH_CLIENTS=1,8,64` chooses the client counts.
 //! 2. `inbox`: an approver with ~200 open items among N stored cases (N = 10k, 100k, 1M,
 //!    generated in bulk without a flush per case); the median of 100 reads of the first page
 //!    (50 entries). Target: < 10 ms and flat across N. `CARIMBO_BENCH_MAX_CASES` caps N
 //!    (default 1,000,000).
 //!
-//! `cargo bench --bench store -- acts` or `-- inbox` runs one part. The store directory is
-//! created under Cargo's target tmp dir, so it is on the same disk as the fsync probe.
+//! `cargo bench --bench store -- acts` or `-- inbox` runs one part. Stores and the fsync probe
+//! live in temporary directories under Cargo's target tmp dir (or `CARIMBO_BENCH_DIR`), so the
+//! probe measures the disk the store is on.
 
 use carimbo::store::{Append, CaseHead, InboxEntry, SledStore, Store};
 use chrono::{DateTime, Duration as Minutes, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
     let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = std::env::var_os("CARIMBO_BENCH_DIR").map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+    let root = root.as_path();
     std::fs::create_dir_all(root).unwrap();
     if wants("acts") {
         durable_acts(root);
@@ -51,9 +54,12 @@ fn durable_acts(root: &Path) {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 8, 64]);
+    let burst = Duration::from_millis(500);
     for clients in counts {
-        let fsync_rate = measure_fsync_rate(probe_dir.path(), Duration::from_secs(2), false);
-        let in_place = measure_fsync_rate(probe_dir.path(), Duration::from_millis(700), true);
+        // The best of a few short probes around the run: the disk's rate when nothing else
+        // disturbs it, which makes the ratio conservative on a shared machine.
+        let mut fsync_rate = measure_fsync_rate(probe_dir.path(), burst, false).max(measure_fsync_rate(probe_dir.path(), burst, false));
+        let mut in_place = measure_fsync_rate(probe_dir.path(), burst, true);
         let dir = tempfile::tempdir_in(root).unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let before = store.durability_stats();
@@ -80,6 +86,9 @@ fn durable_acts(root: &Path) {
         let acts: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
         let secs = start.elapsed().as_secs_f64();
         let after = store.durability_stats();
+        drop(store);
+        fsync_rate = fsync_rate.max(measure_fsync_rate(probe_dir.path(), burst, false));
+        in_place = in_place.max(measure_fsync_rate(probe_dir.path(), burst, true));
         let flushes = after.flushes - before.flushes;
         let sync_ms = (after.sync_time - before.sync_time).as_secs_f64() * 1e3 / flushes.max(1) as f64;
         let acts_per_s = acts as f64 / secs;
@@ -99,10 +108,10 @@ fn measure_fsync_rate(dir: &Path, budget: Duration, in_place: bool) -> f64 {
     use std::os::unix::fs::FileExt;
     let path = dir.join(if in_place { "fsync-probe-in-place" } else { "fsync-probe" });
     let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).unwrap();
-    let room = 64u64 << 20;
+    let room = 8u64 << 20;
     if in_place {
         let zeros = vec![0u8; 1 << 20];
-        for i in 0..64 {
+        for i in 0..8 {
             f.write_all_at(&zeros, i << 20).unwrap();
         }
         f.sync_all().unwrap();
@@ -230,4 +239,17 @@ fn inbox_at_scale(root: &Path) {
     }
     let total = store.inbox(target, None, 1_000).unwrap().entries.len();
     println!("(the target approver has {total} open items)");
+    drop(store);
+    let reopen = Instant::now();
+    let unverified = SledStore::open_unverified(dir.path()).unwrap();
+    let opened = reopen.elapsed();
+    drop(unverified);
+    let reopen = Instant::now();
+    let store = SledStore::open(dir.path()).unwrap();
+    println!(
+        "reopening the store with {stored} cases: {:.2} s without the head check, {:.2} s with it",
+        opened.as_secs_f64(),
+        reopen.elapsed().as_secs_f64()
+    );
+    assert_eq!(store.inbox(target, None, 50).unwrap().entries.len(), 50);
 }

@@ -40,7 +40,7 @@ mod integrity;
 mod journal;
 mod keys;
 
-use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyEntry, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
+use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
 use integrity::{ChainCheck, settle_case, take_heads_without_events};
 use keys::*;
 
@@ -93,8 +93,11 @@ struct Shared {
     /// queueing for the index. Held for microseconds, never across an I/O wait.
     writer: Mutex<Writer>,
     pipeline: Mutex<Pipeline>,
-    /// Woken when `synced` moves (or the store fails): appends waiting for durability.
-    synced_cv: Condvar,
+    /// The end of the last record written (kept outside `pipeline`, whose lock every waiter
+    /// takes, so that writing a record does not queue behind them).
+    written: AtomicU64,
+    /// Set with `Pipeline::failed`: lets writers refuse without taking the pipeline lock.
+    stopped: std::sync::atomic::AtomicBool,
     /// Woken when `applied` moves: reads catching up.
     applied_cv: Condvar,
     /// Woken when there is work for the index thread (or it should stop).
@@ -149,14 +152,13 @@ struct PendingReplay {
 /// own acknowledged writes.
 #[derive(Default)]
 struct Pipeline {
-    written: u64,
     synced: u64,
     applied: u64,
     syncing: bool,
+    /// Callers asleep until `synced` reaches their ticket.
+    sleepers: Vec<(u64, std::thread::Thread)>,
     /// Callers waiting for the index (reads catching up).
     readers_waiting: usize,
-    /// The highest ticket any caller has waited for.
-    wanted: u64,
     closing: bool,
     /// After a failed write or fdatasync the page cache can no longer be trusted (the
     /// "fsyncgate" lesson): every later write fails until the store is reopened.
@@ -183,9 +185,10 @@ struct PendingView {
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`: applies what the journal holds beyond the index,
-    /// cuts off a torn last record, then checks that every case head's `last_hash` matches its
-    /// last event (re-computing that event's hash). Fails with `Corrupt` naming the first case
-    /// that does not; `open_unverified` then still gives access for `verify_all`.
+    /// cuts off a torn last record, then checks that every case head's `last_hash` is the hash
+    /// its last event carries (a structural check, a few µs per case; `verify_case` and
+    /// `verify_all` re-hash the content). Fails with `Corrupt` naming the first case that does
+    /// not; `open_unverified` then still gives access for `verify_all`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let store = Self::open_unverified(dir)?;
         store.check_heads()?;
@@ -251,8 +254,9 @@ impl SledStore {
             trees,
             journal,
             writer: Mutex::new(Writer { end, allocated, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new(), epoch: 0 }),
-            pipeline: Mutex::new(Pipeline { written: end, synced: end, applied: end, ..Pipeline::default() }),
-            synced_cv: Condvar::new(),
+            pipeline: Mutex::new(Pipeline { synced: end, applied: end, ..Pipeline::default() }),
+            written: AtomicU64::new(end),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             applied_cv: Condvar::new(),
             work_cv: Condvar::new(),
             flushes: AtomicU64::new(0),
@@ -297,7 +301,7 @@ impl SledStore {
 
     /// Returns once everything written before the call is durable and readable.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let ticket = self.shared.lock_pipeline().written;
+        let ticket = self.shared.written.load(Ordering::Acquire);
         self.shared.wait_synced(ticket)?;
         self.shared.wait_applied(ticket)
     }
@@ -357,20 +361,29 @@ impl SledStore {
         Ok(report)
     }
 
-    /// The fast check at open: each head's last event exists, hashes to what it claims, and that
-    /// is the head's `last_hash`.
+    /// The fast check at open: each head's last event exists, says it is that event of that case,
+    /// and carries the head's `last_hash`.
     fn check_heads(&self) -> Result<(), StoreError> {
+        /// The parts of an event the check reads; serde skips the rest unallocated.
+        #[derive(serde::Deserialize)]
+        struct EventLink<'a> {
+            #[serde(borrow)]
+            case_id: std::borrow::Cow<'a, str>,
+            seq: u64,
+            #[serde(borrow)]
+            hash: std::borrow::Cow<'a, str>,
+        }
         for item in self.shared.trees.heads.iter() {
             let (key, value) = item.map_err(sled_err)?;
-            let case_id = String::from_utf8_lossy(&key).into_owned();
-            let head = decode_head(&case_id, &value)?;
-            let corrupt = |reason: String| StoreError::Corrupt { case_id: case_id.clone(), seq: head.version, reason };
+            let case_id = String::from_utf8_lossy(&key);
+            let head = decode_head_link(&case_id, &value)?;
+            let corrupt = |reason: String| StoreError::Corrupt { case_id: case_id.to_string(), seq: head.version, reason };
             let Some(bytes) = self.shared.trees.events.get(event_key(&case_id, head.version)).map_err(sled_err)? else {
                 return Err(corrupt(format!("the case head names event {} but the log has no such event", head.version)));
             };
-            let event = decode_event(&case_id, head.version, &bytes)?;
-            if event.computed_hash() != event.hash {
-                return Err(corrupt("the event's content does not match its hash".into()));
+            let event: EventLink = serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("the stored bytes do not decode as an event: {e}")))?;
+            if event.case_id != case_id || event.seq != head.version {
+                return Err(corrupt(format!("the event says it is event {} of case {}", event.seq, event.case_id)));
             }
             if event.hash != head.last_hash {
                 return Err(corrupt("the case head's last_hash is not the hash of the last event".into()));
@@ -378,7 +391,6 @@ impl SledStore {
         }
         Ok(())
     }
-
 }
 
 impl Shared {
@@ -416,8 +428,8 @@ impl Shared {
             Some((version, last_hash)) => CaseSeen { exists: true, version, last_hash, replay },
             None => match self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)? {
                 Some(bytes) => {
-                    let head = decode_head(case_id, &bytes)?;
-                    CaseSeen { exists: true, version: head.version, last_hash: head.last_hash, replay }
+                    let head = decode_head_link(case_id, &bytes)?;
+                    CaseSeen { exists: true, version: head.version, last_hash: head.last_hash.into_owned(), replay }
                 }
                 None => CaseSeen { exists: false, version: 0, last_hash: GENESIS_HASH.to_string(), replay },
             },
@@ -478,16 +490,9 @@ impl Shared {
             head.version = version;
             head.last_hash = last_hash.clone();
             let idem_record = IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() };
-            let record = JournalRecord::Append {
-                case_id: a.case_id.clone(),
-                expected_version: a.expected_version,
-                events,
-                head: Box::new(head),
-                inbox: a.inbox.clone(),
-                idempotency: a.idempotency_key.clone().map(|key| IdempotencyEntry { key, record: idem_record.clone() }),
-            };
-            let framed = journal::frame(&encode(&record)?);
-            let change = Change::from_record(&record)?;
+            let idempotency = a.idempotency_key.as_deref().map(|key| (key, &idem_record));
+            let (change, payload) = Change::append(&a.case_id, a.expected_version, &events, &head, &a.inbox, idempotency)?;
+            let framed = journal::frame(&payload);
 
             let mut w = self.lock_writer();
             if !Self::still_current(&w, &seen, epoch, &a.case_id, idem_key.as_deref()) {
@@ -518,15 +523,21 @@ impl Shared {
         Ok(to)
     }
 
+    /// Stops the store accepting writes (see `Pipeline::failed`).
+    fn fail(&self, p: &mut Pipeline, why: String) {
+        p.failed.get_or_insert(why);
+        self.stopped.store(true, Ordering::Release);
+    }
+
     fn wake_all(&self) {
-        self.synced_cv.notify_all();
         self.applied_cv.notify_all();
         self.work_cv.notify_all();
     }
 
     /// Writes one framed record at the journal's end and queues it for the index.
     fn write_record(&self, w: &mut Writer, framed: &[u8], change: Change) -> Result<u64, StoreError> {
-        if let Some(why) = &self.lock_pipeline().failed {
+        if self.stopped.load(Ordering::Acquire) {
+            let why = self.lock_pipeline().failed.clone().unwrap_or_default();
             return Err(StoreError::Io(format!("the store stopped accepting writes and must be reopened: {why}")));
         }
         let needed = w.end + framed.len() as u64;
@@ -537,25 +548,25 @@ impl Shared {
         });
         if let Err(e) = written {
             let why = format!("writing the journal: {e}");
-            self.lock_pipeline().failed = Some(why.clone());
+            self.fail(&mut self.lock_pipeline(), why.clone());
             self.wake_all();
             return Err(StoreError::Io(why));
         }
         w.end += framed.len() as u64;
         w.queue.push_back(Prepared { end: w.end, change });
-        // Lock order: writer, then pipeline.
-        self.lock_pipeline().written = w.end;
+        self.written.store(w.end, Ordering::Release);
         Ok(w.end)
     }
 
     /// Group commit: returns once the record ending at `ticket` is durable. Whoever finds no
     /// sync running becomes the leader and runs one `fdatasync` for every record written before
-    /// it starts; the others wait. A leader whose own record is durable keeps syncing (a few
-    /// rounds at most) while others wait for more: it is already running, where handing over
-    /// would first have to wake a waiter, which on a busy machine waits for a CPU.
+    /// it starts; the others sleep, each woken only when a sync covers its record (waking all
+    /// of them at every sync costs more CPU than the appends themselves when many wait). A
+    /// leader whose own record is durable keeps syncing (a few rounds at most) while others
+    /// wait for more: it is already running, where handing over would first have to wake a
+    /// waiter, which on a busy machine waits for a CPU.
     fn wait_synced(&self, ticket: u64) -> Result<(), StoreError> {
         let mut p = self.lock_pipeline();
-        p.wanted = p.wanted.max(ticket);
         loop {
             if let Some(why) = &p.failed {
                 return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
@@ -565,12 +576,17 @@ impl Shared {
                 return Ok(());
             }
             if p.syncing {
-                p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                // Registered under the lock the leader takes to publish `synced`: no wake-up
+                // is lost (an unpark before the park makes the park return at once).
+                p.sleepers.push((ticket, std::thread::current()));
+                drop(p);
+                std::thread::park();
+                p = self.lock_pipeline();
                 continue;
             }
             p.syncing = true;
             for _round in 0..LEADER_ROUNDS {
-                let target = p.written;
+                let target = self.written.load(Ordering::Acquire);
                 drop(p);
                 let started = std::time::Instant::now();
                 let result = self.journal.sync_data();
@@ -578,22 +594,32 @@ impl Shared {
                 self.flushes.fetch_add(1, Ordering::Relaxed);
                 p = self.lock_pipeline();
                 if let Err(e) = result {
-                    p.failed = Some(format!("fdatasync of the journal: {e}"));
+                    self.fail(&mut p, format!("fdatasync of the journal: {e}"));
                     break;
                 }
                 p.synced = p.synced.max(target);
-                self.synced_cv.notify_all();
+                let synced = p.synced;
+                p.sleepers.retain(|(t, thread)| {
+                    let covered = *t <= synced;
+                    if covered {
+                        thread.unpark();
+                    }
+                    !covered
+                });
                 self.work_cv.notify_one();
-                if p.wanted <= p.synced {
+                if p.sleepers.is_empty() {
                     break;
                 }
             }
             p.syncing = false;
             if p.failed.is_some() {
+                for (_, thread) in p.sleepers.drain(..) {
+                    thread.unpark();
+                }
                 self.wake_all();
-            } else {
-                // Someone may still wait with no leader: let one of them take over.
-                self.synced_cv.notify_all();
+            } else if let Some(next) = p.sleepers.iter().min_by_key(|(t, _)| *t) {
+                // Others still wait and nobody syncs: the one waiting longest takes over.
+                next.1.unpark();
             }
         }
     }
@@ -653,8 +679,8 @@ impl Shared {
             let mut p = self.lock_pipeline();
             match result {
                 Ok(Ok(())) => p.applied = p.applied.max(upto),
-                Ok(Err(e)) => p.failed = Some(format!("applying the journal to the index: {e}")),
-                Err(_) => p.failed = Some("applying the journal to the index panicked".into()),
+                Ok(Err(e)) => self.fail(&mut p, format!("applying the journal to the index: {e}")),
+                Err(_) => self.fail(&mut p, "applying the journal to the index panicked".into()),
             }
             if p.failed.is_some() {
                 drop(p);
@@ -921,6 +947,18 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode_head(case_id: &str, bytes: &[u8]) -> Result<CaseHead, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
+}
+
+/// The parts of a case head that place it in its chain; serde skips the rest unallocated.
+#[derive(serde::Deserialize)]
+struct HeadLink<'a> {
+    version: u64,
+    #[serde(borrow)]
+    last_hash: std::borrow::Cow<'a, str>,
+}
+
+fn decode_head_link<'a>(case_id: &str, bytes: &'a [u8]) -> Result<HeadLink<'a>, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
 }
 

@@ -2,8 +2,8 @@
 //! turned into ready-to-write keys and values (`Change`), and `apply`, which writes a batch of
 //! them in one sled transaction together with the journal offset reached.
 
-use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, party_keys, split_event_key};
-use super::{decode_head, encode, journal_corrupt, sled_err};
+use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, party_keys, party_keys_of, split_event_key};
+use super::{encode, journal_corrupt, sled_err};
 use crate::store::{CaseHead, InboxEntry, StoreError, StoredEvent};
 use ::sled::Tree;
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -65,6 +65,7 @@ pub(super) struct Prepared {
     pub(super) change: Change,
 }
 
+#[derive(Debug, PartialEq)]
 pub(super) enum Change {
     Append {
         case_id: String,
@@ -83,32 +84,79 @@ pub(super) enum Change {
 }
 
 impl Change {
+    /// An append's change for the index, and the journal payload that records it: the same
+    /// encoded events, head and inbox entries serve both, so each is encoded once. The payload
+    /// is the JSON of `JournalRecord::Append`, assembled from those pieces.
+    pub(super) fn append(
+        case_id: &str,
+        expected: u64,
+        events: &[StoredEvent],
+        head: &CaseHead,
+        inbox: &[InboxEntry],
+        idempotency: Option<(&str, &IdempotencyRecord)>,
+    ) -> Result<(Change, Vec<u8>), StoreError> {
+        let mut event_rows = Vec::with_capacity(events.len());
+        for e in events {
+            event_rows.push((event_key(case_id, e.seq), encode(e)?));
+        }
+        let mut inbox_rows = Vec::with_capacity(inbox.len());
+        for e in inbox {
+            inbox_rows.push((inbox_key(e), encode(e)?));
+        }
+        let head_bytes = encode(head)?;
+        let idempotency_row = match idempotency {
+            Some((key, record)) => Some((key, idempotency_key(case_id, key), encode(record)?)),
+            None => None,
+        };
+
+        let rows = |rows: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<u8>| {
+            for (i, (_, value)) in rows.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(value);
+            }
+        };
+        let mut payload = Vec::with_capacity(256 + head_bytes.len() + event_rows.iter().chain(&inbox_rows).map(|(_, v)| v.len() + 1).sum::<usize>());
+        payload.extend_from_slice(br#"{"kind":"append","case_id":"#);
+        payload.extend_from_slice(&encode(&case_id)?);
+        payload.extend_from_slice(format!(r#","expected_version":{expected},"events":["#).as_bytes());
+        rows(&event_rows, &mut payload);
+        payload.extend_from_slice(br#"],"head":"#);
+        payload.extend_from_slice(&head_bytes);
+        payload.extend_from_slice(br#","inbox":["#);
+        rows(&inbox_rows, &mut payload);
+        payload.extend_from_slice(br#"],"idempotency":"#);
+        match &idempotency_row {
+            Some((key, _, record)) => {
+                payload.extend_from_slice(br#"{"key":"#);
+                payload.extend_from_slice(&encode(key)?);
+                payload.extend_from_slice(br#","record":"#);
+                payload.extend_from_slice(record);
+                payload.push(b'}');
+            }
+            None => payload.extend_from_slice(b"null"),
+        }
+        payload.push(b'}');
+
+        let change = Change::Append {
+            case_id: case_id.to_string(),
+            expected,
+            events: event_rows,
+            head: head_bytes,
+            parties: party_keys(head),
+            inbox_list: encode_key_list(inbox_rows.iter().map(|(k, _)| k.as_slice())),
+            inbox: inbox_rows,
+            idempotency: idempotency_row.map(|(_, key, record)| (key, record)),
+        };
+        Ok((change, payload))
+    }
+
     pub(super) fn from_record(record: &JournalRecord) -> Result<Change, StoreError> {
         Ok(match record {
             JournalRecord::Append { case_id, expected_version, events, head, inbox, idempotency } => {
-                let mut event_rows = Vec::with_capacity(events.len());
-                for e in events {
-                    event_rows.push((event_key(case_id, e.seq), encode(e)?));
-                }
-                let mut inbox_rows = Vec::with_capacity(inbox.len());
-                for e in inbox {
-                    inbox_rows.push((inbox_key(e), encode(e)?));
-                }
-                let inbox_list = encode_key_list(inbox_rows.iter().map(|(k, _)| k.as_slice()));
-                let idempotency = match idempotency {
-                    Some(i) => Some((idempotency_key(case_id, &i.key), encode(&i.record)?)),
-                    None => None,
-                };
-                Change::Append {
-                    case_id: case_id.clone(),
-                    expected: *expected_version,
-                    events: event_rows,
-                    head: encode(head)?,
-                    parties: party_keys(head),
-                    inbox: inbox_rows,
-                    inbox_list,
-                    idempotency,
-                }
+                let idempotency = idempotency.as_ref().map(|i| (i.key.as_str(), &i.record));
+                Change::append(case_id, *expected_version, events, head, inbox, idempotency)?.0
             }
             JournalRecord::Definition { hash, bytes } => Change::Definition {
                 hash: hash.clone(),
@@ -116,6 +164,14 @@ impl Change {
             },
         })
     }
+}
+
+/// What `apply` reads of the head it replaces: its version and the keys of its parties.
+#[derive(Deserialize)]
+struct HeadParties {
+    version: u64,
+    parties: Vec<String>,
+    opened_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Applies records to the index in one sled transaction, with the journal offset reached.
@@ -128,9 +184,15 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                 match &p.change {
                     Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency } => {
                         let old = match hd.get(case_id.as_bytes())? {
-                            Some(bytes) => match decode_head(case_id, &bytes) {
+                            Some(bytes) => match serde_json::from_slice::<HeadParties>(&bytes) {
                                 Ok(h) => Some(h),
-                                Err(e) => return abort(e),
+                                Err(e) => {
+                                    return abort(StoreError::Corrupt {
+                                        case_id: case_id.clone(),
+                                        seq: 0,
+                                        reason: format!("undecodable case head: {e}"),
+                                    });
+                                }
                             },
                             None => None,
                         };
@@ -154,7 +216,7 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                         }
                         // Party keys rarely change after the first append: touch only the
                         // difference (each sled write copies part of a node).
-                        let old_parties = old.as_ref().map(party_keys).unwrap_or_default();
+                        let old_parties = old.as_ref().map(|h| party_keys_of(case_id, &h.parties, &h.opened_at)).unwrap_or_default();
                         for key in old_parties.iter().filter(|k| !parties.contains(k)) {
                             pt.remove(key.as_slice())?;
                         }
@@ -195,3 +257,56 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    #[test]
+    fn an_assembled_journal_payload_decodes_to_the_same_change() {
+        let at = Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap();
+        let event = |seq| StoredEvent {
+            case_id: "c\"1".into(),
+            seq,
+            recorded_at: at,
+            prev_hash: "0".repeat(64),
+            hash: "a".repeat(64),
+            body: json!({"type": "approved", "note": "ação ✓"}),
+        };
+        let head = CaseHead {
+            case_id: "c\"1".into(),
+            version: 2,
+            last_hash: "a".repeat(64),
+            status: "open".into(),
+            form_id: "leave".into(),
+            form_version: "1".into(),
+            form_hash: "f".repeat(64),
+            workflow_id: "leave".into(),
+            workflow_version: "1".into(),
+            workflow_hash: "e".repeat(64),
+            submitter: "ana".into(),
+            parties: vec!["ana".into(), "bruno".into()],
+            opened_at: at,
+            updated_at: at,
+            summary: json!({}),
+        };
+        let inbox = vec![InboxEntry {
+            person: "bruno".into(),
+            case_id: "c\"1".into(),
+            step: "hr".into(),
+            seat: "1".into(),
+            since: at,
+            form_id: "leave".into(),
+            on_behalf_of: Some("carla".into()),
+            delegation: None,
+        }];
+        let record = IdempotencyRecord { version: 2, last_hash: "a".repeat(64), outcome: json!({"ok": true}) };
+        for idempotency in [None, Some(("req-1", &record))] {
+            let (change, payload) = Change::append("c\"1", 0, &[event(1), event(2)], &head, &inbox, idempotency).unwrap();
+            let decoded: JournalRecord = serde_json::from_slice(&payload).expect("the payload is a journal record");
+            assert_eq!(Change::from_record(&decoded).unwrap(), change);
+        }
+    }
+}

@@ -55,15 +55,19 @@ pub(super) fn inbox_key(e: &InboxEntry) -> Vec<u8> {
 }
 
 pub(super) fn party_keys(head: &CaseHead) -> Vec<Vec<u8>> {
-    let mut people: Vec<&str> = head.parties.iter().map(String::as_str).collect();
+    party_keys_of(&head.case_id, &head.parties, &head.opened_at)
+}
+
+pub(super) fn party_keys_of(case_id: &str, parties: &[String], opened_at: &DateTime<Utc>) -> Vec<Vec<u8>> {
+    let mut people: Vec<&str> = parties.iter().map(String::as_str).collect();
     people.sort_unstable();
     people.dedup();
     people
         .into_iter()
         .map(|p| {
             let mut k = id_prefix(p);
-            k.extend_from_slice(&time_key(&head.opened_at));
-            k.extend_from_slice(head.case_id.as_bytes());
+            k.extend_from_slice(&time_key(opened_at));
+            k.extend_from_slice(case_id.as_bytes());
             k
         })
         .collect()
