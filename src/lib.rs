@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod cases;
 pub mod catalog;
 pub mod directory;
+pub mod evidence;
 pub mod forms;
 pub mod http;
 pub mod i18n;

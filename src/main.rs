@@ -46,6 +46,34 @@ enum Command {
         #[arg(long)]
         pg_schema: Option<String>,
     },
+    /// Write a case's evidence bundle (one JSON file) from the sled store in the data directory.
+    /// The store must not be open in a running server: use `GET /api/v1/cases/{id}/evidence` then.
+    ExportEvidence {
+        /// The case id (e.g. C-0193a…).
+        case: String,
+        /// Data directory holding the sled store (as given to `serve`).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Directory holding forms/, workflows/ and seeds/.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Where to write the bundle; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verify an evidence bundle offline (no server, no network): hash chain, definitions,
+    /// every signature at its recorded time, levels, the route, the seal. Exit 0 only if all pass.
+    Verify {
+        /// The bundle (JSON) written by `export-evidence` or the API.
+        bundle: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// SHA-256 (hex) of a certificate you trust independently of the bundle; repeat it for
+        /// each trust anchor and the service seal certificate.
+        #[arg(long = "pin")]
+        pins: Vec<String>,
+    },
     /// Sign a signing payload with a key and certificate chain (JAdES baseline-B JWS).
     Sign(carimbo::signing::cli::SignArgs),
     /// Verify a signature over a payload and print the ETSI-style validation report.
@@ -60,6 +88,8 @@ fn main() -> Result<ExitCode> {
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
         Command::Serve { addr, data, root, store, pg_schema } => return serve(*addr, data, root, store, pg_schema.as_deref()),
+        Command::ExportEvidence { case, data, root, out } => return export_evidence(case, data, root, out.as_deref()),
+        Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
         Command::VerifySignature(args) => carimbo::signing::cli::verify_signature(args),
         Command::Pki(command) => carimbo::signing::cli::pki(command),
@@ -145,4 +175,60 @@ fn postgres_place(store: &str) -> String {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or("(default database)"))
+}
+
+fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>) -> Result<ExitCode> {
+    use carimbo::cases::CaseService;
+    use carimbo::evidence::{export, PkiMaterial};
+    use carimbo::signing::ServiceSeal;
+    use carimbo::store::{SledStore, Store};
+    use std::io::Write;
+    let paths = carimbo::http::Paths::from_root(root, data);
+    let store_dir = data.join("store");
+    if !store_dir.exists() {
+        anyhow::bail!("no store in {} (the data directory given to `carimbo serve`)", data.display());
+    }
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+        SledStore::open(&store_dir).map_err(|e| anyhow::anyhow!("{e} (is the server running on this data directory? then use GET /api/v1/cases/{{id}}/evidence)"))?,
+    );
+    let directory = Directory::load(&paths.seeds.join("directory/directory.json"))?;
+    let report = Catalog::load_paths_with(&[paths.forms.clone(), paths.workflows.clone()], Some(&directory));
+    if !report.problems.is_empty() {
+        anyhow::bail!("the definitions have {} problem(s); run `carimbo check forms workflows`", report.problems.len());
+    }
+    let service = CaseService::new(store, report.catalog, directory)?;
+    let pki = PkiMaterial::from_seeds(&paths.seeds)?;
+    let service_dir = paths.seeds.join("pki/service");
+    let seal = ServiceSeal::from_pem(&std::fs::read(service_dir.join("service.key.pem"))?, &std::fs::read(service_dir.join("service.pem"))?)?;
+    let bundle = export(&service, case, &pki, &seal, "carimbo-cli", chrono::Utc::now())?;
+    let bytes = bundle.to_bytes();
+    match out {
+        Some(path) => {
+            std::fs::write(path, &bytes)?;
+            eprintln!("wrote {} ({} bytes, {} events) — check it with `carimbo verify {}`", path.display(), bytes.len(), bundle.events.len(), path.display());
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = carimbo::evidence::verify_with(&bytes, &carimbo::evidence::VerifyConfig { pins: pins.to_vec(), now: None });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

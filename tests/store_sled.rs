@@ -1,6 +1,6 @@
-//! What only the sled store has (its files, group commit, tampering below the store, crashes),
-//! each test on a fresh temporary directory. The behaviour every store shares is tested on sled
-//! and PostgreSQL alike in `store_contract.rs`.
+//! What only the sled store has (its journal and index, group commit, tampering below the
+//! store, crashes), each test on a fresh temporary directory. The behaviour every store shares
+//! is tested on sled and PostgreSQL alike in `store_contract.rs`.
 
 use carimbo::store::{Append, CaseHead, InboxEntry, SledStore, Store, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -65,21 +65,10 @@ fn open(dir: &Path) -> SledStore {
     SledStore::open(dir).expect("the store opens")
 }
 
-/// Rewrites one stored event's raw bytes through sled itself, with the store closed.
+/// Rewrites one stored event's raw bytes through sled itself (in the store's index), with the
+/// store closed.
 fn rewrite_event(dir: &Path, case: &str, seq: u64, edit: impl FnOnce(&mut Vec<u8>)) {
-    // sled's background threads may still hold the file lock for a moment after the store is
-    // dropped; wait for it rather than fail.
-    let mut tries = 0;
-    let db = loop {
-        match sled::open(dir) {
-            Ok(db) => break db,
-            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot reopen the store: {e}"),
-        }
-    };
+    let db = raw_index(dir);
     let events = db.open_tree("events").unwrap();
     let mut key = case.as_bytes().to_vec();
     key.push(0);
@@ -90,11 +79,39 @@ fn rewrite_event(dir: &Path, case: &str, seq: u64, edit: impl FnOnce(&mut Vec<u8
     db.flush().unwrap();
 }
 
+/// The store's sled index, opened directly (waiting for a just-closed store to let go of it).
+fn raw_index(dir: &Path) -> sled::Db {
+    for _ in 0..200 {
+        match sled::open(dir.join("index")) {
+            Ok(db) => return db,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    panic!("the index stays locked");
+}
+
+/// Where the journal's records end (the file goes on with preallocated zeros).
+fn journal_end(dir: &Path) -> u64 {
+    let bytes = std::fs::read(dir.join("journal")).unwrap();
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i as u64 + 1)
+}
+
 fn three_events(dir: &Path, case: &str) {
     let store = open(dir);
     store.append(submit(case)).unwrap();
     store.append(append(case, 1, vec![json!({"type": "approved", "by": "bruno"})], vec![])).unwrap();
     store.append(append(case, 2, vec![json!({"type": "completed"})], vec![])).unwrap();
+}
+
+#[test]
+fn one_store_is_shared_across_threads_as_a_trait_object() {
+    fn shared<T: Send + Sync>() {}
+    shared::<SledStore>();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(open(dir.path()));
+    let other = store.clone();
+    std::thread::spawn(move || other.append(submit("c1")).unwrap()).join().unwrap();
+    assert_eq!(store.head("c1").unwrap().unwrap().version, 1, "the other thread's acknowledged append is visible");
 }
 
 #[test]
@@ -170,7 +187,7 @@ fn a_removed_event_is_reported_as_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     three_events(dir.path(), "c1");
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_index(dir.path());
         let mut key = b"c1\0".to_vec();
         key.extend_from_slice(&2u64.to_be_bytes());
         db.open_tree("events").unwrap().remove(key).unwrap();
@@ -224,15 +241,103 @@ fn definitions_round_trip_under_their_hash() {
 }
 
 #[test]
-fn a_large_definition_stored_as_a_sled_blob_survives_reopen() {
+fn a_large_definition_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    // Far above sled's inline limit, so sled writes it to a blob file (which sled never syncs).
+    // Far above sled's inline limit, so sled keeps it in a blob file of its own.
     let big: Vec<u8> = (0..600_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     let hash = sha256_hex(&big);
     open(dir.path()).put_definition(&hash, &big).unwrap();
-    let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
-    assert!(blobs > 0, "sled stored the definition in a blob file");
     assert_eq!(open(dir.path()).definition(&hash).unwrap(), Some(big));
+}
+
+#[test]
+fn the_index_is_rebuilt_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    three_events(dir.path(), "c1");
+    let (events, head) = {
+        let store = open(dir.path());
+        store.append(submit("c2")).unwrap();
+        store.put_definition(&sha256_hex(b"{}"), b"{}").unwrap();
+        (store.events("c1").unwrap(), store.head("c1").unwrap())
+    };
+    // Even a corrupted index is no loss: the journal still holds the true history.
+    rewrite_event(dir.path(), "c1", 2, |v| v[0] = b'#');
+    let store = SledStore::rebuild_index(dir.path()).unwrap();
+    assert_eq!(store.events("c1").unwrap(), events);
+    assert_eq!(store.head("c1").unwrap(), head);
+    assert_eq!(store.inbox("bruno", None, 10).unwrap().entries.len(), 1, "c2 waits for bruno; c1 no longer does");
+    assert!(store.definition(&sha256_hex(b"{}")).unwrap().is_some());
+    assert!(store.verify_all().unwrap().is_clean());
+}
+
+#[test]
+fn appends_missing_from_the_index_are_applied_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.append(submit("c1")).unwrap();
+    }
+    let one_append = journal_end(dir.path());
+    {
+        let store = open(dir.path());
+        store.append(append("c1", 1, vec![json!({"type": "approved"})], vec![])).unwrap();
+    }
+    // Put the index back to where it was after the first append, as a crash before sled wrote
+    // its buffers would leave it; the journal has both appends.
+    {
+        let db = raw_index(dir.path());
+        let events = db.open_tree("events").unwrap();
+        events.remove([&b"c1\0"[..], &2u64.to_be_bytes()].concat()).unwrap();
+        let heads = db.open_tree("heads").unwrap();
+        let mut h: CaseHead = serde_json::from_slice(&heads.get("c1").unwrap().unwrap()).unwrap();
+        let first: carimbo::store::StoredEvent =
+            serde_json::from_slice(&events.get([&b"c1\0"[..], &1u64.to_be_bytes()].concat()).unwrap().unwrap()).unwrap();
+        (h.version, h.last_hash) = (1, first.hash);
+        heads.insert("c1", serde_json::to_vec(&h).unwrap()).unwrap();
+        db.open_tree("meta").unwrap().insert("journal_applied", &one_append.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.head("c1").unwrap().unwrap().version, 2);
+    assert_eq!(store.events("c1").unwrap().len(), 2);
+    store.verify_case("c1").unwrap();
+}
+
+#[test]
+fn a_torn_last_journal_record_is_cut_off_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.append(submit("c1")).unwrap();
+    }
+    let journal = dir.path().join("journal");
+    let good = journal_end(dir.path());
+    // Half a frame after the last record, as a power loss in the middle of a write leaves it.
+    let f = std::fs::OpenOptions::new().write(true).open(&journal).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[200, 1, 0, 0, 1, 2, 3, 4, b'{', b'"'], good).unwrap();
+    drop(f);
+    let store = open(dir.path());
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), good);
+    assert!(dir.path().join(format!("journal.torn-at-{good}")).exists(), "the cut-off bytes are kept");
+    assert_eq!(store.append(append("c1", 1, vec![json!({"type": "approved"})], vec![])).unwrap().version, 2);
+    assert!(store.verify_all().unwrap().is_clean());
+}
+
+#[test]
+fn a_damaged_journal_record_is_reported_by_verify_all() {
+    let dir = tempfile::tempdir().unwrap();
+    three_events(dir.path(), "c1");
+    let journal = dir.path().join("journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"approved").unwrap();
+    bytes[at] = b'A';
+    std::fs::write(&journal, bytes).unwrap();
+    // The index applied past the damage, so it opens; the full check finds it.
+    let store = open(dir.path());
+    let report = store.verify_all().unwrap();
+    assert!(report.corrupt.is_empty());
+    assert_eq!(report.store_problems.len(), 1, "{report:?}");
+    assert!(report.store_problems[0].contains("journal is damaged"));
 }
 
 #[test]

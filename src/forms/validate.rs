@@ -118,11 +118,17 @@ fn whole(error_code: ErrorCode, code: &str, lang: Lang, args: &[(&str, &str)]) -
 impl FormDefinition {
     /// Validates `data`; on success the data carries the computed values.
     pub fn validate(&self, data: &Value, ctx: &ValidationContext, lang: Lang) -> Result<ValidSubmission, Vec<FieldError>> {
+        self.validate_showing_computed(data, ctx, lang).0
+    }
+
+    /// Validates `data` and also returns the values carimbo could compute, even when the data
+    /// has errors: a page shows a person the working days of a period whose reason is missing.
+    pub fn validate_showing_computed(&self, data: &Value, ctx: &ValidationContext, lang: Lang) -> (Result<ValidSubmission, Vec<FieldError>>, BTreeMap<String, Value>) {
         if depth(data) > MAX_SUBMISSION_DEPTH {
-            return Err(vec![whole(codes::TOO_DEEP, "too-deep", lang, &[("limit", &MAX_SUBMISSION_DEPTH.to_string())])]);
+            return (Err(vec![whole(codes::TOO_DEEP, "too-deep", lang, &[("limit", &MAX_SUBMISSION_DEPTH.to_string())])]), BTreeMap::new());
         }
         let Value::Object(fields) = data else {
-            return Err(vec![whole(codes::NOT_JSON, "not-an-object", lang, &[])]);
+            return (Err(vec![whole(codes::NOT_JSON, "not-an-object", lang, &[])]), BTreeMap::new());
         };
 
         let mut errors = Vec::new();
@@ -210,9 +216,9 @@ impl FormDefinition {
                     }),
                 }
             }
-            return self.finish(fields, computed, errors);
         }
-        self.finish(fields, computed, errors)
+        let shown = computed.clone();
+        (self.finish(fields, computed, errors), shown)
     }
 
     fn finish(&self, fields: &Map<String, Value>, computed: BTreeMap<String, Value>, mut errors: Vec<FieldError>) -> Result<ValidSubmission, Vec<FieldError>> {

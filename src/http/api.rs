@@ -270,7 +270,17 @@ impl AppState {
             });
         };
         let p = &signed.payload;
-        let mismatch = |what: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", format!("the signed payload's {what} does not match this act; fetch a fresh payload and sign again"));
+        let jws = serde_json::to_vec(&signed.signature).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };
+        // A signature made for another act (another case, step, action or signer) is refused
+        // with the report of verifying it over this act's payload, as any signature that does
+        // not verify is: the person sees a report whichever field was swapped.
+        let mismatch = |what: &str| {
+            let this_act = self.payload_for(expected, &caller.person, p.time);
+            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", format!("the signed payload's {what} does not match this act; fetch a fresh payload and sign again"));
+            e.report = verify_act(&self.verifier, &this_act, Some(data), &jws, required, &opts).err().and_then(|r| serde_json::to_value(&r).ok());
+            e
+        };
         if p.case != expected.case {
             return Err(mismatch("case"));
         }
@@ -289,8 +299,6 @@ impl AppState {
         if (p.time - now).num_minutes().abs() > CLOCK_SKEW_MINUTES {
             return Err(mismatch("time (more than ten minutes from the server's clock)"));
         }
-        let jws = serde_json::to_vec(&signed.signature).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };
         match verify_act(&self.verifier, p, Some(data), &jws, required, &opts) {
             Ok(v) => Ok(SignatureRecord {
                 level: v.level(),
@@ -466,7 +474,7 @@ pub struct ActBody {
 }
 
 impl AppState {
-    fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
+    pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
         if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
             return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
         }
@@ -507,6 +515,7 @@ pub struct BatchRequest {
 /// Many acts in one request: each item is signed and decided on its own; one bad item does not
 /// undo the others.
 pub async fn batch(State(state): Shared, caller: Caller, Json(req): Json<BatchRequest>) -> Result<Json<Value>, ApiError> {
+    caller.require("approver")?;
     if req.items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::bad_request(format!("at most {MAX_BATCH_ITEMS} items per batch")).lang(caller.lang));
     }
@@ -570,6 +579,35 @@ pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<Strin
     .map_err(|e| e.lang(lang))
 }
 
+// ---------------------------------------------------------------- evidence
+
+/// The case's evidence bundle (one JSON file that `carimbo verify` checks offline), for a party
+/// to the case or an auditor. Made on request from the store and the current validation
+/// material, and sealed with the service key; `exported_by` is the caller.
+pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let lang = caller.lang;
+    let st = state.clone();
+    blocking(move || {
+        let (case, _, _) = st.visible_case(&caller, &id)?;
+        let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?;
+        let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, Utc::now()).map_err(evidence_error)?;
+        let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
+        Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], bundle.to_bytes()).into_response())
+    })
+    .await
+    .map_err(|e| e.lang(lang))
+}
+
+fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {
+    use crate::evidence::EvidenceError;
+    match e {
+        EvidenceError::Case(c) => ApiError::from(c),
+        EvidenceError::Material(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0920", e.to_string()),
+        EvidenceError::Definition(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0921", e.to_string()),
+        EvidenceError::Seal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0922", e.to_string()),
+    }
+}
+
 // ---------------------------------------------------------------- admin and authors
 
 pub async fn directory(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -614,42 +652,50 @@ pub struct DefinitionUpload {
     pub files: Vec<DefinitionFile>,
 }
 
+/// Loads uploaded definitions together with everything served that they do not replace, exactly
+/// as `carimbo check` would load them: the report's catalog is the set that would then serve.
+/// Used by the API and by the author's page.
+pub(crate) fn check_upload(state: &AppState, upload: &DefinitionUpload) -> Result<crate::catalog::LoadReport, ApiError> {
+    let current = state.cases.catalog();
+    let mut sources: Vec<SourceFile> = Vec::new();
+    for f in &upload.files {
+        if f.name.contains('/') || f.name.contains("..") || !f.name.ends_with(".json") {
+            return Err(ApiError::bad_request(format!("{:?}: a definition upload is a plain *.json file name", f.name)));
+        }
+        sources.push(SourceFile::new(f.name.clone(), f.content.clone().into_bytes()));
+    }
+    // Everything currently served that the upload does not replace, by id.
+    let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
+    for src in current.reference_sources.iter() {
+        let id = serde_json::from_slice::<Value>(&src.bytes).ok().and_then(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)));
+        if id.is_none_or(|i| !replaced.contains(&i)) {
+            sources.push(src.clone());
+        }
+    }
+    for f in current.forms.values() {
+        if !replaced.contains(&format!("form:{}", f.id)) {
+            sources.push(SourceFile::new(format!("forms/{}.json", f.id), current.sources.get(&f.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
+        }
+    }
+    for w in current.workflows.values() {
+        if !replaced.contains(&format!("workflow:{}", w.id)) {
+            sources.push(SourceFile::new(format!("workflows/{}.json", w.id), current.sources.get(&w.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
+        }
+    }
+    let dir = state.cases.directory();
+    Ok(Catalog::load_sources_with(&sources, Some(&dir)))
+}
+
 /// Checks uploaded definitions exactly as `carimbo check` does, together with everything else
 /// served. With `apply`, a clean set replaces the served one; the old version keeps serving
 /// until a valid one arrives, and open cases stay on their own versions.
 async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpload, apply: bool) -> Result<Json<Value>, ApiError> {
-    caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") || (apply && caller.has("author")) { Ok(()) } else { Err(e) })?;
+    // Applying is the admin's (the route is `admin` in the route table); authors and admins check.
+    caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") { Ok(()) } else { Err(e) })?;
     let lang = caller.lang;
     blocking(move || {
-        let current = state.cases.catalog();
-        let mut sources: Vec<SourceFile> = Vec::new();
         let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
-        for f in &upload.files {
-            if f.name.contains('/') || f.name.contains("..") || !f.name.ends_with(".json") {
-                return Err(ApiError::bad_request(format!("{:?}: a definition upload is a plain *.json file name", f.name)));
-            }
-            sources.push(SourceFile::new(f.name.clone(), f.content.clone().into_bytes()));
-        }
-        // Everything currently served that the upload does not replace, by id.
-        let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
-        for src in current.reference_sources.iter() {
-            let id = serde_json::from_slice::<Value>(&src.bytes).ok().and_then(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)));
-            if id.is_none_or(|i| !replaced.contains(&i)) {
-                sources.push(src.clone());
-            }
-        }
-        for f in current.forms.values() {
-            if !replaced.contains(&format!("form:{}", f.id)) {
-                sources.push(SourceFile::new(format!("forms/{}.json", f.id), current.sources.get(&f.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
-            }
-        }
-        for w in current.workflows.values() {
-            if !replaced.contains(&format!("workflow:{}", w.id)) {
-                sources.push(SourceFile::new(format!("workflows/{}.json", w.id), current.sources.get(&w.content_hash).map(|b| b.to_vec()).unwrap_or_default()));
-            }
-        }
-        let dir = state.cases.directory();
-        let report = Catalog::load_sources_with(&sources, Some(&dir));
+        let report = check_upload(&state, &upload)?;
         let problems: Vec<Value> = report.problems.iter().map(|p| json!({"file": p.file, "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()})).collect();
         if !problems.is_empty() {
             let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));

@@ -174,6 +174,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, post, "/api/v1/cases/{id}/acts", "any", "Act on an open step: approve, reject, return or sign, with the signature it demands", api::act),
         route!(POST, post, "/api/v1/cases/{id}/withdraw", "any", "Withdraw my case while no final decision exists", api::withdraw),
         route!(POST, post, "/api/v1/cases/{id}/resubmit", "any", "Resubmit a corrected version of my returned case", api::resubmit),
+        route!(GET, get, "/api/v1/cases/{id}/evidence", "any", "The case's evidence bundle: definitions, events, signatures, certificates and CRLs in one JSON file that `carimbo verify` checks offline (parties to the case and auditors)", api::evidence),
         route!(POST, post, "/api/v1/acts/batch", "approver", "Act on many steps at once; each item has its own signature and result", api::batch),
         route!(GET, get, "/api/v1/inbox", "any", "My open steps (and those I hold under delegation), oldest first", api::inbox),
         route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),
@@ -250,16 +251,68 @@ async fn api_rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
 const BODY_LIMIT: usize = 512 * 1024;
 const BATCH_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+fn body_limit(path: &str) -> usize {
+    if path == "/api/v1/acts/batch" { BATCH_BODY_LIMIT } else { BODY_LIMIT }
+}
+
+/// Every error under `/api` is a problem (RFC 9457). axum's own rejections (a body too large,
+/// malformed JSON, a wrong content type or method) are plain text, so they are turned into
+/// problems here, in one place. A body whose declared length is over the limit is refused
+/// before it is read: a client that sent `Expect: 100-continue` (curl does for large bodies)
+/// gets the answer without uploading anything, and the connection is closed rather than left
+/// with an unread body in it.
+async fn api_problems(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let lang = auth::lang_of(&parts);
+    let limit = body_limit(parts.uri.path());
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit, lang);
+    }
+    // The whole (bounded) body is read before the handler runs: a handler that refuses early
+    // (no session, no CSRF token) then leaves no unread body behind, and hyper can keep the
+    // connection alive instead of dropping it under a client that was told nothing.
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => axum::body::Body::from(bytes),
+        Err(e) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => return too_large(limit, lang),
+        Err(e) => return ApiError::bad_request(format!("the request body could not be read: {e}")).lang(lang).into_response(),
+    };
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let status = response.status();
+    let is_problem = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large(limit, lang);
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // The rejection's own text says what was wrong (e.g. "missing field `person`"); it is short.
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let code = if status.is_server_error() { "CARIMBO-E0799" } else { "CARIMBO-E0704" };
+    let mut problem = ApiError::new(status, code, if text.is_empty() { status.to_string() } else { text }).lang(lang).into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
+}
+
+fn too_large(limit: usize, lang: Lang) -> Response {
+    let mut r = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "CARIMBO-E0707", format!("the request body is larger than {} KiB", limit / 1024)).lang(lang).into_response();
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let mut api = Router::new();
     for r in routes() {
         let mut h = (r.handler)();
-        if r.path == "/api/v1/acts/batch" {
-            h = h.layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
+        if body_limit(r.path) != BODY_LIMIT {
+            h = h.layer(DefaultBodyLimit::max(body_limit(r.path)));
         }
         api = api.route(r.path, h);
     }
-    let api = api.fallback(api::not_found).layer(middleware::from_fn_with_state(state.clone(), api_rate_limit));
+    let api = api.fallback(api::not_found).layer(middleware::from_fn_with_state(state.clone(), api_rate_limit)).layer(middleware::from_fn(api_problems));
     Router::new()
         .merge(api)
         .merge(pages::router())

@@ -79,6 +79,11 @@ impl ServiceSeal {
     ) -> Result<JadesSignature, SigningError> {
         self.signer.sign(&payload.canonical_bytes()?, at)
     }
+
+    /// Seal other canonical bytes at `at` (an evidence bundle's seal payload).
+    pub fn seal_bytes(&self, bytes: &[u8], at: DateTime<Utc>) -> Result<JadesSignature, SigningError> {
+        self.signer.sign(bytes, at)
+    }
 }
 
 /// Verify the signature of one act.

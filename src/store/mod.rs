@@ -154,11 +154,15 @@ pub struct IntegrityReport {
     pub events_checked: u64,
     /// One entry per corrupt case: the first bad event (or the head) and why.
     pub corrupt: Vec<CorruptCase>,
+    /// Records of the store's own journal checked (stores that keep one).
+    pub journal_records_checked: u64,
+    /// Problems that belong to no single case (a damaged journal record).
+    pub store_problems: Vec<String>,
 }
 
 impl IntegrityReport {
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty()
+        self.corrupt.is_empty() && self.store_problems.is_empty()
     }
 }
 
@@ -189,12 +193,12 @@ pub enum StoreError {
 pub trait Store: Send + Sync {
     /// Appends events to a case, durably, if the case is still at `expected_version`.
     fn append(&self, append: Append) -> Result<Appended, StoreError>;
-    /// Every event of a case, in order.
+    /// Every event of a case, in order; `NotFound` for a case with no events.
     fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError>;
     /// A page of `person`'s inbox, oldest first, starting after the cursor `after`.
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError>;
-    /// The heads of cases `person` is party to, newest first.
+    /// The heads of cases `person` is party to, newest (by `opened_at`) first.
     fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError>;
     /// The outcome recorded for an append made with this idempotency key on this case, if any.
     fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError>;

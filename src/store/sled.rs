@@ -1,124 +1,207 @@
 //! `SledStore`: the embedded case store, one directory and no server.
 //!
-//! Layout (one sled tree each; ids never contain a NUL byte, so NUL separates key parts and a
-//! prefix of `id + 0x00` never matches another id):
+//! Two parts, in `dir/`:
+//! - `journal`: an append-only file with one checksummed record per append (events with their
+//!   hashes, the new head, the new inbox entries, the idempotency record) or stored definition,
+//!   in the order they were accepted. An append is durable when its record is: group commit is
+//!   one `fdatasync` of this file for every append written before it started.
+//! - `index/`: a sled database that answers every read. It receives a record only after the
+//!   record is durable, in one sled transaction per group, together with the journal offset it
+//!   has applied up to; at open, whatever the journal holds past that offset is applied again
+//!   (after a crash sled may have lost its last writes). The index can be rebuilt from the
+//!   journal (`rebuild_index`).
+//!
+//! Why not sled alone: in sled 0.34.7 every transaction (and batch) seals and writes sled's I/O
+//! buffer, and `flush()` holds sled's global concurrency-control lock while it waits for the
+//! disk, so no transaction can commit during a flush: with one transaction per append and
+//! flush + fdatasync per group, 64 clients reached 5% of what group commit allows on the same
+//! disk. sled's flush is also not power-safe on its own (`sync_file_range`, sled issue #1452),
+//! and reopening has been reported to find corruption (#1189, #1533). The journal makes
+//! durability one plain `fdatasync`, lets appends run while it happens, and keeps the hash
+//! chain recoverable whatever happens to the index. See `docs/storage.md`.
+//!
+//! Index layout (one sled tree each; ids never contain a NUL byte, so NUL separates key parts
+//! and a prefix of `id + 0x00` never matches another id):
 //! - `events`: `case + 0x00 + seq (u64 BE)` → JSON `StoredEvent`. A case's log is one prefix.
 //! - `heads`: `case` → JSON `CaseHead`.
 //! - `inbox`: `person + 0x00 + since (ms, order-preserving BE) + case + 0x00 + step + 0x00 + seat`
 //!   → JSON `InboxEntry`. A person's inbox is one prefix, already oldest first, so a page is a
 //!   bounded range scan whose cost does not depend on how many cases the store holds.
-//! - `inbox_keys`: `case` → the inbox keys of the case's current entries, so an append can replace
-//!   them inside a transaction (sled 0.34 transactions cannot scan).
+//! - `inbox_keys`: `case` → the keys of the case's current inbox entries, so an append can
+//!   replace them inside a transaction (sled 0.34 transactions cannot scan).
 //! - `parties`: `person + 0x00 + opened_at (ms, BE) + case` → empty; scanned backwards for
 //!   "my cases", newest first.
 //! - `idempotency`: `case + 0x00 + key` → the first append's result.
 //! - `definitions`: SHA-256 hex → the definition's bytes.
-//!
-//! An append runs as one multi-tree sled transaction. sled 0.34 serializes transactions behind one
-//! lock, so the version check and the writes cannot interleave with another append; the work
-//! that does not need the lock (hashing, JSON) is done before it, against the head read outside,
-//! and the transaction only proceeds if the head is still byte-for-byte that one.
-//!
-//! Durability: sled's `flush()` writes its log with `sync_file_range`, which survives a process
-//! crash but not a power loss (sled issue #1452), and never syncs the blob files it writes for
-//! large values. So the group-commit leader follows `flush()` with `fdatasync` of the log file and
-//! of every blob file not synced yet. See `docs/storage.md`.
+//! - `meta`: `journal_applied` → the journal offset the index has applied up to.
+
+mod index;
+mod integrity;
+mod journal;
+mod keys;
+
+use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyEntry, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
+use integrity::{ChainCheck, settle_case, take_heads_without_events};
+use keys::*;
 
 use super::{
     Append, Appended, CaseHead, CorruptCase, GENESIS_HASH, InboxEntry, InboxPage, IntegrityReport, Store, StoreError,
     StoredEvent, chain_hash,
 };
-use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use ::sled::{Db, IVec, Tree};
-use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use ::sled::Db;
+use chrono::{SubsecRound, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-use std::ffi::OsString;
-use std::fs::File;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+const INDEX_DIR: &str = "index";
+const JOURNAL_FILE: &str = "journal";
+/// The journal grows ahead of its records by zero-filled steps (as database write-ahead logs
+/// do): a sync of records written into blocks that already belong to the file changes no file
+/// size, so `fdatasync` has no inode to write, only the data. Steps grow with the journal (half
+/// its size) between these bounds.
+const PREALLOCATE_MIN: u64 = 1 << 20;
+const PREALLOCATE_MAX: u64 = 16 << 20;
+/// How long the index thread lets synced records gather while nobody waits to read.
+const APPLY_GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// Syncs a group-commit leader may run in a row for others before handing over.
+const LEADER_ROUNDS: usize = 8;
+/// Records written but not yet applied beyond which `append_unsynced` waits (bounds memory).
+const MAX_QUEUED: usize = 8192;
 
 /// The embedded case store. Share one per directory across threads with `Arc`; sled locks the
-/// directory, so a second `open` of the same directory fails while the first is alive.
+/// index, so a second `open` of the same directory fails while the first is alive.
 pub struct SledStore {
+    shared: Arc<Shared>,
+    /// Applies synced journal records to the index, in journal order.
+    applier: Option<JoinHandle<()>>,
+}
+
+/// What the callers' threads and the applier thread share.
+struct Shared {
     db: Db,
-    events: Tree,
-    heads: Tree,
-    inbox: Tree,
-    inbox_keys: Tree,
-    parties: Tree,
-    idempotency: Tree,
-    definitions: Tree,
-    durability: GroupCommit,
+    trees: Trees,
+    journal: File,
+    /// Accepts appends one at a time: version check against pending state, journal write,
+    /// queueing for the index. Held for microseconds, never across an I/O wait.
+    writer: Mutex<Writer>,
+    pipeline: Mutex<Pipeline>,
+    /// Woken when `synced` moves (or the store fails): appends waiting for durability.
+    synced_cv: Condvar,
+    /// Woken when `applied` moves: reads catching up.
+    applied_cv: Condvar,
+    /// Woken when there is work for the index thread (or it should stop).
+    work_cv: Condvar,
+    flushes: AtomicU64,
+    durable_writes: AtomicU64,
+    sync_nanos: AtomicU64,
 }
 
 /// Counters of the group committer, for benchmarks and monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DurabilityStats {
-    /// Completed flush + fdatasync rounds.
+    /// `fdatasync` calls on the journal.
     pub flushes: u64,
     /// Calls that waited for durability (appends, replays, definitions, `sync`).
     pub durable_writes: u64,
+    /// Time spent in those `fdatasync` calls.
+    pub sync_time: std::time::Duration,
 }
 
-/// The first append's answer, kept under its idempotency key.
-#[derive(Serialize, Deserialize)]
-struct IdempotencyRecord {
+/// What the writer knows that the index does not have yet.
+struct Writer {
+    /// The end of the last record: where the next one goes.
+    end: u64,
+    /// The journal file's length (zeros after `end`).
+    allocated: u64,
+    /// Heads of cases with records written but not applied (the newest one).
+    heads: HashMap<String, PendingHead>,
+    /// Idempotency records written but not applied, by index key.
+    idempotency: HashMap<Vec<u8>, PendingReplay>,
+    /// Records written, in journal order, waiting to be applied.
+    queue: VecDeque<Prepared>,
+    /// Bumped each time applied records leave `heads` and `idempotency`: a reader of the index
+    /// that saw the same epoch before and after knows no record slipped between the two.
+    epoch: u64,
+}
+
+struct PendingHead {
     version: u64,
     last_hash: String,
-    outcome: Value,
+    end: u64,
 }
 
-/// Why a transaction gave up without writing.
-enum Abort {
-    /// The idempotency key was already used: the stored record.
-    Replayed(IVec),
-    /// The head is no longer the one the append was prepared against: prepare again.
-    HeadMoved,
-    /// An event key that the head says is free already holds an event.
-    Occupied(u64),
+struct PendingReplay {
+    record: IdempotencyRecord,
+    end: u64,
 }
 
-/// The result of the transactional part of an append, before waiting for durability.
-struct Committed {
+/// Progress through the journal, as offsets: every record ending at or before `synced` is
+/// durable (and its append acknowledged), at or before `applied` is in the index. Reads first
+/// wait until the index has what was durable when they started, so a caller always reads its
+/// own acknowledged writes.
+#[derive(Default)]
+struct Pipeline {
+    written: u64,
+    synced: u64,
+    applied: u64,
+    syncing: bool,
+    /// Callers waiting for the index (reads catching up).
+    readers_waiting: usize,
+    /// The highest ticket any caller has waited for.
+    wanted: u64,
+    closing: bool,
+    /// After a failed write or fdatasync the page cache can no longer be trusted (the
+    /// "fsyncgate" lesson): every later write fails until the store is reopened.
+    failed: Option<String>,
+}
+
+/// What the writer sees of a case: pending records over the index.
+#[derive(Clone, PartialEq)]
+struct CaseSeen {
+    exists: bool,
     version: u64,
     last_hash: String,
-    replayed: bool,
-    outcome: Value,
+    /// An earlier append with the same idempotency key: its answer, and the journal offset to
+    /// wait for (0 when already applied).
+    replay: Option<(IdempotencyRecord, u64)>,
+}
+
+/// The writer's pending view of a case: `None` where the index must be asked.
+struct PendingView {
+    head: Option<(u64, String)>,
+    replay: Option<(IdempotencyRecord, u64)>,
+    epoch: u64,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir` and checks that every case head's `last_hash`
-    /// matches its last event (re-computing that event's hash). Fails with `Corrupt` naming the
-    /// first case that does not; `open_unverified` then still gives access for `verify_all`.
+    /// Opens (or creates) the store in `dir`: applies what the journal holds beyond the index,
+    /// cuts off a torn last record, then checks that every case head's `last_hash` matches its
+    /// last event (re-computing that event's hash). Fails with `Corrupt` naming the first case
+    /// that does not; `open_unverified` then still gives access for `verify_all`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let store = Self::open_unverified(dir)?;
         store.check_heads()?;
         Ok(store)
     }
 
-    /// Opens the store without the integrity check: for inspection and repair only.
+    /// Opens the store without the head check: for inspection and repair.
     pub fn open_unverified(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        // A store dropped a moment ago in this process may still hold sled's file lock while its
-        // background flusher stops; wait up to two seconds for it instead of failing.
-        let mut attempts = 0;
-        let db = loop {
-            match ::sled::Config::new().path(dir).open() {
-                Ok(db) => break db,
-                Err(e) if attempts < 100 && e.to_string().contains("could not acquire lock") => {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(io_err(format!("cannot open the store in {}", dir.display()), e)),
-            }
-        };
+        std::fs::create_dir_all(dir).map_err(|e| io_err(format!("cannot create {}", dir.display()), e))?;
+        let index = dir.join(INDEX_DIR);
+        let db = open_index(&index).map_err(|e| {
+            io_err(format!("cannot open the index in {} (if it is damaged, SledStore::rebuild_index rebuilds it from the journal)", index.display()), e)
+        })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| io_err(format!("cannot open tree {name}"), e));
-        let store = SledStore {
+        let trees = Trees {
             events: tree("events")?,
             heads: tree("heads")?,
             inbox: tree("inbox")?,
@@ -126,44 +209,118 @@ impl SledStore {
             parties: tree("parties")?,
             idempotency: tree("idempotency")?,
             definitions: tree("definitions")?,
-            durability: GroupCommit::new(dir)?,
-            db,
+            meta: tree("meta")?,
         };
-        // Make the files sled created at open (and their directory entries) durable once.
-        store.sync()?;
-        sync_dir(dir).map_err(|e| io_err("cannot sync the store directory".into(), e))?;
-        Ok(store)
+        let path = dir.join(JOURNAL_FILE);
+        let existed = path.exists();
+        let journal = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io_err("cannot open the journal".into(), e))?;
+        if !existed {
+            sync_dir(dir).map_err(|e| io_err("cannot sync the store directory".into(), e))?;
+        }
+
+        let applied = match trees.meta.get(APPLIED_KEY).map_err(sled_err)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| journal_corrupt("the index's journal offset is malformed".into()))?),
+            None => 0,
+        };
+        let len = journal.metadata().map_err(|e| io_err("cannot read the journal's size".into(), e))?.len();
+        if applied > len {
+            return Err(journal_corrupt(format!(
+                "the index has applied {applied} bytes of journal but the journal has {len}: the journal was truncated or replaced"
+            )));
+        }
+        let mut batch = Vec::new();
+        let scan = journal::scan(&journal, applied, |end, payload| {
+            let record: JournalRecord = serde_json::from_slice(payload).map_err(|e| journal_corrupt(format!("record ending at byte {end} does not decode: {e}")))?;
+            batch.push(Prepared { end, change: Change::from_record(&record)? });
+            if batch.len() == APPLY_BATCH {
+                apply(&trees, &batch)?;
+                batch.clear();
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            apply(&trees, &batch)?;
+        }
+        let allocated = if scan.torn { keep_torn_tail(dir, &journal, scan.valid_end, len)? } else { len };
+        if scan.valid_end > applied {
+            db.flush().map_err(sled_err)?;
+        }
+        let end = scan.valid_end;
+        let shared = Arc::new(Shared {
+            db,
+            trees,
+            journal,
+            writer: Mutex::new(Writer { end, allocated, heads: HashMap::new(), idempotency: HashMap::new(), queue: VecDeque::new(), epoch: 0 }),
+            pipeline: Mutex::new(Pipeline { written: end, synced: end, applied: end, ..Pipeline::default() }),
+            synced_cv: Condvar::new(),
+            applied_cv: Condvar::new(),
+            work_cv: Condvar::new(),
+            flushes: AtomicU64::new(0),
+            durable_writes: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
+        });
+        let applier = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("carimbo-index".into())
+                .spawn(move || shared.apply_loop())
+                .map_err(|e| io_err("cannot start the index thread".into(), e))?
+        };
+        Ok(SledStore { shared, applier: Some(applier) })
     }
 
-    /// Appends like `Store::append` but returns as soon as the transaction has committed,
-    /// without waiting for durability: for bulk loads (imports, benchmarks). Call `sync` after
-    /// the last one; until then a crash may lose any of them (never part of one).
+    /// Moves the index aside (to `index.replaced-<unix time>`) and builds a new one from the
+    /// journal: the cure for a damaged sled index. The store must not be open.
+    pub fn rebuild_index(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        if !dir.join(JOURNAL_FILE).exists() {
+            return Err(StoreError::Io(format!("{} has no journal to rebuild from", dir.display())));
+        }
+        let index = dir.join(INDEX_DIR);
+        if index.exists() {
+            let aside = dir.join(format!("{INDEX_DIR}.replaced-{}", Utc::now().timestamp()));
+            std::fs::rename(&index, &aside).map_err(|e| io_err("cannot move the old index aside".into(), e))?;
+        }
+        Self::open(dir)
+    }
+
+    /// Appends like `Store::append` but does not wait for durability: for bulk loads (imports,
+    /// benchmarks). Call `sync` after the last one. It waits only when many appends are queued.
     pub fn append_unsynced(&self, append: Append) -> Result<Appended, StoreError> {
-        let c = self.commit(append)?;
-        Ok(Appended { version: c.version, last_hash: c.last_hash, replayed: c.replayed, outcome: c.outcome })
+        let (appended, ticket, queued) = self.shared.commit(append)?;
+        if queued > MAX_QUEUED {
+            self.shared.wait_synced(ticket)?;
+            self.shared.wait_applied(ticket)?;
+        }
+        Ok(appended)
     }
 
-    /// Returns once everything committed before the call is durable.
+    /// Returns once everything written before the call is durable and readable.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.durability.wait_durable(&self.db)
+        let ticket = self.shared.lock_pipeline().written;
+        self.shared.wait_synced(ticket)?;
+        self.shared.wait_applied(ticket)
     }
 
     pub fn durability_stats(&self) -> DurabilityStats {
         DurabilityStats {
-            flushes: self.durability.flushes.load(Ordering::Relaxed),
-            durable_writes: self.durability.durable_writes.load(Ordering::Relaxed),
+            flushes: self.shared.flushes.load(Ordering::Relaxed),
+            durable_writes: self.shared.durable_writes.load(Ordering::Relaxed),
+            sync_time: std::time::Duration::from_nanos(self.shared.sync_nanos.load(Ordering::Relaxed)),
         }
     }
 
     /// Re-computes the hash chain of every case and checks each head against its log, in one
-    /// pass over the event log. Also finds heads without events and events without a head.
+    /// pass over the event log; finds heads without events and events without a head; and
+    /// checks every journal record's checksum.
     pub fn verify_all(&self) -> Result<IntegrityReport, StoreError> {
+        self.shared.catch_up()?;
         let mut report = IntegrityReport::default();
         // Heads and event groups are both in case-id order (no id holds a NUL, so `id + 0x00`
         // sorts like `id`): walk them side by side.
-        let mut heads = self.heads.iter().peekable();
+        let mut heads = self.shared.trees.heads.iter().peekable();
         let mut current: Option<(Vec<u8>, ChainCheck)> = None;
-        for item in self.events.iter() {
+        for item in self.shared.trees.events.iter() {
             let (key, value) = item.map_err(sled_err)?;
             report.events_checked += 1;
             let Some((case, seq)) = split_event_key(&key) else {
@@ -183,18 +340,32 @@ impl SledStore {
             settle_case(&c, chain, &mut heads, &mut report)?;
         }
         take_heads_without_events(&mut heads, None, &mut report)?;
+
+        let written = self.shared.lock_writer().end;
+        let scan = journal::scan(&self.shared.journal, 0, |end, payload| {
+            if end <= written {
+                report.journal_records_checked += 1;
+                if let Err(e) = serde_json::from_slice::<JournalRecord>(payload) {
+                    report.store_problems.push(format!("journal record ending at byte {end} does not decode: {e}"));
+                }
+            }
+            Ok(())
+        })?;
+        if scan.valid_end < written {
+            report.store_problems.push(format!("the journal is damaged at byte {}: its checksum does not match", scan.valid_end));
+        }
         Ok(report)
     }
 
     /// The fast check at open: each head's last event exists, hashes to what it claims, and that
     /// is the head's `last_hash`.
     fn check_heads(&self) -> Result<(), StoreError> {
-        for item in self.heads.iter() {
+        for item in self.shared.trees.heads.iter() {
             let (key, value) = item.map_err(sled_err)?;
             let case_id = String::from_utf8_lossy(&key).into_owned();
             let head = decode_head(&case_id, &value)?;
             let corrupt = |reason: String| StoreError::Corrupt { case_id: case_id.clone(), seq: head.version, reason };
-            let Some(bytes) = self.events.get(event_key(&case_id, head.version)).map_err(sled_err)? else {
+            let Some(bytes) = self.shared.trees.events.get(event_key(&case_id, head.version)).map_err(sled_err)? else {
                 return Err(corrupt(format!("the case head names event {} but the log has no such event", head.version)));
             };
             let event = decode_event(&case_id, head.version, &bytes)?;
@@ -208,132 +379,397 @@ impl SledStore {
         Ok(())
     }
 
-    /// The transactional part of an append: validated, prepared outside the lock, committed in
-    /// one transaction. Does not wait for durability.
-    fn commit(&self, a: Append) -> Result<Committed, StoreError> {
+}
+
+impl Shared {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // Every unlock leaves the writer consistent, so a panic elsewhere does not poison it.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_pipeline(&self) -> MutexGuard<'_, Pipeline> {
+        self.pipeline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the writer has pending for a case (newest record first), and the epoch.
+    fn pending_view(w: &Writer, case_id: &str, idem_key: Option<&[u8]>) -> PendingView {
+        PendingView {
+            head: w.heads.get(case_id).map(|p| (p.version, p.last_hash.clone())),
+            replay: idem_key.and_then(|k| w.idempotency.get(k)).map(|p| (p.record.clone(), p.end)),
+            epoch: w.epoch,
+        }
+    }
+
+    /// The case as the writer sees it: pending records, else the index (read without the
+    /// writer lock).
+    fn case_seen(&self, case_id: &str, idem_key: Option<&[u8]>) -> Result<(CaseSeen, u64), StoreError> {
+        let view = Self::pending_view(&self.lock_writer(), case_id, idem_key);
+        let replay = match (view.replay, idem_key) {
+            (Some(r), _) => Some(r),
+            (None, Some(k)) => match self.trees.idempotency.get(k).map_err(sled_err)? {
+                Some(bytes) => Some((decode_idempotency(case_id, &bytes)?, 0)),
+                None => None,
+            },
+            (None, None) => None,
+        };
+        let seen = match view.head {
+            Some((version, last_hash)) => CaseSeen { exists: true, version, last_hash, replay },
+            None => match self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)? {
+                Some(bytes) => {
+                    let head = decode_head(case_id, &bytes)?;
+                    CaseSeen { exists: true, version: head.version, last_hash: head.last_hash, replay }
+                }
+                None => CaseSeen { exists: false, version: 0, last_hash: GENESIS_HASH.to_string(), replay },
+            },
+        };
+        Ok((seen, view.epoch))
+    }
+
+    /// Under the writer lock: is `seen` (taken at `epoch`) still how the case stands? Pending
+    /// records are authoritative; what came from the index still holds if no applied record
+    /// has left the pending maps since (else the caller looks again).
+    fn still_current(w: &Writer, seen: &CaseSeen, epoch: u64, case_id: &str, idem_key: Option<&[u8]>) -> bool {
+        let view = Self::pending_view(w, case_id, idem_key);
+        if view.replay.is_some() {
+            return false;
+        }
+        match view.head {
+            Some((version, last_hash)) => seen.replay.is_none() && version == seen.version && last_hash == seen.last_hash,
+            None => view.epoch == epoch,
+        }
+    }
+
+    /// Checks and writes an append to the journal; returns its result, the journal offset to
+    /// wait for, and how many records are queued for the index.
+    fn commit(&self, a: Append) -> Result<(Appended, u64, usize), StoreError> {
         validate(&a)?;
         let idem_key = a.idempotency_key.as_deref().map(|k| idempotency_key(&a.case_id, k));
         loop {
-            if let Some(k) = &idem_key
-                && let Some(rec) = self.idempotency.get(k).map_err(sled_err)?
-            {
-                return replayed(&a.case_id, &rec);
+            let (seen, epoch) = self.case_seen(&a.case_id, idem_key.as_deref())?;
+            if let Some((r, ticket)) = seen.replay {
+                return Ok((Appended { version: r.version, last_hash: r.last_hash, replayed: true, outcome: r.outcome }, ticket, 0));
             }
-            let head_bytes = self.heads.get(a.case_id.as_bytes()).map_err(sled_err)?;
-            let current = head_bytes.as_ref().map(|b| decode_head(&a.case_id, b)).transpose()?;
-            let found = current.as_ref().map_or(0, |h| h.version);
-            if found != a.expected_version {
-                return Err(if current.is_none() {
-                    StoreError::NotFound(a.case_id.clone())
-                } else {
-                    StoreError::Conflict { case_id: a.case_id.clone(), expected: a.expected_version, found }
-                });
+            if seen.version != a.expected_version {
+                // A stale answer from the index is re-checked under the lock before it is given.
+                if Self::still_current(&self.lock_writer(), &seen, epoch, &a.case_id, idem_key.as_deref()) {
+                    return Err(if seen.exists {
+                        StoreError::Conflict { case_id: a.case_id.clone(), expected: a.expected_version, found: seen.version }
+                    } else {
+                        StoreError::NotFound(a.case_id.clone())
+                    });
+                }
+                continue;
             }
 
-            // Everything below depends only on the head read above; the transaction checks it
-            // is still that head.
+            // Hashing and encoding happen outside the writer lock, against the state just
+            // seen; the record is written only if that state is still current.
             let recorded_at = Utc::now().trunc_subsecs(6);
-            let mut prev_hash = current.as_ref().map_or_else(|| GENESIS_HASH.to_string(), |h| h.last_hash.clone());
+            let mut prev_hash = seen.last_hash.clone();
             let mut events = Vec::with_capacity(a.events.len());
             for (i, body) in a.events.iter().enumerate() {
-                let seq = found + 1 + i as u64;
+                let seq = seen.version + 1 + i as u64;
                 let hash = chain_hash(&a.case_id, seq, &recorded_at, &prev_hash, body);
-                let event = StoredEvent { case_id: a.case_id.clone(), seq, recorded_at, prev_hash, hash: hash.clone(), body: body.clone() };
-                events.push((event_key(&a.case_id, seq), encode(&event)?));
+                events.push(StoredEvent { case_id: a.case_id.clone(), seq, recorded_at, prev_hash, hash: hash.clone(), body: body.clone() });
                 prev_hash = hash;
             }
-            let version = found + a.events.len() as u64;
+            let version = seen.version + a.events.len() as u64;
             let last_hash = prev_hash;
             let mut head = a.head.clone();
             head.version = version;
             head.last_hash = last_hash.clone();
-            let new_head = encode(&head)?;
-            let mut inbox = Vec::with_capacity(a.inbox.len());
-            for entry in &a.inbox {
-                inbox.push((inbox_key(entry), encode(entry)?));
-            }
-            let inbox_list = encode_key_list(inbox.iter().map(|(k, _)| k.as_slice()));
-            let old_parties: Vec<Vec<u8>> = current.as_ref().map(party_keys).unwrap_or_default();
-            let new_parties = party_keys(&head);
-            let idem_record = match &idem_key {
-                Some(_) => Some(encode(&IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() })?),
-                None => None,
+            let idem_record = IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() };
+            let record = JournalRecord::Append {
+                case_id: a.case_id.clone(),
+                expected_version: a.expected_version,
+                events,
+                head: Box::new(head),
+                inbox: a.inbox.clone(),
+                idempotency: a.idempotency_key.clone().map(|key| IdempotencyEntry { key, record: idem_record.clone() }),
             };
+            let framed = journal::frame(&encode(&record)?);
+            let change = Change::from_record(&record)?;
 
-            let result = (&self.events, &self.heads, &self.inbox, &self.inbox_keys, &self.parties, &self.idempotency).transaction(
-                |(ev, hd, ib, ik, pt, id)| {
-                    if let Some(k) = &idem_key
-                        && let Some(rec) = id.get(k)?
-                    {
-                        return Err(ConflictableTransactionError::Abort(Abort::Replayed(rec)));
+            let mut w = self.lock_writer();
+            if !Self::still_current(&w, &seen, epoch, &a.case_id, idem_key.as_deref()) {
+                continue;
+            }
+            let end = self.write_record(&mut w, &framed, change)?;
+            w.heads.insert(a.case_id.clone(), PendingHead { version, last_hash: last_hash.clone(), end });
+            if let Some(k) = idem_key.clone() {
+                w.idempotency.insert(k, PendingReplay { record: idem_record, end });
+            }
+            let queued = w.queue.len();
+            drop(w);
+            return Ok((Appended { version, last_hash, replayed: false, outcome: a.outcome }, end, queued));
+        }
+    }
+
+    /// Extends the journal with zeros from `from` to past `needed`; returns the new length.
+    fn preallocate(&self, from: u64, needed: u64) -> std::io::Result<u64> {
+        let step = (from / 2).clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
+        let to = (needed + step).div_ceil(PREALLOCATE_MIN) * PREALLOCATE_MIN;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(zeros.len() as u64) as usize;
+            self.journal.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(to)
+    }
+
+    fn wake_all(&self) {
+        self.synced_cv.notify_all();
+        self.applied_cv.notify_all();
+        self.work_cv.notify_all();
+    }
+
+    /// Writes one framed record at the journal's end and queues it for the index.
+    fn write_record(&self, w: &mut Writer, framed: &[u8], change: Change) -> Result<u64, StoreError> {
+        if let Some(why) = &self.lock_pipeline().failed {
+            return Err(StoreError::Io(format!("the store stopped accepting writes and must be reopened: {why}")));
+        }
+        let needed = w.end + framed.len() as u64;
+        let grown = if needed > w.allocated { self.preallocate(w.allocated, needed) } else { Ok(w.allocated) };
+        let written = grown.and_then(|allocated| {
+            w.allocated = allocated;
+            self.journal.write_all_at(framed, w.end)
+        });
+        if let Err(e) = written {
+            let why = format!("writing the journal: {e}");
+            self.lock_pipeline().failed = Some(why.clone());
+            self.wake_all();
+            return Err(StoreError::Io(why));
+        }
+        w.end += framed.len() as u64;
+        w.queue.push_back(Prepared { end: w.end, change });
+        // Lock order: writer, then pipeline.
+        self.lock_pipeline().written = w.end;
+        Ok(w.end)
+    }
+
+    /// Group commit: returns once the record ending at `ticket` is durable. Whoever finds no
+    /// sync running becomes the leader and runs one `fdatasync` for every record written before
+    /// it starts; the others wait. A leader whose own record is durable keeps syncing (a few
+    /// rounds at most) while others wait for more: it is already running, where handing over
+    /// would first have to wake a waiter, which on a busy machine waits for a CPU.
+    fn wait_synced(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut p = self.lock_pipeline();
+        p.wanted = p.wanted.max(ticket);
+        loop {
+            if let Some(why) = &p.failed {
+                return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
+            }
+            if p.synced >= ticket {
+                self.durable_writes.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            if p.syncing {
+                p = self.synced_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            p.syncing = true;
+            for _round in 0..LEADER_ROUNDS {
+                let target = p.written;
+                drop(p);
+                let started = std::time::Instant::now();
+                let result = self.journal.sync_data();
+                self.sync_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+                p = self.lock_pipeline();
+                if let Err(e) = result {
+                    p.failed = Some(format!("fdatasync of the journal: {e}"));
+                    break;
+                }
+                p.synced = p.synced.max(target);
+                self.synced_cv.notify_all();
+                self.work_cv.notify_one();
+                if p.wanted <= p.synced {
+                    break;
+                }
+            }
+            p.syncing = false;
+            if p.failed.is_some() {
+                self.wake_all();
+            } else {
+                // Someone may still wait with no leader: let one of them take over.
+                self.synced_cv.notify_all();
+            }
+        }
+    }
+
+    /// Returns once the index holds the record ending at `ticket`.
+    fn wait_applied(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut p = self.lock_pipeline();
+        if p.applied >= ticket {
+            return Ok(());
+        }
+        // Someone waits: the index thread stops gathering and applies now.
+        p.readers_waiting += 1;
+        self.work_cv.notify_one();
+        let outcome = loop {
+            if let Some(why) = &p.failed {
+                break Err(StoreError::Io(format!("the store's index is behind its journal and must be reopened: {why}")));
+            }
+            if p.applied >= ticket {
+                break Ok(());
+            }
+            p = self.applied_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+        };
+        p.readers_waiting -= 1;
+        outcome
+    }
+
+    /// Before a read: waits until the index holds every acknowledged append.
+    fn catch_up(&self) -> Result<(), StoreError> {
+        let ticket = self.lock_pipeline().synced;
+        self.wait_applied(ticket)
+    }
+
+    /// The index thread: applies synced records in journal order until the store closes.
+    fn apply_loop(&self) {
+        loop {
+            let upto = {
+                let mut p = self.lock_pipeline();
+                while p.synced <= p.applied && !p.closing && p.failed.is_none() {
+                    p = self.work_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+                if p.failed.is_some() || (p.closing && p.synced <= p.applied) {
+                    return;
+                }
+                // While nobody waits to read, let a few syncs' worth of records gather: each
+                // sled transaction costs a write of sled's log, whatever its size.
+                let gather_until = std::time::Instant::now() + APPLY_GATHER;
+                while p.readers_waiting == 0 && !p.closing && p.failed.is_none() {
+                    let now = std::time::Instant::now();
+                    if now >= gather_until {
+                        break;
                     }
-                    if hd.get(a.case_id.as_bytes())? != head_bytes {
-                        return Err(ConflictableTransactionError::Abort(Abort::HeadMoved));
-                    }
-                    for (i, (key, value)) in events.iter().enumerate() {
-                        if ev.insert(key.as_slice(), value.as_slice())?.is_some() {
-                            return Err(ConflictableTransactionError::Abort(Abort::Occupied(found + 1 + i as u64)));
-                        }
-                    }
-                    hd.insert(a.case_id.as_bytes(), new_head.as_slice())?;
-                    if let Some(old) = ik.get(a.case_id.as_bytes())? {
-                        for key in decode_key_list(&old) {
-                            ib.remove(key)?;
-                        }
-                    }
-                    for (key, value) in &inbox {
-                        ib.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    if inbox.is_empty() {
-                        ik.remove(a.case_id.as_bytes())?;
-                    } else {
-                        ik.insert(a.case_id.as_bytes(), inbox_list.as_slice())?;
-                    }
-                    for key in &old_parties {
-                        pt.remove(key.as_slice())?;
-                    }
-                    for key in &new_parties {
-                        pt.insert(key.as_slice(), &[][..])?;
-                    }
-                    if let (Some(k), Some(rec)) = (&idem_key, &idem_record) {
-                        id.insert(k.as_slice(), rec.as_slice())?;
-                    }
-                    Ok(())
-                },
-            );
-            return match result {
-                Ok(()) => Ok(Committed { version, last_hash, replayed: false, outcome: a.outcome }),
-                Err(TransactionError::Abort(Abort::HeadMoved)) => continue,
-                Err(TransactionError::Abort(Abort::Replayed(rec))) => replayed(&a.case_id, &rec),
-                Err(TransactionError::Abort(Abort::Occupied(seq))) => Err(StoreError::Corrupt {
-                    case_id: a.case_id.clone(),
-                    seq,
-                    reason: format!("the case head says version {found} but event {seq} already exists"),
-                }),
-                Err(TransactionError::Storage(e)) => Err(sled_err(e)),
+                    p = self.work_cv.wait_timeout(p, gather_until - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+                p.synced
             };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply_synced(upto)));
+            let mut p = self.lock_pipeline();
+            match result {
+                Ok(Ok(())) => p.applied = p.applied.max(upto),
+                Ok(Err(e)) => p.failed = Some(format!("applying the journal to the index: {e}")),
+                Err(_) => p.failed = Some("applying the journal to the index panicked".into()),
+            }
+            if p.failed.is_some() {
+                drop(p);
+                self.wake_all();
+            } else {
+                self.applied_cv.notify_all();
+            }
+        }
+    }
+
+    /// Applies every queued record ending at or before `upto` to the index, in journal order.
+    fn apply_synced(&self, upto: u64) -> Result<(), StoreError> {
+        loop {
+            let batch: Vec<Prepared> = {
+                let mut w = self.lock_writer();
+                let n = w.queue.iter().take(APPLY_BATCH).take_while(|p| p.end <= upto).count();
+                w.queue.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            apply(&self.trees, &batch)?;
+            // Now in the index: forget what the writer kept, unless a newer record replaced it.
+            let mut w = self.lock_writer();
+            w.epoch += 1;
+            for p in &batch {
+                if let Change::Append { case_id, idempotency, .. } = &p.change {
+                    if w.heads.get(case_id).is_some_and(|h| h.end == p.end) {
+                        w.heads.remove(case_id);
+                    }
+                    if let Some((k, _)) = idempotency
+                        && w.idempotency.get(k).is_some_and(|r| r.end == p.end)
+                    {
+                        w.idempotency.remove(k);
+                    }
+                }
+            }
         }
     }
 }
 
-impl Store for SledStore {
-    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
-        match self.idempotency.get(idempotency_key(case_id, key)).map_err(sled_err)? {
-            Some(rec) => Ok(Some(replayed(case_id, &rec)?.outcome)),
-            None => Ok(None),
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // What `append_unsynced` left behind is made durable, the index thread finishes what is
+        // synced and stops, and sled writes its buffers, so the next open has little to replay.
+        let _ = self.sync();
+        self.shared.lock_pipeline().closing = true;
+        self.shared.wake_all();
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
         }
+        let _ = self.shared.db.flush();
+    }
+}
+
+fn decode_idempotency(case_id: &str, bytes: &[u8]) -> Result<IdempotencyRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        case_id: case_id.to_string(),
+        seq: 0,
+        reason: format!("undecodable idempotency record: {e}"),
+    })
+}
+
+/// Opens sled, waiting up to two seconds for its file lock: after a store in this process is
+/// dropped, sled's I/O threads may hold the files for a moment longer.
+fn open_index(path: &Path) -> ::sled::Result<Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match ::sled::Config::new().path(path).open() {
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Cuts the journal back to `valid_end`, keeping the cut-off bytes in a side file; a tail of
+/// zeros is preallocated space and stays. Returns the journal's new length.
+fn keep_torn_tail(dir: &Path, journal: &File, valid_end: u64, len: u64) -> Result<u64, StoreError> {
+    let mut tail = vec![0u8; (len - valid_end) as usize];
+    journal.read_exact_at(&mut tail, valid_end).map_err(|e| io_err("reading the journal's torn tail".into(), e))?;
+    if tail.iter().all(|b| *b == 0) {
+        return Ok(len);
+    }
+    let side = dir.join(format!("{JOURNAL_FILE}.torn-at-{valid_end}"));
+    std::fs::write(&side, &tail).map_err(|e| io_err(format!("saving the torn tail to {}", side.display()), e))?;
+    journal.set_len(valid_end).map_err(|e| io_err("cutting off the journal's torn tail".into(), e))?;
+    journal.sync_all().map_err(|e| io_err("syncing the journal".into(), e))?;
+    sync_dir(dir).map_err(|e| io_err("cannot sync the store directory".into(), e))?;
+    Ok(valid_end)
+}
+
+fn journal_corrupt(reason: String) -> StoreError {
+    StoreError::Io(format!("the journal cannot be applied: {reason}"))
+}
+
+impl Store for SledStore {
+    fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let k = idempotency_key(case_id, key);
+        let (seen, _) = self.shared.case_seen(case_id, Some(&k))?;
+        Ok(seen.replay.map(|(record, _)| record.outcome))
     }
 
     fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        let c = self.commit(append)?;
+        let (appended, ticket, _) = self.shared.commit(append)?;
         // A replay waits too: the first attempt may still be on its way to the disk.
-        self.durability.wait_durable(&self.db)?;
-        Ok(Appended { version: c.version, last_hash: c.last_hash, replayed: c.replayed, outcome: c.outcome })
+        self.shared.wait_synced(ticket)?;
+        Ok(appended)
     }
 
     fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        self.shared.catch_up()?;
         let mut out = Vec::new();
-        for item in self.events.scan_prefix(case_prefix(case_id)) {
+        for item in self.shared.trees.events.scan_prefix(case_prefix(case_id)) {
             let (key, value) = item.map_err(sled_err)?;
             let seq = split_event_key(&key).map_or(0, |(_, s)| s);
             out.push(decode_event(case_id, seq, &value)?);
@@ -345,13 +781,15 @@ impl Store for SledStore {
     }
 
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
-        self.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()
+        self.shared.catch_up()?;
+        self.shared.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()
     }
 
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError> {
         if limit == 0 {
             return Err(StoreError::Invalid("an inbox page needs a limit of at least 1".into()));
         }
+        self.shared.catch_up()?;
         let prefix = id_prefix(person);
         let start = match after {
             None => Bound::Included(prefix.clone()),
@@ -364,7 +802,7 @@ impl Store for SledStore {
         let mut entries = Vec::with_capacity(limit.min(256));
         let mut last_key = None;
         let mut more = false;
-        for item in self.inbox.range::<Vec<u8>, _>((start, end)) {
+        for item in self.shared.trees.inbox.range::<Vec<u8>, _>((start, end)) {
             let (key, value) = item.map_err(sled_err)?;
             if entries.len() == limit {
                 more = true;
@@ -386,15 +824,16 @@ impl Store for SledStore {
     }
 
     fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+        self.shared.catch_up()?;
         let prefix = id_prefix(person);
         let mut out = Vec::with_capacity(limit.min(256));
-        for item in self.parties.scan_prefix(&prefix).rev() {
+        for item in self.shared.trees.parties.scan_prefix(&prefix).rev() {
             if out.len() == limit {
                 break;
             }
             let (key, _) = item.map_err(sled_err)?;
             let Some(case) = key.get(prefix.len() + 8..) else { continue };
-            if let Some(bytes) = self.heads.get(case).map_err(sled_err)? {
+            if let Some(bytes) = self.shared.trees.heads.get(case).map_err(sled_err)? {
                 out.push(decode_head(&String::from_utf8_lossy(case), &bytes)?);
             }
         }
@@ -402,13 +841,14 @@ impl Store for SledStore {
     }
 
     fn verify_case(&self, case_id: &str) -> Result<(), StoreError> {
+        self.shared.catch_up()?;
         let mut chain = ChainCheck::new(case_id.to_string());
-        for item in self.events.scan_prefix(case_prefix(case_id)) {
+        for item in self.shared.trees.events.scan_prefix(case_prefix(case_id)) {
             let (key, value) = item.map_err(sled_err)?;
             let seq = split_event_key(&key).map_or(0, |(_, s)| s);
             chain.push(seq, &value);
         }
-        let head = self.heads.get(case_id.as_bytes()).map_err(sled_err)?;
+        let head = self.shared.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?;
         if chain.count == 0 && head.is_none() {
             return Err(StoreError::NotFound(case_id.to_string()));
         }
@@ -420,227 +860,19 @@ impl Store for SledStore {
         if actual != hash {
             return Err(StoreError::Invalid(format!("definition bytes hash to {actual}, not {hash}")));
         }
-        if self.definitions.get(hash).map_err(sled_err)?.is_none() {
-            self.definitions.insert(hash, bytes).map_err(sled_err)?;
+        if self.shared.trees.definitions.get(hash).map_err(sled_err)?.is_some() {
+            return Ok(());
         }
-        self.durability.wait_durable(&self.db)
+        let record = JournalRecord::Definition { hash: hash.to_string(), bytes: hex::encode(bytes) };
+        let framed = journal::frame(&encode(&record)?);
+        let change = Change::Definition { hash: hash.to_string(), bytes: bytes.to_vec() };
+        let ticket = self.shared.write_record(&mut self.shared.lock_writer(), &framed, change)?;
+        self.shared.wait_synced(ticket)
     }
 
     fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.definitions.get(hash).map_err(sled_err)?.map(|v| v.to_vec()))
-    }
-}
-
-type HeadIter = std::iter::Peekable<::sled::Iter>;
-
-/// Judges one case of `verify_all` once its events have been read, with its head (if any).
-fn settle_case(case: &[u8], chain: ChainCheck, heads: &mut HeadIter, report: &mut IntegrityReport) -> Result<(), StoreError> {
-    take_heads_without_events(heads, Some(case), report)?;
-    let head = match heads.peek() {
-        Some(Ok((k, _))) if k.as_ref() == case => Some(next_head(heads)?.1),
-        _ => None,
-    };
-    report.cases_checked += 1;
-    match chain.finish(head.as_deref()) {
-        Err(StoreError::Corrupt { case_id, seq, reason }) => report.corrupt.push(CorruptCase { case_id, seq, reason }),
-        Err(other) => return Err(other),
-        Ok(()) => {}
-    }
-    Ok(())
-}
-
-/// Reports every head that sorts before `bound` (all, without one): they have no events.
-fn take_heads_without_events(heads: &mut HeadIter, bound: Option<&[u8]>, report: &mut IntegrityReport) -> Result<(), StoreError> {
-    loop {
-        match heads.peek() {
-            None => return Ok(()),
-            Some(Ok((k, _))) if bound.is_some_and(|b| k.as_ref() >= b) => return Ok(()),
-            _ => {}
-        }
-        let (k, v) = next_head(heads)?;
-        let case_id = String::from_utf8_lossy(&k).into_owned();
-        let seq = decode_head(&case_id, &v).map_or(0, |h| h.version);
-        report.cases_checked += 1;
-        report.corrupt.push(CorruptCase { case_id, seq, reason: "the case head has no events in the log".into() });
-    }
-}
-
-fn next_head(heads: &mut HeadIter) -> Result<(IVec, IVec), StoreError> {
-    heads.next().expect("peeked").map_err(sled_err)
-}
-
-/// Walks one case's log in key order and remembers the first bad event.
-struct ChainCheck {
-    case_id: String,
-    count: u64,
-    prev_hash: String,
-    problem: Option<(u64, String)>,
-}
-
-impl ChainCheck {
-    fn new(case_id: String) -> Self {
-        ChainCheck { case_id, count: 0, prev_hash: GENESIS_HASH.to_string(), problem: None }
-    }
-
-    fn push(&mut self, seq: u64, bytes: &[u8]) {
-        if self.problem.is_some() {
-            return;
-        }
-        let expected = self.count + 1;
-        self.count += 1;
-        if seq != expected {
-            self.problem = Some((expected, format!("event {expected} is missing (the next stored event is {seq})")));
-            return;
-        }
-        let event: StoredEvent = match serde_json::from_slice(bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                self.problem = Some((seq, format!("the stored bytes do not decode as an event: {e}")));
-                return;
-            }
-        };
-        if event.case_id != self.case_id || event.seq != seq {
-            self.problem = Some((seq, format!("the event says it is event {} of case {}", event.seq, event.case_id)));
-        } else if event.computed_hash() != event.hash {
-            self.problem = Some((seq, "the event's content does not match its hash".into()));
-        } else if event.prev_hash != self.prev_hash {
-            self.problem = Some((seq, "prev_hash is not the hash of the previous event".into()));
-        } else {
-            self.prev_hash = event.hash;
-        }
-    }
-
-    /// The verdict, with the case head (raw bytes) checked against the log.
-    fn finish(self, head: Option<&[u8]>) -> Result<(), StoreError> {
-        let corrupt = |seq, reason| Err(StoreError::Corrupt { case_id: self.case_id.clone(), seq, reason });
-        if let Some((seq, reason)) = self.problem.clone() {
-            return corrupt(seq, reason);
-        }
-        let Some(head) = head else {
-            return if self.count == 0 { Ok(()) } else { corrupt(self.count, "events without a case head".into()) };
-        };
-        let head = decode_head(&self.case_id, head)?;
-        if head.version != self.count {
-            return corrupt(head.version.min(self.count + 1), format!("the case head says version {} but the log has {} events", head.version, self.count));
-        }
-        if head.last_hash != self.prev_hash {
-            return corrupt(head.version, "the case head's last_hash is not the hash of the last event".into());
-        }
-        Ok(())
-    }
-}
-
-/// Group commit: a writer registers after its transaction committed and waits until a flush
-/// that started after its registration has finished. Whoever finds no flush running becomes the
-/// leader and flushes for everyone registered so far; the others wait on the condvar, so
-/// concurrent writers share one flush + fdatasync.
-struct GroupCommit {
-    /// sled's log file: one file, appended to and reused in segments.
-    log: File,
-    blobs_dir: PathBuf,
-    /// Blob files already synced (only the leader touches this).
-    synced_blobs: Mutex<HashSet<OsString>>,
-    state: Mutex<CommitState>,
-    done: Condvar,
-    flushes: AtomicU64,
-    durable_writes: AtomicU64,
-}
-
-#[derive(Default)]
-struct CommitState {
-    /// Tickets handed out so far.
-    registered: u64,
-    /// Every ticket up to this one is durable.
-    durable: u64,
-    flushing: bool,
-    /// After a failed fdatasync the page cache can no longer be trusted (the "fsyncgate"
-    /// lesson): every later write fails until the store is reopened.
-    failed: Option<String>,
-}
-
-impl GroupCommit {
-    fn new(dir: &Path) -> Result<Self, StoreError> {
-        let log = File::open(dir.join("db")).map_err(|e| io_err("cannot open sled's log file".into(), e))?;
-        Ok(GroupCommit {
-            log,
-            blobs_dir: dir.join("blobs"),
-            synced_blobs: Mutex::new(HashSet::new()),
-            state: Mutex::new(CommitState::default()),
-            done: Condvar::new(),
-            flushes: AtomicU64::new(0),
-            durable_writes: AtomicU64::new(0),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, CommitState> {
-        // The state is consistent at every unlock, so a panic elsewhere does not poison it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn wait_durable(&self, db: &Db) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        st.registered += 1;
-        let ticket = st.registered;
-        loop {
-            if let Some(why) = &st.failed {
-                return Err(StoreError::Io(format!("the store could not make writes durable and must be reopened: {why}")));
-            }
-            if st.durable >= ticket {
-                self.durable_writes.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            if st.flushing {
-                st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            st.flushing = true;
-            let target = st.registered;
-            drop(st);
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.flush(db)));
-            st = self.lock();
-            st.flushing = false;
-            match outcome {
-                Ok(Ok(())) => st.durable = target,
-                Ok(Err(e)) => st.failed = Some(e),
-                Err(_) => st.failed = Some("the flush panicked".into()),
-            }
-            self.flushes.fetch_add(1, Ordering::Relaxed);
-            self.done.notify_all();
-        }
-    }
-
-    /// sled's flush (log written, `sync_file_range`), then what it leaves out: `fdatasync` of
-    /// the log and of new blob files, and of the blob directory when it gained files.
-    fn flush(&self, db: &Db) -> Result<(), String> {
-        db.flush().map_err(|e| format!("sled flush: {e}"))?;
-        self.log.sync_data().map_err(|e| format!("fdatasync of sled's log: {e}"))?;
-        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
-        let entries = match std::fs::read_dir(&self.blobs_dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("listing sled's blobs: {e}")),
-        };
-        let mut present = HashSet::new();
-        let mut new_files = false;
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("listing sled's blobs: {e}"))?;
-            let name = entry.file_name();
-            if !synced.contains(&name) {
-                match File::open(entry.path()) {
-                    Ok(f) => f.sync_data().map_err(|e| format!("fdatasync of blob {}: {e}", entry.path().display()))?,
-                    // Garbage-collected by sled between listing and opening.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(format!("opening blob {}: {e}", entry.path().display())),
-                }
-                new_files = true;
-            }
-            present.insert(name);
-        }
-        if new_files {
-            sync_dir(&self.blobs_dir).map_err(|e| format!("fsync of the blob directory: {e}"))?;
-        }
-        *synced = present;
-        Ok(())
+        self.shared.catch_up()?;
+        Ok(self.shared.trees.definitions.get(hash).map_err(sled_err)?.map(|v| v.to_vec()))
     }
 }
 
@@ -684,15 +916,6 @@ fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn replayed(case_id: &str, record: &[u8]) -> Result<Committed, StoreError> {
-    let rec: IdempotencyRecord = serde_json::from_slice(record).map_err(|e| StoreError::Corrupt {
-        case_id: case_id.to_string(),
-        seq: 0,
-        reason: format!("undecodable idempotency record: {e}"),
-    })?;
-    Ok(Committed { version: rec.version, last_hash: rec.last_hash, replayed: true, outcome: rec.outcome })
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Invalid(format!("cannot encode as JSON: {e}")))
 }
@@ -717,95 +940,3 @@ fn io_err(context: String, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{context}: {e}"))
 }
 
-/// `id + 0x00`: the prefix of every key that starts with this id.
-fn id_prefix(id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(id.len() + 1);
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
-    k
-}
-
-/// The first key after every key with prefix `id + 0x00`.
-fn prefix_end(id: &str) -> Vec<u8> {
-    let mut k = id_prefix(id);
-    *k.last_mut().expect("non-empty") = 1;
-    k
-}
-
-fn case_prefix(case_id: &str) -> Vec<u8> {
-    id_prefix(case_id)
-}
-
-fn event_key(case_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = id_prefix(case_id);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn split_event_key(key: &[u8]) -> Option<(&[u8], u64)> {
-    let split = key.len().checked_sub(9)?;
-    let (case, rest) = key.split_at(split);
-    if rest[0] != 0 {
-        return None;
-    }
-    Some((case, u64::from_be_bytes(rest[1..].try_into().ok()?)))
-}
-
-/// Milliseconds since the epoch as 8 bytes that sort like the times (sign bit flipped).
-fn time_key(t: &DateTime<Utc>) -> [u8; 8] {
-    ((t.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn inbox_key(e: &InboxEntry) -> Vec<u8> {
-    let mut k = id_prefix(&e.person);
-    k.extend_from_slice(&time_key(&e.since));
-    k.extend_from_slice(e.case_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(e.step.as_bytes());
-    k.push(0);
-    k.extend_from_slice(e.seat.as_bytes());
-    k
-}
-
-fn party_keys(head: &CaseHead) -> Vec<Vec<u8>> {
-    let mut people: Vec<&str> = head.parties.iter().map(String::as_str).collect();
-    people.sort_unstable();
-    people.dedup();
-    people
-        .into_iter()
-        .map(|p| {
-            let mut k = id_prefix(p);
-            k.extend_from_slice(&time_key(&head.opened_at));
-            k.extend_from_slice(head.case_id.as_bytes());
-            k
-        })
-        .collect()
-}
-
-fn idempotency_key(case_id: &str, key: &str) -> Vec<u8> {
-    let mut k = id_prefix(case_id);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// A list of keys as `(u32 BE length, bytes)*`.
-fn encode_key_list<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for k in keys {
-        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        out.extend_from_slice(k);
-    }
-    out
-}
-
-fn decode_key_list(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while bytes.len() >= 4 {
-        let len = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-        bytes = &bytes[4..];
-        let Some(k) = bytes.get(..len) else { break };
-        out.push(k.to_vec());
-        bytes = &bytes[len..];
-    }
-    out
-}

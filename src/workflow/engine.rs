@@ -752,7 +752,8 @@ fn check_signature(sig: &SignatureRecord, actor: &str, required: Level, what: &s
     Ok(())
 }
 
-fn step_complete(rule: CompleteWhen, state: &StepState) -> bool {
+/// Whether a step's acts meet its `complete_when` rule (also used by the offline evidence verifier).
+pub fn step_complete(rule: CompleteWhen, state: &StepState) -> bool {
     let positive = state.seats.iter().filter(|s| s.act.as_ref().is_some_and(|a| a.action.is_positive())).count();
     let seats = state.seats.len();
     match rule {

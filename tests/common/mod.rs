@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the shipped definitions, and copies of them to break.
 #![allow(dead_code)]
 
+pub mod server;
+
 use carimbo::catalog::{Catalog, LoadReport, SourceFile};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

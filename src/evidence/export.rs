@@ -1,0 +1,146 @@
+//! Making a bundle from a case in the store.
+
+use super::{
+    member_digests, seal_label, sha256_hex, BinaryFile, BundleDefinitions, BundleEvent, BundleHead, BundlePki, BundleSeal, DefinitionFile, EvidenceBundle, EvidenceError,
+    SealPayload, TextFile, FORMAT, FORMAT_VERSION,
+};
+use crate::cases::{CaseError, CaseService};
+use crate::pki::trust::{TrustListFile, TRUST_LIST_FILE};
+use crate::signing::ServiceSeal;
+use crate::workflow::DefinitionRef;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// The validation material signatures are judged with: the trust list and the certificates it
+/// names, the CRLs, and the service-seal certificate, as files.
+#[derive(Debug, Clone)]
+pub struct PkiMaterial {
+    pub trust_list: TextFile,
+    pub trust_certificates: Vec<TextFile>,
+    pub crls: Vec<BinaryFile>,
+    pub service_certificate: TextFile,
+}
+
+fn material_error(path: &Path, e: impl std::fmt::Display) -> EvidenceError {
+    EvidenceError::Material(format!("{}: {e}", path.display()))
+}
+
+fn text_file(path: &Path, name: &str) -> Result<TextFile, EvidenceError> {
+    let bytes = std::fs::read(path).map_err(|e| material_error(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| material_error(path, e))?;
+    Ok(TextFile { name: name.to_string(), sha256: sha256_hex(text.as_bytes()), text })
+}
+
+impl PkiMaterial {
+    /// The layout of a checkout: `seeds/trust/`, `seeds/pki/crl/`, `seeds/pki/service/service.pem`.
+    pub fn from_seeds(seeds: &Path) -> Result<PkiMaterial, EvidenceError> {
+        PkiMaterial::load(&seeds.join("trust"), &seeds.join("pki/crl"), &seeds.join("pki/service/service.pem"))
+    }
+
+    /// Reads the trust list folder (as `TrustList::load` does), every `*.crl`, `*.pem` and
+    /// `*.der` of the CRL folder (as `CrlSet::load_dir` does), and the service certificate.
+    pub fn load(trust_dir: &Path, crl_dir: &Path, service_cert: &Path) -> Result<PkiMaterial, EvidenceError> {
+        let list_path = trust_dir.join(TRUST_LIST_FILE);
+        let trust_list = text_file(&list_path, TRUST_LIST_FILE)?;
+        let parsed: TrustListFile = serde_json::from_str(&trust_list.text).map_err(|e| material_error(&list_path, e))?;
+        let mut trust_certificates: Vec<TextFile> = Vec::new();
+        for entity in &parsed.entities {
+            if trust_certificates.iter().any(|f| f.name == entity.certificate) {
+                continue;
+            }
+            trust_certificates.push(text_file(&trust_dir.join(&entity.certificate), &entity.certificate)?);
+        }
+        let mut crls = Vec::new();
+        let mut paths: Vec<_> = match std::fs::read_dir(crl_dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(material_error(crl_dir, e)),
+        };
+        paths.sort();
+        for path in paths {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if !matches!(ext, "crl" | "pem" | "der") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| material_error(&path, e))?;
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("crl").to_string();
+            crls.push(BinaryFile { name, sha256: sha256_hex(&bytes), base64: base64::engine::general_purpose::STANDARD.encode(&bytes) });
+        }
+        let service_name = service_cert.file_name().and_then(|n| n.to_str()).unwrap_or("service.pem").to_string();
+        let service_certificate = text_file(service_cert, &service_name)?;
+        Ok(PkiMaterial { trust_list, trust_certificates, crls, service_certificate })
+    }
+}
+
+/// The string serde writes for a time (RFC 3339, UTC, `Z`): the form events carry.
+fn time_text(t: &DateTime<Utc>) -> String {
+    match serde_json::to_value(t) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => t.to_rfc3339(),
+    }
+}
+
+/// Builds the evidence bundle of a case: the definitions it is pinned to (exact bytes from the
+/// store), the reference data served, every stored event, the validation material `pki`, and
+/// the service's seal over all of it, made at `now` for `exported_by`.
+pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &ServiceSeal, exported_by: &str, now: DateTime<Utc>) -> Result<EvidenceBundle, EvidenceError> {
+    let stored = service.events(case_id)?;
+    let case = service.case(case_id)?;
+    let definition = |r: &DefinitionRef, dir: &str| -> Result<DefinitionFile, EvidenceError> {
+        let bytes = service.store().definition(&r.hash).map_err(CaseError::from)?.ok_or_else(|| EvidenceError::Definition(format!("{dir}/{}.json ({})", r.id, r.hash)))?;
+        let text = String::from_utf8(bytes).map_err(|_| EvidenceError::Definition(format!("{dir}/{}.json is not UTF-8", r.id)))?;
+        Ok(DefinitionFile { id: r.id.clone(), version: r.version.clone(), name: format!("{dir}/{}.json", r.id), sha256: sha256_hex(text.as_bytes()), text })
+    };
+    let form = definition(&case.form, "forms")?;
+    let workflow = definition(&case.workflow, "workflows")?;
+    let mut reference = Vec::new();
+    for src in &service.catalog().reference_sources {
+        let base = Path::new(&src.name).file_name().and_then(|n| n.to_str()).unwrap_or(&src.name).to_string();
+        let text = String::from_utf8(src.bytes.clone()).map_err(|_| EvidenceError::Definition(format!("reference/{base} is not UTF-8")))?;
+        reference.push(TextFile { name: format!("reference/{base}"), sha256: sha256_hex(text.as_bytes()), text });
+    }
+    reference.sort_by(|a, b| a.name.cmp(&b.name));
+    let events: Vec<BundleEvent> = stored
+        .iter()
+        .map(|e| BundleEvent { case_id: e.case_id.clone(), seq: e.seq, recorded_at: time_text(&e.recorded_at), prev_hash: e.prev_hash.clone(), hash: e.hash.clone(), body: e.body.clone() })
+        .collect();
+    let last_hash = stored.last().map(|e| e.hash.clone()).unwrap_or_default();
+    let exported_at = time_text(&now);
+    let mut bundle = EvidenceBundle {
+        format: FORMAT.to_string(),
+        format_version: FORMAT_VERSION,
+        case_id: case_id.to_string(),
+        exported_at: exported_at.clone(),
+        exported_by: exported_by.to_string(),
+        head: BundleHead { version: stored.len() as u64, last_hash: last_hash.clone(), status: case.status.as_str().to_string() },
+        definitions: BundleDefinitions { form, workflow, reference },
+        events,
+        pki: BundlePki {
+            trust_list: pki.trust_list.clone(),
+            trust_certificates: pki.trust_certificates.clone(),
+            crls: pki.crls.clone(),
+            service_certificate: pki.service_certificate.clone(),
+        },
+        seal: BundleSeal {
+            payload: SealPayload {
+                bundle: seal_label(),
+                case: case_id.to_string(),
+                version: stored.len() as u64,
+                last_event_hash: format!("sha256:{last_hash}"),
+                exported_at,
+                exported_by: exported_by.to_string(),
+                digests: Default::default(),
+            },
+            protected: String::new(),
+            signature: String::new(),
+        },
+    };
+    let value = serde_json::to_value(&bundle).map_err(|e| EvidenceError::Seal(e.to_string()))?;
+    bundle.seal.payload.digests = member_digests(&value);
+    let payload = serde_json_canonicalizer::to_vec(&bundle.seal.payload).map_err(|e| EvidenceError::Seal(e.to_string()))?;
+    let jws = seal.seal_bytes(&payload, now).map_err(|e| EvidenceError::Seal(e.to_string()))?;
+    bundle.seal.protected = jws.protected;
+    bundle.seal.signature = jws.signature;
+    Ok(bundle)
+}

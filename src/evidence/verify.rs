@@ -1,0 +1,1035 @@
+//! Checking a bundle offline. The order of the checks is the one `docs/evidence-bundle.md`
+//! gives; the first that fails ends the verification and is named in the report.
+
+use super::locate::{offset_of, pointer_at};
+use super::{member_digests, seal_label, sha256_hex, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, SIGNING_TIME_AFTER_MINUTES, SIGNING_TIME_BEFORE_MINUTES};
+use crate::catalog::{Catalog, SourceFile};
+use crate::pki::cert::{parse_pem_certificates, CertFacts};
+use crate::pki::crl::LoadedCrl;
+use crate::pki::trust::TrustListFile;
+use crate::pki::{CertificateValidator, CrlSet, TrustList, ValidationPolicy, ValidationReport};
+use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
+use crate::store::GENESIS_HASH;
+use crate::workflow::engine::{diff, step_complete};
+use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Level, SignatureRecord, StepStatus, WorkflowDefinition};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// What the auditor brings besides the bundle.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyConfig {
+    /// SHA-256 fingerprints (hex) of the certificates the auditor trusts independently of the
+    /// bundle. When given, every trust anchor of the bundle's trust list and the service-seal
+    /// certificate must be among them.
+    pub pins: Vec<String>,
+    /// The present time (to refuse signing times in the future); the clock when `None`.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// The first place that did not verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable code, `CARIMBO-E09xx` (see `docs/errors.md`).
+    pub code: &'static str,
+    /// Which check: parse, format, file, definition, pki, chain, event, signature, level, route,
+    /// head, seal, pin.
+    pub check: &'static str,
+    /// The event's `seq`, when the place is an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// JSON pointer (RFC 6901) into the bundle of the value that is wrong.
+    pub pointer: String,
+    /// The bundled file concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Byte offset in the bundle, for a parse error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+    pub message: String,
+    /// The signature validation report, when a signature did not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<ValidationReport>,
+}
+
+impl Finding {
+    fn new(code: &'static str, check: &'static str, pointer: impl Into<String>, message: impl Into<String>) -> Box<Finding> {
+        Box::new(Finding { code, check, seq: None, pointer: pointer.into(), file: None, offset: None, message: message.into(), report: None })
+    }
+
+    fn seq(mut self: Box<Self>, seq: u64) -> Box<Self> {
+        self.seq = Some(seq);
+        self
+    }
+
+    fn file(mut self: Box<Self>, file: &str) -> Box<Self> {
+        self.file = Some(file.to_string());
+        self
+    }
+
+    /// The place in words: event, file or byte, with the pointer.
+    pub fn place(&self) -> String {
+        let pointer = if self.pointer.is_empty() { "/".to_string() } else { self.pointer.clone() };
+        match (&self.seq, &self.file, &self.offset) {
+            (Some(seq), _, _) => format!("event {seq} ({pointer})"),
+            (None, Some(file), _) => format!("file {file} ({pointer})"),
+            (None, None, Some(offset)) => format!("byte {offset} ({pointer})"),
+            _ => pointer,
+        }
+    }
+}
+
+/// One verified signature.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureLine {
+    pub seq: u64,
+    pub event: String,
+    pub step: String,
+    pub action: String,
+    pub signer: String,
+    pub required: Level,
+    pub achieved: Level,
+    /// The time the certificates were judged at: the event's `recorded_at`.
+    pub signing_time: String,
+    /// The signing certificate's holder, as the certificate names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// A certificate the bundle asks the auditor to trust, with its fingerprint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fingerprint {
+    pub role: String,
+    pub subject: String,
+    pub sha256: String,
+    pub pinned: bool,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationReport {
+    /// True only when every check passed.
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// The case's status as its events replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exported_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exported_by: Option<String>,
+    pub files_checked: usize,
+    pub events_checked: usize,
+    pub signatures: Vec<SignatureLine>,
+    /// The route followed, one line per event.
+    pub route: Vec<String>,
+    pub trust: Vec<Fingerprint>,
+    /// Whether the trust anchors and the service certificate were pinned by the auditor.
+    pub pinned: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<Finding>,
+    pub notes: Vec<String>,
+}
+
+impl VerificationReport {
+    fn empty() -> VerificationReport {
+        VerificationReport {
+            passed: false,
+            case_id: None,
+            form: None,
+            workflow: None,
+            status: None,
+            exported_at: None,
+            exported_by: None,
+            files_checked: 0,
+            events_checked: 0,
+            signatures: Vec::new(),
+            route: Vec::new(),
+            trust: Vec::new(),
+            pinned: false,
+            first_failure: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The report for a person: what was checked, and the first failure or PASSED.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "carimbo evidence bundle — case {}", self.case_id.as_deref().unwrap_or("?"));
+        if let Some(f) = &self.form {
+            let _ = writeln!(s, "  form:      {f}");
+        }
+        if let Some(w) = &self.workflow {
+            let _ = writeln!(s, "  workflow:  {w}");
+        }
+        if let (Some(at), Some(by)) = (&self.exported_at, &self.exported_by) {
+            let _ = writeln!(s, "  exported:  {at} by {by}");
+        }
+        let _ = writeln!(s, "  files:     {} hashes checked", self.files_checked);
+        let _ = writeln!(s, "  events:    {} checked (hash chain, route)", self.events_checked);
+        if let Some(st) = &self.status {
+            let _ = writeln!(s, "  status:    {st}");
+        }
+        if !self.signatures.is_empty() {
+            let _ = writeln!(s, "  signatures ({}):", self.signatures.len());
+            for l in &self.signatures {
+                let _ = writeln!(
+                    s,
+                    "    event {:>3} {:<11} {:<18} {:<8} by {:<6} {:<9} (required {:<9}) at {}{}",
+                    l.seq,
+                    l.event,
+                    l.step,
+                    l.action,
+                    l.signer,
+                    l.achieved.as_str(),
+                    l.required.as_str(),
+                    l.signing_time,
+                    l.certificate.as_deref().map(|c| format!(" — {c}")).unwrap_or_default()
+                );
+            }
+        }
+        if !self.route.is_empty() {
+            let _ = writeln!(s, "  route:");
+            for r in &self.route {
+                let _ = writeln!(s, "    {r}");
+            }
+        }
+        if !self.trust.is_empty() {
+            let _ = writeln!(s, "  trusted certificates ({}):", if self.pinned { "pinned" } else { "NOT pinned: compare these fingerprints with the published ones, or pass --pin" });
+            for t in &self.trust {
+                let _ = writeln!(s, "    {} {}  {}", t.sha256, t.role, t.subject);
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        match &self.first_failure {
+            None => {
+                let _ = writeln!(s, "RESULT: PASSED");
+            }
+            Some(f) => {
+                let _ = writeln!(s, "RESULT: FAILED at {} [{}]", f.place(), f.code);
+                let _ = writeln!(s, "  {}", f.message);
+                if let Some(r) = &f.report {
+                    let sub = r.sub_indication.map(|x| x.as_str()).unwrap_or("");
+                    let _ = writeln!(s, "  signature report: {} {sub}: {}", indication_name(r), r.detail);
+                }
+            }
+        }
+        s
+    }
+}
+
+fn indication_name(r: &ValidationReport) -> String {
+    serde_json::to_value(r.indication).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// What is not decided again offline, said in every report.
+const NOTES: [&str; 2] = [
+    "checked with the bundle's own trust list, CRLs and service certificate: trust them only if their fingerprints match the ones the administration publishes",
+    "taken as recorded, since deciding them needs the staff directory of the time: who was assigned to each seat (step_opened), step conditions (step_skipped), delegations and escalation targets, the submitter's role, and the TOTP check behind a recorded second factor",
+];
+
+/// Verifies a bundle with no pins, at the clock's time.
+pub fn verify(bundle: &[u8]) -> VerificationReport {
+    verify_with(bundle, &VerifyConfig::default())
+}
+
+/// Verifies a bundle fully offline: no server, no network, no store.
+pub fn verify_with(bundle: &[u8], cfg: &VerifyConfig) -> VerificationReport {
+    let mut report = VerificationReport::empty();
+    report.notes = NOTES.iter().map(|s| s.to_string()).collect();
+    match run(bundle, cfg, &mut report) {
+        Ok(()) => report.passed = true,
+        Err(f) => {
+            report.passed = false;
+            report.first_failure = Some(*f);
+        }
+    }
+    report
+}
+
+type Check<T> = Result<T, Box<Finding>>;
+
+const E_PARSE: &str = "CARIMBO-E0901";
+const E_FORMAT: &str = "CARIMBO-E0902";
+const E_FILE: &str = "CARIMBO-E0903";
+const E_DEFINITION: &str = "CARIMBO-E0904";
+const E_PKI: &str = "CARIMBO-E0905";
+const E_LINK: &str = "CARIMBO-E0906";
+const E_HASH: &str = "CARIMBO-E0907";
+const E_EVENT: &str = "CARIMBO-E0908";
+const E_PAYLOAD: &str = "CARIMBO-E0909";
+const E_SIGNATURE: &str = "CARIMBO-E0910";
+const E_LEVEL: &str = "CARIMBO-E0911";
+const E_ROUTE: &str = "CARIMBO-E0912";
+const E_HEAD: &str = "CARIMBO-E0913";
+const E_SEAL: &str = "CARIMBO-E0914";
+const E_PIN: &str = "CARIMBO-E0915";
+
+fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<()> {
+    let now = cfg.now.unwrap_or_else(Utc::now);
+    // 1. Parse.
+    if bytes.len() > MAX_BUNDLE_BYTES {
+        return Err(Finding::new(E_PARSE, "parse", "", format!("the file has {} bytes; a bundle may have at most {MAX_BUNDLE_BYTES}", bytes.len())));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not JSON"))?;
+    let bundle: EvidenceBundle = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?;
+    // 2. Format.
+    if bundle.format != FORMAT {
+        return Err(Finding::new(E_FORMAT, "format", "/format", format!("`format` is {:?}, not {FORMAT:?}", bundle.format)));
+    }
+    if bundle.format_version != FORMAT_VERSION {
+        return Err(Finding::new(E_FORMAT, "format", "/format_version", format!("format version {} is not known to this verifier (it reads version {FORMAT_VERSION})", bundle.format_version)));
+    }
+    out.case_id = Some(bundle.case_id.clone());
+    out.exported_at = Some(bundle.exported_at.clone());
+    out.exported_by = Some(bundle.exported_by.clone());
+    let Some(first) = bundle.events.first() else {
+        return Err(Finding::new(E_LINK, "chain", "/events", "the bundle holds no events"));
+    };
+    if bundle.case_id != first.case_id && first.body.get("case_id").and_then(Value::as_str) == Some(first.case_id.as_str()) {
+        return Err(Finding::new(E_LINK, "chain", "/case_id", format!("the bundle is for case {:?}, but its events are case {:?}", bundle.case_id, first.case_id)));
+    }
+    // 3. File hashes.
+    let crl_bytes = check_files(&bundle, out)?;
+    // 4. Definitions.
+    let workflow = load_definitions(&bundle, out)?;
+    // 5. Validation material.
+    let verifier = load_pki(&bundle, &crl_bytes, cfg, out)?;
+    let ctx = Context { bundle: &bundle, workflow: &workflow, verifier: &verifier, now };
+    // 6. Hash chain.
+    let times = check_chain(&ctx)?;
+    // 7. Each event: signature, level, route.
+    let mut replay = Replayer::new(&ctx, &times);
+    for k in 0..bundle.events.len() {
+        replay.check(k)?;
+    }
+    replay.finish()?;
+    out.events_checked = bundle.events.len();
+    out.status = replay.case.as_ref().map(|c| c.status.as_str().to_string());
+    out.signatures = std::mem::take(&mut replay.lines);
+    out.route = std::mem::take(&mut replay.route);
+    // 8. Seal.
+    check_seal(&ctx, &value)?;
+    // 9. Pins.
+    if !cfg.pins.is_empty() {
+        if let Some(t) = out.trust.iter().find(|t| !t.pinned) {
+            let pointer = if t.role.starts_with("service") { "/pki/service_certificate".to_string() } else { "/pki/trust_certificates".to_string() };
+            return Err(Finding::new(E_PIN, "pin", pointer, format!("the {} `{}` (SHA-256 {}) is not among the pinned certificates", t.role, t.subject, t.sha256)));
+        }
+        out.pinned = true;
+    }
+    Ok(())
+}
+
+fn parse_finding(bytes: &[u8], e: &serde_json::Error, what: &str) -> Box<Finding> {
+    let offset = offset_of(bytes, e.line(), e.column());
+    let mut f = Finding::new(E_PARSE, "parse", pointer_at(bytes, offset), format!("{what}: {e}"));
+    f.offset = Some(offset);
+    f
+}
+
+/// Re-computes every file's SHA-256; returns the CRL files' bytes.
+fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Vec<u8>>> {
+    let body = |name: &str| b.events.first().and_then(|e| e.body.get(name)).and_then(|v| v.get("hash")).and_then(Value::as_str).map(str::to_string);
+    let text = |ptr: &str, name: &str, declared: &str, text: &str, witness: Option<String>| -> Check<()> {
+        let computed = sha256_hex(text.as_bytes());
+        if computed == declared {
+            return Ok(());
+        }
+        let pointer = match witness {
+            Some(w) if w == declared => format!("{ptr}/text"),
+            Some(w) if w == computed => format!("{ptr}/sha256"),
+            _ => ptr.to_string(),
+        };
+        Err(Finding::new(E_FILE, "file", pointer, format!("{name} hashes to {computed}, but the bundle gives {declared}")).file(name))
+    };
+    let d = &b.definitions;
+    text("/definitions/form", &d.form.name, &d.form.sha256, &d.form.text, body("form"))?;
+    text("/definitions/workflow", &d.workflow.name, &d.workflow.sha256, &d.workflow.text, body("workflow"))?;
+    let mut count = 2;
+    let mut names = BTreeSet::new();
+    for (i, f) in d.reference.iter().enumerate() {
+        let ptr = format!("/definitions/reference/{i}");
+        if !names.insert(f.name.clone()) {
+            return Err(Finding::new(E_FILE, "file", format!("{ptr}/name"), format!("two reference files are named {}", f.name)).file(&f.name));
+        }
+        text(&ptr, &f.name, &f.sha256, &f.text, None)?;
+        count += 1;
+    }
+    text("/pki/trust_list", &b.pki.trust_list.name, &b.pki.trust_list.sha256, &b.pki.trust_list.text, None)?;
+    let mut names = BTreeSet::new();
+    for (i, f) in b.pki.trust_certificates.iter().enumerate() {
+        let ptr = format!("/pki/trust_certificates/{i}");
+        if !names.insert(f.name.clone()) {
+            return Err(Finding::new(E_FILE, "file", format!("{ptr}/name"), format!("two trust certificates are named {}", f.name)).file(&f.name));
+        }
+        text(&ptr, &f.name, &f.sha256, &f.text, None)?;
+    }
+    text("/pki/service_certificate", &b.pki.service_certificate.name, &b.pki.service_certificate.sha256, &b.pki.service_certificate.text, None)?;
+    count += 2 + b.pki.trust_certificates.len();
+    let mut crls = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, f) in b.pki.crls.iter().enumerate() {
+        let ptr = format!("/pki/crls/{i}");
+        if !names.insert(f.name.clone()) {
+            return Err(Finding::new(E_FILE, "file", format!("{ptr}/name"), format!("two CRL files are named {}", f.name)).file(&f.name));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&f.base64).map_err(|e| Finding::new(E_FILE, "file", format!("{ptr}/base64"), format!("{} is not valid base64: {e}", f.name)).file(&f.name))?;
+        let computed = sha256_hex(&bytes);
+        if computed != f.sha256 {
+            return Err(Finding::new(E_FILE, "file", ptr, format!("{} hashes to {computed}, but the bundle gives {}", f.name, f.sha256)).file(&f.name));
+        }
+        crls.push(bytes);
+        count += 1;
+    }
+    out.files_checked = count;
+    Ok(crls)
+}
+
+/// Loads the form and workflow (with the reference data) exactly as carimbo loads definitions.
+fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Arc<WorkflowDefinition>> {
+    let d = &b.definitions;
+    for (ptr, f, kind, dir) in [("/definitions/form", &d.form, "form", "forms"), ("/definitions/workflow", &d.workflow, "workflow", "workflows")] {
+        let v: Value = serde_json::from_str(&f.text).map_err(|e| Finding::new(E_DEFINITION, "definition", format!("{ptr}/text"), format!("{} is not JSON: {e}", f.name)).file(&f.name))?;
+        let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        if field("kind") != kind {
+            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/text"), format!("{} is not a {kind} definition", f.name)).file(&f.name));
+        }
+        if field("id") != f.id {
+            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/id"), format!("{} defines {:?}, but the bundle says {:?}", f.name, field("id"), f.id)).file(&f.name));
+        }
+        if field("version") != f.version {
+            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/version"), format!("{} is version {:?}, but the bundle says {:?}", f.name, field("version"), f.version)).file(&f.name));
+        }
+        if f.name != format!("{dir}/{}.json", f.id) {
+            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/name"), format!("the {kind} file should be named {dir}/{}.json, not {}", f.id, f.name)).file(&f.name));
+        }
+    }
+    let mut sources: Vec<SourceFile> = d.reference.iter().map(|r| SourceFile::new(r.name.clone(), r.text.clone().into_bytes())).collect();
+    sources.push(SourceFile::new(d.form.name.clone(), d.form.text.clone().into_bytes()));
+    sources.push(SourceFile::new(d.workflow.name.clone(), d.workflow.text.clone().into_bytes()));
+    let loaded = Catalog::load_sources(&sources);
+    if let Some(p) = loaded.problems.first() {
+        let pointer = if p.file == d.form.name {
+            "/definitions/form/text".to_string()
+        } else if p.file == d.workflow.name {
+            "/definitions/workflow/text".to_string()
+        } else {
+            d.reference.iter().position(|r| r.name == p.file).map(|i| format!("/definitions/reference/{i}/text")).unwrap_or_else(|| "/definitions".into())
+        };
+        return Err(Finding::new(E_DEFINITION, "definition", pointer, format!("the definitions do not load as carimbo loads them: {p}")).file(&p.file));
+    }
+    let form = loaded.catalog.forms.values().find(|f| f.content_hash == d.form.sha256).cloned();
+    let workflow = loaded.catalog.workflows.values().find(|w| w.content_hash == d.workflow.sha256).cloned();
+    let Some(form) = form else { return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", "the form definition did not load").file(&d.form.name)) };
+    let Some(workflow) = workflow else { return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", "the workflow definition did not load").file(&d.workflow.name)) };
+    if workflow.form != form.id {
+        return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the workflow routes form {:?}, not {:?}", workflow.form, form.id)).file(&d.workflow.name));
+    }
+    out.form = Some(format!("{} version {} (sha256 {})", form.id, form.version, form.content_hash));
+    out.workflow = Some(format!("{} version {} (sha256 {})", workflow.id, workflow.version, workflow.content_hash));
+    Ok(workflow)
+}
+
+/// Builds the signature verifier from the bundle's trust list, CRLs and service certificate.
+fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<SignatureVerifier> {
+    let p = &b.pki;
+    let list: TrustListFile =
+        serde_json::from_str(&p.trust_list.text).map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list/text", format!("the trust list cannot be read: {e}")).file(&p.trust_list.name))?;
+    let pins: BTreeSet<String> = cfg.pins.iter().map(|s| s.trim().to_ascii_lowercase().replace(':', "")).collect();
+    let mut used = BTreeSet::new();
+    let mut entries = Vec::new();
+    for (i, entry) in list.entities.iter().enumerate() {
+        let Some(index) = p.trust_certificates.iter().position(|f| f.name == entry.certificate) else {
+            return Err(Finding::new(E_PKI, "pki", "/pki/trust_certificates", format!("the trust list names {} for entity {:?}, but the bundle holds no such certificate", entry.certificate, entry.id)).file(&entry.certificate));
+        };
+        used.insert(index);
+        let file = &p.trust_certificates[index];
+        let ptr = format!("/pki/trust_certificates/{index}");
+        let certs = parse_pem_certificates(file.text.as_bytes(), &file.name).map_err(|e| Finding::new(E_PKI, "pki", format!("{ptr}/text"), e.to_string()).file(&file.name))?;
+        let cert = certs.into_iter().next().expect("parse_pem_certificates returns at least one");
+        let facts = CertFacts::from_der(&cert).map_err(|e| Finding::new(E_PKI, "pki", format!("{ptr}/text"), e).file(&file.name))?;
+        let role = if entry.trust_anchor { format!("trust anchor {}", entry.id) } else { format!("certification entity {}", entry.id) };
+        let sha = facts.sha256_hex();
+        out.trust.push(Fingerprint { role, subject: facts.subject.clone(), pinned: pins.contains(&sha) || !entry.trust_anchor, sha256: sha });
+        let _ = i;
+        entries.push((entry.clone(), cert));
+    }
+    if let Some(extra) = (0..p.trust_certificates.len()).find(|i| !used.contains(i)) {
+        return Err(Finding::new(E_PKI, "pki", format!("/pki/trust_certificates/{extra}/name"), format!("{} is named by no entity of the trust list", p.trust_certificates[extra].name)).file(&p.trust_certificates[extra].name));
+    }
+    let trust = TrustList::from_entities(entries).map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list", format!("the trust list is not usable: {e}")).file(&p.trust_list.name))?;
+    let mut crls = CrlSet::empty();
+    for (i, bytes) in crl_bytes.iter().enumerate() {
+        let name = &p.crls[i].name;
+        let bad = |e: String| Finding::new(E_PKI, "pki", format!("/pki/crls/{i}/base64"), format!("{name} is not a usable CRL: {e}")).file(name);
+        let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----") {
+            CertificateRevocationListDer::pem_slice_iter(bytes).map(|r| r.map(|d| d.as_ref().to_vec())).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?
+        } else {
+            vec![bytes.clone()]
+        };
+        for der in ders {
+            crls.add(LoadedCrl::from_der(der, name).map_err(bad)?);
+        }
+    }
+    let svc = &p.service_certificate;
+    let certs: Vec<CertificateDer<'static>> =
+        parse_pem_certificates(svc.text.as_bytes(), &svc.name).map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e.to_string()).file(&svc.name))?;
+    let facts = CertFacts::from_der(&certs[0]).map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e).file(&svc.name))?;
+    let sha = facts.sha256_hex();
+    out.trust.push(Fingerprint { role: "service seal".into(), subject: facts.subject.clone(), pinned: pins.contains(&sha), sha256: sha });
+    let verifier = SignatureVerifier::new(CertificateValidator::new(trust, crls, ValidationPolicy::document_signing())).with_service_seal(&certs[0]);
+    Ok(verifier)
+}
+
+struct Context<'a> {
+    bundle: &'a EvidenceBundle,
+    workflow: &'a WorkflowDefinition,
+    verifier: &'a SignatureVerifier,
+    now: DateTime<Utc>,
+}
+
+/// The chain of event hashes; returns each event's `recorded_at`.
+fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
+    let b = ctx.bundle;
+    let n = b.events.len();
+    let mut times: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+    for (k, ev) in b.events.iter().enumerate() {
+        let base = format!("/events/{k}");
+        let at = |field: &str, code, msg: String| Finding::new(code, "chain", format!("{base}{field}"), msg).seq(ev.seq);
+        if ev.case_id != b.case_id {
+            return Err(at("/case_id", E_LINK, format!("the event belongs to case {:?}, not {:?}", ev.case_id, b.case_id)));
+        }
+        if ev.seq != k as u64 + 1 {
+            return Err(at("/seq", E_LINK, format!("event number {} of the bundle has seq {}: an event is missing, added or out of order here", k + 1, ev.seq)));
+        }
+        let expected_prev = if k == 0 { GENESIS_HASH } else { b.events[k - 1].hash.as_str() };
+        if ev.prev_hash != expected_prev {
+            return Err(at("/prev_hash", E_LINK, format!("prev_hash is {}, but the previous event's hash is {expected_prev}", ev.prev_hash)));
+        }
+        let recorded = DateTime::parse_from_rfc3339(&ev.recorded_at).map(|t| t.with_timezone(&Utc));
+        let computed = event_hash(ev);
+        if computed != ev.hash {
+            let witness = if k + 1 < n { b.events[k + 1].prev_hash.as_str() } else { b.head.last_hash.as_str() };
+            if witness == computed {
+                return Err(at("/hash", E_HASH, format!("the recorded hash {} was altered: the event's content hashes to {computed}, as the next link says", ev.hash)));
+            }
+            let mut f = at("", E_HASH, format!("the event's content (body or recorded_at) hashes to {computed}, not to its recorded hash {}: it was changed after it was recorded", ev.hash));
+            if let Ok(t) = recorded {
+                if let Some(local) = localize(ctx, k, t) {
+                    f.pointer = local.pointer;
+                    f.message = format!("{}; {}", f.message, local.message);
+                    f.report = local.report;
+                }
+            }
+            return Err(f);
+        }
+        let recorded = recorded.map_err(|e| at("/recorded_at", E_LINK, format!("recorded_at {:?} is not an RFC 3339 time: {e}", ev.recorded_at)))?;
+        if let Some(prev) = times.last() {
+            if recorded < *prev {
+                return Err(at("/recorded_at", E_LINK, format!("recorded at {}, before the previous event ({prev})", ev.recorded_at)));
+            }
+        }
+        times.push(recorded);
+    }
+    if b.head.version != n as u64 {
+        return Err(Finding::new(E_HEAD, "head", "/head/version", format!("the bundle holds {n} events, but the case head says {}: events are missing or added at the end", b.head.version)));
+    }
+    if b.head.last_hash != b.events[n - 1].hash {
+        return Err(Finding::new(E_HEAD, "head", "/head/last_hash", format!("the case head's last hash {} is not the last event's hash {}", b.head.last_hash, b.events[n - 1].hash)));
+    }
+    Ok(times)
+}
+
+/// SHA-256 (hex) of the RFC 8785 canonical JSON of `{case_id, seq, recorded_at, prev_hash, body}`,
+/// `recorded_at` taken as the string written in the bundle.
+pub(crate) fn event_hash(ev: &super::BundleEvent) -> String {
+    let v = json!({"case_id": ev.case_id, "seq": ev.seq, "recorded_at": ev.recorded_at, "prev_hash": ev.prev_hash, "body": ev.body});
+    sha256_hex(&serde_json_canonicalizer::to_vec(&v).expect("a JSON value always canonicalizes"))
+}
+
+/// For an event whose content no longer hashes: the more precise place its own checks give.
+fn localize(ctx: &Context, k: usize, recorded: DateTime<Utc>) -> Option<Box<Finding>> {
+    let mut times: Vec<DateTime<Utc>> = ctx.bundle.events[..k].iter().filter_map(|e| DateTime::parse_from_rfc3339(&e.recorded_at).ok().map(|t| t.with_timezone(&Utc))).collect();
+    if times.len() != k {
+        return None;
+    }
+    times.push(recorded);
+    let mut replay = Replayer::new(ctx, &times);
+    for j in 0..k {
+        replay.check(j).ok()?;
+    }
+    let base = format!("/events/{k}");
+    match replay.check(k) {
+        Err(f) if f.pointer == base || f.pointer.starts_with(&format!("{base}/")) => Some(f),
+        _ => None,
+    }
+}
+
+/// What the next event must be.
+enum Pending {
+    Rejected { by: String, step: String, seq: u64 },
+    StepDone { step: String, seq: u64 },
+}
+
+/// What a signed event's signature must cover.
+struct Expect<'e> {
+    event: &'static str,
+    step: &'e str,
+    /// Where the step and action are written in the event (None: fixed by the event type).
+    step_field: Option<&'static str>,
+    action: &'e str,
+    signer: &'e str,
+    signer_field: &'static str,
+    data: &'e Value,
+    /// The data is the event's own (submitted, resubmitted), not an earlier version's.
+    data_in_body: bool,
+    form: FormRef,
+    form_in_body: bool,
+    required: Level,
+    second_factor: bool,
+}
+
+/// Replays the events through the bundled workflow, checking each signature and each step.
+struct Replayer<'a> {
+    ctx: &'a Context<'a>,
+    times: &'a [DateTime<Utc>],
+    case: Option<Case>,
+    pending: Option<Pending>,
+    lines: Vec<SignatureLine>,
+    route: Vec<String>,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> Replayer<'a> {
+        Replayer { ctx, times, case: None, pending: None, lines: Vec::new(), route: Vec::new() }
+    }
+
+    fn check(&mut self, k: usize) -> Check<()> {
+        let ev = &self.ctx.bundle.events[k];
+        let base = format!("/events/{k}");
+        let seq = ev.seq;
+        let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
+        let event: CaseEvent = serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
+        if let Some(p) = self.pending.take() {
+            match (&p, &event) {
+                (Pending::Rejected { by, step, .. }, CaseEvent::Rejected { by: b, step: s, .. }) if b == by && s == step => {}
+                (Pending::StepDone { step, .. }, CaseEvent::StepDone { step: s, .. }) if s == step => {}
+                (Pending::Rejected { by, step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the rejection by {by} on step {step:?} at event {at} must be followed by the case's rejection, not {}", event.type_name()))),
+                (Pending::StepDone { step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the act at event {at} completed step {step:?}, so the step must be recorded done next, not {}", event.type_name()))),
+            }
+        }
+        let wf = self.ctx.workflow;
+        let Some(case) = self.case.clone() else {
+            let CaseEvent::Submitted { case_id, form, workflow, submitter, subject, data, signature, .. } = &event else {
+                return Err(fail("/body/type", E_ROUTE, "route", format!("the first event is {}, not a submission", event.type_name())));
+            };
+            if case_id != &self.ctx.bundle.case_id {
+                return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
+            }
+            let form_ref = FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.hash) };
+            let exp = Expect {
+                event: "submitted",
+                step: "submit",
+                step_field: None,
+                action: "submit",
+                signer: submitter,
+                signer_field: "/body/submitter",
+                data,
+                data_in_body: true,
+                form: form_ref,
+                form_in_body: true,
+                required: wf.submit_signature,
+                second_factor: false,
+            };
+            let payload = self.signature(k, signature, &exp)?;
+            let d = &self.ctx.bundle.definitions;
+            if payload.form.hash != format!("sha256:{}", d.form.sha256) {
+                return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256)).file(&d.form.name));
+            }
+            if form.id != d.form.id || form.version != d.form.version {
+                return Err(fail("/body/form", E_DEFINITION, "definition", format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version)));
+            }
+            if workflow.hash != d.workflow.sha256 || workflow.id != d.workflow.id || workflow.version != d.workflow.version {
+                return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})", workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256)).file(&d.workflow.name));
+            }
+            let case = Case::replay([&event]).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
+            self.route.push(format!("{seq:>3} submitted by {submitter} (subject {subject})"));
+            self.case = Some(case);
+            return Ok(());
+        };
+        if case.status.is_final() {
+            return Err(fail("", E_ROUTE, "route", format!("a {} event after the case was {}", event.type_name(), case.status.as_str())));
+        }
+        let open = |step: &str, field: &str| -> Check<&crate::workflow::StepDefinition> {
+            let def = wf.step(step).ok_or_else(|| fail(field, E_ROUTE, "route", format!("the workflow has no step {step:?}")))?;
+            if case.steps.get(step).is_none_or(|s| s.status != StepStatus::Open) {
+                return Err(fail(field, E_ROUTE, "route", format!("step {step:?} is not open at this point")));
+            }
+            Ok(def)
+        };
+        let line: String;
+        match &event {
+            CaseEvent::Submitted { .. } => return Err(fail("/body/type", E_ROUTE, "route", "a second submission on one case".into())),
+            CaseEvent::StepOpened { step, seats, .. } => {
+                self.openable(&case, step, &fail)?;
+                if seats.is_empty() {
+                    return Err(fail("/body/seats", E_ROUTE, "route", format!("step {step:?} opened with no seat")));
+                }
+                let mut ids = BTreeSet::new();
+                for (i, s) in seats.iter().enumerate() {
+                    if !ids.insert(&s.id) || s.people.is_empty() {
+                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("seat {:?} of step {step:?} is repeated or has nobody", s.id)));
+                    }
+                    if s.people.contains(&case.submitter) {
+                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
+                    }
+                }
+                let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
+                line = format!("step {step} opened ({})", who.join("; "));
+            }
+            CaseEvent::StepSkipped { step, reason, .. } => {
+                self.openable(&case, step, &fail)?;
+                line = format!("step {step} skipped ({reason})");
+            }
+            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => {
+                self.settled(&case, &fail)?;
+                if case.status != CaseStatus::Open {
+                    return Err(fail("", E_ROUTE, "route", format!("an act while the case is {}", case.status.as_str())));
+                }
+                let def = open(step, "/body/step")?;
+                let exp = Expect {
+                    event: "acted",
+                    step,
+                    step_field: Some("/body/step"),
+                    action: action.as_str(),
+                    signer: actor,
+                    signer_field: "/body/actor",
+                    data: &case.data,
+                    data_in_body: false,
+                    form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
+                    form_in_body: false,
+                    required: def.signature,
+                    second_factor: def.second_factor,
+                };
+                self.signature(k, signature, &exp)?;
+                if !def.actions.contains(action) {
+                    let allowed: Vec<&str> = def.actions.iter().map(|a| a.as_str()).collect();
+                    return Err(fail("/body/action", E_ROUTE, "route", format!("step {step:?} allows {}, not {action}", allowed.join(", "))));
+                }
+                if actor == &case.submitter {
+                    return Err(fail("/body/actor", E_ROUTE, "route", format!("{actor} acted on their own case")));
+                }
+                let state = &case.steps[step];
+                let (i, s) = state.seats.iter().enumerate().find(|(_, s)| &s.id == seat).ok_or_else(|| fail("/body/seat", E_ROUTE, "route", format!("step {step:?} has no seat {seat:?}")))?;
+                if s.act.is_some() {
+                    return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
+                }
+                let on_seat = |p: &String| s.people.contains(p) || s.escalated_to.contains(p);
+                match (on_behalf_of, delegation) {
+                    (None, _) if on_seat(actor) => {}
+                    (Some(principal), Some(_)) if on_seat(principal) => {}
+                    (Some(principal), _) if !on_seat(principal) => return Err(fail("/body/on_behalf_of", E_ROUTE, "route", format!("{principal} is not on seat {seat:?} of step {step:?}"))),
+                    (Some(_), None) => return Err(fail("/body/delegation", E_ROUTE, "route", "an act on behalf of someone names no delegation".into())),
+                    _ => return Err(fail("/body/actor", E_ROUTE, "route", format!("{actor} is not on seat {seat:?} of step {step:?} (seat {i}: {})", s.people.join(", ")))),
+                }
+                let mut after = case.clone();
+                after.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
+                match action {
+                    Action::Reject => self.pending = Some(Pending::Rejected { by: actor.clone(), step: step.clone(), seq }),
+                    Action::Sign | Action::Approve if step_complete(def.complete_when, &after.steps[step]) => self.pending = Some(Pending::StepDone { step: step.clone(), seq }),
+                    _ => {}
+                }
+                let by = match on_behalf_of {
+                    Some(p) => format!("{actor} for {p}"),
+                    None => actor.clone(),
+                };
+                line = format!("step {step}: {action} by {by} ({})", signature.level.as_str());
+            }
+            CaseEvent::StepDone { step, .. } => {
+                let def = open(step, "/body/step")?;
+                if !step_complete(def.complete_when, &case.steps[step]) {
+                    return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} recorded done before its seats' acts complete it")));
+                }
+                line = format!("step {step} done");
+            }
+            CaseEvent::Resubmitted { by, data, changes, signature, .. } => {
+                if case.status != CaseStatus::Returned {
+                    return Err(fail("", E_ROUTE, "route", format!("a resubmission while the case is {} (it must have been returned)", case.status.as_str())));
+                }
+                if by != &case.submitter {
+                    return Err(fail("/body/by", E_ROUTE, "route", format!("{by} resubmitted, but only the submitter {} can", case.submitter)));
+                }
+                let exp = Expect {
+                    event: "resubmitted",
+                    step: "resubmit",
+                    step_field: None,
+                    action: "resubmit",
+                    signer: by,
+                    signer_field: "/body/by",
+                    data,
+                    data_in_body: true,
+                    form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
+                    form_in_body: false,
+                    required: wf.submit_signature,
+                    second_factor: false,
+                };
+                self.signature(k, signature, &exp)?;
+                let mut expected = Vec::new();
+                diff("", &case.data, data, &mut expected);
+                if expected.is_empty() {
+                    return Err(fail("/body/data", E_ROUTE, "route", "a resubmission that changes nothing".into()));
+                }
+                if &expected != changes {
+                    return Err(fail("/body/changes", E_ROUTE, "route", "the recorded changes are not the difference between the two versions of the data".into()));
+                }
+                let fields: Vec<&str> = changes.iter().map(|c| c.pointer.as_str()).collect();
+                line = format!("resubmitted by {by}, changing {}", fields.join(", "));
+            }
+            CaseEvent::Withdrawn { by, .. } => {
+                self.settled(&case, &fail)?;
+                if by != &case.submitter {
+                    return Err(fail("/body/by", E_ROUTE, "route", format!("{by} withdrew the case, but only the submitter {} can", case.submitter)));
+                }
+                line = format!("withdrawn by {by}");
+            }
+            CaseEvent::Reminded { step, seat, .. } | CaseEvent::Escalated { step, seat, .. } => {
+                self.settled(&case, &fail)?;
+                open(step, "/body/step")?;
+                let s = case.steps[step].seats.iter().find(|s| &s.id == seat).ok_or_else(|| fail("/body/seat", E_ROUTE, "route", format!("step {step:?} has no seat {seat:?}")))?;
+                if s.act.is_some() {
+                    return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
+                }
+                if let CaseEvent::Escalated { added, .. } = &event {
+                    if added.is_empty() || added.contains(&case.submitter) {
+                        return Err(fail("/body/added", E_ROUTE, "route", "an escalation must add someone other than the submitter".into()));
+                    }
+                    line = format!("step {step} seat {seat} escalated to {}", added.join(", "));
+                } else {
+                    line = format!("step {step} seat {seat} reminded");
+                }
+            }
+            CaseEvent::Completed { .. } => {
+                if case.status != CaseStatus::Open {
+                    return Err(fail("", E_ROUTE, "route", format!("completed while the case is {}", case.status.as_str())));
+                }
+                if let Some(s) = wf.steps.iter().find(|s| case.steps.get(&s.id).is_none_or(|st| st.status == StepStatus::Open)) {
+                    return Err(fail("", E_ROUTE, "route", format!("completed while step {:?} is not settled", s.id)));
+                }
+                line = "completed".to_string();
+            }
+            CaseEvent::Rejected { .. } => return Err(fail("", E_ROUTE, "route", "a rejection with no rejecting act before it".into())),
+        }
+        let mut case = case;
+        case.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
+        if let CaseEvent::Rejected { by, .. } = &event {
+            self.route.push(format!("{seq:>3} rejected by {by}"));
+        } else {
+            self.route.push(format!("{seq:>3} {line}"));
+        }
+        self.case = Some(case);
+        Ok(())
+    }
+
+    /// A step may open (or be skipped) only once, and only when every step before it is settled.
+    fn openable(&self, case: &Case, step: &str, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
+        if case.status != CaseStatus::Open {
+            return Err(fail("", E_ROUTE, "route", format!("step {step:?} opened while the case is {}", case.status.as_str())));
+        }
+        let def = self.ctx.workflow.step(step).ok_or_else(|| fail("/body/step", E_ROUTE, "route", format!("the workflow has no step {step:?}")))?;
+        if case.steps.contains_key(step) {
+            return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} was already opened or skipped")));
+        }
+        if let Some(a) = def.after.iter().find(|a| case.steps.get(*a).is_none_or(|s| s.status == StepStatus::Open)) {
+            return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} opened before step {a:?}, which comes first, was settled")));
+        }
+        Ok(())
+    }
+
+    /// Before a decision, the engine has opened every step that could open and completed the
+    /// case if nothing was left.
+    fn settled(&self, case: &Case, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
+        if case.status != CaseStatus::Open {
+            return Ok(());
+        }
+        let wf = self.ctx.workflow;
+        if let Some(s) = wf.steps.iter().find(|s| !case.steps.contains_key(&s.id) && s.after.iter().all(|a| case.steps.get(a).is_some_and(|st| st.status != StepStatus::Open))) {
+            return Err(fail("", E_ROUTE, "route", format!("step {:?} should have been opened or skipped before this event", s.id)));
+        }
+        if wf.steps.iter().all(|s| case.steps.get(&s.id).is_some_and(|st| st.status != StepStatus::Open)) {
+            return Err(fail("", E_ROUTE, "route", "every step is settled, so the case should have been completed before this event".into()));
+        }
+        Ok(())
+    }
+
+    /// After the last event: nothing owed, nothing left unopened.
+    fn finish(&mut self) -> Check<()> {
+        let b = self.ctx.bundle;
+        let k = b.events.len() - 1;
+        let last = &b.events[k];
+        let base = format!("/events/{k}");
+        let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(last.seq);
+        if let Some(p) = &self.pending {
+            let what = match p {
+                Pending::Rejected { step, .. } => format!("the rejection on step {step:?} is not followed by the case's rejection"),
+                Pending::StepDone { step, .. } => format!("step {step:?} was completed but is never recorded done"),
+            };
+            return Err(Finding::new(E_HEAD, "head", "/head", format!("the events end too early: {what}")));
+        }
+        let case = self.case.clone().expect("a checked bundle has a submission");
+        if let Err(mut f) = self.settled(&case, &fail) {
+            f.check = "head";
+            f.code = E_HEAD;
+            f.pointer = "/head".into();
+            f.seq = None;
+            f.message = format!("the events end too early: {}", f.message);
+            return Err(f);
+        }
+        if b.head.status != case.status.as_str() {
+            return Err(Finding::new(E_HEAD, "head", "/head/status", format!("the head says {:?}, but the events replay to {:?}", b.head.status, case.status.as_str())));
+        }
+        Ok(())
+    }
+
+    /// Verifies one act's signature at the event's recorded time and checks that it covers this
+    /// very act. Returns the (now authentic) signed payload.
+    fn signature(&mut self, k: usize, record: &SignatureRecord, exp: &Expect) -> Check<SigningPayload> {
+        let ev = &self.ctx.bundle.events[k];
+        let recorded = self.times[k];
+        let base = format!("/events/{k}");
+        let sp = format!("{base}/body/signature");
+        let fail = |pointer: String, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, pointer, msg).seq(ev.seq);
+        let jws = record.jws.as_ref().ok_or_else(|| fail(sp.clone(), E_SIGNATURE, "signature", "the act carries no signature (JWS or service seal)".into()))?;
+        let payload_value = jws.get("payload").ok_or_else(|| fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the signature has no payload".into()))?;
+        let payload: SigningPayload = serde_json::from_value(payload_value.clone()).map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", format!("the signed payload cannot be read: {e}")))?;
+        let (Some(protected), Some(signature)) = (jws.get("protected").and_then(Value::as_str), jws.get("signature").and_then(Value::as_str)) else {
+            return Err(fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the JWS has no protected header or signature value".into()));
+        };
+        let jws_bytes = json!({"protected": protected, "signature": signature}).to_string().into_bytes();
+        let opts = VerifyOptions { trusted_time: Some(recorded), now: self.ctx.now.max(recorded), required_level: None };
+        let in_window = payload.time >= recorded - Duration::minutes(SIGNING_TIME_BEFORE_MINUTES) && payload.time <= recorded + Duration::minutes(SIGNING_TIME_AFTER_MINUTES);
+        let verified = match verify_act(self.ctx.verifier, &payload, None, &jws_bytes, Level::Simple, &opts) {
+            Ok(v) => v,
+            Err(report) => {
+                let pointer = if in_window { format!("{sp}/jws") } else { base.clone() };
+                let sub = report.sub_indication.map(|s| s.as_str()).unwrap_or("");
+                let mut f = fail(pointer, E_SIGNATURE, "signature", format!("the signature does not verify at the recorded time {}: {} {sub}: {}", ev.recorded_at, indication_name(&report), report.detail));
+                f.report = Some(report);
+                return Err(f);
+            }
+        };
+        // From here the payload is what the signer signed: where it disagrees with the event, the
+        // event (or the signature's place in the case) is what changed.
+        if !in_window {
+            return Err(fail(format!("{base}/recorded_at"), E_PAYLOAD, "signature", format!("signed at {}, but recorded at {}: further apart than the server allows", payload.time, ev.recorded_at)));
+        }
+        if payload.case != self.ctx.bundle.case_id {
+            return Err(fail(sp, E_PAYLOAD, "signature", format!("the signature was made for case {:?}", payload.case)));
+        }
+        let prev = format!("sha256:{}", ev.prev_hash);
+        if payload.previous_event_hash != prev {
+            return Err(fail(sp, E_PAYLOAD, "signature", format!("the signature was made after the event with hash {}, not after this event's predecessor ({prev}): it belongs to another act", payload.previous_event_hash)));
+        }
+        if payload.form != exp.form {
+            let pointer = if exp.form_in_body { format!("{base}/body/form") } else { sp.clone() };
+            return Err(fail(pointer, E_PAYLOAD, "signature", format!("the signature covers form {} {} ({}), the case form {} {} ({})", payload.form.id, payload.form.version, payload.form.hash, exp.form.id, exp.form.version, exp.form.hash)));
+        }
+        let fixed = |field: Option<&'static str>| field.map(|f| format!("{base}{f}")).unwrap_or_else(|| sp.clone());
+        if payload.step != exp.step {
+            return Err(fail(fixed(exp.step_field), E_PAYLOAD, "signature", format!("the signature is for step {:?}, the event says {:?}", payload.step, exp.step)));
+        }
+        if payload.action != exp.action {
+            return Err(fail(fixed(exp.step_field.map(|_| "/body/action")), E_PAYLOAD, "signature", format!("the signature is for action {:?}, the event says {:?}", payload.action, exp.action)));
+        }
+        let dh = data_hash(exp.data).map_err(|e| fail(format!("{base}/body"), E_PAYLOAD, "signature", e.to_string()))?;
+        if dh != payload.data_hash {
+            let pointer = if exp.data_in_body { format!("{base}/body/data") } else { sp.clone() };
+            return Err(fail(pointer, E_PAYLOAD, "signature", format!("the form data hashes to {dh}, but the signature covers {} (HASH_FAILURE): the data was changed after signing", payload.data_hash)));
+        }
+        if payload.signer != exp.signer {
+            return Err(fail(format!("{base}{}", exp.signer_field), E_PAYLOAD, "signature", format!("the signature is by {}, the event names {}", payload.signer, exp.signer)));
+        }
+        if record.signer != exp.signer {
+            return Err(fail(format!("{sp}/signer"), E_PAYLOAD, "signature", format!("the signature record names {}, the event {}", record.signer, exp.signer)));
+        }
+        let achieved = verified.level();
+        if record.level != achieved {
+            return Err(fail(format!("{sp}/level"), E_LEVEL, "level", format!("recorded as a {} signature, but it verifies as {}", record.level, achieved)));
+        }
+        if achieved < exp.required {
+            return Err(fail(sp, E_LEVEL, "level", format!("the workflow demands a {} signature here; this one is {}", exp.required, achieved)));
+        }
+        if exp.second_factor && !record.second_factor {
+            return Err(fail(format!("{sp}/second_factor"), E_LEVEL, "level", "the step demands a second factor, and none is recorded".into()));
+        }
+        let certificate = verified.report().signer.as_ref().map(|s| s.common_name.clone().unwrap_or_else(|| s.subject.clone()));
+        self.lines.push(SignatureLine {
+            seq: ev.seq,
+            event: exp.event.to_string(),
+            step: exp.step.to_string(),
+            action: exp.action.to_string(),
+            signer: exp.signer.to_string(),
+            required: exp.required,
+            achieved,
+            signing_time: ev.recorded_at.clone(),
+            certificate,
+        });
+        Ok(payload)
+    }
+}
+
+/// The service's seal over the bundle, and the digest of each part.
+fn check_seal(ctx: &Context, value: &Value) -> Check<()> {
+    let b = ctx.bundle;
+    let s = &b.seal;
+    let payload = serde_json_canonicalizer::to_vec(&s.payload).map_err(|e| Finding::new(E_SEAL, "seal", "/seal/payload", e.to_string()))?;
+    let jws = json!({"protected": s.protected, "signature": s.signature}).to_string().into_bytes();
+    let report = ctx.verifier.verify(&jws, &payload, &VerifyOptions { trusted_time: None, now: ctx.now, required_level: None });
+    if !report.passed() {
+        let sub = report.sub_indication.map(|s| s.as_str()).unwrap_or("");
+        let mut f = Finding::new(E_SEAL, "seal", "/seal", format!("the service seal over the bundle does not verify: {} {sub}: {}", indication_name(&report), report.detail));
+        f.report = Some(report);
+        return Err(f);
+    }
+    if report.achieved_level != Some(Level::Simple) {
+        return Err(Finding::new(E_SEAL, "seal", "/seal", "the bundle is sealed by a certificate other than the bundled service certificate"));
+    }
+    let p = &s.payload;
+    if p.bundle != seal_label() {
+        return Err(Finding::new(E_SEAL, "seal", "/seal", format!("the seal is for a {:?}, not a {:?}", p.bundle, seal_label())));
+    }
+    for (field, sealed, found) in [("/case_id", &p.case, &b.case_id), ("/exported_at", &p.exported_at, &b.exported_at), ("/exported_by", &p.exported_by, &b.exported_by)] {
+        if sealed != found {
+            return Err(Finding::new(E_SEAL, "seal", field, format!("the bundle says {found:?}, the seal {sealed:?}")));
+        }
+    }
+    let last = b.events.last().map(|e| format!("sha256:{}", e.hash)).unwrap_or_default();
+    if p.version != b.events.len() as u64 || p.last_event_hash != last {
+        return Err(Finding::new(E_SEAL, "seal", "/events", format!("the seal covers {} events ending in {}; the bundle holds {} ending in {last}", p.version, p.last_event_hash, b.events.len())));
+    }
+    let digests = member_digests(value);
+    for (member, digest) in &digests {
+        match p.digests.get(member) {
+            Some(d) if d == digest => {}
+            Some(_) => return Err(Finding::new(E_SEAL, "seal", format!("/{member}"), format!("`{member}` changed after the bundle was sealed"))),
+            None => return Err(Finding::new(E_SEAL, "seal", format!("/{member}"), format!("`{member}` is not covered by the seal"))),
+        }
+    }
+    if let Some(member) = p.digests.keys().find(|m| !digests.contains_key(*m)) {
+        return Err(Finding::new(E_SEAL, "seal", "/seal/payload/digests", format!("the sealed part `{member}` is missing from the bundle")));
+    }
+    Ok(())
+}

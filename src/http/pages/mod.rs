@@ -1,0 +1,311 @@
+//! Server-rendered pages (maud), readable without JavaScript except for signing, in zh / pt / en.
+//!
+//! Pages use the same `AppState` and `CaseService` as the API; forms post back to page routes
+//! that check the session's CSRF token. The signing scripts (`/static/sign.js` and the page
+//! scripts that use it) sign with WebCrypto using a key file the person selects: the private key
+//! never leaves the browser, and the signed act goes to the JSON API like any other client's.
+//!
+//! One file per area: `fill` (the forms and filling one in), `cases` (my cases and a case's
+//! progress), `inbox` (the approver's batch), `author` (checking definitions), `audit` (any case
+//! with its event chain); `render` draws a form from its definition.
+
+mod audit;
+mod author;
+mod cases;
+mod fill;
+mod inbox;
+pub mod render;
+
+use super::auth::{lang_of, Caller, LANG_COOKIE};
+use super::AppState;
+use crate::accounts::secrets_equal;
+use crate::i18n::Lang;
+use axum::extract::{ConnectInfo, Form, FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A text in the three languages, picked by the page's language.
+pub fn t(lang: Lang, zh: &'static str, pt: &'static str, en: &'static str) -> &'static str {
+    match lang {
+        Lang::Zh => zh,
+        Lang::Pt => pt,
+        Lang::En => en,
+    }
+}
+
+/// What every page needs to draw its frame: the language, whether `?lang=` chose it (then it is
+/// remembered in a cookie), and the rest of the query, which the language links keep.
+pub struct PageLang {
+    pub lang: Lang,
+    pub explicit: bool,
+    pub keep: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageLang {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let explicit = query.split('&').any(|kv| kv.starts_with("lang="));
+        let keep: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("lang=")).collect();
+        Ok(PageLang { lang: lang_of(parts), explicit, keep: keep.join("&") })
+    }
+}
+
+impl PageLang {
+    fn switch_to(&self, code: &str) -> String {
+        if self.keep.is_empty() { format!("?lang={code}") } else { format!("?{}&lang={code}", self.keep) }
+    }
+}
+
+/// A signed-in person on a page. A visitor without a session is sent to the login page
+/// instead of getting the API's JSON problem.
+pub struct PageCaller(pub Caller);
+
+impl<S> FromRequestParts<S> for PageCaller
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match <Caller as FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(c) => Ok(PageCaller(c)),
+            Err(_) => Err(Redirect::to("/login").into_response()),
+        }
+    }
+}
+
+/// The page frame: header with navigation and language switch, then the content.
+pub fn layout(pl: &PageLang, title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
+    layout_keeping(pl, title, caller, None, body)
+}
+
+/// The page frame for a page with a form being filled in (`(form element id, its action)`):
+/// the language switch posts that form, so what the person typed survives the switch.
+pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_form: Option<(&str, &str)>, body: Markup) -> Markup {
+    let lang = pl.lang;
+    let switch = |code: &'static str, tag: &'static str, name: &'static str, current: bool| match keep_form {
+        Some((form, action)) => html! {
+            button.link type="submit" form=(form) name="_do" value="lang" formaction=(format!("{action}?lang={code}")) lang=(tag) aria-current=[current.then_some("true")] { (name) }
+        },
+        None => html! { a href=(pl.switch_to(code)) lang=(tag) aria-current=[current.then_some("true")] { (name) } },
+    };
+    html! {
+        (DOCTYPE)
+        html lang=(match lang { Lang::Zh => "zh-Hant-MO", Lang::Pt => "pt-PT", Lang::En => "en" }) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(c) = caller { meta name="csrf-token" content=(c.session.csrf); }
+                title { (title) " · carimbo" }
+                link rel="stylesheet" href="/static/app.css";
+                link rel="icon" href="data:,";
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "carimbo" }
+                    @if let Some(c) = caller {
+                        nav aria-label=(t(lang, "主選單", "Menu", "Menu")) {
+                            a href="/forms" { (t(lang, "表格", "Formulários", "Forms")) }
+                            a href="/cases" { (t(lang, "我的個案", "Os meus processos", "My cases")) }
+                            @if c.has("approver") { a href="/inbox" { (t(lang, "待辦", "Pendentes", "Inbox")) } }
+                            @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
+                            @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
+                        }
+                    }
+                    nav.lang aria-label=(t(lang, "語言", "Idioma", "Language")) {
+                        (switch("zh", "zh-Hant", "中文", lang == Lang::Zh))
+                        (switch("pt", "pt", "Português", lang == Lang::Pt))
+                        (switch("en", "en", "English", lang == Lang::En))
+                    }
+                    @if let Some(c) = caller {
+                        form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(c.session.csrf);
+                            span.muted { (c.person) } " "
+                            button.link type="submit" { (t(lang, "登出", "Sair", "Sign out")) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A person's name in the page's language, with their id.
+pub fn person_label(lang: Lang, dir: &crate::directory::Directory, id: &str) -> String {
+    match dir.person(id) {
+        Some(p) => format!("{} ({id})", p.name.get(lang)),
+        None => id.to_string(),
+    }
+}
+
+/// A page response; remembers the language chosen with `?lang=` in a cookie.
+pub fn page(pl: &PageLang, markup: Markup) -> Response {
+    page_with_status(pl, StatusCode::OK, markup)
+}
+
+pub fn page_with_status(pl: &PageLang, status: StatusCode, markup: Markup) -> Response {
+    let mut resp = (status, markup).into_response();
+    if pl.explicit {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", pl.lang.code())) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// A page that says what went wrong and what to do, in the page's frame.
+pub fn problem_page(pl: &PageLang, caller: Option<&Caller>, status: StatusCode, title: &str, detail: &str) -> Response {
+    page_with_status(pl, status, layout(pl, title, caller, html! { h1 { (title) } p.error role="alert" { (detail) } }))
+}
+
+/// Refuses a page post whose `csrf` field is not the session's token.
+pub fn check_csrf(pl: &PageLang, caller: &Caller, sent: Option<&str>) -> Result<(), Response> {
+    if sent.is_some_and(|s| secrets_equal(s, &caller.session.csrf)) {
+        return Ok(());
+    }
+    let lang = pl.lang;
+    Err(problem_page(
+        pl,
+        Some(caller),
+        StatusCode::FORBIDDEN,
+        t(lang, "頁面已過期", "Página expirada", "Page expired"),
+        t(lang, "頁面已過期，請重新載入後再試。", "A página expirou; recarregue-a e tente de novo.", "The page has expired; reload it and try again."),
+    ))
+}
+
+/// Refuses a page to a caller without the role.
+pub fn require_role(pl: &PageLang, caller: &Caller, roles: &[&str]) -> Result<(), Response> {
+    if roles.iter().any(|r| caller.has(r)) {
+        return Ok(());
+    }
+    let lang = pl.lang;
+    Err(problem_page(
+        pl,
+        Some(caller),
+        StatusCode::FORBIDDEN,
+        t(lang, "沒有權限", "Sem permissão", "Not allowed"),
+        t(lang, "你沒有使用此頁面的權限。", "Não tem permissão para usar esta página.", "You do not have the role this page needs."),
+    ))
+}
+
+/// A time as the pages show it (UTC, to the minute).
+pub fn when(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A case status in the page's language.
+pub fn status_label(lang: Lang, status: &str) -> &'static str {
+    match status {
+        "open" => t(lang, "處理中", "Em curso", "In progress"),
+        "returned" => t(lang, "已退回修改", "Devolvido para correção", "Returned for correction"),
+        "completed" => t(lang, "已完成", "Concluído", "Completed"),
+        "rejected" => t(lang, "不批准", "Indeferido", "Rejected"),
+        "withdrawn" => t(lang, "已撤回", "Retirado", "Withdrawn"),
+        _ => t(lang, "未知", "Desconhecido", "Unknown"),
+    }
+}
+
+async fn home(caller: Option<Caller>) -> Redirect {
+    if caller.is_some() { Redirect::to("/forms") } else { Redirect::to("/login") }
+}
+
+fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
+    let lang = pl.lang;
+    layout(
+        pl,
+        t(lang, "登入", "Iniciar sessão", "Sign in"),
+        None,
+        html! {
+            h1 { (t(lang, "登入", "Iniciar sessão", "Sign in")) }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/login" {
+                label { (t(lang, "人員編號", "Número de pessoal", "Person id")) input name="person" autocomplete="username" required; }
+                label { (t(lang, "密碼", "Palavra-passe", "Password")) input name="password" type="password" autocomplete="current-password" required; }
+                button type="submit" { (t(lang, "登入", "Entrar", "Sign in")) }
+            }
+        },
+    )
+}
+
+async fn login_form(pl: PageLang) -> Response {
+    page(&pl, login_page(&pl, None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    person: String,
+    password: String,
+}
+
+async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, pl: PageLang, Form(f): Form<LoginForm>) -> Response {
+    match state.login(f.person.trim(), &f.password, peer, pl.lang).await {
+        Ok((token, _)) => {
+            let mut resp = Redirect::to("/forms").into_response();
+            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&token, state.secure_cookies)) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => (e.status, login_page(&pl, Some(&e.problem().title))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout_post(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Form(f): Form<CsrfForm>) -> Response {
+    if let Err(r) = check_csrf(&pl, &caller, Some(&f.csrf)) {
+        return r;
+    }
+    state.sessions.close(&caller.token);
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().append(header::SET_COOKIE, header::HeaderValue::from_static("carimbo_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    resp
+}
+
+/// The static files, compiled in: the style sheet, the signing library and the page scripts.
+const STATIC: [(&str, &str, &str); 4] = [
+    ("app.css", "text/css; charset=utf-8", include_str!("../static/app.css")),
+    ("sign.js", "text/javascript; charset=utf-8", include_str!("../static/sign.js")),
+    ("fill.js", "text/javascript; charset=utf-8", include_str!("../static/fill.js")),
+    ("inbox.js", "text/javascript; charset=utf-8", include_str!("../static/inbox.js")),
+];
+
+async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match STATIC.iter().find(|(n, _, _)| *n == name) {
+        Some((_, kind, body)) => ([(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "max-age=300")], *body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Marks text already escaped (for the few fragments built elsewhere).
+pub fn raw(s: &str) -> PreEscaped<&str> {
+    PreEscaped(s)
+}
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login_post))
+        .route("/logout", post(logout_post))
+        .route("/forms", get(fill::list))
+        .route("/forms/{id}", get(fill::blank).post(fill::posted))
+        .route("/cases", get(cases::list))
+        .route("/cases/{id}", get(cases::one))
+        .route("/inbox", get(inbox::show).post(inbox::posted))
+        .route("/author", get(author::show).post(author::posted))
+        .route("/audit", get(audit::show))
+        .route("/static/{name}", get(static_file))
+}

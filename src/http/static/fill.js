@@ -1,0 +1,95 @@
+// The sign-and-submit step of a form page. The server has validated the data; this script asks
+// the API for the exact payload to sign, signs it with the key file the person chose (the key
+// stays in the page), and submits the case. Messages come from the page in its language.
+"use strict";
+
+(() => {
+  const box = document.getElementById("sign");
+  if (!box) return;
+  const button = document.getElementById("sign-submit");
+  const result = document.getElementById("sign-result");
+  const keyInput = document.getElementById("keyfile");
+  const msg = (name) => box.dataset["msg" + name[0].toUpperCase() + name.slice(1)] || "";
+
+  // One key per filled-in form: pressing again after a lost answer lands on the same case.
+  const idempotencyKey = (crypto.randomUUID && crypto.randomUUID()) ||
+    Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+  function show(kind, text, details) {
+    result.replaceChildren();
+    const p = document.createElement("p");
+    p.className = kind;
+    p.setAttribute("role", kind === "error" ? "alert" : "status");
+    p.textContent = text;
+    result.append(p);
+    if (details && details.length) {
+      const ul = document.createElement("ul");
+      for (const d of details) {
+        const li = document.createElement("li");
+        li.textContent = d;
+        ul.append(li);
+      }
+      result.append(ul);
+    }
+    return p;
+  }
+
+  function problemText(res) {
+    const j = res.json || {};
+    const lines = (j.errors || []).map((e) => `${e.pointer}: ${e.message}`);
+    return { text: msg("failed") + (j.title || res.status) + (j.detail ? ` (${j.detail})` : ""), lines };
+  }
+
+  async function signAndSubmit() {
+    const form = box.dataset.form;
+    const data = JSON.parse(document.getElementById("data-json").value);
+    let signed;
+    if (box.dataset.level !== "simple") {
+      if (!keyInput || !keyInput.files || !keyInput.files[0]) {
+        show("error", msg("nokey"));
+        return;
+      }
+      const signer = await carimbo.importKey(await carimbo.readFile(keyInput));
+      const payload = await carimbo.api("/api/v1/signing-payload", { kind: "submit", form, data, idempotency_key: idempotencyKey });
+      if (!payload.ok) {
+        const p = problemText(payload);
+        show("error", p.text, p.lines);
+        return;
+      }
+      const cert = await carimbo.api("/api/v1/me/certificate");
+      if (!cert.ok) {
+        const p = problemText(cert);
+        show("error", p.text, p.lines);
+        return;
+      }
+      signed = { payload: payload.json.payload, signature: await carimbo.sign(signer, payload.json.canonical, cert.json.x5c) };
+    }
+    const res = await carimbo.api("/api/v1/cases", { form, data, idempotency_key: idempotencyKey, signed });
+    if (!res.ok) {
+      const p = problemText(res);
+      show("error", p.text, p.lines);
+      return;
+    }
+    const id = res.json.case.id;
+    const p = show("ok", msg("done"));
+    const a = document.createElement("a");
+    a.href = `/cases/${encodeURIComponent(id)}`;
+    a.id = "new-case";
+    a.textContent = id;
+    p.append(a);
+    button.disabled = true;
+  }
+
+  button.disabled = false;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    show("muted", msg("working"));
+    try {
+      await signAndSubmit();
+    } catch (e) {
+      show("error", msg("failed") + (e && e.message ? e.message : String(e)));
+    } finally {
+      if (!document.getElementById("new-case")) button.disabled = false;
+    }
+  });
+})();

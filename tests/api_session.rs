@@ -1,0 +1,194 @@
+//! Black-box tests of the server's edges: signing in, rate limits, CSRF, security headers, body
+//! limits, problems for malformed requests, the second-factor enrolment and the OpenAPI document.
+//! Each test starts the real server on a random loopback port and talks HTTP to it.
+
+mod common;
+
+use carimbo::http::DEMO_PASSWORD;
+use common::server::TestServer;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+
+#[test]
+fn signing_in_gives_a_bearer_token_a_csrf_token_and_an_http_only_cookie() {
+    let s = TestServer::start();
+    let mut c = s.anonymous();
+    let r = c.post("/api/v1/session", &json!({"person": "p003", "password": DEMO_PASSWORD}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["person"], "p003");
+    assert!(r.body["roles"].as_array().unwrap().contains(&json!("approver")), "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("carimbo_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    c.token = r.body["token"].as_str().map(str::to_string);
+    let me = c.get("/api/v1/me");
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["person"], "p003");
+    assert_eq!(me.body["second_factor"], false);
+
+    assert_eq!(c.delete("/api/v1/session").status, 204);
+    c.get("/api/v1/me").problem(401, "CARIMBO-E0701");
+}
+
+#[test]
+fn a_wrong_password_is_a_401_problem_in_the_requested_language() {
+    let s = TestServer::start();
+    let c = s.anonymous();
+    let r = c.post("/api/v1/session?lang=pt", &json!({"person": "p005", "password": "not the password"}));
+    let p = r.problem(401, "CARIMBO-E0602");
+    assert_eq!(p["title"], "Identificação ou palavra-passe incorreta.");
+    assert!(!p.to_string().contains("not the password"), "a problem never repeats the password");
+    // An unknown person gets exactly the same answer: whether an id exists is not revealed.
+    let unknown = c.post("/api/v1/session", &json!({"person": "p999", "password": "not the password"}));
+    unknown.problem(401, "CARIMBO-E0602");
+}
+
+#[test]
+fn sign_in_attempts_are_rate_limited_per_account() {
+    let s = TestServer::start();
+    let c = s.anonymous();
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(c.post("/api/v1/session", &json!({"person": "p005", "password": "guess"})).status);
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    let r = c.post("/api/v1/session", &json!({"person": "p005", "password": DEMO_PASSWORD}));
+    r.problem(429, "CARIMBO-E0705");
+    // Another account from the same address is still let in (the per-address limit is higher).
+    s.login("p006");
+}
+
+#[test]
+fn a_cookie_session_must_echo_its_csrf_token_on_state_changing_calls() {
+    let s = TestServer::start();
+    let mut browser = s.login("p003");
+    browser.by_cookie = true;
+    // Reading needs no token.
+    assert_eq!(browser.get("/api/v1/inbox").status, 200);
+    let body = json!({"kind": "submit", "form": "absence-and-annual-leave", "data": common::server::leave(1), "idempotency_key": "k"});
+    let without = browser.post_with("/api/v1/signing-payload", &body, &[("x-csrf-token", "")]);
+    without.problem(403, "CARIMBO-E0706");
+    let forged = browser.post_with("/api/v1/signing-payload", &body, &[("x-csrf-token", "forged-token")]);
+    forged.problem(403, "CARIMBO-E0706");
+    let with = browser.post("/api/v1/signing-payload", &body);
+    assert_eq!(with.status, 200, "{}", with.body);
+    // The same session by bearer token needs none: a browser never sends the header by itself.
+    browser.by_cookie = false;
+    assert_eq!(browser.post_with("/api/v1/signing-payload", &body, &[]).status, 200);
+}
+
+#[test]
+fn every_answer_carries_the_security_headers() {
+    let s = TestServer::start();
+    let c = s.login("p005");
+    for r in [c.get("/api/v1/me"), c.get("/api/v1/openapi.json"), s.anonymous().get("/api/v1/me"), s.anonymous().get("/login"), c.get("/no/such/page")] {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        let csp = r.header("content-security-policy").expect("a CSP");
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+}
+
+/// Sends a request with a large declared body the way curl does (`Expect: 100-continue`) and
+/// returns the status line, the headers and the body of the answer.
+fn raw_post_declaring(s: &TestServer, path: &str, token: &str, length: usize) -> (String, String, Value) {
+    let addr = s.base.strip_prefix("http://").unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nexpect: 100-continue\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    // Read to the end (the refusal closes the connection), or only the interim `100 Continue`.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = tcp.read(&mut chunk) {
+        answer.extend_from_slice(&chunk[..n]);
+        if n == 0 || (answer.starts_with(b"HTTP/1.1 100") && answer.windows(4).any(|w| w == b"\r\n\r\n")) {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_string(), headers.to_ascii_lowercase(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_five_megabyte_body_is_refused_with_a_413_problem_before_it_is_sent() {
+    let s = TestServer::start();
+    let c = s.login("p005");
+    let token = c.token.clone().unwrap();
+    for path in ["/api/v1/cases", "/api/v1/acts/batch"] {
+        let (status, headers, body) = raw_post_declaring(&s, path, &token, 5 * 1024 * 1024);
+        assert!(status.starts_with("HTTP/1.1 413"), "{path}: {status}\n{headers}");
+        assert!(headers.contains("content-type: application/problem+json"), "{headers}");
+        assert!(headers.contains("connection: close"), "{headers}");
+        assert_eq!(body["code"], "CARIMBO-E0707", "{body}");
+        assert_eq!(body["status"], 413);
+    }
+    // A batch may be bigger than a single act (up to 4 MiB): 1 MiB is let through to the handler.
+    let (status, _, _) = raw_post_declaring(&s, "/api/v1/acts/batch", &token, 1024 * 1024);
+    assert!(status.starts_with("HTTP/1.1 100"), "{status}");
+}
+
+#[test]
+fn malformed_requests_are_problems_too() {
+    let s = TestServer::start();
+    let c = s.login("p005");
+    let syntax = c.request("POST", "/api/v1/cases", Some(b"{"), &[]);
+    syntax.problem(400, "CARIMBO-E0704");
+    let shape = c.request("POST", "/api/v1/cases?lang=zh", Some(b"{}"), &[]);
+    assert_eq!(shape.problem(422, "CARIMBO-E0704")["title"], "請求格式不正確。");
+    assert!(shape.body["detail"].as_str().unwrap().contains("missing field `form`"), "{}", shape.body);
+    let method = c.request("PATCH", "/api/v1/cases", Some(b"{}"), &[]);
+    method.problem(405, "CARIMBO-E0704");
+    assert!(method.header("allow").is_some_and(|a| a.contains("POST")), "{:?}", method.headers);
+    c.get("/api/v1/no-such-route").problem(404, "CARIMBO-E0703");
+    // JSON nested deeper than serde's recursion limit is refused, not a stack overflow.
+    let deep = format!("{{\"form\":\"x\",\"idempotency_key\":\"k\",\"data\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    c.request("POST", "/api/v1/cases", Some(deep.as_bytes()), &[]).problem(400, "CARIMBO-E0704");
+}
+
+#[test]
+fn a_second_factor_is_enrolled_through_the_api_and_confirmed_with_a_code() {
+    let s = TestServer::start();
+    let c = s.login("p028");
+    let r = c.post("/api/v1/me/totp/confirm", &json!({"code": "123456"}));
+    r.problem(422, "CARIMBO-E0605");
+    let e = c.post("/api/v1/me/totp", &json!({}));
+    assert_eq!(e.status, 200, "{}", e.body);
+    assert!(e.body["url"].as_str().unwrap().starts_with("otpauth://totp/carimbo:p028?"), "{}", e.body);
+    assert!(e.body["qr_png_base64"].as_str().is_some_and(|q| q.len() > 100));
+    let code = s.totp_now("p028");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    c.post("/api/v1/me/totp/confirm", &json!({"code": wrong})).problem(401, "CARIMBO-E0604");
+    assert_eq!(c.get("/api/v1/me").body["second_factor"], false);
+    assert_eq!(c.post("/api/v1/me/totp/confirm", &json!({"code": code})).status, 204);
+    assert_eq!(c.get("/api/v1/me").body["second_factor"], true);
+}
+
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let s = TestServer::start();
+    let r = s.anonymous().get("/api/v1/openapi.json");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    let routes = carimbo::http::routes();
+    let mut listed = 0;
+    for (path, ops) in r.body["paths"].as_object().unwrap() {
+        listed += ops.as_object().unwrap().len();
+        assert!(routes.iter().any(|r| r.path == path), "{path} is documented but not served");
+    }
+    assert_eq!(listed, routes.len());
+    for route in &routes {
+        let op = &r.body["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(op.is_object(), "{} {} is missing from the document", route.method, route.path);
+        assert_eq!(op["summary"], route.summary);
+        assert_eq!(op["x-carimbo-access"], route.access);
+        assert_eq!(op.get("security").is_none(), route.access == "public", "{} {}", route.method, route.path);
+        for name in route.path.split('/').filter_map(|p| p.strip_prefix('{')?.strip_suffix('}')) {
+            assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == name && p["in"] == "path"), "{name} of {}", route.path);
+        }
+    }
+}

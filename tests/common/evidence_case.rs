@@ -1,0 +1,198 @@
+//! Real cases for the evidence tests and bench: the shipped definitions on a temporary sled
+//! store, acted on through `CaseService` with real signatures made from the demo keys, exactly
+//! as the server's `establish_signature` expects them (payload fields, `sha256:` prefixes), and
+//! `simple` steps sealed with the service seal.
+#![allow(dead_code)]
+
+use carimbo::cases::CaseService;
+use carimbo::catalog::Catalog;
+use carimbo::directory::Directory;
+use carimbo::evidence::{self, EvidenceBundle, PkiMaterial};
+use carimbo::http::api::submission_case_id;
+use carimbo::i18n::Lang;
+use carimbo::signing::cli::load_verifier;
+use carimbo::signing::{data_hash, verify_act, FormRef, ServiceSeal, SignatureVerifier, Signer, SigningPayload, VerifyOptions};
+use carimbo::store::{SledStore, Store, GENESIS_HASH};
+use carimbo::workflow::{ActRequest, Action, Level, SignatureRecord};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn seeds() -> PathBuf {
+    repo().join("seeds")
+}
+
+/// A case service on a fresh sled store, with the seal and verifier the server would use.
+pub struct Harness {
+    pub service: Arc<CaseService>,
+    pub verifier: SignatureVerifier,
+    pub seal: ServiceSeal,
+    pub pki: PkiMaterial,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn service_seal() -> ServiceSeal {
+    let dir = seeds().join("pki/service");
+    ServiceSeal::from_pem(&std::fs::read(dir.join("service.key.pem")).unwrap(), &std::fs::read(dir.join("service.pem")).unwrap()).unwrap()
+}
+
+pub fn server_verifier() -> SignatureVerifier {
+    let pki = seeds().join("pki");
+    load_verifier(&seeds().join("trust"), &pki.join("crl"), Some(&pki.join("service/service.pem"))).unwrap()
+}
+
+/// Now, to the second (signing payloads carry whole seconds).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Harness::in_dir(dir.path());
+        h._dir = Some(dir);
+        h
+    }
+
+    /// A harness whose sled store is `data/store`, as `carimbo serve --data data` keeps it.
+    pub fn in_dir(data: &std::path::Path) -> Harness {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(data.join("store")).unwrap());
+        let directory = Directory::load(&seeds().join("directory/directory.json")).unwrap();
+        let report = Catalog::load_paths_with(&[repo().join("forms"), repo().join("workflows")], Some(&directory));
+        assert!(report.problems.is_empty(), "{:?}", report.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        let service = CaseService::new(store, report.catalog, directory).unwrap();
+        Harness::with_service(Arc::new(service), None)
+    }
+
+    pub fn with_service(service: Arc<CaseService>, dir: Option<tempfile::TempDir>) -> Harness {
+        Harness { service, verifier: server_verifier(), seal: service_seal(), pki: PkiMaterial::from_seeds(&seeds()).unwrap(), _dir: dir }
+    }
+
+    /// What the server stores for a signed act: the person's JWS over the payload, verified at
+    /// the level it achieves, or the service seal for a step that accepts `simple`.
+    pub fn sign(&self, who: &str, payload: &SigningPayload, data: &Value, required: Level) -> SignatureRecord {
+        let at = payload.time;
+        if required == Level::Simple {
+            let seal = self.seal.seal(payload, at).unwrap();
+            return SignatureRecord { level: Level::Simple, signer: who.into(), jws: Some(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature})), second_factor: false };
+        }
+        let people = seeds().join("pki/people");
+        let signer = Signer::from_pem(&std::fs::read(people.join(format!("{who}.key.pem"))).unwrap(), &std::fs::read(people.join(format!("{who}.pem"))).unwrap()).unwrap();
+        let jws = signer.sign(&payload.canonical_bytes().unwrap(), at).unwrap();
+        let opts = VerifyOptions { trusted_time: Some(at), now: at, required_level: None };
+        let verified = verify_act(&self.verifier, payload, Some(data), jws.to_json().as_bytes(), required, &opts).unwrap_or_else(|r| panic!("{who}: {r:?}"));
+        SignatureRecord { level: verified.level(), signer: who.into(), jws: Some(json!({"payload": payload, "protected": jws.protected, "signature": jws.signature})), second_factor: false }
+    }
+
+    /// Submits a form signed as its workflow demands; returns the case id.
+    pub fn submit(&self, who: &str, form_id: &str, data: &Value, key: &str) -> String {
+        let at = now();
+        let catalog = self.service.catalog();
+        let form = catalog.form(form_id).unwrap().clone();
+        let wf = catalog.workflow(&form.workflow).unwrap().clone();
+        let ctx = self.service.context_for(who, at).unwrap();
+        let sub = form.validate(data, &ctx, Lang::En).unwrap_or_else(|e| panic!("{form_id}: {e:?}"));
+        let case_id = submission_case_id(who, key);
+        let payload = SigningPayload {
+            case: case_id.clone(),
+            form: FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.content_hash) },
+            step: "submit".into(),
+            action: "submit".into(),
+            data_hash: data_hash(&sub.data).unwrap(),
+            previous_event_hash: format!("sha256:{GENESIS_HASH}"),
+            signer: who.into(),
+            time: at,
+        };
+        let sig = self.sign(who, &payload, &sub.data, wf.submit_signature);
+        let view = self.service.submit(who, form_id, data, sig, at, Some(key), Lang::En).unwrap();
+        assert_eq!(view.case.id, case_id);
+        case_id
+    }
+
+    fn payload(&self, case_id: &str, who: &str, step: &str, action: &str, data: &Value, at: DateTime<Utc>) -> SigningPayload {
+        let case = self.service.case(case_id).unwrap();
+        let head = self.service.store().head(case_id).unwrap().unwrap();
+        SigningPayload {
+            case: case_id.into(),
+            form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
+            step: step.into(),
+            action: action.into(),
+            data_hash: data_hash(data).unwrap(),
+            previous_event_hash: format!("sha256:{}", head.last_hash),
+            signer: who.into(),
+            time: at,
+        }
+    }
+
+    /// Acts on an open step, signed at the level the step demands (sealed when `simple`).
+    pub fn act(&self, case_id: &str, who: &str, step: &str, action: Action) {
+        let at = now();
+        let case = self.service.case(case_id).unwrap();
+        let wf = self.service.workflow_of(&case).unwrap();
+        let def = wf.step(step).unwrap();
+        let payload = self.payload(case_id, who, step, action.as_str(), &case.data, at);
+        let mut sig = self.sign(who, &payload, &case.data, def.signature);
+        sig.second_factor = def.second_factor;
+        let comment = (action == Action::Return).then(|| "please correct the reason".to_string());
+        self.service.act(case_id, ActRequest { actor: who.into(), step: step.into(), action, comment, signature: sig, now: at }, None).unwrap_or_else(|e| panic!("{who} {action} {step}: {e}"));
+    }
+
+    /// The submitter sends a corrected version of a returned case.
+    pub fn resubmit(&self, case_id: &str, who: &str, data: &Value) {
+        let at = now();
+        let case = self.service.case(case_id).unwrap();
+        let form = self.service.form_of(&case).unwrap();
+        let wf = self.service.workflow_of(&case).unwrap();
+        let sub = form.validate(data, &self.service.context_for(who, at).unwrap(), Lang::En).unwrap();
+        let payload = self.payload(case_id, who, "resubmit", "resubmit", &sub.data, at);
+        let sig = self.sign(who, &payload, &sub.data, wf.submit_signature);
+        self.service.resubmit(case_id, who, data, sig, at, None, Lang::En).unwrap();
+    }
+
+    pub fn export(&self, case_id: &str, by: &str) -> EvidenceBundle {
+        evidence::export(&self.service, case_id, &self.pki, &self.seal, by, Utc::now()).unwrap()
+    }
+}
+
+/// Two weeks of leave starting a fortnight from now: long enough that the head decides too.
+pub fn leave(reason: &str) -> Value {
+    let start = (Utc::now() + Duration::days(14)).date_naive();
+    let end = start + Duration::days(13);
+    json!({"leave_type": "other", "start_date": start.to_string(), "end_date": end.to_string(), "reason": reason, "substitute": "Wong Ka Man"})
+}
+
+/// A leave case through supervisor (qualified certificate), head and HR records (a `simple`
+/// step, sealed by the service), returned three times (by the supervisor, the head and HR) and
+/// resubmitted each time, then approved and completed: 29 events, 13 signatures.
+pub fn long_case(h: &Harness) -> String {
+    let id = h.submit("p005", "absence-and-annual-leave", &leave("family matters"), "evidence-long");
+    h.act(&id, "p003", "supervisor", Action::Return);
+    h.resubmit(&id, "p005", &leave("family matters in Lisbon"));
+    h.act(&id, "p003", "supervisor", Action::Approve);
+    h.act(&id, "p002", "head", Action::Return);
+    h.resubmit(&id, "p005", &leave("family matters in Lisbon, tickets booked"));
+    h.act(&id, "p003", "supervisor", Action::Approve);
+    h.act(&id, "p002", "head", Action::Approve);
+    h.act(&id, "p019", "hr-records", Action::Return);
+    h.resubmit(&id, "p005", &leave("family matters in Lisbon, tickets booked, substitute agreed"));
+    h.act(&id, "p003", "supervisor", Action::Approve);
+    h.act(&id, "p002", "head", Action::Approve);
+    h.act(&id, "p019", "hr-records", Action::Sign);
+    id
+}
+
+/// The oath of office: qualified signatures demanded from the submitter and the authority,
+/// then the HR record sealed as a `simple` act.
+pub fn oath_case(h: &Harness) -> String {
+    let def: Value = serde_json::from_slice(&std::fs::read(repo().join("forms/oath-of-office.json")).unwrap()).unwrap();
+    let data = def["examples"]["valid"][0]["data"].clone();
+    let id = h.submit("p031", "oath-of-office", &data, "evidence-oath");
+    h.act(&id, "p001", "authority", Action::Sign);
+    h.act(&id, "p018", "hr-records", Action::Sign);
+    id
+}

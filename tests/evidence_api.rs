@@ -1,0 +1,100 @@
+//! Evidence bundles through the API (`GET /api/v1/cases/{id}/evidence`, parties and auditors
+//! only) and through the commands (`carimbo export-evidence`, `carimbo verify`).
+
+#[path = "common/evidence_case.rs"]
+mod evidence_case;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use carimbo::evidence::verify;
+use carimbo::http::{router, AppState, Paths};
+use carimbo::store::{SledStore, Store};
+use chrono::{Duration, Utc};
+use evidence_case::{oath_case, repo, Harness};
+use std::process::Command;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+async fn get(state: &Arc<AppState>, person: &str, path: &str) -> (StatusCode, Vec<u8>, Option<String>) {
+    let (token, _) = state.sessions.open(person, Utc::now(), Duration::hours(1));
+    let req = Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let disposition = resp.headers().get(header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024 * 1024).await.unwrap().to_vec();
+    (status, body, disposition)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parties_and_auditors_download_a_bundle_that_verifies_and_others_do_not_see_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(tmp.path().join("store")).unwrap());
+    let state = Arc::new(AppState::with_store(Paths::from_root(&repo(), tmp.path()), store).unwrap());
+    let h = Harness::with_service(state.cases.clone(), None);
+    let id = tokio::task::block_in_place(|| oath_case(&h));
+    let path = format!("/api/v1/cases/{id}/evidence");
+    for person in ["p031", "p001", "p022"] {
+        let (status, body, disposition) = get(&state, person, &path).await;
+        assert_eq!(status, StatusCode::OK, "{person}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(disposition.as_deref(), Some(format!("attachment; filename=\"evidence-{id}.json\"").as_str()));
+        let report = tokio::task::block_in_place(|| verify(&body));
+        assert!(report.passed, "{person}: {}", report.to_text());
+        assert_eq!(report.exported_by.as_deref(), Some(person));
+    }
+    // Not a party and not an auditor: the case does not exist for them.
+    let (status, _, _) = get(&state, "p005", &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&state, "p022", "/api/v1/cases/C-nope/evidence").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The route is in the OpenAPI document built from the same table.
+    let doc = carimbo::http::openapi_document();
+    assert!(doc["paths"]["/api/v1/cases/{id}/evidence"]["get"].is_object());
+}
+
+#[test]
+fn export_evidence_and_verify_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = {
+        let h = Harness::in_dir(tmp.path());
+        oath_case(&h)
+    };
+    let bin = env!("CARGO_BIN_EXE_carimbo");
+    let out = tmp.path().join("bundle.json");
+    let run = Command::new(bin).args(["export-evidence", &id, "--data"]).arg(tmp.path()).arg("--root").arg(repo()).arg("--out").arg(&out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // Without --out the same bundle goes to standard output.
+    let stdout = Command::new(bin).args(["export-evidence", &id, "--data"]).arg(tmp.path()).arg("--root").arg(repo()).output().unwrap();
+    assert!(stdout.status.success());
+    assert!(verify(&stdout.stdout).passed);
+
+    let ok = Command::new(bin).arg("verify").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.contains("RESULT: PASSED"), "{text}");
+    let json = Command::new(bin).arg("verify").arg(&out).arg("--json").output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 3);
+
+    // One byte changed: exit 1, and the report says where.
+    let mut bytes = std::fs::read(&out).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"\"p001\",\"s").or_else(|| bytes.windows(6).position(|w| w == b"\"p001\"")).unwrap() + 4;
+    bytes[at] = b'9';
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, &bytes).unwrap();
+    let failed = Command::new(bin).arg("verify").arg(&bad).output().unwrap();
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{text}");
+    assert!(text.contains("RESULT: FAILED at event"), "{text}");
+    let json = Command::new(bin).args(["verify", "--json"]).arg(&bad).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["passed"], false);
+    assert!(report["first_failure"]["pointer"].as_str().unwrap().starts_with("/events/"), "{report}");
+
+    // A file that is not there: a usage error, exit 2.
+    let missing = Command::new(bin).arg("verify").arg(tmp.path().join("nope.json")).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    // An unknown case.
+    let unknown = Command::new(bin).args(["export-evidence", "C-nope", "--data"]).arg(tmp.path()).arg("--root").arg(repo()).output().unwrap();
+    assert!(!unknown.status.success());
+}
