@@ -51,4 +51,10 @@ if [ "$(pg_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'carimbo_test'"
 fi
 
 export CARIMBO_TEST_PG="host=127.0.0.1 port=$CARIMBO_PG_PORT user=carimbo password=carimbo dbname=carimbo_test"
+# For the database crash test (tests/crash_pg.rs): crash this cluster (an immediate stop: no
+# checkpoint, WAL recovery at the next start) and start it again.
+as_pg_prefix=""
+[ "$(id -u)" = 0 ] && as_pg_prefix="runuser -u postgres -- "
+export CARIMBO_TEST_PG_CRASH="${as_pg_prefix}$PG_BIN/pg_ctl -D $CARIMBO_PG_DIR -m immediate stop"
+export CARIMBO_TEST_PG_START="${as_pg_prefix}$PG_BIN/pg_ctl -D $CARIMBO_PG_DIR -l $CARIMBO_PG_DIR/server.log -w -t 60 -o '-c listen_addresses=127.0.0.1 -p $CARIMBO_PG_PORT -c unix_socket_directories=$CARIMBO_PG_DIR -c max_connections=300' start"
 echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$CARIMBO_PG_PORT; CARIMBO_TEST_PG=\"$CARIMBO_TEST_PG\""

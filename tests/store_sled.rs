@@ -1,10 +1,12 @@
-//! Behaviour of the sled case store, each test on a fresh temporary directory.
+//! What only the sled store has (its journal and index, group commit, tampering below the
+//! store, crashes), each test on a fresh temporary directory. The behaviour every store shares
+//! is tested on sled and PostgreSQL alike in `store_contract.rs`.
 
-use carimbo::store::{Append, CaseHead, GENESIS_HASH, InboxEntry, SledStore, Store, StoreError};
+use carimbo::store::{Append, CaseHead, InboxEntry, SledStore, Store, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 
 fn t(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap() + Duration::minutes(minutes)
@@ -110,214 +112,6 @@ fn one_store_is_shared_across_threads_as_a_trait_object() {
     let other = store.clone();
     std::thread::spawn(move || other.append(submit("c1")).unwrap()).join().unwrap();
     assert_eq!(store.head("c1").unwrap().unwrap().version, 1, "the other thread's acknowledged append is visible");
-}
-
-#[test]
-fn appended_events_read_back_in_order_with_a_valid_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let first = store.append(submit("c1")).unwrap();
-    assert_eq!((first.version, first.replayed), (1, false));
-    let second = store
-        .append(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![]))
-        .unwrap();
-    assert_eq!(second.version, 3);
-
-    let events = store.events("c1").unwrap();
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(events[0].prev_hash, GENESIS_HASH);
-    assert_eq!(events[1].prev_hash, events[0].hash);
-    assert_eq!(events[2].prev_hash, events[1].hash);
-    assert_eq!(events[1].body, json!({"type": "approved"}));
-    assert!(events.iter().all(|e| e.computed_hash() == e.hash));
-    assert_eq!(first.last_hash, events[0].hash);
-    assert_eq!(second.last_hash, events[2].hash);
-
-    let h = store.head("c1").unwrap().unwrap();
-    assert_eq!((h.version, h.last_hash.as_str()), (3, events[2].hash.as_str()));
-    store.verify_case("c1").unwrap();
-}
-
-#[test]
-fn an_append_at_a_stale_version_is_a_conflict_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    store.append(submit("c1")).unwrap();
-    store.append(append("c1", 1, vec![json!({"type": "approved"})], vec![])).unwrap();
-    let before = (store.events("c1").unwrap(), store.head("c1").unwrap(), store.inbox("carla", None, 10).unwrap());
-
-    let stale = append("c1", 1, vec![json!({"type": "rejected"})], vec![entry("carla", "c1", "head", t(5))]);
-    match store.append(stale) {
-        Err(StoreError::Conflict { case_id, expected: 1, found: 2 }) => assert_eq!(case_id, "c1"),
-        other => panic!("expected a conflict, got {other:?}"),
-    }
-    let after = (store.events("c1").unwrap(), store.head("c1").unwrap(), store.inbox("carla", None, 10).unwrap());
-    assert_eq!(before, after);
-}
-
-#[test]
-fn creating_a_case_that_already_exists_is_a_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    store.append(submit("c1")).unwrap();
-    assert!(matches!(store.append(submit("c1")), Err(StoreError::Conflict { expected: 0, found: 1, .. })));
-    assert_eq!(store.events("c1").unwrap().len(), 1);
-}
-
-#[test]
-fn appending_to_a_case_that_does_not_exist_is_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    assert!(matches!(store.append(append("ghost", 3, vec![json!({})], vec![])), Err(StoreError::NotFound(c)) if c == "ghost"));
-    assert!(matches!(store.events("ghost"), Err(StoreError::NotFound(_))));
-    assert_eq!(store.head("ghost").unwrap(), None);
-}
-
-#[test]
-fn a_retry_with_the_same_idempotency_key_returns_the_first_outcome_and_appends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    store.append(submit("c1")).unwrap();
-    let mut approve = append("c1", 1, vec![json!({"type": "approved"})], vec![]);
-    approve.idempotency_key = Some("req-7".into());
-    approve.outcome = json!({"status": "approved", "version": 2});
-    let first = store.append(approve.clone()).unwrap();
-    assert!(!first.replayed);
-
-    // The retry carries a different outcome: the first one is returned, verbatim.
-    approve.outcome = json!({"status": "something else"});
-    let retry = store.append(approve).unwrap();
-    assert!(retry.replayed);
-    assert_eq!((retry.version, &retry.last_hash, &retry.outcome), (2, &first.last_hash, &json!({"status": "approved", "version": 2})));
-    assert_eq!(store.events("c1").unwrap().len(), 2);
-
-    // The same key on another case is another act.
-    store.append(submit("c2")).unwrap();
-    let mut other = append("c2", 1, vec![json!({"type": "approved"})], vec![]);
-    other.idempotency_key = Some("req-7".into());
-    assert!(!store.append(other).unwrap().replayed);
-}
-
-#[test]
-fn concurrent_retries_with_one_idempotency_key_append_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
-    store.append(submit("c1")).unwrap();
-    let barrier = Arc::new(Barrier::new(16));
-    let handles: Vec<_> = (0..16)
-        .map(|_| {
-            let (store, barrier) = (store.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let mut a = append("c1", 1, vec![json!({"type": "approved"})], vec![]);
-                a.idempotency_key = Some("double-click".into());
-                barrier.wait();
-                store.append(a)
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().expect("every retry succeeds")).collect();
-    assert_eq!(results.iter().filter(|r| !r.replayed).count(), 1);
-    assert!(results.iter().all(|r| r.version == 2 && r.last_hash == results[0].last_hash));
-    assert_eq!(store.events("c1").unwrap().len(), 2);
-}
-
-#[test]
-fn each_append_replaces_the_case_inbox_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    store.append(submit("c1")).unwrap();
-    assert_eq!(store.inbox("bruno", None, 10).unwrap().entries.len(), 1);
-
-    let parallel = vec![entry("carla", "c1", "hr", t(10)), entry("duarte", "c1", "hr", t(10))];
-    store.append(append("c1", 1, vec![json!({"type": "approved"})], parallel)).unwrap();
-    assert!(store.inbox("bruno", None, 10).unwrap().entries.is_empty());
-    assert_eq!(store.inbox("carla", None, 10).unwrap().entries[0].step, "hr");
-    assert_eq!(store.inbox("duarte", None, 10).unwrap().entries.len(), 1);
-
-    store.append(append("c1", 2, vec![json!({"type": "completed"})], vec![])).unwrap();
-    for person in ["bruno", "carla", "duarte"] {
-        assert!(store.inbox(person, None, 10).unwrap().entries.is_empty(), "{person}'s inbox is empty");
-    }
-}
-
-#[test]
-fn an_inbox_is_paged_oldest_first_with_a_cursor() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    // Created out of order; "bruno2" shares a prefix with "bruno" and must not leak into it.
-    for (i, minutes) in [30, 10, 50, 20, 40, 0, 60].into_iter().enumerate() {
-        let case = format!("c{i}");
-        let mut a = append(&case, 0, vec![json!({"type": "submitted"})], vec![entry("bruno", &case, "supervisor", t(minutes))]);
-        a.inbox.push(entry("bruno2", &case, "supervisor", t(minutes)));
-        store.append(a).unwrap();
-    }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let page = store.inbox("bruno", cursor.as_deref(), 3).unwrap();
-        pages += 1;
-        assert!(page.entries.len() <= 3);
-        seen.extend(page.entries.iter().map(|e| (e.since, e.person.clone())));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    assert_eq!(pages, 3);
-    assert_eq!(seen.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 10, 20, 30, 40, 50, 60].map(t));
-    assert!(seen.iter().all(|(_, p)| p == "bruno"));
-    // A full last page says it is the end.
-    assert_eq!(store.inbox("bruno", None, 7).unwrap().next, None);
-    assert!(matches!(store.inbox("bruno", Some("not hex"), 3), Err(StoreError::Invalid(_))));
-}
-
-#[test]
-fn cases_of_lists_a_party_s_cases_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    for (case, minutes, parties) in [("old", 0, &["ana", "bruno"][..]), ("new", 60, &["ana"][..]), ("mid", 30, &["ana", "bruno"][..])] {
-        let mut a = append(case, 0, vec![json!({"type": "submitted"})], vec![]);
-        a.head = head(case, parties, t(minutes));
-        store.append(a).unwrap();
-    }
-    let ids = |person: &str, limit| store.cases_of(person, limit).unwrap().into_iter().map(|h| h.case_id).collect::<Vec<_>>();
-    assert_eq!(ids("ana", 10), ["new", "mid", "old"]);
-    assert_eq!(ids("ana", 2), ["new", "mid"]);
-    assert_eq!(ids("bruno", 10), ["mid", "old"]);
-
-    // A party added by a later append sees the case; one no longer listed does not.
-    let mut a = append("new", 1, vec![json!({"type": "delegated"})], vec![]);
-    a.head = head("new", &["ana", "carla"], t(60));
-    store.append(a).unwrap();
-    assert_eq!(ids("carla", 10), ["new"]);
-    assert_eq!(ids("ana", 10), ["new", "mid", "old"]);
-    assert!(ids("nobody", 10).is_empty());
-}
-
-#[test]
-fn of_32_threads_appending_at_one_version_exactly_one_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
-    store.append(submit("c1")).unwrap();
-    let barrier = Arc::new(Barrier::new(32));
-    let handles: Vec<_> = (0..32)
-        .map(|i| {
-            let (store, barrier) = (store.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let a = append("c1", 1, vec![json!({"type": "approved", "by": format!("approver-{i}")})], vec![]);
-                barrier.wait();
-                store.append(a)
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { expected: 1, found: 2, .. }))).count();
-    assert_eq!(conflicts, 31);
-    let events = store.events("c1").unwrap();
-    assert_eq!(events.len(), 2, "exactly one new event");
-    store.verify_case("c1").unwrap();
 }
 
 #[test]
@@ -494,19 +288,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn definitions_round_trip_under_their_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let leave = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/forms/leave.json")).unwrap_or_else(|_| b"{\"id\":\"leave\"}".to_vec());
-    let hash = sha256_hex(&leave);
-    assert_eq!(store.definition(&hash).unwrap(), None);
-    store.put_definition(&hash, &leave).unwrap();
-    store.put_definition(&hash, &leave).unwrap(); // storing it again is harmless
-    assert_eq!(store.definition(&hash).unwrap(), Some(leave.clone()));
-    assert!(matches!(store.put_definition(&"0".repeat(64), &leave), Err(StoreError::Invalid(_))));
-}
-
-#[test]
 fn a_large_definition_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     // Far above sled's inline limit, so sled keeps it in a blob file of its own.
@@ -604,27 +385,6 @@ fn a_damaged_journal_record_is_reported_by_verify_all() {
     assert!(report.corrupt.is_empty());
     assert_eq!(report.store_problems.len(), 1, "{report:?}");
     assert!(report.store_problems[0].contains("journal is damaged"));
-}
-
-#[test]
-fn an_append_without_events_is_invalid() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    assert!(matches!(store.append(append("c1", 0, vec![], vec![])), Err(StoreError::Invalid(_))));
-    assert_eq!(store.head("c1").unwrap(), None);
-}
-
-#[test]
-fn ids_with_a_nul_or_a_head_for_another_case_are_invalid() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    assert!(matches!(store.append(submit("c\0")), Err(StoreError::Invalid(_))));
-    let mut a = submit("c1");
-    a.head.case_id = "c2".into();
-    assert!(matches!(store.append(a), Err(StoreError::Invalid(_))));
-    let mut a = submit("c1");
-    a.inbox[0].person = "bru\0no".into();
-    assert!(matches!(store.append(a), Err(StoreError::Invalid(_))));
 }
 
 /// Run as a child process by `acknowledged_appends_survive_a_killed_process`: appends until

@@ -10,8 +10,9 @@
 //! that processes starting together apply each migration once.
 //!
 //! An append is one statement, `carimbo_append` (migration 2), run outside any transaction block,
-//! so it is its own transaction and costs one round trip (plus one unlocked read of the head when
-//! the case exists). The events are hashed in Rust against the head read; the function takes the
+//! so it is its own transaction and costs one round trip, after one unlocked read of the head
+//! (which also proves the pooled connection alive). The events are hashed in Rust against the
+//! head read; the function takes the
 //! case's row lock (`SELECT … FOR UPDATE`) and writes only if the head is still that version and
 //! hash. A create inserts the head with `ON CONFLICT DO NOTHING`, so of two creators the second
 //! waits for the first and then sees the case exist. Two appends at one version therefore
@@ -64,6 +65,7 @@ impl Default for PgOptions {
 }
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
 /// The PostgreSQL case store. One per process, shared with `Arc`; any number of processes may
 /// open the same database (and schema) at once.
@@ -150,8 +152,30 @@ impl PgStore {
         Ok(row.get(0))
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+    fn conn(&self) -> Result<Conn, StoreError> {
         self.pool.get().map_err(|e| StoreError::Io(format!("no PostgreSQL connection: {e}")))
+    }
+
+    /// Runs a statement that may safely be sent twice (a read, an idempotent write) and returns
+    /// the connection with its result. A pooled connection can have died while idle (the
+    /// database restarted, an idle timeout): the client learns it only on use, and then the
+    /// statement is sent again on another connection, until one works or the pool has been
+    /// tried through.
+    fn live<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T, ::postgres::Error>) -> Result<(Conn, T), StoreError> {
+        let mut dead = 0;
+        loop {
+            let mut c = self.conn()?;
+            match f(&mut c) {
+                Ok(v) => return Ok((c, v)),
+                // Dropped here: r2d2 discards a closed connection instead of returning it.
+                Err(_) if c.is_closed() && dead <= self.pool.max_size() => dead += 1,
+                Err(e) => return Err(pg_err("reading", e)),
+            }
+        }
+    }
+
+    fn read<T>(&self, f: impl FnMut(&mut Client) -> Result<T, ::postgres::Error>) -> Result<T, StoreError> {
+        self.live(f).map(|(_, v)| v)
     }
 
     /// Re-computes the hash chain of every case and checks each head against its log, in one
@@ -232,35 +256,25 @@ impl PgStore {
         Ok(())
     }
 
-    /// The append: at most one read of the head, then one statement (`carimbo_append`) that
-    /// locks, checks and writes, and commits as it returns.
-    fn append_on(&self, c: &mut Client, a: &Append) -> Result<Appended, StoreError> {
+    /// The append, given the head read on `c` (version, last hash, earlier result under the
+    /// idempotency key): one statement (`carimbo_append`) that locks, checks and writes, and
+    /// commits as it returns.
+    fn append_on(&self, c: &mut Client, a: &Append, read: &Row) -> Result<Appended, StoreError> {
         let case = a.case_id.as_str();
         let recorded_at = Utc::now().trunc_subsecs(6);
-        // The head to chain from. A create chains from the genesis hash; for an existing case,
-        // read the head (and any earlier result under this idempotency key) without a lock: the
-        // statement below locks the row and writes only if the head is still this one.
-        let (found, prev_hash) = if a.expected_version == 0 {
-            (0, GENESIS_HASH.to_string())
-        } else {
-            let row = c
-                .query_typed_one(
-                    "SELECT (SELECT version FROM heads WHERE case_id = $1), (SELECT last_hash FROM heads WHERE case_id = $1),
-                            (SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2)",
-                    &[(&case, Type::TEXT), (&a.idempotency_key, Type::TEXT)],
-                )
-                .map_err(|e| pg_err("reading the case head", e))?;
-            if let Some(record) = row.get::<_, Option<String>>(2) {
-                return replayed(case, &record);
+        if let Some(record) = read.get::<_, Option<String>>(2) {
+            return replayed(case, &record);
+        }
+        let current = read.get::<_, Option<i64>>(0).map(|v| v as u64);
+        // The head to chain from (the genesis hash for a new case). The statement below locks
+        // the row and writes only if the head is still this one.
+        let (found, prev_hash) = match (a.expected_version, current) {
+            (0, None) => (0, GENESIS_HASH.to_string()),
+            (_, None) => return Err(StoreError::NotFound(case.to_string())),
+            (expected, Some(found)) if found != expected => {
+                return Err(StoreError::Conflict { case_id: case.to_string(), expected, found });
             }
-            let (Some(version), Some(last_hash)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<String>>(1)) else {
-                return Err(StoreError::NotFound(case.to_string()));
-            };
-            let found = version as u64;
-            if found != a.expected_version {
-                return Err(StoreError::Conflict { case_id: case.to_string(), expected: a.expected_version, found });
-            }
-            (found, last_hash)
+            (_, Some(found)) => (found, read.get::<_, Option<String>>(1).unwrap_or_default()),
         };
 
         // The events, chained from that head.
@@ -368,15 +382,20 @@ fn replayed(case_id: &str, record: &str) -> Result<Appended, StoreError> {
 impl Store for PgStore {
     fn append(&self, append: Append) -> Result<Appended, StoreError> {
         validate(&append)?;
-        let mut c = self.conn()?;
-        self.append_on(&mut c, &append)
+        // The head (and any earlier result under this idempotency key), read without a lock on
+        // a connection this proves alive; the append then goes out on the same connection.
+        let (mut c, row) = self.live(|c| {
+            c.query_typed_one(
+                "SELECT (SELECT version FROM heads WHERE case_id = $1), (SELECT last_hash FROM heads WHERE case_id = $1),
+                        (SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2)",
+                &[(&append.case_id, Type::TEXT), (&append.idempotency_key, Type::TEXT)],
+            )
+        })?;
+        self.append_on(&mut c, &append, &row)
     }
 
     fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut c = self.conn()?;
-        let rows = c
-            .query_typed("SELECT seq, event::text FROM events WHERE case_id = $1 ORDER BY seq", &[(&case_id, Type::TEXT)])
-            .map_err(|e| pg_err("reading the events", e))?;
+        let rows = self.read(|c| c.query_typed("SELECT seq, event::text FROM events WHERE case_id = $1 ORDER BY seq", &[(&case_id, Type::TEXT)]))?;
         if rows.is_empty() {
             return Err(StoreError::NotFound(case_id.to_string()));
         }
@@ -384,10 +403,7 @@ impl Store for PgStore {
     }
 
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
-        let mut c = self.conn()?;
-        let row = c
-            .query_typed_opt("SELECT head::text FROM heads WHERE case_id = $1", &[(&case_id, Type::TEXT)])
-            .map_err(|e| pg_err("reading the case head", e))?;
+        let row = self.read(|c| c.query_typed_opt("SELECT head::text FROM heads WHERE case_id = $1", &[(&case_id, Type::TEXT)]))?;
         row.map(|r| decode_head(case_id, &r.get::<_, String>(0))).transpose()
     }
 
@@ -396,24 +412,20 @@ impl Store for PgStore {
             return Err(StoreError::Invalid("an inbox page needs a limit of at least 1".into()));
         }
         let take = (limit.min(i64::MAX as usize - 1) + 1) as i64;
-        let mut c = self.conn()?;
-        let rows = match after {
+        let cursor = after.map(decode_cursor).transpose()?;
+        let rows = self.read(|c| match &cursor {
             None => c.query_typed(
                 "SELECT since_ms, case_id, step, seat, entry::text FROM inbox WHERE person = $1
                  ORDER BY since_ms, case_id, step, seat LIMIT $2",
                 &[(&person, Type::TEXT), (&take, Type::INT8)],
             ),
-            Some(cursor) => {
-                let (ms, case, step, seat) = decode_cursor(cursor)?;
-                c.query_typed(
-                    "SELECT since_ms, case_id, step, seat, entry::text FROM inbox
-                     WHERE person = $1 AND (since_ms, case_id, step, seat) > ($2, $3, $4, $5)
-                     ORDER BY since_ms, case_id, step, seat LIMIT $6",
-                    &[(&person, Type::TEXT), (&ms, Type::INT8), (&case, Type::TEXT), (&step, Type::TEXT), (&seat, Type::TEXT), (&take, Type::INT8)],
-                )
-            }
-        }
-        .map_err(|e| pg_err("reading the inbox", e))?;
+            Some((ms, case, step, seat)) => c.query_typed(
+                "SELECT since_ms, case_id, step, seat, entry::text FROM inbox
+                 WHERE person = $1 AND (since_ms, case_id, step, seat) > ($2, $3, $4, $5)
+                 ORDER BY since_ms, case_id, step, seat LIMIT $6",
+                &[(&person, Type::TEXT), (ms, Type::INT8), (case, Type::TEXT), (step, Type::TEXT), (seat, Type::TEXT), (&take, Type::INT8)],
+            ),
+        })?;
         let more = rows.len() > limit;
         let mut entries = Vec::with_capacity(rows.len().min(limit));
         for r in rows.iter().take(limit) {
@@ -434,37 +446,34 @@ impl Store for PgStore {
 
     fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
         let limit = limit.min(i64::MAX as usize) as i64;
-        let mut c = self.conn()?;
-        let rows = c
-            .query_typed(
+        let rows = self.read(|c| {
+            c.query_typed(
                 "SELECT h.case_id, h.head::text FROM parties p JOIN heads h ON h.case_id = p.case_id
                  WHERE p.person = $1 ORDER BY p.opened_ms DESC, p.case_id DESC LIMIT $2",
                 &[(&person, Type::TEXT), (&limit, Type::INT8)],
             )
-            .map_err(|e| pg_err("reading the cases", e))?;
+        })?;
         rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect()
     }
 
     fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
-        let mut c = self.conn()?;
-        let row = c
-            .query_typed_opt("SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2", &[(&case_id, Type::TEXT), (&key, Type::TEXT)])
-            .map_err(|e| pg_err("reading the idempotency record", e))?;
+        let row = self.read(|c| {
+            c.query_typed_opt("SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2", &[(&case_id, Type::TEXT), (&key, Type::TEXT)])
+        })?;
         row.map(|r| decode_record(case_id, &r.get::<_, String>(0)).map(|rec| rec.outcome)).transpose()
     }
 
     fn verify_case(&self, case_id: &str) -> Result<(), StoreError> {
-        let mut c = self.conn()?;
         // One statement, so the events and the head come from one snapshot even while others
         // append to the case.
-        let rows = c
-            .query_typed(
+        let rows = self.read(|c| {
+            c.query_typed(
                 "SELECT seq, event::text, NULL::text FROM events WHERE case_id = $1
                  UNION ALL SELECT NULL, NULL, head::text FROM heads WHERE case_id = $1
                  ORDER BY 1 NULLS LAST",
                 &[(&case_id, Type::TEXT)],
             )
-            .map_err(|e| pg_err("reading the case", e))?;
+        })?;
         let mut chain = ChainCheck::new(case_id.to_string());
         let mut head = None;
         for r in &rows {
@@ -484,20 +493,13 @@ impl Store for PgStore {
         if actual != hash {
             return Err(StoreError::Invalid(format!("definition bytes hash to {actual}, not {hash}")));
         }
-        let mut c = self.conn()?;
-        c.execute_typed(
-            "INSERT INTO definitions (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
-            &[(&hash, Type::TEXT), (&bytes, Type::BYTEA)],
-        )
-        .map_err(|e| pg_err("storing the definition", e))?;
+        // Idempotent, so safe to send again on another connection.
+        self.read(|c| c.execute_typed("INSERT INTO definitions (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", &[(&hash, Type::TEXT), (&bytes, Type::BYTEA)]))?;
         Ok(())
     }
 
     fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut c = self.conn()?;
-        let row = c
-            .query_typed_opt("SELECT bytes FROM definitions WHERE hash = $1", &[(&hash, Type::TEXT)])
-            .map_err(|e| pg_err("reading the definition", e))?;
+        let row = self.read(|c| c.query_typed_opt("SELECT bytes FROM definitions WHERE hash = $1", &[(&hash, Type::TEXT)]))?;
         Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
     }
 }
