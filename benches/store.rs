@@ -165,6 +165,7 @@ fn submission(case: &str, submitter: &str, approver: &str, at: DateTime<Utc>) ->
         }],
         idempotency_key: Some(format!("submit-{case}")),
         outcome: json!({"case": case, "version": 1}),
+        outbox: Vec::new(),
     }
 }
 
@@ -177,6 +178,7 @@ fn approval(case: &str, submitter: &str, at: DateTime<Utc>) -> Append {
         inbox: vec![],
         idempotency_key: Some(format!("approve-{case}")),
         outcome: json!({"case": case, "version": 2}),
+        outbox: Vec::new(),
     }
 }
 

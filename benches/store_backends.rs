@@ -144,6 +144,7 @@ fn submission(case: &str, submitter: &str, approver: &str, at: DateTime<Utc>) ->
         }],
         idempotency_key: Some(format!("submit-{case}")),
         outcome: json!({"case": case, "version": 1}),
+        outbox: Vec::new(),
     }
 }
 
@@ -156,5 +157,6 @@ fn approval(case: &str, submitter: &str, at: DateTime<Utc>) -> Append {
         inbox: vec![],
         idempotency_key: Some(format!("approve-{case}")),
         outcome: json!({"case": case, "version": 2}),
+        outbox: Vec::new(),
     }
 }

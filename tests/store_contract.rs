@@ -190,6 +190,7 @@ fn append(case: &str, expected: u64, events: Vec<Value>, inbox: Vec<InboxEntry>)
         inbox,
         idempotency_key: None,
         outcome: json!({"ok": true}),
+        outbox: Vec::new(),
     }
 }
 

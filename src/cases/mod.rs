@@ -319,6 +319,7 @@ impl CaseService {
             inbox,
             idempotency_key: key.map(str::to_string),
             outcome,
+            outbox: Vec::new(),
         })?;
         if appended.replayed {
             // The first attempt's result stands; show the case as stored.

@@ -127,6 +127,48 @@ pub struct Append {
     pub idempotency_key: Option<String>,
     /// What the caller answered the first time, returned verbatim on a retry.
     pub outcome: Value,
+    /// Messages for other systems (decisions, completed/rejected/withdrawn cases), committed
+    /// with the events or not at all; delivered later by `crate::outbox`.
+    pub outbox: Vec<OutboxMessage>,
+}
+
+/// A message for other systems, as the caller hands it to `append`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// `decision`, `case.completed`, `case.rejected`, `case.withdrawn`.
+    pub kind: String,
+    pub payload: Value,
+}
+
+/// A message in the outbox, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// `{case_id}/{seq}/{n}`: the case, the case version the append produced, and the message's
+    /// place among that append's messages (from 0). Stable, so receivers can drop duplicates.
+    pub id: String,
+    pub case_id: String,
+    pub seq: u64,
+    /// When the append that wrote it was recorded (the `recorded_at` of its events).
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub payload: Value,
+    /// Delivery state kept by the dispatcher (per endpoint); `{}` when new. Opaque to the store.
+    pub delivery: Value,
+    /// True once the dispatcher has nothing more to do for it (delivered or given up everywhere).
+    pub settled: bool,
+    /// True while some endpoint gave up on it (a dead letter, listed for administrators).
+    pub dead: bool,
+}
+
+/// Everything a store holds about one case, for `carimbo backup` / `restore`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseExport {
+    pub head: CaseHead,
+    pub events: Vec<StoredEvent>,
+    pub inbox: Vec<InboxEntry>,
+    /// Idempotency key → the outcome recorded for it.
+    pub idempotency: Vec<(String, Value)>,
+    pub outbox: Vec<OutboxRecord>,
 }
 
 /// The result of an append (or of its retry).
@@ -207,4 +249,52 @@ pub trait Store: Send + Sync {
     /// Stores a definition's bytes under its SHA-256 (hex), so pinned versions stay readable.
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError>;
     fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// A page of every case head, in case-id order, after the case `after` (for usage figures
+    /// and backups).
+    fn heads(&self, after: Option<&str>, limit: usize) -> Result<Vec<CaseHead>, StoreError>;
+
+    // ---- outbox ----
+    /// Outbox messages recorded at or after `since`, ordered by (`at`, `id`), after the message
+    /// `after` (a cursor: the last id of the previous page).
+    fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let _ = (since, after, limit);
+        Err(StoreError::Io("this store keeps no outbox yet".into()))
+    }
+    /// Messages not yet settled, oldest first.
+    fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let _ = limit;
+        Err(StoreError::Io("this store keeps no outbox yet".into()))
+    }
+    /// Dead letters (messages with `dead` set), oldest first.
+    fn outbox_dead(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let _ = limit;
+        Err(StoreError::Io("this store keeps no outbox yet".into()))
+    }
+    fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
+        let _ = id;
+        Err(StoreError::Io("this store keeps no outbox yet".into()))
+    }
+    /// Records the dispatcher's delivery state of a message, durably; `NotFound` for an unknown id.
+    fn outbox_update(&self, id: &str, delivery: &Value, settled: bool, dead: bool) -> Result<(), StoreError> {
+        let _ = (id, delivery, settled, dead);
+        Err(StoreError::Io("this store keeps no outbox yet".into()))
+    }
+
+    // ---- backup / restore ----
+    /// Everything about one case; `NotFound` if it does not exist.
+    fn export_case(&self, case_id: &str) -> Result<CaseExport, StoreError> {
+        let _ = case_id;
+        Err(StoreError::Io("this store cannot export cases yet".into()))
+    }
+    /// Writes a case exactly as exported (same `recorded_at`s and hashes), durably, after
+    /// re-checking its chain and that the head matches the last event; `Conflict` if the case exists.
+    fn import_case(&self, case: CaseExport) -> Result<(), StoreError> {
+        let _ = case;
+        Err(StoreError::Io("this store cannot import cases yet".into()))
+    }
+    /// The hashes of every stored definition, sorted.
+    fn definition_hashes(&self) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::Io("this store cannot list definitions yet".into()))
+    }
 }

@@ -456,6 +456,18 @@ impl Store for PgStore {
         rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect()
     }
 
+    fn heads(&self, after: Option<&str>, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let after = after.unwrap_or("");
+        let rows = self.read(|c| {
+            c.query_typed(
+                "SELECT case_id, head::text FROM heads WHERE case_id > $1 ORDER BY case_id LIMIT $2",
+                &[(&after, Type::TEXT), (&limit, Type::INT8)],
+            )
+        })?;
+        rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect()
+    }
+
     fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
         let row = self.read(|c| {
             c.query_typed_opt("SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2", &[(&case_id, Type::TEXT), (&key, Type::TEXT)])

@@ -849,6 +849,20 @@ impl Store for SledStore {
         Ok(InboxPage { entries, next })
     }
 
+    fn heads(&self, after: Option<&str>, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+        self.shared.catch_up()?;
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.shared.trees.heads.range::<Vec<u8>, _>((start, Bound::Unbounded)).take(limit) {
+            let (key, bytes) = item.map_err(sled_err)?;
+            out.push(decode_head(&String::from_utf8_lossy(&key), &bytes)?);
+        }
+        Ok(out)
+    }
+
     fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
         self.shared.catch_up()?;
         let prefix = id_prefix(person);
