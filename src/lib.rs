@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod forms;
 pub mod http;
 pub mod i18n;
+pub mod outbox;
 pub mod pki;
 pub mod signing;
 pub mod store;

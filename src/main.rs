@@ -45,6 +45,36 @@ enum Command {
         /// default: the connection's search path (normally `public`).
         #[arg(long)]
         pg_schema: Option<String>,
+        /// Deliver the outbox to the webhooks this JSON file names (see docs/outbox.md).
+        #[arg(long)]
+        webhooks: Option<PathBuf>,
+    },
+    /// Export decisions and finished cases of a period (the outbox) as CSV or JSON, for payroll
+    /// and archives. On sled the server must be stopped (or use `GET /api/v1/admin/export`).
+    Export {
+        /// First moment included: a date (midnight in Macau) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// First moment excluded; default: everything up to now.
+        #[arg(long)]
+        until: Option<String>,
+        /// `csv` or `json`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Only these kinds (comma-separated): decision, case.completed, case.rejected, case.withdrawn.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Data directory holding the sled store (as given to `serve`).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// `sled` or a PostgreSQL connection string (as given to `serve`).
+        #[arg(long, default_value = "sled")]
+        store: String,
+        #[arg(long)]
+        pg_schema: Option<String>,
+        /// Where to write; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Write a case's evidence bundle (one JSON file) from the sled store in the data directory.
     /// The store must not be open in a running server: use `GET /api/v1/cases/{id}/evidence` then.
@@ -87,7 +117,10 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root, store, pg_schema } => return serve(*addr, data, root, store, pg_schema.as_deref()),
+        Command::Serve { addr, data, root, store, pg_schema, webhooks } => return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref()),
+        Command::Export { since, until, format, kind, data, store, pg_schema, out } => {
+            return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref())
+        }
         Command::ExportEvidence { case, data, root, out } => return export_evidence(case, data, root, out.as_deref()),
         Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
@@ -128,7 +161,7 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>) -> Result<ExitCode> {
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
     use carimbo::store::{PgOptions, PgStore};
     let paths = Paths::from_root(root, data);
@@ -145,6 +178,16 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     } else {
         anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
     };
+    let mut state = state;
+    let outbox = match webhooks {
+        Some(file) => {
+            let config = carimbo::outbox::WebhookConfig::load(file)?;
+            let names: Vec<String> = config.endpoints.iter().map(|e| format!("{} ({})", e.name, e.public_url())).collect();
+            println!("webhooks: {}", names.join(", "));
+            Some(state.start_webhooks(config, std::time::Duration::from_secs(1)))
+        }
+        None => None,
+    };
     let state = std::sync::Arc::new(state);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
@@ -156,6 +199,10 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
+    if let Some((thread, stop)) = outbox {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = thread.join();
+    }
     println!("stopped; every acknowledged act is on disk");
     Ok(ExitCode::SUCCESS)
 }
@@ -214,6 +261,56 @@ fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
         print!("{}", report.to_text());
     }
     Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Opens the store `serve` would use: sled in DATA/store, or PostgreSQL.
+fn open_store(data: &Path, store: &str, pg_schema: Option<&str>) -> Result<std::sync::Arc<dyn carimbo::store::Store>> {
+    use carimbo::store::{PgOptions, PgStore, SledStore};
+    if store == "sled" {
+        let dir = data.join("store");
+        if !dir.exists() {
+            anyhow::bail!("there is no store in {} (give --data the directory `serve` used)", dir.display());
+        }
+        let s = SledStore::open(&dir).map_err(|e| anyhow::anyhow!("{e}\n(is a server running on this data directory? sled lets one process open it; stop the server, or use the API)"))?;
+        Ok(std::sync::Arc::new(s))
+    } else if is_postgres(store) {
+        let options = PgOptions { schema: pg_schema.map(str::to_string), ..PgOptions::default() };
+        Ok(std::sync::Arc::new(PgStore::open_with(store, options)?))
+    } else {
+        anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, data: &Path, store: &str, pg_schema: Option<&str>, out: Option<&Path>) -> Result<ExitCode> {
+    use carimbo::http::outbox_api::{export_request, ExportQuery};
+    let query = ExportQuery { since: since.to_string(), until: until.map(str::to_string), format: Some(format.to_string()), kind: kind.map(str::to_string) };
+    // Arguments are checked before the store is opened or a file is created.
+    let (filter, format) = export_request(&query)?;
+    let store = open_store(data, store, pg_schema)?;
+    let started = std::time::Instant::now();
+    let mut progress = |n: usize| eprintln!("… {n} messages");
+    let count = match out {
+        Some(path) => {
+            // Written beside the target and renamed at the end, so a failed export leaves no half file.
+            let tmp = path.with_extension("partial");
+            let file = std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let count = carimbo::outbox::export(store.as_ref(), &filter, format, &mut w, &mut progress).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
+            drop(w);
+            std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            count
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            carimbo::outbox::export(store.as_ref(), &filter, format, &mut w, &mut progress)?
+        }
+    };
+    eprintln!("exported {count} messages since {} in {:.1} s", filter.since.to_rfc3339(), started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn is_postgres(store: &str) -> bool {

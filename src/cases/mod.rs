@@ -11,7 +11,7 @@ use crate::catalog::{Catalog, SourceFile};
 use crate::directory::{Directory, DirectoryError};
 use crate::forms::{FieldError, FormDefinition, ValidationContext};
 use crate::i18n::Lang;
-use crate::store::{Append, CaseHead, InboxEntry, InboxPage, Store, StoreError};
+use crate::store::{Append, CaseHead, InboxEntry, InboxPage, OutboxMessage, Store, StoreError};
 use crate::workflow::{ActRequest, Case, CaseEvent, Engine, SignatureRecord, StepStatus, WorkflowDefinition, WorkflowError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -309,6 +309,7 @@ impl CaseService {
             })
             .collect();
         let head = head_of(next, &inbox);
+        let outbox = outbox_messages(&events, next, &self.directory());
         let bodies = events.iter().map(|e| serde_json::to_value(e).expect("events serialise")).collect();
         let outcome = json!({"case_id": case_id, "status": next.status.as_str()});
         let appended = self.store.append(Append {
@@ -319,7 +320,7 @@ impl CaseService {
             inbox,
             idempotency_key: key.map(str::to_string),
             outcome,
-            outbox: Vec::new(),
+            outbox,
         })?;
         if appended.replayed {
             // The first attempt's result stands; show the case as stored.
@@ -327,6 +328,59 @@ impl CaseService {
         }
         Ok(CaseView { case: next.clone(), replayed: false })
     }
+}
+
+/// The messages other systems receive for these new events (see `crate::outbox`): one
+/// `decision` per act, and `case.completed`, `case.rejected` or `case.withdrawn` when the case
+/// ends. Written to the outbox in the same append as the events, so none is lost or invented.
+fn outbox_messages(events: &[CaseEvent], next: &Case, directory: &Directory) -> Vec<OutboxMessage> {
+    let department = directory.person(&next.submitter).and_then(|p| p.department.clone());
+    let base = || {
+        json!({
+            "case_id": next.id,
+            "form_id": next.form.id,
+            "form_version": next.form.version,
+            "workflow_id": next.workflow.id,
+            "submitter": next.submitter,
+            "subject": next.subject,
+            "department": department,
+            "submitted_at": next.opened_at,
+        })
+    };
+    let with = |extra: Value| {
+        let mut v = base();
+        if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        v
+    };
+    let mut out = Vec::new();
+    for e in events {
+        let (kind, payload) = match e {
+            CaseEvent::Acted { at, step, seat, actor, on_behalf_of, delegation, action, comment, signature } => (
+                "decision",
+                with(json!({
+                    "at": at, "step": step, "seat": seat, "actor": actor, "on_behalf_of": on_behalf_of,
+                    "delegation": delegation, "action": action, "comment": comment,
+                    "level": signature.level, "data_version": next.data_version,
+                })),
+            ),
+            CaseEvent::Completed { at } => {
+                let decisions: Vec<Value> = next
+                    .acts
+                    .iter()
+                    .filter(|a| !a.superseded)
+                    .map(|a| json!({"step": a.step, "actor": a.actor, "on_behalf_of": a.on_behalf_of, "action": a.action, "level": a.level, "at": a.at}))
+                    .collect();
+                ("case.completed", with(json!({"at": at, "status": "completed", "data_version": next.data_version, "data": next.data, "decisions": decisions})))
+            }
+            CaseEvent::Rejected { at, by, step } => ("case.rejected", with(json!({"at": at, "status": "rejected", "by": by, "step": step}))),
+            CaseEvent::Withdrawn { at, by, reason } => ("case.withdrawn", with(json!({"at": at, "status": "withdrawn", "by": by, "reason": reason}))),
+            _ => continue,
+        };
+        out.push(OutboxMessage { kind: kind.to_string(), payload });
+    }
+    out
 }
 
 fn head_of(case: &Case, inbox: &[InboxEntry]) -> CaseHead {

@@ -213,6 +213,8 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0706" => ("頁面已過期，請重新載入後再試。", "A página expirou; recarregue-a e tente de novo.", "The page has expired; reload it and try again."),
         "CARIMBO-E0707" => ("請求內容過大。", "O pedido é demasiado grande.", "The request is too large."),
         "CARIMBO-E0708" => ("定義有錯誤，舊版本會繼續使用。", "A definição tem erros; a versão anterior continua em uso.", "The definition has errors; the previous version keeps serving."),
+        "CARIMBO-E1002" => ("匯出的條件不正確。", "Os critérios da exportação não são válidos.", "The export's criteria are not valid."),
+        "CARIMBO-E1003" => ("找不到此訊息。", "Mensagem não encontrada.", "No such message."),
         _ => ("發生錯誤，請聯絡系統管理員。", "Ocorreu um erro; contacte o administrador.", "Something went wrong; contact the administrator."),
     };
     LocalizedText::new(zh, pt, en)

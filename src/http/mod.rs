@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod outbox_api;
 pub mod pages;
 
 use crate::accounts::{AccountError, Accounts, Session, Sessions};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub seal: ServiceSeal,
     pub paths: Paths,
     pub secure_cookies: bool,
+    /// The webhooks this process delivers to (`carimbo serve --webhooks FILE`), if any.
+    pub outbox: Option<outbox_api::OutboxHandle>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_by_account: DefaultKeyedRateLimiter<String>,
     api_by_account: DefaultKeyedRateLimiter<String>,
@@ -115,11 +118,22 @@ impl AppState {
             seal,
             paths,
             secure_cookies: false,
+            outbox: None,
             login_by_ip: RateLimiter::keyed(per_minute(30)),
             login_by_account: RateLimiter::keyed(per_minute(10)),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
             api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),
         })
+    }
+
+    /// Starts delivering the outbox to these webhooks on a thread of its own, a pass every
+    /// `interval`; setting the returned flag stops it after the pass in progress.
+    pub fn start_webhooks(&mut self, config: crate::outbox::WebhookConfig, interval: std::time::Duration) -> (std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>) {
+        let config = Arc::new(config);
+        let dispatcher = crate::outbox::Dispatcher::new(self.cases.store().clone(), config.clone());
+        self.outbox = Some(outbox_api::OutboxHandle { config, status: dispatcher.status.clone() });
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (dispatcher.spawn(interval, stop.clone()), stop)
     }
 
     /// Checks a password (rate-limited per IP and per account) and opens a session.
@@ -181,6 +195,9 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation),
         route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list of certification entities", api::trust_list),
         route!(POST, post, "/api/v1/admin/definitions", "admin", "Upload form/workflow definitions; checked as `carimbo check` does, applied only when clean", api::upload_definitions),
+        route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),
+        route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry),
+        route!(GET, get, "/api/v1/admin/export", "admin", "Decisions and finished cases of a period (`since`, `until`, `kind`) as CSV or JSON, for payroll and archives", outbox_api::export_messages),
         route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions),
         route!(GET, get, "/api/v1/openapi.json", "public", "This document", openapi),
     ]

@@ -261,9 +261,11 @@ pub trait Store: Send + Sync {
         let _ = (since, after, limit);
         Err(StoreError::Io("this store keeps no outbox yet".into()))
     }
-    /// Messages not yet settled, oldest first.
-    fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
-        let _ = limit;
+    /// Messages not yet settled, ordered by (`at`, `id`), after the message `after` (a cursor:
+    /// the last id of the previous page), so a dispatcher can walk past messages still waiting
+    /// for a retry.
+    fn outbox_pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let _ = (after, limit);
         Err(StoreError::Io("this store keeps no outbox yet".into()))
     }
     /// Dead letters (messages with `dead` set), oldest first.

@@ -14,6 +14,7 @@ mod author;
 mod cases;
 mod fill;
 mod inbox;
+mod outbox;
 pub mod render;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
@@ -119,6 +120,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                             @if c.has("approver") { a href="/inbox" { (t(lang, "待辦", "Pendentes", "Inbox")) } }
                             @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
                             @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
+                            @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
                         }
                     }
                     nav.lang aria-label=(t(lang, "語言", "Idioma", "Language")) {
@@ -307,5 +309,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/inbox", get(inbox::show).post(inbox::posted))
         .route("/author", get(author::show).post(author::posted))
         .route("/audit", get(audit::show))
+        .route("/admin/outbox", get(outbox::show).post(outbox::posted))
         .route("/static/{name}", get(static_file))
 }
