@@ -48,6 +48,10 @@ enum Command {
         /// Deliver the outbox to the webhooks this JSON file names (see docs/outbox.md).
         #[arg(long)]
         webhooks: Option<PathBuf>,
+        /// Seconds between rounds of reminders and escalations over the open cases (0: none,
+        /// e.g. when another process on the same PostgreSQL database runs them).
+        #[arg(long, default_value_t = 60)]
+        deadline_seconds: u64,
     },
     /// Export decisions and finished cases of a period (the outbox) as CSV or JSON, for payroll
     /// and archives. On sled the server must be stopped (or use `GET /api/v1/admin/export`).
@@ -117,7 +121,9 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks } => return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref()),
+        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds } => {
+            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds)
+        }
         Command::Export { since, until, format, kind, data, store, pg_schema, out } => {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref())
         }
@@ -161,7 +167,7 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>) -> Result<ExitCode> {
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
     use carimbo::store::{PgOptions, PgStore};
     let paths = Paths::from_root(root, data);
@@ -188,6 +194,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
         }
         None => None,
     };
+    let deadlines = (deadline_seconds > 0).then(|| state.start_deadlines(std::time::Duration::from_secs(deadline_seconds)));
     let state = std::sync::Arc::new(state);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
@@ -199,7 +206,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
-    if let Some((thread, stop)) = outbox {
+    for (thread, stop) in outbox.into_iter().chain(deadlines) {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = thread.join();
     }

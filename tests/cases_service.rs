@@ -178,3 +178,29 @@ fn escalation_after_a_deadline_reaches_the_inbox_of_the_escalation_target() {
     let last: CaseEvent = serde_json::from_value(events.last().unwrap().body.clone()).unwrap();
     assert!(matches!(last, CaseEvent::Escalated { added, .. } if added == ["p002"]));
 }
+
+#[test]
+fn a_round_of_deadlines_reminds_and_escalates_every_open_case_once_and_leaves_finished_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path(), &shipped_workflow());
+    let submit = |who: &str, start: &str, end: &str| {
+        svc.submit(who, "absence-and-annual-leave", &leave(start, end), sig(who, Level::Advanced), at("2026-03-02T09:00"), None, Lang::En).unwrap().case.id
+    };
+    let open: Vec<String> = (0..3).map(|_| submit("p005", "2026-03-16", "2026-03-17")).collect();
+    let withdrawn = submit("p006", "2026-03-23", "2026-03-24");
+    svc.withdraw(&withdrawn, "p006", None, at("2026-03-02T10:00"), None).unwrap();
+    let before = svc.events(&withdrawn).unwrap().len();
+
+    let quiet = svc.tick_all(at("2026-03-03T09:00")).unwrap();
+    assert_eq!((quiet.open_cases, quiet.changed, quiet.failed), (3, 0, 0), "nothing is due yet");
+    let round = svc.tick_all(at("2026-03-05T09:00")).unwrap();
+    assert_eq!((round.open_cases, round.changed, round.failed), (3, 3, 0), "{round:?}");
+    assert_eq!(svc.inbox("p002", None, 10).unwrap().entries.len(), 3, "the head now holds all three");
+    for id in &open {
+        let kinds: Vec<String> = svc.events(id).unwrap().iter().map(|e| e.body["type"].as_str().unwrap().to_string()).collect();
+        assert!(kinds.ends_with(&["reminded".to_string(), "escalated".to_string()]), "{kinds:?}");
+    }
+    let again = svc.tick_all(at("2026-03-05T10:00")).unwrap();
+    assert_eq!(again.changed, 0, "a second round at the same point appends nothing");
+    assert_eq!(svc.events(&withdrawn).unwrap().len(), before, "a withdrawn case is not touched");
+}

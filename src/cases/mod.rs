@@ -38,6 +38,19 @@ pub enum CaseError {
     DefinitionMissing(String),
 }
 
+/// What one round of `tick_all` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    pub open_cases: usize,
+    /// Cases that got reminders or escalations.
+    pub changed: usize,
+    /// Cases changed by someone else during the round (ticked next round).
+    pub conflicts: usize,
+    pub failed: usize,
+    /// The first few failures, case id and reason.
+    pub failures: Vec<String>,
+}
+
 /// A case as a caller sees it after an operation.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseView {
@@ -233,6 +246,38 @@ impl CaseService {
             next.apply(e)?;
         }
         self.commit(case_id, case.version, events, &next, &engine, now, None).map(Some)
+    }
+
+    /// Runs `tick` on every open case: the reminders and escalations due at `now`. A case
+    /// another process changed meanwhile is left for the next round; any other failure is
+    /// counted and named, and the round goes on.
+    pub fn tick_all(&self, now: DateTime<Utc>) -> Result<TickReport, CaseError> {
+        let mut report = TickReport::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.heads(after.as_deref(), 500)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.case_id.clone());
+            let full = page.len() == 500;
+            for head in page.iter().filter(|h| h.status == "open") {
+                report.open_cases += 1;
+                match self.tick(&head.case_id, now) {
+                    Ok(Some(_)) => report.changed += 1,
+                    Ok(None) => {}
+                    Err(CaseError::Store(StoreError::Conflict { .. })) => report.conflicts += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        if report.failures.len() < 10 {
+                            report.failures.push(format!("{}: {e}", head.case_id));
+                        }
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(report)
     }
 
     /// The workflow version a case is pinned to.

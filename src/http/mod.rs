@@ -136,6 +136,33 @@ impl AppState {
         (dispatcher.spawn(interval, stop.clone()), stop)
     }
 
+    /// Runs the reminders and escalations of every open case (`CaseService::tick_all`) every
+    /// `interval` on a thread of its own, until the returned flag is set.
+    pub fn start_deadlines(&self, interval: std::time::Duration) -> (std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>) {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cases, flag) = (self.cases.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("carimbo-deadlines".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match cases.tick_all(Utc::now()) {
+                        Ok(r) if r.failed > 0 => eprintln!("deadlines: {} of {} open cases could not be checked: {}", r.failed, r.open_cases, r.failures.join("; ")),
+                        Ok(_) => {}
+                        Err(e) => eprintln!("deadlines: the round failed: {e}"),
+                    }
+                    let mut slept = std::time::Duration::ZERO;
+                    while slept < interval && !flag.load(Ordering::Relaxed) {
+                        let step = std::time::Duration::from_millis(100).min(interval - slept);
+                        std::thread::sleep(step);
+                        slept += step;
+                    }
+                }
+            })
+            .expect("a thread for deadlines");
+        (thread, stop)
+    }
+
     /// Checks a password (rate-limited per IP and per account) and opens a session.
     pub async fn login(&self, person: &str, password: &str, peer: SocketAddr, lang: Lang) -> Result<(String, Session), ApiError> {
         if self.login_by_ip.check_key(&peer.ip()).is_err() || self.login_by_account.check_key(&person.to_string()).is_err() {
