@@ -9,7 +9,7 @@ test("auditor reads a case they are not party to, with every event's hash checke
   try {
     await login(page, "p022", "en");
     await page.goto(`${BASE}/audit`);
-    assert.match(await page.textContent("p.note"), /evidence feature/);
+    assert.match(await page.textContent("p.note"), /carimbo verify/);
     await page.fill("input[name=case]", id);
     await page.click("#audit-lookup button");
     await page.locator("#chain").waitFor();

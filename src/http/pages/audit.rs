@@ -1,7 +1,6 @@
 //! The auditor's page: any case by its id, read-only, with its route's progress, its data (as an
 //! auditor may see it) and its stored event log with the hash chain re-checked event by event.
-//! Offline evidence bundles come with the evidence feature; until then this is the auditor's view
-//! of the live record.
+//! The offline counterpart is the evidence bundle (`crate::evidence`), which the page points to.
 
 use super::cases::case_view;
 use super::{layout, page_with_status, require_role, t, when, PageCaller, PageLang};
@@ -61,9 +60,9 @@ fn audit_page(pl: &PageLang, caller: &Caller, wanted: Option<&str>, found: Marku
         html! {
             h1 { (title) }
             p.note { (t(lang,
-                "證據包的上載及離線驗證報告將隨「證據」功能推出。現時可按個案編號查閱任何個案的紀錄及其事件雜湊鏈。",
-                "O envio de pacotes de prova e o relatório de verificação offline chegam com a funcionalidade de prova. Por agora, consulte qualquer processo pelo número, com a cadeia de hashes dos seus eventos.",
-                "Uploading an evidence bundle and reading its offline report come with the evidence feature. For now, look up any case by its id, with the hash chain of its events.")) }
+                "按個案編號查閱任何個案的紀錄及其事件雜湊鏈。離線核實：下載個案的證據包（/api/v1/cases/編號/evidence），再以 carimbo verify 檢查，無需伺服器。",
+                "Consulte qualquer processo pelo número, com a cadeia de hashes dos seus eventos. Para verificar offline: descarregue o pacote de prova (/api/v1/cases/NÚMERO/evidence) e verifique-o com carimbo verify, sem servidor.",
+                "Look up any case by its id, with the hash chain of its events. To verify offline: download the case's evidence bundle (/api/v1/cases/ID/evidence) and check it with carimbo verify, no server needed.")) }
             form #audit-lookup method="get" action="/audit" {
                 label { (t(lang, "個案編號", "Número do processo", "Case id")) input name="case" value=(wanted.unwrap_or("")) placeholder="C-…" required; }
                 button type="submit" { (t(lang, "查閱", "Consultar", "Look up")) }
