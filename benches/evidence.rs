@@ -1,7 +1,7 @@
-//! Offline verification time of an evidence bundle for a case of at least 20 events: a leave
-//! request returned three times and resubmitted (29 events, 13 signatures of which 2 are
-//! service seals), built on a temporary sled store with real signatures, exported, then
-//! verified again and again. `cargo bench --bench evidence`.
+//! Offline verification time of evidence bundles, built on a temporary sled store with real
+//! signatures, exported, then verified again and again: a leave request returned three times
+//! and resubmitted (29 events, 13 signatures of which 2 are service seals), and one with 21 acts
+//! on its steps (the head returns it nine times). `cargo bench --bench evidence`.
 
 #[path = "../tests/common/evidence_case.rs"]
 mod evidence_case;
@@ -10,7 +10,15 @@ use std::time::Instant;
 
 fn main() {
     let h = evidence_case::Harness::new();
-    let id = evidence_case::long_case(&h);
+    let long = evidence_case::long_case(&h);
+    let twenty = evidence_case::twenty_acts_case(&h);
+    for (what, id) in [("3 returns", long), ("21 acts", twenty)] {
+        measure(&h, what, &id);
+    }
+}
+
+fn measure(h: &evidence_case::Harness, what: &str, id: &str) {
+    let id = id.to_string();
     let bundle = h.export(&id, "p022").to_bytes();
     let first = carimbo::evidence::verify(&bundle);
     assert!(first.passed, "{}", first.to_text());
@@ -40,7 +48,7 @@ fn main() {
     loads.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let mean = times.iter().sum::<f64>() / runs as f64;
     println!(
-        "evidence bundle verification: {} events, {} signatures, {} bytes: median {:.1} ms, min {:.1} ms, max {:.1} ms, mean {:.1} ms over {runs} runs (each run builds its own verifier: no chain cache carried over)",
+        "evidence bundle verification ({what}): {} events, {} signatures, {} bytes: median {:.1} ms, min {:.1} ms, max {:.1} ms, mean {:.1} ms over {runs} runs (each run builds its own verifier: no chain cache carried over)",
         first.events_checked,
         first.signatures.len(),
         bundle.len(),

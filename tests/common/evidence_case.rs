@@ -186,6 +186,22 @@ pub fn long_case(h: &Harness) -> String {
     id
 }
 
+/// A leave case with 21 acts on its steps: the head returns it nine times (each time after the
+/// supervisor's approval, each followed by a corrected resubmission), then supervisor, head and
+/// HR records approve and sign. The "20-step case" of the evidence benchmark.
+pub fn twenty_acts_case(h: &Harness) -> String {
+    let id = h.submit("p005", "absence-and-annual-leave", &leave("round 0"), "evidence-twenty");
+    for round in 1..=9 {
+        h.act(&id, "p003", "supervisor", Action::Approve);
+        h.act(&id, "p002", "head", Action::Return);
+        h.resubmit(&id, "p005", &leave(&format!("round {round}")));
+    }
+    h.act(&id, "p003", "supervisor", Action::Approve);
+    h.act(&id, "p002", "head", Action::Approve);
+    h.act(&id, "p019", "hr-records", Action::Sign);
+    id
+}
+
 /// The oath of office: qualified signatures demanded from the submitter and the authority,
 /// then the HR record sealed as a `simple` act.
 pub fn oath_case(h: &Harness) -> String {
