@@ -7,7 +7,10 @@
 //! and the `pg_only` module below (tampering through SQL, two processes' worth of pools on one
 //! database, migrations).
 
-use carimbo::store::{Append, CaseHead, GENESIS_HASH, InboxEntry, IntegrityReport, PgStore, SledStore, Store, StoreError, StoredEvent};
+use carimbo::store::{
+    Append, CaseExport, CaseHead, GENESIS_HASH, InboxEntry, IntegrityReport, OutboxMessage, OutboxRecord, PgStore, SledStore, Store, StoreError,
+    StoredEvent,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -47,6 +50,14 @@ impl Env {
         let mut env = Env { place: Place::Pg { conn, schema }, handle: None };
         env.reopen();
         Some(env)
+    }
+
+    /// Another fresh, empty store of the same kind (for export → import).
+    fn another(&self, test: &str) -> Env {
+        match &self.place {
+            Place::Sled(_) => Env::sled(),
+            Place::Pg { .. } => Env::postgres(test).expect("CARIMBO_TEST_PG is still set"),
+        }
     }
 
     fn store(&self) -> Arc<dyn Store> {
@@ -140,6 +151,17 @@ on_every_store!(
     an_append_without_events_is_invalid,
     ids_with_a_nul_or_a_head_for_another_case_are_invalid,
     unicode_ids_and_bodies_round_trip_with_their_hashes,
+    outbox_messages_commit_with_their_append_and_read_back,
+    a_conflicting_append_or_an_idempotent_retry_writes_no_outbox_message,
+    outbox_updates_settle_and_mark_dead_moving_messages_between_lists,
+    an_outbox_update_of_an_unknown_id_is_not_found,
+    outbox_since_pages_in_at_then_id_order_with_a_cursor,
+    outbox_messages_and_their_delivery_state_survive_reopen,
+    heads_are_paged_in_case_id_order,
+    definition_hashes_are_listed_sorted,
+    an_export_imported_into_a_fresh_store_reads_back_equal,
+    a_tampered_export_is_refused_naming_the_case_and_event_and_changes_nothing,
+    importing_a_case_that_exists_is_a_conflict,
 );
 
 // ---------------------------------------------------------------- builders
@@ -196,6 +218,19 @@ fn append(case: &str, expected: u64, events: Vec<Value>, inbox: Vec<InboxEntry>)
 
 fn submit(case: &str) -> Append {
     append(case, 0, vec![json!({"type": "submitted", "by": "ana"})], vec![entry("bruno", case, "supervisor", t(0))])
+}
+
+fn message(kind: &str, n: u32) -> OutboxMessage {
+    OutboxMessage { kind: kind.into(), payload: json!({"n": n, "text": "décision ✓"}) }
+}
+
+fn with_outbox(mut a: Append, messages: Vec<OutboxMessage>) -> Append {
+    a.outbox = messages;
+    a
+}
+
+fn ids(records: &[OutboxRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -561,6 +596,381 @@ fn unicode_ids_and_bodies_round_trip_with_their_hashes(env: Env) {
     store.verify_case("個案-1").unwrap();
 }
 
+fn outbox_messages_commit_with_their_append_and_read_back(env: Env) {
+    let store = env.store();
+    store.append(with_outbox(submit("c1"), vec![message("decision", 0), message("case.submitted", 1)])).unwrap();
+    store.append(with_outbox(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![]), vec![message("case.completed", 2)])).unwrap();
+    store.append(append("c1", 3, vec![json!({"type": "noted"})], vec![])).unwrap(); // no messages
+    let events = store.events("c1").unwrap();
+
+    let first = store.outbox_get("c1/1/0").unwrap().expect("the first message is stored");
+    assert_eq!(
+        first,
+        OutboxRecord {
+            id: "c1/1/0".into(),
+            case_id: "c1".into(),
+            seq: 1,
+            at: events[0].recorded_at,
+            kind: "decision".into(),
+            payload: json!({"n": 0, "text": "décision ✓"}),
+            delivery: json!({}),
+            settled: false,
+            dead: false,
+        }
+    );
+    // The id names the version the append produced (3: two events), `at` its recorded time.
+    let completed = store.outbox_get("c1/3/0").unwrap().expect("stored");
+    assert_eq!((completed.seq, completed.at, completed.kind.as_str()), (3, events[2].recorded_at, "case.completed"));
+    assert_eq!(store.outbox_get("c1/2/0").unwrap(), None);
+    assert_eq!(store.outbox_get("c1/4/0").unwrap(), None);
+
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["c1/1/0", "c1/1/1", "c1/3/0"]);
+    assert_eq!(ids(&store.outbox_pending(None, 2).unwrap()), ["c1/1/0", "c1/1/1"]);
+    assert_eq!(ids(&store.outbox_pending(Some("c1/1/1"), 2).unwrap()), ["c1/3/0"], "the next page after a cursor");
+    assert!(matches!(store.outbox_pending(Some("c9/1/0"), 2), Err(StoreError::Invalid(_))), "a cursor the store never handed out");
+    assert_eq!(ids(&store.outbox_since(t(-1_000_000), None, 10).unwrap()), ["c1/1/0", "c1/1/1", "c1/3/0"]);
+    assert!(store.outbox_dead(10).unwrap().is_empty());
+}
+
+fn a_conflicting_append_or_an_idempotent_retry_writes_no_outbox_message(env: Env) {
+    let store = env.store();
+    store.append(submit("c1")).unwrap();
+    let mut approve = with_outbox(append("c1", 1, vec![json!({"type": "approved"})], vec![]), vec![message("decision", 0)]);
+    approve.idempotency_key = Some("k1".into());
+    store.append(approve.clone()).unwrap();
+    // The retry with the same key, and a stale append, each carry a message of their own.
+    approve.outbox = vec![message("decision", 99)];
+    assert!(store.append(approve).unwrap().replayed);
+    let stale = with_outbox(append("c1", 1, vec![json!({"type": "rejected"})], vec![]), vec![message("case.rejected", 98)]);
+    assert!(matches!(store.append(stale), Err(StoreError::Conflict { .. })));
+    assert!(matches!(store.append(with_outbox(submit("c1"), vec![message("x", 97)])), Err(StoreError::Conflict { .. })));
+    assert!(matches!(store.append(with_outbox(append("ghost", 1, vec![json!({})], vec![]), vec![message("x", 96)])), Err(StoreError::NotFound(_))));
+
+    let all = store.outbox_since(t(-1_000_000), None, 100).unwrap();
+    assert_eq!(ids(&all), ["c1/2/0"]);
+    assert_eq!(all[0].payload["n"], 0, "the first attempt's message");
+    assert_eq!(ids(&store.outbox_pending(None, 100).unwrap()), ["c1/2/0"]);
+}
+
+fn outbox_updates_settle_and_mark_dead_moving_messages_between_lists(env: Env) {
+    let store = env.store();
+    for case in ["a", "b", "c"] {
+        store.append(with_outbox(submit(case), vec![message("decision", 0)])).unwrap();
+    }
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["a/1/0", "b/1/0", "c/1/0"]);
+
+    let delivered = json!({"https://hr.example/hook": {"attempts": 1, "status": 204}});
+    store.outbox_update("a/1/0", &delivered, true, false).unwrap();
+    let a = store.outbox_get("a/1/0").unwrap().unwrap();
+    assert_eq!((&a.delivery, a.settled, a.dead), (&delivered, true, false));
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["b/1/0", "c/1/0"]);
+
+    // One endpoint gave up, another still retries: dead, and still pending.
+    let retrying = json!({"https://a.example": {"attempts": 9, "dead": true}, "https://b.example": {"attempts": 2}});
+    store.outbox_update("b/1/0", &retrying, false, true).unwrap();
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["b/1/0", "c/1/0"]);
+    assert_eq!(ids(&store.outbox_dead(10).unwrap()), ["b/1/0"]);
+    // Given up everywhere: settled and dead, so listed as dead but no longer pending.
+    store.outbox_update("b/1/0", &json!({"gave_up": true}), true, true).unwrap();
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["c/1/0"]);
+    assert_eq!(ids(&store.outbox_dead(10).unwrap()), ["b/1/0"]);
+    // An administrator re-queues the dead letter: pending again, no longer dead.
+    store.outbox_update("b/1/0", &json!({}), false, false).unwrap();
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["b/1/0", "c/1/0"]);
+    assert!(store.outbox_dead(10).unwrap().is_empty());
+    // Updates change nothing else of the message.
+    let b = store.outbox_get("b/1/0").unwrap().unwrap();
+    assert_eq!((b.kind.as_str(), &b.payload, b.seq), ("decision", &json!({"n": 0, "text": "décision ✓"}), 1));
+    assert_eq!(ids(&store.outbox_since(t(-1_000_000), None, 10).unwrap()), ["a/1/0", "b/1/0", "c/1/0"]);
+}
+
+fn an_outbox_update_of_an_unknown_id_is_not_found(env: Env) {
+    let store = env.store();
+    store.append(with_outbox(submit("c1"), vec![message("decision", 0)])).unwrap();
+    match store.outbox_update("c1/1/7", &json!({}), true, false) {
+        Err(e @ StoreError::NotFound(_)) => {
+            assert!(matches!(&e, StoreError::NotFound(id) if id == "c1/1/7"));
+            assert!(e.to_string().contains("outbox message c1/1/7"), "{e}");
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(matches!(store.outbox_update("nothing", &json!({}), true, false), Err(StoreError::NotFound(_))));
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["c1/1/0"]);
+}
+
+fn outbox_since_pages_in_at_then_id_order_with_a_cursor(env: Env) {
+    let store = env.store();
+    // Cases created so that id order and time order disagree ("z" first, "a" last), with
+    // several messages per append (same `at`, ordered by id).
+    for (i, case) in ["z", "m", "b", "a"].into_iter().enumerate() {
+        store.append(with_outbox(submit(case), vec![message("decision", 0), message("case.submitted", 1)])).unwrap();
+        if i % 2 == 0 {
+            store.append(with_outbox(append(case, 1, vec![json!({"type": "approved"})], vec![]), vec![message("decision", 2)])).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let everything = store.outbox_since(t(-1_000_000), None, 1000).unwrap();
+    assert_eq!(everything.len(), 10);
+    let mut sorted = everything.clone();
+    sorted.sort_by(|x, y| (x.at, &x.id).cmp(&(y.at, &y.id)));
+    assert_eq!(everything, sorted, "ordered by (at, id)");
+    assert_eq!(everything[0].id, "z/1/0");
+
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.outbox_since(t(-1_000_000), cursor.as_deref(), 3).unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.id.clone());
+        paged.extend(page);
+    }
+    assert_eq!(paged, everything, "every message once, in order");
+
+    // `since` is inclusive and combines with a cursor.
+    let from = everything[4].at;
+    let later: Vec<_> = everything.iter().filter(|r| r.at >= from).cloned().collect();
+    assert_eq!(store.outbox_since(from, None, 1000).unwrap(), later);
+    assert_eq!(store.outbox_since(from, Some(&later[0].id), 1000).unwrap(), later[1..].to_vec());
+    // A cursor from before `since` starts at `since`.
+    assert_eq!(store.outbox_since(from, Some(&everything[0].id), 1000).unwrap(), later);
+    let after_all = everything.last().unwrap().at + Duration::seconds(1);
+    assert!(store.outbox_since(after_all, None, 10).unwrap().is_empty());
+    assert!(matches!(store.outbox_since(from, Some("no/such/message"), 10), Err(StoreError::Invalid(_))));
+}
+
+fn outbox_messages_and_their_delivery_state_survive_reopen(mut env: Env) {
+    {
+        let store = env.store();
+        for case in ["a", "b", "c"] {
+            store.append(with_outbox(submit(case), vec![message("decision", 0)])).unwrap();
+        }
+        store.outbox_update("a/1/0", &json!({"hook": "delivered"}), true, false).unwrap();
+        store.outbox_update("b/1/0", &json!({"hook": "gave up"}), true, true).unwrap();
+    }
+    env.reopen();
+    let store = env.store();
+    let a = store.outbox_get("a/1/0").unwrap().unwrap();
+    assert_eq!((&a.delivery, a.settled, a.dead), (&json!({"hook": "delivered"}), true, false));
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["c/1/0"]);
+    assert_eq!(ids(&store.outbox_dead(10).unwrap()), ["b/1/0"]);
+    assert_eq!(store.outbox_since(t(-1_000_000), None, 10).unwrap().len(), 3);
+    // The next append's messages come after them.
+    store.append(with_outbox(append("a", 1, vec![json!({"type": "approved"})], vec![]), vec![message("decision", 1)])).unwrap();
+    assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["c/1/0", "a/2/0"]);
+}
+
+fn heads_are_paged_in_case_id_order(env: Env) {
+    let store = env.store();
+    // Byte order: "B" < "a" < "a0" < "b" < "ä".
+    for case in ["b", "a0", "ä", "B", "a"] {
+        store.append(submit(case)).unwrap();
+    }
+    store.append(append("a", 1, vec![json!({"type": "approved"})], vec![])).unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.heads(after.as_deref(), 2).unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.case_id.clone());
+        seen.extend(page);
+    }
+    assert_eq!(seen.iter().map(|h| h.case_id.as_str()).collect::<Vec<_>>(), ["B", "a", "a0", "b", "ä"]);
+    assert_eq!(seen[1].version, 2, "the current head");
+    assert_eq!(seen[1], store.head("a").unwrap().unwrap());
+    assert_eq!(store.heads(Some("a"), 10).unwrap().len(), 3, "after is exclusive");
+    assert_eq!(store.heads(Some("aa"), 10).unwrap().len(), 2, "after need not be a case");
+    assert!(store.heads(Some("ä"), 10).unwrap().is_empty());
+    assert!(store.heads(None, 0).unwrap().is_empty());
+}
+
+fn definition_hashes_are_listed_sorted(env: Env) {
+    let store = env.store();
+    assert!(store.definition_hashes().unwrap().is_empty());
+    let mut hashes = Vec::new();
+    for bytes in [&b"{}"[..], b"[1]", b"{\"kind\": \"form\"}"] {
+        let hash = sha256_hex(bytes);
+        store.put_definition(&hash, bytes).unwrap();
+        hashes.push(hash);
+    }
+    hashes.sort();
+    assert_eq!(store.definition_hashes().unwrap(), hashes);
+}
+
+/// A few cases with everything a case can carry: several appends, inbox entries of several
+/// people, idempotency keys, outbox messages with and without delivery state.
+fn populate(store: &dyn Store) -> Vec<String> {
+    let mut cases = Vec::new();
+    for i in 0..6u32 {
+        let case = format!("case-{i}");
+        let mut first = with_outbox(submit(&case), vec![message("case.submitted", i)]);
+        first.idempotency_key = Some(format!("submit-{i}"));
+        first.outcome = json!({"case": case, "status": "open"});
+        first.inbox.push(entry("carla", &case, "supervisor", t(i as i64)));
+        store.append(first).unwrap();
+        if i % 2 == 0 {
+            let mut approve = append(&case, 1, vec![json!({"type": "approved", "by": "bruno"}), json!({"type": "step_opened", "step": "hr"})], vec![entry("duarte", &case, "hr", t(10))]);
+            approve.idempotency_key = Some(format!("approve-{i}"));
+            approve.outbox = vec![message("decision", 10 + i), message("decision", 20 + i)];
+            store.append(approve).unwrap();
+        }
+        if i % 3 == 0 {
+            let version = store.head(&case).unwrap().unwrap().version;
+            let mut done = with_outbox(append(&case, version, vec![json!({"type": "completed"})], vec![]), vec![message("case.completed", 30 + i)]);
+            done.head.status = "completed".into();
+            store.append(done).unwrap();
+        }
+        cases.push(case);
+    }
+    store.outbox_update("case-0/1/0", &json!({"hook": {"status": 204}}), true, false).unwrap();
+    store.outbox_update("case-2/3/1", &json!({"hook": {"attempts": 12}}), true, true).unwrap();
+    cases
+}
+
+fn an_export_imported_into_a_fresh_store_reads_back_equal(env: Env) {
+    let source = env.store();
+    let cases = populate(&*source);
+    let target_env = env.another("an_export_imported_into_a_fresh_store_reads_back_equal_target");
+    let target = target_env.store();
+
+    let mut exported = Vec::new();
+    assert_eq!(source.export_all(&mut |case| { exported.push(case); Ok(()) }).unwrap(), cases.len() as u64);
+    assert_eq!(exported.iter().map(|c| c.head.case_id.as_str()).collect::<Vec<_>>(), cases);
+    for case in &exported {
+        assert_eq!(case, &source.export_case(&case.head.case_id).unwrap(), "export_all and export_case agree");
+        case.verify().unwrap();
+        target.import_case(case.clone()).unwrap();
+    }
+    let c0 = &exported[0];
+    assert_eq!((c0.events.len(), c0.inbox.len(), c0.idempotency.len(), c0.outbox.len()), (4, 0, 2, 4));
+    assert_eq!(exported[1].inbox.len(), 2);
+
+    for id in &cases {
+        assert_eq!(target.export_case(id).unwrap(), source.export_case(id).unwrap());
+        assert_eq!(target.events(id).unwrap(), source.events(id).unwrap());
+        assert_eq!(target.head(id).unwrap(), source.head(id).unwrap());
+        target.verify_case(id).unwrap();
+    }
+    assert_eq!(target.heads(None, 100).unwrap(), source.heads(None, 100).unwrap());
+    for person in ["bruno", "carla", "duarte"] {
+        assert_eq!(target.inbox(person, None, 100).unwrap(), source.inbox(person, None, 100).unwrap(), "{person}'s inbox");
+    }
+    assert_eq!(target.cases_of("ana", 100).unwrap(), source.cases_of("ana", 100).unwrap());
+    let since = t(-1_000_000);
+    assert_eq!(target.outbox_since(since, None, 100).unwrap(), source.outbox_since(since, None, 100).unwrap());
+    assert_eq!(target.outbox_pending(100).unwrap(), source.outbox_pending(100).unwrap());
+    assert_eq!(ids(&target.outbox_dead(100).unwrap()), ["case-2/3/1"]);
+    assert_eq!(target.idempotent_outcome("case-3", "submit-3").unwrap(), Some(json!({"case": "case-3", "status": "open"})));
+
+    // A late retry answers as the original store would: the version of the first attempt.
+    let mut retry = append("case-0", 1, vec![json!({"type": "approved", "by": "bruno"})], vec![]);
+    retry.idempotency_key = Some("approve-0".into());
+    let answer = target.append(retry).unwrap();
+    assert_eq!((answer.replayed, answer.version, answer.last_hash.as_str()), (true, 3, exported[0].events[2].hash.as_str()));
+    // The restored case takes new acts, chained on the imported history.
+    let next = target.append(with_outbox(append("case-1", 1, vec![json!({"type": "approved"})], vec![]), vec![message("decision", 1)])).unwrap();
+    assert_eq!(next.version, 2);
+    assert!(target.outbox_get("case-1/2/0").unwrap().is_some());
+    target.verify_case("case-1").unwrap();
+}
+
+fn a_tampered_export_is_refused_naming_the_case_and_event_and_changes_nothing(env: Env) {
+    let source = env.store();
+    populate(&*source);
+    let good = source.export_case("case-0").unwrap();
+    let target_env = env.another("a_tampered_export_is_refused_target");
+    let target = target_env.store();
+
+    let mut changed_body = good.clone();
+    changed_body.events[1].body["by"] = json!("brunO");
+    let mut wrong_last_hash = good.clone();
+    wrong_last_hash.head.last_hash = good.events[2].hash.clone();
+    let mut gap = good.clone();
+    gap.events.remove(1);
+    let mut relinked = good.clone();
+    relinked.events[2].prev_hash = good.events[0].hash.clone();
+    relinked.events[2].hash = relinked.events[2].computed_hash();
+    let mut moved_time = good.clone();
+    moved_time.events[0].recorded_at += Duration::seconds(1);
+    let mut short_head = good.clone();
+    short_head.head.version = 3;
+    let mut outbox_elsewhere = good.clone();
+    outbox_elsewhere.outbox[0].at += Duration::seconds(1);
+    let mut foreign_answer = good.clone();
+    foreign_answer.idempotency[0].last_hash = "0".repeat(64);
+
+    for (what, case, seq) in [
+        ("a changed byte in an event body", changed_body, 2),
+        ("a head whose last_hash is not the last event's", wrong_last_hash, 4),
+        ("a missing event (a gap)", gap, 2),
+        ("an event re-hashed onto another predecessor", relinked, 3),
+        ("a changed recorded_at", moved_time, 1),
+        ("a head claiming fewer events", short_head, 3),
+        ("an outbox message moved in time", outbox_elsewhere, 1),
+        ("an idempotency answer with another hash", foreign_answer, 3),
+    ] {
+        match target.import_case(case) {
+            Err(StoreError::Corrupt { case_id, seq: got, reason }) => {
+                assert_eq!((case_id.as_str(), got), ("case-0", seq), "{what}: {reason}");
+                let message = StoreError::Corrupt { case_id, seq: got, reason }.to_string();
+                assert!(message.contains("case-0") && message.contains(&format!("event {seq}")), "{what}: {message}");
+            }
+            other => panic!("{what}: expected Corrupt, got {other:?}"),
+        }
+    }
+    let mut other_case_inbox = good.clone();
+    other_case_inbox.inbox.push(entry("eva", "case-9", "hr", t(0)));
+    assert!(matches!(target.import_case(other_case_inbox), Err(StoreError::Invalid(m)) if m.contains("case-0")));
+    let mut no_events = good.clone();
+    no_events.events.clear();
+    assert!(matches!(target.import_case(no_events), Err(StoreError::Invalid(_))));
+
+    assert!(target.heads(None, 10).unwrap().is_empty(), "nothing was written");
+    assert_eq!(target.head("case-0").unwrap(), None);
+    assert!(target.outbox_since(t(-1_000_000), None, 10).unwrap().is_empty());
+    assert!(target.inbox("bruno", None, 10).unwrap().entries.is_empty());
+    assert_eq!(target.idempotent_outcome("case-0", "submit-0").unwrap(), None);
+    target.import_case(good).unwrap();
+    target.verify_case("case-0").unwrap();
+}
+
+fn importing_a_case_that_exists_is_a_conflict(env: Env) {
+    let store = env.store();
+    populate(&*store);
+    let before = store.export_case("case-1").unwrap();
+    match store.import_case(before.clone()) {
+        Err(StoreError::Conflict { case_id, expected: 0, found }) => assert_eq!((case_id.as_str(), found), ("case-1", before.head.version)),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // Also when the import differs from what is stored (another history under the same id).
+    let mut other: CaseExport = store.export_case("case-0").unwrap();
+    other.head.case_id = "case-1".into();
+    let rechained: Vec<StoredEvent> = {
+        let mut prev = GENESIS_HASH.to_string();
+        other
+            .events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.case_id = "case-1".into();
+                e.prev_hash = prev.clone();
+                e.hash = e.computed_hash();
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    };
+    other.head.last_hash = rechained.last().unwrap().hash.clone();
+    other.events = rechained;
+    other.inbox.clear();
+    other.idempotency.clear();
+    other.outbox.clear();
+    other.verify().unwrap();
+    assert!(matches!(store.import_case(other), Err(StoreError::Conflict { .. })));
+    assert_eq!(store.export_case("case-1").unwrap(), before, "nothing changed");
+}
+
 // ---------------------------------------------------------------- PostgreSQL only
 
 mod pg_only {
@@ -671,11 +1081,11 @@ mod pg_only {
     #[test]
     fn migrations_are_applied_once_and_recorded() {
         let Some((mut env, mut c)) = pg("migrations_are_applied_once_and_recorded") else { return };
-        assert_eq!(pg_store(&env).schema_version().unwrap(), 2);
+        assert_eq!(pg_store(&env).schema_version().unwrap(), 3);
         env.reopen();
         env.reopen();
         let rows: Vec<(i32, String)> = c.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
-        assert_eq!(rows, [(1, "initial".to_string()), (2, "append function".to_string())]);
+        assert_eq!(rows, [(1, "initial".to_string()), (2, "append function".to_string()), (3, "outbox".to_string())]);
         // A database from a newer carimbo is refused, not silently used.
         c.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')", &[]).unwrap();
         env.handle = None;
@@ -700,7 +1110,7 @@ mod pg_only {
             .collect();
         let versions: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         drop_schema(&conn, &schema);
-        assert!(versions.iter().all(|v| matches!(v, Ok(2))), "{versions:?}");
+        assert!(versions.iter().all(|v| matches!(v, Ok(3))), "{versions:?}");
     }
 
     /// Two stores with their own pools on one schema stand for two carimbo processes.

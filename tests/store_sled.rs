@@ -2,7 +2,7 @@
 //! store, crashes), each test on a fresh temporary directory. The behaviour every store shares
 //! is tested on sled and PostgreSQL alike in `store_contract.rs`.
 
-use carimbo::store::{Append, CaseHead, InboxEntry, SledStore, Store, StoreError};
+use carimbo::store::{Append, CaseHead, InboxEntry, OutboxMessage, SledStore, Store, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -316,6 +316,106 @@ fn the_index_is_rebuilt_from_the_journal() {
     assert_eq!(store.inbox("bruno", None, 10).unwrap().entries.len(), 1, "c2 waits for bruno; c1 no longer does");
     assert!(store.definition(&sha256_hex(b"{}")).unwrap().is_some());
     assert!(store.verify_all().unwrap().is_clean());
+}
+
+#[test]
+fn outbox_messages_their_updates_and_imported_cases_survive_an_index_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outbox, exported) = {
+        let store = open(dir.path());
+        for case in ["a", "b", "c"] {
+            let mut a = submit(case);
+            a.outbox = vec![OutboxMessage { kind: "decision".into(), payload: json!({"case": case}) }];
+            store.append(a).unwrap();
+        }
+        store.outbox_update("a/1/0", &json!({"hook": "delivered"}), true, false).unwrap();
+        store.outbox_update("b/1/0", &json!({"hook": "failing"}), false, true).unwrap();
+        store.outbox_update("b/1/0", &json!({"hook": "gave up"}), true, true).unwrap();
+        // An imported case (a restore) goes through the journal too.
+        let other = tempfile::tempdir().unwrap();
+        let imported = {
+            let source = open(other.path());
+            let mut a = submit("d");
+            a.outbox = vec![OutboxMessage { kind: "decision".into(), payload: json!({"case": "d"}) }];
+            a.idempotency_key = Some("k".into());
+            source.append(a).unwrap();
+            source.outbox_update("d/1/0", &json!({"hook": "delivered"}), true, false).unwrap();
+            source.export_case("d").unwrap()
+        };
+        store.import_case(imported.clone()).unwrap();
+        (store.outbox_since(t(-1_000_000), None, 100).unwrap(), imported)
+    };
+    assert_eq!(outbox.len(), 4);
+    // The index is lost; the journal rebuilds all of it.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let store = SledStore::rebuild_index(dir.path()).unwrap();
+    assert_eq!(store.outbox_since(t(-1_000_000), None, 100).unwrap(), outbox);
+    let ids = |r: Vec<carimbo::store::OutboxRecord>| r.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.outbox_pending(None, 10).unwrap()), ["c/1/0"]);
+    assert_eq!(ids(store.outbox_dead(10).unwrap()), ["b/1/0"]);
+    assert_eq!(store.outbox_get("b/1/0").unwrap().unwrap().delivery, json!({"hook": "gave up"}));
+    assert_eq!(store.export_case("d").unwrap(), exported);
+    assert_eq!(store.idempotent_outcome("d", "k").unwrap(), Some(json!({"ok": true})));
+    assert!(store.verify_all().unwrap().is_clean());
+}
+
+/// An append record as builds before the outbox wrote it (no `outbox` field) still opens.
+#[test]
+fn a_journal_from_before_the_outbox_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = t(0);
+    let body = json!({"type": "submitted", "by": "ana"});
+    let hash = carimbo::store::chain_hash("c1", 1, &at, carimbo::store::GENESIS_HASH, &body);
+    let mut h = head("c1", &["ana"], at);
+    (h.version, h.last_hash) = (1, hash.clone());
+    let record = json!({
+        "kind": "append",
+        "case_id": "c1",
+        "expected_version": 0,
+        "events": [{"case_id": "c1", "seq": 1, "recorded_at": at, "prev_hash": carimbo::store::GENESIS_HASH, "hash": hash, "body": body}],
+        "head": h,
+        "inbox": [entry("bruno", "c1", "supervisor", at)],
+        "idempotency": {"key": "k", "record": {"version": 1, "last_hash": hash, "outcome": {"ok": true}}}
+    });
+    let payload = serde_json::to_vec(&record).unwrap();
+    let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    std::fs::write(dir.path().join("journal"), frame).unwrap();
+
+    let store = open(dir.path());
+    assert_eq!(store.head("c1").unwrap().unwrap().last_hash, hash);
+    assert_eq!(store.inbox("bruno", None, 10).unwrap().entries.len(), 1);
+    assert!(store.outbox_since(t(-1_000_000), None, 10).unwrap().is_empty());
+    let mut a = append("c1", 1, vec![json!({"type": "approved"})], vec![]);
+    a.outbox = vec![OutboxMessage { kind: "decision".into(), payload: json!({}) }];
+    store.append(a).unwrap();
+    assert_eq!(store.outbox_pending(None, 10).unwrap()[0].id, "c1/2/0");
+    assert!(store.verify_all().unwrap().is_clean());
+}
+
+#[test]
+fn a_second_open_of_a_store_in_use_says_another_process_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    // sled's lock is per process: a child process opens the same directory.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child_opens_the_store", "--nocapture"])
+        .env("CARIMBO_LOCK_CHILD_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("open in another process") && text.contains("stop that process first"), "{text}");
+}
+
+/// Run as a child process by the test above.
+#[test]
+fn lock_child_opens_the_store() {
+    let Ok(dir) = std::env::var("CARIMBO_LOCK_CHILD_DIR") else { return };
+    match SledStore::open(&dir) {
+        Ok(_) => println!("OPENED"),
+        Err(e) => println!("ERROR {e}"),
+    }
 }
 
 #[test]

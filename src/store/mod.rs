@@ -7,12 +7,16 @@
 //! entries with each append. What the store guarantees:
 //! - an append names the case version it expects; if another append got there first, it fails
 //!   with `StoreError::Conflict` and changes nothing (two approvers on one step: one wins);
-//! - events, head, inbox entries and the idempotency record of one append commit together;
+//! - events, head, inbox entries, the idempotency record and the outbox messages of one append
+//!   commit together (a conflicting append or an idempotent retry writes none of them);
 //! - `append` returns only once the append is durable; concurrent appends share one sync
 //!   (group commit);
 //! - each event holds the previous event's hash (SHA-256 over the RFC 8785 canonical JSON of
 //!   the event without its own hash), so any change to stored history is detected by
-//!   `verify_case`, which names the case and the event.
+//!   `verify_case`, which names the case and the event;
+//! - a case can be exported whole (`export_case`, `export_all`) and imported into another store
+//!   exactly as it was (`import_case`: same times and hashes), after its chain is re-checked
+//!   (`CaseExport::verify`): what `carimbo backup` / `restore` are built on (`crate::backup`).
 //!
 //! The trait is synchronous (sled is; `PgStore` uses the blocking `postgres` client); the HTTP
 //! layer calls it from `spawn_blocking`.
@@ -165,10 +169,130 @@ pub struct OutboxRecord {
 pub struct CaseExport {
     pub head: CaseHead,
     pub events: Vec<StoredEvent>,
+    /// The case's current inbox entries, by person, then as that person's inbox lists them
+    /// (`since`, step, seat).
     pub inbox: Vec<InboxEntry>,
-    /// Idempotency key → the outcome recorded for it.
-    pub idempotency: Vec<(String, Value)>,
+    /// Every idempotency key used on the case, by key.
+    pub idempotency: Vec<IdempotencyExport>,
+    /// The case's outbox messages with their delivery state, by `seq`, then `id` (as bytes).
     pub outbox: Vec<OutboxRecord>,
+}
+
+/// The answer recorded under an idempotency key: what a retry with that key gets back. The
+/// version and hash are those the first append produced (not the case's current ones), so a
+/// restored store answers a late retry exactly as the original would have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyExport {
+    pub key: String,
+    pub version: u64,
+    pub last_hash: String,
+    pub outcome: Value,
+}
+
+impl CaseExport {
+    /// Checks that the case is whole and unchanged, as `import_case` does before writing it:
+    /// every event's hash re-computed with `chain_hash`, each `prev_hash` the previous event's
+    /// hash, seqs 1, 2, 3… without a gap, the head's version and `last_hash` those of the last
+    /// event; inbox entries, idempotency answers and outbox messages belong to this case and
+    /// point at events it has. A broken chain is `Corrupt` naming the case and the first bad
+    /// event; anything else is `Invalid` naming the case (and the event where there is one).
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let case = self.head.case_id.as_str();
+        let corrupt = |seq: u64, reason: String| Err(StoreError::Corrupt { case_id: case.to_string(), seq, reason });
+        let invalid = |what: String| Err(StoreError::Invalid(format!("case {case}: {what}")));
+        if case.is_empty() || case.contains('\0') {
+            return Err(StoreError::Invalid(format!("case id {case:?} must be non-empty and contain no NUL character")));
+        }
+        if self.events.is_empty() {
+            return invalid("no events".into());
+        }
+        let mut prev = GENESIS_HASH;
+        for (i, e) in self.events.iter().enumerate() {
+            let seq = i as u64 + 1;
+            if e.case_id != case {
+                return corrupt(seq, format!("event {seq} says it belongs to case {}", e.case_id));
+            }
+            if e.seq != seq {
+                return corrupt(seq, format!("event {seq} is missing (the next event is {})", e.seq));
+            }
+            if e.prev_hash != prev {
+                return corrupt(seq, "prev_hash is not the hash of the previous event".into());
+            }
+            if e.computed_hash() != e.hash {
+                return corrupt(seq, "the event's content does not match its hash".into());
+            }
+            prev = &e.hash;
+        }
+        let last = self.events.len() as u64;
+        if self.head.version != last {
+            return corrupt(self.head.version.min(last + 1), format!("the case head says version {} but there are {last} events", self.head.version));
+        }
+        if self.head.last_hash != prev {
+            return corrupt(last, "the case head's last_hash is not the hash of the last event".into());
+        }
+        for p in &self.head.parties {
+            check_id(case, "party", p)?;
+        }
+        for e in &self.inbox {
+            if e.case_id != case {
+                return invalid(format!("an inbox entry is for case {}", e.case_id));
+            }
+            check_id(case, "inbox person", &e.person)?;
+            check_id(case, "inbox step", &e.step)?;
+            if e.seat.contains('\0') {
+                return invalid(format!("inbox seat {:?} contains a NUL character", e.seat));
+            }
+        }
+        for r in &self.idempotency {
+            check_id(case, "idempotency key", &r.key)?;
+            let Some(event) = r.version.checked_sub(1).and_then(|i| self.events.get(i as usize)) else {
+                return invalid(format!("the answer under idempotency key {:?} names version {}, which the case does not have", r.key, r.version));
+            };
+            if event.hash != r.last_hash {
+                return corrupt(r.version, format!("the answer under idempotency key {:?} does not carry the hash of event {}", r.key, r.version));
+            }
+        }
+        for m in &self.outbox {
+            let Some(event) = m.seq.checked_sub(1).and_then(|i| self.events.get(i as usize)) else {
+                return invalid(format!("outbox message {} names version {}, which the case does not have", m.id, m.seq));
+            };
+            let n = m.id.strip_prefix(&format!("{case}/{}/", m.seq));
+            if m.case_id != case || n.is_none_or(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
+                return invalid(format!("outbox message {} is not a message of event {} of this case", m.id, m.seq));
+            }
+            if m.at != event.recorded_at {
+                return corrupt(m.seq, format!("outbox message {} was not recorded with event {}", m.id, m.seq));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_id(case: &str, what: &str, id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.contains('\0') {
+        return Err(StoreError::Invalid(format!("case {case}: {what} {id:?} must be non-empty and contain no NUL character")));
+    }
+    Ok(())
+}
+
+/// The outbox records an append writes: ids `{case_id}/{seq}/{n}`, `at` the append's
+/// `recorded_at`, no delivery yet. The same in every store.
+pub(crate) fn outbox_records(case_id: &str, seq: u64, at: DateTime<Utc>, messages: &[OutboxMessage]) -> Vec<OutboxRecord> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(n, m)| OutboxRecord {
+            id: format!("{case_id}/{seq}/{n}"),
+            case_id: case_id.to_string(),
+            seq,
+            at,
+            kind: m.kind.clone(),
+            payload: m.payload.clone(),
+            delivery: Value::Object(Default::default()),
+            settled: false,
+            dead: false,
+        })
+        .collect()
 }
 
 /// The result of an append (or of its retry).
@@ -220,7 +344,8 @@ pub struct CorruptCase {
 pub enum StoreError {
     #[error("case {case_id} was changed by someone else (expected version {expected}, found {found}); reload it and try again [CARIMBO-E0401]")]
     Conflict { case_id: String, expected: u64, found: u64 },
-    #[error("case {0} does not exist [CARIMBO-E0402]")]
+    /// A case (by its id) or an outbox message (by its id, `{case}/{seq}/{n}`) that is not there.
+    #[error("{} does not exist [CARIMBO-E0402]", missing(.0))]
     NotFound(String),
     #[error("case {case_id}: stored event {seq} is corrupt: {reason} [CARIMBO-E0403]")]
     Corrupt { case_id: String, seq: u64, reason: String },
@@ -228,6 +353,18 @@ pub enum StoreError {
     Invalid(String),
     #[error("storage failure: {0} [CARIMBO-E0405]")]
     Io(String),
+}
+
+/// "case X", or "outbox message X" for an outbox id (`{case}/{seq}/{n}`, the last two parts
+/// digits): `NotFound` carries the bare id, which is what callers match on.
+fn missing(id: &str) -> String {
+    let mut parts = id.rsplitn(3, '/');
+    let digits = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if digits(parts.next()) && digits(parts.next()) && parts.next().is_some_and(|c| !c.is_empty()) {
+        format!("outbox message {id}")
+    } else {
+        format!("case {id}")
+    }
 }
 
 /// A case store. Implementations: `SledStore` (embedded, default) and `PgStore` (PostgreSQL,
@@ -256,47 +393,31 @@ pub trait Store: Send + Sync {
 
     // ---- outbox ----
     /// Outbox messages recorded at or after `since`, ordered by (`at`, `id`), after the message
-    /// `after` (a cursor: the last id of the previous page).
-    fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
-        let _ = (since, after, limit);
-        Err(StoreError::Io("this store keeps no outbox yet".into()))
-    }
-    /// Messages not yet settled, ordered by (`at`, `id`), after the message `after` (a cursor:
-    /// the last id of the previous page), so a dispatcher can walk past messages still waiting
-    /// for a retry.
-    fn outbox_pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
-        let _ = (after, limit);
-        Err(StoreError::Io("this store keeps no outbox yet".into()))
-    }
-    /// Dead letters (messages with `dead` set), oldest first.
-    fn outbox_dead(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
-        let _ = limit;
-        Err(StoreError::Io("this store keeps no outbox yet".into()))
-    }
-    fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
-        let _ = id;
-        Err(StoreError::Io("this store keeps no outbox yet".into()))
-    }
-    /// Records the dispatcher's delivery state of a message, durably; `NotFound` for an unknown id.
-    fn outbox_update(&self, id: &str, delivery: &Value, settled: bool, dead: bool) -> Result<(), StoreError> {
-        let _ = (id, delivery, settled, dead);
-        Err(StoreError::Io("this store keeps no outbox yet".into()))
-    }
+    /// `after` (a cursor: the last id of the previous page; `Invalid` if no such message).
+    fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// Messages not yet settled, oldest first (by `at`, then `id`), after the message `after`
+    /// (a cursor: the last id of the previous page), so a dispatcher can walk past messages
+    /// still waiting for a retry. An `after` that is no longer pending is still a valid cursor.
+    fn outbox_pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// Dead letters (messages with `dead` set, settled or not), oldest first.
+    fn outbox_dead(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
+    fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError>;
+    /// Records the dispatcher's delivery state of a message, durably (it survives a crash once
+    /// this returns); `NotFound` for an unknown id. The last update wins.
+    fn outbox_update(&self, id: &str, delivery: &Value, settled: bool, dead: bool) -> Result<(), StoreError>;
 
     // ---- backup / restore ----
-    /// Everything about one case; `NotFound` if it does not exist.
-    fn export_case(&self, case_id: &str) -> Result<CaseExport, StoreError> {
-        let _ = case_id;
-        Err(StoreError::Io("this store cannot export cases yet".into()))
-    }
-    /// Writes a case exactly as exported (same `recorded_at`s and hashes), durably, after
-    /// re-checking its chain and that the head matches the last event; `Conflict` if the case exists.
-    fn import_case(&self, case: CaseExport) -> Result<(), StoreError> {
-        let _ = case;
-        Err(StoreError::Io("this store cannot import cases yet".into()))
-    }
+    /// Everything about one case, consistent with one version of it; `NotFound` if it does not exist.
+    fn export_case(&self, case_id: &str) -> Result<CaseExport, StoreError>;
+    /// Every case, in case-id order, handed to `visit` one at a time (an error from `visit`
+    /// stops the walk and is returned). `PgStore` reads them all in one snapshot (a REPEATABLE
+    /// READ transaction); `SledStore` can only be read by the process that opened it, so with
+    /// nobody else appending, its walk is a snapshot too. Returns how many cases were visited.
+    fn export_all(&self, visit: &mut dyn FnMut(CaseExport) -> Result<(), StoreError>) -> Result<u64, StoreError>;
+    /// Writes a case exactly as exported (same `recorded_at`s and hashes), durably and
+    /// atomically, after `CaseExport::verify`; `Conflict` if the case exists. Nothing is
+    /// written when it fails.
+    fn import_case(&self, case: CaseExport) -> Result<(), StoreError>;
     /// The hashes of every stored definition, sorted.
-    fn definition_hashes(&self) -> Result<Vec<String>, StoreError> {
-        Err(StoreError::Io("this store cannot list definitions yet".into()))
-    }
+    fn definition_hashes(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -5,11 +5,13 @@
 //!
 //! Schema (see `postgres/0001_initial.sql`): `events (case_id, seq)`, `heads (case_id)`,
 //! `inbox (person, since_ms, case_id, step, seat)`, `parties (person, opened_ms, case_id)`,
-//! `idempotency (case_id, key)`, `definitions (hash)`, and `schema_migrations (version)`. Migrations
+//! `idempotency (case_id, key)`, `definitions (hash)`, `outbox (id)` (migration 3, with partial
+//! indexes of unsettled and dead messages), and `schema_migrations (version)`. Migrations
 //! are embedded in the binary and applied at open, one transaction each, under an advisory lock so
 //! that processes starting together apply each migration once.
 //!
-//! An append is one statement, `carimbo_append` (migration 2), run outside any transaction block,
+//! An append is one statement, `carimbo_append_outbox` (migration 3: `carimbo_append` of
+//! migration 2 plus the outbox messages, when it wrote), run outside any transaction block,
 //! so it is its own transaction and costs one round trip, after one unlocked read of the head
 //! (which also proves the pooled connection alive). The events are hashed in Rust against the
 //! head read; the function takes the
@@ -26,10 +28,10 @@
 //! concurrent commits. `open` refuses a server running with `fsync = off`.
 
 use super::{
-    Append, Appended, CaseHead, CorruptCase, GENESIS_HASH, InboxEntry, InboxPage, IntegrityReport, Store, StoreError,
-    StoredEvent, chain_hash,
+    Append, Appended, CaseExport, CaseHead, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
+    OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use ::postgres::types::Type;
 use ::postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
@@ -44,7 +46,14 @@ use std::time::Duration;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("postgres/0001_initial.sql")),
     (2, "append function", include_str!("postgres/0002_append_function.sql")),
+    (3, "outbox", include_str!("postgres/0003_outbox.sql")),
 ];
+
+/// The columns of an `OutboxRecord`, in the order `outbox_row` reads them.
+const OUTBOX_COLUMNS: &str = "id, case_id, seq, at, kind, payload::text, delivery::text, settled, dead";
+
+/// Cases exported per round of `export_all`.
+const EXPORT_PAGE: i64 = 500;
 
 /// How to open a `PgStore`.
 #[derive(Debug, Clone)]
@@ -319,12 +328,17 @@ impl PgStore {
             None => None,
         };
 
+        let outbox = outbox_records(case, version, recorded_at, &a.outbox);
+        let out_ids: Vec<&str> = outbox.iter().map(|m| m.id.as_str()).collect();
+        let out_kinds: Vec<&str> = outbox.iter().map(|m| m.kind.as_str()).collect();
+        let out_payloads = outbox.iter().map(|m| encode(&m.payload)).collect::<Result<Vec<_>, _>>()?;
+
         let (expected, v) = (a.expected_version as i64, version as i64);
         // One statement outside any transaction block: PostgreSQL commits it before answering
         // (ReadyForQuery), and with synchronous_commit on, the commit's WAL is flushed by then.
         let row = c.query_typed_one(
-            "SELECT outcome, found_version, replay FROM carimbo_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12,
-                                                                   $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+            "SELECT outcome, found_version, replay FROM carimbo_append_outbox($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12,
+                                                                   $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
             &[
                 (&case, Type::TEXT),
                 (&expected, Type::INT8),
@@ -347,6 +361,10 @@ impl PgStore {
                 (&opened_ms, Type::INT8),
                 (&a.idempotency_key, Type::TEXT),
                 (&record, Type::TEXT),
+                (&recorded_at, Type::TIMESTAMPTZ),
+                (&out_ids, Type::TEXT_ARRAY),
+                (&out_kinds, Type::TEXT_ARRAY),
+                (&out_payloads, Type::TEXT_ARRAY),
             ],
         );
         let row = match row {
@@ -372,6 +390,179 @@ impl PgStore {
             other => Err(StoreError::Io(format!("carimbo_append answered {other:?}"))),
         }
     }
+}
+
+/// Backup and restore: whole cases read in one snapshot, and written in one transaction.
+impl PgStore {
+    /// A read-only REPEATABLE READ transaction: every statement in it sees one snapshot.
+    fn snapshot<'c>(c: &'c mut Client) -> Result<Transaction<'c>, StoreError> {
+        c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(|e| pg_err("BEGIN", e))
+    }
+
+    /// Everything about the cases `ids` (those that exist), in the order of `ids`; five
+    /// statements whatever their number.
+    fn export_in(tx: &mut Transaction<'_>, ids: &[String]) -> Result<Vec<CaseExport>, StoreError> {
+        let query = |tx: &mut Transaction<'_>, sql: &str| {
+            tx.query_typed(sql, &[(&ids, Type::TEXT_ARRAY)]).map_err(|e| pg_err("exporting cases", e))
+        };
+        let mut cases: BTreeMap<String, CaseExport> = BTreeMap::new();
+        for r in query(tx, "SELECT case_id, head::text FROM heads WHERE case_id = ANY($1)")? {
+            let case_id: String = r.get(0);
+            let head = decode_head(&case_id, &r.get::<_, String>(1))?;
+            cases.insert(case_id, CaseExport { head, events: Vec::new(), inbox: Vec::new(), idempotency: Vec::new(), outbox: Vec::new() });
+        }
+        for r in query(tx, "SELECT case_id, seq, event::text FROM events WHERE case_id = ANY($1) ORDER BY case_id, seq")? {
+            let case_id: &str = r.get(0);
+            if let Some(case) = cases.get_mut(case_id) {
+                let seq = r.get::<_, i64>(1) as u64;
+                // Events appended after the head was read are not in this snapshot anyway.
+                case.events.push(decode_event(case_id, seq, &r.get::<_, String>(2))?);
+            }
+        }
+        for r in query(tx, "SELECT case_id, entry::text FROM inbox WHERE case_id = ANY($1) ORDER BY case_id, person, since_ms, step, seat")? {
+            let case_id: &str = r.get(0);
+            if let Some(case) = cases.get_mut(case_id) {
+                let entry = serde_json::from_str(&r.get::<_, String>(1)).map_err(|e| StoreError::Corrupt {
+                    case_id: case_id.to_string(),
+                    seq: 0,
+                    reason: format!("undecodable inbox entry: {e}"),
+                })?;
+                case.inbox.push(entry);
+            }
+        }
+        for r in query(tx, "SELECT case_id, key, record::text FROM idempotency WHERE case_id = ANY($1) ORDER BY case_id, key")? {
+            let case_id: &str = r.get(0);
+            if let Some(case) = cases.get_mut(case_id) {
+                let record = decode_record(case_id, &r.get::<_, String>(2))?;
+                case.idempotency.push(IdempotencyExport { key: r.get(1), version: record.version, last_hash: record.last_hash, outcome: record.outcome });
+            }
+        }
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE case_id = ANY($1) ORDER BY case_id, seq, id");
+        for r in query(tx, &sql)? {
+            let record = outbox_row(&r)?;
+            if let Some(case) = cases.get_mut(&record.case_id) {
+                case.outbox.push(record);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| cases.remove(id)).collect())
+    }
+
+    /// Writes a verified case in one transaction; `Conflict` if its head exists.
+    fn import_on(c: &mut Client, case: &CaseExport) -> Result<(), StoreError> {
+        let id = case.head.case_id.as_str();
+        let head = &case.head;
+        let mut tx = c.transaction().map_err(|e| pg_err("BEGIN", e))?;
+        let inserted = tx
+            .execute_typed(
+                "INSERT INTO heads (case_id, version, last_hash, status, form_id, opened_at, updated_at, head)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json) ON CONFLICT (case_id) DO NOTHING",
+                &[
+                    (&id, Type::TEXT),
+                    (&(head.version as i64), Type::INT8),
+                    (&head.last_hash, Type::TEXT),
+                    (&head.status, Type::TEXT),
+                    (&head.form_id, Type::TEXT),
+                    (&head.opened_at, Type::TIMESTAMPTZ),
+                    (&head.updated_at, Type::TIMESTAMPTZ),
+                    (&encode(head)?, Type::TEXT),
+                ],
+            )
+            .map_err(|e| pg_err("importing a case head", e))?;
+        if inserted == 0 {
+            let found = tx
+                .query_typed_opt("SELECT version FROM heads WHERE case_id = $1", &[(&id, Type::TEXT)])
+                .map_err(|e| pg_err("reading a case head", e))?
+                .map_or(0, |r| r.get::<_, i64>(0) as u64);
+            return Err(StoreError::Conflict { case_id: id.to_string(), expected: 0, found });
+        }
+        let seqs: Vec<i64> = case.events.iter().map(|e| e.seq as i64).collect();
+        let docs = case.events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let (mut in_person, mut in_since, mut in_step, mut in_seat, mut in_entry) = (vec![], vec![], vec![], vec![], vec![]);
+        for e in &case.inbox {
+            in_person.push(e.person.as_str());
+            in_since.push(e.since.timestamp_millis());
+            in_step.push(e.step.as_str());
+            in_seat.push(e.seat.as_str());
+            in_entry.push(encode(e)?);
+        }
+        let mut parties: Vec<&str> = head.parties.iter().map(String::as_str).collect();
+        parties.sort_unstable();
+        parties.dedup();
+        let keys: Vec<&str> = case.idempotency.iter().map(|r| r.key.as_str()).collect();
+        let records = case
+            .idempotency
+            .iter()
+            .map(|r| encode(&IdempotencyRecord { version: r.version, last_hash: r.last_hash.clone(), outcome: r.outcome.clone() }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out_ids: Vec<&str> = case.outbox.iter().map(|m| m.id.as_str()).collect();
+        let out_seqs: Vec<i64> = case.outbox.iter().map(|m| m.seq as i64).collect();
+        let out_at: Vec<DateTime<Utc>> = case.outbox.iter().map(|m| m.at).collect();
+        let out_kinds: Vec<&str> = case.outbox.iter().map(|m| m.kind.as_str()).collect();
+        let out_payloads = case.outbox.iter().map(|m| encode(&m.payload)).collect::<Result<Vec<_>, _>>()?;
+        let out_delivery = case.outbox.iter().map(|m| encode(&m.delivery)).collect::<Result<Vec<_>, _>>()?;
+        let out_settled: Vec<bool> = case.outbox.iter().map(|m| m.settled).collect();
+        let out_dead: Vec<bool> = case.outbox.iter().map(|m| m.dead).collect();
+        tx.execute_typed(
+            "WITH ev AS (INSERT INTO events (case_id, seq, event) SELECT $1, s, e::json FROM unnest($2::int8[], $3::text[]) AS u(s, e)),
+                  ib AS (INSERT INTO inbox (person, since_ms, case_id, step, seat, entry)
+                         SELECT p, s, $1, st, se, e::json FROM unnest($4::text[], $5::int8[], $6::text[], $7::text[], $8::text[]) AS u(p, s, st, se, e)),
+                  pt AS (INSERT INTO parties (person, opened_ms, case_id) SELECT p, $9, $1 FROM unnest($10::text[]) AS u(p)),
+                  id AS (INSERT INTO idempotency (case_id, key, record) SELECT $1, k, r::json FROM unnest($11::text[], $12::text[]) AS u(k, r))
+             INSERT INTO outbox (id, case_id, seq, at, kind, payload, delivery, settled, dead)
+             SELECT i, $1, s, a, k, p::json, d::json, st, dd
+               FROM unnest($13::text[], $14::int8[], $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::bool[])
+                 AS u(i, s, a, k, p, d, st, dd)",
+            &[
+                (&id, Type::TEXT),
+                (&seqs, Type::INT8_ARRAY),
+                (&docs, Type::TEXT_ARRAY),
+                (&in_person, Type::TEXT_ARRAY),
+                (&in_since, Type::INT8_ARRAY),
+                (&in_step, Type::TEXT_ARRAY),
+                (&in_seat, Type::TEXT_ARRAY),
+                (&in_entry, Type::TEXT_ARRAY),
+                (&head.opened_at.timestamp_millis(), Type::INT8),
+                (&parties, Type::TEXT_ARRAY),
+                (&keys, Type::TEXT_ARRAY),
+                (&records, Type::TEXT_ARRAY),
+                (&out_ids, Type::TEXT_ARRAY),
+                (&out_seqs, Type::INT8_ARRAY),
+                (&out_at, Type::TIMESTAMPTZ_ARRAY),
+                (&out_kinds, Type::TEXT_ARRAY),
+                (&out_payloads, Type::TEXT_ARRAY),
+                (&out_delivery, Type::TEXT_ARRAY),
+                (&out_settled, Type::BOOL_ARRAY),
+                (&out_dead, Type::BOOL_ARRAY),
+            ],
+        )
+        .map_err(|e| pg_err(&format!("importing case {id}"), e))?;
+        tx.commit().map_err(|e| pg_err("COMMIT of an imported case", e))
+    }
+
+    fn outbox_query(&self, sql: &str, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = self.read(|c| c.query_typed(sql, &[(&limit, Type::INT8)]))?;
+        rows.iter().map(outbox_row).collect()
+    }
+}
+
+/// An `OutboxRecord` from a row of `OUTBOX_COLUMNS`.
+fn outbox_row(r: &Row) -> Result<OutboxRecord, StoreError> {
+    let id: String = r.get(0);
+    let json = |i: usize, what: &str| -> Result<Value, StoreError> {
+        serde_json::from_str(&r.get::<_, String>(i)).map_err(|e| StoreError::Io(format!("outbox message {id}: undecodable {what}: {e}")))
+    };
+    Ok(OutboxRecord {
+        case_id: r.get(1),
+        seq: r.get::<_, i64>(2) as u64,
+        at: r.get(3),
+        kind: r.get(4),
+        payload: json(5, "payload")?,
+        delivery: json(6, "delivery state")?,
+        settled: r.get(7),
+        dead: r.get(8),
+        id,
+    })
 }
 
 fn replayed(case_id: &str, record: &str) -> Result<Appended, StoreError> {
@@ -513,6 +704,118 @@ impl Store for PgStore {
     fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = self.read(|c| c.query_typed_opt("SELECT bytes FROM definitions WHERE hash = $1", &[(&hash, Type::TEXT)]))?;
         Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    fn definition_hashes(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self.read(|c| c.query_typed("SELECT hash FROM definitions ORDER BY hash", &[]))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = match after {
+            None => self.read(|c| {
+                c.query_typed(
+                    &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE at >= $1 ORDER BY at, id LIMIT $2"),
+                    &[(&since, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
+                )
+            })?,
+            Some(cursor) => {
+                let Some(at) = self.read(|c| c.query_typed_opt("SELECT at FROM outbox WHERE id = $1", &[(&cursor, Type::TEXT)]))? else {
+                    return Err(StoreError::Invalid(format!("outbox cursor {cursor:?} is not a message this store holds")));
+                };
+                let at: DateTime<Utc> = at.get(0);
+                self.read(|c| {
+                    c.query_typed(
+                        &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE at >= $1 AND (at, id) > ($2, $3) ORDER BY at, id LIMIT $4"),
+                        &[(&since, Type::TIMESTAMPTZ), (&at, Type::TIMESTAMPTZ), (&cursor, Type::TEXT), (&limit, Type::INT8)],
+                    )
+                })?
+            }
+        };
+        rows.iter().map(outbox_row).collect()
+    }
+
+    fn outbox_pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let Some(cursor) = after else {
+            return self.outbox_query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled ORDER BY at, id LIMIT $1"), limit);
+        };
+        let Some(at) = self.read(|c| c.query_typed_opt("SELECT at FROM outbox WHERE id = $1", &[(&cursor, Type::TEXT)]))? else {
+            return Err(StoreError::Invalid(format!("outbox cursor {cursor:?} is not a message this store holds")));
+        };
+        let at: DateTime<Utc> = at.get(0);
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = self.read(|c| {
+            c.query_typed(
+                &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled AND (at, id) > ($1, $2) ORDER BY at, id LIMIT $3"),
+                &[(&at, Type::TIMESTAMPTZ), (&cursor, Type::TEXT), (&limit, Type::INT8)],
+            )
+        })?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    fn outbox_dead(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.outbox_query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE dead ORDER BY at, id LIMIT $1"), limit)
+    }
+
+    fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
+        let row = self.read(|c| c.query_typed_opt(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1"), &[(&id, Type::TEXT)]))?;
+        row.as_ref().map(outbox_row).transpose()
+    }
+
+    fn outbox_update(&self, id: &str, delivery: &Value, settled: bool, dead: bool) -> Result<(), StoreError> {
+        let delivery = encode(delivery)?;
+        // Sets absolute values, so it may be sent again on another connection.
+        let updated = self.read(|c| {
+            c.query_typed(
+                "UPDATE outbox SET delivery = $2::json, settled = $3, dead = $4 WHERE id = $1 RETURNING id",
+                &[(&id, Type::TEXT), (&delivery, Type::TEXT), (&settled, Type::BOOL), (&dead, Type::BOOL)],
+            )
+        })?;
+        if updated.is_empty() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    fn export_case(&self, case_id: &str) -> Result<CaseExport, StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = Self::snapshot(&mut c)?;
+        let case = Self::export_in(&mut tx, &[case_id.to_string()])?.pop();
+        tx.commit().map_err(|e| pg_err("COMMIT", e))?;
+        case.ok_or_else(|| StoreError::NotFound(case_id.to_string()))
+    }
+
+    fn export_all(&self, visit: &mut dyn FnMut(CaseExport) -> Result<(), StoreError>) -> Result<u64, StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = Self::snapshot(&mut c)?;
+        let mut after = String::new();
+        let mut n = 0;
+        loop {
+            let ids: Vec<String> = tx
+                .query_typed(
+                    "SELECT case_id FROM heads WHERE case_id > $1 ORDER BY case_id LIMIT $2",
+                    &[(&after, Type::TEXT), (&EXPORT_PAGE, Type::INT8)],
+                )
+                .map_err(|e| pg_err("listing cases", e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let Some(last) = ids.last() else { break };
+            after = last.clone();
+            for case in Self::export_in(&mut tx, &ids)? {
+                visit(case)?;
+                n += 1;
+            }
+        }
+        tx.commit().map_err(|e| pg_err("COMMIT", e))?;
+        Ok(n)
+    }
+
+    fn import_case(&self, case: CaseExport) -> Result<(), StoreError> {
+        case.verify()?;
+        let mut c = self.conn()?;
+        Self::import_on(&mut c, &case)
     }
 }
 

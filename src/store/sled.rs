@@ -33,7 +33,17 @@
 //!   "my cases", newest first.
 //! - `idempotency`: `case + 0x00 + key` → the first append's result.
 //! - `definitions`: SHA-256 hex → the definition's bytes.
+//! - `outbox`: message id (`case/seq/n`) → JSON `OutboxRecord` (with its delivery state).
+//! - `outbox_at`: `at (µs, order-preserving BE) + id` → empty: every message in `(at, id)`
+//!   order, for `outbox_since`.
+//! - `outbox_pending`, `outbox_dead`: the same keys, only for messages not yet settled / marked
+//!   dead, so the dispatcher's scans stay as small as its backlog.
 //! - `meta`: `journal_applied` → the journal offset the index has applied up to.
+//!
+//! Journal records: `append` (events, head, inbox, idempotency record and outbox messages of one
+//! append), `definition`, `outbox_update` (a message's new delivery state) and `import` (a whole
+//! case written by `import_case`). Each is durable before it is acknowledged and is applied to
+//! the index as a whole, so a rebuilt index has outbox messages and their delivery state too.
 
 mod index;
 mod integrity;
@@ -45,11 +55,11 @@ use integrity::{ChainCheck, settle_case, take_heads_without_events};
 use keys::*;
 
 use super::{
-    Append, Appended, CaseHead, CorruptCase, GENESIS_HASH, InboxEntry, InboxPage, IntegrityReport, Store, StoreError,
-    StoredEvent, chain_hash,
+    Append, Appended, CaseExport, CaseHead, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
+    OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
 use ::sled::Db;
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -201,7 +211,14 @@ impl SledStore {
         std::fs::create_dir_all(dir).map_err(|e| io_err(format!("cannot create {}", dir.display()), e))?;
         let index = dir.join(INDEX_DIR);
         let db = open_index(&index).map_err(|e| {
-            io_err(format!("cannot open the index in {} (if it is damaged, SledStore::rebuild_index rebuilds it from the journal)", index.display()), e)
+            if is_lock_error(&e) {
+                StoreError::Io(format!(
+                    "the store in {} is open in another process (a running `carimbo serve`?): sled lets one process use a store directory at a time; stop that process first",
+                    dir.display()
+                ))
+            } else {
+                io_err(format!("cannot open the index in {} (if it is damaged, SledStore::rebuild_index rebuilds it from the journal)", index.display()), e)
+            }
         })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| io_err(format!("cannot open tree {name}"), e));
         let trees = Trees {
@@ -213,6 +230,10 @@ impl SledStore {
             idempotency: tree("idempotency")?,
             definitions: tree("definitions")?,
             meta: tree("meta")?,
+            outbox: tree("outbox")?,
+            outbox_at: tree("outbox_at")?,
+            outbox_pending: tree("outbox_pending")?,
+            outbox_dead: tree("outbox_dead")?,
         };
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
@@ -491,7 +512,8 @@ impl Shared {
             head.last_hash = last_hash.clone();
             let idem_record = IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() };
             let idempotency = a.idempotency_key.as_deref().map(|key| (key, &idem_record));
-            let (change, payload) = Change::append(&a.case_id, a.expected_version, &events, &head, &a.inbox, idempotency)?;
+            let outbox = outbox_records(&a.case_id, version, recorded_at, &a.outbox);
+            let (change, payload) = Change::append(&a.case_id, a.expected_version, &events, &head, &a.inbox, idempotency, &outbox)?;
             let framed = journal::frame(&payload);
 
             let mut w = self.lock_writer();
@@ -506,6 +528,55 @@ impl Shared {
             let queued = w.queue.len();
             drop(w);
             return Ok((Appended { version, last_hash, replayed: false, outcome: a.outcome }, end, queued));
+        }
+    }
+
+    fn outbox_record(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
+        self.trees.outbox.get(id.as_bytes()).map_err(sled_err)?.map(|v| decode_outbox(id, &v)).transpose()
+    }
+
+    /// The records named by the ids at the end of `(at, id)` order keys, up to `limit`.
+    fn outbox_in_order(&self, keys: ::sled::Iter, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for key in keys.keys().take(limit) {
+            let key = key.map_err(sled_err)?;
+            let id = String::from_utf8_lossy(outbox_id_of_order_key(&key).unwrap_or_default()).into_owned();
+            match self.outbox_record(&id)? {
+                Some(record) => out.push(record),
+                None => return Err(StoreError::Io(format!("the index lists outbox message {id:?} but does not hold it; rebuild the index"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks an imported case and writes it to the journal as one record, unless the case
+    /// exists (pending or in the index); returns the journal offset to wait for.
+    fn import(&self, case: CaseExport) -> Result<u64, StoreError> {
+        case.verify()?;
+        let change = Change::import(&case)?;
+        let case_id = case.head.case_id.clone();
+        let (version, last_hash) = (case.head.version, case.head.last_hash.clone());
+        let pending: Vec<(Vec<u8>, IdempotencyRecord)> = case
+            .idempotency
+            .iter()
+            .map(|r| (idempotency_key(&case_id, &r.key), IdempotencyRecord { version: r.version, last_hash: r.last_hash.clone(), outcome: r.outcome.clone() }))
+            .collect();
+        let framed = journal::frame(&encode(&JournalRecord::Import { case: Box::new(case) })?);
+        loop {
+            let (seen, epoch) = self.case_seen(&case_id, None)?;
+            let mut w = self.lock_writer();
+            if !Self::still_current(&w, &seen, epoch, &case_id, None) {
+                continue;
+            }
+            if seen.exists {
+                return Err(StoreError::Conflict { case_id, expected: 0, found: seen.version });
+            }
+            let end = self.write_record(&mut w, &framed, change)?;
+            w.heads.insert(case_id, PendingHead { version, last_hash, end });
+            for (key, record) in pending {
+                w.idempotency.insert(key, PendingReplay { record, end });
+            }
+            return Ok(end);
         }
     }
 
@@ -711,10 +782,10 @@ impl Shared {
                     if w.heads.get(case_id).is_some_and(|h| h.end == p.end) {
                         w.heads.remove(case_id);
                     }
-                    if let Some((k, _)) = idempotency
-                        && w.idempotency.get(k).is_some_and(|r| r.end == p.end)
-                    {
-                        w.idempotency.remove(k);
+                    for (k, _) in idempotency {
+                        if w.idempotency.get(k).is_some_and(|r| r.end == p.end) {
+                            w.idempotency.remove(k);
+                        }
                     }
                 }
             }
@@ -750,12 +821,16 @@ fn open_index(path: &Path) -> ::sled::Result<Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match ::sled::Config::new().path(path).open() {
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+            Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             other => return other,
         }
     }
+}
+
+fn is_lock_error(e: &::sled::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 /// Cuts the journal back to `valid_end`, keeping the cut-off bytes in a side file; a tail of
@@ -914,6 +989,148 @@ impl Store for SledStore {
         self.shared.catch_up()?;
         Ok(self.shared.trees.definitions.get(hash).map_err(sled_err)?.map(|v| v.to_vec()))
     }
+
+    fn definition_hashes(&self) -> Result<Vec<String>, StoreError> {
+        self.shared.catch_up()?;
+        let mut out = Vec::new();
+        for key in self.shared.trees.definitions.iter().keys() {
+            out.push(String::from_utf8_lossy(&key.map_err(sled_err)?).into_owned());
+        }
+        Ok(out)
+    }
+
+    fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
+        self.shared.catch_up()?;
+        self.shared.outbox_record(id)
+    }
+
+    fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.shared.catch_up()?;
+        let from = outbox_time_key(&since).to_vec();
+        let start = match after {
+            None => Bound::Included(from),
+            Some(id) => {
+                let Some(cursor) = self.shared.outbox_record(id)? else {
+                    return Err(StoreError::Invalid(format!("outbox cursor {id:?} is not a message this store holds")));
+                };
+                let key = outbox_order_key(&cursor.at, &cursor.id);
+                if key < from { Bound::Included(from) } else { Bound::Excluded(key) }
+            }
+        };
+        self.shared.outbox_in_order(self.shared.trees.outbox_at.range::<Vec<u8>, _>((start, Bound::Unbounded)), limit)
+    }
+
+    fn outbox_pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.shared.catch_up()?;
+        let start = match after {
+            None => Bound::Unbounded,
+            Some(id) => {
+                let Some(cursor) = self.shared.outbox_record(id)? else {
+                    return Err(StoreError::Invalid(format!("outbox cursor {id:?} is not a message this store holds")));
+                };
+                Bound::Excluded(outbox_order_key(&cursor.at, &cursor.id))
+            }
+        };
+        self.shared.outbox_in_order(self.shared.trees.outbox_pending.range::<Vec<u8>, _>((start, Bound::Unbounded)), limit)
+    }
+
+    fn outbox_dead(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.shared.catch_up()?;
+        self.shared.outbox_in_order(self.shared.trees.outbox_dead.iter(), limit)
+    }
+
+    fn outbox_update(&self, id: &str, delivery: &serde_json::Value, settled: bool, dead: bool) -> Result<(), StoreError> {
+        // Messages are never removed, so one the index holds now is there when the update is
+        // applied after it, in journal order.
+        self.shared.catch_up()?;
+        if self.shared.trees.outbox.get(id.as_bytes()).map_err(sled_err)?.is_none() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        let record = JournalRecord::OutboxUpdate { id: id.to_string(), delivery: delivery.clone(), settled, dead };
+        let framed = journal::frame(&encode(&record)?);
+        let change = Change::OutboxUpdate { id: id.to_string(), delivery: delivery.clone(), settled, dead };
+        let ticket = self.shared.write_record(&mut self.shared.lock_writer(), &framed, change)?;
+        self.shared.wait_synced(ticket)
+    }
+
+    fn export_case(&self, case_id: &str) -> Result<CaseExport, StoreError> {
+        self.shared.catch_up()?;
+        // sled reads several trees without a common snapshot: read the case, then its head
+        // again, and read once more if an append came between. Events, idempotency answers
+        // and outbox messages past the head's version (written meanwhile) are left out.
+        loop {
+            let t = &self.shared.trees;
+            let Some(bytes) = t.heads.get(case_id.as_bytes()).map_err(sled_err)? else {
+                return Err(StoreError::NotFound(case_id.to_string()));
+            };
+            let head = decode_head(case_id, &bytes)?;
+            let mut events = Vec::with_capacity(head.version as usize);
+            for item in t.events.scan_prefix(case_prefix(case_id)) {
+                let (key, value) = item.map_err(sled_err)?;
+                let seq = split_event_key(&key).map_or(0, |(_, s)| s);
+                if seq > head.version {
+                    break;
+                }
+                events.push(decode_event(case_id, seq, &value)?);
+            }
+            let mut inbox_keys = match t.inbox_keys.get(case_id.as_bytes()).map_err(sled_err)? {
+                Some(list) => decode_key_list(&list),
+                None => Vec::new(),
+            };
+            inbox_keys.sort_unstable();
+            inbox_keys.dedup();
+            let mut inbox = Vec::with_capacity(inbox_keys.len());
+            for key in inbox_keys {
+                if let Some(value) = t.inbox.get(&key).map_err(sled_err)? {
+                    inbox.push(serde_json::from_slice::<InboxEntry>(&value).map_err(|e| StoreError::Corrupt {
+                        case_id: case_id.to_string(),
+                        seq: 0,
+                        reason: format!("undecodable inbox entry: {e}"),
+                    })?);
+                }
+            }
+            let prefix = case_prefix(case_id);
+            let mut idempotency = Vec::new();
+            for item in t.idempotency.scan_prefix(&prefix) {
+                let (key, value) = item.map_err(sled_err)?;
+                let record = decode_idempotency(case_id, &value)?;
+                if record.version <= head.version {
+                    let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    idempotency.push(IdempotencyExport { key, version: record.version, last_hash: record.last_hash, outcome: record.outcome });
+                }
+            }
+            let mut outbox = Vec::new();
+            for item in t.outbox.scan_prefix(format!("{case_id}/")) {
+                let (key, value) = item.map_err(sled_err)?;
+                let record = decode_outbox(&String::from_utf8_lossy(&key), &value)?;
+                // A case whose id extends this one with a `/` shares the prefix.
+                if record.case_id == case_id && record.seq <= head.version {
+                    outbox.push(record);
+                }
+            }
+            outbox.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+            let again = t.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()?;
+            if again.as_ref().is_some_and(|h| h.version == head.version) {
+                return Ok(CaseExport { head, events, inbox, idempotency, outbox });
+            }
+        }
+    }
+
+    fn export_all(&self, visit: &mut dyn FnMut(CaseExport) -> Result<(), StoreError>) -> Result<u64, StoreError> {
+        self.shared.catch_up()?;
+        let mut n = 0;
+        for key in self.shared.trees.heads.iter().keys() {
+            let key = key.map_err(sled_err)?;
+            visit(self.export_case(&String::from_utf8_lossy(&key))?)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn import_case(&self, case: CaseExport) -> Result<(), StoreError> {
+        let ticket = self.shared.import(case)?;
+        self.shared.wait_synced(ticket)
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -974,6 +1191,10 @@ struct HeadLink<'a> {
 
 fn decode_head_link<'a>(case_id: &str, bytes: &'a [u8]) -> Result<HeadLink<'a>, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
+}
+
+fn decode_outbox(id: &str, bytes: &[u8]) -> Result<OutboxRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Io(format!("outbox message {id} in the index does not decode: {e}; rebuild the index")))
 }
 
 fn decode_event(case_id: &str, seq: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {

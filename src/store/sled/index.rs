@@ -1,10 +1,14 @@
 //! What the index holds and how journal records reach it: the journal record format, a record
 //! turned into ready-to-write keys and values (`Change`), and `apply`, which writes a batch of
 //! them in one sled transaction together with the journal offset reached.
+//!
+//! The journal format only grows: a field added to a record kind has a serde default, so a
+//! journal written by an older build still opens (an `append` from before the outbox has
+//! `"outbox": []`), and new record kinds (`outbox_update`, `import`) are new tags.
 
-use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, party_keys, party_keys_of, split_event_key};
+use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, outbox_order_key, party_keys, party_keys_of, split_event_key};
 use super::{encode, journal_corrupt, sled_err};
-use crate::store::{CaseHead, InboxEntry, StoreError, StoredEvent};
+use crate::store::{CaseExport, CaseHead, InboxEntry, OutboxRecord, StoreError, StoredEvent};
 use ::sled::Tree;
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use serde::{Deserialize, Serialize};
@@ -23,6 +27,10 @@ pub(super) struct Trees {
     pub(super) idempotency: Tree,
     pub(super) definitions: Tree,
     pub(super) meta: Tree,
+    pub(super) outbox: Tree,
+    pub(super) outbox_at: Tree,
+    pub(super) outbox_pending: Tree,
+    pub(super) outbox_dead: Tree,
 }
 
 /// One journal record.
@@ -36,11 +44,25 @@ pub(super) enum JournalRecord {
         head: Box<CaseHead>,
         inbox: Vec<InboxEntry>,
         idempotency: Option<IdempotencyEntry>,
+        /// The append's outbox messages (absent in journals from before the outbox).
+        #[serde(default)]
+        outbox: Vec<OutboxRecord>,
     },
     Definition {
         hash: String,
         /// Hex, so that any bytes fit in JSON.
         bytes: String,
+    },
+    /// The dispatcher's new delivery state of an outbox message.
+    OutboxUpdate {
+        id: String,
+        delivery: Value,
+        settled: bool,
+        dead: bool,
+    },
+    /// A whole case written by `import_case` (a restore), exactly as exported.
+    Import {
+        case: Box<CaseExport>,
     },
 }
 
@@ -75,12 +97,42 @@ pub(super) enum Change {
         parties: Vec<Vec<u8>>,
         inbox: Vec<(Vec<u8>, Vec<u8>)>,
         inbox_list: Vec<u8>,
-        idempotency: Option<(Vec<u8>, Vec<u8>)>,
+        idempotency: Vec<(Vec<u8>, Vec<u8>)>,
+        outbox: Vec<OutboxRow>,
     },
     Definition {
         hash: String,
         bytes: Vec<u8>,
     },
+    OutboxUpdate {
+        id: String,
+        delivery: Value,
+        settled: bool,
+        dead: bool,
+    },
+}
+
+/// An outbox record ready for the index: under its id, and its place in the `(at, id)` order
+/// for the `outbox_at` tree (and `outbox_pending` / `outbox_dead` while it is unsettled / dead).
+#[derive(Debug, PartialEq)]
+pub(super) struct OutboxRow {
+    pub(super) id: String,
+    pub(super) value: Vec<u8>,
+    pub(super) order: Vec<u8>,
+    pub(super) settled: bool,
+    pub(super) dead: bool,
+}
+
+impl OutboxRow {
+    fn of(record: &OutboxRecord) -> Result<OutboxRow, StoreError> {
+        Ok(OutboxRow {
+            id: record.id.clone(),
+            value: encode(record)?,
+            order: outbox_order_key(&record.at, &record.id),
+            settled: record.settled,
+            dead: record.dead,
+        })
+    }
 }
 
 impl Change {
@@ -94,6 +146,7 @@ impl Change {
         head: &CaseHead,
         inbox: &[InboxEntry],
         idempotency: Option<(&str, &IdempotencyRecord)>,
+        outbox: &[OutboxRecord],
     ) -> Result<(Change, Vec<u8>), StoreError> {
         let mut event_rows = Vec::with_capacity(events.len());
         for e in events {
@@ -108,6 +161,7 @@ impl Change {
             Some((key, record)) => Some((key, idempotency_key(case_id, key), encode(record)?)),
             None => None,
         };
+        let outbox_rows = outbox.iter().map(OutboxRow::of).collect::<Result<Vec<_>, _>>()?;
 
         let rows = |rows: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<u8>| {
             for (i, (_, value)) in rows.iter().enumerate() {
@@ -137,7 +191,14 @@ impl Change {
             }
             None => payload.extend_from_slice(b"null"),
         }
-        payload.push(b'}');
+        payload.extend_from_slice(br#","outbox":["#);
+        for (i, row) in outbox_rows.iter().enumerate() {
+            if i > 0 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(&row.value);
+        }
+        payload.extend_from_slice(b"]}");
 
         let change = Change::Append {
             case_id: case_id.to_string(),
@@ -147,17 +208,52 @@ impl Change {
             parties: party_keys(head),
             inbox_list: encode_key_list(inbox_rows.iter().map(|(k, _)| k.as_slice())),
             inbox: inbox_rows,
-            idempotency: idempotency_row.map(|(_, key, record)| (key, record)),
+            idempotency: idempotency_row.map(|(_, key, record)| (key, record)).into_iter().collect(),
+            outbox: outbox_rows,
         };
         Ok((change, payload))
     }
 
+    /// An imported case for the index: an append at version 0 of every event, with every
+    /// idempotency answer and outbox record (delivery state included) as exported.
+    pub(super) fn import(case: &CaseExport) -> Result<Change, StoreError> {
+        let case_id = case.head.case_id.as_str();
+        let mut events = Vec::with_capacity(case.events.len());
+        for e in &case.events {
+            events.push((event_key(case_id, e.seq), encode(e)?));
+        }
+        let mut inbox = Vec::with_capacity(case.inbox.len());
+        for e in &case.inbox {
+            inbox.push((inbox_key(e), encode(e)?));
+        }
+        let mut idempotency = Vec::with_capacity(case.idempotency.len());
+        for r in &case.idempotency {
+            let record = IdempotencyRecord { version: r.version, last_hash: r.last_hash.clone(), outcome: r.outcome.clone() };
+            idempotency.push((idempotency_key(case_id, &r.key), encode(&record)?));
+        }
+        Ok(Change::Append {
+            case_id: case_id.to_string(),
+            expected: 0,
+            events,
+            head: encode(&case.head)?,
+            parties: party_keys(&case.head),
+            inbox_list: encode_key_list(inbox.iter().map(|(k, _)| k.as_slice())),
+            inbox,
+            idempotency,
+            outbox: case.outbox.iter().map(OutboxRow::of).collect::<Result<_, _>>()?,
+        })
+    }
+
     pub(super) fn from_record(record: &JournalRecord) -> Result<Change, StoreError> {
         Ok(match record {
-            JournalRecord::Append { case_id, expected_version, events, head, inbox, idempotency } => {
+            JournalRecord::Append { case_id, expected_version, events, head, inbox, idempotency, outbox } => {
                 let idempotency = idempotency.as_ref().map(|i| (i.key.as_str(), &i.record));
-                Change::append(case_id, *expected_version, events, head, inbox, idempotency)?.0
+                Change::append(case_id, *expected_version, events, head, inbox, idempotency, outbox)?.0
             }
+            JournalRecord::OutboxUpdate { id, delivery, settled, dead } => {
+                Change::OutboxUpdate { id: id.clone(), delivery: delivery.clone(), settled: *settled, dead: *dead }
+            }
+            JournalRecord::Import { case } => Change::import(case)?,
             JournalRecord::Definition { hash, bytes } => Change::Definition {
                 hash: hash.clone(),
                 bytes: hex::decode(bytes).map_err(|e| journal_corrupt(format!("definition {hash} is not hex: {e}")))?,
@@ -178,11 +274,25 @@ struct HeadParties {
 pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
     let Some(last) = batch.last() else { return Ok(()) };
     let abort = |e: StoreError| Err(ConflictableTransactionError::Abort(e));
-    let result = (&t.events, &t.heads, &t.inbox, &t.inbox_keys, &t.parties, &t.idempotency, &t.definitions, &t.meta).transaction(
-        |(ev, hd, ib, ik, pt, id, df, mt)| {
+    let trees = (
+        &t.events,
+        &t.heads,
+        &t.inbox,
+        &t.inbox_keys,
+        &t.parties,
+        &t.idempotency,
+        &t.definitions,
+        &t.meta,
+        &t.outbox,
+        &t.outbox_at,
+        &t.outbox_pending,
+        &t.outbox_dead,
+    );
+    let result = trees.transaction(
+        |(ev, hd, ib, ik, pt, id, df, mt, ob, oa, op, od)| {
             for p in batch {
                 match &p.change {
-                    Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency } => {
+                    Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency, outbox } => {
                         let old = match hd.get(case_id.as_bytes())? {
                             Some(bytes) => match serde_json::from_slice::<HeadParties>(&bytes) {
                                 Ok(h) => Some(h),
@@ -237,12 +347,52 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                         } else {
                             ik.insert(case_id.as_bytes(), inbox_list.as_slice())?;
                         }
-                        if let Some((key, value)) = idempotency {
+                        for (key, value) in idempotency {
                             id.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        for row in outbox {
+                            ob.insert(row.id.as_bytes(), row.value.as_slice())?;
+                            oa.insert(row.order.as_slice(), &[][..])?;
+                            if !row.settled {
+                                op.insert(row.order.as_slice(), &[][..])?;
+                            }
+                            if row.dead {
+                                od.insert(row.order.as_slice(), &[][..])?;
+                            }
                         }
                     }
                     Change::Definition { hash, bytes } => {
                         df.insert(hash.as_bytes(), bytes.as_slice())?;
+                    }
+                    Change::OutboxUpdate { id: message, delivery, settled, dead } => {
+                        // The store checked that the message exists before journaling the
+                        // update, and the append that wrote it comes earlier in the journal.
+                        let Some(old) = ob.get(message.as_bytes())? else {
+                            return abort(journal_corrupt(format!("an outbox update names message {message}, which no earlier record wrote")));
+                        };
+                        let mut record: OutboxRecord = match serde_json::from_slice(&old) {
+                            Ok(r) => r,
+                            Err(e) => return abort(journal_corrupt(format!("outbox message {message} in the index does not decode: {e}"))),
+                        };
+                        record.delivery = delivery.clone();
+                        record.settled = *settled;
+                        record.dead = *dead;
+                        let value = match encode(&record) {
+                            Ok(v) => v,
+                            Err(e) => return abort(e),
+                        };
+                        let order = outbox_order_key(&record.at, &record.id);
+                        ob.insert(message.as_bytes(), value)?;
+                        if record.settled {
+                            op.remove(order.as_slice())?;
+                        } else {
+                            op.insert(order.as_slice(), &[][..])?;
+                        }
+                        if record.dead {
+                            od.insert(order.as_slice(), &[][..])?;
+                        } else {
+                            od.remove(order.as_slice())?;
+                        }
                     }
                 }
             }
@@ -303,8 +453,9 @@ mod tests {
             delegation: None,
         }];
         let record = IdempotencyRecord { version: 2, last_hash: "a".repeat(64), outcome: json!({"ok": true}) };
-        for idempotency in [None, Some(("req-1", &record))] {
-            let (change, payload) = Change::append("c\"1", 0, &[event(1), event(2)], &head, &inbox, idempotency).unwrap();
+        let outbox = crate::store::outbox_records("c\"1", 2, at, &[crate::store::OutboxMessage { kind: "decision".into(), payload: json!({"ação": 1}) }]);
+        for (idempotency, outbox) in [(None, &[][..]), (Some(("req-1", &record)), &outbox[..])] {
+            let (change, payload) = Change::append("c\"1", 0, &[event(1), event(2)], &head, &inbox, idempotency, outbox).unwrap();
             let decoded: JournalRecord = serde_json::from_slice(&payload).expect("the payload is a journal record");
             assert_eq!(Change::from_record(&decoded).unwrap(), change);
         }

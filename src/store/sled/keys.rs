@@ -100,3 +100,23 @@ pub(super) fn decode_key_list(mut bytes: &[u8]) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// An outbox message's place in `(at, id)` order: `at` in microseconds (order-preserving BE,
+/// the precision the stores record times with, so sled and PostgreSQL list messages of one
+/// millisecond alike) followed by the id. The id is the rest of the key.
+pub(super) fn outbox_order_key(at: &DateTime<Utc>, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.len());
+    k.extend_from_slice(&outbox_time_key(at));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Microseconds since the epoch as 8 bytes that sort like the times (sign bit flipped).
+pub(super) fn outbox_time_key(at: &DateTime<Utc>) -> [u8; 8] {
+    ((at.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The id part of an outbox order key.
+pub(super) fn outbox_id_of_order_key(key: &[u8]) -> Option<&[u8]> {
+    key.get(8..)
+}
