@@ -293,7 +293,7 @@ fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, da
     use carimbo::http::outbox_api::{export_request, ExportQuery};
     let query = ExportQuery { since: since.to_string(), until: until.map(str::to_string), format: Some(format.to_string()), kind: kind.map(str::to_string) };
     // Arguments are checked before the store is opened or a file is created.
-    let (filter, format) = export_request(&query)?;
+    let (filter, format) = export_request(&query, true)?;
     let store = open_store(data, store, pg_schema)?;
     let started = std::time::Instant::now();
     let mut progress = |n: usize| eprintln!("… {n} messages");

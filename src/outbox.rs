@@ -586,7 +586,7 @@ pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, ou
         }
     }
     if filter.until.is_some_and(|u| u <= filter.since) {
-        return Err(OutboxError::Export("--until must be later than --since".into()));
+        return Err(OutboxError::Export("until must be later than since".into()));
     }
     let io = |e: std::io::Error| OutboxError::Export(format!("cannot write the export: {e}"));
     let csv_err = |e: csv::Error| OutboxError::Export(format!("cannot write the export: {e}"));

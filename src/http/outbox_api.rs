@@ -123,10 +123,12 @@ pub struct ExportQuery {
     pub kind: Option<String>,
 }
 
-/// Builds the filter and format an export request names; every bad part is a clear 400.
-pub fn export_request(q: &ExportQuery) -> Result<(ExportFilter, ExportFormat), OutboxError> {
-    let since = parse_time(&q.since, "since")?;
-    let until = q.until.as_deref().map(|u| parse_time(u, "until")).transpose()?;
+/// Builds the filter and format an export request names; every bad part is a clear error
+/// naming the parameter as the caller wrote it (`dashes`: `--since` on the command line).
+pub fn export_request(q: &ExportQuery, dashes: bool) -> Result<(ExportFilter, ExportFormat), OutboxError> {
+    let name = |n: &str| if dashes { format!("--{n}") } else { n.to_string() };
+    let since = parse_time(&q.since, &name("since"))?;
+    let until = q.until.as_deref().map(|u| parse_time(u, &name("until"))).transpose()?;
     let format: ExportFormat = q.format.as_deref().unwrap_or("json").parse()?;
     let kinds = q.kind.as_deref().map(|k| k.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
     Ok((ExportFilter { since, until, kinds }, format))
@@ -135,7 +137,7 @@ pub fn export_request(q: &ExportQuery) -> Result<(ExportFilter, ExportFormat), O
 pub async fn export_messages(State(state): State<Arc<AppState>>, caller: Caller, query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
     caller.require("admin")?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1002", e.body_text()).lang(caller.lang))?;
-    let (filter, format) = export_request(&q).map_err(ApiError::from).map_err(lang_err(&caller))?;
+    let (filter, format) = export_request(&q, false).map_err(ApiError::from).map_err(lang_err(&caller))?;
     let lang = caller.lang;
     let store = state.cases.store().clone();
     // Built in memory: an export over the API is for a period (a month of a department's
