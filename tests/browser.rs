@@ -64,9 +64,20 @@ fn main() -> ExitCode {
     let data = tempfile::tempdir().expect("a temporary data directory");
     let log = data.path().join("server.log");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
+    // The outbox goes to a loopback port nobody listens on, tried once: every decision the
+    // scenarios make becomes a dead letter for the administrator's page.
+    let webhooks = data.path().join("webhooks.json");
+    std::fs::write(data.path().join("hook.key"), "browser-test-secret-0123456789").expect("a secret file");
+    let hooks = format!(
+        r#"{{"endpoints":[{{"name":"payroll","url":"http://127.0.0.1:{}/hook","secret_file":"hook.key"}}],"retry":{{"max_attempts":1,"first_delay_ms":100,"max_delay_ms":100}},"timeout_seconds":2}}"#,
+        free_port()
+    );
+    std::fs::write(&webhooks, hooks).expect("a webhook file");
     let child = Command::new(env!("CARGO_BIN_EXE_carimbo"))
         .args(["serve", "--data"])
         .arg(data.path())
+        .arg("--webhooks")
+        .arg(&webhooks)
         .args(["--addr", &addr.to_string(), "--root"])
         .arg(&repo)
         .stdout(Stdio::null())

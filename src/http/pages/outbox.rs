@@ -97,7 +97,7 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                                 tr {
                                     td { input type="checkbox" name="id" value=(id) checked aria-label=(id); }
                                     td { code { (id) } br; (m["kind"].as_str().unwrap_or("")) }
-                                    td { a href=(format!("/audit?case={}", m["case_id"].as_str().unwrap_or(""))) { (m["case_id"].as_str().unwrap_or("")) } br; span.muted { (m["form_id"].as_str().unwrap_or("")) } }
+                                    td { code { (m["case_id"].as_str().unwrap_or("")) } br; span.muted { (m["form_id"].as_str().unwrap_or("")) } }
                                     td { (m["at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(&t)).unwrap_or_default()) }
                                     td {
                                         @for (name, d) in m["deliveries"].as_object().into_iter().flatten() {
