@@ -15,4 +15,5 @@ pub mod i18n;
 pub mod pki;
 pub mod signing;
 pub mod store;
+pub mod usage;
 pub mod workflow;
