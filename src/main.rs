@@ -45,6 +45,11 @@ enum Command {
         /// default: the connection's search path (normally `public`).
         #[arg(long)]
         pg_schema: Option<String>,
+        /// A file holding the token Prometheus sends as bearer token to `GET /metrics`
+        /// (at least 32 characters; `openssl rand -hex 32 > FILE`). Without it, only an
+        /// administrator's session token reads `/metrics`.
+        #[arg(long)]
+        metrics_token_file: Option<PathBuf>,
     },
     /// Write a case's evidence bundle (one JSON file) from the sled store in the data directory.
     /// The store must not be open in a running server: use `GET /api/v1/cases/{id}/evidence` then.
@@ -87,7 +92,7 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root, store, pg_schema } => return serve(*addr, data, root, store, pg_schema.as_deref()),
+        Command::Serve { addr, data, root, store, pg_schema, metrics_token_file } => return serve(*addr, data, root, store, pg_schema.as_deref(), metrics_token_file.as_deref()),
         Command::ExportEvidence { case, data, root, out } => return export_evidence(case, data, root, out.as_deref()),
         Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
@@ -128,11 +133,11 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>) -> Result<ExitCode> {
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, metrics_token_file: Option<&Path>) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
     use carimbo::store::{PgOptions, PgStore};
     let paths = Paths::from_root(root, data);
-    let (state, where_) = if store == "sled" {
+    let (mut state, where_) = if store == "sled" {
         (AppState::open(paths)?, format!("data in {} (sled store and accounts)", data.display()))
     } else if is_postgres(store) {
         std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data.display()))?;
@@ -145,6 +150,10 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     } else {
         anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
     };
+    if let Some(file) = metrics_token_file {
+        let token = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read the metrics token file {}: {e}", file.display()))?;
+        state.set_scrape_token(&token)?;
+    }
     let state = std::sync::Arc::new(state);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
@@ -154,6 +163,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
         println!("  {who:<6} {role}");
     }
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
+    println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
     println!("stopped; every acknowledged act is on disk");
