@@ -65,6 +65,11 @@ impl UsageFigures {
         self.last.read().unwrap_or_else(|e| e.into_inner()).clone().filter(|s| s.age() < self.max_age)
     }
 
+    /// The last snapshot, however old (none before the first computation).
+    pub fn last(&self) -> Option<Arc<Snapshot>> {
+        self.last.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The last snapshot while it is younger than `max_age`, else a new one. Blocking: it may
     /// scan the whole store (call it from `spawn_blocking`).
     pub fn current(&self, cases: &CaseService) -> Result<Arc<Snapshot>, UsageError> {
