@@ -6,7 +6,6 @@
 //! SVG has a title and a description, and the same numbers are in the table under it, which is
 //! what a screen reader reads.
 
-use super::fill::level_label;
 use super::{layout, page_with_status, require_role, t, when, PageCaller, PageLang};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -112,6 +111,14 @@ fn label(lang: Lang, figure: &str) -> &'static str {
     }
 }
 
+fn signatures_label(lang: Lang, level: Level) -> &'static str {
+    match level {
+        Level::Simple => t(lang, "簡單電子簽名", "Assinaturas simples", "Simple signatures"),
+        Level::Advanced => t(lang, "進階電子簽名", "Assinaturas avançadas", "Advanced signatures"),
+        Level::Qualified => t(lang, "合格電子簽名", "Assinaturas qualificadas", "Qualified signatures"),
+    }
+}
+
 /// The outcomes the chart draws, in the order of its bars.
 const SERIES: [&str; 5] = ["submitted", "completed", "rejected", "returned", "withdrawn"];
 
@@ -165,7 +172,7 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
             dt { (label(lang, "p50")) } dd data-figure="p50" { (duration(lang, tot.time_to_completion.p50_seconds)) }
             dt { (label(lang, "p90")) } dd data-figure="p90" { (duration(lang, tot.time_to_completion.p90_seconds)) }
             @for level in [Level::Simple, Level::Advanced, Level::Qualified] {
-                dt { (level_label(lang, level)) } dd data-figure=(level.as_str()) { (tot.signatures.get(level)) }
+                dt { (signatures_label(lang, level)) } dd data-figure=(level.as_str()) { (tot.signatures.get(level)) }
             }
         }
         @if view.rows.is_empty() {
