@@ -16,4 +16,5 @@ pub mod outbox;
 pub mod pki;
 pub mod signing;
 pub mod store;
+pub mod usage;
 pub mod workflow;

@@ -52,6 +52,11 @@ enum Command {
         /// e.g. when another process on the same PostgreSQL database runs them).
         #[arg(long, default_value_t = 60)]
         deadline_seconds: u64,
+        /// A file holding the token Prometheus sends as bearer token to `GET /metrics`
+        /// (at least 32 characters; `openssl rand -hex 32 > FILE`). Without it, only an
+        /// administrator's session token reads `/metrics`.
+        #[arg(long)]
+        metrics_token_file: Option<PathBuf>,
     },
     /// Export decisions and finished cases of a period (the outbox) as CSV or JSON, for payroll
     /// and archives. On sled the server must be stopped (or use `GET /api/v1/admin/export`).
@@ -121,8 +126,8 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds } => {
-            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds)
+        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file } => {
+            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref())
         }
         Command::Export { since, until, format, kind, data, store, pg_schema, out } => {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref())
@@ -167,11 +172,12 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64) -> Result<ExitCode> {
+#[allow(clippy::too_many_arguments)]
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64, metrics_token_file: Option<&Path>) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
     use carimbo::store::{PgOptions, PgStore};
     let paths = Paths::from_root(root, data);
-    let (state, where_) = if store == "sled" {
+    let (mut state, where_) = if store == "sled" {
         (AppState::open(paths)?, format!("data in {} (sled store and accounts)", data.display()))
     } else if is_postgres(store) {
         std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data.display()))?;
@@ -184,7 +190,10 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     } else {
         anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
     };
-    let mut state = state;
+    if let Some(file) = metrics_token_file {
+        let token = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read the metrics token file {}: {e}", file.display()))?;
+        state.set_scrape_token(&token)?;
+    }
     let outbox = match webhooks {
         Some(file) => {
             let config = carimbo::outbox::WebhookConfig::load(file)?;
@@ -204,6 +213,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
         println!("  {who:<6} {role}");
     }
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
+    println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
     for (thread, stop) in outbox.into_iter().chain(deadlines) {

@@ -4,6 +4,8 @@
 //! server with each error beside its field. The scenarios in a real Chromium are in
 //! `tests/browser/` (run by `tests/browser.rs`).
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -78,7 +80,7 @@ fn enc(s: &str) -> String {
 #[tokio::test]
 async fn a_visitor_without_a_session_is_sent_to_the_login_page() {
     let app = app();
-    for uri in ["/forms", "/forms/absence-and-annual-leave", "/cases", "/inbox", "/author", "/audit"] {
+    for uri in ["/forms", "/forms/absence-and-annual-leave", "/cases", "/inbox", "/author", "/audit", "/admin/usage"] {
         let (status, body) = app.get(None, uri).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{uri}");
         assert_eq!(body, "Location: /login", "{uri}");
@@ -100,6 +102,11 @@ async fn each_page_opens_for_the_roles_it_is_for_and_refuses_the_others() {
         ("p005", "/audit", StatusCode::FORBIDDEN),
         ("p022", "/audit", StatusCode::OK),
         ("p022", "/audit?case=C-nothing", StatusCode::NOT_FOUND),
+        ("p005", "/admin/usage", StatusCode::FORBIDDEN),
+        ("p003", "/admin/usage", StatusCode::FORBIDDEN),
+        ("p032", "/admin/usage", StatusCode::OK),
+        ("p022", "/admin/usage", StatusCode::OK),
+        ("p032", "/admin/usage?from=2026-3", StatusCode::BAD_REQUEST),
     ];
     for (person, uri, want) in table {
         let who = app.sign_in(person);
@@ -153,7 +160,7 @@ async fn the_server_puts_each_error_beside_its_field_and_offers_signing_only_whe
 #[tokio::test]
 async fn no_page_carries_an_inline_script() {
     let app = app();
-    let pages = [("p005", "/forms"), ("p005", "/forms/work-accident-report"), ("p005", "/cases"), ("p003", "/inbox"), ("p019", "/author"), ("p022", "/audit")];
+    let pages = [("p005", "/forms"), ("p005", "/forms/work-accident-report"), ("p005", "/cases"), ("p003", "/inbox"), ("p019", "/author"), ("p022", "/audit"), ("p032", "/admin/usage")];
     for (person, uri) in pages {
         let who = app.sign_in(person);
         let (_, html) = app.get(Some(&who), uri).await;
@@ -165,4 +172,38 @@ async fn no_page_carries_an_inline_script() {
         let (status, _) = app.get(None, &format!("/static/{name}")).await;
         assert_eq!(status, StatusCode::OK, "{name}");
     }
+}
+
+#[tokio::test]
+async fn the_usage_page_draws_an_svg_chart_with_a_title_and_the_tables_behind_it() {
+    use carimbo::i18n::Lang;
+    use carimbo::workflow::{Level, SignatureRecord};
+    let app = app();
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
+    app.state.cases.submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, Utc::now(), None, Lang::En).expect("a leave request opens");
+
+    let admin = app.sign_in("p032");
+    let (status, html) = app.get(Some(&admin), "/admin/usage?lang=en").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(r#"<a href="/admin/usage">Usage figures</a>"#), "linked from the navigation");
+    assert!(html.contains(r#"role="img" aria-labelledby="usage-chart-title usage-chart-desc""#), "{html}");
+    assert!(html.contains(r#"<title id="usage-chart-title">Cases submitted, completed, rejected, returned and withdrawn per month</title>"#));
+    assert!(html.contains(r#"<desc id="usage-chart-desc">Bar chart from "#));
+    assert!(html.contains(r#"<dd data-figure="submitted">1</dd>"#), "the totals");
+    assert!(html.contains(r#"<th scope="col">Returned for correction</th>"#), "the tables have headers");
+    assert!(html.contains(r#"<table class="usage" id="usage-rows">"#));
+    assert!(html.contains("Absence and annual-leave application"), "forms by their title");
+    assert!(!html.contains(" style="), "the CSP allows no inline style");
+
+    let (_, pt) = app.get(Some(&admin), "/admin/usage?lang=pt&department=DRH").await;
+    assert!(pt.contains("<h1>Estatísticas de utilização</h1>"));
+    assert!(pt.contains(r#"id="usage-empty""#), "no DRH case: {pt}");
+    let (status, zh) = app.get(Some(&admin), "/admin/usage?lang=zh&from=2026-05&to=2026-01").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(zh.contains("<h1>使用統計</h1>") && zh.contains(r#"role="alert""#) && zh.contains("`from`"), "{zh}");
+    assert!(zh.contains(r#"value="2026-05""#), "the refused filter is shown back to be corrected");
+
+    let staff = app.sign_in("p005");
+    let (_, forms) = app.get(Some(&staff), "/forms").await;
+    assert!(!forms.contains("/admin/usage"), "not offered to staff");
 }

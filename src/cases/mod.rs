@@ -285,6 +285,12 @@ impl CaseService {
         Ok(self.pinned(&case.form.hash, &case.workflow.hash)?.1)
     }
 
+    /// The workflow version a case head names (its form's hash is needed to load it after a
+    /// restart); for reading many cases without replaying each (usage figures).
+    pub fn pinned_workflow(&self, form_hash: &str, workflow_hash: &str) -> Result<Arc<WorkflowDefinition>, CaseError> {
+        Ok(self.pinned(form_hash, workflow_hash)?.1)
+    }
+
     /// The form version a case is pinned to.
     pub fn form_of(&self, case: &Case) -> Result<Arc<FormDefinition>, CaseError> {
         Ok(self.pinned(&case.form.hash, &case.workflow.hash)?.0)

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod outbox_api;
 pub mod pages;
+pub mod usage;
 
 use crate::accounts::{AccountError, Accounts, Session, Sessions};
 use crate::cases::CaseService;
@@ -19,6 +20,7 @@ use crate::directory::Directory;
 use crate::i18n::Lang;
 use crate::signing::{ServiceSeal, SignatureVerifier};
 use crate::store::{SledStore, Store};
+use crate::usage::UsageFigures;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -64,6 +66,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The webhooks this process delivers to (`carimbo serve --webhooks FILE`), if any.
     pub outbox: Option<outbox_api::OutboxHandle>,
+    /// The usage report, recomputed at most once a minute.
+    pub usage: UsageFigures,
+    /// SHA-256 (hex) of the token Prometheus sends to `/metrics` (`serve --metrics-token-file`).
+    pub scrape_token: Option<String>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_by_account: DefaultKeyedRateLimiter<String>,
     api_by_account: DefaultKeyedRateLimiter<String>,
@@ -119,6 +125,8 @@ impl AppState {
             paths,
             secure_cookies: false,
             outbox: None,
+            usage: UsageFigures::default(),
+            scrape_token: None,
             login_by_ip: RateLimiter::keyed(per_minute(30)),
             login_by_account: RateLimiter::keyed(per_minute(10)),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
@@ -163,6 +171,16 @@ impl AppState {
         (thread, stop)
     }
 
+    /// Lets Prometheus read `/metrics` with this bearer token (kept only as its hash). It must be
+    /// long enough not to be guessed: at least 32 characters (`openssl rand -hex 32` gives 64).
+    pub fn set_scrape_token(&mut self, token: &str) -> Result<(), StartError> {
+        if token.trim().len() < 32 {
+            return Err(StartError::Seeds("the metrics scrape token must have at least 32 characters (e.g. `openssl rand -hex 32`)".into()));
+        }
+        self.scrape_token = Some(usage::scrape_token_hash(token));
+        Ok(())
+    }
+
     /// Checks a password (rate-limited per IP and per account) and opens a session.
     pub async fn login(&self, person: &str, password: &str, peer: SocketAddr, lang: Lang) -> Result<(String, Session), ApiError> {
         if self.login_by_ip.check_key(&peer.ip()).is_err() || self.login_by_account.check_key(&person.to_string()).is_err() {
@@ -185,14 +203,19 @@ pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
     pub summary: &'static str,
-    /// Who may call it: `public`, `any` (signed in) or a role.
+    /// Who may call it: `public`, `any` (signed in), or one or more roles joined by `, `.
     pub access: &'static str,
+    /// Query parameters, with what each means (for the OpenAPI document).
+    pub query: &'static [(&'static str, &'static str)],
     pub handler: fn() -> MethodRouter<Arc<AppState>>,
 }
 
 macro_rules! route {
     ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
-        RouteSpec { method: Method::$m, path: $path, summary: $summary, access: $access, handler: || $verb($h) }
+        route!($m, $verb, $path, $access, $summary, $h, query = [])
+    };
+    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path, query = [$(($q:literal, $qd:literal)),* $(,)?]) => {
+        RouteSpec { method: Method::$m, path: $path, summary: $summary, access: $access, query: &[$(($q, $qd)),*], handler: || $verb($h) }
     };
 }
 
@@ -226,6 +249,18 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry),
         route!(GET, get, "/api/v1/admin/export", "admin", "Decisions and finished cases of a period (`since`, `until`, `kind`) as CSV or JSON, for payroll and archives", outbox_api::export_messages),
         route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions),
+        route!(GET, get, "/api/v1/usage", "admin, auditor",
+            "Usage figures per form, submitter's department and month of submission (Macau time): submitted, completed, rejected, returned, withdrawn, in progress, past deadline, nearest-rank p50/p90 time to completion, signatures by level; with totals and per-month figures. Recomputed at most once a minute.",
+            usage::report,
+            query = [
+                ("from", "First month shown, YYYY-MM (inclusive)"),
+                ("to", "Last month shown, YYYY-MM (inclusive)"),
+                ("form", "Only this form id"),
+                ("department", "Only this department id (`(none)`: submitters in no department)"),
+            ]),
+        route!(GET, get, "/metrics", "admin",
+            "The usage figures for Prometheus (OpenMetrics text format); an administrator's token or session, or the scrape token of `carimbo serve --metrics-token-file` as bearer token",
+            usage::metrics),
         route!(GET, get, "/api/v1/openapi.json", "public", "This document", openapi),
     ]
 }
@@ -240,6 +275,7 @@ pub fn openapi_document() -> Value {
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .chain(r.query.iter().map(|(name, what)| json!({"name": name, "in": "query", "required": false, "description": what, "schema": {"type": "string"}})))
             .collect();
         let mut op = json!({
             "summary": r.summary,

@@ -7,7 +7,8 @@
 //!
 //! One file per area: `fill` (the forms and filling one in), `cases` (my cases and a case's
 //! progress), `inbox` (the approver's batch), `author` (checking definitions), `audit` (any case
-//! with its event chain); `render` draws a form from its definition.
+//! with its event chain), `usage` (the usage figures with their chart); `render` draws a form
+//! from its definition.
 
 mod audit;
 mod author;
@@ -16,6 +17,7 @@ mod fill;
 mod inbox;
 mod outbox;
 pub mod render;
+mod usage;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
 use super::AppState;
@@ -121,6 +123,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                             @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
                             @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
                             @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
+                            @if c.has("admin") || c.has("auditor") { a href="/admin/usage" { (t(lang, "使用統計", "Estatísticas", "Usage figures")) } }
                         }
                     }
                     nav.lang aria-label=(t(lang, "語言", "Idioma", "Language")) {
@@ -310,5 +313,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/author", get(author::show).post(author::posted))
         .route("/audit", get(audit::show))
         .route("/admin/outbox", get(outbox::show).post(outbox::posted))
+        .route("/admin/usage", get(usage::show))
         .route("/static/{name}", get(static_file))
 }
