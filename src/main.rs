@@ -259,16 +259,15 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>) -> 
 }
 
 fn backup(out: &Path, args: &StoreArgs) -> Result<ExitCode> {
-    use std::io::Write;
     if out.exists() {
-        anyhow::bail!("{} exists; choose another name or remove it first", out.display());
+        anyhow::bail!("{} exists; a backup never overwrites a file: choose another name [CARIMBO-E0424]", out.display());
     }
     let opened = open_store(&args.data, &args.store, args.pg_schema.as_deref(), true)?;
     eprintln!("backing up {} to {}", opened.place, out.display());
     // Written beside the target and renamed when complete and synced: a file with the final
     // name is always a whole backup.
     let partial = out.with_extension("partial");
-    let file = std::fs::File::create(&partial).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", partial.display()))?;
+    let file = std::fs::File::create(&partial).map_err(|e| anyhow::anyhow!("cannot create {}: {e} [CARIMBO-E0424]", partial.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let result = carimbo::backup::backup(&*opened.store, opened.kind, &mut writer, &mut |p| {
         eprintln!("  {} cases, {} events written", p.cases, p.events);
@@ -280,13 +279,16 @@ fn backup(out: &Path, args: &StoreArgs) -> Result<ExitCode> {
             return Err(e.into());
         }
     };
-    writer.flush()?;
-    let file = writer.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&partial, out)?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    let finish = || -> std::io::Result<()> {
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&partial, out)?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    finish().map_err(|e| anyhow::anyhow!("writing {}: {e} [CARIMBO-E0424]", out.display()))?;
     let secs = summary.elapsed.as_secs_f64();
     eprintln!(
         "backed up {} cases ({} events) and {} definitions in {secs:.1} s ({:.0} cases/s); sha256 {}",
@@ -300,7 +302,7 @@ fn backup(out: &Path, args: &StoreArgs) -> Result<ExitCode> {
 }
 
 fn restore(input: &Path, args: &StoreArgs) -> Result<ExitCode> {
-    let file = std::fs::File::open(input).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", input.display()))?;
+    let file = std::fs::File::open(input).map_err(|e| anyhow::anyhow!("cannot open {}: {e} [CARIMBO-E0424]", input.display()))?;
     if args.store == "sled" {
         std::fs::create_dir_all(&args.data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.data.display()))?;
     }
