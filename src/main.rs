@@ -100,6 +100,24 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write every case and definition of a store to one file (JSON lines, checksummed), from
+    /// which `restore` rebuilds the store. A sled store must not be open in a running server
+    /// (sled lets one process use it); PostgreSQL is read in one snapshot while it runs.
+    Backup {
+        /// The file to write (refused if it exists).
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Rebuild a store from a backup: checks the whole file first (nothing is written from a
+    /// damaged or truncated file), then writes every case exactly as it was. The target must
+    /// hold no case: a new data directory, or an empty PostgreSQL schema or database.
+    Restore {
+        /// The backup file written by `carimbo backup`.
+        input: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Verify an evidence bundle offline (no server, no network): hash chain, definitions,
     /// every signature at its recorded time, levels, the route, the seal. Exit 0 only if all pass.
     Verify {
@@ -122,6 +140,52 @@ enum Command {
     Pki(carimbo::signing::cli::PkiCommand),
 }
 
+/// Which store a command works on: the options `serve` takes.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Data directory (the sled store is DATA/store).
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// `sled` (embedded, in DATA/store) or a PostgreSQL connection string, as for `serve`.
+    #[arg(long, default_value = "sled")]
+    store: String,
+    /// With PostgreSQL: the schema carimbo's tables are in, as for `serve`.
+    #[arg(long)]
+    pg_schema: Option<String>,
+}
+
+/// An opened case store and how to name it in messages.
+struct OpenedStore {
+    store: std::sync::Arc<dyn carimbo::store::Store>,
+    /// `sled` or `postgres`.
+    kind: &'static str,
+    /// Where it is, without a password.
+    place: String,
+}
+
+/// Opens the store `--store` names: the sled store in DATA/store (created unless `must_exist`)
+/// or PostgreSQL (in `--pg-schema`). The one place commands open stores.
+fn open_store(data: &Path, store: &str, pg_schema: Option<&str>, must_exist: bool) -> Result<OpenedStore> {
+    use carimbo::store::{PgOptions, PgStore, SledStore};
+    if store == "sled" {
+        let dir = data.join("store");
+        if must_exist && !dir.join("journal").exists() {
+            anyhow::bail!("no sled store in {} (the data directory given to `carimbo serve`)", data.display());
+        }
+        let sled = SledStore::open(&dir)?;
+        Ok(OpenedStore { store: std::sync::Arc::new(sled), kind: "sled", place: format!("the sled store in {}", dir.display()) })
+    } else if is_postgres(store) {
+        let options = PgOptions { schema: pg_schema.map(str::to_string), ..PgOptions::default() };
+        let pg = PgStore::open_with(store, options)?;
+        let version = pg.schema_version()?;
+        let schema = pg_schema.map(|s| format!(", schema {s}")).unwrap_or_default();
+        let place = format!("PostgreSQL {} (carimbo schema version {version}{schema})", postgres_place(store));
+        Ok(OpenedStore { store: std::sync::Arc::new(pg), kind: "postgres", place })
+    } else {
+        anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
+    }
+}
+
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
@@ -134,6 +198,8 @@ fn main() -> Result<ExitCode> {
         }
         Command::ExportEvidence { case, data, root, out } => return export_evidence(case, data, root, out.as_deref()),
         Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
+        Command::Backup { out, store } => return backup(out, store),
+        Command::Restore { input, store } => return restore(input, store),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
         Command::VerifySignature(args) => carimbo::signing::cli::verify_signature(args),
         Command::Pki(command) => carimbo::signing::cli::pki(command),
@@ -175,21 +241,14 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
 #[allow(clippy::too_many_arguments)]
 fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64, metrics_token_file: Option<&Path>) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
-    use carimbo::store::{PgOptions, PgStore};
     let paths = Paths::from_root(root, data);
-    let (mut state, where_) = if store == "sled" {
-        (AppState::open(paths)?, format!("data in {} (sled store and accounts)", data.display()))
-    } else if is_postgres(store) {
-        std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data.display()))?;
-        let options = PgOptions { schema: pg_schema.map(str::to_string), ..PgOptions::default() };
-        let pg = PgStore::open_with(store, options)?;
-        let version = pg.schema_version()?;
-        let state = AppState::with_store(paths, std::sync::Arc::new(pg))?;
-        let schema = pg_schema.map(|s| format!(", schema {s}")).unwrap_or_default();
-        (state, format!("cases in PostgreSQL {} (carimbo schema version {version}{schema}); accounts in {}", postgres_place(store), data.display()))
-    } else {
-        anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
+    std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data.display()))?;
+    let opened = open_store(data, store, pg_schema, false)?;
+    let where_ = match opened.kind {
+        "sled" => format!("data in {} (sled store and accounts)", data.display()),
+        _ => format!("cases in {}; accounts in {}", opened.place, data.display()),
     };
+    let mut state = AppState::with_store(paths, opened.store)?;
     if let Some(file) = metrics_token_file {
         let token = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read the metrics token file {}: {e}", file.display()))?;
         state.set_scrape_token(&token)?;
@@ -263,6 +322,71 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>) -> 
     Ok(ExitCode::SUCCESS)
 }
 
+fn backup(out: &Path, args: &StoreArgs) -> Result<ExitCode> {
+    if out.exists() {
+        anyhow::bail!("{} exists; a backup never overwrites a file: choose another name [CARIMBO-E0424]", out.display());
+    }
+    let opened = open_store(&args.data, &args.store, args.pg_schema.as_deref(), true)?;
+    eprintln!("backing up {} to {}", opened.place, out.display());
+    // Written beside the target and renamed when complete and synced: a file with the final
+    // name is always a whole backup.
+    let partial = out.with_extension("partial");
+    let file = std::fs::File::create(&partial).map_err(|e| anyhow::anyhow!("cannot create {}: {e} [CARIMBO-E0424]", partial.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let result = carimbo::backup::backup(&*opened.store, opened.kind, &mut writer, &mut |p| {
+        eprintln!("  {} cases, {} events written", p.cases, p.events);
+    });
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
+    let finish = || -> std::io::Result<()> {
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&partial, out)?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    finish().map_err(|e| anyhow::anyhow!("writing {}: {e} [CARIMBO-E0424]", out.display()))?;
+    let secs = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "backed up {} cases ({} events) and {} definitions in {secs:.1} s ({:.0} cases/s); sha256 {}",
+        summary.cases,
+        summary.events,
+        summary.definitions,
+        summary.cases as f64 / secs.max(1e-9),
+        summary.sha256
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(input: &Path, args: &StoreArgs) -> Result<ExitCode> {
+    let file = std::fs::File::open(input).map_err(|e| anyhow::anyhow!("cannot open {}: {e} [CARIMBO-E0424]", input.display()))?;
+    if args.store == "sled" {
+        std::fs::create_dir_all(&args.data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.data.display()))?;
+    }
+    let opened = open_store(&args.data, &args.store, args.pg_schema.as_deref(), false)?;
+    eprintln!("restoring {} into {}", input.display(), opened.place);
+    let summary = carimbo::backup::restore(&*opened.store, file, &mut |p| match p.phase {
+        carimbo::backup::Phase::Checking => eprintln!("  checked {} cases ({} events)", p.cases, p.events),
+        _ => eprintln!("  restored {} of {} cases", p.cases, p.total.unwrap_or(0)),
+    })?;
+    let secs = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "restored {} cases ({} events) and {} definitions in {secs:.1} s ({:.0} cases/s)",
+        summary.cases,
+        summary.events,
+        summary.definitions,
+        summary.cases as f64 / secs.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -280,31 +404,13 @@ fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
     Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Opens the store `serve` would use: sled in DATA/store, or PostgreSQL.
-fn open_store(data: &Path, store: &str, pg_schema: Option<&str>) -> Result<std::sync::Arc<dyn carimbo::store::Store>> {
-    use carimbo::store::{PgOptions, PgStore, SledStore};
-    if store == "sled" {
-        let dir = data.join("store");
-        if !dir.exists() {
-            anyhow::bail!("there is no store in {} (give --data the directory `serve` used)", dir.display());
-        }
-        let s = SledStore::open(&dir).map_err(|e| anyhow::anyhow!("{e}\n(is a server running on this data directory? sled lets one process open it; stop the server, or use the API)"))?;
-        Ok(std::sync::Arc::new(s))
-    } else if is_postgres(store) {
-        let options = PgOptions { schema: pg_schema.map(str::to_string), ..PgOptions::default() };
-        Ok(std::sync::Arc::new(PgStore::open_with(store, options)?))
-    } else {
-        anyhow::bail!("--store takes `sled` or a PostgreSQL connection string (postgres://… or host=… dbname=…), not {store:?}");
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, data: &Path, store: &str, pg_schema: Option<&str>, out: Option<&Path>) -> Result<ExitCode> {
     use carimbo::http::outbox_api::{export_request, ExportQuery};
     let query = ExportQuery { since: since.to_string(), until: until.map(str::to_string), format: Some(format.to_string()), kind: kind.map(str::to_string) };
     // Arguments are checked before the store is opened or a file is created.
     let (filter, format) = export_request(&query, true)?;
-    let store = open_store(data, store, pg_schema)?;
+    let store = open_store(data, store, pg_schema, true)?.store;
     let started = std::time::Instant::now();
     let mut progress = |n: usize| eprintln!("… {n} messages");
     let count = match out {

@@ -319,7 +319,7 @@ fn carimbo_export_writes_the_period_from_a_stopped_store_and_refuses_bad_argumen
     }
     let r = std::process::Command::new(bin).args(["export", "--since", "2026-01-01", "--data"]).arg(data.path().join("nowhere")).output().unwrap();
     assert!(!r.status.success());
-    assert!(String::from_utf8_lossy(&r.stderr).contains("there is no store"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no sled store in"), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
 #[test]

@@ -713,6 +713,14 @@ impl Store for PgStore {
 
     fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
         let limit = limit.min(i64::MAX as usize) as i64;
+        // timestamptz spans 4713 BC to 294276 AD; chrono's reaches further. Years 1 to 9999
+        // hold every time a store records.
+        let (first, last) = (DateTime::<Utc>::from_timestamp(-62_135_596_800, 0), DateTime::<Utc>::from_timestamp(253_402_300_799, 0));
+        let (first, last) = (first.expect("year 1 is a valid time"), last.expect("year 9999 is a valid time"));
+        if since > last {
+            return Ok(Vec::new());
+        }
+        let since = since.max(first);
         let rows = match after {
             None => self.read(|c| {
                 c.query_typed(
