@@ -325,7 +325,9 @@ fn filters_select_rows_and_months_between_are_filled_with_zeros() {
 
 #[test]
 fn bad_filter_parameters_are_refused_with_their_name() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    // (query, the parameter the error must name, words the reason must contain)
+    type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str);
+    let cases: &[Case] = &[
         (&[("from", "2026-3")], "from", "YYYY-MM"),
         (&[("to", "2026-13")], "to", "01 to 12"),
         (&[("from", "march")], "from", "YYYY-MM"),
