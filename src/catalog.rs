@@ -132,29 +132,23 @@ impl Catalog {
             let mut p = Problems::new(&src.name);
             match kind.as_str() {
                 "holiday-calendar" => {
-                    if let Some(c) = HolidayCalendar::parse(m, &mut p) {
-                        if register(&mut ids, kind, &c.id, &src.name, &mut p) {
+                    if let Some(c) = HolidayCalendar::parse(m, &mut p)
+                        && register(&mut ids, kind, &c.id, &src.name, &mut p) {
                             refs.calendars.insert(c.id.clone(), Arc::new(c));
                             report.catalog.reference_sources.push((*src).clone());
                         }
-                    }
                 }
                 "rates-table" => {
-                    if let Some(t) = RatesTable::parse(m, &mut p) {
-                        if register(&mut ids, kind, &t.id, &src.name, &mut p) {
+                    if let Some(t) = RatesTable::parse(m, &mut p)
+                        && register(&mut ids, kind, &t.id, &src.name, &mut p) {
                             refs.tables.insert(t.id.clone(), Arc::new(t));
                             report.catalog.reference_sources.push((*src).clone());
                         }
-                    }
                 }
-                "workflow" => match parse::string_key(m, "", "id", &mut p) {
-                    Some(id) => {
-                        if register(&mut ids, kind, id, &src.name, &mut p) {
-                            report.catalog.workflow_ids.insert(id.to_string(), src.name.clone());
-                        }
-                    }
-                    None => {}
-                },
+                "workflow" => if let Some(id) = parse::string_key(m, "", "id", &mut p)
+                    && register(&mut ids, kind, id, &src.name, &mut p) {
+                        report.catalog.workflow_ids.insert(id.to_string(), src.name.clone());
+                    },
                 "form" => {}
                 "" => p.push("", codes::UNKNOWN_KIND, "missing \"kind\": one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\""),
                 other => p.push("/kind", codes::UNKNOWN_KIND, format!("unknown kind {other:?}: one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\"")),
@@ -189,12 +183,11 @@ impl Catalog {
             }
             let mut p = Problems::new(&src.name);
             let hash = hex::encode(Sha256::digest(&src.bytes));
-            if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &report.catalog.forms, directory, &mut p) {
-                if report.catalog.workflow_ids.get(&w.id) == Some(&src.name) {
+            if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &report.catalog.forms, directory, &mut p)
+                && report.catalog.workflow_ids.get(&w.id) == Some(&src.name) {
                     report.catalog.sources.insert(w.content_hash.clone(), src.bytes.clone().into());
                     report.catalog.workflows.insert(w.id.clone(), Arc::new(w));
                 }
-            }
             report.problems.extend(p.into_vec());
         }
         if report.catalog.workflow_ids.is_empty() && !report.catalog.forms.is_empty() {

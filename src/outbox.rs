@@ -604,7 +604,7 @@ pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, ou
                 ];
                 w.write_record(&row).map_err(csv_err)?;
                 n += 1;
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     progress(n);
                 }
                 Ok(())
@@ -619,7 +619,7 @@ pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, ou
                 let v = json!({"id": r.id, "at": r.at, "kind": r.kind, "case_id": r.case_id, "seq": r.seq, "payload": r.payload});
                 serde_json::to_writer(&mut *out, &v).map_err(|e| OutboxError::Export(format!("cannot write the export: {e}")))?;
                 n += 1;
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     progress(n);
                 }
                 Ok(())

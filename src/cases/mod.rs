@@ -149,6 +149,7 @@ impl CaseService {
 
     /// Validates and submits a form, opening a case. With an idempotency key, a retry returns
     /// the first case and opens nothing.
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the submission
     pub fn submit(
         &self,
         submitter: &str,
@@ -199,6 +200,7 @@ impl CaseService {
         self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
     }
 
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the resubmission
     pub fn resubmit(&self, case_id: &str, by: &str, data: &Value, signature: SignatureRecord, now: DateTime<Utc>, idempotency_key: Option<&str>, lang: Lang) -> Result<CaseView, CaseError> {
         let (case, workflow) = self.load(case_id)?;
         if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {

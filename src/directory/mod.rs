@@ -159,16 +159,14 @@ impl Directory {
 
     fn check(&self, problems: &mut Vec<String>) {
         for p in self.people.values() {
-            if let Some(s) = &p.supervisor {
-                if !self.people.contains_key(s) {
+            if let Some(s) = &p.supervisor
+                && !self.people.contains_key(s) {
                     problems.push(format!("{}: supervisor {s:?} is not in the directory", p.id));
                 }
-            }
-            if let Some(d) = &p.department {
-                if !self.departments.contains_key(d) {
+            if let Some(d) = &p.department
+                && !self.departments.contains_key(d) {
                     problems.push(format!("{}: department {d:?} does not exist", p.id));
                 }
-            }
             // Walk up the tree; a chain longer than the directory is a cycle.
             let mut seen = BTreeSet::new();
             let mut cur = p.supervisor.clone();

@@ -162,11 +162,10 @@ impl FieldIndex {
             return;
         }
         let Value::Object(m) = node else { return };
-        if let Some(Value::String(r)) = m.get("$ref") {
-            if let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p)) {
+        if let Some(Value::String(r)) = m.get("$ref")
+            && let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p)) {
                 self.walk(target, root, path, depth + 1);
             }
-        }
         if let Some(Value::Object(props)) = m.get("properties") {
             for (name, sub) in props {
                 let child = join(path, name);
@@ -251,11 +250,10 @@ impl FormDefinition {
         if let Some(id) = &id {
             if !parse::is_valid_id(id) {
                 p.push("/id", codes::BAD_ID, format!("id {id:?} must be lower-case letters and digits joined by '-'"));
-            } else if let Some(stem) = file_stem {
-                if stem != id {
+            } else if let Some(stem) = file_stem
+                && stem != id {
                     p.push("/id", codes::BAD_ID, format!("id {id:?} does not match the file name {stem:?}.json"));
                 }
-            }
         }
         let version = parse::string_key(def, "", "version", p).map(str::to_string);
         if let Some(v) = &version {
@@ -396,13 +394,11 @@ fn refuse_remote_refs(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
         Value::Object(m) => {
             for (k, sub) in m {
                 let here = pointer_push(ptr, k);
-                if matches!(k.as_str(), "$ref" | "$dynamicRef") {
-                    if let Some(r) = sub.as_str() {
-                        if !r.starts_with('#') {
+                if matches!(k.as_str(), "$ref" | "$dynamicRef")
+                    && let Some(r) = sub.as_str()
+                        && !r.starts_with('#') {
                             p.push(here.clone(), codes::REMOTE_REF, format!("reference {r:?} points outside this definition; definitions never fetch from the network: copy the schema into \"$defs\" and use \"#/$defs/...\""));
                         }
-                    }
-                }
                 if k == "$id" {
                     p.push(here.clone(), codes::REMOTE_REF, "\"$id\" is not allowed: a form's schema is identified by the form id and version");
                 }

@@ -205,11 +205,10 @@ fn walk(v: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan, depth: usize) 
             match op.as_str() {
                 "var" => record_var(args, &here, scope, out),
                 "/" | "%" => {
-                    if let Value::Array(a) = args {
-                        if a.get(1).and_then(Value::as_f64) == Some(0.0) {
+                    if let Value::Array(a) = args
+                        && a.get(1).and_then(Value::as_f64) == Some(0.0) {
                             out.faults.push((here.clone(), format!("{op:?} by the constant 0: the rule can never be evaluated")));
                         }
-                    }
                     walk(args, &here, scope, out, depth + 1);
                 }
                 op if ITERATORS.contains(&op) || op == "reduce" => {
@@ -279,11 +278,10 @@ fn record_var(args: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan) {
             let rel = name.strip_prefix("current.").map(str::to_string).or_else(|| {
                 if name == "current" || name == "accumulator" || name.starts_with("accumulator.") { None } else { Some(name.clone()) }
             });
-            if let Some(rel) = rel {
-                if !rel.is_empty() {
+            if let Some(rel) = rel
+                && !rel.is_empty() {
                     out.item_vars.entry(format!("{base}.{rel}")).or_insert_with(|| ptr.to_string());
                 }
-            }
         }
         Scope::Item(None) => {}
     }

@@ -53,11 +53,10 @@ impl HolidayCalendar {
                     }
                     _ => None,
                 };
-                if let (Some(d), Some(n)) = (date, name) {
-                    if holidays.insert(d, n).is_some() {
+                if let (Some(d), Some(n)) = (date, name)
+                    && holidays.insert(d, n).is_some() {
                         p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, format!("{d} is listed twice"));
                     }
-                }
             }
         }
         if p.len() > before {
@@ -122,11 +121,10 @@ impl RatesTable {
                         _ => p.push(ptr.clone(), codes::REFERENCE_TABLE, format!("the row has no value for key column {k:?}")),
                     }
                 }
-                if key.len() == keys.len() {
-                    if let Some(first) = seen.insert(key.clone(), i) {
+                if key.len() == keys.len()
+                    && let Some(first) = seen.insert(key.clone(), i) {
                         p.push(ptr.clone(), codes::REFERENCE_TABLE, format!("same keys as row {first}: {}", key.join(", ")));
                     }
-                }
                 rows.push(m.clone());
             }
         }

@@ -155,8 +155,8 @@ impl FormDefinition {
             let pointer = format!("/{}", c.field);
             match self.compute(&c.computation, &eval) {
                 Ok(value) => {
-                    if let Some(claimed) = fields.get(&c.field) {
-                        if !same_number_or_value(claimed, &value) {
+                    if let Some(claimed) = fields.get(&c.field)
+                        && !same_number_or_value(claimed, &value) {
                             let label = self.label(&pointer, lang);
                             errors.push(FieldError {
                                 pointer: pointer.clone(),
@@ -166,7 +166,6 @@ impl FormDefinition {
                             });
                             broken.insert(c.field.clone());
                         }
-                    }
                     eval.insert(c.field.clone(), value.clone());
                     computed.insert(c.field.clone(), value);
                 }

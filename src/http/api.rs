@@ -481,12 +481,11 @@ impl AppState {
         if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
             return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
         }
-        if let Some(key) = &body.idempotency_key {
-            if self.cases.store().idempotent_outcome(case_id, key)?.is_some() {
+        if let Some(key) = &body.idempotency_key
+            && self.cases.store().idempotent_outcome(case_id, key)?.is_some() {
                 let (case, _, _) = self.visible_case(caller, case_id)?;
                 return Ok(json!({"case": self.case_json(caller, &case), "replayed": true}));
             }
-        }
         let (case, head, wf) = self.visible_case(caller, case_id)?;
         let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;

@@ -863,7 +863,7 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> 
             continue;
         }
         tx.batch_execute(sql).map_err(|e| pg_err(&format!("schema migration {version} ({name})"), e))?;
-        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&*version, &*name])
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
             .map_err(|e| pg_err("recording the migration", e))?;
     }
     tx.commit().map_err(|e| pg_err("COMMIT of the migrations", e))

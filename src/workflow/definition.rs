@@ -185,11 +185,10 @@ impl WorkflowDefinition {
             }
         }
         let version = parse::string_key(def, "", "version", p).map(str::to_string);
-        if let Some(v) = &version {
-            if v.split('.').count() != 3 || !v.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        if let Some(v) = &version
+            && (v.split('.').count() != 3 || !v.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))) {
                 p.push("/version", codes::BAD_VALUE, format!("version {v:?} must be MAJOR.MINOR.PATCH"));
             }
-        }
         let title = def.get("title").and_then(|t| parse::localized(t, "/title", p));
         if let Some(d) = def.get("description") {
             parse::localized(d, "/description", p);
@@ -199,11 +198,10 @@ impl WorkflowDefinition {
         if let (Some(fid), None) = (&form_id, form) {
             p.push("/form", codes::UNKNOWN_WORKFLOW, format!("no form with id {fid:?} among the definitions given (or it has problems of its own)"));
         }
-        if let (Some(form), Some(id)) = (form, &id) {
-            if &form.workflow != id {
+        if let (Some(form), Some(id)) = (form, &id)
+            && &form.workflow != id {
                 p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {:?}, not by this one", form.id, form.workflow));
             }
-        }
 
         let groups: Option<BTreeSet<String>> = directory.map(|d| d.groups().map(|g| g.id.clone()).collect());
         let submitted_by: Vec<String> = def
@@ -233,11 +231,10 @@ impl WorkflowDefinition {
             Some(v) => parse::object(v, "/subject", "\"subject\"", p).and_then(|m| {
                 check_keys(m, "/subject", &["field"], &["field"], p);
                 let f = parse::string_key(m, "/subject", "field", p)?;
-                if let Some(form) = form {
-                    if !form.fields.paths.contains(f) {
+                if let Some(form) = form
+                    && !form.fields.paths.contains(f) {
                         p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
                     }
-                }
                 if f.contains('*') {
                     p.push("/subject/field", codes::BAD_VALUE, "the subject is one person: the field cannot be inside an array");
                 }
@@ -344,11 +341,10 @@ fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option
             Some(Assignee::Group(name.to_string()))
         }
         "field" => {
-            if let Some(form) = ctx.form {
-                if !form.fields.knows(name) {
+            if let Some(form) = ctx.form
+                && !form.fields.knows(name) {
                     p.push(kptr, codes::RULE_UNKNOWN_FIELD, format!("{name:?} is not a field of form {:?}", form.id));
                 }
-            }
             Some(Assignee::Field(name.to_string()))
         }
         other => {
@@ -363,11 +359,10 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
     let m = parse::object(v, ptr, "a step", p)?;
     check_keys(m, ptr, &STEP_KEYS, &["id", "title", "actions", "signature"], p);
     let id = parse::string_key(m, ptr, "id", p).map(str::to_string);
-    if let Some(id) = &id {
-        if !parse::is_valid_id(id) {
+    if let Some(id) = &id
+        && !parse::is_valid_id(id) {
             p.push(format!("{ptr}/id"), codes::BAD_ID, format!("step id {id:?} must be lower-case words joined by '-'"));
         }
-    }
     let title = m.get("title").and_then(|t| parse::localized(t, &format!("{ptr}/title"), p));
     if let Some(d) = m.get("description") {
         parse::localized(d, &format!("{ptr}/description"), p);
@@ -439,7 +434,7 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
         None => CompleteWhen::All,
         Some(Value::String(s)) if s == "all" => CompleteWhen::All,
         Some(Value::String(s)) if s == "any" => CompleteWhen::Any,
-        Some(Value::Object(q)) if q.len() == 1 && q.get("quorum").and_then(Value::as_u64).is_some_and(|n| n >= 1 && n < 1000) => {
+        Some(Value::Object(q)) if q.len() == 1 && q.get("quorum").and_then(Value::as_u64).is_some_and(|n| (1..1000).contains(&n)) => {
             CompleteWhen::Quorum(q["quorum"].as_u64().unwrap_or(1) as u32)
         }
         Some(_) => {
@@ -454,11 +449,10 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
             Seats::Single(Assignee::Field(f)) if f.contains('*') => None,
             Seats::Single(_) => Some(1),
         };
-        if let Some(k) = known {
-            if n as usize > k {
+        if let Some(k) = known
+            && n as usize > k {
                 p.push(format!("{ptr}/complete_when/quorum"), codes::BAD_VALUE, format!("a quorum of {n} is larger than the step's {k} seat(s): the step could never be done"));
             }
-        }
     }
     let mut actions = Vec::new();
     if let Some(list) = m.get("actions").and_then(|v| parse::array(v, &format!("{ptr}/actions"), "\"actions\"", p)) {
@@ -557,11 +551,10 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
                 let start = path.iter().position(|x| *x == j).unwrap_or(0);
                 return Some(path[start..].to_vec());
             }
-            if colour[j] == 0 {
-                if let Some(c) = visit(j, steps, index, colour, path) {
+            if colour[j] == 0
+                && let Some(c) = visit(j, steps, index, colour, path) {
                     return Some(c);
                 }
-            }
         }
         path.pop();
         colour[i] = 2;

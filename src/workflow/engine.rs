@@ -446,11 +446,10 @@ impl<'a> Engine<'a> {
             for a in assignees {
                 if let Assignee::Field(f) = a {
                     for v in lookup_path(data, f) {
-                        if let Some(id) = v.as_str() {
-                            if self.directory.person(id).is_none() {
+                        if let Some(id) = v.as_str()
+                            && self.directory.person(id).is_none() {
                                 return Err(WorkflowError::UnknownPerson { field: f.clone(), value: id.into() });
                             }
-                        }
                     }
                 }
             }
@@ -690,11 +689,10 @@ impl<'a> Engine<'a> {
             for seat in state.seats.iter().filter(|s| s.act.is_none()) {
                 // A deadline without an escalation target still reminds, at the deadline at the latest.
                 let remind_at = deadline.remind_after_days.or(deadline.escalate_to.is_none().then_some(deadline.days));
-                if let Some(r) = remind_at {
-                    if !seat.reminded && now >= state.since + Duration::days(r as i64) {
+                if let Some(r) = remind_at
+                    && !seat.reminded && now >= state.since + Duration::days(r as i64) {
                         out.push(CaseEvent::Reminded { at: now, step: id.clone(), seat: seat.id.clone(), people: seat.people.clone() });
                     }
-                }
                 let Some(target) = &deadline.escalate_to else { continue };
                 if seat.escalated_to.is_empty() && now >= state.since + Duration::days(deadline.days as i64) {
                     let added: Vec<String> = self

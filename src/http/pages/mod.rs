@@ -160,11 +160,10 @@ pub fn page(pl: &PageLang, markup: Markup) -> Response {
 
 pub fn page_with_status(pl: &PageLang, status: StatusCode, markup: Markup) -> Response {
     let mut resp = (status, markup).into_response();
-    if pl.explicit {
-        if let Ok(v) = header::HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", pl.lang.code())) {
+    if pl.explicit
+        && let Ok(v) = header::HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", pl.lang.code())) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
-    }
     resp
 }
 
@@ -174,6 +173,7 @@ pub fn problem_page(pl: &PageLang, caller: Option<&Caller>, status: StatusCode, 
 }
 
 /// Refuses a page post whose `csrf` field is not the session's token.
+#[allow(clippy::result_large_err)] // the refusal is the page to answer with; it is built once, on the rare path
 pub fn check_csrf(pl: &PageLang, caller: &Caller, sent: Option<&str>) -> Result<(), Response> {
     if sent.is_some_and(|s| secrets_equal(s, &caller.session.csrf)) {
         return Ok(());
@@ -189,6 +189,7 @@ pub fn check_csrf(pl: &PageLang, caller: &Caller, sent: Option<&str>) -> Result<
 }
 
 /// Refuses a page to a caller without the role.
+#[allow(clippy::result_large_err)] // as check_csrf
 pub fn require_role(pl: &PageLang, caller: &Caller, roles: &[&str]) -> Result<(), Response> {
     if roles.iter().any(|r| caller.has(r)) {
         return Ok(());

@@ -598,11 +598,10 @@ mod tests {
             let tag = &rest[..end];
             if tag.starts_with("<input ") {
                 let kind = attr(tag, "type").unwrap_or_default();
-                if let Some(name) = attr(tag, "name") {
-                    if !matches!(kind.as_str(), "checkbox" | "radio") || has(tag, "checked") {
+                if let Some(name) = attr(tag, "name")
+                    && (!matches!(kind.as_str(), "checkbox" | "radio") || has(tag, "checked")) {
                         out.push((name, attr(tag, "value").unwrap_or_default()));
                     }
-                }
             } else if tag.starts_with("<textarea ") {
                 let body_end = rest.find("</textarea>").unwrap_or(rest.len());
                 if let Some(name) = attr(tag, "name") {
