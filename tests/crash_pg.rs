@@ -16,67 +16,15 @@
 
 mod common;
 
+use common::crash::{agent, free_port, login, start, submit};
+
 use carimbo::store::{PgStore, Store};
 use std::io::Write;
-use serde_json::{json, Value};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use serde_json::Value;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(data: &std::path::Path, port: u16, conn: &str, schema: &str) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_carimbo"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}"), "--root", common::repo().to_str().unwrap()])
-        .args(["--store", conn, "--pg-schema", schema])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the carimbo binary starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
-}
-
-fn login(a: &ureq::Agent, base: &str, person: &str) -> Result<String, String> {
-    let mut r = a.post(format!("{base}/api/v1/session")).send_json(json!({"person": person, "password": carimbo::http::DEMO_PASSWORD})).map_err(|e| e.to_string())?;
-    let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
-    v["token"].as_str().map(str::to_string).ok_or_else(|| format!("login failed: {v}"))
-}
-
-/// A signed leave submission; `Ok(case id)` only when the server acknowledged it.
-fn submit(a: &ureq::Agent, base: &str, token: &str, person: &str, key: &str) -> Result<String, String> {
-    let data = json!({"leave_type": "annual", "start_date": "2027-01-11", "end_date": "2027-01-12"});
-    let auth = format!("Bearer {token}");
-    let mut r = a
-        .post(format!("{base}/api/v1/signing-payload"))
-        .header("Authorization", &auth)
-        .send_json(json!({"kind": "submit", "form": "absence-and-annual-leave", "data": data, "idempotency_key": key}))
-        .map_err(|e| e.to_string())?;
-    let p: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
-    let canonical = p["canonical"].as_str().ok_or_else(|| format!("no payload: {p}"))?;
-    let jws = common::person(person).sign(canonical.as_bytes(), chrono::Utc::now()).map_err(|e| e.to_string())?;
-    let body = json!({"form": "absence-and-annual-leave", "data": data, "idempotency_key": key,
-        "signed": {"payload": p["payload"], "signature": {"protected": jws.protected, "signature": jws.signature}}});
-    let mut r = a.post(format!("{base}/api/v1/cases")).header("Authorization", &auth).send_json(body).map_err(|e| e.to_string())?;
-    let status = r.status().as_u16();
-    let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
-    match status {
-        200 | 201 => v["case"]["id"].as_str().map(str::to_string).ok_or_else(|| format!("no case id: {v}")),
-        _ => Err(format!("{status}: {v}")),
-    }
-}
+use std::time::Duration;
 
 /// The tests of this file take turns: one of them stops the database.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -103,7 +51,7 @@ fn run(conn: &str, schema: &str) {
     let data = tmp.path().join("data");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&data, port, conn, schema);
+    let mut server = start(&data, port, &["--store", conn, "--pg-schema", schema]);
 
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -143,7 +91,7 @@ fn run(conn: &str, schema: &str) {
     assert!(!acked.is_empty(), "no submission was acknowledged before the kill ({wait} ms)");
 
     // Restart: every acknowledged case is served, to its submitter.
-    let mut server = start(&data, port, conn, schema);
+    let mut server = start(&data, port, &["--store", conn, "--pg-schema", schema]);
     let a = agent();
     let mut tokens = std::collections::HashMap::new();
     for (person, case) in &acked {
@@ -212,7 +160,7 @@ fn run_database_crash(conn: &str, schema: &str, crash: &str, restart: &str) {
     let data = tmp.path().join("data");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&data, port, conn, schema);
+    let mut server = start(&data, port, &["--store", conn, "--pg-schema", schema]);
 
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the shipped definitions, and copies of them to break.
 #![allow(dead_code)]
 
+pub mod crash;
 pub mod server;
 
 use carimbo::catalog::{Catalog, LoadReport, SourceFile};
