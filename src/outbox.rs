@@ -383,10 +383,12 @@ impl Dispatcher {
                 }
             }
         }
-        if d == before && !record.delivery.is_null() {
+        let (settled, dead) = settled_and_dead(&d, &self.config);
+        // Nothing new to record (every due endpoint still waits for its next attempt). A message
+        // left unsettled by an endpoint since removed from the file is settled here.
+        if d == before && settled == record.settled && dead == record.dead {
             return Ok(());
         }
-        let (settled, dead) = settled_and_dead(&d, &self.config);
         if settled {
             report.settled += 1;
         }
@@ -707,5 +709,89 @@ mod tests {
         assert_eq!(parse_time("2026-11-01T09:00:00Z", "--since").unwrap().to_rfc3339(), "2026-11-01T09:00:00+00:00");
         let e = parse_time("yesterday", "--since").unwrap_err().to_string();
         assert!(e.contains("--since \"yesterday\"") && e.contains("CARIMBO-E1002"), "{e}");
+    }
+
+    /// A sled store holding one case whose append wrote one `decision` message.
+    fn store_with_a_decision() -> (tempfile::TempDir, Arc<dyn Store>) {
+        use crate::store::{Append, CaseHead, OutboxMessage, SledStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let now = Utc::now();
+        let head = CaseHead {
+            case_id: "c1".into(), version: 0, last_hash: String::new(), status: "open".into(), form_id: "leave".into(), form_version: "1".into(),
+            form_hash: "f".repeat(64), workflow_id: "leave".into(), workflow_version: "1".into(), workflow_hash: "e".repeat(64),
+            submitter: "p1".into(), parties: vec!["p1".into()], opened_at: now, updated_at: now, summary: json!({}),
+        };
+        store
+            .append(Append {
+                case_id: "c1".into(), expected_version: 0, events: vec![json!({"type": "submitted"})], head, inbox: vec![], idempotency_key: None,
+                outcome: json!({}), outbox: vec![OutboxMessage { kind: "decision".into(), payload: json!({"step": "supervisor"}) }],
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn config_of(endpoints: Vec<Endpoint>) -> Arc<WebhookConfig> {
+        Arc::new(WebhookConfig { endpoints, retry: RetryPolicy::default(), timeout: std::time::Duration::from_secs(1) })
+    }
+
+    #[test]
+    fn a_message_no_endpoint_takes_is_settled_without_a_request() {
+        let (_dir, store) = store_with_a_decision();
+        // Port 9 on loopback: a request would fail; none must be made.
+        let only_completions = Endpoint::new("payroll", "http://127.0.0.1:9/h", b"0123456789abcdef", vec!["case.completed".into()]);
+        let d = Dispatcher::new(store.clone(), config_of(vec![only_completions]));
+        let report = d.run_once(Utc::now()).unwrap();
+        assert_eq!((report.examined, report.attempts, report.settled), (1, 0, 1));
+        let r = store.outbox_get("c1/1/0").unwrap().unwrap();
+        assert!(r.settled && !r.dead);
+        assert_eq!(deliveries_of(&r)["payroll"].state, DeliveryState::Skipped);
+        assert!(store.outbox_pending(None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_message_pending_only_for_an_endpoint_removed_from_the_file_is_settled() {
+        let (_dir, store) = store_with_a_decision();
+        // payroll already skipped it; archive, since removed, still had it pending.
+        let gone: Deliveries = [
+            ("archive".to_string(), EndpointDelivery { attempts: 2, ..EndpointDelivery::default() }),
+            ("payroll".to_string(), EndpointDelivery { state: DeliveryState::Skipped, ..EndpointDelivery::default() }),
+        ]
+        .into();
+        store.outbox_update("c1/1/0", &serde_json::to_value(&gone).unwrap(), false, false).unwrap();
+        let none_wanted = Endpoint::new("payroll", "http://127.0.0.1:9/h", b"0123456789abcdef", vec!["case.withdrawn".into()]);
+        let report = Dispatcher::new(store.clone(), config_of(vec![none_wanted])).run_once(Utc::now()).unwrap();
+        assert_eq!(report.settled, 1);
+        let r = store.outbox_get("c1/1/0").unwrap().unwrap();
+        assert!(r.settled, "{r:?}");
+        assert_eq!(deliveries_of(&r)["archive"].attempts, 2, "the old endpoint's history is kept");
+    }
+
+    #[test]
+    fn a_failed_attempt_is_recorded_with_its_next_time_and_the_last_one_makes_a_dead_letter() {
+        let (_dir, store) = store_with_a_decision();
+        // Nothing listens on a port just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let down = Endpoint::new("payroll", &format!("http://127.0.0.1:{port}/h"), b"0123456789abcdef", vec![]);
+        let config = Arc::new(WebhookConfig { endpoints: vec![down], retry: RetryPolicy { max_attempts: 2, first_delay_ms: 60_000, max_delay_ms: 60_000 }, timeout: std::time::Duration::from_secs(1) });
+        let d = Dispatcher::new(store.clone(), config);
+        let t0 = Utc::now();
+        assert_eq!(d.run_once(t0).unwrap().failed, 1);
+        let e = deliveries_of(&store.outbox_get("c1/1/0").unwrap().unwrap())["payroll"].clone();
+        assert_eq!((e.state, e.attempts), (DeliveryState::Pending, 1));
+        let next = e.next_at.unwrap();
+        assert!(next >= t0 + Duration::seconds(60) && next <= t0 + Duration::seconds(72), "a minute plus at most a fifth: {next}");
+        assert!(e.last_error.unwrap().contains("no answer"));
+        assert_eq!(d.run_once(t0 + Duration::seconds(30)).unwrap().attempts, 0, "not before its time");
+        let last = d.run_once(next).unwrap();
+        assert_eq!((last.attempts, last.dead_lettered), (1, 1));
+        let r = store.outbox_get("c1/1/0").unwrap().unwrap();
+        assert!(r.settled && r.dead);
+        assert_eq!(store.outbox_dead(10).unwrap().len(), 1);
+        assert_eq!(retry_dead(store.as_ref(), &["c1/1/0".into()]).unwrap(), 1);
+        let again = store.outbox_get("c1/1/0").unwrap().unwrap();
+        assert!(!again.settled && !again.dead);
+        assert_eq!(deliveries_of(&again)["payroll"].attempts, 0, "a fresh round of attempts");
+        assert!(matches!(retry_dead(store.as_ref(), &["c9/1/0".into()]), Err(OutboxError::UnknownMessage(_))));
     }
 }
