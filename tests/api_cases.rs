@@ -366,3 +366,36 @@ fn a_step_marked_second_factor_needs_a_totp_code_enrolled_through_the_api() {
     let stored = s.state.cases.events(&id).unwrap();
     assert!(stored.iter().any(|e| e.body["step"] == "head" && e.body["signature"]["second_factor"] == true), "the second factor is recorded with the act");
 }
+
+#[test]
+fn my_cases_and_the_inbox_page_with_cursors_and_a_bad_cursor_is_a_400() {
+    let s = TestServer::start();
+    let staff = s.login("p005");
+    let ids: Vec<String> = (0..5).map(|i| staff.submit_ok(LEAVE, &leave(1), &format!("k{i}"))).collect();
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/cases?limit=2".to_string();
+    loop {
+        let r = staff.get(&path);
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(r.body["cases"].as_array().unwrap().iter().map(|c| c["case_id"].as_str().unwrap().to_string()));
+        match r.body["next"].as_str() {
+            Some(n) => path = format!("/api/v1/cases?limit=2&after={n}"),
+            None => break,
+        }
+    }
+    let mut expected = ids.clone();
+    expected.sort();
+    let mut got = seen.clone();
+    got.sort();
+    assert_eq!(got, expected, "every case once over three pages: {seen:?}");
+
+    let supervisor = s.login("p003");
+    let first = supervisor.get("/api/v1/inbox?limit=3");
+    let next = first.body["next"].as_str().expect("more than three open steps").to_string();
+    let second = supervisor.get(&format!("/api/v1/inbox?limit=3&after={next}"));
+    assert_eq!(first.body["entries"].as_array().unwrap().len() + second.body["entries"].as_array().unwrap().len(), 5);
+    for path in ["/api/v1/cases?after=not-a-cursor", "/api/v1/inbox?after=not-a-cursor", "/api/v1/cases?after=00"] {
+        let c = if path.contains("inbox") { &supervisor } else { &staff };
+        c.get(path).problem(400, "CARIMBO-E0408");
+    }
+}

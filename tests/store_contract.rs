@@ -142,6 +142,7 @@ on_every_store!(
     an_inbox_is_paged_oldest_first_with_a_cursor,
     inbox_entries_at_the_same_moment_page_without_loss,
     cases_of_lists_a_party_s_cases_newest_first,
+    a_party_s_cases_page_newest_first_with_a_cursor_and_ties_at_one_instant,
     of_32_threads_appending_at_one_version_exactly_one_wins,
     of_16_threads_creating_one_case_exactly_one_wins,
     the_data_survives_close_and_reopen,
@@ -407,7 +408,7 @@ fn an_inbox_is_paged_oldest_first_with_a_cursor(env: Env) {
     assert!(seen.iter().all(|(_, p)| p == "bruno"));
     // A full last page says it is the end.
     assert_eq!(store.inbox("bruno", None, 7).unwrap().next, None);
-    assert!(matches!(store.inbox("bruno", Some("not hex"), 3), Err(StoreError::Invalid(_))));
+    assert!(matches!(store.inbox("bruno", Some("not hex"), 3), Err(StoreError::Cursor(_))));
     assert!(matches!(store.inbox("bruno", None, 0), Err(StoreError::Invalid(_))));
 }
 
@@ -459,6 +460,37 @@ fn cases_of_lists_a_party_s_cases_newest_first(env: Env) {
     a.head = head("mid", &["ana"], t(30));
     store.append(a).unwrap();
     assert_eq!(ids("bruno", 10), ["old"]);
+}
+
+fn a_party_s_cases_page_newest_first_with_a_cursor_and_ties_at_one_instant(env: Env) {
+    let store = env.store();
+    // Seven cases, three of them opened at the same instant: pages of three walk all of them
+    // once, in (opened_at, case id) descending order.
+    let opened = [("a", 0), ("b", 10), ("c", 10), ("d", 10), ("e", 20), ("f", 30), ("g", 40)];
+    for (case, minutes) in opened {
+        let mut a = append(case, 0, vec![json!({"type": "submitted"})], vec![]);
+        a.head = head(case, &["ana"], t(minutes));
+        store.append(a).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.cases_page("ana", after.as_deref(), 3).unwrap();
+        pages += 1;
+        seen.extend(page.cases.iter().map(|h| h.case_id.clone()));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["g", "f", "e", "d", "c", "b", "a"]);
+    assert_eq!(pages, 3);
+    assert_eq!(store.cases_page("ana", None, 7).unwrap().next, None, "an exact last page says so");
+    assert!(store.cases_page("nobody", None, 3).unwrap().cases.is_empty());
+    for bad in ["zz", "00", "", "8000000000000000"] {
+        assert!(matches!(store.cases_page("ana", Some(bad), 3), Err(StoreError::Cursor(_))), "{bad:?}");
+    }
 }
 
 fn of_32_threads_appending_at_one_version_exactly_one_wins(env: Env) {
@@ -627,7 +659,7 @@ fn outbox_messages_commit_with_their_append_and_read_back(env: Env) {
     assert_eq!(ids(&store.outbox_pending(None, 10).unwrap()), ["c1/1/0", "c1/1/1", "c1/3/0"]);
     assert_eq!(ids(&store.outbox_pending(None, 2).unwrap()), ["c1/1/0", "c1/1/1"]);
     assert_eq!(ids(&store.outbox_pending(Some("c1/1/1"), 2).unwrap()), ["c1/3/0"], "the next page after a cursor");
-    assert!(matches!(store.outbox_pending(Some("c9/1/0"), 2), Err(StoreError::Invalid(_))), "a cursor the store never handed out");
+    assert!(matches!(store.outbox_pending(Some("c9/1/0"), 2), Err(StoreError::Cursor(_))), "a cursor the store never handed out");
     assert_eq!(ids(&store.outbox_since(t(-1_000_000), None, 10).unwrap()), ["c1/1/0", "c1/1/1", "c1/3/0"]);
     assert!(store.outbox_dead(10).unwrap().is_empty());
 }
@@ -736,7 +768,7 @@ fn outbox_since_pages_in_at_then_id_order_with_a_cursor(env: Env) {
     assert_eq!(store.outbox_since(from, Some(&everything[0].id), 1000).unwrap(), later);
     let after_all = everything.last().unwrap().at + Duration::seconds(1);
     assert!(store.outbox_since(after_all, None, 10).unwrap().is_empty());
-    assert!(matches!(store.outbox_since(from, Some("no/such/message"), 10), Err(StoreError::Invalid(_))));
+    assert!(matches!(store.outbox_since(from, Some("no/such/message"), 10), Err(StoreError::Cursor(_))));
 }
 
 fn outbox_messages_and_their_delivery_state_survive_reopen(mut env: Env) {

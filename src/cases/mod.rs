@@ -320,6 +320,11 @@ impl CaseService {
         Ok(self.store.cases_of(person, limit)?)
     }
 
+    /// A page of the cases `person` is party to, newest first, after the cursor `after`.
+    pub fn cases_page(&self, person: &str, after: Option<&str>, limit: usize) -> Result<crate::store::CasesPage, CaseError> {
+        Ok(self.store.cases_page(person, after, limit)?)
+    }
+
     fn load(&self, case_id: &str) -> Result<(Case, Arc<WorkflowDefinition>), CaseError> {
         let stored = self.store.events(case_id)?;
         if stored.is_empty() {

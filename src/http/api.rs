@@ -437,8 +437,8 @@ pub async fn my_cases(State(state): Shared, caller: Caller, Query(q): Query<List
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
-        let heads = st.cases.cases_of(&caller.person, q.limit.unwrap_or(50).min(500))?;
-        Ok(Json(json!({"cases": heads})))
+        let page = st.cases.cases_page(&caller.person, q.after.as_deref(), q.limit.unwrap_or(50).clamp(1, 500))?;
+        Ok(Json(json!({"cases": page.cases, "next": page.next})))
     })
     .await
     .map_err(|e| e.lang(lang))

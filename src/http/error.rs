@@ -103,7 +103,7 @@ fn code_in(message: &str) -> &'static str {
         "CARIMBO-E0301", "CARIMBO-E0302", "CARIMBO-E0303", "CARIMBO-E0304", "CARIMBO-E0305", "CARIMBO-E0306", "CARIMBO-E0307",
         "CARIMBO-E0308", "CARIMBO-E0309", "CARIMBO-E0310", "CARIMBO-E0311", "CARIMBO-E0312", "CARIMBO-E0313", "CARIMBO-E0314",
         "CARIMBO-E0315", "CARIMBO-E0401", "CARIMBO-E0402", "CARIMBO-E0403", "CARIMBO-E0404", "CARIMBO-E0405", "CARIMBO-E0406",
-        "CARIMBO-E0407", "CARIMBO-E0201", "CARIMBO-E0202", "CARIMBO-E0203", "CARIMBO-E0204", "CARIMBO-E0601", "CARIMBO-E0602",
+        "CARIMBO-E0407", "CARIMBO-E0408", "CARIMBO-E0201", "CARIMBO-E0202", "CARIMBO-E0203", "CARIMBO-E0204", "CARIMBO-E0601", "CARIMBO-E0602",
         "CARIMBO-E0603", "CARIMBO-E0604", "CARIMBO-E0605", "CARIMBO-E0606", "CARIMBO-E0607",
     ];
     KNOWN.iter().find(|c| message.contains(*c)).copied().unwrap_or("CARIMBO-E0799")
@@ -160,6 +160,7 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::Conflict { .. } => StatusCode::CONFLICT,
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Cursor(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, code_in(&msg), detail_of(&msg))
@@ -199,6 +200,7 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0314" => ("簽名人與操作人不符。", "O signatário não é quem está a atuar.", "The signature is not by the person acting."),
         "CARIMBO-E0401" => ("個案剛被他人處理，請重新載入。", "O processo foi alterado por outra pessoa; recarregue-o.", "Someone else changed the case first; reload it."),
         "CARIMBO-E0402" => ("找不到此個案。", "Processo não encontrado.", "No such case."),
+        "CARIMBO-E0408" => ("分頁標記無效，請由第一頁重新開始。", "O marcador de página não é válido; recomece pela primeira página.", "The page cursor is not valid; start again from the first page."),
         "CARIMBO-E0406" => ("找不到此表格。", "Formulário não encontrado.", "No such form."),
         "CARIMBO-E0500" => ("簽名無效，請查看驗證報告。", "A assinatura não é válida; veja o relatório de validação.", "The signature is not valid; see the validation report."),
         "CARIMBO-E0602" => ("用戶名稱或密碼不正確。", "Identificação ou palavra-passe incorreta.", "The user id or the password is wrong."),

@@ -313,6 +313,34 @@ pub struct InboxPage {
     pub next: Option<String>,
 }
 
+/// A page of a person's cases, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CasesPage {
+    pub cases: Vec<CaseHead>,
+    /// Pass back to get the next (older) page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// The cursor after a case in a person's list: hex of the 8-byte order key of `opened_at`
+/// (milliseconds with the sign bit flipped, big-endian) followed by the case id's bytes.
+pub fn cases_cursor(opened_at: &DateTime<Utc>, case_id: &str) -> String {
+    let mut k = ((opened_at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+    k.extend_from_slice(case_id.as_bytes());
+    hex::encode(k)
+}
+
+/// The (milliseconds, case id) a `cases_cursor` names; `Cursor` for anything else.
+pub fn parse_cases_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let bad = || StoreError::Cursor(format!("case list cursor {cursor:?} is not one this store handed out"));
+    let bytes = hex::decode(cursor).map_err(|_| bad())?;
+    if bytes.len() <= 8 {
+        return Err(bad());
+    }
+    let ms = (u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?) ^ (1 << 63)) as i64;
+    let case = String::from_utf8(bytes[8..].to_vec()).map_err(|_| bad())?;
+    Ok((ms, case))
+}
+
 /// What a full integrity check of a store found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IntegrityReport {
@@ -351,6 +379,8 @@ pub enum StoreError {
     Corrupt { case_id: String, seq: u64, reason: String },
     #[error("invalid append: {0} [CARIMBO-E0404]")]
     Invalid(String),
+    #[error("{0}; start again from the first page [CARIMBO-E0408]")]
+    Cursor(String),
     #[error("storage failure: {0} [CARIMBO-E0405]")]
     Io(String),
 }
@@ -377,8 +407,13 @@ pub trait Store: Send + Sync {
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError>;
     /// A page of `person`'s inbox, oldest first, starting after the cursor `after`.
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError>;
-    /// The heads of cases `person` is party to, newest (by `opened_at`) first.
-    fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError>;
+    /// The heads of cases `person` is party to, newest (by `opened_at`) first: the first page.
+    fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+        Ok(self.cases_page(person, None, limit)?.cases)
+    }
+    /// A page of the cases `person` is party to, newest (by `opened_at`, then case id) first,
+    /// after the cursor `after` (a `next` this method handed out; the same format on every store).
+    fn cases_page(&self, person: &str, after: Option<&str>, limit: usize) -> Result<CasesPage, StoreError>;
     /// The outcome recorded for an append made with this idempotency key on this case, if any.
     fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError>;
     /// Re-computes a case's hash chain; `Corrupt` names the first bad event.
@@ -393,7 +428,7 @@ pub trait Store: Send + Sync {
 
     // ---- outbox ----
     /// Outbox messages recorded at or after `since`, ordered by (`at`, `id`), after the message
-    /// `after` (a cursor: the last id of the previous page; `Invalid` if no such message).
+    /// `after` (a cursor: the last id of the previous page; `Cursor` if no such message).
     fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
     /// Messages not yet settled, oldest first (by `at`, then `id`), after the message `after`
     /// (a cursor: the last id of the previous page), so a dispatcher can walk past messages

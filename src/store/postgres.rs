@@ -28,7 +28,7 @@
 //! concurrent commits. `open` refuses a server running with `fsync = off`.
 
 use super::{
-    Append, Appended, CaseExport, CaseHead, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
+    Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
     OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
 use chrono::{DateTime, SubsecRound, Utc};
@@ -635,16 +635,29 @@ impl Store for PgStore {
         Ok(InboxPage { entries, next })
     }
 
-    fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
-        let limit = limit.min(i64::MAX as usize) as i64;
+    fn cases_page(&self, person: &str, after: Option<&str>, limit: usize) -> Result<CasesPage, StoreError> {
+        let (before_ms, before_case) = match after {
+            Some(cursor) => crate::store::parse_cases_cursor(cursor)?,
+            None => (i64::MAX, String::new()),
+        };
+        // One more than asked, to know whether another page follows.
+        let fetch = limit.saturating_add(1).min(i64::MAX as usize) as i64;
         let rows = self.read(|c| {
             c.query_typed(
                 "SELECT h.case_id, h.head::text FROM parties p JOIN heads h ON h.case_id = p.case_id
-                 WHERE p.person = $1 ORDER BY p.opened_ms DESC, p.case_id DESC LIMIT $2",
-                &[(&person, Type::TEXT), (&limit, Type::INT8)],
+                 WHERE p.person = $1 AND ($2 = '' AND p.opened_ms <= $3 OR (p.opened_ms, p.case_id) < ($3, $2))
+                 ORDER BY p.opened_ms DESC, p.case_id DESC LIMIT $4",
+                &[(&person, Type::TEXT), (&before_case, Type::TEXT), (&before_ms, Type::INT8), (&fetch, Type::INT8)],
             )
         })?;
-        rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect()
+        let mut cases: Vec<CaseHead> = rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect::<Result<_, _>>()?;
+        let more = cases.len() > limit;
+        cases.truncate(limit);
+        let next = match (more, cases.last()) {
+            (true, Some(h)) => Some(crate::store::cases_cursor(&h.opened_at, &h.case_id)),
+            _ => None,
+        };
+        Ok(CasesPage { cases, next })
     }
 
     fn heads(&self, after: Option<&str>, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
@@ -730,7 +743,7 @@ impl Store for PgStore {
             })?,
             Some(cursor) => {
                 let Some(at) = self.read(|c| c.query_typed_opt("SELECT at FROM outbox WHERE id = $1", &[(&cursor, Type::TEXT)]))? else {
-                    return Err(StoreError::Invalid(format!("outbox cursor {cursor:?} is not a message this store holds")));
+                    return Err(StoreError::Cursor(format!("outbox cursor {cursor:?} is not a message this store holds")));
                 };
                 let at: DateTime<Utc> = at.get(0);
                 self.read(|c| {
@@ -749,7 +762,7 @@ impl Store for PgStore {
             return self.outbox_query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled ORDER BY at, id LIMIT $1"), limit);
         };
         let Some(at) = self.read(|c| c.query_typed_opt("SELECT at FROM outbox WHERE id = $1", &[(&cursor, Type::TEXT)]))? else {
-            return Err(StoreError::Invalid(format!("outbox cursor {cursor:?} is not a message this store holds")));
+            return Err(StoreError::Cursor(format!("outbox cursor {cursor:?} is not a message this store holds")));
         };
         let at: DateTime<Utc> = at.get(0);
         let limit = limit.min(i64::MAX as usize) as i64;
@@ -1053,7 +1066,7 @@ fn encode_cursor(since_ms: i64, case: &str, step: &str, seat: &str) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String, String, String), StoreError> {
-    let bad = || StoreError::Invalid(format!("inbox cursor {cursor:?} is not one this store handed out"));
+    let bad = || StoreError::Cursor(format!("inbox cursor {cursor:?} is not one this store handed out"));
     let bytes = hex::decode(cursor).map_err(|_| bad())?;
     if bytes.len() < 8 {
         return Err(bad());

@@ -55,7 +55,7 @@ use integrity::{ChainCheck, settle_case, take_heads_without_events};
 use keys::*;
 
 use super::{
-    Append, Appended, CaseExport, CaseHead, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
+    Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
     OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
 use ::sled::Db;
@@ -895,7 +895,7 @@ impl Store for SledStore {
         let start = match after {
             None => Bound::Included(prefix.clone()),
             Some(cursor) => {
-                let suffix = hex::decode(cursor).map_err(|_| StoreError::Invalid(format!("inbox cursor {cursor:?} is not one this store handed out")))?;
+                let suffix = hex::decode(cursor).map_err(|_| StoreError::Cursor(format!("inbox cursor {cursor:?} is not one this store handed out")))?;
                 Bound::Excluded([prefix.as_slice(), &suffix].concat())
             }
         };
@@ -938,21 +938,35 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn cases_of(&self, person: &str, limit: usize) -> Result<Vec<CaseHead>, StoreError> {
+    fn cases_page(&self, person: &str, after: Option<&str>, limit: usize) -> Result<CasesPage, StoreError> {
         self.shared.catch_up()?;
         let prefix = id_prefix(person);
-        let mut out = Vec::with_capacity(limit.min(256));
-        for item in self.shared.trees.parties.scan_prefix(&prefix).rev() {
-            if out.len() == limit {
+        let end = match after {
+            // The cursor is the key's suffix after the person's prefix (see `cases_cursor`).
+            Some(cursor) => {
+                crate::store::parse_cases_cursor(cursor)?;
+                Bound::Excluded([prefix.as_slice(), &hex::decode(cursor).expect("checked above")].concat())
+            }
+            None => Bound::Excluded(prefix_end(person)),
+        };
+        let mut cases = Vec::with_capacity(limit.min(256));
+        let mut more = false;
+        for item in self.shared.trees.parties.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), end)).rev() {
+            if cases.len() == limit {
+                more = true;
                 break;
             }
             let (key, _) = item.map_err(sled_err)?;
             let Some(case) = key.get(prefix.len() + 8..) else { continue };
             if let Some(bytes) = self.shared.trees.heads.get(case).map_err(sled_err)? {
-                out.push(decode_head(&String::from_utf8_lossy(case), &bytes)?);
+                cases.push(decode_head(&String::from_utf8_lossy(case), &bytes)?);
             }
         }
-        Ok(out)
+        let next = match (more, cases.last()) {
+            (true, Some(h)) => Some(crate::store::cases_cursor(&h.opened_at, &h.case_id)),
+            _ => None,
+        };
+        Ok(CasesPage { cases, next })
     }
 
     fn verify_case(&self, case_id: &str) -> Result<(), StoreError> {
@@ -1011,7 +1025,7 @@ impl Store for SledStore {
             None => Bound::Included(from),
             Some(id) => {
                 let Some(cursor) = self.shared.outbox_record(id)? else {
-                    return Err(StoreError::Invalid(format!("outbox cursor {id:?} is not a message this store holds")));
+                    return Err(StoreError::Cursor(format!("outbox cursor {id:?} is not a message this store holds")));
                 };
                 let key = outbox_order_key(&cursor.at, &cursor.id);
                 if key < from { Bound::Included(from) } else { Bound::Excluded(key) }
@@ -1026,7 +1040,7 @@ impl Store for SledStore {
             None => Bound::Unbounded,
             Some(id) => {
                 let Some(cursor) = self.shared.outbox_record(id)? else {
-                    return Err(StoreError::Invalid(format!("outbox cursor {id:?} is not a message this store holds")));
+                    return Err(StoreError::Cursor(format!("outbox cursor {id:?} is not a message this store holds")));
                 };
                 Bound::Excluded(outbox_order_key(&cursor.at, &cursor.id))
             }
