@@ -377,3 +377,25 @@ async fn a_second_factor_is_enrolled_from_the_security_page_and_a_wrong_code_cha
     let (_, html) = app.get(Some(&who), "/me/security?enrolled=1&lang=en").await;
     assert!(html.contains(r#"data-enrolled="true""#) && html.contains(r#"id="enrolled-now""#) && !html.contains(r#"id="totp-qr""#), "{html}");
 }
+
+#[tokio::test]
+async fn an_approver_without_a_second_factor_is_sent_from_the_inbox_to_enrol_one() {
+    let app = app();
+    let data = common::read_json(&common::repo().join("forms/family-allowance.json"))["examples"]["valid"][0]["data"].clone();
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p032".into(), jws: None, second_factor: false };
+    let id = app.state.cases.submit("p032", "family-allowance", &data, signature, Utc::now(), None, Lang::En).expect("the example opens a case").case.id;
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p018".into(), jws: None, second_factor: false };
+    let req = ActRequest { actor: "p018".into(), step: "hr-check".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
+    app.state.cases.act(&id, req, None).expect("HR checks it");
+
+    let head = app.sign_in("p028");
+    let (_, html) = app.get(Some(&head), "/inbox?lang=en").await;
+    assert!(html.contains(&format!(r#"data-case="{id}" data-step="head""#)) && html.contains(r#"data-second-factor="true""#), "{html}");
+    assert!(html.contains(r#"id="no-second-factor""#) && html.contains(r#"<a href="/me/security">set one up</a>"#), "{html}");
+
+    app.state.accounts.begin_totp("p028").unwrap();
+    let code = app.state.accounts.current_totp_for_tests("p028", Utc::now()).unwrap();
+    app.state.accounts.confirm_totp("p028", &code, Utc::now()).unwrap();
+    let (_, html) = app.get(Some(&head), "/inbox?lang=en").await;
+    assert!(html.contains(r#"id="totp""#) && !html.contains(r#"id="no-second-factor""#), "enrolled: just the code field");
+}
