@@ -10,7 +10,10 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use carimbo::http::{api::session_lifetime, AppState, Paths};
+use carimbo::i18n::Lang;
+use carimbo::workflow::{ActRequest, Action, CaseStatus, Level, SignatureRecord};
 use chrono::Utc;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -80,7 +83,7 @@ fn enc(s: &str) -> String {
 #[tokio::test]
 async fn a_visitor_without_a_session_is_sent_to_the_login_page() {
     let app = app();
-    for uri in ["/forms", "/forms/absence-and-annual-leave", "/cases", "/inbox", "/author", "/audit", "/admin/usage"] {
+    for uri in ["/forms", "/forms/absence-and-annual-leave", "/cases", "/inbox", "/author", "/audit", "/admin/usage", "/me/security", "/cases/C-nothing/resubmit"] {
         let (status, body) = app.get(None, uri).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{uri}");
         assert_eq!(body, "Location: /login", "{uri}");
@@ -107,6 +110,9 @@ async fn each_page_opens_for_the_roles_it_is_for_and_refuses_the_others() {
         ("p032", "/admin/usage", StatusCode::OK),
         ("p022", "/admin/usage", StatusCode::OK),
         ("p032", "/admin/usage?from=2026-3", StatusCode::BAD_REQUEST),
+        ("p005", "/me/security", StatusCode::OK),
+        ("p032", "/me/security", StatusCode::OK),
+        ("p005", "/cases/C-nothing/resubmit", StatusCode::NOT_FOUND),
     ];
     for (person, uri, want) in table {
         let who = app.sign_in(person);
@@ -133,6 +139,11 @@ async fn a_page_post_without_the_session_csrf_token_is_refused() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = app.post_form(&who, "/inbox", &[("pick", "C-x|supervisor")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    for (uri, fields) in [("/cases/C-x/withdraw", &[("_do", "confirm")][..]), ("/cases/C-x/resubmit", &[("_do", "check")][..]), ("/me/security", &[("_do", "begin")][..])] {
+        let (status, body) = app.post_form(&who, uri, fields).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(body.contains("expired"), "{uri}: {body}");
+    }
 }
 
 #[tokio::test]
@@ -160,7 +171,7 @@ async fn the_server_puts_each_error_beside_its_field_and_offers_signing_only_whe
 #[tokio::test]
 async fn no_page_carries_an_inline_script() {
     let app = app();
-    let pages = [("p005", "/forms"), ("p005", "/forms/work-accident-report"), ("p005", "/cases"), ("p003", "/inbox"), ("p019", "/author"), ("p022", "/audit"), ("p032", "/admin/usage")];
+    let pages = [("p005", "/forms"), ("p005", "/forms/work-accident-report"), ("p005", "/cases"), ("p003", "/inbox"), ("p019", "/author"), ("p022", "/audit"), ("p032", "/admin/usage"), ("p005", "/me/security")];
     for (person, uri) in pages {
         let who = app.sign_in(person);
         let (_, html) = app.get(Some(&who), uri).await;
@@ -176,8 +187,6 @@ async fn no_page_carries_an_inline_script() {
 
 #[tokio::test]
 async fn the_usage_page_draws_an_svg_chart_with_a_title_and_the_tables_behind_it() {
-    use carimbo::i18n::Lang;
-    use carimbo::workflow::{Level, SignatureRecord};
     let app = app();
     let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
     app.state.cases.submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, Utc::now(), None, Lang::En).expect("a leave request opens");
@@ -206,4 +215,187 @@ async fn the_usage_page_draws_an_svg_chart_with_a_title_and_the_tables_behind_it
     let staff = app.sign_in("p005");
     let (_, forms) = app.get(Some(&staff), "/forms").await;
     assert!(!forms.contains("/admin/usage"), "not offered to staff");
+}
+
+impl App {
+    /// A case submitted by `person` (signed at the advanced level, as the page would), with `data`.
+    fn submitted(&self, person: &str, data: &Value) -> String {
+        let signature = SignatureRecord { level: Level::Advanced, signer: person.into(), jws: None, second_factor: false };
+        self.state.cases.submit(person, "absence-and-annual-leave", data, signature, Utc::now(), None, Lang::En).expect("a leave request opens").case.id
+    }
+
+    /// The supervisor sends the case back to its submitter with a comment.
+    fn returned(&self, case: &str, supervisor: &str, comment: &str) {
+        let signature = SignatureRecord { level: Level::Advanced, signer: supervisor.into(), jws: None, second_factor: false };
+        let req = ActRequest { actor: supervisor.into(), step: "supervisor".into(), action: Action::Return, comment: Some(comment.into()), signature, now: Utc::now() };
+        self.state.cases.act(case, req, None).expect("the supervisor returns it");
+    }
+}
+
+#[tokio::test]
+async fn the_submitter_withdraws_a_case_from_its_page_after_a_confirmation_and_a_second_try_is_refused() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(2));
+    let (staff, supervisor) = (app.sign_in("p005"), app.sign_in("p003"));
+    let page = format!("/cases/{id}?lang=en");
+    let action = format!("/cases/{id}/withdraw");
+
+    let (_, html) = app.get(Some(&staff), &page).await;
+    assert!(html.contains(&format!(r#"action="/cases/{id}/withdraw""#)) && html.contains(r#"id="withdraw-ask""#), "offered to the submitter: {html}");
+    let (_, html) = app.get(Some(&supervisor), &page).await;
+    assert!(!html.contains(r#"id="withdraw""#), "not offered to an approver");
+
+    // First the reason, then a confirmation that repeats it; cancelling keeps it.
+    let reason = "Plans changed: the trip <is> cancelled";
+    let (status, html) = app.post_form(&staff, &action, &[("csrf", &staff.csrf), ("reason", reason), ("_do", "ask")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"id="withdraw-confirm""#) && html.contains(r#"id="withdraw-yes""#), "{html}");
+    assert!(html.contains("Plans changed: the trip &lt;is&gt; cancelled"), "the reason, escaped, in the confirmation");
+    assert_eq!(app.state.cases.case(&id).unwrap().status, CaseStatus::Open, "asking is not withdrawing");
+    let (_, html) = app.post_form(&staff, &action, &[("csrf", &staff.csrf), ("reason", reason), ("_do", "cancel")]).await;
+    assert!(!html.contains(r#"id="withdraw-confirm""#) && html.contains("cancelled</textarea>"), "back to the form with the reason kept");
+
+    let (_, confirmation) = app.post_form(&staff, &action, &[("csrf", &staff.csrf), ("reason", reason), ("_do", "ask")]).await;
+    let key = {
+        let at = confirmation.find(r#"name="key" value=""#).expect("the confirmation carries its key") + r#"name="key" value=""#.len();
+        confirmation[at..at + confirmation[at..].find('"').unwrap()].to_string()
+    };
+    let yes = [("csrf", staff.csrf.as_str()), ("reason", reason), ("key", &key), ("_do", "confirm")];
+    let (status, location) = app.post_form(&staff, &action, &yes).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, format!("Location: /cases/{id}").as_str()));
+    assert_eq!(app.state.cases.case(&id).unwrap().status, CaseStatus::Withdrawn);
+    let (status, _) = app.post_form(&staff, &action, &yes).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "pressing yes twice replays the withdrawal");
+    assert_eq!(app.state.cases.events(&id).unwrap().iter().filter(|e| e.body["type"] == "withdrawn").count(), 1, "withdrawn once");
+    let (_, html) = app.get(Some(&staff), &page).await;
+    assert!(html.contains(r#"data-status="withdrawn""#) && html.contains(r#"<span id="withdraw-reason">Plans changed"#), "{html}");
+    assert!(!html.contains(r#"id="withdraw-ask""#), "a withdrawn case offers no withdrawal");
+
+    // A case that already has its final decision: the refusal, with its code, on the page.
+    let (status, html) = app.post_form(&staff, &format!("{action}?lang=pt"), &[("csrf", &staff.csrf), ("_do", "confirm")]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains(r#"id="withdraw-refused""#) && html.contains(r#"role="alert""#), "{html}");
+    assert!(html.contains("O processo já tem decisão final e não pode ser retirado. (CARIMBO-E0311)"), "{html}");
+
+    // Only the submitter withdraws.
+    let other = app.submitted("p005", &common::server::leave(3));
+    let (status, html) = app.post_form(&supervisor, &format!("/cases/{other}/withdraw?lang=en"), &[("csrf", &supervisor.csrf), ("_do", "confirm")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("(CARIMBO-E0309)"), "{html}");
+    assert_eq!(app.state.cases.case(&other).unwrap().status, CaseStatus::Open);
+}
+
+#[tokio::test]
+async fn a_returned_case_shows_the_comment_and_its_correction_page_checks_on_the_server_and_shows_what_changed() {
+    let app = app();
+    let data = common::server::leave(2);
+    let (start, end) = (data["start_date"].as_str().unwrap().to_string(), data["end_date"].as_str().unwrap().to_string());
+    let id = app.submitted("p005", &data);
+    let (staff, supervisor) = (app.sign_in("p005"), app.sign_in("p003"));
+    let correct = format!("/cases/{id}/resubmit");
+
+    let (status, _) = app.get(Some(&staff), &correct).await;
+    assert_eq!(status, StatusCode::CONFLICT, "an open case is not corrected");
+    app.returned(&id, "p003", "Please name who covers for you.");
+
+    let (_, html) = app.get(Some(&staff), &format!("/cases/{id}?lang=en")).await;
+    assert!(html.contains(r#"<blockquote id="return-comment">Please name who covers for you.</blockquote>"#), "{html}");
+    assert!(html.contains(&format!(r#"href="/cases/{id}/resubmit""#)), "the correction is linked");
+    let (_, html) = app.get(Some(&supervisor), &format!("/cases/{id}?lang=en")).await;
+    assert!(html.contains("Please name who covers for you.") && !html.contains(&format!(r#"href="/cases/{id}/resubmit""#)), "the approver sees the comment, not the link");
+    let (status, _) = app.get(Some(&supervisor), &correct).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only the submitter corrects");
+
+    let (status, html) = app.get(Some(&staff), &format!("{correct}?lang=en")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!(r#"id="f-start_date" name="start_date" value="{start}""#)), "pre-filled with the case's data: {html}");
+    assert!(html.contains("Please name who covers for you."), "the comment above the form");
+    assert!(!html.contains(r#"id="sign""#));
+
+    // A rule broken: the error beside the end date, everything typed kept, nothing to sign.
+    let unticked = [("_bool", "half_day_start"), ("_bool", "half_day_end")];
+    let mut fields = vec![("csrf", staff.csrf.as_str()), ("leave_type", "annual"), ("start_date", &end), ("end_date", &start), ("substitute", "Wong Wai Keong"), ("_do", "check")];
+    fields.extend(unticked);
+    let (status, html) = app.post_form(&staff, &format!("{correct}?lang=en"), &fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let at = html.find(r#"id="f-end_date""#).expect("the end date field");
+    assert!(html[at..].find("The end date cannot be before the start date.").unwrap() < html[at..].find(r#"id="f-half_day_end""#).unwrap(), "beside the end date");
+    assert!(html.contains(r#"value="Wong Wai Keong""#) && !html.contains(r#"id="sign""#));
+
+    // Nothing changed: said at once, nothing to sign (the unticked boxes are no change).
+    let mut same = vec![("csrf", staff.csrf.as_str()), ("leave_type", "annual"), ("start_date", &start), ("end_date", &end), ("_do", "check")];
+    same.extend(unticked);
+    let (status, html) = app.post_form(&staff, &format!("{correct}?lang=en"), &same).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"id="no-changes""#) && !html.contains(r#"id="sign""#), "{html}");
+
+    // Corrected: what changed, then the signing step for a resubmission of this case.
+    let mut corrected = same.clone();
+    corrected.push(("substitute", "Wong Wai Keong"));
+    let (status, html) = app.post_form(&staff, &format!("{correct}?lang=en"), &corrected).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(r#"<tr data-pointer="/substitute"><th scope="row">Substitute"#), "{html}");
+    assert!(html.contains(r#"<td class="after">Wong Wai Keong</td>"#));
+    assert!(!html.contains(r#"data-pointer="/half_day_start""#), "an unticked box the case never had is no change");
+    assert!(html.contains(&format!(r#"data-kind="resubmit" data-case="{id}" data-level="advanced""#)), "{html}");
+    assert!(html.contains(r#"src="/static/fill.js""#));
+    let signed: Value = {
+        let at = html.find(r#"id="data-json" type="hidden" value=""#).unwrap() + r#"id="data-json" type="hidden" value=""#.len();
+        serde_json::from_str(&html[at..at + html[at..].find('"').unwrap()].replace("&quot;", "\"")).unwrap()
+    };
+    assert_eq!(signed, serde_json::json!({"leave_type": "annual", "start_date": start, "end_date": end, "substitute": "Wong Wai Keong"}), "what the page will sign");
+}
+
+#[tokio::test]
+async fn a_second_factor_is_enrolled_from_the_security_page_and_a_wrong_code_changes_nothing() {
+    let app = app();
+    let who = app.sign_in("p007");
+    let (status, html) = app.get(Some(&who), "/me/security?lang=en").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"<a href="/me/security">Security</a>"#), "linked from the header");
+    assert!(html.contains(r#"data-enrolled="false""#) && html.contains(r#"id="totp-begin""#), "{html}");
+
+    let (status, location) = app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("_do", "begin")]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "Location: /me/security#enrol"));
+    let pending = app.state.accounts.pending_totp("p007").unwrap().expect("an enrolment waits for its code");
+    let (_, html) = app.get(Some(&who), "/me/security?lang=en").await;
+    assert!(html.contains(r#"id="totp-qr""#) && html.contains(r#"src="data:image/png;base64,iVBOR"#), "the QR code as a data: image (PNG)");
+    assert!(html.contains(&format!(r#"data-secret="{}""#, pending.secret)), "the secret as text");
+
+    let code = app.state.accounts.current_totp_for_tests("p007", Utc::now()).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, html) = app.post_form(&who, "/me/security?lang=zh", &[("csrf", &who.csrf), ("code", wrong), ("_do", "confirm")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"<p class="field-error" id="totp-code-error">雙重認證碼不正確或已過期。 (CARIMBO-E0604)</p>"#), "{html}");
+    assert!(html.contains(&format!(r#"value="{wrong}""#)) && html.contains(r#"aria-invalid="true""#), "the code typed stays, marked");
+    assert!(html.contains(&format!(r#"data-secret="{}""#, pending.secret)), "the same secret shown again");
+    assert!(!app.state.accounts.get("p007").unwrap().has_second_factor(), "nothing changed");
+
+    let (status, location) = app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("code", &format!("{} {}", &code[..3], &code[3..])), ("_do", "confirm")]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "Location: /me/security?enrolled=1"));
+    assert!(app.state.accounts.get("p007").unwrap().has_second_factor());
+    let (_, html) = app.get(Some(&who), "/me/security?enrolled=1&lang=en").await;
+    assert!(html.contains(r#"data-enrolled="true""#) && html.contains(r#"id="enrolled-now""#) && !html.contains(r#"id="totp-qr""#), "{html}");
+}
+
+#[tokio::test]
+async fn an_approver_without_a_second_factor_is_sent_from_the_inbox_to_enrol_one() {
+    let app = app();
+    let data = common::read_json(&common::repo().join("forms/family-allowance.json"))["examples"]["valid"][0]["data"].clone();
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p032".into(), jws: None, second_factor: false };
+    let id = app.state.cases.submit("p032", "family-allowance", &data, signature, Utc::now(), None, Lang::En).expect("the example opens a case").case.id;
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p018".into(), jws: None, second_factor: false };
+    let req = ActRequest { actor: "p018".into(), step: "hr-check".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
+    app.state.cases.act(&id, req, None).expect("HR checks it");
+
+    let head = app.sign_in("p028");
+    let (_, html) = app.get(Some(&head), "/inbox?lang=en").await;
+    assert!(html.contains(&format!(r#"data-case="{id}" data-step="head""#)) && html.contains(r#"data-second-factor="true""#), "{html}");
+    assert!(html.contains(r#"id="no-second-factor""#) && html.contains(r#"<a href="/me/security">set one up</a>"#), "{html}");
+
+    app.state.accounts.begin_totp("p028").unwrap();
+    let code = app.state.accounts.current_totp_for_tests("p028", Utc::now()).unwrap();
+    app.state.accounts.confirm_totp("p028", &code, Utc::now()).unwrap();
+    let (_, html) = app.get(Some(&head), "/inbox?lang=en").await;
+    assert!(html.contains(r#"id="totp""#) && !html.contains(r#"id="no-second-factor""#), "enrolled: just the code field");
 }

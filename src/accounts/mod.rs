@@ -174,6 +174,17 @@ impl Accounts {
         Ok(TotpEnrolment { url, secret, qr_png_base64: qr })
     }
 
+    /// The enrolment waiting for its first code, if any: the same secret, URL and QR code that
+    /// `begin_totp` showed, so the page can show them again (to the same signed-in person) after a
+    /// reload or a mistyped code, without replacing the secret already scanned.
+    pub fn pending_totp(&self, person: &str) -> Result<Option<TotpEnrolment>, AccountError> {
+        let Some(secret) = self.get(person).and_then(|a| a.pending_totp) else { return Ok(None) };
+        let t = totp(&secret, person)?;
+        let qr = t.to_qr_base64().map_err(|e| AccountError::Totp(e.to_string()))?;
+        let url = t.to_url().map_err(|e| AccountError::Totp(e.to_string()))?;
+        Ok(Some(TotpEnrolment { url, secret, qr_png_base64: qr }))
+    }
+
     pub fn confirm_totp(&self, person: &str, code: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         let a = map.get_mut(person).ok_or_else(|| AccountError::UnknownAccount(person.into()))?;
@@ -293,12 +304,18 @@ mod tests {
         accounts.ensure(&["p003".into()], "correct horse battery").unwrap();
         let now = Utc::now();
         assert!(matches!(accounts.confirm_totp("p003", "123456", now), Err(AccountError::NoEnrolment)));
+        assert!(accounts.pending_totp("p003").unwrap().is_none());
         let e = accounts.begin_totp("p003").unwrap();
         assert!(e.url.starts_with("otpauth://totp/carimbo:p003?"), "{}", e.url);
         assert!(!e.qr_png_base64.is_empty());
+        let shown_again = accounts.pending_totp("p003").unwrap().expect("the enrolment waits for its code");
+        assert_eq!((shown_again.secret.as_str(), shown_again.url.as_str()), (e.secret.as_str(), e.url.as_str()), "the same secret, not a new one");
+        assert!(matches!(accounts.confirm_totp("p003", if accounts.current_totp_for_tests("p003", now).unwrap() == "000000" { "111111" } else { "000000" }, now), Err(AccountError::BadSecondFactor)));
+        assert!(accounts.pending_totp("p003").unwrap().is_some() && !accounts.get("p003").unwrap().has_second_factor(), "a wrong code changes nothing");
         assert!(matches!(accounts.check_totp("p003", "000000", now), Err(AccountError::BadSecondFactor)), "not active before confirmation");
         let code = accounts.current_totp_for_tests("p003", now).unwrap();
         accounts.confirm_totp("p003", &code, now).unwrap();
+        assert!(accounts.pending_totp("p003").unwrap().is_none(), "confirmed: nothing pending");
         assert!(accounts.check_totp("p003", &code, now).is_ok());
         let wrong = if code == "000000" { "111111" } else { "000000" };
         assert!(accounts.check_totp("p003", wrong, now).is_err());

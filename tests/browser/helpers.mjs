@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createHash, createPrivateKey, sign as nodeSign, constants, randomUUID } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, sign as nodeSign, constants, randomUUID } from "node:crypto";
 
 export const BASE = (process.env.CARIMBO_URL || "http://127.0.0.1:8080").replace(/\/$/, "");
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -159,7 +159,7 @@ export async function wholeWeek(person, weeksAhead, days) {
 }
 
 /** Acts on an open step through the API, signed with the person's demo key unless `simple`. */
-export async function actSigned(person, caseId, step, action, simple = false) {
+export async function actSigned(person, caseId, step, action, simple = false, comment = undefined) {
   const token = await apiLogin(person);
   let signed;
   if (!simple) {
@@ -168,9 +168,27 @@ export async function actSigned(person, caseId, step, action, simple = false) {
     const cert = await call(token, "GET", "/api/v1/me/certificate");
     signed = { payload: p.json.payload, signature: jws(person, p.json.canonical, cert.json.x5c) };
   }
-  const res = await call(token, "POST", `/api/v1/cases/${caseId}/acts`, { step, action, signed });
+  const res = await call(token, "POST", `/api/v1/cases/${caseId}/acts`, { step, action, signed, comment });
   if (res.status !== 200) throw new Error(`act: ${res.status} ${JSON.stringify(res.json)}`);
   return res.json.case;
+}
+
+/** One JSON API call as `person` (signed in through the API); returns {status, json}. */
+export async function apiAs(person, method, path, body) {
+  return call(await apiLogin(person), method, path, body);
+}
+
+/** The RFC 6238 code (SHA-1, 30 s, 6 digits) of a base32 secret at `time` (ms), as an app shows it. */
+export function totpCode(secretBase32, time = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secretBase32.replace(/[\s=]/g, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(time / 1000 / 30)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const at = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
 
 export { randomUUID };

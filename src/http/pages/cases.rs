@@ -2,19 +2,28 @@
 //! workflow's order, as done (who, what, when, at which signature level), open (who is waiting
 //! to act, since when), skipped (why), or not yet reached. The data is shown read-only with
 //! restricted fields hidden as the API hides them.
+//!
+//! The submitter also acts here: a case with no final decision can be withdrawn (reason, then a
+//! confirmation, both plain page posts), and a case returned for correction shows the approver's
+//! comment and links to its correction page (`resubmit`).
 
 use super::fill::level_label;
-use super::render::FormView;
-use super::{layout, page, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
+use super::render::{pointer_label, value_label, FormView};
+use super::{check_csrf, layout, page, page_with_status, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
 use crate::directory::Directory;
+use crate::forms::FormDefinition;
 use crate::http::auth::Caller;
+use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::i18n::Lang;
-use crate::workflow::{Action, Case, StepStatus, WorkflowDefinition};
-use axum::extract::{Path, State};
+use crate::store::StoredEvent;
+use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Change, StepStatus, WorkflowDefinition};
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -86,15 +95,263 @@ fn current_steps(lang: Lang, dir: &Directory, summary: &Value) -> Markup {
 }
 
 pub async fn one(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Path(id): Path<String>) -> Response {
+    match load(&state, &caller, &id).await {
+        Some(found) => page(&pl, case_page(&state, &pl, &caller, &found, &WithdrawForm::default())),
+        None => no_case(&pl, &caller),
+    }
+}
+
+fn no_case(pl: &PageLang, caller: &Caller) -> Response {
     let lang = pl.lang;
-    let st = state.clone();
-    let c = caller.clone();
-    let found = tokio::task::spawn_blocking(move || st.visible_case(&c, &id).map(|(case, _, wf)| (case, wf))).await;
-    let Ok(Ok((case, wf))) = found else {
-        return problem_page(&pl, Some(&caller), StatusCode::NOT_FOUND, t(lang, "找不到此個案", "Processo não encontrado", "No such case"), t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it."));
-    };
+    problem_page(pl, Some(caller), StatusCode::NOT_FOUND, t(lang, "找不到此個案", "Processo não encontrado", "No such case"), t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it."))
+}
+
+/// A case as its page needs it: the case, its workflow, and what its events say beyond them.
+pub struct Found {
+    pub case: Case,
+    pub wf: Arc<WorkflowDefinition>,
+    pub history: History,
+}
+
+/// The case if the caller may see it (else `None`: the page says "no such case" either way).
+pub async fn load(state: &Arc<AppState>, caller: &Caller, id: &str) -> Option<Found> {
+    let (st, c, id) = (state.clone(), caller.clone(), id.to_string());
+    let found = tokio::task::spawn_blocking(move || {
+        let (case, _, wf) = st.visible_case(&c, &id).ok()?;
+        let events = st.cases.events(&case.id).ok()?;
+        Some(Found { history: History::of(&events), case, wf })
+    });
+    found.await.ok().flatten()
+}
+
+/// What the events say that the replayed `Case` does not keep: the last return for correction
+/// (who, when, at which step, the approver's comment), the withdrawal (who, when, why) and the
+/// last correction (when, what changed).
+#[derive(Default)]
+pub struct History {
+    pub returned: Option<Note>,
+    pub withdrawn: Option<Note>,
+    pub resubmitted: Option<(DateTime<Utc>, Vec<Change>)>,
+}
+
+pub struct Note {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub step: Option<String>,
+    pub text: Option<String>,
+}
+
+impl History {
+    pub fn of(events: &[StoredEvent]) -> History {
+        let mut h = History::default();
+        for e in events.iter().filter_map(|e| serde_json::from_value::<CaseEvent>(e.body.clone()).ok()) {
+            match e {
+                CaseEvent::Acted { at, step, actor, action: Action::Return, comment, .. } => h.returned = Some(Note { by: actor, at, step: Some(step), text: comment }),
+                CaseEvent::Withdrawn { at, by, reason } => h.withdrawn = Some(Note { by, at, step: None, text: reason }),
+                CaseEvent::Resubmitted { at, changes, .. } => h.resubmitted = Some((at, changes)),
+                _ => {}
+            }
+        }
+        h
+    }
+}
+
+/// The withdrawal part of the case page: the reason typed so far, whether the person is at the
+/// confirmation, and what went wrong last time.
+#[derive(Default)]
+pub struct WithdrawForm {
+    reason: String,
+    confirming: bool,
+    /// Made when the confirmation is shown and sent back with it: a second press of "yes" (or a
+    /// post repeated after a lost answer) replays the withdrawal instead of meeting a refusal.
+    key: String,
+    reason_error: Option<String>,
+    refused: Option<String>,
+}
+
+/// A reason is a sentence or two; the API's comments stop at 4000 characters too.
+const MAX_REASON_CHARS: usize = 4000;
+
+fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, withdraw: &WithdrawForm) -> Markup {
+    let lang = pl.lang;
+    let Found { case, wf, history } = found;
+    let dir = state.cases.directory();
+    let form = state.cases.form_of(case).ok();
+    let mine = case.submitter == caller.person;
     let title = format!("{} {}", t(lang, "個案", "Processo", "Case"), case.id);
-    page(&pl, layout(&pl, &title, Some(&caller), html! { h1 { (title) } (case_view(&state, lang, &caller, &case, &wf)) }))
+    let step_title = |step: &Option<String>| step.as_deref().and_then(|s| wf.step(s)).map(|d| d.title.get(lang).to_string());
+    layout(
+        pl,
+        &title,
+        Some(caller),
+        html! {
+            h1 { (title) }
+            @if let Some(refused) = &withdraw.refused {
+                div #withdraw-refused.error-summary role="alert" { p { strong { (refused) } } }
+            }
+            @if case.status == CaseStatus::Returned && let Some(n) = &history.returned {
+                section #returned.note-box aria-labelledby="returned-title" {
+                    h2 #returned-title { (t(lang, "已退回修改", "Devolvido para correção", "Returned for correction")) }
+                    p {
+                        (person_label(lang, &dir, &n.by)) " · " (when(&n.at))
+                        @if let Some(s) = step_title(&n.step) { " · " (s) }
+                    }
+                    @match &n.text {
+                        Some(c) if !c.trim().is_empty() => blockquote #return-comment { (c) },
+                        _ => p.muted { (t(lang, "審批人沒有留下備註。", "O aprovador não deixou observações.", "The approver left no comment.")) },
+                    }
+                    @if mine {
+                        p { a #correct.button href=(format!("/cases/{}/resubmit", case.id)) { (t(lang, "修改並重新提交", "Corrigir e submeter de novo", "Correct and resubmit")) } }
+                    }
+                }
+            }
+            @if let Some(n) = &history.withdrawn {
+                section #withdrawn.note-box aria-labelledby="withdrawn-title" {
+                    h2 #withdrawn-title { (t(lang, "已撤回", "Retirado", "Withdrawn")) }
+                    p { (person_label(lang, &dir, &n.by)) " · " (when(&n.at)) }
+                    @match &n.text {
+                        Some(r) if !r.trim().is_empty() => p { (t(lang, "原因：", "Motivo: ", "Reason: ")) span #withdraw-reason { (r) } },
+                        _ => p.muted { (t(lang, "沒有註明原因。", "Sem motivo indicado.", "No reason given.")) },
+                    }
+                }
+            }
+            @if mine && !case.status.is_final() { (withdraw_section(lang, caller, case, withdraw)) }
+            (case_view(state, lang, caller, case, wf))
+            @if case.status != CaseStatus::Returned && let (Some((at, changes)), Some(form)) = (&history.resubmitted, &form) {
+                section #last-correction aria-labelledby="last-correction-title" {
+                    h2 #last-correction-title { (t(lang, "最近一次修改", "Última correção", "Last correction")) }
+                    p.muted { (when(at)) " · " (t(lang, "資料版本", "versão dos dados", "data version")) " " (case.data_version) }
+                    (changes_table(lang, form, changes))
+                }
+            }
+        },
+    )
+}
+
+/// Withdrawing: a reason (optional) and a button, then a confirmation; both are plain page posts
+/// with the CSRF field, so no script is needed and nothing typed is lost on the way.
+fn withdraw_section(lang: Lang, caller: &Caller, case: &Case, w: &WithdrawForm) -> Markup {
+    let action = format!("/cases/{}/withdraw", case.id);
+    html! {
+        @if w.confirming {
+            section #withdraw-confirm.confirm role="group" aria-labelledby="withdraw-confirm-title" {
+                h2 #withdraw-confirm-title { (t(lang, "確定撤回此個案？", "Retirar este processo?", "Withdraw this case?")) }
+                p { (t(lang, "撤回後不可復原：審批人不會再處理此個案。", "A retirada não pode ser desfeita: os aprovadores deixam de tratar o processo.", "This cannot be undone: the approvers will no longer act on this case.")) }
+                p {
+                    (t(lang, "原因：", "Motivo: ", "Reason: "))
+                    @if w.reason.trim().is_empty() { span.muted { (t(lang, "（沒有註明）", "(nenhum)", "(none given)")) } } @else { q #confirm-reason { (w.reason) } }
+                }
+                form method="post" action=(action) {
+                    input type="hidden" name="csrf" value=(caller.session.csrf);
+                    input type="hidden" name="reason" value=(w.reason);
+                    input type="hidden" name="key" value=(w.key);
+                    button #withdraw-yes type="submit" name="_do" value="confirm" { (t(lang, "確定撤回", "Sim, retirar", "Yes, withdraw it")) }
+                    " "
+                    button #withdraw-no.secondary type="submit" name="_do" value="cancel" { (t(lang, "不撤回", "Não, manter", "No, keep it")) }
+                }
+            }
+        } @else {
+            details #withdraw.withdraw open[w.reason_error.is_some() || !w.reason.is_empty() || w.refused.is_some()] {
+                summary { (t(lang, "撤回此個案……", "Retirar este processo…", "Withdraw this case…")) }
+                p.muted { (t(lang, "在有最終決定之前，你可以撤回自己提交的個案。", "Enquanto não houver decisão final, pode retirar o processo que submeteu.", "You can withdraw a case you submitted as long as it has no final decision.")) }
+                form method="post" action=(action) novalidate {
+                    input type="hidden" name="csrf" value=(caller.session.csrf);
+                    div.field.has-error[w.reason_error.is_some()] {
+                        label for="withdraw-reason-input" { (t(lang, "原因（可選）", "Motivo (opcional)", "Reason (optional)")) }
+                        textarea #withdraw-reason-input name="reason" rows="3" maxlength=(MAX_REASON_CHARS)
+                            aria-invalid=[w.reason_error.as_ref().map(|_| "true")] aria-describedby=[w.reason_error.as_ref().map(|_| "withdraw-reason-error")] { (w.reason) }
+                        @if let Some(e) = &w.reason_error { p #withdraw-reason-error.field-error { (e) } }
+                    }
+                    button #withdraw-ask type="submit" name="_do" value="ask" { (t(lang, "撤回……", "Retirar…", "Withdraw…")) }
+                }
+            }
+        }
+    }
+}
+
+/// Changes of a correction, field by field: before and after, as the reader reads the form.
+pub fn changes_table(lang: Lang, form: &FormDefinition, changes: &[Change]) -> Markup {
+    html! {
+        table.changes {
+            thead { tr {
+                th scope="col" { (t(lang, "欄位", "Campo", "Field")) }
+                th scope="col" { (t(lang, "修改前", "Antes", "Before")) }
+                th scope="col" { (t(lang, "修改後", "Depois", "After")) }
+            } }
+            tbody {
+                @for c in changes {
+                    tr data-pointer=(c.pointer) {
+                        th scope="row" { (pointer_label(form, lang, &c.pointer)) }
+                        td.before { (value_label(form, lang, &c.pointer, &c.before)) }
+                        td.after { (value_label(form, lang, &c.pointer, &c.after)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawPost {
+    csrf: Option<String>,
+    #[serde(default)]
+    reason: String,
+    #[serde(rename = "_do")]
+    action: Option<String>,
+    #[serde(default)]
+    key: String,
+}
+
+/// A fresh idempotency key for one confirmation (128 random bits, hex).
+fn confirmation_key() -> String {
+    let mut bytes = [0u8; 16];
+    // Without OS randomness the withdrawal still works, only without replay protection.
+    if getrandom::fill(&mut bytes).is_err() {
+        return String::new();
+    }
+    format!("page-withdraw-{}", hex::encode(bytes))
+}
+
+/// The withdrawal posts: `ask` shows the confirmation, `cancel` goes back to the form with the
+/// reason kept, `confirm` withdraws and then shows the case (or says on the page why not).
+pub async fn withdraw(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Path(id): Path<String>, Form(f): Form<WithdrawPost>) -> Response {
+    if let Err(r) = check_csrf(&pl, &caller, f.csrf.as_deref()) {
+        return r;
+    }
+    let lang = pl.lang;
+    let Some(found) = load(&state, &caller, &id).await else { return no_case(&pl, &caller) };
+    let mut w = WithdrawForm { reason: f.reason, ..WithdrawForm::default() };
+    if w.reason.chars().count() > MAX_REASON_CHARS {
+        w.reason_error = Some(match lang {
+            Lang::Zh => format!("原因最多 {MAX_REASON_CHARS} 個字。"),
+            Lang::Pt => format!("O motivo tem no máximo {MAX_REASON_CHARS} caracteres."),
+            Lang::En => format!("The reason can be at most {MAX_REASON_CHARS} characters long."),
+        });
+        return page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, case_page(&state, &pl, &caller, &found, &w));
+    }
+    match f.action.as_deref() {
+        Some("confirm") => {}
+        Some("cancel") => return page(&pl, case_page(&state, &pl, &caller, &found, &w)),
+        _ => {
+            w.confirming = true;
+            w.key = confirmation_key();
+            return page(&pl, case_page(&state, &pl, &caller, &found, &w));
+        }
+    }
+    let (st, c, case_id) = (state.clone(), caller.clone(), found.case.id.clone());
+    let reason = Some(w.reason.trim().to_string()).filter(|r| !r.is_empty());
+    let key = Some(f.key).filter(|k| k.starts_with("page-withdraw-") && k.len() <= 64);
+    let done = tokio::task::spawn_blocking(move || st.cases.withdraw(&case_id, &c.person, reason, Utc::now(), key.as_deref()).map_err(ApiError::from)).await;
+    let refusal = match done {
+        Ok(Ok(_)) => return Redirect::to(&format!("/cases/{}", found.case.id)).into_response(),
+        Ok(Err(e)) => e.lang(lang),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string()).lang(lang),
+    };
+    let problem = refusal.problem();
+    w.refused = Some(format!("{} {} ({})", t(lang, "未能撤回：", "Não foi retirado:", "Not withdrawn:"), problem.title, problem.code));
+    // The page as it is now (the case may have changed under the person), with the refusal on top.
+    let found = load(&state, &caller, &id).await.unwrap_or(found);
+    page_with_status(&pl, refusal.status, case_page(&state, &pl, &caller, &found, &w))
 }
 
 /// A case: what it is, its route's progress and its data. Used by the case page and the
@@ -140,6 +397,7 @@ fn action_label(lang: Lang, a: Action) -> &'static str {
 
 /// Each step of the workflow, in its order, with its state on this case.
 pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinition) -> Markup {
+    let stopped = case.status.is_final();
     html! {
         ol.progress {
             li.step.done {
@@ -151,6 +409,8 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                 @let state = case.steps.get(&def.id);
                 @let (class, badge) = match state.map(|s| s.status) {
                     Some(StepStatus::Done) => ("done", t(lang, "已完成", "feito", "done")),
+                    // A case that ended (withdrawn) leaves its open steps waiting for nobody.
+                    Some(StepStatus::Open) if stopped => ("stopped", t(lang, "未處理", "não tratado", "not acted on")),
                     Some(StepStatus::Open) => ("open", t(lang, "處理中", "em curso", "open")),
                     Some(StepStatus::Skipped) => ("skipped", t(lang, "略過", "dispensado", "skipped")),
                     None => ("pending", t(lang, "未開始", "ainda não", "not yet")),
@@ -171,6 +431,8 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                                                 @if let Some(p) = &act.on_behalf_of { " " (t(lang, "代", "por", "for")) " " (person_label(lang, dir, p)) }
                                                 " " (action_label(lang, act.action)) " · " (when(&act.at)) " · " (level_label(lang, act.level))
                                                 @if act.superseded { " " em.muted { (t(lang, "（已被重新提交取代）", "(substituído por nova versão)", "(superseded by a resubmission)")) } }
+                                            } @else if stopped {
+                                                span.muted { (t(lang, "個案已結束，毋須處理", "o processo terminou antes", "the case ended first")) }
                                             } @else {
                                                 @let who: Vec<String> = seat.people.iter().chain(seat.escalated_to.iter()).map(|p| person_label(lang, dir, p)).collect();
                                                 (t(lang, "等待", "Aguarda", "Waiting for")) " " (who.join(", ")) " · " (t(lang, "自", "desde", "since")) " " (when(&s.since))

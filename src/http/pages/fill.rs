@@ -119,23 +119,37 @@ fn fill_page(
                     button type="submit" name="_do" value="check" { (t(lang, "檢查表格", "Verificar", "Check the form")) }
                 }
             }
-            @if let Some(data) = valid { (sign_step(lang, form, data, level)) }
+            @if let Some(data) = valid { (sign_step(lang, Signing::Submit { form: &form.id }, data, level)) }
         },
     )
 }
 
+/// What a signature made in the page is for: a new submission of a form, or the corrected data
+/// of a returned case (`/static/fill.js` asks for the payload of that kind and posts to the
+/// matching API route).
+pub enum Signing<'a> {
+    Submit { form: &'a str },
+    Resubmit { case: &'a str },
+}
+
 /// The last step: the data is valid; the person signs it with their key file and submits.
 /// Everything the script needs is in data attributes; messages come in the page's language.
-fn sign_step(lang: Lang, form: &FormDefinition, data: &Value, level: Level) -> Markup {
+pub fn sign_step(lang: Lang, signing: Signing<'_>, data: &Value, level: Level) -> Markup {
     let needs_key = level > Level::Simple;
+    let (kind, form, case) = match signing {
+        Signing::Submit { form } => ("submit", Some(form), None),
+        Signing::Resubmit { case } => ("resubmit", None, Some(case)),
+    };
+    let resubmit = case.is_some();
+    let title = if resubmit { t(lang, "簽署及重新提交", "Assinar e submeter de novo", "Sign and resubmit") } else { t(lang, "簽署及提交", "Assinar e submeter", "Sign and submit") };
     html! {
         section #sign.sign aria-labelledby="sign-title"
-            data-form=(form.id) data-level=(level.as_str())
+            data-kind=(kind) data-form=[form] data-case=[case] data-level=(level.as_str())
             data-msg-working=(t(lang, "正在簽署及提交……", "A assinar e submeter…", "Signing and submitting…"))
             data-msg-nokey=(t(lang, "請先選擇你的私鑰檔案。", "Escolha primeiro o ficheiro da sua chave.", "Choose your key file first."))
-            data-msg-done=(t(lang, "已提交。個案編號：", "Submetido. Processo n.º ", "Submitted. Case "))
+            data-msg-done=(if resubmit { t(lang, "已重新提交。個案編號：", "Submetido de novo. Processo n.º ", "Resubmitted. Case ") } else { t(lang, "已提交。個案編號：", "Submetido. Processo n.º ", "Submitted. Case ") })
             data-msg-failed=(t(lang, "未能提交：", "Não foi submetido: ", "Not submitted: ")) {
-            h2 #sign-title { (t(lang, "簽署及提交", "Assinar e submeter", "Sign and submit")) }
+            h2 #sign-title { (title) }
             p.ok role="status" { (t(lang, "表格已通過檢查。", "O formulário está correto.", "The form is valid.")) }
             input #data-json type="hidden" value=(serde_json::to_string(data).unwrap_or_default());
             @if needs_key {
@@ -145,7 +159,7 @@ fn sign_step(lang: Lang, form: &FormDefinition, data: &Value, level: Level) -> M
                 input #keyfile type="file" accept=".pem,.key,application/x-pem-file";
             }
             p.actions {
-                button #sign-submit type="button" disabled { (t(lang, "簽署並提交", "Assinar e submeter", "Sign and submit")) }
+                button #sign-submit type="button" disabled { (if resubmit { t(lang, "簽署並重新提交", "Assinar e submeter de novo", "Sign and resubmit") } else { t(lang, "簽署並提交", "Assinar e submeter", "Sign and submit") }) }
                 noscript { " " span.error { (t(lang, "簽署需要啟用 JavaScript。", "Assinar exige JavaScript.", "Signing needs JavaScript.")) } }
             }
             div #sign-result aria-live="polite" {}

@@ -80,10 +80,11 @@ async fn render(state: Arc<AppState>, caller: Caller, pl: PageLang, all: bool, r
         Ok(r) => r,
         Err(e) => return problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "出錯", "Erro", "Error"), &e),
     };
-    page(&pl, inbox_page(&pl, &caller, &rows, all, &results))
+    let enrolled = state.accounts.get(&caller.person).is_some_and(|a| a.has_second_factor());
+    page(&pl, inbox_page(&pl, &caller, &rows, all, enrolled, &results))
 }
 
-fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, results: &BTreeMap<String, Result<String, String>>) -> Markup {
+fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled: bool, results: &BTreeMap<String, Result<String, String>>) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "待辦", "Pendentes", "Inbox");
     let any_key = rows.iter().any(|r| r.level > Level::Simple);
@@ -162,6 +163,12 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, results: 
                         }
                         @if any_totp {
                             label { (t(lang, "雙重認證碼", "Código do segundo fator", "Second-factor code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
+                            @if !enrolled {
+                                p #no-second-factor.note {
+                                    (t(lang, "部分步驟要求雙重認證，但你尚未設定：", "Alguns passos exigem segundo fator, que ainda não configurou: ", "Some steps ask for a second factor, and you have none yet: "))
+                                    a href="/me/security" { (t(lang, "設定雙重認證", "configurar o segundo fator", "set one up")) }
+                                }
+                            }
                         }
                         button #batch-go type="submit" { (t(lang, "處理所選個案……", "Tratar os selecionados…", "Act on the selected…")) }
                     }

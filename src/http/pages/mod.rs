@@ -5,10 +5,11 @@
 //! scripts that use it) sign with WebCrypto using a key file the person selects: the private key
 //! never leaves the browser, and the signed act goes to the JSON API like any other client's.
 //!
-//! One file per area: `fill` (the forms and filling one in), `cases` (my cases and a case's
-//! progress), `inbox` (the approver's batch), `author` (checking definitions), `audit` (any case
-//! with its event chain), `usage` (the usage figures with their chart); `render` draws a form
-//! from its definition.
+//! One file per area: `fill` (the forms and filling one in), `cases` (my cases, a case's
+//! progress, withdrawing it), `resubmit` (correcting a returned case), `security` (enrolling a
+//! second factor), `inbox` (the approver's batch), `author` (checking definitions), `audit` (any
+//! case with its event chain), `usage` (the usage figures with their chart); `render` draws a
+//! form from its definition.
 
 mod audit;
 mod author;
@@ -17,6 +18,8 @@ mod fill;
 mod inbox;
 mod outbox;
 pub mod render;
+mod resubmit;
+mod security;
 mod usage;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
@@ -134,6 +137,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                     @if let Some(c) = caller {
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(c.session.csrf);
+                            a href="/me/security" { (t(lang, "帳戶安全", "Segurança", "Security")) }
                             span.muted { (c.person) } " "
                             button.link type="submit" { (t(lang, "登出", "Sair", "Sign out")) }
                         }
@@ -310,6 +314,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/forms/{id}", get(fill::blank).post(fill::posted))
         .route("/cases", get(cases::list))
         .route("/cases/{id}", get(cases::one))
+        .route("/cases/{id}/withdraw", post(cases::withdraw))
+        .route("/cases/{id}/resubmit", get(resubmit::show).post(resubmit::posted))
+        .route("/me/security", get(security::show).post(security::posted))
         .route("/inbox", get(inbox::show).post(inbox::posted))
         .route("/author", get(author::show).post(author::posted))
         .route("/audit", get(audit::show))

@@ -391,6 +391,46 @@ impl<'a> FormView<'a> {
     }
 }
 
+/// A data pointer as a reader names the field: its label in the reader's language, with the row
+/// number inside repeatable rows (`/dependants/1/name` → "Dependants 2 › Name"). For lists of
+/// changes, where a pointer has no control beside it.
+pub fn pointer_label(form: &FormDefinition, lang: Lang, pointer: &str) -> String {
+    let (computed, extra) = (BTreeMap::new(), BTreeSet::new());
+    let view = FormView { form, lang, data: &Value::Null, computed: &computed, errors: &[], extra_rows: &extra, editable: false };
+    let mut at = At::root();
+    let mut parts: Vec<String> = Vec::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        match seg.parse::<usize>() {
+            // As `at_of_pointer`: a number is a row (forms name no field with digits only).
+            Ok(i) => {
+                at = at.item(i);
+                if let Some(last) = parts.last_mut() {
+                    last.push_str(&format!(" {}", i + 1));
+                }
+            }
+            _ => {
+                at = at.child(&seg);
+                parts.push(view.label(&at));
+            }
+        }
+    }
+    if parts.is_empty() { t(lang, "整份表格", "Todo o formulário", "The whole form").to_string() } else { parts.join(" › ") }
+}
+
+/// A value as the read-only view shows it: an option's label, yes or no, "—" for nothing.
+pub fn value_label(form: &FormDefinition, lang: Lang, pointer: &str, value: &Value) -> String {
+    let (computed, extra) = (BTreeMap::new(), BTreeSet::new());
+    let view = FormView { form, lang, data: &Value::Null, computed: &computed, errors: &[], extra_rows: &extra, editable: false };
+    match value {
+        Value::Null => "—".to_string(),
+        Value::Bool(true) => t(lang, "是", "Sim", "Yes").to_string(),
+        Value::Bool(false) => t(lang, "否", "Não", "No").to_string(),
+        Value::String(_) | Value::Number(_) => view.option_label(&view.at_of_pointer(pointer), value),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
 /// The schema node an input name points at (`dependants.0.name` → the item's `name`).
 fn node_for<'s>(root: &'s Value, name: &str) -> Option<&'s Value> {
     let mut node = resolve(root, root);
@@ -550,6 +590,18 @@ mod tests {
         );
         assert_eq!(data["dependants"], json!([{"name": "A"}, {"name": "B"}]));
         assert!(data.get("csrf").is_none() && data.get("_do").is_none());
+    }
+
+    #[test]
+    fn a_change_names_its_field_and_row_and_shows_values_as_the_reader_reads_them() {
+        let f = form();
+        assert_eq!(pointer_label(&f, Lang::En, "/dependants/1/name"), "Dependants 2 › Name");
+        assert_eq!(pointer_label(&f, Lang::En, "/dependants"), "Dependants");
+        let relation = f.options.get("dependants.*.relation").and_then(|o| o.keys().next().cloned()).expect("relations have option labels");
+        let shown = f.options["dependants.*.relation"][&relation].get(Lang::Pt).to_string();
+        assert_eq!(value_label(&f, Lang::Pt, "/dependants/0/relation", &json!(relation)), shown, "an option by its label");
+        assert_eq!(value_label(&f, Lang::Zh, "/dependants/0/student", &json!(true)), "是");
+        assert_eq!(value_label(&f, Lang::En, "/dependants/0/name", &Value::Null), "—", "nothing before");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 // The sign-and-submit step of a form page. The server has validated the data; this script asks
 // the API for the exact payload to sign, signs it with the key file the person chose (the key
-// stays in the page), and submits the case. Messages come from the page in its language.
+// stays in the page), and submits. The step says what it signs (`data-kind`): a new case of a
+// form (`submit`: POST /api/v1/cases, then a link to the new case), or the corrected data of a
+// returned case (`resubmit`: POST /api/v1/cases/{id}/resubmit, then back to the case's page).
+// Messages come from the page in its language.
 "use strict";
 
 (() => {
@@ -40,8 +43,17 @@
     return { text: msg("failed") + (j.title || res.status) + (j.detail ? ` (${j.detail})` : ""), lines };
   }
 
+  // What is signed and where it goes, by the step's kind.
+  const resubmit = box.dataset.kind === "resubmit";
+  const caseId = box.dataset.case;
+  const payloadRequest = (data) => resubmit
+    ? { kind: "resubmit", case: caseId, data }
+    : { kind: "submit", form: box.dataset.form, data, idempotency_key: idempotencyKey };
+  const post = (data, signed) => resubmit
+    ? carimbo.api(`/api/v1/cases/${encodeURIComponent(caseId)}/resubmit`, { data, signed })
+    : carimbo.api("/api/v1/cases", { form: box.dataset.form, data, idempotency_key: idempotencyKey, signed });
+
   async function signAndSubmit() {
-    const form = box.dataset.form;
     const data = JSON.parse(document.getElementById("data-json").value);
     let signed;
     if (box.dataset.level !== "simple") {
@@ -50,7 +62,7 @@
         return;
       }
       const signer = await carimbo.importKey(await carimbo.readFile(keyInput));
-      const payload = await carimbo.api("/api/v1/signing-payload", { kind: "submit", form, data, idempotency_key: idempotencyKey });
+      const payload = await carimbo.api("/api/v1/signing-payload", payloadRequest(data));
       if (!payload.ok) {
         const p = problemText(payload);
         show("error", p.text, p.lines);
@@ -64,7 +76,7 @@
       }
       signed = { payload: payload.json.payload, signature: await carimbo.sign(signer, payload.json.canonical, cert.json.x5c) };
     }
-    const res = await carimbo.api("/api/v1/cases", { form, data, idempotency_key: idempotencyKey, signed });
+    const res = await post(data, signed);
     if (!res.ok) {
       const p = problemText(res);
       show("error", p.text, p.lines);
@@ -78,6 +90,8 @@
     a.textContent = id;
     p.append(a);
     button.disabled = true;
+    // A corrected case goes back to its page, which shows it open again with the new data.
+    if (resubmit) location.assign(a.href);
   }
 
   button.disabled = false;
