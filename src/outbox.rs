@@ -446,16 +446,22 @@ impl Dispatcher {
                             }
                         }
                     }
-                    let mut slept = std::time::Duration::ZERO;
-                    while slept < interval && !stop.load(Ordering::Relaxed) {
-                        let step = std::time::Duration::from_millis(50).min(interval - slept);
-                        std::thread::sleep(step);
-                        slept += step;
-                    }
+                    sleep_unless_stopped(interval, &stop);
                 }
                 self.status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
             })
             .expect("a thread for the outbox")
+    }
+}
+
+/// Sleeps `interval`, waking early once `stop` is set (checked every 50 ms), so a background
+/// thread stops promptly when the server does.
+pub fn sleep_unless_stopped(interval: std::time::Duration, stop: &AtomicBool) {
+    let mut slept = std::time::Duration::ZERO;
+    while slept < interval && !stop.load(Ordering::Relaxed) {
+        let step = std::time::Duration::from_millis(50).min(interval - slept);
+        std::thread::sleep(step);
+        slept += step;
     }
 }
 

@@ -30,7 +30,8 @@ const CLOCK_SKEW_MINUTES: i64 = 10;
 /// Batch requests are bounded so one request cannot hold the server.
 pub const MAX_BATCH_ITEMS: usize = 200;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+/// Runs store work off the async threads; a panicked worker is a 500 problem.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", format!("a worker stopped: {e}")))?
 }
 

@@ -159,12 +159,7 @@ impl AppState {
                         Ok(_) => {}
                         Err(e) => eprintln!("deadlines: the round failed: {e}"),
                     }
-                    let mut slept = std::time::Duration::ZERO;
-                    while slept < interval && !flag.load(Ordering::Relaxed) {
-                        let step = std::time::Duration::from_millis(100).min(interval - slept);
-                        std::thread::sleep(step);
-                        slept += step;
-                    }
+                    crate::outbox::sleep_unless_stopped(interval, &flag);
                 }
             })
             .expect("a thread for deadlines");

@@ -3,6 +3,7 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::api::blocking;
 use super::AppState;
 use crate::outbox::{deliveries_of, export, parse_time, retry_dead, DispatcherStatus, ExportFilter, ExportFormat, OutboxError, WebhookConfig};
 use crate::store::{OutboxRecord, Store};
@@ -36,14 +37,6 @@ impl From<OutboxError> for ApiError {
             OutboxError::Config { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E1001", e.to_string()),
         }
     }
-}
-
-fn lang_err(caller: &Caller) -> impl Fn(ApiError) -> ApiError + '_ {
-    move |e| e.lang(caller.lang)
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", format!("a worker stopped: {e}")))?
 }
 
 /// A message as administrators see it: what it is and how each endpoint fared.
@@ -137,7 +130,7 @@ pub fn export_request(q: &ExportQuery, dashes: bool) -> Result<(ExportFilter, Ex
 pub async fn export_messages(State(state): State<Arc<AppState>>, caller: Caller, query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
     caller.require("admin")?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1002", e.body_text()).lang(caller.lang))?;
-    let (filter, format) = export_request(&q, false).map_err(ApiError::from).map_err(lang_err(&caller))?;
+    let (filter, format) = export_request(&q, false).map_err(|e| ApiError::from(e).lang(caller.lang))?;
     let lang = caller.lang;
     let store = state.cases.store().clone();
     // Built in memory: an export over the API is for a period (a month of a department's
