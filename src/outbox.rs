@@ -538,8 +538,7 @@ pub fn parse_time(text: &str, what: &str) -> Result<DateTime<Utc>, OutboxError> 
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let macau = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
-        if let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(macau).single()) {
+        if let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(crate::usage::macau()).single()) {
             return Ok(t.with_timezone(&Utc));
         }
     }
