@@ -351,15 +351,3 @@ fn open_rejected_and_withdrawn_cases_verify_too() {
     assert_eq!((f.check, f.pointer.as_str()), ("head", "/head"), "{}", f.message);
 }
 
-/// The figure the issue asks for: verification time of a case with at least 20 events.
-#[test]
-fn verification_time_of_a_twenty_step_case() {
-    let b = &bundles().long;
-    let runs = 5;
-    let start = Instant::now();
-    for _ in 0..runs {
-        assert!(verify(b).passed);
-    }
-    let each = start.elapsed().as_secs_f64() * 1000.0 / runs as f64;
-    println!("verification of a {}-event case with 13 signatures ({} bytes): {each:.1} ms per bundle (test profile; `cargo bench --bench evidence` for release)", value(b)["events"].as_array().unwrap().len(), b.len());
-}
