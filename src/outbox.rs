@@ -537,11 +537,10 @@ pub fn parse_time(text: &str, what: &str) -> Result<DateTime<Utc>, OutboxError> 
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(crate::usage::macau()).single()) {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(crate::usage::macau()).single()) {
             return Ok(t.with_timezone(&Utc));
         }
-    }
     Err(OutboxError::Export(format!("{what} {text:?} is not a date (2026-11-01) or a time (2026-11-01T09:00:00+08:00)")))
 }
 

@@ -21,6 +21,7 @@
 //! The trait is synchronous (sled is; `PgStore` uses the blocking `postgres` client); the HTTP
 //! layer calls it from `spawn_blocking`.
 
+mod checks;
 mod postgres;
 mod sled;
 

@@ -27,6 +27,7 @@
 //! transaction has committed); PostgreSQL's own group commit shares one WAL flush between
 //! concurrent commits. `open` refuses a server running with `fsync = off`.
 
+use super::checks::{ChainCheck, validate};
 use super::{
     Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
     OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
@@ -211,13 +212,13 @@ impl PgStore {
             let case_id: String = row.get(0);
             let seq: i64 = row.get(1);
             let text: String = row.get(2);
-            if current.as_ref().is_none_or(|c| c.case_id != case_id) {
+            if current.as_ref().is_none_or(|c| c.case_id() != case_id) {
                 if let Some(chain) = current.take() {
                     settle_case(&mut tx, chain, &mut heads, &mut report)?;
                 }
                 current = Some(ChainCheck::new(case_id));
             }
-            current.as_mut().expect("set above").push(seq as u64, &text);
+            current.as_mut().expect("set above").push(seq as u64, text.as_bytes());
         }
         if let Some(chain) = current.take() {
             settle_case(&mut tx, chain, &mut heads, &mut report)?;
@@ -694,14 +695,14 @@ impl Store for PgStore {
         let mut head = None;
         for r in &rows {
             match r.get::<_, Option<i64>>(0) {
-                Some(seq) => chain.push(seq as u64, &r.get::<_, String>(1)),
+                Some(seq) => chain.push(seq as u64, r.get::<_, String>(1).as_bytes()),
                 None => head = r.get::<_, Option<String>>(2),
             }
         }
         if chain.count == 0 && head.is_none() {
             return Err(StoreError::NotFound(case_id.to_string()));
         }
-        chain.finish(head.as_deref())
+        chain.finish(head.as_deref().map(|h| decode_head(case_id, h)))
     }
 
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -925,13 +926,14 @@ impl Cursor {
 
 /// Judges one case of `verify_all` once its events have been read, with its head (if any).
 fn settle_case(tx: &mut Transaction<'_>, chain: ChainCheck, heads: &mut Cursor, report: &mut IntegrityReport) -> Result<(), StoreError> {
-    heads_without_events(tx, heads, Some(&chain.case_id), report)?;
+    heads_without_events(tx, heads, Some(chain.case_id()), report)?;
     let head = match heads.peek_case(tx)? {
-        Some(c) if c == chain.case_id => heads.next(tx)?.map(|r| r.get::<_, String>(1)),
+        Some(c) if c == chain.case_id() => heads.next(tx)?.map(|r| r.get::<_, String>(1)),
         _ => None,
     };
     report.cases_checked += 1;
-    match chain.finish(head.as_deref()) {
+    let decoded = head.as_deref().map(|h| decode_head(chain.case_id(), h));
+    match chain.finish(decoded) {
         Err(StoreError::Corrupt { case_id, seq, reason }) => report.corrupt.push(CorruptCase { case_id, seq, reason }),
         Err(other) => return Err(other),
         Ok(()) => {}
@@ -953,103 +955,6 @@ fn heads_without_events(tx: &mut Transaction<'_>, heads: &mut Cursor, bound: Opt
         report.cases_checked += 1;
         report.corrupt.push(CorruptCase { case_id, seq, reason: "the case head has no events in the log".into() });
     }
-}
-
-/// Walks one case's log in order and remembers the first bad event (the sled store's rules).
-struct ChainCheck {
-    case_id: String,
-    count: u64,
-    prev_hash: String,
-    problem: Option<(u64, String)>,
-}
-
-impl ChainCheck {
-    fn new(case_id: String) -> Self {
-        ChainCheck { case_id, count: 0, prev_hash: GENESIS_HASH.to_string(), problem: None }
-    }
-
-    fn push(&mut self, seq: u64, text: &str) {
-        if self.problem.is_some() {
-            return;
-        }
-        let expected = self.count + 1;
-        self.count += 1;
-        if seq != expected {
-            self.problem = Some((expected, format!("event {expected} is missing (the next stored event is {seq})")));
-            return;
-        }
-        let event: StoredEvent = match serde_json::from_str(text) {
-            Ok(e) => e,
-            Err(e) => {
-                self.problem = Some((seq, format!("the stored text does not decode as an event: {e}")));
-                return;
-            }
-        };
-        if event.case_id != self.case_id || event.seq != seq {
-            self.problem = Some((seq, format!("the event says it is event {} of case {}", event.seq, event.case_id)));
-        } else if event.computed_hash() != event.hash {
-            self.problem = Some((seq, "the event's content does not match its hash".into()));
-        } else if event.prev_hash != self.prev_hash {
-            self.problem = Some((seq, "prev_hash is not the hash of the previous event".into()));
-        } else {
-            self.prev_hash = event.hash;
-        }
-    }
-
-    fn finish(self, head: Option<&str>) -> Result<(), StoreError> {
-        let corrupt = |seq, reason| Err(StoreError::Corrupt { case_id: self.case_id.clone(), seq, reason });
-        if let Some((seq, reason)) = self.problem.clone() {
-            return corrupt(seq, reason);
-        }
-        let Some(head) = head else {
-            return if self.count == 0 { Ok(()) } else { corrupt(self.count, "events without a case head".into()) };
-        };
-        let head = decode_head(&self.case_id, head)?;
-        if head.version != self.count {
-            return corrupt(head.version.min(self.count + 1), format!("the case head says version {} but the log has {} events", head.version, self.count));
-        }
-        if head.last_hash != self.prev_hash {
-            return corrupt(head.version, "the case head's last_hash is not the hash of the last event".into());
-        }
-        Ok(())
-    }
-}
-
-/// The checks the sled store makes on an append, with the same messages: ids are non-empty and
-/// hold no NUL (PostgreSQL text cannot hold one either), the head and inbox are for this case.
-fn validate(a: &Append) -> Result<(), StoreError> {
-    let invalid = |m: String| Err(StoreError::Invalid(m));
-    if a.events.is_empty() {
-        return invalid(format!("an append to case {} has no events", a.case_id));
-    }
-    check_id("case id", &a.case_id)?;
-    if a.head.case_id != a.case_id {
-        return invalid(format!("the head is for case {}, the append for case {}", a.head.case_id, a.case_id));
-    }
-    if let Some(k) = &a.idempotency_key {
-        check_id("idempotency key", k)?;
-    }
-    for p in &a.head.parties {
-        check_id("party", p)?;
-    }
-    for e in &a.inbox {
-        if e.case_id != a.case_id {
-            return invalid(format!("an inbox entry is for case {}, the append for case {}", e.case_id, a.case_id));
-        }
-        check_id("inbox person", &e.person)?;
-        check_id("inbox step", &e.step)?;
-        if e.seat.contains('\0') {
-            return invalid(format!("inbox seat {:?} contains a NUL character", e.seat));
-        }
-    }
-    Ok(())
-}
-
-fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
-    if id.is_empty() || id.contains('\0') {
-        return Err(StoreError::Invalid(format!("{what} {id:?} must be non-empty and contain no NUL character")));
-    }
-    Ok(())
 }
 
 /// An inbox cursor, in the sled store's format: hex of `since (ms, sign bit flipped, BE) + case

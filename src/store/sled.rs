@@ -51,7 +51,8 @@ mod journal;
 mod keys;
 
 use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
-use integrity::{ChainCheck, settle_case, take_heads_without_events};
+use super::checks::{ChainCheck, validate};
+use integrity::{settle_case, take_heads_without_events};
 use keys::*;
 
 use super::{
@@ -981,7 +982,7 @@ impl Store for SledStore {
         if chain.count == 0 && head.is_none() {
             return Err(StoreError::NotFound(case_id.to_string()));
         }
-        chain.finish(head.as_deref())
+        chain.finish(head.as_deref().map(|h| decode_head(case_id, h)))
     }
 
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -1149,42 +1150,6 @@ impl Store for SledStore {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-fn validate(a: &Append) -> Result<(), StoreError> {
-    let invalid = |m: String| Err(StoreError::Invalid(m));
-    if a.events.is_empty() {
-        return invalid(format!("an append to case {} has no events", a.case_id));
-    }
-    check_id("case id", &a.case_id)?;
-    if a.head.case_id != a.case_id {
-        return invalid(format!("the head is for case {}, the append for case {}", a.head.case_id, a.case_id));
-    }
-    if let Some(k) = &a.idempotency_key {
-        check_id("idempotency key", k)?;
-    }
-    for p in &a.head.parties {
-        check_id("party", p)?;
-    }
-    for e in &a.inbox {
-        if e.case_id != a.case_id {
-            return invalid(format!("an inbox entry is for case {}, the append for case {}", e.case_id, a.case_id));
-        }
-        check_id("inbox person", &e.person)?;
-        check_id("inbox step", &e.step)?;
-        // The seat is the key's last part, so it may be empty but not hold a separator.
-        if e.seat.contains('\0') {
-            return invalid(format!("inbox seat {:?} contains a NUL character", e.seat));
-        }
-    }
-    Ok(())
-}
-
-fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
-    if id.is_empty() || id.contains('\0') {
-        return Err(StoreError::Invalid(format!("{what} {id:?} must be non-empty and contain no NUL character")));
-    }
-    Ok(())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

@@ -1,8 +1,9 @@
-//! Hash-chain checks over the index: one case's log (`ChainCheck`), and the side-by-side walk
-//! of heads and logs that `verify_all` makes.
+//! The side-by-side walk of heads and logs that `verify_all` makes over the index (one case's
+//! chain is checked by `store::checks::ChainCheck`).
 
 use super::{decode_head, sled_err};
-use crate::store::{CorruptCase, GENESIS_HASH, IntegrityReport, StoreError, StoredEvent};
+use crate::store::checks::ChainCheck;
+use crate::store::{CorruptCase, IntegrityReport, StoreError};
 use ::sled::IVec;
 
 pub(super) type HeadIter = std::iter::Peekable<::sled::Iter>;
@@ -15,7 +16,7 @@ pub(super) fn settle_case(case: &[u8], chain: ChainCheck, heads: &mut HeadIter, 
         _ => None,
     };
     report.cases_checked += 1;
-    match chain.finish(head.as_deref()) {
+    match chain.finish(head.as_deref().map(|h| decode_head(chain_case(case), h))) {
         Err(StoreError::Corrupt { case_id, seq, reason }) => report.corrupt.push(CorruptCase { case_id, seq, reason }),
         Err(other) => return Err(other),
         Ok(()) => {}
@@ -43,64 +44,6 @@ pub(super) fn next_head(heads: &mut HeadIter) -> Result<(IVec, IVec), StoreError
     heads.next().expect("peeked").map_err(sled_err)
 }
 
-/// Walks one case's log in key order and remembers the first bad event.
-pub(super) struct ChainCheck {
-    case_id: String,
-    pub(super) count: u64,
-    prev_hash: String,
-    problem: Option<(u64, String)>,
+fn chain_case(case: &[u8]) -> &str {
+    std::str::from_utf8(case).unwrap_or("(a case id that is not UTF-8)")
 }
-
-impl ChainCheck {
-    pub(super) fn new(case_id: String) -> Self {
-        ChainCheck { case_id, count: 0, prev_hash: GENESIS_HASH.to_string(), problem: None }
-    }
-
-    pub(super) fn push(&mut self, seq: u64, bytes: &[u8]) {
-        if self.problem.is_some() {
-            return;
-        }
-        let expected = self.count + 1;
-        self.count += 1;
-        if seq != expected {
-            self.problem = Some((expected, format!("event {expected} is missing (the next stored event is {seq})")));
-            return;
-        }
-        let event: StoredEvent = match serde_json::from_slice(bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                self.problem = Some((seq, format!("the stored bytes do not decode as an event: {e}")));
-                return;
-            }
-        };
-        if event.case_id != self.case_id || event.seq != seq {
-            self.problem = Some((seq, format!("the event says it is event {} of case {}", event.seq, event.case_id)));
-        } else if event.computed_hash() != event.hash {
-            self.problem = Some((seq, "the event's content does not match its hash".into()));
-        } else if event.prev_hash != self.prev_hash {
-            self.problem = Some((seq, "prev_hash is not the hash of the previous event".into()));
-        } else {
-            self.prev_hash = event.hash;
-        }
-    }
-
-    /// The verdict, with the case head (raw bytes) checked against the log.
-    pub(super) fn finish(self, head: Option<&[u8]>) -> Result<(), StoreError> {
-        let corrupt = |seq, reason| Err(StoreError::Corrupt { case_id: self.case_id.clone(), seq, reason });
-        if let Some((seq, reason)) = self.problem.clone() {
-            return corrupt(seq, reason);
-        }
-        let Some(head) = head else {
-            return if self.count == 0 { Ok(()) } else { corrupt(self.count, "events without a case head".into()) };
-        };
-        let head = decode_head(&self.case_id, head)?;
-        if head.version != self.count {
-            return corrupt(head.version.min(self.count + 1), format!("the case head says version {} but the log has {} events", head.version, self.count));
-        }
-        if head.last_hash != self.prev_hash {
-            return corrupt(head.version, "the case head's last_hash is not the hash of the last event".into());
-        }
-        Ok(())
-    }
-}
-
