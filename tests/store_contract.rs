@@ -8,11 +8,11 @@
 //! database, migrations).
 
 use carimbo::store::{
-    Append, CaseExport, CaseHead, GENESIS_HASH, InboxEntry, IntegrityReport, OutboxMessage, OutboxRecord, PgStore, SledStore, Store, StoreError,
+    Append, CaseExport, GENESIS_HASH, IntegrityReport, OutboxMessage, OutboxRecord, PgStore, SledStore, Store, StoreError,
     StoredEvent,
 };
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde_json::{Value, json};
+use chrono::Duration;
+use serde_json::json;
 use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
@@ -165,61 +165,12 @@ on_every_store!(
     importing_a_case_that_exists_is_a_conflict,
 );
 
-// ---------------------------------------------------------------- builders
+// ---------------------------------------------------------------- builders (and `builders`)
 
-fn t(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap() + Duration::minutes(minutes)
-}
+#[path = "common/store_builders.rs"]
+mod builders;
+use builders::{append, entry, head, submit, t};
 
-fn head(case: &str, parties: &[&str], opened_at: DateTime<Utc>) -> CaseHead {
-    CaseHead {
-        case_id: case.into(),
-        version: 0,
-        last_hash: String::new(),
-        status: "open".into(),
-        form_id: "leave".into(),
-        form_version: "1".into(),
-        form_hash: "f".repeat(64),
-        workflow_id: "leave".into(),
-        workflow_version: "1".into(),
-        workflow_hash: "e".repeat(64),
-        submitter: parties[0].into(),
-        parties: parties.iter().map(|p| p.to_string()).collect(),
-        opened_at,
-        updated_at: opened_at,
-        summary: json!({}),
-    }
-}
-
-fn entry(person: &str, case: &str, step: &str, since: DateTime<Utc>) -> InboxEntry {
-    InboxEntry {
-        person: person.into(),
-        case_id: case.into(),
-        step: step.into(),
-        seat: "1".into(),
-        since,
-        form_id: "leave".into(),
-        on_behalf_of: None,
-        delegation: None,
-    }
-}
-
-fn append(case: &str, expected: u64, events: Vec<Value>, inbox: Vec<InboxEntry>) -> Append {
-    Append {
-        case_id: case.into(),
-        expected_version: expected,
-        events,
-        head: head(case, &["ana"], t(0)),
-        inbox,
-        idempotency_key: None,
-        outcome: json!({"ok": true}),
-        outbox: Vec::new(),
-    }
-}
-
-fn submit(case: &str) -> Append {
-    append(case, 0, vec![json!({"type": "submitted", "by": "ana"})], vec![entry("bruno", case, "supervisor", t(0))])
-}
 
 fn message(kind: &str, n: u32) -> OutboxMessage {
     OutboxMessage { kind: kind.into(), payload: json!({"n": n, "text": "décision ✓"}) }
