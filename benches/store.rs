@@ -19,13 +19,16 @@
 //! live in temporary directories under Cargo's target tmp dir (or `CARIMBO_BENCH_DIR`), so the
 //! probe measures the disk the store is on.
 
-use carimbo::store::{Append, CaseHead, InboxEntry, SledStore, Store};
-use chrono::{DateTime, Duration as Minutes, TimeZone, Utc};
+use carimbo::store::{SledStore, Store};
+use chrono::{Duration as Minutes, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "common/workload.rs"]
+mod workload;
+use workload::{approval, submission};
 
 fn main() {
     let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -125,61 +128,6 @@ fn measure_fsync_rate(dir: &Path, budget: Duration, in_place: bool) -> f64 {
         n += 1;
     }
     n as f64 / start.elapsed().as_secs_f64()
-}
-
-fn head(case: &str, submitter: &str, approver: &str, opened_at: DateTime<Utc>, status: &str) -> CaseHead {
-    CaseHead {
-        case_id: case.into(),
-        version: 0,
-        last_hash: String::new(),
-        status: status.into(),
-        form_id: "leave".into(),
-        form_version: "1".into(),
-        form_hash: "f".repeat(64),
-        workflow_id: "leave".into(),
-        workflow_version: "1".into(),
-        workflow_hash: "e".repeat(64),
-        submitter: submitter.into(),
-        parties: vec![submitter.into(), approver.into()],
-        opened_at,
-        updated_at: opened_at,
-        summary: json!({"step": "supervisor", "who": approver}),
-    }
-}
-
-fn submission(case: &str, submitter: &str, approver: &str, at: DateTime<Utc>) -> Append {
-    Append {
-        case_id: case.into(),
-        expected_version: 0,
-        events: vec![json!({"type": "submitted", "by": submitter, "data": {"from": "2025-03-03", "to": "2025-03-07", "days": 5}})],
-        head: head(case, submitter, approver, at, "open"),
-        inbox: vec![InboxEntry {
-            person: approver.into(),
-            case_id: case.into(),
-            step: "supervisor".into(),
-            seat: "1".into(),
-            since: at,
-            form_id: "leave".into(),
-            on_behalf_of: None,
-            delegation: None,
-        }],
-        idempotency_key: Some(format!("submit-{case}")),
-        outcome: json!({"case": case, "version": 1}),
-        outbox: Vec::new(),
-    }
-}
-
-fn approval(case: &str, submitter: &str, at: DateTime<Utc>) -> Append {
-    Append {
-        case_id: case.into(),
-        expected_version: 1,
-        events: vec![json!({"type": "approved", "by": "approver-1", "step": "supervisor"})],
-        head: head(case, submitter, "approver-1", at, "completed"),
-        inbox: vec![],
-        idempotency_key: Some(format!("approve-{case}")),
-        outcome: json!({"case": case, "version": 2}),
-        outbox: Vec::new(),
-    }
 }
 
 fn inbox_at_scale(root: &Path) {

@@ -11,12 +11,15 @@
 //! the durable syncs behind them (sled: its flushes; PostgreSQL: WAL syncs from `pg_stat_wal`,
 //! server-wide, so other load on the server counts too).
 
-use carimbo::store::{Append, CaseHead, InboxEntry, PgOptions, PgStore, SledStore, Store};
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use carimbo::store::{PgOptions, PgStore, SledStore, Store};
+use chrono::Utc;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "common/workload.rs"]
+mod workload;
+use workload::{approval, submission};
 
 fn main() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -104,59 +107,4 @@ fn run(store: Arc<dyn Store>, clients: usize, budget: Duration) -> (u64, Duratio
         .collect();
     let acts = workers.into_iter().map(|w| w.join().unwrap()).sum();
     (acts, start.elapsed())
-}
-
-fn head(case: &str, submitter: &str, approver: &str, opened_at: DateTime<Utc>, status: &str) -> CaseHead {
-    CaseHead {
-        case_id: case.into(),
-        version: 0,
-        last_hash: String::new(),
-        status: status.into(),
-        form_id: "leave".into(),
-        form_version: "1".into(),
-        form_hash: "f".repeat(64),
-        workflow_id: "leave".into(),
-        workflow_version: "1".into(),
-        workflow_hash: "e".repeat(64),
-        submitter: submitter.into(),
-        parties: vec![submitter.into(), approver.into()],
-        opened_at,
-        updated_at: opened_at,
-        summary: json!({"step": "supervisor", "who": approver}),
-    }
-}
-
-fn submission(case: &str, submitter: &str, approver: &str, at: DateTime<Utc>) -> Append {
-    Append {
-        case_id: case.into(),
-        expected_version: 0,
-        events: vec![json!({"type": "submitted", "by": submitter, "data": {"from": "2025-03-03", "to": "2025-03-07", "days": 5}})],
-        head: head(case, submitter, approver, at, "open"),
-        inbox: vec![InboxEntry {
-            person: approver.into(),
-            case_id: case.into(),
-            step: "supervisor".into(),
-            seat: "1".into(),
-            since: at,
-            form_id: "leave".into(),
-            on_behalf_of: None,
-            delegation: None,
-        }],
-        idempotency_key: Some(format!("submit-{case}")),
-        outcome: json!({"case": case, "version": 1}),
-        outbox: Vec::new(),
-    }
-}
-
-fn approval(case: &str, submitter: &str, at: DateTime<Utc>) -> Append {
-    Append {
-        case_id: case.into(),
-        expected_version: 1,
-        events: vec![json!({"type": "approved", "by": "approver-1", "step": "supervisor"})],
-        head: head(case, submitter, "approver-1", at, "completed"),
-        inbox: vec![],
-        idempotency_key: Some(format!("approve-{case}")),
-        outcome: json!({"case": case, "version": 2}),
-        outbox: Vec::new(),
-    }
 }
