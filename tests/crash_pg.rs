@@ -16,14 +16,13 @@
 
 mod common;
 
-use common::crash::{agent, free_port, login, start, submit};
+use common::crash::{agent, free_port, login, random_wait_ms, sign_in_all, start, submit, Load};
 
 use carimbo::store::{PgStore, Store};
 use std::io::Write;
 use serde_json::Value;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The tests of this file take turns: one of them stops the database.
@@ -53,41 +52,13 @@ fn run(conn: &str, schema: &str) {
     let base = format!("http://127.0.0.1:{port}");
     let mut server = start(&data, port, &["--store", conn, "--pg-schema", schema]);
 
-    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let people = ["p005", "p006", "p007", "p008", "p009", "p010", "p011", "p012"];
-    let clients: Vec<_> = people
-        .iter()
-        .map(|person| {
-            let (acked, stop, base, person) = (acked.clone(), stop.clone(), base.clone(), person.to_string());
-            std::thread::spawn(move || {
-                let a = agent();
-                let Ok(token) = login(&a, &base, &person) else { return };
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    match submit(&a, &base, &token, &person, &format!("{person}-{n}")) {
-                        Ok(case) => acked.lock().unwrap().push((person.clone(), case)),
-                        // The server died mid-request: this one was never acknowledged.
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-
+    let load = Load::start(&base, &sign_in_all(&base));
     // Kill at a moment the test does not choose: between 1.5 and 4 seconds into the load.
-    let mut r = [0u8; 2];
-    getrandom::fill(&mut r).unwrap();
-    let wait = 1500 + (u16::from_le_bytes(r) % 2500) as u64;
+    let wait = random_wait_ms();
     std::thread::sleep(Duration::from_millis(wait));
     server.kill().expect("SIGKILL");
     server.wait().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish();
     assert!(!acked.is_empty(), "no submission was acknowledged before the kill ({wait} ms)");
 
     // Restart: every acknowledged case is served, to its submitter.
@@ -162,43 +133,12 @@ fn run_database_crash(conn: &str, schema: &str, crash: &str, restart: &str) {
     let base = format!("http://127.0.0.1:{port}");
     let mut server = start(&data, port, &["--store", conn, "--pg-schema", schema]);
 
-    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let people = ["p005", "p006", "p007", "p008", "p009", "p010", "p011", "p012"];
-    let tokens: Vec<(String, String)> = {
-        let a = agent();
-        people.iter().map(|p| (p.to_string(), login(&a, &base, p).unwrap())).collect()
-    };
-    let clients: Vec<_> = tokens
-        .iter()
-        .cloned()
-        .map(|(person, token)| {
-            let (acked, stop, base) = (acked.clone(), stop.clone(), base.clone());
-            std::thread::spawn(move || {
-                let a = agent();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    match submit(&a, &base, &token, &person, &format!("{person}-{n}")) {
-                        Ok(case) => acked.lock().unwrap().push((person.clone(), case)),
-                        // The database went away mid-request: this one was never acknowledged.
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-
-    let mut r = [0u8; 2];
-    getrandom::fill(&mut r).unwrap();
-    let wait = 1500 + (u16::from_le_bytes(r) % 2500) as u64;
+    let tokens = sign_in_all(&base);
+    let load = Load::start(&base, &tokens);
+    let wait = random_wait_ms();
     std::thread::sleep(Duration::from_millis(wait));
     assert!(shell(crash), "the crash command failed: {crash}");
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish();
     assert!(!acked.is_empty(), "no submission was acknowledged before the crash ({wait} ms)");
 
     // The server may need a moment to let go of its lock file and shared memory.

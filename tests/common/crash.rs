@@ -61,3 +61,64 @@ pub fn submit(a: &ureq::Agent, base: &str, token: &str, person: &str, key: &str)
         _ => Err(format!("{status}: {v}")),
     }
 }
+
+/// The staff members whose clients make the load.
+pub const PEOPLE: [&str; 8] = ["p005", "p006", "p007", "p008", "p009", "p010", "p011", "p012"];
+
+/// Clients submitting signed leave requests, one thread per signed-in person, until stopped or
+/// until a request fails (the server or its database went away mid-request: that submission
+/// was never acknowledged). Keeps (person, case id) of every acknowledged submission.
+pub struct Load {
+    acked: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(base: &str, tokens: &[(String, String)]) -> Load {
+        use std::sync::atomic::Ordering;
+        let acked: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = tokens
+            .iter()
+            .cloned()
+            .map(|(person, token)| {
+                let (acked, stop, base) = (acked.clone(), stop.clone(), base.to_string());
+                std::thread::spawn(move || {
+                    let a = agent();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        match submit(&a, &base, &token, &person, &format!("{person}-{n}")) {
+                            Ok(case) => acked.lock().unwrap().push((person.clone(), case)),
+                            Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { acked, stop, clients }
+    }
+
+    /// Stops the clients and returns what the server acknowledged.
+    pub fn finish(self) -> Vec<(String, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for c in self.clients {
+            c.join().unwrap();
+        }
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+/// Signs in every one of `PEOPLE`.
+pub fn sign_in_all(base: &str) -> Vec<(String, String)> {
+    let a = agent();
+    PEOPLE.iter().map(|p| (p.to_string(), login(&a, base, p).unwrap())).collect()
+}
+
+/// A moment the test does not choose: between 1.5 and 4 seconds, in milliseconds.
+pub fn random_wait_ms() -> u64 {
+    let mut r = [0u8; 2];
+    getrandom::fill(&mut r).unwrap();
+    1500 + (u16::from_le_bytes(r) % 2500) as u64
+}
