@@ -18,4 +18,5 @@ pub mod pki;
 pub mod signing;
 pub mod store;
 pub mod usage;
+pub mod visibility;
 pub mod workflow;

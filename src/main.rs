@@ -84,6 +84,10 @@ enum Command {
         /// Where to write; standard output when absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A restricted field (e.g. diagnosis_code) to export in the open; repeat for more.
+        /// Without it every restricted value is exported as its salted commitment only.
+        #[arg(long = "restricted-field")]
+        restricted_field: Vec<String>,
     },
     /// Write a case's evidence bundle (one JSON file) from the sled store in the data directory.
     /// The store must not be open in a running server: use `GET /api/v1/cases/{id}/evidence` then.
@@ -99,6 +103,10 @@ enum Command {
         /// Where to write the bundle; standard output when absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Leave out the values of every restricted field (their salted commitments stay, so
+        /// the bundle still verifies): for a reader outside the roles the form names.
+        #[arg(long)]
+        withhold_restricted: bool,
     },
     /// Write every case and definition of a store to one file (JSON lines, checksummed), from
     /// which `restore` rebuilds the store. A sled store must not be open in a running server
@@ -193,10 +201,10 @@ fn main() -> Result<ExitCode> {
         Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file } => {
             return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref())
         }
-        Command::Export { since, until, format, kind, data, store, pg_schema, out } => {
-            return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref())
+        Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
+            return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field)
         }
-        Command::ExportEvidence { case, data, root, out } => return export_evidence(case, data, root, out.as_deref()),
+        Command::ExportEvidence { case, data, root, out, withhold_restricted } => return export_evidence(case, data, root, out.as_deref(), *withhold_restricted),
         Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
         Command::Backup { out, store } => return backup(out, store),
         Command::Restore { input, store } => return restore(input, store),
@@ -283,7 +291,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     Ok(ExitCode::SUCCESS)
 }
 
-fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>) -> Result<ExitCode> {
+fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, withhold_restricted: bool) -> Result<ExitCode> {
     use carimbo::cases::CaseService;
     use carimbo::evidence::{export, PkiMaterial};
     use carimbo::signing::ServiceSeal;
@@ -306,7 +314,11 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>) -> 
     let pki = PkiMaterial::from_seeds(&paths.seeds)?;
     let service_dir = paths.seeds.join("pki/service");
     let seal = ServiceSeal::from_pem(&std::fs::read(service_dir.join("service.key.pem"))?, &std::fs::read(service_dir.join("service.pem"))?)?;
-    let bundle = export(&service, case, &pki, &seal, "carimbo-cli", chrono::Utc::now())?;
+    let sight = match withhold_restricted {
+        true => carimbo::visibility::Sight::nothing_restricted(&*service.form_of(&service.case(case)?)?),
+        false => carimbo::visibility::Sight::everything(),
+    };
+    let bundle = export(&service, case, &pki, &seal, "carimbo-cli", &sight, chrono::Utc::now())?;
     let bytes = bundle.to_bytes();
     match out {
         Some(path) => {
@@ -405,11 +417,13 @@ fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, data: &Path, store: &str, pg_schema: Option<&str>, out: Option<&Path>) -> Result<ExitCode> {
+#[allow(clippy::too_many_arguments)] // one per command-line option
+fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, data: &Path, store: &str, pg_schema: Option<&str>, out: Option<&Path>, restricted_fields: &[String]) -> Result<ExitCode> {
     use carimbo::http::outbox_api::{export_request, ExportQuery};
     let query = ExportQuery { since: since.to_string(), until: until.map(str::to_string), format: Some(format.to_string()), kind: kind.map(str::to_string) };
     // Arguments are checked before the store is opened or a file is created.
-    let (filter, format) = export_request(&query, true)?;
+    let (mut filter, format) = export_request(&query, true)?;
+    filter.restricted_fields = restricted_fields.iter().cloned().collect();
     let store = open_store(data, store, pg_schema, true)?.store;
     let started = std::time::Instant::now();
     let mut progress = |n: usize| eprintln!("… {n} messages");

@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +71,10 @@ struct EndpointFile {
     secret_env: Option<String>,
     /// The kinds this endpoint receives; all when absent.
     kinds: Option<Vec<String>>,
+    /// Restricted fields (a diagnosis) this receiver is entitled to: their values are sent in
+    /// the open; every other restricted field arrives as its salted commitment only.
+    #[serde(default)]
+    restricted_fields: Vec<String>,
 }
 
 /// When a failed delivery is tried again: `first_delay_ms` after the first failure, doubling
@@ -105,19 +109,27 @@ pub struct Endpoint {
     pub url: String,
     /// Kinds it receives (empty: all).
     pub kinds: Vec<String>,
+    /// Restricted fields it receives in the open (`visibility::message_for`); none by default.
+    pub restricted_fields: BTreeSet<String>,
     key: hmac::Key,
 }
 
 impl std::fmt::Debug for Endpoint {
     // The key stays out of logs and debug output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("name", &self.name).field("url", &self.url).field("kinds", &self.kinds).finish_non_exhaustive()
+        f.debug_struct("Endpoint").field("name", &self.name).field("url", &self.url).field("kinds", &self.kinds).field("restricted_fields", &self.restricted_fields).finish_non_exhaustive()
     }
 }
 
 impl Endpoint {
     pub fn new(name: &str, url: &str, secret: &[u8], kinds: Vec<String>) -> Endpoint {
-        Endpoint { name: name.to_string(), url: url.to_string(), kinds, key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        Endpoint { name: name.to_string(), url: url.to_string(), kinds, restricted_fields: BTreeSet::new(), key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+    }
+
+    /// The same endpoint, entitled to these restricted fields.
+    pub fn with_restricted_fields(mut self, fields: impl IntoIterator<Item = String>) -> Endpoint {
+        self.restricted_fields = fields.into_iter().collect();
+        self
     }
 
     pub fn wants(&self, kind: &str) -> bool {
@@ -205,7 +217,10 @@ impl WebhookConfig {
             if let Some(k) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
                 return Err(format!("{at}: kind {k:?} is not one of {}", KINDS.join(", ")));
             }
-            endpoints.push(Endpoint::new(&e.name, &e.url, &secret, kinds));
+            if let Some(f) = e.restricted_fields.iter().find(|f| f.is_empty() || f.len() > 128 || f.contains('/')) {
+                return Err(format!("{at}: restricted_fields names {f:?}, which is not a field name"));
+            }
+            endpoints.push(Endpoint::new(&e.name, &e.url, &secret, kinds).with_restricted_fields(e.restricted_fields));
         }
         Ok(WebhookConfig { endpoints, retry: parsed.retry, timeout: std::time::Duration::from_secs(parsed.timeout_seconds) })
     }
@@ -263,9 +278,11 @@ fn settled_and_dead(d: &Deliveries, config: &WebhookConfig) -> (bool, bool) {
     (settled, dead)
 }
 
-/// The body every endpoint receives for a message.
-pub fn body_of(record: &OutboxRecord) -> Vec<u8> {
-    let v = json!({"id": record.id, "kind": record.kind, "case_id": record.case_id, "seq": record.seq, "at": record.at, "payload": record.payload});
+/// The body an endpoint receives for a message: restricted values only for the fields it is
+/// entitled to (`visibility::message_for`), never a salt.
+pub fn body_of(record: &OutboxRecord, restricted_fields: &BTreeSet<String>) -> Vec<u8> {
+    let payload = crate::visibility::message_for(&record.payload, restricted_fields);
+    let v = json!({"id": record.id, "kind": record.kind, "case_id": record.case_id, "seq": record.seq, "at": record.at, "payload": payload});
     serde_json::to_vec(&v).expect("JSON values serialise")
 }
 
@@ -343,7 +360,6 @@ impl Dispatcher {
     fn deliver(&self, record: &OutboxRecord, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), OutboxError> {
         let mut d = deliveries_of(record);
         let before = d.clone();
-        let body = body_of(record);
         for endpoint in &self.config.endpoints {
             let entry = d.entry(endpoint.name.clone()).or_default();
             if !endpoint.wants(&record.kind) {
@@ -358,6 +374,7 @@ impl Dispatcher {
             report.attempts += 1;
             entry.attempts += 1;
             entry.last_attempt_at = Some(now);
+            let body = body_of(record, &endpoint.restricted_fields);
             match self.post(endpoint, record, &body) {
                 Ok(status) => {
                     report.delivered += 1;
@@ -529,6 +546,9 @@ pub struct ExportFilter {
     pub until: Option<DateTime<Utc>>,
     /// Kinds to include (empty: all).
     pub kinds: Vec<String>,
+    /// Restricted fields to export in the open (`carimbo export --restricted-field`); every
+    /// other restricted value stays a salted commitment, and no salt is exported.
+    pub restricted_fields: BTreeSet<String>,
 }
 
 /// Reads a time given as `2026-11-01`, `2026-11-01T09:00:00Z` or with an offset; a date alone
@@ -602,7 +622,7 @@ pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, ou
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(CSV_COLUMNS).map_err(csv_err)?;
             let count = walk(store, filter, |r| {
-                let p = &r.payload;
+                let p = &crate::visibility::message_for(&r.payload, &filter.restricted_fields);
                 let row = [
                     r.id.clone(), r.at.to_rfc3339(), r.kind.clone(), r.case_id.clone(), text(&p["form_id"]), text(&p["form_version"]), text(&p["department"]),
                     text(&p["submitter"]), text(&p["subject"]), text(&p["submitted_at"]), text(&p["step"]), text(&p["action"]), text(&p["actor"]),
@@ -622,7 +642,8 @@ pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, ou
             out.write_all(b"[").map_err(io)?;
             let count = walk(store, filter, |r| {
                 out.write_all(if n == 0 { b"\n" } else { b",\n" }).map_err(io)?;
-                let v = json!({"id": r.id, "at": r.at, "kind": r.kind, "case_id": r.case_id, "seq": r.seq, "payload": r.payload});
+                let payload = crate::visibility::message_for(&r.payload, &filter.restricted_fields);
+                let v = json!({"id": r.id, "at": r.at, "kind": r.kind, "case_id": r.case_id, "seq": r.seq, "payload": payload});
                 serde_json::to_writer(&mut *out, &v).map_err(|e| OutboxError::Export(format!("cannot write the export: {e}")))?;
                 n += 1;
                 if n.is_multiple_of(10_000) {

@@ -247,9 +247,9 @@ fn the_submitter_withdraws_a_case_and_nobody_can_act_on_it_afterwards() {
     // The submitter sees it, and cannot do anything more with it.
     assert_eq!(staff.case(&id).body["case"]["status"], "withdrawn");
     staff.post(&format!("/api/v1/cases/{id}/withdraw"), &json!({})).problem(409, "CARIMBO-E0311");
-    let signed = staff.sign(&json!({"kind": "resubmit", "case": id, "data": leave(2)}));
-    let r = staff.post(&format!("/api/v1/cases/{id}/resubmit"), &json!({"data": leave(2), "signed": signed}));
-    r.problem(409, "CARIMBO-E0303");
+    // Not even a payload to sign a new version is given for it.
+    staff.post("/api/v1/signing-payload", &json!({"kind": "resubmit", "case": id, "data": leave(2)})).problem(409, "CARIMBO-E0303");
+
 }
 
 #[test]
@@ -318,11 +318,12 @@ fn a_diagnosis_on_a_medical_certificate_is_shown_to_the_personnel_section_only()
         assert_eq!(r.body["case"]["data"]["patient_id"], "p005", "other fields stay visible to {who}");
         assert!(!r.body.to_string().contains("J06.9"), "{who} must not see the diagnosis anywhere");
     }
-    // The evidence bundle carries the data as signed, so it is not handed to them either.
+    // Their evidence bundle holds the diagnosis's salted commitment only, and says so.
     for who in ["p005", "p022"] {
         let bundle = s.login(who).get(&format!("/api/v1/cases/{id}/evidence"));
-        assert!(!bundle.body.to_string().contains("J06.9"), "{who} must not get the diagnosis in an evidence bundle");
-        bundle.problem(403, "CARIMBO-E0702");
+        assert_eq!(bundle.status, 200, "{who}: {}", bundle.body);
+        assert!(!bundle.body["events"].to_string().contains("J06.9"), "{who} must not get the diagnosis in an evidence bundle");
+        assert_eq!(bundle.body["withheld"], json!(["diagnosis_code"]), "{who}");
     }
     let hr = s.login("p018");
     let r = hr.case(&id);
@@ -330,7 +331,8 @@ fn a_diagnosis_on_a_medical_certificate_is_shown_to_the_personnel_section_only()
     assert_eq!(r.body["case"]["data"]["diagnosis_code"], "J06.9");
     let bundle = hr.get(&format!("/api/v1/cases/{id}/evidence"));
     assert_eq!(bundle.status, 200, "{}", bundle.body);
-    assert!(bundle.body.to_string().contains("J06.9"));
+    assert!(bundle.body["events"].to_string().contains("J06.9"));
+    assert!(bundle.body.get("withheld").is_none());
     // The answer to an act is filtered the same way.
     let act = hr.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "hr-records", "action": "sign"}));
     assert_eq!(act.body["case"]["data"]["diagnosis_code"], "J06.9", "{}", act.body);

@@ -9,7 +9,7 @@
 
 use crate::catalog::{Catalog, SourceFile};
 use crate::directory::{Directory, DirectoryError};
-use crate::forms::{FieldError, FormDefinition, ValidationContext};
+use crate::forms::{FieldError, FormDefinition, ValidSubmission, ValidationContext};
 use crate::i18n::Lang;
 use crate::store::{Append, CaseHead, InboxEntry, InboxPage, OutboxMessage, Store, StoreError};
 use crate::workflow::{ActRequest, Case, CaseEvent, Engine, SignatureRecord, StepStatus, WorkflowDefinition, WorkflowError};
@@ -70,6 +70,39 @@ pub struct CaseService {
     store: Arc<dyn Store>,
     definitions: RwLock<Definitions>,
     directory: RwLock<Arc<Directory>>,
+    commitment_key: CommitmentKey,
+}
+
+/// The secret from which the salts of restricted fields are derived.
+///
+/// A salt must be unguessable (else the commitment is a plain hash again) and the same when the
+/// signer fetches the payload and when the signed act arrives, possibly at another instance on
+/// the same PostgreSQL database. So it is HMAC-SHA256(key, case ‖ field), cut to
+/// 128 bits: random to anyone without the key, reproducible by every instance that shares it.
+/// The salt itself is recorded in the event's disclosures, so a record never needs the key again.
+pub struct CommitmentKey(ring::hmac::Key);
+
+impl CommitmentKey {
+    /// Key bytes (at least 32), e.g. from the data directory's `keys/commitment.key`.
+    pub fn from_bytes(bytes: &[u8]) -> Option<CommitmentKey> {
+        (bytes.len() >= 32).then(|| CommitmentKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes)))
+    }
+
+    /// A fresh key from the OS (for tools and tests that never sign across a restart).
+    pub fn random() -> CommitmentKey {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        CommitmentKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
+    }
+
+    /// The salt of `field` in case `case_id`. It is the same in every version of the case's
+    /// data, so an unchanged value keeps its commitment and a correction records only what
+    /// changed (which the record says anyway, and nothing more).
+    pub fn salt(&self, case_id: &str, field: &str) -> String {
+        let message = format!("carimbo/commitment-salt/v1\u{0}{case_id}\u{0}{field}");
+        let tag = ring::hmac::sign(&self.0, message.as_bytes());
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &tag.as_ref()[..16])
+    }
 }
 
 impl CaseService {
@@ -79,6 +112,7 @@ impl CaseService {
             store,
             definitions: RwLock::new(Definitions { catalog: Arc::new(Catalog::default()), forms: HashMap::new(), workflows: HashMap::new() }),
             directory: RwLock::new(Arc::new(directory)),
+            commitment_key: CommitmentKey::random(),
         };
         service.load_catalog(catalog)?;
         Ok(service)
@@ -98,6 +132,18 @@ impl CaseService {
         }
         defs.catalog = Arc::new(catalog);
         Ok(())
+    }
+
+    /// Uses `key` for the salts of restricted fields (the server's `keys/commitment.key`).
+    pub fn with_commitment_key(mut self, key: CommitmentKey) -> Self {
+        self.commitment_key = key;
+        self
+    }
+
+    /// The submission with the salts its restricted fields get in case `case_id`: what the
+    /// signer signs is `signing::data_hash(&salted.committed().0)`.
+    pub fn salted(&self, case_id: &str, submission: ValidSubmission) -> ValidSubmission {
+        submission.with_salts(|field| self.commitment_key.salt(case_id, field))
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -177,6 +223,7 @@ impl CaseService {
             Some(key) => format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20]),
             None => format!("C-{}", uuid_like(now)),
         };
+        let submission = self.salted(&case_id, submission);
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory);
         let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;
@@ -209,6 +256,7 @@ impl CaseService {
         let (form, _) = self.pinned(&case.form.hash, &case.workflow.hash)?;
         let ctx = self.context_for(by, now)?;
         let submission = form.validate(data, &ctx, lang).map_err(CaseError::Invalid)?;
+        let submission = self.salted(case_id, submission);
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory);
         let events = engine.resubmit(&case, by, &submission, signature, now)?;
@@ -280,6 +328,13 @@ impl CaseService {
             }
         }
         Ok(report)
+    }
+
+    /// Whether `person` holds a seat on the open step `step` of `case` at `now` (as assignee,
+    /// escalation target or delegate): who may be given the payload to sign for it.
+    pub fn may_act(&self, case: &Case, workflow: &WorkflowDefinition, step: &str, person: &str, now: DateTime<Utc>) -> bool {
+        let directory = self.directory();
+        Engine::new(workflow, &directory).assignments(case, now).iter().any(|a| a.step == step && a.person == person)
     }
 
     /// The workflow version a case is pinned to.
@@ -430,7 +485,16 @@ fn outbox_messages(events: &[CaseEvent], next: &Case, directory: &Directory) -> 
                     .filter(|a| !a.superseded)
                     .map(|a| json!({"step": a.step, "actor": a.actor, "on_behalf_of": a.on_behalf_of, "action": a.action, "level": a.level, "at": a.at}))
                     .collect();
-                ("case.completed", with(json!({"at": at, "status": "completed", "data_version": next.data_version, "data": next.data, "decisions": decisions})))
+                // The data as signed: restricted fields as commitments, their values beside them
+                // as disclosures that `visibility::message_for` opens only for receivers
+                // configured for them.
+                let mut m = with(json!({"at": at, "status": "completed", "data_version": next.data_version, "data": next.committed_data(), "decisions": decisions}));
+                if !next.disclosures.is_empty()
+                    && let Some(o) = m.as_object_mut()
+                {
+                    o.insert(crate::store::DISCLOSURES_MEMBER.into(), json!(next.disclosures));
+                }
+                ("case.completed", m)
             }
             CaseEvent::Rejected { at, by, step } => ("case.rejected", with(json!({"at": at, "status": "rejected", "by": by, "step": step}))),
             CaseEvent::Withdrawn { at, by, reason } => ("case.withdrawn", with(json!({"at": at, "status": "withdrawn", "by": by, "reason": reason}))),

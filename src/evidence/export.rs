@@ -7,6 +7,8 @@ use super::{
 use crate::cases::{CaseError, CaseService};
 use crate::pki::trust::{TrustListFile, TRUST_LIST_FILE};
 use crate::signing::ServiceSeal;
+use crate::store::DISCLOSURES_MEMBER;
+use crate::visibility::Sight;
 use crate::workflow::DefinitionRef;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -83,8 +85,9 @@ fn time_text(t: &DateTime<Utc>) -> String {
 
 /// Builds the evidence bundle of a case: the definitions it is pinned to (exact bytes from the
 /// store), the reference data served, every stored event, the validation material `pki`, and
-/// the service's seal over all of it, made at `now` for `exported_by`.
-pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &ServiceSeal, exported_by: &str, now: DateTime<Utc>) -> Result<EvidenceBundle, EvidenceError> {
+/// the service's seal over all of it, made at `now` for `exported_by`. The events are as `sight`
+/// lets the reader see them: a hidden restricted field keeps its commitment and loses its value.
+pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &ServiceSeal, exported_by: &str, sight: &Sight, now: DateTime<Utc>) -> Result<EvidenceBundle, EvidenceError> {
     let stored = service.events(case_id)?;
     let case = service.case(case_id)?;
     let definition = |r: &DefinitionRef, dir: &str| -> Result<DefinitionFile, EvidenceError> {
@@ -101,10 +104,16 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
         reference.push(TextFile { name: format!("reference/{base}"), sha256: sha256_hex(text.as_bytes()), text });
     }
     reference.sort_by(|a, b| a.name.cmp(&b.name));
-    let events: Vec<BundleEvent> = stored
-        .iter()
-        .map(|e| BundleEvent { case_id: e.case_id.clone(), seq: e.seq, recorded_at: time_text(&e.recorded_at), prev_hash: e.prev_hash.clone(), hash: e.hash.clone(), body: e.body.clone() })
-        .collect();
+    let mut events: Vec<BundleEvent> = Vec::with_capacity(stored.len());
+    let mut withheld: std::collections::BTreeSet<String> = Default::default();
+    for e in &stored {
+        let body = sight.event_body(&e.body).map_err(EvidenceError::Withheld)?;
+        if body != e.body {
+            let before: Vec<String> = e.body.get(DISCLOSURES_MEMBER).and_then(|d| d.as_object()).map(|d| d.keys().cloned().collect()).unwrap_or_default();
+            withheld.extend(before.into_iter().filter(|f| sight.hides(f)));
+        }
+        events.push(BundleEvent { case_id: e.case_id.clone(), seq: e.seq, recorded_at: time_text(&e.recorded_at), prev_hash: e.prev_hash.clone(), hash: e.hash.clone(), body });
+    }
     let last_hash = stored.last().map(|e| e.hash.clone()).unwrap_or_default();
     let exported_at = time_text(&now);
     let mut bundle = EvidenceBundle {
@@ -116,6 +125,7 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
         head: BundleHead { version: stored.len() as u64, last_hash: last_hash.clone(), status: case.status.as_str().to_string() },
         definitions: BundleDefinitions { form, workflow, reference },
         events,
+        withheld: withheld.into_iter().collect(),
         pki: BundlePki {
             trust_list: pki.trust_list.clone(),
             trust_certificates: pki.trust_certificates.clone(),

@@ -56,8 +56,12 @@ pub struct EvidenceBundle {
     /// The case's state at export: number of events, last event hash, status.
     pub head: BundleHead,
     pub definitions: BundleDefinitions,
-    /// Every event as stored, in order.
+    /// Every event as stored, in order (for a reader without a restricted field's role, with
+    /// that field's disclosures left out: its commitment stays and still verifies).
     pub events: Vec<BundleEvent>,
+    /// The restricted fields whose values this bundle leaves out (their commitments remain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
     pub pki: BundlePki,
     /// The service's seal over everything above.
     pub seal: BundleSeal,
@@ -211,4 +215,6 @@ pub enum EvidenceError {
     Definition(String),
     #[error("the bundle cannot be sealed: {0} [CARIMBO-E0922]")]
     Seal(String),
+    #[error("restricted field {0:?} was recorded in the open, so no bundle without it verifies [CARIMBO-E0923]")]
+    Withheld(String),
 }

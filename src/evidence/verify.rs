@@ -8,6 +8,7 @@ use crate::pki::cert::{parse_pem_certificates, CertFacts};
 use crate::pki::crl::LoadedCrl;
 use crate::pki::trust::TrustListFile;
 use crate::pki::{CertificateValidator, CrlSet, TrustList, ValidationPolicy, ValidationReport};
+use crate::forms::commitment::CommitmentError;
 use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
 use crate::store::GENESIS_HASH;
 use crate::workflow::engine::{diff, step_complete};
@@ -140,6 +141,10 @@ pub struct VerificationReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<Finding>,
     pub notes: Vec<String>,
+    /// Restricted fields this bundle holds as salted commitments only (left out for a reader
+    /// outside the roles the form names): the signatures over them verified all the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
 }
 
 impl VerificationReport {
@@ -160,6 +165,7 @@ impl VerificationReport {
             pinned: false,
             first_failure: None,
             notes: Vec::new(),
+            withheld: Vec::new(),
         }
     }
 
@@ -210,6 +216,9 @@ impl VerificationReport {
             for t in &self.trust {
                 let _ = writeln!(s, "    {} {}  {}", t.sha256, t.role, t.subject);
             }
+        }
+        if !self.withheld.is_empty() {
+            let _ = writeln!(s, "  withheld:  {} (restricted: only their salted commitments are in this bundle, and the signatures over them verify)", self.withheld.join(", "));
         }
         for n in &self.notes {
             let _ = writeln!(s, "  note: {n}");
@@ -277,6 +286,7 @@ const E_ROUTE: &str = "CARIMBO-E0912";
 const E_HEAD: &str = "CARIMBO-E0913";
 const E_SEAL: &str = "CARIMBO-E0914";
 const E_PIN: &str = "CARIMBO-E0915";
+const E_DISCLOSURE: &str = "CARIMBO-E0916";
 
 fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<()> {
     let now = cfg.now.unwrap_or_else(Utc::now);
@@ -321,6 +331,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     out.status = replay.case.as_ref().map(|c| c.status.as_str().to_string());
     out.signatures = std::mem::take(&mut replay.lines);
     out.route = std::mem::take(&mut replay.route);
+    out.withheld = std::mem::take(&mut replay.withheld);
     // 8. Seal.
     check_seal(&ctx, &value)?;
     // 9. Pins.
@@ -552,7 +563,9 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
 /// SHA-256 (hex) of the RFC 8785 canonical JSON of `{case_id, seq, recorded_at, prev_hash, body}`,
 /// `recorded_at` taken as the string written in the bundle.
 pub(crate) fn event_hash(ev: &super::BundleEvent) -> String {
-    let v = json!({"case_id": ev.case_id, "seq": ev.seq, "recorded_at": ev.recorded_at, "prev_hash": ev.prev_hash, "body": ev.body});
+    // The disclosures of restricted fields are outside the chain, as the store hashes it.
+    let body = crate::store::chained_body(&ev.body);
+    let v = json!({"case_id": ev.case_id, "seq": ev.seq, "recorded_at": ev.recorded_at, "prev_hash": ev.prev_hash, "body": &*body});
     sha256_hex(&serde_json_canonicalizer::to_vec(&v).expect("a JSON value always canonicalizes"))
 }
 
@@ -606,11 +619,12 @@ struct Replayer<'a> {
     pending: Option<Pending>,
     lines: Vec<SignatureLine>,
     route: Vec<String>,
+    withheld: Vec<String>,
 }
 
 impl<'a> Replayer<'a> {
     fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> Replayer<'a> {
-        Replayer { ctx, times, case: None, pending: None, lines: Vec::new(), route: Vec::new() }
+        Replayer { ctx, times, case: None, pending: None, lines: Vec::new(), route: Vec::new(), withheld: Vec::new() }
     }
 
     fn check(&mut self, k: usize) -> Check<()> {
@@ -619,6 +633,16 @@ impl<'a> Replayer<'a> {
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
         let event: CaseEvent = serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
+        if let CaseEvent::Submitted { data, disclosures, .. } | CaseEvent::Resubmitted { data, disclosures, .. } = &event
+            && let Err(e) = crate::forms::commitment::reveal(data, disclosures)
+        {
+            let field = match &e {
+                CommitmentError::Mismatch { field } | CommitmentError::NotCommitted { field } | CommitmentError::BadSalt { field } => field.clone(),
+            };
+            let pointer = format!("/body/disclosures/{}", crate::forms::pointer_push("", &field).trim_start_matches('/'));
+            let message = e.to_string();
+            return Err(fail(&pointer, E_DISCLOSURE, "disclosure", message.rsplit_once(" [").map(|(m, _)| m.to_string()).unwrap_or(message)));
+        }
         let mut rejection_owed = false;
         if let Some(p) = self.pending.take() {
             match (&p, &event) {
@@ -707,6 +731,7 @@ impl<'a> Replayer<'a> {
                     return Err(fail("", E_ROUTE, "route", format!("an act while the case is {}", case.status.as_str())));
                 }
                 let def = open(step, "/body/step")?;
+                let signed_data = case.committed_data();
                 let exp = Expect {
                     event: "acted",
                     step,
@@ -714,7 +739,7 @@ impl<'a> Replayer<'a> {
                     action: action.as_str(),
                     signer: actor,
                     signer_field: "/body/actor",
-                    data: &case.data,
+                    data: &signed_data,
                     data_in_body: false,
                     form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
                     form_in_body: false,
@@ -785,7 +810,8 @@ impl<'a> Replayer<'a> {
                 };
                 self.signature(k, signature, &exp)?;
                 let mut expected = Vec::new();
-                diff("", &case.data, data, &mut expected);
+                // Compared as the engine compares them: the data as signed, commitments whole.
+                diff("", &case.committed_data(), data, &mut expected);
                 if expected.is_empty() {
                     return Err(fail("/body/data", E_ROUTE, "route", "a resubmission that changes nothing".into()));
                 }
@@ -898,6 +924,7 @@ impl<'a> Replayer<'a> {
         if b.head.status != case.status.as_str() {
             return Err(Finding::new(E_HEAD, "head", "/head/status", format!("the head says {:?}, but the events replay to {:?}", b.head.status, case.status.as_str())));
         }
+        self.withheld = crate::forms::commitment::withheld(&case.data);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //!
 //! This module does no I/O: `catalog` reads the files.
 
+pub mod commitment;
 pub(crate) mod definition;
 pub(crate) mod logic;
 pub(crate) mod parse;

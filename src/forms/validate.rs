@@ -93,6 +93,30 @@ pub struct ValidSubmission {
     pub form_hash: String,
     pub data: Value,
     pub computed: BTreeMap<String, Value>,
+    /// The form's restricted fields (`layout.restricted`): the case commits to them with salts.
+    pub restricted: Vec<String>,
+    /// A salt per restricted field present in `data` (see `forms::commitment`), set by the
+    /// service with `with_salts` before the engine records the data.
+    #[serde(skip)]
+    pub salts: BTreeMap<String, String>,
+}
+
+impl ValidSubmission {
+    /// The restricted fields present (not null) in the data.
+    pub fn restricted_present(&self) -> impl Iterator<Item = &str> {
+        self.restricted.iter().map(String::as_str).filter(|f| self.data.get(*f).is_some_and(|v| !v.is_null()))
+    }
+
+    /// Sets the salt of every restricted field present from `salt_of(field)`.
+    pub fn with_salts(mut self, salt_of: impl Fn(&str) -> String) -> Self {
+        self.salts = self.restricted_present().map(|f| (f.to_string(), salt_of(f))).collect();
+        self
+    }
+
+    /// The data as it is signed and recorded: each restricted field a salted commitment.
+    pub fn committed(&self) -> (Value, super::commitment::Disclosures) {
+        super::commitment::commit(&self.data, self.restricted_present(), |f| self.salts.get(f).cloned().unwrap_or_default())
+    }
 }
 
 /// Parses submitted bytes with the size and depth limits.
@@ -230,7 +254,15 @@ impl FormDefinition {
         for (k, v) in &computed {
             data.insert(k.clone(), v.clone());
         }
-        Ok(ValidSubmission { form_id: self.id.clone(), form_version: self.version.clone(), form_hash: self.content_hash.clone(), data: Value::Object(data), computed })
+        Ok(ValidSubmission {
+            form_id: self.id.clone(),
+            form_version: self.version.clone(),
+            form_hash: self.content_hash.clone(),
+            data: Value::Object(data),
+            computed,
+            restricted: self.layout.restricted.keys().cloned().collect(),
+            salts: BTreeMap::new(),
+        })
     }
 
     fn compute(&self, c: &Computation, eval: &Map<String, Value>) -> Result<Value, ComputeError> {

@@ -10,6 +10,7 @@ use crate::forms::FormDefinition;
 use crate::i18n::Lang;
 use crate::signing::{data_hash, verify_act, FormRef, SigningPayload, VerifyOptions};
 use crate::store::{CaseHead, GENESIS_HASH};
+use crate::visibility::{Sight, Viewer};
 use crate::workflow::{ActRequest, Action, Case, Level, SignatureRecord, WorkflowDefinition};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -211,15 +212,18 @@ impl AppState {
         let wf = catalog.workflow(&form.workflow).ok_or_else(|| ApiError::not_found(format!("no workflow for {form_id:?}")))?.clone();
         let ctx = self.cases.context_for(&caller.person, Utc::now())?;
         let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
+        let case = submission_case_id(&caller.person, key);
+        // What is signed is the data with each restricted field a salted commitment.
+        let committed = self.cases.salted(&case, sub).committed().0;
         let expected = Expected {
-            case: submission_case_id(&caller.person, key),
+            case,
             form: form_ref(&form),
             step: "submit".into(),
             action: "submit".into(),
-            data_hash: data_hash(&sub.data).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            data_hash: data_hash(&committed).map_err(|e| ApiError::bad_request(e.to_string()))?,
             previous_event_hash: sha(GENESIS_HASH),
         };
-        Ok((expected, form, wf, sub.data))
+        Ok((expected, form, wf, committed))
     }
 
     fn expected_act(&self, case: &Case, head: &CaseHead, step: &str, action: &str) -> Result<Expected, ApiError> {
@@ -228,7 +232,7 @@ impl AppState {
             form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: sha(&case.form.hash) },
             step: step.into(),
             action: action.into(),
-            data_hash: data_hash(&case.data).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            data_hash: data_hash(&case.committed_data()).map_err(|e| ApiError::bad_request(e.to_string()))?,
             previous_event_hash: sha(&head.last_hash),
         })
     }
@@ -343,16 +347,28 @@ pub async fn signing_payload(State(state): Shared, caller: Caller, Json(req): Js
             PayloadRequest::Act { case, step, action } => {
                 let (c, head, wf) = st.visible_case(&caller, case)?;
                 let def = wf.step(step).ok_or_else(|| ApiError::not_found(format!("no step {step:?}")))?;
+                // A payload commits to the case's data: it goes only to whoever may act on the step now.
+                if !st.cases.may_act(&c, &wf, step, &caller.person, now) {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign")));
+                }
                 (st.expected_act(&c, &head, step, action.as_str())?, def.signature, def.second_factor)
             }
             PayloadRequest::Resubmit { case, data } => {
                 let (c, head, wf) = st.visible_case(&caller, case)?;
+                if c.submitter != caller.person {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", "only the submitter of a case signs its corrected version"));
+                }
+                if c.status != crate::workflow::CaseStatus::Returned {
+                    return Err(crate::workflow::WorkflowError::CaseNotOpen(c.status.as_str()).into());
+                }
                 let form = st.cases.catalog().forms.values().find(|f| f.content_hash == c.form.hash).cloned();
                 let form = form.ok_or_else(|| ApiError::not_found("the case's form version is no longer served for resubmission"))?;
                 let ctx = st.cases.context_for(&caller.person, now)?;
+                let data = &st.sight(&caller, &c).keep_hidden(data, &c.data);
                 let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
                 let mut e = st.expected_act(&c, &head, "resubmit", "resubmit")?;
-                e.data_hash = data_hash(&sub.data).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let committed = st.cases.salted(&c.id, sub).committed().0;
+                e.data_hash = data_hash(&committed).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 (e, wf.submit_signature, false)
             }
         };
@@ -389,28 +405,22 @@ impl AppState {
         Ok((case, head, wf))
     }
 
-    /// The restricted fields of the case's form this caller may not read (a diagnosis, for
-    /// anyone outside the personnel section): the subject and the submitter count as `applicant`.
-    pub fn hidden_fields(&self, caller: &Caller, case: &Case) -> Vec<String> {
-        let Ok(form) = self.cases.form_of(case) else { return Vec::new() };
-        let mut roles = caller.roles.clone();
-        if case.subject == caller.person || case.submitter == caller.person {
-            roles.insert("applicant".into());
+    /// What this caller may read of the case (`visibility` decides). When the pinned form
+    /// cannot be loaded, every field any served version restricts is hidden.
+    pub fn sight(&self, caller: &Caller, case: &Case) -> Sight {
+        let viewer = Viewer { person: &caller.person, roles: &caller.roles };
+        match self.cases.form_of(case) {
+            Ok(form) => Sight::of(&form, case, &viewer),
+            Err(_) => match self.cases.catalog().form(&case.form.id) {
+                Some(form) => Sight::nothing_restricted(form),
+                None => Sight::everything(),
+            },
         }
-        form.layout.restricted.iter().filter(|(_, allowed)| !allowed.iter().any(|r| roles.contains(r))).map(|(field, _)| field.clone()).collect()
     }
 
     /// The case as this caller may see it: restricted fields hidden unless a role allows them.
     pub fn case_json(&self, caller: &Caller, case: &Case) -> Value {
-        let mut v = serde_json::to_value(case).unwrap_or_default();
-        if let Some(obj) = v.get_mut("data").and_then(Value::as_object_mut) {
-            for field in self.hidden_fields(caller, case) {
-                if obj.remove(&field).is_some() {
-                    obj.insert(field, json!({"restricted": true}));
-                }
-            }
-        }
-        v
+        self.sight(caller, case).case_json(case)
     }
 }
 
@@ -490,7 +500,7 @@ impl AppState {
         let (case, head, wf) = self.visible_case(caller, case_id)?;
         let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
-        let sig = self.establish_signature(caller, &expected, &case.data, def.signature, body.signed.as_ref(), body.totp.as_deref())?;
+        let sig = self.establish_signature(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref())?;
         let req = ActRequest { actor: caller.person.clone(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now: Utc::now() };
         let view = self.cases.act(case_id, req, body.idempotency_key.as_deref())?;
         Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
@@ -571,11 +581,13 @@ pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<Strin
         let (case, head, wf) = st.visible_case(&caller, &id)?;
         let form = st.cases.form_of(&case)?;
         let ctx = st.cases.context_for(&caller.person, Utc::now())?;
-        let sub = form.validate(&body.data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
+        let data = st.sight(&caller, &case).keep_hidden(&body.data, &case.data);
+        let sub = form.validate(&data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
         let mut expected = st.expected_act(&case, &head, "resubmit", "resubmit")?;
-        expected.data_hash = data_hash(&sub.data).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let sig = st.establish_signature(&caller, &expected, &sub.data, wf.submit_signature, body.signed.as_ref(), body.totp.as_deref())?;
-        let view = st.cases.resubmit(&id, &caller.person, &body.data, sig, Utc::now(), None, caller.lang)?;
+        let committed = st.cases.salted(&case.id, sub).committed().0;
+        expected.data_hash = data_hash(&committed).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let sig = st.establish_signature(&caller, &expected, &committed, wf.submit_signature, body.signed.as_ref(), body.totp.as_deref())?;
+        let view = st.cases.resubmit(&id, &caller.person, &data, sig, Utc::now(), None, caller.lang)?;
         Ok(Json(json!({"case": st.case_json(&caller, &view.case)})))
     })
     .await
@@ -592,40 +604,16 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
     let st = state.clone();
     blocking(move || {
         let (case, _, _) = st.visible_case(&caller, &id)?;
-        // A bundle cannot hide a field (the hashes and signatures cover the data), so it goes
-        // only to callers who may see every restricted field the case's data holds.
-        let hidden = st.hidden_restricted_fields(&caller, &case)?;
-        if !hidden.is_empty() {
-            return Err(ApiError::forbidden(format!(
-                "this case holds restricted fields ({}) your roles may not see; its evidence bundle is only for the roles the form names",
-                hidden.join(", ")
-            )));
-        }
+        // A reader without a restricted field's role gets its commitment only: the bundle
+        // still verifies, and says which fields it withholds.
+        let sight = st.sight(&caller, &case);
         let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?;
-        let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, Utc::now()).map_err(evidence_error)?;
+        let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now()).map_err(evidence_error)?;
         let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
         Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], bundle.to_bytes()).into_response())
     })
     .await
     .map_err(|e| e.lang(lang))
-}
-
-impl AppState {
-    /// The restricted fields present in any version of the case's data that the caller's roles
-    /// may not see (decided as `case_json` decides).
-    fn hidden_restricted_fields(&self, caller: &Caller, case: &Case) -> Result<Vec<String>, ApiError> {
-        let form = self.cases.form_of(case)?;
-        if form.layout.restricted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut roles = caller.roles.clone();
-        if case.subject == caller.person || case.submitter == caller.person {
-            roles.insert("applicant".into());
-        }
-        let events = self.cases.events(&case.id)?;
-        let present = |field: &str| events.iter().any(|e| e.body.get("data").and_then(|d| d.get(field)).is_some_and(|v| !v.is_null()));
-        Ok(form.layout.restricted.iter().filter(|(field, allowed)| !allowed.iter().any(|r| roles.contains(r)) && present(field)).map(|(field, _)| field.clone()).collect())
-    }
 }
 
 fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {
@@ -635,6 +623,11 @@ fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {
         EvidenceError::Material(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0920", e.to_string()),
         EvidenceError::Definition(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0921", e.to_string()),
         EvidenceError::Seal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0922", e.to_string()),
+        EvidenceError::Withheld(field) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "CARIMBO-E0923",
+            format!("this case recorded restricted field {field:?} in the open (before restricted fields were committed), and your roles may not see it; its evidence bundle is only for the roles the form names"),
+        ),
     }
 }
 

@@ -89,6 +89,28 @@ pub enum StartError {
     Accounts(#[from] AccountError),
 }
 
+/// Reads a secret key file, or creates it with 32 random bytes: the file 0600, its folder 0700,
+/// so only the service's own user reads it. Several instances on one PostgreSQL database must
+/// share the same file (copy it into each data directory).
+pub fn secret_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let fail = |e: std::io::Error| StartError::Seeds(format!("key file {}: {e}", path.display()));
+    match std::fs::read(path) {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::Seeds(format!("no OS randomness for {}: {e}", path.display())))?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(fail)?;
+    file.write_all(&bytes).and_then(|_| file.sync_all()).map_err(fail)?;
+    Ok(bytes.to_vec())
+}
+
 impl AppState {
     /// Opens the sled store in `paths.data`, loads the definitions, the directory, the trust
     /// list and the service seal, and creates the demo accounts on first start.
@@ -114,7 +136,9 @@ impl AppState {
         let accounts = Accounts::open(&paths.data.join("accounts.json"))?;
         let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
         accounts.ensure(&people, DEMO_PASSWORD)?;
-        let cases = CaseService::new(store, report.catalog, directory)?;
+        let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
+        let key = crate::cases::CommitmentKey::from_bytes(&key).ok_or_else(|| StartError::Seeds("keys/commitment.key holds fewer than 32 bytes".into()))?;
+        let cases = CaseService::new(store, report.catalog, directory)?.with_commitment_key(key);
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
         Ok(AppState {
             cases: Arc::new(cases),

@@ -124,7 +124,9 @@ pub fn export_request(q: &ExportQuery, dashes: bool) -> Result<(ExportFilter, Ex
     let until = q.until.as_deref().map(|u| parse_time(u, &name("until"))).transpose()?;
     let format: ExportFormat = q.format.as_deref().unwrap_or("json").parse()?;
     let kinds = q.kind.as_deref().map(|k| k.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
-    Ok((ExportFilter { since, until, kinds }, format))
+    // The API never exports a restricted value in the open: an administrator is not a role a
+    // form names for one (the command line can, for the operator of the store).
+    Ok((ExportFilter { since, until, kinds, restricted_fields: Default::default() }, format))
 }
 
 pub async fn export_messages(State(state): State<Arc<AppState>>, caller: Caller, query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {

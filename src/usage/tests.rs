@@ -72,6 +72,7 @@ impl Story {
                 subject: submitter.into(),
                 data: json!({"n": 1}),
                 signature: sig(submitter, Level::Advanced),
+                disclosures: Default::default(),
             },
             CaseEvent::StepOpened { at: t, step: "supervisor".into(), seats: vec![Seat { id: "supervisor".into(), people: vec!["boss".into()] }] },
         ];
@@ -124,7 +125,7 @@ impl Story {
 
     fn resubmitted(mut self, when: &str) -> Story {
         let t = at(when);
-        self.events.push(CaseEvent::Resubmitted { at: t, by: self.submitter.clone(), data: json!({"n": 2}), changes: vec![], signature: sig(&self.submitter, Level::Advanced) });
+        self.events.push(CaseEvent::Resubmitted { at: t, by: self.submitter.clone(), data: json!({"n": 2}), changes: vec![], signature: sig(&self.submitter, Level::Advanced), disclosures: Default::default() });
         self.events.push(CaseEvent::StepOpened { at: t, step: "supervisor".into(), seats: vec![Seat { id: "supervisor".into(), people: vec!["boss".into()] }] });
         self
     }

@@ -8,6 +8,7 @@
 
 use super::definition::{Action, Assignee, CompleteWhen, Level, Seats, SelfApproval, StepDefinition, WorkflowDefinition};
 use crate::directory::Directory;
+use crate::forms::commitment::{self, Disclosures};
 use crate::forms::logic;
 use crate::forms::ValidSubmission;
 use chrono::{DateTime, Duration, Utc};
@@ -64,8 +65,13 @@ pub enum CaseEvent {
         workflow: DefinitionRef,
         submitter: String,
         subject: String,
+        /// The data as signed: each restricted field a salted commitment (`forms::commitment`).
         data: Value,
         signature: SignatureRecord,
+        /// The restricted fields' values and salts. Outside the hash chain (`store::chain_hash`)
+        /// so a redacted record can drop them; each is checked against its commitment.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        disclosures: Disclosures,
     },
     StepOpened { at: DateTime<Utc>, step: String, seats: Vec<Seat> },
     StepSkipped { at: DateTime<Utc>, step: String, reason: String },
@@ -85,7 +91,16 @@ pub enum CaseEvent {
         signature: SignatureRecord,
     },
     StepDone { at: DateTime<Utc>, step: String },
-    Resubmitted { at: DateTime<Utc>, by: String, data: Value, changes: Vec<Change>, signature: SignatureRecord },
+    Resubmitted {
+        at: DateTime<Utc>,
+        by: String,
+        /// As in `Submitted`: restricted fields as commitments, here and in `changes`.
+        data: Value,
+        changes: Vec<Change>,
+        signature: SignatureRecord,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        disclosures: Disclosures,
+    },
     Withdrawn {
         at: DateTime<Utc>,
         by: String,
@@ -208,7 +223,11 @@ pub struct Case {
     pub workflow: DefinitionRef,
     pub submitter: String,
     pub subject: String,
+    /// The data with every disclosed restricted field open (`committed_data` gives it as signed).
     pub data: Value,
+    /// The current data version's disclosures; never serialised with the case.
+    #[serde(skip)]
+    pub disclosures: Disclosures,
     /// 1 for the first submission, +1 per resubmission.
     pub data_version: u32,
     pub status: CaseStatus,
@@ -253,22 +272,26 @@ pub enum WorkflowError {
     SignerMismatch { signer: String, actor: String },
     #[error("the case's events cannot be replayed: {0} [CARIMBO-E0315]")]
     Replay(String),
+    #[error("restricted field {0:?} has no salt to commit it with [CARIMBO-E0315]")]
+    MissingSalt(String),
 }
 
 impl Case {
     /// Folds events into the state; the first event must be `Submitted`.
     pub fn replay<'a>(events: impl IntoIterator<Item = &'a CaseEvent>) -> Result<Case, WorkflowError> {
         let mut it = events.into_iter();
-        let Some(CaseEvent::Submitted { case_id, at, form, workflow, submitter, subject, data, .. }) = it.next() else {
+        let Some(CaseEvent::Submitted { case_id, at, form, workflow, submitter, subject, data, disclosures, .. }) = it.next() else {
             return Err(WorkflowError::Replay("the first event is not a submission".into()));
         };
+        let data = commitment::reveal(data, disclosures).map_err(|e| WorkflowError::Replay(e.to_string()))?;
         let mut case = Case {
             id: case_id.clone(),
             form: form.clone(),
             workflow: workflow.clone(),
             submitter: submitter.clone(),
             subject: subject.clone(),
-            data: data.clone(),
+            data,
+            disclosures: disclosures.clone(),
             data_version: 1,
             status: CaseStatus::Open,
             opened_at: *at,
@@ -324,8 +347,9 @@ impl Case {
                 st.status = StepStatus::Done;
                 st.since = *at;
             }
-            CaseEvent::Resubmitted { data, .. } => {
-                self.data = data.clone();
+            CaseEvent::Resubmitted { data, disclosures, .. } => {
+                self.data = commitment::reveal(data, disclosures).map_err(|e| WorkflowError::Replay(e.to_string()))?;
+                self.disclosures = disclosures.clone();
                 self.data_version += 1;
                 for a in &mut self.acts {
                     a.superseded = true;
@@ -348,6 +372,12 @@ impl Case {
             CaseEvent::Rejected { .. } => self.status = CaseStatus::Rejected,
         }
         Ok(())
+    }
+
+    /// The current data as signed: each disclosed restricted field back to its commitment.
+    /// Signing payloads hash this (`signing::data_hash`), never the open values.
+    pub fn committed_data(&self) -> Value {
+        commitment::recommit(&self.data, &self.disclosures)
     }
 
     fn seat_mut(&mut self, step: &str, seat: &str) -> Option<&mut SeatState> {
@@ -419,6 +449,7 @@ impl<'a> Engine<'a> {
             }
         };
         self.check_field_people(&submission.data)?;
+        let (data, disclosures) = committed(submission)?;
         let first = CaseEvent::Submitted {
             case_id: case_id.into(),
             at: now,
@@ -426,8 +457,9 @@ impl<'a> Engine<'a> {
             workflow: DefinitionRef { id: wf.id.clone(), version: wf.version.clone(), hash: wf.content_hash.clone() },
             submitter: submitter.into(),
             subject,
-            data: submission.data.clone(),
+            data,
             signature,
+            disclosures,
         };
         let mut case = Case::replay([&first])?;
         let mut events = vec![first];
@@ -654,13 +686,17 @@ impl<'a> Engine<'a> {
         }
         check_signature(&signature, by, self.workflow.submit_signature, "resubmitting this form")?;
         self.check_field_people(&submission.data)?;
+        // Compared as signed: a restricted field is one commitment, the same while its value
+        // is (its salt does not change between versions), so the record of what changed says
+        // that it changed and nothing of the values; the evidence verifier compares the same way.
+        let (data, disclosures) = committed(submission)?;
         let mut changes = Vec::new();
-        diff("", &case.data, &submission.data, &mut changes);
+        diff("", &case.committed_data(), &data, &mut changes);
         if changes.is_empty() {
             return Err(WorkflowError::NoChanges);
         }
         let mut case = case.clone();
-        let e = CaseEvent::Resubmitted { at: now, by: by.into(), data: submission.data.clone(), changes, signature };
+        let e = CaseEvent::Resubmitted { at: now, by: by.into(), data, changes, signature, disclosures };
         case.apply(&e)?;
         let mut events = vec![e];
         events.extend(self.advance(&mut case, now)?);
@@ -781,10 +817,19 @@ pub fn lookup_path<'v>(data: &'v Value, path: &str) -> Vec<&'v Value> {
     current.into_iter().filter(|v| !v.is_null()).collect()
 }
 
-/// JSON-pointer changes from `a` to `b`; objects are compared key by key, anything else whole.
+/// The submission's data as recorded, every restricted field present committed with its salt.
+fn committed(submission: &ValidSubmission) -> Result<(Value, Disclosures), WorkflowError> {
+    if let Some(f) = submission.restricted_present().find(|f| !submission.salts.get(*f).is_some_and(|s| commitment::salt_is_well_formed(s))) {
+        return Err(WorkflowError::MissingSalt(f.to_string()));
+    }
+    Ok(submission.committed())
+}
+
+/// JSON-pointer changes from `a` to `b`; objects are compared key by key, anything else (and
+/// a restricted field's commitment) whole.
 pub fn diff(pointer: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
     match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
+        (Value::Object(x), Value::Object(y)) if commitment::commitment_digest(a).is_none() && commitment::commitment_digest(b).is_none() => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
                 let p = crate::forms::pointer_push(pointer, k);

@@ -155,7 +155,7 @@ impl Harness {
     }
 
     pub fn export(&self, case_id: &str, by: &str) -> EvidenceBundle {
-        evidence::export(&self.service, case_id, &self.pki, &self.seal, by, Utc::now()).unwrap()
+        evidence::export(&self.service, case_id, &self.pki, &self.seal, by, &carimbo::visibility::Sight::everything(), Utc::now()).unwrap()
     }
 }
 

@@ -221,7 +221,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
                 section #last-correction aria-labelledby="last-correction-title" {
                     h2 #last-correction-title { (t(lang, "最近一次修改", "Última correção", "Last correction")) }
                     p.muted { (when(at)) " · " (t(lang, "資料版本", "versão dos dados", "data version")) " " (case.data_version) }
-                    (changes_table(lang, form, changes))
+                    (changes_table(lang, form, &state.sight(caller, case).changes(changes)))
                 }
             }
         },
