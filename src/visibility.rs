@@ -168,6 +168,20 @@ impl Sight {
     }
 }
 
+/// The changes of a resubmission with each restricted field's commitments opened from the
+/// disclosures of the versions before and after (`Sight::changes` then hides what a reader
+/// may not see). A commitment with no matching disclosure stays as it is.
+pub fn open_changes(changes: &[Change], before: &commitment::Disclosures, after: &commitment::Disclosures) -> Vec<Change> {
+    let open = |v: &Value, pointer: &str, d: &commitment::Disclosures| -> Value {
+        let (Some(digest), Some(field)) = (commitment::commitment_digest(v), pointer.strip_prefix('/')) else { return v.clone() };
+        match d.get(field) {
+            Some(x) if commitment::digest(&x.salt, field, &x.value) == digest => x.value.clone(),
+            _ => v.clone(),
+        }
+    };
+    changes.iter().map(|c| Change { pointer: c.pointer.clone(), before: open(&c.before, &c.pointer, before), after: open(&c.after, &c.pointer, after) }).collect()
+}
+
 /// A message for another system (a webhook receiver, an export): the restricted values it
 /// carries as disclosures are opened only for the fields in `reveal` (an endpoint's
 /// `restricted_fields`); every other one stays a bare commitment, and no salt leaves.

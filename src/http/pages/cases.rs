@@ -144,11 +144,17 @@ pub struct Note {
 impl History {
     pub fn of(events: &[StoredEvent]) -> History {
         let mut h = History::default();
+        // The disclosures of the data version in force, to open a correction's commitments.
+        let mut disclosed = crate::forms::commitment::Disclosures::new();
         for e in events.iter().filter_map(|e| serde_json::from_value::<CaseEvent>(e.body.clone()).ok()) {
             match e {
+                CaseEvent::Submitted { disclosures, .. } => disclosed = disclosures,
+                CaseEvent::Resubmitted { at, changes, disclosures, .. } => {
+                    h.resubmitted = Some((at, crate::visibility::open_changes(&changes, &disclosed, &disclosures)));
+                    disclosed = disclosures;
+                }
                 CaseEvent::Acted { at, step, actor, action: Action::Return, comment, .. } => h.returned = Some(Note { by: actor, at, step: Some(step), text: comment }),
                 CaseEvent::Withdrawn { at, by, reason } => h.withdrawn = Some(Note { by, at, step: None, text: reason }),
-                CaseEvent::Resubmitted { at, changes, .. } => h.resubmitted = Some((at, changes)),
                 _ => {}
             }
         }
