@@ -46,6 +46,15 @@ fn main() -> ExitCode {
     let long_bytes = h.export(&long, "p022").to_bytes();
     run("long", &long_bytes, true, "");
     run("oath", &h.export(&oath, "p022").to_bytes(), true, "");
+    // A restricted diagnosis: in the open with its disclosure, and withheld (commitment only).
+    let medical = evidence_case::medical_case(&h);
+    let full = h.export(&medical, "p018").to_bytes();
+    run("medical-full", &full, true, "");
+    let withheld = h.export_withholding(&medical, "p022").to_bytes();
+    assert!(!String::from_utf8_lossy(&withheld).contains("K35."), "the withheld bundle holds no diagnosis");
+    run("medical-withheld", &withheld, true, "");
+    let forged = String::from_utf8_lossy(&full).replacen("\"value\":\"K35.8\"", "\"value\":\"A00\"", 1);
+    run("medical-forged-disclosure", forged.as_bytes(), false, "/events/0/body/disclosures/diagnosis_code");
     // Tampered: data edited in the submission, with every hash recomputed.
     let mut v: Value = serde_json::from_slice(&long_bytes).unwrap();
     v["events"][0]["body"]["data"]["reason"] = Value::from("edited");

@@ -98,17 +98,19 @@ impl Harness {
         let ctx = self.service.context_for(who, at).unwrap();
         let sub = form.validate(data, &ctx, Lang::En).unwrap_or_else(|e| panic!("{form_id}: {e:?}"));
         let case_id = submission_case_id(who, key);
+        // Signed as the service records it: restricted fields as salted commitments.
+        let signed_data = self.service.salted(&case_id, sub).committed().0;
         let payload = SigningPayload {
             case: case_id.clone(),
             form: FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.content_hash) },
             step: "submit".into(),
             action: "submit".into(),
-            data_hash: data_hash(&sub.data).unwrap(),
+            data_hash: data_hash(&signed_data).unwrap(),
             previous_event_hash: format!("sha256:{GENESIS_HASH}"),
             signer: who.into(),
             time: at,
         };
-        let sig = self.sign(who, &payload, &sub.data, wf.submit_signature);
+        let sig = self.sign(who, &payload, &signed_data, wf.submit_signature);
         let view = self.service.submit(who, form_id, data, sig, at, Some(key), Lang::En).unwrap();
         assert_eq!(view.case.id, case_id);
         case_id
@@ -135,8 +137,9 @@ impl Harness {
         let case = self.service.case(case_id).unwrap();
         let wf = self.service.workflow_of(&case).unwrap();
         let def = wf.step(step).unwrap();
-        let payload = self.payload(case_id, who, step, action.as_str(), &case.data, at);
-        let mut sig = self.sign(who, &payload, &case.data, def.signature);
+        let signed_data = case.committed_data();
+        let payload = self.payload(case_id, who, step, action.as_str(), &signed_data, at);
+        let mut sig = self.sign(who, &payload, &signed_data, def.signature);
         sig.second_factor = def.second_factor;
         let comment = (action == Action::Return).then(|| "please correct the reason".to_string());
         self.service.act(case_id, ActRequest { actor: who.into(), step: step.into(), action, comment, signature: sig, now: at }, None).unwrap_or_else(|e| panic!("{who} {action} {step}: {e}"));
@@ -149,13 +152,20 @@ impl Harness {
         let form = self.service.form_of(&case).unwrap();
         let wf = self.service.workflow_of(&case).unwrap();
         let sub = form.validate(data, &self.service.context_for(who, at).unwrap(), Lang::En).unwrap();
-        let payload = self.payload(case_id, who, "resubmit", "resubmit", &sub.data, at);
-        let sig = self.sign(who, &payload, &sub.data, wf.submit_signature);
+        let signed_data = self.service.salted(case_id, sub).committed().0;
+        let payload = self.payload(case_id, who, "resubmit", "resubmit", &signed_data, at);
+        let sig = self.sign(who, &payload, &signed_data, wf.submit_signature);
         self.service.resubmit(case_id, who, data, sig, at, None, Lang::En).unwrap();
     }
 
     pub fn export(&self, case_id: &str, by: &str) -> EvidenceBundle {
         evidence::export(&self.service, case_id, &self.pki, &self.seal, by, &carimbo::visibility::Sight::everything(), Utc::now()).unwrap()
+    }
+
+    /// The bundle for a reader outside every restricted field's roles: commitments only.
+    pub fn export_withholding(&self, case_id: &str, by: &str) -> EvidenceBundle {
+        let form = self.service.form_of(&self.service.case(case_id).unwrap()).unwrap();
+        evidence::export(&self.service, case_id, &self.pki, &self.seal, by, &carimbo::visibility::Sight::nothing_restricted(&form), Utc::now()).unwrap()
     }
 }
 
@@ -204,6 +214,19 @@ pub fn twenty_acts_case(h: &Harness) -> String {
 
 /// The oath of office: qualified signatures demanded from the submitter and the authority,
 /// then the HR record sealed as a `simple` act.
+/// A medical certificate (its diagnosis restricted), returned by HR, corrected and recorded.
+pub fn medical_case(h: &Harness) -> String {
+    let def: Value = serde_json::from_slice(&std::fs::read(repo().join("forms/medical-certificate.json")).unwrap()).unwrap();
+    let mut data = def["examples"]["valid"][0]["data"].clone();
+    data["diagnosis_code"] = json!("K35.8");
+    let id = h.submit("doc02", "medical-certificate", &data, "evidence-medical-restricted");
+    h.act(&id, "p018", "hr-records", Action::Return);
+    data["diagnosis_code"] = json!("K35.2");
+    h.resubmit(&id, "doc02", &data);
+    h.act(&id, "p018", "hr-records", Action::Sign);
+    id
+}
+
 pub fn oath_case(h: &Harness) -> String {
     let def: Value = serde_json::from_slice(&std::fs::read(repo().join("forms/oath-of-office.json")).unwrap()).unwrap();
     let data = def["examples"]["valid"][0]["data"].clone();

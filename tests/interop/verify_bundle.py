@@ -91,6 +91,8 @@ def verify(path):
         if e["case_id"] != b["case_id"] or e["seq"] != k + 1 or e["prev_hash"] != prev:
             raise Fail(p, "the event is out of place (case_id, seq or prev_hash)")
         chained = {k2: e[k2] for k2 in ("case_id", "seq", "recorded_at", "prev_hash", "body")}
+        # The disclosures of restricted fields are outside the chain (docs/evidence-bundle.md).
+        chained["body"] = {m: v for m, v in e["body"].items() if m != "disclosures"}
         if sha(jcs(chained)) != e["hash"]:
             raise Fail(p, "the event does not hash to its hash")
         prev = e["hash"]
@@ -102,6 +104,12 @@ def verify(path):
             data, expect = body["data"], ("submit", "submit", body["submitter"])
         elif kind == "resubmitted":
             data, expect = body["data"], ("resubmit", "resubmit", body["by"])
+        if kind in ("submitted", "resubmitted"):
+            for field, d in body.get("disclosures", {}).items():
+                commitment = body["data"].get(field)
+                digest = "sha256:" + sha(jcs([d["salt"], field, d["value"]]))
+                if not isinstance(commitment, dict) or list(commitment) != ["_sd"] or commitment["_sd"] != digest:
+                    raise Fail(f"{p}/body/disclosures/{field}", "the disclosed value does not open the commitment in the signed data")
         elif kind == "acted":
             expect = (body["step"], body["action"], body["actor"])
         else:
