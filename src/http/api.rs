@@ -499,6 +499,11 @@ impl AppState {
             }
         let (case, head, wf) = self.visible_case(caller, case_id)?;
         let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
+        // Someone without a seat is refused as such before any signature or code is looked at
+        // (the engine decides again when the act is recorded).
+        if case.status == crate::workflow::CaseStatus::Open && !self.cases.may_act(&case, &wf, &body.step, &caller.person, Utc::now()) {
+            return Err(crate::workflow::WorkflowError::NotAssigned { person: caller.person.clone(), step: body.step.clone() }.into());
+        }
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
         let sig = self.establish_signature(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref())?;
         let req = ActRequest { actor: caller.person.clone(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now: Utc::now() };
@@ -579,6 +584,9 @@ pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<Strin
     let st = state.clone();
     blocking(move || {
         let (case, head, wf) = st.visible_case(&caller, &id)?;
+        if case.submitter != caller.person {
+            return Err(crate::workflow::WorkflowError::NotSubmitter(case.submitter.clone()).into());
+        }
         let form = st.cases.form_of(&case)?;
         let ctx = st.cases.context_for(&caller.person, Utc::now())?;
         let data = st.sight(&caller, &case).keep_hidden(&body.data, &case.data);
