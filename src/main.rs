@@ -57,6 +57,12 @@ enum Command {
         /// administrator's session token reads `/metrics`.
         #[arg(long)]
         metrics_token_file: Option<PathBuf>,
+        /// The key file that encrypts the TOTP secrets in DATA/accounts.json (default:
+        /// DATA/keys/totp.key, created 0600 on first start). Keep it apart from backups of the
+        /// data directory; without it the second factors cannot be read. Also read from the
+        /// environment variable CARIMBO_TOTP_KEY_FILE.
+        #[arg(long)]
+        totp_key_file: Option<PathBuf>,
     },
     /// Export decisions and finished cases of a period (the outbox) as CSV or JSON, for payroll
     /// and archives. On sled the server must be stopped (or use `GET /api/v1/admin/export`).
@@ -198,8 +204,8 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file } => {
-            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref())
+        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file } => {
+            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref())
         }
         Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field)
@@ -247,15 +253,19 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64, metrics_token_file: Option<&Path>) -> Result<ExitCode> {
+fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64, metrics_token_file: Option<&Path>, totp_key_file: Option<&Path>) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
-    let paths = Paths::from_root(root, data);
+    let mut paths = Paths::from_root(root, data);
+    if let Some(key) = totp_key_file.map(Path::to_path_buf).or_else(|| std::env::var_os("CARIMBO_TOTP_KEY_FILE").map(PathBuf::from)) {
+        paths.totp_key = key;
+    }
     std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data.display()))?;
     let opened = open_store(data, store, pg_schema, false)?;
     let where_ = match opened.kind {
         "sled" => format!("data in {} (sled store and accounts)", data.display()),
         _ => format!("cases in {}; accounts in {}", opened.place, data.display()),
     };
+    let totp_key = paths.totp_key.clone();
     let mut state = AppState::with_store(paths, opened.store)?;
     if let Some(file) = metrics_token_file {
         let token = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read the metrics token file {}: {e}", file.display()))?;
@@ -275,6 +285,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
     println!("{where_}");
+    println!("second-factor secrets encrypted with {}; account audit log {}", totp_key.display(), state.accounts.audit_log_path().display());
     println!("demo logins (password {DEMO_PASSWORD}):");
     for (who, role) in [("p005", "staff, DAF"), ("p003", "supervisor, DAF"), ("p002", "head, DAF"), ("p019", "HR officer, author"), ("p001", "appointing authority"), ("doc01", "doctor"), ("p022", "auditor"), ("p032", "administrator")] {
         println!("  {who:<6} {role}");

@@ -364,7 +364,10 @@ fn a_step_marked_second_factor_needs_a_totp_code_enrolled_through_the_api() {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     head.act_with(&id, "head", "approve", json!({"totp": wrong})).problem(401, "CARIMBO-E0604");
     assert_eq!(step_status(&head.case(&id).body["case"], "head"), "open", "nothing stored");
-    let r = head.act_with(&id, "head", "approve", json!({"totp": app.generate_current().to_string()}));
+    // The confirming code is spent (RFC 6238 §5.2); the act takes the next step's, which the
+    // server accepts with its one step of drift.
+    let next = app.generate(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 30).to_string();
+    let r = head.act_with(&id, "head", "approve", json!({"totp": next}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(status_of(&r), "completed");
     let stored = s.state.cases.events(&id).unwrap();

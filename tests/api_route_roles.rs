@@ -65,6 +65,7 @@ const TABLE: &[Row] = &[
     row("GET",    "/api/v1/inbox",                     [401,  200,  200,  200,  200,  200]),
     row("GET",    "/api/v1/admin/directory",           [401,  403,  403,  403,  403,  200]),
     row("POST",   "/api/v1/admin/delegations",         [401,  403,  403,  403,  403,  201]),
+    row("POST",   "/api/v1/admin/accounts/{person}/totp/reset", [401, 403, 403, 403, 403, 204]),
     row("GET",    "/api/v1/admin/trust-list",          [401,  403,  403,  403,  403,  200]),
     row("POST",   "/api/v1/admin/definitions",         [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/admin/outbox",              [401,  403,  403,  403,  403,  200]),
@@ -176,6 +177,15 @@ fn call(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             w.returned_case();
             let first = w.s.state.cases.store().outbox_since(chrono::DateTime::UNIX_EPOCH, None, 1).unwrap();
             post(path, json!({"ids": [first[0].id]}))
+        }
+        ("POST", "/api/v1/admin/accounts/{person}/totp/reset") => {
+            // Someone with a second factor to reset, enrolled again for each cell.
+            let (accounts, target) = (&w.s.state.accounts, "p040");
+            if !accounts.get(target).is_some_and(|a| a.has_second_factor()) {
+                accounts.begin_totp(target, None, chrono::Utc::now()).unwrap();
+                accounts.confirm_totp(target, &w.s.totp_now(target), chrono::Utc::now()).unwrap();
+            }
+            post(&format!("/api/v1/admin/accounts/{target}/totp/reset"), json!({}))
         }
         ("GET", "/api/v1/admin/export") => caller.get("/api/v1/admin/export?since=2026-01-01&format=csv"),
         ("GET", _) => caller.get(path),

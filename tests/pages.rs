@@ -357,7 +357,7 @@ async fn a_second_factor_is_enrolled_from_the_security_page_and_a_wrong_code_cha
 
     let (status, location) = app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("_do", "begin")]).await;
     assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "Location: /me/security#enrol"));
-    let pending = app.state.accounts.pending_totp("p007").unwrap().expect("an enrolment waits for its code");
+    let pending = app.state.accounts.pending_totp("p007", Utc::now()).unwrap().expect("an enrolment waits for its code");
     let (_, html) = app.get(Some(&who), "/me/security?lang=en").await;
     assert!(html.contains(r#"id="totp-qr""#) && html.contains(r#"src="data:image/png;base64,iVBOR"#), "the QR code as a data: image (PNG)");
     assert!(html.contains(&format!(r#"data-secret="{}""#, pending.secret)), "the secret as text");
@@ -379,6 +379,32 @@ async fn a_second_factor_is_enrolled_from_the_security_page_and_a_wrong_code_cha
 }
 
 #[tokio::test]
+async fn replacing_a_second_factor_from_the_security_page_asks_for_a_code_of_the_old_one() {
+    let app = app();
+    let who = app.sign_in("p007");
+    let accounts = &app.state.accounts;
+    accounts.begin_totp("p007", None, Utc::now()).unwrap();
+    accounts.confirm_totp("p007", &accounts.current_totp_for_tests("p007", Utc::now()).unwrap(), Utc::now()).unwrap();
+    let (_, html) = app.get(Some(&who), "/me/security?lang=en").await;
+    assert!(html.contains(r#"data-enrolled="true""#) && html.contains(r#"id="totp-current-code" name="current_code""#), "{html}");
+
+    let (status, html) = app.post_form(&who, "/me/security?lang=en", &[("csrf", &who.csrf), ("_do", "begin")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"id="totp-current-code-error""#) && html.contains("(CARIMBO-E0610)"), "{html}");
+    let code = accounts.next_totp_for_tests("p007", Utc::now()).unwrap();
+    let wrong = ["000000", "111111", "222222"].into_iter().find(|w| *w != code && *w != accounts.current_totp_for_tests("p007", Utc::now()).unwrap()).unwrap();
+    let (status, html) = app.post_form(&who, "/me/security?lang=en", &[("csrf", &who.csrf), ("current_code", wrong), ("_do", "begin")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("(CARIMBO-E0604)") && html.contains(&format!(r#"value="{wrong}""#)), "the code typed stays, marked: {html}");
+    assert!(accounts.pending_totp("p007", Utc::now()).unwrap().is_none(), "nothing started");
+
+    let (status, location) = app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("current_code", &format!("{} {}", &code[..3], &code[3..])), ("_do", "begin")]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "Location: /me/security#enrol"));
+    let (_, html) = app.get(Some(&who), "/me/security?lang=en").await;
+    assert!(html.contains(r#"id="totp-qr""#), "the new secret waits for its first code: {html}");
+}
+
+#[tokio::test]
 async fn an_approver_without_a_second_factor_is_sent_from_the_inbox_to_enrol_one() {
     let app = app();
     let data = common::read_json(&common::repo().join("forms/family-allowance.json"))["examples"]["valid"][0]["data"].clone();
@@ -393,7 +419,7 @@ async fn an_approver_without_a_second_factor_is_sent_from_the_inbox_to_enrol_one
     assert!(html.contains(&format!(r#"data-case="{id}" data-step="head""#)) && html.contains(r#"data-second-factor="true""#), "{html}");
     assert!(html.contains(r#"id="no-second-factor""#) && html.contains(r#"<a href="/me/security">set one up</a>"#), "{html}");
 
-    app.state.accounts.begin_totp("p028").unwrap();
+    app.state.accounts.begin_totp("p028", None, Utc::now()).unwrap();
     let code = app.state.accounts.current_totp_for_tests("p028", Utc::now()).unwrap();
     app.state.accounts.confirm_totp("p028", &code, Utc::now()).unwrap();
     let (_, html) = app.get(Some(&head), "/inbox?lang=en").await;

@@ -5,6 +5,7 @@
 use super::auth::{roles_of, Caller, ReqLang, SESSION_COOKIE};
 use super::error::ApiError;
 use super::AppState;
+use crate::accounts::RequestCodes;
 use crate::catalog::{Catalog, SourceFile};
 use crate::forms::FormDefinition;
 use crate::i18n::Lang;
@@ -91,10 +92,23 @@ pub async fn me(State(state): Shared, caller: Caller) -> Json<Value> {
     }))
 }
 
-pub async fn totp_begin(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize, ToSchema, Default)]
+pub struct TotpBegin {
+    /// A current code of the second factor already enrolled: needed to replace it.
+    pub current_code: Option<String>,
+}
+
+/// Starts an enrolment. The body is optional (`{}` or none) for a first factor; replacing an
+/// enrolled one needs `{"current_code": "…"}`.
+pub async fn totp_begin(State(state): Shared, caller: Caller, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let req: TotpBegin = if body.iter().all(u8::is_ascii_whitespace) {
+        TotpBegin::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body is not a TOTP enrolment request: {e}")).lang(caller.lang))?
+    };
     let accounts = state.accounts.clone();
     let person = caller.person.clone();
-    let e = blocking(move || accounts.begin_totp(&person).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
+    let e = blocking(move || accounts.begin_totp(&person, req.current_code.as_deref(), Utc::now()).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
     Ok(Json(serde_json::to_value(e).unwrap_or_default()))
 }
 
@@ -253,14 +267,27 @@ impl AppState {
     /// Turns what the caller sent into the signature record the engine stores: a verified JWS
     /// at the level it achieved, or, for a step that accepts `simple`, the service's seal.
     fn establish_signature(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>) -> Result<SignatureRecord, ApiError> {
+        self.establish_signature_in(caller, expected, data, required, signed, totp, &RequestCodes::default())
+    }
+
+    /// `establish_signature` within a request that may carry the same code for several acts
+    /// (a batch). The signature is checked before the code: someone holding a stolen session
+    /// but not the key learns nothing about codes on a step that needs a key. On a `simple`
+    /// step, which has no key, the wrong-code limit is what protects the factor.
+    #[allow(clippy::too_many_arguments)]
+    fn establish_signature_in(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>, codes: &RequestCodes) -> Result<SignatureRecord, ApiError> {
+        let mut record = self.signature_record(caller, expected, data, required, signed)?;
+        if let Some(code) = totp {
+            self.accounts.check_totp_in(&caller.person, code, Utc::now(), codes)?;
+            record.second_factor = true;
+        }
+        Ok(record)
+    }
+
+    /// The signature part of `establish_signature`, with no second factor yet.
+    fn signature_record(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>) -> Result<SignatureRecord, ApiError> {
         let now = Utc::now();
-        let second_factor = match totp {
-            Some(code) => {
-                self.accounts.check_totp(&caller.person, code, now)?;
-                true
-            }
-            None => false,
-        };
+        let second_factor = false;
         let Some(signed) = signed else {
             if required > Level::Simple {
                 return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0302", format!("this needs a {required} signature: sign the payload with your key")));
@@ -489,6 +516,11 @@ pub struct ActBody {
 
 impl AppState {
     pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
+        self.act_on_in(caller, case_id, body, &RequestCodes::default())
+    }
+
+    /// `act_on` as one act of a request whose second-factor code may stand for several acts.
+    pub(crate) fn act_on_in(&self, caller: &Caller, case_id: &str, body: &ActBody, codes: &RequestCodes) -> Result<Value, ApiError> {
         if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
             return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
         }
@@ -505,7 +537,7 @@ impl AppState {
             return Err(crate::workflow::WorkflowError::NotAssigned { person: caller.person.clone(), step: body.step.clone() }.into());
         }
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
-        let sig = self.establish_signature(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref())?;
+        let sig = self.establish_signature_in(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes)?;
         let req = ActRequest { actor: caller.person.clone(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now: Utc::now() };
         let view = self.cases.act(case_id, req, body.idempotency_key.as_deref())?;
         Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
@@ -540,10 +572,12 @@ pub async fn batch(State(state): Shared, caller: Caller, Json(req): Json<BatchRe
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
+        // One code for the whole batch: checked (and spent) once, on the first act that needs it.
+        let codes = RequestCodes::default();
         let results: Vec<Value> = req
             .items
             .iter()
-            .map(|item| match st.act_on(&caller, &item.case, &item.act) {
+            .map(|item| match st.act_on_in(&caller, &item.case, &item.act, &codes) {
                 Ok(v) => json!({"case": item.case, "ok": true, "status": v["case"]["status"]}),
                 Err(e) => json!({"case": item.case, "ok": false, "problem": e.lang(caller.lang).problem()}),
             })
@@ -662,6 +696,16 @@ pub async fn add_delegation(State(state): Shared, caller: Caller, Json(d): Json<
     })?;
     state.cases.set_directory(dir);
     Ok(StatusCode::CREATED)
+}
+
+/// Removes a person's second factor (a lost phone) so they can enrol a new one without a code
+/// of the old; recorded with who, whom and when in the accounts' audit log.
+pub async fn reset_second_factor(State(state): Shared, caller: Caller, Path(person): Path<String>) -> Result<StatusCode, ApiError> {
+    caller.require("admin")?;
+    let accounts = state.accounts.clone();
+    let by = caller.person.clone();
+    blocking(move || accounts.reset_totp(&person, &by, Utc::now()).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn trust_list(State(state): Shared, caller: Caller) -> Result<Response, ApiError> {

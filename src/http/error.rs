@@ -39,11 +39,13 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     pub report: Option<Value>,
     pub lang: Lang,
+    /// Seconds to wait before trying again, sent as `Retry-After` (RFC 9110 §10.2.3) with a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), errors: Vec::new(), report: None, lang: Lang::En }
+        ApiError { status, code, detail: detail.into(), errors: Vec::new(), report: None, lang: Lang::En, retry_after: None }
     }
 
     pub fn lang(mut self, lang: Lang) -> Self {
@@ -93,7 +95,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut response = (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -169,14 +175,10 @@ impl From<StoreError> for ApiError {
 
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
-        let msg = e.to_string();
-        let status = match &e {
-            AccountError::BadCredentials | AccountError::BadSecondFactor => StatusCode::UNAUTHORIZED,
-            AccountError::UnknownAccount(_) => StatusCode::NOT_FOUND,
-            AccountError::WeakPassword | AccountError::NoEnrolment => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, code_in(&msg), detail_of(&msg))
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut a = ApiError::new(status, e.code(), detail_of(&e.to_string()));
+        a.retry_after = e.retry_after_seconds();
+        a
     }
 }
 
@@ -209,6 +211,14 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0604" => ("雙重認證碼不正確或已過期。", "O código do segundo fator está errado ou expirou.", "The second-factor code is wrong or expired."),
         "CARIMBO-E0605" => ("請先開始設定雙重認證。", "Comece primeiro a configuração do segundo fator.", "Start the second-factor enrolment first."),
         "CARIMBO-E0606" => ("密碼最少要有12個字元。", "A palavra-passe deve ter pelo menos 12 caracteres.", "The password must have at least 12 characters."),
+        "CARIMBO-E0608" => ("雙重認證碼錯誤次數過多，請稍後再試。", "Demasiados códigos do segundo fator errados; tente mais tarde.", "Too many wrong second-factor codes; try again later."),
+        "CARIMBO-E0609" => ("這個雙重認證碼已使用過，請等待下一個。", "Este código do segundo fator já foi usado; espere pelo próximo.", "This second-factor code was already used; wait for the next one."),
+        "CARIMBO-E0610" => ("更換雙重認證須輸入現有驗證程式的驗證碼。", "Para substituir o segundo fator, indique um código da aplicação atual.", "Replacing your second factor needs a code from your current authenticator app."),
+        "CARIMBO-E0611" => ("雙重認證密鑰檔無法讀取，請聯絡系統管理員。", "O ficheiro da chave do segundo fator não pode ser lido; contacte o administrador.", "The second-factor key file cannot be read; contact the administrator."),
+        "CARIMBO-E0612" => ("找不到雙重認證密鑰檔，請聯絡系統管理員。", "Falta o ficheiro da chave do segundo fator; contacte o administrador.", "The second-factor key file is missing; contact the administrator."),
+        "CARIMBO-E0613" => ("雙重認證密鑰與帳戶檔不符，請聯絡系統管理員。", "A chave do segundo fator não corresponde ao ficheiro de contas; contacte o administrador.", "The second-factor key does not match the accounts file; contact the administrator."),
+        "CARIMBO-E0614" => ("無法寫入稽核記錄，操作未有進行。", "Não foi possível escrever no registo de auditoria; nada foi feito.", "The audit log could not be written; nothing was done."),
+        "CARIMBO-E0615" => ("此帳戶沒有可重設的雙重認證。", "Esta conta não tem segundo fator para repor.", "This account has no second factor to reset."),
         "CARIMBO-E0701" => ("請先登入。", "Inicie sessão primeiro.", "Sign in first."),
         "CARIMBO-E0702" => ("你沒有權限。", "Não tem permissão.", "You do not have permission."),
         "CARIMBO-E0703" => ("找不到。", "Não encontrado.", "Not found."),

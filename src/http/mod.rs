@@ -13,7 +13,7 @@ pub mod outbox_api;
 pub mod pages;
 pub mod usage;
 
-use crate::accounts::{AccountError, Accounts, Session, Sessions};
+use crate::accounts::{AccountError, AccountFiles, Accounts, Session, Sessions};
 use crate::cases::CaseService;
 use crate::catalog::Catalog;
 use crate::directory::Directory;
@@ -44,12 +44,22 @@ pub struct Paths {
     pub forms: PathBuf,
     pub workflows: PathBuf,
     pub seeds: PathBuf,
+    /// The key that encrypts the TOTP secrets in the accounts file (`serve --totp-key-file`);
+    /// by default `DATA/keys/totp.key`.
+    pub totp_key: PathBuf,
 }
 
 impl Paths {
     /// The layout of a checkout: `forms/`, `workflows/`, `seeds/` under `root`, data in `data`.
     pub fn from_root(root: &Path, data: &Path) -> Paths {
-        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds") }
+        let totp_key = AccountFiles::in_data_dir(data).totp_key;
+        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds"), totp_key }
+    }
+
+    /// Where the accounts keep their files: the accounts file and the audit log in the data
+    /// directory, the TOTP key where `totp_key` says.
+    pub fn account_files(&self) -> AccountFiles {
+        AccountFiles { totp_key: self.totp_key.clone(), ..AccountFiles::in_data_dir(&self.data) }
     }
 }
 
@@ -133,7 +143,7 @@ impl AppState {
         let verifier = crate::signing::cli::load_verifier(&paths.seeds.join("trust"), &pki.join("crl"), Some(&pki.join("service/service.pem"))).map_err(|e| StartError::Seeds(e.to_string()))?;
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
         let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
-        let accounts = Accounts::open(&paths.data.join("accounts.json"))?;
+        let accounts = Accounts::open(&paths.account_files())?;
         let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
         accounts.ensure(&people, DEMO_PASSWORD)?;
         let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
@@ -245,7 +255,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(DELETE, delete, "/api/v1/session", "any", "Sign out", api::logout),
         route!(GET, get, "/api/v1/me", "any", "Who I am, my roles, whether my second factor is enrolled", api::me),
         route!(GET, get, "/api/v1/me/certificate", "any", "My certificate chain, for the x5c header of signatures made in the page", api::my_certificate),
-        route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code)", api::totp_begin),
+        route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code); replacing an enrolled one needs `current_code`, a code of it", api::totp_begin),
         route!(POST, post, "/api/v1/me/totp/confirm", "any", "Confirm the second factor with a first code", api::totp_confirm),
         route!(GET, get, "/api/v1/forms", "any", "The forms, with titles in the requested language", api::list_forms),
         route!(GET, get, "/api/v1/forms/{id}", "any", "One form with its schema, labels, rules and layout", api::get_form),
@@ -266,6 +276,7 @@ pub fn routes() -> Vec<RouteSpec> {
             query = [("since", "First moment included: a date (midnight in Macau) or an RFC 3339 time"), ("until", "First moment excluded (default: now)"), ("format", "csv or json (default json)"), ("kind", "Comma-separated kinds: decision, case.completed, case.rejected, case.withdrawn")]),
         route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),
         route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation),
+        route!(POST, post, "/api/v1/admin/accounts/{person}/totp/reset", "admin", "Remove a person's TOTP second factor (a lost phone), so they can enrol a new one; recorded in the audit log (DATA/audit.jsonl)", api::reset_second_factor),
         route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list of certification entities", api::trust_list),
         route!(POST, post, "/api/v1/admin/definitions", "admin", "Upload form/workflow definitions; checked as `carimbo check` does, applied only when clean", api::upload_definitions),
         route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),

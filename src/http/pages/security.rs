@@ -6,7 +6,9 @@
 //! a new secret (shown as a QR code in a `data:` image, which the CSP allows, and as text to
 //! type), `confirm` takes a first code from the app. A wrong code changes nothing: the same
 //! secret stays pending and is shown again beside the message. A second factor already enrolled
-//! keeps working until a new one is confirmed.
+//! keeps working until a new one is confirmed, and replacing it asks for a current code of it
+//! (`current_code`, checked like any code: limited and spent), so a stolen password alone cannot
+//! move the factor to another phone; after a lost phone, an administrator resets it.
 
 use super::{check_csrf, layout, page, page_with_status, problem_page, t, PageCaller, PageLang};
 use crate::accounts::TotpEnrolment;
@@ -29,6 +31,9 @@ struct Shown {
     pending: Option<TotpEnrolment>,
     code: String,
     code_error: Option<String>,
+    /// The code of the enrolled factor typed to replace it, and what was wrong with it.
+    current_code: String,
+    current_code_error: Option<String>,
     done: bool,
 }
 
@@ -52,6 +57,9 @@ pub struct SecurityPost {
     action: Option<String>,
     #[serde(default)]
     code: String,
+    /// A code of the enrolled factor, to replace it.
+    #[serde(default)]
+    current_code: String,
 }
 
 /// `begin` starts (or starts over) an enrolment and shows it; `confirm` checks the first code.
@@ -64,11 +72,22 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     let accounts = state.accounts.clone();
     let person = caller.person.clone();
     match f.action.as_deref() {
-        Some("begin") => match tokio::task::spawn_blocking(move || accounts.begin_totp(&person).map(|_| ()).map_err(ApiError::from)).await {
-            Ok(Ok(())) => Redirect::to("/me/security#enrol").into_response(),
-            Ok(Err(e)) => failed(&pl, &caller, e),
-            Err(e) => failed(&pl, &caller, ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
-        },
+        Some("begin") => {
+            let current: String = f.current_code.chars().filter(|c| !c.is_whitespace()).collect();
+            let current = (!current.is_empty()).then_some(current);
+            match tokio::task::spawn_blocking(move || accounts.begin_totp(&person, current.as_deref(), Utc::now()).map(|_| ()).map_err(ApiError::from)).await {
+                Ok(Ok(())) => Redirect::to("/me/security#enrol").into_response(),
+                // A missing or wrong code of the enrolled factor is shown beside its field.
+                Ok(Err(e)) if matches!(e.code, "CARIMBO-E0604" | "CARIMBO-E0608" | "CARIMBO-E0609" | "CARIMBO-E0610") => {
+                    let status = if e.status == StatusCode::TOO_MANY_REQUESTS { e.status } else { StatusCode::UNPROCESSABLE_ENTITY };
+                    let p = e.lang(lang).problem();
+                    let shown = Shown { current_code: f.current_code, current_code_error: Some(format!("{} ({})", p.title, p.code)), ..Shown::default() };
+                    page_with_status(&pl, status, security_page(&state, &pl, &caller, &shown))
+                }
+                Ok(Err(e)) => failed(&pl, &caller, e),
+                Err(e) => failed(&pl, &caller, ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
+            }
+        }
         _ => {
             // Authenticator apps show "123 456"; the code is the digits.
             let code: String = f.code.chars().filter(|c| !c.is_whitespace()).collect();
@@ -88,7 +107,7 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                 Ok(p) => p,
                 Err(e) => return failed(&pl, &caller, e),
             };
-            let shown = Shown { pending, code: f.code, code_error: Some(message), done: false };
+            let shown = Shown { pending, code: f.code, code_error: Some(message), ..Shown::default() };
             page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, security_page(&state, &pl, &caller, &shown))
         }
     }
@@ -96,7 +115,7 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
 
 async fn pending(state: &Arc<AppState>, caller: &Caller) -> Result<Option<TotpEnrolment>, ApiError> {
     let (accounts, person) = (state.accounts.clone(), caller.person.clone());
-    tokio::task::spawn_blocking(move || accounts.pending_totp(&person).map_err(ApiError::from))
+    tokio::task::spawn_blocking(move || accounts.pending_totp(&person, Utc::now()).map_err(ApiError::from))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string()))?
 }
@@ -131,6 +150,14 @@ fn security_page(state: &AppState, pl: &PageLang, caller: &Caller, shown: &Shown
                     input type="hidden" name="csrf" value=(caller.session.csrf);
                     @if enrolled {
                         p.muted { (t(lang, "換了手機？設定新的驗證程式後，舊的即停用。", "Mudou de telemóvel? Configure uma nova aplicação; a antiga deixa de valer quando a nova for confirmada.", "New phone? Set up a new authenticator app; the old one stops working once the new one is confirmed.")) }
+                        @let invalid = shown.current_code_error.is_some();
+                        div.field.has-error[invalid] {
+                            label for="totp-current-code" { (t(lang, "現有驗證程式顯示的六位數字", "Os seis algarismos que a aplicação atual mostra", "The six digits your current app shows")) }
+                            input #totp-current-code name="current_code" value=(shown.current_code) inputmode="numeric" autocomplete="one-time-code" maxlength="10"
+                                aria-invalid=[invalid.then_some("true")] aria-describedby=[invalid.then_some("totp-current-code-error")];
+                            @if let Some(m) = &shown.current_code_error { p #totp-current-code-error.field-error { (m) } }
+                            p.muted { (t(lang, "手機已遺失？請聯絡系統管理員重設雙重認證。", "Perdeu o telemóvel? Peça ao administrador que reponha o segundo fator.", "Lost your phone? Ask an administrator to reset your second factor.")) }
+                        }
                     }
                     button #totp-begin type="submit" name="_do" value="begin" {
                         @if enrolled { (t(lang, "設定新的驗證程式", "Configurar uma nova aplicação", "Set up a new authenticator app")) }
