@@ -99,3 +99,15 @@ fn duplicate_step_ids_and_bad_deadlines_are_refused() {
     assert_reported(&lines, ":/steps/1/id: step id \"supervisor\" is already used by /steps/0");
     assert_reported(&lines, ":/steps/2/deadline/remind_after_days: the reminder must come");
 }
+
+#[test]
+fn a_condition_on_a_restricted_field_is_refused_because_a_record_without_it_could_not_be_replayed() {
+    let mut w = common::read_json(&common::repo().join("workflows/medical-certificate.json"));
+    w["steps"][0]["when"] = json!({"!!": {"var": "diagnosis_code"}});
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/medical-certificate.json", std::fs::read(common::repo().join("forms/medical-certificate.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/medical-certificate.json", serde_json::to_vec(&w).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
+    assert!(report.catalog.workflow("medical-certificate").is_none(), "the workflow is not loaded");
+    assert_reported(&common::lines(&report), ":/steps/0/when/!!/var: reads \"diagnosis_code\", a restricted field of form \"medical-certificate\"");
+}

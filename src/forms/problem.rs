@@ -34,6 +34,7 @@ pub mod codes {
     pub const RULE_SYNTAX: ErrorCode = ErrorCode("CARIMBO-E0030");
     pub const RULE_UNKNOWN_FIELD: ErrorCode = ErrorCode("CARIMBO-E0031");
     pub const RULE_DIVIDES_BY_ZERO: ErrorCode = ErrorCode("CARIMBO-E0032");
+    pub const RULE_READS_RESTRICTED: ErrorCode = ErrorCode("CARIMBO-E0033");
     pub const COMPUTED_INVALID: ErrorCode = ErrorCode("CARIMBO-E0040");
     pub const UNKNOWN_REFERENCE: ErrorCode = ErrorCode("CARIMBO-E0041");
     pub const UNKNOWN_WORKFLOW: ErrorCode = ErrorCode("CARIMBO-E0050");

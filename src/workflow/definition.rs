@@ -386,6 +386,11 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
                     if var.split('.').next() != Some("context") && !form.fields.knows(var) {
                         p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id));
                     }
+                    // A record for a reader without a restricted field's role holds only its
+                    // commitment, so a route that turns on its value could not be replayed there.
+                    if let Some(top) = var.split('.').next().filter(|t| form.layout.restricted.contains_key(*t)) {
+                        p.push(format!("{wptr}{vptr}"), codes::RULE_READS_RESTRICTED, format!("reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see", form.id));
+                    }
                 }
             }
             match logic::compile(logic_value) {
