@@ -811,5 +811,12 @@ pub async fn my_certificate(State(state): Shared, caller: Caller) -> Result<Json
     let path = state.paths.seeds.join("pki/people").join(format!("{}.pem", caller.person));
     let certs = crate::pki::cert::load_pem_certificates(&path).map_err(|_| ApiError::not_found("no certificate is registered for you; ask the administrator").lang(caller.lang))?;
     let x5c: Vec<String> = certs.iter().map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.as_ref())).collect();
-    Ok(Json(json!({"x5c": x5c})))
+    // The leaf's public key (SubjectPublicKeyInfo DER) lets the page check a chosen key file
+    // against the signer's own certificate before anything is signed ("this key is not yours").
+    let leaf = certs.first().and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok()).map(|(_, c)| (c.public_key().raw.to_vec(), c.subject().to_string()));
+    let (spki, subject) = match leaf {
+        Some((spki, subject)) => (Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, spki)), Some(subject)),
+        None => (None, None),
+    };
+    Ok(Json(json!({"x5c": x5c, "spki": spki, "subject": subject})))
 }

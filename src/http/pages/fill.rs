@@ -119,7 +119,7 @@ fn fill_page(
                     button type="submit" name="_do" value="check" { (t(lang, "檢查表格", "Verificar", "Check the form")) }
                 }
             }
-            @if let Some(data) = valid { (sign_step(lang, Signing::Submit { form: &form.id }, data, level)) }
+            @if let Some(data) = valid { (sign_step(lang, &caller.person, Signing::Submit { form }, data, computed, level)) }
         },
     )
 }
@@ -128,17 +128,21 @@ fn fill_page(
 /// of a returned case (`/static/fill.js` asks for the payload of that kind and posts to the
 /// matching API route).
 pub enum Signing<'a> {
-    Submit { form: &'a str },
-    Resubmit { case: &'a str },
+    Submit { form: &'a FormDefinition },
+    Resubmit { form: &'a FormDefinition, case: &'a str },
 }
 
 /// The last step: the data is valid; the person signs it with their key file and submits.
 /// Everything the script needs is in data attributes; messages come in the page's language.
-pub fn sign_step(lang: Lang, signing: Signing<'_>, data: &Value, level: Level) -> Markup {
+///
+/// What is signed is exactly what the "you are signing" summary shows (the checked data, also
+/// in `#data-json`); `/static/fill.js` refuses to sign once any field of the form is changed
+/// after the check, until the form is checked again.
+pub fn sign_step(lang: Lang, person: &str, signing: Signing<'_>, data: &Value, computed: &BTreeMap<String, Value>, level: Level) -> Markup {
     let needs_key = level > Level::Simple;
-    let (kind, form, case) = match signing {
-        Signing::Submit { form } => ("submit", Some(form), None),
-        Signing::Resubmit { case } => ("resubmit", None, Some(case)),
+    let (kind, form, case, definition) = match signing {
+        Signing::Submit { form } => ("submit", Some(form.id.as_str()), None, form),
+        Signing::Resubmit { form, case } => ("resubmit", None, Some(case), form),
     };
     let resubmit = case.is_some();
     let title = if resubmit { t(lang, "簽署及重新提交", "Assinar e submeter de novo", "Sign and resubmit") } else { t(lang, "簽署及提交", "Assinar e submeter", "Sign and submit") };
@@ -148,15 +152,15 @@ pub fn sign_step(lang: Lang, signing: Signing<'_>, data: &Value, level: Level) -
             data-msg-working=(t(lang, "正在簽署及提交……", "A assinar e submeter…", "Signing and submitting…"))
             data-msg-nokey=(t(lang, "請先選擇你的私鑰檔案。", "Escolha primeiro o ficheiro da sua chave.", "Choose your key file first."))
             data-msg-done=(if resubmit { t(lang, "已重新提交。個案編號：", "Submetido de novo. Processo n.º ", "Resubmitted. Case ") } else { t(lang, "已提交。個案編號：", "Submetido. Processo n.º ", "Submitted. Case ") })
-            data-msg-failed=(t(lang, "未能提交：", "Não foi submetido: ", "Not submitted: ")) {
+            data-msg-failed=(t(lang, "未能提交：", "Não foi submetido: ", "Not submitted: "))
+            data-msg-changed=(t(lang, "你在檢查後修改了表格：請再按「檢查表格」，然後才簽署。", "Alterou o formulário depois de o verificar: verifique-o de novo antes de assinar.", "You changed the form after it was checked: check it again before signing.")) {
             h2 #sign-title { (title) }
             p.ok role="status" { (t(lang, "表格已通過檢查。", "O formulário está correto.", "The form is valid.")) }
+            (signing_summary(lang, definition, data, computed))
             input #data-json type="hidden" value=(serde_json::to_string(data).unwrap_or_default());
             @if needs_key {
                 p { (t(lang, "所需簽名級別：", "Assinatura exigida: ", "Signature required: ")) strong { (level_label(lang, level)) } }
-                p.muted { (t(lang, "私鑰只在你的瀏覽器內使用，不會上傳。", "A chave só é usada no seu navegador e nunca é enviada.", "Your key is used only in your browser and is never uploaded.")) }
-                label for="keyfile" { (t(lang, "私鑰檔案（PKCS#8 PEM）", "Ficheiro da chave privada (PKCS#8 PEM)", "Private key file (PKCS#8 PEM)")) }
-                input #keyfile type="file" accept=".pem,.key,application/x-pem-file";
+                (key_picker(lang, person))
             }
             p.actions {
                 button #sign-submit type="button" disabled { (if resubmit { t(lang, "簽署並重新提交", "Assinar e submeter de novo", "Sign and resubmit") } else { t(lang, "簽署並提交", "Assinar e submeter", "Sign and submit") }) }
@@ -166,6 +170,84 @@ pub fn sign_step(lang: Lang, signing: Signing<'_>, data: &Value, level: Level) -
         }
         script src="/static/sign.js" {}
         script src="/static/fill.js" {}
+    }
+}
+
+/// The read-only "you are signing" list: every field of the checked data, labelled and in the
+/// form's order, so the signer sees exactly what the signature will cover.
+fn signing_summary(lang: Lang, form: &FormDefinition, data: &Value, computed: &BTreeMap<String, Value>) -> Markup {
+    // The computed values are carimbo's (the server computes them again); they are signed too.
+    let mut data = data.clone();
+    if let Some(o) = data.as_object_mut() {
+        for (k, v) in computed {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    let data = &data;
+    let mut leaves: Vec<(String, Value)> = Vec::new();
+    let mut order: Vec<String> = form.layout.groups.iter().flat_map(|g| g.fields.iter().cloned()).collect();
+    if let Some(o) = data.as_object() {
+        order.extend(o.keys().filter(|k| !order.contains(k)).cloned().collect::<Vec<_>>());
+        for field in &order {
+            if let Some(v) = o.get(field) {
+                flatten(&crate::forms::pointer_push("", field), v, &mut leaves);
+            }
+        }
+    }
+    html! {
+        section #signing-summary.signing-summary aria-labelledby="signing-summary-title" {
+            h3 #signing-summary-title { (t(lang, "你正在簽署以下內容", "Vai assinar o seguinte", "You are signing")) }
+            dl.facts {
+                @for (pointer, value) in &leaves {
+                    dt data-pointer=(pointer) { (super::render::pointer_label(form, lang, pointer)) }
+                    dd data-pointer=(pointer) { (super::render::value_label(form, lang, pointer, value)) }
+                }
+            }
+        }
+    }
+}
+
+/// The leaves of a value with their JSON pointers (rows of a repeatable group one by one).
+fn flatten(pointer: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Null => {}
+        Value::Object(o) if !crate::visibility::is_restricted_marker(v) => {
+            for (k, x) in o {
+                flatten(&crate::forms::pointer_push(pointer, k), x, out);
+            }
+        }
+        Value::Array(a) if a.iter().any(|x| x.is_object()) => {
+            for (i, x) in a.iter().enumerate() {
+                flatten(&format!("{pointer}/{i}"), x, out);
+            }
+        }
+        Value::Array(a) => out.push((pointer.to_string(), Value::String(a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")))),
+        other => out.push((pointer.to_string(), other.clone())),
+    }
+}
+
+/// The key-file chooser shared by the fill, correction and inbox pages. It names the file the
+/// person is expected to pick, and carries, in the reader's language, what `/static/sign.js`
+/// says when the file is the certificate, not a key at all, or someone else's key.
+pub fn key_picker(lang: Lang, person: &str) -> Markup {
+    let expected = format!("{person}.key.pem");
+    let cert = format!("{person}.pem");
+    html! {
+        div #key-picker
+            data-expected=(expected)
+            data-msg-nokey=(t(lang, "請先選擇你的私鑰檔案。", "Escolha primeiro o ficheiro da sua chave.", "Choose your key file first."))
+            data-msg-certificate=(t(lang, "這是證書，不是私鑰：請選擇私鑰檔案 ", "Este ficheiro é o certificado, não a chave: escolha o ficheiro da chave ", "This file is a certificate, not your key: choose your key file "))
+            data-msg-notkey=(t(lang, "這個檔案不是 PKCS#8 PEM 私鑰：請選擇 ", "Este ficheiro não é uma chave privada PKCS#8 PEM: escolha ", "This file is not a PKCS#8 PEM private key: choose "))
+            data-msg-unsupported=(t(lang, "不支援這種密鑰：請使用 P-256、Ed25519 或 RSA 密鑰。", "Tipo de chave não suportado: use uma chave P-256, Ed25519 ou RSA.", "This kind of key is not supported: use a P-256, Ed25519 or RSA key."))
+            data-msg-notyours=(t(lang, "這不是你的私鑰：它與你的證書不相符。請選擇 ", "Esta chave não é sua: não corresponde ao seu certificado. Escolha ", "This key is not yours: it does not match your certificate. Choose "))
+            data-msg-nocert=(t(lang, "你沒有已登記的證書，請聯絡系統管理員。", "Não tem certificado registado; contacte o administrador.", "No certificate is registered for you; ask the administrator.")) {
+            label for="keyfile" { (t(lang, "私鑰檔案（PKCS#8 PEM）", "Ficheiro da chave privada (PKCS#8 PEM)", "Private key file (PKCS#8 PEM)")) }
+            input #keyfile type="file" accept=".pem,.key,application/x-pem-file" aria-describedby="keyfile-hint";
+            p #keyfile-hint.muted {
+                (t(lang, "請選擇你的私鑰檔案 ", "Escolha o ficheiro da sua chave, ", "Choose your key file, ")) code { (expected) }
+                (t(lang, "（不是證書 ", " (não o certificado ", " (not the certificate ")) code { (cert) } (t(lang, "）。私鑰只在你的瀏覽器內使用，不會上傳。", "). A chave só é usada no seu navegador e nunca é enviada.", "). Your key is used only in your browser and is never uploaded."))
+            }
+        }
     }
 }
 

@@ -157,9 +157,7 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
                         }
                         label { (t(lang, "備註（可選）", "Observações (opcional)", "Comment (optional)")) textarea #comment name="comment" rows="2" {} }
                         @if any_key {
-                            label { (t(lang, "私鑰檔案（PKCS#8 PEM）", "Ficheiro da chave privada (PKCS#8 PEM)", "Private key file (PKCS#8 PEM)"))
-                                input #keyfile type="file" accept=".pem,.key,application/x-pem-file"; }
-                            p.muted { (t(lang, "私鑰只在你的瀏覽器內使用，不會上傳。", "A chave só é usada no seu navegador e nunca é enviada.", "Your key is used only in your browser and is never uploaded.")) }
+                            (super::fill::key_picker(lang, &caller.person))
                         }
                         @if any_totp {
                             label { (t(lang, "雙重認證碼", "Código do segundo fator", "Second-factor code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }

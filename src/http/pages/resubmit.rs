@@ -181,7 +181,7 @@ fn correction_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Fou
                         h2 #changes-title { (t(lang, "修改了的內容", "O que mudou", "What changed")) }
                         (changes_table(lang, form, changes))
                     }
-                    (sign_step(lang, Signing::Resubmit { case: &case.id }, shown.data, level))
+                    (sign_step(lang, &caller.person, Signing::Resubmit { form, case: &case.id }, shown.data, shown.computed, level))
                 }
             }
         },

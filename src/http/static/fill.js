@@ -53,7 +53,28 @@
     ? carimbo.api(`/api/v1/cases/${encodeURIComponent(caseId)}/resubmit`, { data, signed })
     : carimbo.api("/api/v1/cases", { form: box.dataset.form, data, idempotency_key: idempotencyKey, signed });
 
+  // A signer signs exactly what they see: the summary above shows the checked data, and once
+  // any field of the form is changed after the check, signing is refused until it is checked
+  // again (the server then shows the new data in the summary).
+  let changed = false;
+  const formEl = document.getElementById("fill");
+  const stale = () => {
+    if (changed) return;
+    changed = true;
+    button.disabled = true;
+    box.dataset.stale = "true";
+    show("error", msg("changed"));
+  };
+  if (formEl) {
+    formEl.addEventListener("input", stale);
+    formEl.addEventListener("change", stale);
+  }
+
   async function signAndSubmit() {
+    if (changed) {
+      show("error", msg("changed"));
+      return;
+    }
     const data = JSON.parse(document.getElementById("data-json").value);
     let signed;
     if (box.dataset.level !== "simple") {
@@ -61,20 +82,20 @@
         show("error", msg("nokey"));
         return;
       }
-      const signer = await carimbo.importKey(await carimbo.readFile(keyInput));
+      let key;
+      try {
+        key = await carimbo.signerFor(keyInput);
+      } catch (e) {
+        show("error", e.message);
+        return;
+      }
       const payload = await carimbo.api("/api/v1/signing-payload", payloadRequest(data));
       if (!payload.ok) {
         const p = problemText(payload);
         show("error", p.text, p.lines);
         return;
       }
-      const cert = await carimbo.api("/api/v1/me/certificate");
-      if (!cert.ok) {
-        const p = problemText(cert);
-        show("error", p.text, p.lines);
-        return;
-      }
-      signed = { payload: payload.json.payload, signature: await carimbo.sign(signer, payload.json.canonical, cert.json.x5c) };
+      signed = { payload: payload.json.payload, signature: await carimbo.sign(key.signer, payload.json.canonical, key.x5c) };
     }
     const res = await post(data, signed);
     if (!res.ok) {
@@ -103,7 +124,7 @@
     } catch (e) {
       show("error", msg("failed") + (e && e.message ? e.message : String(e)));
     } finally {
-      if (!document.getElementById("new-case")) button.disabled = false;
+      if (!document.getElementById("new-case") && !changed) button.disabled = false;
     }
   });
 })();

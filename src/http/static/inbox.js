@@ -77,10 +77,9 @@
     let signer = null;
     let x5c = null;
     if (rows.some((r) => r.dataset.level !== "simple")) {
-      signer = await carimbo.importKey(await carimbo.readFile(keyInput));
-      const cert = await carimbo.api("/api/v1/me/certificate");
-      if (!cert.ok) throw new Error((cert.json && (cert.json.title || cert.json.detail)) || String(cert.status));
-      x5c = cert.json.x5c;
+      const key = await carimbo.signerFor(keyInput);
+      signer = key.signer;
+      x5c = key.x5c;
     }
     const items = [];
     const early = new Map();

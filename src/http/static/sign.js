@@ -80,5 +80,45 @@ const carimbo = (() => {
     return await f.text();
   }
 
-  return { importKey, sign, api, readFile, csrf };
+  // The signer's key from the chosen file, checked before anything is signed: a certificate,
+  // a file that is no key, or a key that does not match the signer's own certificate is refused
+  // with the page's words (`#key-picker` carries them in the reader's language). Returns the
+  // signer and the chain for `x5c`.
+  async function signerFor(input) {
+    const box = document.getElementById("key-picker");
+    const words = (name) => (box && box.dataset["msg" + name[0].toUpperCase() + name.slice(1)]) || name;
+    const expected = (box && box.dataset.expected) || "";
+    const f = input && input.files && input.files[0];
+    if (!f) throw new Error(words("nokey"));
+    const text = await f.text();
+    if (/-----BEGIN CERTIFICATE-----/.test(text)) throw new Error(words("certificate") + expected);
+    if (!/-----BEGIN PRIVATE KEY-----/.test(text)) throw new Error(words("notkey") + expected);
+    let signer;
+    try {
+      signer = await importKey(text);
+    } catch (_) {
+      throw new Error(words("unsupported"));
+    }
+    const cert = await api("/api/v1/me/certificate");
+    if (!cert.ok || !cert.json || !cert.json.x5c) throw new Error(words("nocert"));
+    if (cert.json.spki && !(await matches(signer, fromB64(cert.json.spki)))) throw new Error(words("notyours") + expected);
+    return { signer, x5c: cert.json.x5c };
+  }
+
+  // Whether the private key belongs to the certificate: a random challenge signed with it must
+  // verify under the certificate's public key.
+  async function matches(signer, spki) {
+    const verifyAlg = signer.alg === "ES256" ? { name: "ECDSA", namedCurve: "P-256" } : signer.alg === "EdDSA" ? { name: "Ed25519" } : { name: "RSA-PSS", hash: "SHA-256" };
+    let pub;
+    try {
+      pub = await crypto.subtle.importKey("spki", spki, verifyAlg, false, ["verify"]);
+    } catch (_) {
+      return false; // the certificate's key is of another kind than the file's
+    }
+    const challenge = crypto.getRandomValues(new Uint8Array(32));
+    const sig = await crypto.subtle.sign(signer.params, signer.key, challenge);
+    return await crypto.subtle.verify(signer.params, pub, sig, challenge);
+  }
+
+  return { importKey, sign, api, readFile, csrf, signerFor };
 })();
