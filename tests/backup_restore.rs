@@ -6,7 +6,7 @@
 mod common;
 
 use carimbo::backup::{self, BackupError, Phase, Progress};
-use carimbo::cases::CaseService;
+use carimbo::cases::{CaseService, Idempotency};
 use carimbo::i18n::Lang;
 use carimbo::store::{Append, OutboxMessage, PgStore, SledStore, Store, StoreError};
 use carimbo::workflow::{ActRequest, Action, Level};
@@ -33,30 +33,32 @@ fn populate(store: Arc<dyn Store>) -> usize {
     assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
     let svc = CaseService::new(store.clone(), report.catalog, common::directory()).unwrap();
     for i in 0..30 {
-        let key = format!("form-{i}");
+        let data = leave("2026-03-09", "2026-03-10");
+        let key = Idempotency::for_submit(&format!("form-{i}"), "p005", "absence-and-annual-leave", &data).unwrap();
         let id = svc
-            .submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&key), Lang::En)
+            .submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&key), Lang::En)
             .unwrap()
             .case
             .id;
         let step_key = format!("act-{i}");
+        let act_key = |who: &str, step: &str, action: Action| Idempotency::for_act(&step_key, who, step, action.as_str(), None).unwrap();
         match i % 6 {
             0 => {}
             1 => {
-                svc.act(&id, act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Some(&step_key)).unwrap();
+                svc.act(&id, act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Some(&act_key("p003", "supervisor", Action::Approve))).unwrap();
             }
             2 => {
-                svc.act(&id, act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Some(&step_key)).unwrap();
+                svc.act(&id, act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Some(&act_key("p003", "supervisor", Action::Approve))).unwrap();
                 svc.act(&id, act("p019", "hr-records", Action::Sign, Level::Simple, "2026-03-02T11:00"), None).unwrap();
             }
             3 => {
-                svc.act(&id, act("p003", "supervisor", Action::Reject, Level::Advanced, "2026-03-02T10:00"), Some(&step_key)).unwrap();
+                svc.act(&id, act("p003", "supervisor", Action::Reject, Level::Advanced, "2026-03-02T10:00"), Some(&act_key("p003", "supervisor", Action::Reject))).unwrap();
             }
             4 => {
                 svc.act(&id, act("p003", "supervisor", Action::Return, Level::Advanced, "2026-03-02T10:00"), None).unwrap();
             }
             _ => {
-                svc.withdraw(&id, "p005", Some("plans changed".into()), at("2026-03-02T10:00"), Some(&step_key)).unwrap();
+                svc.withdraw(&id, "p005", Some("plans changed".into()), at("2026-03-02T10:00"), Some(&Idempotency::for_withdraw(&step_key, "p005", Some("plans changed")).unwrap())).unwrap();
             }
         }
     }

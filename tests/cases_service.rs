@@ -3,7 +3,7 @@
 
 mod common;
 
-use carimbo::cases::{CaseError, CaseService};
+use carimbo::cases::{CaseError, CaseService, Idempotency};
 use carimbo::catalog::{Catalog, SourceFile};
 use carimbo::i18n::Lang;
 use carimbo::store::{SledStore, Store, StoreError};
@@ -109,22 +109,75 @@ fn thirty_two_approvers_acting_on_one_step_at_once_exactly_one_wins() {
     svc.store().verify_case(&id).unwrap();
 }
 
+fn submit_key(key: &str, data: &Value) -> Idempotency {
+    Idempotency::for_submit(key, "p005", "absence-and-annual-leave", data).unwrap()
+}
+
+fn act_key(key: &str, req: &ActRequest) -> Idempotency {
+    Idempotency::for_act(key, &req.actor, &req.step, req.action.as_str(), req.comment.as_deref()).unwrap()
+}
+
 #[test]
 fn resending_an_act_with_the_same_idempotency_key_appends_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
-    let first = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some("form-7f3a"), Lang::En).unwrap();
-    let again = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:01"), Some("form-7f3a"), Lang::En).unwrap();
+    let data = leave("2026-03-09", "2026-03-10");
+    let first = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("form-7f3a", &data)), Lang::En).unwrap();
+    let again = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:01"), Some(&submit_key("form-7f3a", &data)), Lang::En).unwrap();
     assert!(again.replayed);
     assert_eq!(first.case.id, again.case.id);
     assert_eq!(svc.cases_of("p005", 10).unwrap().len(), 1);
 
     let id = first.case.id;
-    let a = svc.act(&id, approve("p003", "supervisor", "2026-03-02T10:00"), Some("click-1")).unwrap();
+    let req = approve("p003", "supervisor", "2026-03-02T10:00");
+    let a = svc.act(&id, req.clone(), Some(&act_key("click-1", &req))).unwrap();
     let n = svc.events(&id).unwrap().len();
-    let b = svc.act(&id, approve("p003", "supervisor", "2026-03-02T10:00"), Some("click-1")).unwrap();
+    let b = svc.act(&id, req.clone(), Some(&act_key("click-1", &req))).unwrap();
     assert!(!a.replayed && b.replayed);
     assert_eq!(svc.events(&id).unwrap().len(), n);
+}
+
+#[test]
+fn a_key_answers_only_the_act_it_was_made_for_so_another_persons_act_with_it_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path(), &shipped_workflow());
+    let data = leave("2026-03-09", "2026-03-10");
+    let id = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("k", &data)), Lang::En).unwrap().case.id;
+    let supervisor = approve("p003", "supervisor", "2026-03-02T10:00");
+    assert!(!svc.act(&id, supervisor.clone(), Some(&act_key("k", &supervisor))).unwrap().replayed);
+    // HR reuses the supervisor's key for its own act: that is a new act, recorded as such.
+    let hr = ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Simple), now: at("2026-03-02T11:00") };
+    let n = svc.events(&id).unwrap().len();
+    let view = svc.act(&id, hr.clone(), Some(&act_key("k", &hr))).unwrap();
+    assert!(!view.replayed, "HR's act must not be answered with the supervisor's");
+    assert!(svc.events(&id).unwrap().len() > n);
+    assert_eq!(view.case.status, CaseStatus::Completed);
+    assert!(svc.events(&id).unwrap().iter().any(|e| e.body["actor"] == "p019"));
+}
+
+#[test]
+fn the_same_key_with_another_request_is_refused_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path(), &shipped_workflow());
+    let data = leave("2026-03-09", "2026-03-10");
+    let id = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("k", &data)), Lang::En).unwrap().case.id;
+    // Submit again with the same key and other dates: refused, not the first case back.
+    let other = leave("2026-03-16", "2026-03-20");
+    let e = svc.submit("p005", "absence-and-annual-leave", &other, sig("p005", Level::Advanced), at("2026-03-02T09:01"), Some(&submit_key("k", &other)), Lang::En).unwrap_err();
+    assert!(matches!(e, CaseError::IdempotencyMismatch(_)), "{e}");
+    assert_eq!((e.code(), e.status()), ("CARIMBO-E0410", 422));
+    assert_eq!(svc.cases_of("p005", 10).unwrap().len(), 1);
+    assert_eq!(svc.case(&id).unwrap().data["end_date"], json!("2026-03-10"));
+
+    // An act: same person, step and action, another comment.
+    let mut req = approve("p003", "supervisor", "2026-03-02T10:00");
+    svc.act(&id, req.clone(), Some(&act_key("a", &req))).unwrap();
+    let n = svc.events(&id).unwrap().len();
+    req.comment = Some("approved, but see me".into());
+    let e = svc.act(&id, req.clone(), Some(&act_key("a", &req))).unwrap_err();
+    assert!(matches!(e, CaseError::IdempotencyMismatch(_)), "{e}");
+    assert_eq!(svc.events(&id).unwrap().len(), n);
+    assert!(svc.replay_of(&id, Some(&act_key("a", &req))).is_err());
 }
 
 #[test]

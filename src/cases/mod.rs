@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
+mod idempotency;
+pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
+
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
     #[error("the submission has {} error(s) [CARIMBO-E0110]", .0.len())]
@@ -36,6 +39,49 @@ pub enum CaseError {
     UnknownCase(String),
     #[error("the definition version {0} this case is pinned to is not available [CARIMBO-E0407]")]
     DefinitionMissing(String),
+    #[error("{0} [CARIMBO-E0409]")]
+    BadIdempotencyKey(String),
+    #[error("idempotency key {0:?} was used before for another request: choose a new key for a new request [CARIMBO-E0410]")]
+    IdempotencyMismatch(String),
+}
+
+impl CaseError {
+    /// The stable code (docs/errors.md), as typed data.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaseError::Invalid(_) => "CARIMBO-E0110",
+            CaseError::Workflow(e) => e.code(),
+            CaseError::Store(e) => e.code(),
+            CaseError::Directory(e) => e.code(),
+            CaseError::UnknownForm(_) => "CARIMBO-E0406",
+            CaseError::UnknownCase(_) => "CARIMBO-E0402",
+            CaseError::DefinitionMissing(_) => "CARIMBO-E0407",
+            CaseError::BadIdempotencyKey(_) => "CARIMBO-E0409",
+            CaseError::IdempotencyMismatch(_) => "CARIMBO-E0410",
+        }
+    }
+
+    /// The HTTP status a client gets for it: a client's mistake is never a 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            CaseError::Invalid(_) | CaseError::IdempotencyMismatch(_) => 422,
+            CaseError::Workflow(e) => e.status(),
+            CaseError::Store(e) => e.status(),
+            CaseError::Directory(e) => e.status(),
+            CaseError::UnknownForm(_) | CaseError::UnknownCase(_) => 404,
+            CaseError::BadIdempotencyKey(_) => 400,
+            CaseError::DefinitionMissing(_) => 500,
+        }
+    }
+}
+
+/// The case id a submission gets: derived from the submitter and their idempotency key, so a
+/// retry lands on the same case; random-looking otherwise.
+pub fn submission_case_id(submitter: &str, key: Option<&str>, now: DateTime<Utc>) -> String {
+    match key {
+        Some(key) => format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20]),
+        None => format!("C-{}", uuid_like(now)),
+    }
 }
 
 /// What one round of `tick_all` did.
@@ -194,7 +240,7 @@ impl CaseService {
     }
 
     /// Validates and submits a form, opening a case. With an idempotency key, a retry returns
-    /// the first case and opens nothing.
+    /// the first case and opens nothing; the same key with other data is refused.
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the submission
     pub fn submit(
         &self,
@@ -203,7 +249,7 @@ impl CaseService {
         data: &Value,
         signature: SignatureRecord,
         now: DateTime<Utc>,
-        idempotency_key: Option<&str>,
+        idempotency: Option<&Idempotency>,
         lang: Lang,
     ) -> Result<CaseView, CaseError> {
         let catalog = self.catalog();
@@ -218,23 +264,34 @@ impl CaseService {
             .unwrap_or_else(|| submitter.to_string());
         let ctx = self.context_for(&subject, now)?;
         let submission = form.validate(data, &ctx, lang).map_err(CaseError::Invalid)?;
-        let case_id = match idempotency_key {
-            // A retry must land on the same case id for the store to recognise it.
-            Some(key) => format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20]),
-            None => format!("C-{}", uuid_like(now)),
-        };
+        // A retry must land on the same case id for the store to recognise it.
+        let case_id = submission_case_id(submitter, idempotency.map(Idempotency::client_key), now);
         let submission = self.salted(&case_id, submission);
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory);
         let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;
         let case = Case::replay(&events)?;
-        self.commit(&case_id, 0, events, &case, &engine, now, idempotency_key)
+        self.commit(&case_id, 0, events, &case, &engine, now, idempotency)
     }
 
-    pub fn act(&self, case_id: &str, req: ActRequest, idempotency_key: Option<&str>) -> Result<CaseView, CaseError> {
+    /// The case as stored when this request was already carried out under its key; `None` when
+    /// it was not (or no key was given); `IdempotencyMismatch` when the key answered another
+    /// request. Callers ask this before anything else, since a replayed act's seat is taken.
+    pub fn replay_of(&self, case_id: &str, idempotency: Option<&Idempotency>) -> Result<Option<Case>, CaseError> {
+        let Some(idem) = idempotency else { return Ok(None) };
+        match self.store.idempotent_outcome(case_id, idem.stored_key())? {
+            Some(outcome) => {
+                idem.check_outcome(&outcome)?;
+                Ok(Some(self.case(case_id)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn act(&self, case_id: &str, req: ActRequest, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
         let now = req.now;
         let (case, workflow) = self.load(case_id)?;
-        if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {
+        if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
         }
         let directory = self.directory();
@@ -244,13 +301,13 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
+        self.commit(case_id, case.version, events, &next, &engine, now, idempotency)
     }
 
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the resubmission
-    pub fn resubmit(&self, case_id: &str, by: &str, data: &Value, signature: SignatureRecord, now: DateTime<Utc>, idempotency_key: Option<&str>, lang: Lang) -> Result<CaseView, CaseError> {
+    pub fn resubmit(&self, case_id: &str, by: &str, data: &Value, signature: SignatureRecord, now: DateTime<Utc>, idempotency: Option<&Idempotency>, lang: Lang) -> Result<CaseView, CaseError> {
         let (case, workflow) = self.load(case_id)?;
-        if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {
+        if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
         }
         let (form, _) = self.pinned(&case.form.hash, &case.workflow.hash)?;
@@ -264,12 +321,12 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
+        self.commit(case_id, case.version, events, &next, &engine, now, idempotency)
     }
 
-    pub fn withdraw(&self, case_id: &str, by: &str, reason: Option<String>, now: DateTime<Utc>, idempotency_key: Option<&str>) -> Result<CaseView, CaseError> {
+    pub fn withdraw(&self, case_id: &str, by: &str, reason: Option<String>, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
         let (case, workflow) = self.load(case_id)?;
-        if let Some(v) = self.replayed(case_id, idempotency_key, &case)? {
+        if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
         }
         let directory = self.directory();
@@ -279,7 +336,7 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, idempotency_key)
+        self.commit(case_id, case.version, events, &next, &engine, now, idempotency)
     }
 
     /// Appends the reminders and escalations due on a case at `now`, if any.
@@ -397,16 +454,19 @@ impl CaseService {
     }
 
     /// A retry with a key already used on this case: the store answers without appending.
-    fn replayed(&self, case_id: &str, key: Option<&str>, case: &Case) -> Result<Option<CaseView>, CaseError> {
-        let Some(key) = key else { return Ok(None) };
-        match self.store.idempotent_outcome(case_id, key)? {
-            Some(_) => Ok(Some(CaseView { case: case.clone(), replayed: true })),
+    fn replayed(&self, case_id: &str, idempotency: Option<&Idempotency>, case: &Case) -> Result<Option<CaseView>, CaseError> {
+        let Some(idem) = idempotency else { return Ok(None) };
+        match self.store.idempotent_outcome(case_id, idem.stored_key())? {
+            Some(outcome) => {
+                idem.check_outcome(&outcome)?;
+                Ok(Some(CaseView { case: case.clone(), replayed: true }))
+            }
             None => Ok(None),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn commit(&self, case_id: &str, expected: u64, events: Vec<CaseEvent>, next: &Case, engine: &Engine, now: DateTime<Utc>, key: Option<&str>) -> Result<CaseView, CaseError> {
+    fn commit(&self, case_id: &str, expected: u64, events: Vec<CaseEvent>, next: &Case, engine: &Engine, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
         let assignments = engine.assignments(next, now);
         let inbox: Vec<InboxEntry> = assignments
             .iter()
@@ -424,19 +484,25 @@ impl CaseService {
         let head = head_of(next, &inbox);
         let outbox = outbox_messages(&events, next, &self.directory());
         let bodies = events.iter().map(|e| serde_json::to_value(e).expect("events serialise")).collect();
-        let outcome = json!({"case_id": case_id, "status": next.status.as_str()});
+        let outcome = match idempotency {
+            Some(idem) => json!({"case_id": case_id, "status": next.status.as_str(), "request": idem.request_hash()}),
+            None => json!({"case_id": case_id, "status": next.status.as_str()}),
+        };
         let appended = self.store.append(Append {
             case_id: case_id.to_string(),
             expected_version: expected,
             events: bodies,
             head,
             inbox,
-            idempotency_key: key.map(str::to_string),
+            idempotency_key: idempotency.map(|i| i.stored_key().to_string()),
             outcome,
             outbox,
         })?;
         if appended.replayed {
-            // The first attempt's result stands; show the case as stored.
+            // The first attempt's result stands (if it was this request); show the case as stored.
+            if let Some(idem) = idempotency {
+                idem.check_outcome(&appended.outcome)?;
+            }
             return Ok(CaseView { case: self.case(case_id)?, replayed: true });
         }
         Ok(CaseView { case: next.clone(), replayed: false })

@@ -112,6 +112,27 @@ pub enum DirectoryError {
     UnknownPerson(String),
 }
 
+impl DirectoryError {
+    /// The stable code (docs/errors.md), as typed data.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DirectoryError::Unreadable { .. } => "CARIMBO-E0201",
+            DirectoryError::Malformed { .. } => "CARIMBO-E0202",
+            DirectoryError::Inconsistent(_) => "CARIMBO-E0203",
+            DirectoryError::UnknownPerson(_) => "CARIMBO-E0204",
+        }
+    }
+
+    /// The HTTP status a client gets for it: a person the request names who is not in the
+    /// directory is the caller's mistake; a directory that cannot be read is the server's.
+    pub fn status(&self) -> u16 {
+        match self {
+            DirectoryError::UnknownPerson(_) => 422,
+            DirectoryError::Unreadable { .. } | DirectoryError::Malformed { .. } | DirectoryError::Inconsistent(_) => 500,
+        }
+    }
+}
+
 /// The loaded, consistent directory.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {

@@ -6,6 +6,7 @@ use super::auth::{roles_of, Caller, ReqLang, SESSION_COOKIE};
 use super::error::ApiError;
 use super::AppState;
 use crate::accounts::RequestCodes;
+use crate::cases::Idempotency;
 use crate::catalog::{Catalog, SourceFile};
 use crate::forms::FormDefinition;
 use crate::i18n::Lang;
@@ -20,7 +21,6 @@ use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -204,9 +204,10 @@ fn form_ref(form: &FormDefinition) -> FormRef {
     FormRef { id: form.id.clone(), version: form.version.clone(), hash: sha(&form.content_hash) }
 }
 
-/// The case id a submission with this idempotency key gets (as `CaseService::submit` derives it).
+/// The case id a submission with this idempotency key gets (`CaseService::submit` derives it
+/// the same way, from the same function).
 pub fn submission_case_id(submitter: &str, key: &str) -> String {
-    format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20])
+    crate::cases::submission_case_id(submitter, Some(key), Utc::now())
 }
 
 /// What a signature on an act must cover, field by field.
@@ -224,6 +225,8 @@ impl AppState {
         let catalog = self.cases.catalog();
         let form = catalog.form(form_id).ok_or_else(|| ApiError::not_found(format!("no form {form_id:?}")))?.clone();
         let wf = catalog.workflow(&form.workflow).ok_or_else(|| ApiError::not_found(format!("no workflow for {form_id:?}")))?.clone();
+        // A bad key is refused before anything else is looked at.
+        Idempotency::for_submit(key, &caller.person, form_id, data)?;
         let ctx = self.cases.context_for(&caller.person, Utc::now())?;
         let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
         let case = submission_case_id(&caller.person, key);
@@ -455,9 +458,10 @@ pub async fn submit(State(state): Shared, caller: Caller, Json(req): Json<Submit
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
+        let idem = Idempotency::for_submit(&req.idempotency_key, &caller.person, &req.form, &req.data)?;
         let (expected, _form, wf, data) = st.expected_submit(&caller, &req.form, &req.data, &req.idempotency_key)?;
         let sig = st.establish_signature(&caller, &expected, &data, wf.submit_signature, req.signed.as_ref(), req.totp.as_deref())?;
-        let view = st.cases.submit(&caller.person, &req.form, &req.data, sig, Utc::now(), Some(&req.idempotency_key), caller.lang)?;
+        let view = st.cases.submit(&caller.person, &req.form, &req.data, sig, Utc::now(), Some(&idem), caller.lang)?;
         let status = if view.replayed { StatusCode::OK } else { StatusCode::CREATED };
         Ok((status, Json(json!({"case": st.case_json(&caller, &view.case), "replayed": view.replayed}))).into_response())
     })
@@ -524,11 +528,18 @@ impl AppState {
         if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
             return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
         }
-        if let Some(key) = &body.idempotency_key
-            && self.cases.store().idempotent_outcome(case_id, key)?.is_some() {
-                let (case, _, _) = self.visible_case(caller, case_id)?;
+        // The key answers only this person's same act on this step, with the same body.
+        let idem = body
+            .idempotency_key
+            .as_deref()
+            .map(|k| Idempotency::for_act(k, &caller.person, &body.step, body.action.as_str(), body.comment.as_deref()))
+            .transpose()?;
+        if idem.is_some() {
+            let _ = self.visible_case(caller, case_id)?;
+            if let Some(case) = self.cases.replay_of(case_id, idem.as_ref())? {
                 return Ok(json!({"case": self.case_json(caller, &case), "replayed": true}));
             }
+        }
         let (case, head, wf) = self.visible_case(caller, case_id)?;
         let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
         // Someone without a seat is refused as such before any signature or code is looked at
@@ -539,7 +550,7 @@ impl AppState {
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
         let sig = self.establish_signature_in(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes)?;
         let req = ActRequest { actor: caller.person.clone(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now: Utc::now() };
-        let view = self.cases.act(case_id, req, body.idempotency_key.as_deref())?;
+        let view = self.cases.act(case_id, req, idem.as_ref())?;
         Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
     }
 }

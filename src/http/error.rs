@@ -103,24 +103,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The code inside an error's message (`… [CARIMBO-E0306]`), which every library error carries.
-fn code_in(message: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "CARIMBO-E0301", "CARIMBO-E0302", "CARIMBO-E0303", "CARIMBO-E0304", "CARIMBO-E0305", "CARIMBO-E0306", "CARIMBO-E0307",
-        "CARIMBO-E0308", "CARIMBO-E0309", "CARIMBO-E0310", "CARIMBO-E0311", "CARIMBO-E0312", "CARIMBO-E0313", "CARIMBO-E0314",
-        "CARIMBO-E0315", "CARIMBO-E0401", "CARIMBO-E0402", "CARIMBO-E0403", "CARIMBO-E0404", "CARIMBO-E0405", "CARIMBO-E0406",
-        "CARIMBO-E0407", "CARIMBO-E0408", "CARIMBO-E0201", "CARIMBO-E0202", "CARIMBO-E0203", "CARIMBO-E0204", "CARIMBO-E0601", "CARIMBO-E0602",
-        "CARIMBO-E0603", "CARIMBO-E0604", "CARIMBO-E0605", "CARIMBO-E0606", "CARIMBO-E0607",
-    ];
-    KNOWN.iter().find(|c| message.contains(*c)).copied().unwrap_or("CARIMBO-E0799")
-}
-
 /// Strips the trailing `[CODE]` from a library message: the problem carries the code itself.
 fn detail_of(message: &str) -> String {
     match message.rfind(" [CARIMBO-") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),
     }
+}
+
+/// A library error's status and code come from the error itself (typed data on each enum):
+/// nothing is found by searching a message.
+fn typed(status: u16, code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), code, detail_of(&message))
 }
 
 impl From<CaseError> for ApiError {
@@ -131,45 +125,20 @@ impl From<CaseError> for ApiError {
                 a.errors = errors;
                 a
             }
-            CaseError::Workflow(w) => w.into(),
-            CaseError::Store(s) => s.into(),
-            other => {
-                let msg = other.to_string();
-                let code = code_in(&msg);
-                let status = match code {
-                    "CARIMBO-E0402" | "CARIMBO-E0406" => StatusCode::NOT_FOUND,
-                    "CARIMBO-E0204" => StatusCode::UNPROCESSABLE_ENTITY,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                ApiError::new(status, code, detail_of(&msg))
-            }
+            other => typed(other.status(), other.code(), other.to_string()),
         }
     }
 }
 
 impl From<WorkflowError> for ApiError {
     fn from(e: WorkflowError) -> Self {
-        let msg = e.to_string();
-        let status = match &e {
-            WorkflowError::NotAllowedToSubmit { .. } | WorkflowError::NotAssigned { .. } | WorkflowError::SelfApproval | WorkflowError::NotSubmitter(_) => StatusCode::FORBIDDEN,
-            WorkflowError::CaseNotOpen(_) | WorkflowError::StepNotOpen(_) | WorkflowError::FinalDecision(_) => StatusCode::CONFLICT,
-            WorkflowError::Replay(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        ApiError::new(status, code_in(&msg), detail_of(&msg))
+        typed(e.status(), e.code(), e.to_string())
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        let msg = e.to_string();
-        let status = match &e {
-            StoreError::Conflict { .. } => StatusCode::CONFLICT,
-            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::Cursor(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, code_in(&msg), detail_of(&msg))
+        typed(e.status(), e.code(), e.to_string())
     }
 }
 
@@ -204,6 +173,8 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0923" => ("此個案的受限制資料以明文記錄，你的角色不可查閱，故不能取得其證據包。", "Este processo registou dados reservados em claro que a sua função não pode ver; o pacote de prova não lhe pode ser entregue.", "This case recorded restricted data in the open that your roles may not see, so its evidence bundle cannot be given to you."),
         "CARIMBO-E0401" => ("個案剛被他人處理，請重新載入。", "O processo foi alterado por outra pessoa; recarregue-o.", "Someone else changed the case first; reload it."),
         "CARIMBO-E0402" => ("找不到此個案。", "Processo não encontrado.", "No such case."),
+        "CARIMBO-E0409" => ("冪等鍵無效：須為1至128個可見ASCII字元。", "A chave de idempotência não é válida: use de 1 a 128 caracteres ASCII visíveis.", "The idempotency key is not valid: use 1 to 128 visible ASCII characters."),
+        "CARIMBO-E0410" => ("這個冪等鍵已用於另一個請求，新的請求請使用新的鍵。", "Esta chave de idempotência já foi usada noutro pedido; use uma chave nova para um pedido novo.", "This idempotency key was used for another request; use a new key for a new request."),
         "CARIMBO-E0408" => ("分頁標記無效，請由第一頁重新開始。", "O marcador de página não é válido; recomece pela primeira página.", "The page cursor is not valid; start again from the first page."),
         "CARIMBO-E0406" => ("找不到此表格。", "Formulário não encontrado.", "No such form."),
         "CARIMBO-E0500" => ("簽名無效，請查看驗證報告。", "A assinatura não é válida; veja o relatório de validação.", "The signature is not valid; see the validation report."),

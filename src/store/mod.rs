@@ -406,6 +406,31 @@ pub enum StoreError {
     Io(String),
 }
 
+impl StoreError {
+    /// The stable code (docs/errors.md), as typed data.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict { .. } => "CARIMBO-E0401",
+            StoreError::NotFound(_) => "CARIMBO-E0402",
+            StoreError::Corrupt { .. } => "CARIMBO-E0403",
+            StoreError::Invalid(_) => "CARIMBO-E0404",
+            StoreError::Cursor(_) => "CARIMBO-E0408",
+            StoreError::Io(_) => "CARIMBO-E0405",
+        }
+    }
+
+    /// The HTTP status a client gets for it. An invalid append is a server fault: every client
+    /// input the store would refuse (ids, keys) is checked before it gets here.
+    pub fn status(&self) -> u16 {
+        match self {
+            StoreError::Conflict { .. } => 409,
+            StoreError::NotFound(_) => 404,
+            StoreError::Cursor(_) => 400,
+            StoreError::Corrupt { .. } | StoreError::Invalid(_) | StoreError::Io(_) => 500,
+        }
+    }
+}
+
 /// "case X", or "outbox message X" for an outbox id (`{case}/{seq}/{n}`, the last two parts
 /// digits): `NotFound` carries the bare id, which is what callers match on.
 fn missing(id: &str) -> String {

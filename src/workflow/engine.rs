@@ -276,6 +276,46 @@ pub enum WorkflowError {
     MissingSalt(String),
 }
 
+impl WorkflowError {
+    /// The stable code (docs/errors.md), as typed data: callers never search the message for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WorkflowError::NotAllowedToSubmit { .. } => "CARIMBO-E0301",
+            WorkflowError::SignatureTooWeak { .. } => "CARIMBO-E0302",
+            WorkflowError::CaseNotOpen(_) => "CARIMBO-E0303",
+            WorkflowError::StepNotOpen(_) => "CARIMBO-E0304",
+            WorkflowError::ActionNotAllowed { .. } => "CARIMBO-E0305",
+            WorkflowError::NotAssigned { .. } => "CARIMBO-E0306",
+            WorkflowError::SelfApproval => "CARIMBO-E0307",
+            WorkflowError::UnknownPerson { .. } => "CARIMBO-E0308",
+            WorkflowError::NotSubmitter(_) => "CARIMBO-E0309",
+            WorkflowError::NoChanges => "CARIMBO-E0310",
+            WorkflowError::FinalDecision(_) => "CARIMBO-E0311",
+            WorkflowError::SecondFactorRequired(_) => "CARIMBO-E0312",
+            WorkflowError::WrongForm { .. } => "CARIMBO-E0313",
+            WorkflowError::SignerMismatch { .. } => "CARIMBO-E0314",
+            WorkflowError::Replay(_) | WorkflowError::MissingSalt(_) => "CARIMBO-E0315",
+        }
+    }
+
+    /// The HTTP status a client gets for it: 4xx for the caller's mistakes, 500 only for a
+    /// record that cannot be replayed.
+    pub fn status(&self) -> u16 {
+        match self {
+            WorkflowError::NotAllowedToSubmit { .. } | WorkflowError::NotAssigned { .. } | WorkflowError::SelfApproval | WorkflowError::NotSubmitter(_) => 403,
+            WorkflowError::CaseNotOpen(_) | WorkflowError::StepNotOpen(_) | WorkflowError::FinalDecision(_) => 409,
+            WorkflowError::SignatureTooWeak { .. }
+            | WorkflowError::ActionNotAllowed { .. }
+            | WorkflowError::UnknownPerson { .. }
+            | WorkflowError::NoChanges
+            | WorkflowError::SecondFactorRequired(_)
+            | WorkflowError::WrongForm { .. }
+            | WorkflowError::SignerMismatch { .. } => 422,
+            WorkflowError::Replay(_) | WorkflowError::MissingSalt(_) => 500,
+        }
+    }
+}
+
 impl Case {
     /// Folds events into the state; the first event must be `Submitted`.
     pub fn replay<'a>(events: impl IntoIterator<Item = &'a CaseEvent>) -> Result<Case, WorkflowError> {

@@ -111,7 +111,8 @@ impl Harness {
             time: at,
         };
         let sig = self.sign(who, &payload, &signed_data, wf.submit_signature);
-        let view = self.service.submit(who, form_id, data, sig, at, Some(key), Lang::En).unwrap();
+        let idem = carimbo::cases::Idempotency::for_submit(key, who, form_id, data).unwrap();
+        let view = self.service.submit(who, form_id, data, sig, at, Some(&idem), Lang::En).unwrap();
         assert_eq!(view.case.id, case_id);
         case_id
     }

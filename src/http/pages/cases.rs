@@ -347,7 +347,11 @@ pub async fn withdraw(State(state): State<Arc<AppState>>, PageCaller(caller): Pa
     let (st, c, case_id) = (state.clone(), caller.clone(), found.case.id.clone());
     let reason = Some(w.reason.trim().to_string()).filter(|r| !r.is_empty());
     let key = Some(f.key).filter(|k| k.starts_with("page-withdraw-") && k.len() <= 64);
-    let done = tokio::task::spawn_blocking(move || st.cases.withdraw(&case_id, &c.person, reason, Utc::now(), key.as_deref()).map_err(ApiError::from)).await;
+    let done = tokio::task::spawn_blocking(move || {
+        let idem = key.as_deref().map(|k| crate::cases::Idempotency::for_withdraw(k, &c.person, reason.as_deref())).transpose()?;
+        st.cases.withdraw(&case_id, &c.person, reason, Utc::now(), idem.as_ref()).map_err(ApiError::from)
+    })
+    .await;
     let refusal = match done {
         Ok(Ok(_)) => return Redirect::to(&format!("/cases/{}", found.case.id)).into_response(),
         Ok(Err(e)) => e.lang(lang),
