@@ -207,3 +207,50 @@ fn the_api_rate_limit_counts_an_account_whether_it_uses_a_token_or_the_cookie() 
         assert_eq!(s.login("p007").get("/api/v1/me").status, 200);
     }
 }
+
+#[test]
+fn behind_an_https_public_address_cookies_are_secure_and_every_answer_carries_hsts() {
+    let s = TestServer::start_with(|state| state.public_url = carimbo::http::PublicUrl::parse("https://forms.example.org").unwrap());
+    let r = s.anonymous().post("/api/v1/session", &json!({"person": "p003", "password": DEMO_PASSWORD}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("carimbo_session=") && cookie.contains("; Secure"), "{cookie}");
+    let c = s.login("p003");
+    for r in [c.get("/api/v1/me"), s.anonymous().get("/api/v1/me"), s.anonymous().get("/login"), s.anonymous().get("/static/app.css"), c.delete("/api/v1/session")] {
+        assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"), "{:?}", r.headers);
+    }
+    // The sign-out removes the cookie with the same attributes it was set with.
+    let out = s.login("p005").delete("/api/v1/session");
+    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0") && c.contains("; Secure")), "{:?}", out.headers);
+}
+
+#[test]
+fn over_plain_http_cookies_are_not_secure_and_no_hsts_is_sent() {
+    let s = TestServer::start();
+    let r = s.anonymous().post("/api/v1/session", &json!({"person": "p003", "password": DEMO_PASSWORD}));
+    assert!(!r.header("set-cookie").unwrap().contains("Secure"));
+    assert_eq!(r.header("strict-transport-security"), None);
+    assert_eq!(s.anonymous().get("/login").header("strict-transport-security"), None);
+}
+
+#[test]
+fn a_public_address_that_is_not_a_plain_http_or_https_origin_stops_the_server_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    for bad in ["forms.example.org", "ftp://forms.example.org", "https://", "https://forms.example.org/carimbo", "https://user@forms.example.org", "https://forms.example.org:99999", "https://x.org?a=b"] {
+        let dir = data.path().join("never-created");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--public-url", bad, "--data"])
+            .arg(&dir)
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad} was accepted");
+        assert!(err.contains("CARIMBO-E0720") && err.contains("--public-url"), "{bad}: {err}");
+        assert!(!dir.exists(), "{bad}: nothing is created before the address is checked");
+    }
+    for good in ["https://forms.example.org", "https://forms.example.org:8443/", "http://127.0.0.1:8080", "HTTPS://[::1]:8443"] {
+        assert!(carimbo::http::PublicUrl::parse(good).is_ok(), "{good}");
+    }
+    assert!(carimbo::http::PublicUrl::parse("HTTPS://[::1]:8443").unwrap().is_https());
+}

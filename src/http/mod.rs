@@ -73,7 +73,9 @@ pub struct AppState {
     pub verifier: SignatureVerifier,
     pub seal: ServiceSeal,
     pub paths: Paths,
-    pub secure_cookies: bool,
+    /// The address people use to reach the server (`serve --public-url`): when it is HTTPS, the
+    /// cookies are `Secure` and every answer carries `Strict-Transport-Security`.
+    pub public_url: PublicUrl,
     /// The webhooks this process delivers to (`carimbo serve --webhooks FILE`), if any.
     pub outbox: Option<outbox_api::OutboxHandle>,
     /// The usage report, recomputed at most once a minute.
@@ -97,6 +99,86 @@ pub enum StartError {
     Cases(#[from] crate::cases::CaseError),
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    #[error("{0} [CARIMBO-E0720]")]
+    PublicUrl(String),
+}
+
+/// The address people type to reach the server, as `serve --public-url` gives it: `http://` or
+/// `https://`, a host (and port), nothing else. Only its scheme changes what the server does
+/// (behind a TLS-terminating proxy the server itself still speaks plain HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    url: String,
+    https: bool,
+}
+
+impl Default for PublicUrl {
+    fn default() -> Self {
+        PublicUrl::for_addr("127.0.0.1:8080".parse().expect("a socket address"))
+    }
+}
+
+impl PublicUrl {
+    /// `http://ADDR`: what the server is reached at when no public address is given.
+    pub fn for_addr(addr: SocketAddr) -> PublicUrl {
+        PublicUrl { url: format!("http://{addr}"), https: false }
+    }
+
+    /// Parses `--public-url`; a path, query, fragment or user name in it is refused, because the
+    /// server serves from its root and would set cookies and links for the wrong place.
+    pub fn parse(text: &str) -> Result<PublicUrl, StartError> {
+        let bad = |why: &str| StartError::PublicUrl(format!("--public-url {text:?}: {why}"));
+        let lower = text.to_ascii_lowercase();
+        let (https, rest) = if lower.starts_with("https://") {
+            (true, &text[8..])
+        } else if lower.starts_with("http://") {
+            (false, &text[7..])
+        } else {
+            return Err(bad("it must start with https:// (or http://), e.g. https://forms.example.org"));
+        };
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        if host.is_empty() {
+            return Err(bad("it names no host"));
+        }
+        if let Some(c) = host.chars().find(|c| matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace() || c.is_control()) {
+            return Err(bad(&format!("only a scheme and a host (with an optional port) are allowed; {c:?} is not (the server serves from its root)")));
+        }
+        let (name, port) = match host.strip_prefix('[') {
+            // An IPv6 address, bracketed as RFC 3986 §3.2.2 writes it.
+            Some(v6) => match v6.split_once(']') {
+                Some((addr, "")) => (addr, None),
+                Some((addr, tail)) => (addr, Some(tail.strip_prefix(':').unwrap_or(tail))),
+                None => return Err(bad("an IPv6 address needs its closing ]")),
+            },
+            None => match host.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (host, None),
+            },
+        };
+        if name.is_empty() {
+            return Err(bad("it names no host"));
+        }
+        if let Some(p) = port
+            && !p.parse::<u16>().is_ok_and(|p| p > 0)
+        {
+            return Err(bad(&format!("the port {p:?} is not a number from 1 to 65535")));
+        }
+        Ok(PublicUrl { url: format!("{}://{host}", if https { "https" } else { "http" }), https })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
 }
 
 /// Reads a secret key file, or creates it with 32 random bytes: the file 0600, its folder 0700,
@@ -157,7 +239,7 @@ impl AppState {
             verifier,
             seal,
             paths,
-            secure_cookies: false,
+            public_url: PublicUrl::default(),
             outbox: None,
             usage: UsageFigures::default(),
             scrape_token: None,
@@ -429,7 +511,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         api = api.route(r.path, h);
     }
     let api = api.fallback(api::not_found).layer(middleware::from_fn_with_state(state.clone(), api_rate_limit)).layer(middleware::from_fn(api_problems));
-    Router::new()
+    let https = state.public_url.is_https();
+    let app = Router::new()
         .merge(api)
         .merge(pages::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -439,8 +522,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-        ))
-        .with_state(state)
+        ));
+    // HSTS (RFC 6797) only when people reach the server over HTTPS: sent over plain HTTP it is
+    // ignored, and a browser that obeyed it would never reach an HTTP-only server again.
+    let app = if https { app.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))) } else { app };
+    app.with_state(state)
+}
+
+/// A year, the value browsers' preload lists ask for; subdomains are left to their own servers.
+pub const HSTS: &str = "max-age=31536000";
+
+impl AppState {
+    /// True when the cookies must be `Secure` (the public address is HTTPS).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.is_https()
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM; requests in flight (and their durable appends) finish first.

@@ -24,9 +24,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts the server after `configure` has set what `carimbo serve`'s flags would.
+    pub fn start_with(configure: impl FnOnce(&mut AppState)) -> TestServer {
         let data = tempfile::tempdir().expect("a temporary data directory");
-        let state = Arc::new(AppState::open(Paths::from_root(&repo(), data.path())).expect("the server state opens"));
-        Self::serve(state, data)
+        let mut state = AppState::open(Paths::from_root(&repo(), data.path())).expect("the server state opens");
+        configure(&mut state);
+        Self::serve(Arc::new(state), data)
     }
 
     /// Serves an already opened state (the benchmark opens its own).

@@ -261,7 +261,7 @@ async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): Conne
     match state.login(f.person.trim(), &f.password, peer, pl.lang).await {
         Ok((token, _)) => {
             let mut resp = Redirect::to("/forms").into_response();
-            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&token, state.secure_cookies)) {
+            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&token, state.secure_cookies())) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
             resp
@@ -281,7 +281,9 @@ async fn logout_post(State(state): State<Arc<AppState>>, PageCaller(caller): Pag
     }
     state.sessions.close(&caller.token);
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, header::HeaderValue::from_static("carimbo_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    if let Ok(v) = header::HeaderValue::from_str(&super::api::cleared_session_cookie(state.secure_cookies())) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
     resp
 }
 
