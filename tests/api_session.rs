@@ -254,3 +254,30 @@ fn a_public_address_that_is_not_a_plain_http_or_https_origin_stops_the_server_at
     }
     assert!(carimbo::http::PublicUrl::parse("HTTPS://[::1]:8443").unwrap().is_https());
 }
+
+#[test]
+fn pages_case_answers_and_errors_are_never_stored_by_a_cache_but_static_files_may_be() {
+    let s = TestServer::start();
+    let api = s.login("p005");
+    let id = api.submit_ok("absence-and-annual-leave", &common::server::leave(1), "cache-1");
+    let mut browser = s.login("p005");
+    browser.by_cookie = true;
+    let answers = [
+        ("the case page", browser.get(&format!("/cases/{id}"))),
+        ("the case answer", api.case(&id)),
+        ("my cases", api.get("/api/v1/cases")),
+        ("a 404 problem", api.case("C-nothing")),
+        ("a 401 problem", s.anonymous().get("/api/v1/me")),
+        ("an error page", browser.get("/forms/no-such-form")),
+        ("the login page", s.anonymous().get("/login")),
+        ("the sign-in answer", s.anonymous().post("/api/v1/session", &json!({"person": "p006", "password": DEMO_PASSWORD}))),
+    ];
+    for (what, r) in &answers {
+        assert!(r.status < 500, "{what}: {}", r.body);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{what} ({})", r.status);
+    }
+    assert_eq!(answers[0].1.status, 200, "{}", answers[0].1.body);
+    assert_eq!(answers[3].1.status, 404);
+    assert_eq!(s.anonymous().get("/static/app.css").header("cache-control"), Some("max-age=300"));
+    assert_eq!(s.anonymous().get("/api/v1/openapi.json").header("cache-control"), None);
+}

@@ -516,6 +516,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api)
         .merge(pages::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(no_store))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
@@ -527,6 +528,24 @@ pub fn router(state: Arc<AppState>) -> Router {
     // ignored, and a browser that obeyed it would never reach an HTTP-only server again.
     let app = if https { app.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))) } else { app };
     app.with_state(state)
+}
+
+/// Answers that may be cached: the compiled-in style sheet and scripts, and the API description.
+/// Nothing in them is anyone's.
+fn cacheable(path: &str) -> bool {
+    path.starts_with("/static/") || path == "/api/v1/openapi.json"
+}
+
+/// `Cache-Control: no-store` on every other answer (RFC 9111 §5.2.2.5): pages, cases, errors
+/// and redirects may all carry personal data, and a shared or back-button cache must keep none of
+/// it. Set here for every route at once, so a new page cannot forget it.
+async fn no_store(req: Request, next: Next) -> Response {
+    let keep = cacheable(req.uri().path());
+    let mut response = next.run(req).await;
+    if !keep {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// A year, the value browsers' preload lists ask for; subdomains are left to their own servers.
