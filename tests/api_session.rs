@@ -281,3 +281,69 @@ fn pages_case_answers_and_errors_are_never_stored_by_a_cache_but_static_files_ma
     assert_eq!(s.anonymous().get("/static/app.css").header("cache-control"), Some("max-age=300"));
     assert_eq!(s.anonymous().get("/api/v1/openapi.json").header("cache-control"), None);
 }
+
+/// A browser without JavaScript, at the sign-in form: it keeps no cookies and follows no
+/// redirect by itself, so each test says what it sends.
+fn form_agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into()
+}
+
+/// The sign-in page: its token cookie (`name=value`) and the hidden field's value.
+fn login_page(s: &TestServer, agent: &ureq::Agent) -> (String, String) {
+    let mut r = agent.get(&format!("{}/login", s.base)).call().unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("carimbo_login=")).expect("the sign-in token cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let html = r.body_mut().read_to_string().unwrap();
+    let field = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).expect("the hidden csrf field").to_string();
+    (cookie.split(';').next().unwrap().to_string(), field)
+}
+
+fn post_login(s: &TestServer, agent: &ureq::Agent, cookie: Option<&str>, csrf: Option<&str>) -> (u16, Vec<String>, String) {
+    let mut body = format!("person=p005&password={DEMO_PASSWORD}");
+    if let Some(c) = csrf {
+        body.push_str(&format!("&csrf={c}"));
+    }
+    let mut req = agent.post(&format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let mut r = req.send(body.as_bytes()).unwrap();
+    let cookies = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    (r.status().as_u16(), cookies, if location.is_empty() { r.body_mut().read_to_string().unwrap() } else { format!("Location: {location}") })
+}
+
+#[test]
+fn the_sign_in_form_is_refused_without_its_own_token_and_changes_nothing() {
+    let s = TestServer::start();
+    let agent = form_agent();
+    let (cookie, field) = login_page(&s, &agent);
+    let other = login_page(&s, &agent).1;
+    // A post from another site: no cookie of ours, or a token that is not the cookie's.
+    for (what, c, f) in [("no token at all", None, None), ("no cookie", None, Some(field.as_str())), ("no field", Some(cookie.as_str()), None), ("a forged field", Some(cookie.as_str()), Some("forged")), ("another page's token", Some(cookie.as_str()), Some(other.as_str()))] {
+        let (status, cookies, html) = post_login(&s, &agent, c, f);
+        assert_eq!(status, 403, "{what}");
+        assert!(html.contains("CARIMBO-E0721") && html.contains("sign in again"), "{what}: {html}");
+        assert!(!cookies.iter().any(|c| c.starts_with("carimbo_session=")), "{what}: no session is opened");
+        assert!(html.contains("name=\"csrf\""), "{what}: the page comes back with a fresh token to sign in with");
+    }
+    // Nothing was counted against the account: ten more wrong passwords are still answered 401.
+    for _ in 0..10 {
+        assert_eq!(s.anonymous().post("/api/v1/session", &json!({"person": "p005", "password": "guess"})).status, 401);
+    }
+    // The page's own post signs in.
+    let s = TestServer::start();
+    let (cookie, field) = login_page(&s, &agent);
+    let (status, cookies, location) = post_login(&s, &agent, Some(&cookie), Some(&field));
+    assert_eq!((status, location.as_str()), (303, "Location: /forms"));
+    assert!(cookies.iter().any(|c| c.starts_with("carimbo_session=") && c.contains("HttpOnly")), "{cookies:?}");
+}
+
+#[test]
+fn behind_https_the_sign_in_token_cookie_is_secure_and_host_only() {
+    let s = TestServer::start_with(|state| state.public_url = carimbo::http::PublicUrl::parse("https://forms.example.org").unwrap());
+    let r = form_agent().get(&format!("{}/login", s.base)).call().unwrap();
+    let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap();
+    assert!(cookie.starts_with("__Host-carimbo_login=") && cookie.contains("; Secure") && cookie.contains("Path=/;"), "{cookie}");
+}

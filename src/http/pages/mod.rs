@@ -229,7 +229,7 @@ async fn home(caller: Option<Caller>) -> Redirect {
     if caller.is_some() { Redirect::to("/forms") } else { Redirect::to("/login") }
 }
 
-fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
+fn login_page(pl: &PageLang, csrf: &str, error: Option<&str>) -> Markup {
     let lang = pl.lang;
     layout(
         pl,
@@ -239,6 +239,7 @@ fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
             h1 { (t(lang, "登入", "Iniciar sessão", "Sign in")) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
                 label { (t(lang, "人員編號", "Número de pessoal", "Person id")) input name="person" autocomplete="username" required; }
                 label { (t(lang, "密碼", "Palavra-passe", "Password")) input name="password" type="password" autocomplete="current-password" required; }
                 button type="submit" { (t(lang, "登入", "Entrar", "Sign in")) }
@@ -247,26 +248,91 @@ fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
     )
 }
 
-async fn login_form(pl: PageLang) -> Response {
-    page(&pl, login_page(&pl, None))
+/// The sign-in form's own CSRF token (login CSRF: without it, another site could post its own
+/// password to `/login` and have the victim work, unknowingly, in the attacker's account). There
+/// is no session yet, so the token lives in a cookie of its own and in the form's hidden `csrf`
+/// field, and a post must bring both, equal (the double-submit pattern). Over HTTPS the cookie
+/// has the `__Host-` prefix, so a neighbouring subdomain cannot plant one.
+fn login_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-carimbo_login" } else { "carimbo_login" }
+}
+
+/// The token the visitor's browser already holds (so two open sign-in tabs both work), or a new one.
+fn login_token(parts_cookie: Option<&str>) -> String {
+    match parts_cookie {
+        Some(t) if t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => t.to_string(),
+        _ => crate::accounts::random_token(),
+    }
+}
+
+fn login_cookie(token: &str, secure: bool) -> Option<header::HeaderValue> {
+    let name = login_cookie_name(secure);
+    header::HeaderValue::from_str(&format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{}", if secure { "; Secure" } else { "" })).ok()
+}
+
+/// The sign-in page with its token, the cookie set beside it.
+fn login_response(state: &AppState, pl: &PageLang, status: StatusCode, token: &str, error: Option<&str>) -> Response {
+    let mut resp = page_with_status(pl, status, login_page(pl, token, error));
+    if let Some(v) = login_cookie(token, state.secure_cookies()) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The login token a request carries in its cookie.
+pub struct LoginCookie(Option<String>);
+
+impl<S> FromRequestParts<S> for LoginCookie
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = Arc::<AppState>::from_ref(state);
+        Ok(LoginCookie(super::auth::cookie(parts, login_cookie_name(state.secure_cookies())).map(str::to_string)))
+    }
+}
+
+async fn login_form(State(state): State<Arc<AppState>>, LoginCookie(held): LoginCookie, pl: PageLang) -> Response {
+    login_response(&state, &pl, StatusCode::OK, &login_token(held.as_deref()), None)
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     person: String,
     password: String,
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
-async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, pl: PageLang, Form(f): Form<LoginForm>) -> Response {
-    match state.login(f.person.trim(), &f.password, peer, pl.lang).await {
-        Ok((token, _)) => {
+async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, LoginCookie(held): LoginCookie, pl: PageLang, Form(f): Form<LoginForm>) -> Response {
+    let lang = pl.lang;
+    // Checked before the password: a forged post neither signs anyone in nor counts as a
+    // failed attempt against the account.
+    let matches = matches!((held.as_deref(), f.csrf.as_deref()), (Some(c), Some(sent)) if !c.is_empty() && secrets_equal(c, sent));
+    if !matches {
+        let message = format!(
+            "{} [CARIMBO-E0721]",
+            t(
+                lang,
+                "登入頁面已過期，或表格並非由 carimbo 的頁面送出。頁面已重新載入，請再次登入。",
+                "A página de início de sessão expirou ou o formulário não veio da página do carimbo; a página foi recarregada: inicie sessão de novo.",
+                "The sign-in page had expired, or the form was not sent by carimbo's own page; the page has been reloaded: sign in again.",
+            )
+        );
+        return login_response(&state, &pl, StatusCode::FORBIDDEN, &login_token(None), Some(&message));
+    }
+    let token = login_token(held.as_deref());
+    match state.login(f.person.trim(), &f.password, peer, lang).await {
+        Ok((session, _)) => {
             let mut resp = Redirect::to("/forms").into_response();
-            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&token, state.secure_cookies())) {
+            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&session, state.secure_cookies())) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
             resp
         }
-        Err(e) => (e.status, login_page(&pl, Some(&e.problem().title))).into_response(),
+        Err(e) => login_response(&state, &pl, e.status, &token, Some(&e.problem().title)),
     }
 }
 
