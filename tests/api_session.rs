@@ -347,3 +347,58 @@ fn behind_https_the_sign_in_token_cookie_is_secure_and_host_only() {
     let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap();
     assert!(cookie.starts_with("__Host-carimbo_login=") && cookie.contains("; Secure") && cookie.contains("Path=/;"), "{cookie}");
 }
+
+/// Signs in through the API from another loopback address (all of 127.0.0.0/8 is the local
+/// machine on Linux), as a second computer would; returns the status and `Retry-After`.
+fn sign_in_from(s: &TestServer, source: [u8; 4], person: &str, password: &str) -> (u16, Option<String>) {
+    let server: std::net::SocketAddr = s.base.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((source, 0))).unwrap();
+        socket.connect(server).await.unwrap().into_std().unwrap()
+    });
+    let mut stream = stream;
+    stream.set_nonblocking(false).unwrap();
+    let body = json!({"person": person, "password": password}).to_string();
+    write!(stream, "POST /api/v1/session HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let retry = answer.lines().find_map(|l| l.strip_prefix("retry-after: ").map(str::to_string));
+    (status, retry)
+}
+
+#[test]
+fn ten_wrong_passwords_from_a_strangers_address_do_not_keep_the_owner_out_from_theirs() {
+    let s = TestServer::start();
+    let stranger = [127, 0, 0, 2];
+    for i in 0..10 {
+        assert_eq!(sign_in_from(&s, stranger, "p005", "guess").0, 401, "guess {i}");
+    }
+    // The stranger is stopped, even with the right password…
+    let (status, retry) = sign_in_from(&s, stranger, "p005", "guess");
+    assert_eq!(status, 429);
+    assert!(retry.as_deref().and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| (1..=60).contains(&r)), "{retry:?}");
+    assert_eq!(sign_in_from(&s, stranger, "p005", DEMO_PASSWORD).0, 429);
+    // … the owner is not, from their own address or a new one.
+    assert_eq!(sign_in_from(&s, [127, 0, 0, 1], "p005", DEMO_PASSWORD).0, 200);
+    assert_eq!(sign_in_from(&s, [127, 0, 0, 3], "p005", DEMO_PASSWORD).0, 200);
+}
+
+#[test]
+fn guesses_spread_over_many_addresses_lock_only_addresses_that_never_signed_in_to_the_account() {
+    let s = TestServer::start();
+    let usual = [127, 0, 0, 1];
+    assert_eq!(sign_in_from(&s, usual, "p005", DEMO_PASSWORD).0, 200);
+    for n in 10..15u8 {
+        for _ in 0..10 {
+            assert_eq!(sign_in_from(&s, [127, 0, 1, n], "p005", "guess").0, 401);
+        }
+    }
+    let (status, retry) = sign_in_from(&s, [127, 0, 2, 1], "p005", DEMO_PASSWORD);
+    assert_eq!(status, 429, "fifty wrong passwords from everywhere: a new address waits");
+    assert!(retry.is_some());
+    assert_eq!(sign_in_from(&s, usual, "p005", DEMO_PASSWORD).0, 200, "the address that signed in before is let in");
+    assert_eq!(sign_in_from(&s, [127, 0, 2, 1], "p006", DEMO_PASSWORD).0, 200, "other accounts are untouched");
+}

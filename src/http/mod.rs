@@ -3,7 +3,7 @@
 //!
 //! `ROUTES` is the single list of API routes: the router, the OpenAPI document and the
 //! route × role test are all built from it, so they cannot drift apart. Limits live here too:
-//! request body sizes, per-IP and per-account login rate limits, per-account API rate limits,
+//! request body sizes, sign-in limits (per address, per account and address, per account for new addresses), per-account API rate limits,
 //! security headers, and a graceful shutdown that lets acts in flight finish.
 
 pub mod api;
@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod outbox_api;
 pub mod pages;
+pub mod sign_in_limits;
 pub mod usage;
 
 use crate::accounts::{AccountError, AccountFiles, Accounts, Session, Sessions};
@@ -83,7 +84,8 @@ pub struct AppState {
     /// SHA-256 (hex) of the token Prometheus sends to `/metrics` (`serve --metrics-token-file`).
     pub scrape_token: Option<String>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    login_by_account: DefaultKeyedRateLimiter<String>,
+    /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
+    sign_in_limits: sign_in_limits::SignInLimits,
     api_by_account: DefaultKeyedRateLimiter<String>,
 }
 
@@ -244,7 +246,7 @@ impl AppState {
             usage: UsageFigures::default(),
             scrape_token: None,
             login_by_ip: RateLimiter::keyed(per_minute(30)),
-            login_by_account: RateLimiter::keyed(per_minute(10)),
+            sign_in_limits: sign_in_limits::SignInLimits::default(),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
             api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),
         })
@@ -292,20 +294,43 @@ impl AppState {
         Ok(())
     }
 
-    /// Checks a password (rate-limited per IP and per account) and opens a session.
+    /// Checks a password and opens a session. Attempts are limited per address (thirty a
+    /// minute, any account) and wrong passwords per account as `sign_in_limits` explains, so a
+    /// stranger's guesses do not lock the owner out.
     pub async fn login(&self, person: &str, password: &str, peer: SocketAddr, lang: Lang) -> Result<(String, Session), ApiError> {
-        if self.login_by_ip.check_key(&peer.ip()).is_err() || self.login_by_account.check_key(&person.to_string()).is_err() {
-            return Err(ApiError::too_many("too many sign-in attempts; wait a minute").lang(lang));
+        let from = sign_in_limits::ClientAddress::of(peer.ip());
+        let locked = self.sign_in_limits.check(person, from, std::time::Instant::now());
+        if let Err(lock) = locked {
+            let wait = lock.retry_after().as_secs().max(1);
+            let detail = match lock {
+                sign_in_limits::Locked::FromThisAddress { .. } => format!("too many wrong passwords for this account from your address; wait {wait} s"),
+                sign_in_limits::Locked::FromNewAddresses { .. } => format!("too many wrong passwords for this account from many addresses; sign in from an address you used before, or wait {wait} s"),
+            };
+            let mut e = ApiError::too_many(detail).lang(lang);
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
+        if self.login_by_ip.check_key(&peer.ip()).is_err() {
+            let mut e = ApiError::too_many("too many sign-in attempts from your address; wait a minute").lang(lang);
+            e.retry_after = Some(60);
+            return Err(e);
         }
         let accounts = self.accounts.clone();
-        let (person, password) = (person.to_string(), password.to_string());
-        let checked = tokio::task::spawn_blocking(move || accounts.verify_password(&person, &password).map(|_| person)).await;
-        let person = match checked {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Err(ApiError::from(e).lang(lang)),
-            Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
-        };
-        Ok(self.sessions.open(&person, Utc::now(), api::session_lifetime()))
+        let (account, password) = (person.to_string(), password.to_string());
+        let checked = tokio::task::spawn_blocking(move || accounts.verify_password(&account, &password)).await;
+        match checked {
+            Ok(Ok(_)) => {
+                self.sign_in_limits.succeeded(person, from, std::time::Instant::now());
+                Ok(self.sessions.open(person, Utc::now(), api::session_lifetime()))
+            }
+            Ok(Err(e)) => {
+                if matches!(e, AccountError::BadCredentials) {
+                    self.sign_in_limits.failed(person, from, std::time::Instant::now());
+                }
+                Err(ApiError::from(e).lang(lang))
+            }
+            Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
+        }
     }
 }
 
