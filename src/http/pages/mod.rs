@@ -149,12 +149,58 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
     }
 }
 
-/// A person's name in the page's language, with their id.
+/// A person's name in the page's language, with their id (hidden characters shown, as `visible`).
 pub fn person_label(lang: Lang, dir: &crate::directory::Directory, id: &str) -> String {
     match dir.person(id) {
-        Some(p) => format!("{} ({id})", p.name.get(lang)),
-        None => id.to_string(),
+        Some(p) => visible(&format!("{} ({id})", p.name.get(lang))),
+        None => visible(id),
     }
+}
+
+/// Characters that change how the text around them reads without showing themselves: control
+/// characters (C0 but tab and line breaks, DEL, C1), the bidirectional embeddings, overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069, U+061C), and the zero-width ones (U+200B–U+200F,
+/// U+2060–U+2064, U+FEFF). An approver's comment with U+202E can make "approve" read as its
+/// reverse, and a name with a zero-width space looks like another person's (Unicode TR #36, §2;
+/// the "Trojan Source" attack, CVE-2021-42574). Text keeps them as typed and signed; the
+/// pages only show them.
+pub fn is_hidden_char(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A hidden character as a page shows it: `⟨U+202E⟩`.
+fn char_name(c: char) -> String {
+    format!("⟨U+{:04X}⟩", c as u32)
+}
+
+/// Text with every hidden character written out as `⟨U+XXXX⟩` (for titles, labels, attributes).
+pub fn visible(s: &str) -> String {
+    if !s.chars().any(is_hidden_char) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if is_hidden_char(c) { char_name(c) } else { c.to_string() }).collect()
+}
+
+/// People's text (comments, reasons, names, typed values) in page content: escaped as maud
+/// escapes, every hidden character drawn as a marked `<span class="hidden-char">⟨U+202E⟩</span>`
+/// instead of acting on the text around it.
+pub struct Shown<'a>(pub &'a str);
+
+impl maud::Render for Shown<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        use std::fmt::Write;
+        let mut rest = self.0;
+        while let Some((i, c)) = rest.char_indices().find(|(_, c)| is_hidden_char(*c)) {
+            let _ = maud::Escaper::new(buffer).write_str(&rest[..i]);
+            let _ = write!(buffer, "<span class=\"hidden-char\">{}</span>", char_name(c));
+            rest = &rest[i + c.len_utf8()..];
+        }
+        let _ = maud::Escaper::new(buffer).write_str(rest);
+    }
+}
+
+pub fn shown(s: &str) -> Shown<'_> {
+    Shown(s)
 }
 
 /// A page response; remembers the language chosen with `?lang=` in a cookie.
