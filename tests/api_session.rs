@@ -174,7 +174,9 @@ fn the_openapi_document_lists_every_route() {
     let r = s.anonymous().get("/api/v1/openapi.json");
     assert_eq!(r.status, 200);
     assert_eq!(r.body["openapi"], "3.1.0");
-    let routes = carimbo::http::routes();
+    // The pages are in the route table too, but they are HTML, not API: the document leaves them out.
+    let routes: Vec<_> = carimbo::http::routes().into_iter().filter(|r| r.is_api()).collect();
+    assert!(carimbo::http::routes().iter().any(|r| !r.is_api() && r.path == "/cases/{id}"), "the pages are in the table");
     let mut listed = 0;
     for (path, ops) in r.body["paths"].as_object().unwrap() {
         listed += ops.as_object().unwrap().len();

@@ -1,8 +1,9 @@
 //! The HTTP server: the JSON API under `/api/v1` (described at `/api/v1/openapi.json`) and the
 //! server-rendered pages, over one `AppState`.
 //!
-//! `ROUTES` is the single list of API routes: the router, the OpenAPI document and the
-//! route × role test are all built from it, so they cannot drift apart. Limits live here too:
+//! `routes()` is the single list of routes, the API's and the pages' (`RouteKind`): the router,
+//! the OpenAPI document (API routes only) and the route × role test are all built from it, so
+//! they cannot drift apart. Limits live here too:
 //! request body sizes, sign-in limits (per address, per account and address, per account for new addresses), per-account API rate limits,
 //! security headers, and a graceful shutdown that lets acts in flight finish.
 
@@ -32,7 +33,7 @@ use chrono::Utc;
 use error::ApiError;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,7 +84,6 @@ pub struct AppState {
     pub usage: UsageFigures,
     /// SHA-256 (hex) of the token Prometheus sends to `/metrics` (`serve --metrics-token-file`).
     pub scrape_token: Option<String>,
-    login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
     sign_in_limits: sign_in_limits::SignInLimits,
     api_by_account: DefaultKeyedRateLimiter<String>,
@@ -233,7 +233,6 @@ impl AppState {
         let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
         let key = crate::cases::CommitmentKey::from_bytes(&key).ok_or_else(|| StartError::Seeds("keys/commitment.key holds fewer than 32 bytes".into()))?;
         let cases = CaseService::new(store, report.catalog, directory)?.with_commitment_key(key);
-        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
         Ok(AppState {
             cases: Arc::new(cases),
             accounts: Arc::new(accounts),
@@ -245,7 +244,6 @@ impl AppState {
             outbox: None,
             usage: UsageFigures::default(),
             scrape_token: None,
-            login_by_ip: RateLimiter::keyed(per_minute(30)),
             sign_in_limits: sign_in_limits::SignInLimits::default(),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
             api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),
@@ -294,9 +292,9 @@ impl AppState {
         Ok(())
     }
 
-    /// Checks a password and opens a session. Attempts are limited per address (thirty a
-    /// minute, any account) and wrong passwords per account as `sign_in_limits` explains, so a
-    /// stranger's guesses do not lock the owner out.
+    /// Checks a password and opens a session. Wrong passwords are limited per account and
+    /// address, per address and per account as `sign_in_limits` explains, so a stranger's
+    /// guesses do not lock the owner out.
     pub async fn login(&self, person: &str, password: &str, peer: SocketAddr, lang: Lang) -> Result<(String, Session), ApiError> {
         let from = sign_in_limits::ClientAddress::of(peer.ip());
         let locked = self.sign_in_limits.check(person, from, std::time::Instant::now());
@@ -304,15 +302,11 @@ impl AppState {
             let wait = lock.retry_after().as_secs().max(1);
             let detail = match lock {
                 sign_in_limits::Locked::FromThisAddress { .. } => format!("too many wrong passwords for this account from your address; wait {wait} s"),
+                sign_in_limits::Locked::ThisAddress { .. } => format!("too many wrong passwords from your address; wait {wait} s"),
                 sign_in_limits::Locked::FromNewAddresses { .. } => format!("too many wrong passwords for this account from many addresses; sign in from an address you used before, or wait {wait} s"),
             };
             let mut e = ApiError::too_many(detail).lang(lang);
             e.retry_after = Some(wait);
-            return Err(e);
-        }
-        if self.login_by_ip.check_key(&peer.ip()).is_err() {
-            let mut e = ApiError::too_many("too many sign-in attempts from your address; wait a minute").lang(lang);
-            e.retry_after = Some(60);
             return Err(e);
         }
         let accounts = self.accounts.clone();
@@ -334,8 +328,18 @@ impl AppState {
     }
 }
 
-/// One API route: method, path, handler, and what the OpenAPI document says of it.
+/// Whether a route answers JSON under the API's rules (problems, rate limit, OpenAPI) or draws a
+/// page (HTML; a visitor without a session is sent to `/login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Api,
+    Page,
+}
+
+/// One route: method, path, handler, who may call it, and what it is for (the OpenAPI
+/// document's summary for an API route).
 pub struct RouteSpec {
+    pub kind: RouteKind,
     pub method: Method,
     pub path: &'static str,
     pub summary: &'static str,
@@ -351,12 +355,25 @@ macro_rules! route {
         route!($m, $verb, $path, $access, $summary, $h, query = [])
     };
     ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path, query = [$(($q:literal, $qd:literal)),* $(,)?]) => {
-        RouteSpec { method: Method::$m, path: $path, summary: $summary, access: $access, query: &[$(($q, $qd)),*], handler: || $verb($h) }
+        RouteSpec { kind: RouteKind::Api, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[$(($q, $qd)),*], handler: || $verb($h) }
     };
 }
 
-/// Every API route. Paths use axum's `{param}` syntax, which is also OpenAPI's.
+/// Every route: the API's, then the pages' (`pages::routes`). Paths use axum's `{param}`
+/// syntax, which is also OpenAPI's.
 pub fn routes() -> Vec<RouteSpec> {
+    let mut all = api_routes();
+    all.extend(pages::routes());
+    all
+}
+
+impl RouteSpec {
+    pub fn is_api(&self) -> bool {
+        self.kind == RouteKind::Api
+    }
+}
+
+fn api_routes() -> Vec<RouteSpec> {
     vec![
         route!(POST, post, "/api/v1/session", "public", "Sign in with a person id and password; returns a bearer token and sets the session cookie", api::login),
         route!(DELETE, delete, "/api/v1/session", "any", "Sign out", api::logout),
@@ -405,10 +422,10 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-/// The OpenAPI 3.1 document, built from `routes()`.
+/// The OpenAPI 3.1 document, built from the API routes of `routes()` (pages are HTML, not API).
 pub fn openapi_document() -> Value {
     let mut paths = serde_json::Map::new();
-    for r in routes() {
+    for r in api_routes() {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         let params: Vec<Value> = r
             .path
@@ -528,7 +545,7 @@ fn too_large(limit: usize, lang: Lang) -> Response {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let mut api = Router::new();
-    for r in routes() {
+    for r in api_routes() {
         let mut h = (r.handler)();
         if body_limit(r.path) != BODY_LIMIT {
             h = h.layer(DefaultBodyLimit::max(body_limit(r.path)));
@@ -539,7 +556,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let https = state.public_url.is_https();
     let app = Router::new()
         .merge(api)
-        .merge(pages::router())
+        .merge(pages::router(pages::routes()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(no_store))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))

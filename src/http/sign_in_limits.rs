@@ -14,8 +14,12 @@
 //!   days remembers its address for the account). The owner at their usual desk keeps signing in;
 //!   a guesser spread over many addresses gets about fifty tries per quarter hour.
 //!
-//! The per-address limit over all accounts (thirty attempts a minute) is kept beside these, in
-//! `AppState`. Everything is in memory, per process: a restart forgets it, and servers sharing
+//! - **Per address, all accounts together** (`ADDRESS_FAILURES` in `PAIR_WINDOW`): thirty wrong
+//!   passwords a minute from one address, whatever the accounts, stop that address for a minute
+//!   (one password tried on many accounts). Only failures count: a shared office address where
+//!   many people sign in correctly is never slowed down.
+//!
+//! Everything is in memory, per process: a restart forgets it, and servers sharing
 //! one PostgreSQL database each count their own. Time comes in as an argument, so the rules are
 //! tested without waiting.
 
@@ -26,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub const PAIR_FAILURES: usize = 10;
 pub const PAIR_WINDOW: Duration = Duration::from_secs(60);
+pub const ADDRESS_FAILURES: usize = 30;
 pub const ACCOUNT_FAILURES: usize = 50;
 pub const ACCOUNT_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// How long a successful sign-in keeps its address known to the account.
@@ -56,6 +61,8 @@ impl ClientAddress {
 pub enum Locked {
     /// Too many wrong passwords for this account from this address.
     FromThisAddress { retry_after: Duration },
+    /// Too many wrong passwords from this address, whatever the accounts.
+    ThisAddress { retry_after: Duration },
     /// Too many wrong passwords for this account from everywhere, and this address has not
     /// signed in to it before.
     FromNewAddresses { retry_after: Duration },
@@ -64,7 +71,7 @@ pub enum Locked {
 impl Locked {
     pub fn retry_after(&self) -> Duration {
         match self {
-            Locked::FromThisAddress { retry_after } | Locked::FromNewAddresses { retry_after } => *retry_after,
+            Locked::FromThisAddress { retry_after } | Locked::ThisAddress { retry_after } | Locked::FromNewAddresses { retry_after } => *retry_after,
         }
     }
 }
@@ -72,6 +79,7 @@ impl Locked {
 #[derive(Default)]
 struct Counts {
     pair: HashMap<(String, ClientAddress), VecDeque<Instant>>,
+    address: HashMap<ClientAddress, VecDeque<Instant>>,
     account: HashMap<String, VecDeque<Instant>>,
     known: HashMap<String, Vec<(ClientAddress, Instant)>>,
 }
@@ -104,6 +112,11 @@ impl SignInLimits {
         {
             return Err(Locked::FromThisAddress { retry_after });
         }
+        if let Some(times) = c.address.get_mut(&from)
+            && let Some(retry_after) = full_until(times, ADDRESS_FAILURES, PAIR_WINDOW, now)
+        {
+            return Err(Locked::ThisAddress { retry_after });
+        }
         let known = c.known.get(account).is_some_and(|k| k.iter().any(|(a, at)| *a == from && now.saturating_duration_since(*at) < KNOWN_FOR));
         if !known
             && let Some(times) = c.account.get_mut(account)
@@ -122,6 +135,14 @@ impl SignInLimits {
         }
         if c.account.len() > PRUNE_ABOVE {
             c.account.retain(|_, t| t.back().is_some_and(|t| now.saturating_duration_since(*t) < ACCOUNT_WINDOW));
+        }
+        if c.address.len() > PRUNE_ABOVE {
+            c.address.retain(|_, t| t.back().is_some_and(|t| now.saturating_duration_since(*t) < PAIR_WINDOW));
+        }
+        let address = c.address.entry(from).or_default();
+        address.push_back(now);
+        while address.len() > ADDRESS_FAILURES {
+            address.pop_front();
         }
         let pair = c.pair.entry((account.to_string(), from)).or_default();
         pair.push_back(now);
@@ -171,6 +192,21 @@ mod tests {
         assert_eq!(l.check("p005", at(2), t0), Ok(()), "the owner elsewhere");
         assert_eq!(l.check("p006", at(1), t0), Ok(()), "another account from there");
         assert_eq!(l.check("p005", at(1), t0 + PAIR_WINDOW), Ok(()), "a minute later");
+    }
+
+    #[test]
+    fn thirty_failures_from_one_address_over_many_accounts_stop_that_address_but_successes_never_count() {
+        let (l, t0) = (SignInLimits::default(), Instant::now());
+        for i in 0..100 {
+            l.succeeded(&format!("p{i:03}"), at(1), t0);
+        }
+        assert_eq!(l.check("p200", at(1), t0), Ok(()), "a busy office signing in correctly");
+        for i in 0..30 {
+            assert_eq!(l.check(&format!("p{i:03}"), at(1), t0), Ok(()));
+            l.failed(&format!("p{i:03}"), at(1), t0);
+        }
+        assert!(matches!(l.check("p099", at(1), t0), Err(Locked::ThisAddress { .. })));
+        assert_eq!(l.check("p099", at(2), t0), Ok(()));
     }
 
     #[test]

@@ -132,6 +132,18 @@ impl Client {
         Client { agent, base: base.to_string(), person: None, token: None, csrf: None, by_cookie: false }
     }
 
+    /// The same client, not following redirects (to see a page's 303 itself).
+    pub fn no_redirects(mut self) -> Client {
+        self.agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        self
+    }
+
+    /// The same client, sending its session as the cookie (as a browser does) instead of a bearer token.
+    pub fn by_cookie(mut self) -> Client {
+        self.by_cookie = true;
+        self
+    }
+
     pub fn person(&self) -> &str {
         self.person.as_deref().expect("a signed-in client")
     }

@@ -23,12 +23,12 @@ mod security;
 mod usage;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
-use super::AppState;
+use super::{AppState, RouteKind, RouteSpec};
 use crate::accounts::secrets_equal;
 use crate::i18n::Lang;
 use axum::extract::{ConnectInfo, Form, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -419,22 +419,43 @@ pub fn raw(s: &str) -> PreEscaped<&str> {
     PreEscaped(s)
 }
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(home))
-        .route("/login", get(login_form).post(login_post))
-        .route("/logout", post(logout_post))
-        .route("/forms", get(fill::list))
-        .route("/forms/{id}", get(fill::blank).post(fill::posted))
-        .route("/cases", get(cases::list))
-        .route("/cases/{id}", get(cases::one))
-        .route("/cases/{id}/withdraw", post(cases::withdraw))
-        .route("/cases/{id}/resubmit", get(resubmit::show).post(resubmit::posted))
-        .route("/me/security", get(security::show).post(security::posted))
-        .route("/inbox", get(inbox::show).post(inbox::posted))
-        .route("/author", get(author::show).post(author::posted))
-        .route("/audit", get(audit::show))
-        .route("/admin/outbox", get(outbox::show).post(outbox::posted))
-        .route("/admin/usage", get(usage::show))
-        .route("/static/{name}", get(static_file))
+macro_rules! page {
+    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
+        RouteSpec { kind: RouteKind::Page, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[], handler: || $verb($h) }
+    };
+}
+
+/// Every page route, for `http::routes()`. `access` as for API routes; a visitor without a
+/// session who opens a page that is not `public` is sent to `/login`.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        page!(GET, get, "/", "any", "Signed in: on to the forms; otherwise to the sign-in page", home),
+        page!(GET, get, "/login", "public", "The sign-in form, with its own CSRF token (cookie and hidden field)", login_form),
+        page!(POST, post, "/login", "public", "Sign in from the form; refused without the form's token", login_post),
+        page!(POST, post, "/logout", "any", "Sign out", logout_post),
+        page!(GET, get, "/forms", "any", "The forms I may fill in", fill::list),
+        page!(GET, get, "/forms/{id}", "any", "A blank form", fill::blank),
+        page!(POST, post, "/forms/{id}", "any", "Check a filled-in form on the server; when valid, the signing step", fill::posted),
+        page!(GET, get, "/cases", "any", "My cases with their progress", cases::list),
+        page!(GET, get, "/cases/{id}", "any", "A case I am party to: its progress, the return comment, withdrawing it", cases::one),
+        page!(POST, post, "/cases/{id}/withdraw", "any", "Withdraw my case (reason, then confirmation)", cases::withdraw),
+        page!(GET, get, "/cases/{id}/resubmit", "any", "Correct my returned case", resubmit::show),
+        page!(POST, post, "/cases/{id}/resubmit", "any", "Check a correction; when valid, what changed and the signing step", resubmit::posted),
+        page!(GET, get, "/me/security", "any", "My second factor", security::show),
+        page!(POST, post, "/me/security", "any", "Enrol, confirm or replace my second factor", security::posted),
+        page!(GET, get, "/inbox", "any", "My open steps, to act on many at once", inbox::show),
+        page!(POST, post, "/inbox", "any", "Act on the steps picked", inbox::posted),
+        page!(GET, get, "/author", "author, admin", "Check definitions, with a preview", author::show),
+        page!(POST, post, "/author", "author, admin", "Upload definitions to check (and, for an administrator, apply)", author::posted),
+        page!(GET, get, "/audit", "auditor", "Any case with its event chain", audit::show),
+        page!(GET, get, "/admin/outbox", "admin", "The outbox: webhooks, waiting messages, dead letters", outbox::show),
+        page!(POST, post, "/admin/outbox", "admin", "Send dead letters again", outbox::posted),
+        page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
+        page!(GET, get, "/static/{name}", "public", "The style sheet and the page scripts", static_file),
+    ]
+}
+
+/// The pages' router, from their routes (`routes()`).
+pub fn router(routes: Vec<RouteSpec>) -> Router<Arc<AppState>> {
+    routes.into_iter().filter(|r| r.kind == RouteKind::Page).fold(Router::new(), |router, r| router.route(r.path, (r.handler)()))
 }
