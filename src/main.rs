@@ -63,6 +63,12 @@ enum Command {
         /// environment variable CARIMBO_TOTP_KEY_FILE.
         #[arg(long)]
         totp_key_file: Option<PathBuf>,
+        /// The address people reach the server at, e.g. `https://forms.example.org` when a
+        /// TLS-terminating proxy stands in front of it (default: http://ADDR). When it is
+        /// https://, the session and sign-in cookies are `Secure` and every answer carries
+        /// `Strict-Transport-Security: max-age=31536000`.
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// Export decisions and finished cases of a period (the outbox) as CSV or JSON, for payroll
     /// and archives. On sled the server must be stopped (or use `GET /api/v1/admin/export`).
@@ -204,8 +210,8 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory } => return check(paths, directory),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file } => {
-            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref())
+        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url } => {
+            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref())
         }
         Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field)
@@ -253,8 +259,24 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_schema: Option<&str>, webhooks: Option<&Path>, deadline_seconds: u64, metrics_token_file: Option<&Path>, totp_key_file: Option<&Path>) -> Result<ExitCode> {
-    use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
+fn serve(
+    addr: std::net::SocketAddr,
+    data: &Path,
+    root: &Path,
+    store: &str,
+    pg_schema: Option<&str>,
+    webhooks: Option<&Path>,
+    deadline_seconds: u64,
+    metrics_token_file: Option<&Path>,
+    totp_key_file: Option<&Path>,
+    public_url: Option<&str>,
+) -> Result<ExitCode> {
+    use carimbo::http::{AppState, Paths, PublicUrl, DEMO_PASSWORD};
+    // A wrong public address is refused before anything is opened.
+    let public_url = match public_url {
+        Some(text) => PublicUrl::parse(text)?,
+        None => PublicUrl::for_addr(addr),
+    };
     let mut paths = Paths::from_root(root, data);
     if let Some(key) = totp_key_file.map(Path::to_path_buf).or_else(|| std::env::var_os("CARIMBO_TOTP_KEY_FILE").map(PathBuf::from)) {
         paths.totp_key = key;
@@ -267,6 +289,7 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     };
     let totp_key = paths.totp_key.clone();
     let mut state = AppState::with_store(paths, opened.store)?;
+    state.public_url = public_url;
     if let Some(file) = metrics_token_file {
         let token = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read the metrics token file {}: {e}", file.display()))?;
         state.set_scrape_token(&token)?;
@@ -284,6 +307,10 @@ fn serve(addr: std::net::SocketAddr, data: &Path, root: &Path, store: &str, pg_s
     let state = std::sync::Arc::new(state);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
+    match state.public_url.is_https() {
+        true => println!("public address {}: Secure cookies, Strict-Transport-Security: {}", state.public_url, carimbo::http::HSTS),
+        false => println!("public address {}: plain HTTP (no Secure cookies, no HSTS; give --public-url https://… behind a TLS proxy)", state.public_url),
+    }
     println!("{where_}");
     println!("second-factor secrets encrypted with {}; account audit log {}", totp_key.display(), state.accounts.audit_log_path().display());
     println!("demo logins (password {DEMO_PASSWORD}):");

@@ -1,5 +1,5 @@
-//! Every route of `carimbo::http::routes()` called by every role, against a written table of the
-//! status each must get. The table names every route: a route added without a row (or a row
+//! Every route of `carimbo::http::routes()`, the API's and the pages', called by every role,
+//! against a written table of the status each must get. The table names every route: a route added without a row (or a row
 //! left behind by a removed route) fails the test, so nobody adds an endpoint without deciding
 //! who may call it.
 //!
@@ -75,6 +75,31 @@ const TABLE: &[Row] = &[
     row("GET",    "/api/v1/usage",                     [401,  403,  403,  403,  200,  200]),
     row("GET",    "/metrics",                          [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/openapi.json",              [200,  200,  200,  200,  200,  200]),
+    // The pages. A visitor without a session is sent to /login (303); a page refused to a role
+    // is a page saying so (403), a case the caller is not party to a page that says "not found".
+    row("GET",    "/",                                 [303,  303,  303,  303,  303,  303]),
+    row("GET",    "/login",                            [200,  200,  200,  200,  200,  200]),
+    row("POST",   "/login",                            [303,  303,  303,  303,  303,  303]),
+    row("POST",   "/logout",                           [303,  303,  303,  303,  303,  303]),
+    row("GET",    "/forms",                            [303,  200,  200,  200,  200,  200]),
+    row("GET",    "/forms/{id}",                       [303,  200,  200,  200,  200,  200]),
+    row("POST",   "/forms/{id}",                       [303,  200,  200,  200,  200,  200]),
+    row("GET",    "/cases",                            [303,  200,  200,  200,  200,  200]),
+    row("GET",    "/cases/{id}",                       [303,  200,  200,  404,  200,  404]),
+    row("POST",   "/cases/{id}/withdraw",              [303,  303,  403,  404,  403,  404]),
+    row("GET",    "/cases/{id}/resubmit",              [303,  200,  403,  404,  403,  404]),
+    row("POST",   "/cases/{id}/resubmit",              [303,  200,  403,  404,  403,  404]),
+    row("GET",    "/me/security",                      [303,  200,  200,  200,  200,  200]),
+    row("POST",   "/me/security",                      [303,  303,  303,  303,  303,  303]),
+    row("GET",    "/inbox",                            [303,  200,  200,  200,  200,  200]),
+    row("POST",   "/inbox",                            [303,  200,  200,  200,  200,  200]),
+    row("GET",    "/author",                           [303,  403,  403,  200,  403,  200]),
+    row("POST",   "/author",                           [303,  403,  403,  200,  403,  200]),
+    row("GET",    "/audit",                            [303,  403,  403,  403,  200,  403]),
+    row("GET",    "/admin/outbox",                     [303,  403,  403,  403,  403,  200]),
+    row("POST",   "/admin/outbox",                     [303,  403,  403,  403,  403,  303]),
+    row("GET",    "/admin/usage",                      [303,  403,  403,  403,  200,  200]),
+    row("GET",    "/static/{name}",                    [200,  200,  200,  200,  200,  200]),
 ];
 
 const LEAVE: &str = "absence-and-annual-leave";
@@ -188,8 +213,105 @@ fn call(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             post(&format!("/api/v1/admin/accounts/{target}/totp/reset"), json!({}))
         }
         ("GET", "/api/v1/admin/export") => caller.get("/api/v1/admin/export?since=2026-01-01&format=csv"),
+        _ if !path.starts_with("/api/") && path != "/metrics" => call_page(w, method, path, caller),
         ("GET", _) => caller.get(path),
         _ => panic!("no request is written for {method} {path}: add one to `call`"),
+    }
+}
+
+/// A page post, as the page's own form sends it: URL-encoded, with the session's CSRF token.
+fn form_post(caller: &Client, path: &str, fields: &[(&str, &str)], cookies: &[&str]) -> Reply {
+    let mut all: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Some(csrf) = &caller.csrf {
+        all.push(("csrf".into(), csrf.clone()));
+    }
+    let body: Vec<String> = all.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    let cookie = cookies.join("; ");
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if !cookie.is_empty() {
+        headers.push(("cookie", cookie.as_str()));
+    }
+    caller.request("POST", path, Some(body.join("&").as_bytes()), &headers)
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The leave request as the page's fields.
+fn leave_fields(data: &Value) -> Vec<(&'static str, String)> {
+    ["leave_type", "start_date", "end_date", "substitute"].into_iter().filter_map(|k| data[k].as_str().map(|v| (k, v.to_string()))).collect()
+}
+
+/// Makes the call of one page cell, signed in by the session cookie as a browser is.
+fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
+    let fields = |list: &[(&'static str, String)]| list.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    match (method, path) {
+        ("POST", "/login") => {
+            // The form's own token, from the sign-in page: its cookie and its hidden field.
+            let page = w.s.anonymous().no_redirects().get("/login");
+            let cookie = page.header("set-cookie").and_then(|c| c.split(';').next()).expect("the sign-in token cookie").to_string();
+            let html = page.body.as_str().unwrap_or_default();
+            let token = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).expect("the hidden field").to_string();
+            let mut visitor = w.s.anonymous().no_redirects();
+            visitor.csrf = Some(token);
+            visitor.token = caller.token.clone();
+            visitor.by_cookie = true;
+            form_post(&visitor, path, &[("person", "p040"), ("password", DEMO_PASSWORD)], &[&cookie])
+        }
+        ("POST", "/logout") => match caller.person.as_deref() {
+            // A session of its own, so the caller's stays open for the other rows.
+            Some(p) => form_post(&w.s.login(p).by_cookie().no_redirects(), path, &[], &[]),
+            None => form_post(caller, path, &[], &[]),
+        },
+        ("GET", "/forms/{id}") => caller.get(&format!("/forms/{LEAVE}")),
+        ("POST", "/forms/{id}") => {
+            let list = leave_fields(&leave(1));
+            let owned = fields(&list);
+            let refs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form_post(caller, &format!("/forms/{LEAVE}"), &refs, &[])
+        }
+        ("GET", "/cases/{id}") => caller.get(&format!("/cases/{}", w.open_case())),
+        ("POST", "/cases/{id}/withdraw") => form_post(caller, &format!("/cases/{}/withdraw", w.open_case()), &[("_do", "confirm"), ("reason", "test")], &[]),
+        ("GET", "/cases/{id}/resubmit") => caller.get(&format!("/cases/{}/resubmit", w.returned_case())),
+        ("POST", "/cases/{id}/resubmit") => {
+            let mut data = leave(1);
+            data["substitute"] = json!("Wong Wai Keong");
+            let list = leave_fields(&data);
+            let mut refs: Vec<(&str, &str)> = list.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            refs.push(("_do", "check"));
+            form_post(caller, &format!("/cases/{}/resubmit", w.returned_case()), &refs, &[])
+        }
+        // Everyone enrolled a second factor in the API's rows (and its code of this half-minute is
+        // spent): an administrator's reset first, so the page begins a fresh enrolment.
+        ("POST", "/me/security") => {
+            if let Some(p) = caller.person.as_deref()
+                && w.s.state.accounts.get(p).is_some_and(|a| a.has_second_factor())
+            {
+                w.s.state.accounts.reset_totp(p, "p032", chrono::Utc::now()).unwrap();
+            }
+            form_post(caller, path, &[("_do", "begin")], &[])
+        }
+        ("POST", "/inbox") => form_post(caller, path, &[], &[]),
+        ("POST", "/author") => {
+            let boundary = "carimbo-test-boundary";
+            let csrf = caller.csrf.clone().unwrap_or_default();
+            // A shipped definition pasted in: checked, and clean.
+            let pasted = std::fs::read_to_string(common::repo().join(format!("forms/{LEAVE}.json"))).unwrap();
+            let part = |name: &str, value: &str| format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+            let body = format!("{}{}{}--{boundary}--\r\n", part("csrf", &csrf), part("pasted_name", &format!("{LEAVE}.json")), part("pasted", &pasted));
+            let kind = format!("multipart/form-data; boundary={boundary}");
+            caller.request("POST", path, Some(body.as_bytes()), &[("content-type", kind.as_str())])
+        }
+        ("POST", "/admin/outbox") => form_post(caller, path, &[], &[]),
+        ("GET", "/static/{name}") => caller.get("/static/app.css"),
+        ("GET", _) => caller.get(path),
+        _ => panic!("no request is written for the page {method} {path}: add one to `call_page`"),
     }
 }
 
@@ -207,10 +329,15 @@ fn the_table_names_every_route_exactly_once() {
     for r in &routes {
         let row = TABLE.iter().find(|row| row.method == r.method.as_str() && row.path == r.path).unwrap();
         let public = r.access == "public";
-        assert_eq!(row.expect[0] != 401, public, "{} {}: anonymous callers get 401 exactly on non-public routes", r.method, r.path);
+        if r.is_api() {
+            assert_eq!(row.expect[0] != 401, public, "{} {}: anonymous callers get 401 exactly on non-public routes", r.method, r.path);
+        } else if !public {
+            assert_eq!(row.expect[0], 303, "{} {}: a visitor without a session is sent to sign in", r.method, r.path);
+        }
         for access in r.access.split(", ") {
             if let Some(i) = ROLES.iter().position(|(role, _)| *role == access) {
-                assert!(row.expect[i] < 300, "{} {} is for {access}, who must be let through", r.method, r.path);
+                // A page post that succeeded answers 303 (post, redirect, get).
+                assert!(row.expect[i] < if r.is_api() { 300 } else { 400 }, "{} {} is for {access}, who must be let through", r.method, r.path);
             }
         }
     }
@@ -222,15 +349,28 @@ fn every_route_gives_every_role_the_status_in_the_table() {
     let (staff, supervisor) = (s.login("p005"), s.login("p003"));
     let w = World { s, staff, supervisor, keys: AtomicUsize::new(0) };
     let callers: Vec<Client> = ROLES.iter().map(|(_, p)| p.map_or_else(|| w.s.anonymous(), |p| w.s.login(p))).collect();
+    // The pages are called as a browser calls them: the session cookie, no redirect followed.
+    let browsers: Vec<Client> = ROLES.iter().map(|(_, p)| p.map_or_else(|| w.s.anonymous().no_redirects(), |p| w.s.login(p).by_cookie().no_redirects())).collect();
 
     let mut wrong = Vec::new();
     for r in carimbo::http::routes() {
         let row = TABLE.iter().find(|row| row.method == r.method.as_str() && row.path == r.path).expect("checked by the other test");
         for (i, (role, _)) in ROLES.iter().enumerate() {
-            let reply = call(&w, row.method, row.path, &callers[i]);
+            let reply = if r.is_api() { call(&w, row.method, row.path, &callers[i]) } else { call_page(&w, row.method, row.path, &browsers[i]) };
             let expected = row.expect[i];
             if reply.status != expected {
-                wrong.push(format!("{} {} as {role}: expected {expected}, got {} {}", row.method, row.path, reply.status, reply.body));
+                let body = reply.body.to_string();
+                wrong.push(format!("{} {} as {role}: expected {expected}, got {} {}", row.method, row.path, reply.status, &body[..body.len().min(300)]));
+                continue;
+            }
+            if !r.is_api() {
+                // A page refuses with a page; a visitor without a session goes to sign in.
+                if i == 0 && r.access != "public" && reply.header("location") != Some("/login") {
+                    wrong.push(format!("{} {} as {role}: expected to be sent to /login, got {:?}", row.method, row.path, reply.header("location")));
+                }
+                if expected >= 400 && !reply.header("content-type").is_some_and(|t| t.starts_with("text/html")) {
+                    wrong.push(format!("{} {} as {role}: a page refuses with a page, not {:?}", row.method, row.path, reply.header("content-type")));
+                }
                 continue;
             }
             // Refusals are problems with the code that says why.

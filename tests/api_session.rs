@@ -174,7 +174,9 @@ fn the_openapi_document_lists_every_route() {
     let r = s.anonymous().get("/api/v1/openapi.json");
     assert_eq!(r.status, 200);
     assert_eq!(r.body["openapi"], "3.1.0");
-    let routes = carimbo::http::routes();
+    // The pages are in the route table too, but they are HTML, not API: the document leaves them out.
+    let routes: Vec<_> = carimbo::http::routes().into_iter().filter(|r| r.is_api()).collect();
+    assert!(carimbo::http::routes().iter().any(|r| !r.is_api() && r.path == "/cases/{id}"), "the pages are in the table");
     let mut listed = 0;
     for (path, ops) in r.body["paths"].as_object().unwrap() {
         listed += ops.as_object().unwrap().len();
@@ -206,4 +208,199 @@ fn the_api_rate_limit_counts_an_account_whether_it_uses_a_token_or_the_cookie() 
         // Another account is not held back.
         assert_eq!(s.login("p007").get("/api/v1/me").status, 200);
     }
+}
+
+#[test]
+fn behind_an_https_public_address_cookies_are_secure_and_every_answer_carries_hsts() {
+    let s = TestServer::start_with(|state| state.public_url = carimbo::http::PublicUrl::parse("https://forms.example.org").unwrap());
+    let r = s.anonymous().post("/api/v1/session", &json!({"person": "p003", "password": DEMO_PASSWORD}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("carimbo_session=") && cookie.contains("; Secure"), "{cookie}");
+    let c = s.login("p003");
+    for r in [c.get("/api/v1/me"), s.anonymous().get("/api/v1/me"), s.anonymous().get("/login"), s.anonymous().get("/static/app.css"), c.delete("/api/v1/session")] {
+        assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"), "{:?}", r.headers);
+    }
+    // The sign-out removes the cookie with the same attributes it was set with.
+    let out = s.login("p005").delete("/api/v1/session");
+    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0") && c.contains("; Secure")), "{:?}", out.headers);
+}
+
+#[test]
+fn over_plain_http_cookies_are_not_secure_and_no_hsts_is_sent() {
+    let s = TestServer::start();
+    let r = s.anonymous().post("/api/v1/session", &json!({"person": "p003", "password": DEMO_PASSWORD}));
+    assert!(!r.header("set-cookie").unwrap().contains("Secure"));
+    assert_eq!(r.header("strict-transport-security"), None);
+    assert_eq!(s.anonymous().get("/login").header("strict-transport-security"), None);
+}
+
+#[test]
+fn a_public_address_that_is_not_a_plain_http_or_https_origin_stops_the_server_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    for bad in ["forms.example.org", "ftp://forms.example.org", "https://", "https://forms.example.org/carimbo", "https://user@forms.example.org", "https://forms.example.org:99999", "https://x.org?a=b"] {
+        let dir = data.path().join("never-created");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--public-url", bad, "--data"])
+            .arg(&dir)
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad} was accepted");
+        assert!(err.contains("CARIMBO-E0720") && err.contains("--public-url"), "{bad}: {err}");
+        assert!(!dir.exists(), "{bad}: nothing is created before the address is checked");
+    }
+    for good in ["https://forms.example.org", "https://forms.example.org:8443/", "http://127.0.0.1:8080", "HTTPS://[::1]:8443"] {
+        assert!(carimbo::http::PublicUrl::parse(good).is_ok(), "{good}");
+    }
+    assert!(carimbo::http::PublicUrl::parse("HTTPS://[::1]:8443").unwrap().is_https());
+}
+
+#[test]
+fn pages_case_answers_and_errors_are_never_stored_by_a_cache_but_static_files_may_be() {
+    let s = TestServer::start();
+    let api = s.login("p005");
+    let id = api.submit_ok("absence-and-annual-leave", &common::server::leave(1), "cache-1");
+    let mut browser = s.login("p005");
+    browser.by_cookie = true;
+    let answers = [
+        ("the case page", browser.get(&format!("/cases/{id}"))),
+        ("the case answer", api.case(&id)),
+        ("my cases", api.get("/api/v1/cases")),
+        ("a 404 problem", api.case("C-nothing")),
+        ("a 401 problem", s.anonymous().get("/api/v1/me")),
+        ("an error page", browser.get("/forms/no-such-form")),
+        ("the login page", s.anonymous().get("/login")),
+        ("the sign-in answer", s.anonymous().post("/api/v1/session", &json!({"person": "p006", "password": DEMO_PASSWORD}))),
+    ];
+    for (what, r) in &answers {
+        assert!(r.status < 500, "{what}: {}", r.body);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{what} ({})", r.status);
+    }
+    assert_eq!(answers[0].1.status, 200, "{}", answers[0].1.body);
+    assert_eq!(answers[3].1.status, 404);
+    assert_eq!(s.anonymous().get("/static/app.css").header("cache-control"), Some("max-age=300"));
+    assert_eq!(s.anonymous().get("/api/v1/openapi.json").header("cache-control"), None);
+}
+
+/// A browser without JavaScript, at the sign-in form: it keeps no cookies and follows no
+/// redirect by itself, so each test says what it sends.
+fn form_agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into()
+}
+
+/// The sign-in page: its token cookie (`name=value`) and the hidden field's value.
+fn login_page(s: &TestServer, agent: &ureq::Agent) -> (String, String) {
+    let mut r = agent.get(&format!("{}/login", s.base)).call().unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("carimbo_login=")).expect("the sign-in token cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let html = r.body_mut().read_to_string().unwrap();
+    let field = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).expect("the hidden csrf field").to_string();
+    (cookie.split(';').next().unwrap().to_string(), field)
+}
+
+fn post_login(s: &TestServer, agent: &ureq::Agent, cookie: Option<&str>, csrf: Option<&str>) -> (u16, Vec<String>, String) {
+    let mut body = format!("person=p005&password={DEMO_PASSWORD}");
+    if let Some(c) = csrf {
+        body.push_str(&format!("&csrf={c}"));
+    }
+    let mut req = agent.post(&format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let mut r = req.send(body.as_bytes()).unwrap();
+    let cookies = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    (r.status().as_u16(), cookies, if location.is_empty() { r.body_mut().read_to_string().unwrap() } else { format!("Location: {location}") })
+}
+
+#[test]
+fn the_sign_in_form_is_refused_without_its_own_token_and_changes_nothing() {
+    let s = TestServer::start();
+    let agent = form_agent();
+    let (cookie, field) = login_page(&s, &agent);
+    let other = login_page(&s, &agent).1;
+    // A post from another site: no cookie of ours, or a token that is not the cookie's.
+    for (what, c, f) in [("no token at all", None, None), ("no cookie", None, Some(field.as_str())), ("no field", Some(cookie.as_str()), None), ("a forged field", Some(cookie.as_str()), Some("forged")), ("another page's token", Some(cookie.as_str()), Some(other.as_str()))] {
+        let (status, cookies, html) = post_login(&s, &agent, c, f);
+        assert_eq!(status, 403, "{what}");
+        assert!(html.contains("CARIMBO-E0721") && html.contains("sign in again"), "{what}: {html}");
+        assert!(!cookies.iter().any(|c| c.starts_with("carimbo_session=")), "{what}: no session is opened");
+        assert!(html.contains("name=\"csrf\""), "{what}: the page comes back with a fresh token to sign in with");
+    }
+    // Nothing was counted against the account: ten more wrong passwords are still answered 401.
+    for _ in 0..10 {
+        assert_eq!(s.anonymous().post("/api/v1/session", &json!({"person": "p005", "password": "guess"})).status, 401);
+    }
+    // The page's own post signs in.
+    let s = TestServer::start();
+    let (cookie, field) = login_page(&s, &agent);
+    let (status, cookies, location) = post_login(&s, &agent, Some(&cookie), Some(&field));
+    assert_eq!((status, location.as_str()), (303, "Location: /forms"));
+    assert!(cookies.iter().any(|c| c.starts_with("carimbo_session=") && c.contains("HttpOnly")), "{cookies:?}");
+}
+
+#[test]
+fn behind_https_the_sign_in_token_cookie_is_secure_and_host_only() {
+    let s = TestServer::start_with(|state| state.public_url = carimbo::http::PublicUrl::parse("https://forms.example.org").unwrap());
+    let r = form_agent().get(&format!("{}/login", s.base)).call().unwrap();
+    let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap();
+    assert!(cookie.starts_with("__Host-carimbo_login=") && cookie.contains("; Secure") && cookie.contains("Path=/;"), "{cookie}");
+}
+
+/// Signs in through the API from another loopback address (all of 127.0.0.0/8 is the local
+/// machine on Linux), as a second computer would; returns the status and `Retry-After`.
+fn sign_in_from(s: &TestServer, source: [u8; 4], person: &str, password: &str) -> (u16, Option<String>) {
+    let server: std::net::SocketAddr = s.base.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((source, 0))).unwrap();
+        socket.connect(server).await.unwrap().into_std().unwrap()
+    });
+    let mut stream = stream;
+    stream.set_nonblocking(false).unwrap();
+    let body = json!({"person": person, "password": password}).to_string();
+    write!(stream, "POST /api/v1/session HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let retry = answer.lines().find_map(|l| l.strip_prefix("retry-after: ").map(str::to_string));
+    (status, retry)
+}
+
+#[test]
+fn ten_wrong_passwords_from_a_strangers_address_do_not_keep_the_owner_out_from_theirs() {
+    let s = TestServer::start();
+    let stranger = [127, 0, 0, 2];
+    for i in 0..10 {
+        assert_eq!(sign_in_from(&s, stranger, "p005", "guess").0, 401, "guess {i}");
+    }
+    // The stranger is stopped, even with the right password…
+    let (status, retry) = sign_in_from(&s, stranger, "p005", "guess");
+    assert_eq!(status, 429);
+    assert!(retry.as_deref().and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| (1..=60).contains(&r)), "{retry:?}");
+    assert_eq!(sign_in_from(&s, stranger, "p005", DEMO_PASSWORD).0, 429);
+    // … the owner is not, from their own address or a new one.
+    assert_eq!(sign_in_from(&s, [127, 0, 0, 1], "p005", DEMO_PASSWORD).0, 200);
+    assert_eq!(sign_in_from(&s, [127, 0, 0, 3], "p005", DEMO_PASSWORD).0, 200);
+}
+
+#[test]
+fn guesses_spread_over_many_addresses_lock_only_addresses_that_never_signed_in_to_the_account() {
+    let s = TestServer::start();
+    let usual = [127, 0, 0, 1];
+    assert_eq!(sign_in_from(&s, usual, "p005", DEMO_PASSWORD).0, 200);
+    for n in 10..15u8 {
+        for _ in 0..10 {
+            assert_eq!(sign_in_from(&s, [127, 0, 1, n], "p005", "guess").0, 401);
+        }
+    }
+    let (status, retry) = sign_in_from(&s, [127, 0, 2, 1], "p005", DEMO_PASSWORD);
+    assert_eq!(status, 429, "fifty wrong passwords from everywhere: a new address waits");
+    assert!(retry.is_some());
+    assert_eq!(sign_in_from(&s, usual, "p005", DEMO_PASSWORD).0, 200, "the address that signed in before is let in");
+    assert_eq!(sign_in_from(&s, [127, 0, 2, 1], "p006", DEMO_PASSWORD).0, 200, "other accounts are untouched");
 }

@@ -425,3 +425,26 @@ async fn an_approver_without_a_second_factor_is_sent_from_the_inbox_to_enrol_one
     let (_, html) = app.get(Some(&head), "/inbox?lang=en").await;
     assert!(html.contains(r#"id="totp""#) && !html.contains(r#"id="no-second-factor""#), "enrolled: just the code field");
 }
+
+#[tokio::test]
+async fn a_bidi_override_in_a_comment_is_shown_as_a_marked_code_point_and_does_not_turn_the_text_around() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(2));
+    // "approved" written backwards behind U+202E reads as "devorppa" reversed: the override would
+    // make the comment say something else than its letters; zero-width and control characters too.
+    app.returned(&id, "p003", "Please fix \u{202E}devorppa\u{202C} dates\u{200B}\u{7}");
+    let staff = app.sign_in("p005");
+    for page in [format!("/cases/{id}?lang=en"), format!("/cases/{id}/resubmit?lang=en")] {
+        let (status, html) = app.get(Some(&staff), &page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let at = html.find(r#"<blockquote id="return-comment">"#).expect("the comment");
+        let comment = &html[at..at + html[at..].find("</blockquote>").unwrap()];
+        assert!(comment.contains(r#"Please fix <span class="hidden-char">⟨U+202E⟩</span>devorppa<span class="hidden-char">⟨U+202C⟩</span> dates<span class="hidden-char">⟨U+200B⟩</span><span class="hidden-char">⟨U+0007⟩</span>"#), "{page}: {comment}");
+        for c in ['\u{202E}', '\u{202C}', '\u{200B}', '\u{7}'] {
+            assert!(!html.contains(c), "{page} carries {:04X} as it is", c as u32);
+        }
+    }
+    // The recorded comment is what was typed: only its display changes.
+    let events = serde_json::to_string(&app.state.cases.events(&id).unwrap().iter().map(|e| &e.body).collect::<Vec<_>>()).unwrap();
+    assert!(events.contains("\u{202E}devorppa\u{202C}"), "the record keeps the text as written");
+}

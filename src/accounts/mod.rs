@@ -610,7 +610,8 @@ fn token_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn random_token() -> String {
+/// 32 random bytes, base64url: a session token, a CSRF token.
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

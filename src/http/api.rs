@@ -66,17 +66,23 @@ pub async fn login(State(state): Shared, ConnectInfo(peer): ConnectInfo<SocketAd
         roles: roles_of(&state, &session.person).into_iter().collect(),
         expires: session.expires,
     };
-    let cookie = session_cookie(&token, state.secure_cookies);
+    let cookie = session_cookie(&token, state.secure_cookies());
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
+/// The session cookie; `Secure` (sent over HTTPS only) when the public address is HTTPS.
 pub fn session_cookie(token: &str, secure: bool) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800{}", if secure { "; Secure" } else { "" })
 }
 
+/// The header that removes the session cookie at sign-out.
+pub fn cleared_session_cookie(secure: bool) -> String {
+    session_cookie("", secure).replace("Max-Age=28800", "Max-Age=0")
+}
+
 pub async fn logout(State(state): Shared, caller: Caller) -> Response {
     state.sessions.close(&caller.token);
-    ([(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))], StatusCode::NO_CONTENT).into_response()
+    ([(header::SET_COOKIE, cleared_session_cookie(state.secure_cookies()))], StatusCode::NO_CONTENT).into_response()
 }
 
 pub async fn me(State(state): Shared, caller: Caller) -> Json<Value> {

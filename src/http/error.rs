@@ -196,6 +196,7 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0704" => ("請求格式不正確。", "O pedido está mal formado.", "The request is malformed."),
         "CARIMBO-E0705" => ("嘗試次數過多，請稍後再試。", "Demasiadas tentativas; tente mais tarde.", "Too many attempts; try again later."),
         "CARIMBO-E0706" => ("頁面已過期，請重新載入後再試。", "A página expirou; recarregue-a e tente de novo.", "The page has expired; reload it and try again."),
+        "CARIMBO-E0721" => ("登入頁面已過期，請重新登入。", "A página de início de sessão expirou; inicie sessão de novo.", "The sign-in page had expired; sign in again."),
         "CARIMBO-E0707" => ("請求內容過大。", "O pedido é demasiado grande.", "The request is too large."),
         "CARIMBO-E1101" => ("統計查詢參數不正確。", "Um parâmetro da consulta de estatísticas não é válido.", "A parameter of the usage query is not valid."),
         "CARIMBO-E0708" => ("定義有錯誤，舊版本會繼續使用。", "A definição tem erros; a versão anterior continua em uso.", "The definition has errors; the previous version keeps serving."),

@@ -1,9 +1,10 @@
 //! The HTTP server: the JSON API under `/api/v1` (described at `/api/v1/openapi.json`) and the
 //! server-rendered pages, over one `AppState`.
 //!
-//! `ROUTES` is the single list of API routes: the router, the OpenAPI document and the
-//! route × role test are all built from it, so they cannot drift apart. Limits live here too:
-//! request body sizes, per-IP and per-account login rate limits, per-account API rate limits,
+//! `routes()` is the single list of routes, the API's and the pages' (`RouteKind`): the router,
+//! the OpenAPI document (API routes only) and the route × role test are all built from it, so
+//! they cannot drift apart. Limits live here too:
+//! request body sizes, sign-in limits (per address, per account and address, per account for new addresses), per-account API rate limits,
 //! security headers, and a graceful shutdown that lets acts in flight finish.
 
 pub mod api;
@@ -11,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod outbox_api;
 pub mod pages;
+pub mod sign_in_limits;
 pub mod usage;
 
 use crate::accounts::{AccountError, AccountFiles, Accounts, Session, Sessions};
@@ -31,7 +33,7 @@ use chrono::Utc;
 use error::ApiError;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,15 +75,17 @@ pub struct AppState {
     pub verifier: SignatureVerifier,
     pub seal: ServiceSeal,
     pub paths: Paths,
-    pub secure_cookies: bool,
+    /// The address people use to reach the server (`serve --public-url`): when it is HTTPS, the
+    /// cookies are `Secure` and every answer carries `Strict-Transport-Security`.
+    pub public_url: PublicUrl,
     /// The webhooks this process delivers to (`carimbo serve --webhooks FILE`), if any.
     pub outbox: Option<outbox_api::OutboxHandle>,
     /// The usage report, recomputed at most once a minute.
     pub usage: UsageFigures,
     /// SHA-256 (hex) of the token Prometheus sends to `/metrics` (`serve --metrics-token-file`).
     pub scrape_token: Option<String>,
-    login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    login_by_account: DefaultKeyedRateLimiter<String>,
+    /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
+    sign_in_limits: sign_in_limits::SignInLimits,
     api_by_account: DefaultKeyedRateLimiter<String>,
 }
 
@@ -97,6 +101,86 @@ pub enum StartError {
     Cases(#[from] crate::cases::CaseError),
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    #[error("{0} [CARIMBO-E0720]")]
+    PublicUrl(String),
+}
+
+/// The address people type to reach the server, as `serve --public-url` gives it: `http://` or
+/// `https://`, a host (and port), nothing else. Only its scheme changes what the server does
+/// (behind a TLS-terminating proxy the server itself still speaks plain HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    url: String,
+    https: bool,
+}
+
+impl Default for PublicUrl {
+    fn default() -> Self {
+        PublicUrl::for_addr("127.0.0.1:8080".parse().expect("a socket address"))
+    }
+}
+
+impl PublicUrl {
+    /// `http://ADDR`: what the server is reached at when no public address is given.
+    pub fn for_addr(addr: SocketAddr) -> PublicUrl {
+        PublicUrl { url: format!("http://{addr}"), https: false }
+    }
+
+    /// Parses `--public-url`; a path, query, fragment or user name in it is refused, because the
+    /// server serves from its root and would set cookies and links for the wrong place.
+    pub fn parse(text: &str) -> Result<PublicUrl, StartError> {
+        let bad = |why: &str| StartError::PublicUrl(format!("--public-url {text:?}: {why}"));
+        let lower = text.to_ascii_lowercase();
+        let (https, rest) = if lower.starts_with("https://") {
+            (true, &text[8..])
+        } else if lower.starts_with("http://") {
+            (false, &text[7..])
+        } else {
+            return Err(bad("it must start with https:// (or http://), e.g. https://forms.example.org"));
+        };
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        if host.is_empty() {
+            return Err(bad("it names no host"));
+        }
+        if let Some(c) = host.chars().find(|c| matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace() || c.is_control()) {
+            return Err(bad(&format!("only a scheme and a host (with an optional port) are allowed; {c:?} is not (the server serves from its root)")));
+        }
+        let (name, port) = match host.strip_prefix('[') {
+            // An IPv6 address, bracketed as RFC 3986 §3.2.2 writes it.
+            Some(v6) => match v6.split_once(']') {
+                Some((addr, "")) => (addr, None),
+                Some((addr, tail)) => (addr, Some(tail.strip_prefix(':').unwrap_or(tail))),
+                None => return Err(bad("an IPv6 address needs its closing ]")),
+            },
+            None => match host.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (host, None),
+            },
+        };
+        if name.is_empty() {
+            return Err(bad("it names no host"));
+        }
+        if let Some(p) = port
+            && !p.parse::<u16>().is_ok_and(|p| p > 0)
+        {
+            return Err(bad(&format!("the port {p:?} is not a number from 1 to 65535")));
+        }
+        Ok(PublicUrl { url: format!("{}://{host}", if https { "https" } else { "http" }), https })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
 }
 
 /// Reads a secret key file, or creates it with 32 random bytes: the file 0600, its folder 0700,
@@ -149,7 +233,6 @@ impl AppState {
         let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
         let key = crate::cases::CommitmentKey::from_bytes(&key).ok_or_else(|| StartError::Seeds("keys/commitment.key holds fewer than 32 bytes".into()))?;
         let cases = CaseService::new(store, report.catalog, directory)?.with_commitment_key(key);
-        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
         Ok(AppState {
             cases: Arc::new(cases),
             accounts: Arc::new(accounts),
@@ -157,12 +240,11 @@ impl AppState {
             verifier,
             seal,
             paths,
-            secure_cookies: false,
+            public_url: PublicUrl::default(),
             outbox: None,
             usage: UsageFigures::default(),
             scrape_token: None,
-            login_by_ip: RateLimiter::keyed(per_minute(30)),
-            login_by_account: RateLimiter::keyed(per_minute(10)),
+            sign_in_limits: sign_in_limits::SignInLimits::default(),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
             api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),
         })
@@ -210,25 +292,54 @@ impl AppState {
         Ok(())
     }
 
-    /// Checks a password (rate-limited per IP and per account) and opens a session.
+    /// Checks a password and opens a session. Wrong passwords are limited per account and
+    /// address, per address and per account as `sign_in_limits` explains, so a stranger's
+    /// guesses do not lock the owner out.
     pub async fn login(&self, person: &str, password: &str, peer: SocketAddr, lang: Lang) -> Result<(String, Session), ApiError> {
-        if self.login_by_ip.check_key(&peer.ip()).is_err() || self.login_by_account.check_key(&person.to_string()).is_err() {
-            return Err(ApiError::too_many("too many sign-in attempts; wait a minute").lang(lang));
+        let from = sign_in_limits::ClientAddress::of(peer.ip());
+        let locked = self.sign_in_limits.check(person, from, std::time::Instant::now());
+        if let Err(lock) = locked {
+            let wait = lock.retry_after().as_secs().max(1);
+            let detail = match lock {
+                sign_in_limits::Locked::FromThisAddress { .. } => format!("too many wrong passwords for this account from your address; wait {wait} s"),
+                sign_in_limits::Locked::ThisAddress { .. } => format!("too many wrong passwords from your address; wait {wait} s"),
+                sign_in_limits::Locked::FromNewAddresses { .. } => format!("too many wrong passwords for this account from many addresses; sign in from an address you used before, or wait {wait} s"),
+            };
+            let mut e = ApiError::too_many(detail).lang(lang);
+            e.retry_after = Some(wait);
+            return Err(e);
         }
         let accounts = self.accounts.clone();
-        let (person, password) = (person.to_string(), password.to_string());
-        let checked = tokio::task::spawn_blocking(move || accounts.verify_password(&person, &password).map(|_| person)).await;
-        let person = match checked {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Err(ApiError::from(e).lang(lang)),
-            Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
-        };
-        Ok(self.sessions.open(&person, Utc::now(), api::session_lifetime()))
+        let (account, password) = (person.to_string(), password.to_string());
+        let checked = tokio::task::spawn_blocking(move || accounts.verify_password(&account, &password)).await;
+        match checked {
+            Ok(Ok(_)) => {
+                self.sign_in_limits.succeeded(person, from, std::time::Instant::now());
+                Ok(self.sessions.open(person, Utc::now(), api::session_lifetime()))
+            }
+            Ok(Err(e)) => {
+                if matches!(e, AccountError::BadCredentials) {
+                    self.sign_in_limits.failed(person, from, std::time::Instant::now());
+                }
+                Err(ApiError::from(e).lang(lang))
+            }
+            Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string())),
+        }
     }
 }
 
-/// One API route: method, path, handler, and what the OpenAPI document says of it.
+/// Whether a route answers JSON under the API's rules (problems, rate limit, OpenAPI) or draws a
+/// page (HTML; a visitor without a session is sent to `/login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Api,
+    Page,
+}
+
+/// One route: method, path, handler, who may call it, and what it is for (the OpenAPI
+/// document's summary for an API route).
 pub struct RouteSpec {
+    pub kind: RouteKind,
     pub method: Method,
     pub path: &'static str,
     pub summary: &'static str,
@@ -244,12 +355,25 @@ macro_rules! route {
         route!($m, $verb, $path, $access, $summary, $h, query = [])
     };
     ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path, query = [$(($q:literal, $qd:literal)),* $(,)?]) => {
-        RouteSpec { method: Method::$m, path: $path, summary: $summary, access: $access, query: &[$(($q, $qd)),*], handler: || $verb($h) }
+        RouteSpec { kind: RouteKind::Api, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[$(($q, $qd)),*], handler: || $verb($h) }
     };
 }
 
-/// Every API route. Paths use axum's `{param}` syntax, which is also OpenAPI's.
+/// Every route: the API's, then the pages' (`pages::routes`). Paths use axum's `{param}`
+/// syntax, which is also OpenAPI's.
 pub fn routes() -> Vec<RouteSpec> {
+    let mut all = api_routes();
+    all.extend(pages::routes());
+    all
+}
+
+impl RouteSpec {
+    pub fn is_api(&self) -> bool {
+        self.kind == RouteKind::Api
+    }
+}
+
+fn api_routes() -> Vec<RouteSpec> {
     vec![
         route!(POST, post, "/api/v1/session", "public", "Sign in with a person id and password; returns a bearer token and sets the session cookie", api::login),
         route!(DELETE, delete, "/api/v1/session", "any", "Sign out", api::logout),
@@ -298,10 +422,10 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-/// The OpenAPI 3.1 document, built from `routes()`.
+/// The OpenAPI 3.1 document, built from the API routes of `routes()` (pages are HTML, not API).
 pub fn openapi_document() -> Value {
     let mut paths = serde_json::Map::new();
-    for r in routes() {
+    for r in api_routes() {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         let params: Vec<Value> = r
             .path
@@ -421,7 +545,7 @@ fn too_large(limit: usize, lang: Lang) -> Response {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let mut api = Router::new();
-    for r in routes() {
+    for r in api_routes() {
         let mut h = (r.handler)();
         if body_limit(r.path) != BODY_LIMIT {
             h = h.layer(DefaultBodyLimit::max(body_limit(r.path)));
@@ -429,18 +553,51 @@ pub fn router(state: Arc<AppState>) -> Router {
         api = api.route(r.path, h);
     }
     let api = api.fallback(api::not_found).layer(middleware::from_fn_with_state(state.clone(), api_rate_limit)).layer(middleware::from_fn(api_problems));
-    Router::new()
+    let https = state.public_url.is_https();
+    let app = Router::new()
         .merge(api)
-        .merge(pages::router())
+        .merge(pages::router(pages::routes()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(no_store))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-        ))
-        .with_state(state)
+        ));
+    // HSTS (RFC 6797) only when people reach the server over HTTPS: sent over plain HTTP it is
+    // ignored, and a browser that obeyed it would never reach an HTTP-only server again.
+    let app = if https { app.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))) } else { app };
+    app.with_state(state)
+}
+
+/// Answers that may be cached: the compiled-in style sheet and scripts, and the API description.
+/// Nothing in them is anyone's.
+fn cacheable(path: &str) -> bool {
+    path.starts_with("/static/") || path == "/api/v1/openapi.json"
+}
+
+/// `Cache-Control: no-store` on every other answer (RFC 9111 §5.2.2.5): pages, cases, errors
+/// and redirects may all carry personal data, and a shared or back-button cache must keep none of
+/// it. Set here for every route at once, so a new page cannot forget it.
+async fn no_store(req: Request, next: Next) -> Response {
+    let keep = cacheable(req.uri().path());
+    let mut response = next.run(req).await;
+    if !keep {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A year, the value browsers' preload lists ask for; subdomains are left to their own servers.
+pub const HSTS: &str = "max-age=31536000";
+
+impl AppState {
+    /// True when the cookies must be `Secure` (the public address is HTTPS).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.is_https()
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM; requests in flight (and their durable appends) finish first.

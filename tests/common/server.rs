@@ -24,9 +24,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts the server after `configure` has set what `carimbo serve`'s flags would.
+    pub fn start_with(configure: impl FnOnce(&mut AppState)) -> TestServer {
         let data = tempfile::tempdir().expect("a temporary data directory");
-        let state = Arc::new(AppState::open(Paths::from_root(&repo(), data.path())).expect("the server state opens"));
-        Self::serve(state, data)
+        let mut state = AppState::open(Paths::from_root(&repo(), data.path())).expect("the server state opens");
+        configure(&mut state);
+        Self::serve(Arc::new(state), data)
     }
 
     /// Serves an already opened state (the benchmark opens its own).
@@ -124,6 +130,18 @@ impl Client {
     pub fn new(base: &str) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         Client { agent, base: base.to_string(), person: None, token: None, csrf: None, by_cookie: false }
+    }
+
+    /// The same client, not following redirects (to see a page's 303 itself).
+    pub fn no_redirects(mut self) -> Client {
+        self.agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        self
+    }
+
+    /// The same client, sending its session as the cookie (as a browser does) instead of a bearer token.
+    pub fn by_cookie(mut self) -> Client {
+        self.by_cookie = true;
+        self
     }
 
     pub fn person(&self) -> &str {

@@ -203,7 +203,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
                         @if let Some(s) = step_title(&n.step) { " · " (s) }
                     }
                     @match &n.text {
-                        Some(c) if !c.trim().is_empty() => blockquote #return-comment { (c) },
+                        Some(c) if !c.trim().is_empty() => blockquote #return-comment { (super::shown(c)) },
                         _ => p.muted { (t(lang, "審批人沒有留下備註。", "O aprovador não deixou observações.", "The approver left no comment.")) },
                     }
                     @if mine {
@@ -216,7 +216,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
                     h2 #withdrawn-title { (t(lang, "已撤回", "Retirado", "Withdrawn")) }
                     p { (person_label(lang, &dir, &n.by)) " · " (when(&n.at)) }
                     @match &n.text {
-                        Some(r) if !r.trim().is_empty() => p { (t(lang, "原因：", "Motivo: ", "Reason: ")) span #withdraw-reason { (r) } },
+                        Some(r) if !r.trim().is_empty() => p { (t(lang, "原因：", "Motivo: ", "Reason: ")) span #withdraw-reason { (super::shown(r)) } },
                         _ => p.muted { (t(lang, "沒有註明原因。", "Sem motivo indicado.", "No reason given.")) },
                     }
                 }
@@ -245,7 +245,7 @@ fn withdraw_section(lang: Lang, caller: &Caller, case: &Case, w: &WithdrawForm) 
                 p { (t(lang, "撤回後不可復原：審批人不會再處理此個案。", "A retirada não pode ser desfeita: os aprovadores deixam de tratar o processo.", "This cannot be undone: the approvers will no longer act on this case.")) }
                 p {
                     (t(lang, "原因：", "Motivo: ", "Reason: "))
-                    @if w.reason.trim().is_empty() { span.muted { (t(lang, "（沒有註明）", "(nenhum)", "(none given)")) } } @else { q #confirm-reason { (w.reason) } }
+                    @if w.reason.trim().is_empty() { span.muted { (t(lang, "（沒有註明）", "(nenhum)", "(none given)")) } } @else { q #confirm-reason { (super::shown(&w.reason)) } }
                 }
                 form method="post" action=(action) {
                     input type="hidden" name="csrf" value=(caller.session.csrf);
@@ -288,8 +288,8 @@ pub fn changes_table(lang: Lang, form: &FormDefinition, changes: &[Change]) -> M
                 @for c in changes {
                     tr data-pointer=(c.pointer) {
                         th scope="row" { (pointer_label(form, lang, &c.pointer)) }
-                        td.before { (value_label(form, lang, &c.pointer, &c.before)) }
-                        td.after { (value_label(form, lang, &c.pointer, &c.after)) }
+                        td.before { (super::shown(&value_label(form, lang, &c.pointer, &c.before))) }
+                        td.after { (super::shown(&value_label(form, lang, &c.pointer, &c.after))) }
                     }
                 }
             }

@@ -200,7 +200,7 @@ fn signing_summary(lang: Lang, form: &FormDefinition, data: &Value, computed: &B
             dl.facts {
                 @for (pointer, value) in &leaves {
                     dt data-pointer=(pointer) { (super::render::pointer_label(form, lang, pointer)) }
-                    dd data-pointer=(pointer) { (super::render::value_label(form, lang, pointer, value)) }
+                    dd data-pointer=(pointer) { (super::shown(&super::render::value_label(form, lang, pointer, value))) }
                 }
             }
         }

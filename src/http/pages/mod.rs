@@ -23,12 +23,12 @@ mod security;
 mod usage;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
-use super::AppState;
+use super::{AppState, RouteKind, RouteSpec};
 use crate::accounts::secrets_equal;
 use crate::i18n::Lang;
 use axum::extract::{ConnectInfo, Form, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -149,12 +149,58 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
     }
 }
 
-/// A person's name in the page's language, with their id.
+/// A person's name in the page's language, with their id (hidden characters shown, as `visible`).
 pub fn person_label(lang: Lang, dir: &crate::directory::Directory, id: &str) -> String {
     match dir.person(id) {
-        Some(p) => format!("{} ({id})", p.name.get(lang)),
-        None => id.to_string(),
+        Some(p) => visible(&format!("{} ({id})", p.name.get(lang))),
+        None => visible(id),
     }
+}
+
+/// Characters that change how the text around them reads without showing themselves: control
+/// characters (C0 but tab and line breaks, DEL, C1), the bidirectional embeddings, overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069, U+061C), and the zero-width ones (U+200B–U+200F,
+/// U+2060–U+2064, U+FEFF). An approver's comment with U+202E can make "approve" read as its
+/// reverse, and a name with a zero-width space looks like another person's (Unicode TR #36, §2;
+/// the "Trojan Source" attack, CVE-2021-42574). Text keeps them as typed and signed; the
+/// pages only show them.
+pub fn is_hidden_char(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A hidden character as a page shows it: `⟨U+202E⟩`.
+fn char_name(c: char) -> String {
+    format!("⟨U+{:04X}⟩", c as u32)
+}
+
+/// Text with every hidden character written out as `⟨U+XXXX⟩` (for titles, labels, attributes).
+pub fn visible(s: &str) -> String {
+    if !s.chars().any(is_hidden_char) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if is_hidden_char(c) { char_name(c) } else { c.to_string() }).collect()
+}
+
+/// People's text (comments, reasons, names, typed values) in page content: escaped as maud
+/// escapes, every hidden character drawn as a marked `<span class="hidden-char">⟨U+202E⟩</span>`
+/// instead of acting on the text around it.
+pub struct Shown<'a>(pub &'a str);
+
+impl maud::Render for Shown<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        use std::fmt::Write;
+        let mut rest = self.0;
+        while let Some((i, c)) = rest.char_indices().find(|(_, c)| is_hidden_char(*c)) {
+            let _ = maud::Escaper::new(buffer).write_str(&rest[..i]);
+            let _ = write!(buffer, "<span class=\"hidden-char\">{}</span>", char_name(c));
+            rest = &rest[i + c.len_utf8()..];
+        }
+        let _ = maud::Escaper::new(buffer).write_str(rest);
+    }
+}
+
+pub fn shown(s: &str) -> Shown<'_> {
+    Shown(s)
 }
 
 /// A page response; remembers the language chosen with `?lang=` in a cookie.
@@ -229,7 +275,7 @@ async fn home(caller: Option<Caller>) -> Redirect {
     if caller.is_some() { Redirect::to("/forms") } else { Redirect::to("/login") }
 }
 
-fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
+fn login_page(pl: &PageLang, csrf: &str, error: Option<&str>) -> Markup {
     let lang = pl.lang;
     layout(
         pl,
@@ -239,6 +285,7 @@ fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
             h1 { (t(lang, "登入", "Iniciar sessão", "Sign in")) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
                 label { (t(lang, "人員編號", "Número de pessoal", "Person id")) input name="person" autocomplete="username" required; }
                 label { (t(lang, "密碼", "Palavra-passe", "Password")) input name="password" type="password" autocomplete="current-password" required; }
                 button type="submit" { (t(lang, "登入", "Entrar", "Sign in")) }
@@ -247,26 +294,91 @@ fn login_page(pl: &PageLang, error: Option<&str>) -> Markup {
     )
 }
 
-async fn login_form(pl: PageLang) -> Response {
-    page(&pl, login_page(&pl, None))
+/// The sign-in form's own CSRF token (login CSRF: without it, another site could post its own
+/// password to `/login` and have the victim work, unknowingly, in the attacker's account). There
+/// is no session yet, so the token lives in a cookie of its own and in the form's hidden `csrf`
+/// field, and a post must bring both, equal (the double-submit pattern). Over HTTPS the cookie
+/// has the `__Host-` prefix, so a neighbouring subdomain cannot plant one.
+fn login_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-carimbo_login" } else { "carimbo_login" }
+}
+
+/// The token the visitor's browser already holds (so two open sign-in tabs both work), or a new one.
+fn login_token(parts_cookie: Option<&str>) -> String {
+    match parts_cookie {
+        Some(t) if t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => t.to_string(),
+        _ => crate::accounts::random_token(),
+    }
+}
+
+fn login_cookie(token: &str, secure: bool) -> Option<header::HeaderValue> {
+    let name = login_cookie_name(secure);
+    header::HeaderValue::from_str(&format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{}", if secure { "; Secure" } else { "" })).ok()
+}
+
+/// The sign-in page with its token, the cookie set beside it.
+fn login_response(state: &AppState, pl: &PageLang, status: StatusCode, token: &str, error: Option<&str>) -> Response {
+    let mut resp = page_with_status(pl, status, login_page(pl, token, error));
+    if let Some(v) = login_cookie(token, state.secure_cookies()) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The login token a request carries in its cookie.
+pub struct LoginCookie(Option<String>);
+
+impl<S> FromRequestParts<S> for LoginCookie
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = Arc::<AppState>::from_ref(state);
+        Ok(LoginCookie(super::auth::cookie(parts, login_cookie_name(state.secure_cookies())).map(str::to_string)))
+    }
+}
+
+async fn login_form(State(state): State<Arc<AppState>>, LoginCookie(held): LoginCookie, pl: PageLang) -> Response {
+    login_response(&state, &pl, StatusCode::OK, &login_token(held.as_deref()), None)
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     person: String,
     password: String,
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
-async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, pl: PageLang, Form(f): Form<LoginForm>) -> Response {
-    match state.login(f.person.trim(), &f.password, peer, pl.lang).await {
-        Ok((token, _)) => {
+async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, LoginCookie(held): LoginCookie, pl: PageLang, Form(f): Form<LoginForm>) -> Response {
+    let lang = pl.lang;
+    // Checked before the password: a forged post neither signs anyone in nor counts as a
+    // failed attempt against the account.
+    let matches = matches!((held.as_deref(), f.csrf.as_deref()), (Some(c), Some(sent)) if !c.is_empty() && secrets_equal(c, sent));
+    if !matches {
+        let message = format!(
+            "{} [CARIMBO-E0721]",
+            t(
+                lang,
+                "登入頁面已過期，或表格並非由 carimbo 的頁面送出。頁面已重新載入，請再次登入。",
+                "A página de início de sessão expirou ou o formulário não veio da página do carimbo; a página foi recarregada: inicie sessão de novo.",
+                "The sign-in page had expired, or the form was not sent by carimbo's own page; the page has been reloaded: sign in again.",
+            )
+        );
+        return login_response(&state, &pl, StatusCode::FORBIDDEN, &login_token(None), Some(&message));
+    }
+    let token = login_token(held.as_deref());
+    match state.login(f.person.trim(), &f.password, peer, lang).await {
+        Ok((session, _)) => {
             let mut resp = Redirect::to("/forms").into_response();
-            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&token, state.secure_cookies)) {
+            if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&session, state.secure_cookies())) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
             resp
         }
-        Err(e) => (e.status, login_page(&pl, Some(&e.problem().title))).into_response(),
+        Err(e) => login_response(&state, &pl, e.status, &token, Some(&e.problem().title)),
     }
 }
 
@@ -281,7 +393,9 @@ async fn logout_post(State(state): State<Arc<AppState>>, PageCaller(caller): Pag
     }
     state.sessions.close(&caller.token);
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, header::HeaderValue::from_static("carimbo_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    if let Ok(v) = header::HeaderValue::from_str(&super::api::cleared_session_cookie(state.secure_cookies())) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
     resp
 }
 
@@ -305,22 +419,43 @@ pub fn raw(s: &str) -> PreEscaped<&str> {
     PreEscaped(s)
 }
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(home))
-        .route("/login", get(login_form).post(login_post))
-        .route("/logout", post(logout_post))
-        .route("/forms", get(fill::list))
-        .route("/forms/{id}", get(fill::blank).post(fill::posted))
-        .route("/cases", get(cases::list))
-        .route("/cases/{id}", get(cases::one))
-        .route("/cases/{id}/withdraw", post(cases::withdraw))
-        .route("/cases/{id}/resubmit", get(resubmit::show).post(resubmit::posted))
-        .route("/me/security", get(security::show).post(security::posted))
-        .route("/inbox", get(inbox::show).post(inbox::posted))
-        .route("/author", get(author::show).post(author::posted))
-        .route("/audit", get(audit::show))
-        .route("/admin/outbox", get(outbox::show).post(outbox::posted))
-        .route("/admin/usage", get(usage::show))
-        .route("/static/{name}", get(static_file))
+macro_rules! page {
+    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
+        RouteSpec { kind: RouteKind::Page, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[], handler: || $verb($h) }
+    };
+}
+
+/// Every page route, for `http::routes()`. `access` as for API routes; a visitor without a
+/// session who opens a page that is not `public` is sent to `/login`.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        page!(GET, get, "/", "any", "Signed in: on to the forms; otherwise to the sign-in page", home),
+        page!(GET, get, "/login", "public", "The sign-in form, with its own CSRF token (cookie and hidden field)", login_form),
+        page!(POST, post, "/login", "public", "Sign in from the form; refused without the form's token", login_post),
+        page!(POST, post, "/logout", "any", "Sign out", logout_post),
+        page!(GET, get, "/forms", "any", "The forms I may fill in", fill::list),
+        page!(GET, get, "/forms/{id}", "any", "A blank form", fill::blank),
+        page!(POST, post, "/forms/{id}", "any", "Check a filled-in form on the server; when valid, the signing step", fill::posted),
+        page!(GET, get, "/cases", "any", "My cases with their progress", cases::list),
+        page!(GET, get, "/cases/{id}", "any", "A case I am party to: its progress, the return comment, withdrawing it", cases::one),
+        page!(POST, post, "/cases/{id}/withdraw", "any", "Withdraw my case (reason, then confirmation)", cases::withdraw),
+        page!(GET, get, "/cases/{id}/resubmit", "any", "Correct my returned case", resubmit::show),
+        page!(POST, post, "/cases/{id}/resubmit", "any", "Check a correction; when valid, what changed and the signing step", resubmit::posted),
+        page!(GET, get, "/me/security", "any", "My second factor", security::show),
+        page!(POST, post, "/me/security", "any", "Enrol, confirm or replace my second factor", security::posted),
+        page!(GET, get, "/inbox", "any", "My open steps, to act on many at once", inbox::show),
+        page!(POST, post, "/inbox", "any", "Act on the steps picked", inbox::posted),
+        page!(GET, get, "/author", "author, admin", "Check definitions, with a preview", author::show),
+        page!(POST, post, "/author", "author, admin", "Upload definitions to check (and, for an administrator, apply)", author::posted),
+        page!(GET, get, "/audit", "auditor", "Any case with its event chain", audit::show),
+        page!(GET, get, "/admin/outbox", "admin", "The outbox: webhooks, waiting messages, dead letters", outbox::show),
+        page!(POST, post, "/admin/outbox", "admin", "Send dead letters again", outbox::posted),
+        page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
+        page!(GET, get, "/static/{name}", "public", "The style sheet and the page scripts", static_file),
+    ]
+}
+
+/// The pages' router, from their routes (`routes()`).
+pub fn router(routes: Vec<RouteSpec>) -> Router<Arc<AppState>> {
+    routes.into_iter().filter(|r| r.kind == RouteKind::Page).fold(Router::new(), |router, r| router.route(r.path, (r.handler)()))
 }

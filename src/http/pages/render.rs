@@ -234,7 +234,7 @@ impl<'a> FormView<'a> {
                 html! {
                     div.field.computed.has-error[invalid] {
                         span.label id=(format!("{id}-label")) { (label) }
-                        output id=(id) aria-labelledby=(format!("{id}-label")) { @match shown { Some(v) => (text_of(v)), None => "—" } }
+                        output id=(id) aria-labelledby=(format!("{id}-label")) { @match shown { Some(v) => (super::shown(&text_of(v))), None => "—" } }
                         @if self.editable { small.muted { " " (t(self.lang, "由系統計算", "calculado pelo sistema", "computed by carimbo")) } }
                         (errs)
                     }
