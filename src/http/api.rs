@@ -13,7 +13,7 @@ use crate::i18n::Lang;
 use crate::signing::{data_hash, verify_act, FormRef, SigningPayload, VerifyOptions};
 use crate::store::{CaseHead, GENESIS_HASH};
 use crate::visibility::{Sight, Viewer};
-use crate::workflow::{ActRequest, Action, Case, Level, SignatureRecord, WorkflowDefinition};
+use crate::workflow::{ActRequest, Action, Case, Level, SignatureRecord, StepStatus, WorkflowDefinition};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -549,7 +549,12 @@ impl AppState {
         let (case, head, wf) = self.visible_case(caller, case_id)?;
         let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
         // Someone without a seat is refused as such before any signature or code is looked at
-        // (the engine decides again when the act is recorded).
+        // (the engine decides again when the act is recorded); a step someone else has just
+        // closed is a conflict (409: reload the case), not a refusal.
+        let step_open = case.steps.get(&body.step).is_some_and(|s| s.status == StepStatus::Open);
+        if case.status == crate::workflow::CaseStatus::Open && !step_open {
+            return Err(crate::workflow::WorkflowError::StepNotOpen(body.step.clone()).into());
+        }
         if case.status == crate::workflow::CaseStatus::Open && !self.cases.may_act(&case, &wf, &body.step, &caller.person, Utc::now()) {
             return Err(crate::workflow::WorkflowError::NotAssigned { person: caller.person.clone(), step: body.step.clone() }.into());
         }
