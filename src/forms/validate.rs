@@ -78,7 +78,8 @@ pub struct FieldError {
     /// JSON pointer into the submitted data (`""` for the whole submission).
     pub pointer: String,
     /// Stable short code: a schema keyword (`required`, `format` …), a rule id, or one of
-    /// `computed-mismatch`, `lookup-no-match`, `rule-error`, `too-large`, `too-deep`, `not-json`.
+    /// `computed-mismatch`, `lookup-no-match`, `rule-error`, `too-large`, `too-deep`, `not-json`,
+    /// `duplicate-member` (an object repeats a name; `CARIMBO-E0120`).
     pub code: String,
     /// The CARIMBO error code of the class of error (docs/errors.md).
     pub error_code: &'static str,
