@@ -46,6 +46,8 @@ pub enum BackupError {
     BadCase { line: u64, error: StoreError },
     #[error("the target store is not empty (it holds case {0}); restore only into a new data directory or an empty schema [CARIMBO-E0423]")]
     TargetNotEmpty(String),
+    #[error("line {line} of the backup repeats a member name: {reason}; nothing was restored [CARIMBO-E0120]")]
+    Duplicate { line: u64, reason: String },
     #[error("{0} [CARIMBO-E0424]")]
     File(String),
     #[error("the restore stopped after {imported} of {total} cases: {}; the target store holds a partial restore: discard it (a new data directory, or drop the schema) and restore again [CARIMBO-E0425]", without_code(.error))]
@@ -320,11 +322,12 @@ fn read_backup(
         if n == 1 {
             check_header(text)?;
         } else if kind_of(text) == LineKind::Closing {
-            match serde_json::from_slice::<Trailer>(text) {
+            match crate::json_strict::from_slice::<Trailer>(text) {
                 Ok(t) => {
                     trailer = Some((t, hex::encode(hash.clone().finalize())));
                     continue;
                 }
+                Err(e) if e.is_duplicate() => return Err(BackupError::Duplicate { line: n, reason: e.to_string() }),
                 Err(e) => return Err(BackupError::Damaged(format!("line {n} does not decode as the closing line: {e}{}", where_it_shows(&first_problem)))),
             }
         } else {
@@ -382,13 +385,13 @@ fn read_backup(
 fn check_line(n: u64, text: &[u8], verify_cases: bool) -> Result<Item, BackupError> {
     let kind = kind_of(text);
     if kind == LineKind::Case {
-        let case: CaseExport = serde_json::from_slice(text).map_err(|e| BackupError::Damaged(format!("line {n} does not decode as a case: {e}")))?;
+        let case: CaseExport = crate::json_strict::from_slice(text).map_err(|e| undecodable(n, e, "a case"))?;
         if verify_cases {
             case.verify().map_err(|error| BackupError::BadCase { line: n, error })?;
         }
         Ok(Item::Case(n, Box::new(case)))
     } else if kind == LineKind::Definition {
-        let d: DefinitionLine = serde_json::from_slice(text).map_err(|e| BackupError::Damaged(format!("line {n} does not decode as a definition: {e}")))?;
+        let d: DefinitionLine = crate::json_strict::from_slice(text).map_err(|e| undecodable(n, e, "a definition"))?;
         let bytes = BASE64.decode(&d.bytes_base64).map_err(|e| BackupError::Damaged(format!("line {n}: definition {} is not base64: {e}", d.definition)))?;
         if hex::encode(Sha256::digest(&bytes)) != d.definition {
             return Err(BackupError::Damaged(format!("line {n}: definition {} does not hash to its name", d.definition)));
@@ -396,6 +399,16 @@ fn check_line(n: u64, text: &[u8], verify_cases: bool) -> Result<Item, BackupErr
         Ok(Item::Definition(d.definition, bytes))
     } else {
         Err(BackupError::Damaged(format!("line {n} is neither a definition, a case nor the closing line")))
+    }
+}
+
+/// A line that does not decode as `what`; a repeated member name (which would let one reader
+/// restore other data than another reads) has its own code.
+fn undecodable(n: u64, e: crate::json_strict::StrictJsonError, what: &str) -> BackupError {
+    if e.is_duplicate() {
+        BackupError::Duplicate { line: n, reason: e.to_string() }
+    } else {
+        BackupError::Damaged(format!("line {n} does not decode as {what}: {e}"))
     }
 }
 
@@ -434,7 +447,10 @@ fn where_it_shows(problem: &Option<BackupError>) -> String {
 }
 
 fn check_header(text: &[u8]) -> Result<(), BackupError> {
-    let header: Header = serde_json::from_slice(text).map_err(|_| {
+    let header: Header = crate::json_strict::from_slice(text).map_err(|e| {
+        if e.is_duplicate() {
+            return BackupError::Duplicate { line: 1, reason: e.to_string() };
+        }
         BackupError::NotABackup(format!(
             "its first line is not a backup header ({{\"format\":\"{FORMAT}\",\"version\":{VERSION},…}}); it begins {:?}",
             String::from_utf8_lossy(&text[..text.len().min(60)])

@@ -111,11 +111,12 @@ impl Catalog {
         let mut parsed: Vec<(&SourceFile, Map<String, Value>, String)> = Vec::new();
         for src in sources {
             let mut p = Problems::new(&src.name);
-            match serde_json::from_slice::<Value>(&src.bytes) {
-                Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
+            match crate::json_strict::from_slice::<Value>(&src.bytes) {
+                Err(e @ crate::json_strict::StrictJsonError::Duplicate { .. }) => p.push(e.member_pointer().unwrap_or_default(), codes::DUPLICATE_MEMBER, e.to_string()),
+                Err(crate::json_strict::StrictJsonError::Json(e)) if e.to_string().starts_with("recursion limit exceeded") => {
                     p.push("", codes::MALFORMED_JSON, format!("the JSON is nested more than 128 levels deep (line {}, column {})", e.line(), e.column()))
                 }
-                Err(e) => p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string()))),
+                Err(crate::json_strict::StrictJsonError::Json(e)) => p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string()))),
                 Ok(Value::Object(m)) => {
                     let kind = m.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
                     parsed.push((src, m, kind));

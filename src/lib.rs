@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod forms;
 pub mod http;
 pub mod i18n;
+pub mod json_strict;
 pub mod outbox;
 pub mod pki;
 pub mod signing;

@@ -33,6 +33,8 @@ pub const KINDS: [&str; 4] = ["decision", "case.completed", "case.rejected", "ca
 pub enum OutboxError {
     #[error("webhook configuration {file}: {problem} [CARIMBO-E1001]")]
     Config { file: String, problem: String },
+    #[error("webhook configuration {file} repeats a member name: {reason} [CARIMBO-E0120]")]
+    Duplicate { file: String, reason: String },
     #[error("{0} [CARIMBO-E1002]")]
     Export(String),
     #[error("no outbox message {0:?} [CARIMBO-E1003]")]
@@ -171,7 +173,10 @@ impl WebhookConfig {
         let file = path.display().to_string();
         let err = |problem: String| OutboxError::Config { file: file.clone(), problem };
         let bytes = std::fs::read(path).map_err(|e| err(format!("cannot be read: {e}")))?;
-        let parsed: ConfigFile = serde_json::from_slice(&bytes).map_err(|e| err(format!("is not a valid configuration: {e}")))?;
+        let parsed: ConfigFile = crate::json_strict::from_slice(&bytes).map_err(|e| match e {
+            e @ crate::json_strict::StrictJsonError::Duplicate { .. } => OutboxError::Duplicate { file: file.clone(), reason: e.to_string() },
+            e => err(format!("is not a valid configuration: {e}")),
+        })?;
         Self::from_parts(parsed, path.parent().unwrap_or(Path::new("."))).map_err(err)
     }
 
@@ -693,6 +698,22 @@ mod tests {
         std::fs::write(dir.path().join("k"), "0123456789abcdef0123\n").unwrap();
         let parsed: ConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         WebhookConfig::from_parts(parsed, dir.path())
+    }
+
+    #[test]
+    fn a_configuration_repeating_a_member_name_does_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "0123456789abcdef0123\n").unwrap();
+        let good = r#"{"endpoints":[{"name":"payroll","url":"http://127.0.0.1:9/h","secret_file":"k","kinds":["case.completed"]}]}"#;
+        std::fs::write(dir.path().join("good.json"), good).unwrap();
+        WebhookConfig::load(&dir.path().join("good.json")).unwrap();
+        // Read last-wins, the second `url` is the one delivered to; another reader takes the first.
+        let twice = good.replace(r#""url":"#, r#""url":"http://elsewhere.example/h","url":"#);
+        std::fs::write(dir.path().join("twice.json"), twice).unwrap();
+        let e = WebhookConfig::load(&dir.path().join("twice.json")).unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, OutboxError::Duplicate { .. }), "{message}");
+        assert!(message.contains("\"url\" appears twice in the object at /endpoints/0") && message.ends_with("[CARIMBO-E0120]"), "{message}");
     }
 
     #[test]

@@ -406,3 +406,26 @@ fn my_cases_and_the_inbox_page_with_cursors_and_a_bad_cursor_is_a_400() {
         c.get(path).problem(400, "CARIMBO-E0408");
     }
 }
+
+#[test]
+fn a_body_repeating_a_member_name_is_a_400_and_opens_nothing() {
+    let s = TestServer::start();
+    let c = s.login("p005");
+    let data = leave(2);
+    let signed = c.sign(&json!({"kind": "submit", "form": LEAVE, "data": data, "idempotency_key": "leave-1"}));
+    let body = json!({"form": LEAVE, "data": data, "idempotency_key": "leave-1", "signed": signed}).to_string();
+    // The good request with one more `leave_type` in the data, before the signed one: read
+    // last-wins it is the signed request and would open a case.
+    let at = body.find(r#""leave_type":"#).expect("the data names a leave type");
+    let twice = format!("{}\"leave_type\":\"sick\",{}", &body[..at], &body[at..]);
+    let r = c.request("POST", "/api/v1/cases?lang=pt", Some(twice.as_bytes()), &[]);
+    let p = r.problem(400, "CARIMBO-E0120");
+    assert_eq!(p["title"], "Um objeto JSON repete o nome de um membro; escreva cada nome uma só vez.");
+    assert!(p["detail"].as_str().unwrap().contains("\"leave_type\" appears twice in the object at /data"), "{p}");
+    assert!(c.get("/api/v1/cases").body["cases"].as_array().unwrap().is_empty(), "nothing was opened");
+    // Other bad bodies keep axum's answers (as problems): bad syntax 400, wrong shape 422.
+    c.request("POST", "/api/v1/cases", Some(b"{\"form\":"), &[]).problem(400, "CARIMBO-E0704");
+    c.request("POST", "/api/v1/cases", Some(b"{\"form\":1}"), &[]).problem(422, "CARIMBO-E0704");
+    // The same request without the repeated member opens the case.
+    assert_eq!(c.request("POST", "/api/v1/cases", Some(body.as_bytes()), &[]).status, 201);
+}

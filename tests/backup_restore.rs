@@ -463,3 +463,30 @@ fn progress_is_reported_every_thousand_cases() {
     assert!(seen.iter().filter(|p| p.phase == Phase::Importing).all(|p| p.total == Some(2500)));
     assert_eq!(target.heads(None, 10_000).unwrap().len(), 2500);
 }
+
+#[test]
+fn a_backup_line_repeating_a_member_name_is_refused_and_nothing_is_restored() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = sled_store(source_dir.path());
+    populate(source.clone());
+    let bytes = backup_bytes(&*source);
+    let text = String::from_utf8(bytes).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let n = lines.iter().position(|l| l.starts_with(r#"{"head":"#)).expect("a case line");
+    // One more `head` before the real one: read last-wins, the line is the exported case.
+    lines[n] = format!("{{\"head\":{{}},{}", &lines[n][1..]);
+    // Whoever edits the file can recompute its SHA-256 too.
+    let trailer = lines.pop().unwrap();
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut closing: Value = serde_json::from_str(&trailer).unwrap();
+    closing["sha256"] = Value::from(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())));
+    let tampered = format!("{body}{closing}\n");
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let target = sled_store(target_dir.path());
+    let e = restore_bytes(&*target, tampered.as_bytes()).expect_err("a repeated member name is refused");
+    assert!(matches!(e, BackupError::Duplicate { line, .. } if line == n as u64 + 1), "{e}");
+    let message = e.to_string();
+    assert!(message.contains("\"head\" appears twice") && message.ends_with("[CARIMBO-E0120]"), "{message}");
+    assert!(target.heads(None, 10).unwrap().is_empty(), "nothing was restored");
+}

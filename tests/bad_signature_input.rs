@@ -164,6 +164,23 @@ fn alg_none_is_a_format_failure() {
 }
 
 #[test]
+fn a_protected_header_repeating_alg_is_a_format_failure_even_when_signed() {
+    let p = payload("p003");
+    // `{"alg":"none", "alg":"ES256", …}`, correctly signed with ES256: a reader keeping the last
+    // `alg` would verify it, one keeping the first would read `none`.
+    let good = header_for("people/p003.pem", "ES256", now()).to_string();
+    let header = format!("{{\"alg\":\"none\",{}", &good[1..]);
+    assert!(header.matches("\"alg\"").count() == 2);
+    let jws = raw_jws_text("people/p003.key.pem", &header, &bytes(&p));
+    let r = refused(&p, &jws, &opts());
+    assert_sub(&r, Indication::TotalFailed, SubIndication::FormatFailure);
+    assert!(r.detail.contains("\"alg\" appears twice") && r.detail.contains("CARIMBO-E0120"), "{}", r.detail);
+    // The same header without the repeated member verifies: the refusal is the duplicate alone.
+    let jws = raw_jws_text("people/p003.key.pem", &good, &bytes(&p));
+    verify_act(&verifier(), &p, Some(&form_data()), &jws, SignatureLevel::Advanced, &opts()).expect("the header without the duplicate verifies");
+}
+
+#[test]
 fn alg_that_does_not_match_the_key_fails() {
     let p = payload("p003");
     // A P-256 key claiming RSA and Ed25519 algorithms.

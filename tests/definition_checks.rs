@@ -33,6 +33,23 @@ fn malformed_json_is_reported_with_line_and_column() {
 }
 
 #[test]
+fn a_definition_repeating_a_member_name_is_reported_at_that_member() {
+    // `"type":"string"` before the schema's own `"type":"object"`: read last-wins, the form is
+    // the shipped one and would load; a reader keeping the first would see another schema.
+    let text = serde_json::to_string(&common::leave_form()).unwrap();
+    let at = text.find(r#""schema":{"#).unwrap() + r#""schema":{"#.len();
+    let text = format!("{}\"type\":\"string\",{}", &text[..at], &text[at..]);
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), common::leave_form());
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/absence-and-annual-leave.json", text.into_bytes()));
+    let report = Catalog::load_sources(&sources);
+    assert!(report.catalog.form("absence-and-annual-leave").is_none(), "a definition with a repeated name must not load");
+    let lines = common::lines(&report);
+    assert_reported(&lines, "forms/absence-and-annual-leave.json:/schema/type: the member name \"type\" appears twice in the object at /schema");
+    assert!(lines.iter().any(|l| l.ends_with("[CARIMBO-E0120]")), "{lines:?}");
+}
+
+#[test]
 fn a_definition_that_is_not_an_object_is_refused() {
     for bytes in [&b"[1, 2]"[..], b"\"form\"", b"null", b"42"] {
         let report = Catalog::load_sources(&[SourceFile::new("forms/x.json", bytes.to_vec())]);

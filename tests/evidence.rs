@@ -351,3 +351,21 @@ fn open_rejected_and_withdrawn_cases_verify_too() {
     assert_eq!((f.check, f.pointer.as_str()), ("head", "/head"), "{}", f.message);
 }
 
+
+#[test]
+fn an_event_body_repeating_a_member_is_refused_before_anything_is_read() {
+    // `"end_date":"2099-01-01"` put before the recorded `end_date`: serde_json (keeping the last)
+    // reads the signed bundle unchanged, every hash and the seal still fit, while a reader
+    // keeping the first copy sees another leave.
+    let original = &bundles().long;
+    let text = std::str::from_utf8(original).unwrap();
+    let at = text.find(r#""end_date":""#).expect("an event body holds an end date");
+    let tampered = format!("{}\"end_date\":\"2099-01-01\",{}", &text[..at], &text[at..]);
+    assert_eq!(value(tampered.as_bytes()), value(original), "last-wins reads the bundle as it was signed");
+    let report = verify(tampered.as_bytes());
+    let f = failed(&report);
+    assert_eq!((f.code, f.check), ("CARIMBO-E0120", "parse"), "{}", f.message);
+    assert!(f.pointer.starts_with("/events/") && f.pointer.contains("/body/") && f.pointer.ends_with("/end_date"), "{}", f.pointer);
+    assert!(f.message.contains("\"end_date\" appears twice"), "{}", f.message);
+    assert!(verify(original).passed);
+}

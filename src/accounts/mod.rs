@@ -276,7 +276,7 @@ impl Accounts {
         let io = |e: std::io::Error| AccountError::Io { path: path.display().to_string(), reason: e.to_string() };
         let mut map: BTreeMap<String, Account> = if path.exists() {
             let bytes = std::fs::read(path).map_err(io)?;
-            serde_json::from_slice(&bytes).map_err(|e| AccountError::Io { path: path.display().to_string(), reason: e.to_string() })?
+            crate::json_strict::from_slice(&bytes).map_err(|e| AccountError::Io { path: path.display().to_string(), reason: e.to_string() })?
         } else {
             BTreeMap::new()
         };

@@ -149,7 +149,7 @@ impl Directory {
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Directory, DirectoryError> {
-        let file: DirectoryFile = serde_json::from_slice(bytes).map_err(|e| DirectoryError::Malformed { reason: e.to_string() })?;
+        let file: DirectoryFile = crate::json_strict::from_slice(bytes).map_err(|e| DirectoryError::Malformed { reason: e.to_string() })?;
         if file.kind != "directory" {
             return Err(DirectoryError::Malformed { reason: format!("\"kind\" must be \"directory\", found {:?}", file.kind) });
         }

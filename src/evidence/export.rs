@@ -45,7 +45,7 @@ impl PkiMaterial {
     pub fn load(trust_dir: &Path, crl_dir: &Path, service_cert: &Path) -> Result<PkiMaterial, EvidenceError> {
         let list_path = trust_dir.join(TRUST_LIST_FILE);
         let trust_list = text_file(&list_path, TRUST_LIST_FILE)?;
-        let parsed: TrustListFile = serde_json::from_str(&trust_list.text).map_err(|e| material_error(&list_path, e))?;
+        let parsed: TrustListFile = crate::json_strict::from_str(&trust_list.text).map_err(|e| material_error(&list_path, e))?;
         let mut trust_certificates: Vec<TextFile> = Vec::new();
         for entity in &parsed.entities {
             if trust_certificates.iter().any(|f| f.name == entity.certificate) {

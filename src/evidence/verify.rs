@@ -272,6 +272,7 @@ pub fn verify_with(bundle: &[u8], cfg: &VerifyConfig) -> VerificationReport {
 type Check<T> = Result<T, Box<Finding>>;
 
 const E_PARSE: &str = "CARIMBO-E0901";
+const E_DUPLICATE: &str = crate::json_strict::DUPLICATE_MEMBER;
 const E_FORMAT: &str = "CARIMBO-E0902";
 const E_FILE: &str = "CARIMBO-E0903";
 const E_DEFINITION: &str = "CARIMBO-E0904";
@@ -294,6 +295,9 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     if bytes.len() > MAX_BUNDLE_BYTES {
         return Err(Finding::new(E_PARSE, "parse", "", format!("the file has {} bytes; a bundle may have at most {MAX_BUNDLE_BYTES}", bytes.len())));
     }
+    // A repeated member name (an event body with two `level`s) would let two readers see two
+    // bundles; it is refused before anything is read from the file.
+    crate::json_strict::check(bytes).map_err(|e| strict_finding(bytes, e))?;
     let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not JSON"))?;
     let bundle: EvidenceBundle = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?;
     // 2. Format.
@@ -343,6 +347,19 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
         out.pinned = true;
     }
     Ok(())
+}
+
+fn strict_finding(bytes: &[u8], e: crate::json_strict::StrictJsonError) -> Box<Finding> {
+    use crate::json_strict::StrictJsonError;
+    match e {
+        StrictJsonError::Json(e) => parse_finding(bytes, &e, "the file is not JSON"),
+        StrictJsonError::Duplicate { line, column, .. } => {
+            let pointer = e.member_pointer().unwrap_or_default();
+            let mut f = Finding::new(E_DUPLICATE, "parse", pointer, format!("the file is not I-JSON: {e}"));
+            f.offset = Some(offset_of(bytes, line, column));
+            f
+        }
+    }
 }
 
 fn parse_finding(bytes: &[u8], e: &serde_json::Error, what: &str) -> Box<Finding> {
@@ -414,7 +431,7 @@ fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Ve
 fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Arc<WorkflowDefinition>> {
     let d = &b.definitions;
     for (ptr, f, kind, dir) in [("/definitions/form", &d.form, "form", "forms"), ("/definitions/workflow", &d.workflow, "workflow", "workflows")] {
-        let v: Value = serde_json::from_str(&f.text).map_err(|e| Finding::new(E_DEFINITION, "definition", format!("{ptr}/text"), format!("{} is not JSON: {e}", f.name)).file(&f.name))?;
+        let v: Value = crate::json_strict::from_str(&f.text).map_err(|e| Finding::new(if e.is_duplicate() { E_DUPLICATE } else { E_DEFINITION }, "definition", format!("{ptr}/text"), format!("{} is not JSON: {e}", f.name)).file(&f.name))?;
         let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         if field("kind") != kind {
             return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/text"), format!("{} is not a {kind} definition", f.name)).file(&f.name));
@@ -459,7 +476,7 @@ fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<A
 fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<SignatureVerifier> {
     let p = &b.pki;
     let list: TrustListFile =
-        serde_json::from_str(&p.trust_list.text).map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list/text", format!("the trust list cannot be read: {e}")).file(&p.trust_list.name))?;
+        crate::json_strict::from_str(&p.trust_list.text).map_err(|e| Finding::new(if e.is_duplicate() { E_DUPLICATE } else { E_PKI }, "pki", "/pki/trust_list/text", format!("the trust list cannot be read: {e}")).file(&p.trust_list.name))?;
     let pins: BTreeSet<String> = cfg.pins.iter().map(|s| s.trim().to_ascii_lowercase().replace(':', "")).collect();
     let mut used = BTreeSet::new();
     let mut entries = Vec::new();

@@ -20,6 +20,7 @@ pub mod codes {
     use super::ErrorCode;
     pub const UNREADABLE_FILE: ErrorCode = ErrorCode("CARIMBO-E0001");
     pub const MALFORMED_JSON: ErrorCode = ErrorCode("CARIMBO-E0002");
+    pub const DUPLICATE_MEMBER: ErrorCode = ErrorCode(crate::json_strict::DUPLICATE_MEMBER);
     pub const NOT_AN_OBJECT: ErrorCode = ErrorCode("CARIMBO-E0003");
     pub const UNKNOWN_KIND: ErrorCode = ErrorCode("CARIMBO-E0004");
     pub const NO_DEFINITIONS: ErrorCode = ErrorCode("CARIMBO-E0005");

@@ -29,6 +29,7 @@ pub mod codes {
     pub const TOO_LARGE: ErrorCode = ErrorCode("CARIMBO-E0100");
     pub const TOO_DEEP: ErrorCode = ErrorCode("CARIMBO-E0101");
     pub const NOT_JSON: ErrorCode = ErrorCode("CARIMBO-E0102");
+    pub const DUPLICATE_MEMBER: ErrorCode = ErrorCode(crate::json_strict::DUPLICATE_MEMBER);
     pub const FIELD_INVALID: ErrorCode = ErrorCode("CARIMBO-E0110");
     pub const RULE_FAILED: ErrorCode = ErrorCode("CARIMBO-E0111");
     pub const COMPUTED_MISMATCH: ErrorCode = ErrorCode("CARIMBO-E0112");
@@ -77,7 +78,8 @@ pub struct FieldError {
     /// JSON pointer into the submitted data (`""` for the whole submission).
     pub pointer: String,
     /// Stable short code: a schema keyword (`required`, `format` …), a rule id, or one of
-    /// `computed-mismatch`, `lookup-no-match`, `rule-error`, `too-large`, `too-deep`, `not-json`.
+    /// `computed-mismatch`, `lookup-no-match`, `rule-error`, `too-large`, `too-deep`, `not-json`,
+    /// `duplicate-member` (an object repeats a name; `CARIMBO-E0120`).
     pub code: String,
     /// The CARIMBO error code of the class of error (docs/errors.md).
     pub error_code: &'static str,
@@ -125,8 +127,12 @@ pub fn parse_submission(bytes: &[u8], lang: Lang) -> Result<Value, FieldError> {
         return Err(whole(codes::TOO_LARGE, "too-large", lang, &[("limit", &(MAX_SUBMISSION_BYTES / 1024).to_string()), ("size", &(bytes.len() / 1024).to_string())]));
     }
     // serde_json refuses nesting beyond 128 levels itself, with an error rather than a crash.
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        if e.to_string().contains("recursion limit") {
+    let value: Value = crate::json_strict::from_slice(bytes).map_err(|e| {
+        if let crate::json_strict::StrictJsonError::Duplicate { name, .. } = &e {
+            let mut f = whole(codes::DUPLICATE_MEMBER, "duplicate-member", lang, &[("name", name)]);
+            f.pointer = e.member_pointer().unwrap_or_default();
+            f
+        } else if e.to_string().contains("recursion limit") {
             whole(codes::TOO_DEEP, "too-deep", lang, &[("limit", &MAX_SUBMISSION_DEPTH.to_string())])
         } else {
             whole(codes::NOT_JSON, "not-json", lang, &[("detail", &e.to_string())])
@@ -442,6 +448,11 @@ fn message_template(code: &str, lang: Lang) -> &'static str {
             "提交的資料層次過深（上限 {limit} 層）。",
             "Os dados enviados têm demasiados níveis (máximo {limit}).",
             "The submission is nested too deeply (the limit is {limit} levels).",
+        ),
+        "duplicate-member" => (
+            "提交的資料中，同一物件內的名稱「{name}」出現了兩次。",
+            "Os dados enviados repetem o nome \"{name}\" no mesmo objeto.",
+            "The submission repeats the name \"{name}\" in one object.",
         ),
         "not-json" => ("提交的資料不是有效的 JSON：{detail}", "Os dados enviados não são JSON válido: {detail}", "The submission is not valid JSON: {detail}"),
         "not-an-object" => ("提交的資料必須是一個 JSON 物件。", "Os dados enviados têm de ser um objeto JSON.", "The submission must be a JSON object."),

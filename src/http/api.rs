@@ -18,6 +18,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use super::body::StrictJson;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -57,7 +58,7 @@ pub struct LoginResponse {
     pub expires: DateTime<Utc>,
 }
 
-pub async fn login(State(state): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ReqLang(lang): ReqLang, Json(req): Json<LoginRequest>) -> Result<Response, ApiError> {
+pub async fn login(State(state): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ReqLang(lang): ReqLang, StrictJson(req): StrictJson<LoginRequest>) -> Result<Response, ApiError> {
     let (token, session) = state.login(&req.person, &req.password, peer, lang).await?;
     let body = LoginResponse {
         token: token.clone(),
@@ -110,7 +111,13 @@ pub async fn totp_begin(State(state): Shared, caller: Caller, body: axum::body::
     let req: TotpBegin = if body.iter().all(u8::is_ascii_whitespace) {
         TotpBegin::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body is not a TOTP enrolment request: {e}")).lang(caller.lang))?
+        crate::json_strict::from_slice(&body).map_err(|e| {
+            if e.is_duplicate() {
+                ApiError::new(StatusCode::BAD_REQUEST, crate::json_strict::DUPLICATE_MEMBER, format!("the request body {e}")).lang(caller.lang)
+            } else {
+                ApiError::bad_request(format!("the body is not a TOTP enrolment request: {e}")).lang(caller.lang)
+            }
+        })?
     };
     let accounts = state.accounts.clone();
     let person = caller.person.clone();
@@ -123,7 +130,7 @@ pub struct TotpConfirm {
     pub code: String,
 }
 
-pub async fn totp_confirm(State(state): Shared, caller: Caller, Json(req): Json<TotpConfirm>) -> Result<StatusCode, ApiError> {
+pub async fn totp_confirm(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<TotpConfirm>) -> Result<StatusCode, ApiError> {
     let accounts = state.accounts.clone();
     let person = caller.person.clone();
     blocking(move || accounts.confirm_totp(&person, &req.code, Utc::now()).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
@@ -168,7 +175,7 @@ pub struct ValidateRequest {
 }
 
 /// Validates without submitting: the page shows errors and computed values as the person types.
-pub async fn validate_form(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(req): Json<ValidateRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn validate_form(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(req): StrictJson<ValidateRequest>) -> Result<Json<Value>, ApiError> {
     let catalog = state.cases.catalog();
     let form = catalog.form(&id).ok_or_else(|| ApiError::not_found(format!("no form {id:?}")).lang(caller.lang))?;
     let ctx = state.cases.context_for(&caller.person, Utc::now()).map_err(|e| ApiError::from(e).lang(caller.lang))?;
@@ -370,7 +377,7 @@ pub struct SignedPayload {
     pub signature: Value,
 }
 
-pub async fn signing_payload(State(state): Shared, caller: Caller, Json(req): Json<PayloadRequest>) -> Result<Json<PayloadResponse>, ApiError> {
+pub async fn signing_payload(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<PayloadRequest>) -> Result<Json<PayloadResponse>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
@@ -460,7 +467,7 @@ impl AppState {
     }
 }
 
-pub async fn submit(State(state): Shared, caller: Caller, Json(req): Json<SubmitRequest>) -> Result<Response, ApiError> {
+pub async fn submit(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<SubmitRequest>) -> Result<Response, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
@@ -566,7 +573,7 @@ impl AppState {
     }
 }
 
-pub async fn act(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(body): Json<ActBody>) -> Result<Json<Value>, ApiError> {
+pub async fn act(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<ActBody>) -> Result<Json<Value>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || st.act_on(&caller, &id, &body).map(Json)).await.map_err(|e| e.lang(lang))
@@ -586,7 +593,7 @@ pub struct BatchRequest {
 
 /// Many acts in one request: each item is signed and decided on its own; one bad item does not
 /// undo the others.
-pub async fn batch(State(state): Shared, caller: Caller, Json(req): Json<BatchRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn batch(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
     caller.require("approver")?;
     if req.items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::bad_request(format!("at most {MAX_BATCH_ITEMS} items per batch")).lang(caller.lang));
@@ -616,7 +623,7 @@ pub struct WithdrawBody {
     pub reason: Option<String>,
 }
 
-pub async fn withdraw(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(body): Json<WithdrawBody>) -> Result<Json<Value>, ApiError> {
+pub async fn withdraw(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<WithdrawBody>) -> Result<Json<Value>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
@@ -635,7 +642,7 @@ pub struct ResubmitBody {
     pub totp: Option<String>,
 }
 
-pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<String>, Json(body): Json<ResubmitBody>) -> Result<Json<Value>, ApiError> {
+pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<ResubmitBody>) -> Result<Json<Value>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
@@ -708,7 +715,7 @@ pub async fn directory(State(state): Shared, caller: Caller) -> Result<Json<Valu
     })))
 }
 
-pub async fn add_delegation(State(state): Shared, caller: Caller, Json(d): Json<crate::directory::Delegation>) -> Result<StatusCode, ApiError> {
+pub async fn add_delegation(State(state): Shared, caller: Caller, StrictJson(d): StrictJson<crate::directory::Delegation>) -> Result<StatusCode, ApiError> {
     caller.require("admin")?;
     let mut dir = (*state.cases.directory()).clone();
     dir.add_delegation(d).map_err(|e| {
@@ -809,11 +816,11 @@ async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpl
     .map_err(|e| e.lang(lang))
 }
 
-pub async fn check_definitions(State(state): Shared, caller: Caller, Json(upload): Json<DefinitionUpload>) -> Result<Json<Value>, ApiError> {
+pub async fn check_definitions(State(state): Shared, caller: Caller, StrictJson(upload): StrictJson<DefinitionUpload>) -> Result<Json<Value>, ApiError> {
     definitions(state, caller, upload, false).await
 }
 
-pub async fn upload_definitions(State(state): Shared, caller: Caller, Json(upload): Json<DefinitionUpload>) -> Result<Json<Value>, ApiError> {
+pub async fn upload_definitions(State(state): Shared, caller: Caller, StrictJson(upload): StrictJson<DefinitionUpload>) -> Result<Json<Value>, ApiError> {
     definitions(state, caller, upload, true).await
 }
 

@@ -154,6 +154,7 @@ impl From<AccountError> for ApiError {
 /// The sentence for each code, in the three languages.
 pub fn message(code: &str) -> LocalizedText {
     let (zh, pt, en) = match code {
+        "CARIMBO-E0120" => ("JSON 內同一物件的成員名稱重複，請每個名稱只寫一次。", "Um objeto JSON repete o nome de um membro; escreva cada nome uma só vez.", "A JSON object repeats a member name; write each name only once."),
         "CARIMBO-E0110" => ("表格有錯誤，請按欄位旁的說明修改。", "O formulário tem erros: corrija os campos indicados.", "The form has errors: correct the fields shown."),
         "CARIMBO-E0301" => ("你不可提交這份表格。", "Não pode submeter este formulário.", "You may not submit this form."),
         "CARIMBO-E0302" => ("簽名級別不足，請使用所要求級別的證書簽署。", "A assinatura não tem o nível exigido; assine com um certificado do nível pedido.", "The signature is weaker than this step requires; sign with a certificate of the required level."),

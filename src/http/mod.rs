@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod outbox_api;
 pub mod pages;

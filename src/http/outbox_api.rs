@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use super::body::StrictJson;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ impl From<OutboxError> for ApiError {
             OutboxError::UnknownMessage(_) => ApiError::new(StatusCode::NOT_FOUND, "CARIMBO-E1003", e.to_string().replace(" [CARIMBO-E1003]", "")),
             OutboxError::Export(m) => ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1002", m),
             OutboxError::Config { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E1001", e.to_string()),
+            OutboxError::Duplicate { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0120", e.to_string()),
         }
     }
 }
@@ -95,7 +97,7 @@ pub struct RetryRequest {
     pub ids: Vec<String>,
 }
 
-pub async fn retry(State(state): State<Arc<AppState>>, caller: Caller, Json(req): Json<RetryRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn retry(State(state): State<Arc<AppState>>, caller: Caller, StrictJson(req): StrictJson<RetryRequest>) -> Result<Json<Value>, ApiError> {
     caller.require("admin")?;
     if req.ids.is_empty() || req.ids.len() > RETRY_LIMIT {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0704", format!("name between 1 and {RETRY_LIMIT} message ids")).lang(caller.lang));

@@ -89,7 +89,7 @@ pub fn load_people(path: &Path) -> Result<Vec<DemoPerson>, PkiError> {
         source,
     })?;
     let people: Vec<DemoPerson> =
-        serde_json::from_slice(&text).map_err(|e| PkiError::BadPeopleFile {
+        crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadPeopleFile {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;

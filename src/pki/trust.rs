@@ -111,7 +111,7 @@ impl TrustList {
             source,
         })?;
         let file: TrustListFile =
-            serde_json::from_slice(&text).map_err(|e| PkiError::BadTrustList {
+            crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadTrustList {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;

@@ -191,7 +191,7 @@ fn verify_inner(args: &VerifySignatureArgs) -> Result<ValidationReport, SigningE
     let jws = read(&args.signature)?;
     let data = match &args.data {
         Some(path) => Some(
-            serde_json::from_slice::<serde_json::Value>(&read(path)?).map_err(|e| {
+            crate::json_strict::from_slice::<serde_json::Value>(&read(path)?).map_err(|e| {
                 SigningError::BadArgument {
                     reason: format!("{}: not JSON: {e}", path.display()),
                 }

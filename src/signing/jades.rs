@@ -312,6 +312,16 @@ impl Signer {
     }
 }
 
+/// The reason for a JSON part of the signature that cannot be read; a repeated member name
+/// carries its own code.
+fn not_json(what: &str, e: &crate::json_strict::StrictJsonError) -> String {
+    if e.is_duplicate() {
+        format!("{what} repeats a member name: {e} [{}]", crate::json_strict::DUPLICATE_MEMBER)
+    } else {
+        format!("{what} is not JSON: {e}")
+    }
+}
+
 fn signing_input(protected: &str, payload: &[u8]) -> String {
     let mut input = String::with_capacity(protected.len() + 1 + payload.len() * 4 / 3 + 4);
     input.push_str(protected);
@@ -433,11 +443,11 @@ impl SignatureVerifier {
             })?
             .trim();
         let parsed = if jws_text.starts_with('{') {
-            outer = serde_json::from_str(jws_text).map_err(|e| {
+            outer = crate::json_strict::from_str(jws_text).map_err(|e| {
                 fail(
                     TotalFailed,
                     FormatFailure,
-                    format!("the signature is not JSON: {e}"),
+                    not_json("the signature", &e),
                 )
             })?;
             parse_flattened(&outer, payload)?
@@ -865,11 +875,16 @@ fn finish_parse<'a>(
             format!("the protected header is not base64url: {e}"),
         )
     })?;
-    let header: Map<String, Value> = serde_json::from_slice(&header_bytes).map_err(|e| {
+    // A repeated member ("alg":"none","alg":"ES256") is refused: RFC 7515 §4 lets a JWS
+    // parser refuse it, and two libraries keeping different copies would read two headers.
+    let header: Map<String, Value> = crate::json_strict::from_slice(&header_bytes).map_err(|e| {
         fail(
             TotalFailed,
             FormatFailure,
-            format!("the protected header is not a JSON object: {e}"),
+            match e {
+                crate::json_strict::StrictJsonError::Json(e) => format!("the protected header is not a JSON object: {e}"),
+                duplicate => not_json("the protected header", &duplicate),
+            },
         )
     })?;
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|e| {

@@ -53,7 +53,7 @@ impl SigningPayload {
 
     /// Parse a payload from JSON (any formatting; it is re-canonicalised before signing).
     pub fn from_json(bytes: &[u8]) -> Result<SigningPayload, SigningError> {
-        serde_json::from_slice(bytes).map_err(|e| SigningError::BadPayload {
+        crate::json_strict::from_slice(bytes).map_err(|e| SigningError::BadPayload {
             reason: e.to_string(),
         })
     }

@@ -181,12 +181,17 @@ pub fn header_for(rel: &str, alg: &str, iat: DateTime<Utc>) -> Value {
 /// A JWS with an arbitrary protected header, signed with ring directly by the P-256 or
 /// Ed25519 key in `key_rel` (so tests can build headers carimbo itself never makes).
 pub fn raw_jws(key_rel: &str, header: &Value, payload: &[u8]) -> Vec<u8> {
+    raw_jws_text(key_rel, &header.to_string(), payload)
+}
+
+/// `raw_jws` over a protected header given as text (e.g. one that repeats a member name).
+pub fn raw_jws_text(key_rel: &str, header: &str, payload: &[u8]) -> Vec<u8> {
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
     use rustls_pki_types::PrivatePkcs8KeyDer;
     use rustls_pki_types::pem::PemObject;
     let pem = std::fs::read(pki(key_rel)).unwrap();
     let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).unwrap();
-    let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+    let protected = URL_SAFE_NO_PAD.encode(header);
     let input = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(payload));
     let rng = ring::rand::SystemRandom::new();
     let sig = match EcdsaKeyPair::from_pkcs8(

@@ -546,7 +546,8 @@ pub fn data_from_form(form: &FormDefinition, pairs: &[(String, String)]) -> Valu
             continue;
         }
         let (name, value) = match name.strip_prefix(JSON_PREFIX) {
-            Some(n) => (n, serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))),
+            // Text that is not I-JSON (a repeated name too) stays text, which the schema refuses.
+            Some(n) => (n, crate::json_strict::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))),
             None => (name.as_str(), convert(node_for(root, name), text)),
         };
         place(&mut collected, name, value);
