@@ -375,8 +375,11 @@ pub async fn signing_payload(State(state): Shared, caller: Caller, Json(req): Js
                 let (c, head, wf) = st.visible_case(&caller, case)?;
                 let def = wf.step(step).ok_or_else(|| ApiError::not_found(format!("no step {step:?}")))?;
                 // A payload commits to the case's data: it goes only to whoever may act on the step now.
-                if !st.cases.may_act(&c, &wf, step, &caller.person, now) {
-                    return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign")));
+                match st.cases.check_may_act(&c, &wf, step, &caller.person, now) {
+                    Ok(()) => {}
+                    // A party kept off the step is told the rule that keeps them off.
+                    Err(e @ crate::workflow::WorkflowError::ConflictOfInterest { .. }) => return Err(e.into()),
+                    Err(_) => return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign"))),
                 }
                 (st.expected_act(&c, &head, step, action.as_str())?, def.signature, def.second_factor)
             }
@@ -533,8 +536,8 @@ impl AppState {
         let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
         // Someone without a seat is refused as such before any signature or code is looked at
         // (the engine decides again when the act is recorded).
-        if case.status == crate::workflow::CaseStatus::Open && !self.cases.may_act(&case, &wf, &body.step, &caller.person, Utc::now()) {
-            return Err(crate::workflow::WorkflowError::NotAssigned { person: caller.person.clone(), step: body.step.clone() }.into());
+        if case.status == crate::workflow::CaseStatus::Open {
+            self.cases.check_may_act(&case, &wf, &body.step, &caller.person, Utc::now())?;
         }
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
         let sig = self.establish_signature_in(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes)?;
