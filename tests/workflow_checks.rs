@@ -169,3 +169,16 @@ fn an_unknown_conflict_policy_key_or_shape_is_refused() {
     assert_reported(&accident_problems(json!({"parties": [{"field": "witnesses.*.staff_id", "role": "witness"}]})), ":/conflict_of_interest/parties/0");
     assert_reported(&accident_problems(json!(["witnesses.*.staff_id"])), ":/conflict_of_interest");
 }
+
+#[test]
+fn a_party_field_inside_a_restricted_field_is_refused() {
+    let mut w = common::read_json(&common::repo().join("workflows/medical-certificate.json"));
+    w["conflict_of_interest"] = json!({"parties": [{"field": "diagnosis_code"}]});
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/medical-certificate.json", std::fs::read(common::repo().join("forms/medical-certificate.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/medical-certificate.json", serde_json::to_vec(&w).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
+    assert!(report.catalog.workflow("medical-certificate").is_none());
+    assert_reported(&common::lines(&report), "workflows/medical-certificate.json:/conflict_of_interest/parties/0/field: party field \"diagnosis_code\" is inside the restricted field \"diagnosis_code\"");
+    assert_reported(&common::lines(&report), "[CARIMBO-E0038]");
+}

@@ -479,3 +479,22 @@ fn a_party_is_never_added_by_an_escalation() {
     run.push(due);
     assert_eq!(run.offered_to("head", "2026-03-20T09:00"), ["p002"]);
 }
+
+#[test]
+fn with_on_conflict_skip_a_seat_only_a_party_could_take_is_dropped() {
+    let dir = common::directory();
+    let mut wf = common::read_json(&common::repo().join("workflows/work-accident-report.json"));
+    wf["conflict_of_interest"]["on_conflict"] = json!("skip");
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/work-accident-report.json", std::fs::read(common::repo().join("forms/work-accident-report.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/work-accident-report.json", serde_json::to_vec(&wf).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&dir));
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    let w = World { catalog: report.catalog, dir };
+    let wf = w.workflow("work-accident-report");
+    let sub = w.submission("work-accident-report", "p003", accident("p005", &["p002"]), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p003", "2026-03-02T09:00");
+    run.act("p002", "witnesses", Action::Sign, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("head"), Some(StepStatus::Skipped), "the head, a witness, was its only person");
+    assert_eq!(run.step_status("hr-records"), Some(StepStatus::Open));
+}

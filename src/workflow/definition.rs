@@ -109,6 +109,9 @@ pub struct ConflictOfInterest {
     /// What happens to a seat whose only people are parties; the workflow's `self_approval`
     /// unless `on_conflict` says otherwise.
     pub on_conflict: SelfApproval,
+    /// Whether the workflow declares the block itself, i.e. was written under the rule: the
+    /// offline verifier holds only such records to it (older records were made before it).
+    pub declared: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -390,7 +393,7 @@ impl WorkflowDefinition {
 
 /// Reads `"conflict_of_interest": {"parties": [{"field": …}, …], "on_conflict": "skip" | "reassign"}`.
 fn conflict_of_interest(v: Option<&Value>, form: Option<&Arc<FormDefinition>>, subject: Option<&str>, self_approval: SelfApproval, p: &mut Problems) -> ConflictOfInterest {
-    let mut rule = ConflictOfInterest { parties: Vec::new(), on_conflict: self_approval };
+    let mut rule = ConflictOfInterest { parties: Vec::new(), on_conflict: self_approval, declared: v.is_some() };
     let Some(v) = v else { return rule };
     let Some(m) = parse::object(v, "/conflict_of_interest", "\"conflict_of_interest\"", p) else { return rule };
     check_keys(m, "/conflict_of_interest", &["parties", "on_conflict", "description"], &["parties"], p);
@@ -425,7 +428,11 @@ fn conflict_of_interest(v: Option<&Value>, form: Option<&Arc<FormDefinition>>, s
                 continue;
             }
         }
-        if subject == Some(f) {
+        // A record for a reader without a restricted field's role holds only its commitment, so
+        // whether the people on a seat were parties could not be checked from it.
+        if let Some(top) = form.and_then(|form| f.split('.').next().filter(|t| form.layout.restricted.contains_key(*t))) {
+            p.push(fptr, codes::COI_RESTRICTED_PARTY, format!("party field {f:?} is inside the restricted field {top:?}: a record without its value could not show that no party decided"));
+        } else if subject == Some(f) {
             p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("{f:?} is the subject's field, and the subject is always a party: leave it out"));
         } else if rule.parties.iter().any(|q| q == f) {
             p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("party field {f:?} is listed twice"));
