@@ -425,7 +425,7 @@ fn the_subject_of_a_reporting_slip_in_hr_cannot_sign_it_and_another_hr_member_do
 
     let ask = json!({"kind": "act", "case": id, "step": "receiving-hr", "action": "sign"});
     let payload = b.post("/api/v1/signing-payload", &ask);
-    payload.problem(403, "CARIMBO-E0316");
+    payload.problem(403, "CARIMBO-E0330");
     assert!(payload.body.get("payload").is_none());
     // B signs, with B's own key, the payload HR is given, made out to B.
     let mut theirs = s.login("p020").post("/api/v1/signing-payload", &ask).body;

@@ -375,11 +375,8 @@ pub async fn signing_payload(State(state): Shared, caller: Caller, Json(req): Js
                 let (c, head, wf) = st.visible_case(&caller, case)?;
                 let def = wf.step(step).ok_or_else(|| ApiError::not_found(format!("no step {step:?}")))?;
                 // A payload commits to the case's data: it goes only to whoever may act on the step now.
-                match st.cases.check_may_act(&c, &wf, step, &caller.person, now) {
-                    Ok(()) => {}
-                    // A party kept off the step is told the rule that keeps them off.
-                    Err(e @ crate::workflow::WorkflowError::ConflictOfInterest { .. }) => return Err(e.into()),
-                    Err(_) => return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign"))),
+                if !st.cases.may_act(&c, &wf, step, &caller.person, now) {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign")));
                 }
                 (st.expected_act(&c, &head, step, action.as_str())?, def.signature, def.second_factor)
             }
