@@ -24,6 +24,9 @@ enum Command {
         /// Staff directory whose groups workflows may name (checked when the file exists).
         #[arg(long, default_value = "seeds/directory/directory.json")]
         directory: PathBuf,
+        /// Also say, for every workflow, who is party to its cases and which steps keep them off.
+        #[arg(long)]
+        explain: bool,
     },
     /// Run the server, with the demo department and test PKI from seeds/.
     Serve {
@@ -209,7 +212,7 @@ fn open_store(data: &Path, store: &str, pg_schema: Option<&str>, must_exist: boo
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
-        Command::Check { paths, directory } => return check(paths, directory),
+        Command::Check { paths, directory, explain } => return check(paths, directory, *explain),
         Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url } => {
             return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref())
         }
@@ -227,7 +230,7 @@ fn main() -> Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
+fn check(paths: &[PathBuf], directory_path: &Path, explain: bool) -> Result<ExitCode> {
     let directory = if directory_path.exists() { Some(Directory::load(directory_path)?) } else { None };
     if directory.is_none() {
         eprintln!("note: no directory at {}: workflow groups were not checked", directory_path.display());
@@ -247,6 +250,14 @@ fn check(paths: &[PathBuf], directory_path: &Path) -> Result<ExitCode> {
             c.references.tables.len(),
             report.examples_run
         );
+        if explain {
+            println!("conflict of interest (a party never sits on a deciding step of the case, except on their own seat):");
+            for workflow in c.workflows.values() {
+                for line in workflow.explain_conflicts() {
+                    println!("  {line}");
+                }
+            }
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &report.problems {

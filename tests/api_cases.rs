@@ -429,3 +429,44 @@ fn a_body_repeating_a_member_name_is_a_400_and_opens_nothing() {
     // The same request without the repeated member opens the case.
     assert_eq!(c.request("POST", "/api/v1/cases", Some(body.as_bytes()), &[]).status, 201);
 }
+
+/// Issue 11, point 4: HR member A (p018) files a reporting-for-duty slip about HR member B
+/// (p019). B is not offered the HR step, is refused it under the conflict-of-interest rule
+/// (asking for the payload or acting), and nothing changes; the third HR member signs it.
+#[test]
+fn the_subject_of_a_reporting_slip_in_hr_cannot_sign_it_and_another_hr_member_does() {
+    let s = TestServer::start();
+    let mut slip = example("reporting-for-duty");
+    slip["staff_id"] = json!("p019");
+    let id = s.login("p018").submit_ok("reporting-for-duty", &slip, "rfd-coi");
+    let b = s.login("p019");
+    let before = b.case(&id);
+    assert_eq!(before.status, 200, "the subject reads their case: {}", before.body);
+    assert_eq!(before.body["case"]["subject"], "p019");
+    let in_inbox = |who: &common::server::Client| who.get("/api/v1/inbox").body["entries"].as_array().unwrap().iter().any(|e| e["case_id"] == id.as_str());
+    assert!(!in_inbox(&b), "the subject is not offered the HR step");
+
+    let ask = json!({"kind": "act", "case": id, "step": "receiving-hr", "action": "sign"});
+    let payload = b.post("/api/v1/signing-payload", &ask);
+    payload.problem(403, "CARIMBO-E0330");
+    assert!(payload.body.get("payload").is_none());
+    // B signs, with B's own key, the payload HR is given, made out to B.
+    let mut theirs = s.login("p020").post("/api/v1/signing-payload", &ask).body;
+    assert_eq!(theirs["payload"]["signer"], "p020", "{theirs}");
+    theirs["payload"]["signer"] = json!("p019");
+    theirs["canonical"] = json!(String::from_utf8(serde_json_canonicalizer::to_vec(&theirs["payload"]).unwrap()).unwrap());
+    let signed_by_b = sign_as("p019", &theirs);
+    let refused = b.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "receiving-hr", "action": "sign", "signed": signed_by_b}));
+    let problem = refused.problem(403, "CARIMBO-E0316");
+    assert!(problem["detail"].as_str().unwrap().contains("p019 is the subject of this case"), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("conflict of interest"), "{problem}");
+    let after = b.case(&id);
+    assert_eq!(after.body, before.body, "a refused act changes nothing");
+    assert_eq!(step_status(&after.body["case"], "receiving-hr"), "open");
+
+    let c = s.login("p020");
+    assert!(in_inbox(&c), "the other HR member is offered the step");
+    let signed = c.act(&id, "receiving-hr", "sign");
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    assert_eq!(status_of(&signed), "completed");
+}

@@ -51,3 +51,20 @@ fn a_path_that_does_not_exist_is_a_problem_not_a_crash() {
     assert_eq!(code, 1);
     assert!(stdout.starts_with("no-such-dir:: cannot read"), "{stdout}");
 }
+
+#[test]
+fn explain_says_who_is_kept_off_which_step_for_every_workflow() {
+    let (code, stdout, _) = carimbo(&["check", "forms", "workflows", "--explain"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.lines().next().is_some_and(|l| l.starts_with("ok: ")), "{stdout}");
+    for expected in [
+        "reporting-for-duty: parties the subject (staff_id); a seat only a party could take is reassigned up the supervisor tree",
+        "reporting-for-duty: step receiving-hr: deciding; every party is kept off",
+        "work-accident-report: parties the subject (victim.staff_id), witnesses.*.staff_id;",
+        "appointment-instrument: step appointee: deciding; parties are kept off except on the seat of {\"role\": \"applicant\"} (the subject's own)",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    // One summary line per workflow, then one per step.
+    assert_eq!(stdout.lines().filter(|l| l.contains(": parties ")).count(), 18, "{stdout}");
+}

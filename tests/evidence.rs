@@ -369,3 +369,23 @@ fn an_event_body_repeating_a_member_is_refused_before_anything_is_read() {
     assert!(f.message.contains("\"end_date\" appears twice"), "{}", f.message);
     assert!(verify(original).passed);
 }
+
+#[test]
+fn a_record_putting_the_subject_on_the_step_that_decides_about_them_is_named() {
+    let h = evidence_case::Harness::new();
+    let def = evidence_case::repo().join("forms/reporting-for-duty.json");
+    let mut slip = value(&std::fs::read(def).unwrap())["examples"]["valid"][0]["data"].clone();
+    slip["staff_id"] = Value::from("p019");
+    let id = h.submit("p018", "reporting-for-duty", &slip, "rfd-evidence");
+    h.act(&id, "p020", "receiving-hr", carimbo::workflow::Action::Sign);
+    let v0 = value(&h.export(&id, "p022").to_bytes());
+    assert!(verify(&bytes(&v0)).passed, "the genuine record verifies");
+    // Forged: the subject p019 added to the HR seat, every hash recomputed.
+    let mut v = v0.clone();
+    let k = event_index(&v, |b| b["type"] == "step_opened" && b["step"] == "receiving-hr");
+    v["events"][k]["body"]["seats"][0]["people"] = serde_json::json!(["p019", "p020"]);
+    rechain(&mut v);
+    let f = verify(&bytes(&v)).first_failure.unwrap();
+    assert_eq!((f.check, f.pointer.clone()), ("route", format!("/events/{k}/body/seats/0")), "{}", f.message);
+    assert!(f.message.contains("p019, the subject of the case, sits on seat"), "{}", f.message);
+}

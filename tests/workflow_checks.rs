@@ -111,3 +111,74 @@ fn a_condition_on_a_restricted_field_is_refused_because_a_record_without_it_coul
     assert!(report.catalog.workflow("medical-certificate").is_none(), "the workflow is not loaded");
     assert_reported(&common::lines(&report), ":/steps/0/when/!!/var: reads \"diagnosis_code\", a restricted field of form \"medical-certificate\"");
 }
+
+fn accident_problems(conflict_of_interest: Value) -> Vec<String> {
+    let mut w = common::read_json(&common::repo().join("workflows/work-accident-report.json"));
+    w["conflict_of_interest"] = conflict_of_interest;
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/work-accident-report.json", std::fs::read(common::repo().join("forms/work-accident-report.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/work-accident-report.json", serde_json::to_vec(&w).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
+    if !report.problems.is_empty() {
+        assert!(report.catalog.workflow("work-accident-report").is_none(), "a workflow with problems is not loaded");
+    }
+    common::lines(&report)
+}
+
+#[test]
+fn the_shipped_accident_workflow_declares_its_witnesses_as_parties() {
+    let lines = accident_problems(json!({"parties": [{"field": "witnesses.*.staff_id"}], "on_conflict": "reassign"}));
+    assert_eq!(lines, Vec::<String>::new());
+    let report = common::shipped();
+    let wf = report.catalog.workflow("work-accident-report").unwrap();
+    assert_eq!(wf.conflict_of_interest.parties, ["witnesses.*.staff_id"]);
+    let explained = wf.explain_conflicts().join("\n");
+    assert!(explained.contains("step witnesses: deciding; parties are kept off except on the seat of {\"field\": \"witnesses.*.staff_id\"}"), "{explained}");
+    assert!(explained.contains("step head: deciding; every party is kept off"), "{explained}");
+}
+
+#[test]
+fn a_party_field_the_form_does_not_have_is_refused_at_its_pointer() {
+    let lines = accident_problems(json!({"parties": [{"field": "witnesses.*.staff_id"}, {"field": "witness_ids.*"}]}));
+    assert_reported(&lines, "workflows/work-accident-report.json:/conflict_of_interest/parties/1/field: party field \"witness_ids.*\" is not a field of form \"work-accident-report\"");
+    assert_reported(&lines, "[CARIMBO-E0034]");
+}
+
+#[test]
+fn a_party_field_that_holds_a_group_of_fields_is_refused_with_the_field_to_name() {
+    let lines = accident_problems(json!({"parties": [{"field": "witnesses.*"}]}));
+    assert_reported(&lines, ":/conflict_of_interest/parties/0/field: party field \"witnesses.*\" of form \"work-accident-report\" is a group of fields, not a person id");
+    assert_reported(&lines, "[CARIMBO-E0035]");
+    assert_reported(&accident_problems(json!({"parties": [{"field": "victim"}]})), ":/conflict_of_interest/parties/0/field: party field \"victim\" of form \"work-accident-report\" is a group of fields");
+}
+
+#[test]
+fn the_subject_field_or_a_repeated_party_is_refused() {
+    let lines = accident_problems(json!({"parties": [{"field": "victim.staff_id"}, {"field": "witnesses.*.staff_id"}, {"field": "witnesses.*.staff_id"}]}));
+    assert_reported(&lines, ":/conflict_of_interest/parties/0/field: \"victim.staff_id\" is the subject's field, and the subject is always a party: leave it out [CARIMBO-E0036]");
+    assert_reported(&lines, ":/conflict_of_interest/parties/2/field: party field \"witnesses.*.staff_id\" is listed twice [CARIMBO-E0036]");
+}
+
+#[test]
+fn an_unknown_conflict_policy_key_or_shape_is_refused() {
+    let lines = accident_problems(json!({"parties": [], "on_conflict": "ask"}));
+    assert_reported(&lines, ":/conflict_of_interest/on_conflict: \"on_conflict\" must be \"skip\"");
+    assert_reported(&lines, "[CARIMBO-E0037]");
+    assert_reported(&accident_problems(json!({"parties": [], "witnesses": true})), ":/conflict_of_interest/witnesses: unknown key \"witnesses\"; expected one of: parties, on_conflict, description [CARIMBO-E0010]");
+    assert_reported(&accident_problems(json!({"on_conflict": "skip"})), ":/conflict_of_interest");
+    assert_reported(&accident_problems(json!({"parties": [{"field": "witnesses.*.staff_id", "role": "witness"}]})), ":/conflict_of_interest/parties/0");
+    assert_reported(&accident_problems(json!(["witnesses.*.staff_id"])), ":/conflict_of_interest");
+}
+
+#[test]
+fn a_party_field_inside_a_restricted_field_is_refused() {
+    let mut w = common::read_json(&common::repo().join("workflows/medical-certificate.json"));
+    w["conflict_of_interest"] = json!({"parties": [{"field": "diagnosis_code"}]});
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/medical-certificate.json", std::fs::read(common::repo().join("forms/medical-certificate.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/medical-certificate.json", serde_json::to_vec(&w).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
+    assert!(report.catalog.workflow("medical-certificate").is_none());
+    assert_reported(&common::lines(&report), "workflows/medical-certificate.json:/conflict_of_interest/parties/0/field: party field \"diagnosis_code\" is inside the restricted field \"diagnosis_code\"");
+    assert_reported(&common::lines(&report), "[CARIMBO-E0038]");
+}

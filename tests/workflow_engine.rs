@@ -7,7 +7,7 @@ use carimbo::catalog::{Catalog, SourceFile};
 use carimbo::directory::Directory;
 use carimbo::forms::{FormDefinition, ValidSubmission, ValidationContext};
 use carimbo::i18n::Lang;
-use carimbo::workflow::{ActRequest, Action, Case, CaseEvent, CaseStatus, Engine, Level, StepStatus, WorkflowDefinition, WorkflowError};
+use carimbo::workflow::{ActRequest, Action, Case, CaseEvent, CaseStatus, Engine, Level, Party, StepStatus, WorkflowDefinition, WorkflowError};
 use common::{at, sig};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -369,4 +369,132 @@ fn a_person_named_in_a_field_must_be_in_the_directory() {
     let sub = w.submission("panel-review", "p021", json!({"panel": ["p018", "ghost7"]}), "2026-03-02");
     let err = Engine::new(&wf, &w.dir).open_case("c", &sub, "p021", sig("p021", Level::Simple), at("2026-03-02T09:00")).unwrap_err();
     assert_eq!(err, WorkflowError::UnknownPerson { field: "panel.*".into(), value: "ghost7".into() });
+}
+
+// Conflict of interest: the subject and the parties a form names never decide about the case.
+
+fn shipped_world(forms: &[&str]) -> World {
+    let dir = common::directory();
+    let mut sources = common::reference_sources();
+    for form in forms {
+        for name in [format!("forms/{form}.json"), format!("workflows/{form}.json")] {
+            sources.push(SourceFile::new(&name, std::fs::read(common::repo().join(&name)).unwrap()));
+        }
+    }
+    let report = Catalog::load_sources_with(&sources, Some(&dir));
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    World { catalog: report.catalog, dir }
+}
+
+fn reporting_slip(staff_id: &str) -> Value {
+    json!({"staff_name": "Ana Paula Gonçalves", "staff_id": staff_id, "staff_number": "1234567",
+           "post": "Técnico superior de 2.ª classe, 1.º escalão", "movement_type": "transfer",
+           "from_service": "Direcção dos Serviços para os Assuntos Laborais", "to_service": "Direcção dos Serviços de Finanças",
+           "order_ref": "Despacho n.º 45/SAF/2026", "order_date": "2026-02-20", "issue_date": "2026-02-25",
+           "report_by_date": "2026-03-02", "reported_date": "2026-03-02"})
+}
+
+#[test]
+fn the_subject_of_a_reporting_slip_is_kept_off_the_hr_step_and_refused_by_the_rule() {
+    let w = shipped_world(&["reporting-for-duty"]);
+    let wf = w.workflow("reporting-for-duty");
+    // HR member p018 files the slip about HR member p019: of the HR group only p020 is left.
+    let sub = w.submission("reporting-for-duty", "p018", reporting_slip("p019"), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p018", "2026-03-02T09:00");
+    assert_eq!(run.case.subject, "p019");
+    assert_eq!(run.case.steps["receiving-hr"].seats[0].people, ["p020"]);
+    assert_eq!(run.offered_to("receiving-hr", "2026-03-02T09:00"), ["p020"]);
+    let expected = || WorkflowError::ConflictOfInterest { person: "p019".into(), step: "receiving-hr".into(), party: Party::Subject };
+    assert_eq!(run.engine.may_act(&run.case, "receiving-hr", "p019", at("2026-03-02T09:30")), Err(expected()));
+    let before = run.case.clone();
+    assert_eq!(run.act("p019", "receiving-hr", Action::Sign, Level::Advanced, "2026-03-02T09:30"), Err(expected()));
+    assert_eq!(run.case, before, "a refused act changes nothing");
+    assert!(expected().to_string().contains("conflict of interest) [CARIMBO-E0316]"), "{}", expected());
+    run.act("p020", "receiving-hr", Action::Sign, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.case.status, CaseStatus::Completed);
+}
+
+#[test]
+fn a_subject_recorded_on_a_seat_before_the_rule_is_neither_offered_it_nor_may_take_it() {
+    let w = shipped_world(&["reporting-for-duty"]);
+    let wf = w.workflow("reporting-for-duty");
+    let sub = w.submission("reporting-for-duty", "p018", reporting_slip("p019"), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p018", "2026-03-02T09:00");
+    // An older record: the step opened with the subject on its seat.
+    run.case.steps.get_mut("receiving-hr").unwrap().seats[0].people = vec!["p019".into(), "p020".into()];
+    assert_eq!(run.offered_to("receiving-hr", "2026-03-02T09:00"), ["p020"]);
+    assert!(matches!(run.act("p019", "receiving-hr", Action::Sign, Level::Advanced, "2026-03-02T09:30"), Err(WorkflowError::ConflictOfInterest { party: Party::Subject, .. })));
+}
+
+fn accident(victim: &str, witnesses: &[&str]) -> Value {
+    let witnesses: Vec<Value> = witnesses.iter().map(|w| json!({"name": "Colleague", "is_staff": true, "staff_id": w, "phone": "+853 6612 3456"})).collect();
+    json!({"victim": {"name": "Lei Ka Ian", "staff_id": victim, "staff_number": "402211", "category": "Técnico", "department": "DAF"},
+           "accident_at": "2026-02-25T15:40:00+08:00", "report_at": "2026-02-26T09:15:00+08:00",
+           "place": "Armazém, piso 1", "place_type": "workplace", "activity_at_time": "Moving boxes of files with a trolley.",
+           "description": "Slipped on a wet floor and fell on the left arm.",
+           "injuries": [{"body_part": "upper_limb", "nature": "fracture", "details": "Left forearm"}],
+           "medical_assistance": "hospital", "treatment_place": "Centro Hospitalar Conde de São Januário", "work_stopped": true,
+           "witnesses": witnesses, "measures_taken": "Floor dried and warning signs placed."})
+}
+
+#[test]
+fn a_witness_signs_their_own_statement_but_not_the_head_step_which_goes_up_the_tree() {
+    let w = shipped_world(&["work-accident-report"]);
+    let wf = w.workflow("work-accident-report");
+    // p003 (supervisor) reports p005's accident; the head of DAF, p002, was a witness.
+    let sub = w.submission("work-accident-report", "p003", accident("p005", &["p002", "p006"]), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p003", "2026-03-02T09:00");
+    assert_eq!(run.offered_to("witnesses", "2026-03-02T09:00"), ["p002", "p006"], "a witness's own seat stays theirs");
+    run.act("p002", "witnesses", Action::Sign, Level::Advanced, "2026-03-02T10:00").unwrap();
+    // The head step would be p002's; as a witness they are kept off and it goes to p001 above them.
+    assert_eq!(run.case.steps["head"].seats[0].people, ["p001"]);
+    let refused = run.act("p002", "head", Action::Sign, Level::Advanced, "2026-03-02T10:30");
+    assert_eq!(refused, Err(WorkflowError::ConflictOfInterest { person: "p002".into(), step: "head".into(), party: Party::Field("witnesses.*.staff_id".into()) }));
+    run.act("p001", "head", Action::Sign, Level::Advanced, "2026-03-02T11:00").unwrap();
+    assert_eq!(run.offered_to("hr-records", "2026-03-02T11:00"), ["p018", "p019", "p020"]);
+}
+
+#[test]
+fn a_victim_named_as_their_own_witness_has_no_witness_seat_and_nobody_signs_it_for_them() {
+    let w = shipped_world(&["work-accident-report"]);
+    let wf = w.workflow("work-accident-report");
+    let sub = w.submission("work-accident-report", "p003", accident("p005", &["p005", "p006"]), "2026-03-02");
+    let run = Run::open(Engine::new(&wf, &w.dir), &sub, "p003", "2026-03-02T09:00");
+    let seats: Vec<(String, Vec<String>)> = run.case.steps["witnesses"].seats.iter().map(|s| (s.id.clone(), s.people.clone())).collect();
+    assert_eq!(seats, [("p006".to_string(), vec!["p006".to_string()])]);
+    assert_eq!(run.engine.may_act(&run.case, "witnesses", "p005", at("2026-03-02T09:30")), Err(WorkflowError::ConflictOfInterest { person: "p005".into(), step: "witnesses".into(), party: Party::Subject }));
+}
+
+#[test]
+fn a_party_is_never_added_by_an_escalation() {
+    let w = shipped_world(&["work-accident-report"]);
+    let wf = w.workflow("work-accident-report");
+    // The head step escalates to the authority group, whose one member p001 was a witness.
+    let sub = w.submission("work-accident-report", "p003", accident("p005", &["p001"]), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p003", "2026-03-02T09:00");
+    run.act("p001", "witnesses", Action::Sign, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.case.steps["head"].seats[0].people, ["p002"]);
+    let due = run.engine.tick(&run.case, at("2026-03-20T09:00"));
+    assert!(due.iter().all(|e| !matches!(e, CaseEvent::Escalated { .. })), "{due:?}");
+    run.push(due);
+    assert_eq!(run.offered_to("head", "2026-03-20T09:00"), ["p002"]);
+}
+
+#[test]
+fn with_on_conflict_skip_a_seat_only_a_party_could_take_is_dropped() {
+    let dir = common::directory();
+    let mut wf = common::read_json(&common::repo().join("workflows/work-accident-report.json"));
+    wf["conflict_of_interest"]["on_conflict"] = json!("skip");
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/work-accident-report.json", std::fs::read(common::repo().join("forms/work-accident-report.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/work-accident-report.json", serde_json::to_vec(&wf).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&dir));
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    let w = World { catalog: report.catalog, dir };
+    let wf = w.workflow("work-accident-report");
+    let sub = w.submission("work-accident-report", "p003", accident("p005", &["p002"]), "2026-03-02");
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p003", "2026-03-02T09:00");
+    run.act("p002", "witnesses", Action::Sign, Level::Advanced, "2026-03-02T10:00").unwrap();
+    assert_eq!(run.step_status("head"), Some(StepStatus::Skipped), "the head, a witness, was its only person");
+    assert_eq!(run.step_status("hr-records"), Some(StepStatus::Open));
 }

@@ -394,6 +394,13 @@ impl CaseService {
         Engine::new(workflow, &directory).assignments(case, now).iter().any(|a| a.step == step && a.person == person)
     }
 
+    /// `may_act`, with the reason when not: `ConflictOfInterest` for a party kept off the
+    /// step, `NotAssigned` otherwise.
+    pub fn check_may_act(&self, case: &Case, workflow: &WorkflowDefinition, step: &str, person: &str, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let directory = self.directory();
+        Engine::new(workflow, &directory).may_act(case, step, person, now)
+    }
+
     /// The workflow version a case is pinned to.
     pub fn workflow_of(&self, case: &Case) -> Result<Arc<WorkflowDefinition>, CaseError> {
         Ok(self.pinned(&case.form.hash, &case.workflow.hash)?.1)

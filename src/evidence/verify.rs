@@ -11,7 +11,7 @@ use crate::pki::{CertificateValidator, CrlSet, TrustList, ValidationPolicy, Vali
 use crate::forms::commitment::CommitmentError;
 use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
 use crate::store::GENESIS_HASH;
-use crate::workflow::engine::{diff, step_complete};
+use crate::workflow::engine::{conflict, diff, step_complete};
 use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Level, SignatureRecord, StepStatus, WorkflowDefinition};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
@@ -734,6 +734,9 @@ impl<'a> Replayer<'a> {
                     if s.people.contains(&case.submitter) {
                         return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
                     }
+                    if let Some((who, party)) = self.party_kept_off(&case, step, Some(&s.id), &s.people) {
+                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id)));
+                    }
                 }
                 let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
                 line = format!("step {step} opened ({})", who.join("; "));
@@ -777,6 +780,10 @@ impl<'a> Replayer<'a> {
                     return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
                 }
                 let on_seat = |p: &String| s.people.contains(p) || s.escalated_to.contains(p);
+                let own = (on_behalf_of.is_none() && s.people.contains(actor)).then_some(seat.as_str());
+                if let Some((who, party)) = self.party_kept_off(&case, step, own, std::slice::from_ref(actor)) {
+                    return Err(fail("/body/actor", E_ROUTE, "route", format!("{who}, {party} of the case, acted on step {step:?}: a party never decides about their own case")));
+                }
                 match (on_behalf_of, delegation) {
                     (None, _) if on_seat(actor) => {}
                     (Some(principal), Some(_)) if on_seat(principal) => {}
@@ -856,6 +863,9 @@ impl<'a> Replayer<'a> {
                     if added.is_empty() || added.contains(&case.submitter) {
                         return Err(fail("/body/added", E_ROUTE, "route", "an escalation must add someone other than the submitter".into()));
                     }
+                    if let Some((who, party)) = self.party_kept_off(&case, step, None, added) {
+                        return Err(fail("/body/added", E_ROUTE, "route", format!("the escalation adds {who}, {party} of the case: a party never decides about their own case")));
+                    }
                     line = format!("step {step} seat {seat} escalated to {}", added.join(", "));
                 } else {
                     line = format!("step {step} seat {seat} reminded");
@@ -885,6 +895,20 @@ impl<'a> Replayer<'a> {
     }
 
     /// A step may open (or be skipped) only once, and only when every step before it is settled.
+    /// The first of `people` the engine's conflict-of-interest rule keeps off `step` (on the
+    /// seat `seat` when it is theirs directly, else as an escalation target or delegate), with
+    /// why. Only for workflows written under the rule (`ConflictOfInterest::declared`): a record
+    /// made before it is not held to it.
+    fn party_kept_off(&self, case: &Case, step: &str, seat: Option<&str>, people: &[String]) -> Option<(String, crate::workflow::Party)> {
+        let wf = self.ctx.workflow;
+        if !wf.conflict_of_interest.declared {
+            return None;
+        }
+        let def = wf.step(step)?;
+        let assignee = seat.and_then(|s| def.assignee_of_seat(s));
+        people.iter().find_map(|p| conflict(wf, case, def, assignee, p).map(|party| (p.clone(), party)))
+    }
+
     fn openable(&self, case: &Case, step: &str, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
         if case.status != CaseStatus::Open {
             return Err(fail("", E_ROUTE, "route", format!("step {step:?} opened while the case is {}", case.status.as_str())));

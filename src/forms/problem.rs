@@ -36,6 +36,11 @@ pub mod codes {
     pub const RULE_UNKNOWN_FIELD: ErrorCode = ErrorCode("CARIMBO-E0031");
     pub const RULE_DIVIDES_BY_ZERO: ErrorCode = ErrorCode("CARIMBO-E0032");
     pub const RULE_READS_RESTRICTED: ErrorCode = ErrorCode("CARIMBO-E0033");
+    pub const COI_UNKNOWN_FIELD: ErrorCode = ErrorCode("CARIMBO-E0034");
+    pub const COI_NOT_A_PERSON: ErrorCode = ErrorCode("CARIMBO-E0035");
+    pub const COI_DUPLICATE_PARTY: ErrorCode = ErrorCode("CARIMBO-E0036");
+    pub const COI_BAD_POLICY: ErrorCode = ErrorCode("CARIMBO-E0037");
+    pub const COI_RESTRICTED_PARTY: ErrorCode = ErrorCode("CARIMBO-E0038");
     pub const COMPUTED_INVALID: ErrorCode = ErrorCode("CARIMBO-E0040");
     pub const UNKNOWN_REFERENCE: ErrorCode = ErrorCode("CARIMBO-E0041");
     pub const UNKNOWN_WORKFLOW: ErrorCode = ErrorCode("CARIMBO-E0050");

@@ -558,12 +558,11 @@ impl AppState {
         // Someone without a seat is refused as such before any signature or code is looked at
         // (the engine decides again when the act is recorded); a step someone else has just
         // closed is a conflict (409: reload the case), not a refusal.
-        let step_open = case.steps.get(&body.step).is_some_and(|s| s.status == StepStatus::Open);
-        if case.status == crate::workflow::CaseStatus::Open && !step_open {
-            return Err(crate::workflow::WorkflowError::StepNotOpen(body.step.clone()).into());
-        }
-        if case.status == crate::workflow::CaseStatus::Open && !self.cases.may_act(&case, &wf, &body.step, &caller.person, Utc::now()) {
-            return Err(crate::workflow::WorkflowError::NotAssigned { person: caller.person.clone(), step: body.step.clone() }.into());
+        if case.status == crate::workflow::CaseStatus::Open {
+            if !case.steps.get(&body.step).is_some_and(|s| s.status == StepStatus::Open) {
+                return Err(crate::workflow::WorkflowError::StepNotOpen(body.step.clone()).into());
+            }
+            self.cases.check_may_act(&case, &wf, &body.step, &caller.person, Utc::now())?;
         }
         let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
         let sig = self.establish_signature_in(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes)?;

@@ -170,6 +170,7 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0312" => ("此操作需要雙重認證碼。", "Esta ação exige o código do segundo fator.", "This act needs your second-factor code."),
         "CARIMBO-E0313" => ("重新提交的表格版本與個案不符。", "A versão do formulário não corresponde ao processo.", "The resubmission is for another form version."),
         "CARIMBO-E0314" => ("簽名人與操作人不符。", "O signatário não é quem está a atuar.", "The signature is not by the person acting."),
+        "CARIMBO-E0316" => ("你是此個案的當事人，不可就此個案作出決定（利益衝突）。", "É parte neste processo e não pode decidir sobre ele (conflito de interesses).", "You are a party to this case and may not decide on it (conflict of interest)."),
         "CARIMBO-E0330" => ("只有現時負責此步驟的人員才會獲發簽署內容。", "Só quem tem lugar neste passo agora recebe o conteúdo a assinar.", "Only a person who may act on this step now is given the payload to sign."),
         "CARIMBO-E0923" => ("此個案的受限制資料以明文記錄，你的角色不可查閱，故不能取得其證據包。", "Este processo registou dados reservados em claro que a sua função não pode ver; o pacote de prova não lhe pode ser entregue.", "This case recorded restricted data in the open that your roles may not see, so its evidence bundle cannot be given to you."),
         "CARIMBO-E0401" => ("個案剛被他人處理，請重新載入。", "O processo foi alterado por outra pessoa; recarregue-o.", "Someone else changed the case first; reload it."),

@@ -95,6 +95,25 @@ pub enum SelfApproval {
     Reassign,
 }
 
+/// Who is party to a case besides its submitter, and what happens to a seat only a party could
+/// take (`docs/workflow-definitions.md`, "Conflict of interest").
+///
+/// The subject is always a party; `parties` adds the people named in fields of the form (the
+/// witnesses of an accident). A party never sits on a deciding step of the case, except on
+/// the seat that is theirs: the seat whose assignee is the very declaration that names them
+/// (`{"role": "applicant"}` for the subject, the party's own field for a party).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictOfInterest {
+    /// Field paths of the form naming parties (`witnesses.*.staff_id`), besides the subject.
+    pub parties: Vec<String>,
+    /// What happens to a seat whose only people are parties; the workflow's `self_approval`
+    /// unless `on_conflict` says otherwise.
+    pub on_conflict: SelfApproval,
+    /// Whether the workflow declares the block itself, i.e. was written under the rule: the
+    /// offline verifier holds only such records to it (older records were made before it).
+    pub declared: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Member {
     pub id: String,
@@ -144,6 +163,7 @@ pub struct WorkflowDefinition {
     pub subject: Option<String>,
     pub submit_signature: Level,
     pub self_approval: SelfApproval,
+    pub conflict_of_interest: ConflictOfInterest,
     pub steps: Vec<StepDefinition>,
     pub source: Value,
 }
@@ -152,6 +172,79 @@ impl WorkflowDefinition {
     pub fn step(&self, id: &str) -> Option<&StepDefinition> {
         self.steps.iter().find(|s| s.id == id)
     }
+
+    /// The conflict-of-interest rule of this workflow in words, step by step, as
+    /// `carimbo check --explain` prints it.
+    pub fn explain_conflicts(&self) -> Vec<String> {
+        let mut parties = vec![match &self.subject {
+            Some(f) => format!("the subject ({f})"),
+            // The submitter is kept off every seat by `self_approval` already.
+            None => "the subject (the submitter, see self_approval)".to_string(),
+        }];
+        parties.extend(self.conflict_of_interest.parties.iter().cloned());
+        let policy = match self.conflict_of_interest.on_conflict {
+            SelfApproval::Skip => "skipped",
+            SelfApproval::Reassign => "reassigned up the supervisor tree",
+        };
+        let mut out = vec![format!("{}: parties {}; a seat only a party could take is {policy}", self.id, parties.join(", "))];
+        for step in &self.steps {
+            if !step.is_deciding() {
+                out.push(format!("{}: step {}: decides nothing (return only): parties may sit", self.id, step.id));
+                continue;
+            }
+            let own: Vec<String> = step
+                .assignees()
+                .filter(|a| self.own_seat_of(a).is_some())
+                .map(|a| match a {
+                    Assignee::Applicant => "{\"role\": \"applicant\"} (the subject's own)".to_string(),
+                    Assignee::Field(f) => format!("{{\"field\": {f:?}}} (their own)"),
+                    _ => String::new(),
+                })
+                .collect();
+            if own.is_empty() {
+                out.push(format!("{}: step {}: deciding; every party is kept off", self.id, step.id));
+            } else {
+                out.push(format!("{}: step {}: deciding; parties are kept off except on the seat of {}", self.id, step.id, own.join(", ")));
+            }
+        }
+        out
+    }
+
+    /// What an assignee names a party by: `Some(None)` for the subject (`applicant`, or the
+    /// subject's field), `Some(Some(field))` for a declared party field, `None` otherwise.
+    pub fn own_seat_of(&self, a: &Assignee) -> Option<Option<&str>> {
+        match a {
+            Assignee::Applicant => Some(None),
+            Assignee::Field(f) if self.subject.as_deref() == Some(f.as_str()) => Some(None),
+            Assignee::Field(f) => self.conflict_of_interest.parties.iter().find(|p| *p == f).map(|p| Some(p.as_str())),
+            _ => None,
+        }
+    }
+}
+
+impl StepDefinition {
+    /// A step that offers approve, reject or sign decides about the case; one that only
+    /// offers return decides nothing.
+    pub fn is_deciding(&self) -> bool {
+        self.actions.iter().any(|a| matches!(a, Action::Approve | Action::Reject | Action::Sign))
+    }
+
+    /// Every assignee the step names (one, or one per member of a parallel group).
+    pub fn assignees(&self) -> impl Iterator<Item = &Assignee> {
+        let (one, many) = match &self.seats {
+            Seats::Single(a) => (Some(a), &[][..]),
+            Seats::Members(ms) => (None, &ms[..]),
+        };
+        one.into_iter().chain(many.iter().map(|m| &m.assignee))
+    }
+
+    /// The assignee a recorded seat came from: the step's one assignee, or the member of that id.
+    pub fn assignee_of_seat(&self, seat: &str) -> Option<&Assignee> {
+        match &self.seats {
+            Seats::Single(a) => Some(a),
+            Seats::Members(ms) => ms.iter().find(|m| m.id == seat).map(|m| &m.assignee),
+        }
+    }
 }
 
 /// Relative roles an assignee may name.
@@ -159,8 +252,8 @@ pub const RELATIVE_ROLES: [&str; 3] = ["applicant", "supervisor", "head"];
 /// Person roles a directory entry may carry, and so `submitted_by` may name.
 pub const PERSON_ROLES: [&str; 10] = ["staff", "supervisor", "head", "hr", "authority", "doctor", "candidate", "author", "auditor", "admin"];
 
-const WORKFLOW_KEYS: [&str; 11] =
-    ["kind", "id", "version", "title", "form", "submitted_by", "subject", "submit_signature", "self_approval", "steps", "description"];
+const WORKFLOW_KEYS: [&str; 12] =
+    ["kind", "id", "version", "title", "form", "submitted_by", "subject", "submit_signature", "self_approval", "conflict_of_interest", "steps", "description"];
 const STEP_KEYS: [&str; 12] =
     ["id", "title", "after", "when", "assignee", "members", "complete_when", "actions", "signature", "second_factor", "deadline", "description"];
 
@@ -251,6 +344,8 @@ impl WorkflowDefinition {
             }
         };
 
+        let conflict_of_interest = conflict_of_interest(def.get("conflict_of_interest"), form, subject.as_deref(), self_approval, p);
+
         let ctx = StepContext { form, groups: groups.as_ref() };
         let mut steps = Vec::new();
         let mut raw_whens: Vec<Option<Value>> = Vec::new();
@@ -289,10 +384,63 @@ impl WorkflowDefinition {
             subject,
             submit_signature: submit_signature?,
             self_approval,
+            conflict_of_interest,
             steps,
             source: Value::Object(def.clone()),
         })
     }
+}
+
+/// Reads `"conflict_of_interest": {"parties": [{"field": …}, …], "on_conflict": "skip" | "reassign"}`.
+fn conflict_of_interest(v: Option<&Value>, form: Option<&Arc<FormDefinition>>, subject: Option<&str>, self_approval: SelfApproval, p: &mut Problems) -> ConflictOfInterest {
+    let mut rule = ConflictOfInterest { parties: Vec::new(), on_conflict: self_approval, declared: v.is_some() };
+    let Some(v) = v else { return rule };
+    let Some(m) = parse::object(v, "/conflict_of_interest", "\"conflict_of_interest\"", p) else { return rule };
+    check_keys(m, "/conflict_of_interest", &["parties", "on_conflict", "description"], &["parties"], p);
+    if let Some(d) = m.get("description") {
+        parse::localized(d, "/conflict_of_interest/description", p);
+    }
+    match m.get("on_conflict").map(Value::as_str) {
+        None => {}
+        Some(Some("skip")) => rule.on_conflict = SelfApproval::Skip,
+        Some(Some("reassign")) => rule.on_conflict = SelfApproval::Reassign,
+        Some(_) => p.push(
+            "/conflict_of_interest/on_conflict",
+            codes::COI_BAD_POLICY,
+            "\"on_conflict\" must be \"skip\" (drop a seat only parties could take) or \"reassign\" (offer it to the next person up the supervisor tree of the party kept off)",
+        ),
+    }
+    let Some(list) = m.get("parties").and_then(|l| parse::array(l, "/conflict_of_interest/parties", "\"parties\"", p)) else { return rule };
+    for (i, party) in list.iter().enumerate() {
+        let ptr = format!("/conflict_of_interest/parties/{i}");
+        let Some(pm) = parse::object(party, &ptr, "a party", p) else { continue };
+        check_keys(pm, &ptr, &["field"], &["field"], p);
+        let Some(f) = parse::string_key(pm, &ptr, "field", p) else { continue };
+        let fptr = format!("{ptr}/field");
+        if let Some(form) = form {
+            if !form.fields.knows(f) {
+                p.push(fptr, codes::COI_UNKNOWN_FIELD, format!("party field {f:?} is not a field of form {:?}: a party is named by a field holding a person id", form.id));
+                continue;
+            }
+            let prefix = format!("{f}.");
+            if form.fields.paths.iter().chain(form.fields.items.iter()).any(|q| q.starts_with(&prefix)) {
+                p.push(fptr, codes::COI_NOT_A_PERSON, format!("party field {f:?} of form {:?} is a group of fields, not a person id: name the field inside it that holds the id (e.g. {:?})", form.id, form.fields.paths.iter().chain(form.fields.items.iter()).find(|q| q.starts_with(&prefix)).cloned().unwrap_or_default()));
+                continue;
+            }
+        }
+        // A record for a reader without a restricted field's role holds only its commitment, so
+        // whether the people on a seat were parties could not be checked from it.
+        if let Some(top) = form.and_then(|form| f.split('.').next().filter(|t| form.layout.restricted.contains_key(*t))) {
+            p.push(fptr, codes::COI_RESTRICTED_PARTY, format!("party field {f:?} is inside the restricted field {top:?}: a record without its value could not show that no party decided"));
+        } else if subject == Some(f) {
+            p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("{f:?} is the subject's field, and the subject is always a party: leave it out"));
+        } else if rule.parties.iter().any(|q| q == f) {
+            p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("party field {f:?} is listed twice"));
+        } else {
+            rule.parties.push(f.to_string());
+        }
+    }
+    rule
 }
 
 struct StepContext<'a> {

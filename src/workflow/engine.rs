@@ -274,6 +274,61 @@ pub enum WorkflowError {
     Replay(String),
     #[error("restricted field {0:?} has no salt to commit it with [CARIMBO-E0315]")]
     MissingSalt(String),
+    #[error("{person} is {party} of this case and may not act on step {step:?}: a party never decides about a case that concerns them (conflict of interest) [CARIMBO-E0316]")]
+    ConflictOfInterest { person: String, step: String, party: Party },
+}
+
+/// Why a person is party to a case (`workflow::ConflictOfInterest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    /// The person the form is about.
+    Subject,
+    /// Named in a party field of the data (`witnesses.*.staff_id`).
+    Field(String),
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Party::Subject => f.write_str("the subject"),
+            Party::Field(field) => write!(f, "a party (named in {field:?})"),
+        }
+    }
+}
+
+/// Every way `person` is party to `case` under `workflow`: the subject, and each party field
+/// of the current data that names them.
+pub fn parties_of(workflow: &WorkflowDefinition, case: &Case, person: &str) -> Vec<Party> {
+    let mut out = Vec::new();
+    if case.subject == person {
+        out.push(Party::Subject);
+    }
+    for f in &workflow.conflict_of_interest.parties {
+        if lookup_path(&case.data, f).iter().any(|v| v.as_str() == Some(person)) {
+            out.push(Party::Field(f.clone()));
+        }
+    }
+    out
+}
+
+/// Why `person` may not sit on a seat of `step` offered through `assignee` (`None`: an
+/// escalation or a delegation, never a party's own seat), if they may not.
+///
+/// The rule (`docs/workflow-definitions.md`, "Conflict of interest"): a party of the case
+/// never sits on a deciding step (one offering approve, reject or sign), except on the seat
+/// that is theirs — whose assignee is the very declaration making them a party
+/// (`{"role": "applicant"}` or the subject's field for the subject, a party's field for the
+/// people it names) — and only if nothing else makes them a party.
+pub fn conflict(workflow: &WorkflowDefinition, case: &Case, step: &StepDefinition, assignee: Option<&Assignee>, person: &str) -> Option<Party> {
+    if !step.is_deciding() {
+        return None;
+    }
+    let own = assignee.and_then(|a| workflow.own_seat_of(a));
+    parties_of(workflow, case, person).into_iter().find(|party| match (party, own) {
+        (Party::Subject, Some(None)) => false,
+        (Party::Field(f), Some(Some(g))) => f != g,
+        _ => true,
+    })
 }
 
 impl WorkflowError {
@@ -295,6 +350,7 @@ impl WorkflowError {
             WorkflowError::WrongForm { .. } => "CARIMBO-E0313",
             WorkflowError::SignerMismatch { .. } => "CARIMBO-E0314",
             WorkflowError::Replay(_) | WorkflowError::MissingSalt(_) => "CARIMBO-E0315",
+            WorkflowError::ConflictOfInterest { .. } => "CARIMBO-E0316",
         }
     }
 
@@ -302,7 +358,11 @@ impl WorkflowError {
     /// record that cannot be replayed.
     pub fn status(&self) -> u16 {
         match self {
-            WorkflowError::NotAllowedToSubmit { .. } | WorkflowError::NotAssigned { .. } | WorkflowError::SelfApproval | WorkflowError::NotSubmitter(_) => 403,
+            WorkflowError::NotAllowedToSubmit { .. }
+            | WorkflowError::NotAssigned { .. }
+            | WorkflowError::SelfApproval
+            | WorkflowError::ConflictOfInterest { .. }
+            | WorkflowError::NotSubmitter(_) => 403,
             WorkflowError::CaseNotOpen(_) | WorkflowError::StepNotOpen(_) | WorkflowError::FinalDecision(_) => 409,
             WorkflowError::SignatureTooWeak { .. }
             | WorkflowError::ActionNotAllowed { .. }
@@ -611,36 +671,70 @@ impl<'a> Engine<'a> {
     }
 
     fn seats_for(&self, step: &StepDefinition, case: &Case) -> Vec<Seat> {
-        let raw: Vec<(String, Vec<String>)> = match &step.seats {
-            Seats::Single(a) => self.resolve(a, case),
+        let raw: Vec<(String, &Assignee, Vec<String>)> = match &step.seats {
+            Seats::Single(a) => self.resolve(a, case).into_iter().map(|(id, people)| (id, a, people)).collect(),
             Seats::Members(ms) => ms
                 .iter()
                 .filter_map(|m| {
                     let people: Vec<String> = self.resolve(&m.assignee, case).into_iter().flat_map(|(_, p)| p).collect();
-                    (!people.is_empty()).then(|| (m.id.clone(), people))
+                    (!people.is_empty()).then(|| (m.id.clone(), &m.assignee, people))
                 })
                 .collect(),
         };
         let mut seats = Vec::new();
-        for (id, people) in raw {
-            // The submitter never approves their own case.
-            let mut people: Vec<String> = people.into_iter().filter(|p| p != &case.submitter).collect();
-            if people.is_empty() {
-                match self.workflow.self_approval {
-                    SelfApproval::Skip => continue,
-                    SelfApproval::Reassign => {
-                        let up = self.directory.supervisor_of(&case.submitter).or_else(|| self.directory.head_of(&case.submitter));
-                        match up {
-                            Some(p) => people.push(p.to_string()),
-                            None => continue,
-                        }
+        for (id, assignee, people) in raw {
+            // The submitter never approves their own case, and a party never decides about a
+            // case that concerns them (except on their own seat).
+            let mut kept_off: Option<String> = None;
+            let mut people: Vec<String> = people
+                .into_iter()
+                .filter(|p| p != &case.submitter)
+                .filter(|p| {
+                    let conflicted = conflict(self.workflow, case, step, Some(assignee), p).is_some();
+                    if conflicted && kept_off.is_none() {
+                        kept_off = Some(p.clone());
                     }
+                    !conflicted
+                })
+                .collect();
+            if people.is_empty() {
+                let (policy, from) = match &kept_off {
+                    // A party's own seat (a witness's signature on their statement) is theirs
+                    // alone: kept off it for another reason, nobody else gives it for them.
+                    Some(_) if self.workflow.own_seat_of(assignee).is_some() => (SelfApproval::Skip, ""),
+                    Some(party) => (self.workflow.conflict_of_interest.on_conflict, party.as_str()),
+                    None => (self.workflow.self_approval, case.submitter.as_str()),
+                };
+                match policy {
+                    SelfApproval::Skip => continue,
+                    SelfApproval::Reassign => match self.up_from(case, step, from) {
+                        Some(p) => people.push(p),
+                        None => continue,
+                    },
                 }
             }
             people.dedup();
             seats.push(Seat { id, people });
         }
         seats
+    }
+
+    /// The first person up `from`'s supervisor tree who is neither the submitter nor a party
+    /// kept off `step`: who a reassigned seat goes to.
+    fn up_from(&self, case: &Case, step: &StepDefinition, from: &str) -> Option<String> {
+        let mut at = from.to_string();
+        // The directory refuses cycles; the bound only keeps a damaged one from looping.
+        for _ in 0..64 {
+            let up = self.directory.supervisor_of(&at).or_else(|| self.directory.head_of(&at))?.to_string();
+            if up != case.submitter && conflict(self.workflow, case, step, None, &up).is_none() {
+                return Some(up);
+            }
+            if up == at {
+                return None;
+            }
+            at = up;
+        }
+        None
     }
 
     /// An approver (or delegate) acts on an open step.
@@ -657,7 +751,18 @@ impl<'a> Engine<'a> {
         if req.actor == case.submitter {
             return Err(WorkflowError::SelfApproval);
         }
-        let (seat, on_behalf_of, delegation) = self.seat_for(case, state, &req.actor, req.now).ok_or_else(|| WorkflowError::NotAssigned { person: req.actor.clone(), step: req.step.clone() })?;
+        let taken = self.seat_for(case, state, &req.actor, req.now);
+        // Checked against the seat the actor would take, so a party keeps their own seat; and
+        // before anything else about the seat, so a party on an older record's seat (recorded
+        // before the rule, or before the data named them) is refused for what it is.
+        let own_assignee = match &taken {
+            Some((seat, None, None)) if state.seats.iter().any(|s| &s.id == seat && s.people.contains(&req.actor)) => def.assignee_of_seat(seat),
+            _ => None,
+        };
+        if let Some(party) = conflict(self.workflow, case, def, own_assignee, &req.actor) {
+            return Err(WorkflowError::ConflictOfInterest { person: req.actor.clone(), step: req.step.clone(), party });
+        }
+        let (seat, on_behalf_of, delegation) = taken.ok_or_else(|| WorkflowError::NotAssigned { person: req.actor.clone(), step: req.step.clone() })?;
         check_signature(&req.signature, &req.actor, def.signature, &format!("step {:?}", def.id))?;
         if def.second_factor && !req.signature.second_factor {
             return Err(WorkflowError::SecondFactorRequired(def.id.clone()));
@@ -761,7 +866,8 @@ impl<'a> Engine<'a> {
             return out;
         }
         for (id, state) in case.open_steps() {
-            let Some(deadline) = self.workflow.step(id).and_then(|d| d.deadline.as_ref()) else { continue };
+            let Some(def) = self.workflow.step(id) else { continue };
+            let Some(deadline) = def.deadline.as_ref() else { continue };
             for seat in state.seats.iter().filter(|s| s.act.is_none()) {
                 // A deadline without an escalation target still reminds, at the deadline at the latest.
                 let remind_at = deadline.remind_after_days.or(deadline.escalate_to.is_none().then_some(deadline.days));
@@ -775,7 +881,7 @@ impl<'a> Engine<'a> {
                         .resolve(target, case)
                         .into_iter()
                         .flat_map(|(_, p)| p)
-                        .filter(|p| p != &case.submitter && !seat.people.contains(p))
+                        .filter(|p| p != &case.submitter && !seat.people.contains(p) && conflict(self.workflow, case, def, None, p).is_none())
                         .collect();
                     if !added.is_empty() {
                         out.push(CaseEvent::Escalated { at: now, step: id.clone(), seat: seat.id.clone(), added });
@@ -786,6 +892,24 @@ impl<'a> Engine<'a> {
         out
     }
 
+    /// Whether `person` may act on the open step `step` now; if not, why: a party kept off
+    /// the step by the conflict-of-interest rule is told so, anyone else is not assigned.
+    pub fn may_act(&self, case: &Case, step: &str, person: &str, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        if self.assignments(case, now).iter().any(|a| a.step == step && a.person == person) {
+            return Ok(());
+        }
+        if person != case.submitter
+            && let (Some(def), Some(state)) = (self.workflow.step(step), case.steps.get(step))
+        {
+            // A party who had an own seat there (and took it) is simply not assigned any more.
+            let own_seat = state.seats.iter().any(|s| s.people.iter().any(|p| p == person) && conflict(self.workflow, case, def, def.assignee_of_seat(&s.id), person).is_none());
+            if !own_seat && let Some(party) = conflict(self.workflow, case, def, None, person) {
+                return Err(WorkflowError::ConflictOfInterest { person: person.into(), step: step.into(), party });
+            }
+        }
+        Err(WorkflowError::NotAssigned { person: person.into(), step: step.into() })
+    }
+
     /// Who may act now on which open seat: assignees, escalation targets and their delegates.
     pub fn assignments(&self, case: &Case, now: DateTime<Utc>) -> Vec<Assignment> {
         let mut out = Vec::new();
@@ -794,11 +918,19 @@ impl<'a> Engine<'a> {
         }
         let day = now.date_naive();
         for (step, state) in case.open_steps() {
+            let def = self.workflow.step(step);
+            // A party is offered no seat they may not take (an older record may still name them).
+            let kept_off = |assignee: Option<&Assignee>, p: &str| def.is_some_and(|d| conflict(self.workflow, case, d, assignee, p).is_some());
             for seat in state.seats.iter().filter(|s| s.act.is_none()) {
-                for p in seat.people.iter().chain(seat.escalated_to.iter()) {
-                    out.push(Assignment { person: p.clone(), step: step.clone(), seat: seat.id.clone(), since: state.since, on_behalf_of: None, delegation: None });
+                let assignee = def.and_then(|d| d.assignee_of_seat(&seat.id));
+                let direct = seat.people.iter().map(|p| (p, assignee));
+                let escalated = seat.escalated_to.iter().map(|p| (p, None));
+                for (p, via) in direct.chain(escalated) {
+                    if !kept_off(via, p) {
+                        out.push(Assignment { person: p.clone(), step: step.clone(), seat: seat.id.clone(), since: state.since, on_behalf_of: None, delegation: None });
+                    }
                     for d in self.directory.delegates_for(p, &case.form.id, day) {
-                        if d.delegate != case.submitter {
+                        if d.delegate != case.submitter && !kept_off(None, &d.delegate) {
                             out.push(Assignment {
                                 person: d.delegate.clone(),
                                 step: step.clone(),
