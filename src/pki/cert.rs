@@ -69,6 +69,9 @@ pub struct CertFacts {
     pub person_id: Option<String>,
     /// Serial number, big-endian bytes without leading zeros.
     pub serial: Vec<u8>,
+    /// The serial's DER INTEGER contents as encoded (sign byte kept): what CRL entries are
+    /// matched on, so 255 (`00 ff`) and -1 (`ff`) stay apart.
+    pub serial_der: Vec<u8>,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
     pub sha256: [u8; 32],
@@ -84,6 +87,141 @@ pub struct CertFacts {
     pub policies: Vec<String>,
     pub qc_compliance: bool,
     pub is_ca: bool,
+    /// The CRL distribution points (RFC 5280 §4.2.1.13), to match a CRL's scope.
+    pub crl_distribution_points: Vec<DistributionPointFacts>,
+}
+
+/// Every revocation reason of ReasonFlags (RFC 5280 §4.2.1.13), bits 1–8 as x509-parser
+/// numbers them (bit 0 is `unused`).
+pub const ALL_REASONS: u16 = 0x1fe;
+
+/// One distribution point of a certificate, its names resolved to comparable keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistributionPointFacts {
+    /// Full names of the point (`None` when only a cRLIssuer is given).
+    pub names: Option<Vec<String>>,
+    /// Reasons this point's CRLs cover (`ALL_REASONS` when the field is absent).
+    pub reasons: u16,
+    /// The point names a CRL issuer other than the certificate's issuer.
+    pub crl_issuer: bool,
+}
+
+/// A comparable key for a distinguished name given as relative names: attribute types and
+/// the exact encoded values, so only identical names match.
+pub(crate) fn dn_key<'a, 'b: 'a>(
+    rdns: impl Iterator<Item = &'a RelativeDistinguishedName<'b>>,
+) -> String {
+    rdns.map(|rdn| {
+        rdn.iter()
+            .map(|a| {
+                format!(
+                    "{}={:?}:{}",
+                    a.attr_type().to_id_string(),
+                    a.attr_value().tag(),
+                    hex(a.attr_value().data)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("+")
+    })
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// A comparable key for one general name.
+pub(crate) fn general_name_key(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::DirectoryName(dn) => format!("dn:{}", dn_key(dn.iter())),
+        GeneralName::URI(u) => format!("uri:{u}"),
+        GeneralName::DNSName(d) => format!("dns:{d}"),
+        GeneralName::RFC822Name(m) => format!("email:{m}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One DER TLV of `input` (tag byte, contents, rest); `None` when malformed.
+pub(crate) fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The nameRelativeToCRLIssuer of a DistributionPoint / IssuingDistributionPoint SEQUENCE's
+/// contents, as a comparable key. x509-parser 0.18 reads this choice as absent, which would
+/// widen a CRL's scope to every certificate of its issuer, so carimbo reads it itself.
+/// `Err` when the field is there but cannot be read.
+pub(crate) fn relative_dp_name(seq_contents: &[u8]) -> Result<Option<String>, String> {
+    let Some((0xa0, dpn, _)) = der_tlv(seq_contents) else {
+        return Ok(None);
+    };
+    match der_tlv(dpn) {
+        Some((0xa1, rdn, _)) => {
+            let mut set = vec![0x31];
+            match rdn.len() {
+                n if n < 0x80 => set.push(n as u8),
+                n if n < 0x100 => set.extend([0x81, n as u8]),
+                n => set.extend([0x82, (n >> 8) as u8, n as u8]),
+            }
+            set.extend_from_slice(rdn);
+            let (_, rdn) = RelativeDistinguishedName::from_der(&set)
+                .map_err(|e| format!("nameRelativeToCRLIssuer is malformed: {e}"))?;
+            Ok(Some(dn_key(std::iter::once(&rdn))))
+        }
+        Some(_) => Ok(None),
+        None => Err("distribution point name is malformed".into()),
+    }
+}
+
+/// The relative names of each DistributionPoint of a CRLDistributionPoints value, in order.
+fn relative_dp_names(value: &[u8]) -> Result<Vec<Option<String>>, String> {
+    let Some((0x30, mut points, _)) = der_tlv(value) else {
+        return Err("CRL distribution points are malformed".into());
+    };
+    let mut out = Vec::new();
+    while !points.is_empty() {
+        let Some((0x30, dp, rest)) = der_tlv(points) else {
+            return Err("CRL distribution points are malformed".into());
+        };
+        out.push(relative_dp_name(dp)?);
+        points = rest;
+    }
+    Ok(out)
+}
+
+/// The names of a distribution point: x509-parser's full name, or the relative name read by
+/// `relative_dp_name` resolved against `issuer`.
+pub(crate) fn distribution_point_names(
+    dp: Option<&DistributionPointName<'_>>,
+    relative: Option<&str>,
+    issuer: &X509Name<'_>,
+) -> Option<Vec<String>> {
+    if let Some(rdn) = relative {
+        let base = dn_key(issuer.iter());
+        return Some(vec![if base.is_empty() {
+            format!("dn:{rdn}")
+        } else {
+            format!("dn:{base},{rdn}")
+        }]);
+    }
+    match dp? {
+        DistributionPointName::FullName(names) => {
+            Some(names.iter().map(general_name_key).collect())
+        }
+        DistributionPointName::NameRelativeToCRLIssuer(rdn) => Some(vec![format!(
+            "dn:{}",
+            dn_key(issuer.iter().chain(std::iter::once(rdn)))
+        )]),
+    }
 }
 
 impl CertFacts {
@@ -115,8 +253,23 @@ impl CertFacts {
         };
         let mut policies = Vec::new();
         let mut qc_compliance = false;
+        let mut crl_distribution_points = Vec::new();
         for ext in cert.extensions() {
             match ext.parsed_extension() {
+                ParsedExtension::CRLDistributionPoints(points) => {
+                    let relative = relative_dp_names(ext.value)?;
+                    for (i, dp) in points.iter().enumerate() {
+                        crl_distribution_points.push(DistributionPointFacts {
+                            names: distribution_point_names(
+                                dp.distribution_point.as_ref(),
+                                relative.get(i).cloned().flatten().as_deref(),
+                                tbs.issuer(),
+                            ),
+                            reasons: dp.reasons.as_ref().map_or(ALL_REASONS, |r| r.flags),
+                            crl_issuer: dp.crl_issuer.is_some(),
+                        });
+                    }
+                }
                 ParsedExtension::CertificatePolicies(list) => {
                     policies.extend(list.iter().map(|p| p.policy_id.to_id_string()));
                 }
@@ -147,6 +300,7 @@ impl CertFacts {
                 .and_then(|a| a.as_str().ok())
                 .map(str::to_string),
             serial: trim_serial(tbs.raw_serial()),
+            serial_der: tbs.raw_serial().to_vec(),
             not_before: asn1_time(tbs.validity().not_before),
             not_after: asn1_time(tbs.validity().not_after),
             sha256: sha256(der),
@@ -158,6 +312,7 @@ impl CertFacts {
             policies,
             qc_compliance,
             is_ca: cert.is_ca(),
+            crl_distribution_points,
         })
     }
 

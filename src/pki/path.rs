@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeIdIter};
 
-use super::cert::{CertFacts, check_key_strength, refused_signature_algorithm};
-use super::crl::{CrlLookup, CrlSet};
+use super::cert::{CertFacts, KeyUsageBits, check_key_strength, refused_signature_algorithm};
+use super::crl::{CrlLookup, CrlSet, CrlSigner};
 use super::profile::{CertRole, violation};
 use super::report::{ChainElement, Indication, SubIndication};
 use super::trust::TrustList;
@@ -382,17 +382,44 @@ impl CertificateValidator {
         let anchor_facts = self.trust.anchor_facts(path.anchor()).cloned();
         let anchor_spki = webpki::spki_for_anchor(path.anchor());
 
+        // Every key of the path with its subject name: a certificate's CRLs may be signed by
+        // its issuer's key or by another key of the path with the issuer's name (rollover).
+        let mut keys: Vec<(&[u8], &[u8], Option<KeyUsageBits>)> = facts_path
+            .iter()
+            .map(|(f, _)| (f.subject_raw.as_slice(), f.spki.as_slice(), f.key_usage))
+            .collect();
+        let anchor_subject = anchor_facts.as_ref().map(|f| f.subject_raw.clone());
+        if let Some(subject) = &anchor_subject {
+            keys.push((
+                subject.as_slice(),
+                anchor_spki.as_ref(),
+                anchor_facts.as_ref().and_then(|f| f.key_usage),
+            ));
+        }
         let mut elements = Vec::with_capacity(facts_path.len() + 1);
         for i in 0..facts_path.len() {
-            let (issuer_spki, issuer_ku) = match facts_path.get(i + 1) {
-                Some((issuer, _)) => (issuer.spki.clone(), issuer.key_usage),
+            let facts = &facts_path[i].0;
+            let (spki, key_usage) = match facts_path.get(i + 1) {
+                Some((issuer, _)) => (issuer.spki.as_slice(), issuer.key_usage),
                 None => (
-                    anchor_spki.as_ref().to_vec(),
+                    anchor_spki.as_ref(),
                     anchor_facts.as_ref().and_then(|f| f.key_usage),
                 ),
             };
-            let facts = &facts_path[i].0;
-            let revocation = self.crls.lookup(facts, &issuer_spki, issuer_ku);
+            let mut signers = vec![CrlSigner { spki, key_usage }];
+            for (j, (subject, spki, key_usage)) in keys.iter().enumerate() {
+                if j != i
+                    && j != i + 1
+                    && *subject == facts.issuer_raw.as_slice()
+                    && signers.iter().all(|s| s.spki != *spki)
+                {
+                    signers.push(CrlSigner {
+                        spki,
+                        key_usage: *key_usage,
+                    });
+                }
+            }
+            let revocation = self.crls.lookup(facts, &signers);
             elements.push(PathElement {
                 facts: facts.clone(),
                 trust_anchor: false,
