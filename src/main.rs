@@ -465,7 +465,6 @@ fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
     Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-#[allow(clippy::too_many_arguments)]
 #[allow(clippy::too_many_arguments)] // one per command-line option
 fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, data: &Path, store: &str, pg_schema: Option<&str>, out: Option<&Path>, restricted_fields: &[String]) -> Result<ExitCode> {
     use carimbo::http::outbox_api::{export_request, ExportQuery};
