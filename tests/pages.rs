@@ -448,3 +448,24 @@ async fn a_bidi_override_in_a_comment_is_shown_as_a_marked_code_point_and_does_n
     let events = serde_json::to_string(&app.state.cases.events(&id).unwrap().iter().map(|e| &e.body).collect::<Vec<_>>()).unwrap();
     assert!(events.contains("\u{202E}devorppa\u{202C}"), "the record keeps the text as written");
 }
+
+#[tokio::test]
+async fn times_on_the_pages_are_macau_time_and_say_so_while_the_api_keeps_utc() {
+    let app = app();
+    // 16:38 UTC is 00:38 the next day in Macau.
+    let at = Utc::now().date_naive().and_hms_opt(16, 38, 0).unwrap().and_utc();
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
+    let id = app.state.cases.submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, at, None, Lang::En).expect("a leave request opens").case.id;
+    let macau = (at.date_naive() + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+    let staff = app.sign_in("p005");
+    for (lang, label) in [("en", " 00:38 (Macau time)"), ("pt", " 00:38 (hora de Macau)"), ("zh", " 00:38（澳門時間）")] {
+        let (status, html) = app.get(Some(&staff), &format!("/cases/{id}?lang={lang}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&format!("{macau}{label}")), "{lang}: the case page shows {macau}{label}");
+        assert!(!html.contains("16:38"), "{lang}: no UTC time on the page");
+    }
+    let (_, mine) = app.get(Some(&staff), "/cases?lang=en").await;
+    assert!(mine.contains(&format!("{macau} 00:38 (Macau time)")), "my cases list shows Macau time");
+    // The record keeps UTC.
+    assert_eq!(app.state.cases.case(&id).unwrap().opened_at, at);
+}

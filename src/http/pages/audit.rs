@@ -109,7 +109,7 @@ fn event_log(lang: Lang, events: &[StoredEvent], chain: &Result<(), String>) -> 
                             td { (e.body.get("type").and_then(Value::as_str).unwrap_or("?"))
                                 @if let Some(step) = e.body.get("step").and_then(Value::as_str) { " · " (step) }
                                 @if let Some(who) = e.body.get("actor").or_else(|| e.body.get("submitter")).or_else(|| e.body.get("by")).and_then(Value::as_str) { " · " (who) } }
-                            td { (when(&e.recorded_at)) }
+                            td { (when(lang, &e.recorded_at)) }
                             td { code title=(e.prev_hash) { (short(&e.prev_hash)) "…" } }
                             td { code title=(e.hash) { (short(&e.hash)) "…" } }
                             td { @if *sound { span.ok { "✓" } } @else { span.error { "✗" } } }

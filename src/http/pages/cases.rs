@@ -67,7 +67,7 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
                                     td { (catalog.form(&h.form_id).map(|f| f.title.get(lang).to_string()).unwrap_or_else(|| h.form_id.clone())) }
                                     td.status { (status_label(lang, &h.status)) }
                                     td { (current_steps(lang, &dir, &h.summary)) }
-                                    td { (when(&h.opened_at)) }
+                                    td { (when(lang, &h.opened_at)) }
                                 }
                             }
                         }
@@ -199,7 +199,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
                 section #returned.note-box aria-labelledby="returned-title" {
                     h2 #returned-title { (t(lang, "已退回修改", "Devolvido para correção", "Returned for correction")) }
                     p {
-                        (person_label(lang, &dir, &n.by)) " · " (when(&n.at))
+                        (person_label(lang, &dir, &n.by)) " · " (when(lang, &n.at))
                         @if let Some(s) = step_title(&n.step) { " · " (s) }
                     }
                     @match &n.text {
@@ -214,7 +214,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
             @if let Some(n) = &history.withdrawn {
                 section #withdrawn.note-box aria-labelledby="withdrawn-title" {
                     h2 #withdrawn-title { (t(lang, "已撤回", "Retirado", "Withdrawn")) }
-                    p { (person_label(lang, &dir, &n.by)) " · " (when(&n.at)) }
+                    p { (person_label(lang, &dir, &n.by)) " · " (when(lang, &n.at)) }
                     @match &n.text {
                         Some(r) if !r.trim().is_empty() => p { (t(lang, "原因：", "Motivo: ", "Reason: ")) span #withdraw-reason { (super::shown(r)) } },
                         _ => p.muted { (t(lang, "沒有註明原因。", "Sem motivo indicado.", "No reason given.")) },
@@ -226,7 +226,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
             @if case.status != CaseStatus::Returned && let (Some((at, changes)), Some(form)) = (&history.resubmitted, &form) {
                 section #last-correction aria-labelledby="last-correction-title" {
                     h2 #last-correction-title { (t(lang, "最近一次修改", "Última correção", "Last correction")) }
-                    p.muted { (when(at)) " · " (t(lang, "資料版本", "versão dos dados", "data version")) " " (case.data_version) }
+                    p.muted { (when(lang, at)) " · " (t(lang, "資料版本", "versão dos dados", "data version")) " " (case.data_version) }
                     (changes_table(lang, form, &state.sight(caller, case).changes(changes)))
                 }
             }
@@ -385,7 +385,7 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
                 dd { (person_label(lang, &dir, &case.subject)) }
             }
             dt { (t(lang, "提交日期", "Submetido em", "Submitted")) }
-            dd { (when(&case.opened_at)) }
+            dd { (when(lang, &case.opened_at)) }
         }
         h2 { (t(lang, "流程進度", "Andamento", "Progress")) }
         (progress(lang, &dir, case, wf))
@@ -413,7 +413,7 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
             li.step.done {
                 span.badge { (t(lang, "已完成", "feito", "done")) }
                 strong { (t(lang, "提交", "Submissão", "Submission")) }
-                div { (person_label(lang, dir, &case.submitter)) " · " (when(&case.opened_at)) }
+                div { (person_label(lang, dir, &case.submitter)) " · " (when(lang, &case.opened_at)) }
             }
             @for def in &wf.steps {
                 @let state = case.steps.get(&def.id);
@@ -439,13 +439,13 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                                             @if let Some(act) = &seat.act {
                                                 (person_label(lang, dir, &act.actor))
                                                 @if let Some(p) = &act.on_behalf_of { " " (t(lang, "代", "por", "for")) " " (person_label(lang, dir, p)) }
-                                                " " (action_label(lang, act.action)) " · " (when(&act.at)) " · " (level_label(lang, act.level))
+                                                " " (action_label(lang, act.action)) " · " (when(lang, &act.at)) " · " (level_label(lang, act.level))
                                                 @if act.superseded { " " em.muted { (t(lang, "（已被重新提交取代）", "(substituído por nova versão)", "(superseded by a resubmission)")) } }
                                             } @else if stopped {
                                                 span.muted { (t(lang, "個案已結束，毋須處理", "o processo terminou antes", "the case ended first")) }
                                             } @else {
                                                 @let who: Vec<String> = seat.people.iter().chain(seat.escalated_to.iter()).map(|p| person_label(lang, dir, p)).collect();
-                                                (t(lang, "等待", "Aguarda", "Waiting for")) " " (who.join(", ")) " · " (t(lang, "自", "desde", "since")) " " (when(&s.since))
+                                                (t(lang, "等待", "Aguarda", "Waiting for")) " " (who.join(", ")) " · " (t(lang, "自", "desde", "since")) " " (when(lang, &s.since))
                                             }
                                         }
                                     }

@@ -139,7 +139,7 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
                                     td { (r.applicant) }
                                     td { (r.step_title) br; small.muted { (level_label(lang, r.level)) }
                                         @if let Some(p) = &r.on_behalf_of { br; small.muted { (t(lang, "代", "por", "for")) " " (p) } } }
-                                    td { (when(&r.since)) }
+                                    td { (when(lang, &r.since)) }
                                     td.result aria-live="polite" {}
                                 }
                             }

@@ -254,9 +254,17 @@ pub fn require_role(pl: &PageLang, caller: &Caller, roles: &[&str]) -> Result<()
     ))
 }
 
-/// A time as the pages show it (UTC, to the minute).
-pub fn when(at: &DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+/// A time as the pages show it: Macau time (Asia/Macau), to the minute, labelled in the
+/// page's language. Records, bundles and the API keep UTC. Macau has kept UTC+8 with no
+/// daylight saving since 1979, so the fixed offset (`usage::macau`) is exact for every time
+/// carimbo records; a time-zone database would add nothing for this one zone.
+pub fn when(lang: Lang, at: &DateTime<Utc>) -> String {
+    let local = at.with_timezone(&crate::usage::macau()).format("%Y-%m-%d %H:%M");
+    match lang {
+        Lang::Zh => format!("{local}（澳門時間）"),
+        Lang::Pt => format!("{local} (hora de Macau)"),
+        Lang::En => format!("{local} (Macau time)"),
+    }
 }
 
 /// A case status in the page's language.

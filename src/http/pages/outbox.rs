@@ -71,7 +71,7 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                         (t(lang, "已送達", "Entregues", "Delivered")) ": " (d["delivered_total"]) " · "
                         (t(lang, "失敗嘗試", "Tentativas falhadas", "Failed attempts")) ": " (d["failed_total"]) " · "
                         (t(lang, "最後一輪", "Última passagem", "Last pass")) ": "
-                        (d["last_pass_at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(&t)).unwrap_or_else(|| "—".into()))
+                        (d["last_pass_at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(lang, &t)).unwrap_or_else(|| "—".into()))
                         @if let Some(e) = d["last_error"].as_str() { " · " span.error { (e) } }
                     }
                 }
@@ -98,7 +98,7 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                                     td { input type="checkbox" name="id" value=(id) checked aria-label=(id); }
                                     td { code { (id) } br; (m["kind"].as_str().unwrap_or("")) }
                                     td { code { (m["case_id"].as_str().unwrap_or("")) } br; span.muted { (m["form_id"].as_str().unwrap_or("")) } }
-                                    td { (m["at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(&t)).unwrap_or_default()) }
+                                    td { (m["at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(lang, &t)).unwrap_or_default()) }
                                     td {
                                         @for (name, d) in m["deliveries"].as_object().into_iter().flatten() {
                                             @if d["state"] == "dead" {

@@ -155,7 +155,7 @@ fn correction_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Fou
             @if let Some(n) = returned {
                 section #returned.note-box aria-labelledby="returned-title" {
                     h2 #returned-title { (t(lang, "審批人的意見", "Observações do aprovador", "What the approver asked for")) }
-                    p { (person_label(lang, &dir, &n.by)) " · " (when(&n.at)) }
+                    p { (person_label(lang, &dir, &n.by)) " · " (when(lang, &n.at)) }
                     @match &n.text {
                         Some(c) if !c.trim().is_empty() => blockquote #return-comment { (super::shown(c)) },
                         _ => p.muted { (t(lang, "審批人沒有留下備註。", "O aprovador não deixou observações.", "The approver left no comment.")) },
