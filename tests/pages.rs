@@ -469,3 +469,21 @@ async fn times_on_the_pages_are_macau_time_and_say_so_while_the_api_keeps_utc() 
     // The record keeps UTC.
     assert_eq!(app.state.cases.case(&id).unwrap().opened_at, at);
 }
+
+#[tokio::test]
+async fn a_skipped_step_says_why_in_the_readers_language_not_in_the_engines_words() {
+    let app = app();
+    // Two days are under the department's threshold, so the head's step is skipped.
+    let id = app.submitted("p005", &common::server::leave(2));
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
+    let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
+    let view = app.state.cases.act(&id, req, None).expect("the supervisor approves");
+    assert_eq!(view.case.steps["head"].status, carimbo::workflow::StepStatus::Skipped);
+    let staff = app.sign_in("p005");
+    for (lang, says) in [("zh", "毋須此步驟：此個案不符合該步驟的條件"), ("pt", "Passo dispensado: o processo não preenche a condição"), ("en", "Not needed: the case does not meet this step's condition")] {
+        let (status, html) = app.get(Some(&staff), &format!("/cases/{id}?lang={lang}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(says), "{lang}: the skipped head step says {says:?}");
+        assert!(!html.contains("condition not met"), "{lang}: the engine's words are not shown");
+    }
+}

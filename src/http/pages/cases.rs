@@ -431,7 +431,7 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                     small.muted { " · " (level_label(lang, def.signature)) }
                     @if let Some(s) = state {
                         @match s.status {
-                            StepStatus::Skipped => { div.muted { (s.skip_reason.clone().unwrap_or_default()) } }
+                            StepStatus::Skipped => { div.muted.skip-reason { (skip_reason(lang, s.skip_reason.as_deref())) } }
                             _ => {
                                 ul.seats {
                                     @for seat in &s.seats {
@@ -457,4 +457,28 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
             }
         }
     }
+}
+
+/// Why a step was skipped, in the reader's language. The record keeps the engine's words
+/// (`condition not met`, `nobody to assign`); any other reason is shown as recorded.
+fn skip_reason(lang: Lang, reason: Option<&str>) -> Markup {
+    let text = match reason {
+        Some("condition not met") => t(
+            lang,
+            "毋須此步驟：此個案不符合該步驟的條件（例如日數未超過部門的門檻）。",
+            "Passo dispensado: o processo não preenche a condição deste passo (por exemplo, os dias não excedem o limite do serviço).",
+            "Not needed: the case does not meet this step's condition (for example, the days do not exceed the department's threshold).",
+        )
+        ,
+        Some("nobody to assign") => t(
+            lang,
+            "毋須此步驟：沒有可以處理此步驟的人員（例如提交人本身就是唯一的審批人）。",
+            "Passo dispensado: não há ninguém que o possa tratar (por exemplo, quem submeteu era a única pessoa indicada).",
+            "Not needed: nobody could take this step (for example, the submitter was the only person for it).",
+        )
+        ,
+        Some(other) => return html! { (super::shown(other)) },
+        None => t(lang, "毋須此步驟。", "Passo dispensado.", "Not needed."),
+    };
+    html! { (text) }
 }
