@@ -458,11 +458,23 @@ fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
     };
     let report = carimbo::evidence::verify_with(&bytes, &carimbo::evidence::VerifyConfig { pins: pins.to_vec(), now: None });
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", report.to_text());
+        emit(&report.to_text())?;
     }
     Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Writes a report to standard output. A reader that stops early (`carimbo verify --json | head`)
+/// closes the pipe: that is not an error of the verification, so it ends quietly, where
+/// `print!` would panic.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // one per command-line option

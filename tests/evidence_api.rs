@@ -95,6 +95,14 @@ fn export_evidence_and_verify_commands() {
     assert_eq!(report["passed"], true);
     assert_eq!(report["signatures"].as_array().unwrap().len(), 3);
 
+    // A reader that stops early (`| head`) closes the pipe: the verdict stands, no panic.
+    let mut early = Command::new(bin).args(["verify", "--json"]).arg(&out).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    drop(early.stdout.take());
+    let early = early.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&early.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(early.status.code(), Some(0), "{stderr}");
+
     // One byte changed: exit 1, and the report says where.
     let mut bytes = std::fs::read(&out).unwrap();
     let at = bytes.windows(9).position(|w| w == b"\"p001\",\"s").or_else(|| bytes.windows(6).position(|w| w == b"\"p001\"")).unwrap() + 4;
