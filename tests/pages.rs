@@ -487,3 +487,15 @@ async fn a_skipped_step_says_why_in_the_readers_language_not_in_the_engines_word
         assert!(!html.contains("condition not met"), "{lang}: the engine's words are not shown");
     }
 }
+
+#[tokio::test]
+async fn an_approvers_comment_is_shown_with_their_act_on_the_case_page() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(2));
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
+    let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: Some("Boas férias <b>já</b>".into()), signature, now: Utc::now() };
+    app.state.cases.act(&id, req, None).expect("the supervisor approves");
+    let (status, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=pt")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("blockquote class=\"act-comment\">Boas férias &lt;b&gt;já&lt;/b&gt;</blockquote>"), "the comment, escaped, under the act");
+}

@@ -185,6 +185,9 @@ pub struct ActRecord {
     pub delegation: Option<String>,
     pub action: Action,
     pub level: Level,
+    /// What the approver wrote with the act, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// An act given on an earlier version of the data, before a return for correction.
     pub superseded: bool,
     pub data_version: u32,
@@ -418,7 +421,7 @@ impl Case {
             CaseEvent::StepSkipped { at, step, reason } => {
                 self.steps.insert(step.clone(), StepState { status: StepStatus::Skipped, since: *at, seats: vec![], skip_reason: Some(reason.clone()) });
             }
-            CaseEvent::Acted { at, step, seat, actor, on_behalf_of, delegation, action, signature, .. } => {
+            CaseEvent::Acted { at, step, seat, actor, on_behalf_of, delegation, action, signature, comment } => {
                 let record = ActRecord {
                     at: *at,
                     step: step.clone(),
@@ -428,6 +431,7 @@ impl Case {
                     delegation: delegation.clone(),
                     action: *action,
                     level: signature.level,
+                    comment: comment.clone(),
                     superseded: false,
                     data_version: self.data_version,
                 };

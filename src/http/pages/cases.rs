@@ -441,6 +441,9 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                                                 @if let Some(p) = &act.on_behalf_of { " " (t(lang, "代", "por", "for")) " " (person_label(lang, dir, p)) }
                                                 " " (action_label(lang, act.action)) " · " (when(lang, &act.at)) " · " (level_label(lang, act.level))
                                                 @if act.superseded { " " em.muted { (t(lang, "（已被重新提交取代）", "(substituído por nova versão)", "(superseded by a resubmission)")) } }
+                                                @if let Some(c) = act.comment.as_deref().filter(|c| !c.trim().is_empty()) {
+                                                    blockquote.act-comment { (super::shown(c)) }
+                                                }
                                             } @else if stopped {
                                                 span.muted { (t(lang, "個案已結束，毋須處理", "o processo terminou antes", "the case ended first")) }
                                             } @else {
