@@ -225,22 +225,13 @@ fn form_post(caller: &Client, path: &str, fields: &[(&str, &str)], cookies: &[&s
     if let Some(csrf) = &caller.csrf {
         all.push(("csrf".into(), csrf.clone()));
     }
-    let body: Vec<String> = all.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    let body: Vec<String> = all.iter().map(|(k, v)| format!("{}={}", common::form_encode(k), common::form_encode(v))).collect();
     let cookie = cookies.join("; ");
     let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
     if !cookie.is_empty() {
         headers.push(("cookie", cookie.as_str()));
     }
     caller.request("POST", path, Some(body.join("&").as_bytes()), &headers)
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The leave request as the page's fields.

@@ -52,7 +52,7 @@ impl App {
     }
 
     async fn post_form(&self, who: &Browser, uri: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", common::form_encode(k), common::form_encode(v))).collect();
         let req = Request::post(uri)
             .header(header::COOKIE, &who.cookie)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -69,15 +69,6 @@ impl App {
         let text = String::from_utf8_lossy(&bytes).to_string();
         (status, location.map(|l| format!("Location: {l}")).unwrap_or(text))
     }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -222,3 +222,14 @@ pub fn field(jws: &[u8], name: &str) -> String {
     let v: Value = serde_json::from_slice(jws).unwrap();
     v[name].as_str().unwrap().to_string()
 }
+
+/// A form field as `application/x-www-form-urlencoded` writes it (every byte but the unreserved
+/// ones percent-encoded), for posting to the pages as a browser does.
+pub fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
