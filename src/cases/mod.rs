@@ -75,13 +75,10 @@ impl CaseError {
     }
 }
 
-/// The case id a submission gets: derived from the submitter and their idempotency key, so a
-/// retry lands on the same case; random-looking otherwise.
-pub fn submission_case_id(submitter: &str, key: Option<&str>, now: DateTime<Utc>) -> String {
-    match key {
-        Some(key) => format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20]),
-        None => format!("C-{}", uuid_like(now)),
-    }
+/// The case id a submission with an idempotency key gets: derived from the submitter and the
+/// key, so a retry lands on the same case (and a signing payload can name it beforehand).
+pub fn submission_case_id(submitter: &str, key: &str) -> String {
+    format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20])
 }
 
 /// What one round of `tick_all` did.
@@ -265,7 +262,10 @@ impl CaseService {
         let ctx = self.context_for(&subject, now)?;
         let submission = form.validate(data, &ctx, lang).map_err(CaseError::Invalid)?;
         // A retry must land on the same case id for the store to recognise it.
-        let case_id = submission_case_id(submitter, idempotency.map(Idempotency::client_key), now);
+        let case_id = match idempotency {
+            Some(idem) => submission_case_id(submitter, idem.client_key()),
+            None => format!("C-{}", uuid_like(now)),
+        };
         let submission = self.salted(&case_id, submission);
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory);

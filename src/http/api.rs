@@ -217,11 +217,7 @@ fn form_ref(form: &FormDefinition) -> FormRef {
     FormRef { id: form.id.clone(), version: form.version.clone(), hash: sha(&form.content_hash) }
 }
 
-/// The case id a submission with this idempotency key gets (`CaseService::submit` derives it
-/// the same way, from the same function).
-pub fn submission_case_id(submitter: &str, key: &str) -> String {
-    crate::cases::submission_case_id(submitter, Some(key), Utc::now())
-}
+pub use crate::cases::submission_case_id;
 
 /// What a signature on an act must cover, field by field.
 struct Expected {
