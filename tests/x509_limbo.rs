@@ -23,6 +23,28 @@ use serde_json::{Value, json};
 /// Applicable cases that expect FAILURE but that carimbo accepts, and why that is acceptable.
 const ACCEPTED_FAILURES: &[(&str, &str)] = &[];
 
+#[path = "common/profile_rules.rs"]
+mod profile_rules;
+use profile_rules::*;
+
+/// Applicable cases that expect SUCCESS but that carimbo refuses, with the rule of its signing
+/// profile that refuses them (docs/signatures.md, "What the profile refuses"). A refusal not
+/// listed here fails the run, and so does an entry that is no longer refused.
+const STRICTER: &[(&str, &str)] = &[
+    ("cve::cve-2024-0567", R_ANCHOR_AKI),
+    ("pathlen::validation-ignores-pathlen-in-leaf", R_CA_LEAF),
+    ("pathlen::self-issued-certs-pathlen", R_SELF_ISSUED),
+    ("rfc5280::nc::permitted-dn-match", R_NC),
+    ("rfc5280::nc::permitted-self-issued", R_SELF_ISSUED),
+    ("rfc5280::nc::nc-permits-email-exact", R_NC),
+    ("rfc5280::nc::nc-permits-email-domain", R_NC),
+    ("rfc5280::nc::nc-permits-email-literal-asterisk-exact-match", R_NC),
+    ("rfc5280::nc::nc-permits-email-literal-double-asterisk", R_NC),
+    ("rfc5280::nc::nc-permits-email-literal-mid-asterisk", R_NC),
+    ("rfc5280::ca-as-leaf", R_CA_LEAF),
+    ("webpki::nc::permitted-dns-match-noncritical", R_NC_CRITICAL),
+];
+
 /// Cases whose expected FAILURE is about host names or TLS-only EKU rules.
 fn tls_only(id: &str) -> bool {
     id.starts_with("webpki::cn::")
@@ -125,7 +147,7 @@ struct Tally {
     total: usize,
     as_expected: usize,
     accepted_failure: Vec<String>,
-    rejected_success: Vec<String>,
+    rejected_success: Vec<(String, String)>,
 }
 
 fn main() -> ExitCode {
@@ -161,7 +183,7 @@ fn main() -> ExitCode {
         match (&outcome, expected_success) {
             (Ok(()), true) | (Err(_), false) => tally.as_expected += 1,
             (Ok(()), false) => tally.accepted_failure.push(id.clone()),
-            (Err(reason), true) => tally.rejected_success.push(format!("{id} ({reason})")),
+            (Err(reason), true) => tally.rejected_success.push((id.clone(), reason.clone())),
         }
         results.push(json!({
             "id": id,
@@ -196,13 +218,27 @@ fn main() -> ExitCode {
             t.rejected_success.len()
         );
     }
-    for id in &applicable.rejected_success {
-        println!("  applicable, expected SUCCESS, rejected: {id}");
+    let mut regressions = Vec::new();
+    for (id, reason) in &applicable.rejected_success {
+        match STRICTER.iter().find(|(n, _)| n == id) {
+            Some((_, rule)) => println!(
+                "  applicable, expected SUCCESS, refused by the profile rule \"{rule}\": {id} ({reason})"
+            ),
+            None => {
+                println!("  applicable, expected SUCCESS, REFUSED by no listed rule: {id} ({reason})");
+                regressions.push(id.clone());
+            }
+        }
+    }
+    for (id, rule) in STRICTER {
+        if !applicable.rejected_success.iter().any(|(r, _)| r == id) {
+            println!("  listed as refused by \"{rule}\" but no longer refused: {id}");
+            regressions.push(format!("{id} (stale entry of STRICTER)"));
+        }
     }
     for id in &tls.accepted_failure {
         println!("  TLS-only, expected FAILURE, accepted (no host-name check): {id}");
     }
-    let mut regressions = Vec::new();
     for id in &applicable.accepted_failure {
         match ACCEPTED_FAILURES.iter().find(|(a, _)| a == id) {
             Some((_, why)) => {
@@ -215,11 +251,13 @@ fn main() -> ExitCode {
         }
     }
     if regressions.is_empty() {
-        println!("x509-limbo: no applicable case that expects FAILURE was accepted");
+        println!(
+            "x509-limbo: no applicable case that expects FAILURE was accepted; every refused SUCCESS case is a listed profile rule"
+        );
         ExitCode::SUCCESS
     } else {
         println!(
-            "x509-limbo: FAILED — {} applicable FAILURE case(s) accepted",
+            "x509-limbo: FAILED — {} case(s) accepted though expected to fail, refused by no listed rule, or listed but no longer refused",
             regressions.len()
         );
         ExitCode::FAILURE

@@ -102,8 +102,11 @@ pub struct DistributionPointFacts {
     pub names: Option<Vec<String>>,
     /// Reasons this point's CRLs cover (`ALL_REASONS` when the field is absent).
     pub reasons: u16,
-    /// The point names a CRL issuer other than the certificate's issuer.
-    pub crl_issuer: bool,
+    /// The directory names of the point's cRLIssuer (DER, compared byte for byte with a
+    /// CRL's issuer): the CRL issuers delegated to answer for this point (RFC 5280
+    /// §4.2.1.13). `None`: the certificate's issuer answers itself; `Some` with no
+    /// directory name: no CRL carimbo can identify answers for the point.
+    pub crl_issuer: Option<Vec<Vec<u8>>>,
 }
 
 /// A comparable key for a distinguished name given as relative names: attribute types and
@@ -182,20 +185,62 @@ pub(crate) fn relative_dp_name(seq_contents: &[u8]) -> Result<Option<String>, St
     }
 }
 
-/// The relative names of each DistributionPoint of a CRLDistributionPoints value, in order.
-fn relative_dp_names(value: &[u8]) -> Result<Vec<Option<String>>, String> {
+/// What carimbo reads itself of one DistributionPoint: its relative name and its cRLIssuer
+/// directory names (DER of each Name). x509-parser 0.18 reads neither when the point's name
+/// is relative, so carimbo walks the SEQUENCE itself (the fields are context-tagged
+/// [0] distributionPoint, [1] reasons, [2] cRLIssuer, RFC 5280 §4.2.1.13).
+#[derive(Clone, Debug, Default)]
+struct DpFields {
+    relative: Option<String>,
+    crl_issuer: Option<Vec<Vec<u8>>>,
+}
+
+/// The carimbo-read fields of each DistributionPoint of a CRLDistributionPoints value, in order.
+fn relative_dp_names(value: &[u8]) -> Result<Vec<DpFields>, String> {
+    let malformed = || "CRL distribution points are malformed".to_string();
     let Some((0x30, mut points, _)) = der_tlv(value) else {
-        return Err("CRL distribution points are malformed".into());
+        return Err(malformed());
     };
     let mut out = Vec::new();
     while !points.is_empty() {
         let Some((0x30, dp, rest)) = der_tlv(points) else {
-            return Err("CRL distribution points are malformed".into());
+            return Err(malformed());
         };
-        out.push(relative_dp_name(dp)?);
+        let mut fields = DpFields {
+            relative: relative_dp_name(dp)?,
+            crl_issuer: None,
+        };
+        let mut inner = dp;
+        while !inner.is_empty() {
+            let Some((tag, content, next)) = der_tlv(inner) else {
+                return Err(malformed());
+            };
+            if tag == 0xa2 {
+                fields.crl_issuer = Some(directory_names(content).ok_or_else(malformed)?);
+            }
+            inner = next;
+        }
+        out.push(fields);
         points = rest;
     }
     Ok(out)
+}
+
+/// The directoryName entries ([4] EXPLICIT Name) of GeneralNames contents, each as the DER
+/// of its Name; other kinds of name are skipped.
+fn directory_names(mut names: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while !names.is_empty() {
+        let (tag, content, rest) = der_tlv(names)?;
+        if tag == 0xa4 {
+            let (0x30, _, after) = der_tlv(content)? else {
+                return None;
+            };
+            out.push(content[..content.len() - after.len()].to_vec());
+        }
+        names = rest;
+    }
+    Some(out)
 }
 
 /// The names of a distribution point: x509-parser's full name, or the relative name read by
@@ -259,14 +304,22 @@ impl CertFacts {
                 ParsedExtension::CRLDistributionPoints(points) => {
                     let relative = relative_dp_names(ext.value)?;
                     for (i, dp) in points.iter().enumerate() {
+                        // A relative name extends the cRLIssuer's name when the point has
+                        // one, the certificate issuer's otherwise (RFC 5280 §4.2.1.13).
+                        let own = relative.get(i).cloned().unwrap_or_default();
+                        let delegated_dn = own
+                            .crl_issuer
+                            .iter()
+                            .flatten()
+                            .find_map(|raw| X509Name::from_der(raw).ok().map(|(_, dn)| dn));
                         crl_distribution_points.push(DistributionPointFacts {
                             names: distribution_point_names(
                                 dp.distribution_point.as_ref(),
-                                relative.get(i).cloned().flatten().as_deref(),
-                                tbs.issuer(),
+                                own.relative.as_deref(),
+                                delegated_dn.as_ref().unwrap_or(tbs.issuer()),
                             ),
                             reasons: dp.reasons.as_ref().map_or(ALL_REASONS, |r| r.flags),
-                            crl_issuer: dp.crl_issuer.is_some(),
+                            crl_issuer: own.crl_issuer,
                         });
                     }
                 }

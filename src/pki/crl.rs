@@ -248,8 +248,8 @@ impl LoadedCrl {
             SubjectPublicKeyInfo::from_der(issuer_spki).map_err(|e| format!("issuer key: {e}"))?;
         crl.verify_signature(&spki).map_err(|_| {
             format!(
-                "CRL {} is not signed by the certificate's issuer",
-                self.origin
+                "CRL {} is not signed by a validated key of its issuer `{}`",
+                self.origin, self.issuer
             )
         })
     }
@@ -258,8 +258,8 @@ impl LoadedCrl {
     /// usage) signed this CRL.
     fn signed_by(&self, signers: &[CrlSigner<'_>]) -> Result<usize, String> {
         let mut last = format!(
-            "CRL {} is not signed by the certificate's issuer",
-            self.origin
+            "CRL {} is not signed by a validated key of its issuer `{}`",
+            self.origin, self.issuer
         );
         for (i, s) in signers.iter().enumerate() {
             match self.signature_verifies(s.spki) {
@@ -271,7 +271,8 @@ impl LoadedCrl {
     }
 
     /// The reasons this CRL speaks for about `cert` (RFC 5280 §6.3.3 (b)), or why it does
-    /// not apply to it at all.
+    /// not apply to it at all. A CRL of another issuer answers only for a distribution point
+    /// whose cRLIssuer names it, and only if it says it is indirect.
     fn scope_for(&self, cert: &CertFacts) -> Result<u16, String> {
         let s = &self.scope;
         let why = |what: &str| Err(format!("CRL {} {what}", self.origin));
@@ -284,7 +285,14 @@ impl LoadedCrl {
         if s.only_user_certs && cert.is_ca {
             return why("lists only end-entity certificates");
         }
+        let direct = self.issuer_raw == cert.issuer_raw;
+        if !direct && !s.indirect {
+            return why("is another issuer's and not an indirect CRL");
+        }
         if cert.crl_distribution_points.is_empty() {
+            if !direct {
+                return why("is another issuer's, and the certificate names no CRL issuer");
+            }
             if s.names.is_some() {
                 return why("is for a distribution point the certificate does not name");
             }
@@ -293,8 +301,13 @@ impl LoadedCrl {
         let mut reasons = 0;
         let mut matched = false;
         for dp in &cert.crl_distribution_points {
-            // A point served by another CRL issuer is not one the issuer's own CRL answers.
-            if dp.crl_issuer {
+            // A point answered by a delegated CRL issuer is not one the issuer's own CRL
+            // answers, and the other way round.
+            let answered_by_this_issuer = match &dp.crl_issuer {
+                None => direct,
+                Some(names) => names.contains(&self.issuer_raw),
+            };
+            if !answered_by_this_issuer {
                 continue;
             }
             let names_match = match (&s.names, &dp.names) {
@@ -319,11 +332,13 @@ impl LoadedCrl {
     }
 }
 
-/// A key that may have signed the CRLs of a certificate's issuer: the issuer's own, or that
-/// of another certificate of the validated path with the issuer's name (a key rollover,
-/// RFC 5280 §6.3.3 (f) restricted to the path already validated).
+/// A key that may have signed CRLs in the name of `name`: a certificate's issuer, another
+/// certificate of the validated path with the issuer's name (a key rollover), or a CRL
+/// signer validated on its own path to the same trust anchor (RFC 5280 §6.3.3 (f)).
 #[derive(Clone, Copy, Debug)]
 pub struct CrlSigner<'a> {
+    /// The subject name (DER) of the key's certificate.
+    pub name: &'a [u8],
     pub spki: &'a [u8],
     pub key_usage: Option<KeyUsageBits>,
 }
@@ -422,22 +437,57 @@ impl CrlSet {
         self.by_issuer.contains_key(issuer_raw)
     }
 
-    /// Look `cert` up in the CRLs of its issuer signed by one of `signers` (the issuer's key
-    /// first), newest first: complete CRLs whose scope covers the certificate (issuing
-    /// distribution point), together covering every revocation reason, each with the newest
-    /// delta CRL that applies to it. `Err` says why no answer can be given (no CRL, wrong
-    /// signer, refused algorithm, unprocessed critical extension, reasons not covered).
+    /// The issuer names whose CRLs may answer for `cert`: its issuer, then every CRL issuer
+    /// its distribution points delegate to (cRLIssuer), each once.
+    pub fn crl_issuers_for(cert: &CertFacts) -> Vec<&[u8]> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        let direct = cert.crl_distribution_points.is_empty()
+            || cert.crl_distribution_points.iter().any(|dp| dp.crl_issuer.is_none());
+        if direct {
+            names.push(&cert.issuer_raw);
+        }
+        for dp in &cert.crl_distribution_points {
+            for name in dp.crl_issuer.iter().flatten() {
+                if !names.contains(&name.as_slice()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Look `cert` up in the CRLs that may answer for it (its issuer's, and those of the CRL
+    /// issuers its distribution points name), each signed by one of `signers` with the CRL
+    /// issuer's name and cRLSign (the issuer's own key first), newest first: complete CRLs
+    /// whose scope covers the certificate (issuing distribution point), together covering
+    /// every revocation reason, each with the newest delta CRL that applies to it. `Err` says
+    /// why no answer can be given (no CRL, wrong signer, refused algorithm, unprocessed
+    /// critical extension, reasons not covered).
     pub fn lookup(&self, cert: &CertFacts, signers: &[CrlSigner<'_>]) -> Result<CrlLookup, String> {
-        let Some(candidates) = self.by_issuer.get(&cert.issuer_raw) else {
-            return Err(format!("no CRL from issuer `{}` is available", cert.issuer));
-        };
+        let issuers = CrlSet::crl_issuers_for(cert);
+        let candidates: Vec<&LoadedCrl> = issuers
+            .iter()
+            .filter_map(|name| self.by_issuer.get(*name))
+            .flatten()
+            .collect();
+        if candidates.is_empty() {
+            return Err(match issuers.as_slice() {
+                [only] if *only == cert.issuer_raw.as_slice() => {
+                    format!("no CRL from issuer `{}` is available", cert.issuer)
+                }
+                _ => format!(
+                    "no CRL from issuer `{}` or from a CRL issuer its distribution points name is available",
+                    cert.issuer
+                ),
+            });
+        }
         // RFC 5280 §4.2.1.3: a key whose key usage lacks cRLSign cannot sign CRLs.
         let signers: Vec<CrlSigner<'_>> = signers
             .iter()
             .filter(|s| s.key_usage.is_none_or(|ku| ku.crl_sign))
             .copied()
             .collect();
-        if signers.is_empty() {
+        if !signers.iter().any(|s| issuers.contains(&s.name)) {
             return Err(format!(
                 "issuer `{}` may not sign CRLs (no cRLSign)",
                 cert.issuer
@@ -448,7 +498,7 @@ impl CrlSet {
         let mut this_update: Option<DateTime<Utc>> = None;
         let mut next_update: Option<DateTime<Utc>> = None;
         let mut any_next = true;
-        for crl in candidates {
+        for &crl in &candidates {
             if let Some(defect) = &crl.defect {
                 problems.push(defect.clone());
                 continue;
@@ -466,8 +516,13 @@ impl CrlSet {
             if reasons & !covered == 0 {
                 continue; // older CRL for reasons already answered
             }
-            let signer = match crl.signed_by(&signers) {
-                Ok(i) => i,
+            let named: Vec<CrlSigner<'_>> = signers
+                .iter()
+                .filter(|s| s.name == crl.issuer_raw.as_slice())
+                .copied()
+                .collect();
+            let signer = match crl.signed_by(&named) {
+                Ok(i) => named[i],
                 Err(e) => {
                     problems.push(e);
                     continue;
@@ -477,12 +532,13 @@ impl CrlSet {
             // CRL no newer than it, and newer itself (RFC 5280 §5.2.4, §6.3.3 (c)).
             let delta = candidates.iter().find(|d| {
                 d.defect.is_none()
+                    && d.issuer_raw == crl.issuer_raw
                     && d.scope == crl.scope
                     && match (&d.delta_base, &d.crl_number, &crl.crl_number) {
                         (Some(base), Some(dn), Some(cn)) => base <= cn && dn > cn,
                         _ => false,
                     }
-                    && d.signature_verifies(signers[signer].spki).is_ok()
+                    && d.signature_verifies(signer.spki).is_ok()
             });
             let (from, until) = match delta {
                 Some(d) => (d.this_update, d.next_update),
@@ -676,9 +732,11 @@ mod tests {
 
     fn look(set: &CrlSet, cert: &CertFacts, ca: &Ca) -> Result<CrlLookup, String> {
         let spki = ca.spki();
+        let name = name(&[ca.name]);
         set.lookup(
             cert,
             &[CrlSigner {
+                name: &name,
                 spki: &spki,
                 key_usage: None,
             }],
@@ -853,7 +911,7 @@ mod tests {
         c.crl_distribution_points = vec![DistributionPointFacts {
             names: Some(vec![key]),
             reasons: ALL_REASONS,
-            crl_issuer: false,
+            crl_issuer: None,
         }];
         assert!(look(&s, &c, &ca).is_ok());
         // One naming another point does not.
@@ -908,10 +966,12 @@ mod tests {
         let signers = |ku| {
             [
                 CrlSigner {
+                    name: &c.issuer_raw,
                     spki: &old_spki,
                     key_usage: None,
                 },
                 CrlSigner {
+                    name: &c.issuer_raw,
                     spki: &new_spki,
                     key_usage: ku,
                 },
@@ -920,5 +980,52 @@ mod tests {
         assert!(s.lookup(&c, &signers(None)).unwrap().entry.is_some());
         // A key without cRLSign may not sign CRLs.
         assert!(s.lookup(&c, &signers(no_crl_sign)).is_err());
+    }
+
+    #[test]
+    fn a_delegated_crl_issuer_answers_only_when_the_certificate_names_it_and_the_crl_is_indirect() {
+        let ca = Ca::new("CA");
+        let delegate = Ca::new("Delegate");
+        let issuer_ca = tlv(0x30, &tlv(0xa4, &name(&["CA"])));
+        let indirect = delegate.crl(
+            "220101000000Z",
+            vec![
+                entry(&[9], vec![]),
+                entry(&[5], vec![ext(CERT_ISSUER, true, issuer_ca.clone())]),
+            ],
+            vec![number(1), idp(vec![tlv(0x84, &[0xff])])],
+        );
+        let s = set(vec![indirect]);
+        let delegate_name = name(&["Delegate"]);
+        let (spki, ca_spki, ca_name) = (delegate.spki(), ca.spki(), name(&["CA"]));
+        let signers = [
+            CrlSigner { name: &ca_name, spki: &ca_spki, key_usage: None },
+            CrlSigner { name: &delegate_name, spki: &spki, key_usage: None },
+        ];
+        let mut revoked = cert("CA", &[5], false);
+        // Without a distribution point naming the delegate, its CRL says nothing.
+        let err = s.lookup(&revoked, &signers).unwrap_err();
+        assert!(err.contains("no CRL from issuer `CN=CA`"), "{err}");
+        revoked.crl_distribution_points = vec![DistributionPointFacts {
+            names: None,
+            reasons: ALL_REASONS,
+            crl_issuer: Some(vec![delegate_name.clone()]),
+        }];
+        assert!(s.lookup(&revoked, &signers).unwrap().entry.is_some());
+        // Serial 9 is the delegate's own certificate, not the CA's: not listed for the CA.
+        let mut other = revoked.clone();
+        other.serial_der = vec![9];
+        assert!(s.lookup(&other, &signers).unwrap().entry.is_none());
+        // Signed by a key that is not the delegate's: unknown.
+        let wrong = [CrlSigner { name: &delegate_name, spki: &ca_spki, key_usage: None }];
+        assert!(s.lookup(&revoked, &wrong).is_err());
+        // The delegate's CRL must say it is indirect.
+        let plain = set(vec![delegate.crl(
+            "220101000000Z",
+            vec![entry(&[5], vec![])],
+            vec![number(1)],
+        )]);
+        let err = plain.lookup(&revoked, &signers).unwrap_err();
+        assert!(err.contains("not an indirect CRL"), "{err}");
     }
 }

@@ -382,48 +382,17 @@ impl CertificateValidator {
         let anchor_facts = self.trust.anchor_facts(path.anchor()).cloned();
         let anchor_spki = webpki::spki_for_anchor(path.anchor());
 
-        // Every key of the path with its subject name: a certificate's CRLs may be signed by
-        // its issuer's key or by another key of the path with the issuer's name (rollover).
-        let mut keys: Vec<(&[u8], &[u8], Option<KeyUsageBits>)> = facts_path
-            .iter()
-            .map(|(f, _)| (f.subject_raw.as_slice(), f.spki.as_slice(), f.key_usage))
-            .collect();
-        let anchor_subject = anchor_facts.as_ref().map(|f| f.subject_raw.clone());
-        if let Some(subject) = &anchor_subject {
-            keys.push((
-                subject.as_slice(),
-                anchor_spki.as_ref(),
-                anchor_facts.as_ref().and_then(|f| f.key_usage),
-            ));
-        }
-        let mut elements = Vec::with_capacity(facts_path.len() + 1);
-        for i in 0..facts_path.len() {
-            let facts = &facts_path[i].0;
-            let (spki, key_usage) = match facts_path.get(i + 1) {
-                Some((issuer, _)) => (issuer.spki.as_slice(), issuer.key_usage),
-                None => (
-                    anchor_spki.as_ref(),
-                    anchor_facts.as_ref().and_then(|f| f.key_usage),
-                ),
-            };
-            let mut signers = vec![CrlSigner { spki, key_usage }];
-            for (j, (subject, spki, key_usage)) in keys.iter().enumerate() {
-                if j != i
-                    && j != i + 1
-                    && *subject == facts.issuer_raw.as_slice()
-                    && signers.iter().all(|s| s.spki != *spki)
-                {
-                    signers.push(CrlSigner {
-                        spki,
-                        key_usage: *key_usage,
-                    });
-                }
-            }
-            let revocation = self.crls.lookup(facts, &signers);
+        let keys = crl_keys(&facts_path, anchor_facts.as_ref(), anchor_spki.as_ref());
+        let path_len = facts_path.len();
+        let mut keys = keys;
+        keys.extend(self.delegated_crl_signers(&facts_path, &keys, intermediates, t));
+        let mut elements = Vec::with_capacity(path_len + 1);
+        for (i, (facts, _)) in facts_path.iter().enumerate() {
+            let signers = crl_signers(facts, Some(i), i + 1, &keys);
             elements.push(PathElement {
                 facts: facts.clone(),
                 trust_anchor: false,
-                revocation: Some(revocation),
+                revocation: Some(self.crls.lookup(facts, &signers)),
             });
         }
         if let Some(anchor) = anchor_facts {
@@ -630,6 +599,166 @@ impl CertificateValidator {
         let verdict = self.evaluate(&analysed, t)?;
         Ok((analysed, verdict))
     }
+}
+
+/// A key that may sign CRLs, with the subject name of its certificate.
+#[derive(Clone, Debug)]
+struct CrlKey {
+    name: Vec<u8>,
+    spki: Vec<u8>,
+    key_usage: Option<KeyUsageBits>,
+}
+
+impl CrlKey {
+    fn signer(&self) -> CrlSigner<'_> {
+        CrlSigner {
+            name: &self.name,
+            spki: &self.spki,
+            key_usage: self.key_usage,
+        }
+    }
+}
+
+/// The keys of a validated path, leaf first, then the anchor's: index `i + 1` is the issuer
+/// of element `i`.
+fn crl_keys(
+    facts_path: &[(CertFacts, bool)],
+    anchor: Option<&CertFacts>,
+    anchor_spki: &[u8],
+) -> Vec<CrlKey> {
+    let mut keys: Vec<CrlKey> = facts_path
+        .iter()
+        .map(|(f, _)| CrlKey {
+            name: f.subject_raw.clone(),
+            spki: f.spki.clone(),
+            key_usage: f.key_usage,
+        })
+        .collect();
+    // By construction the top certificate's issuer is the anchor's name.
+    let anchor_name = anchor
+        .map(|a| a.subject_raw.clone())
+        .or_else(|| facts_path.last().map(|(f, _)| f.issuer_raw.clone()))
+        .unwrap_or_default();
+    keys.push(CrlKey {
+        name: anchor_name,
+        spki: anchor_spki.to_vec(),
+        key_usage: anchor.and_then(|a| a.key_usage),
+    });
+    keys
+}
+
+/// The keys that may have signed CRLs answering for `facts`: its issuer's key first
+/// (`keys[issuer]`), then every other key named like the issuer (a key rollover) or like a
+/// CRL issuer its distribution points delegate to. A certificate's own key never vouches
+/// for it under its issuer's name; under a delegated CRL issuer's name it may (a CRL issuer
+/// that answers for its own certificate, as RFC 5280 allows).
+fn crl_signers<'k>(
+    facts: &CertFacts,
+    own: Option<usize>,
+    issuer: usize,
+    keys: &'k [CrlKey],
+) -> Vec<CrlSigner<'k>> {
+    let names = CrlSet::crl_issuers_for(facts);
+    let mut out: Vec<CrlSigner<'k>> = keys.get(issuer).map(CrlKey::signer).into_iter().collect();
+    for (j, key) in keys.iter().enumerate() {
+        if j == issuer || (Some(j) == own && key.name == facts.issuer_raw) {
+            continue;
+        }
+        if names.contains(&key.name.as_slice()) && out.iter().all(|s| s.spki != key.spki.as_slice()) {
+            out.push(key.signer());
+        }
+    }
+    out
+}
+
+impl CertificateValidator {
+    /// CRL signers that are not on the validated path (RFC 5280 §6.3.3 (f)): certificates
+    /// given with the chain whose subject is a name some certificate of the path needs CRLs
+    /// from (its issuer's, or a cRLIssuer of its distribution points), with cRLSign, issued
+    /// by a key of the validated path or by its anchor (so they chain to the same anchor),
+    /// valid at `t`, in the crypto policy, and themselves not listed on a usable CRL.
+    ///
+    /// carimbo checks the signer's one-certificate extension of the validated path itself
+    /// rather than a second webpki path search, because webpki validates only end-entity
+    /// certificates and a CRL signer is often a CA certificate (a CA signing an indirect
+    /// CRL); a signer further from the path is not used, so the status stays unknown.
+    fn delegated_crl_signers(
+        &self,
+        facts_path: &[(CertFacts, bool)],
+        path_keys: &[CrlKey],
+        given: &[CertificateDer<'_>],
+        t: DateTime<Utc>,
+    ) -> Vec<CrlKey> {
+        let needed: Vec<&[u8]> = facts_path
+            .iter()
+            .flat_map(|(f, _)| CrlSet::crl_issuers_for(f))
+            .collect();
+        let mut candidates: Vec<(CertFacts, usize)> = Vec::new();
+        for der in given {
+            let Ok(facts) = CertFacts::from_der(der.as_ref()) else {
+                continue;
+            };
+            let on_path = path_keys.iter().any(|k| k.spki == facts.spki);
+            if on_path
+                || !needed.contains(&facts.subject_raw.as_slice())
+                || facts.key_usage.is_some_and(|ku| !ku.crl_sign)
+                || candidates.iter().any(|(c, _)| c.spki == facts.spki)
+            {
+                continue;
+            }
+            if let Some(issuer) = issued_by_path_key(der.as_ref(), &facts, path_keys, t) {
+                candidates.push((facts, issuer));
+            }
+        }
+        // Each candidate's own status, judged with the path's keys and the other candidates;
+        // one found listed or unknown is dropped and the rest judged again without it.
+        loop {
+            let mut keys = path_keys.to_vec();
+            keys.extend(candidates.iter().map(|(f, _)| CrlKey {
+                name: f.subject_raw.clone(),
+                spki: f.spki.clone(),
+                key_usage: f.key_usage,
+            }));
+            let unusable = candidates.iter().enumerate().position(|(n, (facts, issuer))| {
+                let signers = crl_signers(facts, Some(path_keys.len() + n), *issuer, &keys);
+                match self.crls.lookup(facts, &signers) {
+                    Ok(found) => found.entry.is_some() || !found.covers(t),
+                    Err(_) => true,
+                }
+            });
+            match unusable {
+                Some(n) => {
+                    candidates.remove(n);
+                }
+                None => return keys.split_off(path_keys.len()),
+            }
+        }
+    }
+}
+
+/// The index in `keys` of the key that issued `der` (named like its issuer, with keyCertSign
+/// if it carries key usage, its signature verifying), when `der` is valid at `t` and meets the
+/// crypto policy.
+fn issued_by_path_key(
+    der: &[u8],
+    facts: &CertFacts,
+    keys: &[CrlKey],
+    t: DateTime<Utc>,
+) -> Option<usize> {
+    if t < facts.not_before
+        || t > facts.not_after
+        || refused_signature_algorithm(&facts.signature_algorithm).is_some()
+        || check_key_strength(&facts.key).is_err()
+    {
+        return None;
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    keys.iter().position(|k| {
+        k.name == facts.issuer_raw
+            && k.key_usage.is_none_or(|ku| ku.key_cert_sign)
+            && <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(&k.spki)
+                .is_ok_and(|(_, spki)| cert.verify_signature(Some(&spki)).is_ok())
+    })
 }
 
 fn unix_time(t: DateTime<Utc>) -> UnixTime {
