@@ -195,6 +195,57 @@ fn the_openapi_document_lists_every_route() {
     }
 }
 
+/// Every `$ref` of a JSON value, for the resolution check below.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_openapi_document_describes_every_request_body_from_the_type_its_handler_reads() {
+    let doc = carimbo::http::openapi_document();
+    // POST routes that read no body. A new POST route must declare its body or be listed here.
+    let bodiless = ["/api/v1/admin/accounts/{person}/totp/reset"];
+    for route in carimbo::http::routes().into_iter().filter(|r| r.is_api()) {
+        let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        match route.body {
+            Some(_) => {
+                let r = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str();
+                let name = r.and_then(|r| r.strip_prefix("#/components/schemas/")).unwrap_or_else(|| panic!("{} {} has no request body schema", route.method, route.path));
+                let schema = &doc["components"]["schemas"][name];
+                assert!(schema["properties"].is_object() || schema["oneOf"].is_array(), "{name} of {} is neither an object nor a choice of objects: {schema}", route.path);
+            }
+            None if route.method == "POST" => assert!(bodiless.contains(&route.path), "POST {} declares no request body", route.path),
+            None => assert!(op.get("requestBody").is_none()),
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 14, "the bodies refer to their schemas");
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r} is not a component reference"));
+        assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
+    }
+    // The schema is the handler's: what it calls required, the handler refuses to go without.
+    let submit = &doc["components"]["schemas"]["SubmitRequest"];
+    let required: Vec<&str> = submit["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(required.contains(&"form") && required.contains(&"data"), "{submit}");
+    let s = TestServer::start();
+    let c = s.login("p005");
+    let r = c.post("/api/v1/cases", &json!({"data": {}, "signature": {}}));
+    assert!(r.status == 400 || r.status == 422, "a submission without its required `form` is refused: {}", r.status);
+}
+
 #[test]
 fn the_api_rate_limit_counts_an_account_whether_it_uses_a_token_or_the_cookie() {
     let s = TestServer::start();

@@ -69,7 +69,7 @@ pub struct Group {
 }
 
 /// `delegate` acts for `principal` from `from` to `to` (inclusive), for the listed forms or all.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delegation {
     pub id: String,
@@ -79,7 +79,9 @@ pub struct Delegation {
     pub to: NaiveDate,
     #[serde(default)]
     pub forms: Option<Vec<String>>,
+    /// Why, in zh, pt and en: `{"zh": "…", "pt": "…", "en": "…"}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub reason: Option<LocalizedText>,
 }
 

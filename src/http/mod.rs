@@ -348,15 +348,34 @@ pub struct RouteSpec {
     pub access: &'static str,
     /// Query parameters, with what each means (for the OpenAPI document).
     pub query: &'static [(&'static str, &'static str)],
+    /// The JSON request body, when the route reads one: registers the body type's schema (and
+    /// the schemas it refers to) and returns its name. Generated from the same Rust type the
+    /// handler parses (utoipa's `ToSchema`), so the document cannot drift from the handler.
+    pub body: Option<BodySchema>,
+    /// The JSON answer's type, where the handler answers one typed struct (same mechanism).
+    pub returns: Option<BodySchema>,
     pub handler: fn() -> MethodRouter<Arc<AppState>>,
 }
 
+/// Writes a request body's schemas into the document's components; returns the body's name.
+pub type BodySchema = fn(&mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) -> String;
+
+/// The `BodySchema` of type `T`.
+pub fn body_schema<T: utoipa::ToSchema>(out: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) -> String {
+    T::schemas(out);
+    let name = T::name().into_owned();
+    out.push((name.clone(), T::schema()));
+    name
+}
+
 macro_rules! route {
-    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
-        route!($m, $verb, $path, $access, $summary, $h, query = [])
-    };
-    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path, query = [$(($q:literal, $qd:literal)),* $(,)?]) => {
-        RouteSpec { kind: RouteKind::Api, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[$(($q, $qd)),*], handler: || $verb($h) }
+    (@schema) => { None };
+    (@schema $t:ty) => { Some(body_schema::<$t>) };
+    ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path $(, body = $body:ty)? $(, returns = $ret:ty)? $(, query = [$(($q:literal, $qd:literal)),* $(,)?])?) => {
+        RouteSpec {
+            kind: RouteKind::Api, method: Method::$m, path: $path, summary: $summary, access: $access,
+            query: &[$($(($q, $qd)),*)?], body: route!(@schema $($body)?), returns: route!(@schema $($ret)?), handler: || $verb($h),
+        }
     };
 }
 
@@ -376,37 +395,37 @@ impl RouteSpec {
 
 fn api_routes() -> Vec<RouteSpec> {
     vec![
-        route!(POST, post, "/api/v1/session", "public", "Sign in with a person id and password; returns a bearer token and sets the session cookie", api::login),
+        route!(POST, post, "/api/v1/session", "public", "Sign in with a person id and password; returns a bearer token and sets the session cookie", api::login, body = api::LoginRequest, returns = api::LoginResponse),
         route!(DELETE, delete, "/api/v1/session", "any", "Sign out", api::logout),
         route!(GET, get, "/api/v1/me", "any", "Who I am, my roles, whether my second factor is enrolled", api::me),
         route!(GET, get, "/api/v1/me/certificate", "any", "My certificate chain, for the x5c header of signatures made in the page", api::my_certificate),
-        route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code); replacing an enrolled one needs `current_code`, a code of it", api::totp_begin),
-        route!(POST, post, "/api/v1/me/totp/confirm", "any", "Confirm the second factor with a first code", api::totp_confirm),
+        route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code); replacing an enrolled one needs `current_code`, a code of it", api::totp_begin, body = api::TotpBegin),
+        route!(POST, post, "/api/v1/me/totp/confirm", "any", "Confirm the second factor with a first code", api::totp_confirm, body = api::TotpConfirm),
         route!(GET, get, "/api/v1/forms", "any", "The forms, with titles in the requested language", api::list_forms),
         route!(GET, get, "/api/v1/forms/{id}", "any", "One form with its schema, labels, rules and layout", api::get_form),
-        route!(POST, post, "/api/v1/forms/{id}/validate", "any", "Validate data without submitting: errors per field, or computed values", api::validate_form),
-        route!(POST, post, "/api/v1/signing-payload", "any", "The exact payload (RFC 8785 JSON) to sign for a submission, an act or a resubmission", api::signing_payload),
-        route!(POST, post, "/api/v1/cases", "staff", "Submit a form, signed as its workflow demands", api::submit),
+        route!(POST, post, "/api/v1/forms/{id}/validate", "any", "Validate data without submitting: errors per field, or computed values", api::validate_form, body = api::ValidateRequest),
+        route!(POST, post, "/api/v1/signing-payload", "any", "The exact payload (RFC 8785 JSON) to sign for a submission, an act or a resubmission", api::signing_payload, body = api::PayloadRequest, returns = api::PayloadResponse),
+        route!(POST, post, "/api/v1/cases", "staff", "Submit a form, signed as its workflow demands", api::submit, body = api::SubmitRequest),
         route!(GET, get, "/api/v1/cases", "any", "My cases (as submitter, subject, approver) with their progress, newest first; `next` is the cursor of the following page", api::my_cases,
             query = [("limit", "Cases per page, 1 to 500 (default 50)"), ("after", "The `next` of the previous page")]),
         route!(GET, get, "/api/v1/cases/{id}", "any", "One case I am party to, restricted fields hidden by role", api::get_case),
-        route!(POST, post, "/api/v1/cases/{id}/acts", "any", "Act on an open step: approve, reject, return or sign, with the signature it demands", api::act),
-        route!(POST, post, "/api/v1/cases/{id}/withdraw", "any", "Withdraw my case while no final decision exists", api::withdraw),
-        route!(POST, post, "/api/v1/cases/{id}/resubmit", "any", "Resubmit a corrected version of my returned case", api::resubmit),
+        route!(POST, post, "/api/v1/cases/{id}/acts", "any", "Act on an open step: approve, reject, return or sign, with the signature it demands", api::act, body = api::ActBody),
+        route!(POST, post, "/api/v1/cases/{id}/withdraw", "any", "Withdraw my case while no final decision exists", api::withdraw, body = api::WithdrawBody),
+        route!(POST, post, "/api/v1/cases/{id}/resubmit", "any", "Resubmit a corrected version of my returned case", api::resubmit, body = api::ResubmitBody),
         route!(GET, get, "/api/v1/cases/{id}/evidence", "any", "The case's evidence bundle: definitions, events, signatures, certificates and CRLs in one JSON file that `carimbo verify` checks offline (parties to the case and auditors; with restricted fields, only the roles the form names)", api::evidence),
-        route!(POST, post, "/api/v1/acts/batch", "approver", "Act on many steps at once; each item has its own signature and result", api::batch),
+        route!(POST, post, "/api/v1/acts/batch", "approver", "Act on many steps at once; each item has its own signature and result", api::batch, body = api::BatchRequest),
         route!(GET, get, "/api/v1/inbox", "any", "My open steps (and those I hold under delegation), oldest first; `next` is the cursor of the following page", api::inbox,
             query = [("limit", "Entries per page, 1 to 500 (default 50)"), ("after", "The `next` of the previous page")]),
         route!(GET, get, "/api/v1/admin/export", "admin", "Decisions and finished cases of a period as CSV or JSON, for payroll and archives", outbox_api::export_messages,
             query = [("since", "First moment included: a date (midnight in Macau) or an RFC 3339 time"), ("until", "First moment excluded (default: now)"), ("format", "csv or json (default json)"), ("kind", "Comma-separated kinds: decision, case.completed, case.rejected, case.withdrawn")]),
         route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),
-        route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation),
+        route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation, body = crate::directory::Delegation),
         route!(POST, post, "/api/v1/admin/accounts/{person}/totp/reset", "admin", "Remove a person's TOTP second factor (a lost phone), so they can enrol a new one; recorded in the audit log (DATA/audit.jsonl)", api::reset_second_factor),
         route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list of certification entities", api::trust_list),
-        route!(POST, post, "/api/v1/admin/definitions", "admin", "Upload form/workflow definitions; checked as `carimbo check` does, applied only when clean", api::upload_definitions),
+        route!(POST, post, "/api/v1/admin/definitions", "admin", "Upload form/workflow definitions; checked as `carimbo check` does, applied only when clean", api::upload_definitions, body = api::DefinitionUpload),
         route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),
-        route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry),
-        route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions),
+        route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry, body = outbox_api::RetryRequest),
+        route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions, body = api::DefinitionUpload),
         route!(GET, get, "/api/v1/usage", "admin, auditor",
             "Usage figures per form, submitter's department and month of submission (Macau time): submitted, completed, rejected, returned, withdrawn, in progress, past deadline, nearest-rank p50/p90 time to completion, signatures by level; with totals and per-month figures. Recomputed at most once a minute.",
             usage::report,
@@ -426,6 +445,7 @@ fn api_routes() -> Vec<RouteSpec> {
 /// The OpenAPI 3.1 document, built from the API routes of `routes()` (pages are HTML, not API).
 pub fn openapi_document() -> Value {
     let mut paths = serde_json::Map::new();
+    let mut schemas = Vec::new();
     for r in api_routes() {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         let params: Vec<Value> = r
@@ -447,7 +467,24 @@ pub fn openapi_document() -> Value {
         if r.access != "public" {
             op["security"] = json!([{"bearer": []}, {"cookie": []}]);
         }
+        if let Some(answer) = r.returns {
+            let name = answer(&mut schemas);
+            op["responses"]["200"]["content"] = json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}});
+        }
+        if let Some(body) = r.body {
+            let name = body(&mut schemas);
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}});
+        }
         entry[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    let mut components = serde_json::Map::new();
+    components.insert("Problem".into(), json!({"type": "object", "required": ["type", "title", "status", "code"], "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+        "code": {"type": "string", "pattern": "^CARIMBO-E[0-9]{4}$"},
+        "messages": {"type": "object", "properties": {"zh": {"type": "string"}, "pt": {"type": "string"}, "en": {"type": "string"}}},
+        "errors": {"type": "array"}, "report": {"type": "object"}}}));
+    for (name, schema) in schemas {
+        components.insert(name, serde_json::to_value(schema).unwrap_or_default());
     }
     json!({
         "openapi": "3.1.0",
@@ -458,13 +495,7 @@ pub fn openapi_document() -> Value {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": auth::SESSION_COOKIE}
             },
-            "schemas": {
-                "Problem": {"type": "object", "required": ["type", "title", "status", "code"], "properties": {
-                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
-                    "code": {"type": "string", "pattern": "^CARIMBO-E[0-9]{4}$"},
-                    "messages": {"type": "object", "properties": {"zh": {"type": "string"}, "pt": {"type": "string"}, "en": {"type": "string"}}},
-                    "errors": {"type": "array"}, "report": {"type": "object"}}}
-            }
+            "schemas": components
         }
     })
 }

@@ -90,7 +90,7 @@ pub async fn status(State(state): State<Arc<AppState>>, caller: Caller) -> Resul
     blocking(move || overview(&state).map_err(|e| e.lang(lang))).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// Ids of dead letters (as listed) to send again.

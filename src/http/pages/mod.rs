@@ -429,7 +429,7 @@ pub fn raw(s: &str) -> PreEscaped<&str> {
 
 macro_rules! page {
     ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
-        RouteSpec { kind: RouteKind::Page, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[], handler: || $verb($h) }
+        RouteSpec { kind: RouteKind::Page, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[], body: None, returns: None, handler: || $verb($h) }
     };
 }
 
