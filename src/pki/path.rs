@@ -235,47 +235,67 @@ impl CertificateValidator {
         chain: &[CertificateDer<'_>],
         t: DateTime<Utc>,
     ) -> Result<ValidatedChain, ChainFailure> {
-        use Indication::*;
-        use SubIndication::*;
-        let Some(leaf_der) = chain.first() else {
-            return Err(ChainFailure::new(
-                Indeterminate,
-                NoSigningCertificateFound,
-                "no signing certificate was given",
-            ));
-        };
-        if chain.len() > MAX_CHAIN_CERTIFICATES {
-            return Err(ChainFailure::new(
-                TotalFailed,
-                FormatFailure,
-                format!(
-                    "{} certificates given; at most {MAX_CHAIN_CERTIFICATES} are examined",
-                    chain.len()
-                ),
-            ));
-        }
-        let leaf = CertFacts::from_der(leaf_der)
-            .map_err(|e| ChainFailure::new(TotalFailed, FormatFailure, e))?;
-        if let Some(alg) = refused_signature_algorithm(&leaf.signature_algorithm) {
-            return Err(ChainFailure::new(
-                Indeterminate,
-                CryptoConstraintsFailure,
-                format!("the signing certificate is signed with {alg}, which is refused"),
-            ));
-        }
-        check_key_strength(&leaf.key)
-            .map_err(|e| ChainFailure::new(Indeterminate, CryptoConstraintsFailure, e))?;
-
+        let (leaf_der, leaf) = preflight(chain)?;
+        let intermediates = &chain[1..];
         let ee = EndEntityCert::try_from(leaf_der).map_err(|e| {
             ChainFailure::new(
-                TotalFailed,
-                FormatFailure,
+                Indication::TotalFailed,
+                SubIndication::FormatFailure,
                 format!("signing certificate not accepted: {e}"),
             )
         })?;
-        let intermediates = &chain[1..];
-        // Path-dependent constraints are checked inside the path search, so webpki can try
-        // another path when one fails them; the reason is kept to report it.
+        let path = self.build_path(&ee, leaf_der, intermediates, t)?;
+        self.leaf_key_usage_rule(&leaf)?;
+        let mut facts_path = vec![(leaf, false)];
+        for cert in path.intermediate_certificates() {
+            let facts = CertFacts::from_der(cert.der().as_ref())
+                .map_err(|e| ChainFailure::new(Indication::TotalFailed, SubIndication::FormatFailure, e))?;
+            facts_path.push((facts, false));
+        }
+        let anchor_facts = self.trust.anchor_facts(path.anchor()).cloned();
+        let anchor_spki = webpki::spki_for_anchor(path.anchor());
+        let mut keys = crl_keys(&facts_path, anchor_facts.as_ref(), anchor_spki.as_ref());
+        keys.extend(self.delegated_crl_signers(&facts_path, &keys, intermediates, t));
+        let mut elements = Vec::with_capacity(facts_path.len() + 1);
+        for (i, (facts, _)) in facts_path.iter().enumerate() {
+            let signers = crl_signers(facts, Some(i), i + 1, &keys);
+            elements.push(PathElement {
+                facts: facts.clone(),
+                trust_anchor: false,
+                revocation: Some(self.crls.lookup(facts, &signers)),
+            });
+        }
+        if let Some(anchor) = anchor_facts {
+            elements.push(PathElement {
+                facts: anchor,
+                trust_anchor: true,
+                revocation: None,
+            });
+        }
+        // The anchor's own validity counts too (RFC 5280 leaves it to the relying party; an
+        // expired root is no longer maintained by its certification entity).
+        let valid_from = elements.iter().map(|e| e.facts.not_before).max().unwrap_or(t);
+        let valid_until = elements.iter().map(|e| e.facts.not_after).min().unwrap_or(t);
+        Ok(ValidatedChain {
+            path: elements,
+            valid_from,
+            valid_until,
+        })
+    }
+
+    /// webpki's path search from the signing certificate through `intermediates` to an anchor
+    /// of the trust list at `t`, with carimbo's path-dependent rules (profile, key usage of
+    /// CAs, key strength, the anchor's own profile) checked inside the search, so webpki can
+    /// try another path when one fails them; the reason of a refused path is kept to report.
+    fn build_path<'p>(
+        &'p self,
+        ee: &'p EndEntityCert<'p>,
+        leaf_der: &CertificateDer<'_>,
+        intermediates: &'p [CertificateDer<'p>],
+        t: DateTime<Utc>,
+    ) -> Result<webpki::VerifiedPath<'p>, ChainFailure> {
+        use Indication::*;
+        use SubIndication::*;
         let constraint_failure: RefCell<Option<ChainFailure>> = RefCell::new(None);
         let stash = |failure: ChainFailure| {
             *constraint_failure.borrow_mut() = Some(failure);
@@ -335,25 +355,28 @@ impl CertificateValidator {
             }
             Ok(())
         };
-        let path = ee
-            .verify_for_usage(
-                ALGORITHMS,
-                self.trust.anchors(),
-                intermediates,
-                unix_time(t),
-                EkuCheck(&self.policy.eku),
-                None,
-                Some(&check_path),
-            )
-            .map_err(|e| {
-                constraint_failure
-                    .borrow_mut()
-                    .take()
-                    .unwrap_or_else(|| map_webpki_error(&e))
-            })?;
+        ee.verify_for_usage(
+            ALGORITHMS,
+            self.trust.anchors(),
+            intermediates,
+            unix_time(t),
+            EkuCheck(&self.policy.eku),
+            None,
+            Some(&check_path),
+        )
+        .map_err(|e| {
+            constraint_failure
+                .borrow_mut()
+                .take()
+                .unwrap_or_else(|| map_webpki_error(&e))
+        })
+    }
 
-        // Leaf key usage (RFC 5280 §4.2.1.3): a document signature needs digitalSignature or
-        // nonRepudiation (contentCommitment).
+    /// The signing certificate's key usage (RFC 5280 §4.2.1.3): a document signature needs
+    /// digitalSignature or nonRepudiation (contentCommitment).
+    fn leaf_key_usage_rule(&self, leaf: &CertFacts) -> Result<(), ChainFailure> {
+        use Indication::*;
+        use SubIndication::*;
         match leaf.key_usage {
             Some(ku) if ku.digital_signature || ku.non_repudiation => {}
             Some(_) => {
@@ -373,52 +396,7 @@ impl CertificateValidator {
             None => {}
         }
 
-        let mut facts_path = vec![(leaf, false)];
-        for cert in path.intermediate_certificates() {
-            let facts = CertFacts::from_der(cert.der().as_ref())
-                .map_err(|e| ChainFailure::new(TotalFailed, FormatFailure, e))?;
-            facts_path.push((facts, false));
-        }
-        let anchor_facts = self.trust.anchor_facts(path.anchor()).cloned();
-        let anchor_spki = webpki::spki_for_anchor(path.anchor());
-
-        let keys = crl_keys(&facts_path, anchor_facts.as_ref(), anchor_spki.as_ref());
-        let path_len = facts_path.len();
-        let mut keys = keys;
-        keys.extend(self.delegated_crl_signers(&facts_path, &keys, intermediates, t));
-        let mut elements = Vec::with_capacity(path_len + 1);
-        for (i, (facts, _)) in facts_path.iter().enumerate() {
-            let signers = crl_signers(facts, Some(i), i + 1, &keys);
-            elements.push(PathElement {
-                facts: facts.clone(),
-                trust_anchor: false,
-                revocation: Some(self.crls.lookup(facts, &signers)),
-            });
-        }
-        if let Some(anchor) = anchor_facts {
-            elements.push(PathElement {
-                facts: anchor,
-                trust_anchor: true,
-                revocation: None,
-            });
-        }
-        // The anchor's own validity counts too (RFC 5280 leaves it to the relying party; an
-        // expired root is no longer maintained by its certification entity).
-        let valid_from = elements
-            .iter()
-            .map(|e| e.facts.not_before)
-            .max()
-            .unwrap_or(t);
-        let valid_until = elements
-            .iter()
-            .map(|e| e.facts.not_after)
-            .min()
-            .unwrap_or(t);
-        Ok(ValidatedChain {
-            path: elements,
-            valid_from,
-            valid_until,
-        })
+        Ok(())
     }
 
     /// Judge signing time `t` against an analysed chain: validity, revocation by date, and
@@ -599,6 +577,43 @@ impl CertificateValidator {
         let verdict = self.evaluate(&analysed, t)?;
         Ok((analysed, verdict))
     }
+}
+
+/// The signing certificate of `chain`, read and checked before any path is searched: there is
+/// one, the chain is not longer than carimbo looks at, it parses, and its signature algorithm
+/// and key meet the crypto policy.
+fn preflight<'c>(chain: &'c [CertificateDer<'c>]) -> Result<(&'c CertificateDer<'c>, CertFacts), ChainFailure> {
+    use Indication::*;
+    use SubIndication::*;
+    let Some(leaf_der) = chain.first() else {
+        return Err(ChainFailure::new(
+            Indeterminate,
+            NoSigningCertificateFound,
+            "no signing certificate was given",
+        ));
+    };
+    if chain.len() > MAX_CHAIN_CERTIFICATES {
+        return Err(ChainFailure::new(
+            TotalFailed,
+            FormatFailure,
+            format!(
+                "{} certificates given; at most {MAX_CHAIN_CERTIFICATES} are examined",
+                chain.len()
+            ),
+        ));
+    }
+    let leaf = CertFacts::from_der(leaf_der)
+        .map_err(|e| ChainFailure::new(TotalFailed, FormatFailure, e))?;
+    if let Some(alg) = refused_signature_algorithm(&leaf.signature_algorithm) {
+        return Err(ChainFailure::new(
+            Indeterminate,
+            CryptoConstraintsFailure,
+            format!("the signing certificate is signed with {alg}, which is refused"),
+        ));
+    }
+    check_key_strength(&leaf.key)
+        .map_err(|e| ChainFailure::new(Indeterminate, CryptoConstraintsFailure, e))?;
+    Ok((leaf_der, leaf))
 }
 
 /// A key that may sign CRLs, with the subject name of its certificate.
