@@ -141,11 +141,17 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Verify an evidence bundle offline (no server, no network): hash chain, definitions,
-    /// every signature at its recorded time, levels, the route, the seal. Exit 0 only if all pass.
+    /// Verify evidence bundles offline (no server, no network): hash chain, definitions,
+    /// every signature at its recorded time, levels, the route, the seal. One file: its full
+    /// report; several, or a folder: all of them on every core, with a summary naming the first
+    /// broken place of each that failed. Exit 0 only if all pass.
     Verify {
-        /// The bundle (JSON) written by `export-evidence` or the API.
-        bundle: PathBuf,
+        /// Bundles (JSON) written by `export-evidence` or the API, or folders of them.
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
+        /// Threads for several bundles (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -220,7 +226,7 @@ fn main() -> Result<ExitCode> {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field)
         }
         Command::ExportEvidence { case, data, root, out, withhold_restricted } => return export_evidence(case, data, root, out.as_deref(), *withhold_restricted),
-        Command::Verify { bundle, json, pins } => return verify_bundle(bundle, *json, pins),
+        Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
         Command::Backup { out, store } => return backup(out, store),
         Command::Restore { input, store } => return restore(input, store),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
@@ -446,23 +452,6 @@ fn restore(input: &Path, args: &StoreArgs) -> Result<ExitCode> {
         summary.cases as f64 / secs.max(1e-9)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn verify_bundle(path: &Path, json: bool, pins: &[String]) -> Result<ExitCode> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let report = carimbo::evidence::verify_with(&bytes, &carimbo::evidence::VerifyConfig { pins: pins.to_vec(), now: None });
-    if json {
-        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
-    } else {
-        emit(&report.to_text())?;
-    }
-    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// Writes a report to standard output. A reader that stops early (`carimbo verify --json | head`)

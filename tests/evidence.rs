@@ -106,9 +106,9 @@ fn pinned_certificates_are_checked() {
     let report = verify(b);
     let anchors: Vec<String> = report.trust.iter().filter(|t| t.role.starts_with("trust anchor") || t.role == "service seal").map(|t| t.sha256.clone()).collect();
     assert_eq!(anchors.len(), 2, "{:?}", report.trust);
-    let pinned = verify_with(b, &VerifyConfig { pins: anchors.clone(), now: None });
+    let pinned = verify_with(b, &VerifyConfig { pins: anchors.clone(), now: None, cache: None });
     assert!(pinned.passed && pinned.pinned, "{}", pinned.to_text());
-    let wrong = verify_with(b, &VerifyConfig { pins: vec![anchors[0].clone(), "00".repeat(32)], now: None });
+    let wrong = verify_with(b, &VerifyConfig { pins: vec![anchors[0].clone(), "00".repeat(32)], now: None, cache: None });
     let f = failed(&wrong);
     assert_eq!((f.check, f.pointer.as_str()), ("pin", "/pki/service_certificate"));
 }

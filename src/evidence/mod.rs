@@ -17,6 +17,7 @@
 //! byte offset of a bundle to the JSON pointer of the value it falls in (for parse errors).
 
 mod export;
+pub mod archive;
 pub mod locate;
 mod verify;
 

@@ -32,6 +32,9 @@ pub struct VerifyConfig {
     pub pins: Vec<String>,
     /// The present time (to refuse signing times in the future); the clock when `None`.
     pub now: Option<DateTime<Utc>>,
+    /// Shared between the bundles of one run (`evidence::archive`): definitions and validation
+    /// material computed once for every bundle that carries the same bytes.
+    pub cache: Option<Arc<super::archive::VerifyCache>>,
 }
 
 /// The first place that did not verify.
@@ -319,10 +322,10 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // 3. File hashes.
     let crl_bytes = check_files(&bundle, out)?;
     // 4. Definitions.
-    let workflow = load_definitions(&bundle, out)?;
+    let workflow = cached_definitions(&bundle, cfg, out)?;
     // 5. Validation material.
-    let verifier = load_pki(&bundle, &crl_bytes, cfg, out)?;
-    let ctx = Context { bundle: &bundle, workflow: &workflow, verifier: &verifier, now };
+    let pki = cached_pki(&bundle, &crl_bytes, cfg, out)?;
+    let ctx = Context { bundle: &bundle, workflow: &workflow, verifier: &pki.verifier, now };
     // 6. Hash chain.
     let times = check_chain(&ctx)?;
     // 7. Each event: signature, level, route.
@@ -470,6 +473,38 @@ fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<A
     out.form = Some(format!("{} version {} (sha256 {})", form.id, form.version, form.content_hash));
     out.workflow = Some(format!("{} version {} (sha256 {})", workflow.id, workflow.version, workflow.content_hash));
     Ok(workflow)
+}
+
+/// `load_definitions`, or its earlier result for a bundle with the very same definition bytes.
+fn cached_definitions(b: &EvidenceBundle, cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<Arc<WorkflowDefinition>> {
+    let Some(cache) = &cfg.cache else { return load_definitions(b, out) };
+    let k = super::archive::definitions_key(&b.definitions);
+    if let Some(hit) = cache.definitions(&k) {
+        out.form = Some(hit.form_line.clone());
+        out.workflow = Some(hit.workflow_line.clone());
+        return Ok(hit.workflow.clone());
+    }
+    let workflow = load_definitions(b, out)?;
+    let loaded = super::archive::LoadedDefinitions { workflow: workflow.clone(), form_line: out.form.clone().unwrap_or_default(), workflow_line: out.workflow.clone().unwrap_or_default() };
+    cache.keep_definitions(k, Arc::new(loaded));
+    Ok(workflow)
+}
+
+/// `load_pki`, or its earlier result for a bundle with the very same validation material and
+/// pins (whose verifier keeps its validated chains).
+fn cached_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<Arc<super::archive::LoadedPki>> {
+    let k = super::archive::pki_key(&b.pki, crl_bytes, &cfg.pins);
+    if let Some(hit) = cfg.cache.as_ref().and_then(|c| c.pki(&k)) {
+        out.trust.extend(hit.trust.iter().cloned());
+        return Ok(hit);
+    }
+    let before = out.trust.len();
+    let verifier = load_pki(b, crl_bytes, cfg, out)?;
+    let loaded = Arc::new(super::archive::LoadedPki { verifier, trust: out.trust[before..].to_vec() });
+    if let Some(cache) = &cfg.cache {
+        cache.keep_pki(k, loaded.clone());
+    }
+    Ok(loaded)
 }
 
 /// Builds the signature verifier from the bundle's trust list, CRLs and service certificate.

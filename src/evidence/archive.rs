@@ -1,0 +1,147 @@
+//! Verifying a year of records at once: many bundles on every core, with one cache of the
+//! parts bundles of one service share (the loaded definitions of a form version, the
+//! certificate validator of a trust list and CRL set, and with it the validated chains).
+//!
+//! Nothing is trusted from the cache that the bundle does not carry: an entry is keyed by the
+//! SHA-256 of every byte the result was computed from (texts, names, ids, versions, CRL
+//! bytes, the auditor's pins), and only results that passed are kept, so a bundle whose
+//! material differs in one byte is checked from scratch. Reading files is the caller's: the
+//! bundles come in through `load`, so this module does no I/O and reads no clock.
+
+use super::verify::{verify_with, Fingerprint, VerificationReport, VerifyConfig};
+use super::{BundleDefinitions, BundlePki};
+use crate::signing::SignatureVerifier;
+use crate::workflow::WorkflowDefinition;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Definitions as loaded from one bundle: the workflow the route is replayed with, and the
+/// report's lines naming the form and workflow.
+#[derive(Debug)]
+pub(crate) struct LoadedDefinitions {
+    pub workflow: Arc<WorkflowDefinition>,
+    pub form_line: String,
+    pub workflow_line: String,
+}
+
+/// The validation material of one bundle, ready to verify signatures.
+pub(crate) struct LoadedPki {
+    pub verifier: SignatureVerifier,
+    pub trust: Vec<Fingerprint>,
+}
+
+/// What bundles of one service share, computed once. Shared between threads.
+#[derive(Default)]
+pub struct VerifyCache {
+    definitions: Mutex<HashMap<[u8; 32], Arc<LoadedDefinitions>>>,
+    pki: Mutex<HashMap<[u8; 32], Arc<LoadedPki>>>,
+}
+
+impl std::fmt::Debug for VerifyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let definitions = self.definitions.lock().map(|m| m.len()).unwrap_or(0);
+        let pki = self.pki.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("VerifyCache").field("definitions", &definitions).field("pki", &pki).finish()
+    }
+}
+
+/// SHA-256 over length-prefixed parts, so no two different part lists hash alike.
+fn key(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+pub(crate) fn definitions_key(d: &BundleDefinitions) -> [u8; 32] {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for f in [&d.form, &d.workflow] {
+        parts.extend([f.id.as_bytes(), f.version.as_bytes(), f.name.as_bytes(), f.sha256.as_bytes(), f.text.as_bytes()]);
+    }
+    for r in &d.reference {
+        parts.extend([r.name.as_bytes(), r.sha256.as_bytes(), r.text.as_bytes()]);
+    }
+    key(&parts)
+}
+
+pub(crate) fn pki_key(p: &BundlePki, crl_bytes: &[Vec<u8>], pins: &[String]) -> [u8; 32] {
+    let mut parts: Vec<&[u8]> = vec![p.trust_list.name.as_bytes(), p.trust_list.text.as_bytes()];
+    for c in &p.trust_certificates {
+        parts.extend([c.name.as_bytes(), c.text.as_bytes()]);
+    }
+    parts.push(b"crls");
+    for (c, bytes) in p.crls.iter().zip(crl_bytes) {
+        parts.extend([c.name.as_bytes(), bytes.as_slice()]);
+    }
+    parts.extend([b"service".as_slice(), p.service_certificate.name.as_bytes(), p.service_certificate.text.as_bytes(), b"pins"]);
+    parts.extend(pins.iter().map(|s| s.as_bytes()));
+    key(&parts)
+}
+
+impl VerifyCache {
+    pub(crate) fn definitions(&self, k: &[u8; 32]) -> Option<Arc<LoadedDefinitions>> {
+        self.definitions.lock().ok()?.get(k).cloned()
+    }
+    pub(crate) fn keep_definitions(&self, k: [u8; 32], v: Arc<LoadedDefinitions>) {
+        if let Ok(mut m) = self.definitions.lock() {
+            m.insert(k, v);
+        }
+    }
+    pub(crate) fn pki(&self, k: &[u8; 32]) -> Option<Arc<LoadedPki>> {
+        self.pki.lock().ok()?.get(k).cloned()
+    }
+    pub(crate) fn keep_pki(&self, k: [u8; 32], v: Arc<LoadedPki>) {
+        if let Ok(mut m) = self.pki.lock() {
+            m.insert(k, v);
+        }
+    }
+}
+
+/// The outcome of one bundle of an archive run.
+#[derive(Debug)]
+pub enum ArchiveOutcome {
+    Verified(Box<VerificationReport>),
+    /// The bundle could not be read (the loader's sentence).
+    Unreadable(String),
+}
+
+impl ArchiveOutcome {
+    pub fn passed(&self) -> bool {
+        matches!(self, ArchiveOutcome::Verified(r) if r.passed)
+    }
+}
+
+/// Verifies `names.len()` bundles on `threads` threads (at least one), each read by `load`,
+/// all sharing one `VerifyCache`. `done(index, outcome)` is called once per bundle as it is
+/// finished (from the worker threads, in no particular order): the caller shows progress and
+/// keeps what it needs. `cfg.now` should be set by the caller (one `now` for the whole run).
+pub fn verify_archive<L, D>(names: &[String], cfg: &VerifyConfig, threads: usize, load: L, done: D)
+where
+    L: Fn(&str) -> Result<Vec<u8>, String> + Sync,
+    D: Fn(usize, ArchiveOutcome) + Sync,
+{
+    let mut cfg = cfg.clone();
+    if cfg.cache.is_none() {
+        cfg.cache = Some(Arc::new(VerifyCache::default()));
+    }
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1).min(names.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let outcome = match load(name) {
+                        Ok(bytes) => ArchiveOutcome::Verified(Box::new(verify_with(&bytes, &cfg))),
+                        Err(e) => ArchiveOutcome::Unreadable(e),
+                    };
+                    done(i, outcome);
+                }
+            });
+        }
+    });
+}
