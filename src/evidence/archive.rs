@@ -3,9 +3,9 @@
 //! certificate validator of a trust list and CRL set, and with it the validated chains).
 //!
 //! Nothing is trusted from the cache that the bundle does not carry: an entry is keyed by the
-//! SHA-256 of every byte the result was computed from (texts, names, ids, versions, CRL
-//! bytes, the auditor's pins), and only results that passed are kept, so a bundle whose
-//! material differs in one byte is checked from scratch. Reading files is the caller's: the
+//! SHA-256 of everything the result was computed from (names, ids, versions, the checked
+//! SHA-256 of every text and CRL, the auditor's pins), and only results that passed are kept,
+//! so a bundle whose material differs in one byte is checked from scratch. Reading files is the caller's: the
 //! bundles come in through `load`, so this module does no I/O and reads no clock.
 
 use super::verify::{verify_with, Fingerprint, VerificationReport, VerifyConfig};
@@ -57,27 +57,32 @@ fn key(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The key of a bundle's definitions: names, ids, versions and the SHA-256 of every text.
+/// Called only after the file check has recomputed each text's hash and found it equal to the
+/// one recorded, so the recorded hashes stand for the bytes (no second hashing of the texts).
 pub(crate) fn definitions_key(d: &BundleDefinitions) -> [u8; 32] {
     let mut parts: Vec<&[u8]> = Vec::new();
     for f in [&d.form, &d.workflow] {
-        parts.extend([f.id.as_bytes(), f.version.as_bytes(), f.name.as_bytes(), f.sha256.as_bytes(), f.text.as_bytes()]);
+        parts.extend([f.id.as_bytes(), f.version.as_bytes(), f.name.as_bytes(), f.sha256.as_bytes()]);
     }
     for r in &d.reference {
-        parts.extend([r.name.as_bytes(), r.sha256.as_bytes(), r.text.as_bytes()]);
+        parts.extend([r.name.as_bytes(), r.sha256.as_bytes()]);
     }
     key(&parts)
 }
 
-pub(crate) fn pki_key(p: &BundlePki, crl_bytes: &[Vec<u8>], pins: &[String]) -> [u8; 32] {
-    let mut parts: Vec<&[u8]> = vec![p.trust_list.name.as_bytes(), p.trust_list.text.as_bytes()];
+/// The key of a bundle's validation material and the auditor's pins (file hashes checked
+/// first, as for `definitions_key`).
+pub(crate) fn pki_key(p: &BundlePki, pins: &[String]) -> [u8; 32] {
+    let mut parts: Vec<&[u8]> = vec![p.trust_list.name.as_bytes(), p.trust_list.sha256.as_bytes()];
     for c in &p.trust_certificates {
-        parts.extend([c.name.as_bytes(), c.text.as_bytes()]);
+        parts.extend([c.name.as_bytes(), c.sha256.as_bytes()]);
     }
     parts.push(b"crls");
-    for (c, bytes) in p.crls.iter().zip(crl_bytes) {
-        parts.extend([c.name.as_bytes(), bytes.as_slice()]);
+    for c in &p.crls {
+        parts.extend([c.name.as_bytes(), c.sha256.as_bytes()]);
     }
-    parts.extend([b"service".as_slice(), p.service_certificate.name.as_bytes(), p.service_certificate.text.as_bytes(), b"pins"]);
+    parts.extend([b"service".as_slice(), p.service_certificate.name.as_bytes(), p.service_certificate.sha256.as_bytes(), b"pins"]);
     parts.extend(pins.iter().map(|s| s.as_bytes()));
     key(&parts)
 }

@@ -493,7 +493,7 @@ fn cached_definitions(b: &EvidenceBundle, cfg: &VerifyConfig, out: &mut Verifica
 /// `load_pki`, or its earlier result for a bundle with the very same validation material and
 /// pins (whose verifier keeps its validated chains).
 fn cached_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<Arc<super::archive::LoadedPki>> {
-    let k = super::archive::pki_key(&b.pki, crl_bytes, &cfg.pins);
+    let k = super::archive::pki_key(&b.pki, &cfg.pins);
     if let Some(hit) = cfg.cache.as_ref().and_then(|c| c.pki(&k)) {
         out.trust.extend(hit.trust.iter().cloned());
         return Ok(hit);
