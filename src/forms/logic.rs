@@ -939,4 +939,15 @@ mod tests {
         let operands: Vec<(&str, Wants)> = s.operands.iter().map(|o| (o.path.as_str(), o.wants)).collect();
         assert_eq!(operands, [("rate", Wants::Number), ("end_time", Wants::Time), ("x", Wants::Number)]);
     }
+
+    /// What docs/form-definitions.md says of comparisons, which stay JSON Logic's.
+    #[test]
+    fn comparisons_order_texts_as_text_numbers_as_numbers_and_a_number_with_a_numeric_text_by_converting_it() {
+        assert_eq!(eval(json!({"<": ["2026-02-28", "2026-03-01"]}), json!({})).unwrap(), json!(true));
+        assert_eq!(eval(json!({"<": ["09:30", "18:00"]}), json!({})).unwrap(), json!(true));
+        assert_eq!(eval(json!({"<": [9, 10]}), json!({})).unwrap(), json!(true));
+        assert_eq!(eval(json!({"<": [9, "10"]}), json!({})).unwrap(), json!(true));
+        assert!(eval(json!({"<": [9, "ten"]}), json!({})).is_err(), "a text that is no number cannot be ordered with a number");
+        assert!(eval(json!({">=": [9, "ten"]}), json!({})).is_err());
+    }
 }
