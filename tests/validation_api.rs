@@ -266,3 +266,25 @@ fn the_directory_gives_the_applicant_id_name_department_and_grade_and_nothing_ru
         assert!(carimbo::forms::APPLICANT_FACTS.contains(&key.as_str()), "{key} is a fact rules cannot name");
     }
 }
+
+#[test]
+fn rules_and_computed_values_read_the_applicant_from_the_directory() {
+    // A computed value keeps who applied in the data; a rule reads the grade.
+    let mut def = overtime_def();
+    def["schema"]["properties"]["applicant_name"] = json!({"type": "string", "readOnly": true});
+    def["labels"]["applicant_name"] = json!({"zh": "申請人", "pt": "Requerente", "en": "Applicant"});
+    def["layout"]["groups"][0]["fields"].as_array_mut().unwrap().push(json!("applicant_name"));
+    def["computed"].as_array_mut().unwrap().push(json!({"field": "applicant_name", "logic": {"cat": [{"var": "context.applicant.name.zh"}, " (", {"var": "context.applicant.id"}, ")"]}}));
+    def["rules"].as_array_mut().unwrap().push(json!({"id": "not-for-directors", "pointer": "/periods",
+        "logic": {"!=": [{"var": "context.applicant.grade"}, "director"]},
+        "message": {"zh": "局長不適用加班補償。", "pt": "O diretor não recebe compensação por trabalho extraordinário.", "en": "Directors are not paid for overtime."}}));
+    let form = overtime(&def);
+    let dir = common::directory();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-06T09:30:00Z").unwrap().to_utc();
+    let data = claim(vec![period("2026-03-02", "18:00", "21:30")]);
+    let sub = form.validate(&data, &ValidationContext::at(at, dir.applicant_facts("p006").unwrap()), Lang::En).unwrap();
+    assert_eq!(sub.data["applicant_name"], json!("黃偉強 (p006)"));
+    let errs = form.validate(&data, &ValidationContext::at(at, dir.applicant_facts("p001").unwrap()), Lang::Pt).unwrap_err();
+    assert_eq!(errs.iter().map(|e| (e.pointer.as_str(), e.code.as_str())).collect::<Vec<_>>(), [("/periods", "not-for-directors")]);
+    assert_eq!(errs[0].message, "O diretor não recebe compensação por trabalho extraordinário.");
+}

@@ -693,10 +693,7 @@ fn check_context(var: &str, at: &str, p: &mut Problems) {
         ["context"] | ["context", "applicant"] => true,
         ["context", value] => CONTEXT_VALUES.contains(value),
         ["context", "applicant", fact] => APPLICANT_FACTS.contains(fact),
-        ["context", "applicant", fact @ ("name" | "department_name"), lang] => {
-            let _ = fact;
-            matches!(*lang, "zh" | "pt" | "en")
-        }
+        ["context", "applicant", "name" | "department_name", lang] => matches!(*lang, "zh" | "pt" | "en"),
         _ => false,
     };
     if !ok {
