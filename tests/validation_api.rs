@@ -206,7 +206,11 @@ fn hours_are_computed_in_each_row_and_a_row_with_a_bad_time_is_skipped_alone() {
     let errs = result.unwrap_err();
     let got: Vec<(&str, &str)> = errs.iter().map(|e| (e.pointer.as_str(), e.code.as_str())).collect();
     assert_eq!(got, [("/periods/0/start_time", "format")], "no rule runs on the broken row");
-    assert!(errs[0].message.contains("Start time: not a valid time-of-day"), "{}", errs[0].message);
+    assert_eq!(errs[0].message, "Start time: write the time as HH:MM on the 24-hour clock (e.g. 18:30; 24:00 for the end of the day).");
+    for (lang, words) in [(Lang::Zh, "開始時間：請以 24 小時制 HH:MM 填寫時間"), (Lang::Pt, "Hora de início: escreva a hora como HH:MM")] {
+        let errs = form.validate(&data, &friday_evening(), lang).unwrap_err();
+        assert!(errs[0].message.starts_with(words), "{lang:?}: {}", errs[0].message);
+    }
     assert_eq!(computed.get("periods.1.hours"), Some(&json!(2.67)), "the sound row is still computed: {computed:?}");
     assert!(!computed.contains_key("periods.0.hours") && !computed.contains_key("total_hours"), "{computed:?}");
 }

@@ -468,6 +468,11 @@ impl FormDefinition {
                 let message = fill(message_template(template, lang), &label, &[("expected", &display(expected_value))]);
                 out.push(FieldError { pointer: at, code: "const".into(), error_code: codes::FIELD_INVALID.0, message });
             }
+            // A time of day is typed by hand more often than picked: say how to write it.
+            ValidationErrorKind::Format { format } if format == super::definition::TIME_OF_DAY_FORMAT => {
+                let label = self.label(&at, lang);
+                out.push(FieldError { pointer: at, code: "format".into(), error_code: codes::FIELD_INVALID.0, message: fill(message_template("format-time-of-day", lang), &label, &[]) });
+            }
             ValidationErrorKind::Format { format } => push(at, "format", &[("format", format)]),
             ValidationErrorKind::Minimum { limit } => push(at, "minimum", &[("limit", &display(limit))]),
             ValidationErrorKind::Maximum { limit } => push(at, "maximum", &[("limit", &display(limit))]),
@@ -594,6 +599,11 @@ fn message_template(code: &str, lang: Lang) -> &'static str {
         "const" => ("{label}：必須為 {expected}。", "{label}: tem de ser {expected}.", "{label}: must be {expected}."),
         "must-confirm" => ("{label}：必須確認。", "{label}: tem de confirmar.", "{label}: you must confirm this."),
         "format" => ("{label}：格式不正確（{format}）。", "{label}: formato inválido ({format}).", "{label}: not a valid {format}."),
+        "format-time-of-day" => (
+            "{label}：請以 24 小時制 HH:MM 填寫時間（例如 18:30；午夜結束寫 24:00）。",
+            "{label}: escreva a hora como HH:MM, de 00:00 a 23:59 (por exemplo 18:30; 24:00 para o fim do dia).",
+            "{label}: write the time as HH:MM on the 24-hour clock (e.g. 18:30; 24:00 for the end of the day).",
+        ),
         "minimum" => ("{label}：不可小於 {limit}。", "{label}: não pode ser inferior a {limit}.", "{label}: must be at least {limit}."),
         "maximum" => ("{label}：不可大於 {limit}。", "{label}: não pode ser superior a {limit}.", "{label}: must be at most {limit}."),
         "exclusive-minimum" => ("{label}：必須大於 {limit}。", "{label}: tem de ser superior a {limit}.", "{label}: must be greater than {limit}."),
