@@ -32,7 +32,12 @@ pub struct SourceFile {
 impl SourceFile {
     pub fn new(name: impl Into<String>, bytes: Vec<u8>) -> Self {
         let name = name.into();
-        let stem = Path::new(&name).file_stem().and_then(|s| s.to_str()).map(str::to_string);
+        // `<id>.form.json` / `<id>.workflow.json` let a form and its workflow sit side by side
+        // in one directory (docs/examples); the id is still the name before them.
+        let stem = Path::new(&name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(|s| s.strip_suffix(".form").or_else(|| s.strip_suffix(".workflow")).unwrap_or(s).to_string());
         SourceFile { name, stem, bytes }
     }
 }

@@ -224,3 +224,115 @@ fn reference_tables_with_duplicate_keys_or_bad_dates_are_refused() {
     assert_reported(&lines, "forms/reference/c.json:/weekend/1: \"funday\" is not a day of the week");
     assert_reported(&lines, "forms/reference/c.json:/holidays/0/date: the date must be a real date");
 }
+
+/// The overtime claim of docs/examples, to break one thing at a time.
+fn overtime() -> Value {
+    common::read_json(&common::repo().join("docs/examples/overtime-claim.form.json"))
+}
+
+fn overtime_problems(def: &Value) -> Vec<String> {
+    let report = common::load_form("docs/examples/overtime-claim.form.json", def);
+    assert!(report.catalog.form("overtime-claim").is_none(), "a broken definition must not load");
+    common::lines(&report)
+}
+
+#[test]
+fn the_overtime_claim_is_clean_when_named_like_its_workflow() {
+    let report = common::load_form("docs/examples/overtime-claim.form.json", &overtime());
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+}
+
+#[test]
+fn a_field_written_format_time_is_refused_with_the_format_to_use() {
+    let mut def = overtime();
+    def["schema"]["properties"]["periods"]["items"]["properties"]["start_time"]["format"] = json!("time");
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/schema/properties/periods/items/properties/start_time/format: \"time\" would demand an offset");
+    assert_reported(&lines, "use \"format\": \"time-of-day\" [CARIMBO-E0042]");
+}
+
+#[test]
+fn text_in_arithmetic_is_refused_where_it_is_written_and_where_a_text_field_is_used() {
+    let mut def = overtime();
+    def["computed"][1]["logic"] = json!({"+": ["3", {"var": "total_hours_x"}]});
+    def["rules"][1]["logic"] = json!({"<=": [{"*": [{"var": "reason"}, 2]}, 12]});
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/computed/1/logic/+/0: + is given the text \"3\": text is never turned into a number");
+    assert_reported(&lines, "/rules/1/logic/<=/0/*/0/var: * is given \"reason\", which holds string: text is never turned into a number; declare the field a number [CARIMBO-E0043]");
+    assert_reported(&lines, "/computed/1/logic/+/1/var: reads \"total_hours_x\", which is not a field of the form");
+}
+
+#[test]
+fn a_rule_pointer_that_names_no_place_in_the_data_is_refused() {
+    let mut def = overtime();
+    def["rules"][0]["pointer"] = json!("/periods/*/end_tme");
+    def["rules"][1]["pointer"] = json!("/periods/2/end_time");
+    def["rules"][2]["pointer"] = json!("/periods/*/date/*");
+    def["rules"][3]["pointer"] = json!("total_hours");
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/rules/0/pointer: \"/periods/*/end_tme\" names no place in the data (a row of periods has: date, end_time, hours, ordered_by, reason, start_time) [CARIMBO-E0031]");
+    assert_reported(&lines, "/rules/1/pointer: \"/periods/2/end_time\" points at one fixed row; write \"*\" for the row");
+    assert_reported(&lines, "/rules/2/pointer: \"/periods/*/date/*\": only the rows of a top-level list are checked one by one");
+    assert_reported(&lines, "/rules/3/pointer: \"total_hours\" is not a JSON pointer");
+    assert!(lines.iter().filter(|l| l.ends_with("[CARIMBO-E0044]")).count() == 2, "{lines:?}");
+}
+
+#[test]
+fn a_rule_on_every_row_reads_the_fields_of_the_row() {
+    let mut def = overtime();
+    def["rules"][1]["logic"] = json!({"<=": [{"var": "total_hours"}, 12]});
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/rules/1/logic/<=/0/var: reads \"total_hours\", which is not a field of the form (the fields of a row of periods: date, end_time, hours, ordered_by, reason, start_time)");
+}
+
+#[test]
+fn a_computed_value_inside_a_row_must_be_declared_and_read_only_in_the_row() {
+    let mut def = overtime();
+    def["computed"][0]["field"] = json!("periods.*.hourz");
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/computed/0/field: \"periods.*.hourz\" is not declared in the schema (a row of periods declares: date, end_time, hours, ordered_by, reason, start_time)");
+
+    let mut def = overtime();
+    def["schema"]["properties"]["periods"]["items"]["properties"]["hours"] = json!({"type": "number"});
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/schema/properties/periods/items/properties/hours: \"periods.*.hours\" is computed by carimbo: mark it \"readOnly\": true [CARIMBO-E0040]");
+}
+
+#[test]
+fn an_unknown_applicant_fact_or_context_value_is_refused() {
+    let mut def = overtime();
+    def["rules"][3]["logic"] = json!({"and": [{"var": "context.applicant.nmae"}, {"var": "context.tomorrow"}, {"var": "context.applicant.name.fr"}]});
+    def["layout"]["applicant"] = json!(["id", "nickname"]);
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/rules/3/logic/and/0/var: reads \"context.applicant.nmae\", which carimbo does not supply: the context has context.today, context.now, context.time");
+    assert_reported(&lines, "/rules/3/logic/and/1/var: reads \"context.tomorrow\"");
+    assert_reported(&lines, "/rules/3/logic/and/2/var: reads \"context.applicant.name.fr\"");
+    assert_reported(&lines, "/layout/applicant/1: \"nickname\" is not a fact carimbo knows about the applicant (known: id, name, department");
+    assert_eq!(lines.iter().filter(|l| l.ends_with("[CARIMBO-E0045]")).count(), 4, "{lines:?}");
+}
+
+#[test]
+fn the_row_layout_places_every_row_field_once_and_widgets_suit_the_field() {
+    let mut def = overtime();
+    def["layout"]["rows"] = json!({"periods": ["date", "start_time", "date", "end_time", "hours", "reason", "colour"], "compensation": ["x"]});
+    def["layout"]["widgets"]["periods.*.hours"] = json!("time");
+    def["layout"]["widgets"]["periods.*.reason"] = json!("number");
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/layout/rows/periods/2: \"date\" is placed twice");
+    assert_reported(&lines, "/layout/rows/periods/6: \"colour\" is not a field of a row of periods");
+    assert_reported(&lines, "/layout/rows/periods: field \"ordered_by\" of the rows of periods is not placed, so the page would not show it");
+    assert_reported(&lines, "/layout/rows/compensation: \"compensation\" is not a top-level list of rows");
+    assert_reported(&lines, "/layout/widgets/periods.*.hours: the \"time\" widget is for string fields; \"periods.*.hours\" holds number [CARIMBO-E0046]");
+    assert_reported(&lines, "/layout/widgets/periods.*.reason: the \"number\" widget is for number or integer fields");
+}
+
+#[test]
+fn time_and_rounding_operators_given_what_they_cannot_take_are_refused() {
+    let mut def = overtime();
+    def["computed"][0]["logic"] = json!({"round": [{"hours_between": ["6pm", {"var": "end_time"}]}, 12]});
+    def["rules"][0]["logic"] = json!({"time_before": [{"var": "hours"}, "18:00"]});
+    let lines = overtime_problems(&def);
+    assert_reported(&lines, "/computed/0/logic/round/0/hours_between/0: hours_between: \"6pm\" is not a time of day (HH:MM, e.g. \"18:30\")");
+    assert_reported(&lines, "/computed/0/logic/round/1: round: the decimal places must be a whole number from 0 to 10, found 12 [CARIMBO-E0047]");
+    assert_reported(&lines, "/rules/0/logic/time_before/0/var: time_before takes times of day or dates and times, but \"hours\" holds number [CARIMBO-E0047]");
+}

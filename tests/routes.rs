@@ -49,7 +49,10 @@ const ROUTES: &[Route] = &[
 ];
 
 fn example(form: &str, index: usize) -> (Value, Value) {
-    let def = common::read_json(&common::repo().join(format!("forms/{form}.json")));
+    // The shipped forms, or a worked example of docs/examples.
+    let shipped = common::repo().join(format!("forms/{form}.json"));
+    let path = if shipped.exists() { shipped } else { common::repo().join(format!("docs/examples/{form}.form.json")) };
+    let def = common::read_json(&path);
     let ex = &def["examples"];
     let e = &ex["valid"][index];
     let mut ctx = ex["context"].clone();
@@ -71,8 +74,9 @@ fn drive(route: &Route, catalog: &Catalog, dir: &Directory) -> Result<Vec<String
     let today = NaiveDate::parse_from_str(ctx["today"].as_str().unwrap(), "%Y-%m-%d").unwrap();
     let mut now: DateTime<Utc> = today.and_hms_opt(1, 0, 0).unwrap().and_utc();
     // The example's applicant facts stand in for the directory's, so the example's own rules hold.
-    let applicant = ctx.get("applicant").and_then(Value::as_object).cloned().unwrap_or_default();
-    let sub = form.validate(&data, &ValidationContext::new(today, applicant), Lang::En).map_err(|e| format!("{e:?}"))?;
+    // The example's context (its applicant facts standing in for the directory's) so the
+    // example's own rules hold.
+    let sub = form.validate(&data, &ValidationContext::from_value(&ctx)?, Lang::En).map_err(|e| format!("{e:?}"))?;
     // The engine records restricted fields as salted commitments; the service gives the salts.
     let sub = sub.with_salts(|_| "routes-test-salt-00000".to_string());
     let engine = Engine::new(wf, dir);
@@ -130,4 +134,15 @@ fn every_form_routes_from_submission_to_completion_as_its_workflow_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(forms_covered.len(), 18, "every form has a route row");
+}
+
+#[test]
+fn the_overtime_claim_goes_to_the_head_only_above_twenty_hours() {
+    let dir = common::directory();
+    let report = Catalog::load_paths_with(&[common::repo().join("forms/reference"), common::repo().join("docs/examples")], Some(&dir));
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    for (example, expect) in [(0, &["supervisor", "-head", "hr-records"]), (2, &["supervisor", "head", "hr-records"])] {
+        let route = Route { form: "overtime-claim", submitter: "p006", example, changes: &[], expect };
+        assert_eq!(drive(&route, &report.catalog, &dir).unwrap(), route.expect, "example {example}");
+    }
 }

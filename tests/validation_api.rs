@@ -159,3 +159,136 @@ fn submissions_that_are_not_json_objects_are_refused() {
     assert_eq!(errs[0].code, "not-an-object");
     assert_eq!(errs[0].message, "The submission must be a JSON object.");
 }
+
+/// The overtime claim of docs/examples (times of day, rows with their own hours and rules).
+fn overtime_def() -> Value {
+    common::read_json(&common::repo().join("docs/examples/overtime-claim.form.json"))
+}
+
+fn overtime(def: &Value) -> std::sync::Arc<carimbo::forms::FormDefinition> {
+    let report = common::load_form("docs/examples/overtime-claim.form.json", def);
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    report.catalog.form("overtime-claim").unwrap().clone()
+}
+
+/// 17:30 on Friday 6 March 2026 in Macau.
+fn friday_evening() -> ValidationContext {
+    ValidationContext::at(chrono::DateTime::parse_from_rfc3339("2026-03-06T09:30:00Z").unwrap().to_utc(), Map::new())
+}
+
+fn period(date: &str, start: &str, end: &str) -> Value {
+    json!({"date": date, "start_time": start, "end_time": end, "reason": "Closing the accounts"})
+}
+
+fn claim(periods: Vec<Value>) -> Value {
+    json!({"periods": periods, "compensation": "time_off", "declaration": true})
+}
+
+#[test]
+fn a_rule_over_rows_points_at_the_row_and_field_that_fail_in_each_language() {
+    let form = overtime(&overtime_def());
+    let data = claim(vec![period("2026-03-02", "18:00", "21:30"), period("2026-03-03", "20:00", "18:00"), period("2026-03-04", "18:00", "19:00")]);
+    for (lang, words) in [(Lang::Zh, "結束時間必須遲於開始時間"), (Lang::Pt, "A hora de fim tem de ser posterior"), (Lang::En, "The end time must be after the start time")] {
+        let errs = form.validate(&data, &friday_evening(), lang).unwrap_err();
+        assert_eq!(errs.len(), 1, "only the second row fails: {errs:?}");
+        assert_eq!(errs[0].pointer, "/periods/1/end_time");
+        assert_eq!(errs[0].code, "end-after-start");
+        assert_eq!(errs[0].error_code, "CARIMBO-E0111");
+        assert!(errs[0].message.starts_with(words), "{lang:?}: {}", errs[0].message);
+    }
+}
+
+#[test]
+fn hours_are_computed_in_each_row_and_a_row_with_a_bad_time_is_skipped_alone() {
+    let form = overtime(&overtime_def());
+    let data = claim(vec![period("2026-03-02", "6pm", "21:00"), period("2026-03-03", "18:00", "20:40")]);
+    let (result, computed) = form.validate_showing_computed(&data, &friday_evening(), Lang::En);
+    let errs = result.unwrap_err();
+    let got: Vec<(&str, &str)> = errs.iter().map(|e| (e.pointer.as_str(), e.code.as_str())).collect();
+    assert_eq!(got, [("/periods/0/start_time", "format")], "no rule runs on the broken row");
+    assert_eq!(errs[0].message, "Start time: write the time as HH:MM on the 24-hour clock (e.g. 18:30; 24:00 for the end of the day).");
+    for (lang, words) in [(Lang::Zh, "開始時間：請以 24 小時制 HH:MM 填寫時間"), (Lang::Pt, "Hora de início: escreva a hora como HH:MM")] {
+        let errs = form.validate(&data, &friday_evening(), lang).unwrap_err();
+        assert!(errs[0].message.starts_with(words), "{lang:?}: {}", errs[0].message);
+    }
+    assert_eq!(computed.get("periods.1.hours"), Some(&json!(2.67)), "the sound row is still computed: {computed:?}");
+    assert!(!computed.contains_key("periods.0.hours") && !computed.contains_key("total_hours"), "{computed:?}");
+}
+
+#[test]
+fn not_in_the_future_means_now_in_macau_time_to_the_minute() {
+    let form = overtime(&overtime_def());
+    let ctx = friday_evening();
+    assert_eq!(ctx.as_value()["today"], json!("2026-03-06"));
+    assert_eq!(ctx.as_value()["now"], json!("2026-03-06T17:30"));
+    assert_eq!(ctx.as_value()["time"], json!("17:30"));
+    assert!(form.validate(&claim(vec![period("2026-03-06", "08:00", "17:30")]), &ctx, Lang::En).is_ok(), "ending now is not in the future");
+    let errs = form.validate(&claim(vec![period("2026-03-06", "08:00", "17:31")]), &ctx, Lang::En).unwrap_err();
+    assert_eq!(errs[0].pointer, "/periods/0/end_time");
+    assert_eq!(errs[0].code, "period-not-in-future");
+    // 16:30 UTC on the 5th is already half past midnight on the 6th in Macau.
+    let late = ValidationContext::at(chrono::DateTime::parse_from_rfc3339("2026-03-05T16:30:59Z").unwrap().to_utc(), Map::new());
+    assert_eq!(late.as_value()["today"], json!("2026-03-06"));
+    assert_eq!(late.as_value()["now"], json!("2026-03-06T00:30"));
+}
+
+#[test]
+fn text_reaching_arithmetic_at_run_time_is_a_clear_error_in_three_languages() {
+    // A break whose schema allows text as well as a number: the checker cannot refuse it, the
+    // run time must.
+    let mut def = overtime_def();
+    def["schema"]["properties"]["periods"]["items"]["properties"]["break_minutes"] = json!({"type": ["number", "string"]});
+    def["labels"]["periods.*.break_minutes"] = json!({"zh": "休息（分鐘）", "pt": "Pausa (minutos)", "en": "Break (minutes)"});
+    def["layout"]["rows"]["periods"].as_array_mut().unwrap().push(json!("break_minutes"));
+    def["computed"][0]["logic"] = json!({"round": [{"-": [{"hours_between": [{"var": "start_time"}, {"var": "end_time"}]}, {"/": [{"var": "break_minutes"}, 60]}]}, 2]});
+    let form = overtime(&def);
+    let mut p = period("2026-03-02", "18:00", "21:30");
+    p["break_minutes"] = json!(30);
+    assert_eq!(form.validate(&claim(vec![p.clone()]), &friday_evening(), Lang::En).unwrap().data["periods"][0]["hours"], json!(3));
+    p["break_minutes"] = json!("30");
+    for (lang, words) in [
+        (Lang::Zh, "「/」的第 1 個參數必須是數字，現在是 \"30\"（文字不會自動轉為數字）"),
+        (Lang::Pt, "«/» precisa de um número no argumento 1, recebeu \"30\" (o texto nunca é convertido em número)"),
+        (Lang::En, "/ needs a number as argument 1, found \"30\" (text is never turned into a number)"),
+    ] {
+        let errs = form.validate(&claim(vec![p.clone()]), &friday_evening(), lang).unwrap_err();
+        let e = errs.iter().find(|e| e.pointer == "/periods/0/hours").unwrap_or_else(|| panic!("{errs:?}"));
+        assert_eq!((e.code.as_str(), e.error_code), ("rule-error", "CARIMBO-E0103"));
+        assert!(e.message.contains(words), "{lang:?}: {}", e.message);
+    }
+}
+
+#[test]
+fn the_directory_gives_the_applicant_id_name_department_and_grade_and_nothing_rules_cannot_name() {
+    let facts = common::directory().applicant_facts("p006").unwrap();
+    assert_eq!(facts["id"], json!("p006"));
+    assert_eq!(facts["name"]["zh"], json!("黃偉強"));
+    assert_eq!(facts["department"], json!("DAF"));
+    assert_eq!(facts["department_name"]["en"], json!("Administration and Finance Division"));
+    assert_eq!(facts["grade"], json!("técnico"));
+    for key in facts.keys() {
+        assert!(carimbo::forms::APPLICANT_FACTS.contains(&key.as_str()), "{key} is a fact rules cannot name");
+    }
+}
+
+#[test]
+fn rules_and_computed_values_read_the_applicant_from_the_directory() {
+    // A computed value keeps who applied in the data; a rule reads the grade.
+    let mut def = overtime_def();
+    def["schema"]["properties"]["applicant_name"] = json!({"type": "string", "readOnly": true});
+    def["labels"]["applicant_name"] = json!({"zh": "申請人", "pt": "Requerente", "en": "Applicant"});
+    def["layout"]["groups"][0]["fields"].as_array_mut().unwrap().push(json!("applicant_name"));
+    def["computed"].as_array_mut().unwrap().push(json!({"field": "applicant_name", "logic": {"cat": [{"var": "context.applicant.name.zh"}, " (", {"var": "context.applicant.id"}, ")"]}}));
+    def["rules"].as_array_mut().unwrap().push(json!({"id": "not-for-directors", "pointer": "/periods",
+        "logic": {"!=": [{"var": "context.applicant.grade"}, "director"]},
+        "message": {"zh": "局長不適用加班補償。", "pt": "O diretor não recebe compensação por trabalho extraordinário.", "en": "Directors are not paid for overtime."}}));
+    let form = overtime(&def);
+    let dir = common::directory();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-06T09:30:00Z").unwrap().to_utc();
+    let data = claim(vec![period("2026-03-02", "18:00", "21:30")]);
+    let sub = form.validate(&data, &ValidationContext::at(at, dir.applicant_facts("p006").unwrap()), Lang::En).unwrap();
+    assert_eq!(sub.data["applicant_name"], json!("黃偉強 (p006)"));
+    let errs = form.validate(&data, &ValidationContext::at(at, dir.applicant_facts("p001").unwrap()), Lang::Pt).unwrap_err();
+    assert_eq!(errs.iter().map(|e| (e.pointer.as_str(), e.code.as_str())).collect::<Vec<_>>(), [("/periods", "not-for-directors")]);
+    assert_eq!(errs[0].message, "O diretor não recebe compensação por trabalho extraordinário.");
+}

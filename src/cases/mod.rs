@@ -230,10 +230,10 @@ impl CaseService {
         Ok((f, w))
     }
 
-    /// The validation context for a person: today and their directory facts.
+    /// The validation context for a person: today and now in Macau time, and their directory facts.
     pub fn context_for(&self, person: &str, now: DateTime<Utc>) -> Result<ValidationContext, CaseError> {
         let facts = self.directory().applicant_facts(person)?;
-        Ok(ValidationContext::new(now.date_naive(), facts))
+        Ok(ValidationContext::at(now, facts))
     }
 
     /// Validates and submits a form, opening a case. With an idempotency key, a retry returns

@@ -294,12 +294,16 @@ impl Directory {
         Ok(())
     }
 
-    /// Facts a form's rules read as `context.applicant.*`.
+    /// Facts a form's rules read as `context.applicant.*` (the names `forms::APPLICANT_FACTS` lists).
     pub fn applicant_facts(&self, person: &str) -> Result<Map<String, Value>, DirectoryError> {
         let p = self.people.get(person).ok_or_else(|| DirectoryError::UnknownPerson(person.to_string()))?;
         let mut m = Map::new();
         m.insert("id".into(), Value::from(p.id.clone()));
+        m.insert("name".into(), localized(&p.name));
         m.insert("resident".into(), Value::from(p.resident));
+        if let Some(d) = p.department.as_deref().and_then(|d| self.departments.get(d)) {
+            m.insert("department_name".into(), localized(&d.name));
+        }
         let mut put = |k: &str, v: Option<Value>| {
             if let Some(v) = v {
                 m.insert(k.into(), v);
@@ -323,6 +327,10 @@ impl Directory {
             .map(|d| d.settings.clone())
             .unwrap_or_default()
     }
+}
+
+fn localized(t: &LocalizedText) -> Value {
+    serde_json::json!({"zh": t.zh, "pt": t.pt, "en": t.en})
 }
 
 #[cfg(test)]

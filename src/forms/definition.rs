@@ -21,7 +21,22 @@ pub const SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 /// Roles a layout may restrict a field to (FORMS.md), plus the reviewers of records.
 pub const KNOWN_ROLES: [&str; 9] = ["applicant", "supervisor", "head", "hr", "authority", "doctor", "witness", "auditor", "admin"];
 
-const WIDGETS: [&str; 6] = ["textarea", "checkbox", "radio", "select", "hidden", "text"];
+const WIDGETS: [&str; 10] = ["textarea", "checkbox", "radio", "select", "hidden", "text", "date", "time", "number", "person"];
+
+/// The JSON Schema format of a time of day as people write it (`HH:MM`, `HH:MM:SS`, `24:00`).
+pub const TIME_OF_DAY_FORMAT: &str = "time-of-day";
+
+/// Facts about the applicant that rules read as `context.applicant.<fact>`, and that a layout
+/// may show (`layout.applicant`). The staff directory supplies them (`Directory::applicant_facts`).
+/// `name` and `department_name` are texts in zh / pt / en (`context.applicant.name.zh`).
+pub const APPLICANT_FACTS: [&str; 10] = [
+    "id", "name", "department", "department_name", "grade", "grade_band", "years_of_service", "annual_leave_balance",
+    "special_leave_entitlement", "resident",
+];
+
+/// What `context` holds besides the applicant: the date, and the date and time to the minute,
+/// in Macau time.
+const CONTEXT_VALUES: [&str; 3] = ["today", "now", "time"];
 
 /// Names a rule or computed value may read besides the form's own fields.
 const RESERVED: [&str; 2] = ["context", "settings"];
@@ -63,9 +78,15 @@ pub struct FormDefinition {
 /// A value carimbo computes and never takes from the client.
 #[derive(Debug)]
 pub(crate) struct ComputedField {
+    /// As written: `total_hours`, or `periods.*.hours` for a value of every row.
     pub field: String,
+    /// The top-level list whose rows each get the value (`periods`), if any.
+    pub row: Option<String>,
+    /// The field's own name (`hours`).
+    pub leaf: String,
     pub computation: Computation,
-    /// Top-level fields it reads: if one of them failed the schema, it is not computed.
+    /// Fields it reads (top-level, or of the row): if one of them failed the schema, it is not
+    /// computed.
     pub reads: BTreeSet<String>,
 }
 
@@ -90,7 +111,10 @@ pub(crate) enum Computation {
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub id: String,
+    /// Where the error goes; `/periods/*/end_time` for a rule checked on every row.
     pub pointer: String,
+    /// The top-level list whose rows the rule checks one by one, if any.
+    pub row: Option<String>,
     pub logic: Arc<Logic>,
     pub message: LocalizedText,
     pub reads: BTreeSet<String>,
@@ -103,6 +127,10 @@ pub struct Layout {
     /// Field → roles that may see it.
     pub restricted: BTreeMap<String, Vec<String>>,
     pub widgets: BTreeMap<String, String>,
+    /// Facts about the applicant shown read-only above the form (`id`, `name`, `department`, `grade`).
+    pub applicant: Vec<String>,
+    /// The order of the fields of each row: list field → its row fields.
+    pub rows: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,12 +167,25 @@ pub(crate) struct FieldIndex {
     /// Paths of array items (`panel.*`), which have no label of their own.
     pub items: BTreeSet<String>,
     pub enums: BTreeMap<String, BTreeSet<String>>,
+    /// The JSON types a declared property may take (`string`, `number` …), when it says.
+    pub types: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl FieldIndex {
     /// Whether `path` names a declared field or the items of a declared array.
     pub fn knows(&self, path: &str) -> bool {
         self.paths.contains(path) || self.items.contains(path)
+    }
+
+    /// The fields of each row of the top-level list `list` (`periods` → `date`, `start_time` …).
+    pub fn row_fields(&self, list: &str) -> Vec<&str> {
+        let prefix = format!("{list}.*.");
+        self.paths.iter().filter_map(|p| p.strip_prefix(&prefix)).filter(|rest| !rest.contains('.')).collect()
+    }
+
+    /// Whether `name` is a top-level list whose rows are objects with declared fields.
+    pub fn is_row_list(&self, name: &str) -> bool {
+        self.top_level.iter().any(|t| t == name) && !self.row_fields(name).is_empty()
     }
 
     fn from_schema(schema: &Value) -> FieldIndex {
@@ -171,6 +212,7 @@ impl FieldIndex {
                 let child = join(path, name);
                 self.paths.insert(child.clone());
                 self.note_enum(sub, &child, root);
+                self.note_type(sub, &child, root);
                 self.walk(sub, root, &child, depth + 1);
             }
         }
@@ -195,6 +237,25 @@ impl FieldIndex {
             for sub in deps.values() {
                 self.walk(sub, root, path, depth + 1);
             }
+        }
+    }
+
+    fn note_type(&mut self, sub: &Value, path: &str, root: &Value) {
+        let resolved = match sub.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+            Some(p) => root.pointer(p).unwrap_or(sub),
+            None => sub,
+        };
+        let mut types: BTreeSet<String> = match resolved.get("type") {
+            Some(Value::String(t)) => [t.clone()].into(),
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => BTreeSet::new(),
+        };
+        if types.is_empty()
+            && let Some(Value::Array(values)) = resolved.get("enum") {
+                types.extend(values.iter().map(|v| parse::type_name(v).trim_start_matches("a ").trim_start_matches("an ").to_string()));
+            }
+        if !types.is_empty() {
+            self.types.entry(path.to_string()).or_default().extend(types);
         }
     }
 
@@ -296,7 +357,7 @@ impl FormDefinition {
             },
         };
 
-        let scope = ReadScope { fields: &fields, settings: &settings };
+        let scope = ReadScope { fields: &fields, settings: &settings, row: None };
         let computed = parse_computed(def.get("computed"), &scope, &schema, refs, p);
         let rules = parse_rules(def.get("rules"), &scope, p);
         let layout = def.get("layout").and_then(|l| parse_layout(l, &fields, p)).unwrap_or_default();
@@ -342,6 +403,51 @@ impl FormDefinition {
     }
 }
 
+/// The schema node a field path declares (`periods.*.hours`), local `$ref`s followed, and
+/// its pointer in the definition (for problems).
+fn schema_node<'s>(schema: &'s Value, path: &str) -> Option<(&'s Value, String)> {
+    let follow = |node: &'s Value, at: String| -> (&'s Value, String) {
+        match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+            Some(target) => match schema.pointer(target) {
+                Some(n) => (n, format!("/schema{target}")),
+                None => (node, at),
+            },
+            None => (node, at),
+        }
+    };
+    let (mut node, mut at) = (schema, "/schema".to_string());
+    for seg in path.split('.') {
+        let (next, next_at) = if seg == "*" {
+            (node.get("items")?, format!("{at}/items"))
+        } else {
+            (node.get("properties")?.get(seg)?, pointer_push(&format!("{at}/properties"), seg))
+        };
+        (node, at) = follow(next, next_at);
+    }
+    Some((node, at))
+}
+
+/// `"format": "time"` is RFC 3339's time with an offset (`18:00:00+08:00`), which nobody types;
+/// a form means a time of day, which carimbo names `time-of-day`.
+fn check_formats(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
+    if depth > 128 {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, sub) in m {
+                let here = pointer_push(ptr, k);
+                if k == "format" && sub.as_str() == Some("time") {
+                    p.push(here.clone(), codes::TIME_FORMAT, format!("\"time\" would demand an offset (18:00:00+08:00); for a time of day as people write it (18:00, 18:00:30, 24:00) use \"format\": \"{TIME_OF_DAY_FORMAT}\""));
+                }
+                check_formats(sub, &here, p, depth + 1);
+            }
+        }
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, sub)| check_formats(sub, &format!("{ptr}/{i}"), p, depth + 1)),
+        _ => {}
+    }
+}
+
 fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
     let before = p.len();
     let Value::Object(m) = schema else {
@@ -357,6 +463,7 @@ fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
         p.push("/schema", codes::SCHEMA_INVALID, "the data of a form is an object: the schema needs \"type\": \"object\"");
     }
     refuse_remote_refs(schema, "/schema", p, 0);
+    check_formats(schema, "/schema", p, 0);
     for err in jsonschema::draft202012::meta::validator().iter_errors(schema) {
         let path = err.instance_path().to_string();
         let at = format!("/schema{path}");
@@ -376,7 +483,11 @@ fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
     }
     // Formats are asserted (a date must be a real date); `offline` makes any reference that is
     // not inside the schema an error instead of a fetch: definitions never reach the network.
-    match jsonschema::options().with_draft(Draft::Draft202012).should_validate_formats(true).offline().build(schema) {
+    let options = jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .should_validate_formats(true)
+        .with_format(TIME_OF_DAY_FORMAT, |s: &str| logic::parse_time_of_day(s).is_some());
+    match options.offline().build(schema) {
         Ok(v) => Some(v),
         Err(e) => {
             p.push(format!("/schema{}", e.schema_path()), codes::SCHEMA_UNCOMPILABLE, format!("the schema cannot be compiled: {e}"));
@@ -472,35 +583,129 @@ fn parse_options(v: Option<&Value>, fields: &FieldIndex, p: &mut Problems) -> BT
     options
 }
 
-/// What a rule or computed value may read: the form's fields, `context.*`, `settings.*`.
+/// What a rule or computed value may read: the form's fields, `context.*`, `settings.*`; inside
+/// a row (`row` set), the fields of that row instead of the top-level ones.
+#[derive(Clone, Copy)]
 struct ReadScope<'a> {
     fields: &'a FieldIndex,
     settings: &'a Map<String, Value>,
+    row: Option<&'a str>,
 }
 
-impl ReadScope<'_> {
-    /// Reports each variable that names nothing; `base` is the pointer of the logic.
+impl<'a> ReadScope<'a> {
+    fn in_row(self, row: Option<&'a str>) -> ReadScope<'a> {
+        ReadScope { row, ..self }
+    }
+
+    /// The data path a variable names: row variables are fields of the row (`periods.*.date`).
+    fn data_path(&self, var: &str) -> String {
+        match (self.row, var.split('.').next()) {
+            (_, Some("context" | "settings")) | (None, _) => var.to_string(),
+            (Some(row), _) => format!("{row}.*.{var}"),
+        }
+    }
+
+    /// Whether `name` is a field this scope reads directly (a top-level field, or a row field).
+    fn has_field(&self, name: &str) -> bool {
+        match self.row {
+            None => self.fields.top_level.iter().any(|f| f == name),
+            Some(row) => self.fields.row_fields(row).contains(&name),
+        }
+    }
+
+    fn known_fields(&self) -> String {
+        match self.row {
+            None => self.fields.top_level.join(", "),
+            Some(row) => format!("the fields of a row of {row}: {}", self.fields.row_fields(row).join(", ")),
+        }
+    }
+
+    /// Reports each variable that names nothing, and each value of the wrong kind given to an
+    /// operator; `base` is the pointer of the logic.
     fn check(&self, scan: &LogicScan, base: &str, p: &mut Problems) {
         for (ptr, fault) in &scan.faults {
             let code = if fault.contains("constant 0") { codes::RULE_DIVIDES_BY_ZERO } else { codes::RULE_SYNTAX };
             p.push(format!("{base}{ptr}"), code, fault.clone());
         }
+        for (ptr, message) in &scan.text_in_arithmetic {
+            p.push(format!("{base}{ptr}"), codes::TEXT_IN_ARITHMETIC, message.clone());
+        }
+        for (ptr, message) in &scan.bad_constants {
+            p.push(format!("{base}{ptr}"), codes::BAD_OPERAND, message.clone());
+        }
         for (var, ptr) in scan.root_vars.iter().chain(scan.item_vars.iter()) {
             let mut segs = var.splitn(3, '.');
             match segs.next() {
-                Some("context") => {}
+                Some("context") => check_context(var, &format!("{base}{ptr}"), p),
                 Some("settings") => match segs.next() {
                     Some(name) if self.settings.contains_key(name) => {}
                     _ => p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, but the form has no such setting")),
                 },
                 _ => {
-                    if !self.fields.knows(var) {
-                        let known = self.fields.top_level.join(", ");
-                        p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of the form (fields: {known})"));
+                    if !self.fields.knows(&self.data_path(var)) {
+                        p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of the form ({})", self.known_fields()));
                     }
                 }
             }
         }
+        for operand in &scan.operands {
+            self.check_operand(operand, &format!("{base}{}", operand.pointer), p);
+        }
+    }
+
+    /// A field of text (or true/false) given to arithmetic, or a number given to a time
+    /// operator, is refused here: at run time it would be an error for every applicant.
+    fn check_operand(&self, o: &logic::Operand, at: &str, p: &mut Problems) {
+        let path = self.data_path(&o.path);
+        let types: BTreeSet<String> = match path.strip_prefix("settings.") {
+            Some(name) => match self.settings.get(name) {
+                Some(v) => [parse::type_name(v).trim_start_matches("a ").to_string()].into(),
+                None => return,
+            },
+            None if path.starts_with("context.") => return,
+            None => match self.fields.types.get(&path) {
+                Some(t) => t.clone(),
+                None => return,
+            },
+        };
+        let numeric = ["number", "integer", "null", "array"];
+        match o.wants {
+            logic::Wants::Number if !types.iter().any(|t| numeric.contains(&t.as_str())) => p.push(
+                at,
+                codes::TEXT_IN_ARITHMETIC,
+                format!("{} is given {:?}, which holds {}: text is never turned into a number; declare the field a number", o.op, o.path, types.iter().cloned().collect::<Vec<_>>().join(" or ")),
+            ),
+            logic::Wants::Time if !types.contains("string") => p.push(
+                at,
+                codes::BAD_OPERAND,
+                format!("{} takes times of day or dates and times, but {:?} holds {}", o.op, o.path, types.iter().cloned().collect::<Vec<_>>().join(" or ")),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// `context.today`, `context.now`, `context.time`, `context.applicant.<fact>`: anything else
+/// is a typo that would read nothing.
+fn check_context(var: &str, at: &str, p: &mut Problems) {
+    let segs: Vec<&str> = var.split('.').collect();
+    let ok = match segs.as_slice() {
+        ["context"] | ["context", "applicant"] => true,
+        ["context", value] => CONTEXT_VALUES.contains(value),
+        ["context", "applicant", fact] => APPLICANT_FACTS.contains(fact),
+        ["context", "applicant", "name" | "department_name", lang] => matches!(*lang, "zh" | "pt" | "en"),
+        _ => false,
+    };
+    if !ok {
+        p.push(
+            at,
+            codes::UNKNOWN_CONTEXT,
+            format!(
+                "reads {var:?}, which carimbo does not supply: the context has {} and context.applicant.<fact> with the facts {} (name and department_name in zh, pt, en)",
+                CONTEXT_VALUES.map(|v| format!("context.{v}")).join(", "),
+                APPLICANT_FACTS.join(", ")
+            ),
+        );
     }
 }
 
@@ -521,6 +726,36 @@ fn compile_logic(v: &Value, ptr: &str, scope: &ReadScope, p: &mut Problems) -> O
     Some((compiled?, scan.top_level_fields()))
 }
 
+/// Checks a rule's pointer against the schema. `Some(Some(list))` for a rule checked on every
+/// row of `list` (`/periods/*/end_time`), `Some(None)` for a rule on the data as a whole.
+fn rule_pointer_row(target: &str, fields: &FieldIndex, at: &str, p: &mut Problems) -> Option<Option<String>> {
+    if !target.starts_with('/') {
+        p.push(at, codes::RULE_UNKNOWN_FIELD, format!("{target:?} is not a JSON pointer to a field of the form (e.g. \"/end_date\")"));
+        return None;
+    }
+    let segs: Vec<String> = target.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+    if segs.iter().any(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) {
+        p.push(at, codes::RULE_ROW, format!("{target:?} points at one fixed row; write \"*\" for the row (e.g. \"/{}/*/…\") and the rule is checked on every row, its error pointing at the row that fails", segs[0]));
+        return None;
+    }
+    let stars = segs.iter().filter(|s| *s == "*").count();
+    if stars > 1 || (stars == 1 && segs.get(1).map(String::as_str) != Some("*")) {
+        p.push(at, codes::RULE_ROW, format!("{target:?}: only the rows of a top-level list are checked one by one (\"/list/*/field\"); rows inside rows are not"));
+        return None;
+    }
+    let path = segs.join(".");
+    if !fields.knows(&path) {
+        let hint = if stars == 1 && fields.is_row_list(&segs[0]) {
+            format!("a row of {} has: {}", segs[0], fields.row_fields(&segs[0]).join(", "))
+        } else {
+            format!("fields: {}", fields.top_level.join(", "))
+        };
+        p.push(at, codes::RULE_UNKNOWN_FIELD, format!("{target:?} names no place in the data ({hint})"));
+        return None;
+    }
+    Some((stars == 1).then(|| segs[0].clone()))
+}
+
 fn parse_rules(v: Option<&Value>, scope: &ReadScope, p: &mut Problems) -> Vec<Rule> {
     let mut rules = Vec::new();
     let Some(list) = v.and_then(|v| parse::array(v, "/rules", "\"rules\"", p)) else { return rules };
@@ -539,16 +774,13 @@ fn parse_rules(v: Option<&Value>, scope: &ReadScope, p: &mut Problems) -> Vec<Ru
             }
         }
         let pointer = parse::string_key(m, &ptr, "pointer", p).map(str::to_string);
-        if let Some(target) = &pointer {
-            let path = field_path_of_pointer(target);
-            if !target.starts_with('/') || !scope.fields.paths.contains(&path) {
-                p.push(format!("{ptr}/pointer"), codes::RULE_UNKNOWN_FIELD, format!("{target:?} is not a JSON pointer to a field of the form"));
-            }
-        }
+        let row = pointer.as_deref().and_then(|t| rule_pointer_row(t, scope.fields, &format!("{ptr}/pointer"), p));
         let message = m.get("message").and_then(|t| parse::localized(t, &format!("{ptr}/message"), p));
-        let logic = m.get("logic").and_then(|l| compile_logic(l, &format!("{ptr}/logic"), scope, p));
-        if let (Some(id), Some(pointer), Some(message), Some((logic, reads))) = (id, pointer, message, logic) {
-            rules.push(Rule { id, pointer, logic, message, reads });
+        // A rule on every row reads the fields of the row, as an `all` over the list would.
+        let row_scope = scope.in_row(row.as_ref().and_then(|r| r.as_deref()));
+        let logic = m.get("logic").and_then(|l| compile_logic(l, &format!("{ptr}/logic"), &row_scope, p));
+        if let (Some(id), Some(pointer), Some(row), Some(message), Some((logic, reads))) = (id, pointer, row, message, logic) {
+            rules.push(Rule { id, pointer, row, logic, message, reads });
         }
     }
     rules
@@ -563,11 +795,25 @@ fn parse_computed(v: Option<&Value>, scope: &ReadScope, schema: &Value, refs: &R
         let Some(m) = parse::object(c, &ptr, "a computed value", p) else { continue };
         check_keys(m, &ptr, &["field", "working_days", "lookup", "logic", "description"], &["field"], p);
         let Some(field) = parse::string_key(m, &ptr, "field", p).map(str::to_string) else { continue };
-        if !scope.fields.top_level.contains(&field) {
-            p.push(format!("{ptr}/field"), codes::COMPUTED_INVALID, format!("{field:?} is not a property of the schema; declare it with \"readOnly\": true"));
-        } else if schema.pointer(&format!("/properties/{field}/readOnly")) != Some(&Value::Bool(true)) {
-            p.push(format!("/schema/properties/{field}"), codes::COMPUTED_INVALID, format!("{field:?} is computed by carimbo: mark it \"readOnly\": true"));
-        }
+        let (row, leaf) = match field.split_once(".*.") {
+            Some((list, leaf)) => (Some(list.to_string()), leaf.to_string()),
+            None => (None, field.clone()),
+        };
+        let declared = match &row {
+            None => scope.fields.top_level.contains(&field),
+            Some(list) => scope.fields.is_row_list(list) && !leaf.contains('.') && scope.fields.paths.contains(&field),
+        };
+        if !declared {
+            let hint = match &row {
+                Some(list) if scope.fields.is_row_list(list) => format!("a row of {list} declares: {}", scope.fields.row_fields(list).join(", ")),
+                _ => "a computed value is a top-level field, or a field of every row of a top-level list written \"list.*.field\"".to_string(),
+            };
+            p.push(format!("{ptr}/field"), codes::COMPUTED_INVALID, format!("{field:?} is not declared in the schema ({hint}); declare it with \"readOnly\": true"));
+        } else if let Some((node, at)) = schema_node(schema, &field)
+            && node.get("readOnly") != Some(&Value::Bool(true)) {
+                p.push(at, codes::COMPUTED_INVALID, format!("{field:?} is computed by carimbo: mark it \"readOnly\": true"));
+            }
+        let scope = &scope.in_row(row.as_deref());
         if !seen.insert(field.clone()) {
             p.push(format!("{ptr}/field"), codes::DUPLICATE_ID, format!("{field:?} is computed twice"));
         }
@@ -584,7 +830,7 @@ fn parse_computed(v: Option<&Value>, scope: &ReadScope, schema: &Value, refs: &R
             _ => compile_logic(spec, &kptr, scope, p).map(|(l, reads)| (Computation::Logic(l), reads)),
         };
         if let Some((computation, reads)) = computed {
-            out.push(ComputedField { field, computation, reads });
+            out.push(ComputedField { field, row, leaf, computation, reads });
         }
     }
     out
@@ -596,8 +842,8 @@ fn parse_working_days(spec: &Value, ptr: &str, scope: &ReadScope, refs: &Referen
     let mut reads = BTreeSet::new();
     let mut field = |key: &str, p: &mut Problems| -> Option<String> {
         let name = parse::string_key(m, ptr, key, p)?;
-        if !scope.fields.top_level.iter().any(|f| f == name) {
-            p.push(pointer_push(ptr, key), codes::COMPUTED_INVALID, format!("{name:?} is not a field of the form"));
+        if !scope.has_field(name) {
+            p.push(pointer_push(ptr, key), codes::COMPUTED_INVALID, format!("{name:?} is not a field of the form ({})", scope.known_fields()));
             return None;
         }
         reads.insert(name.to_string());
@@ -651,7 +897,7 @@ fn parse_lookup(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p
 
 fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layout> {
     let m = parse::object(v, "/layout", "\"layout\"", p)?;
-    check_keys(m, "/layout", &["groups", "restricted", "widgets"], &["groups"], p);
+    check_keys(m, "/layout", &["groups", "restricted", "widgets", "applicant", "rows"], &["groups"], p);
     let mut layout = Layout::default();
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(groups) = m.get("groups").and_then(|g| parse::array(g, "/layout/groups", "\"groups\"", p)) {
@@ -709,13 +955,77 @@ fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layo
             }
             match widget.as_str() {
                 Some(name) if WIDGETS.contains(&name) => {
+                    check_widget_fits(name, field, fields, &ptr, p);
                     layout.widgets.insert(field.clone(), name.to_string());
                 }
                 _ => p.push(ptr, codes::LAYOUT, format!("unknown widget {widget}; use one of {}", WIDGETS.join(", "))),
             }
         }
     }
+    if let Some(list) = m.get("applicant").and_then(|a| parse::array(a, "/layout/applicant", "\"applicant\"", p)) {
+        for (i, fact) in list.iter().enumerate() {
+            let ptr = format!("/layout/applicant/{i}");
+            let Some(fact) = parse::string(fact, &ptr, "a fact about the applicant", p) else { continue };
+            if !APPLICANT_FACTS.contains(&fact) {
+                p.push(ptr, codes::UNKNOWN_CONTEXT, format!("{fact:?} is not a fact carimbo knows about the applicant (known: {})", APPLICANT_FACTS.join(", ")));
+            } else if layout.applicant.iter().any(|f| f == fact) {
+                p.push(ptr, codes::ROW_LAYOUT, format!("{fact:?} is shown twice"));
+            } else {
+                layout.applicant.push(fact.to_string());
+            }
+        }
+    }
+    if let Some(rows) = m.get("rows").and_then(|r| parse::object(r, "/layout/rows", "\"rows\"", p)) {
+        for (list, order) in rows {
+            let ptr = pointer_push("/layout/rows", list);
+            if let Some(names) = parse_row_order(list, order, fields, &ptr, p) {
+                layout.rows.insert(list.clone(), names);
+            }
+        }
+    }
     Some(layout)
+}
+
+/// The order of a row's fields: each field of the row exactly once.
+fn parse_row_order(list: &str, order: &Value, fields: &FieldIndex, ptr: &str, p: &mut Problems) -> Option<Vec<String>> {
+    if !fields.is_row_list(list) {
+        p.push(ptr, codes::ROW_LAYOUT, format!("{list:?} is not a top-level list of rows with declared fields"));
+        return None;
+    }
+    let declared = fields.row_fields(list);
+    let names = parse::array(order, ptr, "the order of the row's fields", p)?;
+    let mut out: Vec<String> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let at = format!("{ptr}/{i}");
+        let Some(name) = parse::string(n, &at, "a field of the row", p) else { continue };
+        if !declared.contains(&name) {
+            p.push(at, codes::ROW_LAYOUT, format!("{name:?} is not a field of a row of {list} (its fields: {})", declared.join(", ")));
+        } else if out.iter().any(|o| o == name) {
+            p.push(at, codes::ROW_LAYOUT, format!("{name:?} is placed twice"));
+        } else {
+            out.push(name.to_string());
+        }
+    }
+    for d in &declared {
+        if !out.iter().any(|o| o == d) {
+            p.push(ptr, codes::ROW_LAYOUT, format!("field {d:?} of the rows of {list} is not placed, so the page would not show it"));
+        }
+    }
+    Some(out)
+}
+
+/// A widget must suit the field's type: a time box for text, a number box for numbers.
+fn check_widget_fits(widget: &str, field: &str, fields: &FieldIndex, ptr: &str, p: &mut Problems) {
+    let wants: &[&str] = match widget {
+        "date" | "time" | "person" => &["string"],
+        "number" => &["number", "integer"],
+        _ => return,
+    };
+    if let Some(types) = fields.types.get(field)
+        && !types.iter().any(|t| wants.contains(&t.as_str())) {
+            let held = types.iter().cloned().collect::<Vec<_>>().join(" or ");
+            p.push(ptr, codes::ROW_LAYOUT, format!("the {widget:?} widget is for {} fields; {field:?} holds {held}", wants.join(" or ")));
+        }
 }
 
 fn parse_examples(v: &Value, p: &mut Problems) -> Option<Examples> {

@@ -15,8 +15,8 @@ pub(crate) mod problem;
 mod reference;
 mod validate;
 
-pub use definition::{field_path_of_pointer, FormDefinition, Layout, LayoutGroup, References, KNOWN_ROLES, SCHEMA_DIALECT};
-pub use logic::{parse_date, scan as scan_logic, compile as compile_logic, engine as logic_engine};
+pub use definition::{field_path_of_pointer, FormDefinition, Layout, LayoutGroup, References, APPLICANT_FACTS, KNOWN_ROLES, SCHEMA_DIALECT, TIME_OF_DAY_FORMAT};
+pub use logic::{macau_local, parse_date, parse_local_date_time, parse_time_of_day, scan as scan_logic, compile as compile_logic, engine as logic_engine, LogicFault};
 pub use problem::{codes as check_codes, pointer_push, ErrorCode, Problem};
 pub use reference::{HolidayCalendar, RatesTable};
 pub use validate::{

@@ -43,6 +43,12 @@ pub mod codes {
     pub const COI_RESTRICTED_PARTY: ErrorCode = ErrorCode("CARIMBO-E0038");
     pub const COMPUTED_INVALID: ErrorCode = ErrorCode("CARIMBO-E0040");
     pub const UNKNOWN_REFERENCE: ErrorCode = ErrorCode("CARIMBO-E0041");
+    pub const TIME_FORMAT: ErrorCode = ErrorCode("CARIMBO-E0042");
+    pub const TEXT_IN_ARITHMETIC: ErrorCode = ErrorCode("CARIMBO-E0043");
+    pub const RULE_ROW: ErrorCode = ErrorCode("CARIMBO-E0044");
+    pub const UNKNOWN_CONTEXT: ErrorCode = ErrorCode("CARIMBO-E0045");
+    pub const ROW_LAYOUT: ErrorCode = ErrorCode("CARIMBO-E0046");
+    pub const BAD_OPERAND: ErrorCode = ErrorCode("CARIMBO-E0047");
     pub const UNKNOWN_WORKFLOW: ErrorCode = ErrorCode("CARIMBO-E0050");
     pub const VALID_EXAMPLE_REJECTED: ErrorCode = ErrorCode("CARIMBO-E0060");
     pub const INVALID_EXAMPLE_ACCEPTED: ErrorCode = ErrorCode("CARIMBO-E0061");

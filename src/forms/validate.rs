@@ -6,12 +6,12 @@
 //! Computed values and rules that read a field that already failed the schema are skipped, so
 //! one typo does not cascade into messages about unrelated rules.
 
-use super::definition::{Computation, FormDefinition, field_path_of_pointer};
+use super::definition::{Computation, ComputedField, FormDefinition, Rule, field_path_of_pointer};
 use super::logic;
 use super::parse::depth;
 use super::problem::ErrorCode;
 use crate::i18n::Lang;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use datalogic_rs::DataValue;
 use datalogic_rs::bumpalo::Bump;
 use jsonschema::error::ValidationErrorKind;
@@ -35,40 +35,77 @@ pub mod codes {
     pub const COMPUTED_MISMATCH: ErrorCode = ErrorCode("CARIMBO-E0112");
     pub const RULE_ERROR: ErrorCode = ErrorCode("CARIMBO-E0113");
     pub const LOOKUP_NO_MATCH: ErrorCode = ErrorCode("CARIMBO-E0114");
+    /// An operator met a value of the wrong kind (text where a number is needed, a time that is
+    /// not `HH:MM`).
+    pub const RULE_WRONG_KIND: ErrorCode = ErrorCode("CARIMBO-E0103");
 }
 
-/// What carimbo knows about the submission that the client must not supply: today's date and
-/// facts about the applicant from the staff directory.
+/// What carimbo knows about the submission that the client must not supply: the date and the
+/// time (Macau time, to the minute) and facts about the applicant from the staff directory.
+/// The time comes in: this module reads no clock.
 #[derive(Debug, Clone)]
 pub struct ValidationContext {
     value: Value,
 }
 
 impl ValidationContext {
+    /// The context at an instant: `context.today`, `context.now` (`YYYY-MM-DDTHH:MM`) and
+    /// `context.time` (`HH:MM`) in Macau time.
+    pub fn at(now: DateTime<Utc>, applicant: Map<String, Value>) -> Self {
+        Self::local(logic::macau_local(now), applicant)
+    }
+
+    /// The context of a day whose time is not known (tests, tools): now is its start, 00:00.
     pub fn new(today: NaiveDate, applicant: Map<String, Value>) -> Self {
+        Self::local(today.and_time(NaiveTime::MIN), applicant)
+    }
+
+    fn local(now: NaiveDateTime, applicant: Map<String, Value>) -> Self {
+        let now = now.with_second(0).unwrap_or(now).with_nanosecond(0).unwrap_or(now);
         let mut m = Map::new();
-        m.insert("today".into(), Value::String(today.format("%Y-%m-%d").to_string()));
+        m.insert("today".into(), Value::String(now.format("%Y-%m-%d").to_string()));
+        m.insert("now".into(), Value::String(now.format("%Y-%m-%dT%H:%M").to_string()));
+        m.insert("time".into(), Value::String(now.format("%H:%M").to_string()));
         m.insert("applicant".into(), Value::Object(applicant));
         ValidationContext { value: Value::Object(m) }
     }
 
-    /// From `{"today": "YYYY-MM-DD", "applicant": {...}}` (examples and tests).
+    /// From `{"today": "YYYY-MM-DD", "now": "YYYY-MM-DDTHH:MM", "applicant": {...}}` (examples
+    /// and tests); `now` is optional and, when given, falls on `today`.
     pub fn from_value(v: &Value) -> Result<Self, String> {
         let today = v
             .get("today")
             .and_then(Value::as_str)
             .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
             .ok_or_else(|| "the context needs \"today\" as YYYY-MM-DD".to_string())?;
+        let now = match v.get("now") {
+            None => today.and_time(NaiveTime::MIN),
+            Some(n) => {
+                let at = n
+                    .as_str()
+                    .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok())
+                    .ok_or_else(|| "\"now\" must be a Macau date and time to the minute, YYYY-MM-DDTHH:MM".to_string())?;
+                if at.date() != today {
+                    return Err(format!("\"now\" ({n}) is not on \"today\" ({today})"));
+                }
+                at
+            }
+        };
         let applicant = match v.get("applicant") {
             None => Map::new(),
             Some(Value::Object(m)) => m.clone(),
             Some(_) => return Err("\"applicant\" must be an object".into()),
         };
-        Ok(Self::new(today, applicant))
+        Ok(Self::local(now, applicant))
     }
 
     pub fn as_value(&self) -> &Value {
         &self.value
+    }
+
+    /// The applicant's facts (`context.applicant`), for showing who applies.
+    pub fn applicant(&self) -> Option<&Map<String, Value>> {
+        self.value.get("applicant").and_then(Value::as_object)
     }
 }
 
@@ -167,87 +204,161 @@ impl FormDefinition {
                 self.push_schema_error(&e, lang, &mut errors);
             }
         }
-        // Top-level fields that failed the schema (or whose parts did).
-        let mut broken: BTreeSet<String> =
-            errors.iter().filter_map(|e: &FieldError| e.pointer.split('/').nth(1).map(|s| s.replace("~1", "/").replace("~0", "~"))).collect();
-        let whole_object_failed = errors.iter().any(|e| e.pointer.is_empty());
-
-        // The evaluation data: the fields, then computed values, then context and settings.
-        let mut eval = fields.clone();
-        eval.insert("context".into(), ctx.value.clone());
-        eval.insert("settings".into(), Value::Object(self.settings.clone()));
-        let mut computed = BTreeMap::new();
+        let mut run = Run {
+            // Top-level fields that failed the schema (or whose parts did).
+            broken: errors.iter().filter_map(|e: &FieldError| e.pointer.split('/').nth(1).map(|s| s.replace("~1", "/").replace("~0", "~"))).collect(),
+            broken_pointers: errors.iter().map(|e| e.pointer.clone()).collect(),
+            whole_object_failed: errors.iter().any(|e| e.pointer.is_empty()),
+            // The evaluation data: the fields, then computed values, then context and settings.
+            eval: fields.clone(),
+            computed: BTreeMap::new(),
+            errors,
+            lang,
+        };
+        run.eval.insert("context".into(), ctx.value.clone());
+        run.eval.insert("settings".into(), Value::Object(self.settings.clone()));
         for c in &self.computed {
-            if whole_object_failed || c.reads.iter().any(|f| broken.contains(f)) {
-                broken.insert(c.field.clone());
+            match &c.row {
+                None => self.compute_top_level(c, fields, &mut run),
+                Some(list) => self.compute_rows(c, list, &mut run),
+            }
+        }
+        if !self.rules.is_empty() && !run.whole_object_failed {
+            self.check_rules(&mut run);
+        }
+        let shown = run.computed.clone();
+        (self.finish(fields, run.computed, run.errors), shown)
+    }
+
+    fn compute_top_level(&self, c: &ComputedField, fields: &Map<String, Value>, run: &mut Run) {
+        if run.whole_object_failed || c.reads.iter().any(|f| run.broken.contains(f)) {
+            run.broken.insert(c.field.clone());
+            return;
+        }
+        let pointer = format!("/{}", c.field);
+        match self.compute(&c.computation, &run.eval, run.lang) {
+            Ok(value) => {
+                if let Some(claimed) = fields.get(&c.field) {
+                    self.check_claim(claimed, &value, &pointer, run);
+                }
+                run.eval.insert(c.field.clone(), value.clone());
+                run.computed.insert(c.field.clone(), value);
+            }
+            Err(e) => {
+                self.push_compute_error(e, &pointer, &c.field, run);
+                run.broken.insert(c.field.clone());
+            }
+        }
+    }
+
+    /// A value of every row: each row is evaluated on its own fields (and `context`,
+    /// `settings`); a row whose fields the value reads failed the schema is skipped.
+    fn compute_rows(&self, c: &ComputedField, list: &str, run: &mut Run) {
+        if run.whole_object_failed {
+            return;
+        }
+        let rows = run.eval.get(list).and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut updated = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            let Value::Object(mut row) = row else {
+                updated.push(row);
+                continue;
+            };
+            let pointer = format!("/{list}/{i}/{}", c.leaf);
+            if run.row_broken(list, i, &c.reads) {
+                run.broken_pointers.push(pointer);
+                updated.push(Value::Object(row));
                 continue;
             }
-            let pointer = format!("/{}", c.field);
-            match self.compute(&c.computation, &eval) {
+            match self.compute(&c.computation, &run.row_eval(&row), run.lang) {
                 Ok(value) => {
-                    if let Some(claimed) = fields.get(&c.field)
-                        && !same_number_or_value(claimed, &value) {
-                            let label = self.label(&pointer, lang);
-                            errors.push(FieldError {
-                                pointer: pointer.clone(),
-                                code: "computed-mismatch".into(),
-                                error_code: codes::COMPUTED_MISMATCH.0,
-                                message: fill(message_template("computed-mismatch", lang), &label, &[("expected", &display(&value)), ("found", &display(claimed))]),
-                            });
-                            broken.insert(c.field.clone());
-                        }
-                    eval.insert(c.field.clone(), value.clone());
-                    computed.insert(c.field.clone(), value);
+                    if let Some(claimed) = row.get(&c.leaf).cloned() {
+                        self.check_claim(&claimed, &value, &pointer, run);
+                    }
+                    run.computed.insert(format!("{list}.{i}.{}", c.leaf), value.clone());
+                    row.insert(c.leaf.clone(), value);
                 }
-                Err(ComputeError::NoMatch) => {
-                    errors.push(FieldError {
-                        pointer: pointer.clone(),
-                        code: "lookup-no-match".into(),
-                        error_code: codes::LOOKUP_NO_MATCH.0,
-                        message: fill(message_template("lookup-no-match", lang), &self.label(&pointer, lang), &[]),
-                    });
-                    broken.insert(c.field.clone());
-                }
-                Err(ComputeError::Failed(detail)) => {
-                    errors.push(FieldError {
-                        pointer: pointer.clone(),
-                        code: "rule-error".into(),
-                        error_code: codes::RULE_ERROR.0,
-                        message: fill(message_template("rule-error", lang), &self.label(&pointer, lang), &[("rule", &c.field), ("detail", &detail)]),
-                    });
-                    broken.insert(c.field.clone());
+                Err(e) => {
+                    self.push_compute_error(e, &pointer, &c.field, run);
+                    run.broken_pointers.push(pointer);
+                    run.broken.insert(list.to_string());
                 }
             }
+            updated.push(Value::Object(row));
         }
+        run.eval.insert(list.to_string(), Value::Array(updated));
+    }
 
-        if !self.rules.is_empty() && !whole_object_failed {
-            let arena = Bump::new();
-            let eval_value = Value::Object(eval);
-            let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&eval_value, &arena));
-            let engine = logic::engine();
-            for rule in &self.rules {
-                if rule.reads.iter().any(|f| broken.contains(f)) {
-                    continue;
+    /// A value sent for a computed field must be the one carimbo computes.
+    fn check_claim(&self, claimed: &Value, value: &Value, pointer: &str, run: &mut Run) {
+        if same_number_or_value(claimed, value) {
+            return;
+        }
+        let label = self.label(pointer, run.lang);
+        run.errors.push(FieldError {
+            pointer: pointer.to_string(),
+            code: "computed-mismatch".into(),
+            error_code: codes::COMPUTED_MISMATCH.0,
+            message: fill(message_template("computed-mismatch", run.lang), &label, &[("expected", &display(value)), ("found", &display(claimed))]),
+        });
+        run.broken_pointers.push(pointer.to_string());
+        if let Some(top) = pointer.split('/').nth(1) {
+            run.broken.insert(top.to_string());
+        }
+    }
+
+    fn push_compute_error(&self, e: ComputeError, pointer: &str, rule: &str, run: &mut Run) {
+        let label = self.label(pointer, run.lang);
+        let (code, error_code, message) = match e {
+            ComputeError::NoMatch => ("lookup-no-match", codes::LOOKUP_NO_MATCH, fill(message_template("lookup-no-match", run.lang), &label, &[])),
+            ComputeError::Failed { detail, error_code } => ("rule-error", error_code, fill(message_template("rule-error", run.lang), &label, &[("rule", rule), ("detail", &detail)])),
+        };
+        run.errors.push(FieldError { pointer: pointer.to_string(), code: code.into(), error_code: error_code.0, message });
+    }
+
+    /// Every rule: on the data, or on each row for a rule whose pointer names a row field.
+    fn check_rules(&self, run: &mut Run) {
+        let arena = Bump::new();
+        let eval_value = Value::Object(run.eval.clone());
+        let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&eval_value, &arena));
+        for rule in &self.rules {
+            match &rule.row {
+                None => {
+                    if rule.reads.iter().any(|f| run.broken.contains(f)) {
+                        continue;
+                    }
+                    let outcome = evaluate(&rule.logic, input, &arena);
+                    self.rule_outcome(rule, outcome, rule.pointer.clone(), run);
                 }
-                match engine.evaluate(&rule.logic, input, &arena) {
-                    Ok(v) if engine.truthy(v) => {}
-                    Ok(_) => errors.push(FieldError {
-                        pointer: rule.pointer.clone(),
-                        code: rule.id.clone(),
-                        error_code: codes::RULE_FAILED.0,
-                        message: rule.message.get(lang).to_string(),
-                    }),
-                    Err(e) => errors.push(FieldError {
-                        pointer: rule.pointer.clone(),
-                        code: "rule-error".into(),
-                        error_code: codes::RULE_ERROR.0,
-                        message: fill(message_template("rule-error", lang), &self.label(&rule.pointer, lang), &[("rule", &rule.id), ("detail", &e.to_string())]),
-                    }),
+                Some(list) => {
+                    let rows = run.eval.get(list).and_then(Value::as_array).cloned().unwrap_or_default();
+                    for (i, row) in rows.iter().enumerate() {
+                        let Value::Object(row) = row else { continue };
+                        if run.row_broken(list, i, &rule.reads) {
+                            continue;
+                        }
+                        let row_arena = Bump::new();
+                        let row_value = Value::Object(run.row_eval(row));
+                        let row_input: &DataValue = row_arena.alloc(DataValue::from_serde_value_in(&row_value, &row_arena));
+                        let outcome = evaluate(&rule.logic, row_input, &row_arena);
+                        let pointer = rule.pointer.replacen("/*", &format!("/{i}"), 1);
+                        self.rule_outcome(rule, outcome, pointer, run);
+                    }
                 }
             }
         }
-        let shown = computed.clone();
-        (self.finish(fields, computed, errors), shown)
+    }
+
+    fn rule_outcome(&self, rule: &Rule, outcome: Result<bool, LogicFailure>, pointer: String, run: &mut Run) {
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => run.errors.push(FieldError { pointer, code: rule.id.clone(), error_code: codes::RULE_FAILED.0, message: rule.message.get(run.lang).to_string() }),
+            Err(failure) => {
+                let (detail, error_code) = failure.localized(run.lang);
+                let message = fill(message_template("rule-error", run.lang), &self.label(&pointer, run.lang), &[("rule", &rule.id), ("detail", &detail)]);
+                run.errors.push(FieldError { pointer, code: "rule-error".into(), error_code: error_code.0, message });
+            }
+        }
     }
 
     fn finish(&self, fields: &Map<String, Value>, computed: BTreeMap<String, Value>, mut errors: Vec<FieldError>) -> Result<ValidSubmission, Vec<FieldError>> {
@@ -258,7 +369,18 @@ impl FormDefinition {
         }
         let mut data = fields.clone();
         for (k, v) in &computed {
-            data.insert(k.clone(), v.clone());
+            match k.split_once('.') {
+                // A row's value (`periods.2.hours`): into that row.
+                Some((list, rest)) => {
+                    let (i, leaf) = rest.split_once('.').unwrap_or((rest, ""));
+                    if let Some(Value::Object(row)) = data.get_mut(list).and_then(Value::as_array_mut).and_then(|rows| rows.get_mut(i.parse::<usize>().unwrap_or(usize::MAX))) {
+                        row.insert(leaf.to_string(), v.clone());
+                    }
+                }
+                None => {
+                    data.insert(k.clone(), v.clone());
+                }
+            }
         }
         Ok(ValidSubmission {
             form_id: self.id.clone(),
@@ -271,7 +393,11 @@ impl FormDefinition {
         })
     }
 
-    fn compute(&self, c: &Computation, eval: &Map<String, Value>) -> Result<Value, ComputeError> {
+    fn compute(&self, c: &Computation, eval: &Map<String, Value>, lang: Lang) -> Result<Value, ComputeError> {
+        let failed = |e: datalogic_rs::Error| {
+            let (detail, error_code) = LogicFailure(e).localized(lang);
+            ComputeError::Failed { detail, error_code }
+        };
         match c {
             Computation::WorkingDays { start, end, half_day_start, half_day_end, calendar } => {
                 let date = |f: &str| eval.get(f).and_then(Value::as_str).and_then(logic::parse_date);
@@ -279,7 +405,7 @@ impl FormDefinition {
                     // A missing date is reported by the schema's `required`; nothing to compute.
                     return Ok(Value::Null);
                 };
-                let whole = calendar.working_days(s, e).ok_or_else(|| ComputeError::Failed("the period is longer than ten years".into()))?;
+                let whole = calendar.working_days(s, e).ok_or_else(|| ComputeError::Failed { detail: "the period is longer than ten years".into(), error_code: codes::RULE_ERROR })?;
                 let flag = |f: &Option<String>, d| f.as_ref().is_some_and(|f| eval.get(f) == Some(&Value::Bool(true))) && calendar.is_working_day(d) && s <= e;
                 let halves = [flag(half_day_start, s), flag(half_day_end, e) && (s != e || !flag(half_day_start, s))];
                 let days = whole as f64 - 0.5 * halves.iter().filter(|h| **h).count() as f64;
@@ -291,7 +417,7 @@ impl FormDefinition {
                 let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&input_value, &arena));
                 let mut wanted = Vec::with_capacity(matches.len());
                 for (key, l) in matches {
-                    let v = logic::engine().evaluate(l, input, &arena).map_err(|e| ComputeError::Failed(e.to_string()))?;
+                    let v = logic::engine().evaluate(l, input, &arena).map_err(failed)?;
                     wanted.push((key.as_str(), v.to_serde_value()));
                 }
                 let refs: Vec<(&str, &Value)> = wanted.iter().map(|(k, v)| (*k, v)).collect();
@@ -301,7 +427,7 @@ impl FormDefinition {
                 let arena = Bump::new();
                 let input_value = Value::Object(eval.clone());
                 let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&input_value, &arena));
-                let v = logic::engine().evaluate(l, input, &arena).map_err(|e| ComputeError::Failed(e.to_string()))?;
+                let v = logic::engine().evaluate(l, input, &arena).map_err(failed)?;
                 Ok(normalise_number(v.to_serde_value()))
             }
         }
@@ -342,6 +468,11 @@ impl FormDefinition {
                 let message = fill(message_template(template, lang), &label, &[("expected", &display(expected_value))]);
                 out.push(FieldError { pointer: at, code: "const".into(), error_code: codes::FIELD_INVALID.0, message });
             }
+            // A time of day is typed by hand more often than picked: say how to write it.
+            ValidationErrorKind::Format { format } if format == super::definition::TIME_OF_DAY_FORMAT => {
+                let label = self.label(&at, lang);
+                out.push(FieldError { pointer: at, code: "format".into(), error_code: codes::FIELD_INVALID.0, message: fill(message_template("format-time-of-day", lang), &label, &[]) });
+            }
             ValidationErrorKind::Format { format } => push(at, "format", &[("format", format)]),
             ValidationErrorKind::Minimum { limit } => push(at, "minimum", &[("limit", &display(limit))]),
             ValidationErrorKind::Maximum { limit } => push(at, "maximum", &[("limit", &display(limit))]),
@@ -361,7 +492,62 @@ impl FormDefinition {
 
 enum ComputeError {
     NoMatch,
-    Failed(String),
+    Failed { detail: String, error_code: ErrorCode },
+}
+
+/// An engine error from evaluating a rule or computed value.
+struct LogicFailure(datalogic_rs::Error);
+
+impl LogicFailure {
+    /// The reason in the reader's language when one of carimbo's operators gave it (a value of
+    /// the wrong kind has its own code), the engine's own words otherwise.
+    fn localized(&self, lang: Lang) -> (String, ErrorCode) {
+        match logic::LogicFault::of(&self.0) {
+            Some(f) if f.is_wrong_kind() => (f.message(lang), codes::RULE_WRONG_KIND),
+            Some(f) => (f.message(lang), codes::RULE_ERROR),
+            None => (self.0.to_string(), codes::RULE_ERROR),
+        }
+    }
+}
+
+fn evaluate<'a>(logic: &datalogic_rs::Logic, input: &'a DataValue<'a>, arena: &'a Bump) -> Result<bool, LogicFailure> {
+    let engine = logic::engine();
+    engine.evaluate(logic, input, arena).map(|v| engine.truthy(v)).map_err(LogicFailure)
+}
+
+/// The state of one validation while computed values and rules run.
+struct Run {
+    /// Top-level fields that failed (the schema, or their computation).
+    broken: BTreeSet<String>,
+    /// Pointers of every field that failed, for skipping one row's checks.
+    broken_pointers: Vec<String>,
+    whole_object_failed: bool,
+    eval: Map<String, Value>,
+    computed: BTreeMap<String, Value>,
+    errors: Vec<FieldError>,
+    lang: Lang,
+}
+
+impl Run {
+    /// Whether row `i` of `list` failed where `reads` looks (the row itself, or a field read).
+    fn row_broken(&self, list: &str, i: usize, reads: &BTreeSet<String>) -> bool {
+        let row = format!("/{list}/{i}");
+        self.broken_pointers.iter().any(|p| {
+            p == &row
+                || p.strip_prefix(&format!("{row}/")).is_some_and(|rest| reads.contains(rest.split('/').next().unwrap_or_default()))
+        })
+    }
+
+    /// What a row's logic reads: its fields, `context` and `settings`.
+    fn row_eval(&self, row: &Map<String, Value>) -> Map<String, Value> {
+        let mut m = row.clone();
+        for key in ["context", "settings"] {
+            if let Some(v) = self.eval.get(key) {
+                m.insert(key.into(), v.clone());
+            }
+        }
+        m
+    }
 }
 
 /// Whole numbers as integers, so `5.0` computed compares and prints as `5`.
@@ -413,6 +599,11 @@ fn message_template(code: &str, lang: Lang) -> &'static str {
         "const" => ("{label}：必須為 {expected}。", "{label}: tem de ser {expected}.", "{label}: must be {expected}."),
         "must-confirm" => ("{label}：必須確認。", "{label}: tem de confirmar.", "{label}: you must confirm this."),
         "format" => ("{label}：格式不正確（{format}）。", "{label}: formato inválido ({format}).", "{label}: not a valid {format}."),
+        "format-time-of-day" => (
+            "{label}：請以 24 小時制 HH:MM 填寫時間（例如 18:30；午夜結束寫 24:00）。",
+            "{label}: escreva a hora como HH:MM, de 00:00 a 23:59 (por exemplo 18:30; 24:00 para o fim do dia).",
+            "{label}: write the time as HH:MM on the 24-hour clock (e.g. 18:30; 24:00 for the end of the day).",
+        ),
         "minimum" => ("{label}：不可小於 {limit}。", "{label}: não pode ser inferior a {limit}.", "{label}: must be at least {limit}."),
         "maximum" => ("{label}：不可大於 {limit}。", "{label}: não pode ser superior a {limit}.", "{label}: must be at most {limit}."),
         "exclusive-minimum" => ("{label}：必須大於 {limit}。", "{label}: tem de ser superior a {limit}.", "{label}: must be greater than {limit}."),

@@ -129,7 +129,7 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                             h2 { (t(lang, "預覽：", "Pré-visualização: ", "Preview: ")) (form.title.get(lang)) }
                             p.muted { (form.legal_basis.get(lang)) }
                             fieldset.preview-form disabled {
-                                (FormView { form, lang, data: &json!({}), computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true }.render())
+                                (FormView { form, lang, data: &json!({}), computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: None, applicant: None }.render())
                             }
                         }
                     }

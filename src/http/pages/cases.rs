@@ -391,7 +391,7 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
         (progress(lang, &dir, case, wf))
         @if let Some(form) = &form {
             h2 { (t(lang, "表格內容", "Conteúdo do formulário", "What was submitted")) }
-            (FormView { form, lang, data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: false }.render())
+            (FormView { form, lang, data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: false, directory: Some(&dir), applicant: Some(&case.subject) }.render())
         }
     }
 }

@@ -102,7 +102,8 @@ fn fill_page(
 ) -> Markup {
     let lang = pl.lang;
     let level = state.cases.catalog().workflow(&form.workflow).map(|w| w.submit_signature).unwrap_or(Level::Advanced);
-    let view = FormView { form, lang, data, computed, errors, extra_rows, editable: true };
+    let dir = state.cases.directory();
+    let view = FormView { form, lang, data, computed, errors, extra_rows, editable: true, directory: Some(&dir), applicant: Some(&caller.person) };
     let action = format!("/forms/{}", form.id);
     layout_keeping(
         pl,

@@ -9,7 +9,8 @@
 //! fillable.
 
 use super::t;
-use crate::forms::{FieldError, FormDefinition};
+use crate::directory::Directory;
+use crate::forms::{FieldError, FormDefinition, TIME_OF_DAY_FORMAT};
 use crate::i18n::Lang;
 use maud::{html, Markup};
 use serde_json::{Map, Value};
@@ -19,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 const JSON_PREFIX: &str = "json:";
 /// Posted with each checkbox (but a declaration's): unticked means `false`, not "not answered".
 const BOOL_MARKER: &str = "_bool";
+/// The id of the list of directory people that person pickers offer.
+const PEOPLE_LIST: &str = "carimbo-people";
 
 /// One rendering of a form: its values, computed values and errors.
 pub struct FormView<'a> {
@@ -31,6 +34,10 @@ pub struct FormView<'a> {
     pub extra_rows: &'a BTreeSet<String>,
     /// False for a read-only view (a case, a preview): values as text, no controls.
     pub editable: bool,
+    /// The staff directory, for the applicant block (`layout.applicant`) and person pickers.
+    pub directory: Option<&'a Directory>,
+    /// The person the form is about (the applicant), shown read-only above the form.
+    pub applicant: Option<&'a str>,
 }
 
 /// Where one field sits: its input name (`dependants.0.name`), its label path
@@ -188,6 +195,7 @@ impl<'a> FormView<'a> {
                     }
                 }
             }
+            (self.applicant_block())
             @for g in &self.form.layout.groups {
                 fieldset.group {
                     legend { (g.title.get(self.lang)) }
@@ -198,6 +206,60 @@ impl<'a> FormView<'a> {
                     }
                 }
             }
+            (self.people_list())
+        }
+    }
+
+    /// Who applies, read-only, from the directory: the facts `layout.applicant` lists, names
+    /// in the reader's language. Nothing of it is posted: carimbo knows who is signed in.
+    fn applicant_block(&self) -> Markup {
+        let facts = match (self.directory, self.applicant) {
+            (Some(dir), Some(person)) if !self.form.layout.applicant.is_empty() => dir.applicant_facts(person).unwrap_or_default(),
+            _ => return html! {},
+        };
+        let lang = self.lang;
+        let text = |v: Option<&Value>| -> String {
+            match v {
+                Some(Value::Object(m)) => m.get(lang.code()).map(text_of).unwrap_or_default(),
+                Some(v) => text_of(v),
+                None => String::new(),
+            }
+        };
+        html! {
+            fieldset.group.applicant {
+                legend { (t(lang, "申請人", "Requerente", "Applicant")) }
+                @for fact in &self.form.layout.applicant {
+                    @let shown = match fact.as_str() {
+                        "department" => match (text(facts.get("department_name")), text(facts.get("department"))) {
+                            (name, id) if name.is_empty() => id,
+                            (name, id) => format!("{name} ({id})"),
+                        },
+                        "resident" => match facts.get("resident") {
+                            Some(Value::Bool(true)) => t(lang, "是", "Sim", "Yes").to_string(),
+                            Some(Value::Bool(false)) => t(lang, "否", "Não", "No").to_string(),
+                            _ => String::new(),
+                        },
+                        other => text(facts.get(other)),
+                    };
+                    div.field.computed {
+                        span.label id=(format!("applicant-{fact}-label")) { (fact_label(lang, fact)) }
+                        output id=(format!("applicant-{fact}")) aria-labelledby=(format!("applicant-{fact}-label")) { @if shown.is_empty() { "—" } @else { (shown) } }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The people a person picker offers, once per page.
+    fn people_list(&self) -> Markup {
+        let picks = self.editable && self.form.layout.widgets.values().any(|w| w == "person");
+        match self.directory {
+            Some(dir) if picks => html! {
+                datalist id=(PEOPLE_LIST) {
+                    @for p in dir.people() { option value=(p.id) { (p.name.get(self.lang)) } }
+                }
+            },
+            _ => html! {},
         }
     }
 
@@ -333,9 +395,17 @@ impl<'a> FormView<'a> {
                 let max = node.get("maxLength").and_then(Value::as_u64);
                 let described = invalid.then_some(&err_id);
                 let aria_invalid = invalid.then_some("true");
+                // A browser's time box stops at 23:59: a stored 24:00 (the end of a day) is kept
+                // in a text box rather than lost.
+                let time_box = (widget == Some("time") || format == Some(TIME_OF_DAY_FORMAT)) && !current.starts_with("24");
                 let control = match (widget, kind, format) {
                     (Some("hidden"), _, _) => html! { input type="hidden" id=(id) name=(at.name) value=(current); },
                     (Some("textarea"), _, _) => html! { textarea id=(id) name=(at.name) rows="4" maxlength=[max] aria-invalid=[aria_invalid] aria-describedby=[described] { (current) } },
+                    _ if time_box => html! { input type="time" step=(if current.len() == 8 { "1" } else { "60" }) id=(id) name=(at.name) value=(current) aria-invalid=[aria_invalid] aria-describedby=[described]; },
+                    (Some("time"), _, _) | (_, _, Some(TIME_OF_DAY_FORMAT)) => html! { input type="text" inputmode="numeric" id=(id) name=(at.name) value=(current) placeholder="18:30" aria-invalid=[aria_invalid] aria-describedby=[described]; },
+                    (Some("date"), _, _) => html! { input type="date" id=(id) name=(at.name) value=(current) aria-invalid=[aria_invalid] aria-describedby=[described]; },
+                    (Some("number"), _, _) => html! { input type="number" step="any" inputmode="decimal" id=(id) name=(at.name) value=(current) aria-invalid=[aria_invalid] aria-describedby=[described]; },
+                    (Some("person"), _, _) => html! { input type="text" list=[self.directory.map(|_| PEOPLE_LIST)] autocomplete="off" id=(id) name=(at.name) value=(current) maxlength=[max] placeholder="p001" aria-invalid=[aria_invalid] aria-describedby=[described]; },
                     (_, "integer", _) => html! { input type="number" step="1" inputmode="numeric" id=(id) name=(at.name) value=(current) aria-invalid=[aria_invalid] aria-describedby=[described]; },
                     (_, "number", _) => html! { input type="number" step="any" inputmode="decimal" id=(id) name=(at.name) value=(current) aria-invalid=[aria_invalid] aria-describedby=[described]; },
                     (_, _, Some("date")) => html! { input type="date" id=(id) name=(at.name) value=(current) aria-invalid=[aria_invalid] aria-describedby=[described]; },
@@ -370,6 +440,11 @@ impl<'a> FormView<'a> {
             usize::from(existing == 0) + usize::from(self.extra_rows.contains(&at.name))
         };
         let count = existing + blank;
+        // The layout's order of the row's fields (`layout.rows`), else the schema's.
+        let order: Vec<String> = match self.form.layout.rows.get(&at.path) {
+            Some(o) => o.clone(),
+            None => props.keys().cloned().collect(),
+        };
         html! {
             fieldset.rows.has-error[invalid] id=(at.id()) {
                 legend { (label) (star) }
@@ -379,7 +454,9 @@ impl<'a> FormView<'a> {
                     @let row = at.item(i);
                     fieldset.row {
                         legend { (label) " " (i + 1) }
-                        @for (k, sub) in &props { (self.field(&row.child(k), resolve(self.schema(), sub), req.contains(k.as_str()))) }
+                        @for k in &order {
+                            @if let Some(sub) = props.get(k.as_str()) { (self.field(&row.child(k), resolve(self.schema(), sub), req.contains(k.as_str()))) }
+                        }
                     }
                 }
                 @if self.editable {
@@ -391,12 +468,28 @@ impl<'a> FormView<'a> {
     }
 }
 
+/// The label of a fact about the applicant (`layout.applicant`).
+fn fact_label(lang: Lang, fact: &str) -> &'static str {
+    match fact {
+        "id" => t(lang, "編號", "Número", "Staff number"),
+        "name" => t(lang, "姓名", "Nome", "Name"),
+        "department" | "department_name" => t(lang, "部門", "Serviço", "Department"),
+        "grade" => t(lang, "職級", "Categoria", "Grade"),
+        "grade_band" => t(lang, "職級組別", "Escalão", "Grade band"),
+        "years_of_service" => t(lang, "服務年資", "Anos de serviço", "Years of service"),
+        "annual_leave_balance" => t(lang, "年假餘額", "Saldo de férias", "Annual-leave balance"),
+        "special_leave_entitlement" => t(lang, "特別假期", "Licença especial", "Special-leave entitlement"),
+        "resident" => t(lang, "澳門居民", "Residente de Macau", "Macau resident"),
+        _ => t(lang, "資料", "Dado", "Fact"),
+    }
+}
+
 /// A data pointer as a reader names the field: its label in the reader's language, with the row
 /// number inside repeatable rows (`/dependants/1/name` → "Dependants 2 › Name"). For lists of
 /// changes, where a pointer has no control beside it.
 pub fn pointer_label(form: &FormDefinition, lang: Lang, pointer: &str) -> String {
     let (computed, extra) = (BTreeMap::new(), BTreeSet::new());
-    let view = FormView { form, lang, data: &Value::Null, computed: &computed, errors: &[], extra_rows: &extra, editable: false };
+    let view = FormView { form, lang, data: &Value::Null, computed: &computed, errors: &[], extra_rows: &extra, editable: false, directory: None, applicant: None };
     let mut at = At::root();
     let mut parts: Vec<String> = Vec::new();
     for seg in pointer.split('/').skip(1) {
@@ -421,7 +514,7 @@ pub fn pointer_label(form: &FormDefinition, lang: Lang, pointer: &str) -> String
 /// A value as the read-only view shows it: an option's label, yes or no, "—" for nothing.
 pub fn value_label(form: &FormDefinition, lang: Lang, pointer: &str, value: &Value) -> String {
     let (computed, extra) = (BTreeMap::new(), BTreeSet::new());
-    let view = FormView { form, lang, data: &Value::Null, computed: &computed, errors: &[], extra_rows: &extra, editable: false };
+    let view = FormView { form, lang, data: &Value::Null, computed: &computed, errors: &[], extra_rows: &extra, editable: false, directory: None, applicant: None };
     match value {
         Value::Null => "—".to_string(),
         Value::Bool(true) => t(lang, "是", "Sim", "Yes").to_string(),
@@ -619,7 +712,7 @@ mod tests {
     fn every_shipped_form_renders_with_a_control_for_each_field() {
         let report = crate::catalog::Catalog::load_paths(&[std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("forms")]);
         for f in report.catalog.forms.values() {
-            let view = FormView { form: f, lang: Lang::Pt, data: &json!({}), computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true };
+            let view = FormView { form: f, lang: Lang::Pt, data: &json!({}), computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: None, applicant: None };
             let html = view.render().into_string();
             for name in f.layout.groups.iter().flat_map(|g| g.fields.iter()) {
                 assert!(html.contains(&format!("id=\"f-{name}")), "{}: no control for {name}", f.id);
@@ -699,6 +792,61 @@ mod tests {
         }
     }
 
+    fn overtime() -> (std::sync::Arc<FormDefinition>, Directory) {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let report = crate::catalog::Catalog::load_paths(&[root.join("forms/reference"), root.join("docs/examples")]);
+        let dir = Directory::load(&root.join("seeds/directory/directory.json")).unwrap();
+        (report.catalog.form("overtime-claim").expect("the worked example loads").clone(), dir)
+    }
+
+    #[test]
+    fn row_fields_follow_the_layout_and_times_get_a_time_box_and_people_a_picker() {
+        let (f, dir) = overtime();
+        let data = json!({"periods": [{"date": "2026-03-02", "start_time": "18:00", "end_time": "21:30", "reason": "Accounts"}]});
+        let view = FormView { form: &f, lang: Lang::En, data: &data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: Some(&dir), applicant: Some("p006") };
+        let html = view.render().into_string();
+        let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("no {needle} in the page"));
+        let order = ["f-periods-0-date", "f-periods-0-start_time", "f-periods-0-end_time", "f-periods-0-hours", "f-periods-0-reason", "f-periods-0-ordered_by"].map(|id| at(&format!("id=\"{id}\"")));
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "rows follow layout.rows: {order:?}");
+        assert!(html.contains(r#"<input type="time" step="60" id="f-periods-0-start_time" name="periods.0.start_time" value="18:00""#), "{html}");
+        assert!(html.contains(r#"<input type="date" id="f-periods-0-date""#));
+        assert!(html.contains(r#"<input type="text" list="carimbo-people" autocomplete="off" id="f-periods-0-ordered_by""#), "{html}");
+        assert!(html[at("<datalist id=\"carimbo-people\">")..].contains(r#"<option value="p001">Leong Kuok Wa</option>"#), "the picker offers the directory");
+        // A stored end of day is kept in a text box, which a time box would drop.
+        let data = json!({"periods": [{"date": "2026-03-05", "start_time": "19:00", "end_time": "24:00", "reason": "Migration"}]});
+        let view = FormView { form: &f, lang: Lang::En, data: &data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: None, applicant: None };
+        let html = view.render().into_string();
+        assert!(html.contains(r#"<input type="text" inputmode="numeric" id="f-periods-0-end_time" name="periods.0.end_time" value="24:00""#), "{html}");
+        assert!(!html.contains("datalist"), "no directory, no list");
+    }
+
+    #[test]
+    fn the_applicant_is_shown_read_only_in_the_readers_language() {
+        let (f, dir) = overtime();
+        for (lang, name, department) in [(Lang::Zh, "黃偉強", "行政財政處 (DAF)"), (Lang::Pt, "Wong Wai Keong", "Divisão Administrativa e Financeira (DAF)")] {
+            let view = FormView { form: &f, lang, data: &json!({}), computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: Some(&dir), applicant: Some("p006") };
+            let html = view.render().into_string();
+            assert!(html.contains(&format!(r#"<output id="applicant-name" aria-labelledby="applicant-name-label">{name}</output>"#)), "{html}");
+            assert!(html.contains(&format!(r#"<output id="applicant-department" aria-labelledby="applicant-department-label">{department}</output>"#)), "{html}");
+            assert!(html.contains(r#"<output id="applicant-id" aria-labelledby="applicant-id-label">p006</output>"#));
+            assert!(html.contains(r#"<output id="applicant-grade" aria-labelledby="applicant-grade-label">técnico</output>"#));
+            assert!(!posted_pairs(&html).iter().any(|(n, _)| n.starts_with("applicant")), "nothing of the applicant is posted");
+        }
+    }
+
+    #[test]
+    fn the_overtime_claims_valid_examples_survive_the_page_with_their_rows_and_hours() {
+        let (f, dir) = overtime();
+        let ex = f.examples.as_ref().unwrap();
+        for e in &ex.valid {
+            let view = FormView { form: &f, lang: Lang::Zh, data: &e.data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: Some(&dir), applicant: Some("p006") };
+            let back = data_from_form(&f, &posted_pairs(&view.render().into_string()));
+            assert_eq!(back["periods"], e.data["periods"], "{:?}", e.name);
+            let ctx = crate::forms::ValidationContext::from_value(&ex.context).unwrap();
+            assert!(f.validate(&back, &ctx, Lang::En).is_ok(), "{:?}", e.name);
+        }
+    }
+
     #[test]
     fn each_valid_example_of_each_shipped_form_survives_the_page_and_still_validates() {
         let report = crate::catalog::Catalog::load_paths(&[std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("forms")]);
@@ -706,7 +854,7 @@ mod tests {
         for f in report.catalog.forms.values() {
             let ex = f.examples.as_ref().expect("shipped forms have examples");
             for e in &ex.valid {
-                let view = FormView { form: f, lang: Lang::En, data: &e.data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true };
+                let view = FormView { form: f, lang: Lang::En, data: &e.data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: true, directory: None, applicant: None };
                 let back = data_from_form(f, &posted_pairs(&view.render().into_string()));
                 let ctx = crate::forms::ValidationContext::from_value(&merged(&ex.context, e.context.as_ref())).unwrap();
                 if let Err(errors) = f.validate(&back, &ctx, Lang::En) {
@@ -715,8 +863,8 @@ mod tests {
                 let (mut want, mut got) = (Vec::new(), Vec::new());
                 leaves(&e.data, String::new(), &mut want);
                 leaves(&back, String::new(), &mut got);
-                let computed: Vec<&str> = f.computed_fields().collect();
-                want.retain(|(p, _)| !computed.iter().any(|c| p.starts_with(&format!("/{c}"))));
+                let computed: Vec<String> = f.computed_fields().map(|c| format!("/{}", c.replace(".*.", "/*/"))).collect();
+                want.retain(|(p, _)| !computed.iter().any(|c| crate::forms::field_path_of_pointer(p) == crate::forms::field_path_of_pointer(c) || p.starts_with(&format!("{c}/"))));
                 for (p, v) in &want {
                     let found = got.iter().find(|(q, _)| q == p).map(|(_, w)| w);
                     let same = match (found.and_then(Value::as_f64), v.as_f64()) {

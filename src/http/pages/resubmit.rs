@@ -142,7 +142,7 @@ fn correction_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Fou
     let dir = state.cases.directory();
     let action = format!("/cases/{}/resubmit", case.id);
     let title = t(lang, "修改並重新提交", "Corrigir e submeter de novo", "Correct and resubmit");
-    let view = FormView { form, lang, data: shown.data, computed: shown.computed, errors: shown.errors, extra_rows: shown.extra_rows, editable: true };
+    let view = FormView { form, lang, data: shown.data, computed: shown.computed, errors: shown.errors, extra_rows: shown.extra_rows, editable: true, directory: Some(&dir), applicant: Some(&case.subject) };
     let returned: Option<&Note> = found.history.returned.as_ref();
     layout_keeping(
         pl,
