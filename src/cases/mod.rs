@@ -116,8 +116,6 @@ struct Definitions {
     files: Arc<Catalog>,
     /// The last publication served.
     publication_seq: u64,
-    /// When the store was last asked for publications of other servers.
-    checked_at: Option<std::time::Instant>,
     /// At start, one line per published definition served instead of the files' version.
     start_report: Vec<String>,
 }
@@ -175,7 +173,6 @@ impl CaseService {
                 workflows: HashMap::new(),
                 files: files.clone(),
                 publication_seq: 0,
-                checked_at: None,
                 start_report: Vec::new(),
             }),
             directory: RwLock::new(Arc::new(directory)),
@@ -220,10 +217,10 @@ impl CaseService {
         submission.with_salts(|field| self.commitment_key.salt(case_id, field))
     }
 
-    /// The definitions served now: also what another server on the same store published
-    /// (asked at most once a second).
+    /// The definitions served now (what another server on the same store published is learnt
+    /// by `watch_publications`, and before every submission). Reads memory only, so it may be
+    /// called on the async runtime.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.refresh_now_and_then();
         self.served()
     }
 

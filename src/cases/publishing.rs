@@ -27,7 +27,7 @@ pub const VERSION_LOWER: ErrorCode = ErrorCode("CARIMBO-E0710");
 /// Places of a change listed in a publication, at most.
 const MAX_CHANGES: usize = 200;
 
-/// How often a server asks the store whether another server published (`CaseService::catalog`).
+/// How often a server asks the store whether another server published (`watch_publications`).
 pub(super) const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `MAJOR.MINOR.PATCH` as numbers, if it is one.
@@ -159,20 +159,23 @@ impl CaseService {
         self.install(catalog, publications.last().map_or(0, |p| p.seq))
     }
 
-    /// As `refresh_published`, at most once per `REFRESH_EVERY`; a failure is said on stderr
-    /// and the definitions served so far stay.
-    pub(super) fn refresh_now_and_then(&self) {
-        let due = {
-            let defs = self.definitions.read().unwrap_or_else(|e| e.into_inner());
-            defs.checked_at.is_none_or(|t| t.elapsed() >= REFRESH_EVERY)
-        };
-        if !due {
-            return;
+    /// Learns, every `REFRESH_EVERY` on a thread of its own, what another server on the same
+    /// store published; the thread ends when the service is gone. A failure is said on stderr
+    /// and the definitions served so far stay. Only for a store other processes write to (a
+    /// sled store has one process: whatever is published there was published here).
+    pub fn watch_publications(service: &Arc<CaseService>) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+        if !service.store.is_shared() {
+            return Ok(None);
         }
-        self.definitions.write().unwrap_or_else(|e| e.into_inner()).checked_at = Some(std::time::Instant::now());
-        if let Err(e) = self.refresh_published() {
-            eprintln!("definitions: the publications could not be read, the definitions served so far stay: {e}");
-        }
+        let weak = Arc::downgrade(service);
+        let thread = std::thread::Builder::new().name("carimbo-publications".into()).spawn(move || loop {
+            std::thread::sleep(REFRESH_EVERY);
+            let Some(service) = weak.upgrade() else { return };
+            if let Err(e) = service.refresh_published() {
+                eprintln!("definitions: the publications could not be read, the definitions served so far stay: {e}");
+            }
+        })?;
+        Ok(Some(thread))
     }
 
     /// The definitions to serve: the files' ones, each published id replaced by its latest

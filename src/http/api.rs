@@ -231,6 +231,8 @@ struct Expected {
 
 impl AppState {
     fn expected_submit(&self, caller: &Caller, form_id: &str, data: &Value, key: &str) -> Result<(Expected, Arc<FormDefinition>, Arc<WorkflowDefinition>, Value), ApiError> {
+        // On the version served now, wherever it was published (called off the async runtime).
+        self.cases.refresh_published()?;
         let catalog = self.cases.catalog();
         let form = catalog.form(form_id).ok_or_else(|| ApiError::not_found(format!("no form {form_id:?}")))?.clone();
         let wf = catalog.workflow(&form.workflow).ok_or_else(|| ApiError::not_found(format!("no workflow for {form_id:?}")))?.clone();

@@ -233,9 +233,11 @@ impl AppState {
         accounts.ensure(&people, DEMO_PASSWORD)?;
         let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
         let key = crate::cases::CommitmentKey::from_bytes(&key).ok_or_else(|| StartError::Seeds("keys/commitment.key holds fewer than 32 bytes".into()))?;
-        let cases = CaseService::new(store, report.catalog, directory)?.with_commitment_key(key);
+        let cases = Arc::new(CaseService::new(store, report.catalog, directory)?.with_commitment_key(key));
+        // What another server on the same database publishes is served here too.
+        CaseService::watch_publications(&cases).map_err(|e| StartError::Seeds(format!("cannot start the thread watching publications: {e}")))?;
         Ok(AppState {
-            cases: Arc::new(cases),
+            cases,
             accounts: Arc::new(accounts),
             sessions: Sessions::default(),
             verifier,

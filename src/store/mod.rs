@@ -552,4 +552,9 @@ pub trait Store: Send + Sync {
     /// The `seq` of the last publication, 0 for none: asked often by servers sharing a database
     /// to learn that another one published.
     fn last_publication(&self) -> Result<u64, StoreError>;
+    /// Whether other processes may write to this store at the same time (PostgreSQL), so that
+    /// a server must look for what they published; a sled store has one process.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

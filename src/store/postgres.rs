@@ -751,6 +751,10 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn last_publication(&self) -> Result<u64, StoreError> {
         let row = self.read(|c| c.query_typed_one("SELECT coalesce(max(seq), 0) FROM publications", &[]))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))

@@ -688,13 +688,12 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
                     let mut segs = var.splitn(3, '.');
                     match (segs.next(), segs.next()) {
                         (Some("context"), _) => {}
-                        (Some("settings"), name) => {
-                            if !name.is_some_and(|n| form.settings.contains_key(n)) {
-                                let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
-                                let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
-                                p.push(format!("{wptr}{vptr}"), check_codes::UNKNOWN_SETTING, format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id));
-                            }
+                        (Some("settings"), name) if !name.is_some_and(|n| form.settings.contains_key(n)) => {
+                            let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
+                            let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
+                            p.push(format!("{wptr}{vptr}"), check_codes::UNKNOWN_SETTING, format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id));
                         }
+                        (Some("settings"), _) => {}
                         _ if !form.fields.knows(var) => p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id)),
                         _ => {}
                     }
