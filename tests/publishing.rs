@@ -226,3 +226,32 @@ fn the_authors_page_shows_the_history_and_an_administrator_publishes_from_it() {
     assert_eq!(author.request("POST", "/author", Some(refused.as_bytes()), &[("content-type", &content_type)]).status, 403);
     assert_eq!(served_version(&s), "1.1.0");
 }
+
+#[test]
+fn a_published_holiday_calendar_is_used_for_working_days_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let request = leave(5);
+    let wednesday = {
+        let monday = chrono::NaiveDate::parse_from_str(request["start_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+        (monday + chrono::Duration::days(2)).to_string()
+    };
+    let working_days = |s: &TestServer| {
+        let r = s.login("p005").post(&format!("/api/v1/forms/{LEAVE}/validate"), &json!({"data": request}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["computed"]["working_days"].as_u64().unwrap_or_else(|| panic!("working days in {}", r.body))
+    };
+    {
+        let s = start_on(&data);
+        assert_eq!(working_days(&s), 5);
+        let mut calendar = common::read_json(&common::repo().join("forms/reference/macau-public-holidays.json"));
+        calendar["holidays"].as_array_mut().unwrap().push(json!({"date": wednesday, "name": {"zh": "特別假日", "pt": "Feriado extraordinário", "en": "Extraordinary holiday"}}));
+        let r = publish(&s.login("p032"), &[("macau-public-holidays.json", &calendar)]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["publication"]["definitions"][0]["kind"], "holiday-calendar", "{}", r.body);
+        assert_eq!(working_days(&s), 4);
+    }
+    let s = start_on(&data);
+    assert_eq!(working_days(&s), 4);
+    assert!(s.state.cases.start_report().iter().any(|l| l.starts_with("holiday-calendar macau-public-holidays: published #1")), "{:?}", s.state.cases.start_report());
+}

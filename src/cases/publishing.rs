@@ -44,6 +44,22 @@ fn declared(bytes: &[u8]) -> Option<(String, String, String)> {
     Some((s("kind")?, s("id")?, s("version")?))
 }
 
+/// The kind and id of a reference file (calendar, rates table), and its hash.
+fn reference_of(src: &SourceFile) -> Option<(String, String, String)> {
+    let v: Value = serde_json::from_slice(&src.bytes).ok()?;
+    let kind = v.get("kind")?.as_str()?.to_string();
+    let id = v.get("id")?.as_str()?.to_string();
+    Some((kind, id, hex::encode(Sha256::digest(&src.bytes))))
+}
+
+/// Where a published definition is named when it is loaded again (the id check reads the stem).
+fn file_name(kind: &str, id: &str) -> String {
+    match kind {
+        "form" | "workflow" => format!("{kind}s/{id}.json"),
+        _ => format!("forms/reference/{id}.json"),
+    }
+}
+
 /// The served version of a form or workflow: version, content hash and definition JSON.
 fn served<'c>(catalog: &'c Catalog, kind: &str, id: &str) -> Option<(&'c str, &'c str, &'c Value)> {
     match kind {
@@ -125,11 +141,31 @@ impl CaseService {
                 definitions.push(published("workflow", &w.id, &w.version, &w.content_hash, &w.source, before));
             }
         }
+        // Reference data (calendars, rates tables) has no version: a changed file is published
+        // as it is, so that deadlines and computations after a restart use it too.
+        let mut reference_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for src in &checked.reference_sources {
+            let Some((kind, id, hash)) = reference_of(src) else { continue };
+            let before = current.reference_sources.iter().filter_map(|s| Some((reference_of(s)?, s))).find(|((k, i, _), _)| *k == kind && *i == id);
+            if before.as_ref().is_some_and(|((_, _, h), _)| *h == hash) {
+                continue;
+            }
+            let new: Value = serde_json::from_slice(&src.bytes).unwrap_or(Value::Null);
+            let old: Option<Value> = before.as_ref().and_then(|(_, s)| serde_json::from_slice(&s.bytes).ok());
+            let previous_hash = before.as_ref().map(|((_, _, h), _)| h.clone());
+            let mut d = published(&kind, &id, "", &hash, &new, old.as_ref().map(|o| ("", previous_hash.as_deref().unwrap_or(""), o)));
+            d.previous_version = None;
+            reference_bytes.insert(hash, src.bytes.clone());
+            definitions.push(d);
+        }
         if definitions.is_empty() {
             return Ok(None);
         }
         for d in &definitions {
-            let bytes = checked.sources.get(&d.hash).ok_or_else(|| CaseError::DefinitionMissing(d.hash.clone()))?;
+            let bytes = match reference_bytes.get(&d.hash) {
+                Some(b) => &b[..],
+                None => checked.sources.get(&d.hash).map(|b| &b[..]).ok_or_else(|| CaseError::DefinitionMissing(d.hash.clone()))?,
+            };
             self.store.put_definition(&d.hash, bytes)?;
         }
         let publication = Publication { seq: known + 1, at: now, by: by.to_string(), definitions };
@@ -187,7 +223,12 @@ impl CaseService {
                 latest.insert((d.kind.clone(), d.id.clone()), (p, d));
             }
         }
-        let mut sources = files.reference_sources.clone();
+        let mut sources: Vec<SourceFile> = files
+            .reference_sources
+            .iter()
+            .filter(|src| reference_of(src).is_none_or(|(kind, id, _)| !latest.contains_key(&(kind, id))))
+            .cloned()
+            .collect();
         let from_files = |kind: &str, id: &str, hash: &str| {
             let bytes = files.sources.get(hash).map(|b| b.to_vec()).unwrap_or_default();
             SourceFile::new(format!("{kind}s/{id}.json"), bytes)
@@ -201,13 +242,17 @@ impl CaseService {
         let mut lines = Vec::new();
         for ((kind, id), (p, d)) in &latest {
             let bytes = self.store.definition(&d.hash)?.ok_or_else(|| CaseError::DefinitionMissing(d.hash.clone()))?;
-            sources.push(SourceFile::new(format!("{kind}s/{id}.json"), bytes));
-            let on_disk = match served(files, kind, id) {
-                Some((v, h, _)) if h == d.hash => format!("the file has the same {v}"),
-                Some((v, _, _)) => format!("the file's {v} is not served"),
-                None => "no file has it".to_string(),
+            sources.push(SourceFile::new(file_name(kind, id), bytes));
+            let file_hash = files.reference_sources.iter().filter_map(reference_of).find(|(k, i, _)| k == kind && i == id).map(|(_, _, h)| h);
+            let on_disk = match (served(files, kind, id), file_hash) {
+                (Some((v, h, _)), _) if h == d.hash => format!("the file has the same {v}"),
+                (Some((v, _, _)), _) => format!("the file's {v} is not served"),
+                (None, Some(h)) if h == d.hash => "the file is the same".to_string(),
+                (None, Some(_)) => "the file is not served".to_string(),
+                (None, None) => "no file has it".to_string(),
             };
-            lines.push(format!("{kind} {id} {}: published #{} by {} at {} (the store wins; {on_disk})", d.version, p.seq, p.by, p.at.to_rfc3339()));
+            let version = if d.version.is_empty() { String::new() } else { format!(" {}", d.version) };
+            lines.push(format!("{kind} {id}{version}: published #{} by {} at {} (the store wins; {on_disk})", p.seq, p.by, p.at.to_rfc3339()));
         }
         let report = Catalog::load_sources_with(&sources, Some(&self.directory()));
         if !report.problems.is_empty() {
