@@ -255,3 +255,16 @@ fn a_published_holiday_calendar_is_used_for_working_days_also_after_a_restart() 
     assert_eq!(working_days(&s), 4);
     assert!(s.state.cases.start_report().iter().any(|l| l.starts_with("holiday-calendar macau-public-holidays: published #1")), "{:?}", s.state.cases.start_report());
 }
+
+#[test]
+fn the_served_definition_written_out_differently_is_the_same_content_and_publishes_nothing() {
+    let s = TestServer::start();
+    let admin = s.login("p032");
+    let compact = serde_json::to_string(&common::leave_form()).unwrap();
+    let r = admin.post("/api/v1/admin/definitions", &json!({"files": [{"name": "absence-and-annual-leave.json", "content": compact}]}));
+    assert_eq!((r.status, r.body["unchanged"].clone()), (200, json!(true)), "{}", r.body);
+    assert!(admin.get("/api/v1/admin/publications").body["publications"].as_array().unwrap().is_empty());
+    let served = s.login("p005").get(&format!("/api/v1/forms/{LEAVE}")).body["hash"].clone();
+    let file = std::fs::read(common::repo().join(format!("forms/{LEAVE}.json"))).unwrap();
+    assert_eq!(served.as_str(), Some(hex::encode(carimbo::pki::cert::sha256(&file)).as_str()), "the file's bytes are still the ones served");
+}

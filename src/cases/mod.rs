@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 mod idempotency;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 mod publishing;
-pub use publishing::{version_problems, VERSION_LOWER, VERSION_REUSED};
+pub use publishing::{served_bytes_if_same, version_problems, VERSION_LOWER, VERSION_REUSED};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {

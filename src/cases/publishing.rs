@@ -69,6 +69,23 @@ fn served<'c>(catalog: &'c Catalog, kind: &str, id: &str) -> Option<(&'c str, &'
     }
 }
 
+/// Whether a file holds the same JSON as a served definition: the same content written out
+/// differently (spacing, member order) publishes nothing and needs no new version.
+fn same_json(bytes: &[u8], served: &Value) -> bool {
+    serde_json::from_slice::<Value>(bytes).is_ok_and(|v| &v == served)
+}
+
+/// The served bytes of the definition a file holds, when it holds the same JSON (written out
+/// differently or not): an upload of what is served then serves and pins exactly the same bytes.
+pub fn served_bytes_if_same(serving: &Catalog, bytes: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let (kind, id) = (v.get("kind")?.as_str()?, v.get("id")?.as_str()?);
+    if let Some((_, hash, source)) = served(serving, kind, id) {
+        return (source == &v).then(|| serving.sources.get(hash).map(|b| b.to_vec())).flatten();
+    }
+    serving.reference_sources.iter().find(|src| serde_json::from_slice::<Value>(&src.bytes).is_ok_and(|r| r == v)).map(|src| src.bytes.clone())
+}
+
 /// What is wrong with the versions of an upload, compared with what is served: a version is
 /// one content for ever (the same version with other bytes is refused) and versions only
 /// increase (a lower one is refused). An identical file is no problem: it changes nothing.
@@ -76,9 +93,9 @@ pub fn version_problems(serving: &Catalog, uploaded: &[SourceFile]) -> Vec<Probl
     let mut out = Vec::new();
     for src in uploaded {
         let Some((kind, id, version)) = declared(&src.bytes) else { continue };
-        let Some((served_version, served_hash, _)) = served(serving, &kind, &id) else { continue };
+        let Some((served_version, served_hash, served_source)) = served(serving, &kind, &id) else { continue };
         let hash = hex::encode(Sha256::digest(&src.bytes));
-        if hash == served_hash {
+        if hash == served_hash || same_json(&src.bytes, served_source) {
             continue;
         }
         let (Some(new), Some(old)) = (version_of(&version), version_of(served_version)) else { continue };
@@ -131,13 +148,13 @@ impl CaseService {
         let mut definitions = Vec::new();
         for f in checked.forms.values() {
             let before = served(&current, "form", &f.id);
-            if before.is_none_or(|b| b.1 != f.content_hash) {
+            if before.is_none_or(|b| b.1 != f.content_hash && b.2 != &f.source) {
                 definitions.push(published("form", &f.id, &f.version, &f.content_hash, &f.source, before));
             }
         }
         for w in checked.workflows.values() {
             let before = served(&current, "workflow", &w.id);
-            if before.is_none_or(|b| b.1 != w.content_hash) {
+            if before.is_none_or(|b| b.1 != w.content_hash && b.2 != &w.source) {
                 definitions.push(published("workflow", &w.id, &w.version, &w.content_hash, &w.source, before));
             }
         }
@@ -147,11 +164,11 @@ impl CaseService {
         for src in &checked.reference_sources {
             let Some((kind, id, hash)) = reference_of(src) else { continue };
             let before = current.reference_sources.iter().filter_map(|s| Some((reference_of(s)?, s))).find(|((k, i, _), _)| *k == kind && *i == id);
-            if before.as_ref().is_some_and(|((_, _, h), _)| *h == hash) {
-                continue;
-            }
             let new: Value = serde_json::from_slice(&src.bytes).unwrap_or(Value::Null);
             let old: Option<Value> = before.as_ref().and_then(|(_, s)| serde_json::from_slice(&s.bytes).ok());
+            if before.as_ref().is_some_and(|((_, _, h), _)| *h == hash) || old.as_ref() == Some(&new) {
+                continue;
+            }
             let previous_hash = before.as_ref().map(|((_, _, h), _)| h.clone());
             let mut d = published(&kind, &id, "", &hash, &new, old.as_ref().map(|o| ("", previous_hash.as_deref().unwrap_or(""), o)));
             d.previous_version = None;

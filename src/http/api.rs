@@ -772,7 +772,8 @@ pub(crate) fn check_upload(state: &AppState, upload: &DefinitionUpload) -> Resul
             Some("holiday-calendar") | Some("rates-table") => "forms/reference/",
             _ => "",
         };
-        sources.push(SourceFile::new(format!("{folder}{}", f.name), f.content.clone().into_bytes()));
+        let bytes = crate::cases::served_bytes_if_same(&current, f.content.as_bytes()).unwrap_or_else(|| f.content.clone().into_bytes());
+        sources.push(SourceFile::new(format!("{folder}{}", f.name), bytes));
     }
     let version_problems = crate::cases::version_problems(&current, &sources);
     // Everything currently served that the upload does not replace, by id.
