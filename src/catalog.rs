@@ -10,7 +10,7 @@ use crate::forms::parse;
 use crate::forms::problem::{codes, ErrorCode, Problem, Problems};
 use crate::directory::Directory;
 use crate::forms::{HolidayCalendar, RatesTable, ValidationContext};
-use crate::workflow::WorkflowDefinition;
+use crate::workflow::{CheckInputs, FormOutline, WorkflowDefinition};
 use crate::i18n::Lang;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -66,6 +66,15 @@ pub struct LoadReport {
     pub examples_run: usize,
     /// Said once to the author, not an error (e.g. no workflow definitions were given).
     pub notes: Vec<String>,
+    /// Things that load but are likely not what the author meant, as `FILE:POINTER: warning`.
+    pub warnings: Vec<Problem>,
+}
+
+/// What kind of definition a file holds, read from its `kind` (for naming where a problem is
+/// when a form and its workflow share a file name).
+pub fn kind_of(bytes: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    v.get("kind")?.as_str().map(str::to_string)
 }
 
 impl Catalog {
@@ -76,10 +85,28 @@ impl Catalog {
 
     /// As `load_paths`, checking workflow groups against the directory when one is given.
     pub fn load_paths_with(paths: &[PathBuf], directory: Option<&Directory>) -> LoadReport {
+        Catalog::load_paths_with_reference(paths, &[], directory)
+    }
+
+    /// As `load_paths_with`, also reading the reference data (calendars, rates tables) in
+    /// `reference` that `paths` do not already include: `carimbo check FILE` on one form finds
+    /// the calendar it names in the checkout's `forms/reference`.
+    pub fn load_paths_with_reference(paths: &[PathBuf], reference: &[PathBuf], directory: Option<&Directory>) -> LoadReport {
         let mut problems = Vec::new();
         let mut files = Vec::new();
         for path in paths {
             collect_files(path, &mut files, &mut problems);
+        }
+        let given: std::collections::BTreeSet<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+        for dir in reference {
+            let mut more = Vec::new();
+            collect_files(dir, &mut more, &mut Vec::new());
+            for f in more {
+                let is_reference = std::fs::read(&f).ok().and_then(|b| kind_of(&b)).is_some_and(|k| k == "holiday-calendar" || k == "rates-table");
+                if is_reference && f.canonicalize().is_ok_and(|c| !given.contains(&c)) {
+                    files.push(f);
+                }
+            }
         }
         let mut sources = Vec::new();
         for f in files {
@@ -162,12 +189,17 @@ impl Catalog {
             report.problems.extend(p.into_vec());
         }
 
+        // What a workflow is checked against: every form file's outline, loaded or not.
+        let mut outlines: BTreeMap<String, FormOutline> = BTreeMap::new();
         for (src, m, kind) in &parsed {
             if kind != "form" {
                 continue;
             }
             let mut p = Problems::new(&src.name);
             let hash = hex::encode(Sha256::digest(&src.bytes));
+            if let Some(outline) = FormOutline::read(m) {
+                outlines.entry(outline.id.clone()).or_insert(outline);
+            }
             if let Some(form) = FormDefinition::parse(m, src.stem.as_deref(), hash, &refs, &mut p) {
                 if report.catalog.workflow_ids.is_empty() {
                     // Checked once workflow definitions are given; noted below.
@@ -176,6 +208,7 @@ impl Catalog {
                 }
                 report.examples_run += run_examples(&form, &mut p);
                 if p.is_empty() && register(&mut ids, kind, &form.id, &src.name, &mut p) {
+                    outlines.insert(form.id.clone(), FormOutline::of(&form));
                     report.catalog.sources.insert(form.content_hash.clone(), src.bytes.clone().into());
                     report.catalog.forms.insert(form.id.clone(), Arc::new(form));
                 }
@@ -189,7 +222,8 @@ impl Catalog {
             }
             let mut p = Problems::new(&src.name);
             let hash = hex::encode(Sha256::digest(&src.bytes));
-            if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &report.catalog.forms, directory, &mut p)
+            let inputs = CheckInputs { forms: &outlines, directory, calendars: &refs.calendars };
+            if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &inputs, &mut p, &mut report.warnings)
                 && report.catalog.workflow_ids.get(&w.id) == Some(&src.name) {
                     report.catalog.sources.insert(w.content_hash.clone(), src.bytes.clone().into());
                     report.catalog.workflows.insert(w.id.clone(), Arc::new(w));

@@ -21,9 +21,11 @@ enum Command {
         /// Definition files or directories (searched recursively for *.json).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Staff directory whose groups workflows may name (checked when the file exists).
-        #[arg(long, default_value = "seeds/directory/directory.json")]
-        directory: PathBuf,
+        /// Staff directory whose groups workflows may name. Default: seeds/directory/directory.json
+        /// here or in the checkout the paths are in; without one, workflows are not checked
+        /// and the command fails.
+        #[arg(long)]
+        directory: Option<PathBuf>,
         /// Also say, for every workflow, who is party to its cases and which steps keep them off.
         #[arg(long)]
         explain: bool,
@@ -218,7 +220,7 @@ fn open_store(data: &Path, store: &str, pg_schema: Option<&str>, must_exist: boo
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
-        Command::Check { paths, directory, explain } => return check(paths, directory, *explain),
+        Command::Check { paths, directory, explain } => return check(paths, directory.as_deref(), *explain),
         Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url } => {
             return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref())
         }
@@ -236,14 +238,43 @@ fn main() -> Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-fn check(paths: &[PathBuf], directory_path: &Path, explain: bool) -> Result<ExitCode> {
-    let directory = if directory_path.exists() { Some(Directory::load(directory_path)?) } else { None };
-    if directory.is_none() {
-        eprintln!("note: no directory at {}: workflow groups were not checked", directory_path.display());
+/// Where `check` looks for what the definitions need besides themselves: here (the directory
+/// `carimbo check forms workflows` is documented to run in), then each checkout a path is in
+/// (the nearest ancestor holding `rel`), so the command works from anywhere with full paths.
+fn find_beside(paths: &[PathBuf], rel: &str) -> Option<PathBuf> {
+    let here = Path::new(rel);
+    if here.exists() {
+        return Some(here.to_path_buf());
     }
-    let report = Catalog::load_paths_with(paths, directory.as_ref());
+    paths.iter().filter_map(|p| p.canonicalize().ok()).find_map(|p| p.ancestors().map(|a| a.join(rel)).find(|c| c.exists()))
+}
+
+fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool) -> Result<ExitCode> {
+    use carimbo::forms::{ErrorCode, Problem};
+    let directory_file = match directory_path {
+        Some(given) if !given.exists() => anyhow::bail!("no staff directory at {} (--directory) [CARIMBO-E0084]", given.display()),
+        Some(given) => Some(given.to_path_buf()),
+        None => find_beside(paths, "seeds/directory/directory.json"),
+    };
+    let directory = directory_file.as_deref().map(Directory::load).transpose()?;
+    // Forms name calendars and rates tables: those of the checkout are read too when the paths
+    // given do not include them (one form file checked alone).
+    let reference: Vec<PathBuf> = find_beside(paths, "forms/reference").into_iter().collect();
+    let mut report = Catalog::load_paths_with_reference(paths, &reference, directory.as_ref());
+    if directory.is_none() && !report.catalog.workflow_ids.is_empty() {
+        // Never "ok" with the groups of the workflows unchecked (a typo `hrr` would pass).
+        report.problems.push(Problem {
+            file: "--directory".into(),
+            pointer: String::new(),
+            code: ErrorCode("CARIMBO-E0084"),
+            message: "no staff directory found (seeds/directory/directory.json here or in the checkout of the paths given), so the groups the workflows name cannot be checked: give --directory FILE".into(),
+        });
+    }
     for note in &report.notes {
         eprintln!("note: {note}");
+    }
+    for w in &report.warnings {
+        println!("{}:{}: warning: {} [{}]", w.file, w.pointer, w.message, w.code);
     }
     if report.problems.is_empty() {
         let c = &report.catalog;
@@ -324,6 +355,16 @@ fn serve(
     let state = std::sync::Arc::new(state);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
+    // What wins when the files and the store disagree (docs/storage.md, "Published definitions").
+    let published = state.cases.start_report();
+    if published.is_empty() {
+        println!("definitions: the files in {} and {} (none published through the API yet)", root.join("forms").display(), root.join("workflows").display());
+    } else {
+        println!("definitions: the files in {} and {}, except {} published through the API (the store wins over the files):", root.join("forms").display(), root.join("workflows").display(), published.len());
+        for line in &published {
+            println!("  {line}");
+        }
+    }
     match state.public_url.is_https() {
         true => println!("public address {}: Secure cookies, Strict-Transport-Security: {}", state.public_url, carimbo::http::HSTS),
         false => println!("public address {}: plain HTTP (no Secure cookies, no HSTS; give --public-url https://… behind a TLS proxy)", state.public_url),

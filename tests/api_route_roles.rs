@@ -68,6 +68,7 @@ const TABLE: &[Row] = &[
     row("POST",   "/api/v1/admin/accounts/{person}/totp/reset", [401, 403, 403, 403, 403, 204]),
     row("GET",    "/api/v1/admin/trust-list",          [401,  403,  403,  403,  403,  200]),
     row("POST",   "/api/v1/admin/definitions",         [401,  403,  403,  403,  403,  200]),
+    row("GET",    "/api/v1/admin/publications",        [401,  403,  403,  403,  200,  200]),
     row("GET",    "/api/v1/admin/outbox",              [401,  403,  403,  403,  403,  200]),
     row("POST",   "/api/v1/admin/outbox/retry",        [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/admin/export",              [401,  403,  403,  403,  403,  200]),

@@ -257,3 +257,31 @@ fn a_round_of_deadlines_reminds_and_escalates_every_open_case_once_and_leaves_fi
     assert_eq!(again.changed, 0, "a second round at the same point appends nothing");
     assert_eq!(svc.events(&withdrawn).unwrap().len(), before, "a withdrawn case is not touched");
 }
+
+#[test]
+fn the_service_routes_on_the_forms_settings_and_escalates_after_working_days_from_the_calendar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut workflow = shipped_workflow();
+    // The head decides above the form's setting (3 days); the supervisor has 3 working days.
+    workflow["steps"][1]["when"] = json!({">": [{"var": "working_days"}, {"var": "settings.sick_leave_days_without_certificate"}]});
+    workflow["steps"][0]["deadline"] = json!({"working_days": 3, "remind_after_days": 2, "escalate_to": {"role": "head"}});
+    let svc = service(tmp.path(), &workflow);
+    let submit = |start: &str, end: &str| svc.submit("p005", "absence-and-annual-leave", &leave(start, end), sig("p005", Level::Advanced), at("2026-03-06T09:00"), None, Lang::En).unwrap().case.id;
+    let (short, long) = (submit("2026-03-16", "2026-03-18"), submit("2026-03-16", "2026-03-19"));
+    for (id, head_opens) in [(&short, false), (&long, true)] {
+        let view = svc.act(id, approve("p003", "supervisor", "2026-03-06T10:00"), None).unwrap();
+        assert_eq!(view.case.steps.get("head").map(|s| s.status == carimbo::workflow::StepStatus::Open), Some(head_opens), "{id}");
+    }
+    // Opened on Friday 6 March at 09:00: no escalation over the weekend or on Tuesday, one on
+    // Wednesday 11 March at 09:00 (3 working days), a reminder on Tuesday first.
+    let third = submit("2026-03-23", "2026-03-24");
+    let report = svc.tick_all(at("2026-03-09T09:00")).unwrap();
+    assert_eq!(report.changed, 0, "{report:?}");
+    svc.tick_all(at("2026-03-10T09:00")).unwrap();
+    let types = |id: &str| svc.events(id).unwrap().iter().map(|e| e.body["type"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    assert!(types(&third).contains(&"reminded".to_string()) && !types(&third).contains(&"escalated".to_string()), "{:?}", types(&third));
+    svc.tick_all(at("2026-03-11T08:59")).unwrap();
+    assert!(!types(&third).contains(&"escalated".to_string()));
+    svc.tick_all(at("2026-03-11T09:00")).unwrap();
+    assert!(types(&third).contains(&"escalated".to_string()), "{:?}", types(&third));
+}

@@ -68,3 +68,77 @@ fn explain_says_who_is_kept_off_which_step_for_every_workflow() {
     // One summary line per workflow, then one per step.
     assert_eq!(stdout.lines().filter(|l| l.contains(": parties ")).count(), 18, "{stdout}");
 }
+
+/// `carimbo check` run in `dir` (not the repository).
+fn carimbo_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_carimbo")).args(args).current_dir(dir).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn run_from_outside_the_checkout_it_finds_the_directory_and_reports_a_group_typo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let workflows = tmp.path().join("workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    for entry in std::fs::read_dir(common::repo().join("workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::copy(&path, workflows.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let file = workflows.join("absence-and-annual-leave.json");
+    let text = std::fs::read_to_string(&file).unwrap().replacen("{\"group\": \"hr\"}", "{\"group\": \"hrr\"}", 1);
+    assert!(text.contains("hrr"));
+    std::fs::write(&file, text).unwrap();
+    let forms = common::repo().join("forms");
+    let (code, stdout, stderr) = carimbo_in(tmp.path(), &["check", forms.to_str().unwrap(), workflows.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("{}:/steps/2/assignee/group: unknown group \"hrr\"", file.display())), "{stdout}");
+    assert!(!stdout.contains("ok: "), "{stdout}");
+}
+
+#[test]
+fn without_a_directory_anywhere_it_fails_clearly_instead_of_passing_unchecked_workflows() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (dir, name) in [("forms", "absence-and-annual-leave.json"), ("workflows", "absence-and-annual-leave.json"), ("forms/reference", "macau-public-holidays.json")] {
+        std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        std::fs::copy(common::repo().join(dir).join(name), tmp.path().join(dir).join(name)).unwrap();
+    }
+    let (code, stdout, stderr) = carimbo_in(tmp.path(), &["check", "forms", "workflows"]);
+    assert_ne!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("--directory:: no staff directory found") && l.ends_with("[CARIMBO-E0084]")), "{stdout}");
+    assert!(!stdout.contains("ok: "), "{stdout}");
+    // A directory named on the command line that is not there is an error too.
+    let (code, _, stderr) = carimbo_in(tmp.path(), &["check", "forms", "--directory", "nowhere.json"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no staff directory at nowhere.json"), "{stderr}");
+}
+
+#[test]
+fn one_form_file_checked_alone_finds_the_calendar_it_names() {
+    let (code, stdout, stderr) = carimbo(&["check", "forms/absence-and-annual-leave.json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stdout.contains("holiday calendar"), "{stdout}");
+    assert!(stdout.starts_with("ok: ") && stdout.contains(" 1 forms, 0 workflows, 1 calendars"), "{stdout}");
+}
+
+#[test]
+fn a_step_for_the_applicant_is_printed_as_a_warning_and_the_check_still_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"));
+    w["steps"].as_array_mut().unwrap().push(serde_json::json!({"id": "applicant-signs", "title": {"zh": "申請人簽署", "pt": "O requerente assina", "en": "The applicant signs"},
+        "assignee": {"role": "applicant"}, "actions": ["sign"], "signature": "advanced"}));
+    let file = tmp.path().join("absence-and-annual-leave.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&w).unwrap()).unwrap();
+    let (code, stdout, stderr) = carimbo(&["check", "forms/absence-and-annual-leave.json", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with(&format!("{}:/steps/3: warning: step \"applicant-signs\" is assigned to the applicant", file.display()))), "{stdout}");
+}
+
+#[test]
+fn the_definition_guides_no_longer_point_at_work_still_to_come() {
+    let guide = std::fs::read_to_string(common::repo().join("docs/form-definitions.md")).unwrap();
+    assert!(!guide.contains("(see the workflow issue)"));
+    let readme = std::fs::read_to_string(common::repo().join("workflows/README.md")).unwrap();
+    assert!(!readme.contains("once the workflow engine lands"));
+}

@@ -227,3 +227,75 @@ fn run(conn: &str, schema: &str) {
         assert!(!inbox.to_string().contains(&case), "the approved step left p003's inbox on port {}: {inbox}", server.port);
     }
 }
+
+#[test]
+fn a_definition_published_through_one_process_is_served_by_the_other_and_after_a_restart() {
+    let Ok(conn) = std::env::var("CARIMBO_TEST_PG") else {
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED a_definition_published_through_one_process_…: CARIMBO_TEST_PG is not set (see docs/storage.md)");
+        return;
+    };
+    let schema = format!("t_two_publish_{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let result = std::panic::catch_unwind(|| run_publication(&conn, &schema));
+    if let Ok(mut c) = postgres::Client::connect(&conn, postgres::NoTls) {
+        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+    }
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The version of the leave form a process serves.
+fn served_version(server: &Server, token: &str) -> String {
+    let (status, form) = server.call("GET", &format!("/api/v1/forms/{FORM}"), Some(token), None);
+    assert_eq!(status, 200, "{form}");
+    form["version"].as_str().unwrap_or_default().to_string()
+}
+
+fn run_publication(conn: &str, schema: &str) {
+    let mut servers = [Server::start(conn, schema), Server::start(conn, schema)];
+    for s in &mut servers {
+        s.wait_ready();
+    }
+    let [a, b] = &servers;
+    let (staff_a, staff_b) = (a.login("p005"), b.login("p005"));
+    assert_eq!(served_version(b, &staff_b), "1.0.0");
+
+    // Version 1.1.0 makes `substitute` required; published through A by the administrator.
+    let mut form = common::leave_form();
+    form["version"] = json!("1.1.0");
+    form["schema"]["required"].as_array_mut().unwrap().push(json!("substitute"));
+    for example in form["examples"]["valid"].as_array_mut().unwrap() {
+        if example["data"].get("substitute").is_none() {
+            example["data"]["substitute"] = json!("Wong Ka Man");
+        }
+    }
+    let upload = json!({"files": [{"name": format!("{FORM}.json"), "content": form.to_string()}]});
+    let (status, body) = a.call("POST", "/api/v1/admin/definitions", Some(&a.login("p032")), Some(&upload));
+    assert_eq!((status, body["applied"].clone()), (200, json!(true)), "{body}");
+    assert_eq!(served_version(a, &staff_a), "1.1.0");
+
+    // Process B refuses a request without a substitute at once (it asks the store before a
+    // submission) and serves 1.1.0 within a second or so everywhere else.
+    let data = json!({"leave_type": "annual", "start_date": "2026-12-07", "end_date": "2026-12-11"});
+    let request = json!({"kind": "submit", "form": FORM, "data": data, "idempotency_key": "no-substitute"});
+    let (status, problem) = b.call("POST", "/api/v1/signing-payload", Some(&staff_b), Some(&request));
+    assert_eq!((status, problem["errors"][0]["pointer"].as_str()), (422, Some("/substitute")), "{problem}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_version(b, &staff_b) != "1.1.0" {
+        assert!(Instant::now() < deadline, "process B never served the published 1.1.0");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Both publishers' records are one history: B lists what A published.
+    let (status, history) = b.call("GET", "/api/v1/admin/publications", Some(&b.login("p022")), None);
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["publications"][0]["by"], "p032", "{history}");
+
+    // B started again on the same database: still 1.1.0, and its start says why.
+    let [_, old_b] = servers;
+    drop(old_b);
+    let mut b = Server::start(conn, schema);
+    b.wait_ready();
+    assert_eq!(served_version(&b, &b.login("p005")), "1.1.0");
+    let log = b.log();
+    assert!(log.contains("absence-and-annual-leave 1.1.0: published #1 by p032") && log.contains("the store wins"), "{log}");
+}

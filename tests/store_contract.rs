@@ -149,6 +149,8 @@ on_every_store!(
     verify_all_finds_a_clean_store_clean,
     definitions_round_trip_under_their_hash,
     a_large_definition_round_trips,
+    publications_are_recorded_in_order_only_as_the_next_one_and_survive_reopen,
+    of_8_threads_publishing_the_same_next_publication_exactly_one_wins,
     an_append_without_events_is_invalid,
     ids_with_a_nul_or_a_head_for_another_case_are_invalid,
     unicode_ids_and_bodies_round_trip_with_their_hashes,
@@ -534,6 +536,67 @@ fn definitions_round_trip_under_their_hash(env: Env) {
     store.put_definition(&hash, &leave).unwrap(); // storing it again is harmless
     assert_eq!(store.definition(&hash).unwrap(), Some(leave.clone()));
     assert!(matches!(store.put_definition(&"0".repeat(64), &leave), Err(StoreError::Invalid(_))));
+}
+
+fn publication(seq: u64, by: &str) -> carimbo::store::Publication {
+    carimbo::store::Publication {
+        seq,
+        at: chrono::Utc::now(),
+        by: by.to_string(),
+        definitions: vec![carimbo::store::PublishedDefinition {
+            kind: "form".into(),
+            id: "absence-and-annual-leave".into(),
+            version: format!("1.{seq}.0"),
+            hash: "a".repeat(64),
+            previous_version: Some("1.0.0".into()),
+            previous_hash: Some("b".repeat(64)),
+            changes: vec!["/version".into()],
+            changes_truncated: false,
+        }],
+    }
+}
+
+fn publications_are_recorded_in_order_only_as_the_next_one_and_survive_reopen(mut env: Env) {
+    let store = env.store();
+    assert_eq!((store.last_publication().unwrap(), store.publications().unwrap()), (0, vec![]));
+    // Not the next one: refused, nothing written.
+    assert!(matches!(store.publish(&publication(2, "p032")), Err(StoreError::PublicationConflict { expected: 1, found: 0 })));
+    store.publish(&publication(1, "p032")).unwrap();
+    assert!(matches!(store.publish(&publication(1, "p033")), Err(StoreError::PublicationConflict { found: 1, .. })));
+    store.publish(&publication(2, "p033")).unwrap();
+    drop(store);
+    env.reopen();
+    let store = env.store();
+    assert_eq!(store.last_publication().unwrap(), 2);
+    assert_eq!(store.publications().unwrap(), vec![publication_like(1, "p032", &store), publication_like(2, "p033", &store)]);
+}
+
+/// The stored publication `seq`, checked to be the one written (the time is the store's copy).
+fn publication_like(seq: u64, by: &str, store: &Arc<dyn Store>) -> carimbo::store::Publication {
+    let stored = store.publications().unwrap().into_iter().find(|p| p.seq == seq).expect("stored");
+    let mut expected = publication(seq, by);
+    expected.at = stored.at;
+    assert_eq!(stored, expected);
+    expected
+}
+
+fn of_8_threads_publishing_the_same_next_publication_exactly_one_wins(env: Env) {
+    let store = env.store();
+    let barrier = Arc::new(Barrier::new(8));
+    let outcomes: Vec<bool> = (0..8)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.publish(&publication(1, &format!("p{i:03}"))).is_ok()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{outcomes:?}");
+    assert_eq!(store.publications().unwrap().len(), 1);
 }
 
 fn a_large_definition_round_trips(mut env: Env) {
@@ -1064,11 +1127,11 @@ mod pg_only {
     #[test]
     fn migrations_are_applied_once_and_recorded() {
         let Some((mut env, mut c)) = pg("migrations_are_applied_once_and_recorded") else { return };
-        assert_eq!(pg_store(&env).schema_version().unwrap(), 3);
+        assert_eq!(pg_store(&env).schema_version().unwrap(), 4);
         env.reopen();
         env.reopen();
         let rows: Vec<(i32, String)> = c.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
-        assert_eq!(rows, [(1, "initial".to_string()), (2, "append function".to_string()), (3, "outbox".to_string())]);
+        assert_eq!(rows, [(1, "initial".to_string()), (2, "append function".to_string()), (3, "outbox".to_string()), (4, "publications".to_string())]);
         // A database from a newer carimbo is refused, not silently used.
         c.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')", &[]).unwrap();
         env.handle = None;
@@ -1093,7 +1156,7 @@ mod pg_only {
             .collect();
         let versions: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         drop_schema(&conn, &schema);
-        assert!(versions.iter().all(|v| matches!(v, Ok(3))), "{versions:?}");
+        assert!(versions.iter().all(|v| matches!(v, Ok(4))), "{versions:?}");
     }
 
     /// Two stores with their own pools on one schema stand for two carimbo processes.

@@ -182,3 +182,82 @@ fn a_party_field_inside_a_restricted_field_is_refused() {
     assert_reported(&common::lines(&report), "workflows/medical-certificate.json:/conflict_of_interest/parties/0/field: party field \"diagnosis_code\" is inside the restricted field \"diagnosis_code\"");
     assert_reported(&common::lines(&report), "[CARIMBO-E0038]");
 }
+
+// ---- every file checked as far as it can be; settings; working days; the applicant ----
+
+fn report_of(form: &Value, workflow: &Value) -> carimbo::catalog::LoadReport {
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/absence-and-annual-leave.json", serde_json::to_vec(form).unwrap()));
+    sources.push(SourceFile::new("workflows/absence-and-annual-leave.json", serde_json::to_vec(workflow).unwrap()));
+    Catalog::load_sources_with(&sources, Some(&common::directory()))
+}
+
+#[test]
+fn a_workflow_whose_form_has_problems_is_still_checked_against_what_of_it_could_be_read() {
+    let mut form = common::leave_form();
+    form["labels"]["reason"].as_object_mut().unwrap().remove("pt");
+    let mut w = leave_workflow();
+    w["steps"][2]["assignee"] = json!({"group": "hrr"});
+    w["steps"][0]["when"] = json!({"==": [{"var": "leave_kind"}, "annual"]});
+    let report = report_of(&form, &w);
+    let lines = common::lines(&report);
+    assert_reported(&lines, "forms/absence-and-annual-leave.json:/labels/reason: missing the Portuguese text");
+    assert_reported(&lines, "workflows/absence-and-annual-leave.json:/steps/2/assignee/group: unknown group \"hrr\"");
+    assert_reported(&lines, "workflows/absence-and-annual-leave.json:/steps/0/when/==/0/var: reads \"leave_kind\"");
+    // The form's problem is said once, in the form's file: nothing about it against the workflow.
+    assert!(!lines.iter().any(|l| l.starts_with("workflows/") && l.contains(":/form:")), "{lines:?}");
+    assert!(report.catalog.workflows.is_empty() && report.catalog.forms.is_empty());
+    // With only the form broken, the workflow has no problem of its own (and does not load).
+    let report = report_of(&form, &leave_workflow());
+    assert!(common::lines(&report).iter().all(|l| l.starts_with("forms/")), "{:?}", common::lines(&report));
+}
+
+#[test]
+fn too_few_examples_do_not_stop_the_other_examples_from_running() {
+    let mut form = common::leave_form();
+    let first = form["examples"]["valid"][0].clone();
+    form["examples"]["valid"] = json!([first]);
+    form["examples"]["valid"][0]["data"]["end_date"] = json!("2026-03-01");
+    let lines = common::lines(&report_of(&form, &leave_workflow()));
+    assert_reported(&lines, ":/examples/valid: at least 2 valid examples are needed, found 1");
+    assert_reported(&lines, ":/examples/valid/0: valid example");
+}
+
+#[test]
+fn a_condition_may_read_the_forms_settings_and_an_unknown_setting_is_refused() {
+    let mut w = leave_workflow();
+    w["steps"][1]["when"] = json!({">": [{"var": "working_days"}, {"var": "settings.sick_leave_days_without_certificate"}]});
+    assert_eq!(problems_of(&w), Vec::<String>::new());
+    w["steps"][1]["when"] = json!({">": [{"var": "working_days"}, {"var": "settings.head_threshold_hours"}]});
+    let lines = problems_of(&w);
+    assert_reported(&lines, ":/steps/1/when/>/1/var: reads \"settings.head_threshold_hours\", but form \"absence-and-annual-leave\" has no such setting (it has sick_leave_days_without_certificate) [CARIMBO-E0082]");
+}
+
+#[test]
+fn a_working_day_deadline_needs_a_loaded_calendar_and_one_kind_of_days() {
+    let mut w = leave_workflow();
+    w["steps"][0]["deadline"] = json!({"working_days": 3, "remind_after_days": 2, "escalate_to": {"role": "head"}});
+    assert_eq!(problems_of(&w), Vec::<String>::new());
+    w["steps"][0]["deadline"] = json!({"working_days": 3, "calendar": "lisbon-holidays"});
+    assert_reported(&problems_of(&w), ":/steps/0/deadline/calendar: no holiday calendar \"lisbon-holidays\" is loaded (macau-public-holidays) [CARIMBO-E0083]");
+    w["steps"][0]["deadline"] = json!({"working_days": 3, "days": 3});
+    assert_reported(&problems_of(&w), ":/steps/0/deadline: a deadline has exactly one of \"days\"");
+    w["steps"][0]["deadline"] = json!({"days": 3, "calendar": "macau-public-holidays"});
+    assert_reported(&problems_of(&w), ":/steps/0/deadline/calendar: a calendar counts working days");
+}
+
+#[test]
+fn a_step_assigned_to_the_applicant_is_warned_about_because_the_submitter_never_sits_on_a_seat() {
+    let mut w = leave_workflow();
+    let steps = w["steps"].as_array_mut().unwrap();
+    steps.push(json!({"id": "applicant-signs", "title": {"zh": "申請人簽署", "pt": "O requerente assina", "en": "The applicant signs"},
+        "assignee": {"role": "applicant"}, "actions": ["sign"], "signature": "advanced"}));
+    let report = report_of(&common::leave_form(), &w);
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    let warnings: Vec<String> = report.warnings.iter().map(|p| p.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("workflows/absence-and-annual-leave.json:/steps/3: step \"applicant-signs\" is assigned to the applicant"), "{warnings:?}");
+    assert!(warnings[0].contains("submit_signature") && warnings[0].ends_with("[CARIMBO-E0081]"), "{warnings:?}");
+    // With a subject field the applicant is someone else than the submitter: no warning.
+    assert!(common::shipped().warnings.is_empty(), "{:?}", common::shipped().warnings);
+}

@@ -498,3 +498,86 @@ fn with_on_conflict_skip_a_seat_only_a_party_could_take_is_dropped() {
     assert_eq!(run.step_status("head"), Some(StepStatus::Skipped), "the head, a witness, was its only person");
     assert_eq!(run.step_status("hr-records"), Some(StepStatus::Open));
 }
+
+// ---- working-day deadlines and conditions on the form's settings ----
+
+/// The shipped leave form and workflow, the workflow changed by `edit`.
+fn leave_world_with(edit: impl FnOnce(&mut Value)) -> World {
+    let dir = common::directory();
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/absence-and-annual-leave.json", std::fs::read(common::repo().join("forms/absence-and-annual-leave.json")).unwrap()));
+    let mut workflow = common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"));
+    edit(&mut workflow);
+    sources.push(SourceFile::new("workflows/absence-and-annual-leave.json", serde_json::to_vec(&workflow).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&dir));
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    World { catalog: report.catalog, dir }
+}
+
+fn working_day_world() -> World {
+    leave_world_with(|w| w["steps"][0]["deadline"] = json!({"working_days": 3, "remind_after_days": 2, "escalate_to": {"role": "head"}}))
+}
+
+/// (time of the reminder, time of the escalation) of the supervisor step of a case opened at `opened`.
+fn reminder_and_escalation(w: &World, opened: &str, ticks: &[&str]) -> (Option<String>, Option<String>) {
+    let wf = w.workflow("absence-and-annual-leave");
+    let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-11-16", "2026-11-17")), &opened[..10]);
+    let mut run = Run::open(Engine::new(&wf, &w.dir), &sub, "p005", opened);
+    let (mut reminded, mut escalated) = (None, None);
+    for t in ticks {
+        let due = run.engine.tick(&run.case, at(t));
+        for e in &due {
+            match e {
+                CaseEvent::Reminded { .. } if reminded.is_none() => reminded = Some(t.to_string()),
+                CaseEvent::Escalated { .. } if escalated.is_none() => escalated = Some(t.to_string()),
+                _ => {}
+            }
+        }
+        run.push(due);
+    }
+    (reminded, escalated)
+}
+
+/// Every hour from `from` for `days` days, Macau time.
+fn hourly(from: &str, days: i64) -> Vec<String> {
+    let start = chrono::NaiveDateTime::parse_from_str(from, "%Y-%m-%dT%H:%M").unwrap();
+    (0..days * 24).map(|h| (start + chrono::Duration::hours(h)).format("%Y-%m-%dT%H:%M").to_string()).collect()
+}
+
+#[test]
+fn a_working_day_deadline_does_not_escalate_over_a_weekend() {
+    let w = working_day_world();
+    // Opened on Friday 6 March 2026 at 09:00: Monday, Tuesday, Wednesday are the 3 working days.
+    let ticks = hourly("2026-03-06T09:00", 8);
+    let ticks: Vec<&str> = ticks.iter().map(String::as_str).collect();
+    assert_eq!(reminder_and_escalation(&w, "2026-03-06T09:00", &ticks), (Some("2026-03-10T09:00".into()), Some("2026-03-11T09:00".into())));
+    // In calendar days (the shipped workflow) it would have escalated on the Monday.
+    let calendar = World::shipped();
+    assert_eq!(reminder_and_escalation(&calendar, "2026-03-06T09:00", &ticks), (Some("2026-03-08T09:00".into()), Some("2026-03-09T09:00".into())));
+}
+
+#[test]
+fn a_working_day_deadline_skips_the_holidays_of_the_calendar() {
+    let w = working_day_world();
+    // Opened on Wednesday 30 September 2026: 1 and 2 October are public holidays, then a
+    // weekend, so the working days are 5, 6 and 7 October.
+    let ticks = hourly("2026-09-30T15:00", 9);
+    let ticks: Vec<&str> = ticks.iter().map(String::as_str).collect();
+    assert_eq!(reminder_and_escalation(&w, "2026-09-30T15:00", &ticks), (Some("2026-10-06T15:00".into()), Some("2026-10-07T15:00".into())));
+}
+
+#[test]
+fn a_condition_reads_the_settings_of_the_form_the_case_is_pinned_to() {
+    // The head decides above the form's own setting (3 days) instead of a number in the workflow.
+    let w = leave_world_with(|wf| wf["steps"][1]["when"] = json!({">": [{"var": "working_days"}, {"var": "settings.sick_leave_days_without_certificate"}]}));
+    let wf = w.workflow("absence-and-annual-leave");
+    let form = w.form("absence-and-annual-leave");
+    assert_eq!(form.settings["sick_leave_days_without_certificate"], json!(3));
+    let short = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-16", "2026-03-18")), "2026-03-02");
+    let long = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-16", "2026-03-19")), "2026-03-02");
+    for (sub, head) in [(&short, StepStatus::Skipped), (&long, StepStatus::Open)] {
+        let mut run = Run::open(Engine::new(&wf, &w.dir).with_settings(&form.settings), sub, "p005", "2026-03-02T09:00");
+        run.act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00").unwrap();
+        assert_eq!(run.step_status("head"), Some(head), "{:?}", sub.data);
+    }
+}

@@ -22,6 +22,8 @@ use std::sync::{Arc, RwLock};
 
 mod idempotency;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
+mod publishing;
+pub use publishing::{served_bytes_if_same, version_problems, VERSION_LOWER, VERSION_REUSED};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -43,6 +45,8 @@ pub enum CaseError {
     BadIdempotencyKey(String),
     #[error("idempotency key {0:?} was used before for another request: choose a new key for a new request [CARIMBO-E0410]")]
     IdempotencyMismatch(String),
+    #[error("the published definitions, with the definition files, do not load: {} [CARIMBO-E0427]", .0.join("; "))]
+    PublishedSet(Vec<String>),
 }
 
 impl CaseError {
@@ -58,6 +62,7 @@ impl CaseError {
             CaseError::DefinitionMissing(_) => "CARIMBO-E0407",
             CaseError::BadIdempotencyKey(_) => "CARIMBO-E0409",
             CaseError::IdempotencyMismatch(_) => "CARIMBO-E0410",
+            CaseError::PublishedSet(_) => "CARIMBO-E0427",
         }
     }
 
@@ -70,7 +75,7 @@ impl CaseError {
             CaseError::Directory(e) => e.status(),
             CaseError::UnknownForm(_) | CaseError::UnknownCase(_) => 404,
             CaseError::BadIdempotencyKey(_) => 400,
-            CaseError::DefinitionMissing(_) => 500,
+            CaseError::DefinitionMissing(_) | CaseError::PublishedSet(_) => 500,
         }
     }
 }
@@ -107,6 +112,12 @@ struct Definitions {
     catalog: Arc<Catalog>,
     forms: HashMap<String, Arc<FormDefinition>>,
     workflows: HashMap<String, Arc<WorkflowDefinition>>,
+    /// The definitions read from files at start, under the published ones (`publishing`).
+    files: Arc<Catalog>,
+    /// The last publication served.
+    publication_seq: u64,
+    /// At start, one line per published definition served instead of the files' version.
+    start_report: Vec<String>,
 }
 
 pub struct CaseService {
@@ -149,16 +160,33 @@ impl CommitmentKey {
 }
 
 impl CaseService {
-    /// Starts the service over a store; every loaded definition's bytes are kept in the store.
+    /// Starts the service over a store with the definitions read from files; every loaded
+    /// definition's bytes are kept in the store. For every id published through the API, the
+    /// latest published version is served instead of the file's (`start_report` says which).
     pub fn new(store: Arc<dyn Store>, catalog: Catalog, directory: Directory) -> Result<CaseService, CaseError> {
+        let files = Arc::new(catalog.clone());
         let service = CaseService {
             store,
-            definitions: RwLock::new(Definitions { catalog: Arc::new(Catalog::default()), forms: HashMap::new(), workflows: HashMap::new() }),
+            definitions: RwLock::new(Definitions {
+                catalog: Arc::new(Catalog::default()),
+                forms: HashMap::new(),
+                workflows: HashMap::new(),
+                files: files.clone(),
+                publication_seq: 0,
+                start_report: Vec::new(),
+            }),
             directory: RwLock::new(Arc::new(directory)),
             commitment_key: CommitmentKey::random(),
         };
         service.load_catalog(catalog)?;
+        let lines = service.serve_published(&files)?;
+        service.definitions.write().unwrap_or_else(|e| e.into_inner()).start_report = lines;
         Ok(service)
+    }
+
+    /// One line per definition served from a publication instead of the definition files.
+    pub fn start_report(&self) -> Vec<String> {
+        self.definitions.read().unwrap_or_else(|e| e.into_inner()).start_report.clone()
     }
 
     /// Serves a new set of definitions. Cases already open keep their pinned versions.
@@ -189,7 +217,15 @@ impl CaseService {
         submission.with_salts(|field| self.commitment_key.salt(case_id, field))
     }
 
+    /// The definitions served now (what another server on the same store published is learnt
+    /// by `watch_publications`, and before every submission). Reads memory only, so it may be
+    /// called on the async runtime.
     pub fn catalog(&self) -> Arc<Catalog> {
+        self.served()
+    }
+
+    /// The definitions served, as this server last learnt them.
+    fn served(&self) -> Arc<Catalog> {
         self.definitions.read().unwrap_or_else(|e| e.into_inner()).catalog.clone()
     }
 
@@ -213,7 +249,7 @@ impl CaseService {
                 return Ok((f.clone(), w.clone()));
             }
         }
-        let mut sources = self.catalog().reference_sources.clone();
+        let mut sources = self.served().reference_sources.clone();
         for hash in [form_hash, workflow_hash] {
             let bytes = self.store.definition(hash)?.ok_or_else(|| CaseError::DefinitionMissing(hash.to_string()))?;
             // The file name only matters for the id check: take the id from the definition.
@@ -249,7 +285,9 @@ impl CaseService {
         idempotency: Option<&Idempotency>,
         lang: Lang,
     ) -> Result<CaseView, CaseError> {
-        let catalog = self.catalog();
+        // A submission is always on the version served now, wherever it was published.
+        self.refresh_published()?;
+        let catalog = self.served();
         let form = catalog.form(form_id).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
         let workflow = catalog.workflow(&form.workflow).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
         // The applicant facts are the subject's when the workflow names one; the submitter's otherwise.
@@ -268,7 +306,7 @@ impl CaseService {
         };
         let submission = self.salted(&case_id, submission);
         let directory = self.directory();
-        let engine = Engine::new(&workflow, &directory);
+        let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;
         let case = Case::replay(&events)?;
         self.commit(&case_id, 0, events, &case, &engine, now, idempotency)
@@ -290,12 +328,12 @@ impl CaseService {
 
     pub fn act(&self, case_id: &str, req: ActRequest, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
         let now = req.now;
-        let (case, workflow) = self.load(case_id)?;
+        let (case, form, workflow) = self.load(case_id)?;
         if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
         }
         let directory = self.directory();
-        let engine = Engine::new(&workflow, &directory);
+        let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.act(&case, req)?;
         let mut next = case.clone();
         for e in &events {
@@ -306,16 +344,16 @@ impl CaseService {
 
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the resubmission
     pub fn resubmit(&self, case_id: &str, by: &str, data: &Value, signature: SignatureRecord, now: DateTime<Utc>, idempotency: Option<&Idempotency>, lang: Lang) -> Result<CaseView, CaseError> {
-        let (case, workflow) = self.load(case_id)?;
+        // On the form version the case is pinned to, whatever is served now.
+        let (case, form, workflow) = self.load(case_id)?;
         if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
         }
-        let (form, _) = self.pinned(&case.form.hash, &case.workflow.hash)?;
         let ctx = self.context_for(by, now)?;
         let submission = form.validate(data, &ctx, lang).map_err(CaseError::Invalid)?;
         let submission = self.salted(case_id, submission);
         let directory = self.directory();
-        let engine = Engine::new(&workflow, &directory);
+        let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.resubmit(&case, by, &submission, signature, now)?;
         let mut next = case.clone();
         for e in &events {
@@ -325,12 +363,12 @@ impl CaseService {
     }
 
     pub fn withdraw(&self, case_id: &str, by: &str, reason: Option<String>, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
-        let (case, workflow) = self.load(case_id)?;
+        let (case, form, workflow) = self.load(case_id)?;
         if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
         }
         let directory = self.directory();
-        let engine = Engine::new(&workflow, &directory);
+        let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.withdraw(&case, by, reason, now)?;
         let mut next = case.clone();
         for e in &events {
@@ -341,9 +379,9 @@ impl CaseService {
 
     /// Appends the reminders and escalations due on a case at `now`, if any.
     pub fn tick(&self, case_id: &str, now: DateTime<Utc>) -> Result<Option<CaseView>, CaseError> {
-        let (case, workflow) = self.load(case_id)?;
+        let (case, form, workflow) = self.load(case_id)?;
         let directory = self.directory();
-        let engine = Engine::new(&workflow, &directory);
+        let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.tick(&case, now);
         if events.is_empty() {
             return Ok(None);
@@ -444,7 +482,7 @@ impl CaseService {
         Ok(self.store.cases_page(person, after, limit)?)
     }
 
-    fn load(&self, case_id: &str) -> Result<(Case, Arc<WorkflowDefinition>), CaseError> {
+    fn load(&self, case_id: &str) -> Result<(Case, Arc<FormDefinition>, Arc<WorkflowDefinition>), CaseError> {
         let stored = self.store.events(case_id)?;
         if stored.is_empty() {
             return Err(CaseError::UnknownCase(case_id.to_string()));
@@ -456,8 +494,8 @@ impl CaseService {
             events.push(event);
         }
         let case = Case::replay(&events)?;
-        let (_, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
-        Ok((case, workflow))
+        let (form, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
+        Ok((case, form, workflow))
     }
 
     /// A retry with a key already used on this case: the store answers without appending.

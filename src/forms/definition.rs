@@ -159,7 +159,7 @@ pub(crate) struct Example {
 }
 
 /// Every field path the schema declares, and the string enum values of each.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct FieldIndex {
     pub top_level: Vec<String>,
     /// Paths of declared properties (`spouse`, `spouse.name`, `dependants.*.name`).
@@ -188,7 +188,7 @@ impl FieldIndex {
         self.top_level.iter().any(|t| t == name) && !self.row_fields(name).is_empty()
     }
 
-    fn from_schema(schema: &Value) -> FieldIndex {
+    pub(crate) fn from_schema(schema: &Value) -> FieldIndex {
         let mut index = FieldIndex::default();
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
             index.top_level = props.keys().cloned().collect();
@@ -363,7 +363,9 @@ impl FormDefinition {
         let layout = def.get("layout").and_then(|l| parse_layout(l, &fields, p)).unwrap_or_default();
         let examples = def.get("examples").and_then(|e| parse_examples(e, p));
 
-        if p.len() > before {
+        // Too few examples does not stop the form being read: the catalog still runs the ones
+        // given (and does not load the form), so every problem is reported at once.
+        if p.since(before).any(|problem| problem.code != codes::TOO_FEW_EXAMPLES) {
             return None;
         }
         Some(FormDefinition {

@@ -104,6 +104,11 @@ impl<'f> Problems<'f> {
         self.list.is_empty()
     }
 
+    /// The problems pushed after the first `before`.
+    pub fn since(&self, before: usize) -> impl Iterator<Item = &Problem> {
+        self.list.iter().skip(before)
+    }
+
     pub fn file(&self) -> &'f str {
         self.file
     }

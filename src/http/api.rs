@@ -231,6 +231,8 @@ struct Expected {
 
 impl AppState {
     fn expected_submit(&self, caller: &Caller, form_id: &str, data: &Value, key: &str) -> Result<(Expected, Arc<FormDefinition>, Arc<WorkflowDefinition>, Value), ApiError> {
+        // On the version served now, wherever it was published (called off the async runtime).
+        self.cases.refresh_published()?;
         let catalog = self.cases.catalog();
         let form = catalog.form(form_id).ok_or_else(|| ApiError::not_found(format!("no form {form_id:?}")))?.clone();
         let wf = catalog.workflow(&form.workflow).ok_or_else(|| ApiError::not_found(format!("no workflow for {form_id:?}")))?.clone();
@@ -400,8 +402,8 @@ pub async fn signing_payload(State(state): Shared, caller: Caller, StrictJson(re
                 if c.status != crate::workflow::CaseStatus::Returned {
                     return Err(crate::workflow::WorkflowError::CaseNotOpen(c.status.as_str()).into());
                 }
-                let form = st.cases.catalog().forms.values().find(|f| f.content_hash == c.form.hash).cloned();
-                let form = form.ok_or_else(|| ApiError::not_found("the case's form version is no longer served for resubmission"))?;
+                // The version the case is pinned to, even when a newer one is served now.
+                let form = st.cases.form_of(&c)?;
                 let ctx = st.cases.context_for(&caller.person, now)?;
                 let data = &st.sight(&caller, &c).keep_hidden(data, &c.data);
                 let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
@@ -755,14 +757,25 @@ pub struct DefinitionUpload {
 /// as `carimbo check` would load them: the report's catalog is the set that would then serve.
 /// Used by the API and by the author's page.
 pub(crate) fn check_upload(state: &AppState, upload: &DefinitionUpload) -> Result<crate::catalog::LoadReport, ApiError> {
+    // Checked against what is served now, wherever it was published.
+    state.cases.refresh_published()?;
     let current = state.cases.catalog();
     let mut sources: Vec<SourceFile> = Vec::new();
     for f in &upload.files {
         if f.name.contains('/') || f.name.contains("..") || !f.name.ends_with(".json") {
             return Err(ApiError::bad_request(format!("{:?}: a definition upload is a plain *.json file name", f.name)));
         }
-        sources.push(SourceFile::new(f.name.clone(), f.content.clone().into_bytes()));
+        // A form and its workflow share a file name: each problem's file says which it is in.
+        let folder = match crate::catalog::kind_of(f.content.as_bytes()).as_deref() {
+            Some("form") => "forms/",
+            Some("workflow") => "workflows/",
+            Some("holiday-calendar") | Some("rates-table") => "forms/reference/",
+            _ => "",
+        };
+        let bytes = crate::cases::served_bytes_if_same(&current, f.content.as_bytes()).unwrap_or_else(|| f.content.clone().into_bytes());
+        sources.push(SourceFile::new(format!("{folder}{}", f.name), bytes));
     }
+    let version_problems = crate::cases::version_problems(&current, &sources);
     // Everything currently served that the upload does not replace, by id.
     let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
     for src in current.reference_sources.iter() {
@@ -782,33 +795,74 @@ pub(crate) fn check_upload(state: &AppState, upload: &DefinitionUpload) -> Resul
         }
     }
     let dir = state.cases.directory();
-    Ok(Catalog::load_sources_with(&sources, Some(&dir)))
+    let mut report = Catalog::load_sources_with(&sources, Some(&dir));
+    report.problems.extend(version_problems);
+    Ok(report)
+}
+
+/// Which kind of definition a problem's file holds, by the folder `check_upload` named it in.
+fn definition_kind(file: &str) -> &'static str {
+    if file.starts_with("forms/reference/") {
+        "reference"
+    } else if file.starts_with("forms/") {
+        "form"
+    } else if file.starts_with("workflows/") {
+        "workflow"
+    } else {
+        "unknown"
+    }
 }
 
 /// Checks uploaded definitions exactly as `carimbo check` does, together with everything else
-/// served. With `apply`, a clean set replaces the served one; the old version keeps serving
-/// until a valid one arrives, and open cases stay on their own versions.
+/// served, and that each version is new and higher than the one served. With `apply`, a clean
+/// set is published (`CaseService::publish`): stored, recorded with who, when and what changed,
+/// and served from then on, also after a restart and by every server on the same database. The
+/// old version keeps serving until a valid one arrives; open cases stay on their own versions.
 async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpload, apply: bool) -> Result<Json<Value>, ApiError> {
     // Applying is the admin's (the route is `admin` in the route table); authors and admins check.
     caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") { Ok(()) } else { Err(e) })?;
     let lang = caller.lang;
-    blocking(move || {
-        let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
-        let report = check_upload(&state, &upload)?;
-        let problems: Vec<Value> = report.problems.iter().map(|p| json!({"file": p.file, "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()})).collect();
-        if !problems.is_empty() {
-            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));
-            e.report = Some(json!({"problems": problems, "uploaded": uploaded}));
-            return Err(e);
-        }
-        let summary = json!({"ok": true, "applied": apply, "forms": report.catalog.forms.len(), "workflows": report.catalog.workflows.len(), "uploaded": uploaded});
-        if apply {
-            state.cases.load_catalog(report.catalog)?;
-        }
-        Ok(Json(summary))
-    })
-    .await
-    .map_err(|e| e.lang(lang))
+    blocking(move || publish_upload(&state, &caller.person, &upload, apply).map(Json)).await.map_err(|e| e.lang(lang))
+}
+
+/// The answer to a definitions upload: checked, and with `apply` published (also the author's page's).
+pub(crate) fn publish_upload(state: &AppState, by: &str, upload: &DefinitionUpload, apply: bool) -> Result<Value, ApiError> {
+    let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
+    let report = check_upload(state, upload)?;
+    let problems: Vec<Value> = report
+        .problems
+        .iter()
+        .map(|p| json!({"file": p.file, "definition": definition_kind(&p.file), "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()}))
+        .collect();
+    if !problems.is_empty() {
+        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));
+        e.report = Some(json!({"problems": problems, "uploaded": uploaded}));
+        return Err(e);
+    }
+    let warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
+    let (forms, workflows) = (report.catalog.forms.len(), report.catalog.workflows.len());
+    let publication = match apply {
+        true => state.cases.publish(report.catalog, by, Utc::now())?,
+        false => None,
+    };
+    Ok(json!({
+        "ok": true,
+        "applied": apply && publication.is_some(),
+        "unchanged": apply && publication.is_none(),
+        "publication": publication,
+        "forms": forms,
+        "workflows": workflows,
+        "uploaded": uploaded,
+        "warnings": warnings,
+    }))
+}
+
+/// Every publication of definitions: who published what, when, with which content hash, and
+/// what changed from the version before (administrators and auditors).
+pub async fn publications(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require("admin").or_else(|e| if caller.has("auditor") { Ok(()) } else { Err(e) })?;
+    let lang = caller.lang;
+    blocking(move || Ok(Json(json!({"publications": state.cases.publications()?})))).await.map_err(|e: ApiError| e.lang(lang))
 }
 
 pub async fn check_definitions(State(state): Shared, caller: Caller, StrictJson(upload): StrictJson<DefinitionUpload>) -> Result<Json<Value>, ApiError> {

@@ -233,9 +233,11 @@ impl AppState {
         accounts.ensure(&people, DEMO_PASSWORD)?;
         let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
         let key = crate::cases::CommitmentKey::from_bytes(&key).ok_or_else(|| StartError::Seeds("keys/commitment.key holds fewer than 32 bytes".into()))?;
-        let cases = CaseService::new(store, report.catalog, directory)?.with_commitment_key(key);
+        let cases = Arc::new(CaseService::new(store, report.catalog, directory)?.with_commitment_key(key));
+        // What another server on the same database publishes is served here too.
+        CaseService::watch_publications(&cases).map_err(|e| StartError::Seeds(format!("cannot start the thread watching publications: {e}")))?;
         Ok(AppState {
-            cases: Arc::new(cases),
+            cases,
             accounts: Arc::new(accounts),
             sessions: Sessions::default(),
             verifier,
@@ -422,7 +424,8 @@ fn api_routes() -> Vec<RouteSpec> {
         route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation, body = crate::directory::Delegation),
         route!(POST, post, "/api/v1/admin/accounts/{person}/totp/reset", "admin", "Remove a person's TOTP second factor (a lost phone), so they can enrol a new one; recorded in the audit log (DATA/audit.jsonl)", api::reset_second_factor),
         route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list of certification entities", api::trust_list),
-        route!(POST, post, "/api/v1/admin/definitions", "admin", "Upload form/workflow definitions; checked as `carimbo check` does, applied only when clean", api::upload_definitions, body = api::DefinitionUpload),
+        route!(POST, post, "/api/v1/admin/definitions", "admin", "Publish form/workflow definitions: checked as `carimbo check` does (and each version new and higher than the one served), then stored and recorded as a publication, served from then on by every server on the store; nothing changes when there is any problem, and an identical upload publishes nothing", api::upload_definitions, body = api::DefinitionUpload),
+        route!(GET, get, "/api/v1/admin/publications", "admin, auditor", "Every publication of definitions: who, when, each definition's id, version and content hash, and what changed from the version before", api::publications),
         route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),
         route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry, body = outbox_api::RetryRequest),
         route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions, body = api::DefinitionUpload),

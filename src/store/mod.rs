@@ -402,6 +402,8 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0}; start again from the first page [CARIMBO-E0408]")]
     Cursor(String),
+    #[error("another publication was recorded first (publication {found} is the last, this one expected {expected}): check the definitions again and publish again [CARIMBO-E0426]")]
+    PublicationConflict { expected: u64, found: u64 },
     #[error("storage failure: {0} [CARIMBO-E0405]")]
     Io(String),
 }
@@ -415,6 +417,7 @@ impl StoreError {
             StoreError::Corrupt { .. } => "CARIMBO-E0403",
             StoreError::Invalid(_) => "CARIMBO-E0404",
             StoreError::Cursor(_) => "CARIMBO-E0408",
+            StoreError::PublicationConflict { .. } => "CARIMBO-E0426",
             StoreError::Io(_) => "CARIMBO-E0405",
         }
     }
@@ -423,7 +426,7 @@ impl StoreError {
     /// input the store would refuse (ids, keys) is checked before it gets here.
     pub fn status(&self) -> u16 {
         match self {
-            StoreError::Conflict { .. } => 409,
+            StoreError::Conflict { .. } | StoreError::PublicationConflict { .. } => 409,
             StoreError::NotFound(_) => 404,
             StoreError::Cursor(_) => 400,
             StoreError::Corrupt { .. } | StoreError::Invalid(_) | StoreError::Io(_) => 500,
@@ -441,6 +444,42 @@ fn missing(id: &str) -> String {
     } else {
         format!("case {id}")
     }
+}
+
+/// One publication through the administrators' definitions API: which definitions became the
+/// served versions, who published them and when, and what changed from the version before.
+/// Recorded durably and in order (`Store::publish`); the history administrators and auditors
+/// read, and what every server on the store serves (`docs/storage.md`, "Published definitions").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    /// 1 for a store's first publication, then one more each time, with no gap.
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    /// The administrator who published.
+    pub by: String,
+    pub definitions: Vec<PublishedDefinition>,
+}
+
+/// One definition of a publication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedDefinition {
+    /// `form` or `workflow`.
+    pub kind: String,
+    pub id: String,
+    pub version: String,
+    /// SHA-256 (hex) of the definition's bytes, stored with `put_definition`.
+    pub hash: String,
+    /// The version served before, if the id was served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
+    /// JSON pointers of what differs from the previous version (the first 200).
+    #[serde(default)]
+    pub changes: Vec<String>,
+    /// More than 200 places changed.
+    #[serde(default)]
+    pub changes_truncated: bool,
 }
 
 /// A case store. Implementations: `SledStore` (embedded, default) and `PgStore` (PostgreSQL,
@@ -501,4 +540,21 @@ pub trait Store: Send + Sync {
     fn import_case(&self, case: CaseExport) -> Result<(), StoreError>;
     /// The hashes of every stored definition, sorted.
     fn definition_hashes(&self) -> Result<Vec<String>, StoreError>;
+
+    // ---- publications ----
+    /// Records a publication, durably, if it is the next one (`seq` is the last recorded + 1);
+    /// otherwise `PublicationConflict` and nothing is written (two administrators publishing at
+    /// once, on one server or two: one wins, the other checks again). The bytes of its
+    /// definitions are stored (`put_definition`) before.
+    fn publish(&self, publication: &Publication) -> Result<(), StoreError>;
+    /// Every publication, oldest first.
+    fn publications(&self) -> Result<Vec<Publication>, StoreError>;
+    /// The `seq` of the last publication, 0 for none: asked often by servers sharing a database
+    /// to learn that another one published.
+    fn last_publication(&self) -> Result<u64, StoreError>;
+    /// Whether other processes may write to this store at the same time (PostgreSQL), so that
+    /// a server must look for what they published; a sled store has one process.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

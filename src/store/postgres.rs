@@ -6,7 +6,7 @@
 //! Schema (see `postgres/0001_initial.sql`): `events (case_id, seq)`, `heads (case_id)`,
 //! `inbox (person, since_ms, case_id, step, seat)`, `parties (person, opened_ms, case_id)`,
 //! `idempotency (case_id, key)`, `definitions (hash)`, `outbox (id)` (migration 3, with partial
-//! indexes of unsettled and dead messages), and `schema_migrations (version)`. Migrations
+//! indexes of unsettled and dead messages), `publications (seq)` (migration 4), and `schema_migrations (version)`. Migrations
 //! are embedded in the binary and applied at open, one transaction each, under an advisory lock so
 //! that processes starting together apply each migration once.
 //!
@@ -30,7 +30,7 @@
 use super::checks::{ChainCheck, validate};
 use super::{
     Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
-    OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
+    OutboxRecord, Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use ::postgres::types::Type;
@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("postgres/0001_initial.sql")),
     (2, "append function", include_str!("postgres/0002_append_function.sql")),
     (3, "outbox", include_str!("postgres/0003_outbox.sql")),
+    (4, "publications", include_str!("postgres/0004_publications.sql")),
 ];
 
 /// The columns of an `OutboxRecord`, in the order `outbox_row` reads them.
@@ -723,6 +724,40 @@ impl Store for PgStore {
     fn definition_hashes(&self) -> Result<Vec<String>, StoreError> {
         let rows = self.read(|c| c.query_typed("SELECT hash FROM definitions ORDER BY hash", &[]))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn publish(&self, publication: &Publication) -> Result<(), StoreError> {
+        let seq = i64::try_from(publication.seq).map_err(|_| StoreError::Invalid(format!("publication seq {} is too large", publication.seq)))?;
+        let body = serde_json::to_string(publication).map_err(|e| StoreError::Invalid(format!("a publication does not encode: {e}")))?;
+        // Written only as the next one: of two servers publishing at once, the second finds the
+        // count moved (or, racing on the same seq, the primary key taken).
+        let mut c = self.conn()?;
+        let written = c.execute_typed(
+            "INSERT INTO publications (seq, at, by_person, body) SELECT $1, $2, $3, $4::text::jsonb WHERE (SELECT coalesce(max(seq), 0) FROM publications) = $1 - 1",
+            &[(&seq, Type::INT8), (&publication.at, Type::TIMESTAMPTZ), (&publication.by, Type::TEXT), (&body, Type::TEXT)],
+        );
+        match written {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(StoreError::PublicationConflict { expected: publication.seq - 1, found: self.last_publication()? }),
+            Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => Err(StoreError::PublicationConflict { expected: publication.seq - 1, found: self.last_publication()? }),
+            Err(e) => Err(pg_err("recording the publication", e)),
+        }
+    }
+
+    fn publications(&self) -> Result<Vec<Publication>, StoreError> {
+        let rows = self.read(|c| c.query_typed("SELECT body::text FROM publications ORDER BY seq", &[]))?;
+        rows.iter()
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Io(format!("a stored publication does not decode: {e}"))))
+            .collect()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn last_publication(&self) -> Result<u64, StoreError> {
+        let row = self.read(|c| c.query_typed_one("SELECT coalesce(max(seq), 0) FROM publications", &[]))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
     fn outbox_since(&self, since: DateTime<Utc>, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {

@@ -38,11 +38,12 @@
 //!   order, for `outbox_since`.
 //! - `outbox_pending`, `outbox_dead`: the same keys, only for messages not yet settled / marked
 //!   dead, so the dispatcher's scans stay as small as its backlog.
-//! - `meta`: `journal_applied` → the journal offset the index has applied up to.
+//! - `meta`: `journal_applied` → the journal offset the index has applied up to; and
+//!   `publication + 0x00 + seq (u64 BE)` → JSON `Publication`, in order.
 //!
 //! Journal records: `append` (events, head, inbox, idempotency record and outbox messages of one
-//! append), `definition`, `outbox_update` (a message's new delivery state) and `import` (a whole
-//! case written by `import_case`). Each is durable before it is acknowledged and is applied to
+//! append), `definition`, `outbox_update` (a message's new delivery state), `import` (a whole
+//! case written by `import_case`) and `publication` (`Store::publish`). Each is durable before it is acknowledged and is applied to
 //! the index as a whole, so a rebuilt index has outbox messages and their delivery state too.
 
 mod index;
@@ -50,14 +51,14 @@ mod integrity;
 mod journal;
 mod keys;
 
-use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyRecord, JournalRecord, Prepared, Trees, apply};
+use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyRecord, JournalRecord, PUBLICATION_PREFIX, Prepared, Trees, apply};
 use super::checks::{ChainCheck, validate};
 use integrity::{settle_case, take_heads_without_events};
 use keys::*;
 
 use super::{
     Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
-    OutboxRecord, Store, StoreError, StoredEvent, chain_hash, outbox_records,
+    OutboxRecord, Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
 use ::sled::Db;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -116,6 +117,8 @@ struct Shared {
     flushes: AtomicU64,
     durable_writes: AtomicU64,
     sync_nanos: AtomicU64,
+    /// Held by `publish` from its check of the last publication to its record applied.
+    publishing: Mutex<()>,
 }
 
 /// Counters of the group committer, for benchmarks and monitoring.
@@ -284,6 +287,7 @@ impl SledStore {
             flushes: AtomicU64::new(0),
             durable_writes: AtomicU64::new(0),
             sync_nanos: AtomicU64::new(0),
+            publishing: Mutex::new(()),
         });
         let applier = {
             let shared = shared.clone();
@@ -1012,6 +1016,38 @@ impl Store for SledStore {
             out.push(String::from_utf8_lossy(&key.map_err(sled_err)?).into_owned());
         }
         Ok(out)
+    }
+
+    fn publish(&self, publication: &Publication) -> Result<(), StoreError> {
+        // One publication at a time: the check of the last seq and the write are one step.
+        let _one = self.shared.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        let found = self.last_publication()?;
+        if publication.seq != found + 1 {
+            return Err(StoreError::PublicationConflict { expected: publication.seq.saturating_sub(1), found });
+        }
+        let record = JournalRecord::Publication { publication: Box::new(publication.clone()) };
+        let framed = journal::frame(&encode(&record)?);
+        let change = Change::Publication { seq: publication.seq, value: encode(publication)? };
+        let ticket = self.shared.write_record(&mut self.shared.lock_writer(), &framed, change)?;
+        self.shared.wait_synced(ticket)?;
+        // Applied before the lock is let go, so the next publisher's check sees it.
+        self.shared.catch_up()
+    }
+
+    fn publications(&self) -> Result<Vec<Publication>, StoreError> {
+        self.shared.catch_up()?;
+        let mut out = Vec::new();
+        for item in self.shared.trees.meta.scan_prefix(PUBLICATION_PREFIX) {
+            let (_, value) = item.map_err(sled_err)?;
+            out.push(serde_json::from_slice(&value).map_err(|e| StoreError::Io(format!("a stored publication does not decode: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    fn last_publication(&self) -> Result<u64, StoreError> {
+        self.shared.catch_up()?;
+        let last = self.shared.trees.meta.scan_prefix(PUBLICATION_PREFIX).next_back().transpose().map_err(sled_err)?;
+        Ok(last.and_then(|(key, _)| key.get(PUBLICATION_PREFIX.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok())).map_or(0, u64::from_be_bytes))
     }
 
     fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {

@@ -36,7 +36,7 @@ pub use figures::{read_store, Snapshot, UsageFigures};
 use crate::directory::Directory;
 use crate::store::{CaseHead, StoreError, StoredEvent};
 use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Level, StepStatus, WorkflowDefinition};
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -413,7 +413,7 @@ pub fn past_deadline(case: &Case, workflow: &WorkflowDefinition, now: DateTime<U
         && case.steps.iter().any(|(id, state)| {
             state.status == StepStatus::Open
                 && state.seats.iter().any(|s| s.act.is_none())
-                && workflow.step(id).and_then(|d| d.deadline.as_ref()).is_some_and(|d| now >= state.since + Duration::days(i64::from(d.days)))
+                && workflow.step(id).and_then(|d| d.deadline.as_ref()).is_some_and(|d| now >= d.due(state.since))
         })
 }
 

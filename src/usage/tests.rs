@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::catalog::Catalog;
+use chrono::Duration;
 use crate::workflow::{DefinitionRef, Seat, SignatureRecord};
 use serde_json::{json, Value};
 use std::path::PathBuf;

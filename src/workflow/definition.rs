@@ -1,11 +1,16 @@
 //! Workflow definitions: who acts after submission, in what order, with which signature.
 //!
 //! `docs/workflow-definitions.md` is the author's guide. `WorkflowDefinition::parse` checks a
-//! definition against its form (conditions and field assignees must name the form's fields) and,
-//! when given, the directory (groups must exist), and refuses cycles and unreachable steps.
+//! definition against its form (conditions and field assignees must name the form's fields, a
+//! condition's `settings.*` the form's settings) and, when given, the directory (groups must
+//! exist), and refuses cycles and unreachable steps. The form is read as a `FormOutline`, so a
+//! workflow is checked as far as its form could be read even while the form has problems.
+//! A deadline in working days carries its holiday calendar, so the engine counts it from data.
 
 use crate::directory::Directory;
-use crate::forms::definition::FormDefinition;
+use crate::forms::definition::{FieldIndex, FormDefinition};
+use crate::forms::problem::{ErrorCode, Problem};
+use crate::forms::HolidayCalendar;
 use crate::forms::logic;
 use crate::forms::parse::{self, check_keys};
 use crate::forms::problem::{codes, pointer_push, Problems};
@@ -130,11 +135,138 @@ pub enum Seats {
 
 #[derive(Debug, Clone)]
 pub struct Deadline {
+    /// Days from the step's opening to the deadline, in `count`'s days.
     pub days: u32,
+    /// Days (in `count`'s days) to the reminder.
     pub remind_after_days: Option<u32>,
     /// Who is added to the open seats when the deadline passes; `None` for a reminder only
     /// (a personal signature, such as a party's to a contract, cannot be taken over).
     pub escalate_to: Option<Assignee>,
+    /// Whether the days are calendar days or working days of a holiday calendar.
+    pub count: DayCount,
+}
+
+/// How the days of a deadline are counted.
+#[derive(Debug, Clone)]
+pub enum DayCount {
+    /// Every day (`"days": N`): N × 24 hours after the step opened.
+    Calendar,
+    /// Working days of this calendar (`"working_days": N`): the Nth working day after the day
+    /// the step opened (in Macau), at the same time of day.
+    Working(Arc<HolidayCalendar>),
+}
+
+/// Macau's offset (UTC+8, no daylight saving): working days are Macau's days.
+fn macau() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+impl Deadline {
+    /// When the deadline passes for a step open since `since`.
+    pub fn due(&self, since: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        self.count.after(since, self.days)
+    }
+
+    /// When the reminder is due, if there is one: `remind_after_days`, or the deadline itself
+    /// for a deadline that escalates to nobody.
+    pub fn remind_at(&self, since: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        let days = self.remind_after_days.or(self.escalate_to.is_none().then_some(self.days))?;
+        Some(self.count.after(since, days))
+    }
+}
+
+impl DayCount {
+    /// `days` of this count after `since`.
+    pub fn after(&self, since: chrono::DateTime<chrono::Utc>, days: u32) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            DayCount::Calendar => since + chrono::Duration::days(i64::from(days)),
+            DayCount::Working(calendar) => {
+                use chrono::TimeZone;
+                let local = since.with_timezone(&macau());
+                let mut day = local.date_naive();
+                let mut left = days;
+                // Bounded like `HolidayCalendar::working_days`: a calendar whose every day is a
+                // holiday cannot make this spin; the deadline then falls ten years on.
+                for _ in 0..3660 {
+                    if left == 0 {
+                        break;
+                    }
+                    let Some(next) = day.succ_opt() else { break };
+                    day = next;
+                    if calendar.is_working_day(day) {
+                        left -= 1;
+                    }
+                }
+                match macau().from_local_datetime(&day.and_time(local.time())).single() {
+                    Some(t) => t.with_timezone(&chrono::Utc),
+                    None => since + chrono::Duration::days(i64::from(days)),
+                }
+            }
+        }
+    }
+}
+
+/// What a workflow is checked against of its form, read from the form's file as far as it can
+/// be read: a form with problems of its own still gives its id, its fields, its restricted
+/// fields and its settings, so its workflow's own problems are reported at once with the form's.
+#[derive(Debug, Default)]
+pub struct FormOutline {
+    pub id: String,
+    /// The workflow the form names, if it names one.
+    pub workflow: Option<String>,
+    pub(crate) fields: FieldIndex,
+    pub restricted: BTreeSet<String>,
+    pub settings: Map<String, Value>,
+    /// Whether the form itself loaded (it had no problem).
+    pub loaded: bool,
+}
+
+impl FormOutline {
+    /// Reads what can be read of a form definition; `None` without a string `id`.
+    pub fn read(def: &Map<String, Value>) -> Option<FormOutline> {
+        let id = def.get("id")?.as_str()?.to_string();
+        let workflow = def.get("workflow").and_then(Value::as_str).map(str::to_string);
+        let fields = FieldIndex::from_schema(def.get("schema").unwrap_or(&Value::Null));
+        let restricted = def.get("layout").and_then(|l| l.get("restricted")).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let settings = def.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+        Some(FormOutline { id, workflow, fields, restricted, settings, loaded: false })
+    }
+
+    /// The outline of a loaded form.
+    pub fn of(form: &FormDefinition) -> FormOutline {
+        FormOutline {
+            id: form.id.clone(),
+            workflow: Some(form.workflow.clone()),
+            fields: form.fields.clone(),
+            restricted: form.layout.restricted.keys().cloned().collect(),
+            settings: form.settings.clone(),
+            loaded: true,
+        }
+    }
+}
+
+/// Codes of the workflow checks this module adds (docs/errors.md).
+pub mod check_codes {
+    use crate::forms::problem::ErrorCode;
+    /// A step is assigned to the applicant, who is the submitter: the seat is always dropped.
+    pub const STEP_FOR_SUBMITTER: ErrorCode = ErrorCode("CARIMBO-E0081");
+    /// A condition reads a setting the form does not have.
+    pub const UNKNOWN_SETTING: ErrorCode = ErrorCode("CARIMBO-E0082");
+    /// A working-day deadline names no holiday calendar that is loaded (or several are, and it names none).
+    pub const DEADLINE_CALENDAR: ErrorCode = ErrorCode("CARIMBO-E0083");
+}
+
+/// What a workflow check needs besides the workflow: its form's outline, the directory's groups,
+/// the holiday calendars, and where to put warnings (said to the author, not refused).
+pub struct CheckInputs<'a> {
+    pub forms: &'a BTreeMap<String, FormOutline>,
+    pub directory: Option<&'a Directory>,
+    pub calendars: &'a BTreeMap<String, Arc<HolidayCalendar>>,
+}
+
+/// A warning about a workflow that still loads.
+pub fn warning(file: &str, pointer: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Problem {
+    Problem { file: file.to_string(), pointer: pointer.into(), code, message: message.into() }
 }
 
 #[derive(Debug, Clone)]
@@ -258,16 +390,19 @@ const STEP_KEYS: [&str; 12] =
     ["id", "title", "after", "when", "assignee", "members", "complete_when", "actions", "signature", "second_factor", "deadline", "description"];
 
 impl WorkflowDefinition {
-    /// Reads one workflow; `forms` are the loaded forms by id, `directory` (if given) supplies groups.
+    /// Reads one workflow, checked against its form's outline (`inputs.forms`, by id), the
+    /// directory's groups (if given) and the holiday calendars; warnings go to `warnings`.
+    /// `None` when it has problems, or when its form did not load (the form's file says why).
     pub fn parse(
         def: &Map<String, Value>,
         file_stem: Option<&str>,
         content_hash: String,
-        forms: &BTreeMap<String, Arc<FormDefinition>>,
-        directory: Option<&Directory>,
+        inputs: &CheckInputs,
         p: &mut Problems,
+        warnings: &mut Vec<Problem>,
     ) -> Option<WorkflowDefinition> {
         let before = p.len();
+        let (forms, directory) = (inputs.forms, inputs.directory);
         check_keys(def, "", &WORKFLOW_KEYS, &["id", "version", "title", "form", "submitted_by", "submit_signature", "steps"], p);
         let id = parse::string_key(def, "", "id", p).map(str::to_string);
         if let Some(id) = &id {
@@ -289,11 +424,12 @@ impl WorkflowDefinition {
         let form_id = parse::string_key(def, "", "form", p).map(str::to_string);
         let form = form_id.as_ref().and_then(|f| forms.get(f));
         if let (Some(fid), None) = (&form_id, form) {
-            p.push("/form", codes::UNKNOWN_WORKFLOW, format!("no form with id {fid:?} among the definitions given (or it has problems of its own)"));
+            p.push("/form", codes::UNKNOWN_WORKFLOW, format!("no form with id {fid:?} among the definitions given"));
         }
         if let (Some(form), Some(id)) = (form, &id)
-            && &form.workflow != id {
-                p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {:?}, not by this one", form.id, form.workflow));
+            && let Some(routed_by) = &form.workflow
+            && routed_by != id {
+                p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {routed_by:?}, not by this one", form.id));
             }
 
         let groups: Option<BTreeSet<String>> = directory.map(|d| d.groups().map(|g| g.id.clone()).collect());
@@ -346,7 +482,7 @@ impl WorkflowDefinition {
 
         let conflict_of_interest = conflict_of_interest(def.get("conflict_of_interest"), form, subject.as_deref(), self_approval, p);
 
-        let ctx = StepContext { form, groups: groups.as_ref() };
+        let ctx = StepContext { form, groups: groups.as_ref(), calendars: inputs.calendars };
         let mut steps = Vec::new();
         let mut raw_whens: Vec<Option<Value>> = Vec::new();
         if let Some(list) = def.get("steps").and_then(|v| parse::array(v, "/steps", "\"steps\"", p)) {
@@ -371,7 +507,19 @@ impl WorkflowDefinition {
             }
         }
 
-        if p.len() > before {
+        // The submitter never sits on a seat of their own case: without a subject field, the
+        // applicant *is* the submitter, so such a seat is always dropped. The applicant's
+        // signature is `submit_signature` (and `resubmit`), not a step.
+        if subject.is_none() {
+            for (i, step) in steps.iter().enumerate() {
+                if step.assignees().any(|a| matches!(a, Assignee::Applicant)) {
+                    let ptr = raw_index(def, &step.id).map(|j| format!("/steps/{j}")).unwrap_or_else(|| format!("/steps/{i}"));
+                    warnings.push(warning(p.file(), ptr, check_codes::STEP_FOR_SUBMITTER, format!(
+                        "step {:?} is assigned to the applicant, who submitted the form and so never sits on a seat of the case: the seat is always dropped. The applicant signs by submitting (\"submit_signature\"); remove the step, or name the applicant with \"subject\" when someone else submits", step.id)));
+                }
+            }
+        }
+        if p.len() > before || !form.is_some_and(|f| f.loaded) {
             return None;
         }
         Some(WorkflowDefinition {
@@ -391,8 +539,13 @@ impl WorkflowDefinition {
     }
 }
 
+/// The index in `steps` of the step with this id.
+fn raw_index(def: &Map<String, Value>, id: &str) -> Option<usize> {
+    def.get("steps")?.as_array()?.iter().position(|s| s.get("id").and_then(Value::as_str) == Some(id))
+}
+
 /// Reads `"conflict_of_interest": {"parties": [{"field": …}, …], "on_conflict": "skip" | "reassign"}`.
-fn conflict_of_interest(v: Option<&Value>, form: Option<&Arc<FormDefinition>>, subject: Option<&str>, self_approval: SelfApproval, p: &mut Problems) -> ConflictOfInterest {
+fn conflict_of_interest(v: Option<&Value>, form: Option<&FormOutline>, subject: Option<&str>, self_approval: SelfApproval, p: &mut Problems) -> ConflictOfInterest {
     let mut rule = ConflictOfInterest { parties: Vec::new(), on_conflict: self_approval, declared: v.is_some() };
     let Some(v) = v else { return rule };
     let Some(m) = parse::object(v, "/conflict_of_interest", "\"conflict_of_interest\"", p) else { return rule };
@@ -430,7 +583,7 @@ fn conflict_of_interest(v: Option<&Value>, form: Option<&Arc<FormDefinition>>, s
         }
         // A record for a reader without a restricted field's role holds only its commitment, so
         // whether the people on a seat were parties could not be checked from it.
-        if let Some(top) = form.and_then(|form| f.split('.').next().filter(|t| form.layout.restricted.contains_key(*t))) {
+        if let Some(top) = form.and_then(|form| f.split('.').next().filter(|t| form.restricted.contains(*t))) {
             p.push(fptr, codes::COI_RESTRICTED_PARTY, format!("party field {f:?} is inside the restricted field {top:?}: a record without its value could not show that no party decided"));
         } else if subject == Some(f) {
             p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("{f:?} is the subject's field, and the subject is always a party: leave it out"));
@@ -444,8 +597,9 @@ fn conflict_of_interest(v: Option<&Value>, form: Option<&Arc<FormDefinition>>, s
 }
 
 struct StepContext<'a> {
-    form: Option<&'a Arc<FormDefinition>>,
+    form: Option<&'a FormOutline>,
     groups: Option<&'a BTreeSet<String>>,
+    calendars: &'a BTreeMap<String, Arc<HolidayCalendar>>,
 }
 
 fn level(v: Option<&Value>, ptr: &str, p: &mut Problems) -> Option<Level> {
@@ -531,12 +685,21 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
             }
             if let Some(form) = ctx.form {
                 for (var, vptr) in scan.root_vars.iter().chain(scan.item_vars.iter()) {
-                    if var.split('.').next() != Some("context") && !form.fields.knows(var) {
-                        p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id));
+                    let mut segs = var.splitn(3, '.');
+                    match (segs.next(), segs.next()) {
+                        (Some("context"), _) => {}
+                        (Some("settings"), name) if !name.is_some_and(|n| form.settings.contains_key(n)) => {
+                            let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
+                            let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
+                            p.push(format!("{wptr}{vptr}"), check_codes::UNKNOWN_SETTING, format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id));
+                        }
+                        (Some("settings"), _) => {}
+                        _ if !form.fields.knows(var) => p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id)),
+                        _ => {}
                     }
                     // A record for a reader without a restricted field's role holds only its
                     // commitment, so a route that turns on its value could not be replayed there.
-                    if let Some(top) = var.split('.').next().filter(|t| form.layout.restricted.contains_key(*t)) {
+                    if let Some(top) = var.split('.').next().filter(|t| *t != "settings" && form.restricted.contains(*t)) {
                         p.push(format!("{wptr}{vptr}"), codes::RULE_READS_RESTRICTED, format!("reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see", form.id));
                     }
                 }
@@ -631,30 +794,7 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
             false
         }
     };
-    let deadline = m.get("deadline").and_then(|d| {
-        let dptr = format!("{ptr}/deadline");
-        let dm = parse::object(d, &dptr, "\"deadline\"", p)?;
-        check_keys(dm, &dptr, &["days", "remind_after_days", "escalate_to"], &["days"], p);
-        let days = dm.get("days").and_then(Value::as_u64).filter(|d| (1..=365).contains(d));
-        if days.is_none() {
-            p.push(format!("{dptr}/days"), codes::BAD_VALUE, "\"days\" is a whole number from 1 to 365");
-        }
-        let remind = match dm.get("remind_after_days") {
-            None => None,
-            Some(v) => match (v.as_u64(), days) {
-                (Some(r), Some(d)) if r >= 1 && r < d => Some(r as u32),
-                _ => {
-                    p.push(format!("{dptr}/remind_after_days"), codes::BAD_VALUE, "the reminder must come at least a day after opening and before the deadline");
-                    None
-                }
-            },
-        };
-        let escalate_to = match dm.get("escalate_to") {
-            Some(e) => Some(assignee(e, &format!("{dptr}/escalate_to"), ctx, p)?),
-            None => None,
-        };
-        Some(Deadline { days: days? as u32, remind_after_days: remind, escalate_to })
-    });
+    let deadline = m.get("deadline").and_then(|d| deadline(d, &format!("{ptr}/deadline"), ctx, p));
     if p.len() > before {
         return None;
     }
@@ -670,6 +810,69 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
         second_factor,
         deadline,
     })
+}
+
+/// Reads `"deadline": {"days" | "working_days": N, "remind_after_days": R, "calendar": ID, "escalate_to": …}`.
+/// With `working_days`, the reminder counts working days too, and the calendar is the one named
+/// or, when none is named, the only holiday calendar loaded.
+fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Option<Deadline> {
+    let dm = parse::object(d, dptr, "\"deadline\"", p)?;
+    check_keys(dm, dptr, &["days", "working_days", "calendar", "remind_after_days", "escalate_to"], &[], p);
+    let unit = match (dm.contains_key("days"), dm.contains_key("working_days")) {
+        (true, false) => "days",
+        (false, true) => "working_days",
+        _ => {
+            p.push(dptr, codes::BAD_VALUE, "a deadline has exactly one of \"days\" (calendar days) or \"working_days\" (working days of a holiday calendar)");
+            return None;
+        }
+    };
+    let days = dm.get(unit).and_then(Value::as_u64).filter(|d| (1..=365).contains(d));
+    if days.is_none() {
+        p.push(format!("{dptr}/{unit}"), codes::BAD_VALUE, format!("\"{unit}\" is a whole number from 1 to 365"));
+    }
+    let count = if unit == "working_days" {
+        let named = dm.get("calendar").and_then(|c| parse::string(c, &format!("{dptr}/calendar"), "a holiday calendar id", p));
+        let found = match named {
+            Some(id) => ctx.calendars.get(id).cloned().ok_or_else(|| format!("no holiday calendar {id:?} is loaded ({})", calendar_list(ctx))),
+            None if ctx.calendars.len() == 1 => Ok(ctx.calendars.values().next().cloned().expect("one calendar")),
+            None if ctx.calendars.is_empty() => Err("working days need a holiday calendar, and none is loaded: check the workflow together with forms/reference".to_string()),
+            None => Err(format!("several holiday calendars are loaded ({}): name one with \"calendar\"", calendar_list(ctx))),
+        };
+        match found {
+            Ok(c) => Some(DayCount::Working(c)),
+            Err(msg) => {
+                p.push(if named.is_some() { format!("{dptr}/calendar") } else { dptr.to_string() }, check_codes::DEADLINE_CALENDAR, msg);
+                None
+            }
+        }
+    } else {
+        if dm.contains_key("calendar") {
+            p.push(format!("{dptr}/calendar"), codes::BAD_VALUE, "a calendar counts working days: use \"working_days\" with it");
+        }
+        Some(DayCount::Calendar)
+    };
+    let remind = match dm.get("remind_after_days") {
+        None => None,
+        Some(v) => match (v.as_u64(), days) {
+            (Some(r), Some(d)) if r >= 1 && r < d => Some(r as u32),
+            _ => {
+                p.push(format!("{dptr}/remind_after_days"), codes::BAD_VALUE, "the reminder must come at least a day after opening and before the deadline (counted as the deadline is)");
+                None
+            }
+        },
+    };
+    let escalate_to = match dm.get("escalate_to") {
+        Some(e) => Some(assignee(e, &format!("{dptr}/escalate_to"), ctx, p)?),
+        None => None,
+    };
+    Some(Deadline { days: days? as u32, remind_after_days: remind, escalate_to, count: count? })
+}
+
+fn calendar_list(ctx: &StepContext) -> String {
+    if ctx.calendars.is_empty() {
+        return "none is".to_string();
+    }
+    ctx.calendars.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 
 /// `after` must name known steps and form no cycle; every step must be able to run.

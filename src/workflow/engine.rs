@@ -11,7 +11,7 @@ use crate::directory::Directory;
 use crate::forms::commitment::{self, Disclosures};
 use crate::forms::logic;
 use crate::forms::ValidSubmission;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use datalogic_rs::bumpalo::Bump;
 use datalogic_rs::DataValue;
 use serde::{Deserialize, Serialize};
@@ -516,15 +516,23 @@ pub struct ActRequest {
     pub now: DateTime<Utc>,
 }
 
-/// Everything a decision reads besides the case: the workflow and the directory.
+/// Everything a decision reads besides the case: the workflow, the directory, and the settings
+/// of the form version the case is pinned to (which conditions read as `settings.*`).
 pub struct Engine<'a> {
     pub workflow: &'a WorkflowDefinition,
     pub directory: &'a Directory,
+    pub settings: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> Engine<'a> {
     pub fn new(workflow: &'a WorkflowDefinition, directory: &'a Directory) -> Self {
-        Engine { workflow, directory }
+        Engine { workflow, directory, settings: None }
+    }
+
+    /// The form's `settings`, for conditions such as `{"var": "settings.head_threshold_hours"}`.
+    pub fn with_settings(mut self, settings: &'a Map<String, Value>) -> Self {
+        self.settings = Some(settings);
+        self
     }
 
     /// Opens a case from a validated submission: `Submitted` plus the first steps' events.
@@ -645,6 +653,7 @@ impl<'a> Engine<'a> {
         ctx.insert("applicant".into(), Value::Object(self.directory.applicant_facts(&case.subject).unwrap_or_default()));
         ctx.insert("department".into(), Value::Object(self.directory.department_settings(&case.subject)));
         data.insert("context".into(), Value::Object(ctx));
+        data.insert("settings".into(), Value::Object(self.settings.cloned().unwrap_or_default()));
         let value = Value::Object(data);
         let arena = Bump::new();
         let input: &DataValue = arena.alloc(DataValue::from_serde_value_in(&value, &arena));
@@ -872,15 +881,17 @@ impl<'a> Engine<'a> {
         for (id, state) in case.open_steps() {
             let Some(def) = self.workflow.step(id) else { continue };
             let Some(deadline) = def.deadline.as_ref() else { continue };
+            // Counted in calendar or working days as the workflow says (`Deadline::due`); the
+            // calendar is part of the pinned workflow, so a tick is a function of its inputs.
+            let (remind_at, due) = (deadline.remind_at(state.since), deadline.due(state.since));
             for seat in state.seats.iter().filter(|s| s.act.is_none()) {
                 // A deadline without an escalation target still reminds, at the deadline at the latest.
-                let remind_at = deadline.remind_after_days.or(deadline.escalate_to.is_none().then_some(deadline.days));
                 if let Some(r) = remind_at
-                    && !seat.reminded && now >= state.since + Duration::days(r as i64) {
+                    && !seat.reminded && now >= r {
                         out.push(CaseEvent::Reminded { at: now, step: id.clone(), seat: seat.id.clone(), people: seat.people.clone() });
                     }
                 let Some(target) = &deadline.escalate_to else { continue };
-                if seat.escalated_to.is_empty() && now >= state.since + Duration::days(deadline.days as i64) {
+                if seat.escalated_to.is_empty() && now >= due {
                     let added: Vec<String> = self
                         .resolve(target, case)
                         .into_iter()

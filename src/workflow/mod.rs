@@ -6,7 +6,7 @@
 
 pub mod definition;
 
-pub use definition::{Action, Assignee, CompleteWhen, ConflictOfInterest, Deadline, Level, Member, Seats, SelfApproval, StepDefinition, WorkflowDefinition};
+pub use definition::{Action, Assignee, CheckInputs, CompleteWhen, ConflictOfInterest, DayCount, Deadline, FormOutline, Level, Member, Seats, SelfApproval, StepDefinition, WorkflowDefinition};
 pub mod engine;
 
 pub use engine::{conflict, parties_of, Party, ActRequest, Assignment, Case, CaseEvent, CaseStatus, Change, DefinitionRef, Engine, Seat, SignatureRecord, StepStatus, WorkflowError};

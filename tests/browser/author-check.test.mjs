@@ -1,5 +1,6 @@
 // (c) A form author uploads a broken definition and sees every problem with its file and JSON
-// pointer; a sound one is previewed with the renderer the fill page uses.
+// pointer (forms/… for a form: a form and its workflow share a file name); a sound one is
+// previewed with the renderer the fill page uses.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -24,9 +25,9 @@ test("author uploads a broken definition, sees each error with file and pointer,
     await list.first().waitFor();
     const lines = await list.allTextContents();
     const has = (re) => assert.ok(lines.some((l) => re.test(l)), `expected ${re} in:\n${lines.join("\n")}`);
-    has(/^holiday-request\.json:\/labels\/start_date.*pt/);
-    has(/^holiday-request\.json:\/layout\/widgets\/reason: unknown widget/);
-    has(/^holiday-request\.json:\/layout\/groups\/0\/fields\/3: "no_such_field"/);
+    has(/^forms\/holiday-request\.json:\/labels\/start_date.*pt/);
+    has(/^forms\/holiday-request\.json:\/layout\/widgets\/reason: unknown widget/);
+    has(/^forms\/holiday-request\.json:\/layout\/groups\/0\/fields\/3: "no_such_field"/);
     await shot(page, "c1-broken-definition");
 
     await page.setInputFiles("#files", [{ name: "absence-and-annual-leave.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(leave)) }]);

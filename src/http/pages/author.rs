@@ -1,12 +1,14 @@
 //! The form author's page: upload one or more definition files (or paste one), have them checked
 //! exactly as `carimbo check` and `POST /api/v1/definitions/check` do, together with everything
 //! served, and see every problem as `FILE:POINTER: message [CODE]`. A clean upload is previewed
-//! with the renderer the fill page uses. Nothing is applied here: publishing is the
-//! administrator's upload.
+//! with the renderer the fill page uses. An administrator can publish from here too ("Check and
+//! publish"): the same `api::publish_upload` as `POST /api/v1/admin/definitions`, so the page and
+//! the API publish by one rule. The page shows the history of publications (who, when, which
+//! version and content hash, what changed).
 
 use super::render::FormView;
 use super::{check_csrf, layout, page, page_with_status, problem_page, require_role, t, PageCaller, PageLang};
-use crate::http::api::{check_upload, DefinitionFile, DefinitionUpload};
+use crate::http::api::{check_upload, publish_upload, DefinitionFile, DefinitionUpload};
 use crate::http::auth::Caller;
 use crate::http::AppState;
 use axum::extract::{Multipart, State};
@@ -20,18 +22,61 @@ use std::sync::Arc;
 /// At most this many files per upload (the request body limit bounds their size).
 const MAX_FILES: usize = 50;
 
-pub async fn show(State(_state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang) -> Response {
+pub async fn show(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang) -> Response {
     if let Err(r) = require_role(&pl, &caller, &["author", "admin"]) {
         return r;
     }
-    page_fn(&pl, &caller, html! {})
+    let history = history(&state, &pl).await;
+    page(&pl, author_page(&pl, &caller, html! {}, "", history))
 }
 
-fn page_fn(pl: &PageLang, caller: &Caller, outcome: Markup) -> Response {
-    page(pl, author_page(pl, caller, outcome, ""))
+/// The publications, newest first (at most 50), as a table.
+async fn history(state: &Arc<AppState>, pl: &PageLang) -> Markup {
+    let lang = pl.lang;
+    let st = state.clone();
+    let publications = match tokio::task::spawn_blocking(move || st.cases.publications()).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return html! { p.error { (e.to_string()) } },
+        Err(e) => return html! { p.error { (e.to_string()) } },
+    };
+    html! {
+        section #publications {
+            h2 { (t(lang, "發佈紀錄", "Histórico de publicações", "Publication history")) }
+            @if publications.is_empty() {
+                p.muted { (t(lang, "尚未經系統發佈任何定義：現用的是檔案中的定義。", "Ainda nada foi publicado: servem-se as definições dos ficheiros.", "Nothing has been published yet: the definitions in the files are served.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "#" } th { (t(lang, "時間（澳門）", "Quando (Macau)", "When (Macau time)")) } th { (t(lang, "發佈人", "Por", "By")) }
+                        th { (t(lang, "定義", "Definição", "Definition")) } th { (t(lang, "版本", "Versão", "Version")) } th { "SHA-256" }
+                        th { (t(lang, "變更", "Alterações", "What changed")) }
+                    } }
+                    tbody {
+                        @for p in publications.iter().rev().take(50) {
+                            @for d in &p.definitions {
+                                tr {
+                                    td { (p.seq) } td { (super::when(lang, &p.at)) } td { (super::shown(&p.by)) }
+                                    td { (d.kind) " " code { (d.id) } }
+                                    td { @if let Some(prev) = &d.previous_version { (prev) " → " } (d.version) }
+                                    td { code title=(d.hash) { (d.hash.get(..12).unwrap_or(&d.hash)) "…" } }
+                                    td {
+                                        @if d.previous_version.is_none() { (t(lang, "新定義", "Nova definição", "New definition")) }
+                                        @else {
+                                            (d.changes.len()) @if d.changes_truncated { "+" } " " (t(lang, "處", "lugar(es)", "place(s)")) ": "
+                                            code { (d.changes.iter().take(5).cloned().collect::<Vec<_>>().join(", ")) } @if d.changes.len() > 5 { " …" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn author_page(pl: &PageLang, caller: &Caller, outcome: Markup, pasted: &str) -> Markup {
+fn author_page(pl: &PageLang, caller: &Caller, outcome: Markup, pasted: &str, history: Markup) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "檢查表格定義", "Verificar definições", "Check definitions");
     layout(
@@ -54,8 +99,17 @@ fn author_page(pl: &PageLang, caller: &Caller, outcome: Markup, pasted: &str) ->
                     label { "JSON" textarea.json name="pasted" rows="10" { (pasted) } }
                 }
                 button type="submit" { (t(lang, "檢查", "Verificar", "Check")) }
+                @if caller.has("admin") {
+                    " "
+                    button type="submit" name="publish" value="1" { (t(lang, "檢查並發佈", "Verificar e publicar", "Check and publish")) }
+                    p.muted { (t(lang,
+                        "發佈：沒有問題時，定義會儲存並記錄（誰、何時、內容雜湊值、變更），由此起新個案使用新版本；進行中的個案保留原版本。版本號必須高於現用版本。",
+                        "Publicar: sem problemas, as definições são guardadas e registadas (quem, quando, hash do conteúdo, alterações) e os novos processos usam a nova versão; os processos em curso mantêm a sua. A versão tem de ser superior à servida.",
+                        "Publish: with no problem, the definitions are stored and recorded (who, when, content hash, what changed) and new cases use the new version; open cases keep theirs. The version must be higher than the one served.")) }
+                }
             }
             (outcome)
+            (history)
         },
     )
 }
@@ -67,6 +121,7 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     let lang = pl.lang;
     let bad = |detail: String| problem_page(&pl, Some(&caller), StatusCode::BAD_REQUEST, t(lang, "上載失敗", "Envio falhado", "Upload failed"), &detail);
     let mut csrf = None;
+    let mut publish = false;
     let mut files: Vec<DefinitionFile> = Vec::new();
     let (mut pasted, mut pasted_name) = (String::new(), String::new());
     loop {
@@ -83,6 +138,7 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         };
         match name.as_str() {
             "csrf" => csrf = Some(text),
+            "publish" => publish = text == "1",
             "files" => {
                 // A file input with nothing chosen still sends one empty part.
                 if let Some(file_name) = file_name.filter(|n| !n.is_empty()) {
@@ -105,9 +161,16 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         let name = if pasted_name.is_empty() { "pasted.json".to_string() } else { pasted_name };
         files.push(DefinitionFile { name, content: pasted.clone() });
     }
+    if publish && !caller.has("admin") {
+        return problem_page(&pl, Some(&caller), StatusCode::FORBIDDEN, t(lang, "不可發佈", "Sem permissão para publicar", "Not allowed to publish"), t(lang, "只有系統管理員可以發佈定義。", "Só um administrador publica definições.", "Only an administrator publishes definitions."));
+    }
     if files.is_empty() {
         let msg = html! { p.error role="alert" { (t(lang, "請選擇最少一個檔案。", "Escolha pelo menos um ficheiro.", "Choose at least one file.")) } };
-        return page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, author_page(&pl, &caller, msg, &pasted));
+        let history = history(&state, &pl).await;
+        return page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, author_page(&pl, &caller, msg, &pasted, history));
+    }
+    if publish {
+        return published(&state, &pl, &caller, DefinitionUpload { files }, &pasted).await;
     }
     let upload = DefinitionUpload { files };
     let names: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
@@ -150,5 +213,37 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         }
     };
     let status = if report.problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    page_with_status(&pl, status, author_page(&pl, &caller, outcome, &pasted))
+    let history = history(&state, &pl).await;
+    page_with_status(&pl, status, author_page(&pl, &caller, outcome, &pasted, history))
+}
+
+/// An administrator's "Check and publish": published as the API publishes, or every problem
+/// listed and nothing changed.
+async fn published(state: &Arc<AppState>, pl: &PageLang, caller: &Caller, upload: DefinitionUpload, pasted: &str) -> Response {
+    let lang = pl.lang;
+    let names: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
+    let (st, by) = (state.clone(), caller.person.clone());
+    let answer = match tokio::task::spawn_blocking(move || publish_upload(&st, &by, &upload, true)).await {
+        Ok(a) => a,
+        Err(e) => return problem_page(pl, Some(caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "發佈失敗", "Publicação falhada", "Publishing failed"), &e.to_string()),
+    };
+    let (status, outcome) = match answer {
+        Ok(summary) if summary["applied"] == json!(true) => {
+            let seq = summary["publication"]["seq"].as_u64().unwrap_or(0);
+            (StatusCode::OK, html! { section #outcome.ok-box { h2.ok { (t(lang, "已發佈", "Publicado", "Published")) " #" (seq) } p { (names.join(", ")) } } })
+        }
+        Ok(_) => (StatusCode::OK, html! { section #outcome.ok-box { h2.ok { (t(lang, "沒有變更", "Nada mudou", "Nothing changed")) } p { (t(lang, "上載的內容與現用版本相同，沒有發佈。", "O conteúdo é igual ao servido: nada foi publicado.", "The content is the same as the one served: nothing was published.")) } } }),
+        Err(e) => {
+            let problems: Vec<String> = e.report.as_ref().and_then(|r| r["problems"].as_array()).map(|a| a.iter().filter_map(|p| p["line"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let status = e.status;
+            (status, html! {
+                section #outcome {
+                    h2.error { (t(lang, "沒有發佈：", "Nada publicado: ", "Nothing was published: ")) (e.detail) }
+                    ol #problems.problems { @for line in &problems { li { code { (line) } } } }
+                }
+            })
+        }
+    };
+    let history = history(state, pl).await;
+    page_with_status(pl, status, author_page(pl, caller, outcome, pasted, history))
 }

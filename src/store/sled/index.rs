@@ -8,13 +8,21 @@
 
 use super::keys::{decode_key_list, encode_key_list, event_key, idempotency_key, inbox_key, outbox_order_key, party_keys, party_keys_of, split_event_key};
 use super::{encode, journal_corrupt, sled_err};
-use crate::store::{CaseExport, CaseHead, InboxEntry, OutboxRecord, StoreError, StoredEvent};
+use crate::store::{CaseExport, CaseHead, InboxEntry, OutboxRecord, Publication, StoreError, StoredEvent};
 use ::sled::Tree;
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub(super) const APPLIED_KEY: &[u8] = b"journal_applied";
+/// Publications live in the `meta` tree under this prefix and their `seq` (u64 BE), in order.
+pub(super) const PUBLICATION_PREFIX: &[u8] = b"publication\x00";
+
+pub(super) fn publication_key(seq: u64) -> Vec<u8> {
+    let mut key = PUBLICATION_PREFIX.to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
 /// Records applied to the index in one sled transaction.
 pub(super) const APPLY_BATCH: usize = 2048;
 
@@ -64,6 +72,10 @@ pub(super) enum JournalRecord {
     Import {
         case: Box<CaseExport>,
     },
+    /// A publication of definitions (`Store::publish`).
+    Publication {
+        publication: Box<Publication>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +121,10 @@ pub(super) enum Change {
         delivery: Value,
         settled: bool,
         dead: bool,
+    },
+    Publication {
+        seq: u64,
+        value: Vec<u8>,
     },
 }
 
@@ -258,6 +274,7 @@ impl Change {
                 hash: hash.clone(),
                 bytes: hex::decode(bytes).map_err(|e| journal_corrupt(format!("definition {hash} is not hex: {e}")))?,
             },
+            JournalRecord::Publication { publication } => Change::Publication { seq: publication.seq, value: encode(publication.as_ref())? },
         })
     }
 }
@@ -363,6 +380,9 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                     }
                     Change::Definition { hash, bytes } => {
                         df.insert(hash.as_bytes(), bytes.as_slice())?;
+                    }
+                    Change::Publication { seq, value } => {
+                        mt.insert(publication_key(*seq), value.as_slice())?;
                     }
                     Change::OutboxUpdate { id: message, delivery, settled, dead } => {
                         // The store checked that the message exists before journaling the
