@@ -79,7 +79,8 @@ fn drive(route: &Route, catalog: &Catalog, dir: &Directory) -> Result<Vec<String
     let sub = form.validate(&data, &ValidationContext::from_value(&ctx)?, Lang::En).map_err(|e| format!("{e:?}"))?;
     // The engine records restricted fields as salted commitments; the service gives the salts.
     let sub = sub.with_salts(|_| "routes-test-salt-00000".to_string());
-    let engine = Engine::new(wf, dir);
+    // Conditions read the pinned form's settings, as the case service gives them.
+    let engine = Engine::new(wf, dir).with_settings(&form.settings);
     let mut events = engine.open_case("case", &sub, route.submitter, sig(route.submitter, wf.submit_signature), now).map_err(|e| e.to_string())?;
     let mut case = Case::replay(&events).unwrap();
     let mut order = Vec::new();
