@@ -2,7 +2,8 @@
 //! file that any store (sled or PostgreSQL) can be restored from.
 //!
 //! The file is JSON lines (format in `docs/storage.md`): a header line naming the format, one
-//! line per stored definition, one line per case (a `CaseExport`: head, events with their
+//! line per stored definition, one line per publication of definitions (who published which
+//! version, in order), one line per case (a `CaseExport`: head, events with their
 //! hashes, inbox entries, idempotency answers, outbox messages with their delivery state), and a
 //! closing line with the counts and the SHA-256 of every byte before it. A file cut short has no
 //! closing line; a file changed anywhere no longer matches its SHA-256; a case changed so that
@@ -82,6 +83,12 @@ struct DefinitionLine {
     bytes_base64: String,
 }
 
+/// One publication of definitions (`Store::publications`), in order.
+#[derive(Debug, Serialize, Deserialize)]
+struct PublicationLine {
+    publication: crate::store::Publication,
+}
+
 /// The last line: what came before it, and its SHA-256.
 #[derive(Debug, Serialize, Deserialize)]
 struct Trailer {
@@ -89,6 +96,9 @@ struct Trailer {
     cases: u64,
     events: u64,
     definitions: u64,
+    /// Publication lines (absent in backups from before publications: none).
+    #[serde(default)]
+    publications: u64,
     /// SHA-256 (hex) of every byte of the file before this line.
     sha256: String,
 }
@@ -141,6 +151,13 @@ pub fn backup(store: &dyn Store, store_kind: &str, out: impl Write, progress: &m
         write_line(&mut out, &DefinitionLine { definition: hash, bytes_base64: BASE64.encode(bytes) }).map_err(file_err)?;
         definitions += 1;
     }
+    // The record of who published which definition, so a restored store serves what was
+    // published and keeps its history.
+    let mut publications = 0;
+    for publication in store.publications()? {
+        write_line(&mut out, &PublicationLine { publication }).map_err(file_err)?;
+        publications += 1;
+    }
 
     let (mut cases, mut events) = (0u64, 0u64);
     let mut write_failed = None;
@@ -170,7 +187,7 @@ pub fn backup(store: &dyn Store, store_kind: &str, out: impl Write, progress: &m
     walked?;
 
     let sha256 = hex::encode(out.hash.clone().finalize());
-    let trailer = Trailer { end: true, cases, events, definitions, sha256: sha256.clone() };
+    let trailer = Trailer { end: true, cases, events, definitions, publications, sha256: sha256.clone() };
     let mut line = serde_json::to_vec(&trailer).expect("the trailer serialises");
     line.push(b'\n');
     out.inner.write_all(&line).map_err(file_err)?;
@@ -190,7 +207,7 @@ pub fn restore<R: Read + Seek>(store: &dyn Store, mut input: R, progress: &mut (
     let mut ids = HashSet::new();
     let checked = read_backup(&mut input, true, &mut |item| {
         match item {
-            Item::Definition(..) => {}
+            Item::Definition(..) | Item::Publication(_) => {}
             Item::Case(line, case) => {
                 if !ids.insert(case.head.case_id.clone()) {
                     return Err(BackupError::Damaged(format!("line {line}: case {} appears twice", case.head.case_id)));
@@ -241,6 +258,8 @@ pub fn restore<R: Read + Seek>(store: &dyn Store, mut input: R, progress: &mut (
             }
             match item {
                 Item::Definition(hash, bytes) => store.put_definition(&hash, &bytes)?,
+                // In order, after the definitions they name (the file holds them so).
+                Item::Publication(publication) => store.publish(&publication)?,
                 Item::Case(_, case) => {
                     // Every importer gone means each one stopped at an error, recorded above.
                     if tx.send(*case).is_err() {
@@ -284,6 +303,8 @@ enum Item {
     Definition(String, Vec<u8>),
     /// A case and its line number (checked: `CaseExport::verify`).
     Case(u64, Box<CaseExport>),
+    /// A publication of definitions.
+    Publication(Box<crate::store::Publication>),
 }
 
 /// Reads a whole backup, hands each checked definition and case (its chain verified when
@@ -302,7 +323,7 @@ fn read_backup(
     let mut hash = Sha256::new();
     let mut line = Vec::new();
     let mut n = 0u64;
-    let (mut cases, mut events, mut definitions) = (0u64, 0u64, 0u64);
+    let (mut cases, mut events, mut definitions, mut publications) = (0u64, 0u64, 0u64, 0u64);
     let mut trailer: Option<(Trailer, String)> = None;
     let mut first_problem: Option<BackupError> = None;
     loop {
@@ -333,14 +354,16 @@ fn read_backup(
         } else {
             match check_line(n, text, verify_cases) {
                 Ok(item) => {
-                    if let Item::Case(_, case) = &item {
-                        cases += 1;
-                        events += case.events.len() as u64;
-                        if cases % PROGRESS_EVERY == 0 {
-                            progress(cases, events);
+                    match &item {
+                        Item::Case(_, case) => {
+                            cases += 1;
+                            events += case.events.len() as u64;
+                            if cases % PROGRESS_EVERY == 0 {
+                                progress(cases, events);
+                            }
                         }
-                    } else {
-                        definitions += 1;
+                        Item::Definition(..) => definitions += 1,
+                        Item::Publication(_) => publications += 1,
                     }
                     if first_problem.is_none() {
                         each(item)?;
@@ -372,10 +395,10 @@ fn read_backup(
     if let Some(problem) = first_problem {
         return Err(problem);
     }
-    if !t.end || (t.cases, t.events, t.definitions) != (cases, events, definitions) {
+    if !t.end || (t.cases, t.events, t.definitions, t.publications) != (cases, events, definitions, publications) {
         return Err(BackupError::Damaged(format!(
-            "the closing line counts {} cases, {} events and {} definitions; the file holds {cases}, {events} and {definitions}",
-            t.cases, t.events, t.definitions
+            "the closing line counts {} cases, {} events, {} definitions and {} publications; the file holds {cases}, {events}, {definitions} and {publications}",
+            t.cases, t.events, t.definitions, t.publications
         )));
     }
     Ok(Summary { cases, events, definitions, sha256: actual, elapsed: Duration::ZERO })
@@ -397,8 +420,11 @@ fn check_line(n: u64, text: &[u8], verify_cases: bool) -> Result<Item, BackupErr
             return Err(BackupError::Damaged(format!("line {n}: definition {} does not hash to its name", d.definition)));
         }
         Ok(Item::Definition(d.definition, bytes))
+    } else if kind == LineKind::Publication {
+        let p: PublicationLine = crate::json_strict::from_slice(text).map_err(|e| undecodable(n, e, "a publication"))?;
+        Ok(Item::Publication(Box::new(p.publication)))
     } else {
-        Err(BackupError::Damaged(format!("line {n} is neither a definition, a case nor the closing line")))
+        Err(BackupError::Damaged(format!("line {n} is neither a definition, a publication, a case nor the closing line")))
     }
 }
 
@@ -415,6 +441,7 @@ fn undecodable(n: u64, e: crate::json_strict::StrictJsonError, what: &str) -> Ba
 #[derive(Debug, PartialEq, Eq)]
 enum LineKind {
     Definition,
+    Publication,
     Case,
     Closing,
     Unknown,
@@ -423,7 +450,7 @@ enum LineKind {
 /// What a line is, by the key that names it: its first key as `backup` writes it, or, in a
 /// line whose keys were reordered, the key it holds.
 fn kind_of(text: &[u8]) -> LineKind {
-    for (prefix, kind) in [(&br#"{"head":"#[..], LineKind::Case), (br#"{"definition":"#, LineKind::Definition), (br#"{"end":"#, LineKind::Closing)] {
+    for (prefix, kind) in [(&br#"{"head":"#[..], LineKind::Case), (br#"{"definition":"#, LineKind::Definition), (br#"{"publication":"#, LineKind::Publication), (br#"{"end":"#, LineKind::Closing)] {
         if text.starts_with(prefix) {
             return kind;
         }
@@ -431,6 +458,7 @@ fn kind_of(text: &[u8]) -> LineKind {
     match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text) {
         Ok(m) if m.contains_key("head") => LineKind::Case,
         Ok(m) if m.contains_key("definition") => LineKind::Definition,
+        Ok(m) if m.contains_key("publication") => LineKind::Publication,
         Ok(m) if m.contains_key("end") => LineKind::Closing,
         _ => LineKind::Unknown,
     }

@@ -93,6 +93,25 @@ fn populate(store: Arc<dyn Store>) -> usize {
     store.outbox_update("webhook-0/1/0", &json!({"https://hr.example/hook": {"status": 204}}), true, false).unwrap();
     store.outbox_update("webhook-1/2/1", &json!({"https://hr.example/hook": {"attempts": 12}}), true, true).unwrap();
     store.outbox_update("webhook-2/1/0", &json!({"https://hr.example/hook": {"attempts": 3}}), false, false).unwrap();
+    // A publication of the leave form: a restored store serves it and keeps who published it.
+    let hash = store.definition_hashes().unwrap()[0].clone();
+    store
+        .publish(&carimbo::store::Publication {
+            seq: 1,
+            at: at("2026-03-02T18:00"),
+            by: "p032".into(),
+            definitions: vec![carimbo::store::PublishedDefinition {
+                kind: "form".into(),
+                id: "absence-and-annual-leave".into(),
+                version: "1.0.0".into(),
+                hash,
+                previous_version: None,
+                previous_hash: None,
+                changes: vec![],
+                changes_truncated: false,
+            }],
+        })
+        .unwrap();
     36
 }
 
@@ -127,6 +146,8 @@ fn assert_same_stores(a: &dyn Store, b: &dyn Store) {
     for d in &defs {
         assert_eq!(a.definition(d).unwrap(), b.definition(d).unwrap());
     }
+    assert_eq!(a.publications().unwrap().len(), 1);
+    assert_eq!(a.publications().unwrap(), b.publications().unwrap());
     let since = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
     assert_eq!(a.outbox_since(since, None, 1000).unwrap(), b.outbox_since(since, None, 1000).unwrap());
     assert_eq!(a.outbox_pending(None, 1000).unwrap(), b.outbox_pending(None, 1000).unwrap());

@@ -23,8 +23,8 @@
 //! - time to completion is `Completed.at − Submitted.at` of the first submission, returns
 //!   included; percentiles are nearest-rank (`nearest_rank`);
 //! - a case waits past its deadline when it is open (not returned to its submitter) and one of its
-//!   open steps with a deadline has a seat still waiting and has been open for at least the
-//!   step's `days` at `now` — the moment the engine's `tick` escalates.
+//!   open steps with a deadline has a seat still waiting and its deadline (`Deadline::due`:
+//!   calendar or working days) has come at `now` — the moment the engine's `tick` escalates.
 
 mod figures;
 pub mod metrics;
