@@ -72,6 +72,11 @@ pub enum CaseEvent {
         /// so a redacted record can drop them; each is checked against its commitment.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         disclosures: Disclosures,
+        /// The reference data the case opened with (`reference/<file>` → SHA-256 hex): pinned
+        /// like the definitions, so computed values are re-derived from the same calendars and
+        /// tables (empty in records made before the pin).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        reference: BTreeMap<String, String>,
     },
     StepOpened { at: DateTime<Utc>, step: String, seats: Vec<Seat> },
     StepSkipped { at: DateTime<Utc>, step: String, reason: String },
@@ -564,6 +569,7 @@ impl<'a> Engine<'a> {
             data,
             signature,
             disclosures,
+            reference: submission.reference.clone(),
         };
         let mut case = Case::replay([&first])?;
         let mut events = vec![first];
