@@ -11,8 +11,8 @@ use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationRepor
 use crate::forms::commitment::CommitmentError;
 use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
 use crate::store::GENESIS_HASH;
-use crate::workflow::engine::{conflict, diff, step_complete};
-use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Level, SignatureRecord, StepStatus, WorkflowDefinition};
+use crate::workflow::replay::{Demand, RouteCheck, RouteViolation};
+use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinition};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::pem::PemObject;
@@ -341,7 +341,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     }
     replay.finish()?;
     out.events_checked = bundle.events.len();
-    out.status = replay.case.as_ref().map(|c| c.status.as_str().to_string());
+    out.status = replay.case().map(|c| c.status.as_str().to_string());
     out.signatures = std::mem::take(&mut replay.lines);
     out.route = std::mem::take(&mut replay.route);
     out.withheld = std::mem::take(&mut replay.withheld);
@@ -659,12 +659,6 @@ fn first_unknown(given: &Value, written: &Value, pointer: &str) -> Option<(Strin
     }
 }
 
-/// What the next event must be.
-enum Pending {
-    Rejected { by: String, step: String, seq: u64 },
-    StepDone { step: String, seq: u64 },
-}
-
 /// What a signed event's signature must cover.
 struct Expect<'e> {
     event: &'static str,
@@ -683,12 +677,12 @@ struct Expect<'e> {
     second_factor: bool,
 }
 
-/// Replays the events through the bundled workflow, checking each signature and each step.
+/// Walks the events through the engine's route rules (`workflow::replay::RouteCheck`: one
+/// authority for them), checking each event's members, times and signature on the way.
 struct Replayer<'a> {
     ctx: &'a Context<'a>,
     times: &'a [DateTime<Utc>],
-    case: Option<Case>,
-    pending: Option<Pending>,
+    route_check: RouteCheck<'a>,
     lines: Vec<SignatureLine>,
     route: Vec<String>,
     withheld: Vec<String>,
@@ -697,7 +691,11 @@ struct Replayer<'a> {
 
 impl<'a> Replayer<'a> {
     fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> Replayer<'a> {
-        Replayer { ctx, times, case: None, pending: None, lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None }
+        Replayer { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None }
+    }
+
+    fn case(&self) -> Option<&Case> {
+        self.route_check.case()
     }
 
     fn check(&mut self, k: usize) -> Check<()> {
@@ -705,6 +703,7 @@ impl<'a> Replayer<'a> {
         let base = format!("/events/{k}");
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
+        let route = |v: RouteViolation| Finding::new(E_ROUTE, "route", format!("{base}{}", v.field), v.message).seq(seq);
         let event: CaseEvent = serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
         // The doc lists every member of every body: anything else (or a value the engine
         // would write otherwise, such as a time with an offset) is refused, not ignored.
@@ -723,237 +722,53 @@ impl<'a> Replayer<'a> {
             let message = e.to_string();
             return Err(fail(&pointer, E_DISCLOSURE, "disclosure", message.rsplit_once(" [").map(|(m, _)| m.to_string()).unwrap_or(message)));
         }
-        let mut rejection_owed = false;
-        if let Some(p) = self.pending.take() {
-            match (&p, &event) {
-                (Pending::Rejected { by, step, .. }, CaseEvent::Rejected { by: b, step: s, .. }) if b == by && s == step => rejection_owed = true,
-                (Pending::StepDone { step, .. }, CaseEvent::StepDone { step: s, .. }) if s == step => {}
-                (Pending::Rejected { by, step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the rejection by {by} on step {step:?} at event {at} must be followed by the case's rejection, not {}", event.type_name()))),
-                (Pending::StepDone { step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the act at event {at} completed step {step:?}, so the step must be recorded done next, not {}", event.type_name()))),
-            }
+        let demand = self.route_check.before_signature(&event).map_err(route)?;
+        if let Some(demand) = demand {
+            self.check_signature(k, &event, demand)?;
         }
-        let wf = self.ctx.workflow;
-        let Some(case) = self.case.clone() else {
-            let CaseEvent::Submitted { case_id, form, workflow, submitter, subject, data, signature, .. } = &event else {
-                return Err(fail("/body/type", E_ROUTE, "route", format!("the first event is {}, not a submission", event.type_name())));
-            };
-            if case_id != &self.ctx.bundle.case_id {
-                return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
-            }
-            let form_ref = FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.hash) };
-            let exp = Expect {
-                event: "submitted",
-                step: "submit",
-                step_field: None,
-                action: "submit",
-                signer: submitter,
-                signer_field: "/body/submitter",
-                data,
-                data_in_body: true,
-                form: form_ref,
-                form_in_body: true,
-                required: wf.submit_signature,
-                second_factor: false,
-            };
-            let payload = self.signature(k, signature, &exp)?;
-            let d = &self.ctx.bundle.definitions;
-            if payload.form.hash != format!("sha256:{}", d.form.sha256) {
-                return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256)).file(&d.form.name));
-            }
-            if form.id != d.form.id || form.version != d.form.version {
-                return Err(fail("/body/form", E_DEFINITION, "definition", format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version)));
-            }
-            if workflow.hash != d.workflow.sha256 || workflow.id != d.workflow.id || workflow.version != d.workflow.version {
-                return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})", workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256)).file(&d.workflow.name));
-            }
-            let case = Case::replay([&event]).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-            self.route.push(format!("{seq:>3} submitted by {submitter} (subject {subject})"));
-            self.case = Some(case);
-            return Ok(());
-        };
-        if case.status.is_final() {
-            return Err(fail("", E_ROUTE, "route", format!("a {} event after the case was {}", event.type_name(), case.status.as_str())));
-        }
-        let open = |step: &str, field: &str| -> Check<&crate::workflow::StepDefinition> {
-            let def = wf.step(step).ok_or_else(|| fail(field, E_ROUTE, "route", format!("the workflow has no step {step:?}")))?;
-            if case.steps.get(step).is_none_or(|s| s.status != StepStatus::Open) {
-                return Err(fail(field, E_ROUTE, "route", format!("step {step:?} is not open at this point")));
-            }
-            Ok(def)
-        };
-        let line: String;
-        match &event {
-            CaseEvent::Submitted { .. } => return Err(fail("/body/type", E_ROUTE, "route", "a second submission on one case".into())),
-            CaseEvent::StepOpened { step, seats, .. } => {
-                self.openable(&case, step, &fail)?;
-                if seats.is_empty() {
-                    return Err(fail("/body/seats", E_ROUTE, "route", format!("step {step:?} opened with no seat")));
+        let line = self.route_check.after_signature(seq, &event).map_err(route)?;
+        self.route.push(line);
+        Ok(())
+    }
+
+    /// The signature of a signed event against what it must cover; for the submission, also
+    /// the pins to the bundled definitions.
+    fn check_signature(&mut self, k: usize, event: &CaseEvent, demand: Demand) -> Check<()> {
+        let ev = &self.ctx.bundle.events[k];
+        let seq = ev.seq;
+        let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("/events/{k}{field}"), msg).seq(seq);
+        match (event, self.case().cloned()) {
+            (CaseEvent::Submitted { case_id, form, workflow, submitter, data, signature, .. }, None) => {
+                if case_id != &self.ctx.bundle.case_id {
+                    return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
                 }
-                let mut ids = BTreeSet::new();
-                for (i, s) in seats.iter().enumerate() {
-                    if !ids.insert(&s.id) || s.people.is_empty() {
-                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("seat {:?} of step {step:?} is repeated or has nobody", s.id)));
-                    }
-                    if s.people.contains(&case.submitter) {
-                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
-                    }
-                    if let Some((who, party)) = self.party_kept_off(&case, step, Some(&s.id), &s.people) {
-                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id)));
-                    }
+                let form_ref = FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.hash) };
+                let exp = Expect { event: "submitted", step: "submit", step_field: None, action: "submit", signer: submitter, signer_field: "/body/submitter", data, data_in_body: true, form: form_ref, form_in_body: true, required: demand.required, second_factor: false };
+                let payload = self.signature(k, signature, &exp)?;
+                let d = &self.ctx.bundle.definitions;
+                if payload.form.hash != format!("sha256:{}", d.form.sha256) {
+                    return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256)).file(&d.form.name));
                 }
-                let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
-                line = format!("step {step} opened ({})", who.join("; "));
-            }
-            CaseEvent::StepSkipped { step, reason, .. } => {
-                self.openable(&case, step, &fail)?;
-                line = format!("step {step} skipped ({reason})");
-            }
-            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => {
-                self.settled(&case, &fail)?;
-                if case.status != CaseStatus::Open {
-                    return Err(fail("", E_ROUTE, "route", format!("an act while the case is {}", case.status.as_str())));
+                if form.id != d.form.id || form.version != d.form.version {
+                    return Err(fail("/body/form", E_DEFINITION, "definition", format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version)));
                 }
-                let def = open(step, "/body/step")?;
+                if workflow.hash != d.workflow.sha256 || workflow.id != d.workflow.id || workflow.version != d.workflow.version {
+                    return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})", workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256)).file(&d.workflow.name));
+                }
+            }
+            (CaseEvent::Acted { step, actor, action, signature, .. }, Some(case)) => {
                 let signed_data = case.committed_data();
-                let exp = Expect {
-                    event: "acted",
-                    step,
-                    step_field: Some("/body/step"),
-                    action: action.as_str(),
-                    signer: actor,
-                    signer_field: "/body/actor",
-                    data: &signed_data,
-                    data_in_body: false,
-                    form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
-                    form_in_body: false,
-                    required: def.signature,
-                    second_factor: def.second_factor,
-                };
+                let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
+                let exp = Expect { event: "acted", step, step_field: Some("/body/step"), action: action.as_str(), signer: actor, signer_field: "/body/actor", data: &signed_data, data_in_body: false, form, form_in_body: false, required: demand.required, second_factor: demand.second_factor };
                 self.signature(k, signature, &exp)?;
-                if !def.actions.contains(action) {
-                    let allowed: Vec<&str> = def.actions.iter().map(|a| a.as_str()).collect();
-                    return Err(fail("/body/action", E_ROUTE, "route", format!("step {step:?} allows {}, not {action}", allowed.join(", "))));
-                }
-                if actor == &case.submitter {
-                    return Err(fail("/body/actor", E_ROUTE, "route", format!("{actor} acted on their own case")));
-                }
-                let state = &case.steps[step];
-                let (i, s) = state.seats.iter().enumerate().find(|(_, s)| &s.id == seat).ok_or_else(|| fail("/body/seat", E_ROUTE, "route", format!("step {step:?} has no seat {seat:?}")))?;
-                if s.act.is_some() {
-                    return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
-                }
-                let on_seat = |p: &String| s.people.contains(p) || s.escalated_to.contains(p);
-                let own = (on_behalf_of.is_none() && s.people.contains(actor)).then_some(seat.as_str());
-                if let Some((who, party)) = self.party_kept_off(&case, step, own, std::slice::from_ref(actor)) {
-                    return Err(fail("/body/actor", E_ROUTE, "route", format!("{who}, {party} of the case, acted on step {step:?}: a party never decides about their own case")));
-                }
-                match (on_behalf_of, delegation) {
-                    (None, _) if on_seat(actor) => {}
-                    (Some(principal), Some(_)) if on_seat(principal) => {}
-                    (Some(principal), _) if !on_seat(principal) => return Err(fail("/body/on_behalf_of", E_ROUTE, "route", format!("{principal} is not on seat {seat:?} of step {step:?}"))),
-                    (Some(_), None) => return Err(fail("/body/delegation", E_ROUTE, "route", "an act on behalf of someone names no delegation".into())),
-                    _ => return Err(fail("/body/actor", E_ROUTE, "route", format!("{actor} is not on seat {seat:?} of step {step:?} (seat {i}: {})", s.people.join(", ")))),
-                }
-                let mut after = case.clone();
-                after.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-                match action {
-                    Action::Reject => self.pending = Some(Pending::Rejected { by: actor.clone(), step: step.clone(), seq }),
-                    Action::Sign | Action::Approve if step_complete(def.complete_when, &after.steps[step]) => self.pending = Some(Pending::StepDone { step: step.clone(), seq }),
-                    _ => {}
-                }
-                let by = match on_behalf_of {
-                    Some(p) => format!("{actor} for {p}"),
-                    None => actor.clone(),
-                };
-                line = format!("step {step}: {action} by {by} ({})", signature.level.as_str());
             }
-            CaseEvent::StepDone { step, .. } => {
-                let def = open(step, "/body/step")?;
-                if !step_complete(def.complete_when, &case.steps[step]) {
-                    return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} recorded done before its seats' acts complete it")));
-                }
-                line = format!("step {step} done");
-            }
-            CaseEvent::Resubmitted { by, data, changes, signature, .. } => {
-                if case.status != CaseStatus::Returned {
-                    return Err(fail("", E_ROUTE, "route", format!("a resubmission while the case is {} (it must have been returned)", case.status.as_str())));
-                }
-                if by != &case.submitter {
-                    return Err(fail("/body/by", E_ROUTE, "route", format!("{by} resubmitted, but only the submitter {} can", case.submitter)));
-                }
-                let exp = Expect {
-                    event: "resubmitted",
-                    step: "resubmit",
-                    step_field: None,
-                    action: "resubmit",
-                    signer: by,
-                    signer_field: "/body/by",
-                    data,
-                    data_in_body: true,
-                    form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
-                    form_in_body: false,
-                    required: wf.submit_signature,
-                    second_factor: false,
-                };
+            (CaseEvent::Resubmitted { by, data, signature, .. }, Some(case)) => {
+                let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
+                let exp = Expect { event: "resubmitted", step: "resubmit", step_field: None, action: "resubmit", signer: by, signer_field: "/body/by", data, data_in_body: true, form, form_in_body: false, required: demand.required, second_factor: false };
                 self.signature(k, signature, &exp)?;
-                let mut expected = Vec::new();
-                // Compared as the engine compares them: the data as signed, commitments whole.
-                diff("", &case.committed_data(), data, &mut expected);
-                if expected.is_empty() {
-                    return Err(fail("/body/data", E_ROUTE, "route", "a resubmission that changes nothing".into()));
-                }
-                if &expected != changes {
-                    return Err(fail("/body/changes", E_ROUTE, "route", "the recorded changes are not the difference between the two versions of the data".into()));
-                }
-                let fields: Vec<&str> = changes.iter().map(|c| c.pointer.as_str()).collect();
-                line = format!("resubmitted by {by}, changing {}", fields.join(", "));
             }
-            CaseEvent::Withdrawn { by, .. } => {
-                self.settled(&case, &fail)?;
-                if by != &case.submitter {
-                    return Err(fail("/body/by", E_ROUTE, "route", format!("{by} withdrew the case, but only the submitter {} can", case.submitter)));
-                }
-                line = format!("withdrawn by {by}");
-            }
-            CaseEvent::Reminded { step, seat, .. } | CaseEvent::Escalated { step, seat, .. } => {
-                self.settled(&case, &fail)?;
-                open(step, "/body/step")?;
-                let s = case.steps[step].seats.iter().find(|s| &s.id == seat).ok_or_else(|| fail("/body/seat", E_ROUTE, "route", format!("step {step:?} has no seat {seat:?}")))?;
-                if s.act.is_some() {
-                    return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
-                }
-                if let CaseEvent::Escalated { added, .. } = &event {
-                    if added.is_empty() || added.contains(&case.submitter) {
-                        return Err(fail("/body/added", E_ROUTE, "route", "an escalation must add someone other than the submitter".into()));
-                    }
-                    if let Some((who, party)) = self.party_kept_off(&case, step, None, added) {
-                        return Err(fail("/body/added", E_ROUTE, "route", format!("the escalation adds {who}, {party} of the case: a party never decides about their own case")));
-                    }
-                    line = format!("step {step} seat {seat} escalated to {}", added.join(", "));
-                } else {
-                    line = format!("step {step} seat {seat} reminded");
-                }
-            }
-            CaseEvent::Completed { .. } => {
-                if case.status != CaseStatus::Open {
-                    return Err(fail("", E_ROUTE, "route", format!("completed while the case is {}", case.status.as_str())));
-                }
-                if let Some(s) = wf.steps.iter().find(|s| case.steps.get(&s.id).is_none_or(|st| st.status == StepStatus::Open)) {
-                    return Err(fail("", E_ROUTE, "route", format!("completed while step {:?} is not settled", s.id)));
-                }
-                line = "completed".to_string();
-            }
-            CaseEvent::Rejected { by, .. } => {
-                if !rejection_owed {
-                    return Err(fail("", E_ROUTE, "route", "a rejection with no rejecting act just before it".into()));
-                }
-                line = format!("rejected by {by}");
-            }
+            _ => {}
         }
-        let mut case = case;
-        case.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-        self.route.push(format!("{seq:>3} {line}"));
-        self.case = Some(case);
         Ok(())
     }
 
@@ -980,74 +795,10 @@ impl<'a> Replayer<'a> {
         Ok(())
     }
 
-    /// A step may open (or be skipped) only once, and only when every step before it is settled.
-    /// The first of `people` the engine's conflict-of-interest rule keeps off `step` (on the
-    /// seat `seat` when it is theirs directly, else as an escalation target or delegate), with
-    /// why. Only for workflows written under the rule (`ConflictOfInterest::declared`): a record
-    /// made before it is not held to it.
-    fn party_kept_off(&self, case: &Case, step: &str, seat: Option<&str>, people: &[String]) -> Option<(String, crate::workflow::Party)> {
-        let wf = self.ctx.workflow;
-        if !wf.conflict_of_interest.declared {
-            return None;
-        }
-        let def = wf.step(step)?;
-        let assignee = seat.and_then(|s| def.assignee_of_seat(s));
-        people.iter().find_map(|p| conflict(wf, case, def, assignee, p).map(|party| (p.clone(), party)))
-    }
-
-    fn openable(&self, case: &Case, step: &str, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
-        if case.status != CaseStatus::Open {
-            return Err(fail("", E_ROUTE, "route", format!("step {step:?} opened while the case is {}", case.status.as_str())));
-        }
-        let def = self.ctx.workflow.step(step).ok_or_else(|| fail("/body/step", E_ROUTE, "route", format!("the workflow has no step {step:?}")))?;
-        if case.steps.contains_key(step) {
-            return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} was already opened or skipped")));
-        }
-        if let Some(a) = def.after.iter().find(|a| case.steps.get(*a).is_none_or(|s| s.status == StepStatus::Open)) {
-            return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} opened before step {a:?}, which comes first, was settled")));
-        }
-        Ok(())
-    }
-
-    /// Before a decision, the engine has opened every step that could open and completed the
-    /// case if nothing was left.
-    fn settled(&self, case: &Case, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
-        if case.status != CaseStatus::Open {
-            return Ok(());
-        }
-        let wf = self.ctx.workflow;
-        if let Some(s) = wf.steps.iter().find(|s| !case.steps.contains_key(&s.id) && s.after.iter().all(|a| case.steps.get(a).is_some_and(|st| st.status != StepStatus::Open))) {
-            return Err(fail("", E_ROUTE, "route", format!("step {:?} should have been opened or skipped before this event", s.id)));
-        }
-        if wf.steps.iter().all(|s| case.steps.get(&s.id).is_some_and(|st| st.status != StepStatus::Open)) {
-            return Err(fail("", E_ROUTE, "route", "every step is settled, so the case should have been completed before this event".into()));
-        }
-        Ok(())
-    }
-
-    /// After the last event: nothing owed, nothing left unopened.
+    /// After the last event: nothing owed, nothing left unopened, the head as replayed.
     fn finish(&mut self) -> Check<()> {
         let b = self.ctx.bundle;
-        let k = b.events.len() - 1;
-        let last = &b.events[k];
-        let base = format!("/events/{k}");
-        let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(last.seq);
-        if let Some(p) = &self.pending {
-            let what = match p {
-                Pending::Rejected { step, .. } => format!("the rejection on step {step:?} is not followed by the case's rejection"),
-                Pending::StepDone { step, .. } => format!("step {step:?} was completed but is never recorded done"),
-            };
-            return Err(Finding::new(E_HEAD, "head", "/head", format!("the events end too early: {what}")));
-        }
-        let case = self.case.clone().expect("a checked bundle has a submission");
-        if let Err(mut f) = self.settled(&case, &fail) {
-            f.check = "head";
-            f.code = E_HEAD;
-            f.pointer = "/head".into();
-            f.seq = None;
-            f.message = format!("the events end too early: {}", f.message);
-            return Err(f);
-        }
+        let case = self.route_check.finish().map_err(|v| Finding::new(E_HEAD, "head", "/head", v.message))?.clone();
         if b.head.status != case.status.as_str() {
             return Err(Finding::new(E_HEAD, "head", "/head/status", format!("the head says {:?}, but the events replay to {:?}", b.head.status, case.status.as_str())));
         }
