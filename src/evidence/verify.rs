@@ -335,7 +335,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // The chain holds, so the submission's pins are authentic.
     check_reference_pins(&bundle)?;
     // 7. Each event: signature, level, route.
-    let mut replay = Replayer::new(&ctx, &times);
+    let mut replay = EventWalk::new(&ctx, &times);
     for k in 0..bundle.events.len() {
         replay.check(k)?;
     }
@@ -631,7 +631,7 @@ fn localize(ctx: &Context, k: usize, recorded: DateTime<Utc>) -> Option<Box<Find
         return None;
     }
     times.push(recorded);
-    let mut replay = Replayer::new(ctx, &times);
+    let mut replay = EventWalk::new(ctx, &times);
     for j in 0..k {
         replay.check(j).ok()?;
     }
@@ -679,7 +679,7 @@ struct Expect<'e> {
 
 /// Walks the events through the engine's route rules (`workflow::replay::RouteCheck`: one
 /// authority for them), checking each event's members, times and signature on the way.
-struct Replayer<'a> {
+struct EventWalk<'a> {
     ctx: &'a Context<'a>,
     times: &'a [DateTime<Utc>],
     route_check: RouteCheck<'a>,
@@ -689,9 +689,9 @@ struct Replayer<'a> {
     last_at: Option<DateTime<Utc>>,
 }
 
-impl<'a> Replayer<'a> {
-    fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> Replayer<'a> {
-        Replayer { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None }
+impl<'a> EventWalk<'a> {
+    fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> EventWalk<'a> {
+        EventWalk { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None }
     }
 
     fn case(&self) -> Option<&Case> {

@@ -221,66 +221,99 @@ impl<'w> RouteCheck<'w> {
         people.iter().find_map(|p| conflict(wf, case, def, assignee, p).map(|party| (p.clone(), party)))
     }
 
+    /// A `step_opened`: the step may open now, with seats that are unique, not empty, and
+    /// hold neither the submitter nor a party kept off the step.
+    fn opened(&self, case: &Case, step: &str, seats: &[super::engine::Seat]) -> Result<String, RouteViolation> {
+        self.openable(case, step)?;
+        if seats.is_empty() {
+            return Err(violation("/body/seats", format!("step {step:?} opened with no seat")));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, s) in seats.iter().enumerate() {
+            if !ids.insert(&s.id) || s.people.is_empty() {
+                return Err(violation(&format!("/body/seats/{i}"), format!("seat {:?} of step {step:?} is repeated or has nobody", s.id)));
+            }
+            if s.people.contains(&case.submitter) {
+                return Err(violation(&format!("/body/seats/{i}"), format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
+            }
+            if let Some((who, party)) = self.party_kept_off(case, step, Some(&s.id), &s.people) {
+                return Err(violation(&format!("/body/seats/{i}"), format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id)));
+            }
+        }
+        let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
+        Ok(format!("step {step} opened ({})", who.join("; ")))
+    }
+
+    /// An `acted`, after its signature verified: the step offers the action, the actor is not
+    /// the submitter, the seat is theirs (or their principal's under a delegation) and still
+    /// waiting, and the conflict-of-interest rule keeps them on.
+    #[allow(clippy::too_many_arguments)] // each is a member of the recorded act
+    fn acted(&self, case: &Case, step: &str, seat: &str, actor: &str, (on_behalf_of, delegation): (Option<&str>, Option<&str>), action: Action, level: Level) -> Result<String, RouteViolation> {
+        let def = self.open_step(case, step)?;
+        if !def.actions.contains(&action) {
+            let allowed: Vec<&str> = def.actions.iter().map(|a| a.as_str()).collect();
+            return Err(violation("/body/action", format!("step {step:?} allows {}, not {action}", allowed.join(", "))));
+        }
+        if actor == case.submitter {
+            return Err(violation("/body/actor", format!("{actor} acted on their own case")));
+        }
+        let state = &case.steps[step];
+        let (i, s) = state.seats.iter().enumerate().find(|(_, s)| s.id == seat).ok_or_else(|| violation("/body/seat", format!("step {step:?} has no seat {seat:?}")))?;
+        if s.act.is_some() {
+            return Err(violation("/body/seat", format!("seat {seat:?} of step {step:?} was already taken")));
+        }
+        let on_seat = |p: &str| s.people.iter().chain(&s.escalated_to).any(|x| x == p);
+        let own = (on_behalf_of.is_none() && s.people.iter().any(|p| p == actor)).then_some(seat);
+        if let Some((who, party)) = self.party_kept_off(case, step, own, &[actor.to_string()]) {
+            return Err(violation("/body/actor", format!("{who}, {party} of the case, acted on step {step:?}: a party never decides about their own case")));
+        }
+        match (on_behalf_of, delegation) {
+            (None, _) if on_seat(actor) => {}
+            (Some(principal), Some(_)) if on_seat(principal) => {}
+            (Some(principal), _) if !on_seat(principal) => return Err(violation("/body/on_behalf_of", format!("{principal} is not on seat {seat:?} of step {step:?}"))),
+            (Some(_), None) => return Err(violation("/body/delegation", "an act on behalf of someone names no delegation".into())),
+            _ => return Err(violation("/body/actor", format!("{actor} is not on seat {seat:?} of step {step:?} (seat {i}: {})", s.people.join(", ")))),
+        }
+        let by = match on_behalf_of {
+            Some(p) => format!("{actor} for {p}"),
+            None => actor.to_string(),
+        };
+        Ok(format!("step {step}: {action} by {by} ({})", level.as_str()))
+    }
+
+    /// A `reminded` or `escalated`: on an open step's waiting seat; an escalation adds someone
+    /// other than the submitter and no party kept off the step.
+    fn reminded_or_escalated(&self, case: &Case, step: &str, seat: &str, event: &CaseEvent) -> Result<String, RouteViolation> {
+        self.settled(case)?;
+        self.open_step(case, step)?;
+        let s = case.steps[step].seats.iter().find(|s| s.id == seat).ok_or_else(|| violation("/body/seat", format!("step {step:?} has no seat {seat:?}")))?;
+        if s.act.is_some() {
+            return Err(violation("/body/seat", format!("seat {seat:?} of step {step:?} was already taken")));
+        }
+        Ok(match event {
+            CaseEvent::Escalated { added, .. } => {
+                if added.is_empty() || added.contains(&case.submitter) {
+                    return Err(violation("/body/added", "an escalation must add someone other than the submitter".into()));
+                }
+                if let Some((who, party)) = self.party_kept_off(case, step, None, added) {
+                    return Err(violation("/body/added", format!("the escalation adds {who}, {party} of the case: a party never decides about their own case")));
+                }
+                format!("step {step} seat {seat} escalated to {}", added.join(", "))
+            }
+            _ => format!("step {step} seat {seat} reminded"),
+        })
+    }
+
     fn rules(&self, _seq: u64, case: &Case, event: &CaseEvent) -> Result<String, RouteViolation> {
         let wf = self.workflow;
         Ok(match event {
             CaseEvent::Submitted { .. } => return Err(violation("/body/type", "a second submission on one case".into())),
-            CaseEvent::StepOpened { step, seats, .. } => {
-                self.openable(case, step)?;
-                if seats.is_empty() {
-                    return Err(violation("/body/seats", format!("step {step:?} opened with no seat")));
-                }
-                let mut ids = BTreeSet::new();
-                for (i, s) in seats.iter().enumerate() {
-                    if !ids.insert(&s.id) || s.people.is_empty() {
-                        return Err(violation(&format!("/body/seats/{i}"), format!("seat {:?} of step {step:?} is repeated or has nobody", s.id)));
-                    }
-                    if s.people.contains(&case.submitter) {
-                        return Err(violation(&format!("/body/seats/{i}"), format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
-                    }
-                    if let Some((who, party)) = self.party_kept_off(case, step, Some(&s.id), &s.people) {
-                        return Err(violation(&format!("/body/seats/{i}"), format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id)));
-                    }
-                }
-                let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
-                format!("step {step} opened ({})", who.join("; "))
-            }
+            CaseEvent::StepOpened { step, seats, .. } => self.opened(case, step, seats)?,
             CaseEvent::StepSkipped { step, reason, .. } => {
                 self.openable(case, step)?;
                 format!("step {step} skipped ({reason})")
             }
-            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => {
-                let def = self.open_step(case, step)?;
-                if !def.actions.contains(action) {
-                    let allowed: Vec<&str> = def.actions.iter().map(|a| a.as_str()).collect();
-                    return Err(violation("/body/action", format!("step {step:?} allows {}, not {action}", allowed.join(", "))));
-                }
-                if actor == &case.submitter {
-                    return Err(violation("/body/actor", format!("{actor} acted on their own case")));
-                }
-                let state = &case.steps[step];
-                let (i, s) = state.seats.iter().enumerate().find(|(_, s)| &s.id == seat).ok_or_else(|| violation("/body/seat", format!("step {step:?} has no seat {seat:?}")))?;
-                if s.act.is_some() {
-                    return Err(violation("/body/seat", format!("seat {seat:?} of step {step:?} was already taken")));
-                }
-                let on_seat = |p: &String| s.people.contains(p) || s.escalated_to.contains(p);
-                let own = (on_behalf_of.is_none() && s.people.contains(actor)).then_some(seat.as_str());
-                if let Some((who, party)) = self.party_kept_off(case, step, own, std::slice::from_ref(actor)) {
-                    return Err(violation("/body/actor", format!("{who}, {party} of the case, acted on step {step:?}: a party never decides about their own case")));
-                }
-                match (on_behalf_of, delegation) {
-                    (None, _) if on_seat(actor) => {}
-                    (Some(principal), Some(_)) if on_seat(principal) => {}
-                    (Some(principal), _) if !on_seat(principal) => return Err(violation("/body/on_behalf_of", format!("{principal} is not on seat {seat:?} of step {step:?}"))),
-                    (Some(_), None) => return Err(violation("/body/delegation", "an act on behalf of someone names no delegation".into())),
-                    _ => return Err(violation("/body/actor", format!("{actor} is not on seat {seat:?} of step {step:?} (seat {i}: {})", s.people.join(", ")))),
-                }
-                let by = match on_behalf_of {
-                    Some(p) => format!("{actor} for {p}"),
-                    None => actor.clone(),
-                };
-                format!("step {step}: {action} by {by} ({})", signature.level.as_str())
-            }
+            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => self.acted(case, step, seat, actor, (on_behalf_of.as_deref(), delegation.as_deref()), *action, signature.level)?,
             CaseEvent::StepDone { step, .. } => {
                 let def = self.open_step(case, step)?;
                 if !step_complete(def.complete_when, &case.steps[step]) {
@@ -308,26 +341,7 @@ impl<'w> RouteCheck<'w> {
                 }
                 format!("withdrawn by {by}")
             }
-            CaseEvent::Reminded { step, seat, .. } | CaseEvent::Escalated { step, seat, .. } => {
-                self.settled(case)?;
-                self.open_step(case, step)?;
-                let s = case.steps[step].seats.iter().find(|s| &s.id == seat).ok_or_else(|| violation("/body/seat", format!("step {step:?} has no seat {seat:?}")))?;
-                if s.act.is_some() {
-                    return Err(violation("/body/seat", format!("seat {seat:?} of step {step:?} was already taken")));
-                }
-                match event {
-                    CaseEvent::Escalated { added, .. } => {
-                        if added.is_empty() || added.contains(&case.submitter) {
-                            return Err(violation("/body/added", "an escalation must add someone other than the submitter".into()));
-                        }
-                        if let Some((who, party)) = self.party_kept_off(case, step, None, added) {
-                            return Err(violation("/body/added", format!("the escalation adds {who}, {party} of the case: a party never decides about their own case")));
-                        }
-                        format!("step {step} seat {seat} escalated to {}", added.join(", "))
-                    }
-                    _ => format!("step {step} seat {seat} reminded"),
-                }
-            }
+            CaseEvent::Reminded { step, seat, .. } | CaseEvent::Escalated { step, seat, .. } => self.reminded_or_escalated(case, step, seat, event)?,
             CaseEvent::Completed { .. } => {
                 if case.status != CaseStatus::Open {
                     return Err(violation("", format!("completed while the case is {}", case.status.as_str())));
