@@ -1,8 +1,9 @@
 //! The server's trust list: the signed history kept in `DATA/trust-list.json`.
 //!
 //! On first start the history shipped in `seeds/trust/trust-list.json` is copied into the data
-//! directory; from then on the data directory's copy is the list, and an administrator extends
-//! it one entry at a time (`POST /api/v1/admin/trust-list/entries`, the trust-list page). The
+//! directory; from then on the data directory's copy is the list (a newer shipped list is taken
+//! over only when it continues the kept one entry for entry), and an administrator extends it
+//! one entry at a time (`POST /api/v1/admin/trust-list/entries`, the trust-list page). The
 //! entry comes signed by the trust-list operator (`carimbo trust sign`): the server never holds
 //! the operator's key, it checks the entry against the history (`pki::history`), writes the whole
 //! document to a temporary file, syncs it and renames it over the old one, so a crash leaves
@@ -59,7 +60,16 @@ impl KeptTrustList {
             }
             Err(e) => return Err(io(&path, e)),
         };
-        let history = TrustHistory::from_slice(&bytes, now)?;
+        let mut history = TrustHistory::from_slice(&bytes, now)?;
+        // A newer shipped list that continues the kept one (the kept entries are its first
+        // ones) is taken over: entries are only ever added, so nothing kept is lost.
+        if let Ok(shipped) = std::fs::read(seed).map_err(|_| ()).and_then(|b| TrustHistory::from_slice(&b, now).map_err(|_| ()))
+            && shipped.entries().len() > history.entries().len()
+            && shipped.entries().starts_with(history.entries())
+        {
+            crate::signing::trust_cli::write_atomically(&path, &shipped.document().to_pretty()).map_err(|e| io(&path, e))?;
+            history = shipped;
+        }
         Ok(KeptTrustList { path, current: RwLock::new(Arc::new(history)), writing: Mutex::new(()) })
     }
 

@@ -187,3 +187,28 @@ fn the_trust_list_page_shows_the_history_and_appends_a_pasted_entry() {
     assert_eq!(r.status, 403);
     assert_eq!(s.state.trust.current().entries().len(), n + 1);
 }
+
+#[test]
+fn a_shipped_list_that_continues_the_kept_one_is_taken_over_and_one_that_does_not_is_not() {
+    let data = tempfile::tempdir().unwrap();
+    let seeds = tempfile::tempdir().unwrap();
+    let seed = seeds.path().join("trust-list.json");
+    let base = demo_trust_history();
+    std::fs::write(&seed, base.document().to_pretty()).unwrap();
+    let open = || carimbo::trusted_list::KeptTrustList::open(data.path(), &seed, now()).unwrap();
+    let kept = open();
+    assert_eq!(kept.current().entries().len(), base.entries().len());
+    // The administrators add an entry; the shipped list stays behind: the kept one wins.
+    let mine = base.appended(entry(&base, "2026-02-01T00:00:00Z", withdraw("advanced-ca")), now()).unwrap();
+    kept.append(mine.entries().last().unwrap().clone(), now()).unwrap();
+    assert_eq!(open().current().entries().len(), base.entries().len() + 1);
+    // A shipped list that forked (another entry at the same place) is not taken over.
+    let fork = base.appended(entry(&base, "2026-03-01T00:00:00Z", withdraw("qualified-ca")), now()).unwrap();
+    std::fs::write(&seed, fork.document().to_pretty()).unwrap();
+    assert_eq!(open().current().entries().last(), mine.entries().last());
+    // One that continues the kept list is (say, a TSA added to the shipped seeds).
+    let longer = mine.appended(entry(&mine, "2026-04-01T00:00:00Z", withdraw("qualified-ca")), now()).unwrap();
+    std::fs::write(&seed, longer.document().to_pretty()).unwrap();
+    assert_eq!(open().current().entries().len(), longer.entries().len());
+    assert_eq!(std::fs::read_to_string(data.path().join("trust-list.json")).unwrap(), longer.document().to_pretty());
+}
