@@ -38,19 +38,19 @@ fn main() {
     let mut alone: Vec<f64> = (0..30)
         .map(|_| {
             let t = Instant::now();
-            let r = verify_with(&bundles[0], &VerifyConfig::default());
+            let r = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None });
             assert!(r.passed, "{}", r.to_text());
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     alone.sort_by(|a, b| a.total_cmp(b));
-    let per_bundle = verify_with(&bundles[0], &VerifyConfig::default()).signatures.len();
+    let per_bundle = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None }).signatures.len();
     println!("one bundle alone ({per_bundle} signatures, own verifier): median {:.2} ms ({:.0} signatures/s on one core)", alone[15], per_bundle as f64 / (alone[15] / 1000.0));
 
     // The archive, three runs, each with a fresh cache.
     let names: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     for run in 1..=3 {
-        let cfg = VerifyConfig { pins: vec![], now: Some(chrono::Utc::now()), cache: Some(Arc::new(VerifyCache::default())) };
+        let cfg = VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: Some(Arc::new(VerifyCache::default())) };
         let (signatures, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let t = Instant::now();
         verify_archive(&names, &cfg, threads, |name| Ok(bundles[name.parse::<usize>().unwrap()].clone()), |_, outcome| match outcome {

@@ -20,13 +20,13 @@ fn main() {
 fn measure(h: &evidence_case::Harness, what: &str, id: &str) {
     let id = id.to_string();
     let bundle = h.export(&id, "p022").to_bytes();
-    let first = carimbo::evidence::verify(&bundle);
+    let first = carimbo::evidence::verify(&bundle, chrono::Utc::now());
     assert!(first.passed, "{}", first.to_text());
     let runs = 30;
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let start = Instant::now();
-            let report = carimbo::evidence::verify(std::hint::black_box(&bundle));
+            let report = carimbo::evidence::verify(std::hint::black_box(&bundle), chrono::Utc::now());
             assert!(report.passed);
             start.elapsed().as_secs_f64() * 1000.0
         })

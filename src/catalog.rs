@@ -21,6 +21,12 @@ use std::sync::Arc;
 /// Largest definition file read; the biggest shipped form is well under 100 KiB.
 pub const MAX_DEFINITION_BYTES: u64 = 2 * 1024 * 1024;
 
+/// The name a reference file has in a case's pins and in an evidence bundle: `reference/<file>`.
+pub fn reference_name(source_name: &str) -> String {
+    let base = std::path::Path::new(source_name).file_name().and_then(|n| n.to_str()).unwrap_or(source_name);
+    format!("reference/{base}")
+}
+
 /// One definition file: its name as given, its bytes' hash and its parsed JSON.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -78,6 +84,11 @@ pub fn kind_of(bytes: &[u8]) -> Option<String> {
 }
 
 impl Catalog {
+    /// The reference data served, as a case pins it: `reference/<file>` → SHA-256 (hex) of its bytes.
+    pub fn reference_pins(&self) -> BTreeMap<String, String> {
+        self.reference_sources.iter().map(|s| (reference_name(&s.name), hex::encode(Sha256::digest(&s.bytes)))).collect()
+    }
+
     /// Loads every `*.json` under `paths` (files or directories, searched recursively).
     pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
         Catalog::load_paths_with(paths, None)

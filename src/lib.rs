@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod pki;
 pub mod signing;
 pub mod store;
+pub mod trusted_list;
 pub mod usage;
 pub mod visibility;
 pub mod workflow;

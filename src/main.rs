@@ -169,6 +169,9 @@ enum Command {
     /// Demo PKI tools.
     #[command(subcommand)]
     Pki(carimbo::signing::cli::PkiCommand),
+    /// The trust list's signed history: convert an older list, sign a change, show the list.
+    #[command(subcommand)]
+    Trust(carimbo::signing::trust_cli::TrustCommand),
 }
 
 /// Which store a command works on: the options `serve` takes.
@@ -234,6 +237,7 @@ fn main() -> Result<ExitCode> {
         Command::Sign(args) => carimbo::signing::cli::sign(args),
         Command::VerifySignature(args) => carimbo::signing::cli::verify_signature(args),
         Command::Pki(command) => carimbo::signing::cli::pki(command),
+        Command::Trust(command) => carimbo::signing::trust_cli::trust(command),
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
@@ -407,7 +411,11 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, wit
         anyhow::bail!("the definitions have {} problem(s); run `carimbo check forms workflows`", report.problems.len());
     }
     let service = CaseService::new(store, report.catalog, directory)?;
-    let pki = PkiMaterial::from_seeds(&paths.seeds)?;
+    let mut pki = PkiMaterial::from_seeds(&paths.seeds)?;
+    // The server's kept trust list (with every change its administrators made), when there is one.
+    if let Ok(text) = std::fs::read_to_string(data.join(carimbo::pki::trust::TRUST_LIST_FILE)) {
+        pki = pki.with_trust_list(text);
+    }
     let service_dir = paths.seeds.join("pki/service");
     let seal = ServiceSeal::from_pem(&std::fs::read(service_dir.join("service.key.pem"))?, &std::fs::read(service_dir.join("service.pem"))?)?;
     let sight = match withhold_restricted {

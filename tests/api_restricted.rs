@@ -122,7 +122,7 @@ fn a_reader_without_the_role_gets_a_bundle_that_withholds_the_diagnosis_and_stil
         assert_eq!(r.status, 200, "{who}: {}", r.body);
         let text = r.body.to_string();
         assert_eq!(!text.contains(DIAGNOSIS) && !text.contains(CORRECTED), withheld, "{who}");
-        let report = carimbo::evidence::verify(text.as_bytes());
+        let report = carimbo::evidence::verify(text.as_bytes(), chrono::Utc::now());
         assert!(report.passed, "{who}: {}", report.to_text());
         assert_eq!(report.withheld.is_empty(), !withheld, "{who}: {:?}", report.withheld);
         if withheld {
@@ -133,7 +133,7 @@ fn a_reader_without_the_role_gets_a_bundle_that_withholds_the_diagnosis_and_stil
     let r = s.login("p018").get(&format!("/api/v1/cases/{id}/evidence"));
     let tampered = r.body.to_string().replacen(&format!("\"value\":\"{DIAGNOSIS}\""), "\"value\":\"A00\"", 1);
     assert_ne!(tampered, r.body.to_string());
-    let report = carimbo::evidence::verify(tampered.as_bytes());
+    let report = carimbo::evidence::verify(tampered.as_bytes(), chrono::Utc::now());
     let text = report.to_text();
     let f = report.first_failure.expect("a changed diagnosis fails");
     assert_eq!(f.code, "CARIMBO-E0916", "{text}");

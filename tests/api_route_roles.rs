@@ -67,6 +67,8 @@ const TABLE: &[Row] = &[
     row("POST",   "/api/v1/admin/delegations",         [401,  403,  403,  403,  403,  201]),
     row("POST",   "/api/v1/admin/accounts/{person}/totp/reset", [401, 403, 403, 403, 403, 204]),
     row("GET",    "/api/v1/admin/trust-list",          [401,  403,  403,  403,  403,  200]),
+    row("GET",    "/api/v1/admin/trust-list/status",   [401,  403,  403,  403,  403,  200]),
+    row("POST",   "/api/v1/admin/trust-list/entries",  [401,  403,  403,  403,  403,  201]),
     row("POST",   "/api/v1/admin/definitions",         [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/admin/publications",        [401,  403,  403,  403,  200,  200]),
     row("GET",    "/api/v1/admin/outbox",              [401,  403,  403,  403,  403,  200]),
@@ -100,6 +102,8 @@ const TABLE: &[Row] = &[
     row("GET",    "/admin/outbox",                     [303,  403,  403,  403,  403,  200]),
     row("POST",   "/admin/outbox",                     [303,  403,  403,  403,  403,  303]),
     row("GET",    "/admin/usage",                      [303,  403,  403,  403,  200,  200]),
+    row("GET",    "/admin/trust-list",                 [303,  403,  403,  403,  403,  200]),
+    row("POST",   "/admin/trust-list",                 [303,  403,  403,  403,  403,  303]),
     row("GET",    "/static/{name}",                    [200,  200,  200,  200,  200,  200]),
 ];
 
@@ -214,6 +218,8 @@ fn call(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             post(&format!("/api/v1/admin/accounts/{target}/totp/reset"), json!({}))
         }
         ("GET", "/api/v1/admin/export") => caller.get("/api/v1/admin/export?since=2026-01-01&format=csv"),
+        // A change the operator signed, following the list as the server keeps it now.
+        ("POST", "/api/v1/admin/trust-list/entries") => post(path, serde_json::to_value(common::next_trust_entry(&w.s.state.trust.current())).unwrap()),
         _ if !path.starts_with("/api/") && path != "/metrics" => call_page(w, method, path, caller),
         ("GET", _) => caller.get(path),
         _ => panic!("no request is written for {method} {path}: add one to `call`"),
@@ -301,6 +307,10 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             caller.request("POST", path, Some(body.as_bytes()), &[("content-type", kind.as_str())])
         }
         ("POST", "/admin/outbox") => form_post(caller, path, &[], &[]),
+        ("POST", "/admin/trust-list") => {
+            let entry = serde_json::to_string(&common::next_trust_entry(&w.s.state.trust.current())).unwrap();
+            form_post(caller, path, &[("entry", &entry)], &[])
+        }
         ("GET", "/static/{name}") => caller.get("/static/app.css"),
         ("GET", _) => caller.get(path),
         _ => panic!("no request is written for the page {method} {path}: add one to `call_page`"),

@@ -3,7 +3,7 @@
 mod common;
 
 use carimbo::pki::report::{Indication, SignatureLevel, SubIndication, TimeSource};
-use carimbo::pki::trust::{AccreditationPeriod, TrustList};
+use carimbo::pki::trust::TrustList;
 use carimbo::pki::{CertificateValidator, CrlSet, ValidationPolicy};
 use carimbo::signing::{
     JwsAlgorithm, ServiceSeal, SignatureVerifier, Signer, SigningKey, VerifyOptions, verify_act,
@@ -204,34 +204,11 @@ fn tampered_sealed_simple_act_is_detected() {
     assert_eq!(report.sub_indication, Some(SubIndication::SigCryptoFailure));
 }
 
-fn trust_with_qualified_ca_accredited(periods: Vec<AccreditationPeriod>) -> TrustList {
-    let dir = repo().join("seeds/trust");
-    let file: carimbo::pki::trust::TrustListFile =
-        serde_json::from_slice(&std::fs::read(dir.join("trust-list.json")).unwrap()).unwrap();
-    let entries = file
-        .entities
-        .into_iter()
-        .map(|mut e| {
-            if e.id == "qualified-ca" {
-                e.accredited = periods.clone();
-            }
-            let cert = carimbo::pki::cert::load_pem_certificates(&dir.join(&e.certificate))
-                .unwrap()
-                .remove(0);
-            (e, cert)
-        })
-        .collect();
-    TrustList::from_entities(entries).unwrap()
-}
-
 #[test]
 fn issuer_accreditation_is_judged_at_the_signing_time() {
     // Accredited from 2025 until 2026-06-01: a signature made in May 2026 stays qualified,
     // one made in November 2026 is only advanced.
-    let trust = trust_with_qualified_ca_accredited(vec![AccreditationPeriod {
-        from: t("2025-01-01T00:00:00Z"),
-        until: Some(t("2026-06-01T00:00:00Z")),
-    }]);
+    let trust = TrustList::from_history(&qualified_ca_withdrawn_at("2026-06-01T00:00:00Z")).unwrap();
     let verifier = SignatureVerifier::new(CertificateValidator::new(
         trust,
         CrlSet::load_dir(&pki("crl")).unwrap(),

@@ -65,6 +65,14 @@ impl<'w> Run<'w> {
         // Replaying from scratch gives the same state as applying step by step.
         self.events.extend(new);
         assert_eq!(Case::replay(&self.events).unwrap(), self.case);
+        // And the route rules an evidence verifier replays accept every sequence the engine
+        // makes: one set of rules, asked from both sides.
+        let mut route = carimbo::workflow::replay::RouteCheck::new(self.engine.workflow);
+        for (i, e) in self.events.iter().enumerate() {
+            route.before_signature(e).unwrap_or_else(|v| panic!("event {}: {v:?}", i + 1));
+            route.after_signature(i as u64 + 1, e).unwrap_or_else(|v| panic!("event {}: {v:?}", i + 1));
+        }
+        assert_eq!(route.finish().unwrap_or_else(|v| panic!("at the end: {v:?}")), &self.case);
     }
 
     fn act(&mut self, who: &str, step: &str, action: Action, level: Level, now: &str) -> Result<(), WorkflowError> {

@@ -194,6 +194,11 @@ impl CaseService {
         for (hash, bytes) in &catalog.sources {
             self.store.put_definition(hash, bytes)?;
         }
+        // The reference data too, by content hash: a case pins the versions it opened with,
+        // and its evidence bundle carries those bytes after the files are updated.
+        for src in &catalog.reference_sources {
+            self.store.put_definition(&hex::encode(Sha256::digest(&src.bytes)), &src.bytes)?;
+        }
         let mut defs = self.definitions.write().unwrap_or_else(|e| e.into_inner());
         for f in catalog.forms.values() {
             defs.forms.insert(f.content_hash.clone(), f.clone());
@@ -304,7 +309,7 @@ impl CaseService {
             Some(idem) => submission_case_id(submitter, idem.client_key()),
             None => format!("C-{}", uuid_like(now)),
         };
-        let submission = self.salted(&case_id, submission);
+        let submission = self.salted(&case_id, submission).with_reference(catalog.reference_pins());
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;

@@ -127,7 +127,7 @@ fn failed(file: &str, r: &VerificationReport) -> FailedBundle {
 /// one (the count so far).
 pub fn verify_files(files: &[PathBuf], pins: &[String], threads: usize, progress: &(dyn Fn(usize) + Sync)) -> ArchiveSummary {
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    let cfg = VerifyConfig { pins: pins.to_vec(), now: Some(Utc::now()), cache: Some(Arc::new(VerifyCache::default())) };
+    let cfg = VerifyConfig { pins: pins.to_vec(), now: Utc::now(), cache: Some(Arc::new(VerifyCache::default())) };
     let summary = Mutex::new(ArchiveSummary { bundles: files.len(), threads, ..ArchiveSummary::default() });
     let count = std::sync::atomic::AtomicUsize::new(0);
     let started = Instant::now();
@@ -157,7 +157,7 @@ pub fn run(paths: &[PathBuf], json: bool, pins: &[String], jobs: Option<usize>, 
                 return Ok(ExitCode::from(2));
             }
         };
-        let report = verify_with(&bytes, &VerifyConfig { pins: pins.to_vec(), now: None, cache: None });
+        let report = verify_with(&bytes, &VerifyConfig { pins: pins.to_vec(), now: Utc::now(), cache: None });
         if json {
             emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
         } else {

@@ -10,7 +10,6 @@
 
 use super::verify::{verify_with, Fingerprint, VerificationReport, VerifyConfig};
 use super::{BundleDefinitions, BundlePki};
-use crate::signing::SignatureVerifier;
 use crate::workflow::WorkflowDefinition;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -28,7 +27,7 @@ pub(crate) struct LoadedDefinitions {
 
 /// The validation material of one bundle, ready to verify signatures.
 pub(crate) struct LoadedPki {
-    pub verifier: SignatureVerifier,
+    pub pki: super::verify::Pki,
     pub trust: Vec<Fingerprint>,
 }
 
@@ -73,17 +72,16 @@ pub(crate) fn definitions_key(d: &BundleDefinitions) -> [u8; 32] {
 
 /// The key of a bundle's validation material and the auditor's pins (file hashes checked
 /// first, as for `definitions_key`).
-pub(crate) fn pki_key(p: &BundlePki, pins: &[String]) -> [u8; 32] {
-    let mut parts: Vec<&[u8]> = vec![p.trust_list.name.as_bytes(), p.trust_list.sha256.as_bytes()];
-    for c in &p.trust_certificates {
-        parts.extend([c.name.as_bytes(), c.sha256.as_bytes()]);
-    }
-    parts.push(b"crls");
+pub(crate) fn pki_key(p: &BundlePki, pins: &[String], now: chrono::DateTime<chrono::Utc>) -> [u8; 32] {
+    // The history is judged up to `now` (entries dated after it are refused): part of the key.
+    let now = now.to_rfc3339();
+    let mut parts: Vec<&[u8]> = vec![p.trust_list.name.as_bytes(), p.trust_list.sha256.as_bytes(), b"crls"];
     for c in &p.crls {
         parts.extend([c.name.as_bytes(), c.sha256.as_bytes()]);
     }
     parts.extend([b"service".as_slice(), p.service_certificate.name.as_bytes(), p.service_certificate.sha256.as_bytes(), b"pins"]);
     parts.extend(pins.iter().map(|s| s.as_bytes()));
+    parts.extend([b"now".as_slice(), now.as_bytes()]);
     key(&parts)
 }
 

@@ -5,7 +5,7 @@ use super::{
     SealPayload, TextFile, FORMAT, FORMAT_VERSION,
 };
 use crate::cases::{CaseError, CaseService};
-use crate::pki::trust::{TrustListFile, TRUST_LIST_FILE};
+use crate::pki::trust::TRUST_LIST_FILE;
 use crate::signing::ServiceSeal;
 use crate::store::DISCLOSURES_MEMBER;
 use crate::visibility::Sight;
@@ -14,12 +14,11 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
-/// The validation material signatures are judged with: the trust list and the certificates it
-/// names, the CRLs, and the service-seal certificate, as files.
+/// The validation material signatures are judged with: the trust list's history, the CRLs,
+/// and the service-seal certificate, as files.
 #[derive(Debug, Clone)]
 pub struct PkiMaterial {
     pub trust_list: TextFile,
-    pub trust_certificates: Vec<TextFile>,
     pub crls: Vec<BinaryFile>,
     pub service_certificate: TextFile,
 }
@@ -35,24 +34,16 @@ fn text_file(path: &Path, name: &str) -> Result<TextFile, EvidenceError> {
 }
 
 impl PkiMaterial {
-    /// The layout of a checkout: `seeds/trust/`, `seeds/pki/crl/`, `seeds/pki/service/service.pem`.
+    /// The layout of a checkout: `seeds/trust/trust-list.json`, `seeds/pki/crl/`,
+    /// `seeds/pki/service/service.pem`.
     pub fn from_seeds(seeds: &Path) -> Result<PkiMaterial, EvidenceError> {
-        PkiMaterial::load(&seeds.join("trust"), &seeds.join("pki/crl"), &seeds.join("pki/service/service.pem"))
+        PkiMaterial::load(&seeds.join("trust").join(TRUST_LIST_FILE), &seeds.join("pki/crl"), &seeds.join("pki/service/service.pem"))
     }
 
-    /// Reads the trust list folder (as `TrustList::load` does), every `*.crl`, `*.pem` and
-    /// `*.der` of the CRL folder (as `CrlSet::load_dir` does), and the service certificate.
-    pub fn load(trust_dir: &Path, crl_dir: &Path, service_cert: &Path) -> Result<PkiMaterial, EvidenceError> {
-        let list_path = trust_dir.join(TRUST_LIST_FILE);
-        let trust_list = text_file(&list_path, TRUST_LIST_FILE)?;
-        let parsed: TrustListFile = crate::json_strict::from_str(&trust_list.text).map_err(|e| material_error(&list_path, e))?;
-        let mut trust_certificates: Vec<TextFile> = Vec::new();
-        for entity in &parsed.entities {
-            if trust_certificates.iter().any(|f| f.name == entity.certificate) {
-                continue;
-            }
-            trust_certificates.push(text_file(&trust_dir.join(&entity.certificate), &entity.certificate)?);
-        }
+    /// Reads the trust list's history (the file as it is), every `*.crl`, `*.pem` and `*.der`
+    /// of the CRL folder (as `CrlSet::load_dir` does), and the service certificate.
+    pub fn load(trust_list: &Path, crl_dir: &Path, service_cert: &Path) -> Result<PkiMaterial, EvidenceError> {
+        let trust_list = text_file(trust_list, TRUST_LIST_FILE)?;
         let mut crls = Vec::new();
         let mut paths: Vec<_> = match std::fs::read_dir(crl_dir) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
@@ -71,7 +62,13 @@ impl PkiMaterial {
         }
         let service_name = service_cert.file_name().and_then(|n| n.to_str()).unwrap_or("service.pem").to_string();
         let service_certificate = text_file(service_cert, &service_name)?;
-        Ok(PkiMaterial { trust_list, trust_certificates, crls, service_certificate })
+        Ok(PkiMaterial { trust_list, crls, service_certificate })
+    }
+
+    /// The same material with another trust-list document (the server's kept history).
+    pub fn with_trust_list(mut self, text: String) -> PkiMaterial {
+        self.trust_list = TextFile { name: TRUST_LIST_FILE.to_string(), sha256: sha256_hex(text.as_bytes()), text };
+        self
     }
 }
 
@@ -81,6 +78,27 @@ fn time_text(t: &DateTime<Utc>) -> String {
         Ok(serde_json::Value::String(s)) => s,
         _ => t.to_rfc3339(),
     }
+}
+
+/// The reference data of a case: the versions its submission pinned, from the store by hash;
+/// for a record made before the pin, the files served now.
+fn reference_files(service: &CaseService, submitted: Option<&serde_json::Value>) -> Result<Vec<TextFile>, EvidenceError> {
+    let pins: std::collections::BTreeMap<String, String> = submitted.and_then(|b| b.get("reference")).and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
+    let mut reference = Vec::new();
+    if pins.is_empty() {
+        for src in &service.catalog().reference_sources {
+            let name = crate::catalog::reference_name(&src.name);
+            let text = String::from_utf8(src.bytes.clone()).map_err(|_| EvidenceError::Definition(format!("{name} is not UTF-8")))?;
+            reference.push(TextFile { name, sha256: sha256_hex(text.as_bytes()), text });
+        }
+    }
+    for (name, hash) in pins {
+        let bytes = service.store().definition(&hash).map_err(CaseError::from)?.ok_or_else(|| EvidenceError::Definition(format!("{name} ({hash})")))?;
+        let text = String::from_utf8(bytes).map_err(|_| EvidenceError::Definition(format!("{name} is not UTF-8")))?;
+        reference.push(TextFile { name, sha256: hash, text });
+    }
+    reference.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(reference)
 }
 
 /// Builds the evidence bundle of a case: the definitions it is pinned to (exact bytes from the
@@ -97,13 +115,7 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
     };
     let form = definition(&case.form, "forms")?;
     let workflow = definition(&case.workflow, "workflows")?;
-    let mut reference = Vec::new();
-    for src in &service.catalog().reference_sources {
-        let base = Path::new(&src.name).file_name().and_then(|n| n.to_str()).unwrap_or(&src.name).to_string();
-        let text = String::from_utf8(src.bytes.clone()).map_err(|_| EvidenceError::Definition(format!("reference/{base} is not UTF-8")))?;
-        reference.push(TextFile { name: format!("reference/{base}"), sha256: sha256_hex(text.as_bytes()), text });
-    }
-    reference.sort_by(|a, b| a.name.cmp(&b.name));
+    let reference = reference_files(service, stored.first().map(|e| &e.body))?;
     let mut events: Vec<BundleEvent> = Vec::with_capacity(stored.len());
     let mut withheld: std::collections::BTreeSet<String> = Default::default();
     for e in &stored {
@@ -128,7 +140,6 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
         withheld: withheld.into_iter().collect(),
         pki: BundlePki {
             trust_list: pki.trust_list.clone(),
-            trust_certificates: pki.trust_certificates.clone(),
             crls: pki.crls.clone(),
             service_certificate: pki.service_certificate.clone(),
         },

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 /// The value of `format` in every bundle.
 pub const FORMAT: &str = "carimbo-evidence-bundle";
 /// The version of the format described in `docs/evidence-bundle.md`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bundles larger than this are refused unread (a case with hundreds of events is a few MiB).
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 /// How far a signed payload's `time` may lie before the event's `recorded_at`, in minutes: the
@@ -39,6 +39,12 @@ pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 pub const SIGNING_TIME_BEFORE_MINUTES: i64 = 15;
 /// How far a signed payload's `time` may lie after the event's `recorded_at`, in minutes.
 pub const SIGNING_TIME_AFTER_MINUTES: i64 = 10;
+/// How long after an event's `at` (the engine's time of the decision) the store may record it
+/// (`recorded_at`), in seconds: the append follows the decision within one group commit, so a
+/// few seconds; five minutes leaves room for a slow disk or database, not for a moved date.
+pub const RECORDED_AFTER_AT_SECONDS: i64 = 300;
+/// How far a bundle's `exported_at` may lie after the verifier's `now` (clock skew), in seconds.
+pub const EXPORTED_AFTER_NOW_SECONDS: i64 = 300;
 
 /// One evidence bundle. Written as RFC 8785 canonical JSON (no insignificant whitespace), so
 /// every byte of the file is significant; readers accept any JSON layout.
@@ -136,13 +142,14 @@ pub struct BundleEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundlePki {
-    /// `trust-list.json`: the certification entities, their accreditation periods and policies.
+    /// `trust-list.json`: the trust list's whole signed history (`pki::history`): every member
+    /// (trust anchor, certification entity, TSA, service seal) with its certificate, and every
+    /// dated change of accreditation and policy, each signed by the trust-list operator.
     pub trust_list: TextFile,
-    /// The CA certificates (PEM) the trust list names, by the file name it uses.
-    pub trust_certificates: Vec<TextFile>,
     /// The CRLs signatures are judged with (file bytes, DER or PEM).
     pub crls: Vec<BinaryFile>,
-    /// The certificate (PEM, leaf first) whose seals are `simple` acts and seal this bundle.
+    /// The certificate (PEM, leaf first) whose seals are `simple` acts and seal this bundle; the
+    /// trust list must name it as a `service_seal` member in service at each seal's time.
     pub service_certificate: TextFile,
 }
 

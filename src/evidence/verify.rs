@@ -2,17 +2,17 @@
 //! gives; the first that fails ends the verification and is named in the report.
 
 use super::locate::{offset_of, pointer_at};
-use super::{member_digests, seal_label, sha256_hex, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, SIGNING_TIME_AFTER_MINUTES, SIGNING_TIME_BEFORE_MINUTES};
+use super::{member_digests, seal_label, sha256_hex, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, SIGNING_TIME_AFTER_MINUTES, SIGNING_TIME_BEFORE_MINUTES, EXPORTED_AFTER_NOW_SECONDS, RECORDED_AFTER_AT_SECONDS};
 use crate::catalog::{Catalog, SourceFile};
 use crate::pki::cert::{parse_pem_certificates, CertFacts};
 use crate::pki::crl::LoadedCrl;
-use crate::pki::trust::TrustListFile;
-use crate::pki::{CertificateValidator, CrlSet, TrustList, ValidationPolicy, ValidationReport};
+use crate::pki::history::{parse_utc_z, HistoryError, ServiceType, TrustHistory};
+use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationReport};
 use crate::forms::commitment::CommitmentError;
 use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
 use crate::store::GENESIS_HASH;
-use crate::workflow::engine::{conflict, diff, step_complete};
-use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Level, SignatureRecord, StepStatus, WorkflowDefinition};
+use crate::workflow::replay::{Demand, RouteCheck, RouteViolation};
+use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinition};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::pem::PemObject;
@@ -24,14 +24,15 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// What the auditor brings besides the bundle.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct VerifyConfig {
     /// SHA-256 fingerprints (hex) of the certificates the auditor trusts independently of the
     /// bundle. When given, every trust anchor of the bundle's trust list and the service-seal
     /// certificate must be among them.
     pub pins: Vec<String>,
-    /// The present time (to refuse signing times in the future); the clock when `None`.
-    pub now: Option<DateTime<Utc>>,
+    /// The present time (to refuse signing times and exports in the future, and the trust
+    /// list's entries dated after it). The verifier reads no clock: the caller passes it.
+    pub now: DateTime<Utc>,
     /// Shared between the bundles of one run (`evidence::archive`): definitions and validation
     /// material computed once for every bundle that carries the same bytes.
     pub cache: Option<Arc<super::archive::VerifyCache>>,
@@ -253,9 +254,9 @@ const NOTES: [&str; 2] = [
     "taken as recorded, since deciding them needs the staff directory of the time: who was assigned to each seat (step_opened), step conditions (step_skipped), delegations and escalation targets, the submitter's role, and the TOTP check behind a recorded second factor",
 ];
 
-/// Verifies a bundle with no pins, at the clock's time.
-pub fn verify(bundle: &[u8]) -> VerificationReport {
-    verify_with(bundle, &VerifyConfig::default())
+/// Verifies a bundle with no pins, at `now`.
+pub fn verify(bundle: &[u8], now: DateTime<Utc>) -> VerificationReport {
+    verify_with(bundle, &VerifyConfig { pins: Vec::new(), now, cache: None })
 }
 
 /// Verifies a bundle fully offline: no server, no network, no store.
@@ -291,9 +292,14 @@ const E_HEAD: &str = "CARIMBO-E0913";
 const E_SEAL: &str = "CARIMBO-E0914";
 const E_PIN: &str = "CARIMBO-E0915";
 const E_DISCLOSURE: &str = "CARIMBO-E0916";
+const E_TRUST_HISTORY: &str = "CARIMBO-E0640";
+const E_SEAL_IDENTITY: &str = "CARIMBO-E0641";
+const E_UNKNOWN_MEMBER: &str = "CARIMBO-E0642";
+const E_TIME: &str = "CARIMBO-E0643";
+const E_REFERENCE: &str = "CARIMBO-E0644";
 
 fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<()> {
-    let now = cfg.now.unwrap_or_else(Utc::now);
+    let now = cfg.now;
     // 1. Parse.
     if bytes.len() > MAX_BUNDLE_BYTES {
         return Err(Finding::new(E_PARSE, "parse", "", format!("the file has {} bytes; a bundle may have at most {MAX_BUNDLE_BYTES}", bytes.len())));
@@ -324,18 +330,22 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // 4. Definitions.
     let workflow = cached_definitions(&bundle, cfg, out)?;
     // 5. Validation material.
-    let pki = cached_pki(&bundle, &crl_bytes, cfg, out)?;
-    let ctx = Context { bundle: &bundle, workflow: &workflow, verifier: &pki.verifier, now };
+    let loaded = cached_pki(&bundle, &crl_bytes, cfg, now, out)?;
+    let pki = &loaded.pki;
+    let ctx = Context { bundle: &bundle, workflow: &workflow, verifier: &pki.verifier, pki, now };
     // 6. Hash chain.
     let times = check_chain(&ctx)?;
+    check_exported_at(&ctx, &times)?;
+    // The chain holds, so the submission's pins are authentic.
+    check_reference_pins(&bundle)?;
     // 7. Each event: signature, level, route.
-    let mut replay = Replayer::new(&ctx, &times);
+    let mut replay = EventWalk::new(&ctx, &times);
     for k in 0..bundle.events.len() {
         replay.check(k)?;
     }
     replay.finish()?;
     out.events_checked = bundle.events.len();
-    out.status = replay.case.as_ref().map(|c| c.status.as_str().to_string());
+    out.status = replay.case().map(|c| c.status.as_str().to_string());
     out.signatures = std::mem::take(&mut replay.lines);
     out.route = std::mem::take(&mut replay.route);
     out.withheld = std::mem::take(&mut replay.withheld);
@@ -344,7 +354,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // 9. Pins.
     if !cfg.pins.is_empty() {
         if let Some(t) = out.trust.iter().find(|t| !t.pinned) {
-            let pointer = if t.role.starts_with("service") { "/pki/service_certificate".to_string() } else { "/pki/trust_certificates".to_string() };
+            let pointer = "/pki/trust_list".to_string();
             return Err(Finding::new(E_PIN, "pin", pointer, format!("the {} `{}` (SHA-256 {}) is not among the pinned certificates", t.role, t.subject, t.sha256)));
         }
         out.pinned = true;
@@ -401,16 +411,8 @@ fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Ve
         count += 1;
     }
     text("/pki/trust_list", &b.pki.trust_list.name, &b.pki.trust_list.sha256, &b.pki.trust_list.text, None)?;
-    let mut names = BTreeSet::new();
-    for (i, f) in b.pki.trust_certificates.iter().enumerate() {
-        let ptr = format!("/pki/trust_certificates/{i}");
-        if !names.insert(f.name.clone()) {
-            return Err(Finding::new(E_FILE, "file", format!("{ptr}/name"), format!("two trust certificates are named {}", f.name)).file(&f.name));
-        }
-        text(&ptr, &f.name, &f.sha256, &f.text, None)?;
-    }
     text("/pki/service_certificate", &b.pki.service_certificate.name, &b.pki.service_certificate.sha256, &b.pki.service_certificate.text, None)?;
-    count += 2 + b.pki.trust_certificates.len();
+    count += 2;
     let mut crls = Vec::new();
     let mut names = BTreeSet::new();
     for (i, f) in b.pki.crls.iter().enumerate() {
@@ -428,6 +430,23 @@ fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Ve
     }
     out.files_checked = count;
     Ok(crls)
+}
+
+/// The reference files are exactly those the submission pinned (name and SHA-256), when it
+/// pinned any (records made before the pin did not).
+fn check_reference_pins(b: &EvidenceBundle) -> Check<()> {
+    let Some(pins) = b.events.first().and_then(|e| e.body.get("reference")).and_then(Value::as_object) else { return Ok(()) };
+    for (i, f) in b.definitions.reference.iter().enumerate() {
+        match pins.get(&f.name).and_then(Value::as_str) {
+            Some(h) if h == f.sha256 => {}
+            Some(h) => return Err(Finding::new(E_REFERENCE, "definition", format!("/definitions/reference/{i}"), format!("{} hashes to {}, but the case was opened with the version hashing to {h}: the reference data was changed", f.name, f.sha256)).file(&f.name)),
+            None => return Err(Finding::new(E_REFERENCE, "definition", format!("/definitions/reference/{i}/name"), format!("{} is not among the reference data the case was opened with", f.name)).file(&f.name)),
+        }
+    }
+    if let Some(name) = pins.keys().find(|n| !b.definitions.reference.iter().any(|f| &f.name == *n)) {
+        return Err(Finding::new(E_REFERENCE, "definition", "/definitions/reference", format!("the case was opened with {name}, which the bundle does not hold")));
+    }
+    Ok(())
 }
 
 /// Loads the form and workflow (with the reference data) exactly as carimbo loads definitions.
@@ -492,48 +511,43 @@ fn cached_definitions(b: &EvidenceBundle, cfg: &VerifyConfig, out: &mut Verifica
 
 /// `load_pki`, or its earlier result for a bundle with the very same validation material and
 /// pins (whose verifier keeps its validated chains).
-fn cached_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<Arc<super::archive::LoadedPki>> {
-    let k = super::archive::pki_key(&b.pki, &cfg.pins);
+fn cached_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: DateTime<Utc>, out: &mut VerificationReport) -> Check<Arc<super::archive::LoadedPki>> {
+    let k = super::archive::pki_key(&b.pki, &cfg.pins, now);
     if let Some(hit) = cfg.cache.as_ref().and_then(|c| c.pki(&k)) {
         out.trust.extend(hit.trust.iter().cloned());
         return Ok(hit);
     }
     let before = out.trust.len();
-    let verifier = load_pki(b, crl_bytes, cfg, out)?;
-    let loaded = Arc::new(super::archive::LoadedPki { verifier, trust: out.trust[before..].to_vec() });
+    let pki = load_pki(b, crl_bytes, cfg, now, out)?;
+    let loaded = Arc::new(super::archive::LoadedPki { pki, trust: out.trust[before..].to_vec() });
     if let Some(cache) = &cfg.cache {
         cache.keep_pki(k, loaded.clone());
     }
     Ok(loaded)
 }
 
-/// Builds the signature verifier from the bundle's trust list, CRLs and service certificate.
-fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<SignatureVerifier> {
+/// Builds the signature verifier from the bundle's trust-list history, CRLs and service
+/// certificate. The history is verified whole (every entry signed by the operator, in order),
+/// and the service certificate must be one the history names as a service seal.
+fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: DateTime<Utc>, out: &mut VerificationReport) -> Check<Pki> {
     let p = &b.pki;
-    let list: TrustListFile =
-        crate::json_strict::from_str(&p.trust_list.text).map_err(|e| Finding::new(if e.is_duplicate() { E_DUPLICATE } else { E_PKI }, "pki", "/pki/trust_list/text", format!("the trust list cannot be read: {e}")).file(&p.trust_list.name))?;
+    let history = TrustHistory::from_slice(p.trust_list.text.as_bytes(), now)
+        .map_err(|e: HistoryError| Finding::new(E_TRUST_HISTORY, "pki", "/pki/trust_list/text", format!("the trust list's history does not verify: {e}")).file(&p.trust_list.name))?;
     let pins: BTreeSet<String> = cfg.pins.iter().map(|s| s.trim().to_ascii_lowercase().replace(':', "")).collect();
-    let mut used = BTreeSet::new();
-    let mut entries = Vec::new();
-    for entry in &list.entities {
-        let Some(index) = p.trust_certificates.iter().position(|f| f.name == entry.certificate) else {
-            return Err(Finding::new(E_PKI, "pki", "/pki/trust_certificates", format!("the trust list names {} for entity {:?}, but the bundle holds no such certificate", entry.certificate, entry.id)).file(&entry.certificate));
-        };
-        used.insert(index);
-        let file = &p.trust_certificates[index];
-        let ptr = format!("/pki/trust_certificates/{index}");
-        let certs = parse_pem_certificates(file.text.as_bytes(), &file.name).map_err(|e| Finding::new(E_PKI, "pki", format!("{ptr}/text"), e.to_string()).file(&file.name))?;
-        let cert = certs.into_iter().next().expect("parse_pem_certificates returns at least one");
-        let facts = CertFacts::from_der(&cert).map_err(|e| Finding::new(E_PKI, "pki", format!("{ptr}/text"), e).file(&file.name))?;
-        let role = if entry.trust_anchor { format!("trust anchor {}", entry.id) } else { format!("certification entity {}", entry.id) };
-        let sha = facts.sha256_hex();
-        out.trust.push(Fingerprint { role, subject: facts.subject.clone(), pinned: pins.contains(&sha) || !entry.trust_anchor, sha256: sha });
-        entries.push((entry.clone(), cert));
+    for m in history.members() {
+        let role = format!("{} {}", m.service_type.as_str().replace('_', " "), m.id);
+        let sha = m.facts.sha256_hex();
+        // Only the anchors need the auditor's pin: the operator chains to one, and everything
+        // else is named by entries the operator signed.
+        let pinned = m.service_type != ServiceType::TrustAnchor || pins.contains(&sha);
+        out.trust.push(Fingerprint { role, subject: m.facts.subject.clone(), pinned, sha256: sha });
     }
-    if let Some(extra) = (0..p.trust_certificates.len()).find(|i| !used.contains(i)) {
-        return Err(Finding::new(E_PKI, "pki", format!("/pki/trust_certificates/{extra}/name"), format!("{} is named by no entity of the trust list", p.trust_certificates[extra].name)).file(&p.trust_certificates[extra].name));
+    for (from, cert) in history.operators() {
+        if let Ok(facts) = CertFacts::from_der(cert) {
+            out.trust.push(Fingerprint { role: format!("trust-list operator (from entry {from})"), subject: facts.subject.clone(), pinned: true, sha256: facts.sha256_hex() });
+        }
     }
-    let trust = TrustList::from_entities(entries).map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list", format!("the trust list is not usable: {e}")).file(&p.trust_list.name))?;
+    let trust = history.trust_list().map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list", format!("the trust list is not usable: {e}")).file(&p.trust_list.name))?;
     let mut crls = CrlSet::empty();
     for (i, bytes) in crl_bytes.iter().enumerate() {
         let name = &p.crls[i].name;
@@ -550,17 +564,27 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, out: 
     let svc = &p.service_certificate;
     let certs: Vec<CertificateDer<'static>> =
         parse_pem_certificates(svc.text.as_bytes(), &svc.name).map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e.to_string()).file(&svc.name))?;
-    let facts = CertFacts::from_der(&certs[0]).map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e).file(&svc.name))?;
-    let sha = facts.sha256_hex();
-    out.trust.push(Fingerprint { role: "service seal".into(), subject: facts.subject.clone(), pinned: pins.contains(&sha), sha256: sha });
+    if !history.members().iter().any(|m| m.service_type == ServiceType::ServiceSeal && m.certificate == certs[0]) {
+        let subject = CertFacts::from_der(&certs[0]).map(|f| f.subject).unwrap_or_default();
+        return Err(Finding::new(E_SEAL_IDENTITY, "seal", "/pki/service_certificate", format!("the trust list names no service seal with this certificate (`{subject}`): a certificate that is not the service's cannot seal acts or bundles")).file(&svc.name));
+    }
+    let service_seal = certs[0].clone();
     let verifier = SignatureVerifier::new(CertificateValidator::new(trust, crls, ValidationPolicy::document_signing())).with_service_seal(&certs[0]);
-    Ok(verifier)
+    Ok(Pki { verifier, history, service_seal })
+}
+
+/// The validation material of a bundle, once checked.
+pub(crate) struct Pki {
+    pub(crate) verifier: SignatureVerifier,
+    history: TrustHistory,
+    service_seal: CertificateDer<'static>,
 }
 
 struct Context<'a> {
     bundle: &'a EvidenceBundle,
     workflow: &'a WorkflowDefinition,
     verifier: &'a SignatureVerifier,
+    pki: &'a Pki,
     now: DateTime<Utc>,
 }
 
@@ -598,6 +622,7 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
             return Err(f);
         }
         let recorded = recorded.map_err(|e| at("/recorded_at", E_LINK, format!("recorded_at {:?} is not an RFC 3339 time: {e}", ev.recorded_at)))?;
+        parse_utc_z(&ev.recorded_at).map_err(|e| at("/recorded_at", E_TIME, format!("recorded_at must be UTC with `Z`: {e}")))?;
         if let Some(prev) = times.last().filter(|prev| recorded < **prev) {
             return Err(at("/recorded_at", E_LINK, format!("recorded at {}, before the previous event ({prev})", ev.recorded_at)));
         }
@@ -610,6 +635,20 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
         return Err(Finding::new(E_HEAD, "head", "/head/last_hash", format!("the case head's last hash {} is not the last event's hash {}", b.head.last_hash, b.events[n - 1].hash)));
     }
     Ok(times)
+}
+
+/// `exported_at` is UTC with `Z`, not before the last event was recorded, and not after the
+/// verifier's `now` (beyond clock skew).
+fn check_exported_at(ctx: &Context, times: &[DateTime<Utc>]) -> Check<DateTime<Utc>> {
+    let b = ctx.bundle;
+    let exported = parse_utc_z(&b.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", format!("exported_at must be an RFC 3339 time in UTC with `Z`: {e}")))?;
+    if let Some(last) = times.last().filter(|last| exported < **last) {
+        return Err(Finding::new(E_TIME, "time", "/exported_at", format!("exported at {}, before the last event was recorded ({})", b.exported_at, crate::pki::history::utc_text(*last))));
+    }
+    if exported > ctx.now + Duration::seconds(EXPORTED_AFTER_NOW_SECONDS) {
+        return Err(Finding::new(E_TIME, "time", "/exported_at", format!("exported at {}, after the time of verification ({})", b.exported_at, crate::pki::history::utc_text(ctx.now))));
+    }
+    Ok(exported)
 }
 
 /// SHA-256 (hex) of the RFC 8785 canonical JSON of `{case_id, seq, recorded_at, prev_hash, body}`,
@@ -628,7 +667,7 @@ fn localize(ctx: &Context, k: usize, recorded: DateTime<Utc>) -> Option<Box<Find
         return None;
     }
     times.push(recorded);
-    let mut replay = Replayer::new(ctx, &times);
+    let mut replay = EventWalk::new(ctx, &times);
     for j in 0..k {
         replay.check(j).ok()?;
     }
@@ -639,10 +678,21 @@ fn localize(ctx: &Context, k: usize, recorded: DateTime<Utc>) -> Option<Box<Find
     }
 }
 
-/// What the next event must be.
-enum Pending {
-    Rejected { by: String, step: String, seq: u64 },
-    StepDone { step: String, seq: u64 },
+/// The first place where `given` holds a member `written` (the same value as the engine writes
+/// it) does not, or a value written otherwise: (JSON pointer of the object or value, what).
+fn first_unknown(given: &Value, written: &Value, pointer: &str) -> Option<(String, String)> {
+    match (given, written) {
+        (Value::Object(g), Value::Object(w)) => {
+            // The object holding it is named: the member's own name is what may have changed.
+            if let Some(k) = g.keys().find(|k| !w.contains_key(*k)) {
+                return Some((pointer.to_string(), format!("unknown member `{k}`")));
+            }
+            g.iter().find_map(|(k, v)| first_unknown(v, &w[k], &crate::forms::pointer_push(pointer, k)))
+        }
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => g.iter().zip(w).enumerate().find_map(|(i, (a, b))| first_unknown(a, b, &format!("{pointer}/{i}"))),
+        _ if given == written => None,
+        _ => Some((pointer.to_string(), format!("{given} is not written as carimbo writes it ({written})"))),
+    }
 }
 
 /// What a signed event's signature must cover.
@@ -663,20 +713,25 @@ struct Expect<'e> {
     second_factor: bool,
 }
 
-/// Replays the events through the bundled workflow, checking each signature and each step.
-struct Replayer<'a> {
+/// Walks the events through the engine's route rules (`workflow::replay::RouteCheck`: one
+/// authority for them), checking each event's members, times and signature on the way.
+struct EventWalk<'a> {
     ctx: &'a Context<'a>,
     times: &'a [DateTime<Utc>],
-    case: Option<Case>,
-    pending: Option<Pending>,
+    route_check: RouteCheck<'a>,
     lines: Vec<SignatureLine>,
     route: Vec<String>,
     withheld: Vec<String>,
+    last_at: Option<DateTime<Utc>>,
 }
 
-impl<'a> Replayer<'a> {
-    fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> Replayer<'a> {
-        Replayer { ctx, times, case: None, pending: None, lines: Vec::new(), route: Vec::new(), withheld: Vec::new() }
+impl<'a> EventWalk<'a> {
+    fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> EventWalk<'a> {
+        EventWalk { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None }
+    }
+
+    fn case(&self) -> Option<&Case> {
+        self.route_check.case()
     }
 
     fn check(&mut self, k: usize) -> Check<()> {
@@ -684,7 +739,15 @@ impl<'a> Replayer<'a> {
         let base = format!("/events/{k}");
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
+        let route = |v: RouteViolation| Finding::new(E_ROUTE, "route", format!("{base}{}", v.field), v.message).seq(seq);
         let event: CaseEvent = serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
+        // The doc lists every member of every body: anything else (or a value the engine
+        // would write otherwise, such as a time with an offset) is refused, not ignored.
+        let written = serde_json::to_value(&event).map_err(|e| fail("/body", E_EVENT, "event", e.to_string()))?;
+        if let Some((pointer, why)) = first_unknown(&ev.body, &written, "") {
+            return Err(fail(&format!("/body{pointer}"), E_UNKNOWN_MEMBER, "event", format!("{why} in a {} event: a verifier that ignored it would read another record than one that did not", event.type_name())));
+        }
+        self.check_time(k, &event)?;
         if let CaseEvent::Submitted { data, disclosures, .. } | CaseEvent::Resubmitted { data, disclosures, .. } = &event
             && let Err(e) = crate::forms::commitment::reveal(data, disclosures)
         {
@@ -695,308 +758,83 @@ impl<'a> Replayer<'a> {
             let message = e.to_string();
             return Err(fail(&pointer, E_DISCLOSURE, "disclosure", message.rsplit_once(" [").map(|(m, _)| m.to_string()).unwrap_or(message)));
         }
-        let mut rejection_owed = false;
-        if let Some(p) = self.pending.take() {
-            match (&p, &event) {
-                (Pending::Rejected { by, step, .. }, CaseEvent::Rejected { by: b, step: s, .. }) if b == by && s == step => rejection_owed = true,
-                (Pending::StepDone { step, .. }, CaseEvent::StepDone { step: s, .. }) if s == step => {}
-                (Pending::Rejected { by, step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the rejection by {by} on step {step:?} at event {at} must be followed by the case's rejection, not {}", event.type_name()))),
-                (Pending::StepDone { step, seq: at }, _) => return Err(fail("", E_ROUTE, "route", format!("the act at event {at} completed step {step:?}, so the step must be recorded done next, not {}", event.type_name()))),
-            }
+        let demand = self.route_check.before_signature(&event).map_err(route)?;
+        if let Some(demand) = demand {
+            self.check_signature(k, &event, demand)?;
         }
-        let wf = self.ctx.workflow;
-        let Some(case) = self.case.clone() else {
-            let CaseEvent::Submitted { case_id, form, workflow, submitter, subject, data, signature, .. } = &event else {
-                return Err(fail("/body/type", E_ROUTE, "route", format!("the first event is {}, not a submission", event.type_name())));
-            };
-            if case_id != &self.ctx.bundle.case_id {
-                return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
-            }
-            let form_ref = FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.hash) };
-            let exp = Expect {
-                event: "submitted",
-                step: "submit",
-                step_field: None,
-                action: "submit",
-                signer: submitter,
-                signer_field: "/body/submitter",
-                data,
-                data_in_body: true,
-                form: form_ref,
-                form_in_body: true,
-                required: wf.submit_signature,
-                second_factor: false,
-            };
-            let payload = self.signature(k, signature, &exp)?;
-            let d = &self.ctx.bundle.definitions;
-            if payload.form.hash != format!("sha256:{}", d.form.sha256) {
-                return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256)).file(&d.form.name));
-            }
-            if form.id != d.form.id || form.version != d.form.version {
-                return Err(fail("/body/form", E_DEFINITION, "definition", format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version)));
-            }
-            if workflow.hash != d.workflow.sha256 || workflow.id != d.workflow.id || workflow.version != d.workflow.version {
-                return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})", workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256)).file(&d.workflow.name));
-            }
-            let case = Case::replay([&event]).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-            self.route.push(format!("{seq:>3} submitted by {submitter} (subject {subject})"));
-            self.case = Some(case);
-            return Ok(());
-        };
-        if case.status.is_final() {
-            return Err(fail("", E_ROUTE, "route", format!("a {} event after the case was {}", event.type_name(), case.status.as_str())));
-        }
-        let open = |step: &str, field: &str| -> Check<&crate::workflow::StepDefinition> {
-            let def = wf.step(step).ok_or_else(|| fail(field, E_ROUTE, "route", format!("the workflow has no step {step:?}")))?;
-            if case.steps.get(step).is_none_or(|s| s.status != StepStatus::Open) {
-                return Err(fail(field, E_ROUTE, "route", format!("step {step:?} is not open at this point")));
-            }
-            Ok(def)
-        };
-        let line: String;
-        match &event {
-            CaseEvent::Submitted { .. } => return Err(fail("/body/type", E_ROUTE, "route", "a second submission on one case".into())),
-            CaseEvent::StepOpened { step, seats, .. } => {
-                self.openable(&case, step, &fail)?;
-                if seats.is_empty() {
-                    return Err(fail("/body/seats", E_ROUTE, "route", format!("step {step:?} opened with no seat")));
+        let line = self.route_check.after_signature(seq, &event).map_err(route)?;
+        self.route.push(line);
+        Ok(())
+    }
+
+    /// The signature of a signed event against what it must cover; for the submission, also
+    /// the pins to the bundled definitions.
+    fn check_signature(&mut self, k: usize, event: &CaseEvent, demand: Demand) -> Check<()> {
+        let ev = &self.ctx.bundle.events[k];
+        let seq = ev.seq;
+        let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("/events/{k}{field}"), msg).seq(seq);
+        match (event, self.case().cloned()) {
+            (CaseEvent::Submitted { case_id, form, workflow, submitter, data, signature, .. }, None) => {
+                if case_id != &self.ctx.bundle.case_id {
+                    return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
                 }
-                let mut ids = BTreeSet::new();
-                for (i, s) in seats.iter().enumerate() {
-                    if !ids.insert(&s.id) || s.people.is_empty() {
-                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("seat {:?} of step {step:?} is repeated or has nobody", s.id)));
-                    }
-                    if s.people.contains(&case.submitter) {
-                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
-                    }
-                    if let Some((who, party)) = self.party_kept_off(&case, step, Some(&s.id), &s.people) {
-                        return Err(fail(&format!("/body/seats/{i}"), E_ROUTE, "route", format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id)));
-                    }
+                let form_ref = FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.hash) };
+                let exp = Expect { event: "submitted", step: "submit", step_field: None, action: "submit", signer: submitter, signer_field: "/body/submitter", data, data_in_body: true, form: form_ref, form_in_body: true, required: demand.required, second_factor: false };
+                let payload = self.signature(k, signature, &exp)?;
+                let d = &self.ctx.bundle.definitions;
+                if payload.form.hash != format!("sha256:{}", d.form.sha256) {
+                    return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256)).file(&d.form.name));
                 }
-                let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
-                line = format!("step {step} opened ({})", who.join("; "));
-            }
-            CaseEvent::StepSkipped { step, reason, .. } => {
-                self.openable(&case, step, &fail)?;
-                line = format!("step {step} skipped ({reason})");
-            }
-            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => {
-                self.settled(&case, &fail)?;
-                if case.status != CaseStatus::Open {
-                    return Err(fail("", E_ROUTE, "route", format!("an act while the case is {}", case.status.as_str())));
+                if form.id != d.form.id || form.version != d.form.version {
+                    return Err(fail("/body/form", E_DEFINITION, "definition", format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version)));
                 }
-                let def = open(step, "/body/step")?;
+                if workflow.hash != d.workflow.sha256 || workflow.id != d.workflow.id || workflow.version != d.workflow.version {
+                    return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})", workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256)).file(&d.workflow.name));
+                }
+            }
+            (CaseEvent::Acted { step, actor, action, signature, .. }, Some(case)) => {
                 let signed_data = case.committed_data();
-                let exp = Expect {
-                    event: "acted",
-                    step,
-                    step_field: Some("/body/step"),
-                    action: action.as_str(),
-                    signer: actor,
-                    signer_field: "/body/actor",
-                    data: &signed_data,
-                    data_in_body: false,
-                    form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
-                    form_in_body: false,
-                    required: def.signature,
-                    second_factor: def.second_factor,
-                };
+                let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
+                let exp = Expect { event: "acted", step, step_field: Some("/body/step"), action: action.as_str(), signer: actor, signer_field: "/body/actor", data: &signed_data, data_in_body: false, form, form_in_body: false, required: demand.required, second_factor: demand.second_factor };
                 self.signature(k, signature, &exp)?;
-                if !def.actions.contains(action) {
-                    let allowed: Vec<&str> = def.actions.iter().map(|a| a.as_str()).collect();
-                    return Err(fail("/body/action", E_ROUTE, "route", format!("step {step:?} allows {}, not {action}", allowed.join(", "))));
-                }
-                if actor == &case.submitter {
-                    return Err(fail("/body/actor", E_ROUTE, "route", format!("{actor} acted on their own case")));
-                }
-                let state = &case.steps[step];
-                let (i, s) = state.seats.iter().enumerate().find(|(_, s)| &s.id == seat).ok_or_else(|| fail("/body/seat", E_ROUTE, "route", format!("step {step:?} has no seat {seat:?}")))?;
-                if s.act.is_some() {
-                    return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
-                }
-                let on_seat = |p: &String| s.people.contains(p) || s.escalated_to.contains(p);
-                let own = (on_behalf_of.is_none() && s.people.contains(actor)).then_some(seat.as_str());
-                if let Some((who, party)) = self.party_kept_off(&case, step, own, std::slice::from_ref(actor)) {
-                    return Err(fail("/body/actor", E_ROUTE, "route", format!("{who}, {party} of the case, acted on step {step:?}: a party never decides about their own case")));
-                }
-                match (on_behalf_of, delegation) {
-                    (None, _) if on_seat(actor) => {}
-                    (Some(principal), Some(_)) if on_seat(principal) => {}
-                    (Some(principal), _) if !on_seat(principal) => return Err(fail("/body/on_behalf_of", E_ROUTE, "route", format!("{principal} is not on seat {seat:?} of step {step:?}"))),
-                    (Some(_), None) => return Err(fail("/body/delegation", E_ROUTE, "route", "an act on behalf of someone names no delegation".into())),
-                    _ => return Err(fail("/body/actor", E_ROUTE, "route", format!("{actor} is not on seat {seat:?} of step {step:?} (seat {i}: {})", s.people.join(", ")))),
-                }
-                let mut after = case.clone();
-                after.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-                match action {
-                    Action::Reject => self.pending = Some(Pending::Rejected { by: actor.clone(), step: step.clone(), seq }),
-                    Action::Sign | Action::Approve if step_complete(def.complete_when, &after.steps[step]) => self.pending = Some(Pending::StepDone { step: step.clone(), seq }),
-                    _ => {}
-                }
-                let by = match on_behalf_of {
-                    Some(p) => format!("{actor} for {p}"),
-                    None => actor.clone(),
-                };
-                line = format!("step {step}: {action} by {by} ({})", signature.level.as_str());
             }
-            CaseEvent::StepDone { step, .. } => {
-                let def = open(step, "/body/step")?;
-                if !step_complete(def.complete_when, &case.steps[step]) {
-                    return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} recorded done before its seats' acts complete it")));
-                }
-                line = format!("step {step} done");
-            }
-            CaseEvent::Resubmitted { by, data, changes, signature, .. } => {
-                if case.status != CaseStatus::Returned {
-                    return Err(fail("", E_ROUTE, "route", format!("a resubmission while the case is {} (it must have been returned)", case.status.as_str())));
-                }
-                if by != &case.submitter {
-                    return Err(fail("/body/by", E_ROUTE, "route", format!("{by} resubmitted, but only the submitter {} can", case.submitter)));
-                }
-                let exp = Expect {
-                    event: "resubmitted",
-                    step: "resubmit",
-                    step_field: None,
-                    action: "resubmit",
-                    signer: by,
-                    signer_field: "/body/by",
-                    data,
-                    data_in_body: true,
-                    form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) },
-                    form_in_body: false,
-                    required: wf.submit_signature,
-                    second_factor: false,
-                };
+            (CaseEvent::Resubmitted { by, data, signature, .. }, Some(case)) => {
+                let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
+                let exp = Expect { event: "resubmitted", step: "resubmit", step_field: None, action: "resubmit", signer: by, signer_field: "/body/by", data, data_in_body: true, form, form_in_body: false, required: demand.required, second_factor: false };
                 self.signature(k, signature, &exp)?;
-                let mut expected = Vec::new();
-                // Compared as the engine compares them: the data as signed, commitments whole.
-                diff("", &case.committed_data(), data, &mut expected);
-                if expected.is_empty() {
-                    return Err(fail("/body/data", E_ROUTE, "route", "a resubmission that changes nothing".into()));
-                }
-                if &expected != changes {
-                    return Err(fail("/body/changes", E_ROUTE, "route", "the recorded changes are not the difference between the two versions of the data".into()));
-                }
-                let fields: Vec<&str> = changes.iter().map(|c| c.pointer.as_str()).collect();
-                line = format!("resubmitted by {by}, changing {}", fields.join(", "));
             }
-            CaseEvent::Withdrawn { by, .. } => {
-                self.settled(&case, &fail)?;
-                if by != &case.submitter {
-                    return Err(fail("/body/by", E_ROUTE, "route", format!("{by} withdrew the case, but only the submitter {} can", case.submitter)));
-                }
-                line = format!("withdrawn by {by}");
-            }
-            CaseEvent::Reminded { step, seat, .. } | CaseEvent::Escalated { step, seat, .. } => {
-                self.settled(&case, &fail)?;
-                open(step, "/body/step")?;
-                let s = case.steps[step].seats.iter().find(|s| &s.id == seat).ok_or_else(|| fail("/body/seat", E_ROUTE, "route", format!("step {step:?} has no seat {seat:?}")))?;
-                if s.act.is_some() {
-                    return Err(fail("/body/seat", E_ROUTE, "route", format!("seat {seat:?} of step {step:?} was already taken")));
-                }
-                if let CaseEvent::Escalated { added, .. } = &event {
-                    if added.is_empty() || added.contains(&case.submitter) {
-                        return Err(fail("/body/added", E_ROUTE, "route", "an escalation must add someone other than the submitter".into()));
-                    }
-                    if let Some((who, party)) = self.party_kept_off(&case, step, None, added) {
-                        return Err(fail("/body/added", E_ROUTE, "route", format!("the escalation adds {who}, {party} of the case: a party never decides about their own case")));
-                    }
-                    line = format!("step {step} seat {seat} escalated to {}", added.join(", "));
-                } else {
-                    line = format!("step {step} seat {seat} reminded");
-                }
-            }
-            CaseEvent::Completed { .. } => {
-                if case.status != CaseStatus::Open {
-                    return Err(fail("", E_ROUTE, "route", format!("completed while the case is {}", case.status.as_str())));
-                }
-                if let Some(s) = wf.steps.iter().find(|s| case.steps.get(&s.id).is_none_or(|st| st.status == StepStatus::Open)) {
-                    return Err(fail("", E_ROUTE, "route", format!("completed while step {:?} is not settled", s.id)));
-                }
-                line = "completed".to_string();
-            }
-            CaseEvent::Rejected { by, .. } => {
-                if !rejection_owed {
-                    return Err(fail("", E_ROUTE, "route", "a rejection with no rejecting act just before it".into()));
-                }
-                line = format!("rejected by {by}");
-            }
-        }
-        let mut case = case;
-        case.apply(&event).map_err(|e| fail("/body", E_ROUTE, "route", e.to_string()))?;
-        self.route.push(format!("{seq:>3} {line}"));
-        self.case = Some(case);
-        Ok(())
-    }
-
-    /// A step may open (or be skipped) only once, and only when every step before it is settled.
-    /// The first of `people` the engine's conflict-of-interest rule keeps off `step` (on the
-    /// seat `seat` when it is theirs directly, else as an escalation target or delegate), with
-    /// why. Only for workflows written under the rule (`ConflictOfInterest::declared`): a record
-    /// made before it is not held to it.
-    fn party_kept_off(&self, case: &Case, step: &str, seat: Option<&str>, people: &[String]) -> Option<(String, crate::workflow::Party)> {
-        let wf = self.ctx.workflow;
-        if !wf.conflict_of_interest.declared {
-            return None;
-        }
-        let def = wf.step(step)?;
-        let assignee = seat.and_then(|s| def.assignee_of_seat(s));
-        people.iter().find_map(|p| conflict(wf, case, def, assignee, p).map(|party| (p.clone(), party)))
-    }
-
-    fn openable(&self, case: &Case, step: &str, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
-        if case.status != CaseStatus::Open {
-            return Err(fail("", E_ROUTE, "route", format!("step {step:?} opened while the case is {}", case.status.as_str())));
-        }
-        let def = self.ctx.workflow.step(step).ok_or_else(|| fail("/body/step", E_ROUTE, "route", format!("the workflow has no step {step:?}")))?;
-        if case.steps.contains_key(step) {
-            return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} was already opened or skipped")));
-        }
-        if let Some(a) = def.after.iter().find(|a| case.steps.get(*a).is_none_or(|s| s.status == StepStatus::Open)) {
-            return Err(fail("/body/step", E_ROUTE, "route", format!("step {step:?} opened before step {a:?}, which comes first, was settled")));
+            _ => {}
         }
         Ok(())
     }
 
-    /// Before a decision, the engine has opened every step that could open and completed the
-    /// case if nothing was left.
-    fn settled(&self, case: &Case, fail: &dyn Fn(&str, &'static str, &'static str, String) -> Box<Finding>) -> Check<()> {
-        if case.status != CaseStatus::Open {
-            return Ok(());
+    /// The event's `at` (the engine's time of the decision) lies at or before its
+    /// `recorded_at`, at most `RECORDED_AFTER_AT_SECONDS` before it, and not before the
+    /// previous event's `at`.
+    fn check_time(&mut self, k: usize, event: &CaseEvent) -> Check<()> {
+        let ev = &self.ctx.bundle.events[k];
+        // The event is named: its `at` or its `recorded_at` may be the one that moved.
+        let fail = |msg: String| Finding::new(E_TIME, "time", format!("/events/{k}"), msg).seq(ev.seq);
+        let at = event.at();
+        let recorded = self.times[k];
+        let text = crate::pki::history::utc_text;
+        if at > recorded {
+            return Err(fail(format!("the event happened at {}, after it was recorded ({})", text(at), ev.recorded_at)));
         }
-        let wf = self.ctx.workflow;
-        if let Some(s) = wf.steps.iter().find(|s| !case.steps.contains_key(&s.id) && s.after.iter().all(|a| case.steps.get(a).is_some_and(|st| st.status != StepStatus::Open))) {
-            return Err(fail("", E_ROUTE, "route", format!("step {:?} should have been opened or skipped before this event", s.id)));
+        if recorded - at > Duration::seconds(RECORDED_AFTER_AT_SECONDS) {
+            return Err(fail(format!("the event happened at {}, but was recorded only at {}: more than {RECORDED_AFTER_AT_SECONDS} s later", text(at), ev.recorded_at)));
         }
-        if wf.steps.iter().all(|s| case.steps.get(&s.id).is_some_and(|st| st.status != StepStatus::Open)) {
-            return Err(fail("", E_ROUTE, "route", "every step is settled, so the case should have been completed before this event".into()));
+        if let Some(prev) = self.last_at.filter(|prev| at < *prev) {
+            return Err(fail(format!("the event happened at {}, before the previous event ({})", text(at), text(prev))));
         }
+        self.last_at = Some(at);
         Ok(())
     }
 
-    /// After the last event: nothing owed, nothing left unopened.
+    /// After the last event: nothing owed, nothing left unopened, the head as replayed.
     fn finish(&mut self) -> Check<()> {
         let b = self.ctx.bundle;
-        let k = b.events.len() - 1;
-        let last = &b.events[k];
-        let base = format!("/events/{k}");
-        let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(last.seq);
-        if let Some(p) = &self.pending {
-            let what = match p {
-                Pending::Rejected { step, .. } => format!("the rejection on step {step:?} is not followed by the case's rejection"),
-                Pending::StepDone { step, .. } => format!("step {step:?} was completed but is never recorded done"),
-            };
-            return Err(Finding::new(E_HEAD, "head", "/head", format!("the events end too early: {what}")));
-        }
-        let case = self.case.clone().expect("a checked bundle has a submission");
-        if let Err(mut f) = self.settled(&case, &fail) {
-            f.check = "head";
-            f.code = E_HEAD;
-            f.pointer = "/head".into();
-            f.seq = None;
-            f.message = format!("the events end too early: {}", f.message);
-            return Err(f);
-        }
+        let case = self.route_check.finish().map_err(|v| Finding::new(E_HEAD, "head", "/head", v.message))?.clone();
         if b.head.status != case.status.as_str() {
             return Err(Finding::new(E_HEAD, "head", "/head/status", format!("the head says {:?}, but the events replay to {:?}", b.head.status, case.status.as_str())));
         }
@@ -1013,8 +851,18 @@ impl<'a> Replayer<'a> {
         let sp = format!("{base}/body/signature");
         let fail = |pointer: String, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, pointer, msg).seq(ev.seq);
         let jws = record.jws.as_ref().ok_or_else(|| fail(sp.clone(), E_SIGNATURE, "signature", "the act carries no signature (JWS or service seal)".into()))?;
+        if let Some(member) = jws.as_object().and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "payload" | "protected" | "signature"))) {
+            return Err(fail(format!("{sp}/jws"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the signature: it holds only payload, protected and signature")));
+        }
         let payload_value = jws.get("payload").ok_or_else(|| fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the signature has no payload".into()))?;
+        if let Some(member) = payload_value.as_object().and_then(|o| o.keys().find(|k| !SigningPayload::MEMBERS.contains(&k.as_str()))) {
+            return Err(fail(format!("{sp}/jws/payload"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the signed payload: it holds only {}", SigningPayload::MEMBERS.join(", "))));
+        }
         let payload: SigningPayload = serde_json::from_value(payload_value.clone()).map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", format!("the signed payload cannot be read: {e}")))?;
+        let written = serde_json::to_value(&payload).map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", e.to_string()))?;
+        if let Some((pointer, why)) = first_unknown(payload_value, &written, "") {
+            return Err(fail(format!("{sp}/jws/payload{pointer}"), E_UNKNOWN_MEMBER, "signature", format!("{why} in the signed payload")));
+        }
         let (Some(protected), Some(signature)) = (jws.get("protected").and_then(Value::as_str), jws.get("signature").and_then(Value::as_str)) else {
             return Err(fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the JWS has no protected header or signature value".into()));
         };
@@ -1066,6 +914,9 @@ impl<'a> Replayer<'a> {
             return Err(fail(format!("{sp}/signer"), E_PAYLOAD, "signature", format!("the signature record names {}, the event {}", record.signer, exp.signer)));
         }
         let achieved = verified.level();
+        if achieved == Level::Simple && self.ctx.pki.history.service_seal_at(self.ctx.pki.service_seal.as_ref(), recorded).is_none() {
+            return Err(fail(format!("{sp}/jws"), E_SEAL_IDENTITY, "signature", format!("sealed by the service at {}, when the trust list did not have that seal in service", ev.recorded_at)));
+        }
         if record.level != achieved {
             return Err(fail(format!("{sp}/level"), E_LEVEL, "level", format!("recorded as a {} signature, but it verifies as {}", record.level, achieved)));
         }
@@ -1097,6 +948,14 @@ fn check_seal(ctx: &Context, value: &Value) -> Check<()> {
     let s = &b.seal;
     let payload = serde_json_canonicalizer::to_vec(&s.payload).map_err(|e| Finding::new(E_SEAL, "seal", "/seal/payload", e.to_string()))?;
     let jws = json!({"protected": s.protected, "signature": s.signature}).to_string().into_bytes();
+    // The seal's own time (`iat`, whole seconds) is the export's time: read before the seal is
+    // verified, so a seal made at another time is named for what it is.
+    let exported = parse_utc_z(&b.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
+    let iat = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&s.protected).ok().and_then(|h| serde_json::from_slice::<Value>(&h).ok()).and_then(|h| h.get("iat").and_then(Value::as_i64));
+    if let Some(iat) = iat.filter(|iat| *iat != exported.timestamp()) {
+        let claimed = DateTime::from_timestamp(iat, 0).map(crate::pki::history::utc_text).unwrap_or_else(|| iat.to_string());
+        return Err(Finding::new(E_TIME, "time", "/seal/protected", format!("the seal was made at {claimed}, but the bundle says it was exported at {}", b.exported_at)));
+    }
     let report = ctx.verifier.verify(&jws, &payload, &VerifyOptions { trusted_time: None, now: ctx.now, required_level: None });
     if !report.passed() {
         let sub = report.sub_indication.map(|s| s.as_str()).unwrap_or("");
@@ -1106,6 +965,13 @@ fn check_seal(ctx: &Context, value: &Value) -> Check<()> {
     }
     if report.achieved_level != Some(Level::Simple) {
         return Err(Finding::new(E_SEAL, "seal", "/seal", "the bundle is sealed by a certificate other than the bundled service certificate"));
+    }
+    // The trust list had the seal in service when it was made.
+    if report.claimed_signing_time.map(|t| t.timestamp()) != Some(exported.timestamp()) {
+        return Err(Finding::new(E_TIME, "time", "/seal/protected", format!("the seal's signing time is not the bundle's exported_at {}", b.exported_at)));
+    }
+    if ctx.pki.history.service_seal_at(ctx.pki.service_seal.as_ref(), exported).is_none() {
+        return Err(Finding::new(E_SEAL_IDENTITY, "seal", "/pki/service_certificate", format!("the trust list does not have the service seal in service at {}, when the bundle was sealed", b.exported_at)));
     }
     let p = &s.payload;
     if p.bundle != seal_label() {

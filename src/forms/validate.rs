@@ -138,6 +138,10 @@ pub struct ValidSubmission {
     /// service with `with_salts` before the engine records the data.
     #[serde(skip)]
     pub salts: BTreeMap<String, String>,
+    /// The reference data (file name → SHA-256 hex) served when the case opens, pinned in its
+    /// submission event like the definitions; set by the service with `with_reference`.
+    #[serde(skip)]
+    pub reference: BTreeMap<String, String>,
 }
 
 impl ValidSubmission {
@@ -149,6 +153,12 @@ impl ValidSubmission {
     /// Sets the salt of every restricted field present from `salt_of(field)`.
     pub fn with_salts(mut self, salt_of: impl Fn(&str) -> String) -> Self {
         self.salts = self.restricted_present().map(|f| (f.to_string(), salt_of(f))).collect();
+        self
+    }
+
+    /// The submission with the reference data the case is pinned to.
+    pub fn with_reference(mut self, reference: BTreeMap<String, String>) -> Self {
+        self.reference = reference;
         self
     }
 
@@ -390,6 +400,7 @@ impl FormDefinition {
             computed,
             restricted: self.layout.restricted.keys().cloned().collect(),
             salts: BTreeMap::new(),
+            reference: BTreeMap::new(),
         })
     }
 

@@ -324,7 +324,7 @@ impl AppState {
         let mismatch = |what: &str| {
             let this_act = self.payload_for(expected, &caller.person, p.time);
             let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", format!("the signed payload's {what} does not match this act; fetch a fresh payload and sign again"));
-            e.report = verify_act(&self.verifier, &this_act, Some(data), &jws, required, &opts).err().and_then(|r| serde_json::to_value(&r).ok());
+            e.report = verify_act(&self.verifier(), &this_act, Some(data), &jws, required, &opts).err().and_then(|r| serde_json::to_value(&r).ok());
             e
         };
         if p.case != expected.case {
@@ -345,7 +345,7 @@ impl AppState {
         if (p.time - now).num_minutes().abs() > CLOCK_SKEW_MINUTES {
             return Err(mismatch("time (more than ten minutes from the server's clock)"));
         }
-        match verify_act(&self.verifier, p, Some(data), &jws, required, &opts) {
+        match verify_act(&self.verifier(), p, Some(data), &jws, required, &opts) {
             Ok(v) => Ok(SignatureRecord {
                 level: v.level(),
                 signer: caller.person.clone(),
@@ -675,7 +675,7 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
         // A reader without a restricted field's role gets its commitment only: the bundle
         // still verifies, and says which fields it withholds.
         let sight = st.sight(&caller, &case);
-        let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?;
+        let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?.with_trust_list(st.trust.document_text());
         let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now()).map_err(evidence_error)?;
         let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
         Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], bundle.to_bytes()).into_response())
@@ -736,8 +736,92 @@ pub async fn reset_second_factor(State(state): Shared, caller: Caller, Path(pers
 
 pub async fn trust_list(State(state): Shared, caller: Caller) -> Result<Response, ApiError> {
     caller.require("admin")?;
-    let bytes = std::fs::read(state.paths.seeds.join("trust/trust-list.json")).map_err(|e| ApiError::not_found(format!("trust list: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], state.trust.document_text()).into_response())
+}
+
+/// One member's status at a time, as `GET /api/v1/admin/trust-list/status` answers it.
+#[derive(Serialize)]
+pub struct MemberStatusView {
+    pub member: String,
+    pub service_type: String,
+    pub name: crate::pki::trust::LocalizedName,
+    pub subject: String,
+    /// SHA-256 (hex) of the member's certificate.
+    pub sha256: String,
+    pub added_at: String,
+    /// `listed` (no status yet), `granted`, `suspended` or `withdrawn`; `not_yet_listed` before it was added.
+    pub status: String,
+    /// The accreditation level when granted (certification entities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// The qualified-policy OIDs in force.
+    pub qualified_policies: Vec<String>,
+}
+
+/// Every member of `history` at `t`: what the trust-list page and its API show.
+pub fn members_at(history: &crate::pki::history::TrustHistory, t: DateTime<Utc>) -> Vec<MemberStatusView> {
+    use crate::pki::history::utc_text;
+    history
+        .members()
+        .iter()
+        .map(|m| {
+            let (status, level) = match m.status_at(t) {
+                _ if t < m.added_at => ("not_yet_listed".to_string(), None),
+                Some((s, l)) => (s.as_str().to_string(), l),
+                None => ("listed".to_string(), None),
+            };
+            let mut policies: Vec<String> = m.policies.iter().map(|(_, o, _)| o.clone()).filter(|o| m.qualified_policy_at(o, t)).collect();
+            policies.dedup();
+            MemberStatusView { member: m.id.clone(), service_type: m.service_type.as_str().into(), name: m.name.clone(), subject: m.facts.subject.clone(), sha256: m.facts.sha256_hex(), added_at: utc_text(m.added_at), status, level, qualified_policies: policies }
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct AtQuery {
+    pub at: Option<String>,
+}
+
+pub async fn trust_list_status(State(state): Shared, caller: Caller, Query(q): Query<AtQuery>) -> Result<Json<Value>, ApiError> {
+    caller.require("admin")?;
+    let at = match &q.at {
+        Some(t) => crate::pki::history::parse_utc_z(t).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1241", format!("`at`: {e}")).lang(caller.lang))?,
+        None => Utc::now(),
+    };
+    let history = state.trust.current();
+    Ok(Json(json!({"at": crate::pki::history::utc_text(at), "entries": history.entries().len(), "members": members_at(&history, at)})))
+}
+
+/// The problem for an entry the history refused: 409 for one that does not follow the list as
+/// it is now (another entry came first), 422 for anything wrong with the entry itself.
+pub fn trust_entry_problem(e: &crate::trusted_list::KeptListError) -> ApiError {
+    use crate::pki::history::HistoryError;
+    use crate::trusted_list::KeptListError;
+    let status = match e {
+        KeptListError::Refused(HistoryError::OutOfOrder { .. }) => StatusCode::CONFLICT,
+        KeptListError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        KeptListError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let message = match e {
+        KeptListError::Refused(h) => h.reason(),
+        other => other.to_string(),
+    };
+    ApiError::new(status, e.code(), format!("the trust-list entry was refused and nothing changed: {message}"))
+}
+
+/// Reads a posted entry: a JSON object with exactly the members of a `TrustEntry`.
+pub fn parse_trust_entry(body: Value) -> Result<crate::pki::history::TrustEntry, ApiError> {
+    serde_json::from_value(body).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E1230", format!("the body is not a trust-list entry ({{payload, protected, signature}}, made with `carimbo trust sign`): {e}")))
+}
+
+pub async fn append_trust_entry(State(state): Shared, caller: Caller, StrictJson(body): StrictJson<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require("admin")?;
+    let entry = parse_trust_entry(body).map_err(|e| e.lang(caller.lang))?;
+    let st = state.clone();
+    let history = blocking(move || st.append_trust_entry(entry, Utc::now()).map_err(|e| trust_entry_problem(&e))).await.map_err(|e| e.lang(caller.lang))?;
+    let last = history.entries().last().expect("an appended history has entries");
+    eprintln!("trust list: entry {} ({}) appended by {}", last.payload.seq, last.payload.change.describe(), caller.person);
+    Ok((StatusCode::CREATED, Json(json!({"seq": last.payload.seq, "at": last.payload.at, "change": last.payload.change.describe(), "entries": history.entries().len()}))))
 }
 
 #[derive(Deserialize, ToSchema)]

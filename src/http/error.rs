@@ -204,6 +204,17 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E0708" => ("定義有錯誤，舊版本會繼續使用。", "A definição tem erros; a versão anterior continua em uso.", "The definition has errors; the previous version keeps serving."),
         "CARIMBO-E1002" => ("匯出的條件不正確。", "Os critérios da exportação não são válidos.", "The export's criteria are not valid."),
         "CARIMBO-E1003" => ("找不到此訊息。", "Mensagem não encontrada.", "No such message."),
+        "CARIMBO-E1230" => ("這不是信任清單的條目，請用 carimbo trust sign 產生。", "Isto não é uma entrada da lista de confiança; gere-a com carimbo trust sign.", "This is not a trust-list entry; make it with carimbo trust sign."),
+        "CARIMBO-E1231" => ("信任清單條目未經簽署，清單沒有改動。", "A entrada da lista de confiança não está assinada; a lista não mudou.", "The trust-list entry is not signed; the list did not change."),
+        "CARIMBO-E1232" => ("信任清單條目並非由清單營運者簽署，清單沒有改動。", "A entrada não foi assinada pelo operador da lista de confiança; a lista não mudou.", "The entry is not signed by the trust-list operator; the list did not change."),
+        "CARIMBO-E1233" => ("信任清單條目的簽名無效，清單沒有改動。", "A assinatura da entrada não é válida; a lista não mudou.", "The entry's signature does not verify; the list did not change."),
+        "CARIMBO-E1234" => ("信任清單條目次序或日期不正確，請在現行清單之後重新簽署。", "A entrada está fora de ordem ou de data; assine-a de novo a seguir à lista atual.", "The entry is out of order or out of date; sign it again after the current list."),
+        "CARIMBO-E1235" => ("該成員已在信任清單內。", "Esse membro já consta da lista de confiança.", "That member is already on the trust list."),
+        "CARIMBO-E1236" => ("信任清單內沒有該成員。", "Esse membro não consta da lista de confiança.", "That member is not on the trust list."),
+        "CARIMBO-E1237" => ("信任清單條目的變更無效，清單沒有改動。", "A alteração da entrada não é válida; a lista não mudou.", "The entry's change is not valid; the list did not change."),
+        "CARIMBO-E1238" => ("信任清單的第一個條目必須加入簽發營運者證書的信任錨。", "A primeira entrada deve juntar a âncora de confiança que emitiu o certificado do operador.", "The first entry must add the trust anchor that issued the operator's certificate."),
+        "CARIMBO-E1239" => ("無法儲存信任清單，清單沒有改動。", "Não foi possível guardar a lista de confiança; a lista não mudou.", "The trust list could not be saved; it did not change."),
+        "CARIMBO-E1241" => ("時間須為以 Z 結尾的 UTC 時間（RFC 3339）。", "A hora deve ser UTC terminada em Z (RFC 3339).", "The time must be UTC ending in Z (RFC 3339)."),
         _ => ("發生錯誤，請聯絡系統管理員。", "Ocorreu um erro; contacte o administrador.", "Something went wrong; contact the administrator."),
     };
     LocalizedText::new(zh, pt, en)

@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use error::ApiError;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
@@ -73,7 +73,10 @@ pub struct AppState {
     pub cases: Arc<CaseService>,
     pub accounts: Arc<Accounts>,
     pub sessions: Sessions,
-    pub verifier: SignatureVerifier,
+    /// Rebuilt whenever the trust list changes; read through `verifier()`.
+    verifier: std::sync::RwLock<Arc<SignatureVerifier>>,
+    /// The trust list's signed history, kept in DATA/trust-list.json.
+    pub trust: crate::trusted_list::KeptTrustList,
     pub seal: ServiceSeal,
     pub paths: Paths,
     /// The address people use to reach the server (`serve --public-url`): when it is HTTPS, the
@@ -206,7 +209,38 @@ pub fn secret_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
     Ok(bytes.to_vec())
 }
 
+/// The verifier of acts: the trust list's history, the CRL folder and the service seal, which
+/// the history must name as a `service_seal` member (else the server does not start).
+pub fn build_verifier(history: &crate::pki::history::TrustHistory, paths: &Paths) -> Result<SignatureVerifier, String> {
+    let pki = paths.seeds.join("pki");
+    let trust = history.trust_list()?;
+    let crls = crate::pki::CrlSet::load_dir(&pki.join("crl")).map_err(|e| e.to_string())?;
+    let service = crate::pki::cert::load_pem_certificates(&pki.join("service/service.pem")).map_err(|e| e.to_string())?;
+    if !history.members().iter().any(|m| m.service_type == crate::pki::history::ServiceType::ServiceSeal && m.certificate == service[0]) {
+        return Err("CARIMBO-E1240: the trust list names no service seal with the certificate seeds/pki/service/service.pem: add it (`carimbo trust sign` an add_member of type service_seal) before starting".into());
+    }
+    let validator = crate::pki::CertificateValidator::new(trust, crls, crate::pki::ValidationPolicy::document_signing());
+    Ok(SignatureVerifier::new(validator).with_service_seal(&service[0]))
+}
+
 impl AppState {
+    /// The verifier of signatures, for the trust list in force.
+    pub fn verifier(&self) -> Arc<SignatureVerifier> {
+        self.verifier.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Appends an entry signed by the trust-list operator; from then on signatures are judged
+    /// with the extended list. A refused entry changes nothing.
+    pub fn append_trust_entry(&self, entry: crate::pki::history::TrustEntry, now: DateTime<Utc>) -> Result<Arc<crate::pki::history::TrustHistory>, crate::trusted_list::KeptListError> {
+        let next = self.trust.append(entry, now)?;
+        match build_verifier(&next, &self.paths) {
+            Ok(v) => *self.verifier.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v),
+            // Kept, but not usable: say so loudly and keep judging with the previous list.
+            Err(e) => eprintln!("trust list: entry {} was kept, but the list cannot be used to verify: {e}", next.entries().len()),
+        }
+        Ok(next)
+    }
+
     /// Opens the sled store in `paths.data`, loads the definitions, the directory, the trust
     /// list and the service seal, and creates the demo accounts on first start.
     pub fn open(paths: Paths) -> Result<AppState, StartError> {
@@ -225,7 +259,8 @@ impl AppState {
             return Err(StartError::Definitions(report.problems.len()));
         }
         let pki = paths.seeds.join("pki");
-        let verifier = crate::signing::cli::load_verifier(&paths.seeds.join("trust"), &pki.join("crl"), Some(&pki.join("service/service.pem"))).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let trust = crate::trusted_list::KeptTrustList::open(&paths.data, &paths.seeds.join("trust").join(crate::pki::trust::TRUST_LIST_FILE), Utc::now()).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let verifier = build_verifier(&trust.current(), &paths).map_err(StartError::Seeds)?;
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
         let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
         let accounts = Accounts::open(&paths.account_files())?;
@@ -240,7 +275,8 @@ impl AppState {
             cases,
             accounts: Arc::new(accounts),
             sessions: Sessions::default(),
-            verifier,
+            verifier: std::sync::RwLock::new(Arc::new(verifier)),
+            trust,
             seal,
             paths,
             public_url: PublicUrl::default(),
@@ -423,7 +459,10 @@ fn api_routes() -> Vec<RouteSpec> {
         route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),
         route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation, body = crate::directory::Delegation),
         route!(POST, post, "/api/v1/admin/accounts/{person}/totp/reset", "admin", "Remove a person's TOTP second factor (a lost phone), so they can enrol a new one; recorded in the audit log (DATA/audit.jsonl)", api::reset_second_factor),
-        route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list of certification entities", api::trust_list),
+        route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list: its whole signed history of changes (members, accreditations, policies), as kept in DATA/trust-list.json", api::trust_list),
+        route!(GET, get, "/api/v1/admin/trust-list/status", "admin", "Every member of the trust list and its status (accreditation and level) at a time", api::trust_list_status,
+            query = [("at", "The time asked about, RFC 3339 UTC with Z (default: now)")]),
+        route!(POST, post, "/api/v1/admin/trust-list/entries", "admin", "Append one change to the trust list, signed by the trust-list operator (`carimbo trust sign`); refused whole with a clear problem if it is unsigned, by another signer, out of order or names an unknown or repeated member", api::append_trust_entry, body = crate::pki::history::TrustEntry),
         route!(POST, post, "/api/v1/admin/definitions", "admin", "Publish form/workflow definitions: checked as `carimbo check` does (and each version new and higher than the one served), then stored and recorded as a publication, served from then on by every server on the store; nothing changes when there is any problem, and an identical upload publishes nothing", api::upload_definitions, body = api::DefinitionUpload),
         route!(GET, get, "/api/v1/admin/publications", "admin, auditor", "Every publication of definitions: who, when, each definition's id, version and content hash, and what changed from the version before", api::publications),
         route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PkiError;
 use super::cert::{OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
+use super::history::ServiceType;
 use super::trust::{
     AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile,
 };
@@ -413,6 +414,101 @@ fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
     })
 }
 
+/// The demo root's parameters (the same at every run; only the key is new).
+fn demo_root_params() -> CertificateParams {
+    let mut p = ca_params("Carimbo Demo Root CA", 1, (2025, 1, 1), (2060, 12, 31));
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    p
+}
+
+/// The name of the service-seal member of the demo trust list.
+pub fn service_seal_name() -> LocalizedName {
+    LocalizedName {
+        zh: "Carimbo 服務電子印章".into(),
+        pt: "Selo eletrónico do serviço Carimbo".into(),
+        en: Some("Carimbo service seal".into()),
+    }
+}
+
+/// The demo trust list in the older format (entities with accreditation periods), which
+/// `history::convert_v1` turns into the signed history.
+fn demo_trust_list_v1() -> Result<TrustListFile, PkiError> {
+    Ok(TrustListFile {
+        version: 1,
+        name: Some("carimbo demo trust list (not for production)".into()),
+        entities: vec![
+            EntityEntry {
+                id: "demo-root".into(),
+                name: LocalizedName {
+                    zh: "Carimbo 示範根憑證機構".into(),
+                    pt: "Autoridade raiz de demonstração Carimbo".into(),
+                    en: Some("Carimbo Demo Root CA".into()),
+                },
+                certificate: "root.pem".into(),
+                trust_anchor: true,
+                accredited: vec![],
+                qualified_policy_oids: vec![],
+                service_type: None,
+            },
+            EntityEntry {
+                id: "qualified-ca".into(),
+                name: LocalizedName {
+                    zh: "Carimbo 示範認證實體（已認可）".into(),
+                    pt: "Entidade certificadora credenciada de demonstração".into(),
+                    en: Some("Carimbo Demo Qualified CA (accredited)".into()),
+                },
+                certificate: "qualified-ca.pem".into(),
+                trust_anchor: false,
+                accredited: vec![AccreditationPeriod {
+                    from: "2025-01-01T00:00:00Z".parse().map_err(gen_err)?,
+                    until: None,
+                }],
+                qualified_policy_oids: vec![OID_POLICY_QCP_N_QSCD.into()],
+                service_type: None,
+            },
+            EntityEntry {
+                id: "advanced-ca".into(),
+                name: LocalizedName {
+                    zh: "Carimbo 示範憑證機構（未認可）".into(),
+                    pt: "Entidade certificadora não credenciada de demonstração".into(),
+                    en: Some("Carimbo Demo Advanced CA (not accredited)".into()),
+                },
+                certificate: "advanced-ca.pem".into(),
+                trust_anchor: false,
+                accredited: vec![],
+                qualified_policy_oids: vec![],
+                service_type: None,
+            },
+        ],
+    })
+}
+
+/// Issues the demo trust-list operator's certificate (ECDSA P-256, 2025–2050) from the root:
+/// digitalSignature + nonRepudiation and the EKU id-tsl-kp-tslSigning, which only the
+/// operator's certificate carries. Returns (certificate PEM followed by the root, key PEM).
+pub fn issue_trust_operator(root_cert_pem: &str, root_key_pem: &str) -> Result<(String, String), PkiError> {
+    let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
+    // The root's names, serial and key-identifier method are fixed, so its parameters and
+    // its key make the same issuer name and authority key identifier as the root itself.
+    let root_params = demo_root_params();
+    let root = Issuer::from_params(&root_params, &root_key);
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let spec = LeafSpec {
+        cn: "Carimbo Demo Trust-List Operator".into(),
+        ou: Some("carimbo"),
+        person_id: "trust-list-operator",
+        serial: 0x7157,
+        from: GOOD_FROM,
+        to: GOOD_TO,
+        qualified: false,
+        key_usages: Some(vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment]),
+    };
+    let mut params = leaf_params(&spec);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Other(vec![0, 4, 0, 2231, 3, 0])];
+    let cert = params.signed_by(&key.key, &root).map_err(gen_err)?;
+    Ok((format!("{}{}", cert.pem(), root_cert_pem), key.pem))
+}
+
 const GOOD_FROM: (i32, u8, u8) = (2025, 1, 1);
 const GOOD_TO: (i32, u8, u8) = (2050, 12, 31);
 
@@ -427,8 +523,7 @@ pub fn generate(
 
     // The root and the two issuing CAs.
     let root_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
-    let mut root_params = ca_params("Carimbo Demo Root CA", 1, (2025, 1, 1), (2060, 12, 31));
-    root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    let root_params = demo_root_params();
     let root_cert = root_params.self_signed(&root_key.key).map_err(gen_err)?;
     let root = Issuer::from_params(&root_params, &root_key.key);
 
@@ -482,6 +577,7 @@ pub fn generate(
     }
 
     // The service seal used for `simple` acts.
+    let service_der;
     {
         let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let spec = LeafSpec {
@@ -505,6 +601,7 @@ pub fn generate(
             format!("{}{}", cert.pem(), aca_cert.pem()),
         )?;
         write(&out.join("service/service.key.pem"), &key.pem)?;
+        service_der = Some(cert.der().clone());
     }
 
     // Deliberately bad certificates.
@@ -677,52 +774,20 @@ pub fn generate(
     write(&trust_out.join("root.pem"), root_cert.pem())?;
     write(&trust_out.join("qualified-ca.pem"), qca_cert.pem())?;
     write(&trust_out.join("advanced-ca.pem"), aca_cert.pem())?;
-    let trust = TrustListFile {
-        version: 1,
-        name: Some("carimbo demo trust list (not for production)".into()),
-        entities: vec![
-            EntityEntry {
-                id: "demo-root".into(),
-                name: LocalizedName {
-                    zh: "Carimbo 示範根憑證機構".into(),
-                    pt: "Autoridade raiz de demonstração Carimbo".into(),
-                    en: Some("Carimbo Demo Root CA".into()),
-                },
-                certificate: "root.pem".into(),
-                trust_anchor: true,
-                accredited: vec![],
-                qualified_policy_oids: vec![],
-            },
-            EntityEntry {
-                id: "qualified-ca".into(),
-                name: LocalizedName {
-                    zh: "Carimbo 示範認證實體（已認可）".into(),
-                    pt: "Entidade certificadora credenciada de demonstração".into(),
-                    en: Some("Carimbo Demo Qualified CA (accredited)".into()),
-                },
-                certificate: "qualified-ca.pem".into(),
-                trust_anchor: false,
-                accredited: vec![AccreditationPeriod {
-                    from: "2025-01-01T00:00:00Z".parse().map_err(gen_err)?,
-                    until: None,
-                }],
-                qualified_policy_oids: vec![OID_POLICY_QCP_N_QSCD.into()],
-            },
-            EntityEntry {
-                id: "advanced-ca".into(),
-                name: LocalizedName {
-                    zh: "Carimbo 示範憑證機構（未認可）".into(),
-                    pt: "Entidade certificadora não credenciada de demonstração".into(),
-                    en: Some("Carimbo Demo Advanced CA (not accredited)".into()),
-                },
-                certificate: "advanced-ca.pem".into(),
-                trust_anchor: false,
-                accredited: vec![],
-                qualified_policy_oids: vec![],
-            },
-        ],
-    };
-    let json = serde_json::to_string_pretty(&trust).map_err(gen_err)?;
-    write(&trust_out.join(TRUST_LIST_FILE), json + "\n")?;
+    let trust = demo_trust_list_v1()?;
+    // The operator who signs the list's history, from the root, and the history itself.
+    let (operator_pem, operator_key_pem) = issue_trust_operator(&root_cert.pem(), &root_key.pem)?;
+    write(&out.join("operator/operator.pem"), &operator_pem)?;
+    write(&out.join("operator/operator.key.pem"), &operator_key_pem)?;
+    let signer = crate::signing::Signer::from_pem(operator_key_pem.as_bytes(), operator_pem.as_bytes()).map_err(gen_err)?;
+    let certs = vec![root_cert.der().clone(), qca_cert.der().clone(), aca_cert.der().clone()];
+    let mut extra = Vec::new();
+    if let Some(der) = service_der {
+        extra.push(("service-seal".to_string(), ServiceType::ServiceSeal, service_seal_name(), der));
+    }
+    let since = "2025-01-01T00:00:00Z".parse().map_err(gen_err)?;
+    let now = "2025-01-02T00:00:00Z".parse().map_err(gen_err)?;
+    let history = super::history::convert_v1(&trust, &certs, &extra, &signer, since, now).map_err(gen_err)?;
+    write(&trust_out.join(TRUST_LIST_FILE), history.document().to_pretty())?;
     Ok(summary)
 }

@@ -4,12 +4,14 @@
 //!
 //! This module knows nothing about forms, cases or JWS: it answers "was this certificate
 //! chain good for signing at that time, and at which level?" and never reads the clock
-//! (times are passed in). `signing` builds on it. `demo` generates the demo PKI in
+//! (times are passed in). `signing` builds on it; the one exception is `history`, the trust
+//! list's signed entries, whose JWS it verifies with `signing`'s verifier. `demo` generates the demo PKI in
 //! `seeds/pki/` (`carimbo pki demo`).
 
 pub mod cert;
 pub mod crl;
 pub mod demo;
+pub mod history;
 pub mod path;
 pub mod profile;
 pub mod report;

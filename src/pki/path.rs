@@ -552,7 +552,7 @@ impl CertificateValidator {
                 let by_policy = leaf
                     .policies
                     .iter()
-                    .any(|p| entity.entry.qualified_policy_oids.contains(p));
+                    .any(|p| entity.qualified_policy_at(p, at));
                 if !(leaf.qc_compliance || by_policy) {
                     why.push(
                         "the certificate is not qualified (no QcCompliance statement nor a qualified policy OID)".into(),

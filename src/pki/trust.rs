@@ -3,22 +3,28 @@
 //! Law 5/2005 gives a signature the force of a handwritten one only when its certificate is
 //! qualified and was issued by an *accredited* certification entity. Accreditation is a
 //! period, not a flag: an entity accredited in 2025 and withdrawn in 2030 still backs the
-//! signatures made in 2027. The list is loaded from `seeds/trust/trust-list.json` (format in
-//! `docs/signatures.md`); trust anchors (roots) are what the path validator builds to,
-//! accredited entities are what the `qualified` level is judged against.
+//! signatures made in 2027. The list is loaded from `seeds/trust/trust-list.json`: since
+//! version 2 a signed history of changes (`pki::history`, format in `docs/signatures.md`),
+//! folded here into each member's dated statuses and policies; trust anchors (roots) are what
+//! the path validator builds to, accredited entities are what the `qualified` level is judged
+//! against at the signing time. The version-1 file (entities with accreditation periods) is
+//! still read by `carimbo trust convert`, which turns it into a history.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
+use super::history::{Member, ServiceType, TrustHistory};
+use super::report::SignatureLevel;
 use super::cert::{CertFacts, check_key_strength, load_pem_certificates};
 use super::profile::{CertRole, violation};
 
 /// A name in the administration's languages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LocalizedName {
     pub zh: String,
     pub pt: String,
@@ -56,6 +62,10 @@ pub struct EntityEntry {
     /// Certificate policy OIDs that mark a certificate from this entity as qualified.
     #[serde(default)]
     pub qualified_policy_oids: Vec<String>,
+    /// What the entity is, when it is not a CA (`time_stamping`, `service_seal`): read only by
+    /// `carimbo trust convert`, which makes it a granted member of that type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
 }
 
 /// The file `trust-list.json`.
@@ -73,11 +83,33 @@ pub struct CertificationEntity {
     pub entry: EntityEntry,
     pub certificate: CertificateDer<'static>,
     pub facts: CertFacts,
+    /// What the entity is and its dated history, when the list is a history (version 2).
+    pub member: Option<Member>,
 }
 
 impl CertificationEntity {
+    /// Whether the entity was accredited for qualified certificates at `t`.
     pub fn accredited_at(&self, t: DateTime<Utc>) -> bool {
-        self.entry.accredited.iter().any(|p| p.contains(t))
+        match &self.member {
+            Some(m) => t >= m.added_at && m.accredited_level_at(t) == Some(SignatureLevel::Qualified),
+            None => self.entry.accredited.iter().any(|p| p.contains(t)),
+        }
+    }
+
+    /// Whether `oid` marked this entity's certificates as qualified at `t`.
+    pub fn qualified_policy_at(&self, oid: &str, t: DateTime<Utc>) -> bool {
+        match &self.member {
+            Some(m) => m.qualified_policy_at(oid, t),
+            None => self.entry.qualified_policy_oids.iter().any(|p| p == oid),
+        }
+    }
+
+    pub fn service_type(&self) -> ServiceType {
+        match &self.member {
+            Some(m) => m.service_type,
+            None if self.entry.trust_anchor => ServiceType::TrustAnchor,
+            None => ServiceType::CertificationEntity,
+        }
     }
 }
 
@@ -103,29 +135,78 @@ pub struct TrustList {
 pub const TRUST_LIST_FILE: &str = "trust-list.json";
 
 impl TrustList {
-    /// Load `DIR/trust-list.json` and the certificates it names.
+    /// Load `DIR/trust-list.json`: a signed history (version 2), verified at `now`.
     pub fn load(dir: &Path) -> Result<TrustList, PkiError> {
+        TrustList::load_history(dir, Utc::now()).and_then(|h| {
+            TrustList::from_history(&h).map_err(|reason| PkiError::BadTrustList {
+                path: dir.join(TRUST_LIST_FILE).display().to_string(),
+                reason,
+            })
+        })
+    }
+
+    /// Read and verify the history in `DIR/trust-list.json` at `now`.
+    pub fn load_history(dir: &Path, now: DateTime<Utc>) -> Result<TrustHistory, PkiError> {
         let path = dir.join(TRUST_LIST_FILE);
         let text = std::fs::read(&path).map_err(|source| PkiError::Unreadable {
             path: path.display().to_string(),
             source,
         })?;
-        let file: TrustListFile =
-            crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadTrustList {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        let mut loaded = Vec::new();
-        for entry in file.entities {
-            let cert_path: PathBuf = dir.join(&entry.certificate);
-            let mut certs = load_pem_certificates(&cert_path)?;
-            let certificate = certs.remove(0);
-            loaded.push((entry, certificate));
-        }
-        TrustList::from_entities(loaded).map_err(|reason| PkiError::BadTrustList {
+        TrustHistory::from_slice(&text, now).map_err(|e| PkiError::BadTrustList {
             path: path.display().to_string(),
-            reason,
+            reason: e.to_string(),
         })
+    }
+
+    /// Load an older list (version 1: `DIR/FILE` and the certificate files it names).
+    pub fn load_v1(dir: &Path, file_name: &str) -> Result<(TrustListFile, Vec<CertificateDer<'static>>), PkiError> {
+        let path = dir.join(file_name);
+        let text = std::fs::read(&path).map_err(|source| PkiError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let file: TrustListFile = crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadTrustList {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut certs = Vec::new();
+        for entry in &file.entities {
+            let mut loaded = load_pem_certificates(&dir.join(&entry.certificate))?;
+            certs.push(loaded.remove(0));
+        }
+        Ok((file, certs))
+    }
+
+    /// The list of a verified history: every member with its dated statuses and policies;
+    /// trust anchors are the history's `trust_anchor` members.
+    pub fn from_history(history: &TrustHistory) -> Result<TrustList, String> {
+        let mut list = TrustList::from_entities(
+            history
+                .members()
+                .iter()
+                .map(|m| {
+                    let entry = EntityEntry {
+                        id: m.id.clone(),
+                        name: m.name.clone(),
+                        certificate: format!("{}.pem", m.id),
+                        trust_anchor: m.service_type == ServiceType::TrustAnchor,
+                        accredited: m
+                            .periods()
+                            .into_iter()
+                            .filter(|(_, _, l)| *l == SignatureLevel::Qualified)
+                            .map(|(from, until, _)| AccreditationPeriod { from, until })
+                            .collect(),
+                        qualified_policy_oids: Vec::new(),
+                        service_type: Some(m.service_type),
+                    };
+                    (entry, m.certificate.clone())
+                })
+                .collect(),
+        )?;
+        for e in &mut list.entities {
+            e.member = history.member(&e.entry.id).cloned();
+        }
+        Ok(list)
     }
 
     /// Build a trust list from entries and their certificates (used by `load` and tests).
@@ -159,6 +240,7 @@ impl TrustList {
                 entry,
                 certificate,
                 facts,
+                member: None,
             });
         }
         if anchors.is_empty() {
@@ -218,6 +300,16 @@ impl TrustList {
 
     pub fn entities(&self) -> &[CertificationEntity] {
         &self.entities
+    }
+
+    /// The service-seal member whose certificate is exactly `der`, in service at `t`.
+    pub fn service_seal_at(&self, der: &[u8], t: DateTime<Utc>) -> Option<&CertificationEntity> {
+        self.entities.iter().find(|e| {
+            e.certificate.as_ref() == der
+                && e.member.as_ref().is_some_and(|m| {
+                    m.service_type == ServiceType::ServiceSeal && m.added_at <= t && m.granted_at(t)
+                })
+        })
     }
 
     /// The entity whose certificate carries this SubjectPublicKeyInfo.

@@ -6,12 +6,13 @@
 //! `ValidationReport` (with `pki` doing the certificate work), `level` turns a report into a
 //! `VerifiedSignature` only when the step's level is met, and seals `simple` acts with the
 //! service's own key. `cli` holds the `carimbo sign` / `verify-signature` / `pki demo`
-//! commands. Nothing here reads the clock except where a caller asks for "now".
+//! commands, `trust_cli` the trust-list operator's `carimbo trust` commands. Nothing here reads the clock except where a caller asks for "now".
 
 pub mod cli;
 pub mod jades;
 pub mod level;
 pub mod payload;
+pub mod trust_cli;
 
 pub use jades::{
     JadesSignature, JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions,

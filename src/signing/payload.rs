@@ -44,6 +44,11 @@ pub struct SigningPayload {
 }
 
 impl SigningPayload {
+    /// The members of a payload's JSON, each required: a verifier refuses any other.
+    pub const MEMBERS: [&'static str; 8] = ["case", "form", "step", "action", "data_hash", "previous_event_hash", "signer", "time"];
+}
+
+impl SigningPayload {
     /// The RFC 8785 canonical bytes: the JWS payload.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, SigningError> {
         serde_json_canonicalizer::to_vec(self).map_err(|e| SigningError::Canonicalization {

@@ -74,6 +74,7 @@ impl Story {
                 data: json!({"n": 1}),
                 signature: sig(submitter, Level::Advanced),
                 disclosures: Default::default(),
+                reference: Default::default(),
             },
             CaseEvent::StepOpened { at: t, step: "supervisor".into(), seats: vec![Seat { id: "supervisor".into(), people: vec!["boss".into()] }] },
         ];

@@ -72,6 +72,11 @@ pub enum CaseEvent {
         /// so a redacted record can drop them; each is checked against its commitment.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         disclosures: Disclosures,
+        /// The reference data the case opened with (`reference/<file>` → SHA-256 hex): pinned
+        /// like the definitions, so computed values are re-derived from the same calendars and
+        /// tables (empty in records made before the pin).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        reference: BTreeMap<String, String>,
     },
     StepOpened { at: DateTime<Utc>, step: String, seats: Vec<Seat> },
     StepSkipped { at: DateTime<Utc>, step: String, reason: String },
@@ -572,6 +577,7 @@ impl<'a> Engine<'a> {
             data,
             signature,
             disclosures,
+            reference: submission.reference.clone(),
         };
         let mut case = Case::replay([&first])?;
         let mut events = vec![first];
@@ -611,8 +617,7 @@ impl<'a> Engine<'a> {
                 if case.steps.contains_key(&step.id) {
                     continue;
                 }
-                let ready = step.after.iter().all(|a| case.steps.get(a).is_some_and(|s| s.status != StepStatus::Open));
-                if !ready {
+                if !super::replay::after_settled(step, case) {
                     continue;
                 }
                 let event = if !self.condition_holds(step, case, now) {
@@ -633,8 +638,7 @@ impl<'a> Engine<'a> {
                 break;
             }
         }
-        let all_settled = self.workflow.steps.iter().all(|s| case.steps.get(&s.id).is_some_and(|st| st.status != StepStatus::Open));
-        if all_settled && case.status == CaseStatus::Open {
+        if super::replay::all_settled(self.workflow, case) && case.status == CaseStatus::Open {
             let e = CaseEvent::Completed { at: now };
             case.apply(&e)?;
             out.push(e);
@@ -794,22 +798,20 @@ impl<'a> Engine<'a> {
         };
         case.apply(&acted)?;
         let mut events = vec![acted];
-        match req.action {
-            Action::Reject => {
-                let e = CaseEvent::Rejected { at: req.now, by: req.actor.clone(), step: req.step.clone() };
+        // What follows the act at once is the one rule the evidence verifier checks too.
+        match super::replay::follow_up(def, &case, req.action, &req.actor) {
+            Some(super::replay::FollowUp::Rejected { by, step }) => {
+                let e = CaseEvent::Rejected { at: req.now, by, step };
                 case.apply(&e)?;
                 events.push(e);
             }
-            Action::Return => {}
-            Action::Sign | Action::Approve => {
-                let state = &case.steps[&req.step];
-                if step_complete(def.complete_when, state) {
-                    let e = CaseEvent::StepDone { at: req.now, step: req.step.clone() };
-                    case.apply(&e)?;
-                    events.push(e);
-                    events.extend(self.advance(&mut case, req.now)?);
-                }
+            Some(super::replay::FollowUp::StepDone { step }) => {
+                let e = CaseEvent::StepDone { at: req.now, step };
+                case.apply(&e)?;
+                events.push(e);
+                events.extend(self.advance(&mut case, req.now)?);
             }
+            None => {}
         }
         Ok(events)
     }

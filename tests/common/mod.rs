@@ -233,3 +233,43 @@ pub fn form_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The demo trust list's history, verified at the tests' `now`.
+pub fn demo_trust_history() -> carimbo::pki::history::TrustHistory {
+    carimbo::pki::history::TrustHistory::from_slice(&std::fs::read(repo().join("seeds/trust/trust-list.json")).unwrap(), now()).expect("the demo trust list verifies")
+}
+
+/// The demo trust-list operator, who signs the list's entries.
+pub fn trust_operator() -> Signer {
+    signer_from("operator", "operator")
+}
+
+/// The demo history with more changes, each signed by the operator and taking effect at its time.
+pub fn trust_history_with(changes: Vec<(&str, carimbo::pki::history::Change)>) -> carimbo::pki::history::TrustHistory {
+    let mut h = demo_trust_history();
+    for (at, change) in changes {
+        let entry = carimbo::pki::history::sign_entry(Some(&h), &trust_operator(), t(at), change).unwrap();
+        h = h.appended(entry, now()).unwrap();
+    }
+    h
+}
+
+/// The demo trust list with the qualified CA's accreditation withdrawn at `at`.
+pub fn qualified_ca_withdrawn_at(at: &str) -> carimbo::pki::history::TrustHistory {
+    use carimbo::pki::history::{Change, MemberStatus};
+    trust_history_with(vec![(at, Change::Status { member: "qualified-ca".into(), status: MemberStatus::Withdrawn, level: None })])
+}
+
+/// A valid next entry for `history`, taking effect now: the Advanced CA's status toggled
+/// between granted (at the advanced level) and suspended, which changes no qualified level.
+pub fn next_trust_entry(history: &carimbo::pki::history::TrustHistory) -> carimbo::pki::history::TrustEntry {
+    use carimbo::pki::history::{Change, MemberStatus};
+    let at = chrono::Utc::now();
+    let granted = history.member("advanced-ca").and_then(|m| m.status_at(at)).is_some_and(|(s, _)| s == MemberStatus::Granted);
+    let change = if granted {
+        Change::Status { member: "advanced-ca".into(), status: MemberStatus::Suspended, level: None }
+    } else {
+        Change::Status { member: "advanced-ca".into(), status: MemberStatus::Granted, level: Some(carimbo::pki::report::SignatureLevel::Advanced) }
+    };
+    carimbo::pki::history::sign_entry(Some(history), &trust_operator(), at, change).unwrap()
+}

@@ -6,10 +6,14 @@ carimbo code), with Python's standard library, `cryptography` and `jwcrypto`.
     verify_bundle.py BUNDLE.json      print OK ... and exit 0, or FAIL <pointer>: why and exit 1
 
 It re-computes what needs no certificate path validation: every file hash, the hash chain, the
-definition pins, each signed payload against its event (case, form, step, action, data hash,
-previous event hash, signer), each JWS signature value with the key of its x5c[0] (and x5t#S256),
-that `simple` acts and the bundle are sealed by the bundled service certificate, and the seal's
-member digests. Path validation, CRLs and levels are left to carimbo or another JAdES validator.
+definition and reference-data pins, the members of every event body and signature, the time
+rules, each signed payload against its event (case, form, step, action, data hash, previous
+event hash, signer), each JWS signature value with the key of its x5c[0] (and x5t#S256), the
+trust list's history (every entry signed by the operator, whose certificate carries
+id-tsl-kp-tslSigning and is issued by the list's first trust anchor; entries chained by hash, in
+order of time), that `simple` acts and the bundle are sealed by the certificate the trust list
+names as the service seal, in service at their times, and the seal's member digests. Path
+validation, CRLs and levels are left to carimbo or another JAdES validator.
 
 JCS (RFC 8785) here is json.dumps with sorted keys, no whitespace and UTF-8 output, which is
 exact for the bundle's content (ASCII keys, integers, strings).
@@ -17,7 +21,30 @@ exact for the bundle's content (ASCII keys, integers, strings).
 import base64
 import hashlib
 import json
+import re
 import sys
+
+TSL_SIGNING = "0.4.0.2231.3.0"
+RECORDED_AFTER_AT_SECONDS = 300
+
+# Every member of every event body, as docs/evidence-bundle.md lists them (the list is complete).
+BODY_MEMBERS = {
+    "submitted": {"type", "case_id", "at", "form", "workflow", "submitter", "subject", "data", "signature", "disclosures", "reference"},
+    "step_opened": {"type", "at", "step", "seats"},
+    "step_skipped": {"type", "at", "step", "reason"},
+    "acted": {"type", "at", "step", "seat", "actor", "on_behalf_of", "delegation", "action", "comment", "signature"},
+    "step_done": {"type", "at", "step"},
+    "resubmitted": {"type", "at", "by", "data", "changes", "signature", "disclosures"},
+    "withdrawn": {"type", "at", "by", "reason"},
+    "reminded": {"type", "at", "step", "seat", "people"},
+    "escalated": {"type", "at", "step", "seat", "added"},
+    "completed": {"type", "at"},
+    "rejected": {"type", "at", "by", "step"},
+}
+SIGNATURE_MEMBERS = {"level", "signer", "jws", "second_factor"}
+JWS_MEMBERS = {"payload", "protected", "signature"}
+PAYLOAD_MEMBERS = {"case", "form", "step", "action", "data_hash", "previous_event_hash", "signer", "time"}
+TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z$")
 
 
 class Fail(Exception):
@@ -61,6 +88,87 @@ def verify_jws(pointer, protected, signature, payload_bytes):
     return leaf
 
 
+def utc(pointer, text):
+    """An RFC 3339 UTC time with `Z` as (seconds since the epoch, nanoseconds)."""
+    import calendar
+    import time as _time
+
+    m = TIME.match(text) if isinstance(text, str) else None
+    if not m:
+        raise Fail(pointer, f"{text!r} is not an RFC 3339 UTC time ending in Z")
+    seconds = calendar.timegm(_time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    nanos = int((m.group(2) or ".0")[1:].ljust(9, "0"))
+    return (seconds, nanos)
+
+
+def only(pointer, obj, allowed):
+    extra = sorted(set(obj) - allowed)
+    if extra:
+        raise Fail(f"{pointer}/{extra[0]}", f"unknown member {extra[0]!r}")
+
+
+def trust_history(text, service_der, exported_at):
+    """Verifies the trust list's history; returns the service seal's (from, status) changes."""
+    from cryptography import x509
+
+    doc = json.loads(text)
+    if doc.get("format") != "carimbo-trust-list" or doc.get("version") != 2:
+        raise Fail("/pki/trust_list/text", "not a version 2 trust-list history")
+    prev, last_at, operator, anchors, members, statuses = "sha256:" + "0" * 64, None, None, [], {}, {}
+    for i, entry in enumerate(doc["entries"]):
+        p = f"/pki/trust_list/text/entries/{i}"
+        only(p, entry, {"payload", "protected", "signature"})
+        payload = entry["payload"]
+        only(p + "/payload", payload, {"seq", "at", "prev", "change"})
+        if payload["seq"] != i + 1 or payload["prev"] != prev:
+            raise Fail(p, "the entry is out of place (seq or prev)")
+        at = utc(p + "/payload/at", payload["at"])
+        if last_at is not None and at < last_at:
+            raise Fail(p, "the entry takes effect before the previous one")
+        change = payload["change"]
+        header = json.loads(b64url_decode(entry["protected"]))
+        signer = base64.b64decode(header["x5c"][0])
+        if i == 0:
+            if change.get("type") != "add_member" or change.get("service_type") != "trust_anchor":
+                raise Fail(p, "the first entry must add a trust anchor")
+            anchor = x509.load_der_x509_certificate(base64.b64decode(change["certificate"]))
+            op = x509.load_der_x509_certificate(signer)
+            eku = op.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            if TSL_SIGNING not in [o.dotted_string for o in eku]:
+                raise Fail(p, "the operator's certificate lacks id-tsl-kp-tslSigning")
+            op.verify_directly_issued_by(anchor)
+            operator = signer
+        elif signer != operator:
+            raise Fail(p, "the entry is not signed by the trust-list operator")
+        verify_jws(p, entry["protected"], entry["signature"], jcs(payload))
+        if change["type"] == "add_member":
+            if change["member"] in members:
+                raise Fail(p, "the member is already on the list")
+            members[change["member"]] = (change["service_type"], base64.b64decode(change["certificate"]))
+            statuses[change["member"]] = [(at, "listed")]
+        elif change["type"] == "operator":
+            operator = base64.b64decode(change["certificate"])
+        else:
+            if change["member"] not in members:
+                raise Fail(p, "the entry names a member that is not on the list")
+            if change["type"] == "status":
+                statuses[change["member"]].append((at, change["status"]))
+        prev = "sha256:" + sha(jcs(entry))
+        last_at = at
+    seals = [m for m, (kind, der) in members.items() if kind == "service_seal" and der == service_der]
+    if not seals:
+        raise Fail("/pki/service_certificate", "the trust list names no service seal with this certificate")
+    return statuses[seals[0]]
+
+
+def status_at(changes, t):
+    current = None
+    for since, status in changes:
+        if since <= t:
+            current = status
+    return current
+
+
 def check_file(pointer, f, text=True):
     data = f["text"].encode() if text else base64.b64decode(f["base64"], validate=True)
     if sha(data) != f["sha256"]:
@@ -69,22 +177,27 @@ def check_file(pointer, f, text=True):
 
 def verify(path):
     b = json.load(open(path, encoding="utf-8"))
-    if b["format"] != "carimbo-evidence-bundle" or b["format_version"] != 1:
-        raise Fail("/format", "not a version 1 bundle")
+    if b["format"] != "carimbo-evidence-bundle" or b["format_version"] != 2:
+        raise Fail("/format", "not a version 2 bundle")
     d, pki, events = b["definitions"], b["pki"], b["events"]
     check_file("/definitions/form", d["form"])
     check_file("/definitions/workflow", d["workflow"])
     for i, f in enumerate(d["reference"]):
         check_file(f"/definitions/reference/{i}", f)
     check_file("/pki/trust_list", pki["trust_list"])
-    for i, f in enumerate(pki["trust_certificates"]):
-        check_file(f"/pki/trust_certificates/{i}", f)
     check_file("/pki/service_certificate", pki["service_certificate"])
     for i, f in enumerate(pki["crls"]):
         check_file(f"/pki/crls/{i}", f, text=False)
     service = pem_first_der(pki["service_certificate"]["text"])
+    exported_at = utc("/exported_at", b["exported_at"])
+    seal_status = trust_history(pki["trust_list"]["text"], service, exported_at)
+    pins = events[0]["body"].get("reference") if events else None
+    if pins is not None:
+        bundled = {f["name"]: f["sha256"] for f in d["reference"]}
+        if bundled != pins:
+            raise Fail("/definitions/reference", "the reference data is not the version the case was opened with")
 
-    prev, data, signatures = "0" * 64, None, 0
+    prev, data, signatures, last_recorded, last_at = "0" * 64, None, 0, None, None
     form_ref = {"id": d["form"]["id"], "version": d["form"]["version"], "hash": "sha256:" + d["form"]["sha256"]}
     for k, e in enumerate(events):
         p = f"/events/{k}"
@@ -98,6 +211,11 @@ def verify(path):
         prev = e["hash"]
         body = e["body"]
         kind = body["type"]
+        only(p + "/body", body, BODY_MEMBERS[kind])
+        recorded, at = utc(p + "/recorded_at", e["recorded_at"]), utc(p + "/body/at", body["at"])
+        if at > recorded or recorded[0] - at[0] > RECORDED_AFTER_AT_SECONDS or (last_at and at < last_at) or (last_recorded and recorded < last_recorded):
+            raise Fail(p + "/body/at", "the event's at and recorded_at do not agree with the time rules")
+        last_at, last_recorded = at, recorded
         if kind == "submitted":
             if k != 0 or body["form"]["hash"] != d["form"]["sha256"] or body["workflow"]["hash"] != d["workflow"]["sha256"]:
                 raise Fail(p + "/body", "the submission is not pinned to the bundled definitions")
@@ -115,7 +233,10 @@ def verify(path):
         else:
             continue
         sig = body["signature"]
+        only(p + "/body/signature", sig, SIGNATURE_MEMBERS)
         jws_doc, payload = sig["jws"], sig["jws"]["payload"]
+        only(p + "/body/signature/jws", jws_doc, JWS_MEMBERS)
+        only(p + "/body/signature/jws/payload", payload, PAYLOAD_MEMBERS)
         wanted = {
             "case": b["case_id"],
             "form": form_ref,
@@ -131,14 +252,22 @@ def verify(path):
         leaf = verify_jws(p + "/body/signature/jws", jws_doc["protected"], jws_doc["signature"], jcs(payload))
         if (sig["level"] == "simple") != (leaf == service):
             raise Fail(p + "/body/signature/level", "a simple act must be sealed by the service certificate, and only it")
+        if leaf == service and status_at(seal_status, recorded) != "granted":
+            raise Fail(p + "/body/signature", "sealed when the trust list did not have the service seal in service")
         signatures += 1
     if b["head"]["version"] != len(events) or b["head"]["last_hash"] != prev:
         raise Fail("/head", "the head does not match the events")
 
+    if last_recorded and exported_at < last_recorded:
+        raise Fail("/exported_at", "exported before the last event was recorded")
     seal = b["seal"]
     leaf = verify_jws("/seal", seal["protected"], seal["signature"], jcs(seal["payload"]))
     if leaf != service:
         raise Fail("/seal", "the bundle is not sealed by the service certificate")
+    if json.loads(b64url_decode(seal["protected"])).get("iat") != exported_at[0]:
+        raise Fail("/seal/protected", "the seal's iat is not the bundle's exported_at")
+    if status_at(seal_status, exported_at) != "granted":
+        raise Fail("/pki/service_certificate", "the trust list did not have the service seal in service when the bundle was sealed")
     sp = seal["payload"]
     if sp["case"] != b["case_id"] or sp["version"] != len(events) or sp["last_event_hash"] != "sha256:" + prev:
         raise Fail("/seal/payload", "the seal is for other events")

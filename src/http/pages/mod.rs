@@ -17,6 +17,7 @@ mod cases;
 mod fill;
 mod inbox;
 mod outbox;
+mod trust;
 pub mod render;
 mod resubmit;
 mod security;
@@ -126,6 +127,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                             @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
                             @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
                             @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
+                            @if c.has("admin") { a href="/admin/trust-list" { (t(lang, "信任清單", "Lista de confiança", "Trust list")) } }
                             @if c.has("admin") || c.has("auditor") { a href="/admin/usage" { (t(lang, "使用統計", "Estatísticas", "Usage figures")) } }
                         }
                     }
@@ -458,6 +460,8 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(GET, get, "/audit", "auditor", "Any case with its event chain", audit::show),
         page!(GET, get, "/admin/outbox", "admin", "The outbox: webhooks, waiting messages, dead letters", outbox::show),
         page!(POST, post, "/admin/outbox", "admin", "Send dead letters again", outbox::posted),
+        page!(GET, get, "/admin/trust-list", "admin", "The trust list: members and their status, the signed history, and a form to append a signed change", trust::show),
+        page!(POST, post, "/admin/trust-list", "admin", "Append a change signed by the trust-list operator", trust::posted),
         page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
         page!(GET, get, "/static/{name}", "public", "The style sheet and the page scripts", static_file),
     ]
