@@ -37,7 +37,7 @@ fn archive() -> Vec<(String, Vec<u8>)> {
     vec![
         ("long".into(), long.clone()),
         ("short".into(), short.clone()),
-        ("trust list edited".into(), edit(&short, |v| retext(v, "/pki/trust_list", "\"until\": null", "\"until\": \"2025-06-01T00:00:00Z\""))),
+        ("trust list edited".into(), edit(&short, |v| retext(v, "/pki/trust_list", "\"level\": \"qualified\"", "\"level\": \"advanced\""))),
         ("workflow edited".into(), edit(&short, |v| retext(v, "/definitions/workflow", "\"supervisor\"", "\"supervisar\""))),
         ("a CRL dropped".into(), edit(&long, |v| { v["pki"]["crls"].as_array_mut().unwrap().pop(); })),
         ("long again".into(), long),
