@@ -9,7 +9,7 @@
 //! are new at each run; names, serials, dates and structure are fixed, and every date is
 //! chosen so the good material stays good until 2050 and the bad material stays bad.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
@@ -20,7 +20,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
-use super::cert::{OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
+use super::cert::{CertFacts, OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
 use super::trust::{
     AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile,
 };
@@ -427,8 +427,7 @@ pub fn generate(
 
     // The root and the two issuing CAs.
     let root_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
-    let mut root_params = ca_params("Carimbo Demo Root CA", 1, (2025, 1, 1), (2060, 12, 31));
-    root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    let root_params = root_params();
     let root_cert = root_params.self_signed(&root_key.key).map_err(gen_err)?;
     let root = Issuer::from_params(&root_params, &root_key.key);
 
@@ -506,6 +505,9 @@ pub fn generate(
         )?;
         write(&out.join("service/service.key.pem"), &key.pem)?;
     }
+
+    // The time-stamp authority, issued by the root.
+    generate_tsa(&root, out)?;
 
     // Deliberately bad certificates.
     let bad = |name: &str, serial: u64| LeafSpec {
@@ -677,6 +679,10 @@ pub fn generate(
     write(&trust_out.join("root.pem"), root_cert.pem())?;
     write(&trust_out.join("qualified-ca.pem"), qca_cert.pem())?;
     write(&trust_out.join("advanced-ca.pem"), aca_cert.pem())?;
+    std::fs::copy(out.join(TSA_CERT), trust_out.join(TSA_TRUST_CERT)).map_err(|source| PkiError::Unwritable {
+        path: trust_out.join(TSA_TRUST_CERT).display().to_string(),
+        source,
+    })?;
     let trust = TrustListFile {
         version: 1,
         name: Some("carimbo demo trust list (not for production)".into()),
@@ -720,9 +726,95 @@ pub fn generate(
                 accredited: vec![],
                 qualified_policy_oids: vec![],
             },
+            tsa_entry()?,
         ],
     };
     let json = serde_json::to_string_pretty(&trust).map_err(gen_err)?;
     write(&trust_out.join(TRUST_LIST_FILE), json + "\n")?;
     Ok(summary)
+}
+
+/// The demo TSA's certificate and key, under the PKI folder.
+pub const TSA_CERT: &str = "tsa/tsa.pem";
+pub const TSA_KEY: &str = "tsa/tsa.key.pem";
+/// The TSA certificate's copy in the trust-list folder.
+pub const TSA_TRUST_CERT: &str = "tsa.pem";
+/// The trust-list entry id of the demo TSA.
+pub const TSA_ENTITY_ID: &str = "demo-tsa";
+
+/// The demo time-stamp authority's certificate (RFC 3161 §2.3): ECDSA P-256, keyUsage
+/// digitalSignature + nonRepudiation, and the extended key usage id-kp-timeStamping alone,
+/// critical. rcgen writes its own EKU extension non-critical, so the extension is given as a
+/// custom one whose value `x509-cert` encodes.
+pub fn tsa_params(cn: &str, serial: u64, critical_eku: bool) -> Result<CertificateParams, PkiError> {
+    use der::Encode;
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn, Some("carimbo"), None);
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    let eku = x509_cert::ext::pkix::ExtendedKeyUsage(vec![crate::signing::timestamp::ID_KP_TIME_STAMPING]).to_der().map_err(gen_err)?;
+    let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 37], eku);
+    ext.set_criticality(critical_eku);
+    p.custom_extensions.push(ext);
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.not_before = date_time_ymd(GOOD_FROM.0, GOOD_FROM.1, GOOD_FROM.2);
+    p.not_after = date_time_ymd(GOOD_TO.0, GOOD_TO.1, GOOD_TO.2);
+    p.use_authority_key_identifier_extension = true;
+    Ok(p)
+}
+
+fn root_params() -> CertificateParams {
+    let mut p = ca_params("Carimbo Demo Root CA", 1, (2025, 1, 1), (2060, 12, 31));
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    p
+}
+
+fn generate_tsa(root: &Issuer<'_, &KeyPair>, out: &Path) -> Result<(), PkiError> {
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = tsa_params("Carimbo Demo Time-Stamp Authority", 0x75a1, true)?.signed_by(&key.key, root).map_err(gen_err)?;
+    write(&out.join(TSA_CERT), cert.pem())?;
+    write(&out.join(TSA_KEY), &key.pem)
+}
+
+/// Add the demo TSA to an existing demo PKI (`carimbo pki demo-tsa`): a new key and
+/// certificate issued by the PKI's root (`ROOT/root.pem`, `root.key.pem`), its copy in the
+/// trust-list folder and an entry `demo-tsa` in the trust list. Nothing else is regenerated.
+pub fn add_tsa(out: &Path, trust_out: &Path) -> Result<(), PkiError> {
+    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|source| PkiError::Unreadable { path: p.display().to_string(), source });
+    let root_key = KeyPair::from_pem(&read(out.join("root/root.key.pem"))?).map_err(gen_err)?;
+    let root_pem = read(out.join("root/root.pem"))?;
+    // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
+    // the root's key names the root exactly as its certificate does; the check below proves it.
+    let params = root_params();
+    let root = Issuer::from_params(&params, &root_key);
+    let root_cert = params.self_signed(&root_key).map_err(gen_err)?;
+    let same_name = |pem: &str| crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki));
+    if same_name(&root_pem).is_none() || same_name(&root_pem) != same_name(&root_cert.pem()) {
+        return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
+    }
+    generate_tsa(&root, out)?;
+    std::fs::copy(out.join(TSA_CERT), trust_out.join(TSA_TRUST_CERT)).map_err(|source| PkiError::Unwritable {
+        path: trust_out.join(TSA_TRUST_CERT).display().to_string(),
+        source,
+    })?;
+    let list_path = trust_out.join(TRUST_LIST_FILE);
+    let mut list: TrustListFile = crate::json_strict::from_slice(read(list_path.clone())?.as_bytes()).map_err(|e| PkiError::BadTrustList { path: list_path.display().to_string(), reason: e.to_string() })?;
+    list.entities.retain(|e| e.id != TSA_ENTITY_ID);
+    list.entities.push(tsa_entry()?);
+    write(&list_path, serde_json::to_string_pretty(&list).map_err(gen_err)? + "\n")
+}
+
+fn tsa_entry() -> Result<EntityEntry, PkiError> {
+    Ok(EntityEntry {
+        id: TSA_ENTITY_ID.into(),
+        name: LocalizedName {
+            zh: "Carimbo 示範時間戳記機構".into(),
+            pt: "Autoridade de selos temporais de demonstração Carimbo".into(),
+            en: Some("Carimbo Demo Time-Stamp Authority".into()),
+        },
+        certificate: TSA_TRUST_CERT.into(),
+        trust_anchor: false,
+        accredited: vec![AccreditationPeriod { from: "2025-01-01T00:00:00Z".parse().map_err(gen_err)?, until: None }],
+        qualified_policy_oids: vec![],
+    })
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod jades;
 pub mod level;
 pub mod payload;
+pub mod timestamp;
 
 pub use jades::{
     JadesSignature, JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions,
