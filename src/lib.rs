@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod pki;
 pub mod signing;
 pub mod store;
+pub mod tsa;
 pub mod usage;
 pub mod visibility;
 pub mod workflow;

@@ -50,13 +50,18 @@ pub struct Paths {
     /// The key that encrypts the TOTP secrets in the accounts file (`serve --totp-key-file`);
     /// by default `DATA/keys/totp.key`.
     pub totp_key: PathBuf,
+    /// The time-stamp authorities to ask, in order (`serve --tsa`); none: the demo TSA of the
+    /// seeds, if there, else no time-stamps (`tsa::TimeStamping::choose`).
+    pub tsa_urls: Vec<String>,
+    /// How long one TSA may take (`serve --tsa-timeout-ms`).
+    pub tsa_timeout: std::time::Duration,
 }
 
 impl Paths {
     /// The layout of a checkout: `forms/`, `workflows/`, `seeds/` under `root`, data in `data`.
     pub fn from_root(root: &Path, data: &Path) -> Paths {
         let totp_key = AccountFiles::in_data_dir(data).totp_key;
-        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds"), totp_key }
+        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds"), totp_key, tsa_urls: Vec::new(), tsa_timeout: crate::tsa::DEFAULT_TIMEOUT }
     }
 
     /// Where the accounts keep their files: the accounts file and the audit log in the data
@@ -75,6 +80,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub verifier: SignatureVerifier,
     pub seal: ServiceSeal,
+    /// How each act's signature is time-stamped (JAdES B-T), or that it is not.
+    pub stamping: crate::tsa::TimeStamping,
     pub paths: Paths,
     /// The address people use to reach the server (`serve --public-url`): when it is HTTPS, the
     /// cookies are `Secure` and every answer carries `Strict-Transport-Security`.
@@ -228,6 +235,7 @@ impl AppState {
         let verifier = crate::signing::cli::load_verifier(&paths.seeds.join("trust"), &pki.join("crl"), Some(&pki.join("service/service.pem"))).map_err(|e| StartError::Seeds(e.to_string()))?;
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
         let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let stamping = crate::tsa::TimeStamping::choose(&paths.tsa_urls, paths.tsa_timeout, &pki, &paths.data).map_err(|e| StartError::Seeds(e.to_string()))?;
         let accounts = Accounts::open(&paths.account_files())?;
         let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
         accounts.ensure(&people, DEMO_PASSWORD)?;
@@ -240,6 +248,7 @@ impl AppState {
             sessions: Sessions::default(),
             verifier,
             seal,
+            stamping,
             paths,
             public_url: PublicUrl::default(),
             outbox: None,

@@ -34,7 +34,6 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
@@ -45,7 +44,7 @@ use crate::pki::cert::{CertFacts, KeyKind};
 use crate::pki::path::{
     CertificateValidator, EkuRule, RevocationRule, SigningTime, ValidatedChain, ValidationPolicy,
 };
-use crate::pki::report::{ChainElement, Indication, SubIndication};
+use crate::pki::report::{Indication, SubIndication};
 use crate::pki::{CrlSet, TrustList};
 
 /// id-ct-TSTInfo (RFC 3161 §2.4.2).
@@ -128,6 +127,8 @@ pub enum TimeStampError {
     SerialCounter { path: String, reason: String },
     #[error("CARIMBO-E1209: a time-stamp token cannot be made: {0}")]
     Encoding(String),
+    #[error("CARIMBO-E1221: the time-stamp authority's token is not acceptable: {0}")]
+    Unaccepted(String),
 }
 
 impl TimeStampError {
@@ -142,6 +143,7 @@ impl TimeStampError {
             TimeStampError::BadTsaKey(_) => "CARIMBO-E1207",
             TimeStampError::SerialCounter { .. } => "CARIMBO-E1208",
             TimeStampError::Encoding(_) => "CARIMBO-E1209",
+            TimeStampError::Unaccepted(_) => "CARIMBO-E1221",
         }
     }
 }
@@ -511,25 +513,7 @@ pub mod codes {
     pub const ETSI_U_FORMAT: &str = "CARIMBO-E1219";
 }
 
-/// A token that verified: what the report shows of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifiedTimeStamp {
-    pub gen_time: DateTime<Utc>,
-    /// Serial number, lowercase hex.
-    pub serial: String,
-    pub policy: String,
-    pub imprint_algorithm: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accuracy_seconds: Option<u64>,
-    /// The TSA certificate's subject.
-    pub tsa: String,
-    /// The trust-list entry that names the TSA.
-    pub tsa_entity: String,
-    pub chain: Vec<ChainElement>,
-    /// Notes on the TSA chain (e.g. a revocation after the stamp's time).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub notes: Vec<String>,
-}
+pub use crate::pki::report::VerifiedTimeStamp;
 
 struct DecodedToken {
     tst: TstInfo,
@@ -556,8 +540,29 @@ fn decode_token(der: &[u8]) -> Result<DecodedToken, StampFailure> {
     let econtent = sd.encap_content_info.econtent.as_ref().ok_or_else(|| bad("has no TSTInfo content".into()))?;
     let tst_der = econtent.decode_as::<OctetString>().map_err(|e| bad(format!("content is not an OCTET STRING: {e}")))?.as_bytes().to_vec();
     let tst = TstInfo::from_der(&tst_der).map_err(|e| bad(format!("TSTInfo cannot be read: {e}")))?;
+    // Fields outside the signature must hold the one value a token can have, so that no byte
+    // of a token can change and the token still verify.
+    if sd.version != CmsVersion::V3 {
+        return Err(bad(format!("has SignedData version {:?}; a time-stamp token has version 3", sd.version)));
+    }
+    if sd.crls.is_some() {
+        return Err(bad("carries revocation data inside the token, which carimbo does not read".into()));
+    }
     let signers = sd.signer_infos.0.into_vec();
     let [signer]: [SignerInfo; 1] = signers.try_into().map_err(|v: Vec<SignerInfo>| bad(format!("has {} signers; a token has exactly one", v.len())))?;
+    let expected_version = match signer.sid {
+        SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+        SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
+    };
+    if signer.version != expected_version {
+        return Err(bad(format!("has SignerInfo version {:?}; its signer identifier needs {expected_version:?}", signer.version)));
+    }
+    if sd.digest_algorithms.as_slice() != [signer.digest_alg.clone()] {
+        return Err(bad("lists digest algorithms other than its signer's".into()));
+    }
+    if signer.unsigned_attrs.is_some() {
+        return Err(bad("carries unsigned attributes, which carimbo does not read".into()));
+    }
     let mut certificates = Vec::new();
     for c in sd.certificates.map(|c| c.0.into_vec()).unwrap_or_default() {
         if let CertificateChoices::Certificate(c) = c {
