@@ -110,6 +110,9 @@ impl LocalTsa {
     pub fn open(key: &Path, cert: &Path, policy: &str, data: &Path) -> Result<LocalTsa, TimeStampError> {
         let read = |p: &Path| std::fs::read(p).map_err(|e| TimeStampError::BadTsaKey(format!("cannot read {}: {e}", p.display())));
         let signer = TsaSigner::from_pem(&read(key)?, &read(cert)?, policy)?;
+        if let Some(why) = timestamp::eku_violation(signer.certificate_der()) {
+            return Err(TimeStampError::BadTsaKey(why));
+        }
         Ok(LocalTsa { signer, serials: SerialCounter::open(&data.join("tsa/serial.json"))? })
     }
 

@@ -776,13 +776,13 @@ fn generate_tsa(root: &Issuer<'_, &KeyPair>, out: &Path) -> Result<(), PkiError>
     write(&out.join(TSA_KEY), &key.pem)
 }
 
-/// Add the demo TSA to an existing demo PKI (`carimbo pki demo-tsa`): a new key and
-/// certificate issued by the PKI's root (`ROOT/root.pem`, `root.key.pem`), its copy in the
-/// trust-list folder and an entry `demo-tsa` in the trust list. Nothing else is regenerated.
-pub fn add_tsa(out: &Path, trust_out: &Path) -> Result<(), PkiError> {
+/// A TSA certificate and PKCS#8 key (PEM) issued by the demo root of the PKI in `pki`
+/// (`root/root.pem`, `root/root.key.pem`); `critical_eku: false` makes the certificate RFC 3161
+/// forbids, for tests of the verifier.
+pub fn issue_tsa_certificate(pki: &Path, cn: &str, serial: u64, critical_eku: bool) -> Result<(String, String), PkiError> {
     let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|source| PkiError::Unreadable { path: p.display().to_string(), source });
-    let root_key = KeyPair::from_pem(&read(out.join("root/root.key.pem"))?).map_err(gen_err)?;
-    let root_pem = read(out.join("root/root.pem"))?;
+    let root_key = KeyPair::from_pem(&read(pki.join("root/root.key.pem"))?).map_err(gen_err)?;
+    let root_pem = read(pki.join("root/root.pem"))?;
     // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
     // the root's key names the root exactly as its certificate does; the check below proves it.
     let params = root_params();
@@ -792,13 +792,25 @@ pub fn add_tsa(out: &Path, trust_out: &Path) -> Result<(), PkiError> {
     if same_name(&root_pem).is_none() || same_name(&root_pem) != same_name(&root_cert.pem()) {
         return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
     }
-    generate_tsa(&root, out)?;
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = tsa_params(cn, serial, critical_eku)?.signed_by(&key.key, &root).map_err(gen_err)?;
+    Ok((cert.pem(), key.pem))
+}
+
+/// Add the demo TSA to an existing demo PKI (`carimbo pki demo-tsa`): a new key and
+/// certificate issued by the PKI's root (`ROOT/root.pem`, `root.key.pem`), its copy in the
+/// trust-list folder and an entry `demo-tsa` in the trust list. Nothing else is regenerated.
+pub fn add_tsa(out: &Path, trust_out: &Path) -> Result<(), PkiError> {
+    let (cert_pem, key_pem) = issue_tsa_certificate(out, "Carimbo Demo Time-Stamp Authority", 0x75a1, true)?;
+    write(&out.join(TSA_CERT), cert_pem)?;
+    write(&out.join(TSA_KEY), key_pem)?;
     std::fs::copy(out.join(TSA_CERT), trust_out.join(TSA_TRUST_CERT)).map_err(|source| PkiError::Unwritable {
         path: trust_out.join(TSA_TRUST_CERT).display().to_string(),
         source,
     })?;
     let list_path = trust_out.join(TRUST_LIST_FILE);
-    let mut list: TrustListFile = crate::json_strict::from_slice(read(list_path.clone())?.as_bytes()).map_err(|e| PkiError::BadTrustList { path: list_path.display().to_string(), reason: e.to_string() })?;
+    let text = std::fs::read(&list_path).map_err(|source| PkiError::Unreadable { path: list_path.display().to_string(), source })?;
+    let mut list: TrustListFile = crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadTrustList { path: list_path.display().to_string(), reason: e.to_string() })?;
     list.entities.retain(|e| e.id != TSA_ENTITY_ID);
     list.entities.push(tsa_entry()?);
     write(&list_path, serde_json::to_string_pretty(&list).map_err(gen_err)? + "\n")
