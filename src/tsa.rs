@@ -199,7 +199,7 @@ impl TimeStamping {
         if !urls.is_empty() {
             for url in urls {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(TimeStampError::BadRequest(format!("--tsa {url:?} is not an http:// or https:// URL")));
+                    return Err(TimeStampError::BadUrl(url.clone()));
                 }
             }
             return Ok(TimeStamping::Remote(TsaClient::new(urls.to_vec(), timeout)));
@@ -214,10 +214,29 @@ impl TimeStamping {
     /// What the server says about time-stamping at start.
     pub fn describe(&self) -> String {
         match self {
-            TimeStamping::Off => "time-stamping is off: no --tsa and no TSA key in the seeds; acts are JAdES B-B (signer's claimed time only)".into(),
+            TimeStamping::Off => "time-stamping is off: acts are JAdES B-B (the signer's claimed time only); give --tsa URL, or put the demo TSA in seeds/pki/tsa/ (carimbo pki demo-tsa)".into(),
             TimeStamping::InProcess(tsa) => format!("time-stamping every act (JAdES B-T) with the demo TSA in-process, policy {}", tsa.signer.policy()),
             TimeStamping::Remote(client) => format!("time-stamping every act (JAdES B-T) with {} (tried in this order)", client.urls.join(", ")),
         }
+    }
+
+    /// Whether each token must be verified before it is kept. A remote TSA's must (it may be
+    /// misconfigured, replaced or not on the trust list); the in-process TSA signs every token
+    /// with the same key and certificate, which `self_test` checked at start, so re-verifying
+    /// each of its tokens would only double the cost of an act.
+    pub fn checks_each_token(&self) -> bool {
+        matches!(self, TimeStamping::Remote(_))
+    }
+
+    /// At start: the in-process TSA's first token must verify against the trust list the
+    /// server verifies signatures with, or the server does not start.
+    pub fn self_test(&self, verifier: &crate::signing::SignatureVerifier) -> Result<(), TimeStampError> {
+        if let TimeStamping::InProcess(tsa) = self {
+            let probe = b"carimbo time-stamp self-test";
+            let token = tsa.stamp(probe)?;
+            verifier.timestamps().verify(&token, probe).map_err(|f| TimeStampError::Unaccepted(format!("{} [{}]", f.detail, f.code)))?;
+        }
+        Ok(())
     }
 
     /// A token over `stamped`, or `None` when time-stamping is off.

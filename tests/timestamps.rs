@@ -309,6 +309,9 @@ fn with_every_tsa_down_an_act_is_refused_and_nothing_is_recorded() {
     assert_eq!(err.code(), "CARIMBO-E1205");
     assert!(err.to_string().contains(&a) && err.to_string().contains(&b), "each URL is named: {err}");
 
+    let not_a_url = carimbo::tsa::TimeStamping::choose(&["tsa.example.org".into()], std::time::Duration::from_secs(1), &seeds().join("pki"), &std::env::temp_dir()).err().expect("refused");
+    assert_eq!(not_a_url.code(), "CARIMBO-E1222", "{not_a_url}");
+
     let s = TestServer::start_with(|state| {
         state.stamping = carimbo::tsa::TimeStamping::choose(&[a, b], std::time::Duration::from_secs(1), &seeds().join("pki"), &state.paths.data).unwrap();
     });

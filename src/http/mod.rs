@@ -236,6 +236,7 @@ impl AppState {
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
         let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
         let stamping = crate::tsa::TimeStamping::choose(&paths.tsa_urls, paths.tsa_timeout, &pki, &paths.data).map_err(|e| StartError::Seeds(e.to_string()))?;
+        stamping.self_test(&verifier).map_err(|e| StartError::Seeds(e.to_string()))?;
         let accounts = Accounts::open(&paths.account_files())?;
         let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
         accounts.ensure(&people, DEMO_PASSWORD)?;

@@ -182,6 +182,8 @@ pub struct VerifiedTimeStamp {
     /// The trust-list entry that recognises the TSA.
     pub tsa_entity: String,
     pub chain: Vec<ChainElement>,
+    /// What was checked, one sentence each: imprint, token signature, EKU, path, trust list.
+    pub checks: Vec<String>,
     /// Notes on the TSA chain (e.g. a revocation after the stamp's time).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,

@@ -129,6 +129,8 @@ pub enum TimeStampError {
     Encoding(String),
     #[error("CARIMBO-E1221: the time-stamp authority's token is not acceptable: {0}")]
     Unaccepted(String),
+    #[error("CARIMBO-E1222: --tsa {0:?} is not an http:// or https:// URL")]
+    BadUrl(String),
 }
 
 impl TimeStampError {
@@ -144,6 +146,7 @@ impl TimeStampError {
             TimeStampError::SerialCounter { .. } => "CARIMBO-E1208",
             TimeStampError::Encoding(_) => "CARIMBO-E1209",
             TimeStampError::Unaccepted(_) => "CARIMBO-E1221",
+            TimeStampError::BadUrl(_) => "CARIMBO-E1222",
         }
     }
 }
@@ -630,7 +633,15 @@ impl TimeStampVerifier {
         let (chain, notes) = self.tsa_chain(&tsa_der, &decoded.certificates, at)?;
         let entity = crate::pki::tsa_trust::accepted_tsa(&self.validator.trust, &tsa, at)
             .map_err(|why| failure(Indication::Indeterminate, SubIndication::NoCertificateChainFound, codes::TSA_NOT_TRUSTED, why))?;
+        let checks = vec![
+            format!("message imprint ({}) matches the stamped bytes", imprint_hash.name()),
+            "signed attributes (contentType id-ct-TSTInfo, messageDigest, signingCertificateV2) and the token's signature verify with the TSA key".to_string(),
+            "TSA certificate's extended key usage is id-kp-timeStamping alone, critical (RFC 3161 §2.3)".to_string(),
+            format!("TSA certificate path valid and unrevoked at genTime {}", at.to_rfc3339()),
+            format!("TSA recognised by trust-list entry `{entity}` at genTime"),
+        ];
         Ok(VerifiedTimeStamp {
+            checks,
             gen_time: at,
             serial: hex::encode(decoded.tst.serial_number.as_bytes()).trim_start_matches("00").to_string(),
             policy: decoded.tst.policy.to_string(),
