@@ -188,7 +188,7 @@ impl TsaClient {
 /// How the server stamps its acts' signatures.
 pub enum TimeStamping {
     Off,
-    InProcess(LocalTsa),
+    InProcess(Box<LocalTsa>),
     Remote(TsaClient),
 }
 
@@ -206,7 +206,7 @@ impl TimeStamping {
         }
         let (key, cert) = (pki.join(crate::pki::demo::TSA_KEY), pki.join(crate::pki::demo::TSA_CERT));
         if key.exists() && cert.exists() {
-            return Ok(TimeStamping::InProcess(LocalTsa::open(&key, &cert, DEFAULT_TSA_POLICY, data)?));
+            return Ok(TimeStamping::InProcess(Box::new(LocalTsa::open(&key, &cert, DEFAULT_TSA_POLICY, data)?)));
         }
         Ok(TimeStamping::Off)
     }

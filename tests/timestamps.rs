@@ -305,7 +305,7 @@ fn serve_tsa_fails_over_to_the_second_url_when_the_first_is_down() {
 fn with_every_tsa_down_an_act_is_refused_and_nothing_is_recorded() {
     let (a, b) = (dead_url(), dead_url());
     let client = carimbo::tsa::TsaClient::new(vec![a.clone(), b.clone()], std::time::Duration::from_secs(1));
-    let err = client.stamp(b"x").err().expect("no TSA answers");
+    let err = client.stamp(b"x").expect_err("no TSA answers");
     assert_eq!(err.code(), "CARIMBO-E1205");
     assert!(err.to_string().contains(&a) && err.to_string().contains(&b), "each URL is named: {err}");
 
@@ -358,7 +358,7 @@ fn carimbo_tsa_answers_rfc_3161_over_http_and_refuses_other_bodies() {
     let mut r = agent.post(&live.url).header("content-type", "application/timestamp-query").send(&b"not DER"[..]).unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let pending = carimbo::signing::timestamp::request(b"x", [1; 8]).unwrap();
-    let err = carimbo::signing::timestamp::token_from_reply(&r.body_mut().read_to_vec().unwrap(), &pending).err().expect("a rejection");
+    let err = carimbo::signing::timestamp::token_from_reply(&r.body_mut().read_to_vec().unwrap(), &pending).expect_err("a rejection");
     assert_eq!(err.code(), "CARIMBO-E1203", "{err}");
     assert!(err.to_string().contains("CARIMBO-E1201"), "the TSA says why: {err}");
 }

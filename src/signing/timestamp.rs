@@ -715,7 +715,7 @@ fn signing_certificate(d: &DecodedToken) -> Result<(Vec<u8>, CertFacts), StampFa
     if !names_it {
         return Err(bad("the token's signer identifier does not name the certificate signingCertificateV2 names".into()));
     }
-    let facts = CertFacts::from_der(&der).map_err(|e| bad(e))?;
+    let facts = CertFacts::from_der(&der).map_err(bad)?;
     Ok((der, facts))
 }
 
