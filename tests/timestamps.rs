@@ -381,3 +381,39 @@ fn serial_numbers_rise_and_never_repeat_across_restarts() {
     assert_eq!(carimbo::tsa::SerialCounter::open(&path).err().unwrap().code(), "CARIMBO-E1208");
     assert_eq!(std::fs::read(&path).unwrap(), b"{\"instance\":1}");
 }
+
+#[test]
+fn a_fresh_demo_pki_has_a_tsa_and_pki_demo_tsa_adds_one_without_touching_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, trust) = (dir.path().join("pki"), dir.path().join("trust"));
+    let mut people = carimbo::pki::demo::load_people(&seeds().join("pki/people.json")).unwrap();
+    people.truncate(1);
+    carimbo::pki::demo::generate(&people, &pki, &trust).unwrap();
+    let verifier = |trust: &Path| TimeStampVerifier::new(TrustList::load(trust).unwrap(), CrlSet::load_dir(&pki.join("crl")).unwrap());
+    let tsa = |pki: &Path| TsaSigner::from_pem(&std::fs::read(pki.join("tsa/tsa.key.pem")).unwrap(), &std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), DEFAULT_TSA_POLICY).unwrap();
+    let token = tsa(&pki).stamp(b"x", 1, Utc::now()).unwrap();
+    assert_eq!(verifier(&trust).verify(&token, b"x").unwrap().tsa_entity, "demo-tsa");
+
+    // Adding the TSA again to this PKI: a new TSA key and certificate, nothing else changes.
+    let before: Vec<(PathBuf, Vec<u8>)> = ["root/root.pem", "root/root.key.pem", "ca/qualified-ca.pem", "crl/root.crl", "service/service.pem"].iter().map(|f| (pki.join(f), std::fs::read(pki.join(f)).unwrap())).collect();
+    let old_tsa = std::fs::read(pki.join("tsa/tsa.pem")).unwrap();
+    let old_signer = tsa(&pki);
+    carimbo::pki::demo::add_tsa(&pki, &trust).unwrap();
+    for (path, bytes) in before {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} changed", path.display());
+    }
+    assert_ne!(std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), old_tsa);
+    let list: Value = serde_json::from_slice(&std::fs::read(trust.join("trust-list.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = list["entities"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["demo-root", "qualified-ca", "advanced-ca", "demo-tsa"]);
+    let token = tsa(&pki).stamp(b"x", 2, Utc::now()).unwrap();
+    verifier(&trust).verify(&token, b"x").unwrap();
+    // The old TSA's tokens are no longer recognised: its certificate left the trust list.
+    let old_token = old_signer.stamp(b"x", 3, Utc::now()).unwrap();
+    assert_eq!(verifier(&trust).verify(&old_token, b"x").unwrap_err().code, "CARIMBO-E1216");
+    // A PKI whose root key does not match its root certificate is refused, nothing written.
+    std::fs::copy(pki.join("ca/qualified-ca.key.pem"), pki.join("root/root.key.pem")).unwrap();
+    let tsa_before = std::fs::read(pki.join("tsa/tsa.pem")).unwrap();
+    assert!(carimbo::pki::demo::add_tsa(&pki, &trust).is_err());
+    assert_eq!(std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), tsa_before);
+}
