@@ -20,7 +20,9 @@
 //! `POST /api/v1/session`: 33 sign-ins from one address would hit the login limit (30 a minute),
 //! and a sign-in's cost is argon2, not what this measures.
 //!
-//! `CARIMBO_BENCH_SECS` (default 20) and `CARIMBO_BENCH_CLIENTS` (default 64) change the run.
+//! `CARIMBO_BENCH_SECS` (default 20) and `CARIMBO_BENCH_CLIENTS` (default 64) change the run;
+//! `CARIMBO_BENCH_TSA=off` runs it without signature time-stamps (by default the demo TSA
+//! stamps every act in-process, as `carimbo serve` does with the seeds).
 //! With few clients, each account makes more calls a second than the per-account limit allows
 //! (200/s after a burst of 1,000): the 429s are then printed as unexpected answers.
 
@@ -146,7 +148,13 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(root.join("target/tmp")).expect("target/tmp");
     let data_dir = tempfile::tempdir_in(root.join("target/tmp")).expect("a data directory");
-    let state = Arc::new(AppState::open(Paths::from_root(&root, data_dir.path())).expect("the server state opens"));
+    let mut state = AppState::open(Paths::from_root(&root, data_dir.path())).expect("the server state opens");
+    // `CARIMBO_BENCH_TSA=off` measures the server without signature time-stamps (JAdES B-B).
+    if std::env::var("CARIMBO_BENCH_TSA").is_ok_and(|v| v == "off") {
+        state.stamping = carimbo::tsa::TimeStamping::Off;
+    }
+    println!("{}", state.stamping.describe());
+    let state = Arc::new(state);
 
     // The server, on its own runtime (as `carimbo serve` runs it).
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");

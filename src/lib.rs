@@ -20,6 +20,7 @@ pub mod pki;
 pub mod signing;
 pub mod store;
 pub mod trusted_list;
+pub mod tsa;
 pub mod usage;
 pub mod visibility;
 pub mod workflow;

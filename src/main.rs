@@ -74,6 +74,33 @@ enum Command {
         /// `Strict-Transport-Security: max-age=31536000`.
         #[arg(long)]
         public_url: Option<String>,
+        /// A time-stamp authority to stamp every act with (RFC 3161 over HTTP, e.g.
+        /// `http://127.0.0.1:3180/tsa`); repeat it for fail-over, asked in the order given.
+        /// Without it the demo TSA of seeds/pki/tsa/ stamps in-process, if present.
+        #[arg(long = "tsa")]
+        tsa: Vec<String>,
+        /// How long one TSA may take before the next is asked, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        tsa_timeout_ms: u64,
+    },
+    /// Run carimbo's RFC 3161 time-stamp authority over HTTP (POST / or /tsa,
+    /// application/timestamp-query → application/timestamp-reply).
+    Tsa {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3180")]
+        addr: std::net::SocketAddr,
+        /// The TSA's PKCS#8 PEM key.
+        #[arg(long, default_value = "seeds/pki/tsa/tsa.key.pem")]
+        key: PathBuf,
+        /// The TSA's certificate (critical EKU id-kp-timeStamping), then any intermediates.
+        #[arg(long, default_value = "seeds/pki/tsa/tsa.pem")]
+        cert: PathBuf,
+        /// The TSA policy OID stated in every token.
+        #[arg(long, default_value = carimbo::signing::timestamp::DEFAULT_TSA_POLICY)]
+        policy: String,
+        /// Where the serial-number counter is kept (DATA/tsa/serial.json).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
     },
     /// Export decisions and finished cases of a period (the outbox) as CSV or JSON, for payroll
     /// and archives. On sled the server must be stopped (or use `GET /api/v1/admin/export`).
@@ -224,9 +251,11 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory, explain } => return check(paths, directory.as_deref(), *explain),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url } => {
-            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref())
+        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url, tsa, tsa_timeout_ms } => {
+            let tsa = (tsa.clone(), std::time::Duration::from_millis(*tsa_timeout_ms));
+            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref(), tsa)
         }
+        Command::Tsa { addr, key, cert, policy, data } => return run_tsa(*addr, key, cert, policy, data),
         Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field)
         }
@@ -322,6 +351,7 @@ fn serve(
     metrics_token_file: Option<&Path>,
     totp_key_file: Option<&Path>,
     public_url: Option<&str>,
+    (tsa_urls, tsa_timeout): (Vec<String>, std::time::Duration),
 ) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, PublicUrl, DEMO_PASSWORD};
     // A wrong public address is refused before anything is opened.
@@ -330,6 +360,8 @@ fn serve(
         None => PublicUrl::for_addr(addr),
     };
     let mut paths = Paths::from_root(root, data);
+    paths.tsa_urls = tsa_urls;
+    paths.tsa_timeout = tsa_timeout;
     if let Some(key) = totp_key_file.map(Path::to_path_buf).or_else(|| std::env::var_os("CARIMBO_TOTP_KEY_FILE").map(PathBuf::from)) {
         paths.totp_key = key;
     }
@@ -374,6 +406,7 @@ fn serve(
         false => println!("public address {}: plain HTTP (no Secure cookies, no HSTS; give --public-url https://… behind a TLS proxy)", state.public_url),
     }
     println!("{where_}");
+    println!("{}", state.stamping.describe());
     println!("second-factor secrets encrypted with {}; account audit log {}", totp_key.display(), state.accounts.audit_log_path().display());
     println!("demo logins (password {DEMO_PASSWORD}):");
     for (who, role) in [("p005", "staff, DAF"), ("p003", "supervisor, DAF"), ("p002", "head, DAF"), ("p019", "HR officer, author"), ("p001", "appointing authority"), ("doc01", "doctor"), ("p022", "auditor"), ("p032", "administrator")] {
@@ -563,4 +596,17 @@ fn postgres_place(store: &str) -> String {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or("(default database)"))
+}
+
+/// `carimbo tsa`: the RFC 3161 time-stamp authority on its own port.
+fn run_tsa(addr: std::net::SocketAddr, key: &Path, cert: &Path, policy: &str, data: &Path) -> Result<ExitCode> {
+    let tsa = std::sync::Arc::new(carimbo::tsa::LocalTsa::open(key, cert, policy, data)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("carimbo TSA on http://{}/tsa (policy {policy}, serials in {})", listener.local_addr()?, data.join("tsa/serial.json").display());
+        axum::serve(listener, carimbo::tsa::router(tsa)).with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 mod idempotency;
+pub mod stamp;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 mod publishing;
 pub use publishing::{served_bytes_if_same, version_problems, VERSION_LOWER, VERSION_REUSED};

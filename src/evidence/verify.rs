@@ -866,7 +866,12 @@ impl<'a> EventWalk<'a> {
         let (Some(protected), Some(signature)) = (jws.get("protected").and_then(Value::as_str), jws.get("signature").and_then(Value::as_str)) else {
             return Err(fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the JWS has no protected header or signature value".into()));
         };
-        let jws_bytes = json!({"protected": protected, "signature": signature}).to_string().into_bytes();
+        let mut jws_doc = json!({"protected": protected, "signature": signature});
+        if let Some(header) = jws.get("header") {
+            // The signature time-stamp (JAdES B-T) rides in the unprotected header.
+            jws_doc["header"] = header.clone();
+        }
+        let jws_bytes = jws_doc.to_string().into_bytes();
         let opts = VerifyOptions { trusted_time: Some(recorded), now: self.ctx.now.max(recorded), required_level: None };
         let in_window = payload.time >= recorded - Duration::minutes(SIGNING_TIME_BEFORE_MINUTES) && payload.time <= recorded + Duration::minutes(SIGNING_TIME_AFTER_MINUTES);
         let verified = match verify_act(self.ctx.verifier, &payload, None, &jws_bytes, Level::Simple, &opts) {

@@ -291,6 +291,11 @@ impl AppState {
     #[allow(clippy::too_many_arguments)]
     fn establish_signature_in(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>, codes: &RequestCodes) -> Result<SignatureRecord, ApiError> {
         let mut record = self.signature_record(caller, expected, data, required, signed)?;
+        // JAdES B-T: the signature time-stamp. Before the code, so that a TSA being down does
+        // not use up a person's one-time code on an act that is then not recorded.
+        if let Some(jws) = record.jws.as_mut() {
+            crate::cases::stamp::stamp_act_signature(&self.stamping, &self.verifier(), jws).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()))?;
+        }
         if let Some(code) = totp {
             self.accounts.check_totp_in(&caller.person, code, Utc::now(), codes)?;
             record.second_factor = true;

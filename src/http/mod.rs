@@ -50,13 +50,18 @@ pub struct Paths {
     /// The key that encrypts the TOTP secrets in the accounts file (`serve --totp-key-file`);
     /// by default `DATA/keys/totp.key`.
     pub totp_key: PathBuf,
+    /// The time-stamp authorities to ask, in order (`serve --tsa`); none: the demo TSA of the
+    /// seeds, if there, else no time-stamps (`tsa::TimeStamping::choose`).
+    pub tsa_urls: Vec<String>,
+    /// How long one TSA may take (`serve --tsa-timeout-ms`).
+    pub tsa_timeout: std::time::Duration,
 }
 
 impl Paths {
     /// The layout of a checkout: `forms/`, `workflows/`, `seeds/` under `root`, data in `data`.
     pub fn from_root(root: &Path, data: &Path) -> Paths {
         let totp_key = AccountFiles::in_data_dir(data).totp_key;
-        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds"), totp_key }
+        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds"), totp_key, tsa_urls: Vec::new(), tsa_timeout: crate::tsa::DEFAULT_TIMEOUT }
     }
 
     /// Where the accounts keep their files: the accounts file and the audit log in the data
@@ -78,6 +83,8 @@ pub struct AppState {
     /// The trust list's signed history, kept in DATA/trust-list.json.
     pub trust: crate::trusted_list::KeptTrustList,
     pub seal: ServiceSeal,
+    /// How each act's signature is time-stamped (JAdES B-T), or that it is not.
+    pub stamping: crate::tsa::TimeStamping,
     pub paths: Paths,
     /// The address people use to reach the server (`serve --public-url`): when it is HTTPS, the
     /// cookies are `Secure` and every answer carries `Strict-Transport-Security`.
@@ -263,6 +270,8 @@ impl AppState {
         let verifier = build_verifier(&trust.current(), &paths).map_err(StartError::Seeds)?;
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
         let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let stamping = crate::tsa::TimeStamping::choose(&paths.tsa_urls, paths.tsa_timeout, &pki, &paths.data).map_err(|e| StartError::Seeds(e.to_string()))?;
+        stamping.self_test(&verifier).map_err(|e| StartError::Seeds(e.to_string()))?;
         let accounts = Accounts::open(&paths.account_files())?;
         let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
         accounts.ensure(&people, DEMO_PASSWORD)?;
@@ -278,6 +287,7 @@ impl AppState {
             verifier: std::sync::RwLock::new(Arc::new(verifier)),
             trust,
             seal,
+            stamping,
             paths,
             public_url: PublicUrl::default(),
             outbox: None,

@@ -9,7 +9,7 @@
 //! are new at each run; names, serials, dates and structure are fixed, and every date is
 //! chosen so the good material stays good until 2050 and the bad material stays bad.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
@@ -20,8 +20,10 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
-use super::cert::{OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
+use super::cert::{CertFacts, OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
 use super::history::ServiceType;
+use chrono::{DateTime, Utc};
+use rustls_pki_types::CertificateDer;
 use super::trust::{
     AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile,
 };
@@ -604,6 +606,9 @@ pub fn generate(
         service_der = Some(cert.der().clone());
     }
 
+    // The time-stamp authority, issued by the root.
+    let tsa_der = generate_tsa(&root, out)?;
+
     // Deliberately bad certificates.
     let bad = |name: &str, serial: u64| LeafSpec {
         cn: format!("Bad Certificate ({name})"),
@@ -785,9 +790,111 @@ pub fn generate(
     if let Some(der) = service_der {
         extra.push(("service-seal".to_string(), ServiceType::ServiceSeal, service_seal_name(), der));
     }
+    extra.push((TSA_ENTITY_ID.to_string(), ServiceType::TimeStamping, tsa_name(), tsa_der));
     let since = "2025-01-01T00:00:00Z".parse().map_err(gen_err)?;
     let now = "2025-01-02T00:00:00Z".parse().map_err(gen_err)?;
     let history = super::history::convert_v1(&trust, &certs, &extra, &signer, since, now).map_err(gen_err)?;
     write(&trust_out.join(TRUST_LIST_FILE), history.document().to_pretty())?;
     Ok(summary)
+}
+
+/// The demo TSA's certificate and key, under the PKI folder.
+pub const TSA_CERT: &str = "tsa/tsa.pem";
+pub const TSA_KEY: &str = "tsa/tsa.key.pem";
+/// The trust-list entry id of the demo TSA.
+pub const TSA_ENTITY_ID: &str = "demo-tsa";
+
+/// The demo time-stamp authority's certificate (RFC 3161 §2.3): ECDSA P-256, keyUsage
+/// digitalSignature + nonRepudiation, and the extended key usage id-kp-timeStamping alone,
+/// critical. rcgen writes its own EKU extension non-critical, so the extension is given as a
+/// custom one whose value `x509-cert` encodes.
+pub fn tsa_params(cn: &str, serial: u64, critical_eku: bool) -> Result<CertificateParams, PkiError> {
+    use der::Encode;
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn, Some("carimbo"), None);
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    let eku = x509_cert::ext::pkix::ExtendedKeyUsage(vec![crate::signing::timestamp::ID_KP_TIME_STAMPING]).to_der().map_err(gen_err)?;
+    let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 37], eku);
+    ext.set_criticality(critical_eku);
+    p.custom_extensions.push(ext);
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.not_before = date_time_ymd(GOOD_FROM.0, GOOD_FROM.1, GOOD_FROM.2);
+    p.not_after = date_time_ymd(GOOD_TO.0, GOOD_TO.1, GOOD_TO.2);
+    p.use_authority_key_identifier_extension = true;
+    Ok(p)
+}
+
+fn generate_tsa(root: &Issuer<'_, &KeyPair>, out: &Path) -> Result<CertificateDer<'static>, PkiError> {
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = tsa_params("Carimbo Demo Time-Stamp Authority", 0x75a1, true)?.signed_by(&key.key, root).map_err(gen_err)?;
+    write(&out.join(TSA_CERT), cert.pem())?;
+    write(&out.join(TSA_KEY), &key.pem)?;
+    Ok(cert.der().clone())
+}
+
+/// A TSA certificate and PKCS#8 key (PEM) issued by the demo root of the PKI in `pki`
+/// (`root/root.pem`, `root/root.key.pem`); `critical_eku: false` makes the certificate RFC 3161
+/// forbids, for tests of the verifier.
+pub fn issue_tsa_certificate(pki: &Path, cn: &str, serial: u64, critical_eku: bool) -> Result<(String, String), PkiError> {
+    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|source| PkiError::Unreadable { path: p.display().to_string(), source });
+    let root_key = KeyPair::from_pem(&read(pki.join("root/root.key.pem"))?).map_err(gen_err)?;
+    let root_pem = read(pki.join("root/root.pem"))?;
+    // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
+    // the root's key names the root exactly as its certificate does; the check below proves it.
+    let params = demo_root_params();
+    let root = Issuer::from_params(&params, &root_key);
+    let root_cert = params.self_signed(&root_key).map_err(gen_err)?;
+    let same_name = |pem: &str| crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki));
+    if same_name(&root_pem).is_none() || same_name(&root_pem) != same_name(&root_cert.pem()) {
+        return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
+    }
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = tsa_params(cn, serial, critical_eku)?.signed_by(&key.key, &root).map_err(gen_err)?;
+    Ok((cert.pem(), key.pem))
+}
+
+/// The name of the demo TSA's trust-list member.
+pub fn tsa_name() -> LocalizedName {
+    LocalizedName {
+        zh: "Carimbo 示範時間戳記機構".into(),
+        pt: "Autoridade de selos temporais de demonstração Carimbo".into(),
+        en: Some("Carimbo Demo Time-Stamp Authority".into()),
+    }
+}
+
+/// Add the demo TSA to an existing demo PKI (`carimbo pki demo-tsa`): a new key and
+/// certificate issued by the PKI's root (`ROOT/root.pem`, `root.key.pem`), and two entries
+/// appended to the trust list's history, signed by the demo operator
+/// (`PKI/operator/operator.*`): the TSA added as a `time_stamping` member, then granted.
+/// Nothing else is regenerated. A demo TSA already on the list is withdrawn first and the new
+/// one added under the next free id (`demo-tsa-2`, …): a history never reuses a member's id.
+/// Returns the new member's id.
+pub fn add_tsa(out: &Path, trust_out: &Path, at: DateTime<Utc>) -> Result<String, PkiError> {
+    let (cert_pem, key_pem) = issue_tsa_certificate(out, "Carimbo Demo Time-Stamp Authority", 0x75a1, true)?;
+    let read = |p: PathBuf| std::fs::read(&p).map_err(|source| PkiError::Unreadable { path: p.display().to_string(), source });
+    let operator = crate::signing::Signer::from_pem(&read(out.join("operator/operator.key.pem"))?, &read(out.join("operator/operator.pem"))?).map_err(gen_err)?;
+    let list_path = trust_out.join(TRUST_LIST_FILE);
+    let bad = |reason: String| PkiError::BadTrustList { path: list_path.display().to_string(), reason };
+    let mut history = super::history::TrustHistory::from_slice(&read(list_path.clone())?, at).map_err(|e| bad(e.to_string()))?;
+    let der = crate::pki::cert::parse_pem_certificates(cert_pem.as_bytes(), TSA_CERT).map_err(gen_err)?.remove(0);
+    use super::history::{Change, MemberStatus};
+    let mut changes = Vec::new();
+    let previous: Vec<String> = history.members().iter().filter(|m| m.id == TSA_ENTITY_ID || m.id.starts_with(&format!("{TSA_ENTITY_ID}-"))).map(|m| m.id.clone()).collect();
+    for id in &previous {
+        if history.member(id).is_some_and(|m| m.granted_at(at)) {
+            changes.push(Change::Status { member: id.clone(), status: MemberStatus::Withdrawn, level: None });
+        }
+    }
+    let id = if previous.is_empty() { TSA_ENTITY_ID.to_string() } else { format!("{TSA_ENTITY_ID}-{}", previous.len() + 1) };
+    changes.push(Change::AddMember { member: id.clone(), service_type: ServiceType::TimeStamping, name: tsa_name(), certificate: super::history::certificate_text(&der) });
+    changes.push(Change::Status { member: id.clone(), status: MemberStatus::Granted, level: None });
+    for change in changes {
+        let entry = super::history::sign_entry(Some(&history), &operator, at, change).map_err(bad)?;
+        history = history.appended(entry, at).map_err(|e| bad(e.to_string()))?;
+    }
+    write(&out.join(TSA_CERT), cert_pem)?;
+    write(&out.join(TSA_KEY), key_pem)?;
+    write(&list_path, history.document().to_pretty())?;
+    Ok(id)
 }

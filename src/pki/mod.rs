@@ -16,6 +16,7 @@ pub mod path;
 pub mod profile;
 pub mod report;
 pub mod trust;
+pub mod tsa_trust;
 
 pub use cert::CertFacts;
 pub use crl::CrlSet;

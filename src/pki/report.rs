@@ -160,6 +160,33 @@ pub enum TimeSource {
     Trusted,
     /// Only the signer's claim (`iat` / `sigT`) in the protected header.
     Claimed,
+    /// The `genTime` of the signature's RFC 3161 time-stamp (JAdES B-T).
+    #[serde(rename = "timestamp")]
+    TimeStamp,
+}
+
+/// A signature time-stamp that verified (RFC 3161 token in the JWS's `etsiU` `sigTst`): the
+/// TSA, its time and the chain its certificate was validated on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedTimeStamp {
+    pub gen_time: DateTime<Utc>,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    pub policy: String,
+    /// The hash of the message imprint (which covers the JWS signature value).
+    pub imprint_algorithm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_seconds: Option<u64>,
+    /// The TSA certificate's subject; its extended key usage was id-kp-timeStamping, critical.
+    pub tsa: String,
+    /// The trust-list entry that recognises the TSA.
+    pub tsa_entity: String,
+    pub chain: Vec<ChainElement>,
+    /// What was checked, one sentence each: imprint, token signature, EKU, path, trust list.
+    pub checks: Vec<String>,
+    /// Notes on the TSA chain (e.g. a revocation after the stamp's time).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
 }
 
 /// The person (or service) the signing certificate names.
@@ -218,6 +245,9 @@ pub struct ValidationReport {
     /// The signer's claimed signing time (`iat` or `sigT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_signing_time: Option<DateTime<Utc>>,
+    /// The signature time-stamp's own validation, when the signature carries one (B-T).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp: Option<VerifiedTimeStamp>,
     /// A technical explanation (English), for logs and auditors.
     pub detail: String,
     /// What the person should do, in zh / pt / en.
@@ -242,6 +272,7 @@ impl ValidationReport {
             signing_time: None,
             time_source: None,
             claimed_signing_time: None,
+            timestamp: None,
             detail: detail.into(),
             message: advice(sub),
             notes: Vec::new(),

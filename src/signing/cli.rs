@@ -73,6 +73,9 @@ pub struct VerifySignatureArgs {
 pub enum PkiCommand {
     /// Regenerate the demo PKI (certificates, keys, CRLs) and the demo trust list.
     Demo(PkiDemoArgs),
+    /// Add the demo time-stamp authority (key, certificate issued by the demo root, trust-list
+    /// entry) to an existing demo PKI, leaving everything else as it is.
+    DemoTsa(PkiDemoArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -274,6 +277,19 @@ pub fn pki(command: &PkiCommand) -> i32 {
                         summary.crls,
                         trust_out.display()
                     );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            }
+        }
+        PkiCommand::DemoTsa(args) => {
+            let trust_out = args.trust_out.clone().unwrap_or_else(|| args.out.join("..").join("trust"));
+            match crate::pki::demo::add_tsa(&args.out, &trust_out, Utc::now()) {
+                Ok(id) => {
+                    println!("demo TSA written to {}; the trust list {} names it as member {id}", args.out.join(crate::pki::demo::TSA_CERT).display(), trust_out.display());
                     0
                 }
                 Err(e) => {

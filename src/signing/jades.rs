@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::SigningError;
+use super::timestamp::{
+    IAT_AFTER_STAMP, IAT_BEFORE_STAMP, TimeStampVerifier, VerifiedTimeStamp, codes as stamp_codes,
+    read_sig_tst, sig_tst_input,
+};
 use crate::pki::cert::{CertFacts, KeyKind, check_key_strength, sha256};
 use crate::pki::path::{CertificateValidator, MAX_CHAIN_CERTIFICATES, SigningTime, ValidatedChain};
 use crate::pki::report::{
@@ -371,6 +375,8 @@ const CACHE_CAPACITY: usize = 4096;
 /// Verifies JAdES signatures against a trust list and CRLs; holds the chain cache.
 pub struct SignatureVerifier {
     validator: CertificateValidator,
+    /// Signature time-stamps (JAdES B-T), judged against the same trust list and CRLs.
+    stamps: TimeStampVerifier,
     service_seal: Option<[u8; 32]>,
     cache: Mutex<HashMap<[u8; 32], Arc<CachedChain>>>,
 }
@@ -379,12 +385,17 @@ pub struct SignatureVerifier {
 struct ParsedJws<'a> {
     protected: &'a str,
     signature: Vec<u8>,
+    /// The signature value as it stands in the JWS: what a signature time-stamp covers.
+    signature_b64: &'a str,
     header: Map<String, Value>,
+    /// The unprotected header (flattened JSON only).
+    unprotected: Option<&'a Map<String, Value>>,
 }
 
 impl SignatureVerifier {
     pub fn new(validator: CertificateValidator) -> SignatureVerifier {
         SignatureVerifier {
+            stamps: TimeStampVerifier::new(validator.trust.clone(), validator.crls.clone()),
             validator,
             service_seal: None,
             cache: Mutex::new(HashMap::new()),
@@ -399,6 +410,38 @@ impl SignatureVerifier {
 
     pub fn validator(&self) -> &CertificateValidator {
         &self.validator
+    }
+
+    /// The verifier of signature time-stamps (RFC 3161 tokens).
+    pub fn timestamps(&self) -> &TimeStampVerifier {
+        &self.stamps
+    }
+
+    /// The signature time-stamp of `parsed`, verified, and the signer's claimed time checked
+    /// against it; `None` for a signature without one (JAdES B-B).
+    fn check_stamp(&self, parsed: &ParsedJws<'_>, claimed: DateTime<Utc>) -> Result<Option<VerifiedTimeStamp>, Box<ValidationReport>> {
+        use Indication::*;
+        use SubIndication::*;
+        let stamp_fail = |indication, sub, code: &str, detail: String| {
+            let mut r = fail(indication, sub, format!("signature time-stamp: {detail}"));
+            r.code = Some(code.to_string());
+            r
+        };
+        let token = read_sig_tst(parsed.unprotected).map_err(|why| stamp_fail(TotalFailed, FormatFailure, stamp_codes::ETSI_U_FORMAT, why))?;
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        let stamp = self
+            .stamps
+            .verify(&token, sig_tst_input(parsed.signature_b64))
+            .map_err(|f| stamp_fail(f.indication, f.sub, f.code, f.detail))?;
+        if claimed > stamp.gen_time + IAT_AFTER_STAMP {
+            return Err(stamp_fail(Indeterminate, SigConstraintsFailure, stamp_codes::IAT_AFTER_STAMP, format!("the claimed signing time {} is after the time-stamp's time {}: a signature cannot be signed after it was stamped", rfc3339(claimed), rfc3339(stamp.gen_time))));
+        }
+        if claimed < stamp.gen_time - IAT_BEFORE_STAMP {
+            return Err(stamp_fail(Indeterminate, SigConstraintsFailure, stamp_codes::IAT_LONG_BEFORE_STAMP, format!("the claimed signing time {} is more than {} minutes before the time-stamp's time {}: the stamp was not taken when the signature was made", rfc3339(claimed), IAT_BEFORE_STAMP.num_minutes(), rfc3339(stamp.gen_time))));
+        }
+        Ok(Some(stamp))
     }
 
     /// Verify `jws` (flattened JSON, or compact with empty payload part) over the detached
@@ -515,8 +558,15 @@ impl SignatureVerifier {
                 ),
             ));
         }
-        let signing_time = match opts.trusted_time {
-            Some(trusted) => {
+        // A signature time-stamp proves the signature existed at its `genTime`: the chain is
+        // judged then (a later revocation or expiry does not matter), whatever else is trusted.
+        let stamp = self.check_stamp(&parsed, claimed)?;
+        let signing_time = match (stamp.as_ref(), opts.trusted_time) {
+            (Some(stamp), _) => SigningTime {
+                at: stamp.gen_time,
+                trusted: true,
+            },
+            (None, Some(trusted)) => {
                 if claimed > trusted + CLOCK_SKEW {
                     return Err(fail(
                         Indeterminate,
@@ -533,7 +583,7 @@ impl SignatureVerifier {
                     trusted: true,
                 }
             }
-            None => SigningTime {
+            (None, None) => SigningTime {
                 at: claimed,
                 trusted: false,
             },
@@ -709,8 +759,9 @@ impl SignatureVerifier {
             signer: Some(signer_info(leaf)),
             chain: chain.chain.elements(),
             signing_time: Some(signing_time.at),
-            time_source: Some(time_source(signing_time)),
+            time_source: Some(if stamp.is_some() { TimeSource::TimeStamp } else { time_source(signing_time) }),
             claimed_signing_time: Some(claimed),
+            timestamp: stamp,
             detail: format!(
                 "{} signature by `{}` verified; chain valid and unrevoked at {}",
                 alg.name(),
@@ -805,6 +856,7 @@ fn parse_flattened<'a>(
             ));
         }
     }
+    let mut unprotected_header = None;
     if let Some(unprotected) = obj.get("header") {
         let Some(unprotected) = unprotected.as_object() else {
             return Err(fail(
@@ -824,8 +876,11 @@ fn parse_flattened<'a>(
                 ));
             }
         }
+        unprotected_header = Some(unprotected);
     }
-    finish_parse(protected, signature)
+    let mut parsed = finish_parse(protected, signature)?;
+    parsed.unprotected = unprotected_header;
+    Ok(parsed)
 }
 
 fn parse_compact<'a>(
@@ -854,7 +909,7 @@ fn parse_compact<'a>(
 
 fn finish_parse<'a>(
     protected: &'a str,
-    signature: &str,
+    signature: &'a str,
 ) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
@@ -887,7 +942,7 @@ fn finish_parse<'a>(
             },
         )
     })?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|e| {
+    let signature_bytes = URL_SAFE_NO_PAD.decode(signature).map_err(|e| {
         fail(
             TotalFailed,
             FormatFailure,
@@ -896,8 +951,10 @@ fn finish_parse<'a>(
     })?;
     Ok(ParsedJws {
         protected,
-        signature,
+        signature: signature_bytes,
+        signature_b64: signature,
         header,
+        unprotected: None,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod jades;
 pub mod level;
 pub mod payload;
 pub mod trust_cli;
+pub mod timestamp;
 
 pub use jades::{
     JadesSignature, JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions,
