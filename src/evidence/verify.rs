@@ -851,8 +851,13 @@ impl<'a> EventWalk<'a> {
         let sp = format!("{base}/body/signature");
         let fail = |pointer: String, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, pointer, msg).seq(ev.seq);
         let jws = record.jws.as_ref().ok_or_else(|| fail(sp.clone(), E_SIGNATURE, "signature", "the act carries no signature (JWS or service seal)".into()))?;
-        if let Some(member) = jws.as_object().and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "payload" | "protected" | "signature"))) {
-            return Err(fail(format!("{sp}/jws"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the signature: it holds only payload, protected and signature")));
+        if let Some(member) = jws.as_object().and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "payload" | "protected" | "signature" | "header"))) {
+            return Err(fail(format!("{sp}/jws"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the signature: it holds only payload, protected, signature and header")));
+        }
+        // The unprotected header holds only the JAdES unsigned properties (`etsiU`: the
+        // signature time-stamp of B-T); nothing else may ride outside the signature.
+        if let Some(member) = jws.get("header").and_then(Value::as_object).and_then(|o| o.keys().find(|k| k.as_str() != "etsiU")) {
+            return Err(fail(format!("{sp}/jws/header"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the unprotected header: it holds only etsiU")));
         }
         let payload_value = jws.get("payload").ok_or_else(|| fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the signature has no payload".into()))?;
         if let Some(member) = payload_value.as_object().and_then(|o| o.keys().find(|k| !SigningPayload::MEMBERS.contains(&k.as_str()))) {
