@@ -490,3 +490,65 @@ async fn an_approvers_comment_is_shown_with_their_act_on_the_case_page() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("blockquote class=\"act-comment\">Boas férias &lt;b&gt;já&lt;/b&gt;</blockquote>"), "the comment, escaped, under the act");
 }
+
+/// Signs in through the sign-in form of a real server (the page reads the peer address) and
+/// says where the browser is sent.
+fn sign_in_by_form(s: &common::server::TestServer, person: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut r = agent.get(&format!("{}/login", s.base)).call().unwrap();
+    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("carimbo_login=")).unwrap().split(';').next().unwrap().to_string();
+    let html = r.body_mut().read_to_string().unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().to_string();
+    let body = format!("person={person}&password={}&csrf={csrf}", common::form_encode(carimbo::http::DEMO_PASSWORD));
+    let r = agent.post(&format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded").header("cookie", &cookie).send(body.as_bytes()).unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{person} signs in");
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+#[test]
+fn approvers_land_on_their_inbox_after_signing_in_and_staff_on_the_forms() {
+    let s = common::server::TestServer::start();
+    assert_eq!(sign_in_by_form(&s, "p003"), "/inbox", "a supervisor starts with what waits for them");
+    assert_eq!(sign_in_by_form(&s, "p005"), "/forms", "a staff member starts with the forms");
+}
+
+#[tokio::test]
+async fn inbox_rows_my_cases_and_the_case_page_show_the_forms_summary_fields() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(3));
+    let working_days = app.state.cases.case(&id).unwrap().data["working_days"].to_string();
+    let start = common::server::leave(3)["start_date"].as_str().unwrap().to_string();
+    let supervisor = app.sign_in("p003");
+    let (status, inbox) = app.get(Some(&supervisor), "/inbox?lang=en").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = inbox.split(&format!("data-case=\"{id}\"")).nth(1).and_then(|r| r.split("</tr>").next()).expect("the case's inbox row");
+    for says in ["<dt>Type of leave</dt><dd>Annual leave</dd>", &format!("<dd>{start}</dd>"), &format!("<dd>{working_days}</dd>")] {
+        assert!(row.contains(says), "the inbox row shows {says:?}: {row}");
+    }
+    assert!(row.contains(&format!("data-summary=\"Type of leave: Annual leave · Start date: {start}")), "the row carries its summary for the batch confirmation: {row}");
+    assert!(inbox.contains("id=\"confirm-list\""), "the confirmation lists the cases it acts on");
+    let staff = app.sign_in("p005");
+    let (_, mine) = app.get(Some(&staff), "/cases?lang=zh").await;
+    let row = mine.split(&format!("data-case=\"{id}\"")).nth(1).and_then(|r| r.split("</tr>").next()).expect("the case's row in my cases");
+    assert!(row.contains("<dt>假期類別</dt><dd>年假</dd>"), "my cases shows the summary: {row}");
+    assert!(row.contains(&format!("<dd>{start}</dd>")), "my cases shows the start date: {row}");
+    let (_, page) = app.get(Some(&staff), &format!("/cases/{id}?lang=pt")).await;
+    assert!(page.contains("id=\"case-summary\"") && page.contains(&format!("<dd>{start}</dd>")), "the case page shows the summary");
+}
+
+#[tokio::test]
+async fn the_inbox_link_shows_how_many_steps_wait_and_the_header_names_the_person() {
+    let app = app();
+    let supervisor = app.sign_in("p003");
+    let count = |html: &str| html.split("<span class=\"count\" aria-hidden=\"true\">").nth(1).and_then(|r| r.split('<').next()).map(str::to_string);
+    let (_, before) = app.get(Some(&supervisor), "/forms?lang=en").await;
+    let n: usize = count(&before).expect("the inbox link carries a count").parse().unwrap();
+    app.submitted("p005", &common::server::leave(2));
+    app.submitted("p005", &common::server::leave(4));
+    let (_, after) = app.get(Some(&supervisor), "/forms?lang=en").await;
+    assert_eq!(count(&after), Some((n + 2).to_string()), "two more steps wait");
+    assert!(after.contains(&format!("({} waiting)", n + 2)), "screen readers hear the count in words");
+    assert!(after.contains("id=\"signed-in-as\" title=\"p003\">Ho Chi Wai<"), "the header names the person, not the id");
+    let (_, staff) = app.get(Some(&app.sign_in("p005")), "/forms?lang=en").await;
+    assert!(!staff.contains("id=\"inbox-link\""), "a staff member who approves nothing has no inbox link");
+}

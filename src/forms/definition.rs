@@ -103,6 +103,8 @@ pub struct Layout {
     /// Field → roles that may see it.
     pub restricted: BTreeMap<String, Vec<String>>,
     pub widgets: BTreeMap<String, String>,
+    /// The few fields that say what a case is about (`forms::summary`).
+    pub summary: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -651,7 +653,7 @@ fn parse_lookup(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p
 
 fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layout> {
     let m = parse::object(v, "/layout", "\"layout\"", p)?;
-    check_keys(m, "/layout", &["groups", "restricted", "widgets"], &["groups"], p);
+    check_keys(m, "/layout", &["groups", "restricted", "widgets", "summary"], &["groups"], p);
     let mut layout = Layout::default();
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(groups) = m.get("groups").and_then(|g| parse::array(g, "/layout/groups", "\"groups\"", p)) {
@@ -715,6 +717,7 @@ fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layo
             }
         }
     }
+    layout.summary = super::summary::parse_summary(m, fields, &layout.restricted, p);
     Some(layout)
 }
 

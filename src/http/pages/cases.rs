@@ -8,6 +8,7 @@
 //! comment and links to its correction page (`resubmit`).
 
 use super::fill::level_label;
+use super::summary::Summary;
 use super::render::{pointer_label, value_label, FormView};
 use super::{check_csrf, layout, page, page_with_status, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
 use crate::directory::Directory;
@@ -31,8 +32,17 @@ use std::sync::Arc;
 pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang) -> Response {
     let lang = pl.lang;
     let st = state.clone();
-    let person = caller.person.clone();
-    let heads = tokio::task::spawn_blocking(move || st.cases.cases_of(&person, 200)).await;
+    let c = caller.clone();
+    // Each row's summary is read from its case, through the caller's sight.
+    let heads = tokio::task::spawn_blocking(move || {
+        st.cases.cases_of(&c.person, 200).map(|heads| {
+            heads.into_iter().map(|h| {
+                let summary = st.cases.case(&h.case_id).map(|case| Summary::of(&st, &c, lang, &case)).unwrap_or_default();
+                (h, summary)
+            }).collect::<Vec<_>>()
+        })
+    })
+    .await;
     let heads = match heads {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "出錯", "Erro", "Error"), &e.to_string()),
@@ -56,15 +66,17 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
                         thead { tr {
                             th { (t(lang, "個案", "Processo", "Case")) }
                             th { (t(lang, "表格", "Formulário", "Form")) }
+                            th { (t(lang, "摘要", "Resumo", "Summary")) }
                             th { (t(lang, "狀態", "Estado", "Status")) }
                             th { (t(lang, "目前步驟", "Passo atual", "Current step")) }
                             th { (t(lang, "提交日期", "Submetido em", "Submitted")) }
                         } }
                         tbody {
-                            @for h in &heads {
+                            @for (h, summary) in &heads {
                                 tr data-case=(h.case_id) {
                                     td { a href=(format!("/cases/{}", h.case_id)) { code { (h.case_id) } } }
                                     td { (catalog.form(&h.form_id).map(|f| f.title.get(lang).to_string()).unwrap_or_else(|| h.form_id.clone())) }
+                                    td.summary-cell { (summary.render()) }
                                     td.status { (status_label(lang, &h.status)) }
                                     td { (current_steps(lang, &dir, &h.summary)) }
                                     td { (when(lang, &h.opened_at)) }
@@ -386,6 +398,11 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
             }
             dt { (t(lang, "提交日期", "Submetido em", "Submitted")) }
             dd { (when(lang, &case.opened_at)) }
+            @let summary = Summary::of(state, caller, lang, case);
+            @if !summary.0.is_empty() {
+                dt { (t(lang, "摘要", "Resumo", "Summary")) }
+                dd #case-summary { (summary.render()) }
+            }
         }
         h2 { (t(lang, "流程進度", "Andamento", "Progress")) }
         (progress(lang, &dir, case, wf))

@@ -20,6 +20,7 @@ mod outbox;
 pub mod render;
 mod resubmit;
 mod security;
+mod summary;
 mod usage;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
@@ -82,9 +83,36 @@ where
 {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match <Caller as FromRequestParts<S>>::from_request_parts(parts, state).await {
-            Ok(c) => Ok(PageCaller(c)),
-            Err(_) => Err(Redirect::to("/login").into_response()),
+        let Ok(mut caller) = <Caller as FromRequestParts<S>>::from_request_parts(parts, state).await else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        if caller.has("approver") {
+            let (st, person) = (Arc::<AppState>::from_ref(state), caller.person.clone());
+            let page = tokio::task::spawn_blocking(move || st.cases.inbox(&person, None, INBOX_COUNT_LIMIT + 1)).await;
+            caller.waiting = page.ok().and_then(Result::ok).map(|p| p.entries.len());
+        }
+        Ok(PageCaller(caller))
+    }
+}
+
+/// The inbox link counts up to this many waiting steps, then says "100+".
+const INBOX_COUNT_LIMIT: usize = 100;
+
+/// The inbox link with how many steps wait (`Inbox (3)`), read by screen readers as words.
+fn inbox_link(lang: Lang, waiting: Option<usize>) -> Markup {
+    let label = t(lang, "待辦", "Pendentes", "Inbox");
+    let count = waiting.map(|n| if n > INBOX_COUNT_LIMIT { format!("{INBOX_COUNT_LIMIT}+") } else { n.to_string() });
+    html! {
+        a #inbox-link href="/inbox" {
+            (label)
+            @if let Some(n) = count {
+                " " span.count aria-hidden="true" { (n) }
+                span.visually-hidden { (match lang {
+                    Lang::Zh => format!("（{n} 項待辦）"),
+                    Lang::Pt => format!(" ({n} pendentes)"),
+                    Lang::En => format!(" ({n} waiting)"),
+                }) }
+            }
         }
     }
 }
@@ -122,7 +150,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                         nav aria-label=(t(lang, "主選單", "Menu", "Menu")) {
                             a href="/forms" { (t(lang, "表格", "Formulários", "Forms")) }
                             a href="/cases" { (t(lang, "我的個案", "Os meus processos", "My cases")) }
-                            @if c.has("approver") { a href="/inbox" { (t(lang, "待辦", "Pendentes", "Inbox")) } }
+                            @if c.has("approver") { (inbox_link(lang, c.waiting)) }
                             @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
                             @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
                             @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
@@ -138,7 +166,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(c.session.csrf);
                             a href="/me/security" { (t(lang, "帳戶安全", "Segurança", "Security")) }
-                            span.muted { (c.person) } " "
+                            span.muted #signed-in-as title=(c.person) { (c.name.as_ref().map(|n| visible(n.get(lang))).unwrap_or_else(|| visible(&c.person))) } " "
                             button.link type="submit" { (t(lang, "登出", "Sair", "Sign out")) }
                         }
                     }
@@ -380,7 +408,9 @@ async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): Conne
     let token = login_token(held.as_deref());
     match state.login(f.person.trim(), &f.password, peer, lang).await {
         Ok((session, _)) => {
-            let mut resp = Redirect::to("/forms").into_response();
+            // Approvers start the day with what waits for them; everyone else with the forms.
+            let approver = super::auth::roles_of(&state, f.person.trim()).contains("approver");
+            let mut resp = Redirect::to(if approver { "/inbox" } else { "/forms" }).into_response();
             if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&session, state.secure_cookies())) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
