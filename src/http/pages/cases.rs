@@ -205,7 +205,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
         html! {
             h1 { (title) }
             @if let Some(refused) = &withdraw.refused {
-                div #withdraw-refused.error-summary role="alert" { p { strong { (refused) } } }
+                div #withdraw-refused.error-summary role="alert" { p { strong { (super::with_codes(refused)) } } }
             }
             @if case.status == CaseStatus::Returned && let Some(n) = &history.returned {
                 section #returned.note-box aria-labelledby="returned-title" {
@@ -404,8 +404,14 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
                 dd #case-summary { (summary.render()) }
             }
         }
+        p.actions {
+            a #download-evidence.button href=(format!("/api/v1/cases/{}/evidence", case.id)) download=(format!("evidence-{}.json", case.id)) {
+                (t(lang, "下載證據包", "Descarregar o pacote de prova", "Download evidence bundle"))
+            }
+            " " small.muted { (t(lang, "（可離線以 carimbo verify 核實）", "(verificável offline com carimbo verify)", "(verifiable offline with carimbo verify)")) }
+        }
         h2 { (t(lang, "流程進度", "Andamento", "Progress")) }
-        (progress(lang, &dir, case, wf))
+        (progress(lang, &dir, case, wf, form.as_deref(), data))
         @if let Some(form) = &form {
             h2 { (t(lang, "表格內容", "Conteúdo do formulário", "What was submitted")) }
             (FormView { form, lang, data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: false }.render())
@@ -422,8 +428,50 @@ fn action_label(lang: Lang, a: Action) -> &'static str {
     }
 }
 
+/// Which condition a skipped step did not meet, in words a reader can check: the values of the
+/// form's fields it reads (as the form labels them, as this case holds them, through the reader's
+/// sight) and the settings of the department or form it compares them with. The condition itself
+/// is the workflow's (`steps[].when`, JSON Logic); its fields come from the one logic scanner.
+fn condition_read(lang: Lang, form: Option<&FormDefinition>, data: &Value, wf: &WorkflowDefinition, step: &str) -> Markup {
+    let Some(when) = wf.source.get("steps").and_then(Value::as_array).and_then(|steps| steps.iter().find(|s| s.get("id").and_then(Value::as_str) == Some(step))).and_then(|s| s.get("when")) else {
+        return html! {};
+    };
+    let scan = crate::forms::scan_logic(when);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut settings: Vec<(&str, String)> = Vec::new();
+    for path in scan.root_vars.keys() {
+        let top = path.split('.').next().unwrap_or(path);
+        if let Some(rest) = path.strip_prefix("context.department.") {
+            settings.push((t(lang, "部門設定", "a regra do serviço", "the department's setting"), rest.to_string()));
+        } else if let Some(rest) = path.strip_prefix("settings.").or_else(|| path.strip_prefix("context.")) {
+            settings.push((t(lang, "設定", "a regra", "the setting"), rest.to_string()));
+        } else if let Some(form) = form
+            && !fields.iter().any(|(f, _)| f == top) {
+            let ptr = crate::forms::pointer_push("", top);
+            let value = data.get(top).filter(|v| !crate::visibility::is_restricted_marker(v)).map(|v| value_label(form, lang, &ptr, v)).unwrap_or_else(|| "—".into());
+            fields.push((pointer_label(form, lang, &ptr), value));
+        }
+    }
+    if fields.is_empty() && settings.is_empty() {
+        return html! {};
+    }
+    html! {
+        div.muted.skip-condition {
+            (t(lang, "條件取決於：", "A condição depende de: ", "The condition reads: "))
+            @for (i, (label, value)) in fields.iter().enumerate() {
+                @if i > 0 { (t(lang, "、", ", ", ", ")) }
+                strong { (label) } " " (t(lang, "（此個案：", "(neste processo: ", "(this case: ")) (super::shown(value)) (t(lang, "）", ")", ")"))
+            }
+            @for (i, (words, name)) in settings.iter().enumerate() {
+                @if i > 0 || !fields.is_empty() { (t(lang, "，以及", "; e ", "; and ")) }
+                (words) " " code { (name) }
+            }
+        }
+    }
+}
+
 /// Each step of the workflow, in its order, with its state on this case.
-pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinition) -> Markup {
+pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinition, form: Option<&FormDefinition>, data: &Value) -> Markup {
     let stopped = case.status.is_final();
     html! {
         ol.progress {
@@ -448,7 +496,10 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                     small.muted { " · " (level_label(lang, def.signature)) }
                     @if let Some(s) = state {
                         @match s.status {
-                            StepStatus::Skipped => { div.muted.skip-reason { (skip_reason(lang, s.skip_reason.as_deref())) } }
+                            StepStatus::Skipped => {
+                                div.muted.skip-reason { (skip_reason(lang, s.skip_reason.as_deref())) }
+                                @if s.skip_reason.as_deref() == Some("condition not met") { (condition_read(lang, form, data, wf, &def.id)) }
+                            }
                             _ => {
                                 ul.seats {
                                     @for seat in &s.seats {

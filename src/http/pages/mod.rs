@@ -14,6 +14,8 @@
 mod audit;
 mod author;
 mod cases;
+mod delegation;
+mod explain;
 mod fill;
 mod inbox;
 mod outbox;
@@ -22,6 +24,7 @@ mod resubmit;
 mod security;
 mod summary;
 mod usage;
+mod verify;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
 use super::{AppState, RouteKind, RouteSpec};
@@ -153,6 +156,8 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                             @if c.has("approver") { (inbox_link(lang, c.waiting)) }
                             @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
                             @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
+                            @if c.has("auditor") { a href="/audit/verify" { (t(lang, "核實證據包", "Verificar prova", "Verify a bundle")) } }
+                            @if c.has("admin") { a href="/admin/delegations" { (t(lang, "委託", "Substituições", "Delegations")) } }
                             @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
                             @if c.has("admin") || c.has("auditor") { a href="/admin/usage" { (t(lang, "使用統計", "Estatísticas", "Usage figures")) } }
                         }
@@ -165,6 +170,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                     @if let Some(c) = caller {
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(c.session.csrf);
+                            a href="/me/delegation" { (t(lang, "休假代理", "Ausência", "Out of office")) }
                             a href="/me/security" { (t(lang, "帳戶安全", "Segurança", "Security")) }
                             span.muted #signed-in-as title=(c.person) { (c.name.as_ref().map(|n| visible(n.get(lang))).unwrap_or_else(|| visible(&c.person))) } " "
                             button.link type="submit" { (t(lang, "登出", "Sair", "Sign out")) }
@@ -231,6 +237,30 @@ pub fn shown(s: &str) -> Shown<'_> {
     Shown(s)
 }
 
+/// An error code as a link to its explanation on the server's own `/docs/errors` page.
+pub fn code_link(code: &str) -> Markup {
+    html! { a.code href=(format!("/docs/errors#{}", explain::anchor(code))) { code { (code) } } }
+}
+
+/// Text as `shown`, with every `CARIMBO-Ennnn` in it a link to its explanation.
+pub fn with_codes(text: &str) -> Markup {
+    let mut parts: Vec<(bool, &str)> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("CARIMBO-E") {
+        let end = i + 9 + rest[i + 9..].chars().take_while(char::is_ascii_digit).count();
+        if end - i - 9 != 4 {
+            parts.push((false, &rest[..end]));
+            rest = &rest[end..];
+            continue;
+        }
+        parts.push((false, &rest[..i]));
+        parts.push((true, &rest[i..end]));
+        rest = &rest[end..];
+    }
+    parts.push((false, rest));
+    html! { @for (is_code, p) in parts { @if is_code { (code_link(p)) } @else { (shown(p)) } } }
+}
+
 /// A page response; remembers the language chosen with `?lang=` in a cookie.
 pub fn page(pl: &PageLang, markup: Markup) -> Response {
     page_with_status(pl, StatusCode::OK, markup)
@@ -247,7 +277,7 @@ pub fn page_with_status(pl: &PageLang, status: StatusCode, markup: Markup) -> Re
 
 /// A page that says what went wrong and what to do, in the page's frame.
 pub fn problem_page(pl: &PageLang, caller: Option<&Caller>, status: StatusCode, title: &str, detail: &str) -> Response {
-    page_with_status(pl, status, layout(pl, title, caller, html! { h1 { (title) } p.error role="alert" { (detail) } }))
+    page_with_status(pl, status, layout(pl, title, caller, html! { h1 { (title) } p.error role="alert" { (with_codes(detail)) } }))
 }
 
 /// Refuses a page post whose `csrf` field is not the session's token.
@@ -319,7 +349,7 @@ fn login_page(pl: &PageLang, csrf: &str, error: Option<&str>) -> Markup {
         None,
         html! {
             h1 { (t(lang, "登入", "Iniciar sessão", "Sign in")) }
-            @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if let Some(e) = error { p.error role="alert" { (with_codes(e)) } }
             form method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 label { (t(lang, "人員編號", "Número de pessoal", "Person id")) input name="person" autocomplete="username" required; }
@@ -489,6 +519,13 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(GET, get, "/admin/outbox", "admin", "The outbox: webhooks, waiting messages, dead letters", outbox::show),
         page!(POST, post, "/admin/outbox", "admin", "Send dead letters again", outbox::posted),
         page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
+        page!(GET, get, "/me/delegation", "any", "Out of office: my delegations, and setting one (to whom, from, to, which forms)", delegation::show),
+        page!(POST, post, "/me/delegation", "any", "Set or end one of my delegations", delegation::posted),
+        page!(GET, get, "/admin/delegations", "admin", "Every delegation, with who set it and when", delegation::admin_show),
+        page!(POST, post, "/admin/delegations", "admin", "End a delegation", delegation::admin_posted),
+        page!(GET, get, "/audit/verify", "auditor", "Verify an evidence bundle in the server, without storing it", verify::show),
+        RouteSpec { kind: RouteKind::Page, method: Method::POST, path: "/audit/verify", summary: "Upload an evidence bundle (at most 8 MiB) and read its verification report", access: "auditor", query: &[], handler: verify::upload_route },
+        page!(GET, get, "/docs/errors", "public", "What each error code means, with its anchor (`#carimbo-e0721`)", explain::show),
         page!(GET, get, "/static/{name}", "public", "The style sheet and the page scripts", static_file),
     ]
 }

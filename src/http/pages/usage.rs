@@ -180,9 +180,9 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
         } @else {
             h2 { (t(lang, "每月結果", "Resultados por mês", "Outcomes per month")) }
             (chart(lang, &view.by_month))
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-labelledby="usage-months-caption" {
                 table.usage #usage-months {
-                    caption { (t(lang, "每月結果（圖表數據）", "Resultados por mês (os dados do gráfico)", "Outcomes per month (the chart's data)")) }
+                    caption #usage-months-caption { (t(lang, "每月結果（圖表數據）", "Resultados por mês (os dados do gráfico)", "Outcomes per month (the chart's data)")) }
                     thead { tr {
                         th scope="col" { (t(lang, "月份", "Mês", "Month")) }
                         @for name in SERIES { th scope="col" { (label(lang, name)) } }
@@ -204,9 +204,9 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
                 }
             }
             h2 { (t(lang, "按表格、部門及月份", "Por formulário, departamento e mês", "By form, department and month")) }
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-labelledby="usage-rows-caption" {
                 table.usage #usage-rows {
-                    caption { (t(lang, "每行：一份表格、提交人部門及提交月份", "Cada linha: um formulário, o departamento de quem submeteu e o mês da submissão", "Each row: a form, the submitter's department and the month of submission")) }
+                    caption #usage-rows-caption { (t(lang, "每行：一份表格、提交人部門及提交月份", "Cada linha: um formulário, o departamento de quem submeteu e o mês da submissão", "Each row: a form, the submitter's department and the month of submission")) }
                     thead { tr {
                         th scope="col" { (t(lang, "表格", "Formulário", "Form")) }
                         th scope="col" { (t(lang, "部門", "Departamento", "Department")) }
