@@ -86,12 +86,12 @@ impl Search {
             scanned += page.len();
             found.extend(page.into_iter().filter(|h| self.matches(h, &dir)));
             if scanned >= SCAN_LIMIT {
-                found.sort_by(|a, b| b.opened_at.cmp(&a.opened_at));
+                found.sort_by_key(|h| std::cmp::Reverse(h.opened_at));
                 return Ok((found, true));
             }
             after = Some(last);
         }
-        found.sort_by(|a, b| b.opened_at.cmp(&a.opened_at));
+        found.sort_by_key(|h| std::cmp::Reverse(h.opened_at));
         Ok((found, false))
     }
 }
@@ -198,7 +198,7 @@ pub async fn show(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
                 let (case, _, wf) = st.visible_case(&c, &id).map_err(|e| e.lang(lang).problem().title)?;
                 let events = st.cases.events(&id).map_err(|e| e.to_string())?;
                 let chain = st.cases.store().verify_case(&id).map_err(|e| e.to_string());
-                Ok::<_, String>(html! { (case_view(&st, lang, &c, &case, &wf)) (event_log(lang, &events, &chain)) })
+                Ok::<_, String>(html! { (case_view(&st, lang, &c, &case, &wf)) (event_log(lang, &st.cases.directory(), &wf, &events, &chain)) })
             })
             .await;
             match looked {
@@ -239,8 +239,26 @@ fn short(h: &str) -> &str {
     h.get(..16).unwrap_or(h)
 }
 
+/// An event's kind in the reader's language (the record keeps the engine's `type`).
+fn event_label(lang: Lang, kind: &str) -> &'static str {
+    match kind {
+        "submitted" => t(lang, "提交", "Submissão", "Submitted"),
+        "step_opened" => t(lang, "步驟開始", "Passo aberto", "Step opened"),
+        "step_skipped" => t(lang, "步驟略過", "Passo dispensado", "Step skipped"),
+        "acted" => t(lang, "處理", "Ato", "Act"),
+        "step_done" => t(lang, "步驟完成", "Passo concluído", "Step done"),
+        "resubmitted" => t(lang, "修改後重新提交", "Nova submissão", "Resubmitted"),
+        "withdrawn" => t(lang, "撤回", "Retirado", "Withdrawn"),
+        "reminded" => t(lang, "提醒", "Lembrete", "Reminder"),
+        "escalated" => t(lang, "逾期升級", "Escalamento", "Escalated"),
+        "completed" => t(lang, "完成", "Concluído", "Completed"),
+        "rejected" => t(lang, "不批准", "Indeferido", "Rejected"),
+        _ => t(lang, "其他事件", "Outro evento", "Other event"),
+    }
+}
+
 /// The stored events, each with its hash re-computed and its link to the previous one checked.
-fn event_log(lang: Lang, events: &[StoredEvent], chain: &Result<(), String>) -> Markup {
+fn event_log(lang: Lang, dir: &crate::directory::Directory, wf: &crate::workflow::WorkflowDefinition, events: &[StoredEvent], chain: &Result<(), String>) -> Markup {
     let checked: Vec<(&StoredEvent, bool)> = events
         .iter()
         .enumerate()
@@ -269,9 +287,10 @@ fn event_log(lang: Lang, events: &[StoredEvent], chain: &Result<(), String>) -> 
                     @for (e, sound) in &checked {
                         tr {
                             td { (e.seq) }
-                            td { (e.body.get("type").and_then(Value::as_str).unwrap_or("?"))
-                                @if let Some(step) = e.body.get("step").and_then(Value::as_str) { " · " (step) }
-                                @if let Some(who) = e.body.get("actor").or_else(|| e.body.get("submitter")).or_else(|| e.body.get("by")).and_then(Value::as_str) { " · " (who) } }
+                            @let kind = e.body.get("type").and_then(Value::as_str).unwrap_or("?");
+                            td data-event=(kind) { (event_label(lang, kind))
+                                @if let Some(step) = e.body.get("step").and_then(Value::as_str) { " · " (wf.step(step).map(|d| d.title.get(lang).to_string()).unwrap_or_else(|| step.to_string())) }
+                                @if let Some(who) = e.body.get("actor").or_else(|| e.body.get("submitter")).or_else(|| e.body.get("by")).and_then(Value::as_str) { " · " (super::person_label(lang, dir, who)) } }
                             td { (when(lang, &e.recorded_at)) }
                             td { code title=(e.prev_hash) { (short(&e.prev_hash)) "…" } }
                             td { code title=(e.hash) { (short(&e.hash)) "…" } }

@@ -37,8 +37,11 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
     let heads = tokio::task::spawn_blocking(move || {
         st.cases.cases_of(&c.person, 200).map(|heads| {
             heads.into_iter().map(|h| {
-                let summary = st.cases.case(&h.case_id).map(|case| Summary::of(&st, &c, lang, &case)).unwrap_or_default();
-                (h, summary)
+                let case = st.cases.case(&h.case_id).ok();
+                let summary = case.as_ref().map(|case| Summary::of(&st, &c, lang, case)).unwrap_or_default();
+                // The open steps by their titles, not their ids.
+                let titles: BTreeMap<String, String> = case.as_ref().and_then(|case| st.cases.workflow_of(case).ok()).map(|wf| wf.steps.iter().map(|s| (s.id.clone(), s.title.get(lang).to_string())).collect()).unwrap_or_default();
+                (h, summary, titles)
             }).collect::<Vec<_>>()
         })
     })
@@ -72,13 +75,13 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
                             th { (t(lang, "提交日期", "Submetido em", "Submitted")) }
                         } }
                         tbody {
-                            @for (h, summary) in &heads {
+                            @for (h, summary, titles) in &heads {
                                 tr data-case=(h.case_id) {
                                     td { a href=(format!("/cases/{}", h.case_id)) { code { (h.case_id) } } }
                                     td { (catalog.form(&h.form_id).map(|f| f.title.get(lang).to_string()).unwrap_or_else(|| h.form_id.clone())) }
                                     td.summary-cell { (summary.render()) }
                                     td.status { (status_label(lang, &h.status)) }
-                                    td { (current_steps(lang, &dir, &h.summary)) }
+                                    td { (current_steps(lang, &dir, titles, &h.summary)) }
                                     td { (when(lang, &h.opened_at)) }
                                 }
                             }
@@ -91,16 +94,17 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
 }
 
 /// The open steps of a case head's summary: which step, waiting for whom, since when.
-fn current_steps(lang: Lang, dir: &Directory, summary: &Value) -> Markup {
+fn current_steps(lang: Lang, dir: &Directory, titles: &BTreeMap<String, String>, summary: &Value) -> Markup {
     let steps = summary.get("current_steps").and_then(Value::as_array).cloned().unwrap_or_default();
     html! {
         @if steps.is_empty() { "—" }
         @for s in &steps {
             div {
-                strong { (s.get("step").and_then(Value::as_str).unwrap_or("")) }
+                @let step = s.get("step").and_then(Value::as_str).unwrap_or("");
+                strong data-step=(step) { (titles.get(step).map(String::as_str).unwrap_or(step)) }
                 @let waiting: Vec<String> = s.get("waiting_for").and_then(Value::as_array).map(|l| l.iter().filter_map(Value::as_str).map(|p| person_label(lang, dir, p)).collect()).unwrap_or_default();
                 @if !waiting.is_empty() { " · " (waiting.join(", ")) }
-                @if let Some(since) = s.get("since").and_then(Value::as_str) { br; small.muted { (t(lang, "自", "desde", "since")) " " (since.get(..16).unwrap_or(since).replace('T', " ")) } }
+                @if let Some(since) = s.get("since").and_then(Value::as_str).and_then(|x| DateTime::parse_from_rfc3339(x).ok()) { br; small.muted { (t(lang, "自", "desde", "since")) " " (when(lang, &since.with_timezone(&Utc))) } }
             }
         }
     }

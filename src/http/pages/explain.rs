@@ -68,10 +68,10 @@ fn explain_page(pl: &PageLang, caller: Option<&Caller>) -> Markup {
                 "每個錯誤都有固定代碼。下表說明發生了甚麼、原因及應如何處理（說明為英文）。",
                 "Cada erro tem um código estável. A tabela diz o que aconteceu, porquê e o que fazer (a explicação está em inglês).",
                 "Every error carries a stable code. The table says what happened, why, and what to do.")) }
-            @for s in sections() {
+            @for (i, s) in sections().iter().enumerate() {
                 section {
-                    h2 lang="en" { (s.heading) }
-                    div.scroll tabindex="0" role="region" aria-label=(s.heading) {
+                    h2 #(format!("section-{i}")) lang="en" { (s.heading) }
+                    div.scroll tabindex="0" role="region" aria-labelledby=(format!("section-{i}")) {
                         table.codes {
                             thead { tr {
                                 th scope="col" { (t(lang, "代碼", "Código", "Code")) }

@@ -151,7 +151,7 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
     html! {
         p.muted #usage-meta {
             (t(lang, "計算時間：", "Calculado em ", "Computed at ")) (when(lang, &snap.computed_at))
-            (t(lang, "，用時 ", ", em ", " in ")) (format!("{:.0}", snap.took.as_secs_f64() * 1000.0)) " ms"
+            (t(lang, "，用時 ", ", em ", " in ")) (format!("{:.0}", snap.took.as_secs_f64() * 1000.0)) (t(lang, " 毫秒", " ms", " ms"))
             (t(lang, "，共讀取 ", ", a partir de ", " from ")) (snap.report.cases_read) (t(lang, " 宗個案。", " processos.", " cases."))
             " " (t(lang, "數字最多每分鐘重新計算一次。月份為提交月份（澳門時間）。",
                 "Os números são recalculados no máximo uma vez por minuto. Os meses são os da submissão (hora de Macau).",

@@ -268,7 +268,7 @@ fn report_view(state: &AppState, lang: Lang, r: &VerificationReport, signed: Opt
                     "以證據包自帶的信任清單核實：請將以下指紋與行政當局公布的核對。",
                     "Verificado com a lista de confiança do próprio pacote: compare estas impressões digitais com as publicadas pela Administração.",
                     "Checked with the bundle's own trust list: compare these fingerprints with the ones the administration publishes.")) }
-                ul.trust { @for f in &r.trust { li { code { (f.sha256) } " " small.muted { code { (f.role) } " · " (f.subject) } } } }
+                ul.trust { @for f in &r.trust { li { code { (f.sha256) } " " small.muted { code { (f.role) } " · " code { (f.subject) } } } } }
             }
             @if !r.withheld.is_empty() {
                 p #verify-withheld.note { (t(lang, "不包括的限制欄位（只有其承諾值，簽名仍然核實）：", "Campos restritos retidos (só os compromissos; as assinaturas verificam na mesma): ", "Restricted fields withheld (only their commitments; the signatures verify all the same): ")) code { (r.withheld.join(", ")) } }
