@@ -104,6 +104,13 @@ const TABLE: &[Row] = &[
     row("GET",    "/admin/usage",                      [303,  403,  403,  403,  200,  200]),
     row("GET",    "/admin/trust-list",                 [303,  403,  403,  403,  403,  200]),
     row("POST",   "/admin/trust-list",                 [303,  403,  403,  403,  403,  303]),
+    row("GET",    "/me/delegation",                    [303,  200,  200,  200,  200,  200]),
+    row("POST",   "/me/delegation",                    [303,  200,  200,  200,  200,  200]),
+    row("GET",    "/admin/delegations",                [303,  403,  403,  403,  403,  200]),
+    row("POST",   "/admin/delegations",                [303,  403,  403,  403,  403,  200]),
+    row("GET",    "/audit/verify",                     [303,  403,  403,  403,  200,  403]),
+    row("POST",   "/audit/verify",                     [303,  403,  403,  403,  200,  403]),
+    row("GET",    "/docs/errors",                      [200,  200,  200,  200,  200,  200]),
     row("GET",    "/static/{name}",                    [200,  200,  200,  200,  200,  200]),
 ];
 
@@ -310,6 +317,33 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
         ("POST", "/admin/trust-list") => {
             let entry = serde_json::to_string(&common::next_trust_entry(&w.s.state.trust.current())).unwrap();
             form_post(caller, path, &[("entry", &entry)], &[])
+        }
+        // A delegation a month ahead (so it covers none of the other rows' cases), to a staff
+        // member who is no column of the table.
+        ("POST", "/me/delegation") => {
+            let from = chrono::Utc::now().date_naive() + chrono::Duration::days(30);
+            let (from, to) = (from.to_string(), (from + chrono::Duration::days(3)).to_string());
+            form_post(caller, path, &[("_do", "set"), ("delegate", "p012"), ("from", &from), ("to", &to)], &[])
+        }
+        // A delegation of the directory's own for the administrator to end.
+        ("POST", "/admin/delegations") => {
+            let id = format!("route-roles-{}", w.key());
+            let mut dir = (*w.s.state.cases.directory()).clone();
+            let day = chrono::Utc::now().date_naive() + chrono::Duration::days(60);
+            dir.add_delegation(carimbo::directory::Delegation { id: id.clone(), delegate: "p012".into(), principal: "p011".into(), from: day, to: day, forms: None, reason: None }).unwrap();
+            w.s.state.cases.set_directory(dir);
+            form_post(caller, path, &[("_do", "end"), ("id", &id)], &[])
+        }
+        ("POST", "/audit/verify") => {
+            // A real bundle of a case, as the auditor downloads it from the case page.
+            let bundle = w.s.login("p022").get(&format!("/api/v1/cases/{}/evidence", w.open_case())).body.to_string();
+            let boundary = "carimbo-test-boundary";
+            let csrf = caller.csrf.clone().unwrap_or_default();
+            let body = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"bundle\"; filename=\"evidence.json\"\r\nContent-Type: application/json\r\n\r\n{bundle}\r\n--{boundary}--\r\n"
+            );
+            let kind = format!("multipart/form-data; boundary={boundary}");
+            caller.request("POST", path, Some(body.as_bytes()), &[("content-type", kind.as_str())])
         }
         ("GET", "/static/{name}") => caller.get("/static/app.css"),
         ("GET", _) => caller.get(path),

@@ -336,3 +336,49 @@ fn time_and_rounding_operators_given_what_they_cannot_take_are_refused() {
     assert_reported(&lines, "/computed/0/logic/round/1: round: the decimal places must be a whole number from 0 to 10, found 12 [CARIMBO-E0047]");
     assert_reported(&lines, "/rules/0/logic/time_before/0/var: time_before takes times of day or dates and times, but \"hours\" holds number [CARIMBO-E0047]");
 }
+
+#[test]
+fn summary_fields_must_be_known_single_valued_unrestricted_and_few() {
+    let with_summary = |summary: Value, restricted: Option<Value>| {
+        let mut def = common::leave_form();
+        def["layout"]["summary"] = summary;
+        if let Some(r) = restricted {
+            def["layout"]["restricted"] = r;
+        }
+        problems_of(&def)
+    };
+    let lines = with_summary(json!(["leave_type", "no_such_field"]), None);
+    assert_reported(&lines, "/layout/summary/1: \"no_such_field\" is not a top-level field of the schema [CARIMBO-E1301]");
+    let lines = with_summary(json!(["leave_type", "reason"]), Some(json!({"reason": ["hr"]})));
+    assert_reported(&lines, "/layout/summary/1: \"reason\" is restricted");
+    assert_reported(&lines, "[CARIMBO-E1302]");
+    let lines = with_summary(json!(["leave_type", "leave_type"]), None);
+    assert_reported(&lines, "/layout/summary/1: \"leave_type\" is named twice [CARIMBO-E1303]");
+    let lines = with_summary(json!(["leave_type", "start_date", "end_date", "working_days", "reason", "substitute", "half_day_end"]), None);
+    assert_reported(&lines, "/layout/summary: a summary names at most 6 fields (7 given)");
+    let lines = with_summary(json!("leave_type"), None);
+    assert!(lines.iter().any(|l| l.contains("/layout/summary")), "a summary that is not a list is refused: {lines:?}");
+}
+
+#[test]
+fn a_summary_field_holding_a_list_is_refused() {
+    let mut def = common::read_json(&common::repo().join("forms/family-allowance.json"));
+    def["layout"]["summary"] = json!(["request_type", "dependants"]);
+    let report = common::load_form("forms/family-allowance.json", &def);
+    assert!(report.catalog.form("family-allowance").is_none());
+    let lines = common::lines(&report);
+    assert_reported(&lines, "/layout/summary/1: \"dependants\" holds an object or a list");
+}
+
+#[test]
+fn every_shipped_form_names_its_summary_fields() {
+    let report = common::shipped();
+    assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
+    let ids: Vec<String> = std::fs::read_dir(common::repo().join("forms")).unwrap().filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_string)).filter(|s| s != "reference").collect();
+    assert_eq!(ids.len(), 18);
+    for id in ids {
+        let form = report.catalog.form(&id).unwrap();
+        assert!((2..=6).contains(&form.layout.summary.len()), "{id} names {} summary fields", form.layout.summary.len());
+        assert!(form.layout.summary.iter().all(|f| !form.layout.restricted.contains_key(f)), "{id}: no restricted field in its summary");
+    }
+}

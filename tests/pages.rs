@@ -5,6 +5,8 @@
 //! `tests/browser/` (run by `tests/browser.rs`).
 
 mod common;
+#[path = "common/evidence_case.rs"]
+mod evidence_case;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -57,6 +59,21 @@ impl App {
             .header(header::COOKIE, &who.cookie)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(body.join("&")))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// A `multipart/form-data` post (an upload), with the session's CSRF field first.
+    async fn post_upload(&self, who: &Browser, uri: &str, file_field: &str, bytes: &[u8]) -> (StatusCode, String) {
+        let boundary = "carimbo-page-test";
+        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n", who.csrf).into_bytes();
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"evidence.json\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = Request::post(uri)
+            .header(header::COOKIE, &who.cookie)
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
             .unwrap();
         self.send(req).await
     }
@@ -266,13 +283,13 @@ async fn the_submitter_withdraws_a_case_from_its_page_after_a_confirmation_and_a
     let (status, html) = app.post_form(&staff, &format!("{action}?lang=pt"), &[("csrf", &staff.csrf), ("_do", "confirm")]).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains(r#"id="withdraw-refused""#) && html.contains(r#"role="alert""#), "{html}");
-    assert!(html.contains("O processo já tem decisão final e não pode ser retirado. (CARIMBO-E0311)"), "{html}");
+    assert!(html.contains("O processo já tem decisão final e não pode ser retirado. (<a class=\"code\" href=\"/docs/errors#carimbo-e0311\"><code>CARIMBO-E0311</code></a>)"), "the code links to its explanation: {html}");
 
     // Only the submitter withdraws.
     let other = app.submitted("p005", &common::server::leave(3));
     let (status, html) = app.post_form(&supervisor, &format!("/cases/{other}/withdraw?lang=en"), &[("csrf", &supervisor.csrf), ("_do", "confirm")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(html.contains("(CARIMBO-E0309)"), "{html}");
+    assert!(html.contains("<code>CARIMBO-E0309</code></a>)"), "{html}");
     assert_eq!(app.state.cases.case(&other).unwrap().status, CaseStatus::Open);
 }
 
@@ -489,4 +506,305 @@ async fn an_approvers_comment_is_shown_with_their_act_on_the_case_page() {
     let (status, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=pt")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("blockquote class=\"act-comment\">Boas férias &lt;b&gt;já&lt;/b&gt;</blockquote>"), "the comment, escaped, under the act");
+}
+
+/// Signs in through the sign-in form of a real server (the page reads the peer address) and
+/// says where the browser is sent.
+fn sign_in_by_form(s: &common::server::TestServer, person: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut r = agent.get(&format!("{}/login", s.base)).call().unwrap();
+    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("carimbo_login=")).unwrap().split(';').next().unwrap().to_string();
+    let html = r.body_mut().read_to_string().unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().to_string();
+    let body = format!("person={person}&password={}&csrf={csrf}", common::form_encode(carimbo::http::DEMO_PASSWORD));
+    let r = agent.post(&format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded").header("cookie", &cookie).send(body.as_bytes()).unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{person} signs in");
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+#[test]
+fn approvers_land_on_their_inbox_after_signing_in_and_staff_on_the_forms() {
+    let s = common::server::TestServer::start();
+    assert_eq!(sign_in_by_form(&s, "p003"), "/inbox", "a supervisor starts with what waits for them");
+    assert_eq!(sign_in_by_form(&s, "p005"), "/forms", "a staff member starts with the forms");
+}
+
+#[tokio::test]
+async fn inbox_rows_my_cases_and_the_case_page_show_the_forms_summary_fields() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(3));
+    let working_days = app.state.cases.case(&id).unwrap().data["working_days"].to_string();
+    let start = common::server::leave(3)["start_date"].as_str().unwrap().to_string();
+    let supervisor = app.sign_in("p003");
+    let (status, inbox) = app.get(Some(&supervisor), "/inbox?lang=en").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = inbox.split(&format!("data-case=\"{id}\"")).nth(1).and_then(|r| r.split("</tr>").next()).expect("the case's inbox row");
+    for says in ["<dt>Type of leave</dt><dd>Annual leave</dd>", &format!("<dd>{start}</dd>"), &format!("<dd>{working_days}</dd>")] {
+        assert!(row.contains(says), "the inbox row shows {says:?}: {row}");
+    }
+    assert!(row.contains(&format!("data-summary=\"Type of leave: Annual leave · Start date: {start}")), "the row carries its summary for the batch confirmation: {row}");
+    assert!(inbox.contains("id=\"confirm-list\""), "the confirmation lists the cases it acts on");
+    let staff = app.sign_in("p005");
+    let (_, mine) = app.get(Some(&staff), "/cases?lang=zh").await;
+    let row = mine.split(&format!("data-case=\"{id}\"")).nth(1).and_then(|r| r.split("</tr>").next()).expect("the case's row in my cases");
+    assert!(row.contains("<dt>假期類別</dt><dd>年假</dd>"), "my cases shows the summary: {row}");
+    assert!(row.contains(&format!("<dd>{start}</dd>")), "my cases shows the start date: {row}");
+    let (_, page) = app.get(Some(&staff), &format!("/cases/{id}?lang=pt")).await;
+    assert!(page.contains("id=\"case-summary\"") && page.contains(&format!("<dd>{start}</dd>")), "the case page shows the summary");
+}
+
+#[tokio::test]
+async fn the_inbox_link_shows_how_many_steps_wait_and_the_header_names_the_person() {
+    let app = app();
+    let supervisor = app.sign_in("p003");
+    let count = |html: &str| html.split("<span class=\"count\" aria-hidden=\"true\">").nth(1).and_then(|r| r.split('<').next()).map(str::to_string);
+    let (_, before) = app.get(Some(&supervisor), "/forms?lang=en").await;
+    let n: usize = count(&before).expect("the inbox link carries a count").parse().unwrap();
+    app.submitted("p005", &common::server::leave(2));
+    app.submitted("p005", &common::server::leave(4));
+    let (_, after) = app.get(Some(&supervisor), "/forms?lang=en").await;
+    assert_eq!(count(&after), Some((n + 2).to_string()), "two more steps wait");
+    assert!(after.contains(&format!("({} waiting)", n + 2)), "screen readers hear the count in words");
+    assert!(after.contains("id=\"signed-in-as\" title=\"p003\">Ho Chi Wai<"), "the header names the person, not the id");
+    let (_, staff) = app.get(Some(&app.sign_in("p005")), "/forms?lang=en").await;
+    assert!(!staff.contains("id=\"inbox-link\""), "a staff member who approves nothing has no inbox link");
+}
+
+#[tokio::test]
+async fn an_auditor_verifies_an_uploaded_bundle_and_reads_what_was_signed_without_the_restricted_diagnosis() {
+    let app = app();
+    let h = evidence_case::Harness::new();
+    let leave = evidence_case::long_case(&h);
+    let bundle = h.export(&leave, "p022").to_bytes();
+    let auditor = app.sign_in("p022");
+    let (status, html) = app.post_upload(&auditor, "/audit/verify?lang=pt", "bundle", &bundle).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("data-passed=\"true\"") && html.contains("Verificação aprovada"), "the report passes, in Portuguese");
+    assert!(html.contains("id=\"what-was-signed\""), "what was signed is shown");
+    assert!(html.contains("family matters in Lisbon, tickets booked, substitute agreed"), "the signed data itself, not only hashes");
+    assert!(html.contains("Wong Ka Man"));
+    // A medical certificate: its diagnosis is restricted to HR and doctors, not auditors.
+    let medical = evidence_case::medical_case(&h);
+    let bundle = h.export(&medical, "p018").to_bytes();
+    let (status, html) = app.post_upload(&auditor, "/audit/verify?lang=en", "bundle", &bundle).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-passed=\"true\""), "{html}");
+    assert!(!html.contains("K35"), "the restricted diagnosis never reaches an auditor's page");
+    assert!(html.contains("data-field=\"diagnosis_code\"><em class=\"muted\">(restricted: not for your roles)"), "the diagnosis says it is restricted");
+}
+
+#[tokio::test]
+async fn a_tampered_bundle_fails_with_its_place_and_code_and_shows_no_data() {
+    let app = app();
+    let h = evidence_case::Harness::new();
+    let id = evidence_case::long_case(&h);
+    let text = String::from_utf8(h.export(&id, "p022").to_bytes()).unwrap();
+    let tampered = text.replacen("family matters in Lisbon", "family matters in Paris", 1);
+    assert_ne!(text, tampered);
+    let auditor = app.sign_in("p022");
+    let (status, html) = app.post_upload(&auditor, "/audit/verify?lang=zh", "bundle", tampered.as_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-passed=\"false\"") && html.contains("核實未通過"), "it fails, in Chinese");
+    assert!(html.contains("href=\"/docs/errors#carimbo-e09"), "its code links to the explanation");
+    assert!(!html.contains("id=\"what-was-signed\""), "no data is shown from a bundle that did not verify");
+    // Not JSON at all, an empty upload, and a bundle over the limit: refused with their codes.
+    let (_, html) = app.post_upload(&auditor, "/audit/verify?lang=en", "bundle", b"not a bundle").await;
+    assert!(html.contains("data-passed=\"false\"") && html.contains("The file is not a valid evidence bundle."), "{html}");
+    let (status, html) = app.post_upload(&auditor, "/audit/verify?lang=en", "bundle", b"").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("CARIMBO-E0727"), "{html}");
+    let big = vec![b' '; 8 * 1024 * 1024 + 1];
+    let (status, html) = app.post_upload(&auditor, "/audit/verify?lang=en", "bundle", &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(html.contains("CARIMBO-E0726") && html.contains("larger than 8 MiB"), "{html}");
+    // Without the CSRF field, or without the auditor's role: refused before anything is verified.
+    let staff = app.sign_in("p005");
+    let (status, _) = app.post_upload(&staff, "/audit/verify", "bundle", text.as_bytes()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged = Browser { cookie: auditor.cookie.clone(), csrf: "forged".into() };
+    let (status, html) = app.post_upload(&forged, "/audit/verify", "bundle", text.as_bytes()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!html.contains("verify-report"), "nothing was verified");
+}
+
+#[tokio::test]
+async fn the_case_page_offers_its_evidence_bundle_for_download() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(2));
+    let (_, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=en")).await;
+    assert!(html.contains(&format!("class=\"button\" id=\"download-evidence\" href=\"/api/v1/cases/{id}/evidence\" download=\"evidence-{id}.json\"")), "{html}");
+    assert!(html.contains("Download evidence bundle"));
+}
+
+#[tokio::test]
+async fn auditors_find_cases_by_form_person_department_and_period() {
+    let app = app();
+    let mine = app.submitted("p005", &common::server::leave(2));
+    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
+    let auditor = app.sign_in("p022");
+    let hit = |html: &str| html.contains(&format!("data-case=\"{mine}\""));
+    let (status, html) = app.get(Some(&auditor), "/audit?form=absence-and-annual-leave&lang=en").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(hit(&html) && html.contains("case(s) found"), "by form");
+    let (_, html) = app.get(Some(&auditor), "/audit?form=family-allowance").await;
+    assert!(!hit(&html), "another form does not find it");
+    let (_, html) = app.get(Some(&auditor), "/audit?person=p005").await;
+    assert!(hit(&html), "by the submitter");
+    let (_, html) = app.get(Some(&auditor), "/audit?person=p003").await;
+    assert!(hit(&html), "by the approver it waits for");
+    let (_, html) = app.get(Some(&auditor), "/audit?person=p040").await;
+    assert!(!hit(&html), "not by a stranger to it");
+    let (_, html) = app.get(Some(&auditor), "/audit?department=DAF").await;
+    assert!(hit(&html), "by the submitter's department");
+    let (_, html) = app.get(Some(&auditor), "/audit?department=DTI").await;
+    assert!(!hit(&html));
+    let (_, html) = app.get(Some(&auditor), &format!("/audit?from={today}&to={today}")).await;
+    assert!(hit(&html), "by the day of submission, Macau time");
+    let (_, html) = app.get(Some(&auditor), &format!("/audit?to={}", today - chrono::Duration::days(1))).await;
+    assert!(!hit(&html), "not before it was submitted");
+    let (status, html) = app.get(Some(&auditor), "/audit?from=2026-13-01&lang=en").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("CARIMBO-E0728"), "{html}");
+    let (status, html) = app.get(Some(&auditor), "/audit?from=2026-03-02&to=2026-03-01").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    let (status, _) = app.get(Some(&app.sign_in("p005")), "/audit?form=absence-and-annual-leave").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "searching is for auditors");
+}
+
+#[tokio::test]
+async fn error_codes_link_to_their_explanation_served_by_the_server() {
+    let app = app();
+    let (status, html) = app.get(None, "/docs/errors?lang=zh").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<tr id=\"carimbo-e0721\">"), "each code is an anchor");
+    assert!(html.contains("登入頁面已過期，請重新登入。"), "with its message in the reader's language");
+    assert!(html.contains("<tr id=\"carimbo-e1301\">") && html.contains("<tr id=\"carimbo-e0520\">"), "both error documents");
+    // A refusal on a page links its code.
+    let staff = app.sign_in("p005");
+    let (_, html) = app.post_form(&staff, "/me/delegation?lang=en", &[("csrf", &staff.csrf), ("delegate", "p005"), ("from", "2099-01-01"), ("to", "2099-01-02")]).await;
+    assert!(html.contains("<a class=\"code\" href=\"/docs/errors#carimbo-e0722\"><code>CARIMBO-E0722</code></a>"), "{html}");
+}
+
+#[tokio::test]
+async fn switching_language_after_a_check_keeps_the_errors_shown_in_the_new_language() {
+    let app = app();
+    let staff = app.sign_in("p005");
+    let fields = [("csrf", staff.csrf.as_str()), ("leave_type", "annual"), ("start_date", "2026-03-13"), ("end_date", "2026-03-09")];
+    let (status, checked) = app.post_form(&staff, "/forms/absence-and-annual-leave?lang=en", &fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(checked.contains("name=\"_checked\""), "the page remembers it was checked");
+    let mut switched = fields.to_vec();
+    switched.extend([("_checked", "1"), ("_do", "lang")]);
+    let (status, zh) = app.post_form(&staff, "/forms/absence-and-annual-leave?lang=zh", &switched).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "the errors are still there");
+    assert!(zh.contains("class=\"field-error\""), "and shown beside their fields");
+    let mut fresh = fields.to_vec();
+    fresh.push(("_do", "lang"));
+    let (status, html) = app.post_form(&staff, "/forms/absence-and-annual-leave?lang=zh", &fresh).await;
+    assert_eq!(status, StatusCode::OK, "a form never checked shows no errors after a switch");
+    assert!(!html.contains("class=\"field-error\""));
+}
+
+#[tokio::test]
+async fn a_skipped_step_names_the_fields_its_condition_reads_with_this_cases_values() {
+    let app = app();
+    let id = app.submitted("p005", &common::server::leave(2));
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
+    let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
+    app.state.cases.act(&id, req, None).expect("the supervisor approves");
+    let (_, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=en")).await;
+    let head = html.split("data-step=\"head\"").nth(1).and_then(|r| r.split("</li>").next()).expect("the head's step");
+    assert!(head.contains("The condition reads: <strong>Working days</strong> (this case: 2)"), "{head}");
+    assert!(head.contains("the department's setting <code>head_threshold_days</code>"), "{head}");
+}
+
+#[tokio::test]
+async fn scroll_regions_of_wide_tables_can_be_reached_by_keyboard() {
+    let app = app();
+    app.submitted("p005", &common::server::leave(2));
+    let (_, html) = app.get(Some(&app.sign_in("p032")), "/admin/usage?lang=en").await;
+    assert!(html.contains("class=\"scroll\" tabindex=\"0\" role=\"region\" aria-labelledby=\"usage-rows-caption\""), "{html}");
+    assert!(!html.contains("<div class=\"scroll\">"), "no scroll region is out of the keyboard's reach");
+}
+
+fn delegation_fields<'a>(who: &'a Browser, delegate: &'a str, from: &'a str, to: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("csrf", who.csrf.as_str()), ("_do", "set"), ("delegate", delegate), ("from", from), ("to", to), ("forms", "absence-and-annual-leave")]
+}
+
+#[tokio::test]
+async fn a_staff_member_sets_their_own_delegation_and_the_administrator_sees_and_ends_it_both_recorded() {
+    let data = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let open = || {
+        let state = Arc::new(AppState::open(Paths::from_root(&root, data.path())).unwrap());
+        App { router: carimbo::http::router(state.clone()), state, _data: tempfile::tempdir().unwrap() }
+    };
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (today.to_string(), (today + chrono::Duration::days(4)).to_string());
+    let id = {
+        let app = open();
+        let supervisor = app.sign_in("p003");
+        let (status, html) = app.post_form(&supervisor, "/me/delegation?lang=en", &delegation_fields(&supervisor, "p004", &from, &to)).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("The delegation is set and recorded."), "{html}");
+        let d = app.state.cases.directory().delegations().iter().find(|d| d.principal == "p003" && d.from == today).cloned().expect("the delegation is in force");
+        assert_eq!((d.delegate.as_str(), d.forms.clone()), ("p004", Some(vec!["absence-and-annual-leave".to_string()])));
+        assert!(html.contains(&format!("data-delegation=\"{}\"", d.id)), "it is listed on the person's page");
+        d.id
+    };
+    // A restart: the delegation is read back from the record.
+    let app = open();
+    assert!(app.state.cases.directory().delegations().iter().any(|d| d.id == id), "the delegation survives a restart");
+    let admin = app.sign_in("p032");
+    let (status, html) = app.get(Some(&admin), "/admin/delegations?lang=en").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = html.split(&format!("data-delegation=\"{id}\"")).nth(1).and_then(|r| r.split("</tr>").next()).unwrap();
+    assert!(row.contains("Ho Chi Wai (p003)") && row.contains("in force"), "who set it, and that it is in force: {row}");
+    let (status, html) = app.post_form(&admin, "/admin/delegations?lang=en", &[("csrf", &admin.csrf), ("_do", "end"), ("id", &id)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("The delegation has ended."));
+    assert!(!app.state.cases.directory().delegations().iter().any(|d| d.id == id));
+    let record = std::fs::read_to_string(data.path().join("delegations.jsonl")).unwrap();
+    let lines: Vec<Value> = record.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["event"].as_str(), lines[0]["by"].as_str()), (Some("set"), Some("p003")));
+    assert_eq!((lines[1]["event"].as_str(), lines[1]["by"].as_str(), lines[1]["id"].as_str()), (Some("ended"), Some("p032"), Some(id.as_str())));
+    drop(app);
+    let app = open();
+    assert!(!app.state.cases.directory().delegations().iter().any(|d| d.id == id), "the end survives a restart too");
+}
+
+#[tokio::test]
+async fn a_bad_delegation_is_refused_with_its_code_and_nothing_is_recorded() {
+    let app = app();
+    let staff = app.sign_in("p005");
+    let today = chrono::Utc::now().date_naive();
+    let (soon, later, past) = ((today + chrono::Duration::days(2)).to_string(), (today + chrono::Duration::days(5)).to_string(), (today - chrono::Duration::days(3)).to_string());
+    let before = app.state.cases.directory().delegations().len();
+    let cases: [(Vec<(&str, &str)>, &str); 7] = [
+        (delegation_fields(&staff, "p005", &soon, &later), "CARIMBO-E0722"),
+        (delegation_fields(&staff, "nobody", &soon, &later), "CARIMBO-E0722"),
+        (delegation_fields(&staff, "p006", "next week", &later), "CARIMBO-E0723"),
+        (delegation_fields(&staff, "p006", &later, &soon), "CARIMBO-E0723"),
+        (delegation_fields(&staff, "p006", &past, &past), "CARIMBO-E0723"),
+        (delegation_fields(&staff, "p006", &soon, "2999-01-01"), "CARIMBO-E0723"),
+        ({ let mut f = delegation_fields(&staff, "p006", &soon, &later); f.push(("forms", "no-such-form")); f }, "CARIMBO-E0724"),
+    ];
+    for (fields, code) in cases {
+        let (status, html) = app.post_form(&staff, "/me/delegation?lang=en", &fields).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(html.contains(code), "{fields:?}: {code}");
+        assert!(html.contains(&format!("value=\"{}\"", fields[3].1)), "what was typed is kept");
+    }
+    assert_eq!(app.state.cases.directory().delegations().len(), before, "nothing changed");
+    assert!(!app.state.paths.data.join("delegations.jsonl").exists(), "nothing was recorded");
+    // Someone else's delegation cannot be ended by a staff member; an unknown one is not found.
+    let (status, html) = app.post_form(&staff, "/me/delegation?lang=en", &[("csrf", &staff.csrf), ("_do", "end"), ("id", "d-2026-002")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("CARIMBO-E0725"));
+    let (status, _) = app.post_form(&staff, "/me/delegation", &[("csrf", &staff.csrf), ("_do", "end"), ("id", "no-such")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.post_form(&staff, "/admin/delegations", &[("csrf", &staff.csrf), ("_do", "end"), ("id", "d-2026-002")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the administrator's page is the administrator's");
+    assert!(app.state.cases.directory().delegations().iter().any(|d| d.id == "d-2026-002"));
 }

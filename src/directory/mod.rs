@@ -6,6 +6,8 @@
 //! `seeds/directory/directory.json` and checked as a whole: a directory with a dangling
 //! supervisor, a cycle in the tree or a delegation to nobody is refused with every problem listed.
 
+pub mod delegation_log;
+
 use crate::i18n::LocalizedText;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -292,6 +294,13 @@ impl Directory {
         }
         *self = next;
         Ok(())
+    }
+
+    /// Removes a delegation; whether there was one by that id.
+    pub fn end_delegation(&mut self, id: &str) -> bool {
+        let before = self.delegations.len();
+        self.delegations.retain(|d| d.id != id);
+        self.delegations.len() != before
     }
 
     /// Facts a form's rules read as `context.applicant.*` (the names `forms::APPLICANT_FACTS` lists).

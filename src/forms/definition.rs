@@ -131,6 +131,8 @@ pub struct Layout {
     pub applicant: Vec<String>,
     /// The order of the fields of each row: list field → its row fields.
     pub rows: BTreeMap<String, Vec<String>>,
+    /// The few fields that say what a case is about (`forms::summary`).
+    pub summary: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -899,7 +901,7 @@ fn parse_lookup(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p
 
 fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layout> {
     let m = parse::object(v, "/layout", "\"layout\"", p)?;
-    check_keys(m, "/layout", &["groups", "restricted", "widgets", "applicant", "rows"], &["groups"], p);
+    check_keys(m, "/layout", &["groups", "restricted", "widgets", "applicant", "rows", "summary"], &["groups"], p);
     let mut layout = Layout::default();
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(groups) = m.get("groups").and_then(|g| parse::array(g, "/layout/groups", "\"groups\"", p)) {
@@ -985,6 +987,7 @@ fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layo
             }
         }
     }
+    layout.summary = super::summary::parse_summary(m, fields, &layout.restricted, p);
     Some(layout)
 }
 

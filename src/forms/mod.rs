@@ -13,6 +13,7 @@ pub(crate) mod logic;
 pub(crate) mod parse;
 pub(crate) mod problem;
 mod reference;
+pub mod summary;
 mod validate;
 
 pub use definition::{field_path_of_pointer, FormDefinition, Layout, LayoutGroup, References, APPLICANT_FACTS, KNOWN_ROLES, SCHEMA_DIALECT, TIME_OF_DAY_FORMAT};

@@ -34,6 +34,10 @@ pub struct Caller {
     /// Person roles from the directory plus the derived ones (`approver`).
     pub roles: BTreeSet<String>,
     pub lang: Lang,
+    /// The person's name from the directory, for the page header.
+    pub name: Option<crate::i18n::LocalizedText>,
+    /// How many open steps wait for the person (pages only, for approvers: the inbox link's count).
+    pub waiting: Option<usize>,
 }
 
 impl Caller {
@@ -124,7 +128,8 @@ where
             }
         }
         let roles = roles_of(&state, &session.person);
-        Ok(Caller { person: session.person.clone(), token, session, by_cookie, roles, lang })
+        let name = state.cases.directory().person(&session.person).map(|p| p.name.clone());
+        Ok(Caller { person: session.person.clone(), token, session, by_cookie, roles, lang, name, waiting: None })
     }
 }
 

@@ -95,6 +95,9 @@ pub struct AppState {
     pub usage: UsageFigures,
     /// SHA-256 (hex) of the token Prometheus sends to `/metrics` (`serve --metrics-token-file`).
     pub scrape_token: Option<String>,
+    /// The record of delegations set and ended from the pages (`DATA/delegations.jsonl`),
+    /// replayed over the seeded directory at start.
+    pub delegations: crate::directory::delegation_log::DelegationLog,
     /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
     sign_in_limits: sign_in_limits::SignInLimits,
     api_by_account: DefaultKeyedRateLimiter<String>,
@@ -258,6 +261,12 @@ impl AppState {
 
     pub fn with_store(paths: Paths, store: Arc<dyn Store>) -> Result<AppState, StartError> {
         let directory = Directory::load(&paths.seeds.join("directory/directory.json")).map_err(|e| StartError::Seeds(e.to_string()))?;
+        // Delegations people set for themselves, and their ends, over the seeded ones.
+        let delegations = crate::directory::delegation_log::DelegationLog::new(&paths.data.join("delegations.jsonl"));
+        let (directory, skipped) = crate::directory::delegation_log::replay(directory, &delegations.entries().map_err(|e| StartError::Seeds(e.to_string()))?);
+        for s in skipped {
+            eprintln!("delegation record: skipped {s}");
+        }
         let report = Catalog::load_paths_with(&[paths.forms.clone(), paths.workflows.clone()], Some(&directory));
         if !report.problems.is_empty() {
             for p in &report.problems {
@@ -293,6 +302,7 @@ impl AppState {
             outbox: None,
             usage: UsageFigures::default(),
             scrape_token: None,
+            delegations,
             sign_in_limits: sign_in_limits::SignInLimits::default(),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
             api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),

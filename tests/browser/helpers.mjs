@@ -28,6 +28,8 @@ export async function browser(options = {}) {
     ],
   });
   const page = context.pages()[0] || (await context.newPage());
+  // A page without JavaScript cannot run axe itself: `accessible` checks a copy of its DOM.
+  page.carimboNoScript = options.javaScriptEnabled === false;
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   // A page may answer 422 (a form with errors): only failed scripts, styles and API calls count.
@@ -43,18 +45,95 @@ export async function browser(options = {}) {
   return { context, page, problems, close };
 }
 
-/** Saves a full-page screenshot as target/screenshots/<name>.png. */
+const AXE = readFileSync(join(REPO, "tests", "browser", "node_modules", "axe-core", "axe.min.js"), "utf8");
+
+/**
+ * axe-core on the page as it is now (WCAG 2.1 A and AA rules); throws on any serious or critical
+ * violation. Injected through the DevTools protocol, so the page's CSP (`script-src 'self'`)
+ * stays as it is.
+ */
+export async function accessible(page, name) {
+  if (page.carimboNoScript) return accessibleCopy(page, name);
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const r = await globalThis.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }, resultTypes: ["violations"] });
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+  });
+  if (violations.length) throw new Error(`axe on ${name} (${page.url()}):\n  ${violations.join("\n  ")}`);
+}
+
+/** axe on a copy of a script-less page's DOM (with its style sheet), in a browser with scripts. */
+async function accessibleCopy(page, name) {
+  const html = (await page.content()).replace("<head>", `<head><base href="${BASE}/">`);
+  const b = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+  try {
+    const copy = await (await b.newContext({ viewport: page.viewportSize() || { width: 1100, height: 900 } })).newPage();
+    await copy.setContent(html, { waitUntil: "load" });
+    copy.carimboNoScript = false;
+    await accessible(copy, `${name} (without JavaScript)`);
+  } finally {
+    await b.close();
+  }
+}
+
+// Words a Chinese page may show in Latin letters: the product and its commands (carimbo check,
+// carimbo verify), the language switch, and technical names that are the same in every language.
+const LATIN_ALLOWED = new Set(["carimbo", "English", "Português", "PEM", "PKCS#8", "PRIVATE", "KEY", "RSA", "JSON", "UTC", "ICD", "TOTP", "MiB", "KiB", "YYYY-MM-DD", "verify", "check", "Asia/Macau"]);
+
+/**
+ * The English words a Chinese page shows, outside ids, codes and names: every text node and
+ * every aria-label, title and placeholder, except inside code, kbd, samp, an element marked with
+ * another language (`lang="en"`), people's own text (comments, reasons, typed values) and
+ * tokens with digits (ids such as p003, C-…, file names).
+ */
+export async function englishWords(page) {
+  return page.evaluate((allowed) => {
+    const skip = "code, kbd, samp, script, style, noscript, textarea, select option[value=''] ~ option[data-name], [lang]:not([lang^='zh']), [translate='no'], .hidden-char, blockquote, q, .value, #withdraw-reason, #signed-in-as";
+    const texts = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!el || el.closest(skip) || el.closest("[hidden]")) continue;
+      texts.push(n.textContent);
+    }
+    for (const el of document.body.querySelectorAll("[aria-label], [title], [placeholder]")) {
+      if (el.closest(skip)) continue;
+      for (const a of ["aria-label", "title", "placeholder"]) if (el.getAttribute(a)) texts.push(el.getAttribute(a));
+    }
+    const found = new Set();
+    for (const t of texts) {
+      for (const raw of t.split(/[\s,;:()（）「」、，。：；·…]+/)) {
+        const token = raw.replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9#]+$/g, "");
+        // Ids and codes: anything with a digit (p003, C-…, CARIMBO-E0722) or short capitals (DAF).
+        if (/[0-9]/.test(token) || /^[A-Z]{2,5}$/.test(token) || /^[\w-]+\.(json|pem|jsonl|csv)$/.test(token) || !/[A-Za-z]{2,}/.test(token) || allowed.includes(token)) continue;
+        found.add(token);
+      }
+    }
+    return [...found];
+  }, [...LATIN_ALLOWED]);
+}
+
+/**
+ * Every page state a scenario visits goes through here: a full-page screenshot as
+ * target/screenshots/<name>.png, axe-core's check, and on a Chinese page the check that no
+ * English words show.
+ */
 export async function shot(page, name) {
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await accessible(page, name);
+  if ((await page.getAttribute("html", "lang") || "").startsWith("zh")) {
+    const words = await englishWords(page);
+    if (words.length) throw new Error(`English words on the Chinese page ${name} (${page.url()}): ${words.join(", ")}`);
+  }
 }
 
-/** Signs in through the login page; lands on the forms list. */
+/** Signs in through the login page; lands on the inbox (approvers) or the forms list. */
 export async function login(page, person, lang) {
   await page.goto(`${BASE}/login${lang ? `?lang=${lang}` : ""}`);
   await page.fill("input[name=person]", person);
   await page.fill("input[name=password]", PASSWORD);
-  await Promise.all([page.waitForURL(/\/forms$/), page.click("button[type=submit]")]);
+  await Promise.all([page.waitForURL(/\/(forms|inbox)$/), page.click("button[type=submit]")]);
 }
 
 /** A date `days` from today, as YYYY-MM-DD. */

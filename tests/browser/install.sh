@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests need on a fresh machine: Debian's Chromium (no browser download
 # by Playwright), CJK fonts so the Chinese pages render in screenshots, and playwright-core from
-# package-lock.json. Called by .ci/run before `cargo test`.
+# package-lock.json, and axe-core (the accessibility checks every scenario runs on each page state it
+# visits). Called by .ci/run before `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,5 +17,5 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-echo "== playwright-core for the browser tests (npm ci)"
+echo "== playwright-core and axe-core for the browser tests (npm ci)"
 npm ci --no-audit --no-fund --loglevel=error

@@ -8,6 +8,7 @@
 //! comment and links to its correction page (`resubmit`).
 
 use super::fill::level_label;
+use super::summary::Summary;
 use super::render::{pointer_label, value_label, FormView};
 use super::{check_csrf, layout, page, page_with_status, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
 use crate::directory::Directory;
@@ -31,8 +32,20 @@ use std::sync::Arc;
 pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang) -> Response {
     let lang = pl.lang;
     let st = state.clone();
-    let person = caller.person.clone();
-    let heads = tokio::task::spawn_blocking(move || st.cases.cases_of(&person, 200)).await;
+    let c = caller.clone();
+    // Each row's summary is read from its case, through the caller's sight.
+    let heads = tokio::task::spawn_blocking(move || {
+        st.cases.cases_of(&c.person, 200).map(|heads| {
+            heads.into_iter().map(|h| {
+                let case = st.cases.case(&h.case_id).ok();
+                let summary = case.as_ref().map(|case| Summary::of(&st, &c, lang, case)).unwrap_or_default();
+                // The open steps by their titles, not their ids.
+                let titles: BTreeMap<String, String> = case.as_ref().and_then(|case| st.cases.workflow_of(case).ok()).map(|wf| wf.steps.iter().map(|s| (s.id.clone(), s.title.get(lang).to_string())).collect()).unwrap_or_default();
+                (h, summary, titles)
+            }).collect::<Vec<_>>()
+        })
+    })
+    .await;
     let heads = match heads {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "出錯", "Erro", "Error"), &e.to_string()),
@@ -56,17 +69,19 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
                         thead { tr {
                             th { (t(lang, "個案", "Processo", "Case")) }
                             th { (t(lang, "表格", "Formulário", "Form")) }
+                            th { (t(lang, "摘要", "Resumo", "Summary")) }
                             th { (t(lang, "狀態", "Estado", "Status")) }
                             th { (t(lang, "目前步驟", "Passo atual", "Current step")) }
                             th { (t(lang, "提交日期", "Submetido em", "Submitted")) }
                         } }
                         tbody {
-                            @for h in &heads {
+                            @for (h, summary, titles) in &heads {
                                 tr data-case=(h.case_id) {
                                     td { a href=(format!("/cases/{}", h.case_id)) { code { (h.case_id) } } }
                                     td { (catalog.form(&h.form_id).map(|f| f.title.get(lang).to_string()).unwrap_or_else(|| h.form_id.clone())) }
+                                    td.summary-cell { (summary.render()) }
                                     td.status { (status_label(lang, &h.status)) }
-                                    td { (current_steps(lang, &dir, &h.summary)) }
+                                    td { (current_steps(lang, &dir, titles, &h.summary)) }
                                     td { (when(lang, &h.opened_at)) }
                                 }
                             }
@@ -79,16 +94,17 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
 }
 
 /// The open steps of a case head's summary: which step, waiting for whom, since when.
-fn current_steps(lang: Lang, dir: &Directory, summary: &Value) -> Markup {
+fn current_steps(lang: Lang, dir: &Directory, titles: &BTreeMap<String, String>, summary: &Value) -> Markup {
     let steps = summary.get("current_steps").and_then(Value::as_array).cloned().unwrap_or_default();
     html! {
         @if steps.is_empty() { "—" }
         @for s in &steps {
             div {
-                strong { (s.get("step").and_then(Value::as_str).unwrap_or("")) }
+                @let step = s.get("step").and_then(Value::as_str).unwrap_or("");
+                strong data-step=(step) { (titles.get(step).map(String::as_str).unwrap_or(step)) }
                 @let waiting: Vec<String> = s.get("waiting_for").and_then(Value::as_array).map(|l| l.iter().filter_map(Value::as_str).map(|p| person_label(lang, dir, p)).collect()).unwrap_or_default();
                 @if !waiting.is_empty() { " · " (waiting.join(", ")) }
-                @if let Some(since) = s.get("since").and_then(Value::as_str) { br; small.muted { (t(lang, "自", "desde", "since")) " " (since.get(..16).unwrap_or(since).replace('T', " ")) } }
+                @if let Some(since) = s.get("since").and_then(Value::as_str).and_then(|x| DateTime::parse_from_rfc3339(x).ok()) { br; small.muted { (t(lang, "自", "desde", "since")) " " (when(lang, &since.with_timezone(&Utc))) } }
             }
         }
     }
@@ -193,7 +209,7 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
         html! {
             h1 { (title) }
             @if let Some(refused) = &withdraw.refused {
-                div #withdraw-refused.error-summary role="alert" { p { strong { (refused) } } }
+                div #withdraw-refused.error-summary role="alert" { p { strong { (super::with_codes(refused)) } } }
             }
             @if case.status == CaseStatus::Returned && let Some(n) = &history.returned {
                 section #returned.note-box aria-labelledby="returned-title" {
@@ -386,9 +402,20 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
             }
             dt { (t(lang, "提交日期", "Submetido em", "Submitted")) }
             dd { (when(lang, &case.opened_at)) }
+            @let summary = Summary::of(state, caller, lang, case);
+            @if !summary.0.is_empty() {
+                dt { (t(lang, "摘要", "Resumo", "Summary")) }
+                dd #case-summary { (summary.render()) }
+            }
+        }
+        p.actions {
+            a #download-evidence.button href=(format!("/api/v1/cases/{}/evidence", case.id)) download=(format!("evidence-{}.json", case.id)) {
+                (t(lang, "下載證據包", "Descarregar o pacote de prova", "Download evidence bundle"))
+            }
+            " " small.muted { (t(lang, "（可離線以 carimbo verify 核實）", "(verificável offline com carimbo verify)", "(verifiable offline with carimbo verify)")) }
         }
         h2 { (t(lang, "流程進度", "Andamento", "Progress")) }
-        (progress(lang, &dir, case, wf))
+        (progress(lang, &dir, case, wf, form.as_deref(), data))
         @if let Some(form) = &form {
             h2 { (t(lang, "表格內容", "Conteúdo do formulário", "What was submitted")) }
             (FormView { form, lang, data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: false, directory: Some(&dir), applicant: Some(&case.subject) }.render())
@@ -405,8 +432,50 @@ fn action_label(lang: Lang, a: Action) -> &'static str {
     }
 }
 
+/// Which condition a skipped step did not meet, in words a reader can check: the values of the
+/// form's fields it reads (as the form labels them, as this case holds them, through the reader's
+/// sight) and the settings of the department or form it compares them with. The condition itself
+/// is the workflow's (`steps[].when`, JSON Logic); its fields come from the one logic scanner.
+fn condition_read(lang: Lang, form: Option<&FormDefinition>, data: &Value, wf: &WorkflowDefinition, step: &str) -> Markup {
+    let Some(when) = wf.source.get("steps").and_then(Value::as_array).and_then(|steps| steps.iter().find(|s| s.get("id").and_then(Value::as_str) == Some(step))).and_then(|s| s.get("when")) else {
+        return html! {};
+    };
+    let scan = crate::forms::scan_logic(when);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut settings: Vec<(&str, String)> = Vec::new();
+    for path in scan.root_vars.keys() {
+        let top = path.split('.').next().unwrap_or(path);
+        if let Some(rest) = path.strip_prefix("context.department.") {
+            settings.push((t(lang, "部門設定", "a regra do serviço", "the department's setting"), rest.to_string()));
+        } else if let Some(rest) = path.strip_prefix("settings.").or_else(|| path.strip_prefix("context.")) {
+            settings.push((t(lang, "設定", "a regra", "the setting"), rest.to_string()));
+        } else if let Some(form) = form
+            && !fields.iter().any(|(f, _)| f == top) {
+            let ptr = crate::forms::pointer_push("", top);
+            let value = data.get(top).filter(|v| !crate::visibility::is_restricted_marker(v)).map(|v| value_label(form, lang, &ptr, v)).unwrap_or_else(|| "—".into());
+            fields.push((pointer_label(form, lang, &ptr), value));
+        }
+    }
+    if fields.is_empty() && settings.is_empty() {
+        return html! {};
+    }
+    html! {
+        div.muted.skip-condition {
+            (t(lang, "條件取決於：", "A condição depende de: ", "The condition reads: "))
+            @for (i, (label, value)) in fields.iter().enumerate() {
+                @if i > 0 { (t(lang, "、", ", ", ", ")) }
+                strong { (label) } " " (t(lang, "（此個案：", "(neste processo: ", "(this case: ")) (super::shown(value)) (t(lang, "）", ")", ")"))
+            }
+            @for (i, (words, name)) in settings.iter().enumerate() {
+                @if i > 0 || !fields.is_empty() { (t(lang, "，以及", "; e ", "; and ")) }
+                (words) " " code { (name) }
+            }
+        }
+    }
+}
+
 /// Each step of the workflow, in its order, with its state on this case.
-pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinition) -> Markup {
+pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinition, form: Option<&FormDefinition>, data: &Value) -> Markup {
     let stopped = case.status.is_final();
     html! {
         ol.progress {
@@ -431,7 +500,10 @@ pub fn progress(lang: Lang, dir: &Directory, case: &Case, wf: &WorkflowDefinitio
                     small.muted { " · " (level_label(lang, def.signature)) }
                     @if let Some(s) = state {
                         @match s.status {
-                            StepStatus::Skipped => { div.muted.skip-reason { (skip_reason(lang, s.skip_reason.as_deref())) } }
+                            StepStatus::Skipped => {
+                                div.muted.skip-reason { (skip_reason(lang, s.skip_reason.as_deref())) }
+                                @if s.skip_reason.as_deref() == Some("condition not met") { (condition_read(lang, form, data, wf, &def.id)) }
+                            }
                             _ => {
                                 ul.seats {
                                     @for seat in &s.seats {

@@ -73,8 +73,15 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     };
     let (result, computed) = form.validate_showing_computed(&data, &ctx, pl.lang);
     if field("_do") == Some("lang") {
-        // The language switch: the same form, every label in the new language, no errors yet.
-        return page(&pl, fill_page(&state, &pl, &caller, &form, &data, &computed, &[], &BTreeSet::new(), None));
+        // The language switch: the same form, every label in the new language; the errors of the
+        // last check (`_checked`) stay shown, now in the new language, and a form not yet checked
+        // shows none.
+        let errors = match (&result, field("_checked")) {
+            (Err(errors), Some(_)) => errors.clone(),
+            _ => Vec::new(),
+        };
+        let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+        return page_with_status(&pl, status, fill_page(&state, &pl, &caller, &form, &data, &computed, &errors, &BTreeSet::new(), None));
     }
     if let Some(array) = field("_do").and_then(|d| d.strip_prefix("add:")) {
         // Adding a row is not a submission: show no errors yet.
@@ -115,6 +122,7 @@ fn fill_page(
             p.muted { (form.legal_basis.get(lang)) }
             form #fill method="post" action=(action) novalidate {
                 input type="hidden" name="csrf" value=(caller.session.csrf);
+                @if !errors.is_empty() { input type="hidden" name="_checked" value="1"; }
                 (view.render())
                 p.actions {
                     button type="submit" name="_do" value="check" { (t(lang, "檢查表格", "Verificar", "Check the form")) }

@@ -8,6 +8,7 @@
 //! need no key; steps that need a signature say so.
 
 use super::fill::level_label;
+use super::summary::Summary;
 use super::{check_csrf, layout, page, person_label, problem_page, t, when, PageCaller, PageLang};
 use crate::http::api::ActBody;
 use crate::http::auth::Caller;
@@ -34,6 +35,7 @@ struct Row {
     second_factor: bool,
     actions: Vec<Action>,
     on_behalf_of: Option<String>,
+    summary: Summary,
 }
 
 fn rows(state: &AppState, caller: &Caller, lang: Lang) -> Result<Vec<Row>, String> {
@@ -56,6 +58,7 @@ fn rows(state: &AppState, caller: &Caller, lang: Lang) -> Result<Vec<Row>, Strin
             second_factor: def.second_factor,
             actions: def.actions.clone(),
             on_behalf_of: e.on_behalf_of.as_ref().map(|p| person_label(lang, &dir, p)),
+            summary: Summary::of(state, caller, lang, &case),
         });
     }
     Ok(out)
@@ -126,6 +129,7 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
                             th { label.inline { input #select-all type="checkbox" checked[all] aria-label=(t(lang, "全選", "Selecionar tudo", "Select all")); } }
                             th { (t(lang, "表格", "Formulário", "Form")) }
                             th { (t(lang, "申請人", "Requerente", "Applicant")) }
+                            th { (t(lang, "摘要", "Resumo", "Summary")) }
                             th { (t(lang, "步驟", "Passo", "Step")) }
                             th { (t(lang, "等待自", "Desde", "Since")) }
                             th { (t(lang, "結果", "Resultado", "Result")) }
@@ -133,10 +137,12 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
                         tbody {
                             @for r in rows {
                                 tr.item data-case=(r.case) data-step=(r.step) data-level=(r.level.as_str()) data-second-factor=(r.second_factor)
+                                    data-title=(format!("{} · {}", r.form_title, r.applicant)) data-summary=(r.summary.line())
                                     data-actions=(r.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ")) {
                                     td { input.pick type="checkbox" name="pick" value=(format!("{}|{}", r.case, r.step)) checked[all] aria-label=(format!("{} {}", r.form_title, r.case)); }
                                     td { a href=(format!("/cases/{}", r.case)) { (r.form_title) } br; small.muted { code { (r.case) } } }
                                     td { (r.applicant) }
+                                    td.summary-cell { (r.summary.render()) }
                                     td { (r.step_title) br; small.muted { (level_label(lang, r.level)) }
                                         @if let Some(p) = &r.on_behalf_of { br; small.muted { (t(lang, "代", "por", "for")) " " (p) } } }
                                     td { (when(lang, &r.since)) }
@@ -172,6 +178,7 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
                     }
                     div #confirm.confirm hidden role="dialog" aria-labelledby="confirm-text" {
                         p #confirm-text {}
+                        ol #confirm-list {}
                         button #confirm-yes type="button" { (t(lang, "確認", "Confirmar", "Confirm")) }
                         " "
                         button #confirm-no.secondary type="button" { (t(lang, "取消", "Cancelar", "Cancel")) }

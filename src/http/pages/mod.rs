@@ -14,6 +14,8 @@
 mod audit;
 mod author;
 mod cases;
+mod delegation;
+mod explain;
 mod fill;
 mod inbox;
 mod outbox;
@@ -21,7 +23,9 @@ mod trust;
 pub mod render;
 mod resubmit;
 mod security;
+mod summary;
 mod usage;
+mod verify;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
 use super::{AppState, RouteKind, RouteSpec};
@@ -83,9 +87,36 @@ where
 {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match <Caller as FromRequestParts<S>>::from_request_parts(parts, state).await {
-            Ok(c) => Ok(PageCaller(c)),
-            Err(_) => Err(Redirect::to("/login").into_response()),
+        let Ok(mut caller) = <Caller as FromRequestParts<S>>::from_request_parts(parts, state).await else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        if caller.has("approver") {
+            let (st, person) = (Arc::<AppState>::from_ref(state), caller.person.clone());
+            let page = tokio::task::spawn_blocking(move || st.cases.inbox(&person, None, INBOX_COUNT_LIMIT + 1)).await;
+            caller.waiting = page.ok().and_then(Result::ok).map(|p| p.entries.len());
+        }
+        Ok(PageCaller(caller))
+    }
+}
+
+/// The inbox link counts up to this many waiting steps, then says "100+".
+const INBOX_COUNT_LIMIT: usize = 100;
+
+/// The inbox link with how many steps wait (`Inbox (3)`), read by screen readers as words.
+fn inbox_link(lang: Lang, waiting: Option<usize>) -> Markup {
+    let label = t(lang, "待辦", "Pendentes", "Inbox");
+    let count = waiting.map(|n| if n > INBOX_COUNT_LIMIT { format!("{INBOX_COUNT_LIMIT}+") } else { n.to_string() });
+    html! {
+        a #inbox-link href="/inbox" {
+            (label)
+            @if let Some(n) = count {
+                " " span.count aria-hidden="true" { (n) }
+                span.visually-hidden { (match lang {
+                    Lang::Zh => format!("（{n} 項待辦）"),
+                    Lang::Pt => format!(" ({n} pendentes)"),
+                    Lang::En => format!(" ({n} waiting)"),
+                }) }
+            }
         }
     }
 }
@@ -123,9 +154,11 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                         nav aria-label=(t(lang, "主選單", "Menu", "Menu")) {
                             a href="/forms" { (t(lang, "表格", "Formulários", "Forms")) }
                             a href="/cases" { (t(lang, "我的個案", "Os meus processos", "My cases")) }
-                            @if c.has("approver") { a href="/inbox" { (t(lang, "待辦", "Pendentes", "Inbox")) } }
+                            @if c.has("approver") { (inbox_link(lang, c.waiting)) }
                             @if c.has("author") || c.has("admin") { a href="/author" { (t(lang, "表格設計", "Autoria", "Authoring")) } }
                             @if c.has("auditor") { a href="/audit" { (t(lang, "稽核", "Auditoria", "Audit")) } }
+                            @if c.has("auditor") { a href="/audit/verify" { (t(lang, "核實證據包", "Verificar prova", "Verify a bundle")) } }
+                            @if c.has("admin") { a href="/admin/delegations" { (t(lang, "委託", "Substituições", "Delegations")) } }
                             @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
                             @if c.has("admin") { a href="/admin/trust-list" { (t(lang, "信任清單", "Lista de confiança", "Trust list")) } }
                             @if c.has("admin") || c.has("auditor") { a href="/admin/usage" { (t(lang, "使用統計", "Estatísticas", "Usage figures")) } }
@@ -139,8 +172,9 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                     @if let Some(c) = caller {
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(c.session.csrf);
+                            a href="/me/delegation" { (t(lang, "休假代理", "Ausência", "Out of office")) }
                             a href="/me/security" { (t(lang, "帳戶安全", "Segurança", "Security")) }
-                            span.muted { (c.person) } " "
+                            span.muted #signed-in-as title=(c.person) { (c.name.as_ref().map(|n| visible(n.get(lang))).unwrap_or_else(|| visible(&c.person))) } " "
                             button.link type="submit" { (t(lang, "登出", "Sair", "Sign out")) }
                         }
                     }
@@ -205,6 +239,30 @@ pub fn shown(s: &str) -> Shown<'_> {
     Shown(s)
 }
 
+/// An error code as a link to its explanation on the server's own `/docs/errors` page.
+pub fn code_link(code: &str) -> Markup {
+    html! { a.code href=(format!("/docs/errors#{}", explain::anchor(code))) { code { (code) } } }
+}
+
+/// Text as `shown`, with every `CARIMBO-Ennnn` in it a link to its explanation.
+pub fn with_codes(text: &str) -> Markup {
+    let mut parts: Vec<(bool, &str)> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("CARIMBO-E") {
+        let end = i + 9 + rest[i + 9..].chars().take_while(char::is_ascii_digit).count();
+        if end - i - 9 != 4 {
+            parts.push((false, &rest[..end]));
+            rest = &rest[end..];
+            continue;
+        }
+        parts.push((false, &rest[..i]));
+        parts.push((true, &rest[i..end]));
+        rest = &rest[end..];
+    }
+    parts.push((false, rest));
+    html! { @for (is_code, p) in parts { @if is_code { (code_link(p)) } @else { (shown(p)) } } }
+}
+
 /// A page response; remembers the language chosen with `?lang=` in a cookie.
 pub fn page(pl: &PageLang, markup: Markup) -> Response {
     page_with_status(pl, StatusCode::OK, markup)
@@ -221,7 +279,7 @@ pub fn page_with_status(pl: &PageLang, status: StatusCode, markup: Markup) -> Re
 
 /// A page that says what went wrong and what to do, in the page's frame.
 pub fn problem_page(pl: &PageLang, caller: Option<&Caller>, status: StatusCode, title: &str, detail: &str) -> Response {
-    page_with_status(pl, status, layout(pl, title, caller, html! { h1 { (title) } p.error role="alert" { (detail) } }))
+    page_with_status(pl, status, layout(pl, title, caller, html! { h1 { (title) } p.error role="alert" { (with_codes(detail)) } }))
 }
 
 /// Refuses a page post whose `csrf` field is not the session's token.
@@ -293,7 +351,7 @@ fn login_page(pl: &PageLang, csrf: &str, error: Option<&str>) -> Markup {
         None,
         html! {
             h1 { (t(lang, "登入", "Iniciar sessão", "Sign in")) }
-            @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if let Some(e) = error { p.error role="alert" { (with_codes(e)) } }
             form method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 label { (t(lang, "人員編號", "Número de pessoal", "Person id")) input name="person" autocomplete="username" required; }
@@ -382,7 +440,9 @@ async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): Conne
     let token = login_token(held.as_deref());
     match state.login(f.person.trim(), &f.password, peer, lang).await {
         Ok((session, _)) => {
-            let mut resp = Redirect::to("/forms").into_response();
+            // Approvers start the day with what waits for them; everyone else with the forms.
+            let approver = super::auth::roles_of(&state, f.person.trim()).contains("approver");
+            let mut resp = Redirect::to(if approver { "/inbox" } else { "/forms" }).into_response();
             if let Ok(v) = header::HeaderValue::from_str(&super::api::session_cookie(&session, state.secure_cookies())) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
@@ -463,6 +523,13 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(GET, get, "/admin/trust-list", "admin", "The trust list: members and their status, the signed history, and a form to append a signed change", trust::show),
         page!(POST, post, "/admin/trust-list", "admin", "Append a change signed by the trust-list operator", trust::posted),
         page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
+        page!(GET, get, "/me/delegation", "any", "Out of office: my delegations, and setting one (to whom, from, to, which forms)", delegation::show),
+        page!(POST, post, "/me/delegation", "any", "Set or end one of my delegations", delegation::posted),
+        page!(GET, get, "/admin/delegations", "admin", "Every delegation, with who set it and when", delegation::admin_show),
+        page!(POST, post, "/admin/delegations", "admin", "End a delegation", delegation::admin_posted),
+        page!(GET, get, "/audit/verify", "auditor", "Verify an evidence bundle in the server, without storing it", verify::show),
+        RouteSpec { kind: RouteKind::Page, body: None, returns: None, method: Method::POST, path: "/audit/verify", summary: "Upload an evidence bundle (at most 8 MiB) and read its verification report", access: "auditor", query: &[], handler: verify::upload_route },
+        page!(GET, get, "/docs/errors", "public", "What each error code means, with its anchor (`#carimbo-e0721`)", explain::show),
         page!(GET, get, "/static/{name}", "public", "The style sheet and the page scripts", static_file),
     ]
 }

@@ -44,10 +44,11 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                 "Every decision and every completed, rejected or withdrawn case is written here with its events and delivered at least once to the endpoints below.")) }
             h2 { (t(lang, "接收端", "Destinos", "Endpoints")) }
             @match view["webhooks"].as_object() {
-                None => p.muted { (t(lang,
-                    "此伺服器沒有設定接收端（carimbo serve --webhooks 檔案）。訊息會保留，可用下方的匯出功能取得。",
-                    "Este servidor não tem destinos configurados (carimbo serve --webhooks FICHEIRO). As mensagens ficam guardadas e podem ser exportadas abaixo.",
-                    "This server has no endpoints configured (carimbo serve --webhooks FILE). Messages are kept and can be exported below.")) },
+                None => p.muted {
+                    (t(lang, "此伺服器沒有設定接收端（", "Este servidor não tem destinos configurados (", "This server has no endpoints configured ("))
+                    code { "carimbo serve --webhooks " (t(lang, "檔案", "FICHEIRO", "FILE")) }
+                    (t(lang, "）。訊息會保留，可用下方的匯出功能取得。", "). As mensagens ficam guardadas e podem ser exportadas abaixo.", "). Messages are kept and can be exported below."))
+                },
                 Some(w) => {
                     table.endpoints {
                         thead { tr {
@@ -58,10 +59,10 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                         tbody {
                             @for e in w["endpoints"].as_array().unwrap_or(&empty) {
                                 tr {
-                                    td { (e["name"].as_str().unwrap_or("")) }
+                                    td { code { (e["name"].as_str().unwrap_or("")) } }
                                     td { code { (e["url"].as_str().unwrap_or("")) } }
                                     td { @let kinds = e["kinds"].as_array().map(|k| k.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-                                         @if kinds.is_empty() { (t(lang, "全部", "Todos", "All")) } @else { (kinds) } }
+                                         @if kinds.is_empty() { (t(lang, "全部", "Todos", "All")) } @else { code { (kinds) } } }
                                 }
                             }
                         }
@@ -72,7 +73,7 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                         (t(lang, "失敗嘗試", "Tentativas falhadas", "Failed attempts")) ": " (d["failed_total"]) " · "
                         (t(lang, "最後一輪", "Última passagem", "Last pass")) ": "
                         (d["last_pass_at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(lang, &t)).unwrap_or_else(|| "—".into()))
-                        @if let Some(e) = d["last_error"].as_str() { " · " span.error { (e) } }
+                        @if let Some(e) = d["last_error"].as_str() { " · " span.error lang="en" { (e) } }
                     }
                 }
             }
@@ -96,13 +97,14 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                                 @let id = m["id"].as_str().unwrap_or("");
                                 tr {
                                     td { input type="checkbox" name="id" value=(id) checked aria-label=(id); }
-                                    td { code { (id) } br; (m["kind"].as_str().unwrap_or("")) }
-                                    td { code { (m["case_id"].as_str().unwrap_or("")) } br; span.muted { (m["form_id"].as_str().unwrap_or("")) } }
+                                    td { code { (id) } br; code { (m["kind"].as_str().unwrap_or("")) } }
+                                    td { code { (m["case_id"].as_str().unwrap_or("")) } br; span.muted { code { (m["form_id"].as_str().unwrap_or("")) } } }
                                     td { (m["at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()).map(|t| when(lang, &t)).unwrap_or_default()) }
                                     td {
                                         @for (name, d) in m["deliveries"].as_object().into_iter().flatten() {
                                             @if d["state"] == "dead" {
-                                                strong { (name) } ": " (d["attempts"]) " " (t(lang, "次嘗試", "tentativas", "attempts")) " — " span.error { (d["last_error"].as_str().unwrap_or("")) } br;
+                                                // The transport's own words (the operating system's error), in English.
+                                                strong { code { (name) } } ": " (d["attempts"]) " " (t(lang, "次嘗試", "tentativas", "attempts")) " — " span.error lang="en" { (d["last_error"].as_str().unwrap_or("")) } br;
                                             }
                                         }
                                     }

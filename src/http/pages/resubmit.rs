@@ -86,7 +86,8 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     };
     let (result, computed) = form.validate_showing_computed(&data, &ctx, lang);
     let (errors, extra_rows) = match field("_do") {
-        Some("lang") => (Vec::new(), BTreeSet::new()),
+        // As on the fill page: the last check's errors stay shown, in the new language.
+        Some("lang") => (if field("_checked").is_some() { result.err().unwrap_or_default() } else { Vec::new() }, BTreeSet::new()),
         Some(d) if d.starts_with("add:") => (Vec::new(), BTreeSet::from([d["add:".len()..].to_string()])),
         _ => match result {
             Err(errors) => (errors, BTreeSet::new()),
@@ -164,6 +165,7 @@ fn correction_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Fou
             }
             form #fill method="post" action=(action) novalidate {
                 input type="hidden" name="csrf" value=(caller.session.csrf);
+                @if !shown.errors.is_empty() { input type="hidden" name="_checked" value="1"; }
                 (view.render())
                 p.actions {
                     button type="submit" name="_do" value="check" { (t(lang, "檢查修改", "Verificar a correção", "Check the corrections")) }

@@ -151,7 +151,7 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
     html! {
         p.muted #usage-meta {
             (t(lang, "計算時間：", "Calculado em ", "Computed at ")) (when(lang, &snap.computed_at))
-            (t(lang, "，用時 ", ", em ", " in ")) (format!("{:.0}", snap.took.as_secs_f64() * 1000.0)) " ms"
+            (t(lang, "，用時 ", ", em ", " in ")) (format!("{:.0}", snap.took.as_secs_f64() * 1000.0)) (t(lang, " 毫秒", " ms", " ms"))
             (t(lang, "，共讀取 ", ", a partir de ", " from ")) (snap.report.cases_read) (t(lang, " 宗個案。", " processos.", " cases."))
             " " (t(lang, "數字最多每分鐘重新計算一次。月份為提交月份（澳門時間）。",
                 "Os números são recalculados no máximo uma vez por minuto. Os meses são os da submissão (hora de Macau).",
@@ -180,9 +180,9 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
         } @else {
             h2 { (t(lang, "每月結果", "Resultados por mês", "Outcomes per month")) }
             (chart(lang, &view.by_month))
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-labelledby="usage-months-caption" {
                 table.usage #usage-months {
-                    caption { (t(lang, "每月結果（圖表數據）", "Resultados por mês (os dados do gráfico)", "Outcomes per month (the chart's data)")) }
+                    caption #usage-months-caption { (t(lang, "每月結果（圖表數據）", "Resultados por mês (os dados do gráfico)", "Outcomes per month (the chart's data)")) }
                     thead { tr {
                         th scope="col" { (t(lang, "月份", "Mês", "Month")) }
                         @for name in SERIES { th scope="col" { (label(lang, name)) } }
@@ -204,9 +204,9 @@ fn figures(lang: Lang, snap: &Snapshot, view: &UsageView, state: &AppState) -> M
                 }
             }
             h2 { (t(lang, "按表格、部門及月份", "Por formulário, departamento e mês", "By form, department and month")) }
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-labelledby="usage-rows-caption" {
                 table.usage #usage-rows {
-                    caption { (t(lang, "每行：一份表格、提交人部門及提交月份", "Cada linha: um formulário, o departamento de quem submeteu e o mês da submissão", "Each row: a form, the submitter's department and the month of submission")) }
+                    caption #usage-rows-caption { (t(lang, "每行：一份表格、提交人部門及提交月份", "Cada linha: um formulário, o departamento de quem submeteu e o mês da submissão", "Each row: a form, the submitter's department and the month of submission")) }
                     thead { tr {
                         th scope="col" { (t(lang, "表格", "Formulário", "Form")) }
                         th scope="col" { (t(lang, "部門", "Departamento", "Department")) }

@@ -50,6 +50,19 @@
     const keyName = needsKey ? ` · ${keyInput.files[0].name}` : "";
     document.getElementById("confirm-text").textContent =
       `${msg("confirm")} ${msg("action-" + action)} · ${rows.length} ${msg("items")}${keyName}`;
+    // Every case the batch will act on, with what it is about: nobody approves a count.
+    const list = document.getElementById("confirm-list");
+    list.replaceChildren(...rows.map((r) => {
+      const li = document.createElement("li");
+      li.dataset.case = r.dataset.case;
+      const head = document.createElement("strong");
+      head.textContent = r.dataset.title;
+      const id = document.createElement("code");
+      id.textContent = r.dataset.case;
+      li.append(head, " ", id);
+      if (r.dataset.summary) li.append(document.createElement("br"), r.dataset.summary);
+      return li;
+    }));
     confirmBox.hidden = false;
     document.getElementById("confirm-yes").focus();
   });

@@ -8,9 +8,39 @@ const carimbo = (() => {
   const utf8 = (s) => new TextEncoder().encode(s);
   const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
+  // The script's own words, in the page's language (`<html lang>`), for what it says when a page
+  // passed none: every word a person reads comes in zh / pt / en.
+  const WORDS = {
+    zh: {
+      nokey: "請先選擇你的私鑰檔案。",
+      notkey: "此檔案不是私鑰（PEM 格式的 PRIVATE KEY）。",
+      unsupported: "不支援此私鑰：請使用 P-256、Ed25519 或 RSA 的 PKCS#8 私鑰。",
+      nocert: "找不到你的證書，未能核對私鑰。",
+      network: "未能連接伺服器，請檢查網絡後再試。",
+    },
+    pt: {
+      nokey: "Escolha primeiro o ficheiro da sua chave.",
+      notkey: "Este ficheiro não é uma chave privada (PRIVATE KEY em PEM).",
+      unsupported: "Chave não suportada: use uma chave PKCS#8 P-256, Ed25519 ou RSA.",
+      nocert: "O seu certificado não foi encontrado; a chave não pôde ser verificada.",
+      network: "Sem ligação ao servidor; verifique a rede e tente de novo.",
+    },
+    en: {
+      nokey: "Choose your key file first.",
+      notkey: "This file is not a private key (a PRIVATE KEY PEM file).",
+      unsupported: "Unsupported key: use a P-256, Ed25519 or RSA PKCS#8 key.",
+      nocert: "Your certificate was not found, so the key could not be checked.",
+      network: "The server could not be reached; check the network and try again.",
+    },
+  };
+  function own(name) {
+    const lang = (document.documentElement.lang || "en").slice(0, 2);
+    return (WORDS[lang] || WORDS.en)[name] || WORDS.en[name] || "";
+  }
+
   function pemBody(pem, label) {
     const m = pem.match(new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`));
-    if (!m) throw new Error(`not a ${label} PEM file`);
+    if (!m) throw new Error(own("notkey"));
     return fromB64(m[1].replace(/\s+/g, ""));
   }
 
@@ -43,7 +73,7 @@ const carimbo = (() => {
       const key = await crypto.subtle.importKey("pkcs8", der, { name: "RSA-PSS", hash: "SHA-256" }, false, ["sign"]);
       return { key, alg: "PS256", params: { name: "RSA-PSS", saltLength: 32 } };
     }
-    throw new Error("unsupported key: use a P-256, Ed25519 or RSA PKCS#8 key");
+    throw new Error(own("unsupported"));
   }
 
   // Signs the canonical payload text; `x5c` is the signer's chain (base64 DER, leaf first).
@@ -62,12 +92,17 @@ const carimbo = (() => {
   }
 
   async function api(path, body) {
-    const res = await fetch(path, {
-      method: body === undefined ? "GET" : "POST",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let res;
+    try {
+      res = await fetch(path, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+        credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (_) {
+      throw new Error(own("network")); // the browser's own "Failed to fetch" is English everywhere
+    }
     const text = await res.text();
     let json = null;
     try { json = text ? JSON.parse(text) : null; } catch (_) { json = { detail: text }; }
@@ -76,7 +111,7 @@ const carimbo = (() => {
 
   async function readFile(input) {
     const f = input.files && input.files[0];
-    if (!f) throw new Error("choose your key file first");
+    if (!f) throw new Error(own("nokey"));
     return await f.text();
   }
 
@@ -86,7 +121,7 @@ const carimbo = (() => {
   // signer and the chain for `x5c`.
   async function signerFor(input) {
     const box = document.getElementById("key-picker");
-    const words = (name) => (box && box.dataset["msg" + name[0].toUpperCase() + name.slice(1)]) || name;
+    const words = (name) => (box && box.dataset["msg" + name[0].toUpperCase() + name.slice(1)]) || own(name);
     const expected = (box && box.dataset.expected) || "";
     const f = input && input.files && input.files[0];
     if (!f) throw new Error(words("nokey"));
@@ -120,5 +155,5 @@ const carimbo = (() => {
     return await crypto.subtle.verify(signer.params, pub, sig, challenge);
   }
 
-  return { importKey, sign, api, readFile, csrf, signerFor };
+  return { importKey, sign, api, readFile, csrf, signerFor, own };
 })();
