@@ -195,8 +195,12 @@ fn an_unknown_member_in_an_event_body_is_refused() {
 
 #[test]
 fn an_unknown_member_in_a_signature_is_refused() {
-    let f = rewritten(|v| v["events"][0]["body"]["signature"]["jws"]["header"] = serde_json::json!({"kid": "x"}));
+    let f = rewritten(|v| v["events"][0]["body"]["signature"]["jws"]["unprotected"] = serde_json::json!({"kid": "x"}));
     assert_eq!((f.code, f.pointer.as_str()), ("CARIMBO-E0642", "/events/0/body/signature/jws"), "{}", f.message);
+    // The unprotected header may carry the B-T time-stamp (`etsiU`) and nothing else.
+    let f = rewritten(|v| v["events"][0]["body"]["signature"]["jws"]["header"] = serde_json::json!({"kid": "x"}));
+    assert_eq!((f.code, f.pointer.as_str()), ("CARIMBO-E0642", "/events/0/body/signature/jws/header"), "{}", f.message);
+    assert!(f.message.contains("unknown member `kid` in the unprotected header"), "{}", f.message);
     let f = rewritten(|v| v["events"][0]["body"]["signature"]["jws"]["payload"]["comment"] = Value::from("x"));
     assert_eq!((f.code, f.pointer.as_str()), ("CARIMBO-E0642", "/events/0/body/signature/jws/payload"), "{}", f.message);
 }

@@ -77,8 +77,9 @@ async function accessibleCopy(page, name) {
 }
 
 // Words a Chinese page may show in Latin letters: the product and its commands (carimbo check,
-// carimbo verify), the language switch, and technical names that are the same in every language.
-const LATIN_ALLOWED = new Set(["carimbo", "English", "Português", "PEM", "PKCS#8", "PRIVATE", "KEY", "RSA", "JSON", "UTC", "ICD", "TOTP", "MiB", "KiB", "YYYY-MM-DD", "verify", "check", "Asia/Macau"]);
+// carimbo verify, carimbo trust sign), the language switch, and technical names that are the
+// same in every language.
+const LATIN_ALLOWED = new Set(["carimbo", "English", "Português", "PEM", "PKCS#8", "PRIVATE", "KEY", "RSA", "JSON", "UTC", "ICD", "TOTP", "MiB", "KiB", "YYYY-MM-DD", "verify", "check", "trust", "sign", "Asia/Macau"]);
 
 /**
  * The English words a Chinese page shows, outside ids, codes and names: every text node and
