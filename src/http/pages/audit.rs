@@ -3,7 +3,7 @@
 //! The offline counterpart is the evidence bundle (`crate::evidence`), which the page points to.
 
 use super::cases::case_view;
-use super::{layout, page_with_status, require_role, t, when, PageCaller, PageLang};
+use super::{titled, page_with_status, require_role, t, when, PageCaller, PageLang};
 use crate::http::auth::Caller;
 use crate::http::AppState;
 use crate::i18n::Lang;
@@ -214,12 +214,11 @@ pub async fn show(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
 fn audit_page(state: &AppState, pl: &PageLang, caller: &Caller, q: &AuditQuery, wanted: Option<&str>, found: Markup) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "稽核", "Auditoria", "Audit");
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             p.note { (t(lang,
                 "按個案編號查閱任何個案的紀錄及其事件雜湊鏈。離線核實：下載個案的證據包（/api/v1/cases/編號/evidence），再以 carimbo verify 檢查，無需伺服器。",
                 "Consulte qualquer processo pelo número, com a cadeia de hashes dos seus eventos. Para verificar offline: descarregue o pacote de prova (/api/v1/cases/NÚMERO/evidence) e verifique-o com carimbo verify, sem servidor.",

@@ -7,7 +7,7 @@
 //! version and content hash, what changed).
 
 use super::render::FormView;
-use super::{check_csrf, layout, page, page_with_status, problem_page, require_role, t, PageCaller, PageLang};
+use super::{check_csrf, titled, page, page_with_status, problem_page, require_role, t, PageCaller, PageLang};
 use crate::http::api::{check_upload, publish_upload, DefinitionFile, DefinitionUpload};
 use crate::http::auth::Caller;
 use crate::http::AppState;
@@ -79,12 +79,11 @@ async fn history(state: &Arc<AppState>, pl: &PageLang) -> Markup {
 fn author_page(pl: &PageLang, caller: &Caller, outcome: Markup, pasted: &str, history: Markup) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "檢查表格定義", "Verificar definições", "Check definitions");
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             p.muted { (t(lang,
                 "上載一個或多個定義檔（JSON），系統會按 carimbo check 的規則連同現有定義一併檢查，並列出每個問題的檔案及位置。這裡不會發佈任何內容。",
                 "Envie um ou mais ficheiros de definição (JSON): são verificados como pelo carimbo check, com as definições em uso, e cada problema é indicado com o ficheiro e a posição. Nada é publicado aqui.",

@@ -10,7 +10,7 @@
 use super::fill::level_label;
 use super::summary::Summary;
 use super::render::{pointer_label, value_label, FormView};
-use super::{check_csrf, layout, page, page_with_status, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
+use super::{check_csrf, titled, page, page_with_status, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
 use crate::directory::Directory;
 use crate::forms::FormDefinition;
 use crate::http::auth::Caller;
@@ -56,12 +56,11 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
     let title = t(lang, "我的個案", "Os meus processos", "My cases");
     page(
         &pl,
-        layout(
+        titled(
             &pl,
+            &caller,
             title,
-            Some(&caller),
             html! {
-                h1 { (title) }
                 @if heads.is_empty() {
                     p.muted { (t(lang, "你暫時沒有個案。", "Ainda não tem processos.", "You have no cases yet.")) " " a href="/forms" { (t(lang, "填寫表格", "Preencher um formulário", "Fill in a form")) } }
                 } @else {
@@ -202,12 +201,11 @@ fn case_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Found, wi
     let mine = case.submitter == caller.person;
     let title = format!("{} {}", t(lang, "個案", "Processo", "Case"), case.id);
     let step_title = |step: &Option<String>| step.as_deref().and_then(|s| wf.step(s)).map(|d| d.title.get(lang).to_string());
-    layout(
+    titled(
         pl,
+        caller,
         &title,
-        Some(caller),
         html! {
-            h1 { (title) }
             @if let Some(refused) = &withdraw.refused {
                 div #withdraw-refused.error-summary role="alert" { p { strong { (super::with_codes(refused)) } } }
             }

@@ -5,7 +5,7 @@
 //! directory in memory changes, so it survives a restart; the directory checks the delegation
 //! as a whole (nobody delegates to themselves or to a person not in it, dates in order).
 
-use super::{check_csrf, layout, page_with_status, person_label, problem_page, require_role, t, when, PageCaller, PageLang};
+use super::{check_csrf, titled, page_with_status, person_label, problem_page, require_role, t, when, PageCaller, PageLang};
 use crate::directory::delegation_log::{DelegationEntry, DelegationLogError};
 use crate::directory::{Delegation, Directory};
 use crate::http::auth::Caller;
@@ -195,12 +195,11 @@ fn own_page(state: &AppState, pl: &PageLang, caller: &Caller, typed: &Typed, ref
     let mut people: Vec<(String, String)> = dir.people().filter(|p| p.id != caller.person).map(|p| (p.id.clone(), person_label(lang, &dir, &p.id))).collect();
     people.sort_by(|a, b| a.1.cmp(&b.1));
     let forms: Vec<(String, String)> = catalog.forms.values().map(|f| (f.id.clone(), f.title.get(lang).to_string())).collect();
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             p.muted { (t(lang,
                 "離開期間，指定同事代你處理待辦的審批。委託會被記錄，管理員可查看及結束。",
                 "Enquanto estiver ausente, indique quem trata por si dos passos que lhe cabem. A substituição fica registada; o administrador pode vê-la e terminá-la.",
@@ -308,12 +307,11 @@ fn admin_page(state: &AppState, pl: &PageLang, caller: &Caller, refusal: Option<
     let dir = state.cases.directory();
     let title = t(lang, "委託一覽", "Substituições", "Delegations");
     let all: Vec<&Delegation> = dir.delegations().iter().collect();
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             p.muted { (t(lang,
                 "所有委託：人員名冊內的，以及同事自行設定的。結束後，代理人不能再代為處理；已作出的處理仍記錄為代理。",
                 "Todas as substituições: as do diretório e as que cada pessoa registou. Depois de terminada, o substituto deixa de poder atuar; o que já fez continua registado como substituição.",

@@ -5,7 +5,7 @@
 //! key file, and submits through `POST /api/v1/cases`.
 
 use super::render::{data_from_form, FormView};
-use super::{check_csrf, layout, layout_keeping, page, page_with_status, problem_page, t, PageCaller, PageLang};
+use super::{check_csrf, titled, layout_keeping, page, page_with_status, problem_page, t, PageCaller, PageLang};
 use crate::forms::FormDefinition;
 use crate::http::AppState;
 use crate::i18n::Lang;
@@ -27,12 +27,11 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
     let title = t(lang, "表格", "Formulários", "Forms");
     page(
         &pl,
-        layout(
+        titled(
             &pl,
+            &caller,
             title,
-            Some(&caller),
             html! {
-                h1 { (title) }
                 p.muted { (t(lang, "選擇要填寫的表格。", "Escolha o formulário a preencher.", "Choose a form to fill in.")) }
                 ul.forms {
                     @for f in &forms {

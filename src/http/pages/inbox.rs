@@ -9,7 +9,7 @@
 
 use super::fill::level_label;
 use super::summary::Summary;
-use super::{check_csrf, layout, page, person_label, problem_page, t, when, PageCaller, PageLang};
+use super::{check_csrf, titled, page, person_label, problem_page, t, when, PageCaller, PageLang};
 use crate::http::api::ActBody;
 use crate::http::auth::Caller;
 use crate::http::AppState;
@@ -92,12 +92,11 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
     let title = t(lang, "待辦", "Pendentes", "Inbox");
     let any_key = rows.iter().any(|r| r.level > Level::Simple);
     let any_totp = rows.iter().any(|r| r.second_factor);
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             @if !results.is_empty() {
                 ul.results {
                     @for (case, r) in results {

@@ -122,6 +122,11 @@ fn inbox_link(lang: Lang, waiting: Option<usize>) -> Markup {
 }
 
 /// The page frame: header with navigation and language switch, then the content.
+/// A signed-in person's page: the layout with the title as its one `h1`, then `body`.
+pub fn titled(pl: &PageLang, caller: &Caller, title: &str, body: Markup) -> Markup {
+    layout(pl, title, Some(caller), html! { h1 { (title) } (body) })
+}
+
 pub fn layout(pl: &PageLang, title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
     layout_keeping(pl, title, caller, None, body)
 }

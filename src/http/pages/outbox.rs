@@ -2,7 +2,7 @@
 //! go, the dead letters (with their last error) to send again, and the export of a period's
 //! decisions and finished cases as CSV or JSON.
 
-use super::{check_csrf, layout, page, page_with_status, require_role, t, when, PageCaller, PageLang};
+use super::{check_csrf, titled, page, page_with_status, require_role, t, when, PageCaller, PageLang};
 use crate::http::auth::Caller;
 use crate::http::outbox_api::overview;
 use crate::http::AppState;
@@ -31,12 +31,11 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
     let title = t(lang, "對外訊息", "Mensagens para outros sistemas", "Outbox");
     let empty = Vec::new();
     let dead = view["dead_letters"].as_array().unwrap_or(&empty);
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             p { (t(lang,
                 "每項決定及每宗已完成、不批准或撤回的個案，都會與其事件一同寫入對外訊息，並最少送達一次至下列接收端。",

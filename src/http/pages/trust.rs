@@ -5,7 +5,7 @@
 //! administrator pastes the entry; the server checks it against the history exactly as the API
 //! does (`AppState::append_trust_entry`) and keeps it, or says why not and changes nothing.
 
-use super::{check_csrf, layout, page, page_with_status, require_role, t, PageCaller, PageLang};
+use super::{check_csrf, titled, page, page_with_status, require_role, t, PageCaller, PageLang};
 use crate::http::api::{members_at, parse_trust_entry, trust_entry_problem};
 use crate::http::auth::Caller;
 use crate::http::AppState;
@@ -41,12 +41,11 @@ fn trust_page(pl: &PageLang, caller: &Caller, state: &AppState, error: Option<&s
     let title = t(lang, "信任清單", "Lista de confiança", "Trust list");
     let history = state.trust.current();
     let members = members_at(&history, Utc::now());
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             p { (t(lang,
                 "信任清單記錄每一項變更（加入成員、給予、暫停或撤銷認可、合資格證書政策），每項均由清單營運者簽署及註明日期；核實簽名時會按簽署當時的清單判斷。",

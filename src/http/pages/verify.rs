@@ -7,7 +7,7 @@
 //! only for a bundle that verified.
 
 use super::render::{pointer_label, value_label};
-use super::{check_csrf, code_link, layout, page_with_status, person_label, require_role, status_label, t, PageCaller, PageLang};
+use super::{check_csrf, code_link, titled, page_with_status, person_label, require_role, status_label, t, PageCaller, PageLang};
 use crate::catalog::{Catalog, SourceFile};
 use crate::evidence::{EvidenceBundle, Finding, VerificationReport};
 use crate::forms::commitment::{self, Disclosures};
@@ -119,12 +119,11 @@ pub async fn upload(State(state): State<Arc<AppState>>, PageCaller(caller): Page
 fn verify_page(pl: &PageLang, caller: &Caller, result: Markup) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "核實證據包", "Verificar um pacote de prova", "Verify an evidence bundle");
-    layout(
+    titled(
         pl,
+        caller,
         title,
-        Some(caller),
         html! {
-            h1 { (title) }
             p.muted { (t(lang,
                 "上載個案的證據包：伺服器以與離線工具 carimbo verify 相同的檢查核實它，並顯示結果；檔案不會被保存。",
                 "Envie o pacote de prova de um processo: o servidor verifica-o com as mesmas verificações da ferramenta offline carimbo verify e mostra o resultado; o ficheiro não é guardado.",
