@@ -295,10 +295,10 @@ impl Acts<'_> {
             .map(|k| Idempotency::for_act(k, actor.person, &body.step, body.action.as_str(), body.comment.as_deref()))
             .transpose()?;
         let (case, head, wf) = self.visible_case(actor, case_id)?;
-        if idem.is_some() {
-            if let Some(case) = self.cases.replay_of(case_id, idem.as_ref())? {
-                return Ok(CaseView { case, replayed: true });
-            }
+        if idem.is_some()
+            && let Some(case) = self.cases.replay_of(case_id, idem.as_ref())?
+        {
+            return Ok(CaseView { case, replayed: true });
         }
         let def = wf.step(&body.step).ok_or_else(|| ActError::NotFound(format!("no step {:?}", body.step)))?;
         // Someone without a seat is refused as such before any signature or code is looked at
