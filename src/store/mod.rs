@@ -22,6 +22,7 @@
 //! layer calls it from `spawn_blocking`.
 
 mod checks;
+mod codec;
 mod postgres;
 mod sled;
 
