@@ -189,6 +189,9 @@ enum Command {
         #[arg(long = "pin")]
         pins: Vec<String>,
     },
+    /// Long-term evidence: `carimbo evidence restamp BUNDLE…` adds an archive time-stamp.
+    #[command(subcommand)]
+    Evidence(carimbo::cli::restamp::EvidenceCommand),
     /// Sign a signing payload with a key and certificate chain (JAdES baseline-B JWS).
     Sign(carimbo::signing::cli::SignArgs),
     /// Verify a signature over a payload and print the ETSI-style validation report.
@@ -261,6 +264,7 @@ fn main() -> Result<ExitCode> {
         }
         Command::ExportEvidence { case, data, root, out, withhold_restricted } => return export_evidence(case, data, root, out.as_deref(), *withhold_restricted),
         Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
+        Command::Evidence(command) => return carimbo::cli::restamp::run(command),
         Command::Backup { out, store } => return backup(out, store),
         Command::Restore { input, store } => return restore(input, store),
         Command::Sign(args) => carimbo::signing::cli::sign(args),
@@ -426,7 +430,7 @@ fn serve(
 
 fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, withhold_restricted: bool) -> Result<ExitCode> {
     use carimbo::cases::CaseService;
-    use carimbo::evidence::{export, PkiMaterial};
+    use carimbo::evidence::PkiMaterial;
     use carimbo::signing::ServiceSeal;
     use carimbo::store::{SledStore, Store};
     use std::io::Write;
@@ -455,7 +459,10 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, wit
         true => carimbo::visibility::Sight::nothing_restricted(&*service.form_of(&service.case(case)?)?),
         false => carimbo::visibility::Sight::everything(),
     };
-    let bundle = export(&service, case, &pki, &seal, "carimbo-cli", &sight, chrono::Utc::now())?;
+    // With the demo TSA in the seeds, the bundle gets its first archive time-stamp (B-LTA).
+    let stamping = carimbo::tsa::TimeStamping::choose(&[], std::time::Duration::from_secs(10), &paths.seeds.join("pki"), data)?;
+    let verifier = carimbo::signing::cli::load_verifier(&paths.seeds.join("trust"), &paths.seeds.join("pki/crl"), Some(&service_dir.join("service.pem")))?;
+    let bundle = carimbo::evidence::export_archived(&service, case, &pki, &seal, "carimbo-cli", &sight, chrono::Utc::now(), &stamping, &verifier)?;
     let bytes = bundle.to_bytes();
     match out {
         Some(path) => {

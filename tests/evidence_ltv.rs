@@ -252,3 +252,34 @@ fn restamping_a_broken_bundle_is_refused_and_names_why() {
     assert_eq!(e.code(), "CARIMBO-E1254");
     assert!(e.to_string().contains("CARIMBO-E0914"), "{e}");
 }
+
+#[test]
+fn the_restamp_command_adds_a_stamp_in_place_and_leaves_a_broken_bundle_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&good, &bundles().b_lta).unwrap();
+    let mut v = value(&bundles().b_lta);
+    v["events"][0]["body"]["data"]["reason"] = Value::from("edited");
+    let bad_bytes = bytes(&v);
+    std::fs::write(&bad, &bad_bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
+        .args(["evidence", "restamp"])
+        .arg(&good)
+        .arg(&bad)
+        .arg("--seeds")
+        .arg(seeds())
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("archive time-stamp 1 added"), "{stdout}");
+    assert!(stderr.contains("CARIMBO-E1254") && stderr.contains("bad.json"), "{stderr}");
+    assert_eq!(std::fs::read(&bad).unwrap(), bad_bytes, "a refused bundle is left as it was");
+    let r = verify(&std::fs::read(&good).unwrap(), Utc::now());
+    assert!(r.passed, "{}", r.to_text());
+    assert_eq!(r.archive_timestamps.len(), 2);
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("tmp")));
+}
