@@ -393,6 +393,9 @@ fn serve(
     };
     let deadlines = (deadline_seconds > 0).then(|| state.start_deadlines(std::time::Duration::from_secs(deadline_seconds)));
     let state = std::sync::Arc::new(state);
+    // Closed cases' B-LTA bundles kept and re-stamped in DATA/evidence/, at start and daily.
+    let archive = carimbo::archive_job::start(state.clone());
+    println!("evidence archive: closed cases kept as B-LTA bundles in {}, re-stamped {} days before their last archive time-stamp's TSA certificate expires (GET/POST /api/v1/admin/evidence-archive)", state.archive.dir().display(), carimbo::archive_job::DEFAULT_MARGIN_DAYS);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
     // What wins when the files and the store disagree (docs/storage.md, "Published definitions").
@@ -420,7 +423,7 @@ fn serve(
     println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
-    for (thread, stop) in outbox.into_iter().chain(deadlines) {
+    for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)) {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = thread.join();
     }
