@@ -1,7 +1,9 @@
 //! Offline verification time of evidence bundles, built on a temporary sled store with real
 //! signatures, exported, then verified again and again: a leave request returned three times
 //! and resubmitted (29 events, 13 signatures of which 2 are service seals), and one with 21 acts
-//! on its steps (the head returns it nine times). `cargo bench --bench evidence`.
+//! on its steps (the head returns it nine times), and that one again as B-LTA (every act with
+//! a signature time-stamp of the demo TSA, the bundle with an archive time-stamp).
+//! `cargo bench --bench evidence`.
 
 #[path = "../tests/common/evidence_case.rs"]
 mod evidence_case;
@@ -13,13 +15,19 @@ fn main() {
     let long = evidence_case::long_case(&h);
     let twenty = evidence_case::twenty_acts_case(&h);
     for (what, id) in [("3 returns", long), ("21 acts", twenty)] {
-        measure(&h, what, &id);
+        measure(what, &h.export(&id, "p022").to_bytes());
     }
+    let stamped = evidence_case::Harness::new().with_demo_tsa();
+    let id = evidence_case::twenty_acts_case(&stamped);
+    let bundle = stamped.export(&id, "p022");
+    let vd = carimbo::evidence::ltv::ValidationData::default();
+    let at = carimbo::pki::history::parse_utc_z(&bundle.exported_at).unwrap();
+    let token = stamped.stamp(&carimbo::evidence::ltv::next_stamp_input(&bundle, &vd), at);
+    measure("21 acts, B-LTA: every act time-stamped, one archive time-stamp", &carimbo::evidence::ltv::with_archive_stamp(bundle, vd, &token).to_bytes());
 }
 
-fn measure(h: &evidence_case::Harness, what: &str, id: &str) {
-    let id = id.to_string();
-    let bundle = h.export(&id, "p022").to_bytes();
+fn measure(what: &str, bundle: &[u8]) {
+    let bundle = bundle.to_vec();
     let first = carimbo::evidence::verify(&bundle, chrono::Utc::now());
     assert!(first.passed, "{}", first.to_text());
     let runs = 30;

@@ -148,6 +148,28 @@ fn main() {
     reseal(&mut prefix, &service, t);
     samples.push(Sample { file: "prefix-reissued.json", what: "an earlier prefix of the case (up to the head's step opening) re-issued and sealed by the service: it verifies — see \"What the seal does not prove\" in docs/evidence-bundle.md", bundle: prefix, expect: None });
 
+    // B-LTA: every act time-stamped (B-T), and the bundle's first archive time-stamp at export.
+    let stamped = Harness::new().with_demo_tsa();
+    let id = stamped.submit("p005", "absence-and-annual-leave", &leave("family matters"), "sample-lta");
+    stamped.act(&id, "p003", "supervisor", Action::Approve);
+    stamped.act(&id, "p002", "head", Action::Approve);
+    stamped.act(&id, "p019", "hr-records", Action::Sign);
+    let bundle = stamped.export(&id, "p022");
+    let vd = carimbo::evidence::ltv::ValidationData::default();
+    let token = stamped.stamp(&carimbo::evidence::ltv::next_stamp_input(&bundle, &vd), exported(&serde_json::to_value(&bundle).unwrap()));
+    let lta: Value = serde_json::to_value(carimbo::evidence::ltv::with_archive_stamp(bundle, vd, &token)).unwrap();
+    samples.push(Sample { file: "leave-b-lta.json", what: "a leave request whose every act carries a signature time-stamp (JAdES B-T, header.etsiU sigTst) and the bundle an archive time-stamp (B-LTA, archive_timestamps) by the demo TSA", bundle: lta.clone(), expect: None });
+    let mut bad_token = lta.clone();
+    let t = bad_token["archive_timestamps"][0]["token"].as_str().unwrap().to_string();
+    let mut c: Vec<char> = t.chars().collect();
+    let i = c.len() - 12;
+    c[i] = if c[i] == 'A' { 'B' } else { 'A' };
+    bad_token["archive_timestamps"][0]["token"] = Value::from(c.into_iter().collect::<String>());
+    samples.push(Sample { file: "tampered-archive-token.json", what: "one character of the archive time-stamp token changed (inside the TSA's signature)", bundle: bad_token, expect: Some(("CARIMBO-E1251", "/archive_timestamps/0/token")) });
+    let mut added = lta.clone();
+    added["archive_timestamps"][0]["validation_data"]["crls"] = json!([lta["pki"]["crls"][0].clone()]);
+    samples.push(Sample { file: "tampered-archive-validation-data.json", what: "a CRL added to the archive time-stamp's validation data after it was stamped", bundle: added, expect: Some(("CARIMBO-E1251", "/archive_timestamps/0")) });
+
     let now = Utc::now();
     let mut expected = Vec::new();
     for s in &samples {

@@ -5,6 +5,7 @@
 //! `docs/ARCHITECTURE.md` maps the modules and follows one case through them.
 
 pub mod accounts;
+pub mod archive_job;
 pub mod backup;
 pub mod cases;
 pub mod catalog;

@@ -193,6 +193,9 @@ enum Command {
         #[arg(long = "pin")]
         pins: Vec<String>,
     },
+    /// Long-term evidence: `carimbo evidence restamp BUNDLE…` adds an archive time-stamp.
+    #[command(subcommand)]
+    Evidence(carimbo::cli::restamp::EvidenceCommand),
     /// Sign a signing payload with a key and certificate chain (JAdES baseline-B JWS).
     Sign(carimbo::cli::signing::SignArgs),
     /// Verify a signature over a payload and print the ETSI-style validation report.
@@ -265,6 +268,7 @@ fn main() -> Result<ExitCode> {
         }
         Command::ExportEvidence { case, data, root, out, withhold_restricted } => return export_evidence(case, data, root, out.as_deref(), *withhold_restricted),
         Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
+        Command::Evidence(command) => return carimbo::cli::restamp::run(command),
         Command::Backup { out, store } => return backup(out, store),
         Command::Restore { input, store } => return restore(input, store),
         Command::Sign(args) => carimbo::cli::signing::sign(args),
@@ -401,6 +405,9 @@ fn serve(
     };
     let deadlines = (deadline_seconds > 0).then(|| state.start_deadlines(std::time::Duration::from_secs(deadline_seconds)));
     let state = std::sync::Arc::new(state);
+    // Closed cases' B-LTA bundles kept and re-stamped in DATA/evidence/, at start and daily.
+    let archive = carimbo::archive_job::start(state.clone());
+    println!("evidence archive: closed cases kept as B-LTA bundles in {}, re-stamped {} days before their last archive time-stamp's TSA certificate expires (GET/POST /api/v1/admin/evidence-archive)", state.archive.dir().display(), carimbo::archive_job::DEFAULT_MARGIN_DAYS);
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
     // What wins when the files and the store disagree (docs/storage.md, "Published definitions").
@@ -428,7 +435,7 @@ fn serve(
     println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
-    for (thread, stop) in outbox.into_iter().chain(deadlines) {
+    for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)) {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = thread.join();
     }
@@ -438,7 +445,7 @@ fn serve(
 
 fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, withhold_restricted: bool) -> Result<ExitCode> {
     use carimbo::cases::CaseService;
-    use carimbo::evidence::{export, PkiMaterial};
+    use carimbo::evidence::PkiMaterial;
     use carimbo::signing::ServiceSeal;
     use carimbo::store::{SledStore, Store};
     use std::io::Write;
@@ -467,7 +474,10 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, wit
         true => carimbo::visibility::Sight::nothing_restricted(&*service.form_of(&service.case(case)?)?),
         false => carimbo::visibility::Sight::everything(),
     };
-    let bundle = export(&service, case, &pki, &seal, "carimbo-cli", &sight, chrono::Utc::now())?;
+    // With the demo TSA in the seeds, the bundle gets its first archive time-stamp (B-LTA).
+    let stamping = carimbo::tsa::TimeStamping::choose(&[], std::time::Duration::from_secs(10), &paths.seeds.join("pki"), data)?;
+    let verifier = carimbo::cli::pki_files::load_verifier(&paths.seeds.join("trust"), &paths.seeds.join("pki/crl"), Some(&service_dir.join("service.pem")))?;
+    let bundle = carimbo::evidence::export_archived(&service, case, &pki, &seal, "carimbo-cli", &sight, chrono::Utc::now(), &stamping, &verifier)?;
     let bytes = bundle.to_bytes();
     match out {
         Some(path) => {

@@ -71,6 +71,8 @@ const TABLE: &[Row] = &[
     row("POST",   "/api/v1/admin/trust-list/entries",  [401,  403,  403,  403,  403,  201]),
     row("POST",   "/api/v1/admin/definitions",         [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/admin/publications",        [401,  403,  403,  403,  200,  200]),
+    row("GET",    "/api/v1/admin/evidence-archive",    [401,  403,  403,  403,  403,  200]),
+    row("POST",   "/api/v1/admin/evidence-archive",    [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/admin/outbox",              [401,  403,  403,  403,  403,  200]),
     row("POST",   "/api/v1/admin/outbox/retry",        [401,  403,  403,  403,  403,  200]),
     row("GET",    "/api/v1/admin/export",              [401,  403,  403,  403,  403,  200]),
@@ -224,6 +226,8 @@ fn call(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             }
             post(&format!("/api/v1/admin/accounts/{target}/totp/reset"), json!({}))
         }
+        // A round of the archive job over the cases of the world (none closed: nothing to do).
+        ("POST", "/api/v1/admin/evidence-archive") => post(path, json!({})),
         ("GET", "/api/v1/admin/export") => caller.get("/api/v1/admin/export?since=2026-01-01&format=csv"),
         // A change the operator signed, following the list as the server keeps it now.
         ("POST", "/api/v1/admin/trust-list/entries") => post(path, serde_json::to_value(common::next_trust_entry(&w.s.state.trust.current())).unwrap()),

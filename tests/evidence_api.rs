@@ -128,3 +128,61 @@ fn export_evidence_and_verify_commands() {
     let unknown = Command::new(bin).args(["export-evidence", "C-nope", "--data"]).arg(tmp.path()).arg("--root").arg(repo()).output().unwrap();
     assert!(!unknown.status.success());
 }
+
+async fn post(state: &Arc<AppState>, person: &str, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let (token, _) = state.sessions.open(person, Utc::now(), Duration::hours(1));
+    let req = Request::post(path).header(header::AUTHORIZATION, format!("Bearer {token}")).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
+    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1024 * 1024).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_job_keeps_closed_cases_as_b_lta_bundles_and_restamps_them_when_due() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(tmp.path().join("store")).unwrap());
+    let state = Arc::new(AppState::with_store(Paths::from_root(&repo(), tmp.path()), store).unwrap());
+    let h = Harness::with_service(state.cases.clone(), None).with_demo_tsa();
+    let id = tokio::task::block_in_place(|| oath_case(&h));
+    let open = tokio::task::block_in_place(|| h.submit("p005", "absence-and-annual-leave", &evidence_case::leave("open"), "archive-open"));
+    let run = |margin_days: i64| {
+        let st = state.clone();
+        tokio::task::block_in_place(move || st.archive.run(&st, Utc::now(), Duration::days(margin_days)))
+    };
+    let kept = tmp.path().join("evidence").join(format!("{id}.json"));
+    let first = run(365);
+    assert_eq!((first.closed_cases, first.archived, first.restamped, first.up_to_date), (1, 1, 0, 0), "{first:?}");
+    assert!(first.failures.is_empty(), "{first:?}");
+    assert!(!tmp.path().join("evidence").join(format!("{open}.json")).exists(), "an open case is not archived");
+    #[cfg(unix)]
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kept).unwrap().permissions()) & 0o777, 0o600);
+    let r = tokio::task::block_in_place(|| verify(&std::fs::read(&kept).unwrap()));
+    assert!(r.passed, "{}", r.to_text());
+    assert_eq!((r.archive_timestamps.len(), r.exported_by.as_deref()), (1, Some("carimbo-archive")));
+    // The demo TSA is good until the end of 2050: not due within a year, due within 9000 days.
+    let second = run(365);
+    assert_eq!((second.archived, second.restamped, second.up_to_date), (0, 0, 1), "{second:?}");
+    let third = run(9000);
+    assert_eq!((third.archived, third.restamped, third.up_to_date), (0, 1, 0), "{third:?}");
+    let r = tokio::task::block_in_place(|| verify(&std::fs::read(&kept).unwrap()));
+    assert!(r.passed && r.archive_timestamps.len() == 2, "{}", r.to_text());
+    // A damaged kept bundle is reported, and left for a person to look at.
+    let mut damaged = std::fs::read(&kept).unwrap();
+    let n = damaged.len();
+    damaged[n / 2] ^= 0x01;
+    std::fs::write(&kept, &damaged).unwrap();
+    let fourth = run(9000);
+    assert_eq!(fourth.failures.len(), 1, "{fourth:?}");
+    assert!(fourth.failures[0].contains(&id) && fourth.failures[0].contains("CARIMBO-E1254"), "{fourth:?}");
+    assert_eq!(std::fs::read(&kept).unwrap(), damaged);
+    // The administrators' routes: the last round, a run now, a bad margin refused.
+    let (status, body) = post(&state, "p032", "/api/v1/admin/evidence-archive", serde_json::json!({"margin_days": -1})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CARIMBO-E1258")), "{body}");
+    let (status, _) = post(&state, "p005", "/api/v1/admin/evidence-archive", serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body, _) = get(&state, "p032", "/api/v1/admin/evidence-archive").await;
+    assert_eq!(status, StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["last_round"]["failures"].as_array().map(Vec::len), Some(1), "{body}");
+}

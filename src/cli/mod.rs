@@ -5,6 +5,7 @@
 
 pub mod pki_demo;
 pub mod pki_files;
+pub mod restamp;
 pub mod signing;
 pub mod trust;
 pub mod verify;

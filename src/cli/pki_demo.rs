@@ -55,6 +55,13 @@ pub fn issue_tsa_certificate(pki: &Path, cn: &str, serial: u64, critical_eku: bo
     demo::issue_tsa_certificate(&root_pem, &root_key_pem, cn, serial, critical_eku)
 }
 
+/// `issue_tsa_certificate`, valid until `until` (a date, UTC).
+pub fn issue_tsa_certificate_until(pki: &Path, cn: &str, serial: u64, critical_eku: bool, until: Option<(i32, u8, u8)>) -> Result<(String, String), PkiError> {
+    let root_pem = read_text(&pki.join("root/root.pem"))?;
+    let root_key_pem = read_text(&pki.join("root/root.key.pem"))?;
+    demo::issue_tsa_certificate_until(&root_pem, &root_key_pem, cn, serial, critical_eku, until)
+}
+
 /// Adds the demo TSA to the demo PKI in `out` and the trust list in `trust_out`, at `at`;
 /// returns the new member's id.
 pub fn add_demo_tsa(out: &Path, trust_out: &Path, at: DateTime<Utc>) -> Result<String, PkiError> {

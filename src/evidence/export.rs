@@ -156,6 +156,7 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
             protected: String::new(),
             signature: String::new(),
         },
+        archive_timestamps: Vec::new(),
     };
     let value = serde_json::to_value(&bundle).map_err(|e| EvidenceError::Seal(e.to_string()))?;
     bundle.seal.payload.digests = member_digests(&value);
@@ -164,4 +165,21 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
     bundle.seal.protected = jws.protected;
     bundle.seal.signature = jws.signature;
     Ok(bundle)
+}
+
+/// `export`, and with time-stamping on, the bundle's first archive time-stamp (B-LTA) over all
+/// of it (`evidence::ltv`). A token from a remote TSA is checked against `verifier`'s trust list
+/// before it is kept, as an act's is; no token, no bundle (the caller may export without).
+#[allow(clippy::too_many_arguments)]
+pub fn export_archived(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &ServiceSeal, exported_by: &str, sight: &Sight, now: DateTime<Utc>, stamping: &crate::tsa::TimeStamping, verifier: &crate::signing::SignatureVerifier) -> Result<EvidenceBundle, EvidenceError> {
+    let bundle = export(service, case_id, pki, seal, exported_by, sight, now)?;
+    let vd = super::ltv::ValidationData::default();
+    let input = super::ltv::next_stamp_input(&bundle, &vd);
+    let Some(token) = stamping.stamp(&input).map_err(|e| EvidenceError::ArchiveStamp(e.to_string()))? else {
+        return Ok(bundle);
+    };
+    if stamping.checks_each_token() {
+        verifier.timestamps().verify(&token, &input).map_err(|f| EvidenceError::ArchiveStamp(format!("{} [{}]", f.detail, f.code)))?;
+    }
+    Ok(super::ltv::with_archive_stamp(bundle, vd, &token))
 }

@@ -19,9 +19,10 @@
 mod export;
 pub mod archive;
 pub mod locate;
+pub mod ltv;
 mod verify;
 
-pub use export::{export, PkiMaterial};
+pub use export::{export, export_archived, PkiMaterial};
 pub use verify::{verify, verify_with, Finding, SignatureLine, VerificationReport, VerifyConfig};
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,10 @@ pub struct EvidenceBundle {
     pub pki: BundlePki,
     /// The service's seal over everything above.
     pub seal: BundleSeal,
+    /// Archive time-stamps over the whole bundle, oldest first (B-LTA, `evidence::ltv`): not
+    /// covered by the seal, each covering the bundle and the stamps before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archive_timestamps: Vec<ltv::ArchiveTimeStamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,12 +202,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// `sha256:` + hex SHA-256 of the RFC 8785 canonical JSON of each top-level member except `seal`.
+/// `sha256:` + hex SHA-256 of the RFC 8785 canonical JSON of each top-level member except `seal`
+/// and `archive_timestamps` (added after the seal, and covered by their own stamps).
 pub fn member_digests(bundle: &Value) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     if let Value::Object(m) = bundle {
         for (k, v) in m {
-            if k == "seal" {
+            if k == "seal" || k == ltv::MEMBER {
                 continue;
             }
             let bytes = serde_json_canonicalizer::to_vec(v).expect("a JSON value always canonicalizes");
@@ -225,4 +231,6 @@ pub enum EvidenceError {
     Seal(String),
     #[error("restricted field {0:?} was recorded in the open, so no bundle without it verifies [CARIMBO-E0923]")]
     Withheld(String),
+    #[error("the bundle's archive time-stamp could not be made: {0} [CARIMBO-E1255]")]
+    ArchiveStamp(String),
 }

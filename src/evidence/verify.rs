@@ -5,7 +5,6 @@ use super::locate::{offset_of, pointer_at};
 use super::{member_digests, seal_label, sha256_hex, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, SIGNING_TIME_AFTER_MINUTES, SIGNING_TIME_BEFORE_MINUTES, EXPORTED_AFTER_NOW_SECONDS, RECORDED_AFTER_AT_SECONDS};
 use crate::catalog::Catalog;
 use crate::pki::cert::{parse_pem_certificates, CertFacts};
-use crate::pki::crl::LoadedCrl;
 use crate::pki::history::{parse_utc_z, HistoryError, ServiceType, TrustHistory};
 use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationReport};
 use crate::forms::commitment::CommitmentError;
@@ -15,8 +14,7 @@ use crate::workflow::replay::{Demand, RouteCheck, RouteViolation};
 use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinition};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -64,7 +62,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(code: &'static str, check: &'static str, pointer: impl Into<String>, message: impl Into<String>) -> Box<Finding> {
+    pub(crate) fn new(code: &'static str, check: &'static str, pointer: impl Into<String>, message: impl Into<String>) -> Box<Finding> {
         Box::new(Finding { code, check, seq: None, pointer: pointer.into(), file: None, offset: None, message: message.into(), report: None })
     }
 
@@ -73,7 +71,7 @@ impl Finding {
         self
     }
 
-    fn file(mut self: Box<Self>, file: &str) -> Box<Self> {
+    pub(crate) fn file(mut self: Box<Self>, file: &str) -> Box<Self> {
         self.file = Some(file.to_string());
         self
     }
@@ -149,6 +147,12 @@ pub struct VerificationReport {
     /// outside the roles the form names): the signatures over them verified all the same.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<String>,
+    /// The archive time-stamps (B-LTA), oldest first, as verified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub archive_timestamps: Vec<super::ltv::ArchiveLine>,
+    /// When the last archive time-stamp's TSA chain first expires: re-stamp before then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_valid_until: Option<String>,
 }
 
 impl VerificationReport {
@@ -170,6 +174,8 @@ impl VerificationReport {
             first_failure: None,
             notes: Vec::new(),
             withheld: Vec::new(),
+            archive_timestamps: Vec::new(),
+            archive_valid_until: None,
         }
     }
 
@@ -224,6 +230,12 @@ impl VerificationReport {
         if !self.withheld.is_empty() {
             let _ = writeln!(s, "  withheld:  {} (restricted: only their salted commitments are in this bundle, and the signatures over them verify)", self.withheld.join(", "));
         }
+        if !self.archive_timestamps.is_empty() {
+            let _ = writeln!(s, "  archive time-stamps ({}, B-LTA):", self.archive_timestamps.len());
+            for (k, a) in self.archive_timestamps.iter().enumerate() {
+                let _ = writeln!(s, "    {k} at {} by {} ({}), TSA valid until {}", a.gen_time, a.tsa, a.tsa_entity, a.valid_until);
+            }
+        }
         for n in &self.notes {
             let _ = writeln!(s, "  note: {n}");
         }
@@ -273,14 +285,33 @@ pub fn verify_with(bundle: &[u8], cfg: &VerifyConfig) -> VerificationReport {
     report
 }
 
-type Check<T> = Result<T, Box<Finding>>;
+pub(crate) type Check<T> = Result<T, Box<Finding>>;
+
+/// A certificate whose expiry matters for long-term verification: a signature time-stamp's TSA
+/// chain, an unstamped signature's chain, the seal's. Each must be proven to have existed
+/// before its first expiry (`ltv::check_proofs_of_existence`).
+pub(crate) struct PoeNeed {
+    pub(crate) pointer: String,
+    pub(crate) seq: Option<u64>,
+    /// What it is, in words: "event 3's signature time-stamp".
+    pub(crate) what: String,
+    pub(crate) subject: String,
+    pub(crate) not_after: DateTime<Utc>,
+}
+
+impl PoeNeed {
+    /// The first certificate of `chain` to expire.
+    fn first_expiry(chain: &[crate::pki::report::ChainElement], pointer: String, seq: Option<u64>, what: String) -> Option<PoeNeed> {
+        chain.iter().min_by_key(|c| c.not_after).map(|c| PoeNeed { pointer, seq, what, subject: c.subject.clone(), not_after: c.not_after })
+    }
+}
 
 const E_PARSE: &str = "CARIMBO-E0901";
 const E_DUPLICATE: &str = crate::json_strict::DUPLICATE_MEMBER;
 const E_FORMAT: &str = "CARIMBO-E0902";
 const E_FILE: &str = "CARIMBO-E0903";
 const E_DEFINITION: &str = "CARIMBO-E0904";
-const E_PKI: &str = "CARIMBO-E0905";
+pub(crate) const E_PKI: &str = "CARIMBO-E0905";
 const E_LINK: &str = "CARIMBO-E0906";
 const E_HASH: &str = "CARIMBO-E0907";
 const E_EVENT: &str = "CARIMBO-E0908";
@@ -349,9 +380,18 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     out.signatures = std::mem::take(&mut replay.lines);
     out.route = std::mem::take(&mut replay.route);
     out.withheld = std::mem::take(&mut replay.withheld);
+    let mut needs = std::mem::take(&mut replay.needs);
     // 8. Seal.
-    check_seal(&ctx, &value)?;
-    // 9. Pins.
+    needs.extend(check_seal(&ctx, &value)?);
+    // 9. Archive time-stamps (B-LTA), and a proof of existence for every certificate that has
+    // expired since it was used.
+    let crl_files: Vec<(String, String, Vec<u8>)> = crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect();
+    let exported = parse_utc_z(&bundle.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
+    let proof = super::ltv::check_archive(&bundle, &value, &pki.history, crl_files, exported, now)?;
+    out.archive_timestamps = proof.lines;
+    out.archive_valid_until = proof.valid_until.map(crate::pki::history::utc_text);
+    super::ltv::check_proofs_of_existence(&needs, proof.proven_at, now)?;
+    // 10. Pins.
     if !cfg.pins.is_empty() {
         if let Some(t) = out.trust.iter().find(|t| !t.pinned) {
             let pointer = "/pki/trust_list".to_string();
@@ -548,18 +588,8 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: 
     }
     let trust = history.trust_list().map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list", format!("the trust list is not usable: {e}")).file(&p.trust_list.name))?;
     let mut crls = CrlSet::empty();
-    for (i, bytes) in crl_bytes.iter().enumerate() {
-        let name = &p.crls[i].name;
-        let bad = |e: String| Finding::new(E_PKI, "pki", format!("/pki/crls/{i}/base64"), format!("{name} is not a usable CRL: {e}")).file(name);
-        let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----") {
-            CertificateRevocationListDer::pem_slice_iter(bytes).map(|r| r.map(|d| d.as_ref().to_vec())).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?
-        } else {
-            vec![bytes.clone()]
-        };
-        for der in ders {
-            crls.add(LoadedCrl::from_der(der, name).map_err(bad)?);
-        }
-    }
+    let files: Vec<(String, String, Vec<u8>)> = crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), p.crls[i].name.clone(), b.clone())).collect();
+    super::ltv::add_crls(&mut crls, &files)?;
     let svc = &p.service_certificate;
     let certs: Vec<CertificateDer<'static>> =
         parse_pem_certificates(svc.text.as_bytes(), &svc.name).map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e.to_string()).file(&svc.name))?;
@@ -575,7 +605,7 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: 
 /// The validation material of a bundle, once checked.
 pub(crate) struct Pki {
     pub(crate) verifier: SignatureVerifier,
-    history: TrustHistory,
+    pub(crate) history: TrustHistory,
     service_seal: CertificateDer<'static>,
 }
 
@@ -722,11 +752,12 @@ struct EventWalk<'a> {
     route: Vec<String>,
     withheld: Vec<String>,
     last_at: Option<DateTime<Utc>>,
+    needs: Vec<PoeNeed>,
 }
 
 impl<'a> EventWalk<'a> {
     fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> EventWalk<'a> {
-        EventWalk { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None }
+        EventWalk { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None, needs: Vec::new() }
     }
 
     fn case(&self) -> Option<&Case> {
@@ -936,6 +967,13 @@ impl<'a> EventWalk<'a> {
             return Err(fail(format!("{sp}/second_factor"), E_LEVEL, "level", "the step demands a second factor, and none is recorded".into()));
         }
         let certificate = verified.report().signer.as_ref().map(|s| s.common_name.clone().unwrap_or_else(|| s.subject.clone()));
+        // A stamped signature is proven at genTime by its token, which in turn needs a proof
+        // while its TSA was valid; an unstamped one needs its own chain valid at the proof.
+        let need = match &verified.report().timestamp {
+            Some(ts) => PoeNeed::first_expiry(&ts.chain, format!("{sp}/jws/header"), Some(ev.seq), format!("the signature time-stamp of event {}", ev.seq)),
+            None => PoeNeed::first_expiry(&verified.report().chain, format!("{sp}/jws"), Some(ev.seq), format!("the signature of event {} (no signature time-stamp)", ev.seq)),
+        };
+        self.needs.extend(need);
         self.lines.push(SignatureLine {
             seq: ev.seq,
             event: exp.event.to_string(),
@@ -952,7 +990,7 @@ impl<'a> EventWalk<'a> {
 }
 
 /// The service's seal over the bundle, and the digest of each part.
-fn check_seal(ctx: &Context, value: &Value) -> Check<()> {
+fn check_seal(ctx: &Context, value: &Value) -> Check<Option<PoeNeed>> {
     let b = ctx.bundle;
     let s = &b.seal;
     let payload = serde_json_canonicalizer::to_vec(&s.payload).map_err(|e| Finding::new(E_SEAL, "seal", "/seal/payload", e.to_string()))?;
@@ -1006,5 +1044,5 @@ fn check_seal(ctx: &Context, value: &Value) -> Check<()> {
     if let Some(member) = p.digests.keys().find(|m| !digests.contains_key(*m)) {
         return Err(Finding::new(E_SEAL, "seal", "/seal/payload/digests", format!("the sealed part `{member}` is missing from the bundle")));
     }
-    Ok(())
+    Ok(PoeNeed::first_expiry(&report.chain, "/seal".into(), None, "the service seal over the bundle".into()))
 }

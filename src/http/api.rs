@@ -390,7 +390,8 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
         // still verifies, and says which fields it withholds.
         let sight = st.sight(&caller, &case);
         let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?.with_trust_list(st.trust.document_text());
-        let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now()).map_err(evidence_error)?;
+        // With time-stamping on, the bundle gets its first archive time-stamp (B-LTA).
+        let bundle = crate::evidence::export_archived(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now(), &st.stamping, &st.verifier()).map_err(evidence_error)?;
         let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
         Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], bundle.to_bytes()).into_response())
     })
@@ -405,6 +406,7 @@ fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {
         EvidenceError::Material(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0920", e.to_string()),
         EvidenceError::Definition(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0921", e.to_string()),
         EvidenceError::Seal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0922", e.to_string()),
+        EvidenceError::ArchiveStamp(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "CARIMBO-E1255", e.to_string()),
         EvidenceError::Withheld(field) => ApiError::new(
             StatusCode::FORBIDDEN,
             "CARIMBO-E0923",

@@ -8,6 +8,7 @@
 //! security headers, and a graceful shutdown that lets acts in flight finish.
 
 pub mod api;
+pub mod archive_api;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -98,6 +99,8 @@ pub struct AppState {
     /// The record of delegations set and ended from the pages (`DATA/delegations.jsonl`),
     /// replayed over the seeded directory at start.
     pub delegations: crate::directory::delegation_log::DelegationLog,
+    /// The long-term archive of closed cases' B-LTA bundles (`DATA/evidence/`) and its job.
+    pub archive: crate::archive_job::ArchiveJob,
     /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
     sign_in_limits: sign_in_limits::SignInLimits,
     api_by_account: DefaultKeyedRateLimiter<String>,
@@ -294,6 +297,7 @@ impl AppState {
         let cases = Arc::new(CaseService::new(store, report.catalog, directory)?.with_commitment_key(key));
         // What another server on the same database publishes is served here too.
         CaseService::watch_publications(&cases).map_err(|e| StartError::Seeds(format!("cannot start the thread watching publications: {e}")))?;
+        let archive = crate::archive_job::ArchiveJob::in_data_dir(&paths.data);
         Ok(AppState {
             cases,
             accounts: Arc::new(accounts),
@@ -307,6 +311,7 @@ impl AppState {
             outbox: None,
             usage: UsageFigures::default(),
             scrape_token: None,
+            archive,
             delegations,
             sign_in_limits: sign_in_limits::SignInLimits::default(),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
@@ -490,6 +495,8 @@ fn api_routes() -> Vec<RouteSpec> {
         route!(POST, post, "/api/v1/admin/trust-list/entries", "admin", "Append one change to the trust list, signed by the trust-list operator (`carimbo trust sign`); refused whole with a clear problem if it is unsigned, by another signer, out of order or names an unknown or repeated member", api::append_trust_entry, body = crate::pki::history::TrustEntry),
         route!(POST, post, "/api/v1/admin/definitions", "admin", "Publish form/workflow definitions: checked as `carimbo check` does (and each version new and higher than the one served), then stored and recorded as a publication, served from then on by every server on the store; nothing changes when there is any problem, and an identical upload publishes nothing", api::upload_definitions, body = api::DefinitionUpload),
         route!(GET, get, "/api/v1/admin/publications", "admin, auditor", "Every publication of definitions: who, when, each definition's id, version and content hash, and what changed from the version before", api::publications),
+        route!(GET, get, "/api/v1/admin/evidence-archive", "admin", "The long-term archive of closed cases (B-LTA bundles kept in DATA/evidence/): where, and the last round of the job that archives and re-stamps them", archive_api::status),
+        route!(POST, post, "/api/v1/admin/evidence-archive", "admin", "Run the archive job now: archive closed cases not yet kept, and re-stamp kept bundles whose last archive time-stamp's TSA certificate expires within the margin", archive_api::run, body = archive_api::RunRequest, returns = crate::archive_job::ArchiveRound),
         route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),
         route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry, body = outbox_api::RetryRequest),
         route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions, body = api::DefinitionUpload),

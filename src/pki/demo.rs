@@ -843,6 +843,12 @@ fn generate_tsa(root: &Issuer<'_, &KeyPair>, out: &mut DemoPki) -> Result<Certif
 /// PEM, `root/root.pem` and `root/root.key.pem` of a demo PKI); `critical_eku: false` makes the
 /// certificate RFC 3161 forbids, for tests of the verifier.
 pub fn issue_tsa_certificate(root_pem: &str, root_key_pem: &str, cn: &str, serial: u64, critical_eku: bool) -> Result<(String, String), PkiError> {
+    issue_tsa_certificate_until(root_pem, root_key_pem, cn, serial, critical_eku, None)
+}
+
+/// `issue_tsa_certificate`, valid until `until` (a date, UTC) instead of the demo's end of 2050:
+/// the later TSA an archive is re-stamped with (`tests/evidence_ltv.rs`).
+pub fn issue_tsa_certificate_until(root_pem: &str, root_key_pem: &str, cn: &str, serial: u64, critical_eku: bool, until: Option<(i32, u8, u8)>) -> Result<(String, String), PkiError> {
     let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
     // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
     // the root's key names the root exactly as its certificate does; the check below proves it.
@@ -854,7 +860,11 @@ pub fn issue_tsa_certificate(root_pem: &str, root_key_pem: &str, cn: &str, seria
         return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
     }
     let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let cert = tsa_params(cn, serial, critical_eku)?.signed_by(&key.key, &root).map_err(gen_err)?;
+    let mut params = tsa_params(cn, serial, critical_eku)?;
+    if let Some((y, m, d)) = until {
+        params.not_after = date_time_ymd(y, m, d);
+    }
+    let cert = params.signed_by(&key.key, &root).map_err(gen_err)?;
     Ok((cert.pem(), key.pem))
 }
 

@@ -52,6 +52,10 @@ pub enum SubIndication {
     RevokedCaNoPoe,
     /// The header does not identify the signing certificate consistently (`x5t#S256`, ...).
     NoSigningCertificateFound,
+    /// A certificate (the signer's, a TSA's, the service seal's) has expired by the time of
+    /// validation, and nothing proves the signature or time-stamp existed while it was valid:
+    /// no archive time-stamp made before it expired (EN 319 102-1 §5.2.7, OUT_OF_BOUNDS_NO_POE).
+    OutOfBoundsNoPoe,
 }
 
 impl SubIndication {
@@ -72,6 +76,7 @@ impl SubIndication {
             SubIndication::RevokedNoPoe => "CARIMBO-E0531",
             SubIndication::RevokedCaNoPoe => "CARIMBO-E0532",
             SubIndication::NoSigningCertificateFound => "CARIMBO-E0533",
+            SubIndication::OutOfBoundsNoPoe => "CARIMBO-E1250",
         }
     }
 
@@ -92,6 +97,7 @@ impl SubIndication {
             SubIndication::RevokedNoPoe => "REVOKED_NO_POE",
             SubIndication::RevokedCaNoPoe => "REVOKED_CA_NO_POE",
             SubIndication::NoSigningCertificateFound => "NO_SIGNING_CERTIFICATE_FOUND",
+            SubIndication::OutOfBoundsNoPoe => "OUT_OF_BOUNDS_NO_POE",
         }
     }
 }
@@ -418,6 +424,11 @@ pub fn advice(sub: SubIndication) -> Sentence {
             "簽名所指的證書與附上的證書不符。請重新簽署，切勿更改簽名檔案。",
             "O certificado indicado na assinatura não corresponde ao certificado anexado. Assine de novo e não altere o ficheiro de assinatura.",
             "The certificate the signature refers to is not the one attached. Sign again and do not edit the signature file.",
+        ),
+        SubIndication::OutOfBoundsNoPoe => s(
+            "證書已過期，而沒有證據證明簽名或時間戳記在證書有效期內已存在（證書到期前未加上存檔時間戳記）。須在證書到期前重新加蓋存檔時間戳記（carimbo evidence restamp）。",
+            "O certificado já expirou e nada prova que a assinatura ou o selo temporal existia enquanto era válido (nenhum selo temporal de arquivo anterior à expiração). Volte a selar o pacote antes de os certificados expirarem (carimbo evidence restamp).",
+            "The certificate has expired, and nothing proves the signature or time-stamp existed while it was valid (no archive time-stamp made before it expired). Re-stamp bundles before their certificates expire (carimbo evidence restamp).",
         ),
     }
 }

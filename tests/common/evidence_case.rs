@@ -33,6 +33,10 @@ pub struct Harness {
     pub verifier: SignatureVerifier,
     pub seal: ServiceSeal,
     pub pki: PkiMaterial,
+    /// When set, every act's JWS gets a signature time-stamp (JAdES B-T) from this TSA at the
+    /// act's time, as `cases::stamp` adds it in the server.
+    pub tsa: Option<carimbo::signing::timestamp::TsaSigner>,
+    serial: std::sync::atomic::AtomicU64,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -70,7 +74,30 @@ impl Harness {
     }
 
     pub fn with_service(service: Arc<CaseService>, dir: Option<tempfile::TempDir>) -> Harness {
-        Harness { service, verifier: server_verifier(), seal: service_seal(), pki: PkiMaterial::from_seeds(&seeds()).unwrap(), _dir: dir }
+        Harness { service, verifier: server_verifier(), seal: service_seal(), pki: PkiMaterial::from_seeds(&seeds()).unwrap(), tsa: None, serial: 1.into(), _dir: dir }
+    }
+
+    /// The harness with the seeds' demo TSA stamping every act (B-T).
+    pub fn with_demo_tsa(mut self) -> Harness {
+        let dir = seeds().join("pki/tsa");
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        self.tsa = Some(carimbo::signing::timestamp::TsaSigner::from_pem(&read("tsa.key.pem"), &read("tsa.pem"), carimbo::signing::timestamp::DEFAULT_TSA_POLICY).unwrap());
+        self
+    }
+
+    /// A token of the harness's TSA over `bytes` at `at`.
+    pub fn stamp(&self, bytes: &[u8], at: DateTime<Utc>) -> Vec<u8> {
+        let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.tsa.as_ref().expect("a harness with a TSA").stamp(bytes, serial, at).unwrap()
+    }
+
+    /// `jws` with a signature time-stamp at `at` when the harness has a TSA.
+    fn stamped(&self, mut jws: Value, at: DateTime<Utc>) -> Value {
+        if self.tsa.is_some() {
+            let token = self.stamp(carimbo::signing::timestamp::sig_tst_input(jws["signature"].as_str().unwrap()), at);
+            jws["header"] = carimbo::signing::timestamp::sig_tst_header(&token);
+        }
+        jws
     }
 
     /// What the server stores for a signed act: the person's JWS over the payload, verified at
@@ -79,14 +106,16 @@ impl Harness {
         let at = payload.time;
         if required == Level::Simple {
             let seal = self.seal.seal(payload, at).unwrap();
-            return SignatureRecord { level: Level::Simple, signer: who.into(), jws: Some(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature})), second_factor: false };
+            let jws = self.stamped(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature}), at);
+            return SignatureRecord { level: Level::Simple, signer: who.into(), jws: Some(jws), second_factor: false };
         }
         let people = seeds().join("pki/people");
         let signer = Signer::from_pem(&std::fs::read(people.join(format!("{who}.key.pem"))).unwrap(), &std::fs::read(people.join(format!("{who}.pem"))).unwrap()).unwrap();
         let jws = signer.sign(&payload.canonical_bytes().unwrap(), at).unwrap();
         let opts = VerifyOptions { trusted_time: Some(at), now: at, required_level: None };
         let verified = verify_act(&self.verifier, payload, Some(data), jws.to_json().as_bytes(), required, &opts).unwrap_or_else(|r| panic!("{who}: {r:?}"));
-        SignatureRecord { level: verified.level(), signer: who.into(), jws: Some(json!({"payload": payload, "protected": jws.protected, "signature": jws.signature})), second_factor: false }
+        let jws = self.stamped(json!({"payload": payload, "protected": jws.protected, "signature": jws.signature}), at);
+        SignatureRecord { level: verified.level(), signer: who.into(), jws: Some(jws), second_factor: false }
     }
 
     /// Submits a form signed as its workflow demands; returns the case id.

@@ -12,8 +12,13 @@ event hash, signer), each JWS signature value with the key of its x5c[0] (and x5
 trust list's history (every entry signed by the operator, whose certificate carries
 id-tsl-kp-tslSigning and is issued by the list's first trust anchor; entries chained by hash, in
 order of time), that `simple` acts and the bundle are sealed by the certificate the trust list
-names as the service seal, in service at their times, and the seal's member digests. Path
-validation, CRLs and levels are left to carimbo or another JAdES validator.
+names as the service seal, in service at their times, and the seal's member digests. For B-T
+and B-LTA (with `openssl ts -verify`, against the trust list's anchors, at the present time):
+every signature time-stamp token (`header.etsiU` sigTst) over the ASCII of its JWS signature
+value, with `iat` close before its genTime, and every archive time-stamp over the bytes the doc
+says it covers, in time order, with a trust list in its validation data that continues the one
+before it. Path validation at past times, CRLs, levels and proofs of existence are left to
+carimbo or another JAdES validator.
 
 JCS (RFC 8785) here is json.dumps with sorted keys, no whitespace and UTF-8 output, which is
 exact for the bundle's content (ASCII keys, integers, strings).
@@ -22,7 +27,10 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
 import sys
+import tempfile
+from datetime import datetime, timezone
 
 TSL_SIGNING = "0.4.0.2231.3.0"
 RECORDED_AFTER_AT_SECONDS = 300
@@ -42,7 +50,8 @@ BODY_MEMBERS = {
     "rejected": {"type", "at", "by", "step"},
 }
 SIGNATURE_MEMBERS = {"level", "signer", "jws", "second_factor"}
-JWS_MEMBERS = {"payload", "protected", "signature"}
+JWS_MEMBERS = {"payload", "protected", "signature", "header"}
+IAT_BEFORE_STAMP, IAT_AFTER_STAMP, CLOCK_SKEW = 15 * 60, 5 * 60, 300
 PAYLOAD_MEMBERS = {"case", "form", "step", "action", "data_hash", "previous_event_hash", "signer", "time"}
 TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z$")
 
@@ -161,6 +170,84 @@ def trust_history(text, service_der, exported_at):
     return statuses[seals[0]]
 
 
+def anchors_pem(text):
+    """The trust anchors a trust-list history adds, as one PEM file's text."""
+    out = []
+    for entry in json.loads(text)["entries"]:
+        change = entry["payload"]["change"]
+        if change.get("type") == "add_member" and change.get("service_type") == "trust_anchor":
+            b64 = change["certificate"]
+            out.append("-----BEGIN CERTIFICATE-----\n" + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) + "\n-----END CERTIFICATE-----\n")
+    return "".join(out)
+
+
+def check_token(pointer, token, stamped, anchors):
+    """`openssl ts -verify` of an RFC 3161 token over `stamped` (SHA-256 imprint) against the
+    anchors; returns its genTime in seconds since 1970."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tok, ca = f"{tmp}/token.der", f"{tmp}/anchors.pem"
+        open(tok, "wb").write(token)
+        open(ca, "w").write(anchors)
+        digest = hashlib.sha256(stamped).hexdigest()
+        r = subprocess.run(["openssl", "ts", "-verify", "-digest", digest, "-in", tok, "-token_in", "-CAfile", ca], capture_output=True, text=True)
+        if r.returncode != 0 or "Verification: OK" not in r.stdout:
+            raise Fail(pointer, "the time-stamp token does not verify (openssl ts -verify): " + (r.stdout + r.stderr).strip().splitlines()[-1])
+        text = subprocess.run(["openssl", "ts", "-reply", "-in", tok, "-token_in", "-text"], capture_output=True, text=True).stdout
+    m = re.search(r"Time stamp: (\w{3}\s+\d+ \d{2}:\d{2}:\d{2})(\.\d+)? (\d{4}) GMT", text)
+    if not m:
+        raise Fail(pointer, "the time-stamp token has no readable genTime")
+    t = datetime.strptime(f"{m.group(1)} {m.group(3)}", "%b %d %H:%M:%S %Y").replace(tzinfo=timezone.utc)
+    return int(t.timestamp())
+
+
+def sig_tst(pointer, jws_doc, anchors):
+    """The B-T signature time-stamp of a JWS, if it has one: checked, and `iat` against it."""
+    if "header" not in jws_doc:
+        return
+    header = jws_doc["header"]
+    only(pointer + "/header", header, {"etsiU"})
+    if len(header["etsiU"]) != 1:
+        raise Fail(pointer + "/header", "etsiU must hold exactly one entry")
+    entry = json.loads(b64url_decode(header["etsiU"][0]))
+    only(pointer + "/header", entry, {"sigTst"})
+    only(pointer + "/header", entry["sigTst"], {"tstTokens"})
+    tokens = entry["sigTst"]["tstTokens"]
+    if len(tokens) != 1:
+        raise Fail(pointer + "/header", "sigTst must hold exactly one token")
+    only(pointer + "/header", tokens[0], {"val"})
+    gen = check_token(pointer + "/header", base64.b64decode(tokens[0]["val"], validate=True), jws_doc["signature"].encode("ascii"), anchors)
+    iat = json.loads(b64url_decode(jws_doc["protected"])).get("iat")
+    if not isinstance(iat, int) or iat > gen + IAT_AFTER_STAMP or iat < gen - IAT_BEFORE_STAMP:
+        raise Fail(pointer + "/header", "the claimed signing time is not close before the time-stamp's time")
+
+
+def archive_stamps(b, exported_at):
+    """Each archive time-stamp k over JCS(the bundle with archive_timestamps = the first k entries
+    and entry k without its token), in time order; returns how many."""
+    entries = b.get("archive_timestamps", [])
+    trust_text, previous = b["pki"]["trust_list"]["text"], exported_at[0]
+    for k, entry in enumerate(entries):
+        p = f"/archive_timestamps/{k}"
+        only(p, entry, {"validation_data", "token"})
+        vd = entry["validation_data"]
+        only(p + "/validation_data", vd, {"trust_list", "crls"})
+        for i, f in enumerate(vd.get("crls", [])):
+            check_file(f"{p}/validation_data/crls/{i}", f, text=False)
+        if "trust_list" in vd:
+            check_file(p + "/validation_data/trust_list", vd["trust_list"])
+            old, new = json.loads(trust_text)["entries"], json.loads(vd["trust_list"]["text"])["entries"]
+            if new[:len(old)] != old:
+                raise Fail(p + "/validation_data/trust_list/text", "the trust list does not continue the bundle's")
+            trust_text = vd["trust_list"]["text"]
+        covered = dict(b)
+        covered["archive_timestamps"] = entries[:k] + [{m: v for m, v in entry.items() if m != "token"}]
+        gen = check_token(p, base64.b64decode(entry["token"], validate=True), jcs(covered), anchors_pem(trust_text))
+        if gen + CLOCK_SKEW < previous:
+            raise Fail(p + "/token", "the archive time-stamp is older than the export or the previous stamp")
+        previous = gen
+    return len(entries)
+
+
 def status_at(changes, t):
     current = None
     for since, status in changes:
@@ -191,6 +278,7 @@ def verify(path):
     service = pem_first_der(pki["service_certificate"]["text"])
     exported_at = utc("/exported_at", b["exported_at"])
     seal_status = trust_history(pki["trust_list"]["text"], service, exported_at)
+    anchors = anchors_pem(pki["trust_list"]["text"])
     pins = events[0]["body"].get("reference") if events else None
     if pins is not None:
         bundled = {f["name"]: f["sha256"] for f in d["reference"]}
@@ -250,6 +338,7 @@ def verify(path):
             if payload.get(field) != value:
                 raise Fail(p + "/body/signature", f"the signed payload's {field} does not fit this act")
         leaf = verify_jws(p + "/body/signature/jws", jws_doc["protected"], jws_doc["signature"], jcs(payload))
+        sig_tst(p + "/body/signature/jws", jws_doc, anchors)
         if (sig["level"] == "simple") != (leaf == service):
             raise Fail(p + "/body/signature/level", "a simple act must be sealed by the service certificate, and only it")
         if leaf == service and status_at(seal_status, recorded) != "granted":
@@ -271,13 +360,14 @@ def verify(path):
     sp = seal["payload"]
     if sp["case"] != b["case_id"] or sp["version"] != len(events) or sp["last_event_hash"] != "sha256:" + prev:
         raise Fail("/seal/payload", "the seal is for other events")
-    members = {m: "sha256:" + sha(jcs(v)) for m, v in b.items() if m != "seal"}
+    members = {m: "sha256:" + sha(jcs(v)) for m, v in b.items() if m not in ("seal", "archive_timestamps")}
     for m, digest in members.items():
         if sp["digests"].get(m) != digest:
             raise Fail("/" + m, "changed after the bundle was sealed")
     if set(sp["digests"]) != set(members):
         raise Fail("/seal/payload/digests", "the sealed members are not the bundle's")
-    return f"OK case {b['case_id']}: {len(events)} events, {signatures} signatures and the seal verify"
+    stamps = archive_stamps(b, exported_at)
+    return f"OK case {b['case_id']}: {len(events)} events, {signatures} signatures, the seal and {stamps} archive time-stamp(s) verify"
 
 
 def main(argv):
