@@ -433,43 +433,9 @@ impl WorkflowDefinition {
             }
 
         let groups: Option<BTreeSet<String>> = directory.map(|d| d.groups().map(|g| g.id.clone()).collect());
-        let submitted_by: Vec<String> = def
-            .get("submitted_by")
-            .and_then(|v| parse::array(v, "/submitted_by", "\"submitted_by\"", p))
-            .map(|a| {
-                a.iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| {
-                        let ptr = format!("/submitted_by/{i}");
-                        let role = parse::string(r, &ptr, "a role", p)?;
-                        let known = PERSON_ROLES.contains(&role) || groups.as_ref().is_some_and(|g| g.contains(role));
-                        if !known {
-                            p.push(ptr, codes::BAD_VALUE, format!("unknown role {role:?}; person roles are {}", PERSON_ROLES.join(", ")));
-                        }
-                        Some(role.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if def.get("submitted_by").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
-            p.push("/submitted_by", codes::BAD_VALUE, "nobody could submit this form: list at least one role");
-        }
+        let submitted_by = parse_submitted_by(def, groups.as_ref(), p);
 
-        let subject = match def.get("subject") {
-            None => None,
-            Some(v) => parse::object(v, "/subject", "\"subject\"", p).and_then(|m| {
-                check_keys(m, "/subject", &["field"], &["field"], p);
-                let f = parse::string_key(m, "/subject", "field", p)?;
-                if let Some(form) = form
-                    && !form.fields.paths.contains(f) {
-                        p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
-                    }
-                if f.contains('*') {
-                    p.push("/subject/field", codes::BAD_VALUE, "the subject is one person: the field cannot be inside an array");
-                }
-                Some(f.to_string())
-            }),
-        };
+        let subject = parse_subject(def, form, p);
         let submit_signature = level(def.get("submit_signature"), "/submit_signature", p);
         let self_approval = match def.get("self_approval").map(|v| v.as_str()) {
             None | Some(Some("skip")) => SelfApproval::Skip,
@@ -483,42 +449,9 @@ impl WorkflowDefinition {
         let conflict_of_interest = conflict_of_interest(def.get("conflict_of_interest"), form, subject.as_deref(), self_approval, p);
 
         let ctx = StepContext { form, groups: groups.as_ref(), calendars: inputs.calendars };
-        let mut steps = Vec::new();
-        let mut raw_whens: Vec<Option<Value>> = Vec::new();
-        if let Some(list) = def.get("steps").and_then(|v| parse::array(v, "/steps", "\"steps\"", p)) {
-            if list.is_empty() {
-                p.push("/steps", codes::BAD_VALUE, "a workflow needs at least one step");
-            }
-            let mut ids = BTreeMap::new();
-            for (i, s) in list.iter().enumerate() {
-                let ptr = format!("/steps/{i}");
-                let previous = list.get(i.wrapping_sub(1)).and_then(|s| s.get("id")).and_then(Value::as_str);
-                if let Some(step) = parse_step(s, &ptr, previous, &ctx, p) {
-                    if let Some(first) = ids.insert(step.id.clone(), i) {
-                        p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, format!("step id {:?} is already used by /steps/{first}", step.id));
-                    }
-                    raw_whens.push(s.get("when").cloned());
-                    steps.push(step);
-                }
-            }
-            // With a step unreadable, its id is unknown and every `after` naming it would be noise.
-            if steps.len() == list.len() {
-                check_graph(&steps, &raw_whens, list, p);
-            }
-        }
+        let steps = parse_steps(def, &ctx, p);
 
-        // The submitter never sits on a seat of their own case: without a subject field, the
-        // applicant *is* the submitter, so such a seat is always dropped. The applicant's
-        // signature is `submit_signature` (and `resubmit`), not a step.
-        if subject.is_none() {
-            for (i, step) in steps.iter().enumerate() {
-                if step.assignees().any(|a| matches!(a, Assignee::Applicant)) {
-                    let ptr = raw_index(def, &step.id).map(|j| format!("/steps/{j}")).unwrap_or_else(|| format!("/steps/{i}"));
-                    warnings.push(warning(p.file(), ptr, check_codes::STEP_FOR_SUBMITTER, format!(
-                        "step {:?} is assigned to the applicant, who submitted the form and so never sits on a seat of the case: the seat is always dropped. The applicant signs by submitting (\"submit_signature\"); remove the step, or name the applicant with \"subject\" when someone else submits", step.id)));
-                }
-            }
-        }
+        warn_of_steps_for_the_submitter(def, subject.as_deref(), &steps, p, warnings);
         if p.len() > before || !form.is_some_and(|f| f.loaded) {
             return None;
         }
@@ -536,6 +469,96 @@ impl WorkflowDefinition {
             steps,
             source: Value::Object(def.clone()),
         })
+    }
+}
+
+/// `submitted_by`: person roles or groups of the directory, at least one.
+fn parse_submitted_by(def: &Map<String, Value>, groups: Option<&BTreeSet<String>>, p: &mut Problems) -> Vec<String> {
+    let submitted_by: Vec<String> = def
+        .get("submitted_by")
+        .and_then(|v| parse::array(v, "/submitted_by", "\"submitted_by\"", p))
+        .map(|a| {
+            a.iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let ptr = format!("/submitted_by/{i}");
+                    let role = parse::string(r, &ptr, "a role", p)?;
+                    let known = PERSON_ROLES.contains(&role) || groups.is_some_and(|g| g.contains(role));
+                    if !known {
+                        p.push(ptr, codes::BAD_VALUE, format!("unknown role {role:?}; person roles are {}", PERSON_ROLES.join(", ")));
+                    }
+                    Some(role.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if def.get("submitted_by").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
+        p.push("/submitted_by", codes::BAD_VALUE, "nobody could submit this form: list at least one role");
+    }
+    submitted_by
+}
+
+/// `subject`: the one field (not inside an array) naming whom the case is about.
+fn parse_subject(def: &Map<String, Value>, form: Option<&FormOutline>, p: &mut Problems) -> Option<String> {
+    match def.get("subject") {
+        None => None,
+        Some(v) => parse::object(v, "/subject", "\"subject\"", p).and_then(|m| {
+            check_keys(m, "/subject", &["field"], &["field"], p);
+            let f = parse::string_key(m, "/subject", "field", p)?;
+            if let Some(form) = form
+                && !form.fields.paths.contains(f) {
+                    p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
+                }
+            if f.contains('*') {
+                p.push("/subject/field", codes::BAD_VALUE, "the subject is one person: the field cannot be inside an array");
+            }
+            Some(f.to_string())
+        }),
+    }
+}
+
+/// `steps`: each read with `parse_step`, ids unique, then the graph checked once every step
+/// could be read.
+fn parse_steps(def: &Map<String, Value>, ctx: &StepContext<'_>, p: &mut Problems) -> Vec<StepDefinition> {
+    let mut steps = Vec::new();
+    let mut raw_whens: Vec<Option<Value>> = Vec::new();
+    if let Some(list) = def.get("steps").and_then(|v| parse::array(v, "/steps", "\"steps\"", p)) {
+        if list.is_empty() {
+            p.push("/steps", codes::BAD_VALUE, "a workflow needs at least one step");
+        }
+        let mut ids = BTreeMap::new();
+        for (i, s) in list.iter().enumerate() {
+            let ptr = format!("/steps/{i}");
+            let previous = list.get(i.wrapping_sub(1)).and_then(|s| s.get("id")).and_then(Value::as_str);
+            if let Some(step) = parse_step(s, &ptr, previous, ctx, p) {
+                if let Some(first) = ids.insert(step.id.clone(), i) {
+                    p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, format!("step id {:?} is already used by /steps/{first}", step.id));
+                }
+                raw_whens.push(s.get("when").cloned());
+                steps.push(step);
+            }
+        }
+        // With a step unreadable, its id is unknown and every `after` naming it would be noise.
+        if steps.len() == list.len() {
+            check_graph(&steps, &raw_whens, list, p);
+        }
+    }
+    steps
+}
+
+/// A warning for each step assigned to the applicant when the applicant is the submitter.
+fn warn_of_steps_for_the_submitter(def: &Map<String, Value>, subject: Option<&str>, steps: &[StepDefinition], p: &Problems, warnings: &mut Vec<Problem>) {
+    // The submitter never sits on a seat of their own case: without a subject field, the
+    // applicant *is* the submitter, so such a seat is always dropped. The applicant's
+    // signature is `submit_signature` (and `resubmit`), not a step.
+    if subject.is_none() {
+        for (i, step) in steps.iter().enumerate() {
+            if step.assignees().any(|a| matches!(a, Assignee::Applicant)) {
+                let ptr = raw_index(def, &step.id).map(|j| format!("/steps/{j}")).unwrap_or_else(|| format!("/steps/{i}"));
+                warnings.push(warning(p.file(), ptr, check_codes::STEP_FOR_SUBMITTER, format!(
+                    "step {:?} is assigned to the applicant, who submitted the form and so never sits on a seat of the case: the seat is always dropped. The applicant signs by submitting (\"submit_signature\"); remove the step, or name the applicant with \"subject\" when someone else submits", step.id)));
+            }
+        }
     }
 }
 
