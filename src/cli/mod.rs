@@ -2,4 +2,5 @@
 //! Each command here gathers its input, calls the pure library, and prints; the decisions are
 //! the library's.
 
+pub mod pdf;
 pub mod verify;
