@@ -237,3 +237,14 @@ fn the_command_prints_a_bundle_offline_and_refuses_one_that_does_not_verify() {
     assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("exists"), "an existing file is never overwritten");
     assert_eq!(std::fs::read(&out).unwrap(), pdf);
 }
+
+#[test]
+fn a_hidden_character_in_peoples_text_is_printed_by_its_code_point() {
+    if skip("pdftotext") {
+        return;
+    }
+    let h = &cases().h;
+    let id = h.submit("p005", "absence-and-annual-leave", &leave("approve\u{202E}reject"), "pdf-hidden-char");
+    let text = text_of(&write("hidden.pdf", &print(&h.export(&id, "p005"), Lang::En)));
+    assert!(text.contains("approve〈U+202E〉reject"), "{text}");
+}

@@ -159,10 +159,19 @@ fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x2E80..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF | 0x20000..=0x3FFFF)
 }
 
+/// People's text as the document draws it: every hidden character (bidirectional overrides,
+/// zero-width characters, controls) shown by its code point as the pages show it
+/// (`pages::visible`), so it cannot turn the text around it; the pages' ⟨ ⟩ become the
+/// CJK brackets 〈 〉 the font has.
+pub fn printable(text: &str) -> String {
+    crate::http::pages::visible(text).replace('⟨', "〈").replace('⟩', "〉")
+}
+
 /// Greedy line breaking: after a space, or before and after a Chinese character; a word longer
 /// than the line is cut where it overflows.
 pub fn wrap(font: &DocumentFont, text: &str, width: f32, size: f32) -> Vec<String> {
     let mut out = Vec::new();
+    let text = printable(text);
     for para in text.split('\n') {
         let chars: Vec<char> = para.chars().collect();
         let mut start = 0;
@@ -202,6 +211,7 @@ pub fn wrap(font: &DocumentFont, text: &str, width: f32, size: f32) -> Vec<Strin
 /// Every character of the record the font can draw, or the first one it cannot.
 pub fn check_coverage(font: &DocumentFont, record: &Record, texts: &[String]) -> Result<(), PdfError> {
     for text in texts {
+        let text = printable(text);
         if let Some(c) = text.chars().find(|c| !font.covers(*c)) {
             return Err(PdfError::MissingGlyph { character: c, context: text.chars().take(60).collect(), case: record.case_id.clone() });
         }

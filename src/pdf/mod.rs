@@ -25,7 +25,7 @@ use crate::evidence::EvidenceBundle;
 use crate::i18n::Lang;
 use crate::signing::timestamp::TimeStampError;
 pub use record::People;
-pub use seal::PdfSeal;
+pub use seal::{PdfSeal, Stamp};
 
 /// Why no document was made. Codes `CARIMBO-E1400`–`E1419`, explained in `docs/errors.md`.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,7 @@ pub fn render(bundle: &EvidenceBundle, bundle_bytes: &[u8], lang: Lang, people: 
 
 /// The sealed document: `render`, then `seal::seal` with the service seal and `stamp` (a
 /// time-stamp token over the bytes given, or `None` when time-stamping is off).
-pub fn print(bundle: &EvidenceBundle, lang: Lang, people: People, key: &PdfSeal, stamp: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, TimeStampError>, now: DateTime<Utc>) -> Result<Vec<u8>, PdfError> {
+pub fn print(bundle: &EvidenceBundle, lang: Lang, people: People, key: &PdfSeal, stamp: Stamp, now: DateTime<Utc>) -> Result<Vec<u8>, PdfError> {
     let bytes = bundle.to_bytes();
     let unsealed = render(bundle, &bytes, lang, people, now)?;
     seal::seal(unsealed, key, stamp)

@@ -36,6 +36,10 @@ const ID_AA_TIME_STAMP_TOKEN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1
 const ID_SHA_256: ObjectIdentifier = const_oid::db::rfc5912::ID_SHA_256;
 const ECDSA_WITH_SHA_256: ObjectIdentifier = const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
 
+/// Gives a time-stamp token over the bytes handed to it (RFC 3161, hashed with SHA-256), or
+/// `None` when time-stamping is off.
+pub type Stamp<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, TimeStampError>;
+
 /// The service seal's key and certificate chain, as CMS needs them.
 pub struct PdfSeal {
     key: EcdsaKeyPair,
@@ -87,7 +91,7 @@ fn placeholders(pdf: &[u8]) -> Result<Placeholders, PdfError> {
 /// Seals `pdf` (as `document::assemble` wrote it): fills in `/ByteRange`, signs it and puts the
 /// CMS signature into `/Contents`. `stamp` gives a time-stamp token over the bytes it is
 /// handed, or `None` when time-stamping is off (the seal is then B-B).
-pub fn seal(mut pdf: Vec<u8>, key: &PdfSeal, stamp: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, TimeStampError>) -> Result<Vec<u8>, PdfError> {
+pub fn seal(mut pdf: Vec<u8>, key: &PdfSeal, stamp: Stamp) -> Result<Vec<u8>, PdfError> {
     let p = placeholders(&pdf)?;
     let (a, b) = p.contents;
     let range = format!("[0 {a:010} {b:010} {:010}]", pdf.len() - b);
@@ -123,7 +127,7 @@ fn sha256_algorithm() -> AlgorithmIdentifierOwned {
 }
 
 /// The detached CMS SignedData over a message with SHA-256 `digest`.
-fn signed_data(key: &PdfSeal, digest: &[u8], stamp: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, TimeStampError>) -> Result<Vec<u8>, PdfError> {
+fn signed_data(key: &PdfSeal, digest: &[u8], stamp: Stamp) -> Result<Vec<u8>, PdfError> {
     let signing_certificate = SigningCertificateV2 {
         certs: vec![EssCertIdV2 { hash_algorithm: None, cert_hash: OctetString::new(Sha256::digest(&key.certificate_der).to_vec()).map_err(enc)?, issuer_serial: None }],
         policies: None,
