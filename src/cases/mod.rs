@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
+pub mod acts;
 mod idempotency;
+mod recent;
 pub mod stamp;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 mod publishing;
@@ -87,6 +89,17 @@ pub fn submission_case_id(submitter: &str, key: &str) -> String {
     format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20])
 }
 
+/// A submission validated and salted, waiting for its signature (`CaseService::prepare_submit`).
+pub struct PreparedSubmission {
+    pub submitter: String,
+    pub form: Arc<FormDefinition>,
+    pub workflow: Arc<WorkflowDefinition>,
+    pub case_id: String,
+    pub submission: ValidSubmission,
+    /// The data as signed and recorded: each restricted field a salted commitment.
+    pub committed: Value,
+}
+
 /// What one round of `tick_all` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TickReport {
@@ -126,6 +139,8 @@ pub struct CaseService {
     definitions: RwLock<Definitions>,
     directory: RwLock<Arc<Directory>>,
     commitment_key: CommitmentKey,
+    /// Cases replayed lately, used only at the version and hash the store names (`recent`).
+    recent: recent::RecentCases,
 }
 
 /// The secret from which the salts of restricted fields are derived.
@@ -178,6 +193,7 @@ impl CaseService {
             }),
             directory: RwLock::new(Arc::new(directory)),
             commitment_key: CommitmentKey::random(),
+            recent: recent::RecentCases::default(),
         };
         service.load_catalog(catalog)?;
         let lines = service.serve_published(&files)?;
@@ -279,7 +295,8 @@ impl CaseService {
     }
 
     /// Validates and submits a form, opening a case. With an idempotency key, a retry returns
-    /// the first case and opens nothing; the same key with other data is refused.
+    /// the first case and opens nothing; the same key with other data is refused. The
+    /// submission is validated once: `prepare_submit`, then `open_prepared`.
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the submission
     pub fn submit(
         &self,
@@ -291,12 +308,20 @@ impl CaseService {
         idempotency: Option<&Idempotency>,
         lang: Lang,
     ) -> Result<CaseView, CaseError> {
-        // A submission is always on the version served now, wherever it was published.
+        let prepared = self.prepare_submit(submitter, form_id, data, now, idempotency, lang)?;
+        self.open_prepared(prepared, signature, now, idempotency)
+    }
+
+    /// Everything about a new submission but its signature, decided once: the version served
+    /// now (wherever it was published), the applicant facts (the subject's when the workflow
+    /// names one, the submitter's otherwise), the validated and salted data, and the case id.
+    /// The signature is made over `committed` and the case opened with `open_prepared`, so
+    /// what is signed is exactly what is recorded.
+    pub fn prepare_submit(&self, submitter: &str, form_id: &str, data: &Value, now: DateTime<Utc>, idempotency: Option<&Idempotency>, lang: Lang) -> Result<PreparedSubmission, CaseError> {
         self.refresh_published()?;
         let catalog = self.served();
         let form = catalog.form(form_id).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
         let workflow = catalog.workflow(&form.workflow).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
-        // The applicant facts are the subject's when the workflow names one; the submitter's otherwise.
         let subject = workflow
             .subject
             .as_deref()
@@ -311,9 +336,16 @@ impl CaseService {
             None => format!("C-{}", uuid_like(now)),
         };
         let submission = self.salted(&case_id, submission).with_reference(catalog.reference_pins());
+        let committed = submission.committed().0;
+        Ok(PreparedSubmission { submitter: submitter.to_string(), form, workflow, case_id, submission, committed })
+    }
+
+    /// Opens the case of a prepared submission with its signature, in one append.
+    pub fn open_prepared(&self, prepared: PreparedSubmission, signature: SignatureRecord, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
+        let PreparedSubmission { submitter, form, workflow, case_id, submission, .. } = prepared;
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
-        let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;
+        let events = engine.open_case(&case_id, &submission, &submitter, signature, now)?;
         let case = Case::replay(&events)?;
         self.commit(&case_id, 0, events, &case, &engine, now, idempotency)
     }
@@ -489,6 +521,19 @@ impl CaseService {
     }
 
     fn load(&self, case_id: &str) -> Result<(Case, Arc<FormDefinition>, Arc<WorkflowDefinition>), CaseError> {
+        let case = self.replayed_case(case_id)?;
+        let (form, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
+        Ok(((*case).clone(), form, workflow))
+    }
+
+    /// The case folded from its events: kept from a recent act when the store's head names the
+    /// same version and last hash, else read and replayed (and kept).
+    fn replayed_case(&self, case_id: &str) -> Result<Arc<Case>, CaseError> {
+        if let Some(head) = self.store.head(case_id)?
+            && let Some(case) = self.recent.get(case_id, head.version, &head.last_hash)
+        {
+            return Ok(case);
+        }
         let stored = self.store.events(case_id)?;
         if stored.is_empty() {
             return Err(CaseError::UnknownCase(case_id.to_string()));
@@ -499,9 +544,11 @@ impl CaseService {
                 .map_err(|err| StoreError::Corrupt { case_id: case_id.to_string(), seq: e.seq, reason: format!("the event cannot be read: {err}") })?;
             events.push(event);
         }
-        let case = Case::replay(&events)?;
-        let (form, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
-        Ok((case, form, workflow))
+        let case = Arc::new(Case::replay(&events)?);
+        if let Some(last) = stored.last() {
+            self.recent.put(case_id, case.version, &last.hash, case.clone());
+        }
+        Ok(case)
     }
 
     /// A retry with a key already used on this case: the store answers without appending.
@@ -556,6 +603,7 @@ impl CaseService {
             }
             return Ok(CaseView { case: self.case(case_id)?, replayed: true });
         }
+        self.recent.put(case_id, appended.version, &appended.last_hash, Arc::new(next.clone()));
         Ok(CaseView { case: next.clone(), replayed: false })
     }
 }
