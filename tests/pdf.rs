@@ -5,6 +5,7 @@
 
 #[path = "common/evidence_case.rs"]
 mod evidence_case;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -247,4 +248,36 @@ fn a_hidden_character_in_peoples_text_is_printed_by_its_code_point() {
     let id = h.submit("p005", "absence-and-annual-leave", &leave("approve\u{202E}reject"), "pdf-hidden-char");
     let text = text_of(&write("hidden.pdf", &print(&h.export(&id, "p005"), Lang::En)));
     assert!(text.contains("approve〈U+202E〉reject"), "{text}");
+}
+
+/// The PDF link of a case's page, fetched as the browser does (session cookie).
+fn fetch_pdf(s: &common::server::TestServer, token: &str, id: &str, lang: &str) -> (u16, String, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent.get(format!("{}/cases/{id}/pdf?lang={lang}", s.base)).header("cookie", format!("{}={token}", carimbo::http::auth::SESSION_COOKIE)).call().unwrap();
+    let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    (r.status().as_u16(), kind, r.body_mut().with_config().limit(32 << 20).read_to_vec().unwrap())
+}
+
+#[test]
+fn the_case_page_links_a_sealed_pdf_that_the_server_makes_for_whoever_may_see_the_case() {
+    let s = common::server::TestServer::start();
+    let staff = s.login("p005").by_cookie();
+    let id = staff.submit_ok("absence-and-annual-leave", &common::server::leave(1), "pdf-page");
+    let page = staff.get(&format!("/cases/{id}"));
+    assert!(page.body.as_str().is_some_and(|b| b.contains(&format!("href=\"/cases/{id}/pdf\""))), "{}", page.body);
+    let (status, kind, pdf) = fetch_pdf(&s, staff.token.as_deref().unwrap(), &id, "pt");
+    assert_eq!((status, kind.as_str()), (200, "application/pdf"));
+    assert!(pdf.starts_with(b"%PDF-1.7"));
+    if !skip("pdftotext") {
+        let text = text_of(&write("served.pdf", &pdf));
+        assert!(text.contains("Boletim de faltas e férias") && text.contains("Página de assinaturas"), "{text}");
+    }
+    if !skip("pyhanko") {
+        let (ok, out) = check("seal", &write("served-seal.pdf", &pdf));
+        assert!(ok && out.contains("\"timestamp\": true"), "the server's seal is B-T with its TSA: {out}");
+    }
+    let author = s.login("p031");
+    let (status, kind, _) = fetch_pdf(&s, author.token.as_deref().unwrap(), &id, "en");
+    assert_eq!(status, 404, "no document of a case one may not see");
+    assert!(kind.starts_with("text/html"), "{kind}");
 }
