@@ -281,3 +281,18 @@ fn the_case_page_links_a_sealed_pdf_that_the_server_makes_for_whoever_may_see_th
     assert_eq!(status, 404, "no document of a case one may not see");
     assert!(kind.starts_with("text/html"), "{kind}");
 }
+
+#[test]
+fn without_time_stamping_the_seal_is_b_b_and_a_failing_tsa_gives_no_document() {
+    let dir = cases().h.service.directory();
+    let people = |p: &str| carimbo::http::pages::person_label(Lang::En, &dir, p);
+    let off = |_: &[u8]| Ok(None);
+    let pdf = carimbo::pdf::print(&cases().leave, Lang::En, &people, &seal_key(), &off, Utc::now()).unwrap();
+    if !skip("pyhanko") {
+        let (ok, out) = check("seal", &write("b-b.pdf", &pdf));
+        assert!(ok && out.contains("\"timestamp\": false"), "{out}");
+    }
+    let down = |_: &[u8]| Err(carimbo::signing::timestamp::TimeStampError::Unaccepted("no TSA answered".into()));
+    let err = carimbo::pdf::print(&cases().leave, Lang::En, &people, &seal_key(), &down, Utc::now()).unwrap_err();
+    assert_eq!((err.code(), err.status()), ("CARIMBO-E1405", 503), "{err}");
+}
