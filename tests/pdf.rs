@@ -150,7 +150,7 @@ fn the_text_holds_the_fields_and_the_signers_in_each_language() {
         return;
     }
     let table: [(Lang, &[&str]); 3] = [
-        (Lang::Zh, &["缺勤與年假申請書", "Boletim de faltas e férias", "假期類別", "工作日數", "由系統計算", "簽署頁", "何志偉", "陳美玲", "李嘉欣", "合格電子簽名", "澳門時間", "已完成"]),
+        (Lang::Zh, &["缺勤與年假申請書", "Boletim de faltas e férias", "假期類別", "工作日數", "由系統計算", "簽署頁", "角色及席位", "直屬上級審批", "何志偉", "陳美玲", "李嘉欣", "合格電子簽名", "澳門時間", "已完成"]),
         (Lang::Pt, &["Boletim de faltas e férias", "缺勤與年假申請書", "Tipo de ausência", "Dias úteis", "Página de assinaturas", "Ho Chi Wai", "Chan Mei Leng", "assinatura qualificada", "hora de Macau", "Concluído"]),
         (Lang::En, &["Absence and annual-leave application", "缺勤與年假申請書", "Boletim de faltas e férias", "Type of leave", "Working days", "computed by carimbo", "Signature page", "Ho Chi Wai", "Chan Mei Leng", "qualified signature", "Macau time", "Completed"]),
     ];
@@ -295,4 +295,18 @@ fn without_time_stamping_the_seal_is_b_b_and_a_failing_tsa_gives_no_document() {
     let down = |_: &[u8]| Err(carimbo::signing::timestamp::TimeStampError::Unaccepted("no TSA answered".into()));
     let err = carimbo::pdf::print(&cases().leave, Lang::En, &people, &seal_key(), &down, Utc::now()).unwrap_err();
     assert_eq!((err.code(), err.status()), ("CARIMBO-E1405", 503), "{err}");
+}
+
+#[test]
+fn an_act_under_delegation_names_the_delegate_the_principal_and_the_delegation() {
+    if skip("pdftotext") {
+        return;
+    }
+    let h = &cases().h;
+    // p017's supervisor is p015, whose delegate this month is p016 (d-2026-001).
+    let id = h.submit("p017", "absence-and-annual-leave", &leave("delegated decision"), "pdf-delegation");
+    h.act(&id, "p016", "supervisor", Action::Approve);
+    let text = text_of(&write("delegation.pdf", &print(&h.export(&id, "p017"), Lang::En)));
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("Tang Kam Fai (p016) for Lao Sio Fan (p015) under delegation d-2026-001"), "{text}");
 }

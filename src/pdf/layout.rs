@@ -300,7 +300,7 @@ fn signature_block(pages: &mut Pages, n: usize, s: &SignatureLine, lang: Lang) {
     }
     pages.field(t(lang, "簽署人", "Signatário", "Signed by"), &person, None);
     if let Some(seat) = &s.seat {
-        pages.field(t(lang, "席位", "Lugar", "Seat"), seat, None);
+        pages.field(t(lang, "角色及席位", "Função e lugar", "Role and seat"), seat, None);
     }
     let factor = if s.second_factor { t(lang, "，已驗證第二重認證", ", com segundo fator verificado", ", second factor verified") } else { "" };
     pages.field(t(lang, "簽署級別", "Nível de assinatura", "Level"), &format!("{}{factor}", s.level), None);

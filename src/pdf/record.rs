@@ -55,6 +55,7 @@ pub struct SignatureLine {
     pub person: String,
     /// "for B under delegation D", when the act was a delegate's.
     pub on_behalf: Option<String>,
+    /// The role (the step's title) and the seat, when it is not the step's only one.
     pub seat: Option<String>,
     pub level: String,
     pub second_factor: bool,
@@ -262,7 +263,7 @@ fn signatures(events: &[CaseEvent], wf: &WorkflowDefinition, lang: Lang, people:
                     Lang::Pt => format!("em nome de {} (delegação {})", people(b), delegation.as_deref().unwrap_or("—")),
                     Lang::En => format!("for {} under delegation {}", people(b), delegation.as_deref().unwrap_or("—")),
                 });
-                (format!("{}{}{}", step_title(step), t(lang, "：", ": ", ": "), action_label(lang, *action)), actor, behalf, Some(seat.clone()), signature, comment.clone())
+                (format!("{}{}{}", step_title(step), t(lang, "：", ": ", ": "), action_label(lang, *action)), actor, behalf, Some(if seat == step { step_title(step) } else { format!("{} · {seat}", step_title(step)) }), signature, comment.clone())
             }
             _ => continue,
         };
