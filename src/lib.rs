@@ -18,6 +18,7 @@ pub mod http;
 pub mod i18n;
 pub mod json_strict;
 pub mod outbox;
+pub mod pdf;
 pub mod pki;
 pub mod signing;
 pub mod store;

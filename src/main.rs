@@ -156,6 +156,11 @@ enum Command {
         #[arg(long)]
         withhold_restricted: bool,
     },
+    /// Write a case as a PDF/A-3b document sealed with PAdES (the evidence bundle attached):
+    /// from the sled store in the data directory (the store must not be open in a running
+    /// server: use `GET /cases/{id}/pdf` then), or offline from an evidence bundle (`--bundle`),
+    /// which must verify.
+    Pdf(carimbo::cli::pdf::PdfArgs),
     /// Write every case and definition of a store to one file (JSON lines, checksummed), from
     /// which `restore` rebuilds the store. A sled store must not be open in a running server
     /// (sled lets one process use it); PostgreSQL is read in one snapshot while it runs.
@@ -269,6 +274,7 @@ fn main() -> Result<ExitCode> {
         Command::ExportEvidence { case, data, root, out, withhold_restricted } => return export_evidence(case, data, root, out.as_deref(), *withhold_restricted),
         Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
         Command::Evidence(command) => return carimbo::cli::restamp::run(command),
+        Command::Pdf(args) => return carimbo::cli::pdf::run(args),
         Command::Backup { out, store } => return backup(out, store),
         Command::Restore { input, store } => return restore(input, store),
         Command::Sign(args) => carimbo::cli::signing::sign(args),

@@ -91,6 +91,7 @@ const TABLE: &[Row] = &[
     row("POST",   "/forms/{id}",                       [303,  200,  200,  200,  200,  200]),
     row("GET",    "/cases",                            [303,  200,  200,  200,  200,  200]),
     row("GET",    "/cases/{id}",                       [303,  200,  200,  404,  200,  404]),
+    row("GET",    "/cases/{id}/pdf",                   [303,  200,  200,  404,  200,  404]),
     row("POST",   "/cases/{id}/withdraw",              [303,  303,  403,  404,  403,  404]),
     row("GET",    "/cases/{id}/resubmit",              [303,  200,  403,  404,  403,  404]),
     row("POST",   "/cases/{id}/resubmit",              [303,  200,  403,  404,  403,  404]),
@@ -286,6 +287,7 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             form_post(caller, &format!("/forms/{LEAVE}"), &refs, &[])
         }
         ("GET", "/cases/{id}") => caller.get(&format!("/cases/{}", w.open_case())),
+        ("GET", "/cases/{id}/pdf") => caller.get(&format!("/cases/{}/pdf", w.open_case())),
         ("POST", "/cases/{id}/withdraw") => form_post(caller, &format!("/cases/{}/withdraw", w.open_case()), &[("_do", "confirm"), ("reason", "test")], &[]),
         ("GET", "/cases/{id}/resubmit") => caller.get(&format!("/cases/{}/resubmit", w.returned_case())),
         ("POST", "/cases/{id}/resubmit") => {

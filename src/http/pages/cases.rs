@@ -411,6 +411,10 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
                 (t(lang, "下載證據包", "Descarregar o pacote de prova", "Download evidence bundle"))
             }
             " " small.muted { (t(lang, "（可離線以 carimbo verify 核實）", "(verificável offline com carimbo verify)", "(verifiable offline with carimbo verify)")) }
+            " "
+            a #download-pdf.button href=(format!("/cases/{}/pdf", case.id)) download=(format!("{}-{}.pdf", case.id, lang.code())) {
+                (t(lang, "下載 PDF（已封存）", "Descarregar PDF (selado)", "Download PDF (sealed)"))
+            }
         }
         h2 { (t(lang, "流程進度", "Andamento", "Progress")) }
         (progress(lang, &dir, case, wf, form.as_deref(), data))

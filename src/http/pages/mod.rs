@@ -19,6 +19,7 @@ mod explain;
 mod fill;
 mod inbox;
 mod outbox;
+mod pdf;
 mod trust;
 pub mod render;
 mod resubmit;
@@ -26,6 +27,8 @@ mod security;
 mod summary;
 mod usage;
 mod verify;
+
+pub use fill::level_label;
 
 use super::auth::{lang_of, Caller, LANG_COOKIE};
 use super::{AppState, RouteKind, RouteSpec};
@@ -513,6 +516,7 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(POST, post, "/forms/{id}", "any", "Check a filled-in form on the server; when valid, the signing step", fill::posted),
         page!(GET, get, "/cases", "any", "My cases with their progress", cases::list),
         page!(GET, get, "/cases/{id}", "any", "A case I am party to: its progress, the return comment, withdrawing it", cases::one),
+        page!(GET, get, "/cases/{id}/pdf", "any", "The case as a PDF/A document sealed with PAdES, in the page's language (restricted fields as the reader may see them; the evidence bundle attached)", pdf::download),
         page!(POST, post, "/cases/{id}/withdraw", "any", "Withdraw my case (reason, then confirmation)", cases::withdraw),
         page!(GET, get, "/cases/{id}/resubmit", "any", "Correct my returned case", resubmit::show),
         page!(POST, post, "/cases/{id}/resubmit", "any", "Check a correction; when valid, what changed and the signing step", resubmit::posted),
