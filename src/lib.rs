@@ -15,6 +15,7 @@ pub mod forms;
 pub mod http;
 pub mod i18n;
 pub mod json_strict;
+pub mod notify;
 pub mod outbox;
 pub mod pki;
 pub mod signing;
