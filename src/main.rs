@@ -29,6 +29,10 @@ enum Command {
         /// Also say, for every workflow, who is party to its cases and which steps keep them off.
         #[arg(long)]
         explain: bool,
+        /// The language of what each problem means (zh, pt or en); the specific detail after it
+        /// names fields and values as the checker found them.
+        #[arg(long, default_value = "en")]
+        lang: carimbo::i18n::Lang,
     },
     /// Run the server, with the demo department and test PKI from seeds/.
     Serve {
@@ -265,7 +269,7 @@ fn open_store(data: &Path, store: &str, pg_schema: Option<&str>, must_exist: boo
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
-        Command::Check { paths, directory, explain } => return check(paths, directory.as_deref(), *explain),
+        Command::Check { paths, directory, explain, lang } => return check(paths, directory.as_deref(), *explain, *lang),
         Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url, smtp, smtp_credentials_file, mail_from, mail_retry_ms, tsa, tsa_timeout_ms } => {
             let tsa = (tsa.clone(), std::time::Duration::from_millis(*tsa_timeout_ms));
             let mail = MailArgs { smtp: smtp.clone(), credentials: smtp_credentials_file.clone(), from: mail_from.clone(), retry_ms: *mail_retry_ms };
@@ -298,7 +302,7 @@ fn find_beside(paths: &[PathBuf], rel: &str) -> Option<PathBuf> {
     paths.iter().filter_map(|p| p.canonicalize().ok()).find_map(|p| p.ancestors().map(|a| a.join(rel)).find(|c| c.exists()))
 }
 
-fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool) -> Result<ExitCode> {
+fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool, lang: carimbo::i18n::Lang) -> Result<ExitCode> {
     use carimbo::forms::{ErrorCode, Problem};
     let directory_file = match directory_path {
         Some(given) if !given.exists() => anyhow::bail!("no staff directory at {} (--directory) [CARIMBO-E0084]", given.display()),
@@ -323,7 +327,10 @@ fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool) -> Res
         eprintln!("note: {note}");
     }
     for w in &report.warnings {
-        println!("{}:{}: warning: {} [{}]", w.file, w.pointer, w.message, w.code);
+        match lang {
+            carimbo::i18n::Lang::En => println!("{}:{}: warning: {} [{}]", w.file, w.pointer, w.message, w.code),
+            other => println!("{} ({})", w.localized(other), if other == carimbo::i18n::Lang::Zh { "警告" } else { "aviso" }),
+        }
     }
     if report.problems.is_empty() {
         let c = &report.catalog;
@@ -347,10 +354,15 @@ fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool) -> Res
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &report.problems {
-            println!("{p}");
+            println!("{}", p.localized(lang));
         }
         let files: std::collections::BTreeSet<_> = report.problems.iter().map(|p| &p.file).collect();
-        println!("{} problems in {} files", report.problems.len(), files.len());
+        let (n, m) = (report.problems.len(), files.len());
+        println!("{}", match lang {
+            carimbo::i18n::Lang::Zh => format!("{m} 個檔案共 {n} 個問題"),
+            carimbo::i18n::Lang::Pt => format!("{n} problema(s) em {m} ficheiro(s)"),
+            carimbo::i18n::Lang::En => format!("{n} problems in {m} files"),
+        });
         Ok(ExitCode::from(1))
     }
 }

@@ -142,3 +142,26 @@ fn the_definition_guides_no_longer_point_at_work_still_to_come() {
     let readme = std::fs::read_to_string(common::repo().join("workflows/README.md")).unwrap();
     assert!(!readme.contains("once the workflow engine lands"));
 }
+
+#[test]
+fn an_author_reading_chinese_or_portuguese_gets_what_each_problem_means_in_their_language() {
+    let dir = std::env::temp_dir().join(format!("carimbo-check-lang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut def = common::leave_form();
+    def["labels"]["reason"].as_object_mut().unwrap().remove("pt");
+    let file = dir.join("absence-and-annual-leave.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&def).unwrap()).unwrap();
+    let f = file.display().to_string();
+    let (code, zh, _) = carimbo(&["check", "--lang", "zh", dir.to_str().unwrap(), "forms/reference"]);
+    assert_eq!(code, 1, "{zh}");
+    let line = zh.lines().find(|l| l.starts_with(&format!("{f}:/labels/reason:"))).unwrap_or_else(|| panic!("{zh}"));
+    assert!(line.contains("缺少中文、葡文或英文") && line.contains("missing the Portuguese text") && line.ends_with("[CARIMBO-E0012]"), "{line}");
+    assert!(zh.trim_end().ends_with("1 個檔案共 1 個問題"), "{zh}");
+    let (_, pt, _) = carimbo(&["check", "--lang", "pt-PT", dir.to_str().unwrap(), "forms/reference"]);
+    assert!(pt.contains("Falta um texto em chinês, português ou inglês") && pt.trim_end().ends_with("1 problema(s) em 1 ficheiro(s)"), "{pt}");
+    // A language carimbo does not speak is refused before anything is checked.
+    let (code, out, err) = carimbo(&["check", "--lang", "fr", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--lang") && out.is_empty(), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

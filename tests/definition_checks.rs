@@ -382,3 +382,13 @@ fn every_shipped_form_names_its_summary_fields() {
         assert!(form.layout.summary.iter().all(|f| !form.layout.restricted.contains_key(f)), "{id}: no restricted field in its summary");
     }
 }
+
+#[test]
+fn every_definition_check_code_says_what_it_means_in_zh_pt_and_en() {
+    let doc = std::fs::read_to_string(common::repo().join("docs/errors.md")).unwrap();
+    let section = doc.split("\n## ").find(|s| s.starts_with("Definitions")).expect("the definitions section of docs/errors.md");
+    let codes: Vec<&str> = section.lines().filter_map(|l| l.strip_prefix("| ")).filter_map(|l| l.split(" | ").next()).filter(|c| c.starts_with("CARIMBO-E")).collect();
+    assert!(codes.len() > 40, "{codes:?}");
+    let missing: Vec<&&str> = codes.iter().filter(|c| carimbo::forms::problem_text::explain(c).is_none_or(|t| t.zh.is_empty() || t.pt.is_empty() || t.en.is_empty())).collect();
+    assert!(missing.is_empty(), "definition-check codes with no zh / pt / en sentence in forms::problem_text: {missing:?}");
+}

@@ -268,3 +268,24 @@ fn the_served_definition_written_out_differently_is_the_same_content_and_publish
     let file = std::fs::read(common::repo().join(format!("forms/{LEAVE}.json"))).unwrap();
     assert_eq!(served.as_str(), Some(hex::encode(carimbo::pki::cert::sha256(&file)).as_str()), "the file's bytes are still the ones served");
 }
+
+#[test]
+fn an_author_checking_a_broken_form_in_chinese_reads_what_each_problem_means_in_chinese() {
+    let s = TestServer::start();
+    let author = s.login("p019").by_cookie();
+    let boundary = "carimbo-test-boundary";
+    let mut form = leave_form_requiring_substitute("1.1.0");
+    form["labels"]["reason"].as_object_mut().unwrap().remove("pt");
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"absence-and-annual-leave.json\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}--\r\n",
+        author.csrf.as_deref().unwrap(),
+        serde_json::to_string(&form).unwrap()
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let r = author.request("POST", "/author", Some(body.as_bytes()), &[("content-type", &content_type), ("accept-language", "zh-Hant-MO")]);
+    assert_eq!(r.status, 422, "{}", r.body);
+    let html = r.body.as_str().unwrap();
+    assert!(html.contains("缺少中文、葡文或英文"), "{html}");
+    assert!(html.contains("詳情：") && html.contains("<span lang=\"en\">") && html.contains("href=\"/docs/errors#carimbo-e0012\""), "{html}");
+    assert_eq!(served_version(&s), "1.0.0");
+}

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
+pub mod acts;
 mod idempotency;
 pub mod stamp;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
@@ -85,6 +86,17 @@ impl CaseError {
 /// key, so a retry lands on the same case (and a signing payload can name it beforehand).
 pub fn submission_case_id(submitter: &str, key: &str) -> String {
     format!("C-{}", &hex::encode(Sha256::digest(format!("{submitter}\u{0}{key}")))[..20])
+}
+
+/// A submission validated and salted, waiting for its signature (`CaseService::prepare_submit`).
+pub struct PreparedSubmission {
+    pub submitter: String,
+    pub form: Arc<FormDefinition>,
+    pub workflow: Arc<WorkflowDefinition>,
+    pub case_id: String,
+    pub submission: ValidSubmission,
+    /// The data as signed and recorded: each restricted field a salted commitment.
+    pub committed: Value,
 }
 
 /// What one round of `tick_all` did.
@@ -292,7 +304,8 @@ impl CaseService {
     }
 
     /// Validates and submits a form, opening a case. With an idempotency key, a retry returns
-    /// the first case and opens nothing; the same key with other data is refused.
+    /// the first case and opens nothing; the same key with other data is refused. The
+    /// submission is validated once: `prepare_submit`, then `open_prepared`.
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the submission
     pub fn submit(
         &self,
@@ -304,12 +317,20 @@ impl CaseService {
         idempotency: Option<&Idempotency>,
         lang: Lang,
     ) -> Result<CaseView, CaseError> {
-        // A submission is always on the version served now, wherever it was published.
+        let prepared = self.prepare_submit(submitter, form_id, data, now, idempotency, lang)?;
+        self.open_prepared(prepared, signature, now, idempotency)
+    }
+
+    /// Everything about a new submission but its signature, decided once: the version served
+    /// now (wherever it was published), the applicant facts (the subject's when the workflow
+    /// names one, the submitter's otherwise), the validated and salted data, and the case id.
+    /// The signature is made over `committed` and the case opened with `open_prepared`, so
+    /// what is signed is exactly what is recorded.
+    pub fn prepare_submit(&self, submitter: &str, form_id: &str, data: &Value, now: DateTime<Utc>, idempotency: Option<&Idempotency>, lang: Lang) -> Result<PreparedSubmission, CaseError> {
         self.refresh_published()?;
         let catalog = self.served();
         let form = catalog.form(form_id).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
         let workflow = catalog.workflow(&form.workflow).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
-        // The applicant facts are the subject's when the workflow names one; the submitter's otherwise.
         let subject = workflow
             .subject
             .as_deref()
@@ -324,9 +345,16 @@ impl CaseService {
             None => format!("C-{}", uuid_like(now)),
         };
         let submission = self.salted(&case_id, submission).with_reference(catalog.reference_pins());
+        let committed = submission.committed().0;
+        Ok(PreparedSubmission { submitter: submitter.to_string(), form, workflow, case_id, submission, committed })
+    }
+
+    /// Opens the case of a prepared submission with its signature, in one append.
+    pub fn open_prepared(&self, prepared: PreparedSubmission, signature: SignatureRecord, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
+        let PreparedSubmission { submitter, form, workflow, case_id, submission, .. } = prepared;
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
-        let events = engine.open_case(&case_id, &submission, submitter, signature, now)?;
+        let events = engine.open_case(&case_id, &submission, &submitter, signature, now)?;
         let case = Case::replay(&events)?;
         self.commit(&case_id, 0, events, None, &case, &form, &engine, now, idempotency)
     }

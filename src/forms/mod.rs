@@ -12,6 +12,7 @@ pub(crate) mod definition;
 pub(crate) mod logic;
 pub(crate) mod parse;
 pub(crate) mod problem;
+pub mod problem_text;
 mod reference;
 pub mod summary;
 mod validate;

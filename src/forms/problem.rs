@@ -75,6 +75,18 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// The problem for a reader of `lang`: what its code means in their language (when carimbo
+    /// has the sentence, `forms::problem_text`), then the checker's own detail, which names
+    /// fields, pointers and values. In English it is the plain `Display` form.
+    pub fn localized(&self, lang: crate::i18n::Lang) -> String {
+        match (lang, super::problem_text::explain(self.code.0)) {
+            (crate::i18n::Lang::En, _) | (_, None) => self.to_string(),
+            (lang, Some(text)) => format!("{}:{}: {} — {} [{}]", self.file, self.pointer, text.get(lang), self.message, self.code),
+        }
+    }
+}
+
 /// Collects the problems of one file; every check appends and carries on.
 #[derive(Debug)]
 pub struct Problems<'f> {

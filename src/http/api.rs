@@ -6,14 +6,10 @@ use super::auth::{roles_of, Caller, ReqLang, SESSION_COOKIE};
 use super::error::ApiError;
 use super::AppState;
 use crate::accounts::RequestCodes;
-use crate::cases::Idempotency;
 use crate::catalog::{Catalog, SourceFile};
-use crate::forms::FormDefinition;
-use crate::i18n::Lang;
-use crate::signing::{data_hash, verify_act, FormRef, SigningPayload, VerifyOptions};
-use crate::store::{CaseHead, GENESIS_HASH};
-use crate::visibility::{Sight, Viewer};
-use crate::workflow::{ActRequest, Action, Case, Level, SignatureRecord, StepStatus, WorkflowDefinition};
+use crate::store::CaseHead;
+use crate::visibility::Sight;
+use crate::workflow::{Case, Level, WorkflowDefinition};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,8 +24,6 @@ use utoipa::ToSchema;
 
 type Shared = State<Arc<AppState>>;
 
-/// How far a signer's clock may be from the server's.
-const CLOCK_SKEW_MINUTES: i64 = 10;
 /// Batch requests are bounded so one request cannot hold the server.
 pub const MAX_BATCH_ITEMS: usize = 200;
 
@@ -187,16 +181,7 @@ pub async fn validate_form(State(state): Shared, caller: Caller, Path(id): Path<
 
 // ---------------------------------------------------------------- signing payloads
 
-#[derive(Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PayloadRequest {
-    /// Signing a new submission: the case id follows from the idempotency key.
-    Submit { form: String, data: Value, idempotency_key: String },
-    /// Signing an act on an open step.
-    Act { case: String, step: String, action: Action },
-    /// Signing a corrected version of a returned case.
-    Resubmit { case: String, data: Value },
-}
+pub use crate::cases::acts::{ActBody, PayloadRequest, SignedPayload};
 
 #[derive(Serialize, ToSchema)]
 pub struct PayloadResponse {
@@ -209,218 +194,15 @@ pub struct PayloadResponse {
     pub second_factor: bool,
 }
 
-fn sha(h: &str) -> String {
-    format!("sha256:{h}")
-}
-
-fn form_ref(form: &FormDefinition) -> FormRef {
-    FormRef { id: form.id.clone(), version: form.version.clone(), hash: sha(&form.content_hash) }
-}
-
 pub use crate::cases::submission_case_id;
-
-/// What a signature on an act must cover, field by field.
-struct Expected {
-    case: String,
-    form: FormRef,
-    step: String,
-    action: String,
-    data_hash: String,
-    previous_event_hash: String,
-}
-
-impl AppState {
-    fn expected_submit(&self, caller: &Caller, form_id: &str, data: &Value, key: &str) -> Result<(Expected, Arc<FormDefinition>, Arc<WorkflowDefinition>, Value), ApiError> {
-        // On the version served now, wherever it was published (called off the async runtime).
-        self.cases.refresh_published()?;
-        let catalog = self.cases.catalog();
-        let form = catalog.form(form_id).ok_or_else(|| ApiError::not_found(format!("no form {form_id:?}")))?.clone();
-        let wf = catalog.workflow(&form.workflow).ok_or_else(|| ApiError::not_found(format!("no workflow for {form_id:?}")))?.clone();
-        // A bad key is refused before anything else is looked at.
-        Idempotency::for_submit(key, &caller.person, form_id, data)?;
-        let ctx = self.cases.context_for(&caller.person, Utc::now())?;
-        let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
-        let case = submission_case_id(&caller.person, key);
-        // What is signed is the data with each restricted field a salted commitment.
-        let committed = self.cases.salted(&case, sub).committed().0;
-        let expected = Expected {
-            case,
-            form: form_ref(&form),
-            step: "submit".into(),
-            action: "submit".into(),
-            data_hash: data_hash(&committed).map_err(|e| ApiError::bad_request(e.to_string()))?,
-            previous_event_hash: sha(GENESIS_HASH),
-        };
-        Ok((expected, form, wf, committed))
-    }
-
-    fn expected_act(&self, case: &Case, head: &CaseHead, step: &str, action: &str) -> Result<Expected, ApiError> {
-        Ok(Expected {
-            case: case.id.clone(),
-            form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: sha(&case.form.hash) },
-            step: step.into(),
-            action: action.into(),
-            data_hash: data_hash(&case.committed_data()).map_err(|e| ApiError::bad_request(e.to_string()))?,
-            previous_event_hash: sha(&head.last_hash),
-        })
-    }
-
-    fn payload_for(&self, e: &Expected, signer: &str, time: DateTime<Utc>) -> SigningPayload {
-        SigningPayload {
-            case: e.case.clone(),
-            form: e.form.clone(),
-            step: e.step.clone(),
-            action: e.action.clone(),
-            data_hash: e.data_hash.clone(),
-            previous_event_hash: e.previous_event_hash.clone(),
-            signer: signer.into(),
-            time,
-        }
-    }
-
-    /// Turns what the caller sent into the signature record the engine stores: a verified JWS
-    /// at the level it achieved, or, for a step that accepts `simple`, the service's seal.
-    fn establish_signature(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>) -> Result<SignatureRecord, ApiError> {
-        self.establish_signature_in(caller, expected, data, required, signed, totp, &RequestCodes::default())
-    }
-
-    /// `establish_signature` within a request that may carry the same code for several acts
-    /// (a batch). The signature is checked before the code: someone holding a stolen session
-    /// but not the key learns nothing about codes on a step that needs a key. On a `simple`
-    /// step, which has no key, the wrong-code limit is what protects the factor.
-    #[allow(clippy::too_many_arguments)]
-    fn establish_signature_in(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>, codes: &RequestCodes) -> Result<SignatureRecord, ApiError> {
-        let mut record = self.signature_record(caller, expected, data, required, signed)?;
-        // JAdES B-T: the signature time-stamp. Before the code, so that a TSA being down does
-        // not use up a person's one-time code on an act that is then not recorded.
-        if let Some(jws) = record.jws.as_mut() {
-            crate::cases::stamp::stamp_act_signature(&self.stamping, &self.verifier(), jws).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()))?;
-        }
-        if let Some(code) = totp {
-            self.accounts.check_totp_in(&caller.person, code, Utc::now(), codes)?;
-            record.second_factor = true;
-        }
-        Ok(record)
-    }
-
-    /// The signature part of `establish_signature`, with no second factor yet.
-    fn signature_record(&self, caller: &Caller, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>) -> Result<SignatureRecord, ApiError> {
-        let now = Utc::now();
-        let second_factor = false;
-        let Some(signed) = signed else {
-            if required > Level::Simple {
-                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0302", format!("this needs a {required} signature: sign the payload with your key")));
-            }
-            let payload = self.payload_for(expected, &caller.person, now);
-            let seal = self.seal.seal(&payload, now).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CARIMBO-E0799", e.to_string()))?;
-            return Ok(SignatureRecord {
-                level: Level::Simple,
-                signer: caller.person.clone(),
-                jws: Some(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature})),
-                second_factor,
-            });
-        };
-        let p = &signed.payload;
-        let jws = serde_json::to_vec(&signed.signature).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };
-        // A signature made for another act (another case, step, action or signer) is refused
-        // with the report of verifying it over this act's payload, as any signature that does
-        // not verify is: the person sees a report whichever field was swapped.
-        let mismatch = |what: &str| {
-            let this_act = self.payload_for(expected, &caller.person, p.time);
-            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", format!("the signed payload's {what} does not match this act; fetch a fresh payload and sign again"));
-            e.report = verify_act(&self.verifier(), &this_act, Some(data), &jws, required, &opts).err().and_then(|r| serde_json::to_value(&r).ok());
-            e
-        };
-        if p.case != expected.case {
-            return Err(mismatch("case"));
-        }
-        if p.form != expected.form {
-            return Err(mismatch("form"));
-        }
-        if p.step != expected.step || p.action != expected.action {
-            return Err(mismatch("step or action"));
-        }
-        if p.previous_event_hash != expected.previous_event_hash {
-            return Err(ApiError::new(StatusCode::CONFLICT, "CARIMBO-E0401", "the case changed after you signed: reload it and sign again"));
-        }
-        if p.signer != caller.person {
-            return Err(mismatch("signer"));
-        }
-        if (p.time - now).num_minutes().abs() > CLOCK_SKEW_MINUTES {
-            return Err(mismatch("time (more than ten minutes from the server's clock)"));
-        }
-        match verify_act(&self.verifier(), p, Some(data), &jws, required, &opts) {
-            Ok(v) => Ok(SignatureRecord {
-                level: v.level(),
-                signer: caller.person.clone(),
-                jws: Some(json!({"payload": p, "protected": signed.signature.get("protected"), "signature": signed.signature.get("signature")})),
-                second_factor,
-            }),
-            Err(report) => {
-                let sentence = match caller.lang {
-                    Lang::Zh => report.message.zh.clone(),
-                    Lang::Pt => report.message.pt.clone(),
-                    Lang::En => report.message.en.clone(),
-                };
-                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0500", sentence);
-                e.report = serde_json::to_value(&report).ok();
-                Err(e)
-            }
-        }
-    }
-}
-
-/// A payload and the JWS (flattened JSON, detached payload) the caller made over it.
-#[derive(Deserialize, Serialize, ToSchema, Clone)]
-pub struct SignedPayload {
-    #[schema(value_type = Object)]
-    pub payload: SigningPayload,
-    /// `{"protected": "...", "signature": "..."}`
-    pub signature: Value,
-}
 
 pub async fn signing_payload(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<PayloadRequest>) -> Result<Json<PayloadResponse>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
-        let now = Utc::now();
-        let (expected, required, second_factor) = match &req {
-            PayloadRequest::Submit { form, data, idempotency_key } => {
-                let (e, _, wf, _) = st.expected_submit(&caller, form, data, idempotency_key)?;
-                (e, wf.submit_signature, false)
-            }
-            PayloadRequest::Act { case, step, action } => {
-                let (c, head, wf) = st.visible_case(&caller, case)?;
-                let def = wf.step(step).ok_or_else(|| ApiError::not_found(format!("no step {step:?}")))?;
-                // A payload commits to the case's data: it goes only to whoever may act on the step now.
-                if !st.cases.may_act(&c, &wf, step, &caller.person, now) {
-                    return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign")));
-                }
-                (st.expected_act(&c, &head, step, action.as_str())?, def.signature, def.second_factor)
-            }
-            PayloadRequest::Resubmit { case, data } => {
-                let (c, head, wf) = st.visible_case(&caller, case)?;
-                if c.submitter != caller.person {
-                    return Err(ApiError::new(StatusCode::FORBIDDEN, "CARIMBO-E0330", "only the submitter of a case signs its corrected version"));
-                }
-                if c.status != crate::workflow::CaseStatus::Returned {
-                    return Err(crate::workflow::WorkflowError::CaseNotOpen(c.status.as_str()).into());
-                }
-                // The version the case is pinned to, even when a newer one is served now.
-                let form = st.cases.form_of(&c)?;
-                let ctx = st.cases.context_for(&caller.person, now)?;
-                let data = &st.sight(&caller, &c).keep_hidden(data, &c.data);
-                let sub = form.validate(data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
-                let mut e = st.expected_act(&c, &head, "resubmit", "resubmit")?;
-                let committed = st.cases.salted(&c.id, sub).committed().0;
-                e.data_hash = data_hash(&committed).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                (e, wf.submit_signature, false)
-            }
-        };
-        let payload = st.payload_for(&expected, &caller.person, now);
-        let canonical = String::from_utf8(payload.canonical_bytes().map_err(|e| ApiError::bad_request(e.to_string()))?).unwrap_or_default();
-        Ok(Json(PayloadResponse { payload: serde_json::to_value(&payload).unwrap_or_default(), canonical, required_level: required, second_factor }))
+        let p = st.acts().payload(caller.actor(), &req, Utc::now())?;
+        let canonical = String::from_utf8(p.payload.canonical_bytes().map_err(|e| ApiError::bad_request(e.to_string()))?).unwrap_or_default();
+        Ok(Json(PayloadResponse { payload: serde_json::to_value(&p.payload).unwrap_or_default(), canonical, required_level: p.required_level, second_factor: p.second_factor }))
     })
     .await
     .map_err(|e| e.lang(lang))
@@ -439,34 +221,25 @@ pub struct SubmitRequest {
 }
 
 impl AppState {
-    /// The case, its head and its workflow, if the caller may see it.
+    /// The case, its head and its workflow, if the caller may see it (`cases::acts` decides).
     pub fn visible_case(&self, caller: &Caller, case_id: &str) -> Result<(Case, CaseHead, Arc<WorkflowDefinition>), ApiError> {
-        let head = self.cases.store().head(case_id)?.ok_or_else(|| ApiError::not_found(format!("no case {case_id:?}")))?;
-        if !head.parties.iter().any(|p| p == &caller.person) && !caller.has("auditor") {
-            // Not "forbidden": whether a case exists is itself not for everyone to learn.
-            return Err(ApiError::not_found(format!("no case {case_id:?}")));
-        }
-        let case = self.cases.case(case_id)?;
-        let wf = self.cases.workflow_of(&case)?;
-        Ok((case, head, wf))
+        Ok(self.acts().visible_case(caller.actor(), case_id)?)
     }
 
-    /// What this caller may read of the case (`visibility` decides). When the pinned form
-    /// cannot be loaded, every field any served version restricts is hidden.
+    /// What this caller may read of the case (`visibility` decides).
     pub fn sight(&self, caller: &Caller, case: &Case) -> Sight {
-        let viewer = Viewer { person: &caller.person, roles: &caller.roles };
-        match self.cases.form_of(case) {
-            Ok(form) => Sight::of(&form, case, &viewer),
-            Err(_) => match self.cases.catalog().form(&case.form.id) {
-                Some(form) => Sight::nothing_restricted(form),
-                None => Sight::everything(),
-            },
-        }
+        self.acts().sight(caller.actor(), case)
     }
 
     /// The case as this caller may see it: restricted fields hidden unless a role allows them.
     pub fn case_json(&self, caller: &Caller, case: &Case) -> Value {
         self.sight(caller, case).case_json(case)
+    }
+
+    /// One act of the caller's, as the API and the inbox page make it.
+    pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
+        let view = self.acts().act(caller.actor(), case_id, body, &RequestCodes::default(), Utc::now())?;
+        Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
     }
 }
 
@@ -474,10 +247,7 @@ pub async fn submit(State(state): Shared, caller: Caller, StrictJson(req): Stric
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
-        let idem = Idempotency::for_submit(&req.idempotency_key, &caller.person, &req.form, &req.data)?;
-        let (expected, _form, wf, data) = st.expected_submit(&caller, &req.form, &req.data, &req.idempotency_key)?;
-        let sig = st.establish_signature(&caller, &expected, &data, wf.submit_signature, req.signed.as_ref(), req.totp.as_deref())?;
-        let view = st.cases.submit(&caller.person, &req.form, &req.data, sig, Utc::now(), Some(&idem), caller.lang)?;
+        let view = st.acts().submit(caller.actor(), &req.form, &req.data, &req.idempotency_key, req.signed.as_ref(), req.totp.as_deref(), Utc::now())?;
         let status = if view.replayed { StatusCode::OK } else { StatusCode::CREATED };
         Ok((status, Json(json!({"case": st.case_json(&caller, &view.case), "replayed": view.replayed}))).into_response())
     })
@@ -524,57 +294,6 @@ pub async fn inbox(State(state): Shared, caller: Caller, Query(q): Query<ListQue
     .map_err(|e| e.lang(lang))
 }
 
-#[derive(Deserialize, ToSchema, Clone)]
-pub struct ActBody {
-    pub step: String,
-    pub action: Action,
-    pub comment: Option<String>,
-    pub signed: Option<SignedPayload>,
-    pub totp: Option<String>,
-    pub idempotency_key: Option<String>,
-}
-
-impl AppState {
-    pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
-        self.act_on_in(caller, case_id, body, &RequestCodes::default())
-    }
-
-    /// `act_on` as one act of a request whose second-factor code may stand for several acts.
-    pub(crate) fn act_on_in(&self, caller: &Caller, case_id: &str, body: &ActBody, codes: &RequestCodes) -> Result<Value, ApiError> {
-        if body.comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
-            return Err(ApiError::bad_request("the comment is longer than 4000 characters"));
-        }
-        // The key answers only this person's same act on this step, with the same body.
-        let idem = body
-            .idempotency_key
-            .as_deref()
-            .map(|k| Idempotency::for_act(k, &caller.person, &body.step, body.action.as_str(), body.comment.as_deref()))
-            .transpose()?;
-        if idem.is_some() {
-            let _ = self.visible_case(caller, case_id)?;
-            if let Some(case) = self.cases.replay_of(case_id, idem.as_ref())? {
-                return Ok(json!({"case": self.case_json(caller, &case), "replayed": true}));
-            }
-        }
-        let (case, head, wf) = self.visible_case(caller, case_id)?;
-        let def = wf.step(&body.step).ok_or_else(|| ApiError::not_found(format!("no step {:?}", body.step)))?;
-        // Someone without a seat is refused as such before any signature or code is looked at
-        // (the engine decides again when the act is recorded); a step someone else has just
-        // closed is a conflict (409: reload the case), not a refusal.
-        if case.status == crate::workflow::CaseStatus::Open {
-            if !case.steps.get(&body.step).is_some_and(|s| s.status == StepStatus::Open) {
-                return Err(crate::workflow::WorkflowError::StepNotOpen(body.step.clone()).into());
-            }
-            self.cases.check_may_act(&case, &wf, &body.step, &caller.person, Utc::now())?;
-        }
-        let expected = self.expected_act(&case, &head, &body.step, body.action.as_str())?;
-        let sig = self.establish_signature_in(caller, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes)?;
-        let req = ActRequest { actor: caller.person.clone(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now: Utc::now() };
-        let view = self.cases.act(case_id, req, idem.as_ref())?;
-        Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
-    }
-}
-
 pub async fn act(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<ActBody>) -> Result<Json<Value>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
@@ -605,12 +324,14 @@ pub async fn batch(State(state): Shared, caller: Caller, StrictJson(req): Strict
     blocking(move || {
         // One code for the whole batch: checked (and spent) once, on the first act that needs it.
         let codes = RequestCodes::default();
+        let now = Utc::now();
+        let acts = st.acts();
         let results: Vec<Value> = req
             .items
             .iter()
-            .map(|item| match st.act_on_in(&caller, &item.case, &item.act, &codes) {
-                Ok(v) => json!({"case": item.case, "ok": true, "status": v["case"]["status"]}),
-                Err(e) => json!({"case": item.case, "ok": false, "problem": e.lang(caller.lang).problem()}),
+            .map(|item| match acts.act(caller.actor(), &item.case, &item.act, &codes, now) {
+                Ok(v) => json!({"case": item.case, "ok": true, "status": v.case.status.as_str()}),
+                Err(e) => json!({"case": item.case, "ok": false, "problem": ApiError::from(e).lang(caller.lang).problem()}),
             })
             .collect();
         let ok = results.iter().filter(|r| r["ok"] == true).count();
@@ -648,19 +369,7 @@ pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<Strin
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
-        let (case, head, wf) = st.visible_case(&caller, &id)?;
-        if case.submitter != caller.person {
-            return Err(crate::workflow::WorkflowError::NotSubmitter(case.submitter.clone()).into());
-        }
-        let form = st.cases.form_of(&case)?;
-        let ctx = st.cases.context_for(&caller.person, Utc::now())?;
-        let data = st.sight(&caller, &case).keep_hidden(&body.data, &case.data);
-        let sub = form.validate(&data, &ctx, caller.lang).map_err(|errors| ApiError::from(crate::cases::CaseError::Invalid(errors)))?;
-        let mut expected = st.expected_act(&case, &head, "resubmit", "resubmit")?;
-        let committed = st.cases.salted(&case.id, sub).committed().0;
-        expected.data_hash = data_hash(&committed).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let sig = st.establish_signature(&caller, &expected, &committed, wf.submit_signature, body.signed.as_ref(), body.totp.as_deref())?;
-        let view = st.cases.resubmit(&id, &caller.person, &data, sig, Utc::now(), None, caller.lang)?;
+        let view = st.acts().resubmit(caller.actor(), &id, &body.data, body.signed.as_ref(), body.totp.as_deref(), Utc::now())?;
         Ok(Json(json!({"case": st.case_json(&caller, &view.case)})))
     })
     .await

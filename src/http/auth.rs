@@ -41,6 +41,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as `cases::acts` sees an actor.
+    pub fn actor(&self) -> crate::cases::acts::Actor<'_> {
+        crate::cases::acts::Actor { person: &self.person, roles: &self.roles, lang: self.lang }
+    }
+
     pub fn has(&self, role: &str) -> bool {
         self.roles.contains(role)
     }

@@ -130,6 +130,21 @@ impl From<CaseError> for ApiError {
     }
 }
 
+impl From<crate::cases::acts::ActError> for ApiError {
+    fn from(e: crate::cases::acts::ActError) -> Self {
+        use crate::cases::acts::ActError;
+        match e {
+            ActError::Case(c) => ApiError::from(c),
+            ActError::Account(a) => ApiError::from(a),
+            other => {
+                let mut a = typed(other.status(), other.code(), other.to_string());
+                a.report = other.report().cloned();
+                a
+            }
+        }
+    }
+}
+
 impl From<WorkflowError> for ApiError {
     fn from(e: WorkflowError) -> Self {
         typed(e.status(), e.code(), e.to_string())

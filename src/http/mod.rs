@@ -241,6 +241,11 @@ pub fn build_verifier(history: &crate::pki::history::TrustHistory, paths: &Paths
 
 impl AppState {
     /// The verifier of signatures, for the trust list in force.
+    /// The services an act is made with, for one request (`cases::acts`).
+    pub fn acts(&self) -> crate::cases::acts::Acts<'_> {
+        crate::cases::acts::Acts { cases: &self.cases, accounts: &self.accounts, seal: &self.seal, stamping: &self.stamping, verifier: self.verifier() }
+    }
+
     pub fn verifier(&self) -> Arc<SignatureVerifier> {
         self.verifier.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -11,6 +11,7 @@ use super::{check_csrf, titled, page, page_with_status, problem_page, require_ro
 use crate::http::api::{check_upload, publish_upload, DefinitionFile, DefinitionUpload};
 use crate::http::auth::Caller;
 use crate::http::AppState;
+use crate::i18n::Lang;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -205,7 +206,14 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                 p.muted { (t(lang, "已檢查：", "Verificado: ", "Checked: ")) (names.join(", ")) }
                 ol #problems.problems {
                     @for p in &report.problems {
-                        li { code { (p.file) ":" (p.pointer) } ": " (p.message) " " small.muted { "[" (p.code) "]" } }
+                        li {
+                            @if let Some(text) = crate::forms::problem_text::explain(p.code.0) {
+                                strong { (text.get(lang)) } " "
+                            }
+                            code { (p.file) ":" (p.pointer) } ": "
+                            @if lang == Lang::En { (p.message) } @else { span.muted { (t(lang, "詳情：", "Pormenor: ", "")) } span lang="en" { (p.message) } }
+                            " " small.muted { a href={ "/docs/errors#" (p.code.0.to_ascii_lowercase()) } { "[" (p.code) "]" } }
+                        }
                     }
                 }
             }

@@ -1,0 +1,452 @@
+//! Acts as people make them: the one place that binds a signature to the act it is for, checks
+//! the second factor, seals `simple` acts, time-stamps every signature (`cases::stamp`) and then
+//! hands the act to `CaseService`. The JSON API, the pages and the batch inbox all call these
+//! functions, so a rule about signing an act is written once.
+//!
+//! Each call takes the request's one `now`: the time the act is recorded at, the signature is
+//! judged at and the second-factor code is checked at.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{CaseError, CaseService, CaseView, Idempotency};
+use crate::accounts::{AccountError, Accounts, RequestCodes};
+use crate::forms::FormDefinition;
+use crate::i18n::Lang;
+use crate::signing::timestamp::TimeStampError;
+use crate::signing::{data_hash, verify_act, FormRef, ServiceSeal, SignatureVerifier, SigningPayload, VerifyOptions};
+use crate::store::{CaseHead, GENESIS_HASH};
+use crate::tsa::TimeStamping;
+use crate::visibility::{Sight, Viewer};
+use crate::workflow::{ActRequest, Action, Case, CaseStatus, Level, SignatureRecord, StepStatus, WorkflowDefinition, WorkflowError};
+
+/// How far a signer's clock may be from the server's.
+pub const CLOCK_SKEW_MINUTES: i64 = 10;
+/// The longest comment an act may carry, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
+/// Who acts: the signed-in person, their roles (from the directory, plus `approver`) and the
+/// language their messages are in.
+#[derive(Clone, Copy)]
+pub struct Actor<'a> {
+    pub person: &'a str,
+    pub roles: &'a BTreeSet<String>,
+    pub lang: Lang,
+}
+
+impl Actor<'_> {
+    fn has(&self, role: &str) -> bool {
+        self.roles.contains(role)
+    }
+}
+
+/// A payload and the JWS (flattened JSON, detached payload) the caller made over it.
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+pub struct SignedPayload {
+    #[schema(value_type = Object)]
+    pub payload: SigningPayload,
+    /// `{"protected": "...", "signature": "..."}`
+    pub signature: Value,
+}
+
+/// What a signing payload is asked for.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PayloadRequest {
+    /// Signing a new submission: the case id follows from the idempotency key.
+    Submit { form: String, data: Value, idempotency_key: String },
+    /// Signing an act on an open step.
+    Act { case: String, step: String, action: Action },
+    /// Signing a corrected version of a returned case.
+    Resubmit { case: String, data: Value },
+}
+
+/// The payload to sign, the level the step demands and whether it also asks for a code.
+pub struct PayloadToSign {
+    pub payload: SigningPayload,
+    pub required_level: Level,
+    pub second_factor: bool,
+}
+
+/// One act on a step of a case, as the API's body and the inbox's form give it.
+#[derive(Deserialize, ToSchema, Clone)]
+pub struct ActBody {
+    pub step: String,
+    pub action: Action,
+    pub comment: Option<String>,
+    pub signed: Option<SignedPayload>,
+    pub totp: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Why an act was not made. Each carries its code (docs/errors.md, docs/errors-signing.md) and
+/// HTTP status as typed data; a signature that did not verify carries its ETSI report.
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error("{0}")]
+    Stamp(TimeStampError),
+    #[error("the service seal could not be made: {0}")]
+    Seal(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("this needs a {0} signature: sign the payload with your key")]
+    SignatureNeeded(Level),
+    #[error("the signed payload's {what} does not match this act; fetch a fresh payload and sign again")]
+    Mismatch { what: &'static str, report: Option<Value> },
+    #[error("the case changed after you signed: reload it and sign again")]
+    CaseChanged,
+    /// The signature did not verify; the sentence is the report's, in the actor's language.
+    #[error("{sentence}")]
+    Refused { sentence: String, report: Option<Value> },
+    #[error("{0}")]
+    NoSeat(String),
+}
+
+impl From<WorkflowError> for ActError {
+    fn from(e: WorkflowError) -> Self {
+        ActError::Case(CaseError::Workflow(e))
+    }
+}
+
+impl From<crate::store::StoreError> for ActError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ActError::Case(CaseError::Store(e))
+    }
+}
+
+impl ActError {
+    /// The stable code, as typed data.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ActError::Case(e) => e.code(),
+            ActError::Account(e) => e.code(),
+            ActError::Stamp(e) => e.code(),
+            ActError::Seal(_) => "CARIMBO-E0799",
+            ActError::NotFound(_) => "CARIMBO-E0703",
+            ActError::BadRequest(_) => "CARIMBO-E0704",
+            ActError::SignatureNeeded(_) => "CARIMBO-E0302",
+            ActError::Mismatch { .. } | ActError::Refused { .. } => "CARIMBO-E0500",
+            ActError::CaseChanged => "CARIMBO-E0401",
+            ActError::NoSeat(_) => "CARIMBO-E0330",
+        }
+    }
+
+    /// The HTTP status a client gets for it: a client's mistake is never a 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            ActError::Case(e) => e.status(),
+            ActError::Account(e) => e.status(),
+            ActError::Stamp(_) => 503,
+            ActError::Seal(_) => 500,
+            ActError::NotFound(_) => 404,
+            ActError::BadRequest(_) => 400,
+            ActError::SignatureNeeded(_) | ActError::Mismatch { .. } | ActError::Refused { .. } => 422,
+            ActError::CaseChanged => 409,
+            ActError::NoSeat(_) => 403,
+        }
+    }
+
+    /// The signature's validation report, when a signature was refused.
+    pub fn report(&self) -> Option<&Value> {
+        match self {
+            ActError::Mismatch { report, .. } | ActError::Refused { report, .. } => report.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// What a signature on an act must cover, field by field.
+struct Expected {
+    case: String,
+    form: FormRef,
+    step: String,
+    action: String,
+    data_hash: String,
+    previous_event_hash: String,
+}
+
+impl Expected {
+    fn payload(&self, signer: &str, time: DateTime<Utc>) -> SigningPayload {
+        SigningPayload {
+            case: self.case.clone(),
+            form: self.form.clone(),
+            step: self.step.clone(),
+            action: self.action.clone(),
+            data_hash: self.data_hash.clone(),
+            previous_event_hash: self.previous_event_hash.clone(),
+            signer: signer.into(),
+            time,
+        }
+    }
+}
+
+fn sha(h: &str) -> String {
+    format!("sha256:{h}")
+}
+
+fn form_ref(form: &FormDefinition) -> FormRef {
+    FormRef { id: form.id.clone(), version: form.version.clone(), hash: sha(&form.content_hash) }
+}
+
+fn hash_of(data: &Value) -> Result<String, ActError> {
+    data_hash(data).map_err(|e| ActError::BadRequest(e.to_string()))
+}
+
+/// The services an act is made with, borrowed for one request.
+pub struct Acts<'a> {
+    pub cases: &'a CaseService,
+    pub accounts: &'a Accounts,
+    pub seal: &'a ServiceSeal,
+    pub stamping: &'a TimeStamping,
+    pub verifier: Arc<SignatureVerifier>,
+}
+
+impl Acts<'_> {
+    /// The case, its head and its workflow, if the actor may see it (a party, or an auditor).
+    pub fn visible_case(&self, actor: Actor, case_id: &str) -> Result<(Case, CaseHead, Arc<WorkflowDefinition>), ActError> {
+        let head = self.cases.store().head(case_id)?.ok_or_else(|| ActError::NotFound(format!("no case {case_id:?}")))?;
+        if !head.parties.iter().any(|p| p == actor.person) && !actor.has("auditor") {
+            // Not "forbidden": whether a case exists is itself not for everyone to learn.
+            return Err(ActError::NotFound(format!("no case {case_id:?}")));
+        }
+        let case = self.cases.case(case_id)?;
+        let wf = self.cases.workflow_of(&case)?;
+        Ok((case, head, wf))
+    }
+
+    /// What this actor may read of the case (`visibility` decides). When the pinned form
+    /// cannot be loaded, every field any served version restricts is hidden.
+    pub fn sight(&self, actor: Actor, case: &Case) -> Sight {
+        let viewer = Viewer { person: actor.person, roles: actor.roles };
+        match self.cases.form_of(case) {
+            Ok(form) => Sight::of(&form, case, &viewer),
+            Err(_) => match self.cases.catalog().form(&case.form.id) {
+                Some(form) => Sight::nothing_restricted(form),
+                None => Sight::everything(),
+            },
+        }
+    }
+
+    /// The exact payload to sign for a submission, an act or a resubmission.
+    pub fn payload(&self, actor: Actor, req: &PayloadRequest, now: DateTime<Utc>) -> Result<PayloadToSign, ActError> {
+        let (expected, required_level, second_factor) = match req {
+            PayloadRequest::Submit { form, data, idempotency_key } => {
+                let idem = Idempotency::for_submit(idempotency_key, actor.person, form, data)?;
+                let prepared = self.cases.prepare_submit(actor.person, form, data, now, Some(&idem), actor.lang)?;
+                (submit_expected(&prepared)?, prepared.workflow.submit_signature, false)
+            }
+            PayloadRequest::Act { case, step, action } => {
+                let (c, head, wf) = self.visible_case(actor, case)?;
+                let def = wf.step(step).ok_or_else(|| ActError::NotFound(format!("no step {step:?}")))?;
+                // A payload commits to the case's data: it goes only to whoever may act on the step now.
+                if !self.cases.may_act(&c, &wf, step, actor.person, now) {
+                    return Err(ActError::NoSeat(format!("you have no seat on step {step:?} of this case now, so there is nothing for you to sign")));
+                }
+                (act_expected(&c, &head, step, action.as_str())?, def.signature, def.second_factor)
+            }
+            PayloadRequest::Resubmit { case, data } => {
+                let (c, head, wf) = self.visible_case(actor, case)?;
+                if c.submitter != actor.person {
+                    return Err(ActError::NoSeat("only the submitter of a case signs its corrected version".into()));
+                }
+                if c.status != CaseStatus::Returned {
+                    return Err(WorkflowError::CaseNotOpen(c.status.as_str()).into());
+                }
+                let (expected, _, _) = self.resubmission(actor, &c, &head, data, now)?;
+                (expected, wf.submit_signature, false)
+            }
+        };
+        Ok(PayloadToSign { payload: expected.payload(actor.person, now), required_level, second_factor })
+    }
+
+    /// Submits a form signed as its workflow demands; validated once, and what is signed is
+    /// what is recorded. A retry with the same key returns the first case.
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the request
+    pub fn submit(&self, actor: Actor, form: &str, data: &Value, key: &str, signed: Option<&SignedPayload>, totp: Option<&str>, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+        // A bad key is refused before anything else is looked at.
+        let idem = Idempotency::for_submit(key, actor.person, form, data)?;
+        let prepared = self.cases.prepare_submit(actor.person, form, data, now, Some(&idem), actor.lang)?;
+        let expected = submit_expected(&prepared)?;
+        let required = prepared.workflow.submit_signature;
+        let sig = self.establish(actor, &expected, &prepared.committed, required, signed, totp, &RequestCodes::default(), now)?;
+        Ok(self.cases.open_prepared(prepared, sig, now, Some(&idem))?)
+    }
+
+    /// One act on a step; `codes` lets one second-factor code stand for every act of a batch.
+    pub fn act(&self, actor: Actor, case_id: &str, body: &ActBody, codes: &RequestCodes, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+        if body.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+            return Err(ActError::BadRequest(format!("the comment is longer than {MAX_COMMENT_CHARS} characters")));
+        }
+        // The key answers only this person's same act on this step, with the same body.
+        let idem = body
+            .idempotency_key
+            .as_deref()
+            .map(|k| Idempotency::for_act(k, actor.person, &body.step, body.action.as_str(), body.comment.as_deref()))
+            .transpose()?;
+        let (case, head, wf) = self.visible_case(actor, case_id)?;
+        if idem.is_some()
+            && let Some(case) = self.cases.replay_of(case_id, idem.as_ref())?
+        {
+            return Ok(CaseView { case, replayed: true });
+        }
+        let def = wf.step(&body.step).ok_or_else(|| ActError::NotFound(format!("no step {:?}", body.step)))?;
+        // Someone without a seat is refused as such before any signature or code is looked at
+        // (the engine decides again when the act is recorded); a step someone else has just
+        // closed is a conflict (409: reload the case), not a refusal.
+        if case.status == CaseStatus::Open {
+            if !case.steps.get(&body.step).is_some_and(|s| s.status == StepStatus::Open) {
+                return Err(WorkflowError::StepNotOpen(body.step.clone()).into());
+            }
+            self.cases.check_may_act(&case, &wf, &body.step, actor.person, now)?;
+        }
+        let expected = act_expected(&case, &head, &body.step, body.action.as_str())?;
+        let sig = self.establish(actor, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes, now)?;
+        let req = ActRequest { actor: actor.person.to_string(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now };
+        Ok(self.cases.act(case_id, req, idem.as_ref())?)
+    }
+
+    /// Resubmits a corrected version of the actor's returned case, signed over its new data.
+    pub fn resubmit(&self, actor: Actor, case_id: &str, data: &Value, signed: Option<&SignedPayload>, totp: Option<&str>, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+        let (case, head, wf) = self.visible_case(actor, case_id)?;
+        if case.submitter != actor.person {
+            return Err(WorkflowError::NotSubmitter(case.submitter.clone()).into());
+        }
+        let (expected, data, committed) = self.resubmission(actor, &case, &head, data, now)?;
+        let sig = self.establish(actor, &expected, &committed, wf.submit_signature, signed, totp, &RequestCodes::default(), now)?;
+        Ok(self.cases.resubmit(case_id, actor.person, &data, sig, now, None, actor.lang)?)
+    }
+
+    /// What a resubmission signs: the corrected data (hidden fields kept as they were) checked
+    /// against the version the case is pinned to, even when a newer one is served now.
+    /// Returns what is signed, the data to record and the data as committed.
+    fn resubmission(&self, actor: Actor, case: &Case, head: &CaseHead, data: &Value, now: DateTime<Utc>) -> Result<(Expected, Value, Value), ActError> {
+        let data = self.sight(actor, case).keep_hidden(data, &case.data);
+        let form = self.cases.form_of(case)?;
+        let ctx = self.cases.context_for(actor.person, now)?;
+        let sub = form.validate(&data, &ctx, actor.lang).map_err(CaseError::Invalid)?;
+        let committed = self.cases.salted(&case.id, sub).committed().0;
+        let mut expected = act_expected(case, head, "resubmit", "resubmit")?;
+        expected.data_hash = hash_of(&committed)?;
+        Ok((expected, data, committed))
+    }
+
+    /// Turns what the actor sent into the signature record the engine stores: a verified JWS
+    /// at the level it achieved, or, for a step that accepts `simple`, the service's seal;
+    /// time-stamped, then the second factor. The signature is checked before the code: someone
+    /// holding a stolen session but not the key learns nothing about codes on a step that needs
+    /// a key. On a `simple` step, which has no key, the wrong-code limit protects the factor.
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the act
+    fn establish(&self, actor: Actor, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>, codes: &RequestCodes, now: DateTime<Utc>) -> Result<SignatureRecord, ActError> {
+        let mut record = match signed {
+            None => self.sealed(actor, expected, required, now)?,
+            Some(signed) => self.verified(actor, expected, data, required, signed, now)?,
+        };
+        // JAdES B-T: the signature time-stamp. Before the code, so that a TSA being down does
+        // not use up a person's one-time code on an act that is then not recorded.
+        if let Some(jws) = record.jws.as_mut() {
+            super::stamp::stamp_act_signature(self.stamping, &self.verifier, jws).map_err(ActError::Stamp)?;
+        }
+        if let Some(code) = totp {
+            self.accounts.check_totp_in(actor.person, code, now, codes)?;
+            record.second_factor = true;
+        }
+        Ok(record)
+    }
+
+    /// The service's seal over the act's payload, for a step that accepts a `simple` signature.
+    fn sealed(&self, actor: Actor, expected: &Expected, required: Level, now: DateTime<Utc>) -> Result<SignatureRecord, ActError> {
+        if required > Level::Simple {
+            return Err(ActError::SignatureNeeded(required));
+        }
+        let payload = expected.payload(actor.person, now);
+        let seal = self.seal.seal(&payload, now).map_err(|e| ActError::Seal(e.to_string()))?;
+        Ok(SignatureRecord {
+            level: Level::Simple,
+            signer: actor.person.to_string(),
+            jws: Some(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature})),
+            second_factor: false,
+        })
+    }
+
+    /// The actor's own signature, bound field by field to this act and verified at `now`.
+    fn verified(&self, actor: Actor, expected: &Expected, data: &Value, required: Level, signed: &SignedPayload, now: DateTime<Utc>) -> Result<SignatureRecord, ActError> {
+        let p = &signed.payload;
+        let jws = serde_json::to_vec(&signed.signature).map_err(|e| ActError::BadRequest(e.to_string()))?;
+        let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };
+        // A signature made for another act (another case, step, action or signer) is refused
+        // with the report of verifying it over this act's payload, as any signature that does
+        // not verify is: the person sees a report whichever field was swapped.
+        let mismatch = |what: &'static str| {
+            let this_act = expected.payload(actor.person, p.time);
+            let report = verify_act(&self.verifier, &this_act, Some(data), &jws, required, &opts).err().and_then(|r| serde_json::to_value(&r).ok());
+            ActError::Mismatch { what, report }
+        };
+        if p.case != expected.case {
+            return Err(mismatch("case"));
+        }
+        if p.form != expected.form {
+            return Err(mismatch("form"));
+        }
+        if p.step != expected.step || p.action != expected.action {
+            return Err(mismatch("step or action"));
+        }
+        if p.previous_event_hash != expected.previous_event_hash {
+            return Err(ActError::CaseChanged);
+        }
+        if p.signer != actor.person {
+            return Err(mismatch("signer"));
+        }
+        if (p.time - now).num_minutes().abs() > CLOCK_SKEW_MINUTES {
+            return Err(mismatch("time (more than ten minutes from the server's clock)"));
+        }
+        match verify_act(&self.verifier, p, Some(data), &jws, required, &opts) {
+            Ok(v) => Ok(SignatureRecord {
+                level: v.level(),
+                signer: actor.person.to_string(),
+                jws: Some(json!({"payload": p, "protected": signed.signature.get("protected"), "signature": signed.signature.get("signature")})),
+                second_factor: false,
+            }),
+            Err(report) => {
+                let sentence = match actor.lang {
+                    Lang::Zh => report.message.zh.clone(),
+                    Lang::Pt => report.message.pt.clone(),
+                    Lang::En => report.message.en.clone(),
+                };
+                Err(ActError::Refused { sentence, report: serde_json::to_value(&report).ok() })
+            }
+        }
+    }
+}
+
+fn submit_expected(prepared: &super::PreparedSubmission) -> Result<Expected, ActError> {
+    Ok(Expected {
+        case: prepared.case_id.clone(),
+        form: form_ref(&prepared.form),
+        step: "submit".into(),
+        action: "submit".into(),
+        data_hash: hash_of(&prepared.committed)?,
+        previous_event_hash: sha(GENESIS_HASH),
+    })
+}
+
+fn act_expected(case: &Case, head: &CaseHead, step: &str, action: &str) -> Result<Expected, ActError> {
+    Ok(Expected {
+        case: case.id.clone(),
+        form: FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: sha(&case.form.hash) },
+        step: step.into(),
+        action: action.into(),
+        data_hash: hash_of(&case.committed_data())?,
+        previous_event_hash: sha(&head.last_hash),
+    })
+}
