@@ -500,3 +500,42 @@ fn administrators_see_mail_off_and_the_people_with_no_address() {
     let html = page.body.as_str().unwrap_or_default();
     assert!(html.contains("People with no e-mail address (3)") && html.contains("doc01") && html.contains("Notifications are off"), "{html}");
 }
+
+#[test]
+fn a_delegation_set_and_ended_is_announced_to_the_delegate_and_the_principal() {
+    use carimbo::directory::delegation_log::{DelegationEntry, DelegationLog};
+    use carimbo::directory::Delegation;
+    let w = world();
+    let r = Receiver::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let (log_path, cursor) = (dir.path().join("delegations.jsonl"), dir.path().join("notifications-delegations.json"));
+    let log = DelegationLog::new(&log_path);
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let d = Delegation { id: "out-of-office-1".into(), delegate: "p004".into(), principal: "p003".into(), from: day("2026-03-09"), to: day("2026-03-13"), forms: None, reason: None };
+    // A line already in the record when mail is turned on is not announced.
+    log.append(&DelegationEntry::Set { at: Utc::now(), by: "p003".into(), delegation: Delegation { id: "old".into(), ..d.clone() } }).unwrap();
+    let disp = dispatcher(&w, &r).with_delegation_record(&log_path, &cursor).unwrap();
+    disp.run_once(at("2026-03-02T09:00")).unwrap();
+    assert!(r.received().is_empty());
+
+    // Set by the principal: the delegate is told (the principal did it themself).
+    log.append(&DelegationEntry::Set { at: Utc::now(), by: "p003".into(), delegation: d.clone() }).unwrap();
+    disp.run_once(at("2026-03-02T09:01")).unwrap();
+    assert!(r.received().is_empty(), "the first attempt was refused");
+    disp.run_once(at("2026-03-02T09:01") + Duration::seconds(30)).unwrap();
+    assert!(r.received().is_empty(), "not before the back-off");
+    disp.run_once(at("2026-03-02T09:10")).unwrap();
+    let to_delegate = r.to(&address("p004"));
+    assert_eq!(to_delegate.len(), 1);
+    assert!(to_delegate[0].body().contains("2026-03-09") && to_delegate[0].body().contains("p003"), "{}", to_delegate[0].body());
+    assert!(r.to(&address("p003")).is_empty());
+
+    // Ended by an administrator: both are told, once.
+    log.append(&DelegationEntry::Ended { at: Utc::now(), by: "p032".into(), id: d.id.clone() }).unwrap();
+    disp.run_once(at("2026-03-03T09:00")).unwrap();
+    disp.run_once(at("2026-03-03T09:10")).unwrap();
+    assert_eq!(r.to(&address("p004")).len(), 2);
+    let to_principal = r.to(&address("p003"));
+    assert_eq!(to_principal.len(), 1);
+    assert!(to_principal[0].body().contains("terminou a substituição"), "in Portuguese: {}", to_principal[0].body());
+}

@@ -337,7 +337,8 @@ impl AppState {
     /// cause, and a thread delivers them by mail, a pass every `interval`.
     pub fn start_mail(&mut self, settings: crate::notify::mail::MailSettings, interval: std::time::Duration) -> Result<(std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>), crate::notify::mail::MailError> {
         let (server, from) = (settings.target.describe(), settings.from.to_string());
-        let dispatcher = crate::notify::mail::MailDispatcher::new(self.cases.clone(), self.preferences.clone(), settings)?;
+        let dispatcher = crate::notify::mail::MailDispatcher::new(self.cases.clone(), self.preferences.clone(), settings)?
+            .with_delegation_record(&self.paths.data.join("delegations.jsonl"), &self.paths.data.join("notifications-delegations.json"))?;
         self.mail = Some(notifications_api::MailHandle { server, from, status: dispatcher.status.clone() });
         self.cases.set_notifications(true);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

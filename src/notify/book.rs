@@ -45,7 +45,7 @@ impl PreferencesError {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesBody {
-    /// The kinds wanted, of `task`, `reminder`, `escalation`, `returned`, `decided`.
+    /// The kinds wanted, of `task`, `reminder`, `escalation`, `returned`, `decided`, `delegation`.
     pub topics: Vec<String>,
     /// `immediate` or `digest`.
     pub delivery: String,
@@ -72,7 +72,7 @@ impl PreferencesBody {
                 Some(t) => {
                     topics.insert(t);
                 }
-                None => problems.push(format!("topic {name:?} is not one of task, reminder, escalation, returned, decided")),
+                None => problems.push(format!("topic {name:?} is not one of task, reminder, escalation, returned, decided, delegation")),
             }
         }
         let delivery = match self.delivery.as_str() {
@@ -157,12 +157,12 @@ impl PreferenceBook {
 
 /// Writes a file only the service's user reads, atomically (temporary file, sync, rename, sync
 /// of the folder), so a crash leaves the old file or the new one, never half of one.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(".notifications.json.tmp");
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("notifications.json")));
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;

@@ -45,6 +45,8 @@ pub enum MailError {
     Credentials(String),
     #[error("--mail-from {from:?}: {why} [CARIMBO-E1425]")]
     From { from: String, why: String },
+    #[error("the delegations to announce cannot be read or their place kept: {0} [CARIMBO-E1426]")]
+    Delegations(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,6 +57,7 @@ impl MailError {
             MailError::Url { .. } => "CARIMBO-E1423",
             MailError::Credentials(_) => "CARIMBO-E1424",
             MailError::From { .. } => "CARIMBO-E1425",
+            MailError::Delegations(_) => "CARIMBO-E1426",
             MailError::Store(e) => e.code(),
         }
     }
@@ -220,6 +223,7 @@ struct Waiting {
 
 /// Delivers the outbox's notifications by e-mail.
 pub struct MailDispatcher {
+    delegations: Option<DelegationRecord>,
     cases: Arc<CaseService>,
     prefs: Arc<PreferenceBook>,
     pub settings: Arc<MailSettings>,
@@ -233,7 +237,7 @@ const PAGE: usize = 500;
 impl MailDispatcher {
     pub fn new(cases: Arc<CaseService>, prefs: Arc<PreferenceBook>, settings: MailSettings) -> Result<MailDispatcher, MailError> {
         let transport = settings.target.transport(settings.timeout)?;
-        Ok(MailDispatcher { cases, prefs, settings: Arc::new(settings), transport, status: Arc::new(Mutex::new(DispatcherStatus::default())) })
+        Ok(MailDispatcher { delegations: None, cases, prefs, settings: Arc::new(settings), transport, status: Arc::new(Mutex::new(DispatcherStatus::default())) })
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -276,6 +280,9 @@ impl MailDispatcher {
         }
         for (_, group) in digests {
             self.send(group, &directory, now, &mut report)?;
+        }
+        if let Err(e) = self.announce_delegations(&directory, now, &mut report) {
+            eprintln!("mail: delegations could not be announced: {e}");
         }
         Ok(report)
     }
@@ -438,6 +445,131 @@ impl MailDispatcher {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Delegations set and ended
+
+/// The delegation record (`DATA/delegations.jsonl`) and how much of it has been announced
+/// (`DATA/notifications-delegations.json`, `{"announced": LINES}`). A delegation is not a case
+/// event, so its notice is not an outbox message: the record's line is the commit (written and
+/// synced before the directory changes), and the cursor moves past a line only once every
+/// recipient's mail was accepted, so a line is announced at least once and never before it is
+/// on disk. Lines already in the record when mail is first turned on are not announced.
+struct DelegationRecord {
+    log: crate::directory::delegation_log::DelegationLog,
+    cursor: std::path::PathBuf,
+    /// After a failure: when to try again, and how many failures in a row.
+    retry: Mutex<(Option<DateTime<Utc>>, u32)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Announced {
+    announced: usize,
+}
+
+impl DelegationRecord {
+    fn announced(&self) -> Result<usize, String> {
+        let bytes = std::fs::read(&self.cursor).map_err(|e| format!("{}: {e}", self.cursor.display()))?;
+        crate::json_strict::from_slice::<Announced>(&bytes).map(|a| a.announced).map_err(|e| format!("{}: {e}", self.cursor.display()))
+    }
+
+    fn set_announced(&self, n: usize) -> Result<(), String> {
+        let text = serde_json::to_vec(&Announced { announced: n }).expect("a count serialises");
+        super::book::write_private(&self.cursor, &text).map_err(|e| format!("{}: {e}", self.cursor.display()))
+    }
+}
+
+impl MailDispatcher {
+    /// Also announces delegations set and ended in this record, keeping its place in `cursor`.
+    pub fn with_delegation_record(mut self, log: &Path, cursor: &Path) -> Result<MailDispatcher, MailError> {
+        let record = DelegationRecord { log: crate::directory::delegation_log::DelegationLog::new(log), cursor: cursor.to_path_buf(), retry: Mutex::new((None, 0)) };
+        if !cursor.exists() {
+            let lines = record.log.entries().map_err(|e| MailError::Delegations(e.to_string()))?.len();
+            record.set_announced(lines).map_err(MailError::Delegations)?;
+        }
+        self.delegations = Some(record);
+        Ok(self)
+    }
+
+    fn announce_delegations(&self, directory: &Directory, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), String> {
+        use crate::directory::delegation_log::DelegationEntry;
+        let Some(record) = &self.delegations else { return Ok(()) };
+        if record.retry.lock().unwrap_or_else(|e| e.into_inner()).0.is_some_and(|t| t > now) {
+            return Ok(());
+        }
+        let entries = record.log.entries().map_err(|e| e.to_string())?;
+        let from = record.announced()?;
+        for (i, entry) in entries.iter().enumerate().skip(from) {
+            let (by, delegation, ended) = match entry {
+                DelegationEntry::Set { by, delegation, .. } => (by, Some(delegation), false),
+                DelegationEntry::Ended { by, id, .. } => {
+                    let set = entries[..i].iter().rev().find_map(|e| match e {
+                        DelegationEntry::Set { delegation, .. } if &delegation.id == id => Some(delegation),
+                        _ => None,
+                    });
+                    (by, set, true)
+                }
+            };
+            if let Some(d) = delegation {
+                let mut people = vec![d.delegate.clone(), d.principal.clone()];
+                people.retain(|p| p != by);
+                for person in people {
+                    let Some(to) = directory.person(&person).and_then(|p| p.email.clone()) else { continue };
+                    if !self.prefs.get(&person).topics.contains(&Topic::Delegation) {
+                        continue;
+                    }
+                    let lang = directory.person(&person).and_then(|p| p.lang).unwrap_or(Lang::Zh);
+                    let text = self.render_delegation(d, by, &person, ended, directory, lang);
+                    report.attempts += 1;
+                    let name = directory.person(&person).map(|p| p.name.get(lang).to_string());
+                    if let Err((_, why, _)) = self.deliver(&to, &format!("delegation.{i}.{person}"), &text, name) {
+                        report.failed += 1;
+                        let mut retry = record.retry.lock().unwrap_or_else(|e| e.into_inner());
+                        retry.1 += 1;
+                        retry.0 = Some(now + Duration::milliseconds(self.settings.retry.delay_after(retry.1).as_millis() as i64));
+                        return Err(why);
+                    }
+                    report.delivered += 1;
+                }
+            }
+            record.set_announced(i + 1)?;
+            *record.retry.lock().unwrap_or_else(|e| e.into_inner()) = (None, 0);
+        }
+        Ok(())
+    }
+
+    fn render_delegation(&self, d: &crate::directory::Delegation, by: &str, recipient: &str, ended: bool, directory: &Directory, lang: Lang) -> MailText {
+        let (delegate, principal, by) = (Self::name_of(directory, lang, &d.delegate), Self::name_of(directory, lang, &d.principal), Self::name_of(directory, lang, by));
+        let (from, to) = (d.from.to_string(), d.to.to_string());
+        let forms = match &d.forms {
+            None => t(lang, "所有表格", "todos os formulários", "every form").to_string(),
+            Some(f) => f.iter().map(|id| self.cases.catalog().form(id).map(|x| x.title.get(lang).to_string()).unwrap_or_else(|| id.clone())).collect::<Vec<_>>().join(", "),
+        };
+        let sentence = match (ended, recipient == d.delegate, lang) {
+            (false, true, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，你代 {principal} 處理（{forms}）。"),
+            (false, true, Lang::Pt) => format!("{by} definiu uma substituição: de {from} a {to} substitui {principal} ({forms})."),
+            (false, true, Lang::En) => format!("{by} set a delegation: from {from} to {to} you act for {principal} ({forms})."),
+            (false, false, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，{delegate} 代你處理（{forms}）。"),
+            (false, false, Lang::Pt) => format!("{by} definiu uma substituição: de {from} a {to}, {delegate} substitui-o ({forms})."),
+            (false, false, Lang::En) => format!("{by} set a delegation: from {from} to {to} {delegate} acts for you ({forms})."),
+            (true, _, Lang::Zh) => format!("{by} 結束了代理（{delegate} 代 {principal}，{from} 至 {to}）。"),
+            (true, _, Lang::Pt) => format!("{by} terminou a substituição de {principal} por {delegate} ({from} a {to})."),
+            (true, _, Lang::En) => format!("{by} ended the delegation ({delegate} for {principal}, {from} to {to})."),
+        };
+        let name = directory.person(recipient).map(|p| p.name.get(lang).to_string()).unwrap_or_else(|| recipient.to_string());
+        let link = format!("{}/me/delegation", self.settings.public_url);
+        let body = format!(
+            "{}{name}{}\n\n{sentence}\n\n{}{}{link}\n\n-- \n{}\n",
+            t(lang, "", "Olá ", "Hello "),
+            t(lang, "：", ",", ","),
+            t(lang, "休假代理", "Ausência", "Out of office"),
+            colon(lang),
+            self.footer(lang)
+        );
+        let word = if ended { t(lang, "代理已結束", "Substituição terminada", "Delegation ended") } else { t(lang, "代理已設定", "Substituição definida", "Delegation set") };
+        MailText { subject: format!("{word}{}{delegate} → {principal}", colon(lang)), body }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The text of a message
 
 /// A message's subject and plain-text body.
@@ -535,6 +667,7 @@ impl MailDispatcher {
                     Lang::En => format!("Your case {case} ({form}) was returned for correction by {by}."),
                 },
             ),
+            Topic::Delegation => (t(lang, "代理", "Substituição", "Delegation").into(), String::new()),
             Topic::Decided => {
                 let (word, sentence) = match (notice.outcome.as_deref(), lang) {
                     (Some("rejected"), Lang::Zh) => ("不批准", format!("你的個案 {case}（{form}）不獲批准（{by}）。")),

@@ -14,6 +14,9 @@
 //!   at a time of day in Macau time on working days of the holiday calendar, quiet hours), and
 //!   when a notice is therefore due.
 //!
+//! Delegations set and ended are announced from the delegation record instead
+//! (`notify::mail`, `DATA/delegations.jsonl` is their commit).
+//!
 //! The shell is `notify::mail` (rendering in the recipient's language, SMTP through lettre, the
 //! `MailDispatcher` thread that delivers at least once with back-off) and `notify::book` (the
 //! preferences file, `DATA/notifications.json`). `docs/notifications.md` describes it all.
@@ -45,10 +48,12 @@ pub enum Topic {
     Returned,
     /// The recipient's case was approved, rejected or withdrawn (by someone else).
     Decided,
+    /// A delegation to or from the recipient was set or ended (by someone else).
+    Delegation,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] = [Topic::Task, Topic::Reminder, Topic::Escalation, Topic::Returned, Topic::Decided];
+    pub const ALL: [Topic; 6] = [Topic::Task, Topic::Reminder, Topic::Escalation, Topic::Returned, Topic::Decided, Topic::Delegation];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +62,7 @@ impl Topic {
             Topic::Escalation => "escalation",
             Topic::Returned => "returned",
             Topic::Decided => "decided",
+            Topic::Delegation => "delegation",
         }
     }
 

@@ -34,6 +34,7 @@ fn topic_label(lang: Lang, topic: Topic) -> &'static str {
         Topic::Escalation => t(lang, "逾期轉交給我的步驟", "Passos escalados para mim", "Steps escalated to me"),
         Topic::Returned => t(lang, "我的個案被退回修改", "Processos meus devolvidos para correção", "My cases returned for correction"),
         Topic::Decided => t(lang, "我的個案獲批准、不批准或被撤回", "Processos meus deferidos, indeferidos ou retirados", "My cases approved, rejected or withdrawn"),
+        Topic::Delegation => t(lang, "與我有關的代理開始或結束", "Substituições minhas que começam ou terminam", "Delegations to or from me set or ended"),
     }
 }
 
