@@ -20,13 +20,25 @@
 //! `POST /api/v1/session`: 33 sign-ins from one address would hit the login limit (30 a minute),
 //! and a sign-in's cost is argon2, not what this measures.
 //!
+//! After the run it prints the process's CPU time and the client threads' share of it (the load
+//! generator runs on the same cores), the resident memory, and the store alone doing the same
+//! appends (a submission and an approval per case, 64 threads, a fresh sled store) with the
+//! ratio server ÷ store.
+//!
+//! `CARIMBO_BENCH_PG=postgres://…` runs it on PostgreSQL (in a new schema per run, the store-only
+//! figure in another), e.g. with the database `source .ci/postgres.sh` starts.
+//!
 //! `CARIMBO_BENCH_SECS` (default 20) and `CARIMBO_BENCH_CLIENTS` (default 64) change the run;
 //! `CARIMBO_BENCH_TSA=off` runs it without signature time-stamps (by default the demo TSA
 //! stamps every act in-process, as `carimbo serve` does with the seeds).
 //! With few clients, each account makes more calls a second than the per-account limit allows
 //! (200/s after a burst of 1,000): the 429s are then printed as unexpected answers.
 
+#[path = "common/workload.rs"]
+mod workload;
+
 use carimbo::http::{api::session_lifetime, AppState, Paths};
+use carimbo::store::{SledStore, Store};
 use carimbo::signing::Signer;
 use chrono::{Datelike, Duration as Days, Utc, Weekday};
 use serde_json::{json, Value};
@@ -96,6 +108,8 @@ struct Timings {
     cycles: Vec<Duration>,
     /// "call → status" for answers that were not the expected status.
     unexpected: BTreeMap<String, usize>,
+    /// CPU seconds the client threads used (the load generator, signing included).
+    client_cpu: f64,
 }
 
 impl Timings {
@@ -113,6 +127,7 @@ impl Timings {
         }
         self.signing.extend(other.signing);
         self.cycles.extend(other.cycles);
+        self.client_cpu += other.client_cpu;
         for (k, v) in other.unexpected {
             *self.unexpected.entry(k).or_default() += v;
         }
@@ -148,7 +163,17 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(root.join("target/tmp")).expect("target/tmp");
     let data_dir = tempfile::tempdir_in(root.join("target/tmp")).expect("a data directory");
-    let mut state = AppState::open(Paths::from_root(&root, data_dir.path())).expect("the server state opens");
+    // `CARIMBO_BENCH_PG=postgres://…` runs the same bench on PostgreSQL, in a schema of its own.
+    let pg = std::env::var("CARIMBO_BENCH_PG").ok().filter(|v| !v.is_empty());
+    let schema = format!("bench_{}", std::process::id());
+    let open_store = |schema: &str| -> Arc<dyn Store> {
+        match &pg {
+            Some(conn) => Arc::new(carimbo::store::PgStore::open_in_schema(conn, schema).expect("the PostgreSQL store opens")),
+            None => Arc::new(SledStore::open(data_dir.path().join(format!("store-{schema}"))).expect("a sled store")),
+        }
+    };
+    let backend = if pg.is_some() { "PostgreSQL" } else { "sled" };
+    let mut state = AppState::with_store(Paths::from_root(&root, data_dir.path()), open_store(&schema)).expect("the server state opens");
     // `CARIMBO_BENCH_TSA=off` measures the server without signature time-stamps (JAdES B-B).
     if std::env::var("CARIMBO_BENCH_TSA").is_ok_and(|v| v == "off") {
         state.stamping = carimbo::tsa::TimeStamping::Off;
@@ -195,7 +220,7 @@ fn main() {
     let day = leave_day(&holidays);
     let data = json!({"leave_type": "annual", "start_date": day, "end_date": day});
 
-    println!("server benchmark: {clients} clients, {secs} s, {} staff accounts and {} approvers, sled store in {}", pairs.len(), people.len() - pairs.len(), data_dir.path().display());
+    println!("server benchmark on {backend}: {clients} clients, {secs} s, {} staff accounts and {} approvers, sled store in {}", pairs.len(), people.len() - pairs.len(), data_dir.path().display());
     let ready = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|i| {
@@ -232,6 +257,7 @@ fn main() {
                     eprintln!("client {i} warm-up: {e}");
                 }
                 let end = Instant::now() + Duration::from_secs(secs);
+                let cpu_before = thread_cpu_seconds();
                 let (mut t, mut errors) = (Timings::default(), 0);
                 while Instant::now() < end {
                     if let Err(e) = cycle(&mut t) {
@@ -244,21 +270,88 @@ fn main() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
+                t.client_cpu = thread_cpu_seconds() - cpu_before;
                 t
             })
         })
         .collect();
     ready.wait();
     let started = Instant::now();
+    let process_cpu_before = process_cpu_seconds();
     let mut all = Timings::default();
     for t in threads {
         all.merge(t.join().expect("a client thread"));
     }
     // Cycles still running at the deadline finish and count, so the rate is over the real time.
     let elapsed = started.elapsed().as_secs_f64();
+    let process_cpu = process_cpu_seconds() - process_cpu_before;
+    let rss_after = resident_mib();
     let _ = stop.send(());
     let _ = server.join();
     report(&all, elapsed);
+    println!(
+        "CPU               {process_cpu:8.1} s of the process in {elapsed:.1} s on {} cores; the load generator (client threads, signing included) {:.1} s = {:.0}%",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        all.client_cpu,
+        100.0 * all.client_cpu / process_cpu.max(f64::EPSILON)
+    );
+    println!("resident memory   {rss_after:8.1} MiB after the run ({} cases stored)", all.cycles.len() + clients);
+    let server_acts = 2.0 * all.cycles.len() as f64 / elapsed;
+    let store_acts = store_only(open_store(&format!("{schema}_alone")), clients, secs.min(10));
+    println!("store alone       {store_acts:8.1} durable acts/s (the same two appends per cycle, {clients} threads, {backend}, no HTTP)");
+    println!("server ÷ store    {:8.2}", server_acts / store_acts.max(f64::EPSILON));
+}
+
+/// The store alone doing the bench's acts (a submission and an approval per case, the same
+/// shape of append), on a fresh store of the same kind, as `cargo bench --bench store -- acts` does.
+fn store_only(store: Arc<dyn Store>, clients: usize, secs: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut acts = 0u64;
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let case = format!("c{c}-{i}");
+                    let now = Utc::now();
+                    store.append(workload::submission(&case, &format!("staff-{c}"), "approver-1", now)).expect("submission appended");
+                    store.append(workload::approval(&case, &format!("staff-{c}"), now)).expect("approval appended");
+                    acts += 2;
+                    i += 1;
+                }
+                acts
+            })
+        })
+        .collect();
+    let acts: u64 = workers.into_iter().map(|w| w.join().expect("a store worker")).sum();
+    acts as f64 / start.elapsed().as_secs_f64()
+}
+
+/// CPU seconds (user + system) of the calling thread, from /proc (Linux).
+fn thread_cpu_seconds() -> f64 {
+    proc_cpu_seconds("/proc/thread-self/stat")
+}
+
+fn process_cpu_seconds() -> f64 {
+    proc_cpu_seconds("/proc/self/stat")
+}
+
+/// Fields 14 and 15 of a stat file (utime, stime), in clock ticks of 1/100 s as Linux reports them.
+fn proc_cpu_seconds(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else { return 0.0 };
+    // The command name (field 2) may hold spaces; the fields after it start past its ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The process's resident set size in MiB (VmRSS of /proc/self/status).
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn report(all: &Timings, elapsed: f64) {

@@ -285,3 +285,33 @@ fn the_service_routes_on_the_forms_settings_and_escalates_after_working_days_fro
     svc.tick_all(at("2026-03-11T09:00")).unwrap();
     assert!(types(&third).contains(&"escalated".to_string()), "{:?}", types(&third));
 }
+
+#[test]
+fn a_case_kept_from_its_last_act_is_the_case_its_stored_events_replay_to_and_another_servers_act_is_seen() {
+    // The medical certificate has a restricted field (the diagnosis code): its disclosure and
+    // commitment must survive being kept as well as being read back.
+    let tmp = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(tmp.path()).unwrap());
+    let catalog = || common::shipped().catalog;
+    let svc = CaseService::new(store.clone(), catalog(), common::directory()).unwrap();
+    let form = common::read_json(&common::repo().join("forms/medical-certificate.json"));
+    let data = form["examples"]["valid"][0]["data"].clone();
+    let view = svc.submit("doc01", "medical-certificate", &data, sig("doc01", Level::Qualified), at("2026-03-02T09:00"), None, Lang::En).unwrap();
+    let id = view.case.id.clone();
+    let hr = svc.inbox("p019", None, 10).unwrap().entries;
+    assert_eq!(hr.len(), 1, "the HR records step waits for p019");
+    let kept = svc.case(&id).unwrap();
+    // A second service on the same store has kept nothing: it reads and replays the events.
+    let other = CaseService::new(store.clone(), catalog(), common::directory()).unwrap();
+    let read = other.case(&id).unwrap();
+    assert_eq!(kept, read, "the kept case is exactly the replay of the stored events");
+    assert_eq!(kept.disclosures, read.disclosures);
+    assert_eq!(kept.committed_data(), read.committed_data());
+
+    // The other server signs the step; the first one sees it, not the copy it kept.
+    let signed = ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Advanced), now: at("2026-03-02T10:00") };
+    other.act(&id, signed, None).unwrap();
+    let now_seen = svc.case(&id).unwrap();
+    assert_eq!(now_seen.status, CaseStatus::Completed);
+    assert_eq!(now_seen, other.case(&id).unwrap());
+}

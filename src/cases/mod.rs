@@ -22,6 +22,7 @@ use std::sync::{Arc, RwLock};
 
 pub mod acts;
 mod idempotency;
+mod recent;
 pub mod stamp;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 mod publishing;
@@ -141,6 +142,8 @@ pub struct CaseService {
     /// Whether appends also write notifications for people (`notify`): on when the server
     /// sends mail (`serve --smtp`), so a server without mail does not pile up stale ones.
     notifications: std::sync::atomic::AtomicBool,
+    /// Cases replayed lately, used only at the version and hash the store names (`recent`).
+    recent: recent::RecentCases,
 }
 
 /// The secret from which the salts of restricted fields are derived.
@@ -194,6 +197,7 @@ impl CaseService {
             directory: RwLock::new(Arc::new(directory)),
             commitment_key: CommitmentKey::random(),
             notifications: std::sync::atomic::AtomicBool::new(false),
+            recent: recent::RecentCases::default(),
         };
         service.load_catalog(catalog)?;
         let lines = service.serve_published(&files)?;
@@ -535,6 +539,19 @@ impl CaseService {
     }
 
     fn load(&self, case_id: &str) -> Result<(Case, Arc<FormDefinition>, Arc<WorkflowDefinition>), CaseError> {
+        let case = self.replayed_case(case_id)?;
+        let (form, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
+        Ok(((*case).clone(), form, workflow))
+    }
+
+    /// The case folded from its events: kept from a recent act when the store's head names the
+    /// same version and last hash, else read and replayed (and kept).
+    fn replayed_case(&self, case_id: &str) -> Result<Arc<Case>, CaseError> {
+        if let Some(head) = self.store.head(case_id)?
+            && let Some(case) = self.recent.get(case_id, head.version, &head.last_hash)
+        {
+            return Ok(case);
+        }
         let stored = self.store.events(case_id)?;
         if stored.is_empty() {
             return Err(CaseError::UnknownCase(case_id.to_string()));
@@ -545,9 +562,11 @@ impl CaseService {
                 .map_err(|err| StoreError::Corrupt { case_id: case_id.to_string(), seq: e.seq, reason: format!("the event cannot be read: {err}") })?;
             events.push(event);
         }
-        let case = Case::replay(&events)?;
-        let (form, workflow) = self.pinned(&case.form.hash, &case.workflow.hash)?;
-        Ok((case, form, workflow))
+        let case = Arc::new(Case::replay(&events)?);
+        if let Some(last) = stored.last() {
+            self.recent.put(case_id, case.version, &last.hash, case.clone());
+        }
+        Ok(case)
     }
 
     /// A retry with a key already used on this case: the store answers without appending.
@@ -617,6 +636,7 @@ impl CaseService {
             }
             return Ok(CaseView { case: self.case(case_id)?, replayed: true });
         }
+        self.recent.put(case_id, appended.version, &appended.last_hash, Arc::new(next.clone()));
         Ok(CaseView { case: next.clone(), replayed: false })
     }
 }
