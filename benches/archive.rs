@@ -76,7 +76,7 @@ fn main() {
     let jws = signer.sign(b"{\"a\":1}", chrono::Utc::now()).unwrap();
     let input = format!("{}.{}", jws.protected, URL_SAFE_NO_PAD.encode(b"{\"a\":1}"));
     let sig = URL_SAFE_NO_PAD.decode(&jws.signature).unwrap();
-    let leaf = carimbo::pki::cert::load_pem_certificates(&evidence_case::seeds().join("pki/people/p003.pem")).unwrap();
+    let leaf = carimbo::cli::pki_files::load_pem_certificates(&evidence_case::seeds().join("pki/people/p003.pem")).unwrap();
     let key = carimbo::pki::CertFacts::from_der(&leaf[0]).unwrap().public_key;
     let raw = |budget: Duration| {
         let k = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.clone());

@@ -40,7 +40,7 @@ fn main() {
     let data = tempfile::tempdir_in(root.join("target/tmp")).expect("a data directory");
     let budget = Duration::from_secs(3);
     let signature = "MEUCIQDq2ejR3c0nA0kY1bW4p4S5JZ0l4o2fQ7hL2C9Cc2oQ3wIgRk5o3b3m7o9xvJ8Yc3g0f1d9Qm2o6pW8sK3b5rT4y1A";
-    let verifier = carimbo::signing::cli::load_verifier(&root.join("seeds/trust"), &pki.join("crl"), None).expect("demo trust list");
+    let verifier = carimbo::cli::pki_files::load_verifier(&root.join("seeds/trust"), &pki.join("crl"), None).expect("demo trust list");
 
     let local = LocalTsa::open(&pki.join("tsa/tsa.key.pem"), &pki.join("tsa/tsa.pem"), DEFAULT_TSA_POLICY, data.path()).expect("demo TSA");
     per_op("in-process: make a token", budget, || {

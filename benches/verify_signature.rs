@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use carimbo::signing::cli::load_verifier;
+use carimbo::cli::pki_files::load_verifier;
 use carimbo::signing::{FormRef, Signer, SigningPayload, VerifyOptions};
 use chrono::{DateTime, Utc};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
@@ -64,7 +64,7 @@ fn main() {
     // The raw operation: the same ES256 signature over the same JWS signing input.
     let input = format!("{}.{}", jws.protected, URL_SAFE_NO_PAD.encode(&bytes));
     let sig = URL_SAFE_NO_PAD.decode(&jws.signature).unwrap();
-    let leaf = carimbo::pki::cert::load_pem_certificates(&pki.join("people/p003.pem")).unwrap();
+    let leaf = carimbo::cli::pki_files::load_pem_certificates(&pki.join("people/p003.pem")).unwrap();
     let facts = carimbo::pki::CertFacts::from_der(&leaf[0]).unwrap();
     let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, facts.public_key.clone());
     assert!(key.verify(input.as_bytes(), &sig).is_ok());

@@ -144,6 +144,13 @@ impl Catalog {
         report
     }
 
+    /// Loads definitions given as (file name, bytes) pairs, e.g. the texts an evidence bundle
+    /// carries: the same checks as files, with nothing read from disk.
+    pub fn load_named(sources: impl IntoIterator<Item = (String, Vec<u8>)>) -> LoadReport {
+        let sources: Vec<SourceFile> = sources.into_iter().map(|(name, bytes)| SourceFile::new(name, bytes)).collect();
+        Catalog::load_sources(&sources)
+    }
+
     /// Loads definitions from memory (an upload, or files already read).
     pub fn load_sources(sources: &[SourceFile]) -> LoadReport {
         Catalog::load_sources_with(sources, None)

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod backup;
 pub mod cases;
 pub mod catalog;
+pub mod chain;
 pub mod cli;
 pub mod directory;
 pub mod evidence;

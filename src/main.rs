@@ -209,15 +209,15 @@ enum Command {
         pins: Vec<String>,
     },
     /// Sign a signing payload with a key and certificate chain (JAdES baseline-B JWS).
-    Sign(carimbo::signing::cli::SignArgs),
+    Sign(carimbo::cli::signing::SignArgs),
     /// Verify a signature over a payload and print the ETSI-style validation report.
-    VerifySignature(carimbo::signing::cli::VerifySignatureArgs),
+    VerifySignature(carimbo::cli::signing::VerifySignatureArgs),
     /// Demo PKI tools.
     #[command(subcommand)]
-    Pki(carimbo::signing::cli::PkiCommand),
+    Pki(carimbo::cli::signing::PkiCommand),
     /// The trust list's signed history: convert an older list, sign a change, show the list.
     #[command(subcommand)]
-    Trust(carimbo::signing::trust_cli::TrustCommand),
+    Trust(carimbo::cli::trust::TrustCommand),
 }
 
 /// Which store a command works on: the options `serve` takes.
@@ -283,10 +283,10 @@ fn main() -> Result<ExitCode> {
         Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
         Command::Backup { out, store } => return backup(out, store),
         Command::Restore { input, store } => return restore(input, store),
-        Command::Sign(args) => carimbo::signing::cli::sign(args),
-        Command::VerifySignature(args) => carimbo::signing::cli::verify_signature(args),
-        Command::Pki(command) => carimbo::signing::cli::pki(command),
-        Command::Trust(command) => carimbo::signing::trust_cli::trust(command),
+        Command::Sign(args) => carimbo::cli::signing::sign(args),
+        Command::VerifySignature(args) => carimbo::cli::signing::verify_signature(args),
+        Command::Pki(command) => carimbo::cli::signing::pki(command),
+        Command::Trust(command) => carimbo::cli::trust::trust(command),
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

@@ -55,7 +55,7 @@ impl KeptTrustList {
                 let b = std::fs::read(seed).map_err(|e| io(seed, e))?;
                 TrustHistory::from_slice(&b, now)?;
                 let text = String::from_utf8(b.clone()).map_err(|e| KeptListError::Io { path: seed.display().to_string(), reason: e.to_string() })?;
-                crate::signing::trust_cli::write_atomically(&path, &text).map_err(|e| io(&path, e))?;
+                write_atomically(&path, &text).map_err(|e| io(&path, e))?;
                 b
             }
             Err(e) => return Err(io(&path, e)),
@@ -67,7 +67,7 @@ impl KeptTrustList {
             && shipped.entries().len() > history.entries().len()
             && shipped.entries().starts_with(history.entries())
         {
-            crate::signing::trust_cli::write_atomically(&path, &shipped.document().to_pretty()).map_err(|e| io(&path, e))?;
+            write_atomically(&path, &shipped.document().to_pretty()).map_err(|e| io(&path, e))?;
             history = shipped;
         }
         Ok(KeptTrustList { path, current: RwLock::new(Arc::new(history)), writing: Mutex::new(()) })
@@ -91,9 +91,22 @@ impl KeptTrustList {
     pub fn append(&self, entry: TrustEntry, now: DateTime<Utc>) -> Result<Arc<TrustHistory>, KeptListError> {
         let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let next = Arc::new(self.current().appended(entry, now)?);
-        crate::signing::trust_cli::write_atomically(&self.path, &next.document().to_pretty())
+        write_atomically(&self.path, &next.document().to_pretty())
             .map_err(|e| KeptListError::Io { path: self.path.display().to_string(), reason: e.to_string() })?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
         Ok(next)
     }
+}
+
+/// Writes `text` to `path` atomically: a temporary file beside it, synced, then renamed.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("trust-list.json")));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }

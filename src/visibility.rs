@@ -16,7 +16,7 @@
 
 use crate::forms::commitment;
 use crate::forms::FormDefinition;
-use crate::store::DISCLOSURES_MEMBER;
+use crate::chain::DISCLOSURES_MEMBER;
 use crate::workflow::{Case, Change};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -245,7 +245,7 @@ mod tests {
         let redacted = sight(&["diagnosis_code"]).event_body(&body).unwrap();
         assert!(!redacted.to_string().contains("J06.9"));
         assert_eq!(redacted["data"], body["data"]);
-        assert_eq!(crate::store::chained_body(&redacted), crate::store::chained_body(&body));
+        assert_eq!(crate::chain::chained_body(&redacted), crate::chain::chained_body(&body));
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn the_supervisor_approves_with_a_signature_and_the_simple_hr_step_is_sealed_by_
     let payload: carimbo::signing::SigningPayload = serde_json::from_value(jws["payload"].clone()).unwrap();
     assert_eq!((payload.case.as_str(), payload.step.as_str(), payload.signer.as_str()), (id.as_str(), "hr-records", "p018"));
     let signature = json!({"protected": jws["protected"], "signature": jws["signature"]}).to_string();
-    let report = common::verifier().verify(signature.as_bytes(), &payload.canonical_bytes().unwrap(), &carimbo::signing::VerifyOptions::now());
+    let report = common::verifier().verify(signature.as_bytes(), &payload.canonical_bytes().unwrap(), &carimbo::signing::VerifyOptions::at(chrono::Utc::now()));
     let report = serde_json::to_value(&report).unwrap();
     assert_eq!(report["indication"], "TOTAL_PASSED", "{report}");
     assert_eq!(report["achieved_level"], "simple", "{report}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use carimbo::pki::report::{Indication, SignatureLevel, SubIndication, ValidationReport};
-use carimbo::pki::{CertificateValidator, CrlSet, TrustList, ValidationPolicy};
+use carimbo::pki::{CertificateValidator, CrlSet, ValidationPolicy};
 use carimbo::signing::{SignatureVerifier, VerifyOptions, verify_act};
 use common::*;
 use serde_json::json;
@@ -409,7 +409,7 @@ fn certificate_without_signing_key_usage_gives_chain_constraints_failure() {
 
 #[test]
 fn missing_crl_gives_try_later_and_never_passed() {
-    let trust = TrustList::load(&repo().join("seeds/trust")).unwrap();
+    let trust = carimbo::cli::pki_files::load_trust_list(&repo().join("seeds/trust"), chrono::Utc::now()).unwrap();
     let verifier = SignatureVerifier::new(CertificateValidator::new(
         trust,
         CrlSet::empty(),
@@ -438,7 +438,7 @@ fn crl_signed_by_another_key_is_not_used() {
         std::fs::copy(pki(&format!("crl/{name}")), dir.join(name)).unwrap();
     }
     let verifier =
-        carimbo::signing::cli::load_verifier(&repo().join("seeds/trust"), &dir, None).unwrap();
+        carimbo::cli::pki_files::load_verifier(&repo().join("seeds/trust"), &dir, None).unwrap();
     let p = payload("p005");
     let r = verifier.verify(&signed_by("p005", &p), &bytes(&p), &opts());
     assert_sub(&r, Indication::Indeterminate, SubIndication::TryLater);

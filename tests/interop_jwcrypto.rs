@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         .and_then(|k| k.with_algorithm(alg))
         .unwrap();
         let chain =
-            carimbo::pki::cert::load_pem_certificates(&pki(&format!("people/{id}.pem"))).unwrap();
+            carimbo::cli::pki_files::load_pem_certificates(&pki(&format!("people/{id}.pem"))).unwrap();
         let jws = Signer::new(key, &chain)
             .unwrap()
             .sign(&bytes(&p), now())

@@ -4,7 +4,7 @@ mod common;
 
 use carimbo::pki::report::{Indication, SignatureLevel, SubIndication, TimeSource};
 use carimbo::pki::trust::TrustList;
-use carimbo::pki::{CertificateValidator, CrlSet, ValidationPolicy};
+use carimbo::pki::{CertificateValidator, ValidationPolicy};
 use carimbo::signing::{
     JwsAlgorithm, ServiceSeal, SignatureVerifier, Signer, SigningKey, VerifyOptions, verify_act,
 };
@@ -46,7 +46,7 @@ fn rsa_key_signs_with_ps256_by_default_and_rs256_on_request() {
         .unwrap()
         .with_algorithm(JwsAlgorithm::RS256)
         .unwrap();
-    let chain = carimbo::pki::cert::load_pem_certificates(&pki("people/p004.pem")).unwrap();
+    let chain = carimbo::cli::pki_files::load_pem_certificates(&pki("people/p004.pem")).unwrap();
     let rs = Signer::new(key, &chain)
         .unwrap()
         .sign(&bytes(&p), now())
@@ -68,7 +68,7 @@ fn ed25519_key_signs_with_eddsa() {
 
 #[test]
 fn every_demo_person_can_sign_and_be_verified() {
-    let people = carimbo::pki::demo::load_people(&pki("people.json")).unwrap();
+    let people = carimbo::cli::pki_demo::read_people(&pki("people.json")).unwrap();
     assert_eq!(people.len(), 44);
     let v = verifier();
     for person in people {
@@ -211,7 +211,7 @@ fn issuer_accreditation_is_judged_at_the_signing_time() {
     let trust = TrustList::from_history(&qualified_ca_withdrawn_at("2026-06-01T00:00:00Z")).unwrap();
     let verifier = SignatureVerifier::new(CertificateValidator::new(
         trust,
-        CrlSet::load_dir(&pki("crl")).unwrap(),
+        carimbo::cli::pki_files::load_crl_dir(&pki("crl")).unwrap(),
         ValidationPolicy::document_signing(),
     ));
     let p = payload("p003");
@@ -309,7 +309,7 @@ fn older_jades_sigt_header_is_accepted_when_verifying() {
 fn x5t_o_and_sigx5ts_references_are_accepted() {
     use base64::Engine;
     let p = payload("p003");
-    let certs = carimbo::pki::cert::load_pem_certificates(&pki("people/p003.pem")).unwrap();
+    let certs = carimbo::cli::pki_files::load_pem_certificates(&pki("people/p003.pem")).unwrap();
     let s512 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA512,
         certs[0].as_ref(),
@@ -333,12 +333,12 @@ fn x5t_o_and_sigx5ts_references_are_accepted() {
 fn demo_pki_regenerates_into_a_fresh_folder_and_verifies() {
     let dir = std::env::temp_dir().join(format!("carimbo-demo-pki-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut people = carimbo::pki::demo::load_people(&pki("people.json")).unwrap();
+    let mut people = carimbo::cli::pki_demo::read_people(&pki("people.json")).unwrap();
     people.truncate(3);
     let summary =
-        carimbo::pki::demo::generate(&people, &dir.join("pki"), &dir.join("trust")).unwrap();
+        carimbo::cli::pki_demo::write_demo(&people, &dir.join("pki"), &dir.join("trust")).unwrap();
     assert_eq!(summary.people, 3);
-    let v = carimbo::signing::cli::load_verifier(&dir.join("trust"), &dir.join("pki/crl"), None)
+    let v = carimbo::cli::pki_files::load_verifier(&dir.join("trust"), &dir.join("pki/crl"), None)
         .unwrap();
     let id = &people[0].id;
     let signer = Signer::from_pem(

@@ -6,7 +6,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use carimbo::pki::{CrlSet, TrustList};
 use carimbo::signing::timestamp::{TimeStampVerifier, TsaSigner, DEFAULT_TSA_POLICY};
 use chrono::{DateTime, Utc};
 
@@ -20,7 +19,7 @@ fn demo_tsa() -> TsaSigner {
 }
 
 fn stamp_verifier() -> TimeStampVerifier {
-    TimeStampVerifier::new(TrustList::load(&seeds().join("trust")).unwrap(), CrlSet::load_dir(&seeds().join("pki/crl")).unwrap())
+    TimeStampVerifier::new(carimbo::cli::pki_files::load_trust_list(&seeds().join("trust"), Utc::now()).unwrap(), carimbo::cli::pki_files::load_crl_dir(&seeds().join("pki/crl")).unwrap())
 }
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -108,7 +107,7 @@ fn every_act_through_the_server_carries_a_time_stamp_that_openssl_and_carimbo_ac
         let token = token_of(jws);
         let signature = jws["signature"].as_str().unwrap();
         openssl_verify(dir.path(), &token, signature.as_bytes()).unwrap_or_else(|e| panic!("openssl refused the token of {jws}: {e}"));
-        let report = verify_stored(&verifier, jws, &VerifyOptions::now());
+        let report = verify_stored(&verifier, jws, &VerifyOptions::at(Utc::now()));
         assert!(report.passed(), "{report:?}");
         let report = serde_json::to_value(&report).unwrap();
         assert_eq!(report["time_source"], "timestamp", "{report}");
@@ -134,7 +133,7 @@ fn changing_any_byte_of_a_token_or_of_the_stamped_signature_is_refused_and_named
     let token = tsa.stamp(jws.signature.as_bytes(), 42, iat).unwrap();
     let verifier = common::verifier();
     let doc = |signature: &str, token: &[u8]| json!({"protected": jws.protected, "signature": signature, "header": carimbo::signing::timestamp::sig_tst_header(token)}).to_string();
-    let opts = VerifyOptions::now();
+    let opts = VerifyOptions::at(Utc::now());
     let good = verifier.verify(doc(&jws.signature, &token).as_bytes(), payload, &opts);
     assert!(good.passed(), "{good:?}");
     // Every byte of the token.
@@ -174,7 +173,7 @@ fn stamped_jws(signer: &carimbo::signing::Signer, tsa: &TsaSigner, payload: &[u8
 }
 
 fn verify_now(jws: &str, payload: &[u8]) -> carimbo::pki::ValidationReport {
-    common::verifier().verify(jws.as_bytes(), payload, &VerifyOptions::now())
+    common::verifier().verify(jws.as_bytes(), payload, &VerifyOptions::at(Utc::now()))
 }
 
 fn sub(r: &carimbo::pki::ValidationReport) -> String {
@@ -229,7 +228,7 @@ fn a_claimed_time_after_the_stamp_or_long_before_it_is_refused() {
 #[test]
 fn a_tsa_certificate_without_the_critical_time_stamping_eku_is_refused() {
     let pki = seeds().join("pki");
-    let (cert, key) = carimbo::pki::demo::issue_tsa_certificate(&pki, "TSA with a non-critical EKU", 0x75b1, false).unwrap();
+    let (cert, key) = carimbo::cli::pki_demo::issue_tsa_certificate(&pki, "TSA with a non-critical EKU", 0x75b1, false).unwrap();
     let bad_tsa = TsaSigner::from_pem(key.as_bytes(), cert.as_bytes(), DEFAULT_TSA_POLICY).unwrap();
     let (p003, payload, t) = (common::person("p003"), b"payload".as_slice(), Utc::now());
     let r = verify_now(&stamped_jws(&p003, &bad_tsa, payload, t, t), payload);
@@ -250,7 +249,7 @@ fn a_tsa_certificate_without_the_critical_time_stamping_eku_is_refused() {
 
 #[test]
 fn a_tsa_not_on_the_trust_list_is_refused_even_with_a_good_certificate() {
-    let (cert, key) = carimbo::pki::demo::issue_tsa_certificate(&seeds().join("pki"), "Unlisted TSA", 0x75b2, true).unwrap();
+    let (cert, key) = carimbo::cli::pki_demo::issue_tsa_certificate(&seeds().join("pki"), "Unlisted TSA", 0x75b2, true).unwrap();
     let unlisted = TsaSigner::from_pem(key.as_bytes(), cert.as_bytes(), DEFAULT_TSA_POLICY).unwrap();
     let (p003, payload, t) = (common::person("p003"), b"payload".as_slice(), Utc::now());
     let r = verify_now(&stamped_jws(&p003, &unlisted, payload, t, t), payload);
@@ -386,10 +385,10 @@ fn serial_numbers_rise_and_never_repeat_across_restarts() {
 fn a_fresh_demo_pki_has_a_tsa_and_pki_demo_tsa_adds_one_without_touching_anything_else() {
     let dir = tempfile::tempdir().unwrap();
     let (pki, trust) = (dir.path().join("pki"), dir.path().join("trust"));
-    let mut people = carimbo::pki::demo::load_people(&seeds().join("pki/people.json")).unwrap();
+    let mut people = carimbo::cli::pki_demo::read_people(&seeds().join("pki/people.json")).unwrap();
     people.truncate(1);
-    carimbo::pki::demo::generate(&people, &pki, &trust).unwrap();
-    let verifier = |trust: &Path| TimeStampVerifier::new(TrustList::load(trust).unwrap(), CrlSet::load_dir(&pki.join("crl")).unwrap());
+    carimbo::cli::pki_demo::write_demo(&people, &pki, &trust).unwrap();
+    let verifier = |trust: &Path| TimeStampVerifier::new(carimbo::cli::pki_files::load_trust_list(trust, Utc::now()).unwrap(), carimbo::cli::pki_files::load_crl_dir(&pki.join("crl")).unwrap());
     let tsa = |pki: &Path| TsaSigner::from_pem(&std::fs::read(pki.join("tsa/tsa.key.pem")).unwrap(), &std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), DEFAULT_TSA_POLICY).unwrap();
     let token = tsa(&pki).stamp(b"x", 1, Utc::now()).unwrap();
     assert_eq!(verifier(&trust).verify(&token, b"x").unwrap().tsa_entity, "demo-tsa");
@@ -398,7 +397,7 @@ fn a_fresh_demo_pki_has_a_tsa_and_pki_demo_tsa_adds_one_without_touching_anythin
     let before: Vec<(PathBuf, Vec<u8>)> = ["root/root.pem", "root/root.key.pem", "ca/qualified-ca.pem", "crl/root.crl", "service/service.pem"].iter().map(|f| (pki.join(f), std::fs::read(pki.join(f)).unwrap())).collect();
     let old_tsa = std::fs::read(pki.join("tsa/tsa.pem")).unwrap();
     let old_signer = tsa(&pki);
-    let id = carimbo::pki::demo::add_tsa(&pki, &trust, Utc::now()).unwrap();
+    let id = carimbo::cli::pki_demo::add_demo_tsa(&pki, &trust, Utc::now()).unwrap();
     assert_eq!(id, "demo-tsa-2", "a history never reuses a member's id");
     for (path, bytes) in before {
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} changed", path.display());
@@ -415,6 +414,6 @@ fn a_fresh_demo_pki_has_a_tsa_and_pki_demo_tsa_adds_one_without_touching_anythin
     // A PKI whose root key does not match its root certificate is refused, nothing written.
     std::fs::copy(pki.join("ca/qualified-ca.key.pem"), pki.join("root/root.key.pem")).unwrap();
     let tsa_before = std::fs::read(pki.join("tsa/tsa.pem")).unwrap();
-    assert!(carimbo::pki::demo::add_tsa(&pki, &trust, Utc::now()).is_err());
+    assert!(carimbo::cli::pki_demo::add_demo_tsa(&pki, &trust, Utc::now()).is_err());
     assert_eq!(std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), tsa_before);
 }

@@ -55,7 +55,7 @@ fn bad_entries_are_refused_with_their_code_and_change_nothing() {
     wrong_seq.payload.seq += 1;
     let mut wrong_prev = good.clone();
     wrong_prev.payload.prev = carimbo::pki::history::GENESIS_PREV.into();
-    let root = carimbo::pki::cert::load_pem_certificates(&repo().join("seeds/trust/root.pem")).unwrap().remove(0);
+    let root = carimbo::cli::pki_files::load_pem_certificates(&repo().join("seeds/trust/root.pem")).unwrap().remove(0);
     let again = entry(&h, "2026-01-01T00:00:00Z", Change::AddMember { member: "qualified-ca".into(), service_type: ServiceType::CertificationEntity, name: carimbo::pki::demo::service_seal_name(), certificate: carimbo::pki::history::certificate_text(&root) });
     let same_cert = entry(&h, "2026-01-01T00:00:00Z", Change::AddMember { member: "root-again".into(), service_type: ServiceType::TrustAnchor, name: carimbo::pki::demo::service_seal_name(), certificate: carimbo::pki::history::certificate_text(&root) });
     let unknown = entry(&h, "2026-01-01T00:00:00Z", withdraw("eu-tsa"));

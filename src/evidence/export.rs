@@ -41,7 +41,7 @@ impl PkiMaterial {
     }
 
     /// Reads the trust list's history (the file as it is), every `*.crl`, `*.pem` and `*.der`
-    /// of the CRL folder (as `CrlSet::load_dir` does), and the service certificate.
+    /// of the CRL folder (as `cli::pki_files::load_crl_dir` does), and the service certificate.
     pub fn load(trust_list: &Path, crl_dir: &Path, service_cert: &Path) -> Result<PkiMaterial, EvidenceError> {
         let trust_list = text_file(trust_list, TRUST_LIST_FILE)?;
         let mut crls = Vec::new();

@@ -3,14 +3,14 @@
 
 use super::locate::{offset_of, pointer_at};
 use super::{member_digests, seal_label, sha256_hex, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, SIGNING_TIME_AFTER_MINUTES, SIGNING_TIME_BEFORE_MINUTES, EXPORTED_AFTER_NOW_SECONDS, RECORDED_AFTER_AT_SECONDS};
-use crate::catalog::{Catalog, SourceFile};
+use crate::catalog::Catalog;
 use crate::pki::cert::{parse_pem_certificates, CertFacts};
 use crate::pki::crl::LoadedCrl;
 use crate::pki::history::{parse_utc_z, HistoryError, ServiceType, TrustHistory};
 use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationReport};
 use crate::forms::commitment::CommitmentError;
 use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
-use crate::store::GENESIS_HASH;
+use crate::chain::GENESIS_HASH;
 use crate::workflow::replay::{Demand, RouteCheck, RouteViolation};
 use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinition};
 use base64::Engine as _;
@@ -468,10 +468,9 @@ fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<A
             return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/name"), format!("the {kind} file should be named {dir}/{}.json, not {}", f.id, f.name)).file(&f.name));
         }
     }
-    let mut sources: Vec<SourceFile> = d.reference.iter().map(|r| SourceFile::new(r.name.clone(), r.text.clone().into_bytes())).collect();
-    sources.push(SourceFile::new(d.form.name.clone(), d.form.text.clone().into_bytes()));
-    sources.push(SourceFile::new(d.workflow.name.clone(), d.workflow.text.clone().into_bytes()));
-    let loaded = Catalog::load_sources(&sources);
+    let reference = d.reference.iter().map(|r| (r.name.clone(), r.text.clone().into_bytes()));
+    let texts = reference.chain([&d.form, &d.workflow].map(|f| (f.name.clone(), f.text.clone().into_bytes())));
+    let loaded = Catalog::load_named(texts);
     if let Some(p) = loaded.problems.first() {
         let pointer = if p.file == d.form.name {
             "/definitions/form/text".to_string()
@@ -655,7 +654,7 @@ fn check_exported_at(ctx: &Context, times: &[DateTime<Utc>]) -> Check<DateTime<U
 /// `recorded_at` taken as the string written in the bundle.
 pub(crate) fn event_hash(ev: &super::BundleEvent) -> String {
     // The disclosures of restricted fields are outside the chain, as the store hashes it.
-    let body = crate::store::chained_body(&ev.body);
+    let body = crate::chain::chained_body(&ev.body);
     let v = json!({"case_id": ev.case_id, "seq": ev.seq, "recorded_at": ev.recorded_at, "prev_hash": ev.prev_hash, "body": &*body});
     sha256_hex(&serde_json_canonicalizer::to_vec(&v).expect("a JSON value always canonicalizes"))
 }

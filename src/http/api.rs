@@ -685,7 +685,7 @@ pub fn session_lifetime() -> Duration {
 /// the page to put in the signature's `x5c`. Certificates are public; keys never come here.
 pub async fn my_certificate(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
     let path = state.paths.seeds.join("pki/people").join(format!("{}.pem", caller.person));
-    let certs = crate::pki::cert::load_pem_certificates(&path).map_err(|_| ApiError::not_found("no certificate is registered for you; ask the administrator").lang(caller.lang))?;
+    let certs = crate::cli::pki_files::load_pem_certificates(&path).map_err(|_| ApiError::not_found("no certificate is registered for you; ask the administrator").lang(caller.lang))?;
     let x5c: Vec<String> = certs.iter().map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.as_ref())).collect();
     // The leaf's public key (SubjectPublicKeyInfo DER) lets the page check a chosen key file
     // against the signer's own certificate before anything is signed ("this key is not yours").

@@ -230,8 +230,8 @@ pub fn secret_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 pub fn build_verifier(history: &crate::pki::history::TrustHistory, paths: &Paths) -> Result<SignatureVerifier, String> {
     let pki = paths.seeds.join("pki");
     let trust = history.trust_list()?;
-    let crls = crate::pki::CrlSet::load_dir(&pki.join("crl")).map_err(|e| e.to_string())?;
-    let service = crate::pki::cert::load_pem_certificates(&pki.join("service/service.pem")).map_err(|e| e.to_string())?;
+    let crls = crate::cli::pki_files::load_crl_dir(&pki.join("crl")).map_err(|e| e.to_string())?;
+    let service = crate::cli::pki_files::load_pem_certificates(&pki.join("service/service.pem")).map_err(|e| e.to_string())?;
     if !history.members().iter().any(|m| m.service_type == crate::pki::history::ServiceType::ServiceSeal && m.certificate == service[0]) {
         return Err("CARIMBO-E1240: the trust list names no service seal with the certificate seeds/pki/service/service.pem: add it (`carimbo trust sign` an add_member of type service_seal) before starting".into());
     }

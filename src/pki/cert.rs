@@ -5,7 +5,6 @@
 //! (RFC 5280 §4.2.1.3, §4.2.1.4; ETSI EN 319 412-5 for QC statements). `CertFacts` is the
 //! x509-parser reading of those fields, done once per certificate and kept with the chain.
 
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use ring::digest;
@@ -487,15 +486,6 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
-}
-
-/// Read every certificate of a PEM file, in file order.
-pub fn load_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let text = std::fs::read(path).map_err(|source| PkiError::Unreadable {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse_pem_certificates(&text, &path.display().to_string())
 }
 
 /// Read every certificate of PEM text; `origin` names it in errors.

@@ -11,7 +11,6 @@
 //! DER; their file names do not matter, the issuer name inside does.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rustls_pki_types::CertificateRevocationListDer;
@@ -87,6 +86,33 @@ fn parse_crl(der: &[u8], origin: &str) -> Result<LoadedCrl, String> {
     if !rest.is_empty() {
         return Err(format!("{origin}: trailing bytes after the CRL"));
     }
+    let CrlExtensions { crl_number, delta_base, scope, mut defect } = crl_extensions(&crl, origin);
+    let revoked = revoked_entries(&crl, scope.indirect, origin, &mut defect);
+    Ok(LoadedCrl {
+        der: der.to_vec(),
+        origin: origin.to_string(),
+        issuer: crl.issuer().to_string(),
+        issuer_raw: crl.issuer().as_raw().to_vec(),
+        this_update: asn1_time(crl.last_update()),
+        next_update: crl.next_update().map(asn1_time),
+        revoked,
+        signature_algorithm: crl.signature_algorithm.algorithm.to_id_string(),
+        crl_number,
+        delta_base,
+        scope,
+        defect,
+    })
+}
+
+/// What a CRL's extensions say (RFC 5280 §5.2), and the first reason it may not be relied on.
+struct CrlExtensions {
+    crl_number: Option<BigUint>,
+    delta_base: Option<BigUint>,
+    scope: CrlScope,
+    defect: Option<String>,
+}
+
+fn crl_extensions(crl: &CertificateRevocationList<'_>, origin: &str) -> CrlExtensions {
     let mut defect = None;
     let mut crl_number = None;
     let mut delta_base = None;
@@ -119,34 +145,7 @@ fn parse_crl(der: &[u8], origin: &str) -> Result<LoadedCrl, String> {
                 }
             }
             (OID_ISSUING_DISTRIBUTION_POINT, ParsedExtension::IssuingDistributionPoint(idp)) => {
-                let relative = super::cert::der_tlv(ext.value)
-                    .filter(|(tag, _, _)| *tag == 0x30)
-                    .ok_or_else(|| "malformed".to_string())
-                    .and_then(|(_, seq, _)| relative_dp_name(seq));
-                let relative = match relative {
-                    Ok(r) => r,
-                    Err(e) => {
-                        defect.get_or_insert(format!(
-                            "{origin}: the issuingDistributionPoint extension is malformed: {e}"
-                        ));
-                        None
-                    }
-                };
-                scope = CrlScope {
-                    names: distribution_point_names(
-                        idp.distribution_point.as_ref(),
-                        relative.as_deref(),
-                        crl.issuer(),
-                    ),
-                    only_user_certs: idp.only_contains_user_certs,
-                    only_ca_certs: idp.only_contains_ca_certs,
-                    only_attribute_certs: idp.only_contains_attribute_certs,
-                    reasons: idp
-                        .only_some_reasons
-                        .as_ref()
-                        .map_or(ALL_REASONS, |r| r.flags),
-                    indirect: idp.indirect_crl,
-                };
+                scope = idp_scope(ext, idp, crl, origin, &mut defect);
             }
             (OID_ISSUING_DISTRIBUTION_POINT, _) => {
                 defect.get_or_insert(format!(
@@ -164,6 +163,43 @@ fn parse_crl(der: &[u8], origin: &str) -> Result<LoadedCrl, String> {
     if crl_number.is_none() {
         defect.get_or_insert(format!("{origin}: the CRL has no CRLNumber extension"));
     }
+    CrlExtensions { crl_number, delta_base, scope, defect }
+}
+
+/// The scope an issuingDistributionPoint gives a CRL (RFC 5280 §5.2.5).
+fn idp_scope(ext: &X509Extension<'_>, idp: &IssuingDistributionPoint<'_>, crl: &CertificateRevocationList<'_>, origin: &str, defect: &mut Option<String>) -> CrlScope {
+    let relative = super::cert::der_tlv(ext.value)
+        .filter(|(tag, _, _)| *tag == 0x30)
+        .ok_or_else(|| "malformed".to_string())
+        .and_then(|(_, seq, _)| relative_dp_name(seq));
+    let relative = match relative {
+        Ok(r) => r,
+        Err(e) => {
+            defect.get_or_insert(format!(
+                "{origin}: the issuingDistributionPoint extension is malformed: {e}"
+            ));
+            None
+        }
+    };
+    CrlScope {
+        names: distribution_point_names(
+            idp.distribution_point.as_ref(),
+            relative.as_deref(),
+            crl.issuer(),
+        ),
+        only_user_certs: idp.only_contains_user_certs,
+        only_ca_certs: idp.only_contains_ca_certs,
+        only_attribute_certs: idp.only_contains_attribute_certs,
+        reasons: idp
+            .only_some_reasons
+            .as_ref()
+            .map_or(ALL_REASONS, |r| r.flags),
+        indirect: idp.indirect_crl,
+    }
+}
+
+/// The revoked entries by (certificate issuer, serial), with their reason codes.
+fn revoked_entries(crl: &CertificateRevocationList<'_>, indirect: bool, origin: &str, defect: &mut Option<String>) -> HashMap<EntryKey, (RevokedEntry, Option<u8>)> {
     let mut revoked = HashMap::new();
     // Entries of an indirect CRL belong to the CRL issuer until a certificateIssuer entry
     // extension names another one, which then holds for the following entries (§5.3.3).
@@ -185,7 +221,7 @@ fn parse_crl(der: &[u8], origin: &str) -> Result<LoadedCrl, String> {
                                 })
                             });
                     match named {
-                        Some(issuer) if scope.indirect => entry_issuer = issuer,
+                        Some(issuer) if indirect => entry_issuer = issuer,
                         Some(_) => {
                             defect.get_or_insert(format!(
                                 "{origin}: an entry names a certificate issuer but the CRL is not indirect"
@@ -217,20 +253,7 @@ fn parse_crl(der: &[u8], origin: &str) -> Result<LoadedCrl, String> {
             ),
         );
     }
-    Ok(LoadedCrl {
-        der: der.to_vec(),
-        origin: origin.to_string(),
-        issuer: crl.issuer().to_string(),
-        issuer_raw: crl.issuer().as_raw().to_vec(),
-        this_update: asn1_time(crl.last_update()),
-        next_update: crl.next_update().map(asn1_time),
-        revoked,
-        signature_algorithm: crl.signature_algorithm.algorithm.to_id_string(),
-        crl_number,
-        delta_base,
-        scope,
-        defect,
-    })
+    revoked
 }
 
 impl LoadedCrl {
@@ -372,32 +395,12 @@ impl CrlSet {
         CrlSet::default()
     }
 
-    /// Load every `*.crl`, `*.pem` and `*.der` file of `dir`. A missing folder is an empty set
-    /// (revocation then comes out `TRY_LATER`, never `PASSED`).
-    pub fn load_dir(dir: &Path) -> Result<CrlSet, PkiError> {
+    /// The set of CRL files given as (name, bytes) pairs, in the given order: each is PEM (one
+    /// or more `X509 CRL` blocks) or DER. The edge reads the folder (`cli::pki_files`); an
+    /// empty set makes revocation come out `TRY_LATER`, never `PASSED`.
+    pub fn from_files(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<CrlSet, PkiError> {
         let mut set = CrlSet::empty();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(set),
-            Err(source) => {
-                return Err(PkiError::Unreadable {
-                    path: dir.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths {
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if !matches!(ext, "crl" | "pem" | "der") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).map_err(|source| PkiError::Unreadable {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let origin = path.display().to_string();
+        for (origin, bytes) in files {
             let bad = |reason: String| PkiError::BadCrl {
                 path: origin.clone(),
                 reason,

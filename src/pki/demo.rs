@@ -1,6 +1,7 @@
 //! The demo PKI: a root, an accredited CA issuing qualified certificates, a non-accredited CA
 //! issuing advanced-level ones, one certificate per demo person, a service seal, deliberately
-//! bad certificates, CRLs and the trust list — all written as files.
+//! bad certificates, CRLs and the trust list — all returned as files (`DemoFile`) for the edge
+//! (`cli::pki_demo`) to write: nothing here touches the disk.
 //!
 //! It exists so that every test, demo and interoperability check uses real X.509 material
 //! made the way a certification entity would make it (rcgen for certificates and CRLs, the
@@ -8,8 +9,6 @@
 //! `carimbo pki demo --out seeds/pki` (the trust list goes to `seeds/trust` beside it). Keys
 //! are new at each run; names, serials, dates and structure are fixed, and every date is
 //! chosen so the good material stays good until 2050 and the bad material stays bad.
-
-use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
@@ -77,7 +76,7 @@ pub const REVOKED_SERIAL: u64 = 0x0bad_0003;
 /// Its revocation date: 2025-06-01T00:00:00Z.
 pub const REVOKED_ON: (i32, u8, u8) = (2025, 6, 1);
 
-/// What was written.
+/// What was made.
 #[derive(Debug, Default)]
 pub struct DemoSummary {
     pub people: usize,
@@ -85,22 +84,58 @@ pub struct DemoSummary {
     pub crls: usize,
 }
 
-/// Read `people.json`.
-pub fn load_people(path: &Path) -> Result<Vec<DemoPerson>, PkiError> {
-    let text = std::fs::read(path).map_err(|source| PkiError::Unreadable {
-        path: path.display().to_string(),
-        source,
-    })?;
+/// The folder a generated file belongs in: the PKI folder (`seeds/pki`) or the trust list's
+/// (`seeds/trust`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoFolder {
+    Pki,
+    Trust,
+}
+
+/// One generated file: where it goes (a path relative to its folder) and its bytes.
+#[derive(Clone, Debug)]
+pub struct DemoFile {
+    pub folder: DemoFolder,
+    pub path: String,
+    pub contents: Vec<u8>,
+}
+
+/// The whole demo PKI as files, and what it holds.
+#[derive(Debug, Default)]
+pub struct DemoPki {
+    pub files: Vec<DemoFile>,
+    pub summary: DemoSummary,
+}
+
+impl DemoPki {
+    fn pki(&mut self, path: impl Into<String>, contents: impl AsRef<[u8]>) {
+        self.files.push(DemoFile { folder: DemoFolder::Pki, path: path.into(), contents: contents.as_ref().to_vec() });
+    }
+
+    fn trust(&mut self, path: impl Into<String>, contents: impl AsRef<[u8]>) {
+        self.files.push(DemoFile { folder: DemoFolder::Trust, path: path.into(), contents: contents.as_ref().to_vec() });
+    }
+
+    /// A bad certificate (`bad/NAME.pem`: the certificate then its chain) and its key.
+    fn bad(&mut self, name: &str, cert_pem: String, chain_tail: String, key_pem: &str) {
+        self.pki(format!("bad/{name}.pem"), format!("{cert_pem}{chain_tail}"));
+        self.pki(format!("bad/{name}.key.pem"), key_pem);
+        self.summary.bad += 1;
+    }
+}
+
+/// The demo people (the bytes of `people.json`; `origin` names it in errors).
+pub fn parse_people(bytes: &[u8], origin: &str) -> Result<Vec<DemoPerson>, PkiError> {
     let people: Vec<DemoPerson> =
-        crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadPeopleFile {
-            path: path.display().to_string(),
+        crate::json_strict::from_slice(bytes).map_err(|e| PkiError::BadPeopleFile {
+            path: origin.to_string(),
             reason: e.to_string(),
         })?;
     let mut seen = std::collections::HashSet::new();
     for p in &people {
         if !seen.insert(p.id.as_str()) {
             return Err(PkiError::BadPeopleFile {
-                path: path.display().to_string(),
+                path: origin.to_string(),
                 reason: format!("person id `{}` appears twice", p.id),
             });
         }
@@ -403,19 +438,6 @@ fn leaf_params(spec: &LeafSpec<'_>) -> CertificateParams {
     p
 }
 
-fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| PkiError::Unwritable {
-            path: parent.display().to_string(),
-            source,
-        })?;
-    }
-    std::fs::write(path, contents).map_err(|source| PkiError::Unwritable {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
 /// The demo root's parameters (the same at every run; only the key is new).
 fn demo_root_params() -> CertificateParams {
     let mut p = ca_params("Carimbo Demo Root CA", 1, (2025, 1, 1), (2060, 12, 31));
@@ -514,39 +536,58 @@ pub fn issue_trust_operator(root_cert_pem: &str, root_key_pem: &str) -> Result<(
 const GOOD_FROM: (i32, u8, u8) = (2025, 1, 1);
 const GOOD_TO: (i32, u8, u8) = (2050, 12, 31);
 
-/// Generate the whole demo PKI into `out` (certificates, keys, CRLs) and the trust list into
-/// `trust_out`. `people` is usually `out/people.json`, read beforehand.
-pub fn generate(
-    people: &[DemoPerson],
-    out: &Path,
-    trust_out: &Path,
-) -> Result<DemoSummary, PkiError> {
-    let mut summary = DemoSummary::default();
+/// The demo root and the two issuing CAs, with their certificates.
+struct DemoCas<'a> {
+    root: Issuer<'a, &'a KeyPair>,
+    root_pem: String,
+    qca: Issuer<'a, &'a KeyPair>,
+    qca_params: &'a CertificateParams,
+    qca_pem: String,
+    aca: Issuer<'a, &'a KeyPair>,
+    aca_pem: String,
+}
 
-    // The root and the two issuing CAs.
+/// Generate the whole demo PKI (certificates, keys, CRLs, for the PKI folder) and the trust
+/// list (for the trust folder). `people` is usually `seeds/pki/people.json`.
+pub fn generate(people: &[DemoPerson]) -> Result<DemoPki, PkiError> {
+    let mut out = DemoPki::default();
     let root_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
     let root_params = demo_root_params();
     let root_cert = root_params.self_signed(&root_key.key).map_err(gen_err)?;
     let root = Issuer::from_params(&root_params, &root_key.key);
-
     let qca_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
     let qca_params = ca_params("Carimbo Demo Qualified CA", 2, (2025, 1, 1), (2055, 12, 31));
     let qca_cert = qca_params.signed_by(&qca_key.key, &root).map_err(gen_err)?;
-    let qca = Issuer::from_params(&qca_params, &qca_key.key);
-
     let aca_key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let aca_params = ca_params("Carimbo Demo Advanced CA", 3, (2025, 1, 1), (2055, 12, 31));
     let aca_cert = aca_params.signed_by(&aca_key.key, &root).map_err(gen_err)?;
-    let aca = Issuer::from_params(&aca_params, &aca_key.key);
+    out.pki("root/root.pem", root_cert.pem());
+    out.pki("root/root.key.pem", &root_key.pem);
+    out.pki("ca/qualified-ca.pem", qca_cert.pem());
+    out.pki("ca/qualified-ca.key.pem", &qca_key.pem);
+    out.pki("ca/advanced-ca.pem", aca_cert.pem());
+    out.pki("ca/advanced-ca.key.pem", &aca_key.pem);
+    let cas = DemoCas {
+        root,
+        root_pem: root_cert.pem(),
+        qca: Issuer::from_params(&qca_params, &qca_key.key),
+        qca_params: &qca_params,
+        qca_pem: qca_cert.pem(),
+        aca: Issuer::from_params(&aca_params, &aca_key.key),
+        aca_pem: aca_cert.pem(),
+    };
+    issue_people(&mut out, people, &cas)?;
+    let service_der = issue_service_seal(&mut out, &cas)?;
+    let tsa_der = generate_tsa(&cas.root, &mut out)?;
+    issue_bad_certificates(&mut out, &cas)?;
+    issue_crls(&mut out, &cas)?;
+    let certs = vec![root_cert.der().clone(), qca_cert.der().clone(), aca_cert.der().clone()];
+    issue_trust_list(&mut out, &cas, &root_key.pem, certs, service_der, tsa_der)?;
+    Ok(out)
+}
 
-    write(&out.join("root/root.pem"), root_cert.pem())?;
-    write(&out.join("root/root.key.pem"), &root_key.pem)?;
-    write(&out.join("ca/qualified-ca.pem"), qca_cert.pem())?;
-    write(&out.join("ca/qualified-ca.key.pem"), &qca_key.pem)?;
-    write(&out.join("ca/advanced-ca.pem"), aca_cert.pem())?;
-    write(&out.join("ca/advanced-ca.key.pem"), &aca_key.pem)?;
-
-    // One certificate per person; the chain file holds the leaf then its issuing CA.
+/// One certificate per person; the chain file holds the leaf then its issuing CA.
+fn issue_people(out: &mut DemoPki, people: &[DemoPerson], cas: &DemoCas<'_>) -> Result<(), PkiError> {
     for (i, person) in people.iter().enumerate() {
         let key = person_key(person.key)?;
         let qualified = person.issuer == DemoIssuer::QualifiedCa;
@@ -562,55 +603,44 @@ pub fn generate(
             qualified,
             key_usages: None,
         };
-        let (issuer, ca_pem) = if qualified {
-            (&qca, qca_cert.pem())
-        } else {
-            (&aca, aca_cert.pem())
-        };
+        let (issuer, ca_pem) = if qualified { (&cas.qca, &cas.qca_pem) } else { (&cas.aca, &cas.aca_pem) };
         let cert = leaf_params(&spec)
             .signed_by(&key.key, issuer)
             .map_err(gen_err)?;
-        write(
-            &out.join(format!("people/{}.pem", person.id)),
-            format!("{}{}", cert.pem(), ca_pem),
-        )?;
-        write(&out.join(format!("people/{}.key.pem", person.id)), &key.pem)?;
-        summary.people += 1;
+        out.pki(format!("people/{}.pem", person.id), format!("{}{}", cert.pem(), ca_pem));
+        out.pki(format!("people/{}.key.pem", person.id), &key.pem);
+        out.summary.people += 1;
     }
+    Ok(())
+}
 
-    // The service seal used for `simple` acts.
-    let service_der;
-    {
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let spec = LeafSpec {
-            cn: "carimbo service seal".into(),
-            ou: Some("carimbo"),
-            person_id: "carimbo-service",
-            serial: 0x5e41,
-            from: GOOD_FROM,
-            to: GOOD_TO,
-            qualified: false,
-            key_usages: Some(vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::ContentCommitment,
-            ]),
-        };
-        let cert = leaf_params(&spec)
-            .signed_by(&key.key, &aca)
-            .map_err(gen_err)?;
-        write(
-            &out.join("service/service.pem"),
-            format!("{}{}", cert.pem(), aca_cert.pem()),
-        )?;
-        write(&out.join("service/service.key.pem"), &key.pem)?;
-        service_der = Some(cert.der().clone());
-    }
+/// The service seal used for `simple` acts, issued by the advanced CA.
+fn issue_service_seal(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<CertificateDer<'static>, PkiError> {
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let spec = LeafSpec {
+        cn: "carimbo service seal".into(),
+        ou: Some("carimbo"),
+        person_id: "carimbo-service",
+        serial: 0x5e41,
+        from: GOOD_FROM,
+        to: GOOD_TO,
+        qualified: false,
+        key_usages: Some(vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ]),
+    };
+    let cert = leaf_params(&spec)
+        .signed_by(&key.key, &cas.aca)
+        .map_err(gen_err)?;
+    out.pki("service/service.pem", format!("{}{}", cert.pem(), cas.aca_pem));
+    out.pki("service/service.key.pem", &key.pem);
+    Ok(cert.der().clone())
+}
 
-    // The time-stamp authority, issued by the root.
-    let tsa_der = generate_tsa(&root, out)?;
-
-    // Deliberately bad certificates.
-    let bad = |name: &str, serial: u64| LeafSpec {
+/// The spec of a deliberately bad certificate (good dates; each case changes what it breaks).
+fn bad_spec(name: &str, serial: u64) -> LeafSpec<'static> {
+    LeafSpec {
         cn: format!("Bad Certificate ({name})"),
         ou: Some("DTI"),
         person_id: "p031",
@@ -619,136 +649,110 @@ pub fn generate(
         to: GOOD_TO,
         qualified: false,
         key_usages: None,
-    };
-    let mut write_bad =
-        |name: &str, cert_pem: String, chain_tail: String, key_pem: &str| -> Result<(), PkiError> {
-            write(
-                &out.join(format!("bad/{name}.pem")),
-                format!("{cert_pem}{chain_tail}"),
-            )?;
-            write(&out.join(format!("bad/{name}.key.pem")), key_pem)?;
-            summary.bad += 1;
-            Ok(())
-        };
-    {
-        // Expired in 2025, for good.
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut spec = bad("expired", 0x0bad_0001);
-        spec.from = (2024, 1, 1);
-        spec.to = (2025, 6, 30);
-        let cert = leaf_params(&spec)
-            .signed_by(&key.key, &aca)
-            .map_err(gen_err)?;
-        write_bad("expired", cert.pem(), aca_cert.pem(), &key.pem)?;
     }
-    {
-        // Not valid before 2090.
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut spec = bad("not-yet-valid", 0x0bad_0002);
-        spec.from = (2090, 1, 1);
-        spec.to = (2095, 12, 31);
-        let cert = leaf_params(&spec)
-            .signed_by(&key.key, &aca)
-            .map_err(gen_err)?;
-        write_bad("not-yet-valid", cert.pem(), aca_cert.pem(), &key.pem)?;
-    }
-    {
-        // Qualified, revoked on 2025-06-01 (listed in the qualified CA's CRL).
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut spec = bad("revoked", REVOKED_SERIAL);
-        spec.qualified = true;
-        let cert = leaf_params(&spec)
-            .signed_by(&key.key, &qca)
-            .map_err(gen_err)?;
-        write_bad("revoked", cert.pem(), qca_cert.pem(), &key.pem)?;
-    }
-    {
-        // Key agreement only: not a signing certificate.
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut spec = bad("no-signing-key-usage", 0x0bad_0004);
-        spec.key_usages = Some(vec![KeyUsagePurpose::KeyAgreement]);
-        let cert = leaf_params(&spec)
-            .signed_by(&key.key, &aca)
-            .map_err(gen_err)?;
-        write_bad("no-signing-key-usage", cert.pem(), aca_cert.pem(), &key.pem)?;
-    }
-    {
-        // Issued by a root that is on no trust list.
-        let rogue_key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let rogue_params = ca_params("Rogue Root CA", 0x0bad_0099, (2025, 1, 1), (2060, 12, 31));
-        let rogue_cert = rogue_params.self_signed(&rogue_key.key).map_err(gen_err)?;
-        let rogue = Issuer::from_params(&rogue_params, &rogue_key.key);
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let cert = leaf_params(&bad("unknown-ca", 0x0bad_0005))
-            .signed_by(&key.key, &rogue)
-            .map_err(gen_err)?;
-        write_bad("unknown-ca", cert.pem(), rogue_cert.pem(), &key.pem)?;
-        write(&out.join("bad/rogue-root.pem"), rogue_cert.pem())?;
-    }
-    {
-        // Names the qualified CA as issuer but is signed by another key: the chain is broken.
-        let impostor_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
-        let impostor = Issuer::from_params(&qca_params, &impostor_key.key);
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let cert = leaf_params(&bad("broken-chain", 0x0bad_0006))
-            .signed_by(&key.key, &impostor)
-            .map_err(gen_err)?;
-        write_bad("broken-chain", cert.pem(), qca_cert.pem(), &key.pem)?;
-    }
-    {
-        // An RSA key of 1024 bits: refused by the crypto policy.
-        let (_, pem, public) = rsa_pkcs8(1024)?;
-        let public = RawPublicKey {
-            der: public,
-            alg: &rcgen::PKCS_RSA_SHA256,
-        };
-        let cert = leaf_params(&bad("weak-rsa-1024", 0x0bad_0007))
-            .signed_by(&public, &aca)
-            .map_err(gen_err)?;
-        write_bad("weak-rsa-1024", cert.pem(), aca_cert.pem(), &pem)?;
-    }
-    {
-        // Signed with SHA-1 by a legacy RSA CA under the trusted root.
-        let legacy_private =
-            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(gen_err)?;
-        let (legacy_der, _, _) = rsa_encode(&legacy_private)?;
-        let legacy_key = KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(legacy_der),
-            &rcgen::PKCS_RSA_SHA256,
-        )
-        .map_err(gen_err)?;
-        let legacy_params = ca_params(
-            "Carimbo Demo Legacy RSA CA",
-            4,
-            (2025, 1, 1),
-            (2055, 12, 31),
-        );
-        let legacy_cert = legacy_params
-            .signed_by(&legacy_key, &root)
-            .map_err(gen_err)?;
-        let legacy = Issuer::from_params(&legacy_params, &legacy_key);
-        let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let cert = leaf_params(&bad("sha1-signed", 0x0bad_0008))
-            .signed_by(&key.key, &legacy)
-            .map_err(gen_err)?;
-        let sha1 = resign_with_sha1(cert.der(), &legacy_private)?;
-        write_bad(
-            "sha1-signed",
-            pem_certificate(&sha1),
-            legacy_cert.pem(),
-            &key.pem,
-        )?;
-    }
+}
 
-    // CRLs, one per CA, issued 2025-07-01 and authoritative until 2060.
-    let crl = |issuer: &Issuer<'_, &KeyPair>,
-               number: u64,
-               revoked: Vec<RevokedCertParams>|
-     -> Result<String, PkiError> {
+/// A bad certificate with a new P-256 key, issued by `issuer` whose certificate is `chain`.
+fn issue_bad(out: &mut DemoPki, name: &str, spec: &LeafSpec<'_>, issuer: &Issuer<'_, &KeyPair>, chain: &str) -> Result<(), PkiError> {
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = leaf_params(spec).signed_by(&key.key, issuer).map_err(gen_err)?;
+    out.bad(name, cert.pem(), chain.to_string(), &key.pem);
+    Ok(())
+}
+
+/// The deliberately bad certificates of `BAD_CERTIFICATES`, each wrong in one way.
+fn issue_bad_certificates(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
+    // Expired in 2025, for good.
+    let mut expired = bad_spec("expired", 0x0bad_0001);
+    (expired.from, expired.to) = ((2024, 1, 1), (2025, 6, 30));
+    issue_bad(out, "expired", &expired, &cas.aca, &cas.aca_pem)?;
+    // Not valid before 2090.
+    let mut not_yet = bad_spec("not-yet-valid", 0x0bad_0002);
+    (not_yet.from, not_yet.to) = ((2090, 1, 1), (2095, 12, 31));
+    issue_bad(out, "not-yet-valid", &not_yet, &cas.aca, &cas.aca_pem)?;
+    // Qualified, revoked on 2025-06-01 (listed in the qualified CA's CRL).
+    let mut revoked = bad_spec("revoked", REVOKED_SERIAL);
+    revoked.qualified = true;
+    issue_bad(out, "revoked", &revoked, &cas.qca, &cas.qca_pem)?;
+    // Key agreement only: not a signing certificate.
+    let mut no_signing = bad_spec("no-signing-key-usage", 0x0bad_0004);
+    no_signing.key_usages = Some(vec![KeyUsagePurpose::KeyAgreement]);
+    issue_bad(out, "no-signing-key-usage", &no_signing, &cas.aca, &cas.aca_pem)?;
+    issue_unknown_ca(out)?;
+    issue_broken_chain(out, cas)?;
+    issue_weak_rsa(out, cas)?;
+    issue_sha1_signed(out, cas)
+}
+
+/// Issued by a root that is on no trust list.
+fn issue_unknown_ca(out: &mut DemoPki) -> Result<(), PkiError> {
+    let rogue_key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let rogue_params = ca_params("Rogue Root CA", 0x0bad_0099, (2025, 1, 1), (2060, 12, 31));
+    let rogue_cert = rogue_params.self_signed(&rogue_key.key).map_err(gen_err)?;
+    let rogue = Issuer::from_params(&rogue_params, &rogue_key.key);
+    issue_bad(out, "unknown-ca", &bad_spec("unknown-ca", 0x0bad_0005), &rogue, &rogue_cert.pem())?;
+    out.pki("bad/rogue-root.pem", rogue_cert.pem());
+    Ok(())
+}
+
+/// Names the qualified CA as issuer but is signed by another key: the chain is broken.
+fn issue_broken_chain(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
+    let impostor_key = ec_key(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+    let impostor = Issuer::from_params(cas.qca_params, &impostor_key.key);
+    issue_bad(out, "broken-chain", &bad_spec("broken-chain", 0x0bad_0006), &impostor, &cas.qca_pem)
+}
+
+/// An RSA key of 1024 bits: refused by the crypto policy.
+fn issue_weak_rsa(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
+    let (_, pem, public) = rsa_pkcs8(1024)?;
+    let public = RawPublicKey {
+        der: public,
+        alg: &rcgen::PKCS_RSA_SHA256,
+    };
+    let cert = leaf_params(&bad_spec("weak-rsa-1024", 0x0bad_0007))
+        .signed_by(&public, &cas.aca)
+        .map_err(gen_err)?;
+    out.bad("weak-rsa-1024", cert.pem(), cas.aca_pem.clone(), &pem);
+    Ok(())
+}
+
+/// Signed with SHA-1 by a legacy RSA CA under the trusted root.
+fn issue_sha1_signed(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
+    let legacy_private =
+        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(gen_err)?;
+    let (legacy_der, _, _) = rsa_encode(&legacy_private)?;
+    let legacy_key = KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(legacy_der),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .map_err(gen_err)?;
+    let legacy_params = ca_params(
+        "Carimbo Demo Legacy RSA CA",
+        4,
+        (2025, 1, 1),
+        (2055, 12, 31),
+    );
+    let legacy_cert = legacy_params
+        .signed_by(&legacy_key, &cas.root)
+        .map_err(gen_err)?;
+    let legacy = Issuer::from_params(&legacy_params, &legacy_key);
+    let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = leaf_params(&bad_spec("sha1-signed", 0x0bad_0008))
+        .signed_by(&key.key, &legacy)
+        .map_err(gen_err)?;
+    let sha1 = resign_with_sha1(cert.der(), &legacy_private)?;
+    out.bad("sha1-signed", pem_certificate(&sha1), legacy_cert.pem(), &key.pem);
+    Ok(())
+}
+
+/// One CRL per CA, issued 2025-07-01 and authoritative until 2060; the qualified CA's lists
+/// `bad/revoked.pem`.
+fn issue_crls(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
+    let crl = |issuer: &Issuer<'_, &KeyPair>, revoked: Vec<RevokedCertParams>| -> Result<String, PkiError> {
         CertificateRevocationListParams {
             this_update: date_time_ymd(2025, 7, 1),
             next_update: date_time_ymd(2060, 12, 31),
-            crl_number: SerialNumber::from(number),
+            crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: revoked,
             key_identifier_method: KeyIdMethod::Sha256,
@@ -758,44 +762,46 @@ pub fn generate(
         .pem()
         .map_err(gen_err)
     };
-    write(&out.join("crl/root.crl"), crl(&root, 1, vec![])?)?;
-    write(
-        &out.join("crl/qualified-ca.crl"),
-        crl(
-            &qca,
-            1,
-            vec![RevokedCertParams {
-                serial_number: SerialNumber::from(REVOKED_SERIAL),
-                revocation_time: date_time_ymd(REVOKED_ON.0, REVOKED_ON.1, REVOKED_ON.2),
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            }],
-        )?,
-    )?;
-    write(&out.join("crl/advanced-ca.crl"), crl(&aca, 1, vec![])?)?;
-    summary.crls = 3;
+    let revoked = RevokedCertParams {
+        serial_number: SerialNumber::from(REVOKED_SERIAL),
+        revocation_time: date_time_ymd(REVOKED_ON.0, REVOKED_ON.1, REVOKED_ON.2),
+        reason_code: Some(RevocationReason::KeyCompromise),
+        invalidity_date: None,
+    };
+    out.pki("crl/root.crl", crl(&cas.root, vec![])?);
+    out.pki("crl/qualified-ca.crl", crl(&cas.qca, vec![revoked])?);
+    out.pki("crl/advanced-ca.crl", crl(&cas.aca, vec![])?);
+    out.summary.crls = 3;
+    Ok(())
+}
 
-    // The trust list: the root as anchor, the qualified CA accredited since 2025.
-    write(&trust_out.join("root.pem"), root_cert.pem())?;
-    write(&trust_out.join("qualified-ca.pem"), qca_cert.pem())?;
-    write(&trust_out.join("advanced-ca.pem"), aca_cert.pem())?;
+/// The trust list: the root as anchor, the qualified CA accredited since 2025, the service seal
+/// and the TSA; its history signed by the operator (issued here from the root).
+fn issue_trust_list(
+    out: &mut DemoPki,
+    cas: &DemoCas<'_>,
+    root_key_pem: &str,
+    certs: Vec<CertificateDer<'static>>,
+    service_der: CertificateDer<'static>,
+    tsa_der: CertificateDer<'static>,
+) -> Result<(), PkiError> {
+    out.trust("root.pem", &cas.root_pem);
+    out.trust("qualified-ca.pem", &cas.qca_pem);
+    out.trust("advanced-ca.pem", &cas.aca_pem);
     let trust = demo_trust_list_v1()?;
-    // The operator who signs the list's history, from the root, and the history itself.
-    let (operator_pem, operator_key_pem) = issue_trust_operator(&root_cert.pem(), &root_key.pem)?;
-    write(&out.join("operator/operator.pem"), &operator_pem)?;
-    write(&out.join("operator/operator.key.pem"), &operator_key_pem)?;
+    let (operator_pem, operator_key_pem) = issue_trust_operator(&cas.root_pem, root_key_pem)?;
+    out.pki("operator/operator.pem", &operator_pem);
+    out.pki("operator/operator.key.pem", &operator_key_pem);
     let signer = crate::signing::Signer::from_pem(operator_key_pem.as_bytes(), operator_pem.as_bytes()).map_err(gen_err)?;
-    let certs = vec![root_cert.der().clone(), qca_cert.der().clone(), aca_cert.der().clone()];
-    let mut extra = Vec::new();
-    if let Some(der) = service_der {
-        extra.push(("service-seal".to_string(), ServiceType::ServiceSeal, service_seal_name(), der));
-    }
-    extra.push((TSA_ENTITY_ID.to_string(), ServiceType::TimeStamping, tsa_name(), tsa_der));
+    let extra = vec![
+        ("service-seal".to_string(), ServiceType::ServiceSeal, service_seal_name(), service_der),
+        (TSA_ENTITY_ID.to_string(), ServiceType::TimeStamping, tsa_name(), tsa_der),
+    ];
     let since = "2025-01-01T00:00:00Z".parse().map_err(gen_err)?;
     let now = "2025-01-02T00:00:00Z".parse().map_err(gen_err)?;
     let history = super::history::convert_v1(&trust, &certs, &extra, &signer, since, now).map_err(gen_err)?;
-    write(&trust_out.join(TRUST_LIST_FILE), history.document().to_pretty())?;
-    Ok(summary)
+    out.trust(TRUST_LIST_FILE, history.document().to_pretty());
+    Ok(())
 }
 
 /// The demo TSA's certificate and key, under the PKI folder.
@@ -825,28 +831,26 @@ pub fn tsa_params(cn: &str, serial: u64, critical_eku: bool) -> Result<Certifica
     Ok(p)
 }
 
-fn generate_tsa(root: &Issuer<'_, &KeyPair>, out: &Path) -> Result<CertificateDer<'static>, PkiError> {
+fn generate_tsa(root: &Issuer<'_, &KeyPair>, out: &mut DemoPki) -> Result<CertificateDer<'static>, PkiError> {
     let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = tsa_params("Carimbo Demo Time-Stamp Authority", 0x75a1, true)?.signed_by(&key.key, root).map_err(gen_err)?;
-    write(&out.join(TSA_CERT), cert.pem())?;
-    write(&out.join(TSA_KEY), &key.pem)?;
+    out.pki(TSA_CERT, cert.pem());
+    out.pki(TSA_KEY, &key.pem);
     Ok(cert.der().clone())
 }
 
-/// A TSA certificate and PKCS#8 key (PEM) issued by the demo root of the PKI in `pki`
-/// (`root/root.pem`, `root/root.key.pem`); `critical_eku: false` makes the certificate RFC 3161
-/// forbids, for tests of the verifier.
-pub fn issue_tsa_certificate(pki: &Path, cn: &str, serial: u64, critical_eku: bool) -> Result<(String, String), PkiError> {
-    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|source| PkiError::Unreadable { path: p.display().to_string(), source });
-    let root_key = KeyPair::from_pem(&read(pki.join("root/root.key.pem"))?).map_err(gen_err)?;
-    let root_pem = read(pki.join("root/root.pem"))?;
+/// A TSA certificate and PKCS#8 key (PEM) issued by the demo root (its certificate and key
+/// PEM, `root/root.pem` and `root/root.key.pem` of a demo PKI); `critical_eku: false` makes the
+/// certificate RFC 3161 forbids, for tests of the verifier.
+pub fn issue_tsa_certificate(root_pem: &str, root_key_pem: &str, cn: &str, serial: u64, critical_eku: bool) -> Result<(String, String), PkiError> {
+    let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
     // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
     // the root's key names the root exactly as its certificate does; the check below proves it.
     let params = demo_root_params();
     let root = Issuer::from_params(&params, &root_key);
     let root_cert = params.self_signed(&root_key).map_err(gen_err)?;
     let same_name = |pem: &str| crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki));
-    if same_name(&root_pem).is_none() || same_name(&root_pem) != same_name(&root_cert.pem()) {
+    if same_name(root_pem).is_none() || same_name(root_pem) != same_name(&root_cert.pem()) {
         return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
     }
     let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -863,20 +867,31 @@ pub fn tsa_name() -> LocalizedName {
     }
 }
 
+/// What adding the demo TSA reads of an existing demo PKI (the edge reads the files).
+pub struct DemoTsaInputs<'a> {
+    /// `root/root.pem` and `root/root.key.pem`.
+    pub root_pem: &'a str,
+    pub root_key_pem: &'a str,
+    /// `operator/operator.key.pem` and `operator/operator.pem`.
+    pub operator_key_pem: &'a [u8],
+    pub operator_pem: &'a [u8],
+    /// The trust list's history (`trust-list.json`) and the name to give it in errors.
+    pub trust_list: &'a [u8],
+    pub trust_list_origin: &'a str,
+}
+
 /// Add the demo TSA to an existing demo PKI (`carimbo pki demo-tsa`): a new key and
-/// certificate issued by the PKI's root (`ROOT/root.pem`, `root.key.pem`), and two entries
-/// appended to the trust list's history, signed by the demo operator
-/// (`PKI/operator/operator.*`): the TSA added as a `time_stamping` member, then granted.
+/// certificate issued by the PKI's root, and two entries appended to the trust list's history,
+/// signed by the demo operator: the TSA added as a `time_stamping` member, then granted.
 /// Nothing else is regenerated. A demo TSA already on the list is withdrawn first and the new
 /// one added under the next free id (`demo-tsa-2`, …): a history never reuses a member's id.
-/// Returns the new member's id.
-pub fn add_tsa(out: &Path, trust_out: &Path, at: DateTime<Utc>) -> Result<String, PkiError> {
-    let (cert_pem, key_pem) = issue_tsa_certificate(out, "Carimbo Demo Time-Stamp Authority", 0x75a1, true)?;
-    let read = |p: PathBuf| std::fs::read(&p).map_err(|source| PkiError::Unreadable { path: p.display().to_string(), source });
-    let operator = crate::signing::Signer::from_pem(&read(out.join("operator/operator.key.pem"))?, &read(out.join("operator/operator.pem"))?).map_err(gen_err)?;
-    let list_path = trust_out.join(TRUST_LIST_FILE);
-    let bad = |reason: String| PkiError::BadTrustList { path: list_path.display().to_string(), reason };
-    let mut history = super::history::TrustHistory::from_slice(&read(list_path.clone())?, at).map_err(|e| bad(e.to_string()))?;
+/// Returns the new member's id and the files to write (the TSA's certificate and key, the
+/// longer trust list).
+pub fn add_tsa(input: &DemoTsaInputs<'_>, at: DateTime<Utc>) -> Result<(String, Vec<DemoFile>), PkiError> {
+    let (cert_pem, key_pem) = issue_tsa_certificate(input.root_pem, input.root_key_pem, "Carimbo Demo Time-Stamp Authority", 0x75a1, true)?;
+    let operator = crate::signing::Signer::from_pem(input.operator_key_pem, input.operator_pem).map_err(gen_err)?;
+    let bad = |reason: String| PkiError::BadTrustList { path: input.trust_list_origin.to_string(), reason };
+    let mut history = super::history::TrustHistory::from_slice(input.trust_list, at).map_err(|e| bad(e.to_string()))?;
     let der = crate::pki::cert::parse_pem_certificates(cert_pem.as_bytes(), TSA_CERT).map_err(gen_err)?.remove(0);
     use super::history::{Change, MemberStatus};
     let mut changes = Vec::new();
@@ -893,8 +908,9 @@ pub fn add_tsa(out: &Path, trust_out: &Path, at: DateTime<Utc>) -> Result<String
         let entry = super::history::sign_entry(Some(&history), &operator, at, change).map_err(bad)?;
         history = history.appended(entry, at).map_err(|e| bad(e.to_string()))?;
     }
-    write(&out.join(TSA_CERT), cert_pem)?;
-    write(&out.join(TSA_KEY), key_pem)?;
-    write(&list_path, history.document().to_pretty())?;
-    Ok(id)
+    let mut out = DemoPki::default();
+    out.pki(TSA_CERT, cert_pem);
+    out.pki(TSA_KEY, key_pem);
+    out.trust(TRUST_LIST_FILE, history.document().to_pretty());
+    Ok((id, out.files))
 }

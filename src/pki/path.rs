@@ -407,128 +407,110 @@ impl CertificateValidator {
         chain: &ValidatedChain,
         t: SigningTime,
     ) -> Result<ChainVerdict, ChainFailure> {
+        let mut verdict = ChainVerdict::default();
+        within_validity(chain, t)?;
+        for (i, e) in chain.path.iter().enumerate() {
+            self.revocation_at(e, i == 0, t, &mut verdict)?;
+        }
+        self.assess_qualified(chain, t.at, &mut verdict);
+        Ok(verdict)
+    }
+
+    /// One certificate's revocation status at `t`: revoked before it fails; revoked after a
+    /// proven time is a note; an unknown status or a CRL that does not cover `t` is TRY_LATER
+    /// where the policy requires revocation data.
+    fn revocation_at(&self, e: &PathElement, is_leaf: bool, t: SigningTime, verdict: &mut ChainVerdict) -> Result<(), ChainFailure> {
         use Indication::*;
         use SubIndication::*;
-        let mut verdict = ChainVerdict::default();
-        for e in &chain.path {
-            if t.at < e.facts.not_before {
-                return Err(ChainFailure::new(
-                    TotalFailed,
-                    NotYetValid,
-                    format!(
-                        "certificate `{}` is valid from {}, after the signing time {}",
-                        e.facts.subject,
-                        e.facts.not_before.to_rfc3339(),
-                        t.at.to_rfc3339()
-                    ),
-                ));
-            }
-            if t.at > e.facts.not_after {
-                return Err(ChainFailure::new(
-                    TotalFailed,
-                    Expired,
-                    format!(
-                        "certificate `{}` expired on {}, before the signing time {}",
-                        e.facts.subject,
-                        e.facts.not_after.to_rfc3339(),
-                        t.at.to_rfc3339()
-                    ),
-                ));
-            }
-        }
-        for (i, e) in chain.path.iter().enumerate() {
-            let is_leaf = i == 0;
-            match &e.revocation {
-                None => {}
-                Some(Err(reason)) => match self.policy.revocation {
-                    RevocationRule::Required => {
+        match &e.revocation {
+            None => {}
+            Some(Err(reason)) => match self.policy.revocation {
+                RevocationRule::Required => {
+                    return Err(ChainFailure::new(
+                        Indeterminate,
+                        TryLater,
+                        format!(
+                            "revocation status of `{}` is unknown: {reason}",
+                            e.facts.subject
+                        ),
+                    ));
+                }
+                RevocationRule::IfAvailable if !self.crls.has_issuer(&e.facts.issuer_raw) => {}
+                RevocationRule::IfAvailable => {
+                    return Err(ChainFailure::new(
+                        Indeterminate,
+                        TryLater,
+                        format!(
+                            "revocation status of `{}` is unknown: {reason}",
+                            e.facts.subject
+                        ),
+                    ));
+                }
+            },
+            Some(Ok(lookup)) => {
+                if let Some(entry) = &lookup.entry {
+                    let who = if is_leaf {
+                        "the signing certificate".to_string()
+                    } else {
+                        format!("CA certificate `{}`", e.facts.subject)
+                    };
+                    if entry.date <= t.at {
                         return Err(ChainFailure::new(
-                            Indeterminate,
-                            TryLater,
+                            TotalFailed,
+                            Revoked,
                             format!(
-                                "revocation status of `{}` is unknown: {reason}",
-                                e.facts.subject
-                            ),
-                        ));
-                    }
-                    RevocationRule::IfAvailable if !self.crls.has_issuer(&e.facts.issuer_raw) => {}
-                    RevocationRule::IfAvailable => {
-                        return Err(ChainFailure::new(
-                            Indeterminate,
-                            TryLater,
-                            format!(
-                                "revocation status of `{}` is unknown: {reason}",
-                                e.facts.subject
-                            ),
-                        ));
-                    }
-                },
-                Some(Ok(lookup)) => {
-                    if let Some(entry) = &lookup.entry {
-                        let who = if is_leaf {
-                            "the signing certificate".to_string()
-                        } else {
-                            format!("CA certificate `{}`", e.facts.subject)
-                        };
-                        if entry.date <= t.at {
-                            return Err(ChainFailure::new(
-                                TotalFailed,
-                                Revoked,
-                                format!(
-                                    "{who} was revoked on {}{}, at or before the signing time {}",
-                                    entry.date.to_rfc3339(),
-                                    entry
-                                        .reason
-                                        .as_ref()
-                                        .map(|r| format!(" ({r})"))
-                                        .unwrap_or_default(),
-                                    t.at.to_rfc3339()
-                                ),
-                            ));
-                        }
-                        if !t.trusted {
-                            return Err(ChainFailure::new(
-                                Indeterminate,
-                                if is_leaf {
-                                    RevokedNoPoe
-                                } else {
-                                    RevokedCaNoPoe
-                                },
-                                format!(
-                                    "{who} was revoked on {}, after the claimed signing time {}, which is not proven",
-                                    entry.date.to_rfc3339(),
-                                    t.at.to_rfc3339()
-                                ),
-                            ));
-                        }
-                        verdict.notes.push(format!(
-                            "{who} was revoked on {}, after the proven signing time {}; the signature stays valid",
-                            entry.date.to_rfc3339(),
-                            t.at.to_rfc3339()
-                        ));
-                    } else if !lookup.covers(t.at)
-                        && self.policy.revocation == RevocationRule::Required
-                    {
-                        return Err(ChainFailure::new(
-                            Indeterminate,
-                            TryLater,
-                            format!(
-                                "the newest CRL for `{}` was issued {} with nextUpdate {}, so it does not cover the signing time {}",
-                                e.facts.subject,
-                                lookup.crl_this_update.to_rfc3339(),
-                                lookup
-                                    .crl_next_update
-                                    .map(|n| n.to_rfc3339())
-                                    .unwrap_or_else(|| "none".into()),
+                                "{who} was revoked on {}{}, at or before the signing time {}",
+                                entry.date.to_rfc3339(),
+                                entry
+                                    .reason
+                                    .as_ref()
+                                    .map(|r| format!(" ({r})"))
+                                    .unwrap_or_default(),
                                 t.at.to_rfc3339()
                             ),
                         ));
                     }
+                    if !t.trusted {
+                        return Err(ChainFailure::new(
+                            Indeterminate,
+                            if is_leaf {
+                                RevokedNoPoe
+                            } else {
+                                RevokedCaNoPoe
+                            },
+                            format!(
+                                "{who} was revoked on {}, after the claimed signing time {}, which is not proven",
+                                entry.date.to_rfc3339(),
+                                t.at.to_rfc3339()
+                            ),
+                        ));
+                    }
+                    verdict.notes.push(format!(
+                        "{who} was revoked on {}, after the proven signing time {}; the signature stays valid",
+                        entry.date.to_rfc3339(),
+                        t.at.to_rfc3339()
+                    ));
+                } else if !lookup.covers(t.at)
+                    && self.policy.revocation == RevocationRule::Required
+                {
+                    return Err(ChainFailure::new(
+                        Indeterminate,
+                        TryLater,
+                        format!(
+                            "the newest CRL for `{}` was issued {} with nextUpdate {}, so it does not cover the signing time {}",
+                            e.facts.subject,
+                            lookup.crl_this_update.to_rfc3339(),
+                            lookup
+                                .crl_next_update
+                                .map(|n| n.to_rfc3339())
+                                .unwrap_or_else(|| "none".into()),
+                            t.at.to_rfc3339()
+                        ),
+                    ));
                 }
             }
         }
-        self.assess_qualified(chain, t.at, &mut verdict);
-        Ok(verdict)
+        Ok(())
     }
 
     /// Law 5/2005 style: qualified certificate (QcCompliance or a policy the trust list
@@ -614,6 +596,40 @@ fn preflight<'c>(chain: &'c [CertificateDer<'c>]) -> Result<(&'c CertificateDer<
     check_key_strength(&leaf.key)
         .map_err(|e| ChainFailure::new(Indeterminate, CryptoConstraintsFailure, e))?;
     Ok((leaf_der, leaf))
+}
+
+/// Every certificate of the path is within its validity at `t` (EXPIRED / NOT_YET_VALID
+/// naming the first that is not).
+fn within_validity(chain: &ValidatedChain, t: SigningTime) -> Result<(), ChainFailure> {
+    use Indication::*;
+    use SubIndication::*;
+    for e in &chain.path {
+        if t.at < e.facts.not_before {
+            return Err(ChainFailure::new(
+                TotalFailed,
+                NotYetValid,
+                format!(
+                    "certificate `{}` is valid from {}, after the signing time {}",
+                    e.facts.subject,
+                    e.facts.not_before.to_rfc3339(),
+                    t.at.to_rfc3339()
+                ),
+            ));
+        }
+        if t.at > e.facts.not_after {
+            return Err(ChainFailure::new(
+                TotalFailed,
+                Expired,
+                format!(
+                    "certificate `{}` expired on {}, before the signing time {}",
+                    e.facts.subject,
+                    e.facts.not_after.to_rfc3339(),
+                    t.at.to_rfc3339()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A key that may sign CRLs, with the subject name of its certificate.

@@ -10,7 +10,6 @@
 //! against at the signing time. The version-1 file (entities with accreditation periods) is
 //! still read by `carimbo trust convert`, which turns it into a history.
 
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rustls_pki_types::{CertificateDer, TrustAnchor};
@@ -19,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::PkiError;
 use super::history::{Member, ServiceType, TrustHistory};
 use super::report::SignatureLevel;
-use super::cert::{CertFacts, check_key_strength, load_pem_certificates};
+use super::cert::{CertFacts, check_key_strength};
 use super::profile::{CertRole, violation};
 
 /// A name in the administration's languages.
@@ -135,46 +134,31 @@ pub struct TrustList {
 pub const TRUST_LIST_FILE: &str = "trust-list.json";
 
 impl TrustList {
-    /// Load `DIR/trust-list.json`: a signed history (version 2), verified at `now`.
-    pub fn load(dir: &Path) -> Result<TrustList, PkiError> {
-        TrustList::load_history(dir, Utc::now()).and_then(|h| {
-            TrustList::from_history(&h).map_err(|reason| PkiError::BadTrustList {
-                path: dir.join(TRUST_LIST_FILE).display().to_string(),
-                reason,
-            })
+    /// The list of a signed history (version 2, the bytes of `trust-list.json`; `origin` names
+    /// it in errors), verified at `now`.
+    pub fn from_bytes(bytes: &[u8], origin: &str, now: DateTime<Utc>) -> Result<TrustList, PkiError> {
+        let history = TrustList::history_from_bytes(bytes, origin, now)?;
+        TrustList::from_history(&history).map_err(|reason| PkiError::BadTrustList {
+            path: origin.to_string(),
+            reason,
         })
     }
 
-    /// Read and verify the history in `DIR/trust-list.json` at `now`.
-    pub fn load_history(dir: &Path, now: DateTime<Utc>) -> Result<TrustHistory, PkiError> {
-        let path = dir.join(TRUST_LIST_FILE);
-        let text = std::fs::read(&path).map_err(|source| PkiError::Unreadable {
-            path: path.display().to_string(),
-            source,
-        })?;
-        TrustHistory::from_slice(&text, now).map_err(|e| PkiError::BadTrustList {
-            path: path.display().to_string(),
+    /// The signed history in `bytes` (`origin` names it in errors), verified at `now`.
+    pub fn history_from_bytes(bytes: &[u8], origin: &str, now: DateTime<Utc>) -> Result<TrustHistory, PkiError> {
+        TrustHistory::from_slice(bytes, now).map_err(|e| PkiError::BadTrustList {
+            path: origin.to_string(),
             reason: e.to_string(),
         })
     }
 
-    /// Load an older list (version 1: `DIR/FILE` and the certificate files it names).
-    pub fn load_v1(dir: &Path, file_name: &str) -> Result<(TrustListFile, Vec<CertificateDer<'static>>), PkiError> {
-        let path = dir.join(file_name);
-        let text = std::fs::read(&path).map_err(|source| PkiError::Unreadable {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let file: TrustListFile = crate::json_strict::from_slice(&text).map_err(|e| PkiError::BadTrustList {
-            path: path.display().to_string(),
+    /// An older list (version 1); the certificate files its entities name are the caller's to
+    /// read (`entry.certificate`, beside the list).
+    pub fn parse_v1(bytes: &[u8], origin: &str) -> Result<TrustListFile, PkiError> {
+        crate::json_strict::from_slice(bytes).map_err(|e| PkiError::BadTrustList {
+            path: origin.to_string(),
             reason: e.to_string(),
-        })?;
-        let mut certs = Vec::new();
-        for entry in &file.entities {
-            let mut loaded = load_pem_certificates(&dir.join(&entry.certificate))?;
-            certs.push(loaded.remove(0));
-        }
-        Ok((file, certs))
+        })
     }
 
     /// The list of a verified history: every member with its dated statuses and policies;

@@ -355,10 +355,11 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
-    pub fn now() -> VerifyOptions {
+    /// No trusted time and no demanded level, at `now` (the caller's clock: the core reads none).
+    pub fn at(now: DateTime<Utc>) -> VerifyOptions {
         VerifyOptions {
             trusted_time: None,
-            now: Utc::now(),
+            now,
             required_level: None,
         }
     }
@@ -457,39 +458,22 @@ impl SignatureVerifier {
         }
     }
 
+    /// The steps of a verification, in the order a failure is reported: the document, its
+    /// header, the claimed and the trusted signing time, the certificate chain given, the
+    /// signature value, then the chain at the signing time.
     fn verify_inner(
         &self,
         jws: &[u8],
         payload: &[u8],
         opts: &VerifyOptions,
     ) -> Result<ValidationReport, Box<ValidationReport>> {
-        use Indication::*;
-        use SubIndication::*;
-        if jws.len() > MAX_JWS_BYTES {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                format!(
-                    "the signature document has {} bytes; at most {MAX_JWS_BYTES} are accepted",
-                    jws.len()
-                ),
-            ));
-        }
         let outer: Value;
-        let jws_text = std::str::from_utf8(jws)
-            .map_err(|_| {
-                fail(
-                    TotalFailed,
-                    FormatFailure,
-                    "the signature is not UTF-8 text",
-                )
-            })?
-            .trim();
+        let jws_text = jws_text(jws)?;
         let parsed = if jws_text.starts_with('{') {
             outer = crate::json_strict::from_str(jws_text).map_err(|e| {
                 fail(
-                    TotalFailed,
-                    FormatFailure,
+                    Indication::TotalFailed,
+                    SubIndication::FormatFailure,
                     not_json("the signature", &e),
                 )
             })?;
@@ -498,143 +482,25 @@ impl SignatureVerifier {
             parse_compact(jws_text, payload)?
         };
         let header = &parsed.header;
-
-        // alg, crit, b64
-        let alg = match header.get("alg") {
-            Some(Value::String(a)) => JwsAlgorithm::parse(a)?,
-            _ => {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    "the protected header has no `alg`",
-                ));
-            }
-        };
-        if header.get("b64").is_some_and(|v| v != &Value::Bool(true)) {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                "unencoded payloads (`b64: false`, RFC 7797) are not supported",
-            ));
-        }
-        if let Some(crit) = header.get("crit") {
-            let Some(list) = crit.as_array().filter(|l| !l.is_empty()) else {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    "`crit` must be a non-empty array",
-                ));
-            };
-            for name in list {
-                let Some(name) = name.as_str() else {
-                    return Err(fail(TotalFailed, FormatFailure, "`crit` must list names"));
-                };
-                if !matches!(name, "sigT" | "iat") || !header.contains_key(name) {
-                    return Err(fail(
-                        TotalFailed,
-                        FormatFailure,
-                        format!("critical header parameter `{name}` is not understood or absent"),
-                    ));
-                }
-            }
-        }
-        if header.contains_key("x5t") {
-            return Err(fail(
-                Indeterminate,
-                CryptoConstraintsFailure,
-                "`x5t` references the certificate by SHA-1, which JAdES and carimbo refuse",
-            ));
-        }
-
-        // Claimed signing time: `iat` (current JAdES) or `sigT` (older JAdES).
+        let alg = check_header(header)?;
+        // Claimed signing time: `iat` (current JAdES) or `sigT` (older JAdES), not in the future.
         let claimed = claimed_time(header)?;
         if claimed > opts.now + CLOCK_SKEW {
-            return Err(fail(
-                Indeterminate,
-                SigConstraintsFailure,
-                format!(
-                    "the claimed signing time {} is in the future",
-                    rfc3339(claimed)
-                ),
-            ));
+            let detail = format!("the claimed signing time {} is in the future", rfc3339(claimed));
+            return Err(fail(Indication::Indeterminate, SubIndication::SigConstraintsFailure, detail));
         }
         // A signature time-stamp proves the signature existed at its `genTime`: the chain is
         // judged then (a later revocation or expiry does not matter), whatever else is trusted.
         let stamp = self.check_stamp(&parsed, claimed)?;
-        let signing_time = match (stamp.as_ref(), opts.trusted_time) {
-            (Some(stamp), _) => SigningTime {
-                at: stamp.gen_time,
-                trusted: true,
-            },
-            (None, Some(trusted)) => {
-                if claimed > trusted + CLOCK_SKEW {
-                    return Err(fail(
-                        Indeterminate,
-                        SigConstraintsFailure,
-                        format!(
-                            "the claimed signing time {} is after the trusted time {} the signature was received",
-                            rfc3339(claimed),
-                            rfc3339(trusted)
-                        ),
-                    ));
-                }
-                SigningTime {
-                    at: trusted,
-                    trusted: true,
-                }
-            }
-            (None, None) => SigningTime {
-                at: claimed,
-                trusted: false,
-            },
-        };
+        let signing_time = signing_time(stamp.as_ref(), opts.trusted_time, claimed)?;
 
         // x5c and the signing-certificate reference.
-        let x5c: Vec<&str> = match header.get("x5c") {
-            Some(Value::Array(items)) if !items.is_empty() => {
-                if items.len() > MAX_CHAIN_CERTIFICATES {
-                    return Err(fail(
-                        TotalFailed,
-                        FormatFailure,
-                        format!(
-                            "`x5c` has {} certificates; at most {MAX_CHAIN_CERTIFICATES} are accepted",
-                            items.len()
-                        ),
-                    ));
-                }
-                items
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| {
-                        fail(TotalFailed, FormatFailure, "`x5c` must hold base64 strings")
-                    })?
-            }
-            _ => {
-                return Err(fail(
-                    Indeterminate,
-                    NoSigningCertificateFound,
-                    "the protected header has no `x5c` certificate chain",
-                ));
-            }
-        };
+        let x5c = x5c_of(header)?;
         let key = cache_key(&x5c);
         let cached = self.cache_get(&key);
         let decoded: Option<Vec<CertificateDer<'static>>> = match cached {
             Some(_) => None,
-            None => Some(
-                x5c.iter()
-                    .map(|c| {
-                        STANDARD.decode(c).map(CertificateDer::from).map_err(|e| {
-                            fail(
-                                TotalFailed,
-                                FormatFailure,
-                                format!("an `x5c` entry is not base64: {e}"),
-                            )
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
+            None => Some(decode_x5c(&x5c)?),
         };
         let fresh_leaf;
         let (leaf_der, leaf): (&[u8], &CertFacts) = match (&cached, &decoded) {
@@ -642,8 +508,8 @@ impl SignatureVerifier {
             (None, Some(certs)) => {
                 fresh_leaf = CertFacts::from_der(&certs[0]).map_err(|e| {
                     fail(
-                        TotalFailed,
-                        FormatFailure,
+                        Indication::TotalFailed,
+                        SubIndication::FormatFailure,
                         format!("signing certificate: {e}"),
                     )
                 })?;
@@ -651,106 +517,22 @@ impl SignatureVerifier {
             }
             (None, None) => {
                 return Err(fail(
-                    Indeterminate,
-                    NoSigningCertificateFound,
+                    Indication::Indeterminate,
+                    SubIndication::NoSigningCertificateFound,
                     "no signing certificate was decoded",
                 ));
             }
         };
         check_certificate_reference(header, leaf_der, leaf)?;
-
-        // The signature value.
-        check_key_strength(&leaf.key).map_err(|e| {
-            fail(
-                Indeterminate,
-                CryptoConstraintsFailure,
-                format!("signing key: {e}"),
-            )
-        })?;
-        if !alg.fits(&leaf.key) {
-            return Err(fail(
-                TotalFailed,
-                SigCryptoFailure,
-                format!(
-                    "`alg: {}` does not fit the certificate's {} key",
-                    alg.name(),
-                    leaf.key.describe()
-                ),
-            ));
-        }
-        if let Some(len) = alg.signature_len()
-            && parsed.signature.len() != len
-        {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                format!(
-                    "a {} signature has {len} bytes, this one {}",
-                    alg.name(),
-                    parsed.signature.len()
-                ),
-            ));
-        }
-        let input = signing_input(parsed.protected, payload);
-        signature::UnparsedPublicKey::new(alg.verification(), &leaf.public_key)
-            .verify(input.as_bytes(), &parsed.signature)
-            .map_err(|_| {
-                fail(
-                    TotalFailed,
-                    SigCryptoFailure,
-                    "the signature value does not verify over this payload with the signing certificate's key",
-                )
-            })?;
+        check_signature_value(alg, leaf, &parsed, payload)?;
 
         // The chain, at the signing time.
-        let chain: Arc<CachedChain> = match cached.clone() {
-            Some(c)
-                if signing_time.at >= c.chain.valid_from
-                    && signing_time.at <= c.chain.valid_until =>
-            {
-                c
-            }
-            _ => {
-                let certs = match decoded {
-                    Some(certs) => certs,
-                    None => x5c
-                        .iter()
-                        .filter_map(|c| STANDARD.decode(c).ok().map(CertificateDer::from))
-                        .collect(),
-                };
-                let analysed = self
-                    .validator
-                    .analyse(&certs, signing_time.at)
-                    .map_err(|f| chain_failure_report(f, alg, leaf, signing_time, claimed))?;
-                let entry = Arc::new(CachedChain {
-                    leaf_der: certs[0].as_ref().to_vec(),
-                    chain: analysed,
-                });
-                self.cache_put(key, entry.clone());
-                entry
-            }
-        };
-        let verdict = self
-            .validator
-            .evaluate(&chain.chain, signing_time)
-            .map_err(|f| chain_failure_report(f, alg, leaf, signing_time, claimed))?;
-
-        let achieved = if self.service_seal == Some(leaf.sha256) {
-            SignatureLevel::Simple
-        } else if verdict.qualified {
-            SignatureLevel::Qualified
-        } else {
-            SignatureLevel::Advanced
-        };
-        let mut notes = verdict.notes;
-        if achieved == SignatureLevel::Advanced {
-            notes.push(format!(
-                "not qualified: {}",
-                verdict.not_qualified_because.join("; ")
-            ));
-        }
+        let failure = |f| chain_failure_report(f, alg, leaf, signing_time, claimed);
+        let chain = self.chain_at(key, cached.clone(), decoded, &x5c, signing_time.at).map_err(failure)?;
+        let verdict = self.validator.evaluate(&chain.chain, signing_time).map_err(failure)?;
+        let (achieved, notes) = self.level_of(leaf, verdict);
         Ok(ValidationReport {
-            indication: TotalPassed,
+            indication: Indication::TotalPassed,
             sub_indication: None,
             code: None,
             achieved_level: Some(achieved),
@@ -771,6 +553,55 @@ impl SignatureVerifier {
             message: passed_sentence(achieved),
             notes,
         })
+    }
+
+    /// The chain validated at `at`: the cached one while `at` is in its validity, otherwise
+    /// analysed now and cached.
+    fn chain_at(
+        &self,
+        key: [u8; 32],
+        cached: Option<Arc<CachedChain>>,
+        decoded: Option<Vec<CertificateDer<'static>>>,
+        x5c: &[&str],
+        at: DateTime<Utc>,
+    ) -> Result<Arc<CachedChain>, crate::pki::ChainFailure> {
+        if let Some(c) = cached.filter(|c| at >= c.chain.valid_from && at <= c.chain.valid_until) {
+            return Ok(c);
+        }
+        let certs = match decoded {
+            Some(certs) => certs,
+            None => x5c
+                .iter()
+                .filter_map(|c| STANDARD.decode(c).ok().map(CertificateDer::from))
+                .collect(),
+        };
+        let analysed = self.validator.analyse(&certs, at)?;
+        let entry = Arc::new(CachedChain {
+            leaf_der: certs[0].as_ref().to_vec(),
+            chain: analysed,
+        });
+        self.cache_put(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// The level a passed chain achieves (the service seal's is `simple`) and the notes, with
+    /// why it is not qualified when it is advanced.
+    fn level_of(&self, leaf: &CertFacts, verdict: crate::pki::path::ChainVerdict) -> (SignatureLevel, Vec<String>) {
+        let achieved = if self.service_seal == Some(leaf.sha256) {
+            SignatureLevel::Simple
+        } else if verdict.qualified {
+            SignatureLevel::Qualified
+        } else {
+            SignatureLevel::Advanced
+        };
+        let mut notes = verdict.notes;
+        if achieved == SignatureLevel::Advanced {
+            notes.push(format!(
+                "not qualified: {}",
+                verdict.not_qualified_because.join("; ")
+            ));
+        }
+        (achieved, notes)
     }
 
     fn cache_get(&self, key: &[u8; 32]) -> Option<Arc<CachedChain>> {
@@ -808,6 +639,214 @@ pub fn apply_required_level(
         report.message = level_not_met_sentence(achieved, required);
     }
     report
+}
+
+/// The signature document as text, within the size limit.
+fn jws_text(jws: &[u8]) -> Result<&str, Box<ValidationReport>> {
+    use Indication::*;
+    use SubIndication::*;
+    if jws.len() > MAX_JWS_BYTES {
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            format!(
+                "the signature document has {} bytes; at most {MAX_JWS_BYTES} are accepted",
+                jws.len()
+            ),
+        ));
+    }
+    Ok(std::str::from_utf8(jws)
+        .map_err(|_| {
+            fail(
+                TotalFailed,
+                FormatFailure,
+                "the signature is not UTF-8 text",
+            )
+        })?
+        .trim())
+}
+
+/// The protected header's `alg`, `b64`, `crit` and `x5t` rules; the algorithm it names.
+fn check_header(header: &Map<String, Value>) -> Result<JwsAlgorithm, Box<ValidationReport>> {
+    use Indication::*;
+    use SubIndication::*;
+    let alg = match header.get("alg") {
+        Some(Value::String(a)) => JwsAlgorithm::parse(a)?,
+        _ => {
+            return Err(fail(
+                TotalFailed,
+                FormatFailure,
+                "the protected header has no `alg`",
+            ));
+        }
+    };
+    if header.get("b64").is_some_and(|v| v != &Value::Bool(true)) {
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            "unencoded payloads (`b64: false`, RFC 7797) are not supported",
+        ));
+    }
+    if let Some(crit) = header.get("crit") {
+        let Some(list) = crit.as_array().filter(|l| !l.is_empty()) else {
+            return Err(fail(
+                TotalFailed,
+                FormatFailure,
+                "`crit` must be a non-empty array",
+            ));
+        };
+        for name in list {
+            let Some(name) = name.as_str() else {
+                return Err(fail(TotalFailed, FormatFailure, "`crit` must list names"));
+            };
+            if !matches!(name, "sigT" | "iat") || !header.contains_key(name) {
+                return Err(fail(
+                    TotalFailed,
+                    FormatFailure,
+                    format!("critical header parameter `{name}` is not understood or absent"),
+                ));
+            }
+        }
+    }
+    if header.contains_key("x5t") {
+        return Err(fail(
+            Indeterminate,
+            CryptoConstraintsFailure,
+            "`x5t` references the certificate by SHA-1, which JAdES and carimbo refuse",
+        ));
+    }
+    Ok(alg)
+}
+
+/// The time the chain is judged at: a stamp's `genTime`, else the trusted time (which the
+/// claimed time may not follow), else the signer's claim (untrusted).
+fn signing_time(
+    stamp: Option<&VerifiedTimeStamp>,
+    trusted_time: Option<DateTime<Utc>>,
+    claimed: DateTime<Utc>,
+) -> Result<SigningTime, Box<ValidationReport>> {
+    Ok(match (stamp, trusted_time) {
+        (Some(stamp), _) => SigningTime {
+            at: stamp.gen_time,
+            trusted: true,
+        },
+        (None, Some(trusted)) => {
+            if claimed > trusted + CLOCK_SKEW {
+                return Err(fail(
+                    Indication::Indeterminate,
+                    SubIndication::SigConstraintsFailure,
+                    format!(
+                        "the claimed signing time {} is after the trusted time {} the signature was received",
+                        rfc3339(claimed),
+                        rfc3339(trusted)
+                    ),
+                ));
+            }
+            SigningTime {
+                at: trusted,
+                trusted: true,
+            }
+        }
+        (None, None) => SigningTime {
+            at: claimed,
+            trusted: false,
+        },
+    })
+}
+
+/// The `x5c` chain of the header (base64 strings, within the limit).
+fn x5c_of(header: &Map<String, Value>) -> Result<Vec<&str>, Box<ValidationReport>> {
+    use Indication::*;
+    use SubIndication::*;
+    match header.get("x5c") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            if items.len() > MAX_CHAIN_CERTIFICATES {
+                return Err(fail(
+                    TotalFailed,
+                    FormatFailure,
+                    format!(
+                        "`x5c` has {} certificates; at most {MAX_CHAIN_CERTIFICATES} are accepted",
+                        items.len()
+                    ),
+                ));
+            }
+            items
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    fail(TotalFailed, FormatFailure, "`x5c` must hold base64 strings")
+                })
+        }
+        _ => Err(fail(
+            Indeterminate,
+            NoSigningCertificateFound,
+            "the protected header has no `x5c` certificate chain",
+        )),
+    }
+}
+
+/// The certificates of `x5c`, decoded.
+fn decode_x5c(x5c: &[&str]) -> Result<Vec<CertificateDer<'static>>, Box<ValidationReport>> {
+    x5c.iter()
+        .map(|c| {
+            STANDARD.decode(c).map(CertificateDer::from).map_err(|e| {
+                fail(
+                    Indication::TotalFailed,
+                    SubIndication::FormatFailure,
+                    format!("an `x5c` entry is not base64: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The signature value: a strong enough key that fits `alg`, the right length, and a
+/// signature that verifies over the signing input with the signing certificate's key.
+fn check_signature_value(alg: JwsAlgorithm, leaf: &CertFacts, parsed: &ParsedJws<'_>, payload: &[u8]) -> Result<(), Box<ValidationReport>> {
+    use Indication::*;
+    use SubIndication::*;
+    check_key_strength(&leaf.key).map_err(|e| {
+        fail(
+            Indeterminate,
+            CryptoConstraintsFailure,
+            format!("signing key: {e}"),
+        )
+    })?;
+    if !alg.fits(&leaf.key) {
+        return Err(fail(
+            TotalFailed,
+            SigCryptoFailure,
+            format!(
+                "`alg: {}` does not fit the certificate's {} key",
+                alg.name(),
+                leaf.key.describe()
+            ),
+        ));
+    }
+    if let Some(len) = alg.signature_len()
+        && parsed.signature.len() != len
+    {
+        return Err(fail(
+            TotalFailed,
+            FormatFailure,
+            format!(
+                "a {} signature has {len} bytes, this one {}",
+                alg.name(),
+                parsed.signature.len()
+            ),
+        ));
+    }
+    let input = signing_input(parsed.protected, payload);
+    signature::UnparsedPublicKey::new(alg.verification(), &leaf.public_key)
+        .verify(input.as_bytes(), &parsed.signature)
+        .map_err(|_| {
+            fail(
+                TotalFailed,
+                SigCryptoFailure,
+                "the signature value does not verify over this payload with the signing certificate's key",
+            )
+        })
 }
 
 fn parse_flattened<'a>(

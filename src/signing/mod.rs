@@ -5,14 +5,13 @@
 //! the previous event), `jades` makes and checks the JWS and produces the ETSI-style
 //! `ValidationReport` (with `pki` doing the certificate work), `level` turns a report into a
 //! `VerifiedSignature` only when the step's level is met, and seals `simple` acts with the
-//! service's own key. `cli` holds the `carimbo sign` / `verify-signature` / `pki demo`
-//! commands, `trust_cli` the trust-list operator's `carimbo trust` commands. Nothing here reads the clock except where a caller asks for "now".
+//! service's own key. The `carimbo sign` / `verify-signature` / `pki demo` / `trust` commands
+//! that read files and print are the edge's (`crate::cli`). Nothing here reads a file or the
+//! clock: the time to judge at (`VerifyOptions::now`) comes from the caller.
 
-pub mod cli;
 pub mod jades;
 pub mod level;
 pub mod payload;
-pub mod trust_cli;
 pub mod timestamp;
 
 pub use jades::{

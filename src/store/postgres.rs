@@ -28,6 +28,7 @@
 //! concurrent commits. `open` refuses a server running with `fsync = off`.
 
 use super::checks::{ChainCheck, validate};
+use super::codec::{IdempotencyRecord, check_definition_hash, decode_event, decode_head, decode_idempotency, inbox_cursor, parse_inbox_cursor};
 use super::{
     Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
     OutboxRecord, Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
@@ -36,9 +37,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use ::postgres::types::Type;
 use ::postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
@@ -83,14 +83,6 @@ type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 pub struct PgStore {
     pool: Pool,
     schema: Option<String>,
-}
-
-/// The first append's answer, kept under its idempotency key (as the sled store keeps it).
-#[derive(Serialize, Deserialize)]
-struct IdempotencyRecord {
-    version: u64,
-    last_hash: String,
-    outcome: Value,
 }
 
 impl PgStore {
@@ -410,7 +402,7 @@ impl PgStore {
         let mut cases: BTreeMap<String, CaseExport> = BTreeMap::new();
         for r in query(tx, "SELECT case_id, head::text FROM heads WHERE case_id = ANY($1)")? {
             let case_id: String = r.get(0);
-            let head = decode_head(&case_id, &r.get::<_, String>(1))?;
+            let head = decode_head(&case_id, r.get::<_, String>(1))?;
             cases.insert(case_id, CaseExport { head, events: Vec::new(), inbox: Vec::new(), idempotency: Vec::new(), outbox: Vec::new() });
         }
         for r in query(tx, "SELECT case_id, seq, event::text FROM events WHERE case_id = ANY($1) ORDER BY case_id, seq")? {
@@ -418,7 +410,7 @@ impl PgStore {
             if let Some(case) = cases.get_mut(case_id) {
                 let seq = r.get::<_, i64>(1) as u64;
                 // Events appended after the head was read are not in this snapshot anyway.
-                case.events.push(decode_event(case_id, seq, &r.get::<_, String>(2))?);
+                case.events.push(decode_event(case_id, seq, r.get::<_, String>(2))?);
             }
         }
         for r in query(tx, "SELECT case_id, entry::text FROM inbox WHERE case_id = ANY($1) ORDER BY case_id, person, since_ms, step, seat")? {
@@ -435,7 +427,7 @@ impl PgStore {
         for r in query(tx, "SELECT case_id, key, record::text FROM idempotency WHERE case_id = ANY($1) ORDER BY case_id, key")? {
             let case_id: &str = r.get(0);
             if let Some(case) = cases.get_mut(case_id) {
-                let record = decode_record(case_id, &r.get::<_, String>(2))?;
+                let record = decode_idempotency(case_id, r.get::<_, String>(2))?;
                 case.idempotency.push(IdempotencyExport { key: r.get(1), version: record.version, last_hash: record.last_hash, outcome: record.outcome });
             }
         }
@@ -568,7 +560,7 @@ fn outbox_row(r: &Row) -> Result<OutboxRecord, StoreError> {
 }
 
 fn replayed(case_id: &str, record: &str) -> Result<Appended, StoreError> {
-    let rec = decode_record(case_id, record)?;
+    let rec = decode_idempotency(case_id, record)?;
     Ok(Appended { version: rec.version, last_hash: rec.last_hash, replayed: true, outcome: rec.outcome })
 }
 
@@ -592,12 +584,12 @@ impl Store for PgStore {
         if rows.is_empty() {
             return Err(StoreError::NotFound(case_id.to_string()));
         }
-        rows.iter().map(|r| decode_event(case_id, r.get::<_, i64>(0) as u64, &r.get::<_, String>(1))).collect()
+        rows.iter().map(|r| decode_event(case_id, r.get::<_, i64>(0) as u64, r.get::<_, String>(1))).collect()
     }
 
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
         let row = self.read(|c| c.query_typed_opt("SELECT head::text FROM heads WHERE case_id = $1", &[(&case_id, Type::TEXT)]))?;
-        row.map(|r| decode_head(case_id, &r.get::<_, String>(0))).transpose()
+        row.map(|r| decode_head(case_id, r.get::<_, String>(0))).transpose()
     }
 
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError> {
@@ -605,7 +597,7 @@ impl Store for PgStore {
             return Err(StoreError::Invalid("an inbox page needs a limit of at least 1".into()));
         }
         let take = (limit.min(i64::MAX as usize - 1) + 1) as i64;
-        let cursor = after.map(decode_cursor).transpose()?;
+        let cursor = after.map(parse_inbox_cursor).transpose()?.map(|c| (c.since_ms, c.case, c.step, c.seat));
         let rows = self.read(|c| match &cursor {
             None => c.query_typed(
                 "SELECT since_ms, case_id, step, seat, entry::text FROM inbox WHERE person = $1
@@ -630,7 +622,7 @@ impl Store for PgStore {
             entries.push(entry);
         }
         let next = if more {
-            rows.get(limit - 1).map(|r| encode_cursor(r.get(0), r.get::<_, &str>(1), r.get::<_, &str>(2), r.get::<_, &str>(3)))
+            rows.get(limit - 1).map(|r| inbox_cursor(r.get(0), r.get::<_, &str>(1), r.get::<_, &str>(2), r.get::<_, &str>(3)))
         } else {
             None
         };
@@ -652,7 +644,7 @@ impl Store for PgStore {
                 &[(&person, Type::TEXT), (&before_case, Type::TEXT), (&before_ms, Type::INT8), (&fetch, Type::INT8)],
             )
         })?;
-        let mut cases: Vec<CaseHead> = rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect::<Result<_, _>>()?;
+        let mut cases: Vec<CaseHead> = rows.iter().map(|r| decode_head(r.get(0), r.get::<_, String>(1))).collect::<Result<_, _>>()?;
         let more = cases.len() > limit;
         cases.truncate(limit);
         let next = match (more, cases.last()) {
@@ -671,14 +663,14 @@ impl Store for PgStore {
                 &[(&after, Type::TEXT), (&limit, Type::INT8)],
             )
         })?;
-        rows.iter().map(|r| decode_head(r.get(0), &r.get::<_, String>(1))).collect()
+        rows.iter().map(|r| decode_head(r.get(0), r.get::<_, String>(1))).collect()
     }
 
     fn idempotent_outcome(&self, case_id: &str, key: &str) -> Result<Option<Value>, StoreError> {
         let row = self.read(|c| {
             c.query_typed_opt("SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2", &[(&case_id, Type::TEXT), (&key, Type::TEXT)])
         })?;
-        row.map(|r| decode_record(case_id, &r.get::<_, String>(0)).map(|rec| rec.outcome)).transpose()
+        row.map(|r| decode_idempotency(case_id, r.get::<_, String>(0)).map(|rec| rec.outcome)).transpose()
     }
 
     fn verify_case(&self, case_id: &str) -> Result<(), StoreError> {
@@ -707,10 +699,7 @@ impl Store for PgStore {
     }
 
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let actual = hex::encode(Sha256::digest(bytes));
-        if actual != hash {
-            return Err(StoreError::Invalid(format!("definition bytes hash to {actual}, not {hash}")));
-        }
+        check_definition_hash(hash, bytes)?;
         // Idempotent, so safe to send again on another connection.
         self.read(|c| c.execute_typed("INSERT INTO definitions (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", &[(&hash, Type::TEXT), (&bytes, Type::BYTEA)]))?;
         Ok(())
@@ -986,56 +975,14 @@ fn heads_without_events(tx: &mut Transaction<'_>, heads: &mut Cursor, bound: Opt
         }
         let row = heads.next(tx)?.expect("peeked");
         let case_id: String = row.get(0);
-        let seq = decode_head(&case_id, &row.get::<_, String>(1)).map_or(0, |h| h.version);
+        let seq = decode_head(&case_id, row.get::<_, String>(1)).map_or(0, |h| h.version);
         report.cases_checked += 1;
         report.corrupt.push(CorruptCase { case_id, seq, reason: "the case head has no events in the log".into() });
     }
 }
 
-/// An inbox cursor, in the sled store's format: hex of `since (ms, sign bit flipped, BE) + case
-/// + 0x00 + step + 0x00 + seat`.
-fn encode_cursor(since_ms: i64, case: &str, step: &str, seat: &str) -> String {
-    let mut k = ((since_ms as u64) ^ (1 << 63)).to_be_bytes().to_vec();
-    for (i, part) in [case, step, seat].into_iter().enumerate() {
-        if i > 0 {
-            k.push(0);
-        }
-        k.extend_from_slice(part.as_bytes());
-    }
-    hex::encode(k)
-}
-
-fn decode_cursor(cursor: &str) -> Result<(i64, String, String, String), StoreError> {
-    let bad = || StoreError::Cursor(format!("inbox cursor {cursor:?} is not one this store handed out"));
-    let bytes = hex::decode(cursor).map_err(|_| bad())?;
-    if bytes.len() < 8 {
-        return Err(bad());
-    }
-    let ms = (u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?) ^ (1 << 63)) as i64;
-    let rest = std::str::from_utf8(&bytes[8..]).map_err(|_| bad())?;
-    let mut parts = rest.split('\0');
-    let (Some(case), Some(step), Some(seat), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else { return Err(bad()) };
-    Ok((ms, case.to_string(), step.to_string(), seat.to_string()))
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("cannot encode as JSON: {e}")))
-}
-
-fn decode_head(case_id: &str, text: &str) -> Result<CaseHead, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
-}
-
-fn decode_event(case_id: &str, seq: u64, text: &str) -> Result<StoredEvent, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        case_id: case_id.to_string(),
-        seq,
-        reason: format!("the stored text does not decode as an event: {e}"),
-    })
-}
-
-fn decode_record(case_id: &str, text: &str) -> Result<IdempotencyRecord, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable idempotency record: {e}") })
 }
 
 fn pg_err(context: &str, e: ::postgres::Error) -> StoreError {

@@ -51,7 +51,8 @@ mod integrity;
 mod journal;
 mod keys;
 
-use index::{APPLIED_KEY, APPLY_BATCH, Change, IdempotencyRecord, JournalRecord, PUBLICATION_PREFIX, Prepared, Trees, apply};
+use index::{APPLIED_KEY, APPLY_BATCH, Change, JournalRecord, PUBLICATION_PREFIX, Prepared, Trees, apply};
+use super::codec::{IdempotencyRecord, check_definition_hash, decode_event, decode_head, decode_idempotency, parse_inbox_cursor};
 use super::checks::{ChainCheck, validate};
 use integrity::{settle_case, take_heads_without_events};
 use keys::*;
@@ -63,7 +64,6 @@ use super::{
 use ::sled::Db;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::ops::Bound;
@@ -812,13 +812,6 @@ impl Drop for SledStore {
     }
 }
 
-fn decode_idempotency(case_id: &str, bytes: &[u8]) -> Result<IdempotencyRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        case_id: case_id.to_string(),
-        seq: 0,
-        reason: format!("undecodable idempotency record: {e}"),
-    })
-}
 
 /// Opens sled, waiting up to two seconds for its file lock: after a store in this process is
 /// dropped, sled's I/O threads may hold the files for a moment longer.
@@ -900,8 +893,8 @@ impl Store for SledStore {
         let start = match after {
             None => Bound::Included(prefix.clone()),
             Some(cursor) => {
-                let suffix = hex::decode(cursor).map_err(|_| StoreError::Cursor(format!("inbox cursor {cursor:?} is not one this store handed out")))?;
-                Bound::Excluded([prefix.as_slice(), &suffix].concat())
+                let position = parse_inbox_cursor(cursor)?.position;
+                Bound::Excluded([prefix.as_slice(), &position].concat())
             }
         };
         let end = Bound::Excluded(prefix_end(person));
@@ -990,10 +983,7 @@ impl Store for SledStore {
     }
 
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let actual = hex::encode(Sha256::digest(bytes));
-        if actual != hash {
-            return Err(StoreError::Invalid(format!("definition bytes hash to {actual}, not {hash}")));
-        }
+        check_definition_hash(hash, bytes)?;
         if self.shared.trees.definitions.get(hash).map_err(sled_err)?.is_some() {
             return Ok(());
         }
@@ -1192,10 +1182,6 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Invalid(format!("cannot encode as JSON: {e}")))
 }
 
-fn decode_head(case_id: &str, bytes: &[u8]) -> Result<CaseHead, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { case_id: case_id.to_string(), seq: 0, reason: format!("undecodable case head: {e}") })
-}
-
 /// The parts of a case head that place it in its chain; serde skips the rest unallocated.
 #[derive(serde::Deserialize)]
 struct HeadLink<'a> {
@@ -1210,14 +1196,6 @@ fn decode_head_link<'a>(case_id: &str, bytes: &'a [u8]) -> Result<HeadLink<'a>, 
 
 fn decode_outbox(id: &str, bytes: &[u8]) -> Result<OutboxRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Io(format!("outbox message {id} in the index does not decode: {e}; rebuild the index")))
-}
-
-fn decode_event(case_id: &str, seq: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        case_id: case_id.to_string(),
-        seq,
-        reason: format!("the stored bytes do not decode as an event: {e}"),
-    })
 }
 
 fn sled_err(e: ::sled::Error) -> StoreError {

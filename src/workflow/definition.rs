@@ -675,46 +675,73 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
             .unwrap_or_default(),
         None => previous.map(|s| vec![s.to_string()]).unwrap_or_default(),
     };
-    let when = match m.get("when") {
-        None => None,
-        Some(logic_value) => {
-            let wptr = format!("{ptr}/when");
-            let scan = logic::scan(logic_value);
-            for (fptr, fault) in &scan.faults {
-                p.push(format!("{wptr}{fptr}"), codes::RULE_SYNTAX, fault.clone());
-            }
-            if let Some(form) = ctx.form {
-                for (var, vptr) in scan.root_vars.iter().chain(scan.item_vars.iter()) {
-                    let mut segs = var.splitn(3, '.');
-                    match (segs.next(), segs.next()) {
-                        (Some("context"), _) => {}
-                        (Some("settings"), name) if !name.is_some_and(|n| form.settings.contains_key(n)) => {
-                            let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
-                            let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
-                            p.push(format!("{wptr}{vptr}"), check_codes::UNKNOWN_SETTING, format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id));
-                        }
-                        (Some("settings"), _) => {}
-                        _ if !form.fields.knows(var) => p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id)),
-                        _ => {}
-                    }
-                    // A record for a reader without a restricted field's role holds only its
-                    // commitment, so a route that turns on its value could not be replayed there.
-                    if let Some(top) = var.split('.').next().filter(|t| *t != "settings" && form.restricted.contains(*t)) {
-                        p.push(format!("{wptr}{vptr}"), codes::RULE_READS_RESTRICTED, format!("reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see", form.id));
-                    }
+    let when = m.get("when").and_then(|w| step_condition(w, ptr, ctx, p));
+    let seats = step_seats(m, ptr, ctx, p)?;
+    let complete_when = step_complete_when(m, ptr, seats.as_ref(), p);
+    let actions = step_actions(m, ptr, p);
+    let signature = level(m.get("signature"), &format!("{ptr}/signature"), p);
+    let second_factor = step_second_factor(m, ptr, p);
+    let deadline = m.get("deadline").and_then(|d| deadline(d, &format!("{ptr}/deadline"), ctx, p));
+    if p.len() > before {
+        return None;
+    }
+    Some(StepDefinition {
+        id: id?,
+        title: title?,
+        after,
+        when,
+        seats: seats?,
+        complete_when,
+        actions,
+        signature: signature?,
+        second_factor,
+        deadline,
+    })
+}
+
+/// A step's `when` condition: compiled, and reading only the form's fields, `context.*` and
+/// the form's settings, never a restricted field.
+fn step_condition(logic_value: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option<Arc<Logic>> {
+    let wptr = format!("{ptr}/when");
+    let scan = logic::scan(logic_value);
+    for (fptr, fault) in &scan.faults {
+        p.push(format!("{wptr}{fptr}"), codes::RULE_SYNTAX, fault.clone());
+    }
+    if let Some(form) = ctx.form {
+        for (var, vptr) in scan.root_vars.iter().chain(scan.item_vars.iter()) {
+            let mut segs = var.splitn(3, '.');
+            match (segs.next(), segs.next()) {
+                (Some("context"), _) => {}
+                (Some("settings"), name) if !name.is_some_and(|n| form.settings.contains_key(n)) => {
+                    let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
+                    let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
+                    p.push(format!("{wptr}{vptr}"), check_codes::UNKNOWN_SETTING, format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id));
                 }
+                (Some("settings"), _) => {}
+                _ if !form.fields.knows(var) => p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id)),
+                _ => {}
             }
-            match logic::compile(logic_value) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    p.push(wptr, codes::RULE_SYNTAX, format!("the condition cannot be compiled: {e}"));
-                    None
-                }
+            // A record for a reader without a restricted field's role holds only its
+            // commitment, so a route that turns on its value could not be replayed there.
+            if let Some(top) = var.split('.').next().filter(|t| *t != "settings" && form.restricted.contains(*t)) {
+                p.push(format!("{wptr}{vptr}"), codes::RULE_READS_RESTRICTED, format!("reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see", form.id));
             }
         }
-    };
-    let seats = match (m.get("assignee"), m.get("members")) {
-        (Some(a), None) => assignee(a, &format!("{ptr}/assignee"), ctx, p).map(Seats::Single),
+    }
+    match logic::compile(logic_value) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            p.push(wptr, codes::RULE_SYNTAX, format!("the condition cannot be compiled: {e}"));
+            None
+        }
+    }
+}
+
+/// A step's seats: one `assignee`, or a parallel group of `members` (two or more, ids unique,
+/// each one seat). `None` when `members` is not even a list: the step is not read further.
+fn step_seats(m: &Map<String, Value>, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option<Option<Seats>> {
+    match (m.get("assignee"), m.get("members")) {
+        (Some(a), None) => Some(assignee(a, &format!("{ptr}/assignee"), ctx, p).map(Seats::Single)),
         (None, Some(list)) => {
             let mptr = format!("{ptr}/members");
             let list = parse::array(list, &mptr, "\"members\"", p)?;
@@ -739,13 +766,17 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
                     members.push(Member { id: mid, assignee: a });
                 }
             }
-            Some(Seats::Members(members))
+            Some(Some(Seats::Members(members)))
         }
         _ => {
             p.push(ptr, codes::BAD_VALUE, "a step needs exactly one of \"assignee\" or \"members\"");
-            None
+            Some(None)
         }
-    };
+    }
+}
+
+/// A step's `complete_when` (all, any or a quorum no larger than its known seats).
+fn step_complete_when(m: &Map<String, Value>, ptr: &str, seats: Option<&Seats>, p: &mut Problems) -> CompleteWhen {
     let complete_when = match m.get("complete_when") {
         None => CompleteWhen::All,
         Some(Value::String(s)) if s == "all" => CompleteWhen::All,
@@ -759,7 +790,7 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
         }
     };
     // A quorum can only be checked against seats known before submission.
-    if let (CompleteWhen::Quorum(n), Some(seats)) = (complete_when, &seats) {
+    if let (CompleteWhen::Quorum(n), Some(seats)) = (complete_when, seats) {
         let known = match seats {
             Seats::Members(ms) => Some(ms.len()),
             Seats::Single(Assignee::Field(f)) if f.contains('*') => None,
@@ -770,6 +801,11 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
                 p.push(format!("{ptr}/complete_when/quorum"), codes::BAD_VALUE, format!("a quorum of {n} is larger than the step's {k} seat(s): the step could never be done"));
             }
     }
+    complete_when
+}
+
+/// A step's `actions`: known, listed once, at least one.
+fn step_actions(m: &Map<String, Value>, ptr: &str, p: &mut Problems) -> Vec<Action> {
     let mut actions = Vec::new();
     if let Some(list) = m.get("actions").and_then(|v| parse::array(v, &format!("{ptr}/actions"), "\"actions\"", p)) {
         for (i, a) in list.iter().enumerate() {
@@ -785,31 +821,19 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
             p.push(format!("{ptr}/actions"), codes::BAD_VALUE, "a step needs at least one action");
         }
     }
-    let signature = level(m.get("signature"), &format!("{ptr}/signature"), p);
-    let second_factor = match m.get("second_factor") {
+    actions
+}
+
+/// A step's `second_factor` (true or false; false when absent).
+fn step_second_factor(m: &Map<String, Value>, ptr: &str, p: &mut Problems) -> bool {
+    match m.get("second_factor") {
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
             p.push(format!("{ptr}/second_factor"), codes::BAD_VALUE, "\"second_factor\" is true or false");
             false
         }
-    };
-    let deadline = m.get("deadline").and_then(|d| deadline(d, &format!("{ptr}/deadline"), ctx, p));
-    if p.len() > before {
-        return None;
     }
-    Some(StepDefinition {
-        id: id?,
-        title: title?,
-        after,
-        when,
-        seats: seats?,
-        complete_when,
-        actions,
-        signature: signature?,
-        second_factor,
-        deadline,
-    })
 }
 
 /// Reads `"deadline": {"days" | "working_days": N, "remind_after_days": R, "calendar": ID, "escalate_to": …}`.

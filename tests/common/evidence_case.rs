@@ -10,7 +10,7 @@ use carimbo::directory::Directory;
 use carimbo::evidence::{self, EvidenceBundle, PkiMaterial};
 use carimbo::http::api::submission_case_id;
 use carimbo::i18n::Lang;
-use carimbo::signing::cli::load_verifier;
+use carimbo::cli::pki_files::load_verifier;
 use carimbo::signing::{data_hash, verify_act, FormRef, ServiceSeal, SignatureVerifier, Signer, SigningPayload, VerifyOptions};
 use carimbo::store::{SledStore, Store, GENESIS_HASH};
 use carimbo::workflow::{ActRequest, Action, Level, SignatureRecord};

@@ -68,8 +68,9 @@ pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use carimbo::pki::cert::{load_pem_certificates, sha256};
-use carimbo::signing::cli::load_verifier;
+use carimbo::pki::cert::sha256;
+use carimbo::cli::pki_files::load_pem_certificates;
+use carimbo::cli::pki_files::load_verifier;
 use carimbo::signing::{FormRef, SignatureVerifier, Signer, SigningPayload, VerifyOptions};
 use chrono::{DateTime, Utc};
 use serde_json::json;

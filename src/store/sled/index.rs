@@ -84,13 +84,7 @@ pub(super) struct IdempotencyEntry {
     pub(super) record: IdempotencyRecord,
 }
 
-/// The first append's answer, kept under its idempotency key.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct IdempotencyRecord {
-    pub(super) version: u64,
-    pub(super) last_hash: String,
-    pub(super) outcome: Value,
-}
+pub(super) use crate::store::codec::IdempotencyRecord;
 
 /// A journal record turned into index keys and values, ready to apply.
 pub(super) struct Prepared {

@@ -38,19 +38,11 @@ pub(super) fn split_event_key(key: &[u8]) -> Option<(&[u8], u64)> {
     Some((case, u64::from_be_bytes(rest[1..].try_into().ok()?)))
 }
 
-/// Milliseconds since the epoch as 8 bytes that sort like the times (sign bit flipped).
-pub(super) fn time_key(t: &DateTime<Utc>) -> [u8; 8] {
-    ((t.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
-}
+pub(super) use crate::store::codec::time_key;
 
 pub(super) fn inbox_key(e: &InboxEntry) -> Vec<u8> {
     let mut k = id_prefix(&e.person);
-    k.extend_from_slice(&time_key(&e.since));
-    k.extend_from_slice(e.case_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(e.step.as_bytes());
-    k.push(0);
-    k.extend_from_slice(e.seat.as_bytes());
+    k.extend_from_slice(&crate::store::codec::inbox_position(e.since.timestamp_millis(), &e.case_id, &e.step, &e.seat));
     k
 }
 

@@ -7,16 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rustls_pki_types::CertificateDer;
 
-use super::SigningError;
-use super::jades::{JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions};
-use super::level::verify_act;
-use super::payload::SigningPayload;
-use crate::pki::cert::load_pem_certificates;
-use crate::pki::path::{CertificateValidator, ValidationPolicy};
+use super::pki_files::load_pem_certificates;
+pub use super::pki_files::load_verifier;
 use crate::pki::report::{SignatureLevel, ValidationReport};
-use crate::pki::{CrlSet, TrustList};
+use crate::signing::jades::{JwsAlgorithm, Signer, SigningKey, VerifyOptions};
+use crate::signing::{SigningError, SigningPayload, verify_act};
 
 /// `carimbo sign --key KEY.pem --cert CHAIN.pem PAYLOAD.json > sig.json`
 #[derive(clap::Args, Debug, Clone)]
@@ -147,26 +143,6 @@ fn sign_inner(args: &SignArgs) -> Result<String, SigningError> {
     Ok(signer.sign(&payload.canonical_bytes()?, time)?.to_json())
 }
 
-/// Build the verifier the CLI uses: trust list, CRL folder, optional service seal.
-pub fn load_verifier(
-    trust: &Path,
-    crls: &Path,
-    service_cert: Option<&Path>,
-) -> Result<SignatureVerifier, SigningError> {
-    let trust = TrustList::load(trust)?;
-    let crls = CrlSet::load_dir(crls)?;
-    let mut verifier = SignatureVerifier::new(CertificateValidator::new(
-        trust,
-        crls,
-        ValidationPolicy::document_signing(),
-    ));
-    if let Some(path) = service_cert.filter(|p| p.exists()) {
-        let certs: Vec<CertificateDer<'static>> = load_pem_certificates(path)?;
-        verifier = verifier.with_service_seal(&certs[0]);
-    }
-    Ok(verifier)
-}
-
 /// Run `carimbo verify-signature`; exit 0 only for TOTAL_PASSED.
 pub fn verify_signature(args: &VerifySignatureArgs) -> i32 {
     match verify_inner(args) {
@@ -265,8 +241,8 @@ pub fn pki(command: &PkiCommand) -> i32 {
                 .trust_out
                 .clone()
                 .unwrap_or_else(|| args.out.join("..").join("trust"));
-            let result = crate::pki::demo::load_people(&people_path)
-                .and_then(|people| crate::pki::demo::generate(&people, &args.out, &trust_out));
+            let result = super::pki_demo::read_people(&people_path)
+                .and_then(|people| super::pki_demo::write_demo(&people, &args.out, &trust_out));
             match result {
                 Ok(summary) => {
                     println!(
@@ -287,7 +263,7 @@ pub fn pki(command: &PkiCommand) -> i32 {
         }
         PkiCommand::DemoTsa(args) => {
             let trust_out = args.trust_out.clone().unwrap_or_else(|| args.out.join("..").join("trust"));
-            match crate::pki::demo::add_tsa(&args.out, &trust_out, Utc::now()) {
+            match super::pki_demo::add_demo_tsa(&args.out, &trust_out, Utc::now()) {
                 Ok(id) => {
                     println!("demo TSA written to {}; the trust list {} names it as member {id}", args.out.join(crate::pki::demo::TSA_CERT).display(), trust_out.display());
                     0

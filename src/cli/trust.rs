@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::jades::Signer;
+use super::pki_files::{load_pem_certificates, load_trust_list_v1};
 use crate::pki::history::{self, Change, ServiceType, TrustHistory};
-use crate::pki::trust::TrustList;
+use crate::signing::Signer;
+pub use crate::trusted_list::write_atomically;
 
 /// `carimbo trust ...`
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -100,19 +101,6 @@ fn time(text: &str) -> Result<DateTime<Utc>, String> {
     history::parse_utc_z(text).map_err(|e| format!("CARIMBO-E0516: invalid argument: {e}"))
 }
 
-/// Writes `text` to `path` atomically: a temporary file beside it, synced, then renamed.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("trust-list.json")));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 fn operator(key: &Path, cert: &Path) -> Result<Signer, String> {
     Signer::from_pem(&read(key)?, &read(cert)?).map_err(|e| e.to_string())
 }
@@ -137,10 +125,10 @@ pub fn trust(command: &TrustCommand) -> i32 {
 fn convert(a: &ConvertArgs) -> Result<(), String> {
     let dir = a.v1.parent().unwrap_or(Path::new("."));
     let name = a.v1.file_name().and_then(|n| n.to_str()).ok_or("--v1 names no file")?;
-    let (file, certs) = TrustList::load_v1(dir, name).map_err(|e| e.to_string())?;
+    let (file, certs) = load_trust_list_v1(dir, name).map_err(|e| e.to_string())?;
     let mut extra = Vec::new();
     if let Some(path) = &a.service_seal {
-        let cert = crate::pki::cert::load_pem_certificates(path).map_err(|e| e.to_string())?.remove(0);
+        let cert = load_pem_certificates(path).map_err(|e| e.to_string())?.remove(0);
         extra.push(("service-seal".to_string(), ServiceType::ServiceSeal, crate::pki::demo::service_seal_name(), cert));
     }
     let signer = operator(&a.operator_key, &a.operator_cert)?;
@@ -155,7 +143,7 @@ fn convert(a: &ConvertArgs) -> Result<(), String> {
 fn read_change(a: &SignEntryArgs) -> Result<Change, String> {
     let mut value: serde_json::Value = crate::json_strict::from_slice(&read(&a.change)?).map_err(|e| format!("CARIMBO-E1237: {}: {e}", a.change.display()))?;
     if let (Some(path), Some(obj)) = (&a.certificate, value.as_object_mut()) {
-        let cert = crate::pki::cert::load_pem_certificates(path).map_err(|e| e.to_string())?.remove(0);
+        let cert = load_pem_certificates(path).map_err(|e| e.to_string())?.remove(0);
         obj.insert("certificate".into(), history::certificate_text(&cert).into());
     }
     serde_json::from_value(value).map_err(|e| format!("CARIMBO-E1237: {} is not a trust-list change: {e}", a.change.display()))
