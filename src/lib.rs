@@ -17,6 +17,7 @@ pub mod forms;
 pub mod http;
 pub mod i18n;
 pub mod json_strict;
+pub mod notify;
 pub mod outbox;
 pub mod pdf;
 pub mod pki;

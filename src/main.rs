@@ -78,6 +78,21 @@ enum Command {
         /// `Strict-Transport-Security: max-age=31536000`.
         #[arg(long)]
         public_url: Option<String>,
+        /// Send e-mail notifications through this SMTP server: `smtp://HOST[:PORT]` (STARTTLS
+        /// when offered, demanded with credentials; port 587) or `smtps://HOST[:PORT]` (TLS;
+        /// port 465). Without it, notifications are off. See docs/notifications.md.
+        #[arg(long)]
+        smtp: Option<String>,
+        /// A file (0600) with one line `USER:PASSWORD` for the SMTP server; else the
+        /// environment's CARIMBO_SMTP_USER and CARIMBO_SMTP_PASSWORD, if set.
+        #[arg(long)]
+        smtp_credentials_file: Option<PathBuf>,
+        /// The sender of notifications, e.g. `carimbo <noreply@example.org>`.
+        #[arg(long, default_value = "carimbo <noreply@example.org>")]
+        mail_from: String,
+        /// Milliseconds before a failed mail is tried again (doubling up to an hour; 10 attempts).
+        #[arg(long, default_value_t = 60_000)]
+        mail_retry_ms: u64,
         /// A time-stamp authority to stamp every act with (RFC 3161 over HTTP, e.g.
         /// `http://127.0.0.1:3180/tsa`); repeat it for fail-over, asked in the order given.
         /// Without it the demo TSA of seeds/pki/tsa/ stamps in-process, if present.
@@ -263,9 +278,10 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory, explain, lang } => return check(paths, directory.as_deref(), *explain, *lang),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url, tsa, tsa_timeout_ms } => {
+        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url, smtp, smtp_credentials_file, mail_from, mail_retry_ms, tsa, tsa_timeout_ms } => {
             let tsa = (tsa.clone(), std::time::Duration::from_millis(*tsa_timeout_ms));
-            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref(), tsa)
+            let mail = MailArgs { smtp: smtp.clone(), credentials: smtp_credentials_file.clone(), from: mail_from.clone(), retry_ms: *mail_retry_ms };
+            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref(), tsa, mail)
         }
         Command::Tsa { addr, key, cert, policy, data } => return run_tsa(*addr, key, cert, policy, data),
         Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
@@ -361,6 +377,14 @@ fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool, lang: 
     }
 }
 
+/// `serve`'s e-mail options.
+struct MailArgs {
+    smtp: Option<String>,
+    credentials: Option<PathBuf>,
+    from: String,
+    retry_ms: u64,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn serve(
     addr: std::net::SocketAddr,
@@ -374,12 +398,21 @@ fn serve(
     totp_key_file: Option<&Path>,
     public_url: Option<&str>,
     (tsa_urls, tsa_timeout): (Vec<String>, std::time::Duration),
+    mail: MailArgs,
 ) -> Result<ExitCode> {
     use carimbo::http::{AppState, Paths, PublicUrl, DEMO_PASSWORD};
     // A wrong public address is refused before anything is opened.
     let public_url = match public_url {
         Some(text) => PublicUrl::parse(text)?,
         None => PublicUrl::for_addr(addr),
+    };
+    // So is a wrong mail server, and credentials are read now (never from the command line).
+    let smtp_target = match &mail.smtp {
+        Some(url) => {
+            use carimbo::notify::mail::{SmtpLogin, SmtpTarget};
+            Some(SmtpTarget::parse(url, SmtpLogin::find(mail.credentials.as_deref())?)?)
+        }
+        None => None,
     };
     let mut paths = Paths::from_root(root, data);
     paths.tsa_urls = tsa_urls;
@@ -408,6 +441,20 @@ fn serve(
             Some(state.start_webhooks(config, std::time::Duration::from_secs(1)))
         }
         None => None,
+    };
+    let mailer = match smtp_target {
+        Some(target) => {
+            use carimbo::notify::mail::MailSettings;
+            let mut settings = MailSettings::new(target, &mail.from, state.public_url.as_str())?;
+            settings.retry.first_delay_ms = mail.retry_ms.max(1);
+            settings.retry.max_delay_ms = settings.retry.max_delay_ms.max(settings.retry.first_delay_ms);
+            println!("notifications: e-mail through {} from {}", settings.target.describe(), settings.from);
+            Some(state.start_mail(settings, std::time::Duration::from_secs(1))?)
+        }
+        None => {
+            println!("notifications: off (no --smtp); people are not told of their tasks by e-mail");
+            None
+        }
     };
     let deadlines = (deadline_seconds > 0).then(|| state.start_deadlines(std::time::Duration::from_secs(deadline_seconds)));
     let state = std::sync::Arc::new(state);
@@ -441,7 +488,7 @@ fn serve(
     println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
-    for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)) {
+    for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)).chain(mailer) {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = thread.join();
     }

@@ -363,6 +363,10 @@ impl Dispatcher {
     }
 
     fn deliver(&self, record: &OutboxRecord, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), OutboxError> {
+        // Notifications are for people, by mail (`notify::mail`), never for webhooks.
+        if crate::notify::is_notification(&record.kind) {
+            return Ok(());
+        }
         let mut d = deliveries_of(record);
         let before = d.clone();
         for endpoint in &self.config.endpoints {

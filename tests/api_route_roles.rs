@@ -46,6 +46,8 @@ const TABLE: &[Row] = &[
     row("DELETE", "/api/v1/session",                   [401,  204,  204,  204,  204,  204]),
     row("GET",    "/api/v1/me",                        [401,  200,  200,  200,  200,  200]),
     row("GET",    "/api/v1/me/certificate",            [401,  200,  200,  200,  200,  200]),
+    row("GET",    "/api/v1/me/notifications",          [401,  200,  200,  200,  200,  200]),
+    row("POST",   "/api/v1/me/notifications",          [401,  200,  200,  200,  200,  200]),
     row("POST",   "/api/v1/me/totp",                   [401,  200,  200,  200,  200,  200]),
     row("POST",   "/api/v1/me/totp/confirm",           [401,  204,  204,  204,  204,  204]),
     row("GET",    "/api/v1/forms",                     [401,  200,  200,  200,  200,  200]),
@@ -107,6 +109,8 @@ const TABLE: &[Row] = &[
     row("GET",    "/admin/usage",                      [303,  403,  403,  403,  200,  200]),
     row("GET",    "/admin/trust-list",                 [303,  403,  403,  403,  403,  200]),
     row("POST",   "/admin/trust-list",                 [303,  403,  403,  403,  403,  303]),
+    row("GET",    "/me/notifications",                 [303,  200,  200,  200,  200,  200]),
+    row("POST",   "/me/notifications",                 [303,  303,  303,  303,  303,  303]),
     row("GET",    "/me/delegation",                    [303,  200,  200,  200,  200,  200]),
     row("POST",   "/me/delegation",                    [303,  200,  200,  200,  200,  200]),
     row("GET",    "/admin/delegations",                [303,  403,  403,  403,  403,  200]),
@@ -171,6 +175,7 @@ fn call(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             None => caller.delete(path),
         },
         ("POST", "/api/v1/me/totp") => post(path, json!({})),
+        ("POST", "/api/v1/me/notifications") => post(path, json!({"topics": ["task", "decided"], "delivery": "digest", "digest_at": "17:30"})),
         ("POST", "/api/v1/me/totp/confirm") => {
             let code = match caller.person.as_deref() {
                 Some(p) => {
@@ -324,6 +329,7 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             let entry = serde_json::to_string(&common::next_trust_entry(&w.s.state.trust.current())).unwrap();
             form_post(caller, path, &[("entry", &entry)], &[])
         }
+        ("POST", "/me/notifications") => form_post(caller, path, &[("topic", "task"), ("delivery", "immediate"), ("quiet_from", "20:00"), ("quiet_to", "08:00")], &[]),
         // A delegation a month ahead (so it covers none of the other rows' cases), to a staff
         // member who is no column of the table.
         ("POST", "/me/delegation") => {

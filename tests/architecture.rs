@@ -23,6 +23,7 @@ const CORE: &[&str] = &[
     "src/i18n.rs",
     "src/json_strict.rs",
     "src/accounts/second_factor.rs",
+    "src/notify/mod.rs",
 ];
 
 /// Paths the core must not name (a prefix of segments), and why.

@@ -139,6 +139,9 @@ pub struct CaseService {
     definitions: RwLock<Definitions>,
     directory: RwLock<Arc<Directory>>,
     commitment_key: CommitmentKey,
+    /// Whether appends also write notifications for people (`notify`): on when the server
+    /// sends mail (`serve --smtp`), so a server without mail does not pile up stale ones.
+    notifications: std::sync::atomic::AtomicBool,
     /// Cases replayed lately, used only at the version and hash the store names (`recent`).
     recent: recent::RecentCases,
 }
@@ -193,6 +196,7 @@ impl CaseService {
             }),
             directory: RwLock::new(Arc::new(directory)),
             commitment_key: CommitmentKey::random(),
+            notifications: std::sync::atomic::AtomicBool::new(false),
             recent: recent::RecentCases::default(),
         };
         service.load_catalog(catalog)?;
@@ -225,6 +229,15 @@ impl CaseService {
         }
         defs.catalog = Arc::new(catalog);
         Ok(())
+    }
+
+    /// From now on every append also writes the notifications its events cause (`notify`).
+    pub fn set_notifications(&self, on: bool) {
+        self.notifications.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn notifications_on(&self) -> bool {
+        self.notifications.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Uses `key` for the salts of restricted fields (the server's `keys/commitment.key`).
@@ -347,7 +360,7 @@ impl CaseService {
         let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
         let events = engine.open_case(&case_id, &submission, &submitter, signature, now)?;
         let case = Case::replay(&events)?;
-        self.commit(&case_id, 0, events, &case, &engine, now, idempotency)
+        self.commit(&case_id, 0, events, None, &case, &form, &engine, now, idempotency)
     }
 
     /// The case as stored when this request was already carried out under its key; `None` when
@@ -377,7 +390,7 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, idempotency)
+        self.commit(case_id, case.version, events, Some(&case), &next, &form, &engine, now, idempotency)
     }
 
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the resubmission
@@ -397,7 +410,7 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, idempotency)
+        self.commit(case_id, case.version, events, Some(&case), &next, &form, &engine, now, idempotency)
     }
 
     pub fn withdraw(&self, case_id: &str, by: &str, reason: Option<String>, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
@@ -412,7 +425,7 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, idempotency)
+        self.commit(case_id, case.version, events, Some(&case), &next, &form, &engine, now, idempotency)
     }
 
     /// Appends the reminders and escalations due on a case at `now`, if any.
@@ -428,7 +441,7 @@ impl CaseService {
         for e in &events {
             next.apply(e)?;
         }
-        self.commit(case_id, case.version, events, &next, &engine, now, None).map(Some)
+        self.commit(case_id, case.version, events, Some(&case), &next, &form, &engine, now, None).map(Some)
     }
 
     /// Runs `tick` on every open case: the reminders and escalations due at `now`. A case
@@ -486,6 +499,11 @@ impl CaseService {
     /// restart); for reading many cases without replaying each (usage figures).
     pub fn pinned_workflow(&self, form_hash: &str, workflow_hash: &str) -> Result<Arc<WorkflowDefinition>, CaseError> {
         Ok(self.pinned(form_hash, workflow_hash)?.1)
+    }
+
+    /// The form and workflow versions these content hashes name (a notice's pinned definitions).
+    pub fn pinned_definitions(&self, form_hash: &str, workflow_hash: &str) -> Result<(Arc<FormDefinition>, Arc<WorkflowDefinition>), CaseError> {
+        self.pinned(form_hash, workflow_hash)
     }
 
     /// The form version a case is pinned to.
@@ -564,7 +582,18 @@ impl CaseService {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn commit(&self, case_id: &str, expected: u64, events: Vec<CaseEvent>, next: &Case, engine: &Engine, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
+    fn commit(
+        &self,
+        case_id: &str,
+        expected: u64,
+        events: Vec<CaseEvent>,
+        before: Option<&Case>,
+        next: &Case,
+        form: &FormDefinition,
+        engine: &Engine,
+        now: DateTime<Utc>,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<CaseView, CaseError> {
         let assignments = engine.assignments(next, now);
         let inbox: Vec<InboxEntry> = assignments
             .iter()
@@ -580,7 +609,11 @@ impl CaseService {
             })
             .collect();
         let head = head_of(next, &inbox);
-        let outbox = outbox_messages(&events, next, &self.directory());
+        let mut outbox = outbox_messages(&events, next, &self.directory());
+        if self.notifications_on() {
+            let before = before.map(|b| engine.assignments(b, now)).unwrap_or_default();
+            outbox.extend(notification_messages(&events, &before, &assignments, next, form));
+        }
         let bodies = events.iter().map(|e| serde_json::to_value(e).expect("events serialise")).collect();
         let outcome = match idempotency {
             Some(idem) => json!({"case_id": case_id, "status": next.status.as_str(), "request": idem.request_hash()}),
@@ -668,6 +701,27 @@ fn outbox_messages(events: &[CaseEvent], next: &Case, directory: &Directory) -> 
         out.push(OutboxMessage { kind: kind.to_string(), payload });
     }
     out
+}
+
+/// The notifications for people these events cause (`notify::notices`), as outbox messages
+/// committed in the same append. The summary is read through `visibility`: a restricted
+/// field never reaches a mail, whoever receives it.
+fn notification_messages(events: &[CaseEvent], before: &[crate::workflow::Assignment], after: &[crate::workflow::Assignment], next: &Case, form: &FormDefinition) -> Vec<OutboxMessage> {
+    let seen = crate::visibility::Sight::nothing_restricted(form).data(&next.data);
+    let summary = form
+        .layout
+        .summary
+        .iter()
+        .filter_map(|f| {
+            let v = seen.get(f.as_str()).filter(|v| !v.is_null() && !crate::visibility::is_restricted_marker(v))?;
+            Some(crate::notify::SummaryValue { field: f.clone(), value: v.clone() })
+        })
+        .collect();
+    let facts = crate::notify::AppendFacts { events, before, after, case: next, summary };
+    crate::notify::notices(&facts)
+        .into_iter()
+        .map(|n| OutboxMessage { kind: n.topic.kind(), payload: serde_json::to_value(&n.notice).expect("notices serialise") })
+        .collect()
 }
 
 fn head_of(case: &Case, inbox: &[InboxEntry]) -> CaseHead {

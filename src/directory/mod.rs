@@ -38,8 +38,12 @@ pub struct Person {
     pub annual_leave_balance: Option<f64>,
     #[serde(default)]
     pub special_leave_entitlement: Option<f64>,
+    /// Where notifications go (`notify`); a person without one is listed for administrators.
     #[serde(default)]
     pub email: Option<String>,
+    /// The language notifications are written in (zh when not given: Macau's first official language).
+    #[serde(default)]
+    pub lang: Option<crate::i18n::Lang>,
     #[serde(default)]
     pub institution: Option<LocalizedText>,
     #[serde(default)]

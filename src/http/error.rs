@@ -228,6 +228,8 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E1236" => ("信任清單內沒有該成員。", "Esse membro não consta da lista de confiança.", "That member is not on the trust list."),
         "CARIMBO-E1237" => ("信任清單條目的變更無效，清單沒有改動。", "A alteração da entrada não é válida; a lista não mudou.", "The entry's change is not valid; the list did not change."),
         "CARIMBO-E1238" => ("信任清單的第一個條目必須加入簽發營運者證書的信任錨。", "A primeira entrada deve juntar a âncora de confiança que emitiu o certificado do operador.", "The first entry must add the trust anchor that issued the operator's certificate."),
+        "CARIMBO-E1420" => ("通知設定有誤，沒有儲存；請按說明修改。", "As preferências de notificação têm erros e não foram guardadas; corrija o que é indicado.", "The notification settings have errors and were not saved; correct what is named."),
+        "CARIMBO-E1422" => ("無法儲存通知設定，設定沒有改動。", "Não foi possível guardar as preferências de notificação; nada mudou.", "The notification settings could not be saved; nothing changed."),
         "CARIMBO-E1239" => ("無法儲存信任清單，清單沒有改動。", "Não foi possível guardar a lista de confiança; a lista não mudou.", "The trust list could not be saved; it did not change."),
         "CARIMBO-E1241" => ("時間須為以 Z 結尾的 UTC 時間（RFC 3339）。", "A hora deve ser UTC terminada em Z (RFC 3339).", "The time must be UTC ending in Z (RFC 3339)."),
         _ => ("發生錯誤，請聯絡系統管理員。", "Ocorreu um erro; contacte o administrador.", "Something went wrong; contact the administrator."),

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod outbox_api;
+pub mod notifications_api;
 pub mod pages;
 pub mod sign_in_limits;
 pub mod usage;
@@ -92,6 +93,11 @@ pub struct AppState {
     pub public_url: PublicUrl,
     /// The webhooks this process delivers to (`carimbo serve --webhooks FILE`), if any.
     pub outbox: Option<outbox_api::OutboxHandle>,
+    /// People's notification preferences (`DATA/notifications.json`).
+    pub preferences: Arc<crate::notify::book::PreferenceBook>,
+    /// The mail this process sends (`carimbo serve --smtp URL`), if any: without it,
+    /// notifications are off.
+    pub mail: Option<notifications_api::MailHandle>,
     /// The usage report, recomputed at most once a minute.
     pub usage: UsageFigures,
     /// SHA-256 (hex) of the token Prometheus sends to `/metrics` (`serve --metrics-token-file`).
@@ -295,6 +301,7 @@ impl AppState {
         let key = secret_key_file(&paths.data.join("keys/commitment.key"))?;
         let key = crate::cases::CommitmentKey::from_bytes(&key).ok_or_else(|| StartError::Seeds("keys/commitment.key holds fewer than 32 bytes".into()))?;
         let cases = Arc::new(CaseService::new(store, report.catalog, directory)?.with_commitment_key(key));
+        let preferences = crate::notify::book::PreferenceBook::open(&paths.data.join("notifications.json")).map_err(|e| StartError::Seeds(e.to_string()))?;
         // What another server on the same database publishes is served here too.
         CaseService::watch_publications(&cases).map_err(|e| StartError::Seeds(format!("cannot start the thread watching publications: {e}")))?;
         let archive = crate::archive_job::ArchiveJob::in_data_dir(&paths.data);
@@ -309,6 +316,8 @@ impl AppState {
             paths,
             public_url: PublicUrl::default(),
             outbox: None,
+            preferences: Arc::new(preferences),
+            mail: None,
             usage: UsageFigures::default(),
             scrape_token: None,
             archive,
@@ -327,6 +336,18 @@ impl AppState {
         self.outbox = Some(outbox_api::OutboxHandle { config, status: dispatcher.status.clone() });
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         (dispatcher.spawn(interval, stop.clone()), stop)
+    }
+
+    /// Turns notifications on: from now on every append writes the notifications its events
+    /// cause, and a thread delivers them by mail, a pass every `interval`.
+    pub fn start_mail(&mut self, settings: crate::notify::mail::MailSettings, interval: std::time::Duration) -> Result<(std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>), crate::notify::mail::MailError> {
+        let (server, from) = (settings.target.describe(), settings.from.to_string());
+        let dispatcher = crate::notify::mail::MailDispatcher::new(self.cases.clone(), self.preferences.clone(), settings)?
+            .with_delegation_record(&self.paths.data.join("delegations.jsonl"), &self.paths.data.join("notifications-delegations.json"))?;
+        self.mail = Some(notifications_api::MailHandle { server, from, status: dispatcher.status.clone() });
+        self.cases.set_notifications(true);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        Ok((dispatcher.spawn(interval, stop.clone()), stop))
     }
 
     /// Runs the reminders and escalations of every open case (`CaseService::tick_all`) every
@@ -469,6 +490,8 @@ fn api_routes() -> Vec<RouteSpec> {
         route!(GET, get, "/api/v1/me/certificate", "any", "My certificate chain, for the x5c header of signatures made in the page", api::my_certificate),
         route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code); replacing an enrolled one needs `current_code`, a code of it", api::totp_begin, body = api::TotpBegin),
         route!(POST, post, "/api/v1/me/totp/confirm", "any", "Confirm the second factor with a first code", api::totp_confirm, body = api::TotpConfirm),
+        route!(GET, get, "/api/v1/me/notifications", "any", "My notification preferences (which kinds, immediately or a daily digest, quiet hours), whether this server sends mail, and my address in the directory", notifications_api::mine),
+        route!(POST, post, "/api/v1/me/notifications", "any", "Set my notification preferences; every wrong value is named and nothing is kept", notifications_api::set_mine, body = crate::notify::book::PreferencesBody),
         route!(GET, get, "/api/v1/forms", "any", "The forms, with titles in the requested language", api::list_forms),
         route!(GET, get, "/api/v1/forms/{id}", "any", "One form with its schema, labels, rules and layout", api::get_form),
         route!(POST, post, "/api/v1/forms/{id}/validate", "any", "Validate data without submitting: errors per field, or computed values", api::validate_form, body = api::ValidateRequest),

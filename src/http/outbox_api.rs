@@ -45,7 +45,7 @@ impl From<OutboxError> for ApiError {
 pub fn record_view(r: &OutboxRecord) -> Value {
     json!({
         "id": r.id, "kind": r.kind, "case_id": r.case_id, "seq": r.seq, "at": r.at,
-        "form_id": r.payload["form_id"], "settled": r.settled, "dead": r.dead,
+        "form_id": r.payload["form_id"], "recipient": r.payload.get("recipient"), "settled": r.settled, "dead": r.dead,
         "deliveries": deliveries_of(r),
     })
 }
@@ -63,12 +63,31 @@ pub fn overview(state: &AppState) -> Result<Value, ApiError> {
             "dispatcher": status,
         })
     });
+    let notifications: Vec<Value> = pending_notifications(store.as_ref())?.iter().map(record_view).collect();
     Ok(json!({
         "webhooks": webhooks,
+        "mail": super::notifications_api::mail_overview(state),
+        "notifications_waiting": notifications,
         "pending": pending.0,
         "pending_more": pending.1,
         "dead_letters": dead.iter().map(record_view).collect::<Vec<_>>(),
     }))
+}
+
+/// The notifications not yet settled (waiting for their time, a digest or a retry), oldest first.
+fn pending_notifications(store: &dyn Store) -> Result<Vec<OutboxRecord>, ApiError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.outbox_pending(after.as_deref(), 1000)?;
+        after = page.last().map(|r| r.id.clone());
+        let full = page.len() == 1000;
+        out.extend(page.into_iter().filter(|r| crate::notify::is_notification(&r.kind)));
+        if !full || out.len() >= LIST_LIMIT {
+            out.truncate(LIST_LIMIT);
+            return Ok(out);
+        }
+    }
 }
 
 fn count_pending(store: &dyn Store) -> Result<(usize, bool), ApiError> {

@@ -60,6 +60,8 @@ test("a staff member's pages, the form's checks and the signing script's errors 
     await shot(page, "q12-delegation-refused-zh");
     await page.goto(`${BASE}/me/security`);
     await shot(page, "q13-security-zh");
+    await page.goto(`${BASE}/me/notifications`);
+    await shot(page, "q14-notifications-zh");
     assert.deepEqual(problems, []);
   } finally {
     await close();

@@ -18,6 +18,7 @@ mod delegation;
 mod explain;
 mod fill;
 mod inbox;
+mod notifications;
 mod outbox;
 mod pdf;
 mod trust;
@@ -182,6 +183,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                             input type="hidden" name="csrf" value=(c.session.csrf);
                             a href="/me/delegation" { (t(lang, "休假代理", "Ausência", "Out of office")) }
                             a href="/me/security" { (t(lang, "帳戶安全", "Segurança", "Security")) }
+                            a href="/me/notifications" { (t(lang, "通知", "Notificações", "Notifications")) }
                             span.muted #signed-in-as title=(c.person) { (c.name.as_ref().map(|n| visible(n.get(lang))).unwrap_or_else(|| visible(&c.person))) } " "
                             button.link type="submit" { (t(lang, "登出", "Sair", "Sign out")) }
                         }
@@ -532,6 +534,8 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(GET, get, "/admin/trust-list", "admin", "The trust list: members and their status, the signed history, and a form to append a signed change", trust::show),
         page!(POST, post, "/admin/trust-list", "admin", "Append a change signed by the trust-list operator", trust::posted),
         page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
+        page!(GET, get, "/me/notifications", "any", "My notifications: which kinds, immediately or one daily digest, quiet hours", notifications::show),
+        page!(POST, post, "/me/notifications", "any", "Save my notification preferences", notifications::posted),
         page!(GET, get, "/me/delegation", "any", "Out of office: my delegations, and setting one (to whom, from, to, which forms)", delegation::show),
         page!(POST, post, "/me/delegation", "any", "Set or end one of my delegations", delegation::posted),
         page!(GET, get, "/admin/delegations", "admin", "Every delegation, with who set it and when", delegation::admin_show),

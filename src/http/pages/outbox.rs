@@ -76,6 +76,7 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
                     }
                 }
             }
+            (mail_section(lang, view))
             p #pending { (t(lang, "等待送出", "À espera de entrega", "Waiting to be delivered")) ": " strong { (view["pending"]) @if view["pending_more"] == true { "+" } } }
             h2 #dead-letters { (t(lang, "無法送達的訊息", "Mensagens não entregues", "Dead letters")) " (" (dead.len()) ")" }
             @if dead.is_empty() {
@@ -128,6 +129,54 @@ fn outbox_page(pl: &PageLang, caller: &Caller, view: &Value, error: Option<&str>
             }
         },
     )
+}
+
+/// E-mail notifications: on or off, the server, who has no address, and what waits.
+fn mail_section(lang: crate::i18n::Lang, view: &Value) -> Markup {
+    let empty = Vec::new();
+    let mail = &view["mail"];
+    let without = mail["people_without_address"].as_array().unwrap_or(&empty);
+    let waiting = view["notifications_waiting"].as_array().unwrap_or(&empty);
+    html! {
+        h2 #mail { (t(lang, "電郵通知", "Notificações por correio eletrónico", "E-mail notifications")) }
+        @if mail["on"] == true {
+            p #mail-server { (t(lang, "經由", "Por", "Through")) " " code { (mail["server"].as_str().unwrap_or("")) } " · " (t(lang, "寄件人", "Remetente", "From")) " " code { (mail["from"].as_str().unwrap_or("")) }
+                " · " (t(lang, "已送達", "Entregues", "Delivered")) ": " (mail["dispatcher"]["delivered_total"]) " · " (t(lang, "失敗嘗試", "Tentativas falhadas", "Failed attempts")) ": " (mail["dispatcher"]["failed_total"]) }
+        } @else {
+            p.muted #mail-off { (t(lang, "通知已關閉：此伺服器沒有以 ", "Notificações desligadas: este servidor não foi iniciado com ", "Notifications are off: this server was not started with ")) code { "carimbo serve --smtp URL" } "." }
+        }
+        h3 #without-address { (t(lang, "沒有電郵地址的人員", "Pessoas sem endereço de correio eletrónico", "People with no e-mail address")) " (" (without.len()) ")" }
+        @if without.is_empty() {
+            p.ok { (t(lang, "人員名錄內每人都有電郵地址。", "Todas as pessoas do diretório têm endereço.", "Everyone in the directory has an address.")) }
+        } @else {
+            p { (t(lang, "他們不會收到通知；請在人員名錄加上地址。", "Não recebem notificações: acrescente o endereço no diretório.", "They get no notifications: add their address to the directory.")) }
+            ul.without-address { @for p in without { li { code { (p["person"].as_str().unwrap_or("")) } " " (p["name"][lang.code()].as_str().unwrap_or("")) } } }
+        }
+        h3 #notifications-waiting { (t(lang, "等待寄出的通知", "Notificações à espera", "Notifications waiting")) " (" (waiting.len()) ")" }
+        @if !waiting.is_empty() {
+            table.notifications {
+                thead { tr {
+                    th scope="col" { (t(lang, "通知", "Notificação", "Notification")) }
+                    th scope="col" { (t(lang, "收件人", "Destinatário", "Recipient")) }
+                    th scope="col" { (t(lang, "狀態", "Estado", "State")) }
+                } }
+                tbody {
+                    @for m in waiting {
+                        @let d = &m["deliveries"]["smtp"];
+                        tr {
+                            td { code { (m["kind"].as_str().unwrap_or("")) } br; code { (m["case_id"].as_str().unwrap_or("")) } }
+                            td { code { (m["recipient"].as_str().unwrap_or("")) } }
+                            td {
+                                (d["attempts"].as_u64().unwrap_or(0)) " " (t(lang, "次嘗試", "tentativas", "attempts"))
+                                @if let Some(next) = d["next_at"].as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok()) { " · " (t(lang, "下次", "próxima", "next")) " " (when(lang, &next)) }
+                                @if let Some(e) = d["last_error"].as_str() { br; span.error lang="en" { (e) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Form(fields): Form<Vec<(String, String)>>) -> Response {
