@@ -25,9 +25,9 @@ test("author uploads a broken definition, sees each error with file and pointer,
     await list.first().waitFor();
     const lines = await list.allTextContents();
     const has = (re) => assert.ok(lines.some((l) => re.test(l)), `expected ${re} in:\n${lines.join("\n")}`);
-    has(/^forms\/holiday-request\.json:\/labels\/start_date.*pt/);
-    has(/^forms\/holiday-request\.json:\/layout\/widgets\/reason: unknown widget/);
-    has(/^forms\/holiday-request\.json:\/layout\/groups\/0\/fields\/3: "no_such_field"/);
+    has(/^A text is missing in zh, pt or en.*forms\/holiday-request\.json:\/labels\/start_date: missing the Portuguese text/);
+    has(/^Layout problem: .*forms\/holiday-request\.json:\/layout\/widgets\/reason: unknown widget/);
+    has(/^Layout problem: .*forms\/holiday-request\.json:\/layout\/groups\/0\/fields\/3: "no_such_field"/);
     await shot(page, "c1-broken-definition");
 
     await page.setInputFiles("#files", [{ name: "absence-and-annual-leave.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(leave)) }]);
