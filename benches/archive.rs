@@ -8,13 +8,13 @@
 #[path = "../tests/common/evidence_case.rs"]
 mod evidence_case;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use carimbo::evidence::archive::{verify_archive, ArchiveOutcome, VerifyCache};
-use carimbo::evidence::{verify_with, VerifyConfig};
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use carimbo::evidence::archive::{ArchiveOutcome, VerifyCache, verify_archive};
+use carimbo::evidence::{VerifyConfig, verify_with};
+use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -45,7 +45,11 @@ fn main() {
         .collect();
     alone.sort_by(|a, b| a.total_cmp(b));
     let per_bundle = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None }).signatures.len();
-    println!("one bundle alone ({per_bundle} signatures, own verifier): median {:.2} ms ({:.0} signatures/s on one core)", alone[15], per_bundle as f64 / (alone[15] / 1000.0));
+    println!(
+        "one bundle alone ({per_bundle} signatures, own verifier): median {:.2} ms ({:.0} signatures/s on one core)",
+        alone[15],
+        per_bundle as f64 / (alone[15] / 1000.0)
+    );
 
     // The archive, three runs, each with a fresh cache.
     let names: Vec<String> = (0..n).map(|i| i.to_string()).collect();
@@ -53,18 +57,28 @@ fn main() {
         let cfg = VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: Some(Arc::new(VerifyCache::default())) };
         let (signatures, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let t = Instant::now();
-        verify_archive(&names, &cfg, threads, |name| Ok(bundles[name.parse::<usize>().unwrap()].clone()), |_, outcome| match outcome {
-            ArchiveOutcome::Verified(r) if r.passed => {
-                signatures.fetch_add(r.signatures.len(), Ordering::Relaxed);
-            }
-            _ => {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+        verify_archive(
+            &names,
+            &cfg,
+            threads,
+            |name| Ok(bundles[name.parse::<usize>().unwrap()].clone()),
+            |_, outcome| match outcome {
+                ArchiveOutcome::Verified(r) if r.passed => {
+                    signatures.fetch_add(r.signatures.len(), Ordering::Relaxed);
+                }
+                _ => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        );
         let secs = t.elapsed().as_secs_f64();
         let s = signatures.load(Ordering::Relaxed);
         assert_eq!(failed.load(Ordering::Relaxed), 0, "every generated bundle verifies");
-        println!("archive run {run}: {n} bundles, {s} signatures on {threads} threads in {secs:.2} s: {:.0} signatures/s, {:.0} bundles/s", s as f64 / secs, n as f64 / secs);
+        println!(
+            "archive run {run}: {n} bundles, {s} signatures on {threads} threads in {secs:.2} s: {:.0} signatures/s, {:.0} bundles/s",
+            s as f64 / secs,
+            n as f64 / secs
+        );
     }
 
     // ring's raw ES256 verify on this machine, for scale: one core, and the cores together.
@@ -89,6 +103,7 @@ fn main() {
         count as f64 / t.elapsed().as_secs_f64()
     };
     let one = raw(Duration::from_secs(1));
-    let all: f64 = std::thread::scope(|s| (0..threads).map(|_| s.spawn(|| raw(Duration::from_secs(1)))).collect::<Vec<_>>().into_iter().map(|j| j.join().unwrap()).sum());
+    let all: f64 =
+        std::thread::scope(|s| (0..threads).map(|_| s.spawn(|| raw(Duration::from_secs(1)))).collect::<Vec<_>>().into_iter().map(|j| j.join().unwrap()).sum());
     println!("ring raw ES256 verify: {one:.0}/s on one core, {all:.0}/s on {threads} threads");
 }

@@ -51,7 +51,8 @@ fn main() {
             let summary = backup::restore(&pg, std::fs::File::open(&file).unwrap(), &mut |_| {}).unwrap();
             report("restore, postgresql", summary.cases, summary.events, started);
             let started = Instant::now();
-            let summary = backup::backup(&pg, "postgres", std::io::BufWriter::new(std::fs::File::create(tmp.path().join("pg.jsonl")).unwrap()), &mut |_| {}).unwrap();
+            let summary =
+                backup::backup(&pg, "postgres", std::io::BufWriter::new(std::fs::File::create(tmp.path().join("pg.jsonl")).unwrap()), &mut |_| {}).unwrap();
             report("backup, postgresql", summary.cases, summary.events, started);
             drop(pg);
             if let Ok(mut c) = postgres::Client::connect(&conn, postgres::NoTls) {

@@ -43,7 +43,8 @@ fn measure(what: &str, bundle: &[u8]) {
     // The part spent reading the definitions (schema compilation, rules, the form's examples).
     let parsed: carimbo::evidence::EvidenceBundle = serde_json::from_slice(&bundle).unwrap();
     let d = &parsed.definitions;
-    let mut sources: Vec<carimbo::catalog::SourceFile> = d.reference.iter().map(|r| carimbo::catalog::SourceFile::new(r.name.clone(), r.text.clone().into_bytes())).collect();
+    let mut sources: Vec<carimbo::catalog::SourceFile> =
+        d.reference.iter().map(|r| carimbo::catalog::SourceFile::new(r.name.clone(), r.text.clone().into_bytes())).collect();
     sources.push(carimbo::catalog::SourceFile::new(d.form.name.clone(), d.form.text.clone().into_bytes()));
     sources.push(carimbo::catalog::SourceFile::new(d.workflow.name.clone(), d.workflow.text.clone().into_bytes()));
     let mut loads: Vec<f64> = (0..runs)

@@ -17,9 +17,11 @@ fn main() {
     let bundle = h.export(&id, "p022");
     let dir = h.service.directory();
     let service = evidence_case::seeds().join("pki/service");
-    let key = carimbo::pdf::PdfSeal::from_pem(&std::fs::read(service.join("service.key.pem")).unwrap(), &std::fs::read(service.join("service.pem")).unwrap()).unwrap();
+    let key = carimbo::pdf::PdfSeal::from_pem(&std::fs::read(service.join("service.key.pem")).unwrap(), &std::fs::read(service.join("service.pem")).unwrap())
+        .unwrap();
     let tsa_dir = evidence_case::seeds().join("pki/tsa");
-    let tsa = TsaSigner::from_pem(&std::fs::read(tsa_dir.join("tsa.key.pem")).unwrap(), &std::fs::read(tsa_dir.join("tsa.pem")).unwrap(), DEFAULT_TSA_POLICY).unwrap();
+    let tsa = TsaSigner::from_pem(&std::fs::read(tsa_dir.join("tsa.key.pem")).unwrap(), &std::fs::read(tsa_dir.join("tsa.pem")).unwrap(), DEFAULT_TSA_POLICY)
+        .unwrap();
     let stamp = |b: &[u8]| tsa.stamp(b, 1, chrono::Utc::now()).map(Some);
     println!("{} events, {} signatures", bundle.events.len(), bundle.events.iter().filter(|e| e.body.get("signature").is_some()).count());
     for lang in Lang::ALL {
@@ -39,6 +41,11 @@ fn main() {
         let start = Instant::now();
         let _ = carimbo::pdf::render(&bundle, &bytes, lang, &people, chrono::Utc::now()).unwrap();
         let render_only = start.elapsed().as_secs_f64() * 1000.0;
-        println!("{lang}: render and seal p50 {:.1} ms, p90 {:.1} ms (render alone {render_only:.1} ms); {} KiB", times[runs / 2], times[runs * 9 / 10], size / 1024);
+        println!(
+            "{lang}: render and seal p50 {:.1} ms, p90 {:.1} ms (render alone {render_only:.1} ms); {} KiB",
+            times[runs / 2],
+            times[runs * 9 / 10],
+            size / 1024
+        );
     }
 }

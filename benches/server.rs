@@ -37,11 +37,11 @@
 #[path = "common/workload.rs"]
 mod workload;
 
-use carimbo::http::{api::session_lifetime, AppState, Paths};
-use carimbo::store::{SledStore, Store};
+use carimbo::http::{AppState, Paths, api::session_lifetime};
 use carimbo::signing::Signer;
+use carimbo::store::{SledStore, Store};
 use chrono::{Datelike, Duration as Days, Utc, Weekday};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
@@ -215,12 +215,18 @@ fn main() {
             (staff, approver)
         })
         .collect();
-    let calendar: Value = serde_json::from_slice(&std::fs::read(root.join("forms/reference/macau-public-holidays.json")).expect("calendar")).expect("calendar JSON");
+    let calendar: Value =
+        serde_json::from_slice(&std::fs::read(root.join("forms/reference/macau-public-holidays.json")).expect("calendar")).expect("calendar JSON");
     let holidays: Vec<String> = calendar["holidays"].as_array().into_iter().flatten().filter_map(|h| h["date"].as_str().map(str::to_string)).collect();
     let day = leave_day(&holidays);
     let data = json!({"leave_type": "annual", "start_date": day, "end_date": day});
 
-    println!("server benchmark on {backend}: {clients} clients, {secs} s, {} staff accounts and {} approvers, sled store in {}", pairs.len(), people.len() - pairs.len(), data_dir.path().display());
+    println!(
+        "server benchmark on {backend}: {clients} clients, {secs} s, {} staff accounts and {} approvers, sled store in {}",
+        pairs.len(),
+        people.len() - pairs.len(),
+        data_dir.path().display()
+    );
     let ready = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|i| {
@@ -236,12 +242,14 @@ fn main() {
                     let key = format!("bench-{i}-{n}");
                     let signed = client.signed(&staff, &json!({"kind": "submit", "form": LEAVE, "data": data, "idempotency_key": key}), t, 0)?;
                     let at = Instant::now();
-                    let (status, body) = client.post(&staff, "/api/v1/cases", &json!({"form": LEAVE, "data": data, "idempotency_key": key, "signed": signed}))?;
+                    let (status, body) =
+                        client.post(&staff, "/api/v1/cases", &json!({"form": LEAVE, "data": data, "idempotency_key": key, "signed": signed}))?;
                     t.record(1, at.elapsed(), status, 201);
                     let case = body["case"]["id"].as_str().ok_or_else(|| format!("submit: {status} {body}"))?.to_string();
                     let signed = client.signed(&approver, &json!({"kind": "act", "case": case, "step": "supervisor", "action": "approve"}), t, 2)?;
                     let at = Instant::now();
-                    let (status, body) = client.post(&approver, &format!("/api/v1/cases/{case}/acts"), &json!({"step": "supervisor", "action": "approve", "signed": signed}))?;
+                    let (status, body) =
+                        client.post(&approver, &format!("/api/v1/cases/{case}/acts"), &json!({"step": "supervisor", "action": "approve", "signed": signed}))?;
                     t.record(3, at.elapsed(), status, 200);
                     if status != 200 {
                         return Err(format!("approve: {status} {body}"));

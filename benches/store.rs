@@ -53,10 +53,8 @@ fn durable_acts(root: &Path) {
         "{:>7} {:>9} {:>9} {:>8} {:>9} {:>7} {:>10} {:>8} {:>10}",
         "clients", "fsync/s", "in-place", "acts/s", "flushes/s", "acts/fl", "ms/fdsync", "ratio", "ratio(ip)"
     );
-    let counts: Vec<usize> = std::env::var("CARIMBO_BENCH_CLIENTS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 8, 64]);
+    let counts: Vec<usize> =
+        std::env::var("CARIMBO_BENCH_CLIENTS").ok().map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 8, 64]);
     let burst = Duration::from_millis(500);
     for clients in counts {
         // The best of a few short probes around the run: the disk's rate when nothing else
@@ -142,9 +140,8 @@ fn inbox_at_scale(root: &Path) {
     println!("{:>10} {:>12} {:>12} {:>12} {:>12}", "cases", "first read", "median", "p99", "load rate");
     let mut stored = 0u64;
     for n in sizes {
-        let bar = ProgressBar::new(n - stored).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} cases ({per_sec}, eta {eta})").unwrap().progress_chars("=> "),
-        );
+        let bar = ProgressBar::new(n - stored)
+            .with_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} cases ({per_sec}, eta {eta})").unwrap().progress_chars("=> "));
         bar.set_message(format!("loading up to {n}"));
         let load_start = Instant::now();
         let threads = 2u64;
@@ -196,10 +193,6 @@ fn inbox_at_scale(root: &Path) {
     drop(unverified);
     let reopen = Instant::now();
     let store = SledStore::open(dir.path()).unwrap();
-    println!(
-        "reopening the store with {stored} cases: {:.2} s without the head check, {:.2} s with it",
-        opened.as_secs_f64(),
-        reopen.elapsed().as_secs_f64()
-    );
+    println!("reopening the store with {stored} cases: {:.2} s without the head check, {:.2} s with it", opened.as_secs_f64(), reopen.elapsed().as_secs_f64());
     assert_eq!(store.inbox(target, None, 50).unwrap().entries.len(), 50);
 }

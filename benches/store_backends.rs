@@ -24,10 +24,8 @@ use workload::{approval, submission};
 fn main() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(root).unwrap();
-    let counts: Vec<usize> = std::env::var("CARIMBO_BENCH_CLIENTS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 8, 64]);
+    let counts: Vec<usize> =
+        std::env::var("CARIMBO_BENCH_CLIENTS").ok().map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 8, 64]);
     let secs: u64 = std::env::var("CARIMBO_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let pg = std::env::var("CARIMBO_TEST_PG").ok().filter(|c| !c.trim().is_empty());
 

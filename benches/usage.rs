@@ -16,10 +16,10 @@ use carimbo::directory::Directory;
 use carimbo::forms::ValidationContext;
 use carimbo::i18n::Lang;
 use carimbo::store::{Append, CaseHead, SledStore, Store, StoredEvent};
-use carimbo::usage::{metrics, read_store, UsageBuilder, UsageFilter};
+use carimbo::usage::{UsageBuilder, UsageFilter, metrics, read_store};
 use carimbo::workflow::{ActRequest, Action, Case, CaseEvent, Engine, Level, SignatureRecord, StepStatus};
 use chrono::{DateTime, Duration as Span, NaiveDate, TimeZone, Utc};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,7 +59,8 @@ fn main() {
         let act = |case: &mut Case, events: &mut Vec<CaseEvent>, action: Option<Action>, now: DateTime<Utc>| {
             let Some(a) = engine.assignments(case, now).into_iter().next() else { return false };
             let step = wf.step(&a.step).unwrap();
-            let action = action.filter(|x| step.actions.contains(x)).unwrap_or(if step.actions.contains(&Action::Approve) { Action::Approve } else { Action::Sign });
+            let action =
+                action.filter(|x| step.actions.contains(x)).unwrap_or(if step.actions.contains(&Action::Approve) { Action::Approve } else { Action::Sign });
             let req = ActRequest { actor: a.person.clone(), step: a.step.clone(), action, comment: None, signature: sig(&a.person, Level::Qualified), now };
             for e in engine.act(case, req).unwrap() {
                 case.apply(&e).unwrap();
@@ -92,7 +93,14 @@ fn main() {
         let stored: Vec<StoredEvent> = events
             .iter()
             .enumerate()
-            .map(|(k, e)| StoredEvent { case_id: id.clone(), seq: k as u64 + 1, recorded_at: e.at(), prev_hash: String::new(), hash: String::new(), body: serde_json::to_value(e).unwrap() })
+            .map(|(k, e)| StoredEvent {
+                case_id: id.clone(),
+                seq: k as u64 + 1,
+                recorded_at: e.at(),
+                prev_hash: String::new(),
+                hash: String::new(),
+                body: serde_json::to_value(e).unwrap(),
+            })
             .collect();
         let replayed = Case::replay(&events).unwrap();
         let head = CaseHead {
@@ -175,7 +183,13 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!("{:<46} {:>10} {:>12}", "", "median", "cases/s");
     println!("{:<46} {:>7.1} ms {:>12.0}", "pure core (events in memory)", ms(pure), n as f64 / pure.as_secs_f64());
-    println!("{:<46} {:>7.1} ms {:>12.0}   (worst of 5: {:.1} ms)", "read_store: page heads + read events (sled)", ms(through_store), n as f64 / through_store.as_secs_f64(), ms(worst));
+    println!(
+        "{:<46} {:>7.1} ms {:>12.0}   (worst of 5: {:.1} ms)",
+        "read_store: page heads + read events (sled)",
+        ms(through_store),
+        n as f64 / through_store.as_secs_f64(),
+        ms(worst)
+    );
     println!("{:<46} {:>7.1} ms   ({} lines, {} KiB)", "Prometheus exposition", ms(exposition), text.lines().count(), text.len() / 1024);
     println!("{rows} rows (form × department × month); store loaded in {:.1} s", loaded.as_secs_f64());
 }

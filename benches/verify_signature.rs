@@ -28,16 +28,11 @@ fn rate(mut f: impl FnMut(), budget: Duration) -> f64 {
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let pki = repo.join("seeds/pki");
-    let verifier =
-        load_verifier(&repo.join("seeds/trust"), &pki.join("crl"), None).expect("demo trust list");
+    let verifier = load_verifier(&repo.join("seeds/trust"), &pki.join("crl"), None).expect("demo trust list");
     let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
     let payload = SigningPayload {
         case: "case-2026-000123".into(),
-        form: FormRef {
-            id: "absence-and-annual-leave".into(),
-            version: "1".into(),
-            hash: "sha256:5b1f".into(),
-        },
+        form: FormRef { id: "absence-and-annual-leave".into(), version: "1".into(), hash: "sha256:5b1f".into() },
         step: "supervisor-approval".into(),
         action: "approve".into(),
         data_hash: "sha256:0c5e".into(),
@@ -46,18 +41,10 @@ fn main() {
         time: now,
     };
     let bytes = payload.canonical_bytes().unwrap();
-    let signer = Signer::from_pem(
-        &std::fs::read(pki.join("people/p003.key.pem")).unwrap(),
-        &std::fs::read(pki.join("people/p003.pem")).unwrap(),
-    )
-    .unwrap();
+    let signer = Signer::from_pem(&std::fs::read(pki.join("people/p003.key.pem")).unwrap(), &std::fs::read(pki.join("people/p003.pem")).unwrap()).unwrap();
     let jws = signer.sign(&bytes, now).unwrap();
     let jws_json = jws.to_json().into_bytes();
-    let opts = VerifyOptions {
-        trusted_time: Some(now),
-        now,
-        required_level: None,
-    };
+    let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };
     let first = verifier.verify(&jws_json, &bytes, &opts);
     assert!(first.passed(), "{first:?}");
 
@@ -72,19 +59,8 @@ fn main() {
     // Alternate short rounds so both rates see the same machine conditions.
     let (mut full, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        raw.push(rate(
-            || black_box(key.verify(black_box(input.as_bytes()), black_box(&sig))).unwrap(),
-            Duration::from_millis(400),
-        ));
-        full.push(rate(
-            || {
-                assert!(
-                    black_box(verifier.verify(black_box(&jws_json), black_box(&bytes), &opts))
-                        .passed()
-                )
-            },
-            Duration::from_millis(400),
-        ));
+        raw.push(rate(|| black_box(key.verify(black_box(input.as_bytes()), black_box(&sig))).unwrap(), Duration::from_millis(400)));
+        full.push(rate(|| assert!(black_box(verifier.verify(black_box(&jws_json), black_box(&bytes), &opts)).passed()), Duration::from_millis(400)));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));

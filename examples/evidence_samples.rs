@@ -15,8 +15,8 @@ use carimbo::pki::history::{parse_utc_z, utc_text};
 use carimbo::signing::Signer;
 use carimbo::workflow::Action;
 use chrono::{DateTime, Duration, Utc};
-use evidence_case::{leave, oath_case, seeds, Harness};
-use serde_json::{json, Value};
+use evidence_case::{Harness, leave, oath_case, seeds};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -88,56 +88,101 @@ fn main() {
     let oath_bundle: Value = serde_json::to_value(h.export(&oath_case(&h), "p022")).unwrap();
     let service = signer("service", "service");
     let mut samples = vec![
-        Sample { file: "leave-returned-resubmitted-approved.json", what: "a leave request returned once, corrected and approved by supervisor, head and HR records (advanced signatures, a simple HR act sealed by the service)", bundle: leave_bundle.clone(), expect: None },
-        Sample { file: "oath-qualified.json", what: "an oath of office with qualified signatures by the new official and the appointing authority", bundle: oath_bundle.clone(), expect: None },
+        Sample {
+            file: "leave-returned-resubmitted-approved.json",
+            what: "a leave request returned once, corrected and approved by supervisor, head and HR records (advanced signatures, a simple HR act sealed by the service)",
+            bundle: leave_bundle.clone(),
+            expect: None,
+        },
+        Sample {
+            file: "oath-qualified.json",
+            what: "an oath of office with qualified signatures by the new official and the appointing authority",
+            bundle: oath_bundle.clone(),
+            expect: None,
+        },
     ];
     let mut tamper = |file, what, edit: &dyn Fn(&mut Value), expect| {
         let mut v = leave_bundle.clone();
         edit(&mut v);
         samples.push(Sample { file, what, bundle: v, expect: Some(expect) });
     };
-    tamper("tampered-edited-data.json", "the submitted reason edited, nothing recomputed", &|v| v["events"][0]["body"]["data"]["reason"] = json!("a fortnight in the Algarve"), ("CARIMBO-E0907", "/events/0/body/data"));
-    tamper("tampered-event-time-moved.json", "an act's `at` moved a day earlier, the chain recomputed and the bundle re-sealed with the service key", &|v| {
-        let k = v["events"].as_array().unwrap().iter().position(|e| e["body"]["type"] == "acted").unwrap();
-        let at = parse_utc_z(v["events"][k]["body"]["at"].as_str().unwrap()).unwrap() - Duration::days(1);
-        v["events"][k]["body"]["at"] = Value::from(utc_text(at));
-        rechain(v);
-        let t = exported(v);
-        reseal(v, &service, t);
-    }, ("CARIMBO-E0643", "/events/2"));
-    tamper("tampered-unknown-member.json", "a member the format does not list added to an act, re-chained and re-sealed with the service key", &|v| {
-        v["events"][2]["body"]["note"] = json!("approved by phone");
-        rechain(v);
-        let t = exported(v);
-        reseal(v, &service, t);
-    }, ("CARIMBO-E0642", "/events/2/body"));
-    tamper("tampered-reference-changed.json", "a day added to the holiday calendar, its hash recomputed, re-sealed with the service key", &|v| {
-        let refs = v["definitions"]["reference"].as_array().unwrap();
-        let i = refs.iter().position(|r| r["name"].as_str().unwrap().contains("holidays")).unwrap();
-        let text = v["definitions"]["reference"][i]["text"].as_str().unwrap().to_string() + " ";
-        v["definitions"]["reference"][i]["sha256"] = Value::from(sha(text.as_bytes()));
-        v["definitions"]["reference"][i]["text"] = Value::from(text);
-        let t = exported(v);
-        reseal(v, &service, t);
-    }, ("CARIMBO-E0644", "/definitions/reference/1"));
-    tamper("tampered-staff-reseal.json", "the service certificate replaced by a staff member's own (p005, from the same CA) and the bundle re-sealed with their key", &|v| {
-        let pem = String::from_utf8(std::fs::read(seeds().join("pki/people/p005.pem")).unwrap()).unwrap();
-        v["pki"]["service_certificate"]["sha256"] = Value::from(sha(pem.as_bytes()));
-        v["pki"]["service_certificate"]["text"] = Value::from(pem);
-        let t = exported(v);
-        reseal(v, &signer("people", "p005"), t);
-    }, ("CARIMBO-E0641", "/pki/service_certificate"));
-    tamper("tampered-trust-entry-edited.json", "the qualified CA's accreditation level edited in the trust list's history, re-sealed with the service key", &|v| {
-        let text = v["pki"]["trust_list"]["text"].as_str().unwrap().replacen("\"level\": \"qualified\"", "\"level\": \"advanced\"", 1);
-        v["pki"]["trust_list"]["sha256"] = Value::from(sha(text.as_bytes()));
-        v["pki"]["trust_list"]["text"] = Value::from(text);
-        let t = exported(v);
-        reseal(v, &service, t);
-    }, ("CARIMBO-E0640", "/pki/trust_list/text"));
-    tamper("tampered-exported-a-year-early.json", "re-sealed with the service key as if exported a year before its last event", &|v| {
-        let t = exported(v) - Duration::days(365);
-        reseal(v, &service, chrono::SubsecRound::trunc_subsecs(t, 0));
-    }, ("CARIMBO-E0643", "/exported_at"));
+    tamper(
+        "tampered-edited-data.json",
+        "the submitted reason edited, nothing recomputed",
+        &|v| v["events"][0]["body"]["data"]["reason"] = json!("a fortnight in the Algarve"),
+        ("CARIMBO-E0907", "/events/0/body/data"),
+    );
+    tamper(
+        "tampered-event-time-moved.json",
+        "an act's `at` moved a day earlier, the chain recomputed and the bundle re-sealed with the service key",
+        &|v| {
+            let k = v["events"].as_array().unwrap().iter().position(|e| e["body"]["type"] == "acted").unwrap();
+            let at = parse_utc_z(v["events"][k]["body"]["at"].as_str().unwrap()).unwrap() - Duration::days(1);
+            v["events"][k]["body"]["at"] = Value::from(utc_text(at));
+            rechain(v);
+            let t = exported(v);
+            reseal(v, &service, t);
+        },
+        ("CARIMBO-E0643", "/events/2"),
+    );
+    tamper(
+        "tampered-unknown-member.json",
+        "a member the format does not list added to an act, re-chained and re-sealed with the service key",
+        &|v| {
+            v["events"][2]["body"]["note"] = json!("approved by phone");
+            rechain(v);
+            let t = exported(v);
+            reseal(v, &service, t);
+        },
+        ("CARIMBO-E0642", "/events/2/body"),
+    );
+    tamper(
+        "tampered-reference-changed.json",
+        "a day added to the holiday calendar, its hash recomputed, re-sealed with the service key",
+        &|v| {
+            let refs = v["definitions"]["reference"].as_array().unwrap();
+            let i = refs.iter().position(|r| r["name"].as_str().unwrap().contains("holidays")).unwrap();
+            let text = v["definitions"]["reference"][i]["text"].as_str().unwrap().to_string() + " ";
+            v["definitions"]["reference"][i]["sha256"] = Value::from(sha(text.as_bytes()));
+            v["definitions"]["reference"][i]["text"] = Value::from(text);
+            let t = exported(v);
+            reseal(v, &service, t);
+        },
+        ("CARIMBO-E0644", "/definitions/reference/1"),
+    );
+    tamper(
+        "tampered-staff-reseal.json",
+        "the service certificate replaced by a staff member's own (p005, from the same CA) and the bundle re-sealed with their key",
+        &|v| {
+            let pem = String::from_utf8(std::fs::read(seeds().join("pki/people/p005.pem")).unwrap()).unwrap();
+            v["pki"]["service_certificate"]["sha256"] = Value::from(sha(pem.as_bytes()));
+            v["pki"]["service_certificate"]["text"] = Value::from(pem);
+            let t = exported(v);
+            reseal(v, &signer("people", "p005"), t);
+        },
+        ("CARIMBO-E0641", "/pki/service_certificate"),
+    );
+    tamper(
+        "tampered-trust-entry-edited.json",
+        "the qualified CA's accreditation level edited in the trust list's history, re-sealed with the service key",
+        &|v| {
+            let text = v["pki"]["trust_list"]["text"].as_str().unwrap().replacen("\"level\": \"qualified\"", "\"level\": \"advanced\"", 1);
+            v["pki"]["trust_list"]["sha256"] = Value::from(sha(text.as_bytes()));
+            v["pki"]["trust_list"]["text"] = Value::from(text);
+            let t = exported(v);
+            reseal(v, &service, t);
+        },
+        ("CARIMBO-E0640", "/pki/trust_list/text"),
+    );
+    tamper(
+        "tampered-exported-a-year-early.json",
+        "re-sealed with the service key as if exported a year before its last event",
+        &|v| {
+            let t = exported(v) - Duration::days(365);
+            reseal(v, &service, chrono::SubsecRound::trunc_subsecs(t, 0));
+        },
+        ("CARIMBO-E0643", "/exported_at"),
+    );
     // What a valid seal cannot exclude: the service re-issuing an earlier prefix of the case.
     let mut prefix = leave_bundle.clone();
     let k = prefix["events"].as_array().unwrap().iter().position(|e| e["body"]["type"] == "step_opened" && e["body"]["step"] == "head").unwrap();
@@ -165,10 +210,20 @@ fn main() {
     let i = c.len() - 12;
     c[i] = if c[i] == 'A' { 'B' } else { 'A' };
     bad_token["archive_timestamps"][0]["token"] = Value::from(c.into_iter().collect::<String>());
-    samples.push(Sample { file: "tampered-archive-token.json", what: "one character of the archive time-stamp token changed (inside the TSA's signature)", bundle: bad_token, expect: Some(("CARIMBO-E1251", "/archive_timestamps/0/token")) });
+    samples.push(Sample {
+        file: "tampered-archive-token.json",
+        what: "one character of the archive time-stamp token changed (inside the TSA's signature)",
+        bundle: bad_token,
+        expect: Some(("CARIMBO-E1251", "/archive_timestamps/0/token")),
+    });
     let mut added = lta.clone();
     added["archive_timestamps"][0]["validation_data"]["crls"] = json!([lta["pki"]["crls"][0].clone()]);
-    samples.push(Sample { file: "tampered-archive-validation-data.json", what: "a CRL added to the archive time-stamp's validation data after it was stamped", bundle: added, expect: Some(("CARIMBO-E1251", "/archive_timestamps/0")) });
+    samples.push(Sample {
+        file: "tampered-archive-validation-data.json",
+        what: "a CRL added to the archive time-stamp's validation data after it was stamped",
+        bundle: added,
+        expect: Some(("CARIMBO-E1251", "/archive_timestamps/0")),
+    });
 
     let now = Utc::now();
     let mut expected = Vec::new();

@@ -16,7 +16,7 @@
 //! one PostgreSQL database each keeps its own folder (`docs/storage.md`).
 
 use crate::evidence::ltv::{finish_restamp, prepare_restamp, restamp_due};
-use crate::evidence::{sha256_hex, TextFile};
+use crate::evidence::{TextFile, sha256_hex};
 use crate::http::AppState;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -161,7 +161,18 @@ impl ArchiveJob {
         let trust_text = state.trust.document_text();
         let Some(kept) = self.kept(case_id).map_err(|e| e.to_string())? else {
             let pki = crate::evidence::PkiMaterial::from_seeds(&state.paths.seeds).map_err(|e| e.to_string())?.with_trust_list(trust_text);
-            let bundle = crate::evidence::export_archived(&state.cases, case_id, &pki, &state.seal, EXPORTED_BY, &crate::visibility::Sight::everything(), now, &state.stamping, &state.verifier()).map_err(|e| e.to_string())?;
+            let bundle = crate::evidence::export_archived(
+                &state.cases,
+                case_id,
+                &pki,
+                &state.seal,
+                EXPORTED_BY,
+                &crate::visibility::Sight::everything(),
+                now,
+                &state.stamping,
+                &state.verifier(),
+            )
+            .map_err(|e| e.to_string())?;
             self.keep(case_id, &bundle.to_bytes()).map_err(|e| e.to_string())?;
             return Ok(Outcome::Archived);
         };
@@ -198,7 +209,14 @@ pub fn start(state: std::sync::Arc<AppState>) -> (std::thread::JoinHandle<()>, s
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 let r = state.archive.run(&state, Utc::now(), Duration::days(DEFAULT_MARGIN_DAYS));
                 if r.archived + r.restamped > 0 || !r.failures.is_empty() {
-                    eprintln!("evidence archive: {} archived, {} re-stamped, {} up to date, {} failed{}", r.archived, r.restamped, r.up_to_date, r.failures.len(), r.failures.first().map(|f| format!(" (first: {f})")).unwrap_or_default());
+                    eprintln!(
+                        "evidence archive: {} archived, {} re-stamped, {} up to date, {} failed{}",
+                        r.archived,
+                        r.restamped,
+                        r.up_to_date,
+                        r.failures.len(),
+                        r.failures.first().map(|f| format!(" (first: {f})")).unwrap_or_default()
+                    );
                 }
                 crate::outbox::sleep_unless_stopped(INTERVAL, &flag);
             }

@@ -205,17 +205,22 @@ pub fn restore<R: Read + Seek>(store: &dyn Store, mut input: R, progress: &mut (
 
     // Pass 1: check everything, keep nothing but the case ids.
     let mut ids = HashSet::new();
-    let checked = read_backup(&mut input, true, &mut |item| {
-        match item {
-            Item::Definition(..) | Item::Publication(_) => {}
-            Item::Case(line, case) => {
-                if !ids.insert(case.head.case_id.clone()) {
-                    return Err(BackupError::Damaged(format!("line {line}: case {} appears twice", case.head.case_id)));
+    let checked = read_backup(
+        &mut input,
+        true,
+        &mut |item| {
+            match item {
+                Item::Definition(..) | Item::Publication(_) => {}
+                Item::Case(line, case) => {
+                    if !ids.insert(case.head.case_id.clone()) {
+                        return Err(BackupError::Damaged(format!("line {line}: case {} appears twice", case.head.case_id)));
+                    }
                 }
             }
-        }
-        Ok(())
-    }, &mut |cases, events| progress(Progress { phase: Phase::Checking, cases, events, total: None }))?;
+            Ok(())
+        },
+        &mut |cases, events| progress(Progress { phase: Phase::Checking, cases, events, total: None }),
+    )?;
     drop(ids);
 
     // Pass 2: write. The file is read again and must hash the same as in pass 1.
@@ -252,23 +257,28 @@ pub fn restore<R: Read + Seek>(store: &dyn Store, mut input: R, progress: &mut (
             });
         }
         // The cases were verified in pass 1, and `import_case` verifies each again.
-        let result = read_backup(&mut input, false, &mut |item| {
-            if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                return Err(BackupError::Damaged("stopped".into()));
-            }
-            match item {
-                Item::Definition(hash, bytes) => store.put_definition(&hash, &bytes)?,
-                // In order, after the definitions they name (the file holds them so).
-                Item::Publication(publication) => store.publish(&publication)?,
-                Item::Case(_, case) => {
-                    // Every importer gone means each one stopped at an error, recorded above.
-                    if tx.send(*case).is_err() {
-                        return Err(BackupError::Damaged("stopped".into()));
+        let result = read_backup(
+            &mut input,
+            false,
+            &mut |item| {
+                if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                    return Err(BackupError::Damaged("stopped".into()));
+                }
+                match item {
+                    Item::Definition(hash, bytes) => store.put_definition(&hash, &bytes)?,
+                    // In order, after the definitions they name (the file holds them so).
+                    Item::Publication(publication) => store.publish(&publication)?,
+                    Item::Case(_, case) => {
+                        // Every importer gone means each one stopped at an error, recorded above.
+                        if tx.send(*case).is_err() {
+                            return Err(BackupError::Damaged("stopped".into()));
+                        }
                     }
                 }
-            }
-            Ok(())
-        }, &mut |_, _| {});
+                Ok(())
+            },
+            &mut |_, _| {},
+        );
         drop(tx);
         result
     });
@@ -450,7 +460,12 @@ enum LineKind {
 /// What a line is, by the key that names it: its first key as `backup` writes it, or, in a
 /// line whose keys were reordered, the key it holds.
 fn kind_of(text: &[u8]) -> LineKind {
-    for (prefix, kind) in [(&br#"{"head":"#[..], LineKind::Case), (br#"{"definition":"#, LineKind::Definition), (br#"{"publication":"#, LineKind::Publication), (br#"{"end":"#, LineKind::Closing)] {
+    for (prefix, kind) in [
+        (&br#"{"head":"#[..], LineKind::Case),
+        (br#"{"definition":"#, LineKind::Definition),
+        (br#"{"publication":"#, LineKind::Publication),
+        (br#"{"end":"#, LineKind::Closing),
+    ] {
         if text.starts_with(prefix) {
             return kind;
         }

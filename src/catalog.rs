@@ -5,13 +5,13 @@
 //! workflow references and runs every form's examples. Every problem in every file is collected;
 //! the catalog holds only the definitions that had none.
 
+use crate::directory::Directory;
 use crate::forms::definition::{Example, FormDefinition, References};
 use crate::forms::parse;
-use crate::forms::problem::{codes, ErrorCode, Problem, Problems};
-use crate::directory::Directory;
+use crate::forms::problem::{ErrorCode, Problem, Problems, codes};
 use crate::forms::{HolidayCalendar, RatesTable, ValidationContext};
-use crate::workflow::{CheckInputs, FormOutline, WorkflowDefinition};
 use crate::i18n::Lang;
+use crate::workflow::{CheckInputs, FormOutline, WorkflowDefinition};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -124,7 +124,12 @@ impl Catalog {
             let name = f.display().to_string();
             match std::fs::metadata(&f) {
                 Ok(m) if m.len() > MAX_DEFINITION_BYTES => {
-                    problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("the file is {} KiB; a definition may be at most {} KiB", m.len() / 1024, MAX_DEFINITION_BYTES / 1024)));
+                    problems.push(problem(
+                        &name,
+                        "",
+                        codes::UNREADABLE_FILE,
+                        format!("the file is {} KiB; a definition may be at most {} KiB", m.len() / 1024, MAX_DEFINITION_BYTES / 1024),
+                    ));
                     continue;
                 }
                 _ => {}
@@ -162,11 +167,15 @@ impl Catalog {
         for src in sources {
             let mut p = Problems::new(&src.name);
             match crate::json_strict::from_slice::<Value>(&src.bytes) {
-                Err(e @ crate::json_strict::StrictJsonError::Duplicate { .. }) => p.push(e.member_pointer().unwrap_or_default(), codes::DUPLICATE_MEMBER, e.to_string()),
+                Err(e @ crate::json_strict::StrictJsonError::Duplicate { .. }) => {
+                    p.push(e.member_pointer().unwrap_or_default(), codes::DUPLICATE_MEMBER, e.to_string())
+                }
                 Err(crate::json_strict::StrictJsonError::Json(e)) if e.to_string().starts_with("recursion limit exceeded") => {
                     p.push("", codes::MALFORMED_JSON, format!("the JSON is nested more than 128 levels deep (line {}, column {})", e.line(), e.column()))
                 }
-                Err(crate::json_strict::StrictJsonError::Json(e)) => p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string()))),
+                Err(crate::json_strict::StrictJsonError::Json(e)) => {
+                    p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string())))
+                }
                 Ok(Value::Object(m)) => {
                     let kind = m.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
                     parsed.push((src, m, kind));
@@ -184,25 +193,34 @@ impl Catalog {
             match kind.as_str() {
                 "holiday-calendar" => {
                     if let Some(c) = HolidayCalendar::parse(m, &mut p)
-                        && register(&mut ids, kind, &c.id, &src.name, &mut p) {
-                            refs.calendars.insert(c.id.clone(), Arc::new(c));
-                            report.catalog.reference_sources.push((*src).clone());
-                        }
+                        && register(&mut ids, kind, &c.id, &src.name, &mut p)
+                    {
+                        refs.calendars.insert(c.id.clone(), Arc::new(c));
+                        report.catalog.reference_sources.push((*src).clone());
+                    }
                 }
                 "rates-table" => {
                     if let Some(t) = RatesTable::parse(m, &mut p)
-                        && register(&mut ids, kind, &t.id, &src.name, &mut p) {
-                            refs.tables.insert(t.id.clone(), Arc::new(t));
-                            report.catalog.reference_sources.push((*src).clone());
-                        }
+                        && register(&mut ids, kind, &t.id, &src.name, &mut p)
+                    {
+                        refs.tables.insert(t.id.clone(), Arc::new(t));
+                        report.catalog.reference_sources.push((*src).clone());
+                    }
                 }
-                "workflow" => if let Some(id) = parse::string_key(m, "", "id", &mut p)
-                    && register(&mut ids, kind, id, &src.name, &mut p) {
+                "workflow" => {
+                    if let Some(id) = parse::string_key(m, "", "id", &mut p)
+                        && register(&mut ids, kind, id, &src.name, &mut p)
+                    {
                         report.catalog.workflow_ids.insert(id.to_string(), src.name.clone());
-                    },
+                    }
+                }
                 "form" => {}
                 "" => p.push("", codes::UNKNOWN_KIND, "missing \"kind\": one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\""),
-                other => p.push("/kind", codes::UNKNOWN_KIND, format!("unknown kind {other:?}: one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\"")),
+                other => p.push(
+                    "/kind",
+                    codes::UNKNOWN_KIND,
+                    format!("unknown kind {other:?}: one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\""),
+                ),
             }
             report.problems.extend(p.into_vec());
         }
@@ -242,10 +260,11 @@ impl Catalog {
             let hash = hex::encode(Sha256::digest(&src.bytes));
             let inputs = CheckInputs { forms: &outlines, directory, calendars: &refs.calendars };
             if let Some(w) = WorkflowDefinition::parse(m, src.stem.as_deref(), hash, &inputs, &mut p, &mut report.warnings)
-                && report.catalog.workflow_ids.get(&w.id) == Some(&src.name) {
-                    report.catalog.sources.insert(w.content_hash.clone(), src.bytes.clone().into());
-                    report.catalog.workflows.insert(w.id.clone(), Arc::new(w));
-                }
+                && report.catalog.workflow_ids.get(&w.id) == Some(&src.name)
+            {
+                report.catalog.sources.insert(w.content_hash.clone(), src.bytes.clone().into());
+                report.catalog.workflows.insert(w.id.clone(), Arc::new(w));
+            }
             report.problems.extend(p.into_vec());
         }
         if report.catalog.workflow_ids.is_empty() && !report.catalog.forms.is_empty() {
@@ -370,13 +389,21 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
                         _ => &got == want,
                     };
                     if !equal {
-                        p.push(format!("{}/computed/{field}", e.pointer), codes::VALID_EXAMPLE_REJECTED, format!("example {:?}: {field} computed as {got}, the example expects {want}", e.name));
+                        p.push(
+                            format!("{}/computed/{field}", e.pointer),
+                            codes::VALID_EXAMPLE_REJECTED,
+                            format!("example {:?}: {field} computed as {got}, the example expects {want}", e.name),
+                        );
                     }
                 }
             }
             Err(errors) => {
                 for err in errors {
-                    p.push(e.pointer.clone(), codes::VALID_EXAMPLE_REJECTED, format!("valid example {:?} was refused: {} {} ({})", e.name, err.pointer, err.message, err.code));
+                    p.push(
+                        e.pointer.clone(),
+                        codes::VALID_EXAMPLE_REJECTED,
+                        format!("valid example {:?} was refused: {} {} ({})", e.name, err.pointer, err.message, err.code),
+                    );
                 }
             }
         }
@@ -390,7 +417,11 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
                 for (i, (pointer, code)) in e.expect.iter().enumerate() {
                     if !errors.iter().any(|err| &err.pointer == pointer && &err.code == code) {
                         let got: Vec<String> = errors.iter().map(|err| format!("{} {}", err.pointer, err.code)).collect();
-                        p.push(format!("{}/expect/{i}", e.pointer), codes::EXAMPLE_ERROR_MISSING, format!("invalid example {:?} should fail with {code} at {pointer:?}; it failed with: {}", e.name, got.join(", ")));
+                        p.push(
+                            format!("{}/expect/{i}", e.pointer),
+                            codes::EXAMPLE_ERROR_MISSING,
+                            format!("invalid example {:?} should fail with {code} at {pointer:?}; it failed with: {}", e.name, got.join(", ")),
+                        );
                     }
                 }
             }

@@ -23,7 +23,10 @@ pub const DUPLICATE_MEMBER: &str = "CARIMBO-E0120";
 #[derive(Debug, thiserror::Error)]
 pub enum StrictJsonError {
     /// An object holds the member `name` twice; `pointer` (RFC 6901) names the object.
-    #[error("the member name \"{name}\" appears twice in the object at {} (line {line}, column {column}); member names must be unique (RFC 7493)", show_pointer(pointer))]
+    #[error(
+        "the member name \"{name}\" appears twice in the object at {} (line {line}, column {column}); member names must be unique (RFC 7493)",
+        show_pointer(pointer)
+    )]
     Duplicate { pointer: String, name: String, line: usize, column: usize },
     /// Not JSON, or JSON of another shape: serde_json's own error, unchanged.
     #[error(transparent)]
@@ -169,7 +172,7 @@ impl<'de> Visitor<'de> for Node<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn duplicate(text: &str) -> (String, String) {
         match check(text.as_bytes()) {

@@ -278,16 +278,48 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Check { paths, directory, explain, lang } => return check(paths, directory.as_deref(), *explain, *lang),
-        Command::Serve { addr, data, root, store, pg_schema, webhooks, deadline_seconds, metrics_token_file, totp_key_file, public_url, smtp, smtp_credentials_file, mail_from, mail_retry_ms, tsa, tsa_timeout_ms } => {
+        Command::Serve {
+            addr,
+            data,
+            root,
+            store,
+            pg_schema,
+            webhooks,
+            deadline_seconds,
+            metrics_token_file,
+            totp_key_file,
+            public_url,
+            smtp,
+            smtp_credentials_file,
+            mail_from,
+            mail_retry_ms,
+            tsa,
+            tsa_timeout_ms,
+        } => {
             let tsa = (tsa.clone(), std::time::Duration::from_millis(*tsa_timeout_ms));
             let mail = MailArgs { smtp: smtp.clone(), credentials: smtp_credentials_file.clone(), from: mail_from.clone(), retry_ms: *mail_retry_ms };
-            return serve(*addr, data, root, store, pg_schema.as_deref(), webhooks.as_deref(), *deadline_seconds, metrics_token_file.as_deref(), totp_key_file.as_deref(), public_url.as_deref(), tsa, mail)
+            return serve(
+                *addr,
+                data,
+                root,
+                store,
+                pg_schema.as_deref(),
+                webhooks.as_deref(),
+                *deadline_seconds,
+                metrics_token_file.as_deref(),
+                totp_key_file.as_deref(),
+                public_url.as_deref(),
+                tsa,
+                mail,
+            );
         }
         Command::Tsa { addr, key, cert, policy, data } => return run_tsa(*addr, key, cert, policy, data),
         Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
-            return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field)
+            return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field);
         }
-        Command::ExportEvidence { case, data, root, out, withhold_restricted } => return export_evidence(case, data, root, out.as_deref(), *withhold_restricted),
+        Command::ExportEvidence { case, data, root, out, withhold_restricted } => {
+            return export_evidence(case, data, root, out.as_deref(), *withhold_restricted);
+        }
         Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
         Command::Evidence(command) => return carimbo::cli::restamp::run(command),
         Command::Pdf(args) => return carimbo::cli::pdf::run(args),
@@ -368,11 +400,14 @@ fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool, lang: 
         }
         let files: std::collections::BTreeSet<_> = report.problems.iter().map(|p| &p.file).collect();
         let (n, m) = (report.problems.len(), files.len());
-        println!("{}", match lang {
-            carimbo::i18n::Lang::Zh => format!("{m} 個檔案共 {n} 個問題"),
-            carimbo::i18n::Lang::Pt => format!("{n} problema(s) em {m} ficheiro(s)"),
-            carimbo::i18n::Lang::En => format!("{n} problems in {m} files"),
-        });
+        println!(
+            "{}",
+            match lang {
+                carimbo::i18n::Lang::Zh => format!("{m} 個檔案共 {n} 個問題"),
+                carimbo::i18n::Lang::Pt => format!("{n} problema(s) em {m} ficheiro(s)"),
+                carimbo::i18n::Lang::En => format!("{n} problems in {m} files"),
+            }
+        );
         Ok(ExitCode::from(1))
     }
 }
@@ -400,7 +435,7 @@ fn serve(
     (tsa_urls, tsa_timeout): (Vec<String>, std::time::Duration),
     mail: MailArgs,
 ) -> Result<ExitCode> {
-    use carimbo::http::{AppState, Paths, PublicUrl, DEMO_PASSWORD};
+    use carimbo::http::{AppState, DEMO_PASSWORD, Paths, PublicUrl};
     // A wrong public address is refused before anything is opened.
     let public_url = match public_url {
         Some(text) => PublicUrl::parse(text)?,
@@ -460,7 +495,11 @@ fn serve(
     let state = std::sync::Arc::new(state);
     // Closed cases' B-LTA bundles kept and re-stamped in DATA/evidence/, at start and daily.
     let archive = carimbo::archive_job::start(state.clone());
-    println!("evidence archive: closed cases kept as B-LTA bundles in {}, re-stamped {} days before their last archive time-stamp's TSA certificate expires (GET/POST /api/v1/admin/evidence-archive)", state.archive.dir().display(), carimbo::archive_job::DEFAULT_MARGIN_DAYS);
+    println!(
+        "evidence archive: closed cases kept as B-LTA bundles in {}, re-stamped {} days before their last archive time-stamp's TSA certificate expires (GET/POST /api/v1/admin/evidence-archive)",
+        state.archive.dir().display(),
+        carimbo::archive_job::DEFAULT_MARGIN_DAYS
+    );
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
     // What wins when the files and the store disagree (docs/storage.md, "Published definitions").
@@ -468,7 +507,12 @@ fn serve(
     if published.is_empty() {
         println!("definitions: the files in {} and {} (none published through the API yet)", root.join("forms").display(), root.join("workflows").display());
     } else {
-        println!("definitions: the files in {} and {}, except {} published through the API (the store wins over the files):", root.join("forms").display(), root.join("workflows").display(), published.len());
+        println!(
+            "definitions: the files in {} and {}, except {} published through the API (the store wins over the files):",
+            root.join("forms").display(),
+            root.join("workflows").display(),
+            published.len()
+        );
         for line in &published {
             println!("  {line}");
         }
@@ -481,11 +525,23 @@ fn serve(
     println!("{}", state.stamping.describe());
     println!("second-factor secrets encrypted with {}; account audit log {}", totp_key.display(), state.accounts.audit_log_path().display());
     println!("demo logins (password {DEMO_PASSWORD}):");
-    for (who, role) in [("p005", "staff, DAF"), ("p003", "supervisor, DAF"), ("p002", "head, DAF"), ("p019", "HR officer, author"), ("p001", "appointing authority"), ("doc01", "doctor"), ("p022", "auditor"), ("p032", "administrator")] {
+    for (who, role) in [
+        ("p005", "staff, DAF"),
+        ("p003", "supervisor, DAF"),
+        ("p002", "head, DAF"),
+        ("p019", "HR officer, author"),
+        ("p001", "appointing authority"),
+        ("doc01", "doctor"),
+        ("p022", "auditor"),
+        ("p032", "administrator"),
+    ] {
         println!("  {who:<6} {role}");
     }
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
-    println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" });
+    println!(
+        "usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})",
+        if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" }
+    );
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(carimbo::http::serve(state, addr))?;
     for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)).chain(mailer) {
@@ -508,7 +564,8 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, wit
         anyhow::bail!("no store in {} (the data directory given to `carimbo serve`)", data.display());
     }
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
-        SledStore::open(&store_dir).map_err(|e| anyhow::anyhow!("{e} (is the server running on this data directory? then use GET /api/v1/cases/{{id}}/evidence)"))?,
+        SledStore::open(&store_dir)
+            .map_err(|e| anyhow::anyhow!("{e} (is the server running on this data directory? then use GET /api/v1/cases/{{id}}/evidence)"))?,
     );
     let directory = Directory::load(&paths.seeds.join("directory/directory.json"))?;
     let report = Catalog::load_paths_with(&[paths.forms.clone(), paths.workflows.clone()], Some(&directory));
@@ -624,8 +681,18 @@ fn emit(text: &str) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)] // one per command-line option
-fn export(since: &str, until: Option<&str>, format: &str, kind: Option<&str>, data: &Path, store: &str, pg_schema: Option<&str>, out: Option<&Path>, restricted_fields: &[String]) -> Result<ExitCode> {
-    use carimbo::http::outbox_api::{export_request, ExportQuery};
+fn export(
+    since: &str,
+    until: Option<&str>,
+    format: &str,
+    kind: Option<&str>,
+    data: &Path,
+    store: &str,
+    pg_schema: Option<&str>,
+    out: Option<&Path>,
+    restricted_fields: &[String],
+) -> Result<ExitCode> {
+    use carimbo::http::outbox_api::{ExportQuery, export_request};
     let query = ExportQuery { since: since.to_string(), until: until.map(str::to_string), format: Some(format.to_string()), kind: kind.map(str::to_string) };
     // Arguments are checked before the store is opened or a file is created.
     let (mut filter, format) = export_request(&query, true)?;
@@ -680,7 +747,11 @@ fn run_tsa(addr: std::net::SocketAddr, key: &Path, cert: &Path, policy: &str, da
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("carimbo TSA on http://{}/tsa (policy {policy}, serials in {})", listener.local_addr()?, data.join("tsa/serial.json").display());
-        axum::serve(listener, carimbo::tsa::router(tsa)).with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+        axum::serve(listener, carimbo::tsa::router(tsa))
+            .with_graceful_shutdown(async {
+                tokio::signal::ctrl_c().await.ok();
+            })
+            .await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

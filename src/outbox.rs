@@ -19,7 +19,7 @@ use crate::store::{OutboxRecord, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,7 +119,12 @@ pub struct Endpoint {
 impl std::fmt::Debug for Endpoint {
     // The key stays out of logs and debug output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("name", &self.name).field("url", &self.url).field("kinds", &self.kinds).field("restricted_fields", &self.restricted_fields).finish_non_exhaustive()
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("kinds", &self.kinds)
+            .field("restricted_fields", &self.restricted_fields)
+            .finish_non_exhaustive()
     }
 }
 
@@ -212,7 +217,9 @@ impl WebhookConfig {
                     let text = std::fs::read(&f).map_err(|err| format!("{at}: secret_file {} cannot be read: {err}", f.display()))?;
                     trim_newline(text)
                 }
-                (None, Some(var)) => std::env::var(var).map_err(|_| format!("{at}: the environment variable {var} named by secret_env is not set"))?.into_bytes(),
+                (None, Some(var)) => {
+                    std::env::var(var).map_err(|_| format!("{at}: the environment variable {var} named by secret_env is not set"))?.into_bytes()
+                }
                 _ => return Err(format!("{at}: give exactly one of secret_file and secret_env (a secret is never written in this file)")),
             };
             if secret.len() < 16 {
@@ -438,11 +445,7 @@ impl Dispatcher {
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
-                if (200..300).contains(&status) {
-                    Ok(status)
-                } else {
-                    Err((Some(status), format!("the endpoint answered {status}")))
-                }
+                if (200..300).contains(&status) { Ok(status) } else { Err((Some(status), format!("the endpoint answered {status}"))) }
             }
             Err(e) => Err((None, format!("no answer: {e}"))),
         }
@@ -567,16 +570,32 @@ pub fn parse_time(text: &str, what: &str) -> Result<DateTime<Utc>, OutboxError> 
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(crate::usage::macau()).single()) {
-            return Ok(t.with_timezone(&Utc));
-        }
+        && let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(crate::usage::macau()).single())
+    {
+        return Ok(t.with_timezone(&Utc));
+    }
     Err(OutboxError::Export(format!("{what} {text:?} is not a date (2026-11-01) or a time (2026-11-01T09:00:00+08:00)")))
 }
 
 /// The CSV columns, one row per message.
 pub const CSV_COLUMNS: [&str; 17] = [
-    "id", "at", "kind", "case_id", "form_id", "form_version", "department", "submitter", "subject", "submitted_at", "step", "action", "actor",
-    "on_behalf_of", "level", "status", "payload",
+    "id",
+    "at",
+    "kind",
+    "case_id",
+    "form_id",
+    "form_version",
+    "department",
+    "submitter",
+    "subject",
+    "submitted_at",
+    "step",
+    "action",
+    "actor",
+    "on_behalf_of",
+    "level",
+    "status",
+    "payload",
 ];
 
 fn text(v: &Value) -> String {
@@ -614,7 +633,13 @@ fn walk(store: &dyn Store, filter: &ExportFilter, mut f: impl FnMut(&OutboxRecor
 
 /// Writes the messages the filter selects, oldest first, and returns how many. `progress` is
 /// called every 10,000 messages with the count so far.
-pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, out: &mut dyn Write, progress: &mut dyn FnMut(usize)) -> Result<usize, OutboxError> {
+pub fn export(
+    store: &dyn Store,
+    filter: &ExportFilter,
+    format: ExportFormat,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(usize),
+) -> Result<usize, OutboxError> {
     for k in &filter.kinds {
         if !KINDS.contains(&k.as_str()) {
             return Err(OutboxError::Export(format!("kind {k:?} is not one of {}", KINDS.join(", "))));
@@ -633,9 +658,23 @@ pub fn export(store: &dyn Store, filter: &ExportFilter, format: ExportFormat, ou
             let count = walk(store, filter, |r| {
                 let p = &crate::visibility::message_for(&r.payload, &filter.restricted_fields);
                 let row = [
-                    r.id.clone(), r.at.to_rfc3339(), r.kind.clone(), r.case_id.clone(), text(&p["form_id"]), text(&p["form_version"]), text(&p["department"]),
-                    text(&p["submitter"]), text(&p["subject"]), text(&p["submitted_at"]), text(&p["step"]), text(&p["action"]), text(&p["actor"]),
-                    text(&p["on_behalf_of"]), text(&p["level"]), text(&p["status"]), p.to_string(),
+                    r.id.clone(),
+                    r.at.to_rfc3339(),
+                    r.kind.clone(),
+                    r.case_id.clone(),
+                    text(&p["form_id"]),
+                    text(&p["form_version"]),
+                    text(&p["department"]),
+                    text(&p["submitter"]),
+                    text(&p["subject"]),
+                    text(&p["submitted_at"]),
+                    text(&p["step"]),
+                    text(&p["action"]),
+                    text(&p["actor"]),
+                    text(&p["on_behalf_of"]),
+                    text(&p["level"]),
+                    text(&p["status"]),
+                    p.to_string(),
                 ];
                 w.write_record(&row).map_err(csv_err)?;
                 n += 1;
@@ -768,14 +807,32 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
         let now = Utc::now();
         let head = CaseHead {
-            case_id: "c1".into(), version: 0, last_hash: String::new(), status: "open".into(), form_id: "leave".into(), form_version: "1".into(),
-            form_hash: "f".repeat(64), workflow_id: "leave".into(), workflow_version: "1".into(), workflow_hash: "e".repeat(64),
-            submitter: "p1".into(), parties: vec!["p1".into()], opened_at: now, updated_at: now, summary: json!({}),
+            case_id: "c1".into(),
+            version: 0,
+            last_hash: String::new(),
+            status: "open".into(),
+            form_id: "leave".into(),
+            form_version: "1".into(),
+            form_hash: "f".repeat(64),
+            workflow_id: "leave".into(),
+            workflow_version: "1".into(),
+            workflow_hash: "e".repeat(64),
+            submitter: "p1".into(),
+            parties: vec!["p1".into()],
+            opened_at: now,
+            updated_at: now,
+            summary: json!({}),
         };
         store
             .append(Append {
-                case_id: "c1".into(), expected_version: 0, events: vec![json!({"type": "submitted"})], head, inbox: vec![], idempotency_key: None,
-                outcome: json!({}), outbox: vec![OutboxMessage { kind: "decision".into(), payload: json!({"step": "supervisor"}) }],
+                case_id: "c1".into(),
+                expected_version: 0,
+                events: vec![json!({"type": "submitted"})],
+                head,
+                inbox: vec![],
+                idempotency_key: None,
+                outcome: json!({}),
+                outbox: vec![OutboxMessage { kind: "decision".into(), payload: json!({"step": "supervisor"}) }],
             })
             .unwrap();
         (dir, store)
@@ -823,7 +880,11 @@ mod tests {
         // Nothing listens on a port just released.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let down = Endpoint::new("payroll", &format!("http://127.0.0.1:{port}/h"), b"0123456789abcdef", vec![]);
-        let config = Arc::new(WebhookConfig { endpoints: vec![down], retry: RetryPolicy { max_attempts: 2, first_delay_ms: 60_000, max_delay_ms: 60_000 }, timeout: std::time::Duration::from_secs(1) });
+        let config = Arc::new(WebhookConfig {
+            endpoints: vec![down],
+            retry: RetryPolicy { max_attempts: 2, first_delay_ms: 60_000, max_delay_ms: 60_000 },
+            timeout: std::time::Duration::from_secs(1),
+        });
         let d = Dispatcher::new(store.clone(), config);
         let t0 = Utc::now();
         assert_eq!(d.run_once(t0).unwrap().failed, 1);

@@ -73,7 +73,10 @@ impl SerialCounter {
         let fail = |reason: String| TimeStampError::SerialCounter { path: self.path.display().to_string(), reason };
         let mut s = self.state.lock().map_err(|_| fail("the counter lock is poisoned".into()))?;
         if s.next >= s.file.next {
-            let reserved = SerialFile { instance: s.file.instance, next: s.next.checked_add(SERIAL_BLOCK).ok_or_else(|| fail("the counter is exhausted; remove the file to start a new instance".into()))? };
+            let reserved = SerialFile {
+                instance: s.file.instance,
+                next: s.next.checked_add(SERIAL_BLOCK).ok_or_else(|| fail("the counter is exhausted; remove the file to start a new instance".into()))?,
+            };
             write_synced(&self.path, &serde_json::to_vec(&reserved).map_err(|e| fail(e.to_string()))?).map_err(|e| fail(e.to_string()))?;
             s.file = reserved;
         }
@@ -161,12 +164,8 @@ impl TsaClient {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| TimeStampError::Encoding(format!("no OS randomness: {e}")))?;
         let pending = timestamp::request(stamped, nonce)?;
-        let mut response = self
-            .agent
-            .post(url)
-            .header("content-type", QUERY_TYPE)
-            .send(&pending.der[..])
-            .map_err(|e| TimeStampError::BadReply(format!("no answer: {e}")))?;
+        let mut response =
+            self.agent.post(url).header("content-type", QUERY_TYPE).send(&pending.der[..]).map_err(|e| TimeStampError::BadReply(format!("no answer: {e}")))?;
         let status = response.status().as_u16();
         if status != 200 {
             return Err(TimeStampError::BadReply(format!("HTTP status {status}")));
@@ -175,12 +174,7 @@ impl TsaClient {
         if media.split(';').next().map(str::trim) != Some(REPLY_TYPE) {
             return Err(TimeStampError::BadReply(format!("content type {media:?}, not {REPLY_TYPE}")));
         }
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_TOKEN_BYTES as u64)
-            .read_to_vec()
-            .map_err(|e| TimeStampError::BadReply(e.to_string()))?;
+        let body = response.body_mut().with_config().limit(MAX_TOKEN_BYTES as u64).read_to_vec().map_err(|e| TimeStampError::BadReply(e.to_string()))?;
         timestamp::token_from_reply(&body, &pending)
     }
 }
@@ -252,17 +246,14 @@ impl TimeStamping {
 /// The `carimbo tsa` HTTP service: `POST /` or `POST /tsa` with a DER request.
 pub fn router(tsa: Arc<LocalTsa>) -> axum::Router {
     use axum::routing::post;
-    axum::Router::new()
-        .route("/", post(answer))
-        .route("/tsa", post(answer))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_TOKEN_BYTES))
-        .with_state(tsa)
+    axum::Router::new().route("/", post(answer)).route("/tsa", post(answer)).layer(axum::extract::DefaultBodyLimit::max(MAX_TOKEN_BYTES)).with_state(tsa)
 }
 
 async fn answer(axum::extract::State(tsa): axum::extract::State<Arc<LocalTsa>>, headers: HeaderMap, body: Bytes) -> Response {
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if media.split(';').next().map(str::trim) != Some(QUERY_TYPE) {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("CARIMBO-E1220: send a DER TimeStampReq as {QUERY_TYPE} (RFC 3161 §3.4), not {media:?}\n")).into_response();
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("CARIMBO-E1220: send a DER TimeStampReq as {QUERY_TYPE} (RFC 3161 §3.4), not {media:?}\n"))
+            .into_response();
     }
     match tokio::task::spawn_blocking(move || tsa.respond(&body)).await {
         Ok(Ok(reply)) => ([(header::CONTENT_TYPE, REPLY_TYPE)], reply).into_response(),

@@ -14,11 +14,11 @@
 //! The subject of a case and its submitter read it as `applicant` besides their own roles.
 //! This module is pure: roles come in, redacted values go out.
 
-use crate::forms::commitment;
-use crate::forms::FormDefinition;
 use crate::chain::DISCLOSURES_MEMBER;
+use crate::forms::FormDefinition;
+use crate::forms::commitment;
 use crate::workflow::{Case, Change};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// The role a case's subject and submitter hold on it, besides their own.
@@ -150,7 +150,12 @@ impl Sight {
         for field in &self.hidden {
             let open = |data: Option<&Value>| data.and_then(|d| d.get(field)).is_some_and(|v| !v.is_null() && commitment::commitment_digest(v).is_none());
             let in_changes = body.get("changes").and_then(Value::as_array).is_some_and(|cs| {
-                cs.iter().any(|c| self.field_of(c.get("pointer").and_then(Value::as_str).unwrap_or("")) == Some(field) && [c.get("before"), c.get("after")].into_iter().any(|v| v.is_some_and(|v| !v.is_null() && commitment::commitment_digest(v).is_none() && !is_restricted_marker(v))))
+                cs.iter().any(|c| {
+                    self.field_of(c.get("pointer").and_then(Value::as_str).unwrap_or("")) == Some(field)
+                        && [c.get("before"), c.get("after")]
+                            .into_iter()
+                            .any(|v| v.is_some_and(|v| !v.is_null() && commitment::commitment_digest(v).is_none() && !is_restricted_marker(v)))
+                })
             });
             if open(body.get("data")) || in_changes {
                 return Err(field.clone());
@@ -179,7 +184,10 @@ pub fn open_changes(changes: &[Change], before: &commitment::Disclosures, after:
             _ => v.clone(),
         }
     };
-    changes.iter().map(|c| Change { pointer: c.pointer.clone(), before: open(&c.before, &c.pointer, before), after: open(&c.after, &c.pointer, after) }).collect()
+    changes
+        .iter()
+        .map(|c| Change { pointer: c.pointer.clone(), before: open(&c.before, &c.pointer, before), after: open(&c.after, &c.pointer, after) })
+        .collect()
 }
 
 /// A message for another system (a webhook receiver, an export): the restricted values it

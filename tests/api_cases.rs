@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::server::{leave, sign_as, Reply, TestServer};
-use serde_json::{json, Value};
+use common::server::{Reply, TestServer, leave, sign_as};
+use serde_json::{Value, json};
 
 const LEAVE: &str = "absence-and-annual-leave";
 
@@ -249,7 +249,6 @@ fn the_submitter_withdraws_a_case_and_nobody_can_act_on_it_afterwards() {
     staff.post(&format!("/api/v1/cases/{id}/withdraw"), &json!({})).problem(409, "CARIMBO-E0311");
     // Not even a payload to sign a new version is given for it.
     staff.post("/api/v1/signing-payload", &json!({"kind": "resubmit", "case": id, "data": leave(2)})).problem(409, "CARIMBO-E0303");
-
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::server::{leave, TestServer};
+use common::server::{TestServer, leave};
 use serde_json::json;
 
 const LEAVE: &str = "absence-and-annual-leave";
@@ -51,7 +51,10 @@ fn the_same_key_with_another_body_is_a_422_and_changes_nothing() {
     let supervisor = s.login("p003");
     let signed = supervisor.sign(&json!({"kind": "act", "case": id, "step": "supervisor", "action": "return"}));
     let act = |comment: &str| {
-        supervisor.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "supervisor", "action": "return", "comment": comment, "signed": signed, "idempotency_key": "a-1"}))
+        supervisor.post(
+            &format!("/api/v1/cases/{id}/acts"),
+            &json!({"step": "supervisor", "action": "return", "comment": comment, "signed": signed, "idempotency_key": "a-1"}),
+        )
     };
     assert_eq!(act("fix the dates").status, 200);
     let before = s.state.cases.events(&id).unwrap().len();

@@ -9,7 +9,7 @@ mod common;
 use carimbo::http::{AppState, Paths};
 use carimbo::outbox::WebhookConfig;
 use common::server::{Client, Reply, TestServer};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,13 @@ const CORRECTED: &str = "K35.2";
 
 fn example(form: &str, with: &str) -> Value {
     let def = common::read_json(&common::repo().join(format!("forms/{form}.json")));
-    def["examples"]["valid"].as_array().unwrap().iter().map(|e| e["data"].clone()).find(|d| d.get(with).is_some()).unwrap_or_else(|| panic!("an example of {form} with {with}"))
+    def["examples"]["valid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].clone())
+        .find(|d| d.get(with).is_some())
+        .unwrap_or_else(|| panic!("an example of {form} with {with}"))
 }
 
 fn medical(diagnosis: &str) -> Value {
@@ -241,7 +247,8 @@ fn webhooks_and_exports_carry_a_diagnosis_only_to_a_receiver_configured_for_it()
 // ------------------------------------------------------------------ every channel, every role
 
 /// The readers, with whether each may read the restricted fields of a case they can open.
-const READERS: [(&str, &str); 7] = [("p005", "staff (the patient)"), ("p003", "approver"), ("p018", "hr"), ("p022", "auditor"), ("p031", "author"), ("p032", "admin"), ("doc02", "doctor")];
+const READERS: [(&str, &str); 7] =
+    [("p005", "staff (the patient)"), ("p003", "approver"), ("p018", "hr"), ("p022", "auditor"), ("p031", "author"), ("p032", "admin"), ("doc02", "doctor")];
 
 /// Every GET of the API (from the route table) and every page, for a case id.
 fn readable_paths(case: &str) -> Vec<String> {

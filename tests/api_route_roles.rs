@@ -11,19 +11,13 @@
 mod common;
 
 use carimbo::http::DEMO_PASSWORD;
-use common::server::{leave, sign_as, Client, Reply, TestServer};
-use serde_json::{json, Value};
+use common::server::{Client, Reply, TestServer, leave, sign_as};
+use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The roles, in the order of the table's columns, with the demo person who has each.
-const ROLES: [(&str, Option<&str>); 6] = [
-    ("anonymous", None),
-    ("staff", Some("p005")),
-    ("approver", Some("p003")),
-    ("author", Some("p031")),
-    ("auditor", Some("p022")),
-    ("admin", Some("p032")),
-];
+const ROLES: [(&str, Option<&str>); 6] =
+    [("anonymous", None), ("staff", Some("p005")), ("approver", Some("p003")), ("author", Some("p031")), ("auditor", Some("p022")), ("admin", Some("p032"))];
 
 struct Row {
     method: &'static str,
@@ -329,7 +323,9 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             let entry = serde_json::to_string(&common::next_trust_entry(&w.s.state.trust.current())).unwrap();
             form_post(caller, path, &[("entry", &entry)], &[])
         }
-        ("POST", "/me/notifications") => form_post(caller, path, &[("topic", "task"), ("delivery", "immediate"), ("quiet_from", "20:00"), ("quiet_to", "08:00")], &[]),
+        ("POST", "/me/notifications") => {
+            form_post(caller, path, &[("topic", "task"), ("delivery", "immediate"), ("quiet_from", "20:00"), ("quiet_to", "08:00")], &[])
+        }
         // A delegation a month ahead (so it covers none of the other rows' cases), to a staff
         // member who is no column of the table.
         ("POST", "/me/delegation") => {
@@ -342,7 +338,16 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             let id = format!("route-roles-{}", w.key());
             let mut dir = (*w.s.state.cases.directory()).clone();
             let day = chrono::Utc::now().date_naive() + chrono::Duration::days(60);
-            dir.add_delegation(carimbo::directory::Delegation { id: id.clone(), delegate: "p012".into(), principal: "p011".into(), from: day, to: day, forms: None, reason: None }).unwrap();
+            dir.add_delegation(carimbo::directory::Delegation {
+                id: id.clone(),
+                delegate: "p012".into(),
+                principal: "p011".into(),
+                from: day,
+                to: day,
+                forms: None,
+                reason: None,
+            })
+            .unwrap();
             w.s.state.cases.set_directory(dir);
             form_post(caller, path, &[("_do", "end"), ("id", &id)], &[])
         }
@@ -371,7 +376,12 @@ fn the_table_names_every_route_exactly_once() {
         assert_eq!(rows, 1, "{} {} needs exactly one row in the route × role table (it has {rows})", r.method, r.path);
     }
     for row in TABLE {
-        assert!(routes.iter().any(|r| r.method.as_str() == row.method && r.path == row.path), "the table has a row for {} {}, which is not a route", row.method, row.path);
+        assert!(
+            routes.iter().any(|r| r.method.as_str() == row.method && r.path == row.path),
+            "the table has a row for {} {}, which is not a route",
+            row.method,
+            row.path
+        );
     }
     // The table agrees with what each route declares in the OpenAPI document.
     for r in &routes {
@@ -398,7 +408,8 @@ fn every_route_gives_every_role_the_status_in_the_table() {
     let w = World { s, staff, supervisor, keys: AtomicUsize::new(0) };
     let callers: Vec<Client> = ROLES.iter().map(|(_, p)| p.map_or_else(|| w.s.anonymous(), |p| w.s.login(p))).collect();
     // The pages are called as a browser calls them: the session cookie, no redirect followed.
-    let browsers: Vec<Client> = ROLES.iter().map(|(_, p)| p.map_or_else(|| w.s.anonymous().no_redirects(), |p| w.s.login(p).by_cookie().no_redirects())).collect();
+    let browsers: Vec<Client> =
+        ROLES.iter().map(|(_, p)| p.map_or_else(|| w.s.anonymous().no_redirects(), |p| w.s.login(p).by_cookie().no_redirects())).collect();
 
     let mut wrong = Vec::new();
     for r in carimbo::http::routes() {
@@ -433,8 +444,13 @@ fn every_route_gives_every_role_the_status_in_the_table() {
             {
                 wrong.push(format!("{} {} as {role}: expected a {code} problem, got {}", row.method, row.path, reply.body));
             }
-            if expected == 403 && !reply.body["code"].as_str().is_some_and(|c| ["CARIMBO-E0702", "CARIMBO-E0306", "CARIMBO-E0307", "CARIMBO-E0309"].contains(&c)) {
-                wrong.push(format!("{} {} as {role}: a 403 must say why (no role, not assigned, own case, not the submitter): {}", row.method, row.path, reply.body));
+            if expected == 403
+                && !reply.body["code"].as_str().is_some_and(|c| ["CARIMBO-E0702", "CARIMBO-E0306", "CARIMBO-E0307", "CARIMBO-E0309"].contains(&c))
+            {
+                wrong.push(format!(
+                    "{} {} as {role}: a 403 must say why (no role, not assigned, own case, not the submitter): {}",
+                    row.method, row.path, reply.body
+                ));
             }
         }
     }

@@ -9,10 +9,10 @@
 mod common;
 
 use carimbo::accounts::{AccountFiles, Accounts};
-use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
+use carimbo::http::{AppState, DEMO_PASSWORD, Paths};
 use chrono::{Duration, Utc};
 use common::server::{Client, TestServer};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,7 +39,11 @@ fn enrol(s: &TestServer, c: &Client) {
 /// A code of no time step near now: wrong for the next few minutes.
 fn wrong_code(s: &TestServer, person: &str) -> String {
     let near: Vec<String> = (-2..=6).map(|k| s.state.accounts.current_totp_for_tests(person, Utc::now() + Duration::seconds(30 * k)).unwrap()).collect();
-    ["000000", "111111", "222222", "333333", "444444", "555555", "666666", "777777", "888888", "999999", "123456"].iter().find(|c| !near.iter().any(|n| n == *c)).unwrap().to_string()
+    ["000000", "111111", "222222", "333333", "444444", "555555", "666666", "777777", "888888", "999999", "123456"]
+        .iter()
+        .find(|c| !near.iter().any(|n| n == *c))
+        .unwrap()
+        .to_string()
 }
 
 /// The code of the step after the current one, which the server accepts (one step of drift):
@@ -59,7 +63,11 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn audit_lines(s: &TestServer) -> Vec<Value> {
-    std::fs::read_to_string(s.state.accounts.audit_log_path()).unwrap_or_default().lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+    std::fs::read_to_string(s.state.accounts.audit_log_path())
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
 }
 
 #[test]
@@ -108,7 +116,8 @@ fn without_a_valid_signature_the_code_is_not_even_checked() {
     for _ in 0..10 {
         head.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "head", "action": "approve", "totp": wrong})).problem(422, "CARIMBO-E0302");
         let elsewhere = head.sign(&json!({"kind": "act", "case": other, "step": "head", "action": "approve"}));
-        head.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "head", "action": "approve", "signed": elsewhere, "totp": wrong})).problem(422, "CARIMBO-E0500");
+        head.post(&format!("/api/v1/cases/{id}/acts"), &json!({"step": "head", "action": "approve", "signed": elsewhere, "totp": wrong}))
+            .problem(422, "CARIMBO-E0500");
     }
     // Twenty probes, and none of them counted: the owner's next act goes through.
     let r = head.act_with(&id, "head", "approve", json!({"totp": next_code(&s, "p028")}));

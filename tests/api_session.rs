@@ -6,7 +6,7 @@ mod common;
 
 use carimbo::http::DEMO_PASSWORD;
 use common::server::TestServer;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{Read, Write};
 
 #[test]
@@ -221,9 +221,15 @@ fn the_openapi_document_describes_every_request_body_from_the_type_its_handler_r
         match route.body {
             Some(_) => {
                 let r = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str();
-                let name = r.and_then(|r| r.strip_prefix("#/components/schemas/")).unwrap_or_else(|| panic!("{} {} has no request body schema", route.method, route.path));
+                let name = r
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    .unwrap_or_else(|| panic!("{} {} has no request body schema", route.method, route.path));
                 let schema = &doc["components"]["schemas"][name];
-                assert!(schema["properties"].is_object() || schema["oneOf"].is_array(), "{name} of {} is neither an object nor a choice of objects: {schema}", route.path);
+                assert!(
+                    schema["properties"].is_object() || schema["oneOf"].is_array(),
+                    "{name} of {} is neither an object nor a choice of objects: {schema}",
+                    route.path
+                );
             }
             None if route.method == "POST" => assert!(bodiless.contains(&route.path), "POST {} declares no request body", route.path),
             None => assert!(op.get("requestBody").is_none()),
@@ -269,7 +275,9 @@ fn behind_an_https_public_address_cookies_are_secure_and_every_answer_carries_hs
     let cookie = r.header("set-cookie").unwrap();
     assert!(cookie.starts_with("carimbo_session=") && cookie.contains("; Secure"), "{cookie}");
     let c = s.login("p003");
-    for r in [c.get("/api/v1/me"), s.anonymous().get("/api/v1/me"), s.anonymous().get("/login"), s.anonymous().get("/static/app.css"), c.delete("/api/v1/session")] {
+    for r in
+        [c.get("/api/v1/me"), s.anonymous().get("/api/v1/me"), s.anonymous().get("/login"), s.anonymous().get("/static/app.css"), c.delete("/api/v1/session")]
+    {
         assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"), "{:?}", r.headers);
     }
     // The sign-out removes the cookie with the same attributes it was set with.
@@ -289,7 +297,15 @@ fn over_plain_http_cookies_are_not_secure_and_no_hsts_is_sent() {
 #[test]
 fn a_public_address_that_is_not_a_plain_http_or_https_origin_stops_the_server_at_start() {
     let data = tempfile::tempdir().unwrap();
-    for bad in ["forms.example.org", "ftp://forms.example.org", "https://", "https://forms.example.org/carimbo", "https://user@forms.example.org", "https://forms.example.org:99999", "https://x.org?a=b"] {
+    for bad in [
+        "forms.example.org",
+        "ftp://forms.example.org",
+        "https://",
+        "https://forms.example.org/carimbo",
+        "https://user@forms.example.org",
+        "https://forms.example.org:99999",
+        "https://x.org?a=b",
+    ] {
         let dir = data.path().join("never-created");
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
             .args(["serve", "--addr", "127.0.0.1:0", "--public-url", bad, "--data"])
@@ -345,7 +361,14 @@ fn form_agent() -> ureq::Agent {
 fn login_page(s: &TestServer, agent: &ureq::Agent) -> (String, String) {
     let mut r = agent.get(&format!("{}/login", s.base)).call().unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("carimbo_login=")).expect("the sign-in token cookie").to_string();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("carimbo_login="))
+        .expect("the sign-in token cookie")
+        .to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     let html = r.body_mut().read_to_string().unwrap();
     let field = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).expect("the hidden csrf field").to_string();
@@ -374,7 +397,13 @@ fn the_sign_in_form_is_refused_without_its_own_token_and_changes_nothing() {
     let (cookie, field) = login_page(&s, &agent);
     let other = login_page(&s, &agent).1;
     // A post from another site: no cookie of ours, or a token that is not the cookie's.
-    for (what, c, f) in [("no token at all", None, None), ("no cookie", None, Some(field.as_str())), ("no field", Some(cookie.as_str()), None), ("a forged field", Some(cookie.as_str()), Some("forged")), ("another page's token", Some(cookie.as_str()), Some(other.as_str()))] {
+    for (what, c, f) in [
+        ("no token at all", None, None),
+        ("no cookie", None, Some(field.as_str())),
+        ("no field", Some(cookie.as_str()), None),
+        ("a forged field", Some(cookie.as_str()), Some("forged")),
+        ("another page's token", Some(cookie.as_str()), Some(other.as_str())),
+    ] {
         let (status, cookies, html) = post_login(&s, &agent, c, f);
         assert_eq!(status, 403, "{what}");
         assert!(html.contains("CARIMBO-E0721") && html.contains("sign in again"), "{what}: {html}");
@@ -414,7 +443,12 @@ fn sign_in_from(s: &TestServer, source: [u8; 4], person: &str, password: &str) -
     let mut stream = stream;
     stream.set_nonblocking(false).unwrap();
     let body = json!({"person": person, "password": password}).to_string();
-    write!(stream, "POST /api/v1/session HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/session HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -6,8 +6,8 @@
 mod common;
 
 use carimbo::http::{AppState, Paths};
-use common::server::{leave, Client, Reply, TestServer};
-use serde_json::{json, Value};
+use common::server::{Client, Reply, TestServer, leave};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -101,7 +101,8 @@ fn usage_figures_count_what_happened_to_real_signed_cases_as_json_and_as_metrics
 
     let daf = row(&body, "DAF");
     assert_eq!((daf["form"].as_str(), daf["month"].as_str()), (Some(LEAVE), Some(w.month.as_str())));
-    let counts = |r: &Value| ["submitted", "completed", "rejected", "returned", "withdrawn", "in_progress", "past_deadline"].map(|k| r[k].as_u64().unwrap_or(u64::MAX));
+    let counts =
+        |r: &Value| ["submitted", "completed", "rejected", "returned", "withdrawn", "in_progress", "past_deadline"].map(|k| r[k].as_u64().unwrap_or(u64::MAX));
     assert_eq!(counts(daf), [5, 2, 1, 1, 1, 1, 0]);
     // p005 signs with an advanced certificate, the supervisor p003 with a qualified one, and the
     // personnel section's `simple` records are sealed by the service: 5 submissions and 1

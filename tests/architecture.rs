@@ -154,10 +154,11 @@ impl Checker {
 /// `#[cfg(test)]`, or a `cfg` that needs `test` (`all(test, …)`), not one that excludes it.
 fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|a| {
-        a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| {
-            let t = l.tokens.to_string();
-            t.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "test") && !t.contains("not")
-        })
+        a.path().is_ident("cfg")
+            && a.meta.require_list().is_ok_and(|l| {
+                let t = l.tokens.to_string();
+                t.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "test") && !t.contains("not")
+            })
     })
 }
 
@@ -417,11 +418,8 @@ fn no_form_is_known_by_its_id_in_the_rust_code() {
         test_files.extend(test_modules.iter().flat_map(|m| [dir.join(format!("{m}.rs")), dir.join(m).join("mod.rs")]));
         report.extend(found.into_iter().map(|l| (f.clone(), l)));
     }
-    let report: Vec<String> = report
-        .into_iter()
-        .filter(|(f, _)| !test_files.contains(f))
-        .map(|(f, l)| format!("{}:{l}", f.strip_prefix(root).unwrap().display()))
-        .collect();
+    let report: Vec<String> =
+        report.into_iter().filter(|(f, _)| !test_files.contains(f)).map(|(f, l)| format!("{}:{l}", f.strip_prefix(root).unwrap().display())).collect();
     assert!(
         report.is_empty(),
         "the Rust code knows no particular form (docs/ARCHITECTURE.md, Invariants): express what the form needs in its definition instead:\n{}",

@@ -35,30 +35,49 @@ fn populate(store: Arc<dyn Store>) -> usize {
     for i in 0..30 {
         let data = leave("2026-03-09", "2026-03-10");
         let key = Idempotency::for_submit(&format!("form-{i}"), "p005", "absence-and-annual-leave", &data).unwrap();
-        let id = svc
-            .submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&key), Lang::En)
-            .unwrap()
-            .case
-            .id;
+        let id =
+            svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&key), Lang::En).unwrap().case.id;
         let step_key = format!("act-{i}");
         let act_key = |who: &str, step: &str, action: Action| Idempotency::for_act(&step_key, who, step, action.as_str(), None).unwrap();
         match i % 6 {
             0 => {}
             1 => {
-                svc.act(&id, act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Some(&act_key("p003", "supervisor", Action::Approve))).unwrap();
+                svc.act(
+                    &id,
+                    act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"),
+                    Some(&act_key("p003", "supervisor", Action::Approve)),
+                )
+                .unwrap();
             }
             2 => {
-                svc.act(&id, act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"), Some(&act_key("p003", "supervisor", Action::Approve))).unwrap();
+                svc.act(
+                    &id,
+                    act("p003", "supervisor", Action::Approve, Level::Advanced, "2026-03-02T10:00"),
+                    Some(&act_key("p003", "supervisor", Action::Approve)),
+                )
+                .unwrap();
                 svc.act(&id, act("p019", "hr-records", Action::Sign, Level::Simple, "2026-03-02T11:00"), None).unwrap();
             }
             3 => {
-                svc.act(&id, act("p003", "supervisor", Action::Reject, Level::Advanced, "2026-03-02T10:00"), Some(&act_key("p003", "supervisor", Action::Reject))).unwrap();
+                svc.act(
+                    &id,
+                    act("p003", "supervisor", Action::Reject, Level::Advanced, "2026-03-02T10:00"),
+                    Some(&act_key("p003", "supervisor", Action::Reject)),
+                )
+                .unwrap();
             }
             4 => {
                 svc.act(&id, act("p003", "supervisor", Action::Return, Level::Advanced, "2026-03-02T10:00"), None).unwrap();
             }
             _ => {
-                svc.withdraw(&id, "p005", Some("plans changed".into()), at("2026-03-02T10:00"), Some(&Idempotency::for_withdraw(&step_key, "p005", Some("plans changed")).unwrap())).unwrap();
+                svc.withdraw(
+                    &id,
+                    "p005",
+                    Some("plans changed".into()),
+                    at("2026-03-02T10:00"),
+                    Some(&Idempotency::for_withdraw(&step_key, "p005", Some("plans changed")).unwrap()),
+                )
+                .unwrap();
             }
         }
     }
@@ -134,7 +153,10 @@ fn restore_bytes(store: &dyn Store, bytes: &[u8]) -> Result<backup::Summary, Bac
 fn assert_same_stores(a: &dyn Store, b: &dyn Store) {
     let heads_a = a.heads(None, 10_000).unwrap();
     let heads_b = b.heads(None, 10_000).unwrap();
-    assert_eq!(heads_a.iter().map(|h| (&h.case_id, h.version, &h.last_hash)).collect::<Vec<_>>(), heads_b.iter().map(|h| (&h.case_id, h.version, &h.last_hash)).collect::<Vec<_>>());
+    assert_eq!(
+        heads_a.iter().map(|h| (&h.case_id, h.version, &h.last_hash)).collect::<Vec<_>>(),
+        heads_b.iter().map(|h| (&h.case_id, h.version, &h.last_hash)).collect::<Vec<_>>()
+    );
     assert_eq!(heads_a, heads_b);
     for h in &heads_a {
         assert_eq!(a.export_case(&h.case_id).unwrap(), b.export_case(&h.case_id).unwrap(), "case {}", h.case_id);
@@ -464,7 +486,16 @@ fn progress_is_reported_every_thousand_cases() {
         let case_id = format!("bulk-{i:05}");
         let mut h = head.clone();
         h.case_id = case_id.clone();
-        let a = Append { case_id, expected_version: 0, events: vec![json!({"type": "submitted"})], head: h, inbox: vec![], idempotency_key: None, outcome: json!({}), outbox: vec![] };
+        let a = Append {
+            case_id,
+            expected_version: 0,
+            events: vec![json!({"type": "submitted"})],
+            head: h,
+            inbox: vec![],
+            idempotency_key: None,
+            outcome: json!({}),
+            outbox: vec![],
+        };
         source.append_unsynced(a).unwrap();
     }
     source.sync().unwrap();

@@ -9,7 +9,7 @@ use carimbo::i18n::Lang;
 use carimbo::store::{SledStore, Store, StoreError};
 use carimbo::workflow::{ActRequest, Action, CaseEvent, CaseStatus, Level, WorkflowError};
 use common::{at, sig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::{Arc, Barrier};
 
 fn catalog_with_workflow(workflow: &Value) -> Catalog {
@@ -42,7 +42,9 @@ fn approve(who: &str, step: &str, now: &str) -> ActRequest {
 fn a_submitted_case_moves_through_the_inboxes_and_its_chain_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
-    let view = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En).unwrap();
+    let view = svc
+        .submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En)
+        .unwrap();
     let id = view.case.id.clone();
     let inbox = svc.inbox("p003", None, 50).unwrap();
     assert_eq!(inbox.entries.len(), 1);
@@ -52,7 +54,18 @@ fn a_submitted_case_moves_through_the_inboxes_and_its_chain_verifies() {
     assert!(svc.inbox("p003", None, 50).unwrap().entries.is_empty());
     assert_eq!(svc.inbox("p019", None, 50).unwrap().entries.len(), 1);
     let done = svc
-        .act(&id, ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Simple), now: at("2026-03-02T11:00") }, None)
+        .act(
+            &id,
+            ActRequest {
+                actor: "p019".into(),
+                step: "hr-records".into(),
+                action: Action::Sign,
+                comment: None,
+                signature: sig("p019", Level::Simple),
+                now: at("2026-03-02T11:00"),
+            },
+            None,
+        )
         .unwrap();
     assert_eq!(done.case.status, CaseStatus::Completed);
     assert!(svc.inbox("p019", None, 50).unwrap().entries.is_empty());
@@ -66,7 +79,9 @@ fn a_submitted_case_moves_through_the_inboxes_and_its_chain_verifies() {
 fn an_invalid_submission_is_refused_and_stores_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
-    let err = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-10", "2026-03-09"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::Pt).unwrap_err();
+    let err = svc
+        .submit("p005", "absence-and-annual-leave", &leave("2026-03-10", "2026-03-09"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::Pt)
+        .unwrap_err();
     let CaseError::Invalid(errors) = err else { panic!("{err}") };
     assert_eq!(errors[0].code, "end-not-before-start");
     assert!(svc.cases_of("p005", 10).unwrap().is_empty());
@@ -77,7 +92,11 @@ fn an_invalid_submission_is_refused_and_stores_nothing() {
 fn thirty_two_approvers_acting_on_one_step_at_once_exactly_one_wins() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = Arc::new(service(tmp.path(), &shipped_workflow()));
-    let id = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En).unwrap().case.id;
+    let id = svc
+        .submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-10"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En)
+        .unwrap()
+        .case
+        .id;
     svc.act(&id, approve("p003", "supervisor", "2026-03-02T10:00"), None).unwrap();
     let before = svc.events(&id).unwrap().len();
     // The HR step is one seat offered to three officers; 32 tasks race to sign it.
@@ -87,7 +106,14 @@ fn thirty_two_approvers_acting_on_one_step_at_once_exactly_one_wins() {
             let (svc, id, barrier) = (svc.clone(), id.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let who = ["p018", "p019", "p020"][i % 3];
-                let req = ActRequest { actor: who.into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig(who, Level::Simple), now: at("2026-03-02T11:00") };
+                let req = ActRequest {
+                    actor: who.into(),
+                    step: "hr-records".into(),
+                    action: Action::Sign,
+                    comment: None,
+                    signature: sig(who, Level::Simple),
+                    now: at("2026-03-02T11:00"),
+                };
                 barrier.wait();
                 svc.act(&id, req, None)
             })
@@ -99,7 +125,12 @@ fn thirty_two_approvers_acting_on_one_step_at_once_exactly_one_wins() {
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
         // Losers either lost the race at the store or read the case after the winner.
         assert!(
-            matches!(r, CaseError::Store(StoreError::Conflict { .. }) | CaseError::Workflow(WorkflowError::CaseNotOpen(_)) | CaseError::Workflow(WorkflowError::StepNotOpen(_))),
+            matches!(
+                r,
+                CaseError::Store(StoreError::Conflict { .. })
+                    | CaseError::Workflow(WorkflowError::CaseNotOpen(_))
+                    | CaseError::Workflow(WorkflowError::StepNotOpen(_))
+            ),
             "{r}"
         );
     }
@@ -122,8 +153,28 @@ fn resending_an_act_with_the_same_idempotency_key_appends_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
     let data = leave("2026-03-09", "2026-03-10");
-    let first = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("form-7f3a", &data)), Lang::En).unwrap();
-    let again = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:01"), Some(&submit_key("form-7f3a", &data)), Lang::En).unwrap();
+    let first = svc
+        .submit(
+            "p005",
+            "absence-and-annual-leave",
+            &data,
+            sig("p005", Level::Advanced),
+            at("2026-03-02T09:00"),
+            Some(&submit_key("form-7f3a", &data)),
+            Lang::En,
+        )
+        .unwrap();
+    let again = svc
+        .submit(
+            "p005",
+            "absence-and-annual-leave",
+            &data,
+            sig("p005", Level::Advanced),
+            at("2026-03-02T09:01"),
+            Some(&submit_key("form-7f3a", &data)),
+            Lang::En,
+        )
+        .unwrap();
     assert!(again.replayed);
     assert_eq!(first.case.id, again.case.id);
     assert_eq!(svc.cases_of("p005", 10).unwrap().len(), 1);
@@ -142,11 +193,22 @@ fn a_key_answers_only_the_act_it_was_made_for_so_another_persons_act_with_it_is_
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
     let data = leave("2026-03-09", "2026-03-10");
-    let id = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("k", &data)), Lang::En).unwrap().case.id;
+    let id = svc
+        .submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("k", &data)), Lang::En)
+        .unwrap()
+        .case
+        .id;
     let supervisor = approve("p003", "supervisor", "2026-03-02T10:00");
     assert!(!svc.act(&id, supervisor.clone(), Some(&act_key("k", &supervisor))).unwrap().replayed);
     // HR reuses the supervisor's key for its own act: that is a new act, recorded as such.
-    let hr = ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Simple), now: at("2026-03-02T11:00") };
+    let hr = ActRequest {
+        actor: "p019".into(),
+        step: "hr-records".into(),
+        action: Action::Sign,
+        comment: None,
+        signature: sig("p019", Level::Simple),
+        now: at("2026-03-02T11:00"),
+    };
     let n = svc.events(&id).unwrap().len();
     let view = svc.act(&id, hr.clone(), Some(&act_key("k", &hr))).unwrap();
     assert!(!view.replayed, "HR's act must not be answered with the supervisor's");
@@ -160,10 +222,16 @@ fn the_same_key_with_another_request_is_refused_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
     let data = leave("2026-03-09", "2026-03-10");
-    let id = svc.submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("k", &data)), Lang::En).unwrap().case.id;
+    let id = svc
+        .submit("p005", "absence-and-annual-leave", &data, sig("p005", Level::Advanced), at("2026-03-02T09:00"), Some(&submit_key("k", &data)), Lang::En)
+        .unwrap()
+        .case
+        .id;
     // Submit again with the same key and other dates: refused, not the first case back.
     let other = leave("2026-03-16", "2026-03-20");
-    let e = svc.submit("p005", "absence-and-annual-leave", &other, sig("p005", Level::Advanced), at("2026-03-02T09:01"), Some(&submit_key("k", &other)), Lang::En).unwrap_err();
+    let e = svc
+        .submit("p005", "absence-and-annual-leave", &other, sig("p005", Level::Advanced), at("2026-03-02T09:01"), Some(&submit_key("k", &other)), Lang::En)
+        .unwrap_err();
     assert!(matches!(e, CaseError::IdempotencyMismatch(_)), "{e}");
     assert_eq!((e.code(), e.status()), ("CARIMBO-E0410", 422));
     assert_eq!(svc.cases_of("p005", 10).unwrap().len(), 1);
@@ -187,14 +255,38 @@ fn a_definition_changed_while_cases_are_open_leaves_them_on_their_version_even_a
     let old_id;
     {
         let svc = service(tmp.path(), &v1);
-        old_id = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-20"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En).unwrap().case.id;
+        old_id = svc
+            .submit(
+                "p005",
+                "absence-and-annual-leave",
+                &leave("2026-03-09", "2026-03-20"),
+                sig("p005", Level::Advanced),
+                at("2026-03-02T09:00"),
+                None,
+                Lang::En,
+            )
+            .unwrap()
+            .case
+            .id;
         // Version 2 drops the head's step.
         let mut v2 = v1.clone();
         v2["version"] = json!("2.0.0");
         v2["steps"].as_array_mut().unwrap().remove(1);
         svc.load_catalog(catalog_with_workflow(&v2)).unwrap();
 
-        let new_id = svc.submit("p006", "absence-and-annual-leave", &leave("2026-03-09", "2026-03-20"), sig("p006", Level::Advanced), at("2026-03-02T09:30"), None, Lang::En).unwrap().case.id;
+        let new_id = svc
+            .submit(
+                "p006",
+                "absence-and-annual-leave",
+                &leave("2026-03-09", "2026-03-20"),
+                sig("p006", Level::Advanced),
+                at("2026-03-02T09:30"),
+                None,
+                Lang::En,
+            )
+            .unwrap()
+            .case
+            .id;
         svc.act(&new_id, approve("p003", "supervisor", "2026-03-02T10:00"), None).unwrap();
         let new_case = svc.case(&new_id).unwrap();
         assert_eq!(new_case.workflow.version, "2.0.0");
@@ -219,7 +311,11 @@ fn a_definition_changed_while_cases_are_open_leaves_them_on_their_version_even_a
 fn escalation_after_a_deadline_reaches_the_inbox_of_the_escalation_target() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = service(tmp.path(), &shipped_workflow());
-    let id = svc.submit("p005", "absence-and-annual-leave", &leave("2026-03-16", "2026-03-17"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En).unwrap().case.id;
+    let id = svc
+        .submit("p005", "absence-and-annual-leave", &leave("2026-03-16", "2026-03-17"), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::En)
+        .unwrap()
+        .case
+        .id;
     assert!(svc.tick(&id, at("2026-03-03T09:00")).unwrap().is_none());
     assert!(svc.tick(&id, at("2026-03-04T09:00")).unwrap().is_some(), "reminder");
     assert!(svc.inbox("p002", None, 10).unwrap().entries.is_empty());
@@ -266,7 +362,12 @@ fn the_service_routes_on_the_forms_settings_and_escalates_after_working_days_fro
     workflow["steps"][1]["when"] = json!({">": [{"var": "working_days"}, {"var": "settings.sick_leave_days_without_certificate"}]});
     workflow["steps"][0]["deadline"] = json!({"working_days": 3, "remind_after_days": 2, "escalate_to": {"role": "head"}});
     let svc = service(tmp.path(), &workflow);
-    let submit = |start: &str, end: &str| svc.submit("p005", "absence-and-annual-leave", &leave(start, end), sig("p005", Level::Advanced), at("2026-03-06T09:00"), None, Lang::En).unwrap().case.id;
+    let submit = |start: &str, end: &str| {
+        svc.submit("p005", "absence-and-annual-leave", &leave(start, end), sig("p005", Level::Advanced), at("2026-03-06T09:00"), None, Lang::En)
+            .unwrap()
+            .case
+            .id
+    };
     let (short, long) = (submit("2026-03-16", "2026-03-18"), submit("2026-03-16", "2026-03-19"));
     for (id, head_opens) in [(&short, false), (&long, true)] {
         let view = svc.act(id, approve("p003", "supervisor", "2026-03-06T10:00"), None).unwrap();
@@ -309,7 +410,14 @@ fn a_case_kept_from_its_last_act_is_the_case_its_stored_events_replay_to_and_ano
     assert_eq!(kept.committed_data(), read.committed_data());
 
     // The other server signs the step; the first one sees it, not the copy it kept.
-    let signed = ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Advanced), now: at("2026-03-02T10:00") };
+    let signed = ActRequest {
+        actor: "p019".into(),
+        step: "hr-records".into(),
+        action: Action::Sign,
+        comment: None,
+        signature: sig("p019", Level::Advanced),
+        now: at("2026-03-02T10:00"),
+    };
     other.act(&id, signed, None).unwrap();
     let now_seen = svc.case(&id).unwrap();
     assert_eq!(now_seen.status, CaseStatus::Completed);

@@ -100,7 +100,9 @@ fn run_from_outside_the_checkout_it_finds_the_directory_and_reports_a_group_typo
 #[test]
 fn without_a_directory_anywhere_it_fails_clearly_instead_of_passing_unchecked_workflows() {
     let tmp = tempfile::tempdir().unwrap();
-    for (dir, name) in [("forms", "absence-and-annual-leave.json"), ("workflows", "absence-and-annual-leave.json"), ("forms/reference", "macau-public-holidays.json")] {
+    for (dir, name) in
+        [("forms", "absence-and-annual-leave.json"), ("workflows", "absence-and-annual-leave.json"), ("forms/reference", "macau-public-holidays.json")]
+    {
         std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
         std::fs::copy(common::repo().join(dir).join(name), tmp.path().join(dir).join(name)).unwrap();
     }
@@ -126,13 +128,19 @@ fn one_form_file_checked_alone_finds_the_calendar_it_names() {
 fn a_step_for_the_applicant_is_printed_as_a_warning_and_the_check_still_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut w = common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"));
-    w["steps"].as_array_mut().unwrap().push(serde_json::json!({"id": "applicant-signs", "title": {"zh": "申請人簽署", "pt": "O requerente assina", "en": "The applicant signs"},
+    w["steps"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": "applicant-signs", "title": {"zh": "申請人簽署", "pt": "O requerente assina", "en": "The applicant signs"},
         "assignee": {"role": "applicant"}, "actions": ["sign"], "signature": "advanced"}));
     let file = tmp.path().join("absence-and-annual-leave.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&w).unwrap()).unwrap();
     let (code, stdout, stderr) = carimbo(&["check", "forms/absence-and-annual-leave.json", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.lines().any(|l| l.starts_with(&format!("{}:/steps/3: warning: step \"applicant-signs\" is assigned to the applicant", file.display()))), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&format!("{}:/steps/3: warning: step \"applicant-signs\" is assigned to the applicant", file.display()))),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -16,11 +16,11 @@
 
 mod common;
 
-use common::crash::{agent, free_port, login, random_wait_ms, sign_in_all, start, submit, Load};
+use common::crash::{Load, agent, free_port, login, random_wait_ms, sign_in_all, start, submit};
 
 use carimbo::store::{PgStore, Store};
-use std::io::Write;
 use serde_json::Value;
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -32,7 +32,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn every_acknowledged_submission_survives_a_sigkill_on_postgresql() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Ok(conn) = std::env::var("CARIMBO_TEST_PG") else {
-        let _ = writeln!(std::io::stderr().lock(), "SKIPPED every_acknowledged_submission_survives_a_sigkill_on_postgresql: CARIMBO_TEST_PG is not set (see docs/storage.md)");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED every_acknowledged_submission_survives_a_sigkill_on_postgresql: CARIMBO_TEST_PG is not set (see docs/storage.md)"
+        );
         return;
     };
     let schema = format!("t_crash_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
@@ -98,7 +101,8 @@ fn shell(cmd: &str) -> bool {
 #[test]
 fn every_acknowledged_submission_survives_a_database_crash() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (Ok(conn), Ok(crash), Ok(restart)) = (std::env::var("CARIMBO_TEST_PG"), std::env::var("CARIMBO_TEST_PG_CRASH"), std::env::var("CARIMBO_TEST_PG_START")) else {
+    let (Ok(conn), Ok(crash), Ok(restart)) = (std::env::var("CARIMBO_TEST_PG"), std::env::var("CARIMBO_TEST_PG_CRASH"), std::env::var("CARIMBO_TEST_PG_START"))
+    else {
         let _ = writeln!(
             std::io::stderr().lock(),
             "SKIPPED every_acknowledged_submission_survives_a_database_crash: CARIMBO_TEST_PG, CARIMBO_TEST_PG_CRASH and CARIMBO_TEST_PG_START are not all set (.ci/postgres.sh sets them)"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::crash::{agent, free_port, login, random_wait_ms, sign_in_all, start, Load};
+use common::crash::{Load, agent, free_port, login, random_wait_ms, sign_in_all, start};
 
 use carimbo::store::{SledStore, Store};
 use serde_json::Value;

@@ -10,9 +10,8 @@ use carimbo::pki::report::SubIndication;
 use carimbo::pki::{CertificateValidator, CrlSet, TrustList, ValidationPolicy};
 use chrono::{DateTime, Utc};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
-    RevokedCertParams, SerialNumber, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SerialNumber, date_time_ymd,
 };
 use rustls_pki_types::CertificateDer;
 
@@ -22,11 +21,7 @@ fn params(cn: &str, serial: u64, ca: bool, usages: Vec<KeyUsagePurpose>) -> Cert
     dn.push(DnType::CountryName, "MO");
     dn.push(DnType::CommonName, cn);
     p.distinguished_name = dn;
-    p.is_ca = if ca {
-        IsCa::Ca(BasicConstraints::Constrained(1))
-    } else {
-        IsCa::ExplicitNoCa
-    };
+    p.is_ca = if ca { IsCa::Ca(BasicConstraints::Constrained(1)) } else { IsCa::ExplicitNoCa };
     p.key_usages = usages;
     p.serial_number = Some(SerialNumber::from(serial));
     p.not_before = date_time_ymd(2025, 1, 1);
@@ -130,10 +125,7 @@ fn check(p: &Pki, chain: &[&CertificateDer<'static>], crls: Vec<LoadedCrl>) -> R
     }
     let validator = CertificateValidator::new(trust, set, ValidationPolicy::document_signing());
     let chain: Vec<CertificateDer<'static>> = chain.iter().map(|c| (*c).clone()).collect();
-    validator
-        .validate(&chain, SigningTime { at: at(), trusted: true })
-        .map(|_| ())
-        .map_err(|f| (f.sub, f.detail))
+    validator.validate(&chain, SigningTime { at: at(), trusted: true }).map(|_| ()).map_err(|f| (f.sub, f.detail))
 }
 
 #[test]

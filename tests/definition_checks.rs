@@ -4,7 +4,7 @@
 mod common;
 
 use carimbo::catalog::{Catalog, SourceFile};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn problems_of(def: &Value) -> Vec<String> {
     let report = common::load_form("forms/absence-and-annual-leave.json", def);
@@ -258,7 +258,10 @@ fn text_in_arithmetic_is_refused_where_it_is_written_and_where_a_text_field_is_u
     def["rules"][1]["logic"] = json!({"<=": [{"*": [{"var": "reason"}, 2]}, 12]});
     let lines = overtime_problems(&def);
     assert_reported(&lines, "/computed/1/logic/+/0: + is given the text \"3\": text is never turned into a number");
-    assert_reported(&lines, "/rules/1/logic/<=/0/*/0/var: * is given \"reason\", which holds string: text is never turned into a number; declare the field a number [CARIMBO-E0043]");
+    assert_reported(
+        &lines,
+        "/rules/1/logic/<=/0/*/0/var: * is given \"reason\", which holds string: text is never turned into a number; declare the field a number [CARIMBO-E0043]",
+    );
     assert_reported(&lines, "/computed/1/logic/+/1/var: reads \"total_hours_x\", which is not a field of the form");
 }
 
@@ -270,7 +273,10 @@ fn a_rule_pointer_that_names_no_place_in_the_data_is_refused() {
     def["rules"][2]["pointer"] = json!("/periods/*/date/*");
     def["rules"][3]["pointer"] = json!("total_hours");
     let lines = overtime_problems(&def);
-    assert_reported(&lines, "/rules/0/pointer: \"/periods/*/end_tme\" names no place in the data (a row of periods has: date, end_time, hours, ordered_by, reason, start_time) [CARIMBO-E0031]");
+    assert_reported(
+        &lines,
+        "/rules/0/pointer: \"/periods/*/end_tme\" names no place in the data (a row of periods has: date, end_time, hours, ordered_by, reason, start_time) [CARIMBO-E0031]",
+    );
     assert_reported(&lines, "/rules/1/pointer: \"/periods/2/end_time\" points at one fixed row; write \"*\" for the row");
     assert_reported(&lines, "/rules/2/pointer: \"/periods/*/date/*\": only the rows of a top-level list are checked one by one");
     assert_reported(&lines, "/rules/3/pointer: \"total_hours\" is not a JSON pointer");
@@ -282,7 +288,10 @@ fn a_rule_on_every_row_reads_the_fields_of_the_row() {
     let mut def = overtime();
     def["rules"][1]["logic"] = json!({"<=": [{"var": "total_hours"}, 12]});
     let lines = overtime_problems(&def);
-    assert_reported(&lines, "/rules/1/logic/<=/0/var: reads \"total_hours\", which is not a field of the form (the fields of a row of periods: date, end_time, hours, ordered_by, reason, start_time)");
+    assert_reported(
+        &lines,
+        "/rules/1/logic/<=/0/var: reads \"total_hours\", which is not a field of the form (the fields of a row of periods: date, end_time, hours, ordered_by, reason, start_time)",
+    );
 }
 
 #[test]
@@ -290,12 +299,18 @@ fn a_computed_value_inside_a_row_must_be_declared_and_read_only_in_the_row() {
     let mut def = overtime();
     def["computed"][0]["field"] = json!("periods.*.hourz");
     let lines = overtime_problems(&def);
-    assert_reported(&lines, "/computed/0/field: \"periods.*.hourz\" is not declared in the schema (a row of periods declares: date, end_time, hours, ordered_by, reason, start_time)");
+    assert_reported(
+        &lines,
+        "/computed/0/field: \"periods.*.hourz\" is not declared in the schema (a row of periods declares: date, end_time, hours, ordered_by, reason, start_time)",
+    );
 
     let mut def = overtime();
     def["schema"]["properties"]["periods"]["items"]["properties"]["hours"] = json!({"type": "number"});
     let lines = overtime_problems(&def);
-    assert_reported(&lines, "/schema/properties/periods/items/properties/hours: \"periods.*.hours\" is computed by carimbo: mark it \"readOnly\": true [CARIMBO-E0040]");
+    assert_reported(
+        &lines,
+        "/schema/properties/periods/items/properties/hours: \"periods.*.hours\" is computed by carimbo: mark it \"readOnly\": true [CARIMBO-E0040]",
+    );
 }
 
 #[test]
@@ -304,7 +319,10 @@ fn an_unknown_applicant_fact_or_context_value_is_refused() {
     def["rules"][3]["logic"] = json!({"and": [{"var": "context.applicant.nmae"}, {"var": "context.tomorrow"}, {"var": "context.applicant.name.fr"}]});
     def["layout"]["applicant"] = json!(["id", "nickname"]);
     let lines = overtime_problems(&def);
-    assert_reported(&lines, "/rules/3/logic/and/0/var: reads \"context.applicant.nmae\", which carimbo does not supply: the context has context.today, context.now, context.time");
+    assert_reported(
+        &lines,
+        "/rules/3/logic/and/0/var: reads \"context.applicant.nmae\", which carimbo does not supply: the context has context.today, context.now, context.time",
+    );
     assert_reported(&lines, "/rules/3/logic/and/1/var: reads \"context.tomorrow\"");
     assert_reported(&lines, "/rules/3/logic/and/2/var: reads \"context.applicant.name.fr\"");
     assert_reported(&lines, "/layout/applicant/1: \"nickname\" is not a fact carimbo knows about the applicant (known: id, name, department");
@@ -374,7 +392,11 @@ fn a_summary_field_holding_a_list_is_refused() {
 fn every_shipped_form_names_its_summary_fields() {
     let report = common::shipped();
     assert!(report.problems.is_empty(), "{:?}", common::lines(&report));
-    let ids: Vec<String> = std::fs::read_dir(common::repo().join("forms")).unwrap().filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_string)).filter(|s| s != "reference").collect();
+    let ids: Vec<String> = std::fs::read_dir(common::repo().join("forms"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_string))
+        .filter(|s| s != "reference")
+        .collect();
     assert_eq!(ids.len(), 18);
     for id in ids {
         let form = report.catalog.form(&id).unwrap();
@@ -387,8 +409,10 @@ fn every_shipped_form_names_its_summary_fields() {
 fn every_definition_check_code_says_what_it_means_in_zh_pt_and_en() {
     let doc = std::fs::read_to_string(common::repo().join("docs/errors.md")).unwrap();
     let section = doc.split("\n## ").find(|s| s.starts_with("Definitions")).expect("the definitions section of docs/errors.md");
-    let codes: Vec<&str> = section.lines().filter_map(|l| l.strip_prefix("| ")).filter_map(|l| l.split(" | ").next()).filter(|c| c.starts_with("CARIMBO-E")).collect();
+    let codes: Vec<&str> =
+        section.lines().filter_map(|l| l.strip_prefix("| ")).filter_map(|l| l.split(" | ").next()).filter(|c| c.starts_with("CARIMBO-E")).collect();
     assert!(codes.len() > 40, "{codes:?}");
-    let missing: Vec<&&str> = codes.iter().filter(|c| carimbo::forms::problem_text::explain(c).is_none_or(|t| t.zh.is_empty() || t.pt.is_empty() || t.en.is_empty())).collect();
+    let missing: Vec<&&str> =
+        codes.iter().filter(|c| carimbo::forms::problem_text::explain(c).is_none_or(|t| t.zh.is_empty() || t.pt.is_empty() || t.en.is_empty())).collect();
     assert!(missing.is_empty(), "definition-check codes with no zh / pt / en sentence in forms::problem_text: {missing:?}");
 }

@@ -60,7 +60,11 @@ fn every_code_in_the_source_has_its_entry_in_docs_errors_md() {
             }
         }
     }
-    assert!(missing.is_empty(), "codes used in src/ with no row in docs/errors.md or docs/errors-signing.md:\n{}", missing.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        missing.is_empty(),
+        "codes used in src/ with no row in docs/errors.md or docs/errors-signing.md:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]

@@ -7,13 +7,13 @@ mod evidence_case;
 
 use base64::Engine;
 use carimbo::evidence::locate::pointer_at;
-use carimbo::evidence::{verify_with, VerificationReport, VerifyConfig};
+use carimbo::evidence::{VerificationReport, VerifyConfig, verify_with};
 
 /// Verifies at the present time (the verifier itself reads no clock).
 fn verify(b: &[u8]) -> VerificationReport {
     carimbo::evidence::verify(b, chrono::Utc::now())
 }
-use evidence_case::{long_case, oath_case, Harness};
+use evidence_case::{Harness, long_case, oath_case};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
@@ -54,7 +54,8 @@ fn rechain(v: &mut Value) {
     for (i, e) in events.iter_mut().enumerate() {
         e["seq"] = Value::from(i as u64 + 1);
         e["prev_hash"] = Value::from(prev.clone());
-        let chained = serde_json::json!({"case_id": e["case_id"], "seq": e["seq"], "recorded_at": e["recorded_at"], "prev_hash": e["prev_hash"], "body": e["body"]});
+        let chained =
+            serde_json::json!({"case_id": e["case_id"], "seq": e["seq"], "recorded_at": e["recorded_at"], "prev_hash": e["prev_hash"], "body": e["body"]});
         let h = sha(&bytes(&chained));
         e["hash"] = Value::from(h.clone());
         prev = h;
@@ -113,7 +114,11 @@ fn pinned_certificates_are_checked() {
     // service seal is a member the operator's entries name.
     let anchors: Vec<String> = report.trust.iter().filter(|t| t.role.starts_with("trust anchor")).map(|t| t.sha256.clone()).collect();
     assert_eq!(anchors.len(), 1, "{:?}", report.trust);
-    assert!(report.trust.iter().any(|t| t.role.starts_with("service seal")) && report.trust.iter().any(|t| t.role.starts_with("trust-list operator")), "{:?}", report.trust);
+    assert!(
+        report.trust.iter().any(|t| t.role.starts_with("service seal")) && report.trust.iter().any(|t| t.role.starts_with("trust-list operator")),
+        "{:?}",
+        report.trust
+    );
     let pinned = verify_with(b, &VerifyConfig { pins: anchors.clone(), now: chrono::Utc::now(), cache: None });
     assert!(pinned.passed && pinned.pinned, "{}", pinned.to_text());
     let wrong = verify_with(b, &VerifyConfig { pins: vec!["00".repeat(32)], now: chrono::Utc::now(), cache: None });
@@ -188,7 +193,14 @@ fn an_edited_form_field_in_an_event_is_named() {
 fn a_swapped_signature_is_named() {
     let v0 = value(&bundles().long);
     // Two approvals by the same supervisor on the same step, each signature moved to the other act.
-    let acts: Vec<usize> = v0["events"].as_array().unwrap().iter().enumerate().filter(|(_, e)| e["body"]["type"] == "acted" && e["body"]["actor"] == "p003" && e["body"]["action"] == "approve").map(|(i, _)| i).collect();
+    let acts: Vec<usize> = v0["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["body"]["type"] == "acted" && e["body"]["actor"] == "p003" && e["body"]["action"] == "approve")
+        .map(|(i, _)| i)
+        .collect();
     let (a, b) = (acts[0], acts[1]);
     let mut v = v0.clone();
     let sa = v["events"][a]["body"]["signature"].clone();
@@ -246,7 +258,12 @@ fn a_changed_definition_byte_is_named() {
     let text = v["definitions"]["workflow"]["text"].as_str().unwrap().replacen("Head of department decides", "Head of department decided", 1);
     v["definitions"]["workflow"]["text"] = Value::from(text.clone());
     let f = verify(&bytes(&v)).first_failure.unwrap();
-    assert_eq!((f.check, f.pointer.as_str(), f.file.as_deref()), ("file", "/definitions/workflow/text", Some("workflows/absence-and-annual-leave.json")), "{}", f.message);
+    assert_eq!(
+        (f.check, f.pointer.as_str(), f.file.as_deref()),
+        ("file", "/definitions/workflow/text", Some("workflows/absence-and-annual-leave.json")),
+        "{}",
+        f.message
+    );
     // With its hash recomputed too, it is not the workflow the case is pinned to.
     v["definitions"]["workflow"]["sha256"] = Value::from(sha(text.as_bytes()));
     let f = verify(&bytes(&v)).first_failure.unwrap();
@@ -359,7 +376,6 @@ fn open_rejected_and_withdrawn_cases_verify_too() {
     let f = verify(&bytes(&v)).first_failure.unwrap();
     assert_eq!((f.check, f.pointer.as_str()), ("head", "/head"), "{}", f.message);
 }
-
 
 #[test]
 fn an_event_body_repeating_a_member_is_refused_before_anything_is_read() {

@@ -5,15 +5,15 @@
 mod evidence_case;
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 /// Verifies at the present time (the verifier itself reads no clock).
 fn verify(b: &[u8]) -> carimbo::evidence::VerificationReport {
     carimbo::evidence::verify(b, chrono::Utc::now())
 }
-use carimbo::http::{router, AppState, Paths};
+use carimbo::http::{AppState, Paths, router};
 use carimbo::store::{SledStore, Store};
 use chrono::{Duration, Utc};
-use evidence_case::{oath_case, repo, Harness};
+use evidence_case::{Harness, oath_case, repo};
 use std::process::Command;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -99,7 +99,8 @@ fn export_evidence_and_verify_commands() {
     assert_eq!(report["signatures"].as_array().unwrap().len(), 3);
 
     // A reader that stops early (`| head`) closes the pipe: the verdict stands, no panic.
-    let mut early = Command::new(bin).args(["verify", "--json"]).arg(&out).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut early =
+        Command::new(bin).args(["verify", "--json"]).arg(&out).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     drop(early.stdout.take());
     let early = early.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&early.stderr);
@@ -131,7 +132,11 @@ fn export_evidence_and_verify_commands() {
 
 async fn post(state: &Arc<AppState>, person: &str, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
     let (token, _) = state.sessions.open(person, Utc::now(), Duration::hours(1));
-    let req = Request::post(path).header(header::AUTHORIZATION, format!("Bearer {token}")).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
+    let req = Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
     let resp = router(state.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let body = axum::body::to_bytes(resp.into_body(), 1024 * 1024).await.unwrap();

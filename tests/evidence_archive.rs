@@ -5,9 +5,9 @@
 #[path = "common/evidence_case.rs"]
 mod evidence_case;
 
-use carimbo::evidence::archive::{verify_archive, ArchiveOutcome, VerifyCache};
-use carimbo::evidence::{verify_with, VerifyConfig};
-use evidence_case::{leave, long_case, Harness};
+use carimbo::evidence::archive::{ArchiveOutcome, VerifyCache, verify_archive};
+use carimbo::evidence::{VerifyConfig, verify_with};
+use evidence_case::{Harness, leave, long_case};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::process::Command;
@@ -39,7 +39,12 @@ fn archive() -> Vec<(String, Vec<u8>)> {
         ("short".into(), short.clone()),
         ("trust list edited".into(), edit(&short, |v| retext(v, "/pki/trust_list", "\"level\": \"qualified\"", "\"level\": \"advanced\""))),
         ("workflow edited".into(), edit(&short, |v| retext(v, "/definitions/workflow", "\"supervisor\"", "\"supervisar\""))),
-        ("a CRL dropped".into(), edit(&long, |v| { v["pki"]["crls"].as_array_mut().unwrap().pop(); })),
+        (
+            "a CRL dropped".into(),
+            edit(&long, |v| {
+                v["pki"]["crls"].as_array_mut().unwrap().pop();
+            }),
+        ),
         ("long again".into(), long),
         ("not JSON".into(), b"{\"format\": ".to_vec()),
     ]

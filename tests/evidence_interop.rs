@@ -11,7 +11,11 @@ use serde_json::Value;
 use std::process::{Command, ExitCode};
 
 fn python(args: &[&std::ffi::OsStr]) -> Result<std::process::Output, String> {
-    Command::new("python3").arg(evidence_case::repo().join("tests/interop/verify_bundle.py")).args(args).output().map_err(|e| format!("python3 cannot be run: {e}"))
+    Command::new("python3")
+        .arg(evidence_case::repo().join("tests/interop/verify_bundle.py"))
+        .args(args)
+        .output()
+        .map_err(|e| format!("python3 cannot be run: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -61,7 +65,8 @@ fn main() -> ExitCode {
     let mut prev = "0".repeat(64);
     for e in v["events"].as_array_mut().unwrap() {
         e["prev_hash"] = Value::from(prev.clone());
-        let chained = serde_json::json!({"case_id": e["case_id"], "seq": e["seq"], "recorded_at": e["recorded_at"], "prev_hash": e["prev_hash"], "body": e["body"]});
+        let chained =
+            serde_json::json!({"case_id": e["case_id"], "seq": e["seq"], "recorded_at": e["recorded_at"], "prev_hash": e["prev_hash"], "body": e["body"]});
         prev = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(serde_json_canonicalizer::to_vec(&chained).unwrap()));
         e["hash"] = Value::from(prev.clone());
     }

@@ -9,14 +9,14 @@
 mod evidence_case;
 
 use carimbo::evidence::ltv::{self, ValidationData};
-use carimbo::evidence::{self, sha256_hex, TextFile, VerificationReport};
-use carimbo::pki::history::{certificate_text, sign_entry, Change, MemberStatus, ServiceType, TrustHistory};
+use carimbo::evidence::{self, TextFile, VerificationReport, sha256_hex};
+use carimbo::pki::history::{Change, MemberStatus, ServiceType, TrustHistory, certificate_text, sign_entry};
 use carimbo::pki::report::{Indication, SubIndication};
-use carimbo::signing::timestamp::{TsaSigner, DEFAULT_TSA_POLICY};
 use carimbo::signing::Signer;
+use carimbo::signing::timestamp::{DEFAULT_TSA_POLICY, TsaSigner};
 use carimbo::workflow::Action;
 use chrono::{DateTime, TimeZone, Utc};
-use evidence_case::{leave, seeds, Harness};
+use evidence_case::{Harness, leave, seeds};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -47,12 +47,19 @@ fn later_tsa(base: &TextFile) -> &'static LaterTsa {
         let pki = seeds().join("pki");
         let (cert, key) = carimbo::cli::pki_demo::issue_tsa_certificate_until(&pki, "Carimbo Archive TSA 2059", 0x2059, true, Some((2059, 12, 31))).unwrap();
         let signer = TsaSigner::from_pem(key.as_bytes(), cert.as_bytes(), DEFAULT_TSA_POLICY).unwrap();
-        let operator = Signer::from_pem(&std::fs::read(pki.join("operator/operator.key.pem")).unwrap(), &std::fs::read(pki.join("operator/operator.pem")).unwrap()).unwrap();
+        let operator =
+            Signer::from_pem(&std::fs::read(pki.join("operator/operator.key.pem")).unwrap(), &std::fs::read(pki.join("operator/operator.pem")).unwrap())
+                .unwrap();
         let when = at(2049, 6, 1);
         let mut history = TrustHistory::from_slice(base.text.as_bytes(), when).unwrap();
         let der = carimbo::pki::cert::parse_pem_certificates(cert.as_bytes(), "tsa").unwrap().remove(0);
         let changes = [
-            Change::AddMember { member: "archive-tsa-2059".into(), service_type: ServiceType::TimeStamping, name: carimbo::pki::demo::tsa_name(), certificate: certificate_text(&der) },
+            Change::AddMember {
+                member: "archive-tsa-2059".into(),
+                service_type: ServiceType::TimeStamping,
+                name: carimbo::pki::demo::tsa_name(),
+                certificate: certificate_text(&der),
+            },
             Change::Status { member: "archive-tsa-2059".into(), status: MemberStatus::Granted, level: None },
         ];
         for change in changes {

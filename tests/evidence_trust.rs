@@ -5,12 +5,12 @@
 #[path = "common/evidence_case.rs"]
 mod evidence_case;
 
-use carimbo::evidence::{member_digests, Finding, VerificationReport};
-use carimbo::pki::history::{sign_entry, Change, MemberStatus, TrustHistory};
+use carimbo::evidence::{Finding, VerificationReport, member_digests};
+use carimbo::pki::history::{Change, MemberStatus, TrustHistory, sign_entry};
 use carimbo::signing::Signer;
 use carimbo::workflow::Action;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use evidence_case::{seeds, Harness};
+use evidence_case::{Harness, seeds};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
@@ -77,7 +77,13 @@ fn withdrawal() -> &'static Withdrawal {
         let second = oath(&h, "trust-after");
         let plain = h.export(&first, "p022").to_bytes();
         let history = demo_history();
-        let entry = sign_entry(Some(&history), &signer("operator", "operator"), withdrawn_at, Change::Status { member: "qualified-ca".into(), status: MemberStatus::Withdrawn, level: None }).unwrap();
+        let entry = sign_entry(
+            Some(&history),
+            &signer("operator", "operator"),
+            withdrawn_at,
+            Change::Status { member: "qualified-ca".into(), status: MemberStatus::Withdrawn, level: None },
+        )
+        .unwrap();
         let history = history.appended(entry, now()).unwrap();
         h.pki = h.pki.clone().with_trust_list(history.document().to_pretty());
         Withdrawal { before: h.export(&first, "p022").to_bytes(), after: h.export(&second, "p022").to_bytes(), plain }
@@ -135,7 +141,12 @@ fn a_staff_certificate_from_the_same_ca_cannot_reseal_a_bundle_as_the_service() 
     // Adding their certificate to the list as the service seal takes the operator's key.
     let history = demo_history();
     let cert = carimbo::pki::cert::parse_pem_certificates(pem.as_bytes(), "p005").unwrap().remove(0);
-    let change = Change::AddMember { member: "my-seal".into(), service_type: carimbo::pki::history::ServiceType::ServiceSeal, name: carimbo::pki::demo::service_seal_name(), certificate: carimbo::pki::history::certificate_text(&cert) };
+    let change = Change::AddMember {
+        member: "my-seal".into(),
+        service_type: carimbo::pki::history::ServiceType::ServiceSeal,
+        name: carimbo::pki::demo::service_seal_name(),
+        certificate: carimbo::pki::history::certificate_text(&cert),
+    };
     let forged = sign_entry(Some(&history), &signer("people", "p005"), now().trunc_subsecs(0), change).unwrap();
     let mut doc = history.document();
     doc.entries.push(forged);
@@ -265,7 +276,13 @@ fn a_tampered_trust_list_entry_is_named() {
 #[test]
 fn the_service_seal_must_be_in_service_at_the_export() {
     let h = demo_history();
-    let entry = sign_entry(Some(&h), &signer("operator", "operator"), now().trunc_subsecs(0) - Duration::hours(1), Change::Status { member: "service-seal".into(), status: MemberStatus::Withdrawn, level: None }).unwrap();
+    let entry = sign_entry(
+        Some(&h),
+        &signer("operator", "operator"),
+        now().trunc_subsecs(0) - Duration::hours(1),
+        Change::Status { member: "service-seal".into(), status: MemberStatus::Withdrawn, level: None },
+    )
+    .unwrap();
     let text = h.appended(entry, now()).unwrap().document().to_pretty();
     let mut v = value(&withdrawal().plain);
     v["pki"]["trust_list"]["sha256"] = Value::from(hex::encode(Sha256::digest(text.as_bytes())));

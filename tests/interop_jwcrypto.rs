@@ -19,20 +19,14 @@ fn script() -> PathBuf {
 }
 
 fn python(args: &[&str]) -> Result<std::process::Output, String> {
-    Command::new("python3")
-        .arg(script())
-        .args(args)
-        .output()
-        .map_err(|e| format!("python3 cannot be run: {e}"))
+    Command::new("python3").arg(script()).args(args).output().map_err(|e| format!("python3 cannot be run: {e}"))
 }
 
 fn main() -> ExitCode {
     match python(&["check"]) {
         Ok(out) if out.status.success() => {}
         Ok(_) => {
-            println!(
-                "interop (jwcrypto): SKIPPED — Python package `jwcrypto` is not importable (pip install jwcrypto)"
-            );
+            println!("interop (jwcrypto): SKIPPED — Python package `jwcrypto` is not importable (pip install jwcrypto)");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -59,24 +53,12 @@ fn main() -> ExitCode {
         std::fs::write(&payload_path, bytes(&p)).unwrap();
 
         // carimbo signs, jwcrypto verifies.
-        let key = SigningKey::from_pkcs8_pem(
-            &std::fs::read(pki(&format!("people/{id}.key.pem"))).unwrap(),
-        )
-        .and_then(|k| k.with_algorithm(alg))
-        .unwrap();
-        let chain =
-            carimbo::cli::pki_files::load_pem_certificates(&pki(&format!("people/{id}.pem"))).unwrap();
-        let jws = Signer::new(key, &chain)
-            .unwrap()
-            .sign(&bytes(&p), now())
-            .unwrap();
+        let key = SigningKey::from_pkcs8_pem(&std::fs::read(pki(&format!("people/{id}.key.pem"))).unwrap()).and_then(|k| k.with_algorithm(alg)).unwrap();
+        let chain = carimbo::cli::pki_files::load_pem_certificates(&pki(&format!("people/{id}.pem"))).unwrap();
+        let jws = Signer::new(key, &chain).unwrap().sign(&bytes(&p), now()).unwrap();
         let sig_path = dir.join(format!("{id}-{}.carimbo.json", alg.name()));
         std::fs::write(&sig_path, jws.to_json()).unwrap();
-        match python(&[
-            "verify",
-            payload_path.to_str().unwrap(),
-            sig_path.to_str().unwrap(),
-        ]) {
+        match python(&["verify", payload_path.to_str().unwrap(), sig_path.to_str().unwrap()]) {
             Ok(out) if out.status.success() => passed += 1,
             Ok(out) => failures.push(format!(
                 "jwcrypto rejected carimbo's {} signature by {id}: {}{}",
@@ -91,55 +73,23 @@ fn main() -> ExitCode {
         let iat = now().timestamp().to_string();
         let key_path = pki(&format!("people/{id}.key.pem"));
         let chain_path = pki(&format!("people/{id}.pem"));
-        match python(&[
-            "sign",
-            payload_path.to_str().unwrap(),
-            key_path.to_str().unwrap(),
-            chain_path.to_str().unwrap(),
-            alg.name(),
-            &iat,
-        ]) {
+        match python(&["sign", payload_path.to_str().unwrap(), key_path.to_str().unwrap(), chain_path.to_str().unwrap(), alg.name(), &iat]) {
             Ok(out) if out.status.success() => {
-                let report = carimbo::signing::verify_act(
-                    &verifier,
-                    &p,
-                    Some(&form_data()),
-                    &out.stdout,
-                    SignatureLevel::Advanced,
-                    &opts(),
-                );
+                let report = carimbo::signing::verify_act(&verifier, &p, Some(&form_data()), &out.stdout, SignatureLevel::Advanced, &opts());
                 match report {
                     Ok(v) if v.report().algorithm.as_deref() == Some(alg.name()) => passed += 1,
-                    Ok(v) => {
-                        failures.push(format!("unexpected algorithm {:?}", v.report().algorithm))
-                    }
-                    Err(r) => failures.push(format!(
-                        "carimbo rejected jwcrypto's {} signature by {id}: {:?} {}",
-                        alg.name(),
-                        r.sub_indication,
-                        r.detail
-                    )),
+                    Ok(v) => failures.push(format!("unexpected algorithm {:?}", v.report().algorithm)),
+                    Err(r) => failures.push(format!("carimbo rejected jwcrypto's {} signature by {id}: {:?} {}", alg.name(), r.sub_indication, r.detail)),
                 }
             }
-            Ok(out) => failures.push(format!(
-                "jwcrypto could not sign as {id} with {}: {}",
-                alg.name(),
-                String::from_utf8_lossy(&out.stderr)
-            )),
+            Ok(out) => failures.push(format!("jwcrypto could not sign as {id} with {}: {}", alg.name(), String::from_utf8_lossy(&out.stderr))),
             Err(e) => failures.push(e),
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "interop (jwcrypto): {passed} of {} exchanges verified (carimbo→jwcrypto and jwcrypto→carimbo; ES256, PS256, RS256, EdDSA)",
-        cases.len() * 2
-    );
+    println!("interop (jwcrypto): {passed} of {} exchanges verified (carimbo→jwcrypto and jwcrypto→carimbo; ES256, PS256, RS256, EdDSA)", cases.len() * 2);
     for f in &failures {
         println!("  {f}");
     }
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -12,12 +12,12 @@ use carimbo::catalog::Catalog;
 use carimbo::i18n::Lang;
 use carimbo::notify::book::{PreferenceBook, PreferencesBody};
 use carimbo::notify::mail::{MailDispatcher, MailSettings, SmtpTarget};
-use carimbo::outbox::{deliveries_of, DeliveryState};
+use carimbo::outbox::{DeliveryState, deliveries_of};
 use carimbo::store::{SledStore, Store};
 use carimbo::workflow::{ActRequest, Action, Level};
 use chrono::{DateTime, Duration, Utc};
 use common::{at, sig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -250,7 +250,14 @@ fn a_return_and_a_decision_reach_the_submitter_and_a_person_without_address_is_r
     let r = Receiver::start(0);
     let d = dispatcher(&w, &r);
     let case = w.svc.submit("p005", "absence-and-annual-leave", &leave(11), sig("p005", Level::Advanced), at("2026-03-02T09:00"), None, Lang::Zh).unwrap().case;
-    let ret = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Return, comment: Some("Indique o substituto".into()), signature: sig("p003", Level::Advanced), now: at("2026-03-02T10:00") };
+    let ret = ActRequest {
+        actor: "p003".into(),
+        step: "supervisor".into(),
+        action: Action::Return,
+        comment: Some("Indique o substituto".into()),
+        signature: sig("p003", Level::Advanced),
+        now: at("2026-03-02T10:00"),
+    };
     w.svc.act(&case.id, ret, None).unwrap();
     deliver_all(&d, &w, at("2026-03-02T10:00"));
     let to_staff = r.to(&address("p005"));
@@ -261,13 +268,31 @@ fn a_return_and_a_decision_reach_the_submitter_and_a_person_without_address_is_r
 
     // A refused act writes nothing, so nothing is sent for it.
     let before = notifications(&w).len();
-    let wrong = ActRequest { actor: "p006".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature: sig("p006", Level::Advanced), now: at("2026-03-02T11:00") };
+    let wrong = ActRequest {
+        actor: "p006".into(),
+        step: "supervisor".into(),
+        action: Action::Approve,
+        comment: None,
+        signature: sig("p006", Level::Advanced),
+        now: at("2026-03-02T11:00"),
+    };
     assert!(w.svc.act(&case.id, wrong, None).is_err());
     assert_eq!(notifications(&w).len(), before);
 
     // The doctor has no address: the decision on their certificate is settled as not sendable.
-    let mc = w.svc.submit("doc01", "medical-certificate", &medical_certificate(), sig("doc01", Level::Qualified), at("2026-03-02T12:00"), None, Lang::En).unwrap().case;
-    let sign = ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Simple), now: at("2026-03-02T13:00") };
+    let mc = w
+        .svc
+        .submit("doc01", "medical-certificate", &medical_certificate(), sig("doc01", Level::Qualified), at("2026-03-02T12:00"), None, Lang::En)
+        .unwrap()
+        .case;
+    let sign = ActRequest {
+        actor: "p019".into(),
+        step: "hr-records".into(),
+        action: Action::Sign,
+        comment: None,
+        signature: sig("p019", Level::Simple),
+        now: at("2026-03-02T13:00"),
+    };
     w.svc.act(&mc.id, sign, None).unwrap();
     deliver_all(&d, &w, at("2026-03-02T13:00"));
     let decided: Vec<_> = notifications(&w).into_iter().filter(|m| m.kind == "mail.decided" && m.case_id == mc.id).collect();
@@ -282,7 +307,13 @@ fn a_digest_collects_forty_waiting_items_into_one_mail_at_the_chosen_time() {
     let w = world();
     let r = Receiver::start(1);
     let d = dispatcher(&w, &r);
-    let body = PreferencesBody { topics: vec!["task".into(), "reminder".into(), "escalation".into()], delivery: "digest".into(), digest_at: Some("17:00".into()), quiet_from: None, quiet_to: None };
+    let body = PreferencesBody {
+        topics: vec!["task".into(), "reminder".into(), "escalation".into()],
+        delivery: "digest".into(),
+        digest_at: Some("17:00".into()),
+        quiet_from: None,
+        quiet_to: None,
+    };
     w.prefs.set("p003", body.parse().unwrap()).unwrap();
     // Forty leave requests from the supervisor's five staff through Monday.
     let staff = ["p005", "p006", "p007", "p008", "p009"];
@@ -310,7 +341,13 @@ fn a_kind_turned_off_is_not_sent_and_quiet_hours_hold_mail_until_they_end() {
     let d = dispatcher(&w, &r);
     let off = PreferencesBody { topics: vec!["decided".into()], delivery: "immediate".into(), digest_at: None, quiet_from: None, quiet_to: None };
     w.prefs.set("p018", off.parse().unwrap()).unwrap();
-    let quiet = PreferencesBody { topics: vec!["task".into()], delivery: "immediate".into(), digest_at: None, quiet_from: Some("20:00".into()), quiet_to: Some("08:00".into()) };
+    let quiet = PreferencesBody {
+        topics: vec!["task".into()],
+        delivery: "immediate".into(),
+        digest_at: None,
+        quiet_from: Some("20:00".into()),
+        quiet_to: Some("08:00".into()),
+    };
     w.prefs.set("p020", quiet.parse().unwrap()).unwrap();
     w.svc.submit("doc01", "medical-certificate", &medical_certificate(), sig("doc01", Level::Qualified), at("2026-03-02T22:00"), None, Lang::En).unwrap();
     d.run_once(at("2026-03-02T22:00")).unwrap();
@@ -334,7 +371,13 @@ fn figures_messages_per_thousand_acts_with_and_without_digests() {
         let d = dispatcher(&w, &r);
         if digest {
             for p in common::directory().people() {
-                let b = PreferencesBody { topics: vec!["task".into(), "reminder".into(), "escalation".into(), "returned".into(), "decided".into()], delivery: "digest".into(), digest_at: Some("17:00".into()), quiet_from: None, quiet_to: None };
+                let b = PreferencesBody {
+                    topics: vec!["task".into(), "reminder".into(), "escalation".into(), "returned".into(), "decided".into()],
+                    delivery: "digest".into(),
+                    digest_at: Some("17:00".into()),
+                    quiet_from: None,
+                    quiet_to: None,
+                };
                 w.prefs.set(&p.id, b.parse().unwrap()).unwrap();
             }
         }
@@ -345,8 +388,34 @@ fn figures_messages_per_thousand_acts_with_and_without_digests() {
             let who = staff[i as usize % staff.len()];
             let t0 = at("2026-03-02T09:00") + Duration::minutes(i as i64 * 5);
             let c = w.svc.submit(who, "absence-and-annual-leave", &leave(11 + i / 6), sig(who, Level::Advanced), t0, None, Lang::Zh).unwrap().case;
-            w.svc.act(&c.id, ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature: sig("p003", Level::Advanced), now: t0 + Duration::minutes(1) }, None).unwrap();
-            w.svc.act(&c.id, ActRequest { actor: "p019".into(), step: "hr-records".into(), action: Action::Sign, comment: None, signature: sig("p019", Level::Simple), now: t0 + Duration::minutes(2) }, None).unwrap();
+            w.svc
+                .act(
+                    &c.id,
+                    ActRequest {
+                        actor: "p003".into(),
+                        step: "supervisor".into(),
+                        action: Action::Approve,
+                        comment: None,
+                        signature: sig("p003", Level::Advanced),
+                        now: t0 + Duration::minutes(1),
+                    },
+                    None,
+                )
+                .unwrap();
+            w.svc
+                .act(
+                    &c.id,
+                    ActRequest {
+                        actor: "p019".into(),
+                        step: "hr-records".into(),
+                        action: Action::Sign,
+                        comment: None,
+                        signature: sig("p019", Level::Simple),
+                        now: t0 + Duration::minutes(2),
+                    },
+                    None,
+                )
+                .unwrap();
             acts += 3;
             // Every fifth message is refused once.
             if i % 5 == 0 {
@@ -418,14 +487,32 @@ fn without_smtp_the_server_starts_and_says_notifications_are_off() {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::crash::free_port();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
-        .args(["serve", "--data", tmp.path().join("data").to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}"), "--root", common::repo().to_str().unwrap(), "--smtp", "smtp://user:pw@mail.example.org"])
+        .args([
+            "serve",
+            "--data",
+            tmp.path().join("data").to_str().unwrap(),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--root",
+            common::repo().to_str().unwrap(),
+            "--smtp",
+            "smtp://user:pw@mail.example.org",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("CARIMBO-E1423") && !err.contains("pw@"), "credentials in the URL are refused without echoing them: {err}");
 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
-        .args(["serve", "--data", tmp.path().join("data").to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}"), "--root", common::repo().to_str().unwrap()])
+        .args([
+            "serve",
+            "--data",
+            tmp.path().join("data").to_str().unwrap(),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--root",
+            common::repo().to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -451,7 +538,8 @@ fn without_smtp_the_server_starts_and_says_notifications_are_off() {
 fn wrong_preferences_are_refused_with_what_is_wrong_and_nothing_changes() {
     let s = common::server::TestServer::start();
     let me = s.login("p003");
-    let good = me.post("/api/v1/me/notifications", &json!({"topics": ["task"], "delivery": "digest", "digest_at": "16:45", "quiet_from": "21:00", "quiet_to": "07:00"}));
+    let good = me
+        .post("/api/v1/me/notifications", &json!({"topics": ["task"], "delivery": "digest", "digest_at": "16:45", "quiet_from": "21:00", "quiet_to": "07:00"}));
     assert_eq!(good.status, 200, "{}", good.body);
     assert_eq!(good.body["preferences"]["digest_at"], "16:45");
     assert_eq!(good.body["address"], address("p003"));
@@ -468,7 +556,12 @@ fn wrong_preferences_are_refused_with_what_is_wrong_and_nothing_changes() {
     }
     let unknown = me.post("/api/v1/me/notifications", &json!({"topics": [], "delivery": "digest", "email": "me@elsewhere.example"}));
     assert!(unknown.problem(422, "CARIMBO-E0704")["detail"].as_str().unwrap().contains("email"), "an unknown member is refused: {}", unknown.body);
-    let twice = me.request("POST", "/api/v1/me/notifications", Some(br#"{"topics": ["task"], "delivery": "digest", "delivery": "immediate"}"#), &[("content-type", "application/json")]);
+    let twice = me.request(
+        "POST",
+        "/api/v1/me/notifications",
+        Some(br#"{"topics": ["task"], "delivery": "digest", "delivery": "immediate"}"#),
+        &[("content-type", "application/json")],
+    );
     assert_eq!(twice.status, 422, "a repeated member is refused: {}", twice.body);
     let now = me.get("/api/v1/me/notifications");
     assert_eq!(now.body["preferences"], good.body["preferences"], "nothing changed");
@@ -481,7 +574,8 @@ fn wrong_preferences_are_refused_with_what_is_wrong_and_nothing_changes() {
     assert!(html.contains("value=\"16:45\"") && html.contains("Horas de silêncio"), "{html}");
     let csrf = browser.csrf.clone().unwrap();
     let form = format!("csrf={csrf}&topic=task&delivery=digest&digest_at=25%3A00");
-    let bad = browser.no_redirects().request("POST", "/me/notifications?lang=pt", Some(form.as_bytes()), &[("content-type", "application/x-www-form-urlencoded")]);
+    let bad =
+        browser.no_redirects().request("POST", "/me/notifications?lang=pt", Some(form.as_bytes()), &[("content-type", "application/x-www-form-urlencoded")]);
     assert_eq!(bad.status, 422);
     assert!(bad.body.as_str().unwrap_or_default().contains("não foram guardadas"), "{}", bad.body);
     assert_eq!(s.state.preferences.get("p003").digest_at.format("%H:%M").to_string(), "16:45", "nothing changed");
@@ -503,15 +597,23 @@ fn administrators_see_mail_off_and_the_people_with_no_address() {
 
 #[test]
 fn a_delegation_set_and_ended_is_announced_to_the_delegate_and_the_principal() {
-    use carimbo::directory::delegation_log::{DelegationEntry, DelegationLog};
     use carimbo::directory::Delegation;
+    use carimbo::directory::delegation_log::{DelegationEntry, DelegationLog};
     let w = world();
     let r = Receiver::start(1);
     let dir = tempfile::tempdir().unwrap();
     let (log_path, cursor) = (dir.path().join("delegations.jsonl"), dir.path().join("notifications-delegations.json"));
     let log = DelegationLog::new(&log_path);
     let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    let d = Delegation { id: "out-of-office-1".into(), delegate: "p004".into(), principal: "p003".into(), from: day("2026-03-09"), to: day("2026-03-13"), forms: None, reason: None };
+    let d = Delegation {
+        id: "out-of-office-1".into(),
+        delegate: "p004".into(),
+        principal: "p003".into(),
+        from: day("2026-03-09"),
+        to: day("2026-03-13"),
+        forms: None,
+        reason: None,
+    };
     // A line already in the record when mail is turned on is not announced.
     log.append(&DelegationEntry::Set { at: Utc::now(), by: "p003".into(), delegation: Delegation { id: "old".into(), ..d.clone() } }).unwrap();
     let disp = dispatcher(&w, &r).with_delegation_record(&log_path, &cursor).unwrap();

@@ -6,16 +6,16 @@
 
 mod common;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::Router;
 use carimbo::http::{AppState, Paths};
 use carimbo::outbox::WebhookConfig;
-use common::server::{leave, TestServer};
+use common::server::{TestServer, leave};
 use ring::hmac;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -180,7 +180,10 @@ fn messages_reach_a_receiver_that_fails_first_signed_and_once_each_and_dead_lett
     let decisions = completed["payload"]["decisions"].as_array().unwrap();
     assert_eq!(decisions.iter().map(|d| d["step"].as_str().unwrap()).collect::<Vec<_>>(), ["supervisor", "hr-records"]);
     let approval = &accepted.iter().find(|(_, m)| m["kind"] == "decision" && m["payload"]["step"] == "supervisor").unwrap().1;
-    assert_eq!((approval["payload"]["actor"].as_str(), approval["payload"]["action"].as_str(), approval["payload"]["level"].as_str()), (Some("p003"), Some("approve"), Some("qualified")));
+    assert_eq!(
+        (approval["payload"]["actor"].as_str(), approval["payload"]["action"].as_str(), approval["payload"]["level"].as_str()),
+        (Some("p003"), Some("approve"), Some("qualified"))
+    );
     let w = &accepted.iter().find(|(_, m)| m["kind"] == "case.withdrawn").unwrap().1;
     assert_eq!((w["case_id"].as_str(), w["payload"]["reason"].as_str()), (Some(withdrawn.as_str()), Some("plans changed")));
 
@@ -299,7 +302,11 @@ fn carimbo_export_writes_the_period_from_a_stopped_store_and_refuses_bad_argumen
     assert_eq!(rows.iter().map(|r| r[2].to_string()).collect::<Vec<_>>(), ["decision", "decision", "case.completed"], "oldest first");
     assert!(rows.iter().all(|r| &r[3] == done.as_str()));
 
-    let json = std::process::Command::new(bin).args(["export", "--since", &since, "--format", "json", "--kind", "case.completed", "--data"]).arg(data.path()).output().unwrap();
+    let json = std::process::Command::new(bin)
+        .args(["export", "--since", &since, "--format", "json", "--kind", "case.completed", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
     assert!(json.status.success());
     let list: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);

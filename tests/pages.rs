@@ -8,10 +8,10 @@ mod common;
 #[path = "common/evidence_case.rs"]
 mod evidence_case;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use carimbo::http::{api::session_lifetime, AppState, Paths};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use carimbo::http::{AppState, Paths, api::session_lifetime};
 use carimbo::i18n::Lang;
 use carimbo::workflow::{ActRequest, Action, CaseStatus, Level, SignatureRecord};
 use chrono::Utc;
@@ -67,7 +67,12 @@ impl App {
     async fn post_upload(&self, who: &Browser, uri: &str, file_field: &str, bytes: &[u8]) -> (StatusCode, String) {
         let boundary = "carimbo-page-test";
         let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n", who.csrf).into_bytes();
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"evidence.json\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"evidence.json\"\r\nContent-Type: application/json\r\n\r\n"
+            )
+            .as_bytes(),
+        );
         body.extend_from_slice(bytes);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let req = Request::post(uri)
@@ -91,7 +96,9 @@ impl App {
 #[tokio::test]
 async fn a_visitor_without_a_session_is_sent_to_the_login_page() {
     let app = app();
-    for uri in ["/forms", "/forms/absence-and-annual-leave", "/cases", "/inbox", "/author", "/audit", "/admin/usage", "/me/security", "/cases/C-nothing/resubmit"] {
+    for uri in
+        ["/forms", "/forms/absence-and-annual-leave", "/cases", "/inbox", "/author", "/audit", "/admin/usage", "/me/security", "/cases/C-nothing/resubmit"]
+    {
         let (status, body) = app.get(None, uri).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{uri}");
         assert_eq!(body, "Location: /login", "{uri}");
@@ -147,7 +154,9 @@ async fn a_page_post_without_the_session_csrf_token_is_refused() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = app.post_form(&who, "/inbox", &[("pick", "C-x|supervisor")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    for (uri, fields) in [("/cases/C-x/withdraw", &[("_do", "confirm")][..]), ("/cases/C-x/resubmit", &[("_do", "check")][..]), ("/me/security", &[("_do", "begin")][..])] {
+    for (uri, fields) in
+        [("/cases/C-x/withdraw", &[("_do", "confirm")][..]), ("/cases/C-x/resubmit", &[("_do", "check")][..]), ("/me/security", &[("_do", "begin")][..])]
+    {
         let (status, body) = app.post_form(&who, uri, fields).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
         assert!(body.contains("expired"), "{uri}: {body}");
@@ -159,7 +168,11 @@ async fn the_server_puts_each_error_beside_its_field_and_offers_signing_only_whe
     let app = app();
     let who = app.sign_in("p005");
     let (status, html) = app
-        .post_form(&who, "/forms/absence-and-annual-leave", &[("csrf", &who.csrf), ("leave_type", "annual"), ("start_date", "2026-03-13"), ("end_date", "2026-03-09")])
+        .post_form(
+            &who,
+            "/forms/absence-and-annual-leave",
+            &[("csrf", &who.csrf), ("leave_type", "annual"), ("start_date", "2026-03-13"), ("end_date", "2026-03-09")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let end = html.find("id=\"f-end_date\"").expect("the end date field");
@@ -168,7 +181,11 @@ async fn the_server_puts_each_error_beside_its_field_and_offers_signing_only_whe
     assert!(!html.contains("id=\"sign\""), "no signing step while there are errors");
 
     let (status, html) = app
-        .post_form(&who, "/forms/absence-and-annual-leave", &[("csrf", &who.csrf), ("leave_type", "annual"), ("start_date", "2026-03-09"), ("end_date", "2026-03-13")])
+        .post_form(
+            &who,
+            "/forms/absence-and-annual-leave",
+            &[("csrf", &who.csrf), ("leave_type", "annual"), ("start_date", "2026-03-09"), ("end_date", "2026-03-13")],
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("id=\"sign\""), "the signing step follows a valid form");
@@ -179,7 +196,16 @@ async fn the_server_puts_each_error_beside_its_field_and_offers_signing_only_whe
 #[tokio::test]
 async fn no_page_carries_an_inline_script() {
     let app = app();
-    let pages = [("p005", "/forms"), ("p005", "/forms/work-accident-report"), ("p005", "/cases"), ("p003", "/inbox"), ("p019", "/author"), ("p022", "/audit"), ("p032", "/admin/usage"), ("p005", "/me/security")];
+    let pages = [
+        ("p005", "/forms"),
+        ("p005", "/forms/work-accident-report"),
+        ("p005", "/cases"),
+        ("p003", "/inbox"),
+        ("p019", "/author"),
+        ("p022", "/audit"),
+        ("p032", "/admin/usage"),
+        ("p005", "/me/security"),
+    ];
     for (person, uri) in pages {
         let who = app.sign_in(person);
         let (_, html) = app.get(Some(&who), uri).await;
@@ -197,7 +223,10 @@ async fn no_page_carries_an_inline_script() {
 async fn the_usage_page_draws_an_svg_chart_with_a_title_and_the_tables_behind_it() {
     let app = app();
     let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
-    app.state.cases.submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, Utc::now(), None, Lang::En).expect("a leave request opens");
+    app.state
+        .cases
+        .submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, Utc::now(), None, Lang::En)
+        .expect("a leave request opens");
 
     let admin = app.sign_in("p032");
     let (status, html) = app.get(Some(&admin), "/admin/usage?lang=en").await;
@@ -235,7 +264,14 @@ impl App {
     /// The supervisor sends the case back to its submitter with a comment.
     fn returned(&self, case: &str, supervisor: &str, comment: &str) {
         let signature = SignatureRecord { level: Level::Advanced, signer: supervisor.into(), jws: None, second_factor: false };
-        let req = ActRequest { actor: supervisor.into(), step: "supervisor".into(), action: Action::Return, comment: Some(comment.into()), signature, now: Utc::now() };
+        let req = ActRequest {
+            actor: supervisor.into(),
+            step: "supervisor".into(),
+            action: Action::Return,
+            comment: Some(comment.into()),
+            signature,
+            now: Utc::now(),
+        };
         self.state.cases.act(case, req, None).expect("the supervisor returns it");
     }
 }
@@ -283,7 +319,12 @@ async fn the_submitter_withdraws_a_case_from_its_page_after_a_confirmation_and_a
     let (status, html) = app.post_form(&staff, &format!("{action}?lang=pt"), &[("csrf", &staff.csrf), ("_do", "confirm")]).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains(r#"id="withdraw-refused""#) && html.contains(r#"role="alert""#), "{html}");
-    assert!(html.contains("O processo já tem decisão final e não pode ser retirado. (<a class=\"code\" href=\"/docs/errors#carimbo-e0311\"><code>CARIMBO-E0311</code></a>)"), "the code links to its explanation: {html}");
+    assert!(
+        html.contains(
+            "O processo já tem decisão final e não pode ser retirado. (<a class=\"code\" href=\"/docs/errors#carimbo-e0311\"><code>CARIMBO-E0311</code></a>)"
+        ),
+        "the code links to its explanation: {html}"
+    );
 
     // Only the submitter withdraws.
     let other = app.submitted("p005", &common::server::leave(3));
@@ -310,7 +351,10 @@ async fn a_returned_case_shows_the_comment_and_its_correction_page_checks_on_the
     assert!(html.contains(r#"<blockquote id="return-comment">Please name who covers for you.</blockquote>"#), "{html}");
     assert!(html.contains(&format!(r#"href="/cases/{id}/resubmit""#)), "the correction is linked");
     let (_, html) = app.get(Some(&supervisor), &format!("/cases/{id}?lang=en")).await;
-    assert!(html.contains("Please name who covers for you.") && !html.contains(&format!(r#"href="/cases/{id}/resubmit""#)), "the approver sees the comment, not the link");
+    assert!(
+        html.contains("Please name who covers for you.") && !html.contains(&format!(r#"href="/cases/{id}/resubmit""#)),
+        "the approver sees the comment, not the link"
+    );
     let (status, _) = app.get(Some(&supervisor), &correct).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only the submitter corrects");
 
@@ -322,12 +366,22 @@ async fn a_returned_case_shows_the_comment_and_its_correction_page_checks_on_the
 
     // A rule broken: the error beside the end date, everything typed kept, nothing to sign.
     let unticked = [("_bool", "half_day_start"), ("_bool", "half_day_end")];
-    let mut fields = vec![("csrf", staff.csrf.as_str()), ("leave_type", "annual"), ("start_date", &end), ("end_date", &start), ("substitute", "Wong Wai Keong"), ("_do", "check")];
+    let mut fields = vec![
+        ("csrf", staff.csrf.as_str()),
+        ("leave_type", "annual"),
+        ("start_date", &end),
+        ("end_date", &start),
+        ("substitute", "Wong Wai Keong"),
+        ("_do", "check"),
+    ];
     fields.extend(unticked);
     let (status, html) = app.post_form(&staff, &format!("{correct}?lang=en"), &fields).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let at = html.find(r#"id="f-end_date""#).expect("the end date field");
-    assert!(html[at..].find("The end date cannot be before the start date.").unwrap() < html[at..].find(r#"id="f-half_day_end""#).unwrap(), "beside the end date");
+    assert!(
+        html[at..].find("The end date cannot be before the start date.").unwrap() < html[at..].find(r#"id="f-half_day_end""#).unwrap(),
+        "beside the end date"
+    );
     assert!(html.contains(r#"value="Wong Wai Keong""#) && !html.contains(r#"id="sign""#));
 
     // Nothing changed: said at once, nothing to sign (the unticked boxes are no change).
@@ -351,7 +405,11 @@ async fn a_returned_case_shows_the_comment_and_its_correction_page_checks_on_the
         let at = html.find(r#"id="data-json" type="hidden" value=""#).unwrap() + r#"id="data-json" type="hidden" value=""#.len();
         serde_json::from_str(&html[at..at + html[at..].find('"').unwrap()].replace("&quot;", "\"")).unwrap()
     };
-    assert_eq!(signed, serde_json::json!({"leave_type": "annual", "start_date": start, "end_date": end, "substitute": "Wong Wai Keong"}), "what the page will sign");
+    assert_eq!(
+        signed,
+        serde_json::json!({"leave_type": "annual", "start_date": start, "end_date": end, "substitute": "Wong Wai Keong"}),
+        "what the page will sign"
+    );
 }
 
 #[tokio::test]
@@ -379,7 +437,8 @@ async fn a_second_factor_is_enrolled_from_the_security_page_and_a_wrong_code_cha
     assert!(html.contains(&format!(r#"data-secret="{}""#, pending.secret)), "the same secret shown again");
     assert!(!app.state.accounts.get("p007").unwrap().has_second_factor(), "nothing changed");
 
-    let (status, location) = app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("code", &format!("{} {}", &code[..3], &code[3..])), ("_do", "confirm")]).await;
+    let (status, location) =
+        app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("code", &format!("{} {}", &code[..3], &code[3..])), ("_do", "confirm")]).await;
     assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "Location: /me/security?enrolled=1"));
     assert!(app.state.accounts.get("p007").unwrap().has_second_factor());
     let (_, html) = app.get(Some(&who), "/me/security?enrolled=1&lang=en").await;
@@ -406,7 +465,8 @@ async fn replacing_a_second_factor_from_the_security_page_asks_for_a_code_of_the
     assert!(html.contains("(CARIMBO-E0604)") && html.contains(&format!(r#"value="{wrong}""#)), "the code typed stays, marked: {html}");
     assert!(accounts.pending_totp("p007", Utc::now()).unwrap().is_none(), "nothing started");
 
-    let (status, location) = app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("current_code", &format!("{} {}", &code[..3], &code[3..])), ("_do", "begin")]).await;
+    let (status, location) =
+        app.post_form(&who, "/me/security", &[("csrf", &who.csrf), ("current_code", &format!("{} {}", &code[..3], &code[3..])), ("_do", "begin")]).await;
     assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "Location: /me/security#enrol"));
     let (_, html) = app.get(Some(&who), "/me/security?lang=en").await;
     assert!(html.contains(r#"id="totp-qr""#), "the new secret waits for its first code: {html}");
@@ -463,7 +523,13 @@ async fn times_on_the_pages_are_macau_time_and_say_so_while_the_api_keeps_utc() 
     // 16:38 UTC is 00:38 the next day in Macau.
     let at = Utc::now().date_naive().and_hms_opt(16, 38, 0).unwrap().and_utc();
     let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
-    let id = app.state.cases.submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, at, None, Lang::En).expect("a leave request opens").case.id;
+    let id = app
+        .state
+        .cases
+        .submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, at, None, Lang::En)
+        .expect("a leave request opens")
+        .case
+        .id;
     let macau = (at.date_naive() + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
     let staff = app.sign_in("p005");
     for (lang, label) in [("en", " 00:38 (Macau time)"), ("pt", " 00:38 (hora de Macau)"), ("zh", " 00:38（澳門時間）")] {
@@ -488,7 +554,11 @@ async fn a_skipped_step_says_why_in_the_readers_language_not_in_the_engines_word
     let view = app.state.cases.act(&id, req, None).expect("the supervisor approves");
     assert_eq!(view.case.steps["head"].status, carimbo::workflow::StepStatus::Skipped);
     let staff = app.sign_in("p005");
-    for (lang, says) in [("zh", "毋須此步驟：此個案不符合該步驟的條件"), ("pt", "Passo dispensado: o processo não preenche a condição"), ("en", "Not needed: the case does not meet this step's condition")] {
+    for (lang, says) in [
+        ("zh", "毋須此步驟：此個案不符合該步驟的條件"),
+        ("pt", "Passo dispensado: o processo não preenche a condição"),
+        ("en", "Not needed: the case does not meet this step's condition"),
+    ] {
         let (status, html) = app.get(Some(&staff), &format!("/cases/{id}?lang={lang}")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(html.contains(says), "{lang}: the skipped head step says {says:?}");
@@ -501,7 +571,14 @@ async fn an_approvers_comment_is_shown_with_their_act_on_the_case_page() {
     let app = app();
     let id = app.submitted("p005", &common::server::leave(2));
     let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
-    let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: Some("Boas férias <b>já</b>".into()), signature, now: Utc::now() };
+    let req = ActRequest {
+        actor: "p003".into(),
+        step: "supervisor".into(),
+        action: Action::Approve,
+        comment: Some("Boas férias <b>já</b>".into()),
+        signature,
+        now: Utc::now(),
+    };
     app.state.cases.act(&id, req, None).expect("the supervisor approves");
     let (status, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=pt")).await;
     assert_eq!(status, StatusCode::OK);
@@ -513,11 +590,26 @@ async fn an_approvers_comment_is_shown_with_their_act_on_the_case_page() {
 fn sign_in_by_form(s: &common::server::TestServer, person: &str) -> String {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
     let mut r = agent.get(&format!("{}/login", s.base)).call().unwrap();
-    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("carimbo_login=")).unwrap().split(';').next().unwrap().to_string();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("carimbo_login="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let html = r.body_mut().read_to_string().unwrap();
     let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().to_string();
     let body = format!("person={person}&password={}&csrf={csrf}", common::form_encode(carimbo::http::DEMO_PASSWORD));
-    let r = agent.post(&format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded").header("cookie", &cookie).send(body.as_bytes()).unwrap();
+    let r = agent
+        .post(&format!("{}/login", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .send(body.as_bytes())
+        .unwrap();
     assert_eq!(r.status().as_u16(), 303, "{person} signs in");
     r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
@@ -542,7 +634,10 @@ async fn inbox_rows_my_cases_and_the_case_page_show_the_forms_summary_fields() {
     for says in ["<dt>Type of leave</dt><dd>Annual leave</dd>", &format!("<dd>{start}</dd>"), &format!("<dd>{working_days}</dd>")] {
         assert!(row.contains(says), "the inbox row shows {says:?}: {row}");
     }
-    assert!(row.contains(&format!("data-summary=\"Type of leave: Annual leave · Start date: {start}")), "the row carries its summary for the batch confirmation: {row}");
+    assert!(
+        row.contains(&format!("data-summary=\"Type of leave: Annual leave · Start date: {start}")),
+        "the row carries its summary for the batch confirmation: {row}"
+    );
     assert!(inbox.contains("id=\"confirm-list\""), "the confirmation lists the cases it acts on");
     let staff = app.sign_in("p005");
     let (_, mine) = app.get(Some(&staff), "/cases?lang=zh").await;
@@ -632,7 +727,10 @@ async fn the_case_page_offers_its_evidence_bundle_for_download() {
     let app = app();
     let id = app.submitted("p005", &common::server::leave(2));
     let (_, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=en")).await;
-    assert!(html.contains(&format!("class=\"button\" id=\"download-evidence\" href=\"/api/v1/cases/{id}/evidence\" download=\"evidence-{id}.json\"")), "{html}");
+    assert!(
+        html.contains(&format!("class=\"button\" id=\"download-evidence\" href=\"/api/v1/cases/{id}/evidence\" download=\"evidence-{id}.json\"")),
+        "{html}"
+    );
     assert!(html.contains("Download evidence bundle"));
 }
 
@@ -681,7 +779,8 @@ async fn error_codes_link_to_their_explanation_served_by_the_server() {
     assert!(html.contains("<tr id=\"carimbo-e1301\">") && html.contains("<tr id=\"carimbo-e0520\">"), "both error documents");
     // A refusal on a page links its code.
     let staff = app.sign_in("p005");
-    let (_, html) = app.post_form(&staff, "/me/delegation?lang=en", &[("csrf", &staff.csrf), ("delegate", "p005"), ("from", "2099-01-01"), ("to", "2099-01-02")]).await;
+    let (_, html) =
+        app.post_form(&staff, "/me/delegation?lang=en", &[("csrf", &staff.csrf), ("delegate", "p005"), ("from", "2099-01-01"), ("to", "2099-01-02")]).await;
     assert!(html.contains("<a class=\"code\" href=\"/docs/errors#carimbo-e0722\"><code>CARIMBO-E0722</code></a>"), "{html}");
 }
 
@@ -747,7 +846,8 @@ async fn a_staff_member_sets_their_own_delegation_and_the_administrator_sees_and
         let (status, html) = app.post_form(&supervisor, "/me/delegation?lang=en", &delegation_fields(&supervisor, "p004", &from, &to)).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert!(html.contains("The delegation is set and recorded."), "{html}");
-        let d = app.state.cases.directory().delegations().iter().find(|d| d.principal == "p003" && d.from == today).cloned().expect("the delegation is in force");
+        let d =
+            app.state.cases.directory().delegations().iter().find(|d| d.principal == "p003" && d.from == today).cloned().expect("the delegation is in force");
         assert_eq!((d.delegate.as_str(), d.forms.clone()), ("p004", Some(vec!["absence-and-annual-leave".to_string()])));
         assert!(html.contains(&format!("data-delegation=\"{}\"", d.id)), "it is listed on the person's page");
         d.id
@@ -779,7 +879,8 @@ async fn a_bad_delegation_is_refused_with_its_code_and_nothing_is_recorded() {
     let app = app();
     let staff = app.sign_in("p005");
     let today = chrono::Utc::now().date_naive();
-    let (soon, later, past) = ((today + chrono::Duration::days(2)).to_string(), (today + chrono::Duration::days(5)).to_string(), (today - chrono::Duration::days(3)).to_string());
+    let (soon, later, past) =
+        ((today + chrono::Duration::days(2)).to_string(), (today + chrono::Duration::days(5)).to_string(), (today - chrono::Duration::days(3)).to_string());
     let before = app.state.cases.directory().delegations().len();
     let cases: [(Vec<(&str, &str)>, &str); 7] = [
         (delegation_fields(&staff, "p005", &soon, &later), "CARIMBO-E0722"),
@@ -788,7 +889,14 @@ async fn a_bad_delegation_is_refused_with_its_code_and_nothing_is_recorded() {
         (delegation_fields(&staff, "p006", &later, &soon), "CARIMBO-E0723"),
         (delegation_fields(&staff, "p006", &past, &past), "CARIMBO-E0723"),
         (delegation_fields(&staff, "p006", &soon, "2999-01-01"), "CARIMBO-E0723"),
-        ({ let mut f = delegation_fields(&staff, "p006", &soon, &later); f.push(("forms", "no-such-form")); f }, "CARIMBO-E0724"),
+        (
+            {
+                let mut f = delegation_fields(&staff, "p006", &soon, &later);
+                f.push(("forms", "no-such-form"));
+                f
+            },
+            "CARIMBO-E0724",
+        ),
     ];
     for (fields, code) in cases {
         let (status, html) = app.post_form(&staff, "/me/delegation?lang=en", &fields).await;

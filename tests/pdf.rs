@@ -3,9 +3,9 @@
 //! pikepdf the PDF/A-3b properties, poppler's pdftotext and pdftoppm what a reader sees.
 //! A test whose tool is missing says SKIPPED (CI installs them all: `.ci/run`).
 
+mod common;
 #[path = "common/evidence_case.rs"]
 mod evidence_case;
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +17,7 @@ use carimbo::pdf::{PdfError, PdfSeal};
 use carimbo::signing::timestamp::{DEFAULT_TSA_POLICY, TsaSigner};
 use carimbo::workflow::Action;
 use chrono::Utc;
-use evidence_case::{leave, repo, seeds, Harness};
+use evidence_case::{Harness, leave, repo, seeds};
 
 fn tool(name: &str) -> bool {
     Command::new(name).arg("-v").output().is_ok()
@@ -150,9 +150,57 @@ fn the_text_holds_the_fields_and_the_signers_in_each_language() {
         return;
     }
     let table: [(Lang, &[&str]); 3] = [
-        (Lang::Zh, &["缺勤與年假申請書", "Boletim de faltas e férias", "假期類別", "工作日數", "由系統計算", "簽署頁", "角色及席位", "直屬上級審批", "何志偉", "陳美玲", "李嘉欣", "合格電子簽名", "澳門時間", "已完成"]),
-        (Lang::Pt, &["Boletim de faltas e férias", "缺勤與年假申請書", "Tipo de ausência", "Dias úteis", "Página de assinaturas", "Ho Chi Wai", "Chan Mei Leng", "assinatura qualificada", "hora de Macau", "Concluído"]),
-        (Lang::En, &["Absence and annual-leave application", "缺勤與年假申請書", "Boletim de faltas e férias", "Type of leave", "Working days", "computed by carimbo", "Signature page", "Ho Chi Wai", "Chan Mei Leng", "qualified signature", "Macau time", "Completed"]),
+        (
+            Lang::Zh,
+            &[
+                "缺勤與年假申請書",
+                "Boletim de faltas e férias",
+                "假期類別",
+                "工作日數",
+                "由系統計算",
+                "簽署頁",
+                "角色及席位",
+                "直屬上級審批",
+                "何志偉",
+                "陳美玲",
+                "李嘉欣",
+                "合格電子簽名",
+                "澳門時間",
+                "已完成",
+            ],
+        ),
+        (
+            Lang::Pt,
+            &[
+                "Boletim de faltas e férias",
+                "缺勤與年假申請書",
+                "Tipo de ausência",
+                "Dias úteis",
+                "Página de assinaturas",
+                "Ho Chi Wai",
+                "Chan Mei Leng",
+                "assinatura qualificada",
+                "hora de Macau",
+                "Concluído",
+            ],
+        ),
+        (
+            Lang::En,
+            &[
+                "Absence and annual-leave application",
+                "缺勤與年假申請書",
+                "Boletim de faltas e férias",
+                "Type of leave",
+                "Working days",
+                "computed by carimbo",
+                "Signature page",
+                "Ho Chi Wai",
+                "Chan Mei Leng",
+                "qualified signature",
+                "Macau time",
+                "Completed",
+            ],
+        ),
     ];
     for (lang, expected) in table {
         let text = text_of(&write(&format!("text-{lang}.pdf"), &print(&cases().leave, lang)));
@@ -226,7 +274,11 @@ fn the_command_prints_a_bundle_offline_and_refuses_one_that_does_not_verify() {
         assert!(text.contains("Página de assinaturas") && text.contains("HO CHI WAI"), "names from the certificates:\n{text}");
     }
 
-    let tampered = String::from_utf8(bundle).unwrap().replacen("family matters in Lisbon, tickets booked, substitute agreed", "family matters in Paris, tickets booked, substitute agreed", 1);
+    let tampered = String::from_utf8(bundle).unwrap().replacen(
+        "family matters in Lisbon, tickets booked, substitute agreed",
+        "family matters in Paris, tickets booked, substitute agreed",
+        1,
+    );
     let bad = write("tampered.json", tampered.as_bytes());
     let bad_out = good.with_file_name("tampered.pdf");
     let run = carimbo_pdf(&["--bundle", bad.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", bad_out.to_str().unwrap()]);
@@ -253,7 +305,11 @@ fn a_hidden_character_in_peoples_text_is_printed_by_its_code_point() {
 /// The PDF link of a case's page, fetched as the browser does (session cookie).
 fn fetch_pdf(s: &common::server::TestServer, token: &str, id: &str, lang: &str) -> (u16, String, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut r = agent.get(format!("{}/cases/{id}/pdf?lang={lang}", s.base)).header("cookie", format!("{}={token}", carimbo::http::auth::SESSION_COOKIE)).call().unwrap();
+    let mut r = agent
+        .get(format!("{}/cases/{id}/pdf?lang={lang}", s.base))
+        .header("cookie", format!("{}={token}", carimbo::http::auth::SESSION_COOKIE))
+        .call()
+        .unwrap();
     let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     (r.status().as_u16(), kind, r.body_mut().with_config().limit(32 << 20).read_to_vec().unwrap())
 }

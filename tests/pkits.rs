@@ -44,10 +44,7 @@ const STRICTER: &[(&str, &str)] = &[
     ("valid_name_chaining_whitespace_test4", R_NAMES),
     ("valid_name_chaining_capitalization_test5", R_NAMES),
     ("valid_name_chaining_uids_test6", R_UID),
-    (
-        "valid_rollover_from_printablestring_to_utf8string_test10",
-        R_NAMES,
-    ),
+    ("valid_rollover_from_printablestring_to_utf8string_test10", R_NAMES),
     ("valid_utf8string_case_insensitive_match_test11", R_NAMES),
     ("valid_basicconstraints_not_critical_test4", R_BC),
     ("valid_pathlenconstraint_test8", R_CA_LEAF),
@@ -120,33 +117,18 @@ fn section(id: &str) -> String {
 }
 
 fn read_cert(dir: &Path, name: &str) -> Result<CertificateDer<'static>, String> {
-    std::fs::read(dir.join("certs").join(name))
-        .map(CertificateDer::from)
-        .map_err(|e| format!("{name}: {e}"))
+    std::fs::read(dir.join("certs").join(name)).map(CertificateDer::from).map_err(|e| format!("{name}: {e}"))
 }
 
 fn is_dsa(der: &[u8]) -> bool {
     use x509_parser::prelude::*;
-    X509Certificate::from_der(der).is_ok_and(|(_, c)| {
-        c.tbs_certificate
-            .public_key()
-            .algorithm
-            .algorithm
-            .to_id_string()
-            == OID_DSA
-    })
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.tbs_certificate.public_key().algorithm.algorithm.to_id_string() == OID_DSA)
 }
 
 /// Why the case is not applicable to carimbo's document-signing profile, if it is not.
-fn not_applicable(
-    case: &Value,
-    chain: &[CertificateDer<'_>],
-    expected_success: bool,
-) -> Option<String> {
+fn not_applicable(case: &Value, chain: &[CertificateDer<'_>], expected_success: bool) -> Option<String> {
     if chain.iter().any(|c| is_dsa(c.as_ref())) {
-        return Some(
-            "DSA key in the path: the crypto policy accepts only RSA ≥ 2048, ECDSA P-256/P-384 and Ed25519 (ETSI TS 119 312)".into(),
-        );
+        return Some("DSA key in the path: the crypto policy accepts only RSA ≥ 2048, ECDSA P-256/P-384 and Ed25519 (ETSI TS 119 312)".into());
     }
     if let Some(params) = case.get("params") {
         return Some(format!(
@@ -163,14 +145,7 @@ fn not_applicable(
 }
 
 /// Run one case: `Ok(())` if carimbo accepts the path, `Err(reason)` if not.
-fn run(
-    dir: &Path,
-    case: &Value,
-    chain: &[CertificateDer<'static>],
-    anchor: &TrustList,
-    anchor_crl: &LoadedCrl,
-    at: DateTime<Utc>,
-) -> Result<(), String> {
+fn run(dir: &Path, case: &Value, chain: &[CertificateDer<'static>], anchor: &TrustList, anchor_crl: &LoadedCrl, at: DateTime<Utc>) -> Result<(), String> {
     let revocation = case["revocation"].as_bool() != Some(false);
     let mut crls = CrlSet::empty();
     let mut policy = ValidationPolicy::document_signing();
@@ -178,8 +153,7 @@ fn run(
         crls.add(anchor_crl.clone());
         for name in case["crls"].as_array().into_iter().flatten() {
             let name = name.as_str().ok_or("CRL name is not a string")?;
-            let der =
-                std::fs::read(dir.join("crls").join(name)).map_err(|e| format!("{name}: {e}"))?;
+            let der = std::fs::read(dir.join("crls").join(name)).map_err(|e| format!("{name}: {e}"))?;
             crls.add(LoadedCrl::from_der(der, name)?);
         }
     } else {
@@ -187,10 +161,7 @@ fn run(
         policy.revocation = RevocationRule::IfAvailable;
     }
     let validator = CertificateValidator::new(anchor.clone(), crls, policy);
-    validator
-        .validate(chain, SigningTime { at, trusted: true })
-        .map(|_| ())
-        .map_err(|f| format!("{}: {}", f.sub.as_str(), f.detail))
+    validator.validate(chain, SigningTime { at, trusted: true }).map(|_| ()).map_err(|f| format!("{}: {}", f.sub.as_str(), f.detail))
 }
 
 #[derive(Default)]
@@ -204,10 +175,7 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/nist-pkits");
     let Ok(text) = std::fs::read(dir.join("pkits.json")) else {
-        println!(
-            "pkits: SKIPPED — {} is absent (the corpus lives in ../shared/testdata, never in this repository)",
-            dir.join("pkits.json").display()
-        );
+        println!("pkits: SKIPPED — {} is absent (the corpus lives in ../shared/testdata, never in this repository)", dir.join("pkits.json").display());
         return ExitCode::SUCCESS;
     };
     let cases: Vec<Value> = match serde_json::from_slice(&text) {
@@ -220,8 +188,7 @@ fn main() -> ExitCode {
     let setup = || -> Result<(TrustList, LoadedCrl), String> {
         let root = read_cert(&dir, "TrustAnchorRootCertificate.crt")?;
         let trust = TrustList::from_anchors(&[root])?;
-        let crl = std::fs::read(dir.join("crls/TrustAnchorRootCRL.crl"))
-            .map_err(|e| format!("TrustAnchorRootCRL.crl: {e}"))?;
+        let crl = std::fs::read(dir.join("crls/TrustAnchorRootCRL.crl")).map_err(|e| format!("TrustAnchorRootCRL.crl: {e}"))?;
         Ok((trust, LoadedCrl::from_der(crl, "TrustAnchorRootCRL.crl")?))
     };
     let (anchor, anchor_crl) = match setup() {
@@ -231,9 +198,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let at = DateTime::parse_from_rfc3339("2022-05-01T00:00:00Z")
-        .expect("fixed time")
-        .with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339("2022-05-01T00:00:00Z").expect("fixed time").with_timezone(&Utc);
 
     let mut rows: BTreeMap<(u32, u32), Row> = BTreeMap::new();
     let (mut na_lines, mut refused_lines, mut stricter_lines) = (vec![], vec![], vec![]);
@@ -254,9 +219,7 @@ fn main() -> ExitCode {
         let expected_success = case.get("error").is_none();
         let mut chain = Vec::new();
         let mut load_error = None;
-        for cert in std::iter::once(&case["cert"])
-            .chain(case["other_certs"].as_array().into_iter().flatten())
-        {
+        for cert in std::iter::once(&case["cert"]).chain(case["other_certs"].as_array().into_iter().flatten()) {
             match cert.as_str().map(|n| read_cert(&dir, n)) {
                 Some(Ok(der)) => chain.push(der),
                 Some(Err(e)) => load_error = Some(e),
@@ -279,14 +242,7 @@ fn main() -> ExitCode {
             if outcome.is_ok() && !expected_success {
                 na_accepted.push(label.clone());
             }
-            na_lines.push(format!(
-                "  not applicable: {label} (expects {}): {why}; {carimbo}",
-                if expected_success {
-                    "SUCCESS"
-                } else {
-                    "FAILURE"
-                }
-            ));
+            na_lines.push(format!("  not applicable: {label} (expects {}): {why}; {carimbo}", if expected_success { "SUCCESS" } else { "FAILURE" }));
             continue;
         }
         match (&outcome, expected_success) {
@@ -294,9 +250,7 @@ fn main() -> ExitCode {
             (Ok(()), false) => {
                 row.failed += 1;
                 match ACCEPTED_FAILURES.iter().find(|(n, _)| *n == name) {
-                    Some((_, why)) => accepted_failures.push(format!(
-                        "  expected FAILURE, accepted (allowed: {why}): {label}"
-                    )),
+                    Some((_, why)) => accepted_failures.push(format!("  expected FAILURE, accepted (allowed: {why}): {label}")),
                     None => {
                         accepted_failures.push(format!("  expected FAILURE, ACCEPTED: {label}"));
                         regressions.push(label.clone());
@@ -308,9 +262,7 @@ fn main() -> ExitCode {
                 match STRICTER.iter().find(|(n, _)| *n == name) {
                     Some((n, rule)) => {
                         stricter_hit.push(*n);
-                        stricter_lines.push(format!(
-                            "  expected SUCCESS, refused by the profile rule \"{rule}\": {label} ({reason})"
-                        ))
+                        stricter_lines.push(format!("  expected SUCCESS, refused by the profile rule \"{rule}\": {label} ({reason})"))
                     }
                     None => {
                         refused_lines.push(format!("  expected SUCCESS, REFUSED: {label} ({reason})"));
@@ -321,35 +273,18 @@ fn main() -> ExitCode {
         }
     }
 
-    println!(
-        "pkits: {} cases, validated at {}",
-        cases.len(),
-        at.to_rfc3339()
-    );
-    println!(
-        "  {:<6} {:<48} {:>6} {:>6} {:>6}",
-        "sect.", "", "passed", "failed", "n/a"
-    );
+    println!("pkits: {} cases, validated at {}", cases.len(), at.to_rfc3339());
+    println!("  {:<6} {:<48} {:>6} {:>6} {:>6}", "sect.", "", "passed", "failed", "n/a");
     let mut total = Row::default();
     for ((major, minor), row) in &rows {
         let s = format!("{major}.{minor}");
-        let title = SECTIONS
-            .iter()
-            .find(|(k, _)| *k == s)
-            .map(|(_, t)| *t)
-            .unwrap_or("");
-        println!(
-            "  {s:<6} {title:<48} {:>6} {:>6} {:>6}",
-            row.passed, row.failed, row.not_applicable
-        );
+        let title = SECTIONS.iter().find(|(k, _)| *k == s).map(|(_, t)| *t).unwrap_or("");
+        println!("  {s:<6} {title:<48} {:>6} {:>6} {:>6}", row.passed, row.failed, row.not_applicable);
         total.passed += row.passed;
         total.failed += row.failed;
         total.not_applicable += row.not_applicable;
     }
-    println!(
-        "  {:<6} {:<48} {:>6} {:>6} {:>6}",
-        "all", "", total.passed, total.failed, total.not_applicable
-    );
+    println!("  {:<6} {:<48} {:>6} {:>6} {:>6}", "all", "", total.passed, total.failed, total.not_applicable);
     println!(
         "pkits: {} of {} applicable cases as expected; {} expected FAILURE accepted; {} expected SUCCESS refused by a listed profile rule",
         total.passed,
@@ -357,19 +292,10 @@ fn main() -> ExitCode {
         accepted_failures.len(),
         stricter_lines.len()
     );
-    for line in na_lines
-        .iter()
-        .chain(&stricter_lines)
-        .chain(&refused_lines)
-        .chain(&accepted_failures)
-    {
+    for line in na_lines.iter().chain(&stricter_lines).chain(&refused_lines).chain(&accepted_failures) {
         println!("{line}");
     }
-    println!(
-        "pkits: not applicable cases expecting FAILURE that carimbo accepts: {} ({})",
-        na_accepted.len(),
-        na_accepted.join(", ")
-    );
+    println!("pkits: not applicable cases expecting FAILURE that carimbo accepts: {} ({})", na_accepted.len(), na_accepted.join(", "));
     // A case the list says is refused but that now passes: the list (and docs/signatures.md)
     // must follow the code.
     for (name, rule) in STRICTER {
@@ -380,15 +306,10 @@ fn main() -> ExitCode {
     }
     println!("pkits: ran in {:.1?}", started.elapsed());
     if regressions.is_empty() {
-        println!(
-            "pkits: no case that expects FAILURE was accepted; every refused SUCCESS case is a listed profile rule"
-        );
+        println!("pkits: no case that expects FAILURE was accepted; every refused SUCCESS case is a listed profile rule");
         ExitCode::SUCCESS
     } else {
-        println!(
-            "pkits: FAILED — {} case(s) not as expected and not listed",
-            regressions.len()
-        );
+        println!("pkits: FAILED — {} case(s) not as expected and not listed", regressions.len());
         ExitCode::FAILURE
     }
 }

@@ -9,8 +9,8 @@
 mod common;
 
 use carimbo::http::{AppState, Paths};
-use common::server::{leave, Client, TestServer};
-use serde_json::{json, Value};
+use common::server::{Client, TestServer, leave};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 const LEAVE: &str = "absence-and-annual-leave";
@@ -42,7 +42,14 @@ fn problem_codes(reply: &common::server::Reply) -> Vec<(String, String, String, 
         .as_array()
         .unwrap_or_else(|| panic!("a problem list: {}", reply.body))
         .iter()
-        .map(|p| (p["file"].as_str().unwrap().to_string(), p["definition"].as_str().unwrap().to_string(), p["pointer"].as_str().unwrap().to_string(), p["code"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["file"].as_str().unwrap().to_string(),
+                p["definition"].as_str().unwrap().to_string(),
+                p["pointer"].as_str().unwrap().to_string(),
+                p["code"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -81,7 +88,11 @@ fn a_published_version_is_recorded_and_still_served_after_a_restart() {
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!((r.body["applied"].clone(), r.body["publication"]["seq"].clone()), (json!(true), json!(1)), "{}", r.body);
         let d = &r.body["publication"]["definitions"][0];
-        assert_eq!((d["kind"].as_str(), d["id"].as_str(), d["version"].as_str(), d["previous_version"].as_str()), (Some("form"), Some(LEAVE), Some("1.1.0"), Some("1.0.0")), "{d}");
+        assert_eq!(
+            (d["kind"].as_str(), d["id"].as_str(), d["version"].as_str(), d["previous_version"].as_str()),
+            (Some("form"), Some(LEAVE), Some("1.1.0"), Some("1.0.0")),
+            "{d}"
+        );
         let changes: Vec<&str> = d["changes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert!(changes.contains(&"/version") && changes.iter().any(|c| c.starts_with("/schema/required")), "{changes:?}");
         assert_eq!(served_version(&s), "1.1.0");
@@ -195,7 +206,9 @@ fn the_authors_page_shows_the_history_and_an_administrator_publishes_from_it() {
     let boundary = "carimbo-test-boundary";
     let form = serde_json::to_string(&leave_form_requiring_substitute("1.1.0")).unwrap();
     let part = |name: &str, file: Option<&str>, value: &str| match file {
-        Some(f) => format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/json\r\n\r\n{value}\r\n"),
+        Some(f) => {
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/json\r\n\r\n{value}\r\n")
+        }
         None => format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"),
     };
     let body = |publish: bool| {
@@ -245,7 +258,10 @@ fn a_published_holiday_calendar_is_used_for_working_days_also_after_a_restart() 
         let s = start_on(&data);
         assert_eq!(working_days(&s), 5);
         let mut calendar = common::read_json(&common::repo().join("forms/reference/macau-public-holidays.json"));
-        calendar["holidays"].as_array_mut().unwrap().push(json!({"date": wednesday, "name": {"zh": "特別假日", "pt": "Feriado extraordinário", "en": "Extraordinary holiday"}}));
+        calendar["holidays"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"date": wednesday, "name": {"zh": "特別假日", "pt": "Feriado extraordinário", "en": "Extraordinary holiday"}}));
         let r = publish(&s.login("p032"), &[("macau-public-holidays.json", &calendar)]);
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["publication"]["definitions"][0]["kind"], "holiday-calendar", "{}", r.body);
@@ -253,7 +269,11 @@ fn a_published_holiday_calendar_is_used_for_working_days_also_after_a_restart() 
     }
     let s = start_on(&data);
     assert_eq!(working_days(&s), 4);
-    assert!(s.state.cases.start_report().iter().any(|l| l.starts_with("holiday-calendar macau-public-holidays: published #1")), "{:?}", s.state.cases.start_report());
+    assert!(
+        s.state.cases.start_report().iter().any(|l| l.starts_with("holiday-calendar macau-public-holidays: published #1")),
+        "{:?}",
+        s.state.cases.start_report()
+    );
 }
 
 #[test]

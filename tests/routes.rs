@@ -26,7 +26,13 @@ struct Route {
 
 const ROUTES: &[Route] = &[
     Route { form: "absence-and-annual-leave", submitter: "p005", example: 0, changes: &[], expect: &["supervisor", "-head", "hr-records"] },
-    Route { form: "absence-and-annual-leave", submitter: "p005", example: 0, changes: &[("/end_date", "\"2026-03-20\"")], expect: &["supervisor", "head", "hr-records"] },
+    Route {
+        form: "absence-and-annual-leave",
+        submitter: "p005",
+        example: 0,
+        changes: &[("/end_date", "\"2026-03-20\"")],
+        expect: &["supervisor", "head", "hr-records"],
+    },
     Route { form: "health-fitness-certificate", submitter: "doc01", example: 0, changes: &[], expect: &["hr-records"] },
     Route { form: "non-accumulation-declaration", submitter: "p021", example: 0, changes: &[], expect: &["hr-notes", "head"] },
     Route { form: "appointment-instrument", submitter: "p018", example: 0, changes: &[], expect: &["authority", "appointee"] },

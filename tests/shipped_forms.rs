@@ -3,9 +3,9 @@
 mod common;
 
 use carimbo::catalog::Catalog;
-use carimbo::forms::{FormDefinition, ValidationContext, SCHEMA_DIALECT};
+use carimbo::forms::{FormDefinition, SCHEMA_DIALECT, ValidationContext};
 use carimbo::i18n::Lang;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const FORM_IDS: [&str; 18] = [
     "health-fitness-certificate",

@@ -7,10 +7,7 @@
 //! and the `pg_only` module below (tampering through SQL, two processes' worth of pools on one
 //! database, migrations).
 
-use carimbo::store::{
-    Append, CaseExport, GENESIS_HASH, IntegrityReport, OutboxMessage, OutboxRecord, PgStore, SledStore, Store, StoreError,
-    StoredEvent,
-};
+use carimbo::store::{Append, CaseExport, GENESIS_HASH, IntegrityReport, OutboxMessage, OutboxRecord, PgStore, SledStore, Store, StoreError, StoredEvent};
 use chrono::Duration;
 use serde_json::json;
 use std::io::Write;
@@ -173,7 +170,6 @@ on_every_store!(
 mod builders;
 use builders::{append, entry, head, submit, t};
 
-
 fn message(kind: &str, n: u32) -> OutboxMessage {
     OutboxMessage { kind: kind.into(), payload: json!({"n": n, "text": "décision ✓"}) }
 }
@@ -198,9 +194,7 @@ fn appended_events_read_back_in_order_with_a_valid_chain(env: Env) {
     let store = env.store();
     let first = store.append(submit("c1")).unwrap();
     assert_eq!((first.version, first.replayed), (1, false));
-    let second = store
-        .append(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![]))
-        .unwrap();
+    let second = store.append(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![])).unwrap();
     assert_eq!(second.version, 3);
 
     let events = store.events("c1").unwrap();
@@ -645,7 +639,9 @@ fn unicode_ids_and_bodies_round_trip_with_their_hashes(env: Env) {
 fn outbox_messages_commit_with_their_append_and_read_back(env: Env) {
     let store = env.store();
     store.append(with_outbox(submit("c1"), vec![message("decision", 0), message("case.submitted", 1)])).unwrap();
-    store.append(with_outbox(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![]), vec![message("case.completed", 2)])).unwrap();
+    store
+        .append(with_outbox(append("c1", 1, vec![json!({"type": "approved"}), json!({"type": "completed"})], vec![]), vec![message("case.completed", 2)]))
+        .unwrap();
     store.append(append("c1", 3, vec![json!({"type": "noted"})], vec![])).unwrap(); // no messages
     let events = store.events("c1").unwrap();
 
@@ -856,7 +852,12 @@ fn populate(store: &dyn Store) -> Vec<String> {
         first.inbox.push(entry("carla", &case, "supervisor", t(i as i64)));
         store.append(first).unwrap();
         if i % 2 == 0 {
-            let mut approve = append(&case, 1, vec![json!({"type": "approved", "by": "bruno"}), json!({"type": "step_opened", "step": "hr"})], vec![entry("duarte", &case, "hr", t(10))]);
+            let mut approve = append(
+                &case,
+                1,
+                vec![json!({"type": "approved", "by": "bruno"}), json!({"type": "step_opened", "step": "hr"})],
+                vec![entry("duarte", &case, "hr", t(10))],
+            );
             approve.idempotency_key = Some(format!("approve-{i}"));
             approve.outbox = vec![message("decision", 10 + i), message("decision", 20 + i)];
             store.append(approve).unwrap();
@@ -881,7 +882,15 @@ fn an_export_imported_into_a_fresh_store_reads_back_equal(env: Env) {
     let target = target_env.store();
 
     let mut exported = Vec::new();
-    assert_eq!(source.export_all(&mut |case| { exported.push(case); Ok(()) }).unwrap(), cases.len() as u64);
+    assert_eq!(
+        source
+            .export_all(&mut |case| {
+                exported.push(case);
+                Ok(())
+            })
+            .unwrap(),
+        cases.len() as u64
+    );
     assert_eq!(exported.iter().map(|c| c.head.case_id.as_str()).collect::<Vec<_>>(), cases);
     for case in &exported {
         assert_eq!(case, &source.export_case(&case.head.case_id).unwrap(), "export_all and export_case agree");
@@ -1046,7 +1055,12 @@ mod pg_only {
     }
 
     fn set_event(c: &mut ::postgres::Client, case: &str, seq: i64, text: &str) {
-        let n = c.execute("UPDATE events SET event = $3::text::json WHERE case_id = $1 AND seq = $2", &[&case as &(dyn ::postgres::types::ToSql + Sync), &seq, &text]).unwrap();
+        let n = c
+            .execute(
+                "UPDATE events SET event = $3::text::json WHERE case_id = $1 AND seq = $2",
+                &[&case as &(dyn ::postgres::types::ToSql + Sync), &seq, &text],
+            )
+            .unwrap();
         assert_eq!(n, 1);
     }
 
@@ -1130,7 +1144,8 @@ mod pg_only {
         assert_eq!(pg_store(&env).schema_version().unwrap(), 4);
         env.reopen();
         env.reopen();
-        let rows: Vec<(i32, String)> = c.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+        let rows: Vec<(i32, String)> =
+            c.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
         assert_eq!(rows, [(1, "initial".to_string()), (2, "append function".to_string()), (3, "outbox".to_string()), (4, "publications".to_string())]);
         // A database from a newer carimbo is refused, not silently used.
         c.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')", &[]).unwrap();

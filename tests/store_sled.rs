@@ -387,8 +387,7 @@ fn appends_missing_from_the_index_are_applied_again_at_open() {
         events.remove([&b"c1\0"[..], &2u64.to_be_bytes()].concat()).unwrap();
         let heads = db.open_tree("heads").unwrap();
         let mut h: CaseHead = serde_json::from_slice(&heads.get("c1").unwrap().unwrap()).unwrap();
-        let first: carimbo::store::StoredEvent =
-            serde_json::from_slice(&events.get([&b"c1\0"[..], &1u64.to_be_bytes()].concat()).unwrap().unwrap()).unwrap();
+        let first: carimbo::store::StoredEvent = serde_json::from_slice(&events.get([&b"c1\0"[..], &1u64.to_be_bytes()].concat()).unwrap().unwrap()).unwrap();
         (h.version, h.last_hash) = (1, first.hash);
         heads.insert("c1", serde_json::to_vec(&h).unwrap()).unwrap();
         db.open_tree("meta").unwrap().insert("journal_applied", &one_append.to_be_bytes()).unwrap();

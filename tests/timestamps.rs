@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use carimbo::signing::timestamp::{TimeStampVerifier, TsaSigner, DEFAULT_TSA_POLICY};
+use carimbo::signing::timestamp::{DEFAULT_TSA_POLICY, TimeStampVerifier, TsaSigner};
 use chrono::{DateTime, Utc};
 
 fn seeds() -> PathBuf {
@@ -19,7 +19,10 @@ fn demo_tsa() -> TsaSigner {
 }
 
 fn stamp_verifier() -> TimeStampVerifier {
-    TimeStampVerifier::new(carimbo::cli::pki_files::load_trust_list(&seeds().join("trust"), Utc::now()).unwrap(), carimbo::cli::pki_files::load_crl_dir(&seeds().join("pki/crl")).unwrap())
+    TimeStampVerifier::new(
+        carimbo::cli::pki_files::load_trust_list(&seeds().join("trust"), Utc::now()).unwrap(),
+        carimbo::cli::pki_files::load_crl_dir(&seeds().join("pki/crl")).unwrap(),
+    )
 }
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -64,8 +67,8 @@ fn a_token_of_the_demo_tsa_verifies_in_carimbo_and_in_openssl() {
 }
 
 use carimbo::signing::{SignatureVerifier, VerifyOptions};
-use common::server::{leave, TestServer};
-use serde_json::{json, Value};
+use common::server::{TestServer, leave};
+use serde_json::{Value, json};
 
 /// The token in an act's stored JWS (`header.etsiU[0]` → `sigTst.tstTokens[0].val`).
 fn token_of(jws: &Value) -> Vec<u8> {
@@ -115,7 +118,10 @@ fn every_act_through_the_server_carries_a_time_stamp_that_openssl_and_carimbo_ac
         assert_eq!(report["timestamp"]["imprint_algorithm"], "SHA-256", "{report}");
     }
     // The seal of the `simple` act is stamped too, and the evidence bundle still verifies.
-    assert_eq!(acts.iter().filter(|j| serde_json::from_value::<carimbo::signing::SigningPayload>(j["payload"].clone()).unwrap().step == "hr-records").count(), 1);
+    assert_eq!(
+        acts.iter().filter(|j| serde_json::from_value::<carimbo::signing::SigningPayload>(j["payload"].clone()).unwrap().step == "hr-records").count(),
+        1
+    );
     let bundle = s.login("p022").get(&format!("/api/v1/cases/{id}/evidence"));
     assert_eq!(bundle.status, 200, "{}", bundle.body);
     let report = carimbo::evidence::verify(bundle.body.to_string().as_bytes(), chrono::Utc::now());
@@ -132,7 +138,9 @@ fn changing_any_byte_of_a_token_or_of_the_stamped_signature_is_refused_and_named
     let jws = person.sign(payload, iat).unwrap();
     let token = tsa.stamp(jws.signature.as_bytes(), 42, iat).unwrap();
     let verifier = common::verifier();
-    let doc = |signature: &str, token: &[u8]| json!({"protected": jws.protected, "signature": signature, "header": carimbo::signing::timestamp::sig_tst_header(token)}).to_string();
+    let doc = |signature: &str, token: &[u8]| {
+        json!({"protected": jws.protected, "signature": signature, "header": carimbo::signing::timestamp::sig_tst_header(token)}).to_string()
+    };
     let opts = VerifyOptions::at(Utc::now());
     let good = verifier.verify(doc(&jws.signature, &token).as_bytes(), payload, &opts);
     assert!(good.passed(), "{good:?}");
@@ -162,7 +170,8 @@ const URL_SAFE: base64::engine::general_purpose::GeneralPurpose = base64::engine
 /// A signer from `seeds/pki/DIR/NAME.pem` and its key.
 fn signer(dir: &str, name: &str) -> carimbo::signing::Signer {
     let pki = seeds().join("pki").join(dir);
-    carimbo::signing::Signer::from_pem(&std::fs::read(pki.join(format!("{name}.key.pem"))).unwrap(), &std::fs::read(pki.join(format!("{name}.pem"))).unwrap()).unwrap()
+    carimbo::signing::Signer::from_pem(&std::fs::read(pki.join(format!("{name}.key.pem"))).unwrap(), &std::fs::read(pki.join(format!("{name}.pem"))).unwrap())
+        .unwrap()
 }
 
 /// `signer` signs `payload` claiming `iat`; `tsa` stamps the signature at `stamped_at`.
@@ -236,14 +245,17 @@ fn a_tsa_certificate_without_the_critical_time_stamping_eku_is_refused() {
     assert!(r.detail.contains("not critical"), "{}", r.detail);
     // A person's signing certificate is no TSA either.
     let person_pki = pki.join("people");
-    let as_tsa = TsaSigner::from_pem(&std::fs::read(person_pki.join("p003.key.pem")).unwrap(), &std::fs::read(person_pki.join("p003.pem")).unwrap(), DEFAULT_TSA_POLICY).unwrap();
+    let as_tsa =
+        TsaSigner::from_pem(&std::fs::read(person_pki.join("p003.key.pem")).unwrap(), &std::fs::read(person_pki.join("p003.pem")).unwrap(), DEFAULT_TSA_POLICY)
+            .unwrap();
     let r = verify_now(&stamped_jws(&p003, &as_tsa, payload, t, t), payload);
     assert_eq!(r.code.as_deref(), Some("CARIMBO-E1214"), "{r:?}");
     // And carimbo refuses to run a TSA with such a certificate.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.pem"), &cert).unwrap();
     std::fs::write(dir.path().join("bad.key.pem"), &key).unwrap();
-    let err = carimbo::tsa::LocalTsa::open(&dir.path().join("bad.key.pem"), &dir.path().join("bad.pem"), DEFAULT_TSA_POLICY, dir.path()).err().expect("refused");
+    let err =
+        carimbo::tsa::LocalTsa::open(&dir.path().join("bad.key.pem"), &dir.path().join("bad.pem"), DEFAULT_TSA_POLICY, dir.path()).err().expect("refused");
     assert_eq!(err.code(), "CARIMBO-E1207", "{err}");
 }
 
@@ -266,7 +278,8 @@ struct TsaServer {
 fn tsa_server() -> TsaServer {
     let data = tempfile::tempdir().unwrap();
     let pki = seeds().join("pki");
-    let tsa = std::sync::Arc::new(carimbo::tsa::LocalTsa::open(&pki.join("tsa/tsa.key.pem"), &pki.join("tsa/tsa.pem"), DEFAULT_TSA_POLICY, data.path()).unwrap());
+    let tsa =
+        std::sync::Arc::new(carimbo::tsa::LocalTsa::open(&pki.join("tsa/tsa.key.pem"), &pki.join("tsa/tsa.pem"), DEFAULT_TSA_POLICY, data.path()).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}/tsa", listener.local_addr().unwrap());
@@ -308,7 +321,10 @@ fn with_every_tsa_down_an_act_is_refused_and_nothing_is_recorded() {
     assert_eq!(err.code(), "CARIMBO-E1205");
     assert!(err.to_string().contains(&a) && err.to_string().contains(&b), "each URL is named: {err}");
 
-    let not_a_url = carimbo::tsa::TimeStamping::choose(&["tsa.example.org".into()], std::time::Duration::from_secs(1), &seeds().join("pki"), &std::env::temp_dir()).err().expect("refused");
+    let not_a_url =
+        carimbo::tsa::TimeStamping::choose(&["tsa.example.org".into()], std::time::Duration::from_secs(1), &seeds().join("pki"), &std::env::temp_dir())
+            .err()
+            .expect("refused");
     assert_eq!(not_a_url.code(), "CARIMBO-E1222", "{not_a_url}");
 
     let s = TestServer::start_with(|state| {
@@ -330,9 +346,16 @@ fn carimbo_tsa_answers_rfc_3161_over_http_and_refuses_other_bodies() {
     // A request made by OpenSSL gets a reply OpenSSL verifies.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data"), b"stamp me").unwrap();
-    let q = Command::new("openssl").args(["ts", "-query", "-sha256", "-cert", "-data"]).arg(dir.path().join("data")).arg("-out").arg(dir.path().join("q.tsq")).output().unwrap();
+    let q = Command::new("openssl")
+        .args(["ts", "-query", "-sha256", "-cert", "-data"])
+        .arg(dir.path().join("data"))
+        .arg("-out")
+        .arg(dir.path().join("q.tsq"))
+        .output()
+        .unwrap();
     assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
-    let mut reply = agent.post(&live.url).header("content-type", "application/timestamp-query").send(&std::fs::read(dir.path().join("q.tsq")).unwrap()[..]).unwrap();
+    let mut reply =
+        agent.post(&live.url).header("content-type", "application/timestamp-query").send(&std::fs::read(dir.path().join("q.tsq")).unwrap()[..]).unwrap();
     assert_eq!(reply.status().as_u16(), 200);
     assert_eq!(reply.headers().get("content-type").unwrap(), "application/timestamp-reply");
     std::fs::write(dir.path().join("r.tsr"), reply.body_mut().read_to_vec().unwrap()).unwrap();
@@ -388,13 +411,23 @@ fn a_fresh_demo_pki_has_a_tsa_and_pki_demo_tsa_adds_one_without_touching_anythin
     let mut people = carimbo::cli::pki_demo::read_people(&seeds().join("pki/people.json")).unwrap();
     people.truncate(1);
     carimbo::cli::pki_demo::write_demo(&people, &pki, &trust).unwrap();
-    let verifier = |trust: &Path| TimeStampVerifier::new(carimbo::cli::pki_files::load_trust_list(trust, Utc::now()).unwrap(), carimbo::cli::pki_files::load_crl_dir(&pki.join("crl")).unwrap());
-    let tsa = |pki: &Path| TsaSigner::from_pem(&std::fs::read(pki.join("tsa/tsa.key.pem")).unwrap(), &std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), DEFAULT_TSA_POLICY).unwrap();
+    let verifier = |trust: &Path| {
+        TimeStampVerifier::new(
+            carimbo::cli::pki_files::load_trust_list(trust, Utc::now()).unwrap(),
+            carimbo::cli::pki_files::load_crl_dir(&pki.join("crl")).unwrap(),
+        )
+    };
+    let tsa = |pki: &Path| {
+        TsaSigner::from_pem(&std::fs::read(pki.join("tsa/tsa.key.pem")).unwrap(), &std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), DEFAULT_TSA_POLICY).unwrap()
+    };
     let token = tsa(&pki).stamp(b"x", 1, Utc::now()).unwrap();
     assert_eq!(verifier(&trust).verify(&token, b"x").unwrap().tsa_entity, "demo-tsa");
 
     // Adding the TSA again to this PKI: a new TSA key and certificate, nothing else changes.
-    let before: Vec<(PathBuf, Vec<u8>)> = ["root/root.pem", "root/root.key.pem", "ca/qualified-ca.pem", "crl/root.crl", "service/service.pem"].iter().map(|f| (pki.join(f), std::fs::read(pki.join(f)).unwrap())).collect();
+    let before: Vec<(PathBuf, Vec<u8>)> = ["root/root.pem", "root/root.key.pem", "ca/qualified-ca.pem", "crl/root.crl", "service/service.pem"]
+        .iter()
+        .map(|f| (pki.join(f), std::fs::read(pki.join(f)).unwrap()))
+        .collect();
     let old_tsa = std::fs::read(pki.join("tsa/tsa.pem")).unwrap();
     let old_signer = tsa(&pki);
     let id = carimbo::cli::pki_demo::add_demo_tsa(&pki, &trust, Utc::now()).unwrap();
@@ -404,7 +437,14 @@ fn a_fresh_demo_pki_has_a_tsa_and_pki_demo_tsa_adds_one_without_touching_anythin
     }
     assert_ne!(std::fs::read(pki.join("tsa/tsa.pem")).unwrap(), old_tsa);
     let list: Value = serde_json::from_slice(&std::fs::read(trust.join("trust-list.json")).unwrap()).unwrap();
-    let changes: Vec<String> = list["entries"].as_array().unwrap().iter().rev().take(3).map(|e| format!("{} {}", e["payload"]["change"]["type"].as_str().unwrap(), e["payload"]["change"]["member"].as_str().unwrap())).collect();
+    let changes: Vec<String> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| format!("{} {}", e["payload"]["change"]["type"].as_str().unwrap(), e["payload"]["change"]["member"].as_str().unwrap()))
+        .collect();
     assert_eq!(changes, ["status demo-tsa-2", "add_member demo-tsa-2", "status demo-tsa"], "the old TSA withdrawn, the new one added and granted");
     let token = tsa(&pki).stamp(b"x", 2, Utc::now() + chrono::Duration::seconds(1)).unwrap();
     assert_eq!(verifier(&trust).verify(&token, b"x").unwrap().tsa_entity, "demo-tsa-2");

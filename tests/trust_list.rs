@@ -4,11 +4,11 @@
 
 mod common;
 
-use carimbo::pki::history::{sign_entry, Change, HistoryError, MemberStatus, ServiceType, TrustEntry, TrustHistory};
+use carimbo::pki::history::{Change, HistoryError, MemberStatus, ServiceType, TrustEntry, TrustHistory, sign_entry};
 use carimbo::pki::report::SignatureLevel;
 use common::server::TestServer;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn withdraw(member: &str) -> Change {
     Change::Status { member: member.into(), status: MemberStatus::Withdrawn, level: None }
@@ -56,8 +56,26 @@ fn bad_entries_are_refused_with_their_code_and_change_nothing() {
     let mut wrong_prev = good.clone();
     wrong_prev.payload.prev = carimbo::pki::history::GENESIS_PREV.into();
     let root = carimbo::cli::pki_files::load_pem_certificates(&repo().join("seeds/trust/root.pem")).unwrap().remove(0);
-    let again = entry(&h, "2026-01-01T00:00:00Z", Change::AddMember { member: "qualified-ca".into(), service_type: ServiceType::CertificationEntity, name: carimbo::pki::demo::service_seal_name(), certificate: carimbo::pki::history::certificate_text(&root) });
-    let same_cert = entry(&h, "2026-01-01T00:00:00Z", Change::AddMember { member: "root-again".into(), service_type: ServiceType::TrustAnchor, name: carimbo::pki::demo::service_seal_name(), certificate: carimbo::pki::history::certificate_text(&root) });
+    let again = entry(
+        &h,
+        "2026-01-01T00:00:00Z",
+        Change::AddMember {
+            member: "qualified-ca".into(),
+            service_type: ServiceType::CertificationEntity,
+            name: carimbo::pki::demo::service_seal_name(),
+            certificate: carimbo::pki::history::certificate_text(&root),
+        },
+    );
+    let same_cert = entry(
+        &h,
+        "2026-01-01T00:00:00Z",
+        Change::AddMember {
+            member: "root-again".into(),
+            service_type: ServiceType::TrustAnchor,
+            name: carimbo::pki::demo::service_seal_name(),
+            certificate: carimbo::pki::history::certificate_text(&root),
+        },
+    );
     let unknown = entry(&h, "2026-01-01T00:00:00Z", withdraw("eu-tsa"));
     let no_level = entry(&h, "2026-01-01T00:00:00Z", Change::Status { member: "advanced-ca".into(), status: MemberStatus::Granted, level: None });
     let bad_oid = entry(&h, "2026-01-01T00:00:00Z", Change::PolicyAdded { member: "qualified-ca".into(), oid: "not.an.oid".into() });
@@ -150,11 +168,17 @@ fn administrators_append_signed_entries_through_the_api_and_they_survive_a_resta
     // From now on a qualified certificate signs only at the advanced level.
     let verdict = s.state.verifier();
     let p = payload("p003");
-    let r = verdict.verify(&signed_by("p003", &p), &bytes(&p), &carimbo::signing::VerifyOptions { trusted_time: Some(chrono::Utc::now()), now: chrono::Utc::now(), required_level: None });
+    let r = verdict.verify(
+        &signed_by("p003", &p),
+        &bytes(&p),
+        &carimbo::signing::VerifyOptions { trusted_time: Some(chrono::Utc::now()), now: chrono::Utc::now(), required_level: None },
+    );
     assert_eq!(r.achieved_level, Some(SignatureLevel::Advanced), "{r:?}");
     // Kept in the data directory: a new server on the same directory has the entry.
     let kept = std::fs::read(s.state.trust.path()).unwrap();
-    let reopened = carimbo::trusted_list::KeptTrustList::open(s.state.trust.path().parent().unwrap(), &repo().join("seeds/trust/trust-list.json"), chrono::Utc::now()).unwrap();
+    let reopened =
+        carimbo::trusted_list::KeptTrustList::open(s.state.trust.path().parent().unwrap(), &repo().join("seeds/trust/trust-list.json"), chrono::Utc::now())
+            .unwrap();
     assert_eq!(reopened.current().entries().len(), n + 1);
     assert_eq!(reopened.document_text().as_bytes(), kept.as_slice());
 }

@@ -3,10 +3,10 @@
 
 mod common;
 
-use carimbo::forms::{parse_submission, ValidationContext, MAX_SUBMISSION_BYTES};
+use carimbo::forms::{MAX_SUBMISSION_BYTES, ValidationContext, parse_submission};
 use carimbo::i18n::Lang;
 use chrono::NaiveDate;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::time::Instant;
 
 fn leave() -> std::sync::Arc<carimbo::forms::FormDefinition> {
@@ -25,9 +25,7 @@ fn ctx(balance: u32) -> ValidationContext {
 fn working_days_are_computed_from_the_dates_and_the_holiday_calendar() {
     let form = leave();
     // 2026-12-21 (in lieu), 22 (solstice), 24, 25 are holidays: Mon 21 .. Fri 25 leaves only the 23rd.
-    let sub = form
-        .validate(&json!({"leave_type": "annual", "start_date": "2026-12-21", "end_date": "2026-12-25"}), &ctx(22), Lang::En)
-        .unwrap();
+    let sub = form.validate(&json!({"leave_type": "annual", "start_date": "2026-12-21", "end_date": "2026-12-25"}), &ctx(22), Lang::En).unwrap();
     assert_eq!(sub.data["working_days"], json!(1));
     assert_eq!(sub.computed["working_days"], json!(1));
     assert_eq!(sub.form_id, "absence-and-annual-leave");
@@ -38,7 +36,11 @@ fn working_days_are_computed_from_the_dates_and_the_holiday_calendar() {
 fn a_half_day_on_a_single_day_counts_as_half() {
     let form = leave();
     let sub = form
-        .validate(&json!({"leave_type": "annual", "start_date": "2026-03-10", "end_date": "2026-03-10", "half_day_start": true, "half_day_end": true}), &ctx(22), Lang::En)
+        .validate(
+            &json!({"leave_type": "annual", "start_date": "2026-03-10", "end_date": "2026-03-10", "half_day_start": true, "half_day_end": true}),
+            &ctx(22),
+            Lang::En,
+        )
         .unwrap();
     assert_eq!(sub.data["working_days"], json!(0.5));
 }
@@ -188,7 +190,9 @@ fn claim(periods: Vec<Value>) -> Value {
 fn a_rule_over_rows_points_at_the_row_and_field_that_fail_in_each_language() {
     let form = overtime(&overtime_def());
     let data = claim(vec![period("2026-03-02", "18:00", "21:30"), period("2026-03-03", "20:00", "18:00"), period("2026-03-04", "18:00", "19:00")]);
-    for (lang, words) in [(Lang::Zh, "結束時間必須遲於開始時間"), (Lang::Pt, "A hora de fim tem de ser posterior"), (Lang::En, "The end time must be after the start time")] {
+    for (lang, words) in
+        [(Lang::Zh, "結束時間必須遲於開始時間"), (Lang::Pt, "A hora de fim tem de ser posterior"), (Lang::En, "The end time must be after the start time")]
+    {
         let errs = form.validate(&data, &friday_evening(), lang).unwrap_err();
         assert_eq!(errs.len(), 1, "only the second row fails: {errs:?}");
         assert_eq!(errs[0].pointer, "/periods/1/end_time");
@@ -240,7 +244,8 @@ fn text_reaching_arithmetic_at_run_time_is_a_clear_error_in_three_languages() {
     def["schema"]["properties"]["periods"]["items"]["properties"]["break_minutes"] = json!({"type": ["number", "string"]});
     def["labels"]["periods.*.break_minutes"] = json!({"zh": "休息（分鐘）", "pt": "Pausa (minutos)", "en": "Break (minutes)"});
     def["layout"]["rows"]["periods"].as_array_mut().unwrap().push(json!("break_minutes"));
-    def["computed"][0]["logic"] = json!({"round": [{"-": [{"hours_between": [{"var": "start_time"}, {"var": "end_time"}]}, {"/": [{"var": "break_minutes"}, 60]}]}, 2]});
+    def["computed"][0]["logic"] =
+        json!({"round": [{"-": [{"hours_between": [{"var": "start_time"}, {"var": "end_time"}]}, {"/": [{"var": "break_minutes"}, 60]}]}, 2]});
     let form = overtime(&def);
     let mut p = period("2026-03-02", "18:00", "21:30");
     p["break_minutes"] = json!(30);
@@ -278,7 +283,10 @@ fn rules_and_computed_values_read_the_applicant_from_the_directory() {
     def["schema"]["properties"]["applicant_name"] = json!({"type": "string", "readOnly": true});
     def["labels"]["applicant_name"] = json!({"zh": "申請人", "pt": "Requerente", "en": "Applicant"});
     def["layout"]["groups"][0]["fields"].as_array_mut().unwrap().push(json!("applicant_name"));
-    def["computed"].as_array_mut().unwrap().push(json!({"field": "applicant_name", "logic": {"cat": [{"var": "context.applicant.name.zh"}, " (", {"var": "context.applicant.id"}, ")"]}}));
+    def["computed"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"field": "applicant_name", "logic": {"cat": [{"var": "context.applicant.name.zh"}, " (", {"var": "context.applicant.id"}, ")"]}}));
     def["rules"].as_array_mut().unwrap().push(json!({"id": "not-for-directors", "pointer": "/periods",
         "logic": {"!=": [{"var": "context.applicant.grade"}, "director"]},
         "message": {"zh": "局長不適用加班補償。", "pt": "O diretor não recebe compensação por trabalho extraordinário.", "en": "Directors are not paid for overtime."}}));

@@ -3,7 +3,7 @@
 mod common;
 
 use carimbo::catalog::{Catalog, SourceFile};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn leave_workflow() -> Value {
     common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"))
@@ -140,22 +140,34 @@ fn the_shipped_accident_workflow_declares_its_witnesses_as_parties() {
 #[test]
 fn a_party_field_the_form_does_not_have_is_refused_at_its_pointer() {
     let lines = accident_problems(json!({"parties": [{"field": "witnesses.*.staff_id"}, {"field": "witness_ids.*"}]}));
-    assert_reported(&lines, "workflows/work-accident-report.json:/conflict_of_interest/parties/1/field: party field \"witness_ids.*\" is not a field of form \"work-accident-report\"");
+    assert_reported(
+        &lines,
+        "workflows/work-accident-report.json:/conflict_of_interest/parties/1/field: party field \"witness_ids.*\" is not a field of form \"work-accident-report\"",
+    );
     assert_reported(&lines, "[CARIMBO-E0034]");
 }
 
 #[test]
 fn a_party_field_that_holds_a_group_of_fields_is_refused_with_the_field_to_name() {
     let lines = accident_problems(json!({"parties": [{"field": "witnesses.*"}]}));
-    assert_reported(&lines, ":/conflict_of_interest/parties/0/field: party field \"witnesses.*\" of form \"work-accident-report\" is a group of fields, not a person id");
+    assert_reported(
+        &lines,
+        ":/conflict_of_interest/parties/0/field: party field \"witnesses.*\" of form \"work-accident-report\" is a group of fields, not a person id",
+    );
     assert_reported(&lines, "[CARIMBO-E0035]");
-    assert_reported(&accident_problems(json!({"parties": [{"field": "victim"}]})), ":/conflict_of_interest/parties/0/field: party field \"victim\" of form \"work-accident-report\" is a group of fields");
+    assert_reported(
+        &accident_problems(json!({"parties": [{"field": "victim"}]})),
+        ":/conflict_of_interest/parties/0/field: party field \"victim\" of form \"work-accident-report\" is a group of fields",
+    );
 }
 
 #[test]
 fn the_subject_field_or_a_repeated_party_is_refused() {
     let lines = accident_problems(json!({"parties": [{"field": "victim.staff_id"}, {"field": "witnesses.*.staff_id"}, {"field": "witnesses.*.staff_id"}]}));
-    assert_reported(&lines, ":/conflict_of_interest/parties/0/field: \"victim.staff_id\" is the subject's field, and the subject is always a party: leave it out [CARIMBO-E0036]");
+    assert_reported(
+        &lines,
+        ":/conflict_of_interest/parties/0/field: \"victim.staff_id\" is the subject's field, and the subject is always a party: leave it out [CARIMBO-E0036]",
+    );
     assert_reported(&lines, ":/conflict_of_interest/parties/2/field: party field \"witnesses.*.staff_id\" is listed twice [CARIMBO-E0036]");
 }
 
@@ -164,7 +176,10 @@ fn an_unknown_conflict_policy_key_or_shape_is_refused() {
     let lines = accident_problems(json!({"parties": [], "on_conflict": "ask"}));
     assert_reported(&lines, ":/conflict_of_interest/on_conflict: \"on_conflict\" must be \"skip\"");
     assert_reported(&lines, "[CARIMBO-E0037]");
-    assert_reported(&accident_problems(json!({"parties": [], "witnesses": true})), ":/conflict_of_interest/witnesses: unknown key \"witnesses\"; expected one of: parties, on_conflict, description [CARIMBO-E0010]");
+    assert_reported(
+        &accident_problems(json!({"parties": [], "witnesses": true})),
+        ":/conflict_of_interest/witnesses: unknown key \"witnesses\"; expected one of: parties, on_conflict, description [CARIMBO-E0010]",
+    );
     assert_reported(&accident_problems(json!({"on_conflict": "skip"})), ":/conflict_of_interest");
     assert_reported(&accident_problems(json!({"parties": [{"field": "witnesses.*.staff_id", "role": "witness"}]})), ":/conflict_of_interest/parties/0");
     assert_reported(&accident_problems(json!(["witnesses.*.staff_id"])), ":/conflict_of_interest");
@@ -179,7 +194,10 @@ fn a_party_field_inside_a_restricted_field_is_refused() {
     sources.push(SourceFile::new("workflows/medical-certificate.json", serde_json::to_vec(&w).unwrap()));
     let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
     assert!(report.catalog.workflow("medical-certificate").is_none());
-    assert_reported(&common::lines(&report), "workflows/medical-certificate.json:/conflict_of_interest/parties/0/field: party field \"diagnosis_code\" is inside the restricted field \"diagnosis_code\"");
+    assert_reported(
+        &common::lines(&report),
+        "workflows/medical-certificate.json:/conflict_of_interest/parties/0/field: party field \"diagnosis_code\" is inside the restricted field \"diagnosis_code\"",
+    );
     assert_reported(&common::lines(&report), "[CARIMBO-E0038]");
 }
 
@@ -230,7 +248,10 @@ fn a_condition_may_read_the_forms_settings_and_an_unknown_setting_is_refused() {
     assert_eq!(problems_of(&w), Vec::<String>::new());
     w["steps"][1]["when"] = json!({">": [{"var": "working_days"}, {"var": "settings.head_threshold_hours"}]});
     let lines = problems_of(&w);
-    assert_reported(&lines, ":/steps/1/when/>/1/var: reads \"settings.head_threshold_hours\", but form \"absence-and-annual-leave\" has no such setting (it has sick_leave_days_without_certificate) [CARIMBO-E0082]");
+    assert_reported(
+        &lines,
+        ":/steps/1/when/>/1/var: reads \"settings.head_threshold_hours\", but form \"absence-and-annual-leave\" has no such setting (it has sick_leave_days_without_certificate) [CARIMBO-E0082]",
+    );
 }
 
 #[test]

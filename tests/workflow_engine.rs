@@ -9,7 +9,7 @@ use carimbo::forms::{FormDefinition, ValidSubmission, ValidationContext};
 use carimbo::i18n::Lang;
 use carimbo::workflow::{ActRequest, Action, Case, CaseEvent, CaseStatus, Engine, Level, Party, StepStatus, WorkflowDefinition, WorkflowError};
 use common::{at, sig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 struct World {
@@ -144,7 +144,10 @@ fn a_returned_case_is_resubmitted_with_a_recorded_diff_and_approvals_asked_again
     assert_eq!(run.engine.resubmit(&run.case, "p005", &same, sig("p005", Level::Advanced), at("2026-03-02T13:00")), Err(WorkflowError::NoChanges));
     // Only the submitter resubmits.
     let shorter = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-11")), "2026-03-02");
-    assert!(matches!(run.engine.resubmit(&run.case, "p006", &shorter, sig("p006", Level::Advanced), at("2026-03-02T13:00")), Err(WorkflowError::NotSubmitter(_))));
+    assert!(matches!(
+        run.engine.resubmit(&run.case, "p006", &shorter, sig("p006", Level::Advanced), at("2026-03-02T13:00")),
+        Err(WorkflowError::NotSubmitter(_))
+    ));
 
     let new = run.engine.resubmit(&run.case, "p005", &shorter, sig("p005", Level::Advanced), at("2026-03-02T13:00")).unwrap();
     let CaseEvent::Resubmitted { changes, .. } = &new[0] else { panic!("{new:?}") };
@@ -201,7 +204,14 @@ fn nobody_but_the_assignee_acts_and_the_signature_must_be_strong_enough() {
         Err(WorkflowError::SignatureTooWeak { what: "step \"supervisor\"".into(), required: Level::Advanced, got: Level::Simple })
     );
     // A signature by someone else than the actor is refused.
-    let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature: sig("p004", Level::Advanced), now: at("2026-03-02T10:00") };
+    let req = ActRequest {
+        actor: "p003".into(),
+        step: "supervisor".into(),
+        action: Action::Approve,
+        comment: None,
+        signature: sig("p004", Level::Advanced),
+        now: at("2026-03-02T10:00"),
+    };
     assert!(matches!(run.engine.act(&run.case, req), Err(WorkflowError::SignerMismatch { .. })));
     // A stronger level satisfies a weaker one.
     run.act("p003", "supervisor", Action::Approve, Level::Qualified, "2026-03-02T10:00").unwrap();
@@ -215,7 +225,10 @@ fn only_the_listed_roles_may_submit_and_the_submission_signature_level_is_enforc
     let wf = w.workflow("absence-and-annual-leave");
     let engine = Engine::new(&wf, &w.dir);
     let sub = w.submission("absence-and-annual-leave", "p005", leave(("2026-03-09", "2026-03-10")), "2026-03-02");
-    assert!(matches!(engine.open_case("c", &sub, "doc01", sig("doc01", Level::Qualified), at("2026-03-02T09:00")), Err(WorkflowError::NotAllowedToSubmit { .. })));
+    assert!(matches!(
+        engine.open_case("c", &sub, "doc01", sig("doc01", Level::Qualified), at("2026-03-02T09:00")),
+        Err(WorkflowError::NotAllowedToSubmit { .. })
+    ));
     assert!(matches!(engine.open_case("c", &sub, "p005", sig("p005", Level::Simple), at("2026-03-02T09:00")), Err(WorkflowError::SignatureTooWeak { .. })));
 }
 
@@ -431,7 +444,10 @@ fn a_subject_recorded_on_a_seat_before_the_rule_is_neither_offered_it_nor_may_ta
     // An older record: the step opened with the subject on its seat.
     run.case.steps.get_mut("receiving-hr").unwrap().seats[0].people = vec!["p019".into(), "p020".into()];
     assert_eq!(run.offered_to("receiving-hr", "2026-03-02T09:00"), ["p020"]);
-    assert!(matches!(run.act("p019", "receiving-hr", Action::Sign, Level::Advanced, "2026-03-02T09:30"), Err(WorkflowError::ConflictOfInterest { party: Party::Subject, .. })));
+    assert!(matches!(
+        run.act("p019", "receiving-hr", Action::Sign, Level::Advanced, "2026-03-02T09:30"),
+        Err(WorkflowError::ConflictOfInterest { party: Party::Subject, .. })
+    ));
 }
 
 fn accident(victim: &str, witnesses: &[&str]) -> Value {
@@ -457,7 +473,10 @@ fn a_witness_signs_their_own_statement_but_not_the_head_step_which_goes_up_the_t
     // The head step would be p002's; as a witness they are kept off and it goes to p001 above them.
     assert_eq!(run.case.steps["head"].seats[0].people, ["p001"]);
     let refused = run.act("p002", "head", Action::Sign, Level::Advanced, "2026-03-02T10:30");
-    assert_eq!(refused, Err(WorkflowError::ConflictOfInterest { person: "p002".into(), step: "head".into(), party: Party::Field("witnesses.*.staff_id".into()) }));
+    assert_eq!(
+        refused,
+        Err(WorkflowError::ConflictOfInterest { person: "p002".into(), step: "head".into(), party: Party::Field("witnesses.*.staff_id".into()) })
+    );
     run.act("p001", "head", Action::Sign, Level::Advanced, "2026-03-02T11:00").unwrap();
     assert_eq!(run.offered_to("hr-records", "2026-03-02T11:00"), ["p018", "p019", "p020"]);
 }
@@ -470,7 +489,10 @@ fn a_victim_named_as_their_own_witness_has_no_witness_seat_and_nobody_signs_it_f
     let run = Run::open(Engine::new(&wf, &w.dir), &sub, "p003", "2026-03-02T09:00");
     let seats: Vec<(String, Vec<String>)> = run.case.steps["witnesses"].seats.iter().map(|s| (s.id.clone(), s.people.clone())).collect();
     assert_eq!(seats, [("p006".to_string(), vec!["p006".to_string()])]);
-    assert_eq!(run.engine.may_act(&run.case, "witnesses", "p005", at("2026-03-02T09:30")), Err(WorkflowError::ConflictOfInterest { person: "p005".into(), step: "witnesses".into(), party: Party::Subject }));
+    assert_eq!(
+        run.engine.may_act(&run.case, "witnesses", "p005", at("2026-03-02T09:30")),
+        Err(WorkflowError::ConflictOfInterest { person: "p005".into(), step: "witnesses".into(), party: Party::Subject })
+    );
 }
 
 #[test]

@@ -48,15 +48,9 @@ const STRICTER: &[(&str, &str)] = &[
 /// Cases whose expected FAILURE is about host names or TLS-only EKU rules.
 fn tls_only(id: &str) -> bool {
     id.starts_with("webpki::cn::")
-        || (id.starts_with("webpki::san::")
-            && id != "webpki::san::san-critical-with-nonempty-subject")
+        || (id.starts_with("webpki::san::") && id != "webpki::san::san-critical-with-nonempty-subject")
         || id.starts_with("webpki::eku::")
-        || matches!(
-            id,
-            "rfc5280::san::underscore-dns"
-                | "rfc5280::san::ip-in-dns"
-                | "rfc5280::ca-as-leaf-wrong-san"
-        )
+        || matches!(id, "rfc5280::san::underscore-dns" | "rfc5280::san::ip-in-dns" | "rfc5280::ca-as-leaf-wrong-san")
 }
 
 fn certs(pems: &[Value]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -71,62 +65,34 @@ fn certs(pems: &[Value]) -> Result<Vec<CertificateDer<'static>>, String> {
 /// Run one case: `Ok(())` if carimbo accepts the chain, `Err(reason)` if not.
 fn run(case: &Value) -> Result<(), String> {
     let roots = certs(case["trusted_certs"].as_array().ok_or("no trusted_certs")?)?;
-    let intermediates = certs(
-        case["untrusted_intermediates"]
-            .as_array()
-            .ok_or("no intermediates")?,
-    )?;
-    let peer = CertificateDer::from_pem_slice(
-        case["peer_certificate"]
-            .as_str()
-            .ok_or("no peer")?
-            .as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
+    let intermediates = certs(case["untrusted_intermediates"].as_array().ok_or("no intermediates")?)?;
+    let peer = CertificateDer::from_pem_slice(case["peer_certificate"].as_str().ok_or("no peer")?.as_bytes()).map_err(|e| e.to_string())?;
     let trust = TrustList::from_anchors(&roots)?;
     let mut crls = CrlSet::empty();
     for (i, pem) in case["crls"].as_array().into_iter().flatten().enumerate() {
-        let der =
-            CertificateRevocationListDer::from_pem_slice(pem.as_str().unwrap_or("").as_bytes())
-                .map_err(|e| e.to_string())?;
-        crls.add(LoadedCrl::from_der(
-            der.as_ref().to_vec(),
-            &format!("crl[{i}]"),
-        )?);
+        let der = CertificateRevocationListDer::from_pem_slice(pem.as_str().unwrap_or("").as_bytes()).map_err(|e| e.to_string())?;
+        crls.add(LoadedCrl::from_der(der.as_ref().to_vec(), &format!("crl[{i}]"))?);
     }
     let eku = match case["validation_kind"].as_str() {
         Some("CLIENT") => vec![0x2b, 6, 1, 5, 5, 7, 3, 2],
         _ => vec![0x2b, 6, 1, 5, 5, 7, 3, 1],
     };
-    let policy = ValidationPolicy {
-        eku: EkuRule::RequiredIfPresent(eku),
-        require_key_usage: false,
-        revocation: RevocationRule::IfAvailable,
-    };
+    let policy = ValidationPolicy { eku: EkuRule::RequiredIfPresent(eku), require_key_usage: false, revocation: RevocationRule::IfAvailable };
     let validator = CertificateValidator::new(trust, crls, policy);
     // Signing times are whole seconds (`iat` is a NumericDate), as webpki's are.
     let at: DateTime<Utc> = match case["validation_time"].as_str() {
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .map_err(|e| e.to_string())?
-            .with_timezone(&Utc),
+        Some(t) => DateTime::parse_from_rfc3339(t).map_err(|e| e.to_string())?.with_timezone(&Utc),
         None => Utc::now(),
     };
     let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
     let mut chain = vec![peer];
     chain.extend(intermediates);
-    let (path, _) = validator
-        .validate(&chain, SigningTime { at, trusted: true })
-        .map_err(|f| format!("{}: {}", f.sub.as_str(), f.detail))?;
+    let (path, _) = validator.validate(&chain, SigningTime { at, trusted: true }).map_err(|f| format!("{}: {}", f.sub.as_str(), f.detail))?;
     if let Some(max) = case["max_chain_depth"].as_u64() {
         // Logical intermediates: self-issued certificates do not count (RFC 5280 §6.1).
-        let logical = path.path[1..]
-            .iter()
-            .filter(|e| !e.trust_anchor && e.facts.subject_raw != e.facts.issuer_raw)
-            .count() as u64;
+        let logical = path.path[1..].iter().filter(|e| !e.trust_anchor && e.facts.subject_raw != e.facts.issuer_raw).count() as u64;
         if logical > max {
-            return Err(format!(
-                "{logical} intermediates exceed the maximum depth {max}"
-            ));
+            return Err(format!("{logical} intermediates exceed the maximum depth {max}"));
         }
     }
     for usage in case["key_usage"].as_array().into_iter().flatten() {
@@ -151,13 +117,9 @@ struct Tally {
 }
 
 fn main() -> ExitCode {
-    let corpus =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/x509-limbo/limbo.json");
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/x509-limbo/limbo.json");
     let Ok(text) = std::fs::read(&corpus) else {
-        println!(
-            "x509-limbo: SKIPPED — {} is absent (the corpus lives in ../shared/testdata, never in this repository)",
-            corpus.display()
-        );
+        println!("x509-limbo: SKIPPED — {} is absent (the corpus lives in ../shared/testdata, never in this repository)", corpus.display());
         return ExitCode::SUCCESS;
     };
     let suite: Value = match serde_json::from_slice(&text) {
@@ -174,11 +136,7 @@ fn main() -> ExitCode {
         let id = case["id"].as_str().unwrap_or("?").to_string();
         let expected_success = case["expected_result"] == "SUCCESS";
         let outcome = run(case);
-        let tally = if tls_only(&id) {
-            &mut tls
-        } else {
-            &mut applicable
-        };
+        let tally = if tls_only(&id) { &mut tls } else { &mut applicable };
         tally.total += 1;
         match (&outcome, expected_success) {
             (Ok(()), true) | (Err(_), false) => tally.as_expected += 1,
@@ -192,23 +150,10 @@ fn main() -> ExitCode {
         }));
     }
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("x509-limbo-results.json");
-    let _ = std::fs::write(
-        &out,
-        serde_json::to_string_pretty(
-            &json!({"version": 1, "harness": "carimbo", "results": results}),
-        )
-        .unwrap_or_default(),
-    );
+    let _ = std::fs::write(&out, serde_json::to_string_pretty(&json!({"version": 1, "harness": "carimbo", "results": results})).unwrap_or_default());
 
-    println!(
-        "x509-limbo: {} cases run, 0 skipped (results: {})",
-        cases.len(),
-        out.display()
-    );
-    for (name, t) in [
-        ("applicable to document signing", &applicable),
-        ("TLS-only (names / TLS EKU)", &tls),
-    ] {
+    println!("x509-limbo: {} cases run, 0 skipped (results: {})", cases.len(), out.display());
+    for (name, t) in [("applicable to document signing", &applicable), ("TLS-only (names / TLS EKU)", &tls)] {
         println!(
             "x509-limbo {name}: {} cases, {} as expected, {} not ({} expected FAILURE accepted, {} expected SUCCESS rejected)",
             t.total,
@@ -221,9 +166,7 @@ fn main() -> ExitCode {
     let mut regressions = Vec::new();
     for (id, reason) in &applicable.rejected_success {
         match STRICTER.iter().find(|(n, _)| n == id) {
-            Some((_, rule)) => println!(
-                "  applicable, expected SUCCESS, refused by the profile rule \"{rule}\": {id} ({reason})"
-            ),
+            Some((_, rule)) => println!("  applicable, expected SUCCESS, refused by the profile rule \"{rule}\": {id} ({reason})"),
             None => {
                 println!("  applicable, expected SUCCESS, REFUSED by no listed rule: {id} ({reason})");
                 regressions.push(id.clone());
@@ -251,9 +194,7 @@ fn main() -> ExitCode {
         }
     }
     if regressions.is_empty() {
-        println!(
-            "x509-limbo: no applicable case that expects FAILURE was accepted; every refused SUCCESS case is a listed profile rule"
-        );
+        println!("x509-limbo: no applicable case that expects FAILURE was accepted; every refused SUCCESS case is a listed profile rule");
         ExitCode::SUCCESS
     } else {
         println!(

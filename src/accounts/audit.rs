@@ -5,8 +5,8 @@
 //! line), created 0600. It holds person ids and times, never a code, secret or password. The
 //! events are case-independent, so they live here and not in the hash-chained case store.
 
-use super::sealing::private_file;
 use super::AccountError;
+use super::sealing::private_file;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::io::Write;
@@ -92,7 +92,10 @@ mod tests {
         let text = std::fs::read_to_string(log.path()).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!((lines[0]["event"].as_str(), lines[0]["by"].as_str(), lines[0]["person"].as_str()), (Some("second-factor-reset"), Some("p032"), Some("p005")));
+        assert_eq!(
+            (lines[0]["event"].as_str(), lines[0]["by"].as_str(), lines[0]["person"].as_str()),
+            (Some("second-factor-reset"), Some("p032"), Some("p005"))
+        );
         assert_eq!((lines[1]["event"].as_str(), lines[1]["failures"].as_u64()), (Some("second-factor-failed"), Some(2)));
         #[cfg(unix)]
         {

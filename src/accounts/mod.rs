@@ -16,13 +16,13 @@ pub mod audit;
 mod sealing;
 pub mod second_factor;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use audit::{AuditEntry, AuditEvent, AuditLog};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use sealing::{SealedSecret, TotpKey};
-use second_factor::{check_code, CodeCheck, FailedCodes, FAILURE_LIMIT, STEP_SECONDS};
+use second_factor::{CodeCheck, FAILURE_LIMIT, FailedCodes, STEP_SECONDS, check_code};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -56,7 +56,9 @@ pub enum AccountError {
     ReplacementNeedsCode,
     #[error("the TOTP key file {path}: {reason} [CARIMBO-E0611]")]
     KeyFile { path: String, reason: String },
-    #[error("the TOTP key file {path} is missing, and {sealed} second-factor secret(s) in the accounts file are encrypted with it: put the key file back (or give its place with `--totp-key-file`) [CARIMBO-E0612]")]
+    #[error(
+        "the TOTP key file {path} is missing, and {sealed} second-factor secret(s) in the accounts file are encrypted with it: put the key file back (or give its place with `--totp-key-file`) [CARIMBO-E0612]"
+    )]
     KeyMissing { path: String, sealed: usize },
     #[error("the TOTP key in {path} does not open the second factor of {person:?}: start with the key this accounts file was written with [CARIMBO-E0613]")]
     WrongKey { path: String, person: String },
@@ -97,7 +99,12 @@ impl AccountError {
             AccountError::NothingToReset(_) => 409,
             AccountError::WeakPassword | AccountError::NoEnrolment => 422,
             AccountError::SecondFactorLocked { .. } => 429,
-            AccountError::Io { .. } | AccountError::Totp(_) | AccountError::KeyFile { .. } | AccountError::KeyMissing { .. } | AccountError::WrongKey { .. } | AccountError::AuditLog { .. } => 500,
+            AccountError::Io { .. }
+            | AccountError::Totp(_)
+            | AccountError::KeyFile { .. }
+            | AccountError::KeyMissing { .. }
+            | AccountError::WrongKey { .. }
+            | AccountError::AuditLog { .. } => 500,
         }
     }
 
@@ -232,7 +239,10 @@ fn hash_password(password: &str) -> Result<String, AccountError> {
     let mut random = [0u8; 16];
     getrandom::fill(&mut random).map_err(|e| AccountError::Io { path: String::new(), reason: e.to_string() })?;
     let salt = SaltString::encode_b64(&random).map_err(|e| AccountError::Io { path: String::new(), reason: e.to_string() })?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccountError::Io { path: String::new(), reason: e.to_string() })
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Io { path: String::new(), reason: e.to_string() })
 }
 
 fn totp(secret_b32: &str, person: &str) -> Result<Totp, AccountError> {
@@ -280,8 +290,11 @@ impl Accounts {
         } else {
             BTreeMap::new()
         };
-        let sealed: Vec<(&String, &SealedSecret)> =
-            map.iter().flat_map(|(person, a)| [a.totp_secret.as_ref(), a.pending_totp.as_ref()].into_iter().flatten().map(move |s| (person, s))).filter(|(_, s)| s.is_sealed()).collect();
+        let sealed: Vec<(&String, &SealedSecret)> = map
+            .iter()
+            .flat_map(|(person, a)| [a.totp_secret.as_ref(), a.pending_totp.as_ref()].into_iter().flatten().map(move |s| (person, s)))
+            .filter(|(_, s)| s.is_sealed())
+            .collect();
         let key = match TotpKey::load(&files.totp_key)? {
             Some(key) => key,
             None if !sealed.is_empty() => return Err(AccountError::KeyMissing { path: files.totp_key.display().to_string(), sealed: sealed.len() }),
@@ -303,12 +316,22 @@ impl Accounts {
         if files.audit_log.exists() && sealing::open_to_others(&files.audit_log) {
             restrict_to_owner(&files.audit_log).map_err(|e| AccountError::AuditLog { path: files.audit_log.display().to_string(), reason: e.to_string() })?;
         }
-        let accounts = Accounts { path: path.clone(), accounts: RwLock::new(BTreeMap::new()), key, audit: AuditLog::new(&files.audit_log), dummy_hash: hash_password("no account has this password")? };
+        let accounts = Accounts {
+            path: path.clone(),
+            accounts: RwLock::new(BTreeMap::new()),
+            key,
+            audit: AuditLog::new(&files.audit_log),
+            dummy_hash: hash_password("no account has this password")?,
+        };
         if migrated > 0 || (path.exists() && sealing::open_to_others(path)) {
             accounts.save(&map)?;
         }
         if migrated > 0 {
-            eprintln!("accounts: {migrated} second-factor secret(s) found in clear in {} are now encrypted with the key in {}", path.display(), accounts.key.path().display());
+            eprintln!(
+                "accounts: {migrated} second-factor secret(s) found in clear in {} are now encrypted with the key in {}",
+                path.display(),
+                accounts.key.path().display()
+            );
         }
         *accounts.accounts.write().unwrap_or_else(|e| e.into_inner()) = map;
         Ok(accounts)
@@ -739,7 +762,10 @@ mod tests {
         let next = accounts.next_totp_for_tests("p028", now).unwrap();
         accounts.check_totp("p028", &next, now).expect("the next step's code, within the skew");
         assert!(matches!(accounts.check_totp("p028", &next, now + Duration::seconds(5)), Err(AccountError::CodeAlreadyUsed)), "the same code a second time");
-        assert!(matches!(accounts.check_totp("p028", &code, now + Duration::seconds(5)), Err(AccountError::CodeAlreadyUsed)), "an earlier step after a later one");
+        assert!(
+            matches!(accounts.check_totp("p028", &code, now + Duration::seconds(5)), Err(AccountError::CodeAlreadyUsed)),
+            "an earlier step after a later one"
+        );
         let again = open(dir.path());
         assert!(matches!(again.check_totp("p028", &next, now + Duration::seconds(6)), Err(AccountError::CodeAlreadyUsed)), "a restart forgets nothing");
         let after = now + Duration::seconds(60);
@@ -765,7 +791,9 @@ mod tests {
             assert!(matches!(accounts.check_totp("p028", &wrong, now), Err(AccountError::BadSecondFactor)));
         }
         let right = accounts.next_totp_for_tests("p028", now).unwrap();
-        let Err(AccountError::SecondFactorLocked { retry_after_seconds }) = accounts.check_totp("p028", &right, now + Duration::seconds(1)) else { panic!("locked") };
+        let Err(AccountError::SecondFactorLocked { retry_after_seconds }) = accounts.check_totp("p028", &right, now + Duration::seconds(1)) else {
+            panic!("locked")
+        };
         assert_eq!(retry_after_seconds, FAILURE_LIMIT.lock_seconds as u64 - 1);
         assert!(accounts.get("p028").unwrap().second_factor_locked_until(now).is_some());
         // The lock is kept with the account: a restart does not lift it.
@@ -790,7 +818,10 @@ mod tests {
         enrol(&accounts, "p028", now);
         let old = accounts.get("p028").unwrap().totp_secret;
         assert!(matches!(accounts.begin_totp("p028", None, now), Err(AccountError::ReplacementNeedsCode)));
-        assert!(matches!(accounts.begin_totp("p028", Some(&wrong_code(&accounts, "p028", now)), now), Err(AccountError::BadSecondFactor)), "a wrong old code counts as a wrong code");
+        assert!(
+            matches!(accounts.begin_totp("p028", Some(&wrong_code(&accounts, "p028", now)), now), Err(AccountError::BadSecondFactor)),
+            "a wrong old code counts as a wrong code"
+        );
         assert!(accounts.pending_totp("p028", now).unwrap().is_none(), "nothing started");
         let old_code = accounts.next_totp_for_tests("p028", now).unwrap();
         accounts.begin_totp("p028", Some(&old_code), now).expect("a current code of the old factor");
@@ -805,7 +836,10 @@ mod tests {
         accounts.begin_totp("p028", Some(&accounts.current_totp_for_tests("p028", later).unwrap()), later).unwrap();
         let expired = later + Duration::minutes(REPLACEMENT_WINDOW_MINUTES + 1);
         assert!(accounts.pending_totp("p028", expired).unwrap().is_none(), "no longer shown");
-        assert!(matches!(accounts.confirm_totp("p028", &accounts.current_totp_for_tests("p028", expired).unwrap(), expired), Err(AccountError::ReplacementNeedsCode)));
+        assert!(matches!(
+            accounts.confirm_totp("p028", &accounts.current_totp_for_tests("p028", expired).unwrap(), expired),
+            Err(AccountError::ReplacementNeedsCode)
+        ));
 
         accounts.reset_totp("p028", "p032", expired).unwrap();
         let a = accounts.get("p028").unwrap();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{CaseError, CaseService, CaseView, Idempotency};
@@ -19,7 +19,7 @@ use crate::accounts::{AccountError, Accounts, RequestCodes};
 use crate::forms::FormDefinition;
 use crate::i18n::Lang;
 use crate::signing::timestamp::TimeStampError;
-use crate::signing::{data_hash, verify_act, FormRef, ServiceSeal, SignatureVerifier, SigningPayload, VerifyOptions};
+use crate::signing::{FormRef, ServiceSeal, SignatureVerifier, SigningPayload, VerifyOptions, data_hash, verify_act};
 use crate::store::{CaseHead, GENESIS_HASH};
 use crate::tsa::TimeStamping;
 use crate::visibility::{Sight, Viewer};
@@ -273,7 +273,16 @@ impl Acts<'_> {
     /// Submits a form signed as its workflow demands; validated once, and what is signed is
     /// what is recorded. A retry with the same key returns the first case.
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the request
-    pub fn submit(&self, actor: Actor, form: &str, data: &Value, key: &str, signed: Option<&SignedPayload>, totp: Option<&str>, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+    pub fn submit(
+        &self,
+        actor: Actor,
+        form: &str,
+        data: &Value,
+        key: &str,
+        signed: Option<&SignedPayload>,
+        totp: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<CaseView, ActError> {
         // A bad key is refused before anything else is looked at.
         let idem = Idempotency::for_submit(key, actor.person, form, data)?;
         let prepared = self.cases.prepare_submit(actor.person, form, data, now, Some(&idem), actor.lang)?;
@@ -312,12 +321,21 @@ impl Acts<'_> {
         }
         let expected = act_expected(&case, &head, &body.step, body.action.as_str())?;
         let sig = self.establish(actor, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes, now)?;
-        let req = ActRequest { actor: actor.person.to_string(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now };
+        let req =
+            ActRequest { actor: actor.person.to_string(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now };
         Ok(self.cases.act(case_id, req, idem.as_ref())?)
     }
 
     /// Resubmits a corrected version of the actor's returned case, signed over its new data.
-    pub fn resubmit(&self, actor: Actor, case_id: &str, data: &Value, signed: Option<&SignedPayload>, totp: Option<&str>, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+    pub fn resubmit(
+        &self,
+        actor: Actor,
+        case_id: &str,
+        data: &Value,
+        signed: Option<&SignedPayload>,
+        totp: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<CaseView, ActError> {
         let (case, head, wf) = self.visible_case(actor, case_id)?;
         if case.submitter != actor.person {
             return Err(WorkflowError::NotSubmitter(case.submitter.clone()).into());
@@ -347,7 +365,17 @@ impl Acts<'_> {
     /// holding a stolen session but not the key learns nothing about codes on a step that needs
     /// a key. On a `simple` step, which has no key, the wrong-code limit protects the factor.
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the act
-    fn establish(&self, actor: Actor, expected: &Expected, data: &Value, required: Level, signed: Option<&SignedPayload>, totp: Option<&str>, codes: &RequestCodes, now: DateTime<Utc>) -> Result<SignatureRecord, ActError> {
+    fn establish(
+        &self,
+        actor: Actor,
+        expected: &Expected,
+        data: &Value,
+        required: Level,
+        signed: Option<&SignedPayload>,
+        totp: Option<&str>,
+        codes: &RequestCodes,
+        now: DateTime<Utc>,
+    ) -> Result<SignatureRecord, ActError> {
         let mut record = match signed {
             None => self.sealed(actor, expected, required, now)?,
             Some(signed) => self.verified(actor, expected, data, required, signed, now)?,
@@ -380,7 +408,15 @@ impl Acts<'_> {
     }
 
     /// The actor's own signature, bound field by field to this act and verified at `now`.
-    fn verified(&self, actor: Actor, expected: &Expected, data: &Value, required: Level, signed: &SignedPayload, now: DateTime<Utc>) -> Result<SignatureRecord, ActError> {
+    fn verified(
+        &self,
+        actor: Actor,
+        expected: &Expected,
+        data: &Value,
+        required: Level,
+        signed: &SignedPayload,
+        now: DateTime<Utc>,
+    ) -> Result<SignatureRecord, ActError> {
         let p = &signed.payload;
         let jws = serde_json::to_vec(&signed.signature).map_err(|e| ActError::BadRequest(e.to_string()))?;
         let opts = VerifyOptions { trusted_time: Some(now), now, required_level: None };

@@ -37,7 +37,8 @@ impl Idempotency {
             scoped.update((part.len() as u64).to_be_bytes());
             scoped.update(part.as_bytes());
         }
-        let canonical = serde_json_canonicalizer::to_vec(request).map_err(|e| CaseError::BadIdempotencyKey(format!("the request cannot be canonicalised: {e}")))?;
+        let canonical =
+            serde_json_canonicalizer::to_vec(request).map_err(|e| CaseError::BadIdempotencyKey(format!("the request cannot be canonicalised: {e}")))?;
         Ok(Idempotency {
             client_key: client_key.to_string(),
             stored_key: format!("k2-{}", hex::encode(scoped.finalize())),
@@ -98,10 +99,7 @@ fn check_key(key: &str) -> Result<(), CaseError> {
         return Err(CaseError::BadIdempotencyKey(format!("the idempotency key has {} bytes; at most {MAX_KEY_LEN} are allowed", key.len())));
     }
     if let Some(c) = key.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(CaseError::BadIdempotencyKey(format!(
-            "the idempotency key holds {:?} (U+{:04X}); only visible ASCII characters are allowed",
-            c, c as u32
-        )));
+        return Err(CaseError::BadIdempotencyKey(format!("the idempotency key holds {:?} (U+{:04X}); only visible ASCII characters are allowed", c, c as u32)));
     }
     Ok(())
 }
@@ -132,7 +130,10 @@ mod tests {
         assert_ne!(a.stored_key(), c.stored_key());
         assert_eq!(a, Idempotency::for_act("k", "p1", "supervisor", "approve", None).unwrap());
         // Parts cannot be shifted into one another.
-        assert_ne!(Idempotency::new("k", &["ab", "c"], &json!({})).unwrap().stored_key(), Idempotency::new("k", &["a", "bc"], &json!({})).unwrap().stored_key());
+        assert_ne!(
+            Idempotency::new("k", &["ab", "c"], &json!({})).unwrap().stored_key(),
+            Idempotency::new("k", &["a", "bc"], &json!({})).unwrap().stored_key()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::store::{Append, CaseHead, InboxEntry, InboxPage, OutboxMessage, Store
 use crate::workflow::{ActRequest, Case, CaseEvent, Engine, SignatureRecord, StepStatus, WorkflowDefinition, WorkflowError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -26,7 +26,7 @@ mod recent;
 pub mod stamp;
 pub use idempotency::{Idempotency, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 mod publishing;
-pub use publishing::{served_bytes_if_same, version_problems, VERSION_LOWER, VERSION_REUSED};
+pub use publishing::{VERSION_LOWER, VERSION_REUSED, served_bytes_if_same, version_problems};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -330,7 +330,15 @@ impl CaseService {
     /// names one, the submitter's otherwise), the validated and salted data, and the case id.
     /// The signature is made over `committed` and the case opened with `open_prepared`, so
     /// what is signed is exactly what is recorded.
-    pub fn prepare_submit(&self, submitter: &str, form_id: &str, data: &Value, now: DateTime<Utc>, idempotency: Option<&Idempotency>, lang: Lang) -> Result<PreparedSubmission, CaseError> {
+    pub fn prepare_submit(
+        &self,
+        submitter: &str,
+        form_id: &str,
+        data: &Value,
+        now: DateTime<Utc>,
+        idempotency: Option<&Idempotency>,
+        lang: Lang,
+    ) -> Result<PreparedSubmission, CaseError> {
         self.refresh_published()?;
         let catalog = self.served();
         let form = catalog.form(form_id).ok_or_else(|| CaseError::UnknownForm(form_id.to_string()))?.clone();
@@ -354,7 +362,13 @@ impl CaseService {
     }
 
     /// Opens the case of a prepared submission with its signature, in one append.
-    pub fn open_prepared(&self, prepared: PreparedSubmission, signature: SignatureRecord, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
+    pub fn open_prepared(
+        &self,
+        prepared: PreparedSubmission,
+        signature: SignatureRecord,
+        now: DateTime<Utc>,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<CaseView, CaseError> {
         let PreparedSubmission { submitter, form, workflow, case_id, submission, .. } = prepared;
         let directory = self.directory();
         let engine = Engine::new(&workflow, &directory).with_settings(&form.settings);
@@ -394,7 +408,16 @@ impl CaseService {
     }
 
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the resubmission
-    pub fn resubmit(&self, case_id: &str, by: &str, data: &Value, signature: SignatureRecord, now: DateTime<Utc>, idempotency: Option<&Idempotency>, lang: Lang) -> Result<CaseView, CaseError> {
+    pub fn resubmit(
+        &self,
+        case_id: &str,
+        by: &str,
+        data: &Value,
+        signature: SignatureRecord,
+        now: DateTime<Utc>,
+        idempotency: Option<&Idempotency>,
+        lang: Lang,
+    ) -> Result<CaseView, CaseError> {
         // On the form version the case is pinned to, whatever is served now.
         let (case, form, workflow) = self.load(case_id)?;
         if let Some(v) = self.replayed(case_id, idempotency, &case)? {
@@ -413,7 +436,14 @@ impl CaseService {
         self.commit(case_id, case.version, events, Some(&case), &next, &form, &engine, now, idempotency)
     }
 
-    pub fn withdraw(&self, case_id: &str, by: &str, reason: Option<String>, now: DateTime<Utc>, idempotency: Option<&Idempotency>) -> Result<CaseView, CaseError> {
+    pub fn withdraw(
+        &self,
+        case_id: &str,
+        by: &str,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<CaseView, CaseError> {
         let (case, form, workflow) = self.load(case_id)?;
         if let Some(v) = self.replayed(case_id, idempotency, &case)? {
             return Ok(v);
@@ -558,8 +588,11 @@ impl CaseService {
         }
         let mut events = Vec::with_capacity(stored.len());
         for e in &stored {
-            let event: CaseEvent = serde_json::from_value(e.body.clone())
-                .map_err(|err| StoreError::Corrupt { case_id: case_id.to_string(), seq: e.seq, reason: format!("the event cannot be read: {err}") })?;
+            let event: CaseEvent = serde_json::from_value(e.body.clone()).map_err(|err| StoreError::Corrupt {
+                case_id: case_id.to_string(),
+                seq: e.seq,
+                reason: format!("the event cannot be read: {err}"),
+            })?;
             events.push(event);
         }
         let case = Arc::new(Case::replay(&events)?);
@@ -686,7 +719,8 @@ fn outbox_messages(events: &[CaseEvent], next: &Case, directory: &Directory) -> 
                 // The data as signed: restricted fields as commitments, their values beside them
                 // as disclosures that `visibility::message_for` opens only for receivers
                 // configured for them.
-                let mut m = with(json!({"at": at, "status": "completed", "data_version": next.data_version, "data": next.committed_data(), "decisions": decisions}));
+                let mut m =
+                    with(json!({"at": at, "status": "completed", "data_version": next.data_version, "data": next.committed_data(), "decisions": decisions}));
                 if !next.disclosures.is_empty()
                     && let Some(o) = m.as_object_mut()
                 {
@@ -706,7 +740,13 @@ fn outbox_messages(events: &[CaseEvent], next: &Case, directory: &Directory) -> 
 /// The notifications for people these events cause (`notify::notices`), as outbox messages
 /// committed in the same append. The summary is read through `visibility`: a restricted
 /// field never reaches a mail, whoever receives it.
-fn notification_messages(events: &[CaseEvent], before: &[crate::workflow::Assignment], after: &[crate::workflow::Assignment], next: &Case, form: &FormDefinition) -> Vec<OutboxMessage> {
+fn notification_messages(
+    events: &[CaseEvent],
+    before: &[crate::workflow::Assignment],
+    after: &[crate::workflow::Assignment],
+    next: &Case,
+    form: &FormDefinition,
+) -> Vec<OutboxMessage> {
     let seen = crate::visibility::Sight::nothing_restricted(form).data(&next.data);
     let summary = form
         .layout

@@ -221,11 +221,13 @@ impl CaseService {
             return Ok(None);
         }
         let weak = Arc::downgrade(service);
-        let thread = std::thread::Builder::new().name("carimbo-publications".into()).spawn(move || loop {
-            std::thread::sleep(REFRESH_EVERY);
-            let Some(service) = weak.upgrade() else { return };
-            if let Err(e) = service.refresh_published() {
-                eprintln!("definitions: the publications could not be read, the definitions served so far stay: {e}");
+        let thread = std::thread::Builder::new().name("carimbo-publications".into()).spawn(move || {
+            loop {
+                std::thread::sleep(REFRESH_EVERY);
+                let Some(service) = weak.upgrade() else { return };
+                if let Err(e) = service.refresh_published() {
+                    eprintln!("definitions: the publications could not be read, the definitions served so far stay: {e}");
+                }
             }
         })?;
         Ok(Some(thread))
@@ -240,12 +242,8 @@ impl CaseService {
                 latest.insert((d.kind.clone(), d.id.clone()), (p, d));
             }
         }
-        let mut sources: Vec<SourceFile> = files
-            .reference_sources
-            .iter()
-            .filter(|src| reference_of(src).is_none_or(|(kind, id, _)| !latest.contains_key(&(kind, id))))
-            .cloned()
-            .collect();
+        let mut sources: Vec<SourceFile> =
+            files.reference_sources.iter().filter(|src| reference_of(src).is_none_or(|(kind, id, _)| !latest.contains_key(&(kind, id)))).cloned().collect();
         let from_files = |kind: &str, id: &str, hash: &str| {
             let bytes = files.sources.get(hash).map(|b| b.to_vec()).unwrap_or_default();
             SourceFile::new(format!("{kind}s/{id}.json"), bytes)

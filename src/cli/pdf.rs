@@ -77,7 +77,9 @@ fn bundle_from_store(args: &PdfArgs, case: &str) -> Result<(EvidenceBundle, Dire
     if !store_dir.exists() {
         bail!("no store in {} (the data directory given to `carimbo serve`)", args.data.display());
     }
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&store_dir).map_err(|e| anyhow::anyhow!("{e} (is the server running on this data directory? then use GET /cases/{{id}}/pdf)"))?);
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&store_dir).map_err(|e| anyhow::anyhow!("{e} (is the server running on this data directory? then use GET /cases/{{id}}/pdf)"))?,
+    );
     let directory = Directory::load(&paths.seeds.join("directory/directory.json"))?;
     let report = Catalog::load_paths_with(&[paths.forms.clone(), paths.workflows.clone()], Some(&directory));
     if !report.problems.is_empty() {

@@ -7,8 +7,8 @@
 //! to stamp and whether the result holds is `evidence::ltv`'s (`prepare_restamp`,
 //! `finish_restamp`): a bundle that does not verify now is left as it is.
 
-use crate::evidence::ltv::{finish_restamp, prepare_restamp, RestampError};
-use crate::evidence::{sha256_hex, BinaryFile, TextFile};
+use crate::evidence::ltv::{RestampError, finish_restamp, prepare_restamp};
+use crate::evidence::{BinaryFile, TextFile, sha256_hex};
 use crate::tsa::TimeStamping;
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,10 @@ pub struct RestampArgs {
 
 fn crl_files(dir: &Path) -> Result<Vec<BinaryFile>, String> {
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "crl" | "pem" | "der"))).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "crl" | "pem" | "der")))
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
     };
@@ -95,7 +98,10 @@ fn restamp_file(path: &Path, stamping: &TimeStamping, trust_list: Option<&TextFi
         (None, n) => format!(" with {n} CRL(s)"),
     };
     let k = prepared.bundle.archive_timestamps.len();
-    let token = stamping.stamp(&prepared.input).map_err(|e| RestampError::Stamping(e.to_string()))?.ok_or_else(|| RestampError::Stamping("time-stamping is off: give --tsa URL, or put the demo TSA in SEEDS/pki/tsa/".into()))?;
+    let token = stamping
+        .stamp(&prepared.input)
+        .map_err(|e| RestampError::Stamping(e.to_string()))?
+        .ok_or_else(|| RestampError::Stamping("time-stamping is off: give --tsa URL, or put the demo TSA in SEEDS/pki/tsa/".into()))?;
     let out = finish_restamp(prepared, &token, now)?;
     replace_file(path, &out).map_err(|e| RestampError::Stamping(format!("cannot write {}: {e}", path.display())))?;
     Ok(format!("archive time-stamp {k} added{added}"))

@@ -88,18 +88,13 @@ pub struct PkiDemoArgs {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SigningError> {
-    std::fs::read(path).map_err(|source| SigningError::Unreadable {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| SigningError::Unreadable { path: path.display().to_string(), source })
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, SigningError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| SigningError::BadArgument {
-            reason: format!("`{text}` is not an RFC 3339 time: {e}"),
-        })
+        .map_err(|e| SigningError::BadArgument { reason: format!("`{text}` is not an RFC 3339 time: {e}") })
 }
 
 /// Run `carimbo sign`; prints the signature JSON on stdout.
@@ -126,9 +121,7 @@ fn sign_inner(args: &SignArgs) -> Result<String, SigningError> {
             "RS256" => JwsAlgorithm::RS256,
             "EdDSA" => JwsAlgorithm::EdDSA,
             other => {
-                return Err(SigningError::BadArgument {
-                    reason: format!("unknown algorithm `{other}`"),
-                });
+                return Err(SigningError::BadArgument { reason: format!("unknown algorithm `{other}`") });
             }
         };
         key = key.with_algorithm(alg)?;
@@ -148,10 +141,7 @@ pub fn verify_signature(args: &VerifySignatureArgs) -> i32 {
     match verify_inner(args) {
         Ok(report) => {
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
                 print_report(&report);
             }
@@ -170,39 +160,20 @@ fn verify_inner(args: &VerifySignatureArgs) -> Result<ValidationReport, SigningE
     let jws = read(&args.signature)?;
     let data = match &args.data {
         Some(path) => Some(
-            crate::json_strict::from_slice::<serde_json::Value>(&read(path)?).map_err(|e| {
-                SigningError::BadArgument {
-                    reason: format!("{}: not JSON: {e}", path.display()),
-                }
-            })?,
+            crate::json_strict::from_slice::<serde_json::Value>(&read(path)?)
+                .map_err(|e| SigningError::BadArgument { reason: format!("{}: not JSON: {e}", path.display()) })?,
         ),
         None => None,
     };
-    let opts = VerifyOptions {
-        trusted_time: args.at.as_deref().map(parse_time).transpose()?,
-        now: Utc::now(),
-        required_level: None,
-    };
-    Ok(
-        match verify_act(
-            &verifier,
-            &payload,
-            data.as_ref(),
-            &jws,
-            args.require,
-            &opts,
-        ) {
-            Ok(verified) => verified.report().clone(),
-            Err(report) => report,
-        },
-    )
+    let opts = VerifyOptions { trusted_time: args.at.as_deref().map(parse_time).transpose()?, now: Utc::now(), required_level: None };
+    Ok(match verify_act(&verifier, &payload, data.as_ref(), &jws, args.require, &opts) {
+        Ok(verified) => verified.report().clone(),
+        Err(report) => report,
+    })
 }
 
 fn print_report(r: &ValidationReport) {
-    let indication = serde_json::to_value(r.indication)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let indication = serde_json::to_value(r.indication).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     match (r.sub_indication, &r.code) {
         (Some(sub), Some(code)) => println!("{indication} / {} ({code})", sub.as_str()),
         _ => println!("{indication}"),
@@ -211,11 +182,7 @@ fn print_report(r: &ValidationReport) {
         println!("level:   {}", level.as_str());
     }
     if let Some(signer) = &r.signer {
-        println!(
-            "signer:  {} ({})",
-            signer.common_name.as_deref().unwrap_or(&signer.subject),
-            signer.person_id.as_deref().unwrap_or("no person id")
-        );
+        println!("signer:  {} ({})", signer.common_name.as_deref().unwrap_or(&signer.subject), signer.person_id.as_deref().unwrap_or("no person id"));
     }
     if let Some(t) = r.signing_time {
         println!("time:    {}", t.to_rfc3339());
@@ -233,16 +200,9 @@ fn print_report(r: &ValidationReport) {
 pub fn pki(command: &PkiCommand) -> i32 {
     match command {
         PkiCommand::Demo(args) => {
-            let people_path = args
-                .people
-                .clone()
-                .unwrap_or_else(|| args.out.join("people.json"));
-            let trust_out = args
-                .trust_out
-                .clone()
-                .unwrap_or_else(|| args.out.join("..").join("trust"));
-            let result = super::pki_demo::read_people(&people_path)
-                .and_then(|people| super::pki_demo::write_demo(&people, &args.out, &trust_out));
+            let people_path = args.people.clone().unwrap_or_else(|| args.out.join("people.json"));
+            let trust_out = args.trust_out.clone().unwrap_or_else(|| args.out.join("..").join("trust"));
+            let result = super::pki_demo::read_people(&people_path).and_then(|people| super::pki_demo::write_demo(&people, &args.out, &trust_out));
             match result {
                 Ok(summary) => {
                     println!(
@@ -265,7 +225,11 @@ pub fn pki(command: &PkiCommand) -> i32 {
             let trust_out = args.trust_out.clone().unwrap_or_else(|| args.out.join("..").join("trust"));
             match super::pki_demo::add_demo_tsa(&args.out, &trust_out, Utc::now()) {
                 Ok(id) => {
-                    println!("demo TSA written to {}; the trust list {} names it as member {id}", args.out.join(crate::pki::demo::TSA_CERT).display(), trust_out.display());
+                    println!(
+                        "demo TSA written to {}; the trust list {} names it as member {id}",
+                        args.out.join(crate::pki::demo::TSA_CERT).display(),
+                        trust_out.display()
+                    );
                     0
                 }
                 Err(e) => {

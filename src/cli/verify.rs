@@ -2,8 +2,8 @@
 //! of them) on every core with a progress bar and a summary naming the first broken place of
 //! each bundle that failed.
 
-use crate::evidence::archive::{verify_archive, ArchiveOutcome, VerifyCache};
-use crate::evidence::{verify_with, VerificationReport, VerifyConfig};
+use crate::evidence::archive::{ArchiveOutcome, VerifyCache, verify_archive};
+use crate::evidence::{VerificationReport, VerifyConfig, verify_with};
 use anyhow::Result;
 use chrono::Utc;
 use serde::Serialize;
@@ -86,13 +86,9 @@ impl ArchiveSummary {
                     self.failed.push(failed(file, r));
                 }
             }
-            ArchiveOutcome::Unreadable(e) => self.failed.push(FailedBundle {
-                file: file.to_string(),
-                case_id: None,
-                code: "CARIMBO-E0901".into(),
-                place: "file".into(),
-                message: e.clone(),
-            }),
+            ArchiveOutcome::Unreadable(e) => {
+                self.failed.push(FailedBundle { file: file.to_string(), case_id: None, code: "CARIMBO-E0901".into(), place: "file".into(), message: e.clone() })
+            }
         }
     }
 
@@ -109,7 +105,14 @@ impl ArchiveSummary {
             self.signatures_per_second
         );
         for f in &self.failed {
-            s.push_str(&format!("FAILED {}{}: [{}] at {}: {}\n", f.file, f.case_id.as_deref().map(|c| format!(" (case {c})")).unwrap_or_default(), f.code, f.place, f.message));
+            s.push_str(&format!(
+                "FAILED {}{}: [{}] at {}: {}\n",
+                f.file,
+                f.case_id.as_deref().map(|c| format!(" (case {c})")).unwrap_or_default(),
+                f.code,
+                f.place,
+                f.message
+            ));
         }
         s
     }
@@ -178,7 +181,10 @@ pub fn run(paths: &[PathBuf], json: bool, pins: &[String], jobs: Option<usize>, 
     };
     let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let bar = indicatif::ProgressBar::new(files.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} bundles, {per_sec}, {eta} left").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} bundles, {per_sec}, {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let summary = verify_files(&files, pins, threads, &|n| bar.set_position(n as u64));
     bar.finish_and_clear();
     if json {

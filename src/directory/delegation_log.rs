@@ -118,7 +118,15 @@ mod tests {
     use chrono::NaiveDate;
 
     fn delegation(id: &str) -> Delegation {
-        Delegation { id: id.into(), delegate: "p004".into(), principal: "p003".into(), from: NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(), to: NaiveDate::from_ymd_opt(2026, 7, 10).unwrap(), forms: None, reason: None }
+        Delegation {
+            id: id.into(),
+            delegate: "p004".into(),
+            principal: "p003".into(),
+            from: NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 7, 10).unwrap(),
+            forms: None,
+            reason: None,
+        }
     }
 
     #[test]

@@ -189,13 +189,15 @@ impl Directory {
     fn check(&self, problems: &mut Vec<String>) {
         for p in self.people.values() {
             if let Some(s) = &p.supervisor
-                && !self.people.contains_key(s) {
-                    problems.push(format!("{}: supervisor {s:?} is not in the directory", p.id));
-                }
+                && !self.people.contains_key(s)
+            {
+                problems.push(format!("{}: supervisor {s:?} is not in the directory", p.id));
+            }
             if let Some(d) = &p.department
-                && !self.departments.contains_key(d) {
-                    problems.push(format!("{}: department {d:?} does not exist", p.id));
-                }
+                && !self.departments.contains_key(d)
+            {
+                problems.push(format!("{}: department {d:?} does not exist", p.id));
+            }
             // Walk up the tree; a chain longer than the directory is a cycle.
             let mut seen = BTreeSet::new();
             let mut cur = p.supervisor.clone();
@@ -333,12 +335,7 @@ impl Directory {
 
     /// Settings of the person's department, read by workflow conditions as `context.department.*`.
     pub fn department_settings(&self, person: &str) -> Map<String, Value> {
-        self.people
-            .get(person)
-            .and_then(|p| p.department.as_deref())
-            .and_then(|d| self.departments.get(d))
-            .map(|d| d.settings.clone())
-            .unwrap_or_default()
+        self.people.get(person).and_then(|p| p.department.as_deref()).and_then(|d| self.departments.get(d)).map(|d| d.settings.clone()).unwrap_or_default()
     }
 }
 
@@ -402,7 +399,15 @@ mod tests {
     fn a_bad_delegation_added_later_leaves_the_directory_unchanged() {
         let mut d = demo();
         let before = d.delegations().len();
-        let bad = Delegation { id: "z".into(), delegate: "nobody".into(), principal: "p003".into(), from: NaiveDate::MIN, to: NaiveDate::MAX, forms: None, reason: None };
+        let bad = Delegation {
+            id: "z".into(),
+            delegate: "nobody".into(),
+            principal: "p003".into(),
+            from: NaiveDate::MIN,
+            to: NaiveDate::MAX,
+            forms: None,
+            reason: None,
+        };
         assert!(d.add_delegation(bad).is_err());
         assert_eq!(d.delegations().len(), before);
     }

@@ -8,7 +8,7 @@
 //! so a bundle whose material differs in one byte is checked from scratch. Reading files is the caller's: the
 //! bundles come in through `load`, so this module does no I/O and reads no clock.
 
-use super::verify::{verify_with, Fingerprint, VerificationReport, VerifyConfig};
+use super::verify::{Fingerprint, VerificationReport, VerifyConfig, verify_with};
 use super::{BundleDefinitions, BundlePki};
 use crate::workflow::WorkflowDefinition;
 use sha2::{Digest, Sha256};

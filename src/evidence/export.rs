@@ -1,8 +1,8 @@
 //! Making a bundle from a case in the store.
 
 use super::{
-    member_digests, seal_label, sha256_hex, BinaryFile, BundleDefinitions, BundleEvent, BundleHead, BundlePki, BundleSeal, DefinitionFile, EvidenceBundle, EvidenceError,
-    SealPayload, TextFile, FORMAT, FORMAT_VERSION,
+    BinaryFile, BundleDefinitions, BundleEvent, BundleHead, BundlePki, BundleSeal, DefinitionFile, EvidenceBundle, EvidenceError, FORMAT, FORMAT_VERSION,
+    SealPayload, TextFile, member_digests, seal_label, sha256_hex,
 };
 use crate::cases::{CaseError, CaseService};
 use crate::pki::trust::TRUST_LIST_FILE;
@@ -83,7 +83,8 @@ fn time_text(t: &DateTime<Utc>) -> String {
 /// The reference data of a case: the versions its submission pinned, from the store by hash;
 /// for a record made before the pin, the files served now.
 fn reference_files(service: &CaseService, submitted: Option<&serde_json::Value>) -> Result<Vec<TextFile>, EvidenceError> {
-    let pins: std::collections::BTreeMap<String, String> = submitted.and_then(|b| b.get("reference")).and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
+    let pins: std::collections::BTreeMap<String, String> =
+        submitted.and_then(|b| b.get("reference")).and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
     let mut reference = Vec::new();
     if pins.is_empty() {
         for src in &service.catalog().reference_sources {
@@ -105,11 +106,23 @@ fn reference_files(service: &CaseService, submitted: Option<&serde_json::Value>)
 /// store), the reference data served, every stored event, the validation material `pki`, and
 /// the service's seal over all of it, made at `now` for `exported_by`. The events are as `sight`
 /// lets the reader see them: a hidden restricted field keeps its commitment and loses its value.
-pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &ServiceSeal, exported_by: &str, sight: &Sight, now: DateTime<Utc>) -> Result<EvidenceBundle, EvidenceError> {
+pub fn export(
+    service: &CaseService,
+    case_id: &str,
+    pki: &PkiMaterial,
+    seal: &ServiceSeal,
+    exported_by: &str,
+    sight: &Sight,
+    now: DateTime<Utc>,
+) -> Result<EvidenceBundle, EvidenceError> {
     let stored = service.events(case_id)?;
     let case = service.case(case_id)?;
     let definition = |r: &DefinitionRef, dir: &str| -> Result<DefinitionFile, EvidenceError> {
-        let bytes = service.store().definition(&r.hash).map_err(CaseError::from)?.ok_or_else(|| EvidenceError::Definition(format!("{dir}/{}.json ({})", r.id, r.hash)))?;
+        let bytes = service
+            .store()
+            .definition(&r.hash)
+            .map_err(CaseError::from)?
+            .ok_or_else(|| EvidenceError::Definition(format!("{dir}/{}.json ({})", r.id, r.hash)))?;
         let text = String::from_utf8(bytes).map_err(|_| EvidenceError::Definition(format!("{dir}/{}.json is not UTF-8", r.id)))?;
         Ok(DefinitionFile { id: r.id.clone(), version: r.version.clone(), name: format!("{dir}/{}.json", r.id), sha256: sha256_hex(text.as_bytes()), text })
     };
@@ -124,7 +137,14 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
             let before: Vec<String> = e.body.get(DISCLOSURES_MEMBER).and_then(|d| d.as_object()).map(|d| d.keys().cloned().collect()).unwrap_or_default();
             withheld.extend(before.into_iter().filter(|f| sight.hides(f)));
         }
-        events.push(BundleEvent { case_id: e.case_id.clone(), seq: e.seq, recorded_at: time_text(&e.recorded_at), prev_hash: e.prev_hash.clone(), hash: e.hash.clone(), body });
+        events.push(BundleEvent {
+            case_id: e.case_id.clone(),
+            seq: e.seq,
+            recorded_at: time_text(&e.recorded_at),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+            body,
+        });
     }
     let last_hash = stored.last().map(|e| e.hash.clone()).unwrap_or_default();
     let exported_at = time_text(&now);
@@ -138,11 +158,7 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
         definitions: BundleDefinitions { form, workflow, reference },
         events,
         withheld: withheld.into_iter().collect(),
-        pki: BundlePki {
-            trust_list: pki.trust_list.clone(),
-            crls: pki.crls.clone(),
-            service_certificate: pki.service_certificate.clone(),
-        },
+        pki: BundlePki { trust_list: pki.trust_list.clone(), crls: pki.crls.clone(), service_certificate: pki.service_certificate.clone() },
         seal: BundleSeal {
             payload: SealPayload {
                 bundle: seal_label(),
@@ -171,7 +187,17 @@ pub fn export(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &Se
 /// of it (`evidence::ltv`). A token from a remote TSA is checked against `verifier`'s trust list
 /// before it is kept, as an act's is; no token, no bundle (the caller may export without).
 #[allow(clippy::too_many_arguments)]
-pub fn export_archived(service: &CaseService, case_id: &str, pki: &PkiMaterial, seal: &ServiceSeal, exported_by: &str, sight: &Sight, now: DateTime<Utc>, stamping: &crate::tsa::TimeStamping, verifier: &crate::signing::SignatureVerifier) -> Result<EvidenceBundle, EvidenceError> {
+pub fn export_archived(
+    service: &CaseService,
+    case_id: &str,
+    pki: &PkiMaterial,
+    seal: &ServiceSeal,
+    exported_by: &str,
+    sight: &Sight,
+    now: DateTime<Utc>,
+    stamping: &crate::tsa::TimeStamping,
+    verifier: &crate::signing::SignatureVerifier,
+) -> Result<EvidenceBundle, EvidenceError> {
     let bundle = export(service, case_id, pki, seal, exported_by, sight, now)?;
     let vd = super::ltv::ValidationData::default();
     let input = super::ltv::next_stamp_input(&bundle, &vd);

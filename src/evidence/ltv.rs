@@ -19,16 +19,16 @@
 //! (`evidence::export_archived`, `cli::restamp`, `archive_job`).
 
 use super::verify::{Check, Finding, PoeNeed};
-use super::{sha256_hex, BinaryFile, EvidenceBundle, TextFile};
-use crate::pki::crl::LoadedCrl;
-use crate::pki::history::{utc_text, TrustHistory};
-use crate::pki::report::{Indication, SubIndication, ValidationReport};
+use super::{BinaryFile, EvidenceBundle, TextFile, sha256_hex};
 use crate::pki::CrlSet;
+use crate::pki::crl::LoadedCrl;
+use crate::pki::history::{TrustHistory, utc_text};
+use crate::pki::report::{Indication, SubIndication, ValidationReport};
 use crate::signing::timestamp::TimeStampVerifier;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateRevocationListDer;
+use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -128,7 +128,10 @@ pub(crate) fn add_crls(crls: &mut CrlSet, files: &[(String, String, Vec<u8>)]) -
     for (pointer, name, bytes) in files {
         let bad = |e: String| Finding::new(super::verify::E_PKI, "pki", pointer.clone(), format!("{name} is not a usable CRL: {e}")).file(name);
         let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----") {
-            CertificateRevocationListDer::pem_slice_iter(bytes).map(|r| r.map(|d| d.as_ref().to_vec())).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?
+            CertificateRevocationListDer::pem_slice_iter(bytes)
+                .map(|r| r.map(|d| d.as_ref().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?
         } else {
             vec![bytes.clone()]
         };
@@ -141,7 +144,13 @@ pub(crate) fn add_crls(crls: &mut CrlSet, files: &[(String, String, Vec<u8>)]) -
 
 /// The validation data of archive stamp `k`, checked: hashes, base64, and a trust list that
 /// continues the previous one. Updates `history` and `crl_files`.
-fn take_validation_data(k: usize, vd: &ValidationData, history: &mut TrustHistory, crl_files: &mut Vec<(String, String, Vec<u8>)>, now: DateTime<Utc>) -> Check<()> {
+fn take_validation_data(
+    k: usize,
+    vd: &ValidationData,
+    history: &mut TrustHistory,
+    crl_files: &mut Vec<(String, String, Vec<u8>)>,
+    now: DateTime<Utc>,
+) -> Check<()> {
     let base = format!("/{MEMBER}/{k}/validation_data");
     let bad = |pointer: String, msg: String| Finding::new(E_VALIDATION_DATA, "archive", pointer, msg);
     if let Some(tl) = &vd.trust_list {
@@ -149,16 +158,23 @@ fn take_validation_data(k: usize, vd: &ValidationData, history: &mut TrustHistor
         if computed != tl.sha256 {
             return Err(bad(format!("{base}/trust_list"), format!("{} hashes to {computed}, but the bundle gives {}", tl.name, tl.sha256)).file(&tl.name));
         }
-        let newer = TrustHistory::from_slice(tl.text.as_bytes(), now).map_err(|e| bad(format!("{base}/trust_list/text"), format!("the trust list's history does not verify: {e}")).file(&tl.name))?;
+        let newer = TrustHistory::from_slice(tl.text.as_bytes(), now)
+            .map_err(|e| bad(format!("{base}/trust_list/text"), format!("the trust list's history does not verify: {e}")).file(&tl.name))?;
         let old = history.entries();
         if newer.entries().len() < old.len() || newer.entries()[..old.len()] != *old {
-            return Err(bad(format!("{base}/trust_list/text"), format!("this trust list does not continue the bundle's: its first {} entries are not the ones the bundle already holds", old.len())).file(&tl.name));
+            return Err(bad(
+                format!("{base}/trust_list/text"),
+                format!("this trust list does not continue the bundle's: its first {} entries are not the ones the bundle already holds", old.len()),
+            )
+            .file(&tl.name));
         }
         *history = newer;
     }
     for (i, f) in vd.crls.iter().enumerate() {
         let ptr = format!("{base}/crls/{i}");
-        let bytes = base64::engine::general_purpose::STANDARD.decode(&f.base64).map_err(|e| bad(format!("{ptr}/base64"), format!("{} is not valid base64: {e}", f.name)).file(&f.name))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&f.base64)
+            .map_err(|e| bad(format!("{ptr}/base64"), format!("{} is not valid base64: {e}", f.name)).file(&f.name))?;
         let computed = sha256_hex(&bytes);
         if computed != f.sha256 {
             return Err(bad(ptr, format!("{} hashes to {computed}, but the bundle gives {}", f.name, f.sha256)).file(&f.name));
@@ -179,7 +195,14 @@ fn stamp_report(indication: Indication, sub: SubIndication, code: &str, detail: 
 /// its time after the export and the previous stamp; then that each stamp's TSA certificate
 /// was still valid when the next stamp (or, for the last, the verification at `now`) proves it
 /// existed. `crl_files` are the bundle's own CRLs.
-pub(crate) fn check_archive(bundle: &EvidenceBundle, value: &Value, base_history: &TrustHistory, crl_files: Vec<(String, String, Vec<u8>)>, exported: DateTime<Utc>, now: DateTime<Utc>) -> Check<ArchiveProof> {
+pub(crate) fn check_archive(
+    bundle: &EvidenceBundle,
+    value: &Value,
+    base_history: &TrustHistory,
+    crl_files: Vec<(String, String, Vec<u8>)>,
+    exported: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Check<ArchiveProof> {
     let mut history = base_history.clone();
     let mut crl_files = crl_files;
     let mut previous = exported;
@@ -188,11 +211,15 @@ pub(crate) fn check_archive(bundle: &EvidenceBundle, value: &Value, base_history
     for (k, entry) in bundle.archive_timestamps.iter().enumerate() {
         let ptr = format!("/{MEMBER}/{k}");
         take_validation_data(k, &entry.validation_data, &mut history, &mut crl_files, now)?;
-        let trust = history.trust_list().map_err(|e| Finding::new(E_VALIDATION_DATA, "archive", format!("{ptr}/validation_data"), format!("the trust list is not usable: {e}")))?;
+        let trust = history
+            .trust_list()
+            .map_err(|e| Finding::new(E_VALIDATION_DATA, "archive", format!("{ptr}/validation_data"), format!("the trust list is not usable: {e}")))?;
         let mut crls = CrlSet::empty();
         add_crls(&mut crls, &crl_files)?;
         let verifier = TimeStampVerifier::new(trust, crls);
-        let token = base64::engine::general_purpose::STANDARD.decode(&entry.token).map_err(|e| Finding::new(E_ARCHIVE, "archive", format!("{ptr}/token"), format!("the archive time-stamp is not valid base64: {e}")))?;
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(&entry.token)
+            .map_err(|e| Finding::new(E_ARCHIVE, "archive", format!("{ptr}/token"), format!("the archive time-stamp is not valid base64: {e}")))?;
         let input = stamped_bytes(value, k).ok_or_else(|| Finding::new(E_ARCHIVE, "archive", ptr.clone(), "the archive time-stamp cannot be read"))?;
         let stamp = match verifier.verify(&token, &input) {
             Ok(s) => s,
@@ -205,7 +232,12 @@ pub(crate) fn check_archive(bundle: &EvidenceBundle, value: &Value, base_history
                 } else {
                     (format!("{ptr}/token"), f.detail.clone())
                 };
-                let mut finding = Finding::new(E_ARCHIVE, "archive", pointer, format!("archive time-stamp {k} does not verify: {} {}: {what}", indication_text(f.indication), f.sub.as_str()));
+                let mut finding = Finding::new(
+                    E_ARCHIVE,
+                    "archive",
+                    pointer,
+                    format!("archive time-stamp {k} does not verify: {} {}: {what}", indication_text(f.indication), f.sub.as_str()),
+                );
                 finding.report = Some(stamp_report(f.indication, f.sub, f.code, &f.detail));
                 return Err(finding);
             }
@@ -213,10 +245,20 @@ pub(crate) fn check_archive(bundle: &EvidenceBundle, value: &Value, base_history
         let at = stamp.gen_time;
         if at + Duration::seconds(CLOCK_SKEW_SECONDS) < previous {
             let what = if k == 0 { "the bundle was exported" } else { "the previous archive time-stamp" };
-            return Err(Finding::new(E_ARCHIVE, "archive", format!("{ptr}/token"), format!("archive time-stamp {k} was made at {}, before {what} ({})", utc_text(at), utc_text(previous))));
+            return Err(Finding::new(
+                E_ARCHIVE,
+                "archive",
+                format!("{ptr}/token"),
+                format!("archive time-stamp {k} was made at {}, before {what} ({})", utc_text(at), utc_text(previous)),
+            ));
         }
         if at > now + Duration::seconds(CLOCK_SKEW_SECONDS) {
-            return Err(Finding::new(E_ARCHIVE, "archive", format!("{ptr}/token"), format!("archive time-stamp {k} was made at {}, after the time of verification ({})", utc_text(at), utc_text(now))));
+            return Err(Finding::new(
+                E_ARCHIVE,
+                "archive",
+                format!("{ptr}/token"),
+                format!("archive time-stamp {k} was made at {}, after the time of verification ({})", utc_text(at), utc_text(now)),
+            ));
         }
         let (until, subject) = stamp.chain.iter().min_by_key(|c| c.not_after).map(|c| (c.not_after, c.subject.clone())).unwrap_or((at, stamp.tsa.clone()));
         lines.push(ArchiveLine { gen_time: utc_text(at), tsa: stamp.tsa.clone(), tsa_entity: stamp.tsa_entity.clone(), valid_until: utc_text(until) });
@@ -230,7 +272,10 @@ pub(crate) fn check_archive(bundle: &EvidenceBundle, value: &Value, base_history
             None => (now, format!("nothing later proves it existed before the time of verification {}", utc_text(now))),
         };
         if *until < poe {
-            let detail = format!("archive time-stamp {k}: certificate `{subject}` of its TSA expired on {}, and {by}: re-stamp bundles before their last archive time-stamp's TSA certificate expires (`carimbo evidence restamp`)", utc_text(*until));
+            let detail = format!(
+                "archive time-stamp {k}: certificate `{subject}` of its TSA expired on {}, and {by}: re-stamp bundles before their last archive time-stamp's TSA certificate expires (`carimbo evidence restamp`)",
+                utc_text(*until)
+            );
             let mut f = Finding::new(E_NO_POE, "archive", format!("/{MEMBER}/{k}/token"), detail.clone());
             f.report = Some(ValidationReport::failed(Indication::Indeterminate, SubIndication::OutOfBoundsNoPoe, detail));
             return Err(f);
@@ -247,7 +292,12 @@ pub(crate) fn check_proofs_of_existence(needs: &[PoeNeed], proven_at: Option<Dat
         None => (now, format!("the bundle has no archive time-stamp, so nothing proves it existed before the time of verification {}", utc_text(now))),
     };
     let Some(need) = needs.iter().find(|n| n.not_after < poe) else { return Ok(()) };
-    let detail = format!("{}: certificate `{}` expired on {}, and {by} (B-LTA: add archive time-stamps before certificates expire, `carimbo evidence restamp`)", need.what, need.subject, utc_text(need.not_after));
+    let detail = format!(
+        "{}: certificate `{}` expired on {}, and {by} (B-LTA: add archive time-stamps before certificates expire, `carimbo evidence restamp`)",
+        need.what,
+        need.subject,
+        utc_text(need.not_after)
+    );
     let mut f = Finding::new(E_NO_POE, "archive", need.pointer.clone(), detail.clone());
     f.seq = need.seq;
     f.report = Some(ValidationReport::failed(Indication::Indeterminate, SubIndication::OutOfBoundsNoPoe, detail));
@@ -306,7 +356,8 @@ pub fn prepare_restamp(bytes: &[u8], now: DateTime<Utc>, trust_list: Option<&Tex
     if let Some(tl) = trust_list.filter(|tl| tl.sha256 != newest.sha256) {
         vd.trust_list = Some(tl.clone());
     }
-    let held: std::collections::BTreeSet<&str> = bundle.pki.crls.iter().chain(bundle.archive_timestamps.iter().flat_map(|a| a.validation_data.crls.iter())).map(|c| c.sha256.as_str()).collect();
+    let held: std::collections::BTreeSet<&str> =
+        bundle.pki.crls.iter().chain(bundle.archive_timestamps.iter().flat_map(|a| a.validation_data.crls.iter())).map(|c| c.sha256.as_str()).collect();
     vd.crls = crls.iter().filter(|c| !held.contains(c.sha256.as_str())).cloned().collect();
     let input = next_stamp_input(&bundle, &vd);
     Ok(PreparedRestamp { bundle, validation_data: vd, input })

@@ -16,14 +16,14 @@
 //! `export` builds a bundle from a `CaseService`; `verify` checks bundle bytes; `locate` maps a
 //! byte offset of a bundle to the JSON pointer of the value it falls in (for parse errors).
 
-mod export;
 pub mod archive;
+mod export;
 pub mod locate;
 pub mod ltv;
 mod verify;
 
-pub use export::{export, export_archived, PkiMaterial};
-pub use verify::{verify, verify_with, Finding, SignatureLine, VerificationReport, VerifyConfig};
+pub use export::{PkiMaterial, export, export_archived};
+pub use verify::{Finding, SignatureLine, VerificationReport, VerifyConfig, verify, verify_with};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

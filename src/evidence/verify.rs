@@ -2,21 +2,24 @@
 //! gives; the first that fails ends the verification and is named in the report.
 
 use super::locate::{offset_of, pointer_at};
-use super::{member_digests, seal_label, sha256_hex, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, SIGNING_TIME_AFTER_MINUTES, SIGNING_TIME_BEFORE_MINUTES, EXPORTED_AFTER_NOW_SECONDS, RECORDED_AFTER_AT_SECONDS};
+use super::{
+    EXPORTED_AFTER_NOW_SECONDS, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, RECORDED_AFTER_AT_SECONDS, SIGNING_TIME_AFTER_MINUTES,
+    SIGNING_TIME_BEFORE_MINUTES, member_digests, seal_label, sha256_hex,
+};
 use crate::catalog::Catalog;
-use crate::pki::cert::{parse_pem_certificates, CertFacts};
-use crate::pki::history::{parse_utc_z, HistoryError, ServiceType, TrustHistory};
-use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationReport};
-use crate::forms::commitment::CommitmentError;
-use crate::signing::{data_hash, verify_act, FormRef, SignatureVerifier, SigningPayload, VerifyOptions};
 use crate::chain::GENESIS_HASH;
+use crate::forms::commitment::CommitmentError;
+use crate::pki::cert::{CertFacts, parse_pem_certificates};
+use crate::pki::history::{HistoryError, ServiceType, TrustHistory, parse_utc_z};
+use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationReport};
+use crate::signing::{FormRef, SignatureVerifier, SigningPayload, VerifyOptions, data_hash, verify_act};
 use crate::workflow::replay::{Demand, RouteCheck, RouteViolation};
 use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinition};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -222,13 +225,21 @@ impl VerificationReport {
             }
         }
         if !self.trust.is_empty() {
-            let _ = writeln!(s, "  trusted certificates ({}):", if self.pinned { "pinned" } else { "NOT pinned: compare these fingerprints with the published ones, or pass --pin" });
+            let _ = writeln!(
+                s,
+                "  trusted certificates ({}):",
+                if self.pinned { "pinned" } else { "NOT pinned: compare these fingerprints with the published ones, or pass --pin" }
+            );
             for t in &self.trust {
                 let _ = writeln!(s, "    {} {}  {}", t.sha256, t.role, t.subject);
             }
         }
         if !self.withheld.is_empty() {
-            let _ = writeln!(s, "  withheld:  {} (restricted: only their salted commitments are in this bundle, and the signatures over them verify)", self.withheld.join(", "));
+            let _ = writeln!(
+                s,
+                "  withheld:  {} (restricted: only their salted commitments are in this bundle, and the signatures over them verify)",
+                self.withheld.join(", ")
+            );
         }
         if !self.archive_timestamps.is_empty() {
             let _ = writeln!(s, "  archive time-stamps ({}, B-LTA):", self.archive_timestamps.len());
@@ -345,7 +356,12 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
         return Err(Finding::new(E_FORMAT, "format", "/format", format!("`format` is {:?}, not {FORMAT:?}", bundle.format)));
     }
     if bundle.format_version != FORMAT_VERSION {
-        return Err(Finding::new(E_FORMAT, "format", "/format_version", format!("format version {} is not known to this verifier (it reads version {FORMAT_VERSION})", bundle.format_version)));
+        return Err(Finding::new(
+            E_FORMAT,
+            "format",
+            "/format_version",
+            format!("format version {} is not known to this verifier (it reads version {FORMAT_VERSION})", bundle.format_version),
+        ));
     }
     out.case_id = Some(bundle.case_id.clone());
     out.exported_at = Some(bundle.exported_at.clone());
@@ -354,7 +370,12 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
         return Err(Finding::new(E_LINK, "chain", "/events", "the bundle holds no events"));
     };
     if bundle.case_id != first.case_id && first.body.get("case_id").and_then(Value::as_str) == Some(first.case_id.as_str()) {
-        return Err(Finding::new(E_LINK, "chain", "/case_id", format!("the bundle is for case {:?}, but its events are case {:?}", bundle.case_id, first.case_id)));
+        return Err(Finding::new(
+            E_LINK,
+            "chain",
+            "/case_id",
+            format!("the bundle is for case {:?}, but its events are case {:?}", bundle.case_id, first.case_id),
+        ));
     }
     // 3. File hashes.
     let crl_bytes = check_files(&bundle, out)?;
@@ -385,7 +406,8 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     needs.extend(check_seal(&ctx, &value)?);
     // 9. Archive time-stamps (B-LTA), and a proof of existence for every certificate that has
     // expired since it was used.
-    let crl_files: Vec<(String, String, Vec<u8>)> = crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect();
+    let crl_files: Vec<(String, String, Vec<u8>)> =
+        crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect();
     let exported = parse_utc_z(&bundle.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
     let proof = super::ltv::check_archive(&bundle, &value, &pki.history, crl_files, exported, now)?;
     out.archive_timestamps = proof.lines;
@@ -395,7 +417,12 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     if !cfg.pins.is_empty() {
         if let Some(t) = out.trust.iter().find(|t| !t.pinned) {
             let pointer = "/pki/trust_list".to_string();
-            return Err(Finding::new(E_PIN, "pin", pointer, format!("the {} `{}` (SHA-256 {}) is not among the pinned certificates", t.role, t.subject, t.sha256)));
+            return Err(Finding::new(
+                E_PIN,
+                "pin",
+                pointer,
+                format!("the {} `{}` (SHA-256 {}) is not among the pinned certificates", t.role, t.subject, t.sha256),
+            ));
         }
         out.pinned = true;
     }
@@ -460,7 +487,9 @@ fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Ve
         if !names.insert(f.name.clone()) {
             return Err(Finding::new(E_FILE, "file", format!("{ptr}/name"), format!("two CRL files are named {}", f.name)).file(&f.name));
         }
-        let bytes = base64::engine::general_purpose::STANDARD.decode(&f.base64).map_err(|e| Finding::new(E_FILE, "file", format!("{ptr}/base64"), format!("{} is not valid base64: {e}", f.name)).file(&f.name))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&f.base64)
+            .map_err(|e| Finding::new(E_FILE, "file", format!("{ptr}/base64"), format!("{} is not valid base64: {e}", f.name)).file(&f.name))?;
         let computed = sha256_hex(&bytes);
         if computed != f.sha256 {
             return Err(Finding::new(E_FILE, "file", ptr, format!("{} hashes to {computed}, but the bundle gives {}", f.name, f.sha256)).file(&f.name));
@@ -479,12 +508,33 @@ fn check_reference_pins(b: &EvidenceBundle) -> Check<()> {
     for (i, f) in b.definitions.reference.iter().enumerate() {
         match pins.get(&f.name).and_then(Value::as_str) {
             Some(h) if h == f.sha256 => {}
-            Some(h) => return Err(Finding::new(E_REFERENCE, "definition", format!("/definitions/reference/{i}"), format!("{} hashes to {}, but the case was opened with the version hashing to {h}: the reference data was changed", f.name, f.sha256)).file(&f.name)),
-            None => return Err(Finding::new(E_REFERENCE, "definition", format!("/definitions/reference/{i}/name"), format!("{} is not among the reference data the case was opened with", f.name)).file(&f.name)),
+            Some(h) => {
+                return Err(Finding::new(
+                    E_REFERENCE,
+                    "definition",
+                    format!("/definitions/reference/{i}"),
+                    format!("{} hashes to {}, but the case was opened with the version hashing to {h}: the reference data was changed", f.name, f.sha256),
+                )
+                .file(&f.name));
+            }
+            None => {
+                return Err(Finding::new(
+                    E_REFERENCE,
+                    "definition",
+                    format!("/definitions/reference/{i}/name"),
+                    format!("{} is not among the reference data the case was opened with", f.name),
+                )
+                .file(&f.name));
+            }
         }
     }
     if let Some(name) = pins.keys().find(|n| !b.definitions.reference.iter().any(|f| &f.name == *n)) {
-        return Err(Finding::new(E_REFERENCE, "definition", "/definitions/reference", format!("the case was opened with {name}, which the bundle does not hold")));
+        return Err(Finding::new(
+            E_REFERENCE,
+            "definition",
+            "/definitions/reference",
+            format!("the case was opened with {name}, which the bundle does not hold"),
+        ));
     }
     Ok(())
 }
@@ -493,19 +543,40 @@ fn check_reference_pins(b: &EvidenceBundle) -> Check<()> {
 fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Arc<WorkflowDefinition>> {
     let d = &b.definitions;
     for (ptr, f, kind, dir) in [("/definitions/form", &d.form, "form", "forms"), ("/definitions/workflow", &d.workflow, "workflow", "workflows")] {
-        let v: Value = crate::json_strict::from_str(&f.text).map_err(|e| Finding::new(if e.is_duplicate() { E_DUPLICATE } else { E_DEFINITION }, "definition", format!("{ptr}/text"), format!("{} is not JSON: {e}", f.name)).file(&f.name))?;
+        let v: Value = crate::json_strict::from_str(&f.text).map_err(|e| {
+            Finding::new(if e.is_duplicate() { E_DUPLICATE } else { E_DEFINITION }, "definition", format!("{ptr}/text"), format!("{} is not JSON: {e}", f.name))
+                .file(&f.name)
+        })?;
         let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         if field("kind") != kind {
             return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/text"), format!("{} is not a {kind} definition", f.name)).file(&f.name));
         }
         if field("id") != f.id {
-            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/id"), format!("{} defines {:?}, but the bundle says {:?}", f.name, field("id"), f.id)).file(&f.name));
+            return Err(Finding::new(
+                E_DEFINITION,
+                "definition",
+                format!("{ptr}/id"),
+                format!("{} defines {:?}, but the bundle says {:?}", f.name, field("id"), f.id),
+            )
+            .file(&f.name));
         }
         if field("version") != f.version {
-            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/version"), format!("{} is version {:?}, but the bundle says {:?}", f.name, field("version"), f.version)).file(&f.name));
+            return Err(Finding::new(
+                E_DEFINITION,
+                "definition",
+                format!("{ptr}/version"),
+                format!("{} is version {:?}, but the bundle says {:?}", f.name, field("version"), f.version),
+            )
+            .file(&f.name));
         }
         if f.name != format!("{dir}/{}.json", f.id) {
-            return Err(Finding::new(E_DEFINITION, "definition", format!("{ptr}/name"), format!("the {kind} file should be named {dir}/{}.json, not {}", f.id, f.name)).file(&f.name));
+            return Err(Finding::new(
+                E_DEFINITION,
+                "definition",
+                format!("{ptr}/name"),
+                format!("the {kind} file should be named {dir}/{}.json, not {}", f.id, f.name),
+            )
+            .file(&f.name));
         }
     }
     let reference = d.reference.iter().map(|r| (r.name.clone(), r.text.clone().into_bytes()));
@@ -523,10 +594,20 @@ fn load_definitions(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<A
     }
     let form = loaded.catalog.forms.values().find(|f| f.content_hash == d.form.sha256).cloned();
     let workflow = loaded.catalog.workflows.values().find(|w| w.content_hash == d.workflow.sha256).cloned();
-    let Some(form) = form else { return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", "the form definition did not load").file(&d.form.name)) };
-    let Some(workflow) = workflow else { return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", "the workflow definition did not load").file(&d.workflow.name)) };
+    let Some(form) = form else {
+        return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", "the form definition did not load").file(&d.form.name));
+    };
+    let Some(workflow) = workflow else {
+        return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", "the workflow definition did not load").file(&d.workflow.name));
+    };
     if workflow.form != form.id {
-        return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the workflow routes form {:?}, not {:?}", workflow.form, form.id)).file(&d.workflow.name));
+        return Err(Finding::new(
+            E_DEFINITION,
+            "definition",
+            "/definitions/workflow",
+            format!("the workflow routes form {:?}, not {:?}", workflow.form, form.id),
+        )
+        .file(&d.workflow.name));
     }
     out.form = Some(format!("{} version {} (sha256 {})", form.id, form.version, form.content_hash));
     out.workflow = Some(format!("{} version {} (sha256 {})", workflow.id, workflow.version, workflow.content_hash));
@@ -543,14 +624,24 @@ fn cached_definitions(b: &EvidenceBundle, cfg: &VerifyConfig, out: &mut Verifica
         return Ok(hit.workflow.clone());
     }
     let workflow = load_definitions(b, out)?;
-    let loaded = super::archive::LoadedDefinitions { workflow: workflow.clone(), form_line: out.form.clone().unwrap_or_default(), workflow_line: out.workflow.clone().unwrap_or_default() };
+    let loaded = super::archive::LoadedDefinitions {
+        workflow: workflow.clone(),
+        form_line: out.form.clone().unwrap_or_default(),
+        workflow_line: out.workflow.clone().unwrap_or_default(),
+    };
     cache.keep_definitions(k, Arc::new(loaded));
     Ok(workflow)
 }
 
 /// `load_pki`, or its earlier result for a bundle with the very same validation material and
 /// pins (whose verifier keeps its validated chains).
-fn cached_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: DateTime<Utc>, out: &mut VerificationReport) -> Check<Arc<super::archive::LoadedPki>> {
+fn cached_pki(
+    b: &EvidenceBundle,
+    crl_bytes: &[Vec<u8>],
+    cfg: &VerifyConfig,
+    now: DateTime<Utc>,
+    out: &mut VerificationReport,
+) -> Check<Arc<super::archive::LoadedPki>> {
     let k = super::archive::pki_key(&b.pki, &cfg.pins, now);
     if let Some(hit) = cfg.cache.as_ref().and_then(|c| c.pki(&k)) {
         out.trust.extend(hit.trust.iter().cloned());
@@ -570,8 +661,9 @@ fn cached_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now
 /// and the service certificate must be one the history names as a service seal.
 fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: DateTime<Utc>, out: &mut VerificationReport) -> Check<Pki> {
     let p = &b.pki;
-    let history = TrustHistory::from_slice(p.trust_list.text.as_bytes(), now)
-        .map_err(|e: HistoryError| Finding::new(E_TRUST_HISTORY, "pki", "/pki/trust_list/text", format!("the trust list's history does not verify: {e}")).file(&p.trust_list.name))?;
+    let history = TrustHistory::from_slice(p.trust_list.text.as_bytes(), now).map_err(|e: HistoryError| {
+        Finding::new(E_TRUST_HISTORY, "pki", "/pki/trust_list/text", format!("the trust list's history does not verify: {e}")).file(&p.trust_list.name)
+    })?;
     let pins: BTreeSet<String> = cfg.pins.iter().map(|s| s.trim().to_ascii_lowercase().replace(':', "")).collect();
     for m in history.members() {
         let role = format!("{} {}", m.service_type.as_str().replace('_', " "), m.id);
@@ -583,19 +675,35 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: 
     }
     for (from, cert) in history.operators() {
         if let Ok(facts) = CertFacts::from_der(cert) {
-            out.trust.push(Fingerprint { role: format!("trust-list operator (from entry {from})"), subject: facts.subject.clone(), pinned: true, sha256: facts.sha256_hex() });
+            out.trust.push(Fingerprint {
+                role: format!("trust-list operator (from entry {from})"),
+                subject: facts.subject.clone(),
+                pinned: true,
+                sha256: facts.sha256_hex(),
+            });
         }
     }
-    let trust = history.trust_list().map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list", format!("the trust list is not usable: {e}")).file(&p.trust_list.name))?;
+    let trust = history
+        .trust_list()
+        .map_err(|e| Finding::new(E_PKI, "pki", "/pki/trust_list", format!("the trust list is not usable: {e}")).file(&p.trust_list.name))?;
     let mut crls = CrlSet::empty();
-    let files: Vec<(String, String, Vec<u8>)> = crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), p.crls[i].name.clone(), b.clone())).collect();
+    let files: Vec<(String, String, Vec<u8>)> =
+        crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), p.crls[i].name.clone(), b.clone())).collect();
     super::ltv::add_crls(&mut crls, &files)?;
     let svc = &p.service_certificate;
-    let certs: Vec<CertificateDer<'static>> =
-        parse_pem_certificates(svc.text.as_bytes(), &svc.name).map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e.to_string()).file(&svc.name))?;
+    let certs: Vec<CertificateDer<'static>> = parse_pem_certificates(svc.text.as_bytes(), &svc.name)
+        .map_err(|e| Finding::new(E_PKI, "pki", "/pki/service_certificate/text", e.to_string()).file(&svc.name))?;
     if !history.members().iter().any(|m| m.service_type == ServiceType::ServiceSeal && m.certificate == certs[0]) {
         let subject = CertFacts::from_der(&certs[0]).map(|f| f.subject).unwrap_or_default();
-        return Err(Finding::new(E_SEAL_IDENTITY, "seal", "/pki/service_certificate", format!("the trust list names no service seal with this certificate (`{subject}`): a certificate that is not the service's cannot seal acts or bundles")).file(&svc.name));
+        return Err(Finding::new(
+            E_SEAL_IDENTITY,
+            "seal",
+            "/pki/service_certificate",
+            format!(
+                "the trust list names no service seal with this certificate (`{subject}`): a certificate that is not the service's cannot seal acts or bundles"
+            ),
+        )
+        .file(&svc.name));
     }
     let service_seal = certs[0].clone();
     let verifier = SignatureVerifier::new(CertificateValidator::new(trust, crls, ValidationPolicy::document_signing())).with_service_seal(&certs[0]);
@@ -629,7 +737,11 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
             return Err(at("/case_id", E_LINK, format!("the event belongs to case {:?}, not {:?}", ev.case_id, b.case_id)));
         }
         if ev.seq != k as u64 + 1 {
-            return Err(at("/seq", E_LINK, format!("event number {} of the bundle has seq {}: an event is missing, added or out of order here", k + 1, ev.seq)));
+            return Err(at(
+                "/seq",
+                E_LINK,
+                format!("event number {} of the bundle has seq {}: an event is missing, added or out of order here", k + 1, ev.seq),
+            ));
         }
         let expected_prev = if k == 0 { GENESIS_HASH } else { b.events[k - 1].hash.as_str() };
         if ev.prev_hash != expected_prev {
@@ -640,9 +752,20 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
         if computed != ev.hash {
             let witness = if k + 1 < n { b.events[k + 1].prev_hash.as_str() } else { b.head.last_hash.as_str() };
             if witness == computed {
-                return Err(at("/hash", E_HASH, format!("the recorded hash {} was altered: the event's content hashes to {computed}, as the next link says", ev.hash)));
+                return Err(at(
+                    "/hash",
+                    E_HASH,
+                    format!("the recorded hash {} was altered: the event's content hashes to {computed}, as the next link says", ev.hash),
+                ));
             }
-            let mut f = at("", E_HASH, format!("the event's content (body or recorded_at) hashes to {computed}, not to its recorded hash {}: it was changed after it was recorded", ev.hash));
+            let mut f = at(
+                "",
+                E_HASH,
+                format!(
+                    "the event's content (body or recorded_at) hashes to {computed}, not to its recorded hash {}: it was changed after it was recorded",
+                    ev.hash
+                ),
+            );
             if let Some(local) = recorded.ok().and_then(|t| localize(ctx, k, t)) {
                 f.pointer = local.pointer;
                 f.message = format!("{}; {}", f.message, local.message);
@@ -658,10 +781,20 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
         times.push(recorded);
     }
     if b.head.version != n as u64 {
-        return Err(Finding::new(E_HEAD, "head", "/head/version", format!("the bundle holds {n} events, but the case head says {}: events are missing or added at the end", b.head.version)));
+        return Err(Finding::new(
+            E_HEAD,
+            "head",
+            "/head/version",
+            format!("the bundle holds {n} events, but the case head says {}: events are missing or added at the end", b.head.version),
+        ));
     }
     if b.head.last_hash != b.events[n - 1].hash {
-        return Err(Finding::new(E_HEAD, "head", "/head/last_hash", format!("the case head's last hash {} is not the last event's hash {}", b.head.last_hash, b.events[n - 1].hash)));
+        return Err(Finding::new(
+            E_HEAD,
+            "head",
+            "/head/last_hash",
+            format!("the case head's last hash {} is not the last event's hash {}", b.head.last_hash, b.events[n - 1].hash),
+        ));
     }
     Ok(times)
 }
@@ -670,12 +803,23 @@ fn check_chain(ctx: &Context) -> Check<Vec<DateTime<Utc>>> {
 /// verifier's `now` (beyond clock skew).
 fn check_exported_at(ctx: &Context, times: &[DateTime<Utc>]) -> Check<DateTime<Utc>> {
     let b = ctx.bundle;
-    let exported = parse_utc_z(&b.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", format!("exported_at must be an RFC 3339 time in UTC with `Z`: {e}")))?;
+    let exported = parse_utc_z(&b.exported_at)
+        .map_err(|e| Finding::new(E_TIME, "time", "/exported_at", format!("exported_at must be an RFC 3339 time in UTC with `Z`: {e}")))?;
     if let Some(last) = times.last().filter(|last| exported < **last) {
-        return Err(Finding::new(E_TIME, "time", "/exported_at", format!("exported at {}, before the last event was recorded ({})", b.exported_at, crate::pki::history::utc_text(*last))));
+        return Err(Finding::new(
+            E_TIME,
+            "time",
+            "/exported_at",
+            format!("exported at {}, before the last event was recorded ({})", b.exported_at, crate::pki::history::utc_text(*last)),
+        ));
     }
     if exported > ctx.now + Duration::seconds(EXPORTED_AFTER_NOW_SECONDS) {
-        return Err(Finding::new(E_TIME, "time", "/exported_at", format!("exported at {}, after the time of verification ({})", b.exported_at, crate::pki::history::utc_text(ctx.now))));
+        return Err(Finding::new(
+            E_TIME,
+            "time",
+            "/exported_at",
+            format!("exported at {}, after the time of verification ({})", b.exported_at, crate::pki::history::utc_text(ctx.now)),
+        ));
     }
     Ok(exported)
 }
@@ -691,7 +835,8 @@ pub(crate) fn event_hash(ev: &super::BundleEvent) -> String {
 
 /// For an event whose content no longer hashes: the more precise place its own checks give.
 fn localize(ctx: &Context, k: usize, recorded: DateTime<Utc>) -> Option<Box<Finding>> {
-    let mut times: Vec<DateTime<Utc>> = ctx.bundle.events[..k].iter().filter_map(|e| DateTime::parse_from_rfc3339(&e.recorded_at).ok().map(|t| t.with_timezone(&Utc))).collect();
+    let mut times: Vec<DateTime<Utc>> =
+        ctx.bundle.events[..k].iter().filter_map(|e| DateTime::parse_from_rfc3339(&e.recorded_at).ok().map(|t| t.with_timezone(&Utc))).collect();
     if times.len() != k {
         return None;
     }
@@ -718,7 +863,9 @@ fn first_unknown(given: &Value, written: &Value, pointer: &str) -> Option<(Strin
             }
             g.iter().find_map(|(k, v)| first_unknown(v, &w[k], &crate::forms::pointer_push(pointer, k)))
         }
-        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => g.iter().zip(w).enumerate().find_map(|(i, (a, b))| first_unknown(a, b, &format!("{pointer}/{i}"))),
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
+            g.iter().zip(w).enumerate().find_map(|(i, (a, b))| first_unknown(a, b, &format!("{pointer}/{i}")))
+        }
         _ if given == written => None,
         _ => Some((pointer.to_string(), format!("{given} is not written as carimbo writes it ({written})"))),
     }
@@ -757,7 +904,16 @@ struct EventWalk<'a> {
 
 impl<'a> EventWalk<'a> {
     fn new(ctx: &'a Context<'a>, times: &'a [DateTime<Utc>]) -> EventWalk<'a> {
-        EventWalk { ctx, times, route_check: RouteCheck::new(ctx.workflow), lines: Vec::new(), route: Vec::new(), withheld: Vec::new(), last_at: None, needs: Vec::new() }
+        EventWalk {
+            ctx,
+            times,
+            route_check: RouteCheck::new(ctx.workflow),
+            lines: Vec::new(),
+            route: Vec::new(),
+            withheld: Vec::new(),
+            last_at: None,
+            needs: Vec::new(),
+        }
     }
 
     fn case(&self) -> Option<&Case> {
@@ -770,12 +926,18 @@ impl<'a> EventWalk<'a> {
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
         let route = |v: RouteViolation| Finding::new(E_ROUTE, "route", format!("{base}{}", v.field), v.message).seq(seq);
-        let event: CaseEvent = serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
+        let event: CaseEvent =
+            serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
         // The doc lists every member of every body: anything else (or a value the engine
         // would write otherwise, such as a time with an offset) is refused, not ignored.
         let written = serde_json::to_value(&event).map_err(|e| fail("/body", E_EVENT, "event", e.to_string()))?;
         if let Some((pointer, why)) = first_unknown(&ev.body, &written, "") {
-            return Err(fail(&format!("/body{pointer}"), E_UNKNOWN_MEMBER, "event", format!("{why} in a {} event: a verifier that ignored it would read another record than one that did not", event.type_name())));
+            return Err(fail(
+                &format!("/body{pointer}"),
+                E_UNKNOWN_MEMBER,
+                "event",
+                format!("{why} in a {} event: a verifier that ignored it would read another record than one that did not", event.type_name()),
+            ));
         }
         self.check_time(k, &event)?;
         if let CaseEvent::Submitted { data, disclosures, .. } | CaseEvent::Resubmitted { data, disclosures, .. } = &event
@@ -809,28 +971,87 @@ impl<'a> EventWalk<'a> {
                     return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
                 }
                 let form_ref = FormRef { id: form.id.clone(), version: form.version.clone(), hash: format!("sha256:{}", form.hash) };
-                let exp = Expect { event: "submitted", step: "submit", step_field: None, action: "submit", signer: submitter, signer_field: "/body/submitter", data, data_in_body: true, form: form_ref, form_in_body: true, required: demand.required, second_factor: false };
+                let exp = Expect {
+                    event: "submitted",
+                    step: "submit",
+                    step_field: None,
+                    action: "submit",
+                    signer: submitter,
+                    signer_field: "/body/submitter",
+                    data,
+                    data_in_body: true,
+                    form: form_ref,
+                    form_in_body: true,
+                    required: demand.required,
+                    second_factor: false,
+                };
                 let payload = self.signature(k, signature, &exp)?;
                 let d = &self.ctx.bundle.definitions;
                 if payload.form.hash != format!("sha256:{}", d.form.sha256) {
-                    return Err(Finding::new(E_DEFINITION, "definition", "/definitions/form", format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256)).file(&d.form.name));
+                    return Err(Finding::new(
+                        E_DEFINITION,
+                        "definition",
+                        "/definitions/form",
+                        format!("the submission was signed on form hash {}, but the bundled form definition is {}", payload.form.hash, d.form.sha256),
+                    )
+                    .file(&d.form.name));
                 }
                 if form.id != d.form.id || form.version != d.form.version {
-                    return Err(fail("/body/form", E_DEFINITION, "definition", format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version)));
+                    return Err(fail(
+                        "/body/form",
+                        E_DEFINITION,
+                        "definition",
+                        format!("the case is pinned to form {} {}, but the bundled form is {} {}", form.id, form.version, d.form.id, d.form.version),
+                    ));
                 }
                 if workflow.hash != d.workflow.sha256 || workflow.id != d.workflow.id || workflow.version != d.workflow.version {
-                    return Err(Finding::new(E_DEFINITION, "definition", "/definitions/workflow", format!("the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})", workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256)).file(&d.workflow.name));
+                    return Err(Finding::new(
+                        E_DEFINITION,
+                        "definition",
+                        "/definitions/workflow",
+                        format!(
+                            "the case is pinned to workflow {} {} ({}), but the bundled workflow is {} {} ({})",
+                            workflow.id, workflow.version, workflow.hash, d.workflow.id, d.workflow.version, d.workflow.sha256
+                        ),
+                    )
+                    .file(&d.workflow.name));
                 }
             }
             (CaseEvent::Acted { step, actor, action, signature, .. }, Some(case)) => {
                 let signed_data = case.committed_data();
                 let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
-                let exp = Expect { event: "acted", step, step_field: Some("/body/step"), action: action.as_str(), signer: actor, signer_field: "/body/actor", data: &signed_data, data_in_body: false, form, form_in_body: false, required: demand.required, second_factor: demand.second_factor };
+                let exp = Expect {
+                    event: "acted",
+                    step,
+                    step_field: Some("/body/step"),
+                    action: action.as_str(),
+                    signer: actor,
+                    signer_field: "/body/actor",
+                    data: &signed_data,
+                    data_in_body: false,
+                    form,
+                    form_in_body: false,
+                    required: demand.required,
+                    second_factor: demand.second_factor,
+                };
                 self.signature(k, signature, &exp)?;
             }
             (CaseEvent::Resubmitted { by, data, signature, .. }, Some(case)) => {
                 let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
-                let exp = Expect { event: "resubmitted", step: "resubmit", step_field: None, action: "resubmit", signer: by, signer_field: "/body/by", data, data_in_body: true, form, form_in_body: false, required: demand.required, second_factor: false };
+                let exp = Expect {
+                    event: "resubmitted",
+                    step: "resubmit",
+                    step_field: None,
+                    action: "resubmit",
+                    signer: by,
+                    signer_field: "/body/by",
+                    data,
+                    data_in_body: true,
+                    form,
+                    form_in_body: false,
+                    required: demand.required,
+                    second_factor: false,
+                };
                 self.signature(k, signature, &exp)?;
             }
             _ => {}
@@ -852,7 +1073,11 @@ impl<'a> EventWalk<'a> {
             return Err(fail(format!("the event happened at {}, after it was recorded ({})", text(at), ev.recorded_at)));
         }
         if recorded - at > Duration::seconds(RECORDED_AFTER_AT_SECONDS) {
-            return Err(fail(format!("the event happened at {}, but was recorded only at {}: more than {RECORDED_AFTER_AT_SECONDS} s later", text(at), ev.recorded_at)));
+            return Err(fail(format!(
+                "the event happened at {}, but was recorded only at {}: more than {RECORDED_AFTER_AT_SECONDS} s later",
+                text(at),
+                ev.recorded_at
+            )));
         }
         if let Some(prev) = self.last_at.filter(|prev| at < *prev) {
             return Err(fail(format!("the event happened at {}, before the previous event ({})", text(at), text(prev))));
@@ -866,7 +1091,12 @@ impl<'a> EventWalk<'a> {
         let b = self.ctx.bundle;
         let case = self.route_check.finish().map_err(|v| Finding::new(E_HEAD, "head", "/head", v.message))?.clone();
         if b.head.status != case.status.as_str() {
-            return Err(Finding::new(E_HEAD, "head", "/head/status", format!("the head says {:?}, but the events replay to {:?}", b.head.status, case.status.as_str())));
+            return Err(Finding::new(
+                E_HEAD,
+                "head",
+                "/head/status",
+                format!("the head says {:?}, but the events replay to {:?}", b.head.status, case.status.as_str()),
+            ));
         }
         self.withheld = crate::forms::commitment::withheld(&case.data);
         Ok(())
@@ -882,18 +1112,34 @@ impl<'a> EventWalk<'a> {
         let fail = |pointer: String, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, pointer, msg).seq(ev.seq);
         let jws = record.jws.as_ref().ok_or_else(|| fail(sp.clone(), E_SIGNATURE, "signature", "the act carries no signature (JWS or service seal)".into()))?;
         if let Some(member) = jws.as_object().and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "payload" | "protected" | "signature" | "header"))) {
-            return Err(fail(format!("{sp}/jws"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the signature: it holds only payload, protected, signature and header")));
+            return Err(fail(
+                format!("{sp}/jws"),
+                E_UNKNOWN_MEMBER,
+                "signature",
+                format!("unknown member `{member}` in the signature: it holds only payload, protected, signature and header"),
+            ));
         }
         // The unprotected header holds only the JAdES unsigned properties (`etsiU`: the
         // signature time-stamp of B-T); nothing else may ride outside the signature.
         if let Some(member) = jws.get("header").and_then(Value::as_object).and_then(|o| o.keys().find(|k| k.as_str() != "etsiU")) {
-            return Err(fail(format!("{sp}/jws/header"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the unprotected header: it holds only etsiU")));
+            return Err(fail(
+                format!("{sp}/jws/header"),
+                E_UNKNOWN_MEMBER,
+                "signature",
+                format!("unknown member `{member}` in the unprotected header: it holds only etsiU"),
+            ));
         }
         let payload_value = jws.get("payload").ok_or_else(|| fail(format!("{sp}/jws"), E_SIGNATURE, "signature", "the signature has no payload".into()))?;
         if let Some(member) = payload_value.as_object().and_then(|o| o.keys().find(|k| !SigningPayload::MEMBERS.contains(&k.as_str()))) {
-            return Err(fail(format!("{sp}/jws/payload"), E_UNKNOWN_MEMBER, "signature", format!("unknown member `{member}` in the signed payload: it holds only {}", SigningPayload::MEMBERS.join(", "))));
+            return Err(fail(
+                format!("{sp}/jws/payload"),
+                E_UNKNOWN_MEMBER,
+                "signature",
+                format!("unknown member `{member}` in the signed payload: it holds only {}", SigningPayload::MEMBERS.join(", ")),
+            ));
         }
-        let payload: SigningPayload = serde_json::from_value(payload_value.clone()).map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", format!("the signed payload cannot be read: {e}")))?;
+        let payload: SigningPayload = serde_json::from_value(payload_value.clone())
+            .map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", format!("the signed payload cannot be read: {e}")))?;
         let written = serde_json::to_value(&payload).map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", e.to_string()))?;
         if let Some((pointer, why)) = first_unknown(payload_value, &written, "") {
             return Err(fail(format!("{sp}/jws/payload{pointer}"), E_UNKNOWN_MEMBER, "signature", format!("{why} in the signed payload")));
@@ -908,13 +1154,19 @@ impl<'a> EventWalk<'a> {
         }
         let jws_bytes = jws_doc.to_string().into_bytes();
         let opts = VerifyOptions { trusted_time: Some(recorded), now: self.ctx.now.max(recorded), required_level: None };
-        let in_window = payload.time >= recorded - Duration::minutes(SIGNING_TIME_BEFORE_MINUTES) && payload.time <= recorded + Duration::minutes(SIGNING_TIME_AFTER_MINUTES);
+        let in_window = payload.time >= recorded - Duration::minutes(SIGNING_TIME_BEFORE_MINUTES)
+            && payload.time <= recorded + Duration::minutes(SIGNING_TIME_AFTER_MINUTES);
         let verified = match verify_act(self.ctx.verifier, &payload, None, &jws_bytes, Level::Simple, &opts) {
             Ok(v) => v,
             Err(report) => {
                 let pointer = if in_window { format!("{sp}/jws") } else { base.clone() };
                 let sub = report.sub_indication.map(|s| s.as_str()).unwrap_or("");
-                let mut f = fail(pointer, E_SIGNATURE, "signature", format!("the signature does not verify at the recorded time {}: {} {sub}: {}", ev.recorded_at, indication_name(&report), report.detail));
+                let mut f = fail(
+                    pointer,
+                    E_SIGNATURE,
+                    "signature",
+                    format!("the signature does not verify at the recorded time {}: {} {sub}: {}", ev.recorded_at, indication_name(&report), report.detail),
+                );
                 f.report = Some(report);
                 return Err(f);
             }
@@ -922,40 +1174,91 @@ impl<'a> EventWalk<'a> {
         // From here the payload is what the signer signed: where it disagrees with the event, the
         // event (or the signature's place in the case) is what changed.
         if !in_window {
-            return Err(fail(format!("{base}/recorded_at"), E_PAYLOAD, "signature", format!("signed at {}, but recorded at {}: further apart than the server allows", payload.time, ev.recorded_at)));
+            return Err(fail(
+                format!("{base}/recorded_at"),
+                E_PAYLOAD,
+                "signature",
+                format!("signed at {}, but recorded at {}: further apart than the server allows", payload.time, ev.recorded_at),
+            ));
         }
         if payload.case != self.ctx.bundle.case_id {
             return Err(fail(sp, E_PAYLOAD, "signature", format!("the signature was made for case {:?}", payload.case)));
         }
         let prev = format!("sha256:{}", ev.prev_hash);
         if payload.previous_event_hash != prev {
-            return Err(fail(sp, E_PAYLOAD, "signature", format!("the signature was made after the event with hash {}, not after this event's predecessor ({prev}): it belongs to another act", payload.previous_event_hash)));
+            return Err(fail(
+                sp,
+                E_PAYLOAD,
+                "signature",
+                format!(
+                    "the signature was made after the event with hash {}, not after this event's predecessor ({prev}): it belongs to another act",
+                    payload.previous_event_hash
+                ),
+            ));
         }
         if payload.form != exp.form {
             let pointer = if exp.form_in_body { format!("{base}/body/form") } else { sp.clone() };
-            return Err(fail(pointer, E_PAYLOAD, "signature", format!("the signature covers form {} {} ({}), the case form {} {} ({})", payload.form.id, payload.form.version, payload.form.hash, exp.form.id, exp.form.version, exp.form.hash)));
+            return Err(fail(
+                pointer,
+                E_PAYLOAD,
+                "signature",
+                format!(
+                    "the signature covers form {} {} ({}), the case form {} {} ({})",
+                    payload.form.id, payload.form.version, payload.form.hash, exp.form.id, exp.form.version, exp.form.hash
+                ),
+            ));
         }
         let fixed = |field: Option<&'static str>| field.map(|f| format!("{base}{f}")).unwrap_or_else(|| sp.clone());
         if payload.step != exp.step {
-            return Err(fail(fixed(exp.step_field), E_PAYLOAD, "signature", format!("the signature is for step {:?}, the event says {:?}", payload.step, exp.step)));
+            return Err(fail(
+                fixed(exp.step_field),
+                E_PAYLOAD,
+                "signature",
+                format!("the signature is for step {:?}, the event says {:?}", payload.step, exp.step),
+            ));
         }
         if payload.action != exp.action {
-            return Err(fail(fixed(exp.step_field.map(|_| "/body/action")), E_PAYLOAD, "signature", format!("the signature is for action {:?}, the event says {:?}", payload.action, exp.action)));
+            return Err(fail(
+                fixed(exp.step_field.map(|_| "/body/action")),
+                E_PAYLOAD,
+                "signature",
+                format!("the signature is for action {:?}, the event says {:?}", payload.action, exp.action),
+            ));
         }
         let dh = data_hash(exp.data).map_err(|e| fail(format!("{base}/body"), E_PAYLOAD, "signature", e.to_string()))?;
         if dh != payload.data_hash {
             let pointer = if exp.data_in_body { format!("{base}/body/data") } else { sp.clone() };
-            return Err(fail(pointer, E_PAYLOAD, "signature", format!("the form data hashes to {dh}, but the signature covers {} (HASH_FAILURE): the data was changed after signing", payload.data_hash)));
+            return Err(fail(
+                pointer,
+                E_PAYLOAD,
+                "signature",
+                format!("the form data hashes to {dh}, but the signature covers {} (HASH_FAILURE): the data was changed after signing", payload.data_hash),
+            ));
         }
         if payload.signer != exp.signer {
-            return Err(fail(format!("{base}{}", exp.signer_field), E_PAYLOAD, "signature", format!("the signature is by {}, the event names {}", payload.signer, exp.signer)));
+            return Err(fail(
+                format!("{base}{}", exp.signer_field),
+                E_PAYLOAD,
+                "signature",
+                format!("the signature is by {}, the event names {}", payload.signer, exp.signer),
+            ));
         }
         if record.signer != exp.signer {
-            return Err(fail(format!("{sp}/signer"), E_PAYLOAD, "signature", format!("the signature record names {}, the event {}", record.signer, exp.signer)));
+            return Err(fail(
+                format!("{sp}/signer"),
+                E_PAYLOAD,
+                "signature",
+                format!("the signature record names {}, the event {}", record.signer, exp.signer),
+            ));
         }
         let achieved = verified.level();
         if achieved == Level::Simple && self.ctx.pki.history.service_seal_at(self.ctx.pki.service_seal.as_ref(), recorded).is_none() {
-            return Err(fail(format!("{sp}/jws"), E_SEAL_IDENTITY, "signature", format!("sealed by the service at {}, when the trust list did not have that seal in service", ev.recorded_at)));
+            return Err(fail(
+                format!("{sp}/jws"),
+                E_SEAL_IDENTITY,
+                "signature",
+                format!("sealed by the service at {}, when the trust list did not have that seal in service", ev.recorded_at),
+            ));
         }
         if record.level != achieved {
             return Err(fail(format!("{sp}/level"), E_LEVEL, "level", format!("recorded as a {} signature, but it verifies as {}", record.level, achieved)));
@@ -971,7 +1274,12 @@ impl<'a> EventWalk<'a> {
         // while its TSA was valid; an unstamped one needs its own chain valid at the proof.
         let need = match &verified.report().timestamp {
             Some(ts) => PoeNeed::first_expiry(&ts.chain, format!("{sp}/jws/header"), Some(ev.seq), format!("the signature time-stamp of event {}", ev.seq)),
-            None => PoeNeed::first_expiry(&verified.report().chain, format!("{sp}/jws"), Some(ev.seq), format!("the signature of event {} (no signature time-stamp)", ev.seq)),
+            None => PoeNeed::first_expiry(
+                &verified.report().chain,
+                format!("{sp}/jws"),
+                Some(ev.seq),
+                format!("the signature of event {} (no signature time-stamp)", ev.seq),
+            ),
         };
         self.needs.extend(need);
         self.lines.push(SignatureLine {
@@ -998,15 +1306,29 @@ fn check_seal(ctx: &Context, value: &Value) -> Check<Option<PoeNeed>> {
     // The seal's own time (`iat`, whole seconds) is the export's time: read before the seal is
     // verified, so a seal made at another time is named for what it is.
     let exported = parse_utc_z(&b.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
-    let iat = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&s.protected).ok().and_then(|h| serde_json::from_slice::<Value>(&h).ok()).and_then(|h| h.get("iat").and_then(Value::as_i64));
+    let iat = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&s.protected)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .and_then(|h| h.get("iat").and_then(Value::as_i64));
     if let Some(iat) = iat.filter(|iat| *iat != exported.timestamp()) {
         let claimed = DateTime::from_timestamp(iat, 0).map(crate::pki::history::utc_text).unwrap_or_else(|| iat.to_string());
-        return Err(Finding::new(E_TIME, "time", "/seal/protected", format!("the seal was made at {claimed}, but the bundle says it was exported at {}", b.exported_at)));
+        return Err(Finding::new(
+            E_TIME,
+            "time",
+            "/seal/protected",
+            format!("the seal was made at {claimed}, but the bundle says it was exported at {}", b.exported_at),
+        ));
     }
     let report = ctx.verifier.verify(&jws, &payload, &VerifyOptions { trusted_time: None, now: ctx.now, required_level: None });
     if !report.passed() {
         let sub = report.sub_indication.map(|s| s.as_str()).unwrap_or("");
-        let mut f = Finding::new(E_SEAL, "seal", "/seal", format!("the service seal over the bundle does not verify: {} {sub}: {}", indication_name(&report), report.detail));
+        let mut f = Finding::new(
+            E_SEAL,
+            "seal",
+            "/seal",
+            format!("the service seal over the bundle does not verify: {} {sub}: {}", indication_name(&report), report.detail),
+        );
         f.report = Some(report);
         return Err(f);
     }
@@ -1018,20 +1340,32 @@ fn check_seal(ctx: &Context, value: &Value) -> Check<Option<PoeNeed>> {
         return Err(Finding::new(E_TIME, "time", "/seal/protected", format!("the seal's signing time is not the bundle's exported_at {}", b.exported_at)));
     }
     if ctx.pki.history.service_seal_at(ctx.pki.service_seal.as_ref(), exported).is_none() {
-        return Err(Finding::new(E_SEAL_IDENTITY, "seal", "/pki/service_certificate", format!("the trust list does not have the service seal in service at {}, when the bundle was sealed", b.exported_at)));
+        return Err(Finding::new(
+            E_SEAL_IDENTITY,
+            "seal",
+            "/pki/service_certificate",
+            format!("the trust list does not have the service seal in service at {}, when the bundle was sealed", b.exported_at),
+        ));
     }
     let p = &s.payload;
     if p.bundle != seal_label() {
         return Err(Finding::new(E_SEAL, "seal", "/seal", format!("the seal is for a {:?}, not a {:?}", p.bundle, seal_label())));
     }
-    for (field, sealed, found) in [("/case_id", &p.case, &b.case_id), ("/exported_at", &p.exported_at, &b.exported_at), ("/exported_by", &p.exported_by, &b.exported_by)] {
+    for (field, sealed, found) in
+        [("/case_id", &p.case, &b.case_id), ("/exported_at", &p.exported_at, &b.exported_at), ("/exported_by", &p.exported_by, &b.exported_by)]
+    {
         if sealed != found {
             return Err(Finding::new(E_SEAL, "seal", field, format!("the bundle says {found:?}, the seal {sealed:?}")));
         }
     }
     let last = b.events.last().map(|e| format!("sha256:{}", e.hash)).unwrap_or_default();
     if p.version != b.events.len() as u64 || p.last_event_hash != last {
-        return Err(Finding::new(E_SEAL, "seal", "/events", format!("the seal covers {} events ending in {}; the bundle holds {} ending in {last}", p.version, p.last_event_hash, b.events.len())));
+        return Err(Finding::new(
+            E_SEAL,
+            "seal",
+            "/events",
+            format!("the seal covers {} events ending in {}; the bundle holds {} ending in {last}", p.version, p.last_event_hash, b.events.len()),
+        ));
     }
     let digests = member_digests(value);
     for (member, digest) in &digests {

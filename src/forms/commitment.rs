@@ -17,7 +17,7 @@
 
 use crate::pki::cert::{hex, sha256};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// The member a commitment object holds; a commitment is exactly `{"_sd": "sha256:…"}`.

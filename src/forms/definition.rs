@@ -6,7 +6,7 @@
 
 use super::logic::{self, LogicScan};
 use super::parse::{self, check_keys, type_name};
-use super::problem::{codes, pointer_push, Problems};
+use super::problem::{Problems, codes, pointer_push};
 use super::reference::{HolidayCalendar, RatesTable};
 use crate::i18n::LocalizedText;
 use datalogic_rs::Logic;
@@ -29,10 +29,8 @@ pub const TIME_OF_DAY_FORMAT: &str = "time-of-day";
 /// Facts about the applicant that rules read as `context.applicant.<fact>`, and that a layout
 /// may show (`layout.applicant`). The staff directory supplies them (`Directory::applicant_facts`).
 /// `name` and `department_name` are texts in zh / pt / en (`context.applicant.name.zh`).
-pub const APPLICANT_FACTS: [&str; 10] = [
-    "id", "name", "department", "department_name", "grade", "grade_band", "years_of_service", "annual_leave_balance",
-    "special_leave_entitlement", "resident",
-];
+pub const APPLICANT_FACTS: [&str; 10] =
+    ["id", "name", "department", "department_name", "grade", "grade_band", "years_of_service", "annual_leave_balance", "special_leave_entitlement", "resident"];
 
 /// What `context` holds besides the applicant: the date, and the date and time to the minute,
 /// in Macau time.
@@ -92,18 +90,8 @@ pub(crate) struct ComputedField {
 
 #[derive(Debug)]
 pub(crate) enum Computation {
-    WorkingDays {
-        start: String,
-        end: String,
-        half_day_start: Option<String>,
-        half_day_end: Option<String>,
-        calendar: Arc<HolidayCalendar>,
-    },
-    Lookup {
-        table: Arc<RatesTable>,
-        matches: Vec<(String, Arc<Logic>)>,
-        value: String,
-    },
+    WorkingDays { start: String, end: String, half_day_start: Option<String>, half_day_end: Option<String>, calendar: Arc<HolidayCalendar> },
+    Lookup { table: Arc<RatesTable>, matches: Vec<(String, Arc<Logic>)>, value: String },
     Logic(Arc<Logic>),
 }
 
@@ -206,9 +194,10 @@ impl FieldIndex {
         }
         let Value::Object(m) = node else { return };
         if let Some(Value::String(r)) = m.get("$ref")
-            && let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p)) {
-                self.walk(target, root, path, depth + 1);
-            }
+            && let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p))
+        {
+            self.walk(target, root, path, depth + 1);
+        }
         if let Some(Value::Object(props)) = m.get("properties") {
             for (name, sub) in props {
                 let child = join(path, name);
@@ -253,9 +242,10 @@ impl FieldIndex {
             _ => BTreeSet::new(),
         };
         if types.is_empty()
-            && let Some(Value::Array(values)) = resolved.get("enum") {
-                types.extend(values.iter().map(|v| parse::type_name(v).trim_start_matches("a ").trim_start_matches("an ").to_string()));
-            }
+            && let Some(Value::Array(values)) = resolved.get("enum")
+        {
+            types.extend(values.iter().map(|v| parse::type_name(v).trim_start_matches("a ").trim_start_matches("an ").to_string()));
+        }
         if !types.is_empty() {
             self.types.entry(path.to_string()).or_default().extend(types);
         }
@@ -285,20 +275,27 @@ pub fn field_path_of_pointer(pointer: &str) -> String {
     pointer
         .split('/')
         .skip(1)
-        .map(|seg| {
-            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-                "*".to_string()
-            } else {
-                seg.replace("~1", "/").replace("~0", "~")
-            }
-        })
+        .map(|seg| if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) { "*".to_string() } else { seg.replace("~1", "/").replace("~0", "~") })
         .collect::<Vec<_>>()
         .join(".")
 }
 
 const FORM_KEYS: [&str; 15] = [
-    "kind", "id", "version", "title", "legal_basis", "workflow", "schema", "labels", "options", "computed", "rules",
-    "settings", "layout", "examples", "description",
+    "kind",
+    "id",
+    "version",
+    "title",
+    "legal_basis",
+    "workflow",
+    "schema",
+    "labels",
+    "options",
+    "computed",
+    "rules",
+    "settings",
+    "layout",
+    "examples",
+    "description",
 ];
 const FORM_REQUIRED: [&str; 10] = ["id", "version", "title", "legal_basis", "workflow", "schema", "labels", "layout", "examples", "rules"];
 
@@ -314,9 +311,10 @@ impl FormDefinition {
             if !parse::is_valid_id(id) {
                 p.push("/id", codes::BAD_ID, format!("id {id:?} must be lower-case letters and digits joined by '-'"));
             } else if let Some(stem) = file_stem
-                && stem != id {
-                    p.push("/id", codes::BAD_ID, format!("id {id:?} does not match the file name {stem:?}.json"));
-                }
+                && stem != id
+            {
+                p.push("/id", codes::BAD_ID, format!("id {id:?} does not match the file name {stem:?}.json"));
+            }
         }
         let version = parse::string_key(def, "", "version", p).map(str::to_string);
         if let Some(v) = &version {
@@ -337,7 +335,11 @@ impl FormDefinition {
         let fields = FieldIndex::from_schema(&schema);
         for name in &fields.top_level {
             if RESERVED.contains(&name.as_str()) {
-                p.push(format!("/schema/properties/{name}"), codes::BAD_VALUE, format!("{name:?} is reserved for rules (context.*, settings.*); rename the field"));
+                p.push(
+                    format!("/schema/properties/{name}"),
+                    codes::BAD_VALUE,
+                    format!("{name:?} is reserved for rules (context.*, settings.*); rename the field"),
+                );
             }
         }
 
@@ -460,7 +462,9 @@ fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
     };
     match m.get("$schema").and_then(Value::as_str) {
         Some(SCHEMA_DIALECT) => {}
-        Some(other) => p.push("/schema/$schema", codes::SCHEMA_INVALID, format!("only JSON Schema draft 2020-12 is accepted ({SCHEMA_DIALECT:?}), found {other:?}")),
+        Some(other) => {
+            p.push("/schema/$schema", codes::SCHEMA_INVALID, format!("only JSON Schema draft 2020-12 is accepted ({SCHEMA_DIALECT:?}), found {other:?}"))
+        }
         None => p.push("/schema", codes::SCHEMA_INVALID, format!("missing \"$schema\": {SCHEMA_DIALECT:?}")),
     }
     if m.get("type").and_then(Value::as_str) != Some("object") {
@@ -511,9 +515,10 @@ fn refuse_remote_refs(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
                 let here = pointer_push(ptr, k);
                 if matches!(k.as_str(), "$ref" | "$dynamicRef")
                     && let Some(r) = sub.as_str()
-                        && !r.starts_with('#') {
-                            p.push(here.clone(), codes::REMOTE_REF, format!("reference {r:?} points outside this definition; definitions never fetch from the network: copy the schema into \"$defs\" and use \"#/$defs/...\""));
-                        }
+                    && !r.starts_with('#')
+                {
+                    p.push(here.clone(), codes::REMOTE_REF, format!("reference {r:?} points outside this definition; definitions never fetch from the network: copy the schema into \"$defs\" and use \"#/$defs/...\""));
+                }
                 if k == "$id" {
                     p.push(here.clone(), codes::REMOTE_REF, "\"$id\" is not allowed: a form's schema is identified by the form id and version");
                 }
@@ -647,7 +652,11 @@ impl<'a> ReadScope<'a> {
                 },
                 _ => {
                     if !self.fields.knows(&self.data_path(var)) {
-                        p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of the form ({})", self.known_fields()));
+                        p.push(
+                            format!("{base}{ptr}"),
+                            codes::RULE_UNKNOWN_FIELD,
+                            format!("reads {var:?}, which is not a field of the form ({})", self.known_fields()),
+                        );
                     }
                 }
             }
@@ -677,7 +686,12 @@ impl<'a> ReadScope<'a> {
             logic::Wants::Number if !types.iter().any(|t| numeric.contains(&t.as_str())) => p.push(
                 at,
                 codes::TEXT_IN_ARITHMETIC,
-                format!("{} is given {:?}, which holds {}: text is never turned into a number; declare the field a number", o.op, o.path, types.iter().cloned().collect::<Vec<_>>().join(" or ")),
+                format!(
+                    "{} is given {:?}, which holds {}: text is never turned into a number; declare the field a number",
+                    o.op,
+                    o.path,
+                    types.iter().cloned().collect::<Vec<_>>().join(" or ")
+                ),
             ),
             logic::Wants::Time if !types.contains("string") => p.push(
                 at,
@@ -744,7 +758,11 @@ fn rule_pointer_row(target: &str, fields: &FieldIndex, at: &str, p: &mut Problem
     }
     let stars = segs.iter().filter(|s| *s == "*").count();
     if stars > 1 || (stars == 1 && segs.get(1).map(String::as_str) != Some("*")) {
-        p.push(at, codes::RULE_ROW, format!("{target:?}: only the rows of a top-level list are checked one by one (\"/list/*/field\"); rows inside rows are not"));
+        p.push(
+            at,
+            codes::RULE_ROW,
+            format!("{target:?}: only the rows of a top-level list are checked one by one (\"/list/*/field\"); rows inside rows are not"),
+        );
         return None;
     }
     let path = segs.join(".");
@@ -812,11 +830,16 @@ fn parse_computed(v: Option<&Value>, scope: &ReadScope, schema: &Value, refs: &R
                 Some(list) if scope.fields.is_row_list(list) => format!("a row of {list} declares: {}", scope.fields.row_fields(list).join(", ")),
                 _ => "a computed value is a top-level field, or a field of every row of a top-level list written \"list.*.field\"".to_string(),
             };
-            p.push(format!("{ptr}/field"), codes::COMPUTED_INVALID, format!("{field:?} is not declared in the schema ({hint}); declare it with \"readOnly\": true"));
+            p.push(
+                format!("{ptr}/field"),
+                codes::COMPUTED_INVALID,
+                format!("{field:?} is not declared in the schema ({hint}); declare it with \"readOnly\": true"),
+            );
         } else if let Some((node, at)) = schema_node(schema, &field)
-            && node.get("readOnly") != Some(&Value::Bool(true)) {
-                p.push(at, codes::COMPUTED_INVALID, format!("{field:?} is computed by carimbo: mark it \"readOnly\": true"));
-            }
+            && node.get("readOnly") != Some(&Value::Bool(true))
+        {
+            p.push(at, codes::COMPUTED_INVALID, format!("{field:?} is computed by carimbo: mark it \"readOnly\": true"));
+        }
         let scope = &scope.in_row(row.as_deref());
         if !seen.insert(field.clone()) {
             p.push(format!("{ptr}/field"), codes::DUPLICATE_ID, format!("{field:?} is computed twice"));
@@ -860,7 +883,11 @@ fn parse_working_days(spec: &Value, ptr: &str, scope: &ReadScope, refs: &Referen
     let calendar_id = parse::string_key(m, ptr, "calendar", p)?;
     let calendar = refs.calendars.get(calendar_id).cloned();
     if calendar.is_none() {
-        p.push(format!("{ptr}/calendar"), codes::UNKNOWN_REFERENCE, format!("no holiday calendar with id {calendar_id:?} (known: {})", refs.calendars.keys().cloned().collect::<Vec<_>>().join(", ")));
+        p.push(
+            format!("{ptr}/calendar"),
+            codes::UNKNOWN_REFERENCE,
+            format!("no holiday calendar with id {calendar_id:?} (known: {})", refs.calendars.keys().cloned().collect::<Vec<_>>().join(", ")),
+        );
     }
     Some((Computation::WorkingDays { start: start?, end: end?, half_day_start, half_day_end, calendar: calendar? }, reads))
 }
@@ -870,7 +897,11 @@ fn parse_lookup(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p
     check_keys(m, ptr, &["table", "match", "value"], &["table", "match", "value"], p);
     let table_id = parse::string_key(m, ptr, "table", p)?;
     let Some(table) = refs.tables.get(table_id).cloned() else {
-        p.push(format!("{ptr}/table"), codes::UNKNOWN_REFERENCE, format!("no rates table with id {table_id:?} (known: {})", refs.tables.keys().cloned().collect::<Vec<_>>().join(", ")));
+        p.push(
+            format!("{ptr}/table"),
+            codes::UNKNOWN_REFERENCE,
+            format!("no rates table with id {table_id:?} (known: {})", refs.tables.keys().cloned().collect::<Vec<_>>().join(", ")),
+        );
         return None;
     };
     let value = parse::string_key(m, ptr, "value", p)?.to_string();
@@ -971,7 +1002,11 @@ fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layo
             let ptr = format!("/layout/applicant/{i}");
             let Some(fact) = parse::string(fact, &ptr, "a fact about the applicant", p) else { continue };
             if !APPLICANT_FACTS.contains(&fact) {
-                p.push(ptr, codes::UNKNOWN_CONTEXT, format!("{fact:?} is not a fact carimbo knows about the applicant (known: {})", APPLICANT_FACTS.join(", ")));
+                p.push(
+                    ptr,
+                    codes::UNKNOWN_CONTEXT,
+                    format!("{fact:?} is not a fact carimbo knows about the applicant (known: {})", APPLICANT_FACTS.join(", ")),
+                );
             } else if layout.applicant.iter().any(|f| f == fact) {
                 p.push(ptr, codes::ROW_LAYOUT, format!("{fact:?} is shown twice"));
             } else {
@@ -1027,10 +1062,11 @@ fn check_widget_fits(widget: &str, field: &str, fields: &FieldIndex, ptr: &str, 
         _ => return,
     };
     if let Some(types) = fields.types.get(field)
-        && !types.iter().any(|t| wants.contains(&t.as_str())) {
-            let held = types.iter().cloned().collect::<Vec<_>>().join(" or ");
-            p.push(ptr, codes::ROW_LAYOUT, format!("the {widget:?} widget is for {} fields; {field:?} holds {held}", wants.join(" or ")));
-        }
+        && !types.iter().any(|t| wants.contains(&t.as_str()))
+    {
+        let held = types.iter().cloned().collect::<Vec<_>>().join(" or ");
+        p.push(ptr, codes::ROW_LAYOUT, format!("the {widget:?} widget is for {} fields; {field:?} holds {held}", wants.join(" or ")));
+    }
 }
 
 fn parse_examples(v: &Value, p: &mut Problems) -> Option<Examples> {
@@ -1071,7 +1107,14 @@ fn parse_examples(v: &Value, p: &mut Problems) -> Option<Examples> {
                 }
             }
             let computed = em.get("computed").and_then(|c| parse::object(c, &format!("{eptr}/computed"), "\"computed\"", p)).cloned();
-            out.push(Example { pointer: eptr, name, data: em.get("data").cloned().unwrap_or(Value::Null), context: em.get("context").cloned(), computed, expect });
+            out.push(Example {
+                pointer: eptr,
+                name,
+                data: em.get("data").cloned().unwrap_or(Value::Null),
+                context: em.get("context").cloned(),
+                computed,
+                expect,
+            });
         }
         out
     };

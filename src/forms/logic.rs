@@ -19,10 +19,7 @@
 use crate::i18n::Lang;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, Timelike};
 use datalogic_rs::operator::EvalContext;
-use datalogic_rs::{
-    ArenaExt, CustomOperator, DataValue, DivisionByZeroHandling, Engine, Error as LogicError, ErrorKind,
-    EvaluationConfig, Logic,
-};
+use datalogic_rs::{ArenaExt, CustomOperator, DataValue, DivisionByZeroHandling, Engine, Error as LogicError, ErrorKind, EvaluationConfig, Logic};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -42,26 +39,15 @@ pub fn macau_local(instant: DateTime<chrono::Utc>) -> NaiveDateTime {
 /// Arithmetic operators carimbo runs itself (numbers only), by the name authors write and the
 /// internal name the engine knows them by. Built-in names cannot be overridden in datalogic-rs,
 /// so `compile` renames them; the `·` keeps an author from writing the internal name.
-const STRICT_ARITHMETIC: [(&str, &str); 9] = [
-    ("+", "·+"),
-    ("-", "·-"),
-    ("*", "·*"),
-    ("/", "·/"),
-    ("%", "·%"),
-    ("min", "·min"),
-    ("max", "·max"),
-    ("floor", "·floor"),
-    ("ceil", "·ceil"),
-];
+const STRICT_ARITHMETIC: [(&str, &str); 9] =
+    [("+", "·+"), ("-", "·-"), ("*", "·*"), ("/", "·/"), ("%", "·%"), ("min", "·min"), ("max", "·max"), ("floor", "·floor"), ("ceil", "·ceil")];
 
 /// The shared engine: configured once, `Send + Sync`, reused by every form.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         // A division by zero must surface as an error the author sees, not a silent huge number.
-        let config = EvaluationConfig::default()
-            .with_division_by_zero(DivisionByZeroHandling::ThrowError)
-            .with_max_recursion_depth(64);
+        let config = EvaluationConfig::default().with_division_by_zero(DivisionByZeroHandling::ThrowError).with_max_recursion_depth(64);
         let mut builder = Engine::builder()
             .with_config(config)
             .add_operator("days_between", DaysBetween)
@@ -91,11 +77,7 @@ pub fn known_operators() -> &'static BTreeSet<String> {
     static OPS: OnceLock<BTreeSet<String>> = OnceLock::new();
     OPS.get_or_init(|| {
         let e = engine();
-        e.builtin_operator_names()
-            .map(str::to_string)
-            .chain(e.custom_operator_names().map(str::to_string))
-            .filter(|n| !n.contains('·'))
-            .collect()
+        e.builtin_operator_names().map(str::to_string).chain(e.custom_operator_names().map(str::to_string)).filter(|n| !n.contains('·')).collect()
     })
 }
 
@@ -171,24 +153,59 @@ pub fn format_local_date_time(dt: NaiveDateTime) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogicFault {
     /// A number was needed; text (even "3"), a boolean, a list or an object was given.
-    NotANumber { op: &'static str, arg: usize, found: String },
-    NotAWholeNumber { op: &'static str, arg: usize, found: String },
-    NotADate { op: &'static str, arg: usize, found: String },
+    NotANumber {
+        op: &'static str,
+        arg: usize,
+        found: String,
+    },
+    NotAWholeNumber {
+        op: &'static str,
+        arg: usize,
+        found: String,
+    },
+    NotADate {
+        op: &'static str,
+        arg: usize,
+        found: String,
+    },
     /// Neither a time of day (`HH:MM`) nor a date and time.
-    NotATime { op: &'static str, arg: usize, found: String },
+    NotATime {
+        op: &'static str,
+        arg: usize,
+        found: String,
+    },
     /// A time of day compared with a date and time.
-    MixedMoments { op: &'static str },
-    BadPlaces { op: &'static str, found: String },
-    DivisionByZero { op: &'static str },
-    Missing { op: &'static str, arg: usize },
-    OutOfRange { op: &'static str },
+    MixedMoments {
+        op: &'static str,
+    },
+    BadPlaces {
+        op: &'static str,
+        found: String,
+    },
+    DivisionByZero {
+        op: &'static str,
+    },
+    Missing {
+        op: &'static str,
+        arg: usize,
+    },
+    OutOfRange {
+        op: &'static str,
+    },
 }
 
 impl LogicFault {
     /// Whether the fault is about a value of the wrong kind (what the person typed, or the
     /// author's choice of operator), rather than the rule's arithmetic.
     pub fn is_wrong_kind(&self) -> bool {
-        matches!(self, LogicFault::NotANumber { .. } | LogicFault::NotAWholeNumber { .. } | LogicFault::NotADate { .. } | LogicFault::NotATime { .. } | LogicFault::MixedMoments { .. })
+        matches!(
+            self,
+            LogicFault::NotANumber { .. }
+                | LogicFault::NotAWholeNumber { .. }
+                | LogicFault::NotADate { .. }
+                | LogicFault::NotATime { .. }
+                | LogicFault::MixedMoments { .. }
+        )
     }
 
     /// The fault inside an engine error, if the error came from one of carimbo's operators.
@@ -233,12 +250,12 @@ impl LogicFault {
                 format!("{op}: the decimal places must be a whole number from 0 to 10, found {found}"),
             ),
             DivisionByZero { op } => (format!("「{op}」除以零"), format!("«{op}» divide por zero"), format!("{op} divides by zero")),
-            Missing { op, arg } => (
-                format!("「{op}」缺少第 {arg} 個參數"),
-                format!("«{op}»: falta o argumento {arg}"),
-                format!("{op}: argument {arg} is missing"),
-            ),
-            OutOfRange { op } => (format!("「{op}」的結果超出範圍"), format!("«{op}»: o resultado está fora dos limites"), format!("{op}: the result is out of range")),
+            Missing { op, arg } => {
+                (format!("「{op}」缺少第 {arg} 個參數"), format!("«{op}»: falta o argumento {arg}"), format!("{op}: argument {arg} is missing"))
+            }
+            OutOfRange { op } => {
+                (format!("「{op}」的結果超出範圍"), format!("«{op}»: o resultado está fora dos limites"), format!("{op}: the result is out of range"))
+            }
         };
         match lang {
             Lang::Zh => zh,
@@ -279,10 +296,7 @@ fn shown(v: Option<&DataValue>) -> String {
 }
 
 fn date_arg<'a>(args: &[&'a DataValue<'a>], i: usize, op: &'static str) -> Result<NaiveDate, LogicError> {
-    args.get(i)
-        .and_then(|v| v.as_str())
-        .and_then(parse_date)
-        .ok_or_else(|| fault(LogicFault::NotADate { op, arg: i + 1, found: shown(args.get(i).copied()) }))
+    args.get(i).and_then(|v| v.as_str()).and_then(parse_date).ok_or_else(|| fault(LogicFault::NotADate { op, arg: i + 1, found: shown(args.get(i).copied()) }))
 }
 
 fn int_arg<'a>(args: &[&'a DataValue<'a>], i: usize, op: &'static str) -> Result<i64, LogicError> {
@@ -420,9 +434,7 @@ fn moment_arg(args: &[&DataValue], i: usize, op: &'static str) -> Result<Moment,
     if let Some(t) = s.and_then(parse_time_of_day) {
         return Ok(Moment::Time(t));
     }
-    s.and_then(parse_local_date_time)
-        .map(Moment::At)
-        .ok_or_else(|| fault(LogicFault::NotATime { op, arg: i + 1, found: shown(v) }))
+    s.and_then(parse_local_date_time).map(Moment::At).ok_or_else(|| fault(LogicFault::NotATime { op, arg: i + 1, found: shown(v) }))
 }
 
 fn two_moments(args: &[&DataValue], op: &'static str) -> Result<(Moment, Moment), LogicError> {
@@ -474,7 +486,8 @@ impl CustomOperator for DateTimeOf {
         let d = date_arg(args, 0, op)?;
         let v = args.get(1).copied();
         let t = v.and_then(|v| v.as_str()).and_then(parse_time_of_day).ok_or_else(|| fault(LogicFault::NotATime { op, arg: 2, found: shown(v) }))?;
-        let at = d.and_hms_opt(0, 0, 0).and_then(|m| m.checked_add_signed(Duration::seconds(i64::from(t)))).ok_or_else(|| fault(LogicFault::OutOfRange { op }))?;
+        let at =
+            d.and_hms_opt(0, 0, 0).and_then(|m| m.checked_add_signed(Duration::seconds(i64::from(t)))).ok_or_else(|| fault(LogicFault::OutOfRange { op }))?;
         Ok(arena.string(&format_local_date_time(at)))
     }
 }
@@ -578,13 +591,7 @@ const TIME_OPS: [&str; 4] = ["minutes_between", "hours_between", "time_before", 
 impl LogicScan {
     /// Every top-level field the logic depends on (first segment of each data path).
     pub fn top_level_fields(&self) -> BTreeSet<String> {
-        self.root_vars
-            .keys()
-            .chain(self.item_vars.keys())
-            .filter_map(|p| p.split('.').next())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
+        self.root_vars.keys().chain(self.item_vars.keys()).filter_map(|p| p.split('.').next()).filter(|s| !s.is_empty()).map(str::to_string).collect()
     }
 }
 
@@ -603,10 +610,7 @@ enum Scope {
 }
 
 fn normalise(path: &str) -> String {
-    path.split('.')
-        .map(|seg| if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) { "*" } else { seg })
-        .collect::<Vec<_>>()
-        .join(".")
+    path.split('.').map(|seg| if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) { "*" } else { seg }).collect::<Vec<_>>().join(".")
 }
 
 fn walk(v: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan, depth: usize) {
@@ -630,9 +634,10 @@ fn walk(v: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan, depth: usize) 
                 "var" => record_var(args, &here, scope, out),
                 "/" | "%" => {
                     if let Value::Array(a) = args
-                        && a.get(1).and_then(Value::as_f64) == Some(0.0) {
-                            out.faults.push((here.clone(), format!("{op:?} by the constant 0: the rule can never be evaluated")));
-                        }
+                        && a.get(1).and_then(Value::as_f64) == Some(0.0)
+                    {
+                        out.faults.push((here.clone(), format!("{op:?} by the constant 0: the rule can never be evaluated")));
+                    }
                     walk(args, &here, scope, out, depth + 1);
                 }
                 op if ITERATORS.contains(&op) || op == "reduce" => {
@@ -697,18 +702,33 @@ fn check_operands(op: &str, args: &Value, here: &str, scope: &Scope, out: &mut L
             continue;
         }
         match a {
-            Value::String(s) if numeric => out.text_in_arithmetic.push((at, format!("{op} is given the text {s:?}: text is never turned into a number; write the number without quotes"))),
+            Value::String(s) if numeric => {
+                out.text_in_arithmetic.push((at, format!("{op} is given the text {s:?}: text is never turned into a number; write the number without quotes")))
+            }
             Value::Bool(b) if numeric => out.text_in_arithmetic.push((at, format!("{op} is given {b}: true and false are not numbers"))),
             Value::String(s) if time => {
                 let ok = parse_time_of_day(s).is_some() || (op != "date_time" && parse_local_date_time(s).is_some());
                 if !ok {
-                    out.bad_constants.push((at, format!("{op}: {s:?} is not a time of day (HH:MM, e.g. \"18:30\"){}", if op == "date_time" { "" } else { " or a date and time (2026-03-02T18:30)" })));
+                    out.bad_constants.push((
+                        at,
+                        format!(
+                            "{op}: {s:?} is not a time of day (HH:MM, e.g. \"18:30\"){}",
+                            if op == "date_time" { "" } else { " or a date and time (2026-03-02T18:30)" }
+                        ),
+                    ));
                 }
             }
-            Value::Number(_) | Value::Bool(_) if time => out.bad_constants.push((at, format!("{op} takes times of day (\"18:30\") or dates and times, not {a}"))),
+            Value::Number(_) | Value::Bool(_) if time => {
+                out.bad_constants.push((at, format!("{op} takes times of day (\"18:30\") or dates and times, not {a}")))
+            }
             Value::Object(m) if m.len() == 1 => {
                 if let Some(path) = m.get("var").and_then(|v| operand_path(v, scope)) {
-                    out.operands.push(Operand { path, pointer: format!("{at}/var"), op: op.to_string(), wants: if numeric { Wants::Number } else { Wants::Time } });
+                    out.operands.push(Operand {
+                        path,
+                        pointer: format!("{at}/var"),
+                        op: op.to_string(),
+                        wants: if numeric { Wants::Number } else { Wants::Time },
+                    });
                 }
             }
             _ => {}
@@ -767,13 +787,15 @@ fn record_var(args: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan) {
         }
         Scope::Item(Some(base)) => {
             // In reduce, `current` is the item and `accumulator` the running value.
-            let rel = name.strip_prefix("current.").map(str::to_string).or_else(|| {
-                if name == "current" || name == "accumulator" || name.starts_with("accumulator.") { None } else { Some(name.clone()) }
-            });
+            let rel = name
+                .strip_prefix("current.")
+                .map(str::to_string)
+                .or_else(|| if name == "current" || name == "accumulator" || name.starts_with("accumulator.") { None } else { Some(name.clone()) });
             if let Some(rel) = rel
-                && !rel.is_empty() {
-                    out.item_vars.entry(format!("{base}.{rel}")).or_insert_with(|| ptr.to_string());
-                }
+                && !rel.is_empty()
+            {
+                out.item_vars.entry(format!("{base}.{rel}")).or_insert_with(|| ptr.to_string());
+            }
         }
         Scope::Item(None) => {}
     }
@@ -798,10 +820,7 @@ mod tests {
         assert_eq!(eval(json!({"add_months": ["2026-03-15", -3]}), json!({})).unwrap(), json!("2025-12-15"));
         assert_eq!(eval(json!({"years_between": ["2008-03-03", "2026-03-02"]}), json!({})).unwrap(), json!(17));
         assert_eq!(eval(json!({"years_between": ["2008-03-02", "2026-03-02"]}), json!({})).unwrap(), json!(18));
-        assert_eq!(
-            eval(json!({"date_time_before": ["2026-03-02T09:00:00+08:00", "2026-03-02T02:00:00Z"]}), json!({})).unwrap(),
-            json!(true)
-        );
+        assert_eq!(eval(json!({"date_time_before": ["2026-03-02T09:00:00+08:00", "2026-03-02T02:00:00Z"]}), json!({})).unwrap(), json!(true));
     }
 
     #[test]
@@ -838,7 +857,14 @@ mod tests {
 
     #[test]
     fn times_of_day_are_written_hh_mm_with_optional_seconds_and_24_00_ends_the_day() {
-        for (text, seconds) in [("00:00", Some(0)), ("18:30", Some(66_600)), ("18:30:15", Some(66_615)), ("23:59:59", Some(86_399)), ("24:00", Some(86_400)), ("24:00:00", Some(86_400))] {
+        for (text, seconds) in [
+            ("00:00", Some(0)),
+            ("18:30", Some(66_600)),
+            ("18:30:15", Some(66_615)),
+            ("23:59:59", Some(86_399)),
+            ("24:00", Some(86_400)),
+            ("24:00:00", Some(86_400)),
+        ] {
             assert_eq!(parse_time_of_day(text), seconds, "{text}");
         }
         for bad in ["6pm", "9:30", "18h30", "24:01", "25:00", "18:60", "18:30+08:00", "18:30:5", "", "1830", "18:30:60"] {
@@ -903,13 +929,20 @@ mod tests {
     #[test]
     fn arithmetic_takes_numbers_only_and_never_turns_text_into_a_number() {
         assert_eq!(eval(json!({"+": [1, 2.5, {"var": "missing"}]}), json!({})).unwrap(), json!(3.5), "null (an empty field) counts as 0");
-        assert_eq!(eval(json!({"+": {"map": [{"var": "rows"}, {"var": "h"}]}}), json!({"rows": [{"h": 1.5}, {"h": 2}]})).unwrap(), json!(3.5), "a list is summed");
+        assert_eq!(
+            eval(json!({"+": {"map": [{"var": "rows"}, {"var": "h"}]}}), json!({"rows": [{"h": 1.5}, {"h": 2}]})).unwrap(),
+            json!(3.5),
+            "a list is summed"
+        );
         assert_eq!(eval(json!({"-": [10, 4, 1]}), json!({})).unwrap(), json!(5));
         assert_eq!(eval(json!({"-": [3]}), json!({})).unwrap(), json!(-3));
         assert_eq!(eval(json!({"*": [1.5, 4]}), json!({})).unwrap(), json!(6));
         assert_eq!(eval(json!({"%": [7, 4]}), json!({})).unwrap(), json!(3));
         assert_eq!(eval(json!({"max": [1, 7, 3]}), json!({})).unwrap(), json!(7));
-        assert_eq!(eval(json!({"reduce": [{"var": "xs"}, {"+": [{"var": "current"}, {"var": "accumulator"}]}, 0]}), json!({"xs": [1, 2, 3]})).unwrap(), json!(6));
+        assert_eq!(
+            eval(json!({"reduce": [{"var": "xs"}, {"+": [{"var": "current"}, {"var": "accumulator"}]}, 0]}), json!({"xs": [1, 2, 3]})).unwrap(),
+            json!(6)
+        );
         for (rule, data) in [
             (json!({"*": [{"var": "a"}, 2]}), json!({"a": "3"})),
             (json!({"+": [{"var": "a"}, 1]}), json!({"a": true})),

@@ -17,11 +17,12 @@ mod reference;
 pub mod summary;
 mod validate;
 
-pub use definition::{field_path_of_pointer, FormDefinition, Layout, LayoutGroup, References, APPLICANT_FACTS, KNOWN_ROLES, SCHEMA_DIALECT, TIME_OF_DAY_FORMAT};
-pub use logic::{macau_local, parse_date, parse_local_date_time, parse_time_of_day, scan as scan_logic, compile as compile_logic, engine as logic_engine, LogicFault};
-pub use problem::{codes as check_codes, pointer_push, ErrorCode, Problem};
-pub use reference::{HolidayCalendar, RatesTable};
-pub use validate::{
-    codes as validation_codes, parse_submission, FieldError, ValidSubmission, ValidationContext, MAX_SUBMISSION_BYTES,
-    MAX_SUBMISSION_DEPTH,
+pub use definition::{
+    APPLICANT_FACTS, FormDefinition, KNOWN_ROLES, Layout, LayoutGroup, References, SCHEMA_DIALECT, TIME_OF_DAY_FORMAT, field_path_of_pointer,
 };
+pub use logic::{
+    LogicFault, compile as compile_logic, engine as logic_engine, macau_local, parse_date, parse_local_date_time, parse_time_of_day, scan as scan_logic,
+};
+pub use problem::{ErrorCode, Problem, codes as check_codes, pointer_push};
+pub use reference::{HolidayCalendar, RatesTable};
+pub use validate::{FieldError, MAX_SUBMISSION_BYTES, MAX_SUBMISSION_DEPTH, ValidSubmission, ValidationContext, codes as validation_codes, parse_submission};

@@ -4,7 +4,7 @@
 //! definitions are read by hand with these helpers: each check records a problem with its JSON
 //! pointer and returns `None`, and the caller carries on with the next key.
 
-use super::problem::{codes, pointer_push, Problems};
+use super::problem::{Problems, codes, pointer_push};
 use crate::i18n::{Lang, LocalizedText};
 use serde_json::{Map, Value};
 
@@ -82,7 +82,11 @@ pub fn localized(v: &Value, ptr: &str, p: &mut Problems) -> Option<LocalizedText
                 String::new()
             }
             Some(other) => {
-                p.push(pointer_push(ptr, lang.code()), codes::MISSING_TRANSLATION, format!("the {} text must be a string, found {}", lang_name(lang), type_name(other)));
+                p.push(
+                    pointer_push(ptr, lang.code()),
+                    codes::MISSING_TRANSLATION,
+                    format!("the {} text must be a string, found {}", lang_name(lang), type_name(other)),
+                );
                 ok = false;
                 String::new()
             }
@@ -118,9 +122,7 @@ pub fn type_name(v: &Value) -> &'static str {
 
 /// Ids are lower-case words joined by `-`: they appear in URLs, file names and signatures.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 80
-        && id.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+    !id.is_empty() && id.len() <= 80 && id.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// The deepest nesting of arrays and objects in a value, computed without recursion so that

@@ -100,12 +100,7 @@ impl<'f> Problems<'f> {
     }
 
     pub fn push(&mut self, pointer: impl Into<String>, code: ErrorCode, message: impl Into<String>) {
-        self.list.push(Problem {
-            file: self.file.to_string(),
-            pointer: pointer.into(),
-            code,
-            message: message.into(),
-        });
+        self.list.push(Problem { file: self.file.to_string(), pointer: pointer.into(), code, message: message.into() });
     }
 
     pub fn len(&self) -> usize {

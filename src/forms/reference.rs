@@ -4,7 +4,7 @@
 //! an HR officer updates a table, not the code (FORMS.md: "never constants in code").
 
 use super::parse::{self, check_keys};
-use super::problem::{codes, pointer_push, Problems};
+use super::problem::{Problems, codes, pointer_push};
 use crate::i18n::LocalizedText;
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde_json::{Map, Value};
@@ -54,9 +54,10 @@ impl HolidayCalendar {
                     _ => None,
                 };
                 if let (Some(d), Some(n)) = (date, name)
-                    && holidays.insert(d, n).is_some() {
-                        p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, format!("{d} is listed twice"));
-                    }
+                    && holidays.insert(d, n).is_some()
+                {
+                    p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, format!("{d} is listed twice"));
+                }
             }
         }
         if p.len() > before {
@@ -122,9 +123,10 @@ impl RatesTable {
                     }
                 }
                 if key.len() == keys.len()
-                    && let Some(first) = seen.insert(key.clone(), i) {
-                        p.push(ptr.clone(), codes::REFERENCE_TABLE, format!("same keys as row {first}: {}", key.join(", ")));
-                    }
+                    && let Some(first) = seen.insert(key.clone(), i)
+                {
+                    p.push(ptr.clone(), codes::REFERENCE_TABLE, format!("same keys as row {first}: {}", key.join(", ")));
+                }
                 rows.push(m.clone());
             }
         }
@@ -142,10 +144,7 @@ impl RatesTable {
     /// The `value` column of the row whose key columns equal `wanted`. Numbers compare by value
     /// (`1` matches `1.0`); strings exactly.
     pub fn lookup(&self, wanted: &[(&str, &Value)], value: &str) -> Option<&Value> {
-        self.rows
-            .iter()
-            .find(|row| wanted.iter().all(|(k, w)| row.get(*k).is_some_and(|v| same(v, w))))
-            .and_then(|row| row.get(value))
+        self.rows.iter().find(|row| wanted.iter().all(|(k, w)| row.get(*k).is_some_and(|v| same(v, w)))).and_then(|row| row.get(value))
     }
 }
 

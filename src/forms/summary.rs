@@ -28,7 +28,11 @@ pub(crate) fn parse_summary(layout: &Map<String, Value>, fields: &FieldIndex, re
     let Some(v) = layout.get("summary") else { return Vec::new() };
     let Some(list) = parse::array(v, "/layout/summary", "\"summary\"", p) else { return Vec::new() };
     if list.len() > MAX_SUMMARY_FIELDS {
-        p.push("/layout/summary", SUMMARY_SHAPE, format!("a summary names at most {MAX_SUMMARY_FIELDS} fields ({} given): pick what an approver needs to decide", list.len()));
+        p.push(
+            "/layout/summary",
+            SUMMARY_SHAPE,
+            format!("a summary names at most {MAX_SUMMARY_FIELDS} fields ({} given): pick what an approver needs to decide", list.len()),
+        );
     }
     let mut out: Vec<String> = Vec::new();
     for (i, f) in list.iter().enumerate() {
@@ -39,9 +43,19 @@ pub(crate) fn parse_summary(layout: &Map<String, Value>, fields: &FieldIndex, re
         } else if !fields.top_level.iter().any(|t| t == name) {
             p.push(ptr, SUMMARY_UNKNOWN_FIELD, format!("{name:?} is not a top-level field of the schema"));
         } else if restricted.contains_key(name) {
-            p.push(ptr, SUMMARY_RESTRICTED_FIELD, format!("{name:?} is restricted (layout.restricted), and a summary is shown to everyone on the case's route; leave it out"));
+            p.push(
+                ptr,
+                SUMMARY_RESTRICTED_FIELD,
+                format!("{name:?} is restricted (layout.restricted), and a summary is shown to everyone on the case's route; leave it out"),
+            );
         } else if holds_many(fields, name) {
-            p.push(ptr, SUMMARY_UNKNOWN_FIELD, format!("{name:?} holds an object or a list; a summary shows single values (name one of its fields' top-level counterparts, or a computed count)"));
+            p.push(
+                ptr,
+                SUMMARY_UNKNOWN_FIELD,
+                format!(
+                    "{name:?} holds an object or a list; a summary shows single values (name one of its fields' top-level counterparts, or a computed count)"
+                ),
+            );
         } else {
             out.push(name.to_string());
         }

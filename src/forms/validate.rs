@@ -171,7 +171,12 @@ impl ValidSubmission {
 /// Parses submitted bytes with the size and depth limits.
 pub fn parse_submission(bytes: &[u8], lang: Lang) -> Result<Value, FieldError> {
     if bytes.len() > MAX_SUBMISSION_BYTES {
-        return Err(whole(codes::TOO_LARGE, "too-large", lang, &[("limit", &(MAX_SUBMISSION_BYTES / 1024).to_string()), ("size", &(bytes.len() / 1024).to_string())]));
+        return Err(whole(
+            codes::TOO_LARGE,
+            "too-large",
+            lang,
+            &[("limit", &(MAX_SUBMISSION_BYTES / 1024).to_string()), ("size", &(bytes.len() / 1024).to_string())],
+        ));
     }
     // serde_json refuses nesting beyond 128 levels itself, with an error rather than a crash.
     let value: Value = crate::json_strict::from_slice(bytes).map_err(|e| {
@@ -200,7 +205,12 @@ impl FormDefinition {
 
     /// Validates `data` and also returns the values carimbo could compute, even when the data
     /// has errors: a page shows a person the working days of a period whose reason is missing.
-    pub fn validate_showing_computed(&self, data: &Value, ctx: &ValidationContext, lang: Lang) -> (Result<ValidSubmission, Vec<FieldError>>, BTreeMap<String, Value>) {
+    pub fn validate_showing_computed(
+        &self,
+        data: &Value,
+        ctx: &ValidationContext,
+        lang: Lang,
+    ) -> (Result<ValidSubmission, Vec<FieldError>>, BTreeMap<String, Value>) {
         if depth(data) > MAX_SUBMISSION_DEPTH {
             return (Err(vec![whole(codes::TOO_DEEP, "too-deep", lang, &[("limit", &MAX_SUBMISSION_DEPTH.to_string())])]), BTreeMap::new());
         }
@@ -321,7 +331,9 @@ impl FormDefinition {
         let label = self.label(pointer, run.lang);
         let (code, error_code, message) = match e {
             ComputeError::NoMatch => ("lookup-no-match", codes::LOOKUP_NO_MATCH, fill(message_template("lookup-no-match", run.lang), &label, &[])),
-            ComputeError::Failed { detail, error_code } => ("rule-error", error_code, fill(message_template("rule-error", run.lang), &label, &[("rule", rule), ("detail", &detail)])),
+            ComputeError::Failed { detail, error_code } => {
+                ("rule-error", error_code, fill(message_template("rule-error", run.lang), &label, &[("rule", rule), ("detail", &detail)]))
+            }
         };
         run.errors.push(FieldError { pointer: pointer.to_string(), code: code.into(), error_code: error_code.0, message });
     }
@@ -362,7 +374,12 @@ impl FormDefinition {
     fn rule_outcome(&self, rule: &Rule, outcome: Result<bool, LogicFailure>, pointer: String, run: &mut Run) {
         match outcome {
             Ok(true) => {}
-            Ok(false) => run.errors.push(FieldError { pointer, code: rule.id.clone(), error_code: codes::RULE_FAILED.0, message: rule.message.get(run.lang).to_string() }),
+            Ok(false) => run.errors.push(FieldError {
+                pointer,
+                code: rule.id.clone(),
+                error_code: codes::RULE_FAILED.0,
+                message: rule.message.get(run.lang).to_string(),
+            }),
             Err(failure) => {
                 let (detail, error_code) = failure.localized(run.lang);
                 let message = fill(message_template("rule-error", run.lang), &self.label(&pointer, run.lang), &[("rule", &rule.id), ("detail", &detail)]);
@@ -383,7 +400,9 @@ impl FormDefinition {
                 // A row's value (`periods.2.hours`): into that row.
                 Some((list, rest)) => {
                     let (i, leaf) = rest.split_once('.').unwrap_or((rest, ""));
-                    if let Some(Value::Object(row)) = data.get_mut(list).and_then(Value::as_array_mut).and_then(|rows| rows.get_mut(i.parse::<usize>().unwrap_or(usize::MAX))) {
+                    if let Some(Value::Object(row)) =
+                        data.get_mut(list).and_then(Value::as_array_mut).and_then(|rows| rows.get_mut(i.parse::<usize>().unwrap_or(usize::MAX)))
+                    {
                         row.insert(leaf.to_string(), v.clone());
                     }
                 }
@@ -416,7 +435,9 @@ impl FormDefinition {
                     // A missing date is reported by the schema's `required`; nothing to compute.
                     return Ok(Value::Null);
                 };
-                let whole = calendar.working_days(s, e).ok_or_else(|| ComputeError::Failed { detail: "the period is longer than ten years".into(), error_code: codes::RULE_ERROR })?;
+                let whole = calendar
+                    .working_days(s, e)
+                    .ok_or_else(|| ComputeError::Failed { detail: "the period is longer than ten years".into(), error_code: codes::RULE_ERROR })?;
                 let flag = |f: &Option<String>, d| f.as_ref().is_some_and(|f| eval.get(f) == Some(&Value::Bool(true))) && calendar.is_working_day(d) && s <= e;
                 let halves = [flag(half_day_start, s), flag(half_day_end, e) && (s != e || !flag(half_day_start, s))];
                 let days = whole as f64 - 0.5 * halves.iter().filter(|h| **h).count() as f64;
@@ -482,7 +503,12 @@ impl FormDefinition {
             // A time of day is typed by hand more often than picked: say how to write it.
             ValidationErrorKind::Format { format } if format == super::definition::TIME_OF_DAY_FORMAT => {
                 let label = self.label(&at, lang);
-                out.push(FieldError { pointer: at, code: "format".into(), error_code: codes::FIELD_INVALID.0, message: fill(message_template("format-time-of-day", lang), &label, &[]) });
+                out.push(FieldError {
+                    pointer: at,
+                    code: "format".into(),
+                    error_code: codes::FIELD_INVALID.0,
+                    message: fill(message_template("format-time-of-day", lang), &label, &[]),
+                });
             }
             ValidationErrorKind::Format { format } => push(at, "format", &[("format", format)]),
             ValidationErrorKind::Minimum { limit } => push(at, "minimum", &[("limit", &display(limit))]),
@@ -543,10 +569,9 @@ impl Run {
     /// Whether row `i` of `list` failed where `reads` looks (the row itself, or a field read).
     fn row_broken(&self, list: &str, i: usize, reads: &BTreeSet<String>) -> bool {
         let row = format!("/{list}/{i}");
-        self.broken_pointers.iter().any(|p| {
-            p == &row
-                || p.strip_prefix(&format!("{row}/")).is_some_and(|rest| reads.contains(rest.split('/').next().unwrap_or_default()))
-        })
+        self.broken_pointers
+            .iter()
+            .any(|p| p == &row || p.strip_prefix(&format!("{row}/")).is_some_and(|rest| reads.contains(rest.split('/').next().unwrap_or_default())))
     }
 
     /// What a row's logic reads: its fields, `context` and `settings`.
@@ -604,7 +629,9 @@ fn fill(template: &str, label: &str, args: &[(&str, &str)]) -> String {
 fn message_template(code: &str, lang: Lang) -> &'static str {
     let (zh, pt, en) = match code {
         "required" => ("{label}：必須填寫。", "{label}: preenchimento obrigatório.", "{label}: this field is required."),
-        "additional-properties" => ("{label}：此表格沒有這個欄位。", "{label}: este campo não existe neste formulário.", "{label}: this form has no such field."),
+        "additional-properties" => {
+            ("{label}：此表格沒有這個欄位。", "{label}: este campo não existe neste formulário.", "{label}: this form has no such field.")
+        }
         "type" => ("{label}：資料類型不正確。", "{label}: o tipo de valor não é o esperado.", "{label}: the value has the wrong type."),
         "enum" => ("{label}：請從清單中選擇。", "{label}: escolha um dos valores da lista.", "{label}: choose one of the listed values."),
         "const" => ("{label}：必須為 {expected}。", "{label}: tem de ser {expected}.", "{label}: must be {expected}."),
@@ -625,7 +652,9 @@ fn message_template(code: &str, lang: Lang) -> &'static str {
         "min-items" => ("{label}：最少 {limit} 項。", "{label}: pelo menos {limit} elementos.", "{label}: at least {limit} entries."),
         "max-items" => ("{label}：最多 {limit} 項。", "{label}: no máximo {limit} elementos.", "{label}: at most {limit} entries."),
         "unique-items" => ("{label}：有重複項目。", "{label}: há elementos repetidos.", "{label}: entries are repeated."),
-        "multiple-of" => ("{label}：數值的單位不正確。", "{label}: o valor não respeita o incremento permitido.", "{label}: the value is not in the allowed steps."),
+        "multiple-of" => {
+            ("{label}：數值的單位不正確。", "{label}: o valor não respeita o incremento permitido.", "{label}: the value is not in the allowed steps.")
+        }
         "computed-mismatch" => (
             "{label}：由系統計算為 {expected}，不可填寫 {found}。",
             "{label}: é calculado pelo sistema como {expected}, não {found}.",

@@ -2,22 +2,22 @@
 //! `CaseService`, and turn every error into a problem (RFC 9457) through `ApiError`.
 //! Store work runs in `spawn_blocking`: an act returns only once it is durable.
 
-use super::auth::{roles_of, Caller, ReqLang, SESSION_COOKIE};
-use super::error::ApiError;
 use super::AppState;
+use super::auth::{Caller, ReqLang, SESSION_COOKIE, roles_of};
+use super::body::StrictJson;
+use super::error::ApiError;
 use crate::accounts::RequestCodes;
 use crate::catalog::{Catalog, SourceFile};
 use crate::store::CaseHead;
 use crate::visibility::Sight;
 use crate::workflow::{Case, Level, WorkflowDefinition};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use super::body::StrictJson;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -52,7 +52,12 @@ pub struct LoginResponse {
     pub expires: DateTime<Utc>,
 }
 
-pub async fn login(State(state): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ReqLang(lang): ReqLang, StrictJson(req): StrictJson<LoginRequest>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ReqLang(lang): ReqLang,
+    StrictJson(req): StrictJson<LoginRequest>,
+) -> Result<Response, ApiError> {
     let (token, session) = state.login(&req.person, &req.password, peer, lang).await?;
     let body = LoginResponse {
         token: token.clone(),
@@ -115,7 +120,9 @@ pub async fn totp_begin(State(state): Shared, caller: Caller, body: axum::body::
     };
     let accounts = state.accounts.clone();
     let person = caller.person.clone();
-    let e = blocking(move || accounts.begin_totp(&person, req.current_code.as_deref(), Utc::now()).map_err(ApiError::from)).await.map_err(|e| e.lang(caller.lang))?;
+    let e = blocking(move || accounts.begin_totp(&person, req.current_code.as_deref(), Utc::now()).map_err(ApiError::from))
+        .await
+        .map_err(|e| e.lang(caller.lang))?;
     Ok(Json(serde_json::to_value(e).unwrap_or_default()))
 }
 
@@ -148,7 +155,13 @@ pub async fn list_forms(State(state): Shared, caller: Caller) -> Json<Vec<FormSu
         catalog
             .forms
             .values()
-            .map(|f| FormSummary { id: f.id.clone(), version: f.version.clone(), title: f.title.get(caller.lang).into(), legal_basis: f.legal_basis.get(caller.lang).into(), workflow: f.workflow.clone() })
+            .map(|f| FormSummary {
+                id: f.id.clone(),
+                version: f.version.clone(),
+                title: f.title.get(caller.lang).into(),
+                legal_basis: f.legal_basis.get(caller.lang).into(),
+                workflow: f.workflow.clone(),
+            })
             .collect(),
     )
 }
@@ -169,7 +182,12 @@ pub struct ValidateRequest {
 }
 
 /// Validates without submitting: the page shows errors and computed values as the person types.
-pub async fn validate_form(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(req): StrictJson<ValidateRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn validate_form(
+    State(state): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<ValidateRequest>,
+) -> Result<Json<Value>, ApiError> {
     let catalog = state.cases.catalog();
     let form = catalog.form(&id).ok_or_else(|| ApiError::not_found(format!("no form {id:?}")).lang(caller.lang))?;
     let ctx = state.cases.context_for(&caller.person, Utc::now()).map_err(|e| ApiError::from(e).lang(caller.lang))?;
@@ -202,7 +220,12 @@ pub async fn signing_payload(State(state): Shared, caller: Caller, StrictJson(re
     blocking(move || {
         let p = st.acts().payload(caller.actor(), &req, Utc::now())?;
         let canonical = String::from_utf8(p.payload.canonical_bytes().map_err(|e| ApiError::bad_request(e.to_string()))?).unwrap_or_default();
-        Ok(Json(PayloadResponse { payload: serde_json::to_value(&p.payload).unwrap_or_default(), canonical, required_level: p.required_level, second_factor: p.second_factor }))
+        Ok(Json(PayloadResponse {
+            payload: serde_json::to_value(&p.payload).unwrap_or_default(),
+            canonical,
+            required_level: p.required_level,
+            second_factor: p.second_factor,
+        }))
     })
     .await
     .map_err(|e| e.lang(lang))
@@ -346,7 +369,12 @@ pub struct WithdrawBody {
     pub reason: Option<String>,
 }
 
-pub async fn withdraw(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<WithdrawBody>) -> Result<Json<Value>, ApiError> {
+pub async fn withdraw(
+    State(state): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<WithdrawBody>,
+) -> Result<Json<Value>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
@@ -365,7 +393,12 @@ pub struct ResubmitBody {
     pub totp: Option<String>,
 }
 
-pub async fn resubmit(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<ResubmitBody>) -> Result<Json<Value>, ApiError> {
+pub async fn resubmit(
+    State(state): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<ResubmitBody>,
+) -> Result<Json<Value>, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
@@ -391,7 +424,8 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
         let sight = st.sight(&caller, &case);
         let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?.with_trust_list(st.trust.document_text());
         // With time-stamping on, the bundle gets its first archive time-stamp (B-LTA).
-        let bundle = crate::evidence::export_archived(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now(), &st.stamping, &st.verifier()).map_err(evidence_error)?;
+        let bundle = crate::evidence::export_archived(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now(), &st.stamping, &st.verifier())
+            .map_err(evidence_error)?;
         let disposition = format!("attachment; filename=\"evidence-{}.json\"", case.id);
         Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], bundle.to_bytes()).into_response())
     })
@@ -410,7 +444,9 @@ fn evidence_error(e: crate::evidence::EvidenceError) -> ApiError {
         EvidenceError::Withheld(field) => ApiError::new(
             StatusCode::FORBIDDEN,
             "CARIMBO-E0923",
-            format!("this case recorded restricted field {field:?} in the open (before restricted fields were committed), and your roles may not see it; its evidence bundle is only for the roles the form names"),
+            format!(
+                "this case recorded restricted field {field:?} in the open (before restricted fields were committed), and your roles may not see it; its evidence bundle is only for the roles the form names"
+            ),
         ),
     }
 }
@@ -488,7 +524,17 @@ pub fn members_at(history: &crate::pki::history::TrustHistory, t: DateTime<Utc>)
             };
             let mut policies: Vec<String> = m.policies.iter().map(|(_, o, _)| o.clone()).filter(|o| m.qualified_policy_at(o, t)).collect();
             policies.dedup();
-            MemberStatusView { member: m.id.clone(), service_type: m.service_type.as_str().into(), name: m.name.clone(), subject: m.facts.subject.clone(), sha256: m.facts.sha256_hex(), added_at: utc_text(m.added_at), status, level, qualified_policies: policies }
+            MemberStatusView {
+                member: m.id.clone(),
+                service_type: m.service_type.as_str().into(),
+                name: m.name.clone(),
+                subject: m.facts.subject.clone(),
+                sha256: m.facts.sha256_hex(),
+                added_at: utc_text(m.added_at),
+                status,
+                level,
+                qualified_policies: policies,
+            }
         })
         .collect()
 }
@@ -501,7 +547,9 @@ pub struct AtQuery {
 pub async fn trust_list_status(State(state): Shared, caller: Caller, Query(q): Query<AtQuery>) -> Result<Json<Value>, ApiError> {
     caller.require("admin")?;
     let at = match &q.at {
-        Some(t) => crate::pki::history::parse_utc_z(t).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1241", format!("`at`: {e}")).lang(caller.lang))?,
+        Some(t) => {
+            crate::pki::history::parse_utc_z(t).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1241", format!("`at`: {e}")).lang(caller.lang))?
+        }
         None => Utc::now(),
     };
     let history = state.trust.current();
@@ -527,7 +575,13 @@ pub fn trust_entry_problem(e: &crate::trusted_list::KeptListError) -> ApiError {
 
 /// Reads a posted entry: a JSON object with exactly the members of a `TrustEntry`.
 pub fn parse_trust_entry(body: Value) -> Result<crate::pki::history::TrustEntry, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E1230", format!("the body is not a trust-list entry ({{payload, protected, signature}}, made with `carimbo trust sign`): {e}")))
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CARIMBO-E1230",
+            format!("the body is not a trust-list entry ({{payload, protected, signature}}, made with `carimbo trust sign`): {e}"),
+        )
+    })
 }
 
 pub async fn append_trust_entry(State(state): Shared, caller: Caller, StrictJson(body): StrictJson<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -537,7 +591,10 @@ pub async fn append_trust_entry(State(state): Shared, caller: Caller, StrictJson
     let history = blocking(move || st.append_trust_entry(entry, Utc::now()).map_err(|e| trust_entry_problem(&e))).await.map_err(|e| e.lang(caller.lang))?;
     let last = history.entries().last().expect("an appended history has entries");
     eprintln!("trust list: entry {} ({}) appended by {}", last.payload.seq, last.payload.change.describe(), caller.person);
-    Ok((StatusCode::CREATED, Json(json!({"seq": last.payload.seq, "at": last.payload.at, "change": last.payload.change.describe(), "entries": history.entries().len()}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"seq": last.payload.seq, "at": last.payload.at, "change": last.payload.change.describe(), "entries": history.entries().len()})),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -577,7 +634,12 @@ pub(crate) fn check_upload(state: &AppState, upload: &DefinitionUpload) -> Resul
     }
     let version_problems = crate::cases::version_problems(&current, &sources);
     // Everything currently served that the upload does not replace, by id.
-    let replaced: std::collections::BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?))).collect();
+    let replaced: std::collections::BTreeSet<String> = upload
+        .files
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(&f.content).ok())
+        .filter_map(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)))
+        .collect();
     for src in current.reference_sources.iter() {
         let id = serde_json::from_slice::<Value>(&src.bytes).ok().and_then(|v| Some(format!("{}:{}", v.get("kind")?.as_str()?, v.get("id")?.as_str()?)));
         if id.is_none_or(|i| !replaced.contains(&i)) {
@@ -687,11 +749,13 @@ pub fn session_lifetime() -> Duration {
 /// the page to put in the signature's `x5c`. Certificates are public; keys never come here.
 pub async fn my_certificate(State(state): Shared, caller: Caller) -> Result<Json<Value>, ApiError> {
     let path = state.paths.seeds.join("pki/people").join(format!("{}.pem", caller.person));
-    let certs = crate::cli::pki_files::load_pem_certificates(&path).map_err(|_| ApiError::not_found("no certificate is registered for you; ask the administrator").lang(caller.lang))?;
+    let certs = crate::cli::pki_files::load_pem_certificates(&path)
+        .map_err(|_| ApiError::not_found("no certificate is registered for you; ask the administrator").lang(caller.lang))?;
     let x5c: Vec<String> = certs.iter().map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.as_ref())).collect();
     // The leaf's public key (SubjectPublicKeyInfo DER) lets the page check a chosen key file
     // against the signer's own certificate before anything is signed ("this key is not yours").
-    let leaf = certs.first().and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok()).map(|(_, c)| (c.public_key().raw.to_vec(), c.subject().to_string()));
+    let leaf =
+        certs.first().and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok()).map(|(_, c)| (c.public_key().raw.to_vec(), c.subject().to_string()));
     let (spki, subject) = match leaf {
         Some((spki, subject)) => (Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, spki)), Some(subject)),
         None => (None, None),

@@ -1,17 +1,17 @@
 //! The administrators' view of the long-term evidence archive (`archive_job`): where the kept
 //! bundles are, the last round, and running a round now.
 
+use super::AppState;
 use super::api::blocking;
 use super::auth::Caller;
 use super::body::StrictJson;
 use super::error::ApiError;
-use super::AppState;
 use crate::archive_job::{ArchiveRound, DEFAULT_MARGIN_DAYS};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// The longest margin a round may be asked for (a century: every kept bundle is due).
@@ -41,7 +41,12 @@ pub async fn run(State(state): State<Arc<AppState>>, caller: Caller, StrictJson(
     caller.require("admin")?;
     let margin = req.margin_days.unwrap_or(DEFAULT_MARGIN_DAYS);
     if !(0..=MAX_MARGIN_DAYS).contains(&margin) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E1258", format!("margin_days must lie between 0 and {MAX_MARGIN_DAYS}, not {margin}")).lang(caller.lang));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CARIMBO-E1258",
+            format!("margin_days must lie between 0 and {MAX_MARGIN_DAYS}, not {margin}"),
+        )
+        .lang(caller.lang));
     }
     let st = state.clone();
     let round = blocking(move || Ok(st.archive.run(&st, chrono::Utc::now(), chrono::Duration::days(margin)))).await?;

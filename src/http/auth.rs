@@ -5,13 +5,13 @@
 //! cookie must echo it (header `X-CSRF-Token`, or the `csrf` field of a page form), compared in
 //! constant time. Bearer tokens are not sent by browsers on their own, so they need no CSRF token.
 
-use super::error::ApiError;
 use super::AppState;
-use crate::accounts::{secrets_equal, Session};
+use super::error::ApiError;
+use crate::accounts::{Session, secrets_equal};
 use crate::i18n::Lang;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{Method, header};
 use chrono::Utc;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -64,8 +64,8 @@ pub fn roles_of(state: &AppState, person: &str) -> BTreeSet<String> {
             roles.insert(g.id.clone());
         }
     }
-    let approves = ["supervisor", "head", "hr", "authority", "doctor"].iter().any(|r| roles.contains(*r))
-        || dir.delegations().iter().any(|d| d.delegate == person);
+    let approves =
+        ["supervisor", "head", "hr", "authority", "doctor"].iter().any(|r| roles.contains(*r)) || dir.delegations().iter().any(|d| d.delegate == person);
     if approves {
         roles.insert("approver".into());
     }
@@ -89,7 +89,11 @@ pub fn lang_of(parts: &Parts) -> Lang {
     from_query
         .or_else(|| cookie(parts, LANG_COOKIE).and_then(|v| v.parse().ok()))
         .or_else(|| {
-            parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').find_map(|l| l.split(';').next()?.trim().parse().ok()))
+            parts
+                .headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').find_map(|l| l.split(';').next()?.trim().parse().ok()))
         })
         .unwrap_or_default()
 }

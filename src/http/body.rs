@@ -8,11 +8,11 @@
 
 use super::auth::lang_of;
 use super::error::ApiError;
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::de::DeserializeOwned;
 
 pub struct StrictJson<T>(pub T);

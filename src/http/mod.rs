@@ -12,8 +12,8 @@ pub mod archive_api;
 pub mod auth;
 pub mod body;
 pub mod error;
-pub mod outbox_api;
 pub mod notifications_api;
+pub mod outbox_api;
 pub mod pages;
 pub mod sign_in_limits;
 pub mod usage;
@@ -27,15 +27,15 @@ use crate::signing::{ServiceSeal, SignatureVerifier};
 use crate::store::{SledStore, Store};
 use crate::usage::UsageFigures;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use error::ApiError;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,15 @@ impl Paths {
     /// The layout of a checkout: `forms/`, `workflows/`, `seeds/` under `root`, data in `data`.
     pub fn from_root(root: &Path, data: &Path) -> Paths {
         let totp_key = AccountFiles::in_data_dir(data).totp_key;
-        Paths { data: data.to_path_buf(), forms: root.join("forms"), workflows: root.join("workflows"), seeds: root.join("seeds"), totp_key, tsa_urls: Vec::new(), tsa_timeout: crate::tsa::DEFAULT_TIMEOUT }
+        Paths {
+            data: data.to_path_buf(),
+            forms: root.join("forms"),
+            workflows: root.join("workflows"),
+            seeds: root.join("seeds"),
+            totp_key,
+            tsa_urls: Vec::new(),
+            tsa_timeout: crate::tsa::DEFAULT_TIMEOUT,
+        }
     }
 
     /// Where the accounts keep their files: the accounts file and the audit log in the data
@@ -255,7 +263,11 @@ impl AppState {
 
     /// Appends an entry signed by the trust-list operator; from then on signatures are judged
     /// with the extended list. A refused entry changes nothing.
-    pub fn append_trust_entry(&self, entry: crate::pki::history::TrustEntry, now: DateTime<Utc>) -> Result<Arc<crate::pki::history::TrustHistory>, crate::trusted_list::KeptListError> {
+    pub fn append_trust_entry(
+        &self,
+        entry: crate::pki::history::TrustEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<crate::pki::history::TrustHistory>, crate::trusted_list::KeptListError> {
         let next = self.trust.append(entry, now)?;
         match build_verifier(&next, &self.paths) {
             Ok(v) => *self.verifier.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v),
@@ -289,10 +301,12 @@ impl AppState {
             return Err(StartError::Definitions(report.problems.len()));
         }
         let pki = paths.seeds.join("pki");
-        let trust = crate::trusted_list::KeptTrustList::open(&paths.data, &paths.seeds.join("trust").join(crate::pki::trust::TRUST_LIST_FILE), Utc::now()).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let trust = crate::trusted_list::KeptTrustList::open(&paths.data, &paths.seeds.join("trust").join(crate::pki::trust::TRUST_LIST_FILE), Utc::now())
+            .map_err(|e| StartError::Seeds(e.to_string()))?;
         let verifier = build_verifier(&trust.current(), &paths).map_err(StartError::Seeds)?;
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| StartError::Seeds(format!("cannot read {}: {e}", p.display())));
-        let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?).map_err(|e| StartError::Seeds(e.to_string()))?;
+        let seal = ServiceSeal::from_pem(&read(pki.join("service/service.key.pem"))?, &read(pki.join("service/service.pem"))?)
+            .map_err(|e| StartError::Seeds(e.to_string()))?;
         let stamping = crate::tsa::TimeStamping::choose(&paths.tsa_urls, paths.tsa_timeout, &pki, &paths.data).map_err(|e| StartError::Seeds(e.to_string()))?;
         stamping.self_test(&verifier).map_err(|e| StartError::Seeds(e.to_string()))?;
         let accounts = Accounts::open(&paths.account_files())?;
@@ -324,13 +338,19 @@ impl AppState {
             delegations,
             sign_in_limits: sign_in_limits::SignInLimits::default(),
             // Generous enough for a busy approver's batch, low enough to stop a runaway script.
-            api_by_account: RateLimiter::keyed(Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero"))),
+            api_by_account: RateLimiter::keyed(
+                Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero")),
+            ),
         })
     }
 
     /// Starts delivering the outbox to these webhooks on a thread of its own, a pass every
     /// `interval`; setting the returned flag stops it after the pass in progress.
-    pub fn start_webhooks(&mut self, config: crate::outbox::WebhookConfig, interval: std::time::Duration) -> (std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>) {
+    pub fn start_webhooks(
+        &mut self,
+        config: crate::outbox::WebhookConfig,
+        interval: std::time::Duration,
+    ) -> (std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>) {
         let config = Arc::new(config);
         let dispatcher = crate::outbox::Dispatcher::new(self.cases.store().clone(), config.clone());
         self.outbox = Some(outbox_api::OutboxHandle { config, status: dispatcher.status.clone() });
@@ -340,7 +360,11 @@ impl AppState {
 
     /// Turns notifications on: from now on every append writes the notifications its events
     /// cause, and a thread delivers them by mail, a pass every `interval`.
-    pub fn start_mail(&mut self, settings: crate::notify::mail::MailSettings, interval: std::time::Duration) -> Result<(std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>), crate::notify::mail::MailError> {
+    pub fn start_mail(
+        &mut self,
+        settings: crate::notify::mail::MailSettings,
+        interval: std::time::Duration,
+    ) -> Result<(std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>), crate::notify::mail::MailError> {
         let (server, from) = (settings.target.describe(), settings.from.to_string());
         let dispatcher = crate::notify::mail::MailDispatcher::new(self.cases.clone(), self.preferences.clone(), settings)?
             .with_delegation_record(&self.paths.data.join("delegations.jsonl"), &self.paths.data.join("notifications-delegations.json"))?;
@@ -361,7 +385,9 @@ impl AppState {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     match cases.tick_all(Utc::now()) {
-                        Ok(r) if r.failed > 0 => eprintln!("deadlines: {} of {} open cases could not be checked: {}", r.failed, r.open_cases, r.failures.join("; ")),
+                        Ok(r) if r.failed > 0 => {
+                            eprintln!("deadlines: {} of {} open cases could not be checked: {}", r.failed, r.open_cases, r.failures.join("; "))
+                        }
                         Ok(_) => {}
                         Err(e) => eprintln!("deadlines: the round failed: {e}"),
                     }
@@ -393,7 +419,9 @@ impl AppState {
             let detail = match lock {
                 sign_in_limits::Locked::FromThisAddress { .. } => format!("too many wrong passwords for this account from your address; wait {wait} s"),
                 sign_in_limits::Locked::ThisAddress { .. } => format!("too many wrong passwords from your address; wait {wait} s"),
-                sign_in_limits::Locked::FromNewAddresses { .. } => format!("too many wrong passwords for this account from many addresses; sign in from an address you used before, or wait {wait} s"),
+                sign_in_limits::Locked::FromNewAddresses { .. } => {
+                    format!("too many wrong passwords for this account from many addresses; sign in from an address you used before, or wait {wait} s")
+                }
             };
             let mut e = ApiError::too_many(detail).lang(lang);
             e.retry_after = Some(wait);
@@ -484,46 +512,231 @@ impl RouteSpec {
 
 fn api_routes() -> Vec<RouteSpec> {
     vec![
-        route!(POST, post, "/api/v1/session", "public", "Sign in with a person id and password; returns a bearer token and sets the session cookie", api::login, body = api::LoginRequest, returns = api::LoginResponse),
+        route!(
+            POST,
+            post,
+            "/api/v1/session",
+            "public",
+            "Sign in with a person id and password; returns a bearer token and sets the session cookie",
+            api::login,
+            body = api::LoginRequest,
+            returns = api::LoginResponse
+        ),
         route!(DELETE, delete, "/api/v1/session", "any", "Sign out", api::logout),
         route!(GET, get, "/api/v1/me", "any", "Who I am, my roles, whether my second factor is enrolled", api::me),
         route!(GET, get, "/api/v1/me/certificate", "any", "My certificate chain, for the x5c header of signatures made in the page", api::my_certificate),
-        route!(POST, post, "/api/v1/me/totp", "any", "Start enrolling a TOTP second factor (secret, otpauth URL, QR code); replacing an enrolled one needs `current_code`, a code of it", api::totp_begin, body = api::TotpBegin),
+        route!(
+            POST,
+            post,
+            "/api/v1/me/totp",
+            "any",
+            "Start enrolling a TOTP second factor (secret, otpauth URL, QR code); replacing an enrolled one needs `current_code`, a code of it",
+            api::totp_begin,
+            body = api::TotpBegin
+        ),
         route!(POST, post, "/api/v1/me/totp/confirm", "any", "Confirm the second factor with a first code", api::totp_confirm, body = api::TotpConfirm),
-        route!(GET, get, "/api/v1/me/notifications", "any", "My notification preferences (which kinds, immediately or a daily digest, quiet hours), whether this server sends mail, and my address in the directory", notifications_api::mine),
-        route!(POST, post, "/api/v1/me/notifications", "any", "Set my notification preferences; every wrong value is named and nothing is kept", notifications_api::set_mine, body = crate::notify::book::PreferencesBody),
+        route!(
+            GET,
+            get,
+            "/api/v1/me/notifications",
+            "any",
+            "My notification preferences (which kinds, immediately or a daily digest, quiet hours), whether this server sends mail, and my address in the directory",
+            notifications_api::mine
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/me/notifications",
+            "any",
+            "Set my notification preferences; every wrong value is named and nothing is kept",
+            notifications_api::set_mine,
+            body = crate::notify::book::PreferencesBody
+        ),
         route!(GET, get, "/api/v1/forms", "any", "The forms, with titles in the requested language", api::list_forms),
         route!(GET, get, "/api/v1/forms/{id}", "any", "One form with its schema, labels, rules and layout", api::get_form),
-        route!(POST, post, "/api/v1/forms/{id}/validate", "any", "Validate data without submitting: errors per field, or computed values", api::validate_form, body = api::ValidateRequest),
-        route!(POST, post, "/api/v1/signing-payload", "any", "The exact payload (RFC 8785 JSON) to sign for a submission, an act or a resubmission", api::signing_payload, body = api::PayloadRequest, returns = api::PayloadResponse),
+        route!(
+            POST,
+            post,
+            "/api/v1/forms/{id}/validate",
+            "any",
+            "Validate data without submitting: errors per field, or computed values",
+            api::validate_form,
+            body = api::ValidateRequest
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/signing-payload",
+            "any",
+            "The exact payload (RFC 8785 JSON) to sign for a submission, an act or a resubmission",
+            api::signing_payload,
+            body = api::PayloadRequest,
+            returns = api::PayloadResponse
+        ),
         route!(POST, post, "/api/v1/cases", "staff", "Submit a form, signed as its workflow demands", api::submit, body = api::SubmitRequest),
-        route!(GET, get, "/api/v1/cases", "any", "My cases (as submitter, subject, approver) with their progress, newest first; `next` is the cursor of the following page", api::my_cases,
-            query = [("limit", "Cases per page, 1 to 500 (default 50)"), ("after", "The `next` of the previous page")]),
+        route!(
+            GET,
+            get,
+            "/api/v1/cases",
+            "any",
+            "My cases (as submitter, subject, approver) with their progress, newest first; `next` is the cursor of the following page",
+            api::my_cases,
+            query = [("limit", "Cases per page, 1 to 500 (default 50)"), ("after", "The `next` of the previous page")]
+        ),
         route!(GET, get, "/api/v1/cases/{id}", "any", "One case I am party to, restricted fields hidden by role", api::get_case),
-        route!(POST, post, "/api/v1/cases/{id}/acts", "any", "Act on an open step: approve, reject, return or sign, with the signature it demands", api::act, body = api::ActBody),
+        route!(
+            POST,
+            post,
+            "/api/v1/cases/{id}/acts",
+            "any",
+            "Act on an open step: approve, reject, return or sign, with the signature it demands",
+            api::act,
+            body = api::ActBody
+        ),
         route!(POST, post, "/api/v1/cases/{id}/withdraw", "any", "Withdraw my case while no final decision exists", api::withdraw, body = api::WithdrawBody),
         route!(POST, post, "/api/v1/cases/{id}/resubmit", "any", "Resubmit a corrected version of my returned case", api::resubmit, body = api::ResubmitBody),
-        route!(GET, get, "/api/v1/cases/{id}/evidence", "any", "The case's evidence bundle: definitions, events, signatures, certificates and CRLs in one JSON file that `carimbo verify` checks offline (parties to the case and auditors; with restricted fields, only the roles the form names)", api::evidence),
-        route!(POST, post, "/api/v1/acts/batch", "approver", "Act on many steps at once; each item has its own signature and result", api::batch, body = api::BatchRequest),
-        route!(GET, get, "/api/v1/inbox", "any", "My open steps (and those I hold under delegation), oldest first; `next` is the cursor of the following page", api::inbox,
-            query = [("limit", "Entries per page, 1 to 500 (default 50)"), ("after", "The `next` of the previous page")]),
-        route!(GET, get, "/api/v1/admin/export", "admin", "Decisions and finished cases of a period as CSV or JSON, for payroll and archives", outbox_api::export_messages,
-            query = [("since", "First moment included: a date (midnight in Macau) or an RFC 3339 time"), ("until", "First moment excluded (default: now)"), ("format", "csv or json (default json)"), ("kind", "Comma-separated kinds: decision, case.completed, case.rejected, case.withdrawn")]),
+        route!(
+            GET,
+            get,
+            "/api/v1/cases/{id}/evidence",
+            "any",
+            "The case's evidence bundle: definitions, events, signatures, certificates and CRLs in one JSON file that `carimbo verify` checks offline (parties to the case and auditors; with restricted fields, only the roles the form names)",
+            api::evidence
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/acts/batch",
+            "approver",
+            "Act on many steps at once; each item has its own signature and result",
+            api::batch,
+            body = api::BatchRequest
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/inbox",
+            "any",
+            "My open steps (and those I hold under delegation), oldest first; `next` is the cursor of the following page",
+            api::inbox,
+            query = [("limit", "Entries per page, 1 to 500 (default 50)"), ("after", "The `next` of the previous page")]
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/admin/export",
+            "admin",
+            "Decisions and finished cases of a period as CSV or JSON, for payroll and archives",
+            outbox_api::export_messages,
+            query = [
+                ("since", "First moment included: a date (midnight in Macau) or an RFC 3339 time"),
+                ("until", "First moment excluded (default: now)"),
+                ("format", "csv or json (default json)"),
+                ("kind", "Comma-separated kinds: decision, case.completed, case.rejected, case.withdrawn")
+            ]
+        ),
         route!(GET, get, "/api/v1/admin/directory", "admin", "The staff directory", api::directory),
         route!(POST, post, "/api/v1/admin/delegations", "admin", "Add or replace a delegation", api::add_delegation, body = crate::directory::Delegation),
-        route!(POST, post, "/api/v1/admin/accounts/{person}/totp/reset", "admin", "Remove a person's TOTP second factor (a lost phone), so they can enrol a new one; recorded in the audit log (DATA/audit.jsonl)", api::reset_second_factor),
-        route!(GET, get, "/api/v1/admin/trust-list", "admin", "The trust list: its whole signed history of changes (members, accreditations, policies), as kept in DATA/trust-list.json", api::trust_list),
-        route!(GET, get, "/api/v1/admin/trust-list/status", "admin", "Every member of the trust list and its status (accreditation and level) at a time", api::trust_list_status,
-            query = [("at", "The time asked about, RFC 3339 UTC with Z (default: now)")]),
-        route!(POST, post, "/api/v1/admin/trust-list/entries", "admin", "Append one change to the trust list, signed by the trust-list operator (`carimbo trust sign`); refused whole with a clear problem if it is unsigned, by another signer, out of order or names an unknown or repeated member", api::append_trust_entry, body = crate::pki::history::TrustEntry),
-        route!(POST, post, "/api/v1/admin/definitions", "admin", "Publish form/workflow definitions: checked as `carimbo check` does (and each version new and higher than the one served), then stored and recorded as a publication, served from then on by every server on the store; nothing changes when there is any problem, and an identical upload publishes nothing", api::upload_definitions, body = api::DefinitionUpload),
-        route!(GET, get, "/api/v1/admin/publications", "admin, auditor", "Every publication of definitions: who, when, each definition's id, version and content hash, and what changed from the version before", api::publications),
-        route!(GET, get, "/api/v1/admin/evidence-archive", "admin", "The long-term archive of closed cases (B-LTA bundles kept in DATA/evidence/): where, and the last round of the job that archives and re-stamps them", archive_api::status),
-        route!(POST, post, "/api/v1/admin/evidence-archive", "admin", "Run the archive job now: archive closed cases not yet kept, and re-stamp kept bundles whose last archive time-stamp's TSA certificate expires within the margin", archive_api::run, body = archive_api::RunRequest, returns = crate::archive_job::ArchiveRound),
-        route!(GET, get, "/api/v1/admin/outbox", "admin", "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters", outbox_api::status),
-        route!(POST, post, "/api/v1/admin/outbox/retry", "admin", "Send dead letters again (by id): their failed endpoints get a fresh round of attempts", outbox_api::retry, body = outbox_api::RetryRequest),
-        route!(POST, post, "/api/v1/definitions/check", "author", "Check definitions without applying them: every problem with file and JSON pointer", api::check_definitions, body = api::DefinitionUpload),
-        route!(GET, get, "/api/v1/usage", "admin, auditor",
+        route!(
+            POST,
+            post,
+            "/api/v1/admin/accounts/{person}/totp/reset",
+            "admin",
+            "Remove a person's TOTP second factor (a lost phone), so they can enrol a new one; recorded in the audit log (DATA/audit.jsonl)",
+            api::reset_second_factor
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/admin/trust-list",
+            "admin",
+            "The trust list: its whole signed history of changes (members, accreditations, policies), as kept in DATA/trust-list.json",
+            api::trust_list
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/admin/trust-list/status",
+            "admin",
+            "Every member of the trust list and its status (accreditation and level) at a time",
+            api::trust_list_status,
+            query = [("at", "The time asked about, RFC 3339 UTC with Z (default: now)")]
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/admin/trust-list/entries",
+            "admin",
+            "Append one change to the trust list, signed by the trust-list operator (`carimbo trust sign`); refused whole with a clear problem if it is unsigned, by another signer, out of order or names an unknown or repeated member",
+            api::append_trust_entry,
+            body = crate::pki::history::TrustEntry
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/admin/definitions",
+            "admin",
+            "Publish form/workflow definitions: checked as `carimbo check` does (and each version new and higher than the one served), then stored and recorded as a publication, served from then on by every server on the store; nothing changes when there is any problem, and an identical upload publishes nothing",
+            api::upload_definitions,
+            body = api::DefinitionUpload
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/admin/publications",
+            "admin, auditor",
+            "Every publication of definitions: who, when, each definition's id, version and content hash, and what changed from the version before",
+            api::publications
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/admin/evidence-archive",
+            "admin",
+            "The long-term archive of closed cases (B-LTA bundles kept in DATA/evidence/): where, and the last round of the job that archives and re-stamps them",
+            archive_api::status
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/admin/evidence-archive",
+            "admin",
+            "Run the archive job now: archive closed cases not yet kept, and re-stamp kept bundles whose last archive time-stamp's TSA certificate expires within the margin",
+            archive_api::run,
+            body = archive_api::RunRequest,
+            returns = crate::archive_job::ArchiveRound
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/admin/outbox",
+            "admin",
+            "The outbox: configured webhooks, the dispatcher's state, how many messages wait, and the dead letters",
+            outbox_api::status
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/admin/outbox/retry",
+            "admin",
+            "Send dead letters again (by id): their failed endpoints get a fresh round of attempts",
+            outbox_api::retry,
+            body = outbox_api::RetryRequest
+        ),
+        route!(
+            POST,
+            post,
+            "/api/v1/definitions/check",
+            "author",
+            "Check definitions without applying them: every problem with file and JSON pointer",
+            api::check_definitions,
+            body = api::DefinitionUpload
+        ),
+        route!(
+            GET,
+            get,
+            "/api/v1/usage",
+            "admin, auditor",
             "Usage figures per form, submitter's department and month of submission (Macau time): submitted, completed, rejected, returned, withdrawn, in progress, past deadline, nearest-rank p50/p90 time to completion, signatures by level; with totals and per-month figures. Recomputed at most once a minute.",
             usage::report,
             query = [
@@ -531,10 +744,16 @@ fn api_routes() -> Vec<RouteSpec> {
                 ("to", "Last month shown, YYYY-MM (inclusive)"),
                 ("form", "Only this form id"),
                 ("department", "Only this department id (`(none)`: submitters in no department)"),
-            ]),
-        route!(GET, get, "/metrics", "admin",
+            ]
+        ),
+        route!(
+            GET,
+            get,
+            "/metrics",
+            "admin",
             "The usage figures for Prometheus (OpenMetrics text format); an administrator's token or session, or the scrape token of `carimbo serve --metrics-token-file` as bearer token",
-            usage::metrics),
+            usage::metrics
+        ),
         route!(GET, get, "/api/v1/openapi.json", "public", "This document", openapi),
     ]
 }
@@ -550,7 +769,9 @@ pub fn openapi_document() -> Value {
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .chain(r.query.iter().map(|(name, what)| json!({"name": name, "in": "query", "required": false, "description": what, "schema": {"type": "string"}})))
+            .chain(
+                r.query.iter().map(|(name, what)| json!({"name": name, "in": "query", "required": false, "description": what, "schema": {"type": "string"}})),
+            )
             .collect();
         let mut op = json!({
             "summary": r.summary,
@@ -575,11 +796,14 @@ pub fn openapi_document() -> Value {
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
     let mut components = serde_json::Map::new();
-    components.insert("Problem".into(), json!({"type": "object", "required": ["type", "title", "status", "code"], "properties": {
+    components.insert(
+        "Problem".into(),
+        json!({"type": "object", "required": ["type", "title", "status", "code"], "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
         "code": {"type": "string", "pattern": "^CARIMBO-E[0-9]{4}$"},
         "messages": {"type": "object", "properties": {"zh": {"type": "string"}, "pt": {"type": "string"}, "en": {"type": "string"}}},
-        "errors": {"type": "array"}, "report": {"type": "object"}}}));
+        "errors": {"type": "array"}, "report": {"type": "object"}}}),
+    );
     for (name, schema) in schemas {
         components.insert(name, serde_json::to_value(schema).unwrap_or_default());
     }
@@ -667,7 +891,9 @@ async fn api_problems(req: Request, next: Next) -> Response {
 }
 
 fn too_large(limit: usize, lang: Lang) -> Response {
-    let mut r = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "CARIMBO-E0707", format!("the request body is larger than {} KiB", limit / 1024)).lang(lang).into_response();
+    let mut r = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "CARIMBO-E0707", format!("the request body is larger than {} KiB", limit / 1024))
+        .lang(lang)
+        .into_response();
     r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
@@ -693,7 +919,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ),
         ));
     // HSTS (RFC 6797) only when people reach the server over HTTPS: sent over plain HTTP it is
     // ignored, and a browser that obeyed it would never reach an HTTP-only server again.
@@ -735,7 +963,11 @@ pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()
     serve_on(state, listener, shutdown_signal()).await
 }
 
-pub async fn serve_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve_on(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -2,17 +2,17 @@
 //! administrators learn of e-mail on the outbox page and `GET /api/v1/admin/outbox`: whether
 //! mail is on, through which server, and who has no address in the directory.
 
+use super::AppState;
 use super::api::blocking;
 use super::auth::Caller;
 use super::body::StrictJson;
 use super::error::ApiError;
-use super::AppState;
 use crate::notify::book::{PreferencesBody, PreferencesError};
 use crate::outbox::DispatcherStatus;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
 /// The mail this server sends (`serve --smtp`), and its dispatcher's state.
@@ -60,7 +60,11 @@ pub async fn set_mine(State(state): State<Arc<AppState>>, caller: Caller, Strict
 /// The mail part of the outbox overview.
 pub fn mail_overview(state: &AppState) -> Value {
     let dir = state.cases.directory();
-    let without: Vec<Value> = dir.people().filter(|p| p.email.as_deref().is_none_or(|a| a.trim().is_empty())).map(|p| json!({"person": p.id, "name": p.name, "roles": p.roles})).collect();
+    let without: Vec<Value> = dir
+        .people()
+        .filter(|p| p.email.as_deref().is_none_or(|a| a.trim().is_empty()))
+        .map(|p| json!({"person": p.id, "name": p.name, "roles": p.roles}))
+        .collect();
     json!({
         "on": state.mail.is_some(),
         "server": state.mail.as_ref().map(|m| m.server.clone()),

@@ -1,19 +1,19 @@
 //! The outbox for administrators: webhook status and dead letters, sending dead letters again,
 //! and the export of decisions and finished cases for payroll and archives (`crate::outbox`).
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::api::blocking;
 use super::AppState;
-use crate::outbox::{deliveries_of, export, parse_time, retry_dead, DispatcherStatus, ExportFilter, ExportFormat, OutboxError, WebhookConfig};
-use crate::store::{OutboxRecord, Store};
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use super::api::blocking;
+use super::auth::Caller;
 use super::body::StrictJson;
+use super::error::ApiError;
+use crate::outbox::{DispatcherStatus, ExportFilter, ExportFormat, OutboxError, WebhookConfig, deliveries_of, export, parse_time, retry_dead};
+use crate::store::{OutboxRecord, Store};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
 /// The webhooks a running server delivers to, and its dispatcher's state.
@@ -150,7 +150,11 @@ pub fn export_request(q: &ExportQuery, dashes: bool) -> Result<(ExportFilter, Ex
     Ok((ExportFilter { since, until, kinds, restricted_fields: Default::default() }, format))
 }
 
-pub async fn export_messages(State(state): State<Arc<AppState>>, caller: Caller, query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+pub async fn export_messages(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     caller.require("admin")?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "CARIMBO-E1002", e.body_text()).lang(caller.lang))?;
     let (filter, format) = export_request(&q, false).map_err(|e| ApiError::from(e).lang(caller.lang))?;
@@ -168,6 +172,7 @@ pub async fn export_messages(State(state): State<Arc<AppState>>, caller: Caller,
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
         ExportFormat::Json => ("application/json", "json"),
     };
-    let disposition = format!("attachment; filename=\"carimbo-export-{}.{ext}\"", q.since.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>());
+    let disposition =
+        format!("attachment; filename=\"carimbo-export-{}.{ext}\"", q.since.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>());
     Ok(([(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
 }

@@ -3,16 +3,16 @@
 //! `carimbo serve --metrics-token-file`). Both read the server's cached snapshot
 //! (`usage::UsageFigures`): at most one scan of the store a minute, however often they are called.
 
+use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::AppState;
 use crate::accounts::secrets_equal;
-use crate::usage::{metrics, Snapshot, UsageError, UsageFilter};
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use crate::usage::{Snapshot, UsageError, UsageFilter, metrics};
 use axum::Json;
-use serde_json::{json, Value};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -29,11 +29,7 @@ pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> 
 
 /// Refuses a caller who is neither an administrator nor an auditor.
 pub fn require_reader(caller: &Caller) -> Result<(), ApiError> {
-    if READERS.iter().any(|r| caller.has(r)) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("usage figures need the admin or auditor role").lang(caller.lang))
-    }
+    if READERS.iter().any(|r| caller.has(r)) { Ok(()) } else { Err(ApiError::forbidden("usage figures need the admin or auditor role").lang(caller.lang)) }
 }
 
 /// `GET /api/v1/usage?from=YYYY-MM&to=YYYY-MM&form=&department=`

@@ -6,7 +6,7 @@
 //! Several servers on one PostgreSQL database each keep their own file (as with accounts):
 //! preferences set on one are not seen by another until they are copied.
 
-use super::{hhmm, Delivery, Preferences, QuietHours, Topic};
+use super::{Delivery, Preferences, QuietHours, Topic, hhmm};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -132,7 +132,9 @@ impl PreferenceBook {
     /// than read as "defaults", which would turn someone's choices back on silently.
     pub fn open(path: &Path) -> Result<PreferenceBook, PreferencesError> {
         let people = match std::fs::read(path) {
-            Ok(bytes) => crate::json_strict::from_slice(&bytes).map_err(|e| PreferencesError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?,
+            Ok(bytes) => {
+                crate::json_strict::from_slice(&bytes).map_err(|e| PreferencesError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(PreferencesError::Unreadable { path: path.display().to_string(), reason: e.to_string() }),
         };

@@ -17,14 +17,14 @@
 //! credentials, `smtp://` demands STARTTLS, so a password never crosses the network in clear.
 
 use super::book::PreferenceBook;
-use super::{plan, Notice, Plan, Topic};
+use super::{Notice, Plan, Topic, plan};
 use crate::cases::CaseService;
 use crate::directory::Directory;
 use crate::i18n::Lang;
 use crate::outbox::{DeliveryState, DispatcherStatus, EndpointDelivery, PassReport, RetryPolicy};
 use crate::store::{OutboxRecord, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
@@ -127,7 +127,9 @@ impl SmtpTarget {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('@') {
-            return Err(bad("credentials do not belong in the URL (they would show in the process list): use --smtp-credentials-file or CARIMBO_SMTP_USER / CARIMBO_SMTP_PASSWORD"));
+            return Err(bad(
+                "credentials do not belong in the URL (they would show in the process list): use --smtp-credentials-file or CARIMBO_SMTP_USER / CARIMBO_SMTP_PASSWORD",
+            ));
         }
         if let Some(c) = rest.chars().find(|c| matches!(c, '/' | '?' | '#' | '\\') || c.is_whitespace() || c.is_control()) {
             return Err(bad(&format!("only a host and an optional port are allowed; {c:?} is not")));
@@ -237,7 +239,14 @@ const PAGE: usize = 500;
 impl MailDispatcher {
     pub fn new(cases: Arc<CaseService>, prefs: Arc<PreferenceBook>, settings: MailSettings) -> Result<MailDispatcher, MailError> {
         let transport = settings.target.transport(settings.timeout)?;
-        Ok(MailDispatcher { delegations: None, cases, prefs, settings: Arc::new(settings), transport, status: Arc::new(Mutex::new(DispatcherStatus::default())) })
+        Ok(MailDispatcher {
+            delegations: None,
+            cases,
+            prefs,
+            settings: Arc::new(settings),
+            transport,
+            status: Arc::new(Mutex::new(DispatcherStatus::default())),
+        })
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -289,7 +298,14 @@ impl MailDispatcher {
 
     /// Reads one pending notice; the first time, decides when it is due (or that it is not
     /// sent) and records that. `None` when nothing more is to be done with it.
-    fn first_sight(&self, record: OutboxRecord, directory: &Directory, calendar: Option<&crate::forms::HolidayCalendar>, now: DateTime<Utc>, report: &mut PassReport) -> Result<Option<Waiting>, MailError> {
+    fn first_sight(
+        &self,
+        record: OutboxRecord,
+        directory: &Directory,
+        calendar: Option<&crate::forms::HolidayCalendar>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<Option<Waiting>, MailError> {
         let mut d = delivery_of(&record);
         let (Some(topic), Ok(notice)) = (Topic::of_kind(&record.kind), serde_json::from_value::<Notice>(record.payload.clone())) else {
             d.base.state = DeliveryState::Dead;
@@ -480,7 +496,8 @@ impl DelegationRecord {
 impl MailDispatcher {
     /// Also announces delegations set and ended in this record, keeping its place in `cursor`.
     pub fn with_delegation_record(mut self, log: &Path, cursor: &Path) -> Result<MailDispatcher, MailError> {
-        let record = DelegationRecord { log: crate::directory::delegation_log::DelegationLog::new(log), cursor: cursor.to_path_buf(), retry: Mutex::new((None, 0)) };
+        let record =
+            DelegationRecord { log: crate::directory::delegation_log::DelegationLog::new(log), cursor: cursor.to_path_buf(), retry: Mutex::new((None, 0)) };
         if !cursor.exists() {
             let lines = record.log.entries().map_err(|e| MailError::Delegations(e.to_string()))?.len();
             record.set_announced(lines).map_err(MailError::Delegations)?;
@@ -537,11 +554,16 @@ impl MailDispatcher {
     }
 
     fn render_delegation(&self, d: &crate::directory::Delegation, by: &str, recipient: &str, ended: bool, directory: &Directory, lang: Lang) -> MailText {
-        let (delegate, principal, by) = (Self::name_of(directory, lang, &d.delegate), Self::name_of(directory, lang, &d.principal), Self::name_of(directory, lang, by));
+        let (delegate, principal, by) =
+            (Self::name_of(directory, lang, &d.delegate), Self::name_of(directory, lang, &d.principal), Self::name_of(directory, lang, by));
         let (from, to) = (d.from.to_string(), d.to.to_string());
         let forms = match &d.forms {
             None => t(lang, "所有表格", "todos os formulários", "every form").to_string(),
-            Some(f) => f.iter().map(|id| self.cases.catalog().form(id).map(|x| x.title.get(lang).to_string()).unwrap_or_else(|| id.clone())).collect::<Vec<_>>().join(", "),
+            Some(f) => f
+                .iter()
+                .map(|id| self.cases.catalog().form(id).map(|x| x.title.get(lang).to_string()).unwrap_or_else(|| id.clone()))
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         let sentence = match (ended, recipient == d.delegate, lang) {
             (false, true, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，你代 {principal} 處理（{forms}）。"),
@@ -564,7 +586,11 @@ impl MailDispatcher {
             colon(lang),
             self.footer(lang)
         );
-        let word = if ended { t(lang, "代理已結束", "Substituição terminada", "Delegation ended") } else { t(lang, "代理已設定", "Substituição definida", "Delegation set") };
+        let word = if ended {
+            t(lang, "代理已結束", "Substituição terminada", "Delegation ended")
+        } else {
+            t(lang, "代理已設定", "Substituição definida", "Delegation set")
+        };
         MailText { subject: format!("{word}{}{delegate} → {principal}", colon(lang)), body }
     }
 }
@@ -615,7 +641,12 @@ impl MailDispatcher {
             .iter()
             .map(|s| {
                 let ptr = crate::forms::pointer_push("", &s.field);
-                format!("{}{}{}", crate::http::pages::render::pointer_label(&form, lang, &ptr), colon(lang), crate::http::pages::render::value_label(&form, lang, &ptr, &s.value))
+                format!(
+                    "{}{}{}",
+                    crate::http::pages::render::pointer_label(&form, lang, &ptr),
+                    colon(lang),
+                    crate::http::pages::render::value_label(&form, lang, &ptr, &s.value)
+                )
             })
             .collect();
         (form.title.get(lang).to_string(), step, lines)
@@ -689,8 +720,12 @@ impl MailDispatcher {
         let settings = format!("{}/me/notifications", self.settings.public_url);
         match lang {
             Lang::Zh => format!("你收到此郵件是因為你的通知設定，可於此更改：{settings}\n此郵件由 carimbo 自動發出，請勿回覆。"),
-            Lang::Pt => format!("Recebe esta mensagem segundo as suas preferências de notificação, que pode alterar em {settings}\nMensagem automática do carimbo; não responda."),
-            Lang::En => format!("You get this message because of your notification settings; change them at {settings}\nSent automatically by carimbo; please do not reply."),
+            Lang::Pt => format!(
+                "Recebe esta mensagem segundo as suas preferências de notificação, que pode alterar em {settings}\nMensagem automática do carimbo; não responda."
+            ),
+            Lang::En => format!(
+                "You get this message because of your notification settings; change them at {settings}\nSent automatically by carimbo; please do not reply."
+            ),
         }
     }
 
@@ -710,7 +745,13 @@ impl MailDispatcher {
             }
         }
         body.push_str(&format!("\n{}{}{}\n", t(lang, "開啟個案", "Abrir o processo", "Open the case"), colon(lang), self.link(&notice.case_id)));
-        body.push_str(&format!("{}{}{}\n\n-- \n{}\n", t(lang, "時間", "Quando", "When"), colon(lang), crate::http::pages::when(lang, &notice.at), self.footer(lang)));
+        body.push_str(&format!(
+            "{}{}{}\n\n-- \n{}\n",
+            t(lang, "時間", "Quando", "When"),
+            colon(lang),
+            crate::http::pages::when(lang, &notice.at),
+            self.footer(lang)
+        ));
         MailText { subject: format!("{word}{}{form} · {}", colon(lang), notice.case_id), body }
     }
 

@@ -257,7 +257,12 @@ pub struct Preferences {
 
 impl Default for Preferences {
     fn default() -> Self {
-        Preferences { topics: Topic::ALL.into_iter().collect(), delivery: Delivery::Immediate, digest_at: NaiveTime::from_hms_opt(17, 0, 0).expect("17:00"), quiet: None }
+        Preferences {
+            topics: Topic::ALL.into_iter().collect(),
+            delivery: Delivery::Immediate,
+            digest_at: NaiveTime::from_hms_opt(17, 0, 0).expect("17:00"),
+            quiet: None,
+        }
     }
 }
 

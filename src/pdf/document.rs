@@ -27,7 +27,14 @@ pub const SIGNATURE_BYTES: usize = 24 * 1024;
 pub const BYTE_RANGE_PLACEHOLDER: &str = "[0 2000000000 2000000000 2000000000]";
 
 fn pdf_date(t: &DateTime<Utc>) -> Date {
-    Date::new(t.year() as u16).month(t.month() as u8).day(t.day() as u8).hour(t.hour() as u8).minute(t.minute() as u8).second(t.second() as u8).utc_offset_hour(0).utc_offset_minute(0)
+    Date::new(t.year() as u16)
+        .month(t.month() as u8)
+        .day(t.day() as u8)
+        .hour(t.hour() as u8)
+        .minute(t.minute() as u8)
+        .second(t.second() as u8)
+        .utc_offset_hour(0)
+        .utc_offset_minute(0)
 }
 
 fn xmp_date(t: &DateTime<Utc>) -> xmp_writer::DateTime {
@@ -76,7 +83,12 @@ pub fn assemble(r: &Record, font: &mut DocumentFont, contents: Vec<Content>, bun
     {
         let mut cat = pdf.catalog(catalog);
         cat.pages(pages_ref).metadata(metadata).lang(TextStr(lang_tag(r)));
-        cat.output_intents().push().subtype(OutputIntentSubtype::PDFA).output_condition_identifier(TextStr("sRGB IEC61966-2.1")).info(TextStr("sRGB IEC61966-2.1")).dest_output_profile(icc);
+        cat.output_intents()
+            .push()
+            .subtype(OutputIntentSubtype::PDFA)
+            .output_condition_identifier(TextStr("sRGB IEC61966-2.1"))
+            .info(TextStr("sRGB IEC61966-2.1"))
+            .dest_output_profile(icc);
         cat.names().embedded_files().names().insert(Str(bundle_name.as_bytes()), file_spec);
         cat.insert(Name(b"AF")).array().item(file_spec);
         cat.form().fields([field]).sig_flags(SigFlags::SIGNATURES_EXIST | SigFlags::APPEND_ONLY);

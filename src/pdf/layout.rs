@@ -230,7 +230,11 @@ pub fn draw(pages: &mut Pages, r: &Record) {
     pages.gap(2.0);
     pages.paragraph(MARGIN, full, SMALL, &format!("{}{}", t(lang, "法律依據：", "Base legal: ", "Legal basis: "), r.legal_basis), 0.3);
     pages.gap(6.0);
-    pages.field(t(lang, "個案編號", "Processo n.º", "Case"), &format!("{} · {} {}", r.case_id, t(lang, "表格版本", "versão do formulário", "form version"), r.form_version), None);
+    pages.field(
+        t(lang, "個案編號", "Processo n.º", "Case"),
+        &format!("{} · {} {}", r.case_id, t(lang, "表格版本", "versão do formulário", "form version"), r.form_version),
+        None,
+    );
     pages.field(t(lang, "申請人", "Requerente", "Applicant"), &r.applicant, None);
     if let Some(s) = &r.submitter {
         pages.field(t(lang, "提交人", "Submetido por", "Submitted by"), s, None);
@@ -277,9 +281,18 @@ fn signature_page(pages: &mut Pages, r: &Record) {
     pages.heading(t(lang, "個案最終狀態", "Estado final do processo", "Final state of the case"), 11.0);
     pages.field(t(lang, "狀態", "Estado", "Status"), &format!("{} · {}", r.status, when(lang, &r.status_at)), None);
     let record_line = match lang {
-        Lang::Zh => format!("紀錄共 {} 個事件，最後事件雜湊 sha256:{}；證據包於 {} 匯出，附於本文件內（evidence-{}.json），可以 carimbo verify 離線核實。", r.events, r.last_hash, r.exported_at, r.case_id),
-        Lang::Pt => format!("O registo tem {} eventos, último hash sha256:{}; o pacote de prova exportado em {} vai anexo a este documento (evidence-{}.json) e verifica-se offline com carimbo verify.", r.events, r.last_hash, r.exported_at, r.case_id),
-        Lang::En => format!("The record holds {} events, last hash sha256:{}; the evidence bundle exported at {} is attached to this document (evidence-{}.json) and checks offline with carimbo verify.", r.events, r.last_hash, r.exported_at, r.case_id),
+        Lang::Zh => format!(
+            "紀錄共 {} 個事件，最後事件雜湊 sha256:{}；證據包於 {} 匯出，附於本文件內（evidence-{}.json），可以 carimbo verify 離線核實。",
+            r.events, r.last_hash, r.exported_at, r.case_id
+        ),
+        Lang::Pt => format!(
+            "O registo tem {} eventos, último hash sha256:{}; o pacote de prova exportado em {} vai anexo a este documento (evidence-{}.json) e verifica-se offline com carimbo verify.",
+            r.events, r.last_hash, r.exported_at, r.case_id
+        ),
+        Lang::En => format!(
+            "The record holds {} events, last hash sha256:{}; the evidence bundle exported at {} is attached to this document (evidence-{}.json) and checks offline with carimbo verify.",
+            r.events, r.last_hash, r.exported_at, r.case_id
+        ),
     };
     pages.gap(4.0);
     pages.paragraph(MARGIN, full, SMALL, &record_line, 0.25);

@@ -108,15 +108,23 @@ fn definitions(b: &EvidenceBundle) -> Result<(Arc<FormDefinition>, Arc<WorkflowD
     if let Some(p) = loaded.problems.first() {
         return Err(bad(format!("the bundle's definitions do not load: {p}")));
     }
-    let form = loaded.catalog.forms.values().find(|f| f.content_hash == d.form.sha256).cloned().ok_or_else(|| bad("the bundle's form definition did not load"))?;
-    let workflow = loaded.catalog.workflows.values().find(|w| w.content_hash == d.workflow.sha256).cloned().ok_or_else(|| bad("the bundle's workflow definition did not load"))?;
+    let form =
+        loaded.catalog.forms.values().find(|f| f.content_hash == d.form.sha256).cloned().ok_or_else(|| bad("the bundle's form definition did not load"))?;
+    let workflow = loaded
+        .catalog
+        .workflows
+        .values()
+        .find(|w| w.content_hash == d.workflow.sha256)
+        .cloned()
+        .ok_or_else(|| bad("the bundle's workflow definition did not load"))?;
     Ok((form, workflow))
 }
 
 /// Reads the record of `bundle` for a reader of `lang`.
 pub fn read(b: &EvidenceBundle, lang: Lang, people: People) -> Result<Record, PdfError> {
     let (form, workflow) = definitions(b)?;
-    let events: Vec<CaseEvent> = b.events.iter().map(|e| serde_json::from_value(e.body.clone()).map_err(|err| bad(format!("event {}: {err}", e.seq)))).collect::<Result<_, _>>()?;
+    let events: Vec<CaseEvent> =
+        b.events.iter().map(|e| serde_json::from_value(e.body.clone()).map_err(|err| bad(format!("event {}: {err}", e.seq)))).collect::<Result<_, _>>()?;
     let case = Case::replay(&events).map_err(bad)?;
     let (sections, withheld) = sections(&form, &case.data, lang);
     let other_titles = [Lang::Zh, Lang::Pt].into_iter().filter(|l| *l != lang).map(|l| form.title.get(l).to_string()).filter(|s| !s.is_empty()).collect();
@@ -161,10 +169,14 @@ fn sections(form: &FormDefinition, data: &Value, lang: Lang) -> (Vec<Section>, V
         Some(Item::Field { label, value: shown(form, field, value, lang), computed: computed.contains(field) })
     };
     for group in &form.layout.groups {
-        let items: Vec<Item> = group.fields.iter().filter_map(|f| {
-            placed.insert(f.clone());
-            item_of(f, &mut withheld)
-        }).collect();
+        let items: Vec<Item> = group
+            .fields
+            .iter()
+            .filter_map(|f| {
+                placed.insert(f.clone());
+                item_of(f, &mut withheld)
+            })
+            .collect();
         if !items.is_empty() {
             out.push(Section { title: group.title.get(lang).to_string(), items });
         }
@@ -172,7 +184,11 @@ fn sections(form: &FormDefinition, data: &Value, lang: Lang) -> (Vec<Section>, V
     let rest: Vec<String> = data.as_object().map(|o| o.keys().filter(|k| !placed.contains(*k)).cloned().collect()).unwrap_or_default();
     let items: Vec<Item> = rest.iter().filter_map(|f| item_of(f, &mut withheld)).collect();
     if !items.is_empty() {
-        let title = if out.is_empty() { t(lang, "表格內容", "Conteúdo do formulário", "Form contents") } else { t(lang, "其他資料", "Outros dados", "Other details") };
+        let title = if out.is_empty() {
+            t(lang, "表格內容", "Conteúdo do formulário", "Form contents")
+        } else {
+            t(lang, "其他資料", "Outros dados", "Other details")
+        };
         out.push(Section { title: title.to_string(), items });
     }
     (out, withheld)
@@ -200,7 +216,10 @@ fn table(form: &FormDefinition, field: &str, label: String, rows: &[Value], comp
             (title, computed.contains(path.as_str()))
         })
         .collect();
-    let rows = rows.iter().map(|row| names.iter().map(|n| row.get(n).map(|v| shown(form, &format!("{field}.*.{n}"), v, lang)).unwrap_or(Shown::Empty)).collect()).collect();
+    let rows = rows
+        .iter()
+        .map(|row| names.iter().map(|n| row.get(n).map(|v| shown(form, &format!("{field}.*.{n}"), v, lang)).unwrap_or(Shown::Empty)).collect())
+        .collect();
     Item::Table { label, columns, rows }
 }
 
@@ -255,15 +274,26 @@ fn signatures(events: &[CaseEvent], wf: &WorkflowDefinition, lang: Lang, people:
     let mut out = Vec::new();
     for e in events {
         let (what, actor, on_behalf, seat, sig, comment) = match e {
-            CaseEvent::Submitted { submitter, signature, .. } => (t(lang, "提交申請", "Submeteu o pedido", "Submitted the application").to_string(), submitter, None, None, signature, None),
-            CaseEvent::Resubmitted { by, signature, .. } => (t(lang, "提交更正", "Submeteu a correção", "Submitted a correction").to_string(), by, None, None, signature, None),
+            CaseEvent::Submitted { submitter, signature, .. } => {
+                (t(lang, "提交申請", "Submeteu o pedido", "Submitted the application").to_string(), submitter, None, None, signature, None)
+            }
+            CaseEvent::Resubmitted { by, signature, .. } => {
+                (t(lang, "提交更正", "Submeteu a correção", "Submitted a correction").to_string(), by, None, None, signature, None)
+            }
             CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, comment, signature, .. } => {
                 let behalf = on_behalf_of.as_ref().map(|b| match lang {
                     Lang::Zh => format!("代表 {}（授權 {}）", people(b), delegation.as_deref().unwrap_or("—")),
                     Lang::Pt => format!("em nome de {} (delegação {})", people(b), delegation.as_deref().unwrap_or("—")),
                     Lang::En => format!("for {} under delegation {}", people(b), delegation.as_deref().unwrap_or("—")),
                 });
-                (format!("{}{}{}", step_title(step), t(lang, "：", ": ", ": "), action_label(lang, *action)), actor, behalf, Some(if seat == step { step_title(step) } else { format!("{} · {seat}", step_title(step)) }), signature, comment.clone())
+                (
+                    format!("{}{}{}", step_title(step), t(lang, "：", ": ", ": "), action_label(lang, *action)),
+                    actor,
+                    behalf,
+                    Some(if seat == step { step_title(step) } else { format!("{} · {seat}", step_title(step)) }),
+                    signature,
+                    comment.clone(),
+                )
             }
             _ => continue,
         };
@@ -273,10 +303,24 @@ fn signatures(events: &[CaseEvent], wf: &WorkflowDefinition, lang: Lang, people:
 }
 
 #[allow(clippy::too_many_arguments)]
-fn line(what: String, person: String, on_behalf: Option<String>, seat: Option<String>, sig: &SignatureRecord, comment: Option<String>, at: DateTime<Utc>, lang: Lang) -> SignatureLine {
+fn line(
+    what: String,
+    person: String,
+    on_behalf: Option<String>,
+    seat: Option<String>,
+    sig: &SignatureRecord,
+    comment: Option<String>,
+    at: DateTime<Utc>,
+    lang: Lang,
+) -> SignatureLine {
     let jws = sig.jws.as_ref();
     let facts = jws.and_then(signing_certificate);
-    let signed_at = jws.and_then(|j| j.pointer("/payload/time")).and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc)).unwrap_or(at);
+    let signed_at = jws
+        .and_then(|j| j.pointer("/payload/time"))
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or(at);
     let stamped_at = jws.and_then(|j| j.get("header")).and_then(Value::as_object).and_then(|h| crate::signing::timestamp::read_sig_tst(Some(h)).ok().flatten());
     SignatureLine {
         what,

@@ -53,14 +53,20 @@ impl PdfSeal {
     pub fn from_pem(key_pem: &[u8], chain_pem: &[u8]) -> Result<PdfSeal, PdfError> {
         let bad = |r: String| PdfError::SealKey(r);
         let key_der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem).map_err(|e| bad(format!("not a PKCS#8 `PRIVATE KEY` PEM: {e}")))?;
-        let key = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key_der.secret_pkcs8_der(), &SystemRandom::new()).map_err(|e| bad(format!("not an ECDSA P-256 key: {e}")))?;
+        let key = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key_der.secret_pkcs8_der(), &SystemRandom::new())
+            .map_err(|e| bad(format!("not an ECDSA P-256 key: {e}")))?;
         let certs = crate::pki::cert::parse_pem_certificates(chain_pem, "service certificate").map_err(|e| bad(e.to_string()))?;
         let facts = crate::pki::cert::CertFacts::from_der(&certs[0]).map_err(bad)?;
         if facts.public_key != key.public_key().as_ref() {
             return Err(bad(format!("the key is not the key of certificate `{}`", facts.subject)));
         }
         let parse = |c: &rustls_pki_types::CertificateDer<'_>| Certificate::from_der(c.as_ref()).map_err(|e| bad(e.to_string()));
-        Ok(PdfSeal { key, certificate: parse(&certs[0])?, certificate_der: certs[0].as_ref().to_vec(), chain: certs[1..].iter().map(parse).collect::<Result<_, _>>()? })
+        Ok(PdfSeal {
+            key,
+            certificate: parse(&certs[0])?,
+            certificate_der: certs[0].as_ref().to_vec(),
+            chain: certs[1..].iter().map(parse).collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -129,7 +135,11 @@ fn sha256_algorithm() -> AlgorithmIdentifierOwned {
 /// The detached CMS SignedData over a message with SHA-256 `digest`.
 fn signed_data(key: &PdfSeal, digest: &[u8], stamp: Stamp) -> Result<Vec<u8>, PdfError> {
     let signing_certificate = SigningCertificateV2 {
-        certs: vec![EssCertIdV2 { hash_algorithm: None, cert_hash: OctetString::new(Sha256::digest(&key.certificate_der).to_vec()).map_err(enc)?, issuer_serial: None }],
+        certs: vec![EssCertIdV2 {
+            hash_algorithm: None,
+            cert_hash: OctetString::new(Sha256::digest(&key.certificate_der).to_vec()).map_err(enc)?,
+            issuer_serial: None,
+        }],
         policies: None,
     };
     let signed_attrs = SetOfVec::try_from(vec![
@@ -139,14 +149,22 @@ fn signed_data(key: &PdfSeal, digest: &[u8], stamp: Stamp) -> Result<Vec<u8>, Pd
     ])
     .map_err(enc)?;
     let to_sign = signed_attrs.to_der().map_err(enc)?;
-    let signature = key.key.sign(&SystemRandom::new(), &to_sign).map_err(|_| PdfError::Seal("the signing operation failed inside the crypto library".into()))?.as_ref().to_vec();
+    let signature = key
+        .key
+        .sign(&SystemRandom::new(), &to_sign)
+        .map_err(|_| PdfError::Seal("the signing operation failed inside the crypto library".into()))?
+        .as_ref()
+        .to_vec();
     let unsigned_attrs = match stamp(&signature).map_err(PdfError::TimeStamp)? {
         Some(token) => Some(SetOfVec::try_from(vec![attribute(ID_AA_TIME_STAMP_TOKEN, Any::from_der(&token).map_err(enc)?)?]).map_err(enc)?),
         None => None,
     };
     let signer = SignerInfo {
         version: CmsVersion::V1,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber { issuer: key.certificate.tbs_certificate.issuer.clone(), serial_number: key.certificate.tbs_certificate.serial_number.clone() }),
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: key.certificate.tbs_certificate.issuer.clone(),
+            serial_number: key.certificate.tbs_certificate.serial_number.clone(),
+        }),
         digest_alg: sha256_algorithm(),
         signed_attrs: Some(signed_attrs),
         signature_algorithm: AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA_256, parameters: None },

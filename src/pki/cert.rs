@@ -5,7 +5,6 @@
 //! (RFC 5280 §4.2.1.3, §4.2.1.4; ETSI EN 319 412-5 for QC statements). `CertFacts` is the
 //! x509-parser reading of those fields, done once per certificate and kept with the chain.
 
-
 use chrono::{DateTime, Utc};
 use ring::digest;
 use rustls_pki_types::CertificateDer;
@@ -110,21 +109,9 @@ pub struct DistributionPointFacts {
 
 /// A comparable key for a distinguished name given as relative names: attribute types and
 /// the exact encoded values, so only identical names match.
-pub(crate) fn dn_key<'a, 'b: 'a>(
-    rdns: impl Iterator<Item = &'a RelativeDistinguishedName<'b>>,
-) -> String {
+pub(crate) fn dn_key<'a, 'b: 'a>(rdns: impl Iterator<Item = &'a RelativeDistinguishedName<'b>>) -> String {
     rdns.map(|rdn| {
-        rdn.iter()
-            .map(|a| {
-                format!(
-                    "{}={:?}:{}",
-                    a.attr_type().to_id_string(),
-                    a.attr_value().tag(),
-                    hex(a.attr_value().data)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("+")
+        rdn.iter().map(|a| format!("{}={:?}:{}", a.attr_type().to_id_string(), a.attr_value().tag(), hex(a.attr_value().data))).collect::<Vec<_>>().join("+")
     })
     .collect::<Vec<_>>()
     .join(",")
@@ -175,8 +162,7 @@ pub(crate) fn relative_dp_name(seq_contents: &[u8]) -> Result<Option<String>, St
                 n => set.extend([0x82, (n >> 8) as u8, n as u8]),
             }
             set.extend_from_slice(rdn);
-            let (_, rdn) = RelativeDistinguishedName::from_der(&set)
-                .map_err(|e| format!("nameRelativeToCRLIssuer is malformed: {e}"))?;
+            let (_, rdn) = RelativeDistinguishedName::from_der(&set).map_err(|e| format!("nameRelativeToCRLIssuer is malformed: {e}"))?;
             Ok(Some(dn_key(std::iter::once(&rdn))))
         }
         Some(_) => Ok(None),
@@ -205,10 +191,7 @@ fn relative_dp_names(value: &[u8]) -> Result<Vec<DpFields>, String> {
         let Some((0x30, dp, rest)) = der_tlv(points) else {
             return Err(malformed());
         };
-        let mut fields = DpFields {
-            relative: relative_dp_name(dp)?,
-            crl_issuer: None,
-        };
+        let mut fields = DpFields { relative: relative_dp_name(dp)?, crl_issuer: None };
         let mut inner = dp;
         while !inner.is_empty() {
             let Some((tag, content, next)) = der_tlv(inner) else {
@@ -244,27 +227,14 @@ fn directory_names(mut names: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// The names of a distribution point: x509-parser's full name, or the relative name read by
 /// `relative_dp_name` resolved against `issuer`.
-pub(crate) fn distribution_point_names(
-    dp: Option<&DistributionPointName<'_>>,
-    relative: Option<&str>,
-    issuer: &X509Name<'_>,
-) -> Option<Vec<String>> {
+pub(crate) fn distribution_point_names(dp: Option<&DistributionPointName<'_>>, relative: Option<&str>, issuer: &X509Name<'_>) -> Option<Vec<String>> {
     if let Some(rdn) = relative {
         let base = dn_key(issuer.iter());
-        return Some(vec![if base.is_empty() {
-            format!("dn:{rdn}")
-        } else {
-            format!("dn:{base},{rdn}")
-        }]);
+        return Some(vec![if base.is_empty() { format!("dn:{rdn}") } else { format!("dn:{base},{rdn}") }]);
     }
     match dp? {
-        DistributionPointName::FullName(names) => {
-            Some(names.iter().map(general_name_key).collect())
-        }
-        DistributionPointName::NameRelativeToCRLIssuer(rdn) => Some(vec![format!(
-            "dn:{}",
-            dn_key(issuer.iter().chain(std::iter::once(rdn)))
-        )]),
+        DistributionPointName::FullName(names) => Some(names.iter().map(general_name_key).collect()),
+        DistributionPointName::NameRelativeToCRLIssuer(rdn) => Some(vec![format!("dn:{}", dn_key(issuer.iter().chain(std::iter::once(rdn))))]),
     }
 }
 
@@ -272,13 +242,9 @@ impl CertFacts {
     /// Read a DER certificate. The error is a sentence for the report's detail.
     pub fn from_der(der: &[u8]) -> Result<CertFacts, String> {
         if der.len() > MAX_CERTIFICATE_BYTES {
-            return Err(format!(
-                "certificate of {} bytes exceeds the {MAX_CERTIFICATE_BYTES}-byte limit",
-                der.len()
-            ));
+            return Err(format!("certificate of {} bytes exceeds the {MAX_CERTIFICATE_BYTES}-byte limit", der.len()));
         }
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("certificate is not valid DER X.509: {e}"))?;
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| format!("certificate is not valid DER X.509: {e}"))?;
         if !rest.is_empty() {
             return Err("certificate has trailing bytes after its DER encoding".into());
         }
@@ -306,11 +272,7 @@ impl CertFacts {
                         // A relative name extends the cRLIssuer's name when the point has
                         // one, the certificate issuer's otherwise (RFC 5280 §4.2.1.13).
                         let own = relative.get(i).cloned().unwrap_or_default();
-                        let delegated_dn = own
-                            .crl_issuer
-                            .iter()
-                            .flatten()
-                            .find_map(|raw| X509Name::from_der(raw).ok().map(|(_, dn)| dn));
+                        let delegated_dn = own.crl_issuer.iter().flatten().find_map(|raw| X509Name::from_der(raw).ok().map(|(_, dn)| dn));
                         crl_distribution_points.push(DistributionPointFacts {
                             names: distribution_point_names(
                                 dp.distribution_point.as_ref(),
@@ -326,9 +288,7 @@ impl CertFacts {
                     policies.extend(list.iter().map(|p| p.policy_id.to_id_string()));
                 }
                 _ if ext.oid.to_id_string() == OID_QC_STATEMENTS => {
-                    qc_compliance = qc_statements(ext.value)?
-                        .iter()
-                        .any(|id| id == OID_QC_COMPLIANCE);
+                    qc_compliance = qc_statements(ext.value)?.iter().any(|id| id == OID_QC_COMPLIANCE);
                 }
                 _ => {}
             }
@@ -339,18 +299,8 @@ impl CertFacts {
             subject_raw: tbs.subject().as_raw().to_vec(),
             issuer: tbs.issuer().to_string(),
             issuer_raw: tbs.issuer().as_raw().to_vec(),
-            common_name: tbs
-                .subject()
-                .iter_common_name()
-                .next()
-                .and_then(|a| a.as_str().ok())
-                .map(str::to_string),
-            person_id: tbs
-                .subject()
-                .iter_by_oid(&serial_number_oid)
-                .next()
-                .and_then(|a| a.as_str().ok())
-                .map(str::to_string),
+            common_name: tbs.subject().iter_common_name().next().and_then(|a| a.as_str().ok()).map(str::to_string),
+            person_id: tbs.subject().iter_by_oid(&serial_number_oid).next().and_then(|a| a.as_str().ok()).map(str::to_string),
             serial: trim_serial(tbs.raw_serial()),
             serial_der: tbs.raw_serial().to_vec(),
             not_before: asn1_time(tbs.validity().not_before),
@@ -380,8 +330,7 @@ impl CertFacts {
 /// The statement ids of a QCStatements extension (RFC 3739 §3.2.6).
 fn qc_statements(value: &[u8]) -> Result<Vec<String>, String> {
     use x509_parser::der_parser::ber::BerObjectContent;
-    let (_, seq) = x509_parser::der_parser::parse_der(value)
-        .map_err(|e| format!("QC statements extension is invalid: {e}"))?;
+    let (_, seq) = x509_parser::der_parser::parse_der(value).map_err(|e| format!("QC statements extension is invalid: {e}"))?;
     let mut ids = Vec::new();
     if let BerObjectContent::Sequence(items) = &seq.content {
         for item in items {
@@ -399,12 +348,7 @@ fn key_kind(spki: &SubjectPublicKeyInfo<'_>) -> KeyKind {
     let alg = spki.algorithm.algorithm.to_id_string();
     match alg.as_str() {
         "1.2.840.10045.2.1" => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string());
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
             match curve.as_deref() {
                 Some("1.2.840.10045.3.1.7") => KeyKind::EcP256,
                 Some("1.3.132.0.34") => KeyKind::EcP384,
@@ -413,9 +357,7 @@ fn key_kind(spki: &SubjectPublicKeyInfo<'_>) -> KeyKind {
             }
         }
         "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa {
-                bits: modulus_bits(rsa.modulus),
-            },
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa { bits: modulus_bits(rsa.modulus) },
             _ => KeyKind::Other("malformed RSA key".into()),
         },
         "1.3.101.112" => KeyKind::Ed25519,
@@ -451,13 +393,9 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// Whether a key passes the crypto policy; the error says why not.
 pub fn check_key_strength(key: &KeyKind) -> Result<(), String> {
     match key {
-        KeyKind::Rsa { bits } if *bits < MIN_RSA_BITS => Err(format!(
-            "RSA key of {bits} bits is below the {MIN_RSA_BITS}-bit minimum"
-        )),
+        KeyKind::Rsa { bits } if *bits < MIN_RSA_BITS => Err(format!("RSA key of {bits} bits is below the {MIN_RSA_BITS}-bit minimum")),
         // A modulus whose length is not a whole number of bytes is a malformed key.
-        KeyKind::Rsa { bits } if bits % 8 != 0 => Err(format!(
-            "RSA key of {bits} bits is not a whole number of bytes"
-        )),
+        KeyKind::Rsa { bits } if bits % 8 != 0 => Err(format!("RSA key of {bits} bits is not a whole number of bytes")),
         KeyKind::Other(what) => Err(format!("key type {what} is not allowed")),
         _ => Ok(()),
     }
@@ -489,21 +427,12 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Read every certificate of PEM text; `origin` names it in errors.
-pub fn parse_pem_certificates(
-    pem: &[u8],
-    origin: &str,
-) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+pub fn parse_pem_certificates(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::BadCertificateFile {
-            path: origin.to_string(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| PkiError::BadCertificateFile { path: origin.to_string(), reason: e.to_string() })?;
     if certs.is_empty() {
-        return Err(PkiError::BadCertificateFile {
-            path: origin.to_string(),
-            reason: "no `BEGIN CERTIFICATE` block found".into(),
-        });
+        return Err(PkiError::BadCertificateFile { path: origin.to_string(), reason: "no `BEGIN CERTIFICATE` block found".into() });
     }
     Ok(certs)
 }

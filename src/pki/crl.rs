@@ -20,10 +20,7 @@ use x509_parser::prelude::*;
 use super::PkiError;
 use x509_parser::num_bigint::BigUint;
 
-use super::cert::{
-    ALL_REASONS, CertFacts, KeyUsageBits, asn1_time, distribution_point_names,
-    refused_signature_algorithm, relative_dp_name,
-};
+use super::cert::{ALL_REASONS, CertFacts, KeyUsageBits, asn1_time, distribution_point_names, refused_signature_algorithm, relative_dp_name};
 
 /// One revoked serial number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,8 +78,7 @@ pub struct LoadedCrl {
 }
 
 fn parse_crl(der: &[u8], origin: &str) -> Result<LoadedCrl, String> {
-    let (rest, crl) = CertificateRevocationList::from_der(der)
-        .map_err(|e| format!("{origin}: not a DER CRL: {e}"))?;
+    let (rest, crl) = CertificateRevocationList::from_der(der).map_err(|e| format!("{origin}: not a DER CRL: {e}"))?;
     if !rest.is_empty() {
         return Err(format!("{origin}: trailing bytes after the CRL"));
     }
@@ -116,46 +112,28 @@ fn crl_extensions(crl: &CertificateRevocationList<'_>, origin: &str) -> CrlExten
     let mut defect = None;
     let mut crl_number = None;
     let mut delta_base = None;
-    let mut scope = CrlScope {
-        reasons: ALL_REASONS,
-        ..CrlScope::default()
-    };
+    let mut scope = CrlScope { reasons: ALL_REASONS, ..CrlScope::default() };
     for ext in crl.extensions() {
         let oid = ext.oid.to_id_string();
         match (oid.as_str(), ext.parsed_extension()) {
-            (OID_CRL_NUMBER, ParsedExtension::CRLNumber(n)) if !ext.critical => {
-                crl_number = Some(n.clone())
-            }
+            (OID_CRL_NUMBER, ParsedExtension::CRLNumber(n)) if !ext.critical => crl_number = Some(n.clone()),
             (OID_CRL_NUMBER, _) => {
-                defect.get_or_insert(format!(
-                    "{origin}: the CRLNumber extension is marked critical or malformed"
-                ));
+                defect.get_or_insert(format!("{origin}: the CRLNumber extension is marked critical or malformed"));
             }
-            (OID_DELTA_CRL_INDICATOR, _) => {
-                match x509_parser::der_parser::der::parse_der_integer(ext.value)
-                    .ok()
-                    .and_then(|(_, i)| i.as_biguint().ok())
-                {
-                    Some(base) => delta_base = Some(base),
-                    None => {
-                        defect.get_or_insert(format!(
-                            "{origin}: the deltaCRLIndicator extension is malformed"
-                        ));
-                    }
+            (OID_DELTA_CRL_INDICATOR, _) => match x509_parser::der_parser::der::parse_der_integer(ext.value).ok().and_then(|(_, i)| i.as_biguint().ok()) {
+                Some(base) => delta_base = Some(base),
+                None => {
+                    defect.get_or_insert(format!("{origin}: the deltaCRLIndicator extension is malformed"));
                 }
-            }
+            },
             (OID_ISSUING_DISTRIBUTION_POINT, ParsedExtension::IssuingDistributionPoint(idp)) => {
                 scope = idp_scope(ext, idp, crl, origin, &mut defect);
             }
             (OID_ISSUING_DISTRIBUTION_POINT, _) => {
-                defect.get_or_insert(format!(
-                    "{origin}: the issuingDistributionPoint extension is malformed"
-                ));
+                defect.get_or_insert(format!("{origin}: the issuingDistributionPoint extension is malformed"));
             }
             (_, _) if ext.critical => {
-                defect.get_or_insert(format!(
-                    "{origin}: the CRL has critical extension {oid}, which carimbo does not process"
-                ));
+                defect.get_or_insert(format!("{origin}: the CRL has critical extension {oid}, which carimbo does not process"));
             }
             _ => {}
         }
@@ -167,39 +145,39 @@ fn crl_extensions(crl: &CertificateRevocationList<'_>, origin: &str) -> CrlExten
 }
 
 /// The scope an issuingDistributionPoint gives a CRL (RFC 5280 §5.2.5).
-fn idp_scope(ext: &X509Extension<'_>, idp: &IssuingDistributionPoint<'_>, crl: &CertificateRevocationList<'_>, origin: &str, defect: &mut Option<String>) -> CrlScope {
-    let relative = super::cert::der_tlv(ext.value)
-        .filter(|(tag, _, _)| *tag == 0x30)
-        .ok_or_else(|| "malformed".to_string())
-        .and_then(|(_, seq, _)| relative_dp_name(seq));
+fn idp_scope(
+    ext: &X509Extension<'_>,
+    idp: &IssuingDistributionPoint<'_>,
+    crl: &CertificateRevocationList<'_>,
+    origin: &str,
+    defect: &mut Option<String>,
+) -> CrlScope {
+    let relative =
+        super::cert::der_tlv(ext.value).filter(|(tag, _, _)| *tag == 0x30).ok_or_else(|| "malformed".to_string()).and_then(|(_, seq, _)| relative_dp_name(seq));
     let relative = match relative {
         Ok(r) => r,
         Err(e) => {
-            defect.get_or_insert(format!(
-                "{origin}: the issuingDistributionPoint extension is malformed: {e}"
-            ));
+            defect.get_or_insert(format!("{origin}: the issuingDistributionPoint extension is malformed: {e}"));
             None
         }
     };
     CrlScope {
-        names: distribution_point_names(
-            idp.distribution_point.as_ref(),
-            relative.as_deref(),
-            crl.issuer(),
-        ),
+        names: distribution_point_names(idp.distribution_point.as_ref(), relative.as_deref(), crl.issuer()),
         only_user_certs: idp.only_contains_user_certs,
         only_ca_certs: idp.only_contains_ca_certs,
         only_attribute_certs: idp.only_contains_attribute_certs,
-        reasons: idp
-            .only_some_reasons
-            .as_ref()
-            .map_or(ALL_REASONS, |r| r.flags),
+        reasons: idp.only_some_reasons.as_ref().map_or(ALL_REASONS, |r| r.flags),
         indirect: idp.indirect_crl,
     }
 }
 
 /// The revoked entries by (certificate issuer, serial), with their reason codes.
-fn revoked_entries(crl: &CertificateRevocationList<'_>, indirect: bool, origin: &str, defect: &mut Option<String>) -> HashMap<EntryKey, (RevokedEntry, Option<u8>)> {
+fn revoked_entries(
+    crl: &CertificateRevocationList<'_>,
+    indirect: bool,
+    origin: &str,
+    defect: &mut Option<String>,
+) -> HashMap<EntryKey, (RevokedEntry, Option<u8>)> {
     let mut revoked = HashMap::new();
     // Entries of an indirect CRL belong to the CRL issuer until a certificateIssuer entry
     // extension names another one, which then holds for the following entries (§5.3.3).
@@ -211,46 +189,31 @@ fn revoked_entries(crl: &CertificateRevocationList<'_>, indirect: bool, origin: 
             match ext.parsed_extension() {
                 ParsedExtension::ReasonCode(r) => code = Some(r.0),
                 _ if oid == OID_CERTIFICATE_ISSUER => {
-                    let named =
-                        SubjectAlternativeName::from_der(ext.value)
-                            .ok()
-                            .and_then(|(_, g)| {
-                                g.general_names.iter().find_map(|n| match n {
-                                    GeneralName::DirectoryName(dn) => Some(dn.as_raw().to_vec()),
-                                    _ => None,
-                                })
-                            });
+                    let named = SubjectAlternativeName::from_der(ext.value).ok().and_then(|(_, g)| {
+                        g.general_names.iter().find_map(|n| match n {
+                            GeneralName::DirectoryName(dn) => Some(dn.as_raw().to_vec()),
+                            _ => None,
+                        })
+                    });
                     match named {
                         Some(issuer) if indirect => entry_issuer = issuer,
                         Some(_) => {
-                            defect.get_or_insert(format!(
-                                "{origin}: an entry names a certificate issuer but the CRL is not indirect"
-                            ));
+                            defect.get_or_insert(format!("{origin}: an entry names a certificate issuer but the CRL is not indirect"));
                         }
                         None => {
-                            defect.get_or_insert(format!(
-                                "{origin}: an entry's certificateIssuer names no directory name"
-                            ));
+                            defect.get_or_insert(format!("{origin}: an entry's certificateIssuer names no directory name"));
                         }
                     }
                 }
                 _ if ext.critical => {
-                    defect.get_or_insert(format!(
-                        "{origin}: an entry has critical extension {oid}, which carimbo does not process"
-                    ));
+                    defect.get_or_insert(format!("{origin}: an entry has critical extension {oid}, which carimbo does not process"));
                 }
                 _ => {}
             }
         }
         revoked.insert(
             (entry_issuer.clone(), entry.raw_serial().to_vec()),
-            (
-                RevokedEntry {
-                    date: asn1_time(entry.revocation_date),
-                    reason: entry.reason_code().map(|(_, r)| format!("{r:?}")),
-                },
-                code,
-            ),
+            (RevokedEntry { date: asn1_time(entry.revocation_date), reason: entry.reason_code().map(|(_, r)| format!("{r:?}")) }, code),
         );
     }
     revoked
@@ -265,25 +228,15 @@ impl LoadedCrl {
         if let Some(alg) = refused_signature_algorithm(&self.signature_algorithm) {
             return Err(format!("CRL {} is signed with refused {alg}", self.origin));
         }
-        let (_, crl) = CertificateRevocationList::from_der(&self.der)
-            .map_err(|e| format!("CRL {}: {e}", self.origin))?;
-        let (_, spki) =
-            SubjectPublicKeyInfo::from_der(issuer_spki).map_err(|e| format!("issuer key: {e}"))?;
-        crl.verify_signature(&spki).map_err(|_| {
-            format!(
-                "CRL {} is not signed by a validated key of its issuer `{}`",
-                self.origin, self.issuer
-            )
-        })
+        let (_, crl) = CertificateRevocationList::from_der(&self.der).map_err(|e| format!("CRL {}: {e}", self.origin))?;
+        let (_, spki) = SubjectPublicKeyInfo::from_der(issuer_spki).map_err(|e| format!("issuer key: {e}"))?;
+        crl.verify_signature(&spki).map_err(|_| format!("CRL {} is not signed by a validated key of its issuer `{}`", self.origin, self.issuer))
     }
 
     /// Which of `signers` (keys of certificates named like the issuer, with their key
     /// usage) signed this CRL.
     fn signed_by(&self, signers: &[CrlSigner<'_>]) -> Result<usize, String> {
-        let mut last = format!(
-            "CRL {} is not signed by a validated key of its issuer `{}`",
-            self.origin, self.issuer
-        );
+        let mut last = format!("CRL {} is not signed by a validated key of its issuer `{}`", self.origin, self.issuer);
         for (i, s) in signers.iter().enumerate() {
             match self.signature_verifies(s.spki) {
                 Ok(()) => return Ok(i),
@@ -350,8 +303,7 @@ impl LoadedCrl {
     }
 
     fn entry(&self, cert: &CertFacts) -> Option<&(RevokedEntry, Option<u8>)> {
-        self.revoked
-            .get(&(cert.issuer_raw.clone(), cert.serial_der.clone()))
+        self.revoked.get(&(cert.issuer_raw.clone(), cert.serial_der.clone()))
     }
 }
 
@@ -401,10 +353,7 @@ impl CrlSet {
     pub fn from_files(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<CrlSet, PkiError> {
         let mut set = CrlSet::empty();
         for (origin, bytes) in files {
-            let bad = |reason: String| PkiError::BadCrl {
-                path: origin.clone(),
-                reason,
-            };
+            let bad = |reason: String| PkiError::BadCrl { path: origin.clone(), reason };
             let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----") {
                 CertificateRevocationListDer::pem_slice_iter(&bytes)
                     .map(|r| r.map(|d| d.as_ref().to_vec()))
@@ -444,8 +393,7 @@ impl CrlSet {
     /// its distribution points delegate to (cRLIssuer), each once.
     pub fn crl_issuers_for(cert: &CertFacts) -> Vec<&[u8]> {
         let mut names: Vec<&[u8]> = Vec::new();
-        let direct = cert.crl_distribution_points.is_empty()
-            || cert.crl_distribution_points.iter().any(|dp| dp.crl_issuer.is_none());
+        let direct = cert.crl_distribution_points.is_empty() || cert.crl_distribution_points.iter().any(|dp| dp.crl_issuer.is_none());
         if direct {
             names.push(&cert.issuer_raw);
         }
@@ -468,33 +416,19 @@ impl CrlSet {
     /// critical extension, reasons not covered).
     pub fn lookup(&self, cert: &CertFacts, signers: &[CrlSigner<'_>]) -> Result<CrlLookup, String> {
         let issuers = CrlSet::crl_issuers_for(cert);
-        let candidates: Vec<&LoadedCrl> = issuers
-            .iter()
-            .filter_map(|name| self.by_issuer.get(*name))
-            .flatten()
-            .collect();
+        let candidates: Vec<&LoadedCrl> = issuers.iter().filter_map(|name| self.by_issuer.get(*name)).flatten().collect();
         if candidates.is_empty() {
             return Err(match issuers.as_slice() {
                 [only] if *only == cert.issuer_raw.as_slice() => {
                     format!("no CRL from issuer `{}` is available", cert.issuer)
                 }
-                _ => format!(
-                    "no CRL from issuer `{}` or from a CRL issuer its distribution points name is available",
-                    cert.issuer
-                ),
+                _ => format!("no CRL from issuer `{}` or from a CRL issuer its distribution points name is available", cert.issuer),
             });
         }
         // RFC 5280 §4.2.1.3: a key whose key usage lacks cRLSign cannot sign CRLs.
-        let signers: Vec<CrlSigner<'_>> = signers
-            .iter()
-            .filter(|s| s.key_usage.is_none_or(|ku| ku.crl_sign))
-            .copied()
-            .collect();
+        let signers: Vec<CrlSigner<'_>> = signers.iter().filter(|s| s.key_usage.is_none_or(|ku| ku.crl_sign)).copied().collect();
         if !signers.iter().any(|s| issuers.contains(&s.name)) {
-            return Err(format!(
-                "issuer `{}` may not sign CRLs (no cRLSign)",
-                cert.issuer
-            ));
+            return Err(format!("issuer `{}` may not sign CRLs (no cRLSign)", cert.issuer));
         }
         let mut problems = Vec::new();
         let mut covered = 0u16;
@@ -519,11 +453,7 @@ impl CrlSet {
             if reasons & !covered == 0 {
                 continue; // older CRL for reasons already answered
             }
-            let named: Vec<CrlSigner<'_>> = signers
-                .iter()
-                .filter(|s| s.name == crl.issuer_raw.as_slice())
-                .copied()
-                .collect();
+            let named: Vec<CrlSigner<'_>> = signers.iter().filter(|s| s.name == crl.issuer_raw.as_slice()).copied().collect();
             let signer = match crl.signed_by(&named) {
                 Ok(i) => named[i],
                 Err(e) => {
@@ -561,33 +491,21 @@ impl CrlSet {
             if let Some((entry, code)) = entry
                 && *code != Some(REASON_REMOVE_FROM_CRL)
             {
-                return Ok(CrlLookup {
-                    crl_this_update: from,
-                    crl_next_update: until,
-                    entry: Some(entry.clone()),
-                });
+                return Ok(CrlLookup { crl_this_update: from, crl_next_update: until, entry: Some(entry.clone()) });
             }
             if covered & ALL_REASONS == ALL_REASONS {
                 break;
             }
         }
         match this_update {
-            Some(t) if covered & ALL_REASONS == ALL_REASONS => Ok(CrlLookup {
-                crl_this_update: t,
-                crl_next_update: if any_next { next_update } else { None },
-                entry: None,
-            }),
+            Some(t) if covered & ALL_REASONS == ALL_REASONS => {
+                Ok(CrlLookup { crl_this_update: t, crl_next_update: if any_next { next_update } else { None }, entry: None })
+            }
             Some(_) => {
-                problems.push(format!(
-                    "the usable CRLs of `{}` cover only some revocation reasons",
-                    cert.issuer
-                ));
+                problems.push(format!("the usable CRLs of `{}` cover only some revocation reasons", cert.issuer));
                 Err(problems.join("; "))
             }
-            None if problems.is_empty() => Err(format!(
-                "no complete CRL from issuer `{}` is available",
-                cert.issuer
-            )),
+            None if problems.is_empty() => Err(format!("no complete CRL from issuer `{}` is available", cert.issuer)),
             None => Err(problems.join("; ")),
         }
     }
@@ -664,10 +582,7 @@ mod tests {
         fn new(name: &'static str) -> Ca {
             let rng = ring::rand::SystemRandom::new();
             let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
-            Ca {
-                key: Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key"),
-                name,
-            }
+            Ca { key: Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key"), name }
         }
         fn spki(&self) -> Vec<u8> {
             let mut bits = vec![0];
@@ -676,13 +591,7 @@ mod tests {
         }
         fn crl(&self, this: &str, entries: Vec<Vec<u8>>, exts: Vec<Vec<u8>>) -> LoadedCrl {
             let alg = seq(&[tlv(6, OID_ED25519)]);
-            let mut tbs = vec![
-                tlv(2, &[1]),
-                alg.clone(),
-                name(&[self.name]),
-                time(this),
-                time("301231000000Z"),
-            ];
+            let mut tbs = vec![tlv(2, &[1]), alg.clone(), name(&[self.name]), time(this), time("301231000000Z")];
             if !entries.is_empty() {
                 tbs.push(seq(&entries));
             }
@@ -736,24 +645,13 @@ mod tests {
     fn look(set: &CrlSet, cert: &CertFacts, ca: &Ca) -> Result<CrlLookup, String> {
         let spki = ca.spki();
         let name = name(&[ca.name]);
-        set.lookup(
-            cert,
-            &[CrlSigner {
-                name: &name,
-                spki: &spki,
-                key_usage: None,
-            }],
-        )
+        set.lookup(cert, &[CrlSigner { name: &name, spki: &spki, key_usage: None }])
     }
 
     #[test]
     fn a_plain_crl_answers_listed_and_unlisted_serials() {
         let ca = Ca::new("CA");
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![entry(&[5], vec![])],
-            vec![number(1)],
-        )]);
+        let s = set(vec![ca.crl("220101000000Z", vec![entry(&[5], vec![])], vec![number(1)])]);
         assert!(listed(&s, &cert("CA", &[5], false), &ca));
         assert!(!listed(&s, &cert("CA", &[6], false), &ca));
     }
@@ -762,11 +660,7 @@ mod tests {
     fn serials_keep_their_sign_byte() {
         // 255 is `00 ff`, -1 is `ff`: a CRL listing -1 says nothing about 255.
         let ca = Ca::new("CA");
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![entry(&[0xff], vec![])],
-            vec![number(1)],
-        )]);
+        let s = set(vec![ca.crl("220101000000Z", vec![entry(&[0xff], vec![])], vec![number(1)])]);
         assert!(!listed(&s, &cert("CA", &[0x00, 0xff], false), &ca));
         assert!(listed(&s, &cert("CA", &[0xff], false), &ca));
     }
@@ -774,30 +668,18 @@ mod tests {
     #[test]
     fn an_unknown_critical_crl_extension_makes_the_status_unknown() {
         let ca = Ca::new("CA");
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![],
-            vec![number(1), ext(UNKNOWN, true, tlv(5, &[]))],
-        )]);
+        let s = set(vec![ca.crl("220101000000Z", vec![], vec![number(1), ext(UNKNOWN, true, tlv(5, &[]))])]);
         let err = look(&s, &cert("CA", &[5], false), &ca).unwrap_err();
         assert!(err.contains("critical extension 1.2.3.4"), "{err}");
         // The same extension, not critical, is ignored.
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![],
-            vec![number(1), ext(UNKNOWN, false, tlv(5, &[]))],
-        )]);
+        let s = set(vec![ca.crl("220101000000Z", vec![], vec![number(1), ext(UNKNOWN, false, tlv(5, &[]))])]);
         assert!(look(&s, &cert("CA", &[5], false), &ca).is_ok());
     }
 
     #[test]
     fn an_unknown_critical_entry_extension_makes_the_status_unknown() {
         let ca = Ca::new("CA");
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![entry(&[9], vec![ext(UNKNOWN, true, tlv(5, &[]))])],
-            vec![number(1)],
-        )]);
+        let s = set(vec![ca.crl("220101000000Z", vec![entry(&[9], vec![ext(UNKNOWN, true, tlv(5, &[]))])], vec![number(1)])]);
         let err = look(&s, &cert("CA", &[5], false), &ca).unwrap_err();
         assert!(err.contains("an entry has critical extension"), "{err}");
     }
@@ -825,18 +707,10 @@ mod tests {
         let s = set(vec![base(), delta()]);
         let revoked = look(&s, &cert("CA", &[5], false), &ca).unwrap();
         assert!(revoked.entry.is_some());
-        assert_eq!(
-            revoked.crl_this_update.to_rfc3339(),
-            "2022-02-01T00:00:00+00:00"
-        );
+        assert_eq!(revoked.crl_this_update.to_rfc3339(), "2022-02-01T00:00:00+00:00");
         assert!(!listed(&s, &cert("CA", &[7], false), &ca));
         // Without the delta, 7 is on hold.
-        assert!(
-            look(&set(vec![base()]), &cert("CA", &[7], false), &ca)
-                .unwrap()
-                .entry
-                .is_some()
-        );
+        assert!(look(&set(vec![base()]), &cert("CA", &[7], false), &ca).unwrap().entry.is_some());
         // A delta without its base answers nothing.
         assert!(look(&set(vec![delta()]), &cert("CA", &[6], false), &ca).is_err());
     }
@@ -848,44 +722,22 @@ mod tests {
     #[test]
     fn only_contains_flags_limit_whom_a_crl_speaks_for() {
         let ca = Ca::new("CA");
-        let only_ca = set(vec![ca.crl(
-            "220101000000Z",
-            vec![],
-            vec![number(1), idp(vec![tlv(0x82, &[0xff])])],
-        )]);
+        let only_ca = set(vec![ca.crl("220101000000Z", vec![], vec![number(1), idp(vec![tlv(0x82, &[0xff])])])]);
         let err = look(&only_ca, &cert("CA", &[5], false), &ca).unwrap_err();
         assert!(err.contains("only CA certificates"), "{err}");
         assert!(look(&only_ca, &cert("CA", &[5], true), &ca).is_ok());
-        let only_user = set(vec![ca.crl(
-            "220101000000Z",
-            vec![],
-            vec![number(1), idp(vec![tlv(0x81, &[0xff])])],
-        )]);
+        let only_user = set(vec![ca.crl("220101000000Z", vec![], vec![number(1), idp(vec![tlv(0x81, &[0xff])])])]);
         assert!(look(&only_user, &cert("CA", &[5], true), &ca).is_err());
         assert!(look(&only_user, &cert("CA", &[5], false), &ca).is_ok());
-        let only_attr = set(vec![ca.crl(
-            "220101000000Z",
-            vec![],
-            vec![number(1), idp(vec![tlv(0x85, &[0xff])])],
-        )]);
+        let only_attr = set(vec![ca.crl("220101000000Z", vec![], vec![number(1), idp(vec![tlv(0x85, &[0xff])])])]);
         assert!(look(&only_attr, &cert("CA", &[5], false), &ca).is_err());
     }
 
     #[test]
     fn crls_partitioned_by_reason_must_cover_every_reason_together() {
         let ca = Ca::new("CA");
-        let key_compromise = || {
-            ca.crl(
-                "220101000000Z",
-                vec![],
-                vec![number(1), idp(vec![tlv(0x83, &[0x06, 0x40])])],
-            )
-        };
-        let the_rest = ca.crl(
-            "220101000000Z",
-            vec![entry(&[5], vec![reason(4)])],
-            vec![number(2), idp(vec![tlv(0x83, &[0x07, 0x3f, 0x80])])],
-        );
+        let key_compromise = || ca.crl("220101000000Z", vec![], vec![number(1), idp(vec![tlv(0x83, &[0x06, 0x40])])]);
+        let the_rest = ca.crl("220101000000Z", vec![entry(&[5], vec![reason(4)])], vec![number(2), idp(vec![tlv(0x83, &[0x07, 0x3f, 0x80])])]);
         let err = look(&set(vec![key_compromise()]), &cert("CA", &[6], false), &ca).unwrap_err();
         assert!(err.contains("only some revocation reasons"), "{err}");
         let both = set(vec![key_compromise(), the_rest]);
@@ -898,11 +750,7 @@ mod tests {
         let ca = Ca::new("CA");
         // IDP: nameRelativeToCRLIssuer CN=dp1 (x509-parser alone reads it as absent).
         let relative = tlv(0xa0, &tlv(0xa1, &cn("dp1")));
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![],
-            vec![number(1), idp(vec![relative])],
-        )]);
+        let s = set(vec![ca.crl("220101000000Z", vec![], vec![number(1), idp(vec![relative])])]);
         let mut c = cert("CA", &[5], false);
         let err = look(&s, &c, &ca).unwrap_err();
         assert!(err.contains("distribution point"), "{err}");
@@ -911,11 +759,7 @@ mod tests {
         let (_, dn) = X509Name::from_der(&full).unwrap();
         let key = general_name_key(&GeneralName::DirectoryName(dn.clone()));
         assert_eq!(key, format!("dn:{}", dn_key(dn.iter())));
-        c.crl_distribution_points = vec![DistributionPointFacts {
-            names: Some(vec![key]),
-            reasons: ALL_REASONS,
-            crl_issuer: None,
-        }];
+        c.crl_distribution_points = vec![DistributionPointFacts { names: Some(vec![key]), reasons: ALL_REASONS, crl_issuer: None }];
         assert!(look(&s, &c, &ca).is_ok());
         // One naming another point does not.
         c.crl_distribution_points[0].names = Some(vec!["uri:http://other/".into()]);
@@ -928,58 +772,28 @@ mod tests {
         let other = tlv(0x30, &tlv(0xa4, &name(&["Other"])));
         let s = set(vec![ca.crl(
             "220101000000Z",
-            vec![
-                entry(&[5], vec![]),
-                entry(&[6], vec![ext(CERT_ISSUER, true, other.clone())]),
-            ],
+            vec![entry(&[5], vec![]), entry(&[6], vec![ext(CERT_ISSUER, true, other.clone())])],
             vec![number(1), idp(vec![tlv(0x84, &[0xff])])],
         )]);
         assert!(listed(&s, &cert("CA", &[5], false), &ca));
         assert!(!listed(&s, &cert("CA", &[6], false), &ca));
         // In a CRL that is not indirect, a certificateIssuer entry is a defect.
-        let s = set(vec![ca.crl(
-            "220101000000Z",
-            vec![entry(&[6], vec![ext(CERT_ISSUER, true, other)])],
-            vec![number(1)],
-        )]);
-        assert!(
-            look(&s, &cert("CA", &[5], false), &ca)
-                .unwrap_err()
-                .contains("not indirect")
-        );
+        let s = set(vec![ca.crl("220101000000Z", vec![entry(&[6], vec![ext(CERT_ISSUER, true, other)])], vec![number(1)])]);
+        assert!(look(&s, &cert("CA", &[5], false), &ca).unwrap_err().contains("not indirect"));
     }
 
     #[test]
     fn a_crl_may_be_signed_by_another_key_of_the_issuer_with_crl_sign() {
         let old = Ca::new("CA");
         let new = Ca::new("CA");
-        let s = set(vec![new.crl(
-            "220101000000Z",
-            vec![entry(&[5], vec![])],
-            vec![number(1)],
-        )]);
+        let s = set(vec![new.crl("220101000000Z", vec![entry(&[5], vec![])], vec![number(1)])]);
         let (old_spki, new_spki) = (old.spki(), new.spki());
-        let no_crl_sign = Some(KeyUsageBits {
-            key_cert_sign: true,
-            ..KeyUsageBits::default()
-        });
+        let no_crl_sign = Some(KeyUsageBits { key_cert_sign: true, ..KeyUsageBits::default() });
         let c = cert("CA", &[5], false);
         // The issuer's own key did not sign it: unknown.
         assert!(look(&s, &c, &old).is_err());
-        let signers = |ku| {
-            [
-                CrlSigner {
-                    name: &c.issuer_raw,
-                    spki: &old_spki,
-                    key_usage: None,
-                },
-                CrlSigner {
-                    name: &c.issuer_raw,
-                    spki: &new_spki,
-                    key_usage: ku,
-                },
-            ]
-        };
+        let signers =
+            |ku| [CrlSigner { name: &c.issuer_raw, spki: &old_spki, key_usage: None }, CrlSigner { name: &c.issuer_raw, spki: &new_spki, key_usage: ku }];
         assert!(s.lookup(&c, &signers(None)).unwrap().entry.is_some());
         // A key without cRLSign may not sign CRLs.
         assert!(s.lookup(&c, &signers(no_crl_sign)).is_err());
@@ -992,28 +806,18 @@ mod tests {
         let issuer_ca = tlv(0x30, &tlv(0xa4, &name(&["CA"])));
         let indirect = delegate.crl(
             "220101000000Z",
-            vec![
-                entry(&[9], vec![]),
-                entry(&[5], vec![ext(CERT_ISSUER, true, issuer_ca.clone())]),
-            ],
+            vec![entry(&[9], vec![]), entry(&[5], vec![ext(CERT_ISSUER, true, issuer_ca.clone())])],
             vec![number(1), idp(vec![tlv(0x84, &[0xff])])],
         );
         let s = set(vec![indirect]);
         let delegate_name = name(&["Delegate"]);
         let (spki, ca_spki, ca_name) = (delegate.spki(), ca.spki(), name(&["CA"]));
-        let signers = [
-            CrlSigner { name: &ca_name, spki: &ca_spki, key_usage: None },
-            CrlSigner { name: &delegate_name, spki: &spki, key_usage: None },
-        ];
+        let signers = [CrlSigner { name: &ca_name, spki: &ca_spki, key_usage: None }, CrlSigner { name: &delegate_name, spki: &spki, key_usage: None }];
         let mut revoked = cert("CA", &[5], false);
         // Without a distribution point naming the delegate, its CRL says nothing.
         let err = s.lookup(&revoked, &signers).unwrap_err();
         assert!(err.contains("no CRL from issuer `CN=CA`"), "{err}");
-        revoked.crl_distribution_points = vec![DistributionPointFacts {
-            names: None,
-            reasons: ALL_REASONS,
-            crl_issuer: Some(vec![delegate_name.clone()]),
-        }];
+        revoked.crl_distribution_points = vec![DistributionPointFacts { names: None, reasons: ALL_REASONS, crl_issuer: Some(vec![delegate_name.clone()]) }];
         assert!(s.lookup(&revoked, &signers).unwrap().entry.is_some());
         // Serial 9 is the delegate's own certificate, not the CA's: not listed for the CA.
         let mut other = revoked.clone();
@@ -1023,11 +827,7 @@ mod tests {
         let wrong = [CrlSigner { name: &delegate_name, spki: &ca_spki, key_usage: None }];
         assert!(s.lookup(&revoked, &wrong).is_err());
         // The delegate's CRL must say it is indirect.
-        let plain = set(vec![delegate.crl(
-            "220101000000Z",
-            vec![entry(&[5], vec![])],
-            vec![number(1)],
-        )]);
+        let plain = set(vec![delegate.crl("220101000000Z", vec![entry(&[5], vec![])], vec![number(1)])]);
         let err = plain.lookup(&revoked, &signers).unwrap_err();
         assert!(err.contains("not an indirect CRL"), "{err}");
     }

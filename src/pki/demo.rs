@@ -11,9 +11,8 @@
 //! chosen so the good material stays good until 2050 and the bad material stays bad.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
-    RevocationReason, RevokedCertParams, SerialNumber, SignatureAlgorithm, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, PublicKeyData, RevocationReason, RevokedCertParams, SerialNumber, SignatureAlgorithm, date_time_ymd,
 };
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
@@ -21,11 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::PkiError;
 use super::cert::{CertFacts, OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
 use super::history::ServiceType;
+use super::trust::{AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile};
 use chrono::{DateTime, Utc};
 use rustls_pki_types::CertificateDer;
-use super::trust::{
-    AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile,
-};
 
 /// The key type of a demo person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,16 +57,8 @@ pub struct DemoPerson {
 }
 
 /// The deliberately bad certificates, by file stem under `bad/`.
-pub const BAD_CERTIFICATES: &[&str] = &[
-    "expired",
-    "not-yet-valid",
-    "revoked",
-    "no-signing-key-usage",
-    "unknown-ca",
-    "broken-chain",
-    "weak-rsa-1024",
-    "sha1-signed",
-];
+pub const BAD_CERTIFICATES: &[&str] =
+    &["expired", "not-yet-valid", "revoked", "no-signing-key-usage", "unknown-ca", "broken-chain", "weak-rsa-1024", "sha1-signed"];
 
 /// The serial number of `bad/revoked.pem`, listed in the qualified CA's CRL.
 pub const REVOKED_SERIAL: u64 = 0x0bad_0003;
@@ -127,26 +116,18 @@ impl DemoPki {
 /// The demo people (the bytes of `people.json`; `origin` names it in errors).
 pub fn parse_people(bytes: &[u8], origin: &str) -> Result<Vec<DemoPerson>, PkiError> {
     let people: Vec<DemoPerson> =
-        crate::json_strict::from_slice(bytes).map_err(|e| PkiError::BadPeopleFile {
-            path: origin.to_string(),
-            reason: e.to_string(),
-        })?;
+        crate::json_strict::from_slice(bytes).map_err(|e| PkiError::BadPeopleFile { path: origin.to_string(), reason: e.to_string() })?;
     let mut seen = std::collections::HashSet::new();
     for p in &people {
         if !seen.insert(p.id.as_str()) {
-            return Err(PkiError::BadPeopleFile {
-                path: origin.to_string(),
-                reason: format!("person id `{}` appears twice", p.id),
-            });
+            return Err(PkiError::BadPeopleFile { path: origin.to_string(), reason: format!("person id `{}` appears twice", p.id) });
         }
     }
     Ok(people)
 }
 
 fn gen_err(e: impl std::fmt::Display) -> PkiError {
-    PkiError::DemoGeneration {
-        reason: e.to_string(),
-    }
+    PkiError::DemoGeneration { reason: e.to_string() }
 }
 
 /// A generated key with its PKCS#8 PEM.
@@ -171,12 +152,7 @@ fn rsa_encode(private: &rsa::RsaPrivateKey) -> Result<(Vec<u8>, String, Vec<u8>)
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let der = private.to_pkcs8_der().map_err(gen_err)?;
     let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(gen_err)?;
-    let public = private
-        .to_public_key()
-        .to_pkcs1_der()
-        .map_err(gen_err)?
-        .as_bytes()
-        .to_vec();
+    let public = private.to_public_key().to_pkcs1_der().map_err(gen_err)?.as_bytes().to_vec();
     Ok((der.as_bytes().to_vec(), pem.to_string(), public))
 }
 
@@ -185,16 +161,10 @@ fn rsa_encode(private: &rsa::RsaPrivateKey) -> Result<(Vec<u8>, String, Vec<u8>)
 /// refuses them. The two algorithm OIDs have the same length and an RSA signature keeps its
 /// length, so the DER structure is unchanged: swap the OIDs, re-sign the TBS bytes.
 fn resign_with_sha1(der: &[u8], issuer: &rsa::RsaPrivateKey) -> Result<Vec<u8>, PkiError> {
-    const SHA256_RSA: [u8; 11] = [
-        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
-    ];
-    const SHA1_RSA: [u8; 11] = [
-        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05,
-    ];
+    const SHA256_RSA: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+    const SHA1_RSA: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05];
     // DigestInfo prefix for SHA-1 (RFC 8017 §9.2 note 1).
-    const SHA1_DIGEST_INFO: [u8; 15] = [
-        0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
-    ];
+    const SHA1_DIGEST_INFO: [u8; 15] = [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
     let mut out = der.to_vec();
     let mut i = 0;
     while i + SHA256_RSA.len() <= out.len() {
@@ -210,11 +180,7 @@ fn resign_with_sha1(der: &[u8], issuer: &rsa::RsaPrivateKey) -> Result<Vec<u8>, 
             return Ok((2, first as usize));
         }
         let n = (first & 0x7f) as usize;
-        let len = out
-            .get(at + 2..at + 2 + n)
-            .ok_or_else(|| gen_err("truncated DER"))?
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = out.get(at + 2..at + 2 + n).ok_or_else(|| gen_err("truncated DER"))?.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
         Ok((2 + n, len))
     };
     let (outer_header, _) = header(0)?;
@@ -223,9 +189,7 @@ fn resign_with_sha1(der: &[u8], issuer: &rsa::RsaPrivateKey) -> Result<Vec<u8>, 
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &tbs);
     let mut info = SHA1_DIGEST_INFO.to_vec();
     info.extend_from_slice(digest.as_ref());
-    let signature = issuer
-        .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &info)
-        .map_err(gen_err)?;
+    let signature = issuer.sign(rsa::Pkcs1v15Sign::new_unprefixed(), &info).map_err(gen_err)?;
     let end = out.len();
     out[end - signature.len()..].copy_from_slice(&signature);
     Ok(out)
@@ -234,24 +198,13 @@ fn resign_with_sha1(der: &[u8], issuer: &rsa::RsaPrivateKey) -> Result<Vec<u8>, 
 fn pem_certificate(der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap_or_default())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
 fn rsa_key() -> Result<DemoKeyPair, PkiError> {
     let (der, pem, _) = rsa_pkcs8(2048)?;
-    let key = KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(der),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .map_err(gen_err)?;
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(der), &rcgen::PKCS_RSA_SHA256).map_err(gen_err)?;
     Ok(DemoKeyPair { key, pem })
 }
 
@@ -263,18 +216,9 @@ fn ed25519_key() -> Result<DemoKeyPair, PkiError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(gen_err)?;
     let v2 = key.serialized_der();
     let marker = [0x04, 0x22, 0x04, 0x20];
-    let start = v2
-        .windows(4)
-        .position(|w| w == marker)
-        .ok_or_else(|| gen_err("unexpected Ed25519 PKCS#8 layout"))?
-        + 4;
-    let seed = v2
-        .get(start..start + 32)
-        .ok_or_else(|| gen_err("truncated Ed25519 PKCS#8"))?;
-    let mut v1 = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
+    let start = v2.windows(4).position(|w| w == marker).ok_or_else(|| gen_err("unexpected Ed25519 PKCS#8 layout"))? + 4;
+    let seed = v2.get(start..start + 32).ok_or_else(|| gen_err("truncated Ed25519 PKCS#8"))?;
+    let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
     v1.extend_from_slice(seed);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&v1);
     let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
@@ -309,12 +253,7 @@ fn der_len(len: usize, out: &mut Vec<u8>) {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect();
+        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -369,10 +308,7 @@ fn qc_statements_extension() -> CustomExtension {
 fn dn(cn: &str, ou: Option<&str>, serial_number: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "MO");
-    dn.push(
-        DnType::OrganizationName,
-        "Carimbo Demo PKI (not for production)",
-    );
+    dn.push(DnType::OrganizationName, "Carimbo Demo PKI (not for production)");
     if let Some(ou) = ou {
         dn.push(DnType::OrganizationalUnitName, ou);
     }
@@ -387,11 +323,7 @@ fn ca_params(cn: &str, serial: u64, from: (i32, u8, u8), to: (i32, u8, u8)) -> C
     let mut p = CertificateParams::default();
     p.distinguished_name = dn(cn, None, None);
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     p.serial_number = Some(SerialNumber::from(serial));
     p.not_before = date_time_ymd(from.0, from.1, from.2);
     p.not_after = date_time_ymd(to.0, to.1, to.2);
@@ -417,18 +349,10 @@ fn leaf_params(spec: &LeafSpec<'_>) -> CertificateParams {
     p.distinguished_name = dn(&spec.cn, spec.ou, Some(spec.person_id));
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = spec.key_usages.clone().unwrap_or_else(|| {
-        if spec.qualified {
-            vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::ContentCommitment,
-            ]
-        } else {
-            vec![KeyUsagePurpose::DigitalSignature]
-        }
+        if spec.qualified { vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment] } else { vec![KeyUsagePurpose::DigitalSignature] }
     });
     if spec.qualified {
-        p.custom_extensions
-            .push(policies_extension(OID_POLICY_QCP_N_QSCD));
+        p.custom_extensions.push(policies_extension(OID_POLICY_QCP_N_QSCD));
         p.custom_extensions.push(qc_statements_extension());
     }
     p.serial_number = Some(SerialNumber::from(spec.serial));
@@ -447,11 +371,7 @@ fn demo_root_params() -> CertificateParams {
 
 /// The name of the service-seal member of the demo trust list.
 pub fn service_seal_name() -> LocalizedName {
-    LocalizedName {
-        zh: "Carimbo 服務電子印章".into(),
-        pt: "Selo eletrónico do serviço Carimbo".into(),
-        en: Some("Carimbo service seal".into()),
-    }
+    LocalizedName { zh: "Carimbo 服務電子印章".into(), pt: "Selo eletrónico do serviço Carimbo".into(), en: Some("Carimbo service seal".into()) }
 }
 
 /// The demo trust list in the older format (entities with accreditation periods), which
@@ -483,10 +403,7 @@ fn demo_trust_list_v1() -> Result<TrustListFile, PkiError> {
                 },
                 certificate: "qualified-ca.pem".into(),
                 trust_anchor: false,
-                accredited: vec![AccreditationPeriod {
-                    from: "2025-01-01T00:00:00Z".parse().map_err(gen_err)?,
-                    until: None,
-                }],
+                accredited: vec![AccreditationPeriod { from: "2025-01-01T00:00:00Z".parse().map_err(gen_err)?, until: None }],
                 qualified_policy_oids: vec![OID_POLICY_QCP_N_QSCD.into()],
                 service_type: None,
             },
@@ -592,9 +509,7 @@ fn issue_people(out: &mut DemoPki, people: &[DemoPerson], cas: &DemoCas<'_>) -> 
         let key = person_key(person.key)?;
         let qualified = person.issuer == DemoIssuer::QualifiedCa;
         let spec = LeafSpec {
-            cn: format!("{} {}", person.name.zh, person.name.pt.to_uppercase())
-                .trim()
-                .to_string(),
+            cn: format!("{} {}", person.name.zh, person.name.pt.to_uppercase()).trim().to_string(),
             ou: person.department.as_deref(),
             person_id: &person.id,
             serial: 0x1000 + i as u64,
@@ -604,9 +519,7 @@ fn issue_people(out: &mut DemoPki, people: &[DemoPerson], cas: &DemoCas<'_>) -> 
             key_usages: None,
         };
         let (issuer, ca_pem) = if qualified { (&cas.qca, &cas.qca_pem) } else { (&cas.aca, &cas.aca_pem) };
-        let cert = leaf_params(&spec)
-            .signed_by(&key.key, issuer)
-            .map_err(gen_err)?;
+        let cert = leaf_params(&spec).signed_by(&key.key, issuer).map_err(gen_err)?;
         out.pki(format!("people/{}.pem", person.id), format!("{}{}", cert.pem(), ca_pem));
         out.pki(format!("people/{}.key.pem", person.id), &key.pem);
         out.summary.people += 1;
@@ -625,14 +538,9 @@ fn issue_service_seal(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<Certificat
         from: GOOD_FROM,
         to: GOOD_TO,
         qualified: false,
-        key_usages: Some(vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::ContentCommitment,
-        ]),
+        key_usages: Some(vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment]),
     };
-    let cert = leaf_params(&spec)
-        .signed_by(&key.key, &cas.aca)
-        .map_err(gen_err)?;
+    let cert = leaf_params(&spec).signed_by(&key.key, &cas.aca).map_err(gen_err)?;
     out.pki("service/service.pem", format!("{}{}", cert.pem(), cas.aca_pem));
     out.pki("service/service.key.pem", &key.pem);
     Ok(cert.der().clone())
@@ -705,41 +613,22 @@ fn issue_broken_chain(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiErr
 /// An RSA key of 1024 bits: refused by the crypto policy.
 fn issue_weak_rsa(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
     let (_, pem, public) = rsa_pkcs8(1024)?;
-    let public = RawPublicKey {
-        der: public,
-        alg: &rcgen::PKCS_RSA_SHA256,
-    };
-    let cert = leaf_params(&bad_spec("weak-rsa-1024", 0x0bad_0007))
-        .signed_by(&public, &cas.aca)
-        .map_err(gen_err)?;
+    let public = RawPublicKey { der: public, alg: &rcgen::PKCS_RSA_SHA256 };
+    let cert = leaf_params(&bad_spec("weak-rsa-1024", 0x0bad_0007)).signed_by(&public, &cas.aca).map_err(gen_err)?;
     out.bad("weak-rsa-1024", cert.pem(), cas.aca_pem.clone(), &pem);
     Ok(())
 }
 
 /// Signed with SHA-1 by a legacy RSA CA under the trusted root.
 fn issue_sha1_signed(out: &mut DemoPki, cas: &DemoCas<'_>) -> Result<(), PkiError> {
-    let legacy_private =
-        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(gen_err)?;
+    let legacy_private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(gen_err)?;
     let (legacy_der, _, _) = rsa_encode(&legacy_private)?;
-    let legacy_key = KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(legacy_der),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .map_err(gen_err)?;
-    let legacy_params = ca_params(
-        "Carimbo Demo Legacy RSA CA",
-        4,
-        (2025, 1, 1),
-        (2055, 12, 31),
-    );
-    let legacy_cert = legacy_params
-        .signed_by(&legacy_key, &cas.root)
-        .map_err(gen_err)?;
+    let legacy_key = KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(legacy_der), &rcgen::PKCS_RSA_SHA256).map_err(gen_err)?;
+    let legacy_params = ca_params("Carimbo Demo Legacy RSA CA", 4, (2025, 1, 1), (2055, 12, 31));
+    let legacy_cert = legacy_params.signed_by(&legacy_key, &cas.root).map_err(gen_err)?;
     let legacy = Issuer::from_params(&legacy_params, &legacy_key);
     let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let cert = leaf_params(&bad_spec("sha1-signed", 0x0bad_0008))
-        .signed_by(&key.key, &legacy)
-        .map_err(gen_err)?;
+    let cert = leaf_params(&bad_spec("sha1-signed", 0x0bad_0008)).signed_by(&key.key, &legacy).map_err(gen_err)?;
     let sha1 = resign_with_sha1(cert.der(), &legacy_private)?;
     out.bad("sha1-signed", pem_certificate(&sha1), legacy_cert.pem(), &key.pem);
     Ok(())
@@ -848,14 +737,23 @@ pub fn issue_tsa_certificate(root_pem: &str, root_key_pem: &str, cn: &str, seria
 
 /// `issue_tsa_certificate`, valid until `until` (a date, UTC) instead of the demo's end of 2050:
 /// the later TSA an archive is re-stamped with (`tests/evidence_ltv.rs`).
-pub fn issue_tsa_certificate_until(root_pem: &str, root_key_pem: &str, cn: &str, serial: u64, critical_eku: bool, until: Option<(i32, u8, u8)>) -> Result<(String, String), PkiError> {
+pub fn issue_tsa_certificate_until(
+    root_pem: &str,
+    root_key_pem: &str,
+    cn: &str,
+    serial: u64,
+    critical_eku: bool,
+    until: Option<(i32, u8, u8)>,
+) -> Result<(String, String), PkiError> {
     let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
     // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
     // the root's key names the root exactly as its certificate does; the check below proves it.
     let params = demo_root_params();
     let root = Issuer::from_params(&params, &root_key);
     let root_cert = params.self_signed(&root_key).map_err(gen_err)?;
-    let same_name = |pem: &str| crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki));
+    let same_name = |pem: &str| {
+        crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki))
+    };
     if same_name(root_pem).is_none() || same_name(root_pem) != same_name(&root_cert.pem()) {
         return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
     }
@@ -905,14 +803,20 @@ pub fn add_tsa(input: &DemoTsaInputs<'_>, at: DateTime<Utc>) -> Result<(String, 
     let der = crate::pki::cert::parse_pem_certificates(cert_pem.as_bytes(), TSA_CERT).map_err(gen_err)?.remove(0);
     use super::history::{Change, MemberStatus};
     let mut changes = Vec::new();
-    let previous: Vec<String> = history.members().iter().filter(|m| m.id == TSA_ENTITY_ID || m.id.starts_with(&format!("{TSA_ENTITY_ID}-"))).map(|m| m.id.clone()).collect();
+    let previous: Vec<String> =
+        history.members().iter().filter(|m| m.id == TSA_ENTITY_ID || m.id.starts_with(&format!("{TSA_ENTITY_ID}-"))).map(|m| m.id.clone()).collect();
     for id in &previous {
         if history.member(id).is_some_and(|m| m.granted_at(at)) {
             changes.push(Change::Status { member: id.clone(), status: MemberStatus::Withdrawn, level: None });
         }
     }
     let id = if previous.is_empty() { TSA_ENTITY_ID.to_string() } else { format!("{TSA_ENTITY_ID}-{}", previous.len() + 1) };
-    changes.push(Change::AddMember { member: id.clone(), service_type: ServiceType::TimeStamping, name: tsa_name(), certificate: super::history::certificate_text(&der) });
+    changes.push(Change::AddMember {
+        member: id.clone(),
+        service_type: ServiceType::TimeStamping,
+        name: tsa_name(),
+        certificate: super::history::certificate_text(&der),
+    });
     changes.push(Change::Status { member: id.clone(), status: MemberStatus::Granted, level: None });
     for change in changes {
         let entry = super::history::sign_entry(Some(&history), &operator, at, change).map_err(bad)?;

@@ -28,11 +28,11 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::CrlSet;
 use super::cert::CertFacts;
 use super::path::{CertificateValidator, EkuRule, RevocationRule, ValidationPolicy};
 use super::report::SignatureLevel;
 use super::trust::{LocalizedName, TrustList};
-use super::CrlSet;
 
 /// The value of `format` in a trust-list document.
 pub const FORMAT: &str = "carimbo-trust-list";
@@ -97,12 +97,7 @@ impl MemberStatus {
 pub enum Change {
     /// A member joins the list, with its certificate (base64 DER). A member is never removed:
     /// its status is withdrawn instead.
-    AddMember {
-        member: String,
-        service_type: ServiceType,
-        name: LocalizedName,
-        certificate: String,
-    },
+    AddMember { member: String, service_type: ServiceType, name: LocalizedName, certificate: String },
     /// A member's status changes. `level` (advanced or qualified) is given with `granted` for a
     /// certification entity: the level of the signatures its certificates can make.
     Status {
@@ -124,7 +119,9 @@ impl Change {
     /// The member the change is about (none for an operator change).
     pub fn member(&self) -> Option<&str> {
         match self {
-            Change::AddMember { member, .. } | Change::Status { member, .. } | Change::PolicyAdded { member, .. } | Change::PolicyRemoved { member, .. } => Some(member),
+            Change::AddMember { member, .. } | Change::Status { member, .. } | Change::PolicyAdded { member, .. } | Change::PolicyRemoved { member, .. } => {
+                Some(member)
+            }
             Change::Operator { .. } => None,
         }
     }
@@ -345,7 +342,9 @@ fn has_eku(der: &[u8], oid: &str) -> bool {
 
 fn oid_is_well_formed(oid: &str) -> bool {
     let arcs: Vec<&str> = oid.split('.').collect();
-    arcs.len() >= 2 && arcs.len() <= 32 && arcs.iter().all(|a| !a.is_empty() && a.len() <= 20 && a.bytes().all(|b| b.is_ascii_digit()) && (a.len() == 1 || !a.starts_with('0')))
+    arcs.len() >= 2
+        && arcs.len() <= 32
+        && arcs.iter().all(|a| !a.is_empty() && a.len() <= 20 && a.bytes().all(|b| b.is_ascii_digit()) && (a.len() == 1 || !a.starts_with('0')))
 }
 
 fn member_id_is_well_formed(id: &str) -> bool {
@@ -366,7 +365,10 @@ impl TrustHistory {
             return Err(HistoryError::NotADocument(format!("`format` is {:?}, not {FORMAT:?}", doc.format)));
         }
         if doc.version != VERSION {
-            return Err(HistoryError::NotADocument(format!("version {} is not known (this reader reads version {VERSION}; convert an older list with `carimbo trust convert`)", doc.version)));
+            return Err(HistoryError::NotADocument(format!(
+                "version {} is not known (this reader reads version {VERSION}; convert an older list with `carimbo trust convert`)",
+                doc.version
+            )));
         }
         if doc.entries.len() > MAX_ENTRIES {
             return Err(HistoryError::NotADocument(format!("{} entries; at most {MAX_ENTRIES} are read", doc.entries.len())));
@@ -462,9 +464,16 @@ impl TrustHistory {
             return Err(format!("the certificate does not carry the extended key usage id-tsl-kp-tslSigning ({OID_TSL_SIGNING})"));
         }
         let trust = TrustList::from_anchors(anchors)?;
-        let policy = ValidationPolicy { eku: EkuRule::RequiredIfPresent(OID_TSL_SIGNING_DER.to_vec()), require_key_usage: true, revocation: RevocationRule::IfAvailable };
+        let policy = ValidationPolicy {
+            eku: EkuRule::RequiredIfPresent(OID_TSL_SIGNING_DER.to_vec()),
+            require_key_usage: true,
+            revocation: RevocationRule::IfAvailable,
+        };
         let validator = CertificateValidator::new(trust, CrlSet::empty(), policy);
-        validator.analyse(std::slice::from_ref(&cert.clone().into_owned()), at).map(|_| ()).map_err(|f| format!("its certificate does not chain to a trust anchor of the list at {}: {}", utc_text(at), f.detail))
+        validator
+            .analyse(std::slice::from_ref(&cert.clone().into_owned()), at)
+            .map(|_| ())
+            .map_err(|f| format!("its certificate does not chain to a trust anchor of the list at {}: {}", utc_text(at), f.detail))
     }
 
     fn push(&mut self, entry: TrustEntry, now: DateTime<Utc>) -> Result<(), HistoryError> {
@@ -497,7 +506,10 @@ impl TrustHistory {
             self.check_operator(&anchors, &signer, at).map_err(|reason| HistoryError::BadGenesis(format!("the operator's {reason}")))?;
             self.operators.push((seq, signer.clone()));
         } else if &signer != self.operator() {
-            return Err(HistoryError::WrongSigner { seq, reason: format!("it is signed by `{}`, the operator is `{}`", facts_subject(&signer), facts_subject(self.operator())) });
+            return Err(HistoryError::WrongSigner {
+                seq,
+                reason: format!("it is signed by `{}`, the operator is `{}`", facts_subject(&signer), facts_subject(self.operator())),
+            });
         }
         self.verify_signature(&entry, &signer, at, &anchors, now)?;
         self.apply(&entry, at, &anchors)?;
@@ -512,20 +524,39 @@ impl TrustHistory {
         if entry.protected.is_empty() || entry.signature.is_empty() {
             return Err(HistoryError::Unsigned { seq, reason: "it has no protected header or no signature value".into() });
         }
-        let header_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&entry.protected).map_err(|e| HistoryError::Unsigned { seq, reason: format!("the protected header is not base64url: {e}") })?;
-        let header: serde_json::Map<String, serde_json::Value> = crate::json_strict::from_slice(&header_bytes).map_err(|e| HistoryError::Unsigned { seq, reason: format!("the protected header is not JSON: {e}") })?;
+        let header_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&entry.protected)
+            .map_err(|e| HistoryError::Unsigned { seq, reason: format!("the protected header is not base64url: {e}") })?;
+        let header: serde_json::Map<String, serde_json::Value> = crate::json_strict::from_slice(&header_bytes)
+            .map_err(|e| HistoryError::Unsigned { seq, reason: format!("the protected header is not JSON: {e}") })?;
         if header.get("alg").and_then(|a| a.as_str()).is_none_or(|a| a == "none") {
             return Err(HistoryError::Unsigned { seq, reason: "the protected header names no signature algorithm".into() });
         }
-        let first = header.get("x5c").and_then(|x| x.as_array()).and_then(|a| a.first()).and_then(|c| c.as_str()).ok_or_else(|| HistoryError::WrongSigner { seq, reason: "the protected header has no `x5c` naming the signer's certificate".into() })?;
+        let first = header
+            .get("x5c")
+            .and_then(|x| x.as_array())
+            .and_then(|a| a.first())
+            .and_then(|c| c.as_str())
+            .ok_or_else(|| HistoryError::WrongSigner { seq, reason: "the protected header has no `x5c` naming the signer's certificate".into() })?;
         let der = STANDARD.decode(first).map_err(|e| HistoryError::WrongSigner { seq, reason: format!("x5c[0] is not base64: {e}") })?;
         Ok(CertificateDer::from(der))
     }
 
-    fn verify_signature(&self, entry: &TrustEntry, signer: &CertificateDer<'static>, at: DateTime<Utc>, anchors: &[CertificateDer<'static>], now: DateTime<Utc>) -> Result<(), HistoryError> {
+    fn verify_signature(
+        &self,
+        entry: &TrustEntry,
+        signer: &CertificateDer<'static>,
+        at: DateTime<Utc>,
+        anchors: &[CertificateDer<'static>],
+        now: DateTime<Utc>,
+    ) -> Result<(), HistoryError> {
         let seq = entry.payload.seq;
         let trust = TrustList::from_anchors(anchors).map_err(|reason| HistoryError::WrongSigner { seq, reason })?;
-        let policy = ValidationPolicy { eku: EkuRule::RequiredIfPresent(OID_TSL_SIGNING_DER.to_vec()), require_key_usage: true, revocation: RevocationRule::IfAvailable };
+        let policy = ValidationPolicy {
+            eku: EkuRule::RequiredIfPresent(OID_TSL_SIGNING_DER.to_vec()),
+            require_key_usage: true,
+            revocation: RevocationRule::IfAvailable,
+        };
         let verifier = crate::signing::SignatureVerifier::new(CertificateValidator::new(trust, CrlSet::empty(), policy));
         let jws = serde_json::json!({"protected": entry.protected, "signature": entry.signature}).to_string();
         let opts = crate::signing::VerifyOptions { trusted_time: Some(at), now: now.max(at), required_level: None };
@@ -543,7 +574,8 @@ impl TrustHistory {
 
     fn apply(&mut self, entry: &TrustEntry, at: DateTime<Utc>, anchors: &[CertificateDer<'static>]) -> Result<(), HistoryError> {
         let seq = entry.payload.seq;
-        let member_index = |members: &[Member], id: &str| members.iter().position(|m| m.id == id).ok_or_else(|| HistoryError::UnknownMember { seq, member: id.to_string() });
+        let member_index =
+            |members: &[Member], id: &str| members.iter().position(|m| m.id == id).ok_or_else(|| HistoryError::UnknownMember { seq, member: id.to_string() });
         match &entry.payload.change {
             Change::AddMember { member, service_type, name, certificate } => {
                 if !member_id_is_well_formed(member) {
@@ -560,14 +592,26 @@ impl TrustHistory {
                     return Err(HistoryError::DuplicateMember { seq, member: member.clone(), why: format!(": its certificate is member {:?}'s", m.id) });
                 }
                 if matches!(service_type, ServiceType::TrustAnchor | ServiceType::CertificationEntity) && !facts.is_ca {
-                    return Err(HistoryError::BadChange { seq, reason: format!("a {} must be a CA certificate; `{}` is not", service_type.as_str(), facts.subject) });
+                    return Err(HistoryError::BadChange {
+                        seq,
+                        reason: format!("a {} must be a CA certificate; `{}` is not", service_type.as_str(), facts.subject),
+                    });
                 }
                 if *service_type == ServiceType::TrustAnchor {
                     let mut with = anchors.to_vec();
                     with.push(der.clone());
                     TrustList::from_anchors(&with).map_err(|reason| HistoryError::BadChange { seq, reason })?;
                 }
-                self.members.push(Member { id: member.clone(), service_type: *service_type, name: name.clone(), certificate: der, facts, added_at: at, statuses: Vec::new(), policies: Vec::new() });
+                self.members.push(Member {
+                    id: member.clone(),
+                    service_type: *service_type,
+                    name: name.clone(),
+                    certificate: der,
+                    facts,
+                    added_at: at,
+                    statuses: Vec::new(),
+                    policies: Vec::new(),
+                });
             }
             Change::Status { member, status, level } => {
                 let i = member_index(&self.members, member)?;
@@ -576,17 +620,34 @@ impl TrustHistory {
                     return Err(HistoryError::BadChange { seq, reason: format!("{member} is a trust anchor: anchors have no accreditation status") });
                 }
                 match (status, level, m.service_type) {
-                    (MemberStatus::Granted, Some(SignatureLevel::Simple), _) => return Err(HistoryError::BadChange { seq, reason: "an accreditation level is advanced or qualified".into() }),
-                    (MemberStatus::Granted, Some(_), ServiceType::TimeStamping | ServiceType::ServiceSeal) => return Err(HistoryError::BadChange { seq, reason: format!("{member} is a {}: only a certification entity is accredited at a level", m.service_type.as_str()) }),
-                    (MemberStatus::Granted, None, ServiceType::CertificationEntity) => return Err(HistoryError::BadChange { seq, reason: format!("granting {member}, a certification entity, needs the `level` (advanced or qualified) it is accredited at") }),
-                    (MemberStatus::Suspended | MemberStatus::Withdrawn, Some(_), _) => return Err(HistoryError::BadChange { seq, reason: "a level is given only with `granted`".into() }),
+                    (MemberStatus::Granted, Some(SignatureLevel::Simple), _) => {
+                        return Err(HistoryError::BadChange { seq, reason: "an accreditation level is advanced or qualified".into() });
+                    }
+                    (MemberStatus::Granted, Some(_), ServiceType::TimeStamping | ServiceType::ServiceSeal) => {
+                        return Err(HistoryError::BadChange {
+                            seq,
+                            reason: format!("{member} is a {}: only a certification entity is accredited at a level", m.service_type.as_str()),
+                        });
+                    }
+                    (MemberStatus::Granted, None, ServiceType::CertificationEntity) => {
+                        return Err(HistoryError::BadChange {
+                            seq,
+                            reason: format!("granting {member}, a certification entity, needs the `level` (advanced or qualified) it is accredited at"),
+                        });
+                    }
+                    (MemberStatus::Suspended | MemberStatus::Withdrawn, Some(_), _) => {
+                        return Err(HistoryError::BadChange { seq, reason: "a level is given only with `granted`".into() });
+                    }
                     _ => {}
                 }
                 if m.statuses.last().is_some_and(|(_, s, l)| s == status && l == level) {
                     return Err(HistoryError::BadChange { seq, reason: format!("{member} is already {}", status.as_str()) });
                 }
                 if m.statuses.last().is_some_and(|(_, s, _)| *s == MemberStatus::Withdrawn) {
-                    return Err(HistoryError::BadChange { seq, reason: format!("{member} was withdrawn: a withdrawn member is never granted again (add it anew under another id)") });
+                    return Err(HistoryError::BadChange {
+                        seq,
+                        reason: format!("{member} was withdrawn: a withdrawn member is never granted again (add it anew under another id)"),
+                    });
                 }
                 m.statuses.push((at, *status, *level));
             }
@@ -598,10 +659,16 @@ impl TrustHistory {
                 let i = member_index(&self.members, member)?;
                 let m = &mut self.members[i];
                 if m.service_type != ServiceType::CertificationEntity {
-                    return Err(HistoryError::BadChange { seq, reason: format!("{member} is a {}: qualified policies belong to certification entities", m.service_type.as_str()) });
+                    return Err(HistoryError::BadChange {
+                        seq,
+                        reason: format!("{member} is a {}: qualified policies belong to certification entities", m.service_type.as_str()),
+                    });
                 }
                 if m.qualified_policy_at(oid, at) == on {
-                    return Err(HistoryError::BadChange { seq, reason: format!("policy {oid} is already {} for {member}", if on { "in force" } else { "not in force" }) });
+                    return Err(HistoryError::BadChange {
+                        seq,
+                        reason: format!("policy {oid} is already {} for {member}", if on { "in force" } else { "not in force" }),
+                    });
                 }
                 m.policies.push((at, oid.clone(), on));
             }
@@ -674,7 +741,11 @@ pub fn convert_v1(
             add(since, Change::PolicyAdded { member: e.id.clone(), oid: oid.clone() }, &mut changes);
         }
         for (k, p) in e.accredited.iter().enumerate() {
-            add(p.from.max(since), Change::Status { member: e.id.clone(), status: MemberStatus::Granted, level: Some(SignatureLevel::Qualified) }, &mut changes);
+            add(
+                p.from.max(since),
+                Change::Status { member: e.id.clone(), status: MemberStatus::Granted, level: Some(SignatureLevel::Qualified) },
+                &mut changes,
+            );
             if let Some(until) = p.until {
                 // A period followed by another was a suspension; the last one's end, a withdrawal.
                 let status = if k + 1 < e.accredited.len() { MemberStatus::Suspended } else { MemberStatus::Withdrawn };
@@ -683,7 +754,11 @@ pub fn convert_v1(
         }
     }
     for (id, service_type, name, cert) in extra {
-        add(since, Change::AddMember { member: id.clone(), service_type: *service_type, name: name.clone(), certificate: certificate_text(cert) }, &mut changes);
+        add(
+            since,
+            Change::AddMember { member: id.clone(), service_type: *service_type, name: name.clone(), certificate: certificate_text(cert) },
+            &mut changes,
+        );
         add(since, Change::Status { member: id.clone(), status: MemberStatus::Granted, level: None }, &mut changes);
     }
     changes.sort_by_key(|(t, o, _)| (*t, *o));
@@ -691,7 +766,10 @@ pub fn convert_v1(
     for (t, _, change) in changes {
         let entry = sign_entry(history.as_ref(), signer, t, change).map_err(HistoryError::NotADocument)?;
         history = Some(match history {
-            None => TrustHistory::verify(TrustListDocument { format: FORMAT.into(), version: VERSION, name: file.name.clone().unwrap_or_default(), entries: vec![entry] }, now)?,
+            None => TrustHistory::verify(
+                TrustListDocument { format: FORMAT.into(), version: VERSION, name: file.name.clone().unwrap_or_default(), entries: vec![entry] },
+                now,
+            )?,
             Some(h) => h.appended(entry, now)?,
         });
     }

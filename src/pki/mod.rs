@@ -20,9 +20,7 @@ pub mod tsa_trust;
 
 pub use cert::CertFacts;
 pub use crl::CrlSet;
-pub use path::{
-    CertificateValidator, ChainFailure, ChainVerdict, SigningTime, ValidatedChain, ValidationPolicy,
-};
+pub use path::{CertificateValidator, ChainFailure, ChainVerdict, SigningTime, ValidatedChain, ValidationPolicy};
 pub use report::{Indication, SignatureLevel, SubIndication, ValidationReport};
 pub use trust::TrustList;
 

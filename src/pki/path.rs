@@ -72,11 +72,7 @@ pub struct ValidationPolicy {
 impl ValidationPolicy {
     /// carimbo's policy for document signatures.
     pub fn document_signing() -> ValidationPolicy {
-        ValidationPolicy {
-            eku: EkuRule::DocumentSigning,
-            require_key_usage: true,
-            revocation: RevocationRule::Required,
-        }
+        ValidationPolicy { eku: EkuRule::DocumentSigning, require_key_usage: true, revocation: RevocationRule::Required }
     }
 }
 
@@ -90,11 +86,7 @@ pub struct ChainFailure {
 
 impl ChainFailure {
     fn new(indication: Indication, sub: SubIndication, detail: impl Into<String>) -> Self {
-        ChainFailure {
-            indication,
-            sub,
-            detail: detail.into(),
-        }
+        ChainFailure { indication, sub, detail: detail.into() }
     }
 }
 
@@ -185,13 +177,7 @@ struct EkuCheck<'a>(&'a EkuRule);
 impl ExtendedKeyUsageValidator for EkuCheck<'_> {
     fn validate(&self, iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
         let accepted: Vec<&[u8]> = match self.0 {
-            EkuRule::DocumentSigning => vec![
-                EKU_DOCUMENT_SIGNING,
-                EKU_EMAIL_PROTECTION,
-                EKU_ANY,
-                EKU_MS_DOCUMENT_SIGNING,
-                EKU_ADOBE_AUTHENTIC_DOCUMENTS,
-            ],
+            EkuRule::DocumentSigning => vec![EKU_DOCUMENT_SIGNING, EKU_EMAIL_PROTECTION, EKU_ANY, EKU_MS_DOCUMENT_SIGNING, EKU_ADOBE_AUTHENTIC_DOCUMENTS],
             EkuRule::RequiredIfPresent(oid) => vec![oid.as_slice()],
         };
         let mut empty = true;
@@ -221,35 +207,21 @@ pub struct CertificateValidator {
 
 impl CertificateValidator {
     pub fn new(trust: TrustList, crls: CrlSet, policy: ValidationPolicy) -> Self {
-        CertificateValidator {
-            trust,
-            crls,
-            policy,
-        }
+        CertificateValidator { trust, crls, policy }
     }
 
     /// Find and check a path from `chain[0]` (the signing certificate) to a trust anchor,
     /// valid at `t`. Everything time-independent is kept in the result.
-    pub fn analyse(
-        &self,
-        chain: &[CertificateDer<'_>],
-        t: DateTime<Utc>,
-    ) -> Result<ValidatedChain, ChainFailure> {
+    pub fn analyse(&self, chain: &[CertificateDer<'_>], t: DateTime<Utc>) -> Result<ValidatedChain, ChainFailure> {
         let (leaf_der, leaf) = preflight(chain)?;
         let intermediates = &chain[1..];
-        let ee = EndEntityCert::try_from(leaf_der).map_err(|e| {
-            ChainFailure::new(
-                Indication::TotalFailed,
-                SubIndication::FormatFailure,
-                format!("signing certificate not accepted: {e}"),
-            )
-        })?;
+        let ee = EndEntityCert::try_from(leaf_der)
+            .map_err(|e| ChainFailure::new(Indication::TotalFailed, SubIndication::FormatFailure, format!("signing certificate not accepted: {e}")))?;
         let path = self.build_path(&ee, leaf_der, intermediates, t)?;
         self.leaf_key_usage_rule(&leaf)?;
         let mut facts_path = vec![(leaf, false)];
         for cert in path.intermediate_certificates() {
-            let facts = CertFacts::from_der(cert.der().as_ref())
-                .map_err(|e| ChainFailure::new(Indication::TotalFailed, SubIndication::FormatFailure, e))?;
+            let facts = CertFacts::from_der(cert.der().as_ref()).map_err(|e| ChainFailure::new(Indication::TotalFailed, SubIndication::FormatFailure, e))?;
             facts_path.push((facts, false));
         }
         let anchor_facts = self.trust.anchor_facts(path.anchor()).cloned();
@@ -259,28 +231,16 @@ impl CertificateValidator {
         let mut elements = Vec::with_capacity(facts_path.len() + 1);
         for (i, (facts, _)) in facts_path.iter().enumerate() {
             let signers = crl_signers(facts, Some(i), i + 1, &keys);
-            elements.push(PathElement {
-                facts: facts.clone(),
-                trust_anchor: false,
-                revocation: Some(self.crls.lookup(facts, &signers)),
-            });
+            elements.push(PathElement { facts: facts.clone(), trust_anchor: false, revocation: Some(self.crls.lookup(facts, &signers)) });
         }
         if let Some(anchor) = anchor_facts {
-            elements.push(PathElement {
-                facts: anchor,
-                trust_anchor: true,
-                revocation: None,
-            });
+            elements.push(PathElement { facts: anchor, trust_anchor: true, revocation: None });
         }
         // The anchor's own validity counts too (RFC 5280 leaves it to the relying party; an
         // expired root is no longer maintained by its certification entity).
         let valid_from = elements.iter().map(|e| e.facts.not_before).max().unwrap_or(t);
         let valid_until = elements.iter().map(|e| e.facts.not_after).min().unwrap_or(t);
-        Ok(ValidatedChain {
-            path: elements,
-            valid_from,
-            valid_until,
-        })
+        Ok(ValidatedChain { path: elements, valid_from, valid_until })
     }
 
     /// webpki's path search from the signing certificate through `intermediates` to an anchor
@@ -302,11 +262,7 @@ impl CertificateValidator {
         };
         let check_path = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
             if let Some(why) = violation(leaf_der.as_ref(), CertRole::EndEntity) {
-                stash(ChainFailure::new(
-                    Indeterminate,
-                    ChainConstraintsFailure,
-                    why,
-                ));
+                stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, why));
                 return Err(webpki::Error::BadDer);
             }
             for cert in path.intermediate_certificates() {
@@ -318,58 +274,30 @@ impl CertificateValidator {
                     }
                 };
                 if let Some(why) = violation(cert.der().as_ref(), CertRole::Intermediate) {
-                    stash(ChainFailure::new(
-                        Indeterminate,
-                        ChainConstraintsFailure,
-                        why,
-                    ));
+                    stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, why));
                     return Err(webpki::Error::BadDer);
                 }
                 if facts.key_usage.is_some_and(|ku| !ku.key_cert_sign) {
                     stash(ChainFailure::new(
                         Indeterminate,
                         ChainConstraintsFailure,
-                        format!(
-                            "CA certificate `{}` lacks the keyCertSign key usage",
-                            facts.subject
-                        ),
+                        format!("CA certificate `{}` lacks the keyCertSign key usage", facts.subject),
                     ));
                     return Err(webpki::Error::CaUsedAsEndEntity);
                 }
                 if let Err(e) = check_key_strength(&facts.key) {
-                    stash(ChainFailure::new(
-                        Indeterminate,
-                        CryptoConstraintsFailure,
-                        format!("CA certificate `{}`: {e}", facts.subject),
-                    ));
+                    stash(ChainFailure::new(Indeterminate, CryptoConstraintsFailure, format!("CA certificate `{}`: {e}", facts.subject)));
                     return Err(webpki::Error::BadDer);
                 }
             }
             if let Some(why) = self.trust.anchor_violation(path.anchor()) {
-                stash(ChainFailure::new(
-                    Indeterminate,
-                    ChainConstraintsFailure,
-                    format!("trust anchor not usable: {why}"),
-                ));
+                stash(ChainFailure::new(Indeterminate, ChainConstraintsFailure, format!("trust anchor not usable: {why}")));
                 return Err(webpki::Error::BadDer);
             }
             Ok(())
         };
-        ee.verify_for_usage(
-            ALGORITHMS,
-            self.trust.anchors(),
-            intermediates,
-            unix_time(t),
-            EkuCheck(&self.policy.eku),
-            None,
-            Some(&check_path),
-        )
-        .map_err(|e| {
-            constraint_failure
-                .borrow_mut()
-                .take()
-                .unwrap_or_else(|| map_webpki_error(&e))
-        })
+        ee.verify_for_usage(ALGORITHMS, self.trust.anchors(), intermediates, unix_time(t), EkuCheck(&self.policy.eku), None, Some(&check_path))
+            .map_err(|e| constraint_failure.borrow_mut().take().unwrap_or_else(|| map_webpki_error(&e)))
     }
 
     /// The signing certificate's key usage (RFC 5280 §4.2.1.3): a document signature needs
@@ -402,11 +330,7 @@ impl CertificateValidator {
     /// Judge signing time `t` against an analysed chain: validity, revocation by date, and
     /// the qualified-level facts. `Err(None)`-like cases do not exist: a time outside the
     /// chain's validity gives EXPIRED / NOT_YET_VALID naming the certificate.
-    pub fn evaluate(
-        &self,
-        chain: &ValidatedChain,
-        t: SigningTime,
-    ) -> Result<ChainVerdict, ChainFailure> {
+    pub fn evaluate(&self, chain: &ValidatedChain, t: SigningTime) -> Result<ChainVerdict, ChainFailure> {
         let mut verdict = ChainVerdict::default();
         within_validity(chain, t)?;
         for (i, e) in chain.path.iter().enumerate() {
@@ -426,34 +350,16 @@ impl CertificateValidator {
             None => {}
             Some(Err(reason)) => match self.policy.revocation {
                 RevocationRule::Required => {
-                    return Err(ChainFailure::new(
-                        Indeterminate,
-                        TryLater,
-                        format!(
-                            "revocation status of `{}` is unknown: {reason}",
-                            e.facts.subject
-                        ),
-                    ));
+                    return Err(ChainFailure::new(Indeterminate, TryLater, format!("revocation status of `{}` is unknown: {reason}", e.facts.subject)));
                 }
                 RevocationRule::IfAvailable if !self.crls.has_issuer(&e.facts.issuer_raw) => {}
                 RevocationRule::IfAvailable => {
-                    return Err(ChainFailure::new(
-                        Indeterminate,
-                        TryLater,
-                        format!(
-                            "revocation status of `{}` is unknown: {reason}",
-                            e.facts.subject
-                        ),
-                    ));
+                    return Err(ChainFailure::new(Indeterminate, TryLater, format!("revocation status of `{}` is unknown: {reason}", e.facts.subject)));
                 }
             },
             Some(Ok(lookup)) => {
                 if let Some(entry) = &lookup.entry {
-                    let who = if is_leaf {
-                        "the signing certificate".to_string()
-                    } else {
-                        format!("CA certificate `{}`", e.facts.subject)
-                    };
+                    let who = if is_leaf { "the signing certificate".to_string() } else { format!("CA certificate `{}`", e.facts.subject) };
                     if entry.date <= t.at {
                         return Err(ChainFailure::new(
                             TotalFailed,
@@ -461,11 +367,7 @@ impl CertificateValidator {
                             format!(
                                 "{who} was revoked on {}{}, at or before the signing time {}",
                                 entry.date.to_rfc3339(),
-                                entry
-                                    .reason
-                                    .as_ref()
-                                    .map(|r| format!(" ({r})"))
-                                    .unwrap_or_default(),
+                                entry.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
                                 t.at.to_rfc3339()
                             ),
                         ));
@@ -473,11 +375,7 @@ impl CertificateValidator {
                     if !t.trusted {
                         return Err(ChainFailure::new(
                             Indeterminate,
-                            if is_leaf {
-                                RevokedNoPoe
-                            } else {
-                                RevokedCaNoPoe
-                            },
+                            if is_leaf { RevokedNoPoe } else { RevokedCaNoPoe },
                             format!(
                                 "{who} was revoked on {}, after the claimed signing time {}, which is not proven",
                                 entry.date.to_rfc3339(),
@@ -490,9 +388,7 @@ impl CertificateValidator {
                         entry.date.to_rfc3339(),
                         t.at.to_rfc3339()
                     ));
-                } else if !lookup.covers(t.at)
-                    && self.policy.revocation == RevocationRule::Required
-                {
+                } else if !lookup.covers(t.at) && self.policy.revocation == RevocationRule::Required {
                     return Err(ChainFailure::new(
                         Indeterminate,
                         TryLater,
@@ -500,10 +396,7 @@ impl CertificateValidator {
                             "the newest CRL for `{}` was issued {} with nextUpdate {}, so it does not cover the signing time {}",
                             e.facts.subject,
                             lookup.crl_this_update.to_rfc3339(),
-                            lookup
-                                .crl_next_update
-                                .map(|n| n.to_rfc3339())
-                                .unwrap_or_else(|| "none".into()),
+                            lookup.crl_next_update.map(|n| n.to_rfc3339()).unwrap_or_else(|| "none".into()),
                             t.at.to_rfc3339()
                         ),
                     ));
@@ -517,28 +410,17 @@ impl CertificateValidator {
     /// names), nonRepudiation, and an issuer accredited at the signing time.
     fn assess_qualified(&self, chain: &ValidatedChain, at: DateTime<Utc>, v: &mut ChainVerdict) {
         let leaf = chain.leaf();
-        let entity = chain
-            .issuer()
-            .and_then(|issuer| self.trust.entity_by_spki(&issuer.spki));
+        let entity = chain.issuer().and_then(|issuer| self.trust.entity_by_spki(&issuer.spki));
         let mut why = Vec::new();
         match entity {
             None => why.push("its issuer is not a certification entity on the trust list".into()),
             Some(entity) => {
                 if !entity.accredited_at(at) {
-                    why.push(format!(
-                        "its issuer `{}` was not accredited at {}",
-                        entity.entry.id,
-                        at.to_rfc3339()
-                    ));
+                    why.push(format!("its issuer `{}` was not accredited at {}", entity.entry.id, at.to_rfc3339()));
                 }
-                let by_policy = leaf
-                    .policies
-                    .iter()
-                    .any(|p| entity.qualified_policy_at(p, at));
+                let by_policy = leaf.policies.iter().any(|p| entity.qualified_policy_at(p, at));
                 if !(leaf.qc_compliance || by_policy) {
-                    why.push(
-                        "the certificate is not qualified (no QcCompliance statement nor a qualified policy OID)".into(),
-                    );
+                    why.push("the certificate is not qualified (no QcCompliance statement nor a qualified policy OID)".into());
                 }
             }
         }
@@ -550,11 +432,7 @@ impl CertificateValidator {
     }
 
     /// `analyse` then `evaluate`, with no caching.
-    pub fn validate(
-        &self,
-        chain: &[CertificateDer<'_>],
-        t: SigningTime,
-    ) -> Result<(ValidatedChain, ChainVerdict), ChainFailure> {
+    pub fn validate(&self, chain: &[CertificateDer<'_>], t: SigningTime) -> Result<(ValidatedChain, ChainVerdict), ChainFailure> {
         let analysed = self.analyse(chain, t.at)?;
         let verdict = self.evaluate(&analysed, t)?;
         Ok((analysed, verdict))
@@ -568,33 +446,20 @@ fn preflight<'c>(chain: &'c [CertificateDer<'c>]) -> Result<(&'c CertificateDer<
     use Indication::*;
     use SubIndication::*;
     let Some(leaf_der) = chain.first() else {
-        return Err(ChainFailure::new(
-            Indeterminate,
-            NoSigningCertificateFound,
-            "no signing certificate was given",
-        ));
+        return Err(ChainFailure::new(Indeterminate, NoSigningCertificateFound, "no signing certificate was given"));
     };
     if chain.len() > MAX_CHAIN_CERTIFICATES {
         return Err(ChainFailure::new(
             TotalFailed,
             FormatFailure,
-            format!(
-                "{} certificates given; at most {MAX_CHAIN_CERTIFICATES} are examined",
-                chain.len()
-            ),
+            format!("{} certificates given; at most {MAX_CHAIN_CERTIFICATES} are examined", chain.len()),
         ));
     }
-    let leaf = CertFacts::from_der(leaf_der)
-        .map_err(|e| ChainFailure::new(TotalFailed, FormatFailure, e))?;
+    let leaf = CertFacts::from_der(leaf_der).map_err(|e| ChainFailure::new(TotalFailed, FormatFailure, e))?;
     if let Some(alg) = refused_signature_algorithm(&leaf.signature_algorithm) {
-        return Err(ChainFailure::new(
-            Indeterminate,
-            CryptoConstraintsFailure,
-            format!("the signing certificate is signed with {alg}, which is refused"),
-        ));
+        return Err(ChainFailure::new(Indeterminate, CryptoConstraintsFailure, format!("the signing certificate is signed with {alg}, which is refused")));
     }
-    check_key_strength(&leaf.key)
-        .map_err(|e| ChainFailure::new(Indeterminate, CryptoConstraintsFailure, e))?;
+    check_key_strength(&leaf.key).map_err(|e| ChainFailure::new(Indeterminate, CryptoConstraintsFailure, e))?;
     Ok((leaf_der, leaf))
 }
 
@@ -608,24 +473,14 @@ fn within_validity(chain: &ValidatedChain, t: SigningTime) -> Result<(), ChainFa
             return Err(ChainFailure::new(
                 TotalFailed,
                 NotYetValid,
-                format!(
-                    "certificate `{}` is valid from {}, after the signing time {}",
-                    e.facts.subject,
-                    e.facts.not_before.to_rfc3339(),
-                    t.at.to_rfc3339()
-                ),
+                format!("certificate `{}` is valid from {}, after the signing time {}", e.facts.subject, e.facts.not_before.to_rfc3339(), t.at.to_rfc3339()),
             ));
         }
         if t.at > e.facts.not_after {
             return Err(ChainFailure::new(
                 TotalFailed,
                 Expired,
-                format!(
-                    "certificate `{}` expired on {}, before the signing time {}",
-                    e.facts.subject,
-                    e.facts.not_after.to_rfc3339(),
-                    t.at.to_rfc3339()
-                ),
+                format!("certificate `{}` expired on {}, before the signing time {}", e.facts.subject, e.facts.not_after.to_rfc3339(), t.at.to_rfc3339()),
             ));
         }
     }
@@ -642,39 +497,17 @@ struct CrlKey {
 
 impl CrlKey {
     fn signer(&self) -> CrlSigner<'_> {
-        CrlSigner {
-            name: &self.name,
-            spki: &self.spki,
-            key_usage: self.key_usage,
-        }
+        CrlSigner { name: &self.name, spki: &self.spki, key_usage: self.key_usage }
     }
 }
 
 /// The keys of a validated path, leaf first, then the anchor's: index `i + 1` is the issuer
 /// of element `i`.
-fn crl_keys(
-    facts_path: &[(CertFacts, bool)],
-    anchor: Option<&CertFacts>,
-    anchor_spki: &[u8],
-) -> Vec<CrlKey> {
-    let mut keys: Vec<CrlKey> = facts_path
-        .iter()
-        .map(|(f, _)| CrlKey {
-            name: f.subject_raw.clone(),
-            spki: f.spki.clone(),
-            key_usage: f.key_usage,
-        })
-        .collect();
+fn crl_keys(facts_path: &[(CertFacts, bool)], anchor: Option<&CertFacts>, anchor_spki: &[u8]) -> Vec<CrlKey> {
+    let mut keys: Vec<CrlKey> = facts_path.iter().map(|(f, _)| CrlKey { name: f.subject_raw.clone(), spki: f.spki.clone(), key_usage: f.key_usage }).collect();
     // By construction the top certificate's issuer is the anchor's name.
-    let anchor_name = anchor
-        .map(|a| a.subject_raw.clone())
-        .or_else(|| facts_path.last().map(|(f, _)| f.issuer_raw.clone()))
-        .unwrap_or_default();
-    keys.push(CrlKey {
-        name: anchor_name,
-        spki: anchor_spki.to_vec(),
-        key_usage: anchor.and_then(|a| a.key_usage),
-    });
+    let anchor_name = anchor.map(|a| a.subject_raw.clone()).or_else(|| facts_path.last().map(|(f, _)| f.issuer_raw.clone())).unwrap_or_default();
+    keys.push(CrlKey { name: anchor_name, spki: anchor_spki.to_vec(), key_usage: anchor.and_then(|a| a.key_usage) });
     keys
 }
 
@@ -683,12 +516,7 @@ fn crl_keys(
 /// CRL issuer its distribution points delegate to. A certificate's own key never vouches
 /// for it under its issuer's name; under a delegated CRL issuer's name it may (a CRL issuer
 /// that answers for its own certificate, as RFC 5280 allows).
-fn crl_signers<'k>(
-    facts: &CertFacts,
-    own: Option<usize>,
-    issuer: usize,
-    keys: &'k [CrlKey],
-) -> Vec<CrlSigner<'k>> {
+fn crl_signers<'k>(facts: &CertFacts, own: Option<usize>, issuer: usize, keys: &'k [CrlKey]) -> Vec<CrlSigner<'k>> {
     let names = CrlSet::crl_issuers_for(facts);
     let mut out: Vec<CrlSigner<'k>> = keys.get(issuer).map(CrlKey::signer).into_iter().collect();
     for (j, key) in keys.iter().enumerate() {
@@ -713,17 +541,8 @@ impl CertificateValidator {
     /// rather than a second webpki path search, because webpki validates only end-entity
     /// certificates and a CRL signer is often a CA certificate (a CA signing an indirect
     /// CRL); a signer further from the path is not used, so the status stays unknown.
-    fn delegated_crl_signers(
-        &self,
-        facts_path: &[(CertFacts, bool)],
-        path_keys: &[CrlKey],
-        given: &[CertificateDer<'_>],
-        t: DateTime<Utc>,
-    ) -> Vec<CrlKey> {
-        let needed: Vec<&[u8]> = facts_path
-            .iter()
-            .flat_map(|(f, _)| CrlSet::crl_issuers_for(f))
-            .collect();
+    fn delegated_crl_signers(&self, facts_path: &[(CertFacts, bool)], path_keys: &[CrlKey], given: &[CertificateDer<'_>], t: DateTime<Utc>) -> Vec<CrlKey> {
+        let needed: Vec<&[u8]> = facts_path.iter().flat_map(|(f, _)| CrlSet::crl_issuers_for(f)).collect();
         let mut candidates: Vec<(CertFacts, usize)> = Vec::new();
         for der in given {
             let Ok(facts) = CertFacts::from_der(der.as_ref()) else {
@@ -745,11 +564,7 @@ impl CertificateValidator {
         // one found listed or unknown is dropped and the rest judged again without it.
         loop {
             let mut keys = path_keys.to_vec();
-            keys.extend(candidates.iter().map(|(f, _)| CrlKey {
-                name: f.subject_raw.clone(),
-                spki: f.spki.clone(),
-                key_usage: f.key_usage,
-            }));
+            keys.extend(candidates.iter().map(|(f, _)| CrlKey { name: f.subject_raw.clone(), spki: f.spki.clone(), key_usage: f.key_usage }));
             let unusable = candidates.iter().enumerate().position(|(n, (facts, issuer))| {
                 let signers = crl_signers(facts, Some(path_keys.len() + n), *issuer, &keys);
                 match self.crls.lookup(facts, &signers) {
@@ -770,12 +585,7 @@ impl CertificateValidator {
 /// The index in `keys` of the key that issued `der` (named like its issuer, with keyCertSign
 /// if it carries key usage, its signature verifying), when `der` is valid at `t` and meets the
 /// crypto policy.
-fn issued_by_path_key(
-    der: &[u8],
-    facts: &CertFacts,
-    keys: &[CrlKey],
-    t: DateTime<Utc>,
-) -> Option<usize> {
+fn issued_by_path_key(der: &[u8], facts: &CertFacts, keys: &[CrlKey], t: DateTime<Utc>) -> Option<usize> {
     if t < facts.not_before
         || t > facts.not_after
         || refused_signature_algorithm(&facts.signature_algorithm).is_some()
@@ -803,33 +613,15 @@ fn map_webpki_error(e: &webpki::Error) -> ChainFailure {
     use SubIndication::*;
     use webpki::Error as W;
     let (indication, sub, what) = match e {
-        W::CertExpired { .. } => (
-            TotalFailed,
-            Expired,
-            "a certificate of the chain had expired at the signing time",
-        ),
-        W::CertNotValidYet { .. } => (
-            TotalFailed,
-            NotYetValid,
-            "a certificate of the chain was not yet valid at the signing time",
-        ),
-        W::UnknownIssuer => (
-            Indeterminate,
-            NoCertificateChainFound,
-            "no path from the signing certificate to a trust anchor of the trust list",
-        ),
-        W::InvalidSignatureForPublicKey => (
-            Indeterminate,
-            NoCertificateChainFound,
-            "a certificate's signature does not verify with its issuer's key (broken chain)",
-        ),
-        W::MaximumSignatureChecksExceeded
-        | W::MaximumPathBuildCallsExceeded
-        | W::MaximumPathDepthExceeded => (
-            Indeterminate,
-            NoCertificateChainFound,
-            "path building gave up (too many candidate certificates or too deep)",
-        ),
+        W::CertExpired { .. } => (TotalFailed, Expired, "a certificate of the chain had expired at the signing time"),
+        W::CertNotValidYet { .. } => (TotalFailed, NotYetValid, "a certificate of the chain was not yet valid at the signing time"),
+        W::UnknownIssuer => (Indeterminate, NoCertificateChainFound, "no path from the signing certificate to a trust anchor of the trust list"),
+        W::InvalidSignatureForPublicKey => {
+            (Indeterminate, NoCertificateChainFound, "a certificate's signature does not verify with its issuer's key (broken chain)")
+        }
+        W::MaximumSignatureChecksExceeded | W::MaximumPathBuildCallsExceeded | W::MaximumPathDepthExceeded => {
+            (Indeterminate, NoCertificateChainFound, "path building gave up (too many candidate certificates or too deep)")
+        }
         W::UnsupportedSignatureAlgorithm
         | W::UnsupportedSignatureAlgorithmContext(_)
         | W::UnsupportedSignatureAlgorithmForPublicKey
@@ -838,51 +630,19 @@ fn map_webpki_error(e: &webpki::Error) -> ChainFailure {
             CryptoConstraintsFailure,
             "a certificate is signed with an algorithm or key that the crypto policy refuses (e.g. SHA-1, RSA under 2048 bits)",
         ),
-        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) | W::EmptyEkuExtension => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "a certificate's extended key usage does not allow document signing",
-        ),
-        W::CaUsedAsEndEntity => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "a CA certificate was used as signing certificate",
-        ),
-        W::EndEntityUsedAsCa => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "an end-entity certificate was used as a CA",
-        ),
-        W::PathLenConstraintViolated => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "a path-length constraint is violated",
-        ),
-        W::NameConstraintViolation => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "a name constraint is violated",
-        ),
-        W::CertDistrusted => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "a certificate of the chain is explicitly distrusted",
-        ),
-        W::InvalidCertValidity => (
-            TotalFailed,
-            FormatFailure,
-            "a certificate's validity period is malformed",
-        ),
-        W::UnsupportedCriticalExtension => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "a certificate carries a critical extension the validator does not understand",
-        ),
-        _ => (
-            Indeterminate,
-            ChainConstraintsFailure,
-            "the certificate chain is not acceptable",
-        ),
+        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) | W::EmptyEkuExtension => {
+            (Indeterminate, ChainConstraintsFailure, "a certificate's extended key usage does not allow document signing")
+        }
+        W::CaUsedAsEndEntity => (Indeterminate, ChainConstraintsFailure, "a CA certificate was used as signing certificate"),
+        W::EndEntityUsedAsCa => (Indeterminate, ChainConstraintsFailure, "an end-entity certificate was used as a CA"),
+        W::PathLenConstraintViolated => (Indeterminate, ChainConstraintsFailure, "a path-length constraint is violated"),
+        W::NameConstraintViolation => (Indeterminate, ChainConstraintsFailure, "a name constraint is violated"),
+        W::CertDistrusted => (Indeterminate, ChainConstraintsFailure, "a certificate of the chain is explicitly distrusted"),
+        W::InvalidCertValidity => (TotalFailed, FormatFailure, "a certificate's validity period is malformed"),
+        W::UnsupportedCriticalExtension => {
+            (Indeterminate, ChainConstraintsFailure, "a certificate carries a critical extension the validator does not understand")
+        }
+        _ => (Indeterminate, ChainConstraintsFailure, "the certificate chain is not acceptable"),
     };
     ChainFailure::new(indication, sub, format!("{what} ({e})"))
 }

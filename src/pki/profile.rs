@@ -27,11 +27,7 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
     };
     let tbs = &cert.tbs_certificate;
     let subject = tbs.subject().to_string();
-    let who = if subject.is_empty() {
-        "a certificate with an empty subject".to_string()
-    } else {
-        format!("`{subject}`")
-    };
+    let who = if subject.is_empty() { "a certificate with an empty subject".to_string() } else { format!("`{subject}`") };
     let check = || -> Result<(), String> {
         serial_rule(tbs, role, &who)?;
         let ext = scan_extensions(tbs, role, &who)?;
@@ -46,11 +42,7 @@ pub fn violation(der: &[u8], role: CertRole) -> Option<String> {
 /// trusted by configuration (§6.1.1 uses only their name and key); some long-lived public
 /// roots predate the rule.
 fn serial_rule(tbs: &TbsCertificate<'_>, role: CertRole, who: &str) -> Result<(), String> {
-    let serial = if role == CertRole::Anchor {
-        &[1u8][..]
-    } else {
-        tbs.raw_serial()
-    };
+    let serial = if role == CertRole::Anchor { &[1u8][..] } else { tbs.raw_serial() };
     let significant = serial.iter().skip_while(|b| **b == 0).count();
     if significant == 0 {
         return Err(format!("{who} has serial number zero"));
@@ -109,10 +101,7 @@ fn scan_extensions<'a>(tbs: &'a TbsCertificate<'a>, role: CertRole, who: &str) -
                 | ParsedExtension::PolicyMappings(_)
         );
         if ext.critical && !may_be_critical {
-            return Err(format!(
-                "{who} has critical extension {} that must not be critical or is not understood",
-                ext.oid
-            ));
+            return Err(format!("{who} has critical extension {} that must not be critical or is not understood", ext.oid));
         }
         match parsed {
             ParsedExtension::AuthorityKeyIdentifier(a) => {

@@ -143,9 +143,7 @@ impl std::str::FromStr for SignatureLevel {
             "simple" => Ok(SignatureLevel::Simple),
             "advanced" => Ok(SignatureLevel::Advanced),
             "qualified" => Ok(SignatureLevel::Qualified),
-            other => Err(format!(
-                "unknown signature level {other:?}: use simple, advanced or qualified"
-            )),
+            other => Err(format!("unknown signature level {other:?}: use simple, advanced or qualified")),
         }
     }
 }
@@ -316,9 +314,7 @@ pub fn level_not_met_sentence(achieved: SignatureLevel, required: SignatureLevel
     let (za, pa, ea) = level_names(achieved);
     let (zr, pr, er) = level_names(required);
     Sentence {
-        zh: format!(
-            "此步驟要求{zr}，但您的簽名只達到{za}。請使用認證實體（如 eSignTrust）發出的合格證書重新簽署。"
-        ),
+        zh: format!("此步驟要求{zr}，但您的簽名只達到{za}。請使用認證實體（如 eSignTrust）發出的合格證書重新簽署。"),
         pt: format!(
             "Este passo exige uma {pr}, mas a sua assinatura é apenas uma {pa}. Assine de novo com um certificado qualificado de uma entidade credenciada (como a eSignTrust)."
         ),
@@ -331,25 +327,13 @@ pub fn level_not_met_sentence(achieved: SignatureLevel, required: SignatureLevel
 fn level_names(level: SignatureLevel) -> (&'static str, &'static str, &'static str) {
     match level {
         SignatureLevel::Simple => ("簡單簽名", "assinatura simples", "simple signature"),
-        SignatureLevel::Advanced => (
-            "進階電子簽名",
-            "assinatura eletrónica avançada",
-            "advanced electronic signature",
-        ),
-        SignatureLevel::Qualified => (
-            "合格電子簽名",
-            "assinatura eletrónica qualificada",
-            "qualified electronic signature",
-        ),
+        SignatureLevel::Advanced => ("進階電子簽名", "assinatura eletrónica avançada", "advanced electronic signature"),
+        SignatureLevel::Qualified => ("合格電子簽名", "assinatura eletrónica qualificada", "qualified electronic signature"),
     }
 }
 
 fn s(zh: &str, pt: &str, en: &str) -> Sentence {
-    Sentence {
-        zh: zh.to_string(),
-        pt: pt.to_string(),
-        en: en.to_string(),
-    }
+    Sentence { zh: zh.to_string(), pt: pt.to_string(), en: en.to_string() }
 }
 
 /// What a person can do about each sub-indication.

@@ -10,16 +10,15 @@
 //! against at the signing time. The version-1 file (entities with accreditation periods) is
 //! still read by `carimbo trust convert`, which turns it into a history.
 
-
 use chrono::{DateTime, Utc};
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
-use super::history::{Member, ServiceType, TrustHistory};
-use super::report::SignatureLevel;
 use super::cert::{CertFacts, check_key_strength};
+use super::history::{Member, ServiceType, TrustHistory};
 use super::profile::{CertRole, violation};
+use super::report::SignatureLevel;
 
 /// A name in the administration's languages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,11 +112,7 @@ impl CertificationEntity {
 }
 
 fn anchor_violation(der: &CertificateDer<'_>, facts: &CertFacts) -> Option<String> {
-    violation(der, CertRole::Anchor).or_else(|| {
-        check_key_strength(&facts.key)
-            .err()
-            .map(|e| format!("trust anchor `{}`: {e}", facts.subject))
-    })
+    violation(der, CertRole::Anchor).or_else(|| check_key_strength(&facts.key).err().map(|e| format!("trust anchor `{}`: {e}", facts.subject)))
 }
 
 /// The loaded trust list.
@@ -138,27 +133,18 @@ impl TrustList {
     /// it in errors), verified at `now`.
     pub fn from_bytes(bytes: &[u8], origin: &str, now: DateTime<Utc>) -> Result<TrustList, PkiError> {
         let history = TrustList::history_from_bytes(bytes, origin, now)?;
-        TrustList::from_history(&history).map_err(|reason| PkiError::BadTrustList {
-            path: origin.to_string(),
-            reason,
-        })
+        TrustList::from_history(&history).map_err(|reason| PkiError::BadTrustList { path: origin.to_string(), reason })
     }
 
     /// The signed history in `bytes` (`origin` names it in errors), verified at `now`.
     pub fn history_from_bytes(bytes: &[u8], origin: &str, now: DateTime<Utc>) -> Result<TrustHistory, PkiError> {
-        TrustHistory::from_slice(bytes, now).map_err(|e| PkiError::BadTrustList {
-            path: origin.to_string(),
-            reason: e.to_string(),
-        })
+        TrustHistory::from_slice(bytes, now).map_err(|e| PkiError::BadTrustList { path: origin.to_string(), reason: e.to_string() })
     }
 
     /// An older list (version 1); the certificate files its entities name are the caller's to
     /// read (`entry.certificate`, beside the list).
     pub fn parse_v1(bytes: &[u8], origin: &str) -> Result<TrustListFile, PkiError> {
-        crate::json_strict::from_slice(bytes).map_err(|e| PkiError::BadTrustList {
-            path: origin.to_string(),
-            reason: e.to_string(),
-        })
+        crate::json_strict::from_slice(bytes).map_err(|e| PkiError::BadTrustList { path: origin.to_string(), reason: e.to_string() })
     }
 
     /// The list of a verified history: every member with its dated statuses and policies;
@@ -194,48 +180,29 @@ impl TrustList {
     }
 
     /// Build a trust list from entries and their certificates (used by `load` and tests).
-    pub fn from_entities(
-        entries: Vec<(EntityEntry, CertificateDer<'static>)>,
-    ) -> Result<TrustList, String> {
+    pub fn from_entities(entries: Vec<(EntityEntry, CertificateDer<'static>)>) -> Result<TrustList, String> {
         let mut entities = Vec::new();
         let mut anchors = Vec::new();
         let mut anchor_facts = Vec::new();
         let mut anchor_violations = Vec::new();
         for (entry, certificate) in entries {
-            let facts = CertFacts::from_der(&certificate)
-                .map_err(|e| format!("entity `{}`: {e}", entry.id))?;
+            let facts = CertFacts::from_der(&certificate).map_err(|e| format!("entity `{}`: {e}", entry.id))?;
             if entry.trust_anchor {
-                let anchor = webpki::anchor_from_trusted_cert(&certificate)
-                    .map_err(|e| {
-                        format!("entity `{}` is not a usable trust anchor: {e}", entry.id)
-                    })?
-                    .to_owned();
+                let anchor =
+                    webpki::anchor_from_trusted_cert(&certificate).map_err(|e| format!("entity `{}` is not a usable trust anchor: {e}", entry.id))?.to_owned();
                 anchors.push(anchor);
                 anchor_violations.push(anchor_violation(&certificate, &facts));
                 anchor_facts.push(facts.clone());
             }
-            if entities
-                .iter()
-                .any(|e: &CertificationEntity| e.entry.id == entry.id)
-            {
+            if entities.iter().any(|e: &CertificationEntity| e.entry.id == entry.id) {
                 return Err(format!("entity id `{}` appears twice", entry.id));
             }
-            entities.push(CertificationEntity {
-                entry,
-                certificate,
-                facts,
-                member: None,
-            });
+            entities.push(CertificationEntity { entry, certificate, facts, member: None });
         }
         if anchors.is_empty() {
             return Err("the trust list has no trust anchor (`trust_anchor: true`)".into());
         }
-        Ok(TrustList {
-            entities,
-            anchors,
-            anchor_facts,
-            anchor_violations,
-        })
+        Ok(TrustList { entities, anchors, anchor_facts, anchor_violations })
     }
 
     /// Trust anchors given directly, with no entity metadata (used by the x509-limbo runner).
@@ -244,20 +211,13 @@ impl TrustList {
         let mut anchor_facts = Vec::new();
         let mut anchor_violations = Vec::new();
         for root in roots {
-            let anchor = webpki::anchor_from_trusted_cert(root)
-                .map_err(|e| format!("not a usable trust anchor: {e}"))?
-                .to_owned();
+            let anchor = webpki::anchor_from_trusted_cert(root).map_err(|e| format!("not a usable trust anchor: {e}"))?.to_owned();
             let facts = CertFacts::from_der(root)?;
             anchors.push(anchor);
             anchor_violations.push(anchor_violation(root, &facts));
             anchor_facts.push(facts);
         }
-        Ok(TrustList {
-            entities: Vec::new(),
-            anchors,
-            anchor_facts,
-            anchor_violations,
-        })
+        Ok(TrustList { entities: Vec::new(), anchors, anchor_facts, anchor_violations })
     }
 
     pub fn anchors(&self) -> &[TrustAnchor<'static>] {
@@ -265,10 +225,7 @@ impl TrustList {
     }
 
     fn anchor_index(&self, anchor: &TrustAnchor<'_>) -> Option<usize> {
-        self.anchors.iter().position(|a| {
-            a.subject_public_key_info == anchor.subject_public_key_info
-                && a.subject == anchor.subject
-        })
+        self.anchors.iter().position(|a| a.subject_public_key_info == anchor.subject_public_key_info && a.subject == anchor.subject)
     }
 
     /// The facts of the anchor webpki ended a path at.
@@ -278,8 +235,7 @@ impl TrustList {
 
     /// Why this anchor may not end a path, if it may not.
     pub fn anchor_violation(&self, anchor: &TrustAnchor<'_>) -> Option<&str> {
-        self.anchor_index(anchor)
-            .and_then(|i| self.anchor_violations[i].as_deref())
+        self.anchor_index(anchor).and_then(|i| self.anchor_violations[i].as_deref())
     }
 
     pub fn entities(&self) -> &[CertificationEntity] {
@@ -289,10 +245,7 @@ impl TrustList {
     /// The service-seal member whose certificate is exactly `der`, in service at `t`.
     pub fn service_seal_at(&self, der: &[u8], t: DateTime<Utc>) -> Option<&CertificationEntity> {
         self.entities.iter().find(|e| {
-            e.certificate.as_ref() == der
-                && e.member.as_ref().is_some_and(|m| {
-                    m.service_type == ServiceType::ServiceSeal && m.added_at <= t && m.granted_at(t)
-                })
+            e.certificate.as_ref() == der && e.member.as_ref().is_some_and(|m| m.service_type == ServiceType::ServiceSeal && m.added_at <= t && m.granted_at(t))
         })
     }
 

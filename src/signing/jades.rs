@@ -27,16 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::SigningError;
-use super::timestamp::{
-    IAT_AFTER_STAMP, IAT_BEFORE_STAMP, TimeStampVerifier, VerifiedTimeStamp, codes as stamp_codes,
-    read_sig_tst, sig_tst_input,
-};
+use super::timestamp::{IAT_AFTER_STAMP, IAT_BEFORE_STAMP, TimeStampVerifier, VerifiedTimeStamp, codes as stamp_codes, read_sig_tst, sig_tst_input};
 use crate::pki::cert::{CertFacts, KeyKind, check_key_strength, sha256};
 use crate::pki::path::{CertificateValidator, MAX_CHAIN_CERTIFICATES, SigningTime, ValidatedChain};
-use crate::pki::report::{
-    Indication, SignatureLevel, SignerInfo, SubIndication, TimeSource, ValidationReport,
-    level_not_met_sentence, passed_sentence,
-};
+use crate::pki::report::{Indication, SignatureLevel, SignerInfo, SubIndication, TimeSource, ValidationReport, level_not_met_sentence, passed_sentence};
 
 /// Largest JWS document accepted, in bytes.
 pub const MAX_JWS_BYTES: usize = 256 * 1024;
@@ -77,26 +71,16 @@ impl JwsAlgorithm {
             "RS256" => JwsAlgorithm::RS256,
             "EdDSA" => JwsAlgorithm::EdDSA,
             "none" => {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    "`alg: none`: the JWS is not signed",
-                ));
+                return Err(fail(TotalFailed, FormatFailure, "`alg: none`: the JWS is not signed"));
             }
             "RS1" | "ES1" | "PS1" => {
-                return Err(fail(
-                    Indeterminate,
-                    CryptoConstraintsFailure,
-                    format!("`alg: {name}` uses SHA-1, which is refused"),
-                ));
+                return Err(fail(Indeterminate, CryptoConstraintsFailure, format!("`alg: {name}` uses SHA-1, which is refused")));
             }
             other => {
                 return Err(fail(
                     Indeterminate,
                     CryptoConstraintsFailure,
-                    format!(
-                        "`alg: {other}` is not allowed (allowed: ES256, ES384, PS256, RS256, EdDSA)"
-                    ),
+                    format!("`alg: {other}` is not allowed (allowed: ES256, ES384, PS256, RS256, EdDSA)"),
                 ));
             }
         })
@@ -149,61 +133,33 @@ impl SigningKey {
     /// Load a PKCS#8 key (PEM `PRIVATE KEY`): P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA,
     /// RSA (≥ 2048 bits) → PS256 (use [`SigningKey::with_algorithm`] for RS256).
     pub fn from_pkcs8_pem(pem: &[u8]) -> Result<SigningKey, SigningError> {
-        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem).map_err(|e| {
-            SigningError::UnsupportedKey {
-                reason: format!("not a PKCS#8 `PRIVATE KEY` PEM: {e}"),
-            }
-        })?;
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem)
+            .map_err(|e| SigningError::UnsupportedKey { reason: format!("not a PKCS#8 `PRIVATE KEY` PEM: {e}") })?;
         SigningKey::from_pkcs8_der(der.secret_pkcs8_der())
     }
 
     pub fn from_pkcs8_der(der: &[u8]) -> Result<SigningKey, SigningError> {
         let rng = SystemRandom::new();
-        if let Ok(k) =
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-        {
-            return Ok(SigningKey {
-                inner: KeyInner::Ecdsa(k),
-                alg: JwsAlgorithm::ES256,
-            });
+        if let Ok(k) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
+            return Ok(SigningKey { inner: KeyInner::Ecdsa(k), alg: JwsAlgorithm::ES256 });
         }
-        if let Ok(k) =
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng)
-        {
-            return Ok(SigningKey {
-                inner: KeyInner::Ecdsa(k),
-                alg: JwsAlgorithm::ES384,
-            });
+        if let Ok(k) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng) {
+            return Ok(SigningKey { inner: KeyInner::Ecdsa(k), alg: JwsAlgorithm::ES384 });
         }
         if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
-            return Ok(SigningKey {
-                inner: KeyInner::Ed25519(k),
-                alg: JwsAlgorithm::EdDSA,
-            });
+            return Ok(SigningKey { inner: KeyInner::Ed25519(k), alg: JwsAlgorithm::EdDSA });
         }
         match RsaKeyPair::from_pkcs8(der) {
-            Ok(k) => Ok(SigningKey {
-                inner: KeyInner::Rsa(k),
-                alg: JwsAlgorithm::PS256,
-            }),
-            Err(e) => Err(SigningError::UnsupportedKey {
-                reason: format!(
-                    "not an ECDSA P-256/P-384, Ed25519 or RSA (2048–8192 bits) key: {e}"
-                ),
-            }),
+            Ok(k) => Ok(SigningKey { inner: KeyInner::Rsa(k), alg: JwsAlgorithm::PS256 }),
+            Err(e) => Err(SigningError::UnsupportedKey { reason: format!("not an ECDSA P-256/P-384, Ed25519 or RSA (2048–8192 bits) key: {e}") }),
         }
     }
 
     /// Choose RS256 instead of PS256 for an RSA key (other keys have one algorithm only).
     pub fn with_algorithm(mut self, alg: JwsAlgorithm) -> Result<SigningKey, SigningError> {
-        let ok = matches!(
-            (&self.inner, alg),
-            (KeyInner::Rsa(_), JwsAlgorithm::PS256 | JwsAlgorithm::RS256)
-        ) || self.alg == alg;
+        let ok = matches!((&self.inner, alg), (KeyInner::Rsa(_), JwsAlgorithm::PS256 | JwsAlgorithm::RS256)) || self.alg == alg;
         if !ok {
-            return Err(SigningError::UnsupportedKey {
-                reason: format!("this key cannot sign with {}", alg.name()),
-            });
+            return Err(SigningError::UnsupportedKey { reason: format!("this key cannot sign with {}", alg.name()) });
         }
         self.alg = alg;
         Ok(self)
@@ -264,33 +220,19 @@ pub struct Signer {
 impl Signer {
     /// `chain` is the signing certificate first, then its CA certificates (root optional).
     pub fn new(key: SigningKey, chain: &[CertificateDer<'_>]) -> Result<Signer, SigningError> {
-        let leaf = chain.first().ok_or(SigningError::KeyCertificateMismatch {
-            reason: "the certificate file holds no certificate".into(),
-        })?;
-        let facts = CertFacts::from_der(leaf)
-            .map_err(|reason| SigningError::KeyCertificateMismatch { reason })?;
+        let leaf = chain.first().ok_or(SigningError::KeyCertificateMismatch { reason: "the certificate file holds no certificate".into() })?;
+        let facts = CertFacts::from_der(leaf).map_err(|reason| SigningError::KeyCertificateMismatch { reason })?;
         if facts.public_key != key.public_key() {
-            return Err(SigningError::KeyCertificateMismatch {
-                reason: format!(
-                    "the private key is not the key of certificate `{}`",
-                    facts.subject
-                ),
-            });
+            return Err(SigningError::KeyCertificateMismatch { reason: format!("the private key is not the key of certificate `{}`", facts.subject) });
         }
-        Ok(Signer {
-            key,
-            x5c: chain.iter().map(|c| STANDARD.encode(c.as_ref())).collect(),
-            x5t_s256: URL_SAFE_NO_PAD.encode(facts.sha256),
-        })
+        Ok(Signer { key, x5c: chain.iter().map(|c| STANDARD.encode(c.as_ref())).collect(), x5t_s256: URL_SAFE_NO_PAD.encode(facts.sha256) })
     }
 
     /// Load a PKCS#8 PEM key and a PEM chain.
     pub fn from_pem(key_pem: &[u8], chain_pem: &[u8]) -> Result<Signer, SigningError> {
         let key = SigningKey::from_pkcs8_pem(key_pem)?;
         let chain = crate::pki::cert::parse_pem_certificates(chain_pem, "certificate chain")
-            .map_err(|e| SigningError::KeyCertificateMismatch {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| SigningError::KeyCertificateMismatch { reason: e.to_string() })?;
         Signer::new(key, &chain)
     }
 
@@ -309,21 +251,14 @@ impl Signer {
         let protected = URL_SAFE_NO_PAD.encode(header.to_string());
         let input = signing_input(&protected, payload);
         let sig = self.key.sign(input.as_bytes())?;
-        Ok(JadesSignature {
-            protected,
-            signature: URL_SAFE_NO_PAD.encode(sig),
-        })
+        Ok(JadesSignature { protected, signature: URL_SAFE_NO_PAD.encode(sig) })
     }
 }
 
 /// The reason for a JSON part of the signature that cannot be read; a repeated member name
 /// carries its own code.
 fn not_json(what: &str, e: &crate::json_strict::StrictJsonError) -> String {
-    if e.is_duplicate() {
-        format!("{what} repeats a member name: {e} [{}]", crate::json_strict::DUPLICATE_MEMBER)
-    } else {
-        format!("{what} is not JSON: {e}")
-    }
+    if e.is_duplicate() { format!("{what} repeats a member name: {e} [{}]", crate::json_strict::DUPLICATE_MEMBER) } else { format!("{what} is not JSON: {e}") }
 }
 
 fn signing_input(protected: &str, payload: &[u8]) -> String {
@@ -334,11 +269,7 @@ fn signing_input(protected: &str, payload: &[u8]) -> String {
     input
 }
 
-fn fail(
-    indication: Indication,
-    sub: SubIndication,
-    detail: impl Into<String>,
-) -> Box<ValidationReport> {
+fn fail(indication: Indication, sub: SubIndication, detail: impl Into<String>) -> Box<ValidationReport> {
     Box::new(ValidationReport::failed(indication, sub, detail))
 }
 
@@ -357,11 +288,7 @@ pub struct VerifyOptions {
 impl VerifyOptions {
     /// No trusted time and no demanded level, at `now` (the caller's clock: the core reads none).
     pub fn at(now: DateTime<Utc>) -> VerifyOptions {
-        VerifyOptions {
-            trusted_time: None,
-            now,
-            required_level: None,
-        }
+        VerifyOptions { trusted_time: None, now, required_level: None }
     }
 }
 
@@ -432,15 +359,31 @@ impl SignatureVerifier {
         let Some(token) = token else {
             return Ok(None);
         };
-        let stamp = self
-            .stamps
-            .verify(&token, sig_tst_input(parsed.signature_b64))
-            .map_err(|f| stamp_fail(f.indication, f.sub, f.code, f.detail))?;
+        let stamp = self.stamps.verify(&token, sig_tst_input(parsed.signature_b64)).map_err(|f| stamp_fail(f.indication, f.sub, f.code, f.detail))?;
         if claimed > stamp.gen_time + IAT_AFTER_STAMP {
-            return Err(stamp_fail(Indeterminate, SigConstraintsFailure, stamp_codes::IAT_AFTER_STAMP, format!("the claimed signing time {} is after the time-stamp's time {}: a signature cannot be signed after it was stamped", rfc3339(claimed), rfc3339(stamp.gen_time))));
+            return Err(stamp_fail(
+                Indeterminate,
+                SigConstraintsFailure,
+                stamp_codes::IAT_AFTER_STAMP,
+                format!(
+                    "the claimed signing time {} is after the time-stamp's time {}: a signature cannot be signed after it was stamped",
+                    rfc3339(claimed),
+                    rfc3339(stamp.gen_time)
+                ),
+            ));
         }
         if claimed < stamp.gen_time - IAT_BEFORE_STAMP {
-            return Err(stamp_fail(Indeterminate, SigConstraintsFailure, stamp_codes::IAT_LONG_BEFORE_STAMP, format!("the claimed signing time {} is more than {} minutes before the time-stamp's time {}: the stamp was not taken when the signature was made", rfc3339(claimed), IAT_BEFORE_STAMP.num_minutes(), rfc3339(stamp.gen_time))));
+            return Err(stamp_fail(
+                Indeterminate,
+                SigConstraintsFailure,
+                stamp_codes::IAT_LONG_BEFORE_STAMP,
+                format!(
+                    "the claimed signing time {} is more than {} minutes before the time-stamp's time {}: the stamp was not taken when the signature was made",
+                    rfc3339(claimed),
+                    IAT_BEFORE_STAMP.num_minutes(),
+                    rfc3339(stamp.gen_time)
+                ),
+            ));
         }
         Ok(Some(stamp))
     }
@@ -461,22 +404,12 @@ impl SignatureVerifier {
     /// The steps of a verification, in the order a failure is reported: the document, its
     /// header, the claimed and the trusted signing time, the certificate chain given, the
     /// signature value, then the chain at the signing time.
-    fn verify_inner(
-        &self,
-        jws: &[u8],
-        payload: &[u8],
-        opts: &VerifyOptions,
-    ) -> Result<ValidationReport, Box<ValidationReport>> {
+    fn verify_inner(&self, jws: &[u8], payload: &[u8], opts: &VerifyOptions) -> Result<ValidationReport, Box<ValidationReport>> {
         let outer: Value;
         let jws_text = jws_text(jws)?;
         let parsed = if jws_text.starts_with('{') {
-            outer = crate::json_strict::from_str(jws_text).map_err(|e| {
-                fail(
-                    Indication::TotalFailed,
-                    SubIndication::FormatFailure,
-                    not_json("the signature", &e),
-                )
-            })?;
+            outer = crate::json_strict::from_str(jws_text)
+                .map_err(|e| fail(Indication::TotalFailed, SubIndication::FormatFailure, not_json("the signature", &e)))?;
             parse_flattened(&outer, payload)?
         } else {
             parse_compact(jws_text, payload)?
@@ -506,21 +439,12 @@ impl SignatureVerifier {
         let (leaf_der, leaf): (&[u8], &CertFacts) = match (&cached, &decoded) {
             (Some(c), _) => (&c.leaf_der, c.chain.leaf()),
             (None, Some(certs)) => {
-                fresh_leaf = CertFacts::from_der(&certs[0]).map_err(|e| {
-                    fail(
-                        Indication::TotalFailed,
-                        SubIndication::FormatFailure,
-                        format!("signing certificate: {e}"),
-                    )
-                })?;
+                fresh_leaf = CertFacts::from_der(&certs[0])
+                    .map_err(|e| fail(Indication::TotalFailed, SubIndication::FormatFailure, format!("signing certificate: {e}")))?;
                 (certs[0].as_ref(), &fresh_leaf)
             }
             (None, None) => {
-                return Err(fail(
-                    Indication::Indeterminate,
-                    SubIndication::NoSigningCertificateFound,
-                    "no signing certificate was decoded",
-                ));
+                return Err(fail(Indication::Indeterminate, SubIndication::NoSigningCertificateFound, "no signing certificate was decoded"));
             }
         };
         check_certificate_reference(header, leaf_der, leaf)?;
@@ -544,12 +468,7 @@ impl SignatureVerifier {
             time_source: Some(if stamp.is_some() { TimeSource::TimeStamp } else { time_source(signing_time) }),
             claimed_signing_time: Some(claimed),
             timestamp: stamp,
-            detail: format!(
-                "{} signature by `{}` verified; chain valid and unrevoked at {}",
-                alg.name(),
-                leaf.subject,
-                rfc3339(signing_time.at)
-            ),
+            detail: format!("{} signature by `{}` verified; chain valid and unrevoked at {}", alg.name(), leaf.subject, rfc3339(signing_time.at)),
             message: passed_sentence(achieved),
             notes,
         })
@@ -570,16 +489,10 @@ impl SignatureVerifier {
         }
         let certs = match decoded {
             Some(certs) => certs,
-            None => x5c
-                .iter()
-                .filter_map(|c| STANDARD.decode(c).ok().map(CertificateDer::from))
-                .collect(),
+            None => x5c.iter().filter_map(|c| STANDARD.decode(c).ok().map(CertificateDer::from)).collect(),
         };
         let analysed = self.validator.analyse(&certs, at)?;
-        let entry = Arc::new(CachedChain {
-            leaf_der: certs[0].as_ref().to_vec(),
-            chain: analysed,
-        });
+        let entry = Arc::new(CachedChain { leaf_der: certs[0].as_ref().to_vec(), chain: analysed });
         self.cache_put(key, entry.clone());
         Ok(entry)
     }
@@ -596,10 +509,7 @@ impl SignatureVerifier {
         };
         let mut notes = verdict.notes;
         if achieved == SignatureLevel::Advanced {
-            notes.push(format!(
-                "not qualified: {}",
-                verdict.not_qualified_because.join("; ")
-            ));
+            notes.push(format!("not qualified: {}", verdict.not_qualified_because.join("; ")));
         }
         (achieved, notes)
     }
@@ -619,10 +529,7 @@ impl SignatureVerifier {
 }
 
 /// Refuse a valid signature whose level is below the step's demand.
-pub fn apply_required_level(
-    mut report: ValidationReport,
-    required: SignatureLevel,
-) -> ValidationReport {
+pub fn apply_required_level(mut report: ValidationReport, required: SignatureLevel) -> ValidationReport {
     report.required_level = Some(required);
     if let (true, Some(achieved)) = (report.passed(), report.achieved_level)
         && !achieved.satisfies(required)
@@ -630,12 +537,7 @@ pub fn apply_required_level(
         report.indication = Indication::Indeterminate;
         report.sub_indication = Some(SubIndication::SigConstraintsFailure);
         report.code = Some(super::LEVEL_NOT_MET_CODE.into());
-        report.detail = format!(
-            "the step requires a {} signature; this one is {} ({})",
-            required.as_str(),
-            achieved.as_str(),
-            report.notes.join("; ")
-        );
+        report.detail = format!("the step requires a {} signature; this one is {} ({})", required.as_str(), achieved.as_str(), report.notes.join("; "));
         report.message = level_not_met_sentence(achieved, required);
     }
     report
@@ -646,24 +548,9 @@ fn jws_text(jws: &[u8]) -> Result<&str, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     if jws.len() > MAX_JWS_BYTES {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            format!(
-                "the signature document has {} bytes; at most {MAX_JWS_BYTES} are accepted",
-                jws.len()
-            ),
-        ));
+        return Err(fail(TotalFailed, FormatFailure, format!("the signature document has {} bytes; at most {MAX_JWS_BYTES} are accepted", jws.len())));
     }
-    Ok(std::str::from_utf8(jws)
-        .map_err(|_| {
-            fail(
-                TotalFailed,
-                FormatFailure,
-                "the signature is not UTF-8 text",
-            )
-        })?
-        .trim())
+    Ok(std::str::from_utf8(jws).map_err(|_| fail(TotalFailed, FormatFailure, "the signature is not UTF-8 text"))?.trim())
 }
 
 /// The protected header's `alg`, `b64`, `crit` and `x5t` rules; the algorithm it names.
@@ -673,84 +560,47 @@ fn check_header(header: &Map<String, Value>) -> Result<JwsAlgorithm, Box<Validat
     let alg = match header.get("alg") {
         Some(Value::String(a)) => JwsAlgorithm::parse(a)?,
         _ => {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                "the protected header has no `alg`",
-            ));
+            return Err(fail(TotalFailed, FormatFailure, "the protected header has no `alg`"));
         }
     };
     if header.get("b64").is_some_and(|v| v != &Value::Bool(true)) {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "unencoded payloads (`b64: false`, RFC 7797) are not supported",
-        ));
+        return Err(fail(TotalFailed, FormatFailure, "unencoded payloads (`b64: false`, RFC 7797) are not supported"));
     }
     if let Some(crit) = header.get("crit") {
         let Some(list) = crit.as_array().filter(|l| !l.is_empty()) else {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                "`crit` must be a non-empty array",
-            ));
+            return Err(fail(TotalFailed, FormatFailure, "`crit` must be a non-empty array"));
         };
         for name in list {
             let Some(name) = name.as_str() else {
                 return Err(fail(TotalFailed, FormatFailure, "`crit` must list names"));
             };
             if !matches!(name, "sigT" | "iat") || !header.contains_key(name) {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    format!("critical header parameter `{name}` is not understood or absent"),
-                ));
+                return Err(fail(TotalFailed, FormatFailure, format!("critical header parameter `{name}` is not understood or absent")));
             }
         }
     }
     if header.contains_key("x5t") {
-        return Err(fail(
-            Indeterminate,
-            CryptoConstraintsFailure,
-            "`x5t` references the certificate by SHA-1, which JAdES and carimbo refuse",
-        ));
+        return Err(fail(Indeterminate, CryptoConstraintsFailure, "`x5t` references the certificate by SHA-1, which JAdES and carimbo refuse"));
     }
     Ok(alg)
 }
 
 /// The time the chain is judged at: a stamp's `genTime`, else the trusted time (which the
 /// claimed time may not follow), else the signer's claim (untrusted).
-fn signing_time(
-    stamp: Option<&VerifiedTimeStamp>,
-    trusted_time: Option<DateTime<Utc>>,
-    claimed: DateTime<Utc>,
-) -> Result<SigningTime, Box<ValidationReport>> {
+fn signing_time(stamp: Option<&VerifiedTimeStamp>, trusted_time: Option<DateTime<Utc>>, claimed: DateTime<Utc>) -> Result<SigningTime, Box<ValidationReport>> {
     Ok(match (stamp, trusted_time) {
-        (Some(stamp), _) => SigningTime {
-            at: stamp.gen_time,
-            trusted: true,
-        },
+        (Some(stamp), _) => SigningTime { at: stamp.gen_time, trusted: true },
         (None, Some(trusted)) => {
             if claimed > trusted + CLOCK_SKEW {
                 return Err(fail(
                     Indication::Indeterminate,
                     SubIndication::SigConstraintsFailure,
-                    format!(
-                        "the claimed signing time {} is after the trusted time {} the signature was received",
-                        rfc3339(claimed),
-                        rfc3339(trusted)
-                    ),
+                    format!("the claimed signing time {} is after the trusted time {} the signature was received", rfc3339(claimed), rfc3339(trusted)),
                 ));
             }
-            SigningTime {
-                at: trusted,
-                trusted: true,
-            }
+            SigningTime { at: trusted, trusted: true }
         }
-        (None, None) => SigningTime {
-            at: claimed,
-            trusted: false,
-        },
+        (None, None) => SigningTime { at: claimed, trusted: false },
     })
 }
 
@@ -761,28 +611,11 @@ fn x5c_of(header: &Map<String, Value>) -> Result<Vec<&str>, Box<ValidationReport
     match header.get("x5c") {
         Some(Value::Array(items)) if !items.is_empty() => {
             if items.len() > MAX_CHAIN_CERTIFICATES {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    format!(
-                        "`x5c` has {} certificates; at most {MAX_CHAIN_CERTIFICATES} are accepted",
-                        items.len()
-                    ),
-                ));
+                return Err(fail(TotalFailed, FormatFailure, format!("`x5c` has {} certificates; at most {MAX_CHAIN_CERTIFICATES} are accepted", items.len())));
             }
-            items
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    fail(TotalFailed, FormatFailure, "`x5c` must hold base64 strings")
-                })
+            items.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>().ok_or_else(|| fail(TotalFailed, FormatFailure, "`x5c` must hold base64 strings"))
         }
-        _ => Err(fail(
-            Indeterminate,
-            NoSigningCertificateFound,
-            "the protected header has no `x5c` certificate chain",
-        )),
+        _ => Err(fail(Indeterminate, NoSigningCertificateFound, "the protected header has no `x5c` certificate chain")),
     }
 }
 
@@ -790,13 +623,10 @@ fn x5c_of(header: &Map<String, Value>) -> Result<Vec<&str>, Box<ValidationReport
 fn decode_x5c(x5c: &[&str]) -> Result<Vec<CertificateDer<'static>>, Box<ValidationReport>> {
     x5c.iter()
         .map(|c| {
-            STANDARD.decode(c).map(CertificateDer::from).map_err(|e| {
-                fail(
-                    Indication::TotalFailed,
-                    SubIndication::FormatFailure,
-                    format!("an `x5c` entry is not base64: {e}"),
-                )
-            })
+            STANDARD
+                .decode(c)
+                .map(CertificateDer::from)
+                .map_err(|e| fail(Indication::TotalFailed, SubIndication::FormatFailure, format!("an `x5c` entry is not base64: {e}")))
         })
         .collect()
 }
@@ -806,113 +636,46 @@ fn decode_x5c(x5c: &[&str]) -> Result<Vec<CertificateDer<'static>>, Box<Validati
 fn check_signature_value(alg: JwsAlgorithm, leaf: &CertFacts, parsed: &ParsedJws<'_>, payload: &[u8]) -> Result<(), Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
-    check_key_strength(&leaf.key).map_err(|e| {
-        fail(
-            Indeterminate,
-            CryptoConstraintsFailure,
-            format!("signing key: {e}"),
-        )
-    })?;
+    check_key_strength(&leaf.key).map_err(|e| fail(Indeterminate, CryptoConstraintsFailure, format!("signing key: {e}")))?;
     if !alg.fits(&leaf.key) {
-        return Err(fail(
-            TotalFailed,
-            SigCryptoFailure,
-            format!(
-                "`alg: {}` does not fit the certificate's {} key",
-                alg.name(),
-                leaf.key.describe()
-            ),
-        ));
+        return Err(fail(TotalFailed, SigCryptoFailure, format!("`alg: {}` does not fit the certificate's {} key", alg.name(), leaf.key.describe())));
     }
     if let Some(len) = alg.signature_len()
         && parsed.signature.len() != len
     {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            format!(
-                "a {} signature has {len} bytes, this one {}",
-                alg.name(),
-                parsed.signature.len()
-            ),
-        ));
+        return Err(fail(TotalFailed, FormatFailure, format!("a {} signature has {len} bytes, this one {}", alg.name(), parsed.signature.len())));
     }
     let input = signing_input(parsed.protected, payload);
     signature::UnparsedPublicKey::new(alg.verification(), &leaf.public_key)
         .verify(input.as_bytes(), &parsed.signature)
-        .map_err(|_| {
-            fail(
-                TotalFailed,
-                SigCryptoFailure,
-                "the signature value does not verify over this payload with the signing certificate's key",
-            )
-        })
+        .map_err(|_| fail(TotalFailed, SigCryptoFailure, "the signature value does not verify over this payload with the signing certificate's key"))
 }
 
-fn parse_flattened<'a>(
-    outer: &'a Value,
-    payload: &[u8],
-) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
+fn parse_flattened<'a>(outer: &'a Value, payload: &[u8]) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     let Some(obj) = outer.as_object() else {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "the signature is not a JSON object",
-        ));
+        return Err(fail(TotalFailed, FormatFailure, "the signature is not a JSON object"));
     };
     if obj.contains_key("signatures") {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "general JSON serialization is not supported; use the flattened form",
-        ));
+        return Err(fail(TotalFailed, FormatFailure, "general JSON serialization is not supported; use the flattened form"));
     }
-    let protected = obj
-        .get("protected")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            fail(
-                TotalFailed,
-                FormatFailure,
-                "the JWS has no `protected` header",
-            )
-        })?;
-    let signature = obj
-        .get("signature")
-        .and_then(Value::as_str)
-        .ok_or_else(|| fail(TotalFailed, FormatFailure, "the JWS has no `signature`"))?;
+    let protected = obj.get("protected").and_then(Value::as_str).ok_or_else(|| fail(TotalFailed, FormatFailure, "the JWS has no `protected` header"))?;
+    let signature = obj.get("signature").and_then(Value::as_str).ok_or_else(|| fail(TotalFailed, FormatFailure, "the JWS has no `signature`"))?;
     if let Some(p) = obj.get("payload") {
-        let matches = p
-            .as_str()
-            .is_some_and(|p| p.is_empty() || p == URL_SAFE_NO_PAD.encode(payload));
+        let matches = p.as_str().is_some_and(|p| p.is_empty() || p == URL_SAFE_NO_PAD.encode(payload));
         if !matches {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                "the JWS carries a payload other than the one being verified",
-            ));
+            return Err(fail(TotalFailed, FormatFailure, "the JWS carries a payload other than the one being verified"));
         }
     }
     let mut unprotected_header = None;
     if let Some(unprotected) = obj.get("header") {
         let Some(unprotected) = unprotected.as_object() else {
-            return Err(fail(
-                TotalFailed,
-                FormatFailure,
-                "the unprotected `header` is not an object",
-            ));
+            return Err(fail(TotalFailed, FormatFailure, "the unprotected `header` is not an object"));
         };
-        for name in [
-            "alg", "x5c", "x5t#S256", "x5t#o", "sigX5ts", "iat", "sigT", "crit", "b64",
-        ] {
+        for name in ["alg", "x5c", "x5t#S256", "x5t#o", "sigX5ts", "iat", "sigT", "crit", "b64"] {
             if unprotected.contains_key(name) {
-                return Err(fail(
-                    TotalFailed,
-                    FormatFailure,
-                    format!("`{name}` must be in the protected header, not the unprotected one"),
-                ));
+                return Err(fail(TotalFailed, FormatFailure, format!("`{name}` must be in the protected header, not the unprotected one")));
             }
         }
         unprotected_header = Some(unprotected);
@@ -922,53 +685,31 @@ fn parse_flattened<'a>(
     Ok(parsed)
 }
 
-fn parse_compact<'a>(
-    text: &'a str,
-    payload: &[u8],
-) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
+fn parse_compact<'a>(text: &'a str, payload: &[u8]) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     let parts: Vec<&str> = text.split('.').collect();
     if parts.len() != 3 {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "the signature is neither JWS JSON nor compact `header..signature`",
-        ));
+        return Err(fail(TotalFailed, FormatFailure, "the signature is neither JWS JSON nor compact `header..signature`"));
     }
     if !parts[1].is_empty() && parts[1] != URL_SAFE_NO_PAD.encode(payload) {
-        return Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "the JWS carries a payload other than the one being verified",
-        ));
+        return Err(fail(TotalFailed, FormatFailure, "the JWS carries a payload other than the one being verified"));
     }
     finish_parse(parts[0], parts[2])
 }
 
-fn finish_parse<'a>(
-    protected: &'a str,
-    signature: &'a str,
-) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
+fn finish_parse<'a>(protected: &'a str, signature: &'a str) -> Result<ParsedJws<'a>, Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
     if protected.len() > MAX_PROTECTED_BYTES {
         return Err(fail(
             TotalFailed,
             FormatFailure,
-            format!(
-                "the protected header has {} bytes; at most {MAX_PROTECTED_BYTES} are accepted",
-                protected.len()
-            ),
+            format!("the protected header has {} bytes; at most {MAX_PROTECTED_BYTES} are accepted", protected.len()),
         ));
     }
-    let header_bytes = URL_SAFE_NO_PAD.decode(protected).map_err(|e| {
-        fail(
-            TotalFailed,
-            FormatFailure,
-            format!("the protected header is not base64url: {e}"),
-        )
-    })?;
+    let header_bytes =
+        URL_SAFE_NO_PAD.decode(protected).map_err(|e| fail(TotalFailed, FormatFailure, format!("the protected header is not base64url: {e}")))?;
     // A repeated member ("alg":"none","alg":"ES256") is refused: RFC 7515 §4 lets a JWS
     // parser refuse it, and two libraries keeping different copies would read two headers.
     let header: Map<String, Value> = crate::json_strict::from_slice(&header_bytes).map_err(|e| {
@@ -981,20 +722,9 @@ fn finish_parse<'a>(
             },
         )
     })?;
-    let signature_bytes = URL_SAFE_NO_PAD.decode(signature).map_err(|e| {
-        fail(
-            TotalFailed,
-            FormatFailure,
-            format!("the signature value is not base64url: {e}"),
-        )
-    })?;
-    Ok(ParsedJws {
-        protected,
-        signature: signature_bytes,
-        signature_b64: signature,
-        header,
-        unprotected: None,
-    })
+    let signature_bytes =
+        URL_SAFE_NO_PAD.decode(signature).map_err(|e| fail(TotalFailed, FormatFailure, format!("the signature value is not base64url: {e}")))?;
+    Ok(ParsedJws { protected, signature: signature_bytes, signature_b64: signature, header, unprotected: None })
 }
 
 fn claimed_time(header: &Map<String, Value>) -> Result<DateTime<Utc>, Box<ValidationReport>> {
@@ -1003,15 +733,7 @@ fn claimed_time(header: &Map<String, Value>) -> Result<DateTime<Utc>, Box<Valida
     let iat = match header.get("iat") {
         None => None,
         Some(v) => Some(
-            v.as_i64()
-                .and_then(|s| DateTime::from_timestamp(s, 0))
-                .ok_or_else(|| {
-                    fail(
-                        TotalFailed,
-                        FormatFailure,
-                        "`iat` must be an integer NumericDate",
-                    )
-                })?,
+            v.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)).ok_or_else(|| fail(TotalFailed, FormatFailure, "`iat` must be an integer NumericDate"))?,
         ),
     };
     let sig_t = match header.get("sigT") {
@@ -1020,77 +742,40 @@ fn claimed_time(header: &Map<String, Value>) -> Result<DateTime<Utc>, Box<Valida
             v.as_str()
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| {
-                    fail(
-                        TotalFailed,
-                        FormatFailure,
-                        "`sigT` must be an RFC 3339 UTC time",
-                    )
-                })?,
+                .ok_or_else(|| fail(TotalFailed, FormatFailure, "`sigT` must be an RFC 3339 UTC time"))?,
         ),
     };
     match (iat, sig_t) {
-        (Some(a), Some(b)) if a != b => Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "`iat` and `sigT` disagree",
-        )),
+        (Some(a), Some(b)) if a != b => Err(fail(TotalFailed, FormatFailure, "`iat` and `sigT` disagree")),
         (Some(t), _) | (None, Some(t)) => Ok(t),
-        (None, None) => Err(fail(
-            TotalFailed,
-            FormatFailure,
-            "the protected header has no claimed signing time (`iat` or `sigT`)",
-        )),
+        (None, None) => Err(fail(TotalFailed, FormatFailure, "the protected header has no claimed signing time (`iat` or `sigT`)")),
     }
 }
 
 /// JAdES requires exactly one signing-certificate reference: `x5t#S256`, `x5t#o` or `sigX5ts`.
-fn check_certificate_reference(
-    header: &Map<String, Value>,
-    leaf_der: &[u8],
-    leaf: &CertFacts,
-) -> Result<(), Box<ValidationReport>> {
+fn check_certificate_reference(header: &Map<String, Value>, leaf_der: &[u8], leaf: &CertFacts) -> Result<(), Box<ValidationReport>> {
     use Indication::*;
     use SubIndication::*;
-    let present: Vec<&str> = ["x5t#S256", "x5t#o", "sigX5ts"]
-        .into_iter()
-        .filter(|k| header.contains_key(*k))
-        .collect();
+    let present: Vec<&str> = ["x5t#S256", "x5t#o", "sigX5ts"].into_iter().filter(|k| header.contains_key(*k)).collect();
     if present.len() != 1 {
         return Err(fail(
             Indeterminate,
             NoSigningCertificateFound,
             format!(
                 "exactly one of `x5t#S256`, `x5t#o`, `sigX5ts` must reference the signing certificate; found {}",
-                if present.is_empty() {
-                    "none".to_string()
-                } else {
-                    present.join(", ")
-                }
+                if present.is_empty() { "none".to_string() } else { present.join(", ") }
             ),
         ));
     }
     let matches = match present[0] {
-        "x5t#S256" => {
-            header["x5t#S256"].as_str() == Some(URL_SAFE_NO_PAD.encode(leaf.sha256).as_str())
-        }
+        "x5t#S256" => header["x5t#S256"].as_str() == Some(URL_SAFE_NO_PAD.encode(leaf.sha256).as_str()),
         "x5t#o" => digest_reference_matches(&header["x5t#o"], leaf_der),
-        _ => header["sigX5ts"]
-            .as_array()
-            .and_then(|a| a.first())
-            .is_some_and(|r| digest_reference_matches(r, leaf_der)),
+        _ => header["sigX5ts"].as_array().and_then(|a| a.first()).is_some_and(|r| digest_reference_matches(r, leaf_der)),
     };
     if matches {
         Ok(())
     } else {
-        Err(fail(
-            Indeterminate,
-            NoSigningCertificateFound,
-            format!(
-                "`{}` does not reference the first certificate of `x5c`",
-                present[0]
-            ),
-        ))
+        Err(fail(Indeterminate, NoSigningCertificateFound, format!("`{}` does not reference the first certificate of `x5c`", present[0])))
     }
 }
 
@@ -1129,24 +814,14 @@ fn signer_info(leaf: &CertFacts) -> SignerInfo {
 }
 
 fn time_source(t: SigningTime) -> TimeSource {
-    if t.trusted {
-        TimeSource::Trusted
-    } else {
-        TimeSource::Claimed
-    }
+    if t.trusted { TimeSource::Trusted } else { TimeSource::Claimed }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn chain_failure_report(
-    f: crate::pki::ChainFailure,
-    alg: JwsAlgorithm,
-    leaf: &CertFacts,
-    t: SigningTime,
-    claimed: DateTime<Utc>,
-) -> Box<ValidationReport> {
+fn chain_failure_report(f: crate::pki::ChainFailure, alg: JwsAlgorithm, leaf: &CertFacts, t: SigningTime, claimed: DateTime<Utc>) -> Box<ValidationReport> {
     let mut report = ValidationReport::failed(f.indication, f.sub, f.detail);
     report.algorithm = Some(alg.name().into());
     report.signer = Some(signer_info(leaf));

@@ -12,9 +12,7 @@ use chrono::{DateTime, Utc};
 use rustls_pki_types::CertificateDer;
 
 use super::SigningError;
-use super::jades::{
-    JadesSignature, SignatureVerifier, Signer, VerifyOptions, apply_required_level,
-};
+use super::jades::{JadesSignature, SignatureVerifier, Signer, VerifyOptions, apply_required_level};
 use super::payload::{SigningPayload, data_hash};
 use crate::pki::report::{Indication, SignatureLevel, SubIndication, ValidationReport, advice};
 
@@ -29,16 +27,9 @@ impl VerifiedSignature {
     /// Accept `report` for a step demanding `required`, or give back the (amended) report.
     // The report is the answer a person reads, so it is returned by value, not boxed.
     #[allow(clippy::result_large_err)]
-    pub fn from_report(
-        report: ValidationReport,
-        required: SignatureLevel,
-    ) -> Result<VerifiedSignature, ValidationReport> {
+    pub fn from_report(report: ValidationReport, required: SignatureLevel) -> Result<VerifiedSignature, ValidationReport> {
         let report = apply_required_level(report, required);
-        if report.passed() {
-            Ok(VerifiedSignature { report })
-        } else {
-            Err(report)
-        }
+        if report.passed() { Ok(VerifiedSignature { report }) } else { Err(report) }
     }
 
     pub fn report(&self) -> &ValidationReport {
@@ -60,10 +51,7 @@ impl ServiceSeal {
     pub fn from_pem(key_pem: &[u8], chain_pem: &[u8]) -> Result<ServiceSeal, SigningError> {
         let chain = crate::pki::cert::parse_pem_certificates(chain_pem, "service certificate")?;
         let signer = Signer::from_pem(key_pem, chain_pem)?;
-        Ok(ServiceSeal {
-            signer,
-            certificate: chain[0].clone(),
-        })
+        Ok(ServiceSeal { signer, certificate: chain[0].clone() })
     }
 
     /// The certificate to give `SignatureVerifier::with_service_seal`.
@@ -72,11 +60,7 @@ impl ServiceSeal {
     }
 
     /// Seal an act recorded at `at`.
-    pub fn seal(
-        &self,
-        payload: &SigningPayload,
-        at: DateTime<Utc>,
-    ) -> Result<JadesSignature, SigningError> {
+    pub fn seal(&self, payload: &SigningPayload, at: DateTime<Utc>) -> Result<JadesSignature, SigningError> {
         self.signer.sign(&payload.canonical_bytes()?, at)
     }
 
@@ -103,21 +87,10 @@ pub fn verify_act(
     let bytes = match payload.canonical_bytes() {
         Ok(b) => b,
         Err(e) => {
-            return Err(ValidationReport::failed(
-                Indication::TotalFailed,
-                SubIndication::FormatFailure,
-                e.to_string(),
-            ));
+            return Err(ValidationReport::failed(Indication::TotalFailed, SubIndication::FormatFailure, e.to_string()));
         }
     };
-    let mut report = verifier.verify(
-        jws,
-        &bytes,
-        &VerifyOptions {
-            required_level: None,
-            ..*opts
-        },
-    );
+    let mut report = verifier.verify(jws, &bytes, &VerifyOptions { required_level: None, ..*opts });
     if report.passed()
         && let Some(data) = data
     {
@@ -128,18 +101,10 @@ pub fn verify_act(
                     &mut report,
                     Indication::TotalFailed,
                     SubIndication::HashFailure,
-                    format!(
-                        "the form data hashes to {h}, but the signature covers {}",
-                        payload.data_hash
-                    ),
+                    format!("the form data hashes to {h}, but the signature covers {}", payload.data_hash),
                 );
             }
-            Err(e) => downgrade(
-                &mut report,
-                Indication::TotalFailed,
-                SubIndication::FormatFailure,
-                e.to_string(),
-            ),
+            Err(e) => downgrade(&mut report, Indication::TotalFailed, SubIndication::FormatFailure, e.to_string()),
         }
     }
     if report.passed() && report.achieved_level != Some(SignatureLevel::Simple) {
@@ -149,23 +114,14 @@ pub fn verify_act(
                 &mut report,
                 Indication::Indeterminate,
                 SubIndication::SigConstraintsFailure,
-                format!(
-                    "the act is attributed to `{}` but the certificate names `{}`",
-                    payload.signer,
-                    named.unwrap_or_else(|| "nobody".into())
-                ),
+                format!("the act is attributed to `{}` but the certificate names `{}`", payload.signer, named.unwrap_or_else(|| "nobody".into())),
             );
         }
     }
     VerifiedSignature::from_report(report, required)
 }
 
-fn downgrade(
-    report: &mut ValidationReport,
-    indication: Indication,
-    sub: SubIndication,
-    detail: String,
-) {
+fn downgrade(report: &mut ValidationReport, indication: Indication, sub: SubIndication, detail: String) {
     report.indication = indication;
     report.sub_indication = Some(sub);
     report.code = Some(sub.code().into());

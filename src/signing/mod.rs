@@ -14,9 +14,7 @@ pub mod level;
 pub mod payload;
 pub mod timestamp;
 
-pub use jades::{
-    JadesSignature, JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions,
-};
+pub use jades::{JadesSignature, JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions};
 pub use level::{ServiceSeal, VerifiedSignature, verify_act};
 pub use payload::{FormRef, SigningPayload, data_hash};
 

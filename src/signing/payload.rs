@@ -51,25 +51,18 @@ impl SigningPayload {
 impl SigningPayload {
     /// The RFC 8785 canonical bytes: the JWS payload.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, SigningError> {
-        serde_json_canonicalizer::to_vec(self).map_err(|e| SigningError::Canonicalization {
-            reason: e.to_string(),
-        })
+        serde_json_canonicalizer::to_vec(self).map_err(|e| SigningError::Canonicalization { reason: e.to_string() })
     }
 
     /// Parse a payload from JSON (any formatting; it is re-canonicalised before signing).
     pub fn from_json(bytes: &[u8]) -> Result<SigningPayload, SigningError> {
-        crate::json_strict::from_slice(bytes).map_err(|e| SigningError::BadPayload {
-            reason: e.to_string(),
-        })
+        crate::json_strict::from_slice(bytes).map_err(|e| SigningError::BadPayload { reason: e.to_string() })
     }
 }
 
 /// `sha256:` + hex SHA-256 of the RFC 8785 canonical form of `data`.
 pub fn data_hash(data: &serde_json::Value) -> Result<String, SigningError> {
-    let bytes =
-        serde_json_canonicalizer::to_vec(data).map_err(|e| SigningError::Canonicalization {
-            reason: e.to_string(),
-        })?;
+    let bytes = serde_json_canonicalizer::to_vec(data).map_err(|e| SigningError::Canonicalization { reason: e.to_string() })?;
     Ok(format!("sha256:{}", hex(&sha256(&bytes))))
 }
 
@@ -83,8 +76,6 @@ mod rfc3339_seconds {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&text).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
     }
 }

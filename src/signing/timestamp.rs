@@ -25,9 +25,7 @@ use chrono::{DateTime, Duration, Utc};
 use cmpv2::status::{PkiFailureInfoValues, PkiStatus, PkiStatusInfo};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
+use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos};
 use der::asn1::{GeneralizedTime, Int, ObjectIdentifier, OctetString, SetOfVec, Utf8StringRef};
 use der::{Any, Decode, Encode, Sequence};
 use ring::rand::SystemRandom;
@@ -41,9 +39,7 @@ use x509_cert::attr::Attribute;
 use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
 
 use crate::pki::cert::{CertFacts, KeyKind};
-use crate::pki::path::{
-    CertificateValidator, EkuRule, RevocationRule, SigningTime, ValidatedChain, ValidationPolicy,
-};
+use crate::pki::path::{CertificateValidator, EkuRule, RevocationRule, SigningTime, ValidatedChain, ValidationPolicy};
 use crate::pki::report::{Indication, SubIndication};
 use crate::pki::{CrlSet, TrustList};
 
@@ -68,8 +64,7 @@ pub const IAT_BEFORE_STAMP: Duration = Duration::minutes(15);
 const ID_SIGNED_DATA: ObjectIdentifier = const_oid::db::rfc5911::ID_SIGNED_DATA;
 const ID_CONTENT_TYPE: ObjectIdentifier = const_oid::db::rfc5911::ID_CONTENT_TYPE;
 const ID_MESSAGE_DIGEST: ObjectIdentifier = const_oid::db::rfc5911::ID_MESSAGE_DIGEST;
-const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
-    const_oid::db::rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2;
+const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier = const_oid::db::rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2;
 const ID_SHA_256: ObjectIdentifier = const_oid::db::rfc5912::ID_SHA_256;
 const ID_SHA_384: ObjectIdentifier = const_oid::db::rfc5912::ID_SHA_384;
 const ID_SHA_512: ObjectIdentifier = const_oid::db::rfc5912::ID_SHA_512;
@@ -352,7 +347,9 @@ impl TsaSigner {
     /// rejection that says why. Never fails: a bad request gets a rejection reply.
     pub fn respond(&self, request: &[u8], serial: u64, at: DateTime<Utc>) -> Vec<u8> {
         let reply = match self.grant(request, serial, at) {
-            Ok(token) => ContentInfo::from_der(&token).map(|t| TimeStampResp { status: status(PkiStatus::Accepted, None, None), time_stamp_token: Some(t) }).map_err(enc),
+            Ok(token) => {
+                ContentInfo::from_der(&token).map(|t| TimeStampResp { status: status(PkiStatus::Accepted, None, None), time_stamp_token: Some(t) }).map_err(enc)
+            }
             Err(e) => Err(e),
         };
         let refused;
@@ -381,7 +378,12 @@ impl TsaSigner {
             return Err(TimeStampError::UnsupportedHash(req.message_imprint.hash_algorithm.oid.to_string()));
         };
         if req.message_imprint.hashed_message.as_bytes().len() != hash.ring().output_len() {
-            return Err(TimeStampError::BadRequest(format!("a {} imprint has {} bytes, this one {}", hash.name(), hash.ring().output_len(), req.message_imprint.hashed_message.as_bytes().len())));
+            return Err(TimeStampError::BadRequest(format!(
+                "a {} imprint has {} bytes, this one {}",
+                hash.name(),
+                hash.ring().output_len(),
+                req.message_imprint.hashed_message.as_bytes().len()
+            )));
         }
         if let Some(policy) = &req.req_policy
             && *policy != self.policy
@@ -479,11 +481,7 @@ impl TsaSigner {
 }
 
 fn status(status: PkiStatus, text: Option<&str>, fail: Option<PkiFailureInfoValues>) -> PkiStatusInfo<'_> {
-    PkiStatusInfo {
-        status,
-        status_string: text.and_then(|t| Utf8StringRef::new(t).ok()).map(|t| vec![t]),
-        fail_info: fail.map(Into::into),
-    }
+    PkiStatusInfo { status, status_string: text.and_then(|t| Utf8StringRef::new(t).ok()).map(|t| vec![t]), fail_info: fail.map(Into::into) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,7 +589,18 @@ pub fn eku_violation(certificate: &[u8]) -> Option<String> {
         return Some(format!("the extended key usage of TSA certificate `{subject}` is not critical; RFC 3161 §2.3 requires it to be"));
     }
     match ext.parsed_extension() {
-        ParsedExtension::ExtendedKeyUsage(k) if k.time_stamping && !k.any && !k.server_auth && !k.client_auth && !k.code_signing && !k.email_protection && !k.ocsp_signing && k.other.is_empty() => None,
+        ParsedExtension::ExtendedKeyUsage(k)
+            if k.time_stamping
+                && !k.any
+                && !k.server_auth
+                && !k.client_auth
+                && !k.code_signing
+                && !k.email_protection
+                && !k.ocsp_signing
+                && k.other.is_empty() =>
+        {
+            None
+        }
         _ => Some(format!("TSA certificate `{subject}` is not for id-kp-timeStamping alone")),
     }
 }
@@ -599,11 +608,7 @@ pub fn eku_violation(certificate: &[u8]) -> Option<String> {
 /// The policy a TSA certificate is validated under: chain to the trust list, no CRL gap, key
 /// usage for signatures, and the EKU the webpki search demands.
 pub fn tsa_policy() -> ValidationPolicy {
-    ValidationPolicy {
-        eku: EkuRule::RequiredIfPresent(vec![0x2b, 6, 1, 5, 5, 7, 3, 8]),
-        require_key_usage: true,
-        revocation: RevocationRule::Required,
-    }
+    ValidationPolicy { eku: EkuRule::RequiredIfPresent(vec![0x2b, 6, 1, 5, 5, 7, 3, 8]), require_key_usage: true, revocation: RevocationRule::Required }
 }
 
 /// Verifies RFC 3161 tokens against a trust list and CRLs; keeps validated TSA chains.
@@ -679,9 +684,21 @@ impl TimeStampVerifier {
 
 fn check_imprint(tst: &TstInfo, stamped: &[u8]) -> Result<ImprintHash, StampFailure> {
     let alg = &tst.message_imprint.hash_algorithm.oid;
-    let hash = ImprintHash::from_oid(alg).ok_or_else(|| failure(Indication::Indeterminate, SubIndication::CryptoConstraintsFailure, codes::IMPRINT_MISMATCH, format!("the time-stamp's imprint uses hash {alg}, which is not accepted")))?;
+    let hash = ImprintHash::from_oid(alg).ok_or_else(|| {
+        failure(
+            Indication::Indeterminate,
+            SubIndication::CryptoConstraintsFailure,
+            codes::IMPRINT_MISMATCH,
+            format!("the time-stamp's imprint uses hash {alg}, which is not accepted"),
+        )
+    })?;
     if tst.message_imprint.hashed_message.as_bytes() != hash.digest(stamped).as_slice() {
-        return Err(failure(Indication::TotalFailed, SubIndication::HashFailure, codes::IMPRINT_MISMATCH, "the time-stamp's message imprint does not match the stamped signature value: the signature or the token was changed"));
+        return Err(failure(
+            Indication::TotalFailed,
+            SubIndication::HashFailure,
+            codes::IMPRINT_MISMATCH,
+            "the time-stamp's message imprint does not match the stamped signature value: the signature or the token was changed",
+        ));
     }
     Ok(hash)
 }
@@ -691,7 +708,8 @@ fn check_imprint(tst: &TstInfo, stamped: &[u8]) -> Result<ImprintHash, StampFail
 fn signing_certificate(d: &DecodedToken) -> Result<(Vec<u8>, CertFacts), StampFailure> {
     let bad = |what: String| failure(Indication::Indeterminate, SubIndication::NoSigningCertificateFound, codes::SIGNING_CERTIFICATE, what);
     let attrs = d.signer.signed_attrs.as_ref().ok_or_else(|| bad("the time-stamp token has no signed attributes".into()))?;
-    let value = single_attribute(attrs, ID_AA_SIGNING_CERTIFICATE_V2).ok_or_else(|| bad("the time-stamp token has no signingCertificateV2 attribute naming the TSA certificate".into()))?;
+    let value = single_attribute(attrs, ID_AA_SIGNING_CERTIFICATE_V2)
+        .ok_or_else(|| bad("the time-stamp token has no signingCertificateV2 attribute naming the TSA certificate".into()))?;
     let sc: SigningCertificateV2 = value.decode_as().map_err(|e| bad(format!("signingCertificateV2 cannot be read: {e}")))?;
     let first = sc.certs.first().ok_or_else(|| bad("signingCertificateV2 names no certificate".into()))?;
     let hash_oid = first.hash_algorithm.as_ref().map_or(ID_SHA_256, |a| a.oid);
@@ -705,12 +723,9 @@ fn signing_certificate(d: &DecodedToken) -> Result<(Vec<u8>, CertFacts), StampFa
     let cert = Certificate::from_der(&der).map_err(|e| bad(e.to_string()))?;
     let names_it = match &d.signer.sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => ias.issuer == cert.tbs_certificate.issuer && ias.serial_number == cert.tbs_certificate.serial_number,
-        SignerIdentifier::SubjectKeyIdentifier(ski) => cert
-            .tbs_certificate
-            .get::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
-            .ok()
-            .flatten()
-            .is_some_and(|(_, own)| own == *ski),
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            cert.tbs_certificate.get::<x509_cert::ext::pkix::SubjectKeyIdentifier>().ok().flatten().is_some_and(|(_, own)| own == *ski)
+        }
     };
     if !names_it {
         return Err(bad("the token's signer identifier does not name the certificate signingCertificateV2 names".into()));
@@ -738,7 +753,8 @@ fn check_signed_attributes(d: &DecodedToken) -> Result<(), StampFailure> {
         return Err(bad(SubIndication::FormatFailure, "contentType attribute is not id-ct-TSTInfo"));
     }
     let digest = single_attribute(attrs, ID_MESSAGE_DIGEST).and_then(|v| v.decode_as::<OctetString>().ok());
-    let hash = ImprintHash::from_oid(&d.signer.digest_alg.oid).ok_or_else(|| bad(SubIndication::CryptoConstraintsFailure, "digest algorithm is not SHA-256, SHA-384 or SHA-512"))?;
+    let hash = ImprintHash::from_oid(&d.signer.digest_alg.oid)
+        .ok_or_else(|| bad(SubIndication::CryptoConstraintsFailure, "digest algorithm is not SHA-256, SHA-384 or SHA-512"))?;
     if digest.as_ref().map(|o| o.as_bytes()) != Some(hash.digest(&d.tst_der).as_slice()) {
         return Err(bad(SubIndication::HashFailure, "messageDigest does not match its TSTInfo: the time, serial or imprint was changed"));
     }
@@ -747,7 +763,8 @@ fn check_signed_attributes(d: &DecodedToken) -> Result<(), StampFailure> {
 
 fn check_token_signature(signer: &SignerInfo, tsa: &CertFacts) -> Result<(), StampFailure> {
     let bad = |sub, what: String| failure(Indication::TotalFailed, sub, codes::TOKEN_SIGNATURE, what);
-    let message = signer.signed_attrs.as_ref().map(|a| a.to_der()).transpose().map_err(|e| bad(SubIndication::FormatFailure, e.to_string()))?.unwrap_or_default();
+    let message =
+        signer.signed_attrs.as_ref().map(|a| a.to_der()).transpose().map_err(|e| bad(SubIndication::FormatFailure, e.to_string()))?.unwrap_or_default();
     let digest = ImprintHash::from_oid(&signer.digest_alg.oid);
     let alg: &dyn signature::VerificationAlgorithm = match (signer.signature_algorithm.oid, &tsa.key, digest) {
         (o, KeyKind::EcP256, _) if o == ECDSA_WITH_SHA_256 => &signature::ECDSA_P256_SHA256_ASN1,
@@ -761,12 +778,17 @@ fn check_token_signature(signer: &SignerInfo, tsa: &CertFacts) -> Result<(), Sta
         (o, KeyKind::Rsa { .. }, Some(ImprintHash::Sha384)) if o == RSA_ENCRYPTION => &signature::RSA_PKCS1_2048_8192_SHA384,
         (o, KeyKind::Rsa { .. }, Some(ImprintHash::Sha512)) if o == RSA_ENCRYPTION => &signature::RSA_PKCS1_2048_8192_SHA512,
         (o, KeyKind::Ed25519, _) if o == ED25519 => &signature::ED25519,
-        (o, key, _) => return Err(bad(SubIndication::CryptoConstraintsFailure, format!("the time-stamp token is signed with {o}, which carimbo does not accept for a {} key", key.describe()))),
+        (o, key, _) => {
+            return Err(bad(
+                SubIndication::CryptoConstraintsFailure,
+                format!("the time-stamp token is signed with {o}, which carimbo does not accept for a {} key", key.describe()),
+            ));
+        }
     };
     crate::pki::cert::check_key_strength(&tsa.key).map_err(|e| bad(SubIndication::CryptoConstraintsFailure, format!("TSA key: {e}")))?;
-    signature::UnparsedPublicKey::new(alg, &tsa.public_key)
-        .verify(&message, signer.signature.as_bytes())
-        .map_err(|_| bad(SubIndication::SigCryptoFailure, "the time-stamp token's signature does not verify with the TSA certificate's key: the token was changed".into()))
+    signature::UnparsedPublicKey::new(alg, &tsa.public_key).verify(&message, signer.signature.as_bytes()).map_err(|_| {
+        bad(SubIndication::SigCryptoFailure, "the time-stamp token's signature does not verify with the TSA certificate's key: the token was changed".into())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

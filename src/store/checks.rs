@@ -2,7 +2,7 @@
 //! case's hash chain read back in order (`ChainCheck`), so a case verifies the same way
 //! whichever store holds it.
 
-use super::{Append, CaseHead, StoreError, StoredEvent, GENESIS_HASH};
+use super::{Append, CaseHead, GENESIS_HASH, StoreError, StoredEvent};
 
 /// An append's ids are non-empty and hold no NUL (a separator in sled's keys; PostgreSQL text
 /// cannot hold one either), and its head and inbox entries are for its case.

@@ -35,7 +35,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-
 /// One event as stored: its place in the chain and its body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
@@ -364,7 +363,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0}; start again from the first page [CARIMBO-E0408]")]
     Cursor(String),
-    #[error("another publication was recorded first (publication {found} is the last, this one expected {expected}): check the definitions again and publish again [CARIMBO-E0426]")]
+    #[error(
+        "another publication was recorded first (publication {found} is the last, this one expected {expected}): check the definitions again and publish again [CARIMBO-E0426]"
+    )]
     PublicationConflict { expected: u64, found: u64 },
     #[error("storage failure: {0} [CARIMBO-E0405]")]
     Io(String),

@@ -30,12 +30,12 @@
 use super::checks::{ChainCheck, validate};
 use super::codec::{IdempotencyRecord, check_definition_hash, decode_event, decode_head, decode_idempotency, inbox_cursor, parse_inbox_cursor};
 use super::{
-    Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
-    OutboxRecord, Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
+    Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport, OutboxRecord,
+    Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
-use chrono::{DateTime, SubsecRound, Utc};
 use ::postgres::types::Type;
 use ::postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use chrono::{DateTime, SubsecRound, Utc};
 use r2d2_postgres::PostgresConnectionManager;
 use serde::Serialize;
 use serde_json::Value;
@@ -185,12 +185,7 @@ impl PgStore {
     /// snapshot, in one pass over the events (read through a cursor, so memory stays flat).
     pub fn verify_all(&self) -> Result<IntegrityReport, StoreError> {
         let mut c = self.conn()?;
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(|e| pg_err("BEGIN", e))?;
+        let mut tx = c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(|e| pg_err("BEGIN", e))?;
         tx.batch_execute(
             "DECLARE carimbo_ev NO SCROLL CURSOR FOR SELECT case_id, seq, event::text FROM events ORDER BY case_id, seq;
              DECLARE carimbo_hd NO SCROLL CURSOR FOR SELECT case_id, head::text FROM heads ORDER BY case_id;",
@@ -225,12 +220,7 @@ impl PgStore {
     /// the head's `last_hash`.
     fn check_heads(&self) -> Result<(), StoreError> {
         let mut c = self.conn()?;
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(|e| pg_err("BEGIN", e))?;
+        let mut tx = c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(|e| pg_err("BEGIN", e))?;
         tx.batch_execute(
             "DECLARE carimbo_last NO SCROLL CURSOR FOR
                SELECT h.case_id, h.version, h.last_hash, e.event::text
@@ -375,11 +365,9 @@ impl PgStore {
         match row.get::<_, &str>(0) {
             "appended" => Ok(Appended { version, last_hash, replayed: false, outcome: a.outcome.clone() }),
             "replayed" => replayed(case, row.get::<_, Option<&str>>(2).unwrap_or("")),
-            "conflict" => Err(StoreError::Conflict {
-                case_id: case.to_string(),
-                expected: a.expected_version,
-                found: row.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
-            }),
+            "conflict" => {
+                Err(StoreError::Conflict { case_id: case.to_string(), expected: a.expected_version, found: row.get::<_, Option<i64>>(1).unwrap_or(0) as u64 })
+            }
             "not_found" => Err(StoreError::NotFound(case.to_string())),
             other => Err(StoreError::Io(format!("carimbo_append answered {other:?}"))),
         }
@@ -396,9 +384,7 @@ impl PgStore {
     /// Everything about the cases `ids` (those that exist), in the order of `ids`; five
     /// statements whatever their number.
     fn export_in(tx: &mut Transaction<'_>, ids: &[String]) -> Result<Vec<CaseExport>, StoreError> {
-        let query = |tx: &mut Transaction<'_>, sql: &str| {
-            tx.query_typed(sql, &[(&ids, Type::TEXT_ARRAY)]).map_err(|e| pg_err("exporting cases", e))
-        };
+        let query = |tx: &mut Transaction<'_>, sql: &str| tx.query_typed(sql, &[(&ids, Type::TEXT_ARRAY)]).map_err(|e| pg_err("exporting cases", e));
         let mut cases: BTreeMap<String, CaseExport> = BTreeMap::new();
         for r in query(tx, "SELECT case_id, head::text FROM heads WHERE case_id = ANY($1)")? {
             let case_id: String = r.get(0);
@@ -621,11 +607,7 @@ impl Store for PgStore {
             })?;
             entries.push(entry);
         }
-        let next = if more {
-            rows.get(limit - 1).map(|r| inbox_cursor(r.get(0), r.get::<_, &str>(1), r.get::<_, &str>(2), r.get::<_, &str>(3)))
-        } else {
-            None
-        };
+        let next = if more { rows.get(limit - 1).map(|r| inbox_cursor(r.get(0), r.get::<_, &str>(1), r.get::<_, &str>(2), r.get::<_, &str>(3))) } else { None };
         Ok(InboxPage { entries, next })
     }
 
@@ -658,10 +640,7 @@ impl Store for PgStore {
         let limit = limit.min(i64::MAX as usize) as i64;
         let after = after.unwrap_or("");
         let rows = self.read(|c| {
-            c.query_typed(
-                "SELECT case_id, head::text FROM heads WHERE case_id > $1 ORDER BY case_id LIMIT $2",
-                &[(&after, Type::TEXT), (&limit, Type::INT8)],
-            )
+            c.query_typed("SELECT case_id, head::text FROM heads WHERE case_id > $1 ORDER BY case_id LIMIT $2", &[(&after, Type::TEXT), (&limit, Type::INT8)])
         })?;
         rows.iter().map(|r| decode_head(r.get(0), r.get::<_, String>(1))).collect()
     }
@@ -701,7 +680,12 @@ impl Store for PgStore {
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
         check_definition_hash(hash, bytes)?;
         // Idempotent, so safe to send again on another connection.
-        self.read(|c| c.execute_typed("INSERT INTO definitions (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", &[(&hash, Type::TEXT), (&bytes, Type::BYTEA)]))?;
+        self.read(|c| {
+            c.execute_typed(
+                "INSERT INTO definitions (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+                &[(&hash, Type::TEXT), (&bytes, Type::BYTEA)],
+            )
+        })?;
         Ok(())
     }
 
@@ -728,7 +712,9 @@ impl Store for PgStore {
         match written {
             Ok(1) => Ok(()),
             Ok(_) => Err(StoreError::PublicationConflict { expected: publication.seq - 1, found: self.last_publication()? }),
-            Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => Err(StoreError::PublicationConflict { expected: publication.seq - 1, found: self.last_publication()? }),
+            Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::PublicationConflict { expected: publication.seq - 1, found: self.last_publication()? })
+            }
             Err(e) => Err(pg_err("recording the publication", e)),
         }
     }
@@ -839,10 +825,7 @@ impl Store for PgStore {
         let mut n = 0;
         loop {
             let ids: Vec<String> = tx
-                .query_typed(
-                    "SELECT case_id FROM heads WHERE case_id > $1 ORDER BY case_id LIMIT $2",
-                    &[(&after, Type::TEXT), (&EXPORT_PAGE, Type::INT8)],
-                )
+                .query_typed("SELECT case_id FROM heads WHERE case_id > $1 ORDER BY case_id LIMIT $2", &[(&after, Type::TEXT), (&EXPORT_PAGE, Type::INT8)])
                 .map_err(|e| pg_err("listing cases", e))?
                 .iter()
                 .map(|r| r.get(0))
@@ -901,8 +884,7 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> 
             continue;
         }
         tx.batch_execute(sql).map_err(|e| pg_err(&format!("schema migration {version} ({name})"), e))?;
-        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
-            .map_err(|e| pg_err("recording the migration", e))?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name]).map_err(|e| pg_err("recording the migration", e))?;
     }
     tx.commit().map_err(|e| pg_err("COMMIT of the migrations", e))
 }
@@ -991,4 +973,3 @@ fn pg_err(context: &str, e: ::postgres::Error) -> StoreError {
         None => StoreError::Io(format!("PostgreSQL, {context}: {e}")),
     }
 }
-

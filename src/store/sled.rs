@@ -51,15 +51,15 @@ mod integrity;
 mod journal;
 mod keys;
 
-use index::{APPLIED_KEY, APPLY_BATCH, Change, JournalRecord, PUBLICATION_PREFIX, Prepared, Trees, apply};
-use super::codec::{IdempotencyRecord, check_definition_hash, decode_event, decode_head, decode_idempotency, parse_inbox_cursor};
 use super::checks::{ChainCheck, validate};
+use super::codec::{IdempotencyRecord, check_definition_hash, decode_event, decode_head, decode_idempotency, parse_inbox_cursor};
+use index::{APPLIED_KEY, APPLY_BATCH, Change, JournalRecord, PUBLICATION_PREFIX, Prepared, Trees, apply};
 use integrity::{settle_case, take_heads_without_events};
 use keys::*;
 
 use super::{
-    Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport,
-    OutboxRecord, Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
+    Append, Appended, CaseExport, CaseHead, CasesPage, CorruptCase, GENESIS_HASH, IdempotencyExport, InboxEntry, InboxPage, IntegrityReport, OutboxRecord,
+    Publication, Store, StoreError, StoredEvent, chain_hash, outbox_records,
 };
 use ::sled::Db;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -241,7 +241,8 @@ impl SledStore {
         };
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
-        let journal = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io_err("cannot open the journal".into(), e))?;
+        let journal =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io_err("cannot open the journal".into(), e))?;
         if !existed {
             sync_dir(dir).map_err(|e| io_err("cannot sync the store directory".into(), e))?;
         }
@@ -258,7 +259,8 @@ impl SledStore {
         }
         let mut batch = Vec::new();
         let scan = journal::scan(&journal, applied, |end, payload| {
-            let record: JournalRecord = serde_json::from_slice(payload).map_err(|e| journal_corrupt(format!("record ending at byte {end} does not decode: {e}")))?;
+            let record: JournalRecord =
+                serde_json::from_slice(payload).map_err(|e| journal_corrupt(format!("record ending at byte {end} does not decode: {e}")))?;
             batch.push(Prepared { end, change: Change::from_record(&record)? });
             if batch.len() == APPLY_BATCH {
                 apply(&trees, &batch)?;
@@ -812,7 +814,6 @@ impl Drop for SledStore {
     }
 }
 
-
 /// Opens sled, waiting up to two seconds for its file lock: after a store in this process is
 /// dropped, sled's I/O threads may hold the files for a moment longer.
 fn open_index(path: &Path) -> ::sled::Result<Db> {
@@ -1205,4 +1206,3 @@ fn sled_err(e: ::sled::Error) -> StoreError {
 fn io_err(context: String, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{context}: {e}"))
 }
-

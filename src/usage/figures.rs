@@ -6,7 +6,7 @@
 //! callers that arrive meanwhile wait for it and share its result, so a burst of scrapes costs one
 //! scan. Each snapshot records how long it took, which `/metrics` and the page report.
 
-use super::{metrics, UsageBuilder, UsageError, UsageReport};
+use super::{UsageBuilder, UsageError, UsageReport, metrics};
 use crate::cases::CaseService;
 use crate::store::StoreError;
 use crate::workflow::WorkflowDefinition;

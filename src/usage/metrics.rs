@@ -48,7 +48,11 @@ pub fn exposition(report: &UsageReport, computed_at: DateTime<Utc>, took: Durati
     let withdrawn = counter(&mut registry, "carimbo_cases_withdrawn", "Cases withdrawn by their submitter, counted in their month of submission");
     let signatures = counter(&mut registry, "carimbo_signatures", "Signatures on submissions, resubmissions and acts, by the level verification established");
     let in_progress = Gauges::default();
-    registry.register("carimbo_cases_in_progress", "Cases without a final decision (open, or returned to the submitter), by month of submission", in_progress.clone());
+    registry.register(
+        "carimbo_cases_in_progress",
+        "Cases without a final decision (open, or returned to the submitter), by month of submission",
+        in_progress.clone(),
+    );
     let past_deadline = Gauges::default();
     registry.register("carimbo_cases_past_deadline", "Open cases with a step waiting at or past its deadline, by form and department", past_deadline.clone());
     let ttc = Family::<Labels, FloatGauge>::default();

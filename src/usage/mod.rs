@@ -31,7 +31,7 @@ pub mod metrics;
 #[cfg(test)]
 mod tests;
 
-pub use figures::{read_store, Snapshot, UsageFigures};
+pub use figures::{Snapshot, UsageFigures, read_store};
 
 use crate::directory::Directory;
 use crate::store::{CaseHead, StoreError, StoredEvent};
@@ -390,7 +390,10 @@ impl<'a> UsageBuilder<'a> {
             match workflow {
                 Some(wf) if past_deadline(&case, wf, self.now) => f.past_deadline += 1,
                 Some(_) => {}
-                None => self.report.problems.push(problem(format!("the workflow version {} it is pinned to is not available: its deadlines were not checked", case.workflow.hash))),
+                None => self
+                    .report
+                    .problems
+                    .push(problem(format!("the workflow version {} it is pinned to is not available: its deadlines were not checked", case.workflow.hash))),
             }
         }
     }

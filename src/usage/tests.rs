@@ -6,9 +6,9 @@
 
 use super::*;
 use crate::catalog::Catalog;
-use chrono::Duration;
 use crate::workflow::{DefinitionRef, Seat, SignatureRecord};
-use serde_json::{json, Value};
+use chrono::Duration;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -127,8 +127,19 @@ impl Story {
 
     fn resubmitted(mut self, when: &str) -> Story {
         let t = at(when);
-        self.events.push(CaseEvent::Resubmitted { at: t, by: self.submitter.clone(), data: json!({"n": 2}), changes: vec![], signature: sig(&self.submitter, Level::Advanced), disclosures: Default::default() });
-        self.events.push(CaseEvent::StepOpened { at: t, step: "supervisor".into(), seats: vec![Seat { id: "supervisor".into(), people: vec!["boss".into()] }] });
+        self.events.push(CaseEvent::Resubmitted {
+            at: t,
+            by: self.submitter.clone(),
+            data: json!({"n": 2}),
+            changes: vec![],
+            signature: sig(&self.submitter, Level::Advanced),
+            disclosures: Default::default(),
+        });
+        self.events.push(CaseEvent::StepOpened {
+            at: t,
+            step: "supervisor".into(),
+            seats: vec![Seat { id: "supervisor".into(), people: vec!["boss".into()] }],
+        });
         self
     }
 
@@ -189,7 +200,12 @@ fn report(stories: &[Story]) -> UsageReport {
 }
 
 fn row<'v>(view: &'v UsageView, form: &str, department: &str, month: &str) -> &'v Figures {
-    &view.rows.iter().find(|r| r.form == form && r.department == department && r.month.to_string() == month).unwrap_or_else(|| panic!("a row {form}/{department}/{month} in {:#?}", view.rows)).figures
+    &view
+        .rows
+        .iter()
+        .find(|r| r.form == form && r.department == department && r.month.to_string() == month)
+        .unwrap_or_else(|| panic!("a row {form}/{department}/{month} in {:#?}", view.rows))
+        .figures
 }
 
 /// The DAF cases of March and April 2026 (submitted by p005).
@@ -204,7 +220,11 @@ fn daf() -> Vec<Story> {
         // 07:00 on 1 April in Macau is still 31 March in UTC: an April case, rejected.
         Story::submitted("C-a1", "p005", "2026-04-01T07:00").rejected("2026-04-01T10:00"),
         // Returned, corrected and resubmitted, then completed two days after the first submission.
-        Story::submitted("C-a2", "p005", "2026-04-06T09:00").returned("2026-04-06T15:00").resubmitted("2026-04-07T09:00").approved("2026-04-07T12:00").completed("2026-04-08T09:00"),
+        Story::submitted("C-a2", "p005", "2026-04-06T09:00")
+            .returned("2026-04-06T15:00")
+            .resubmitted("2026-04-07T09:00")
+            .approved("2026-04-07T12:00")
+            .completed("2026-04-08T09:00"),
         Story::submitted("C-a3", "p005", "2026-04-09T09:00").withdrawn("2026-04-09T12:00"),
         // Open with the supervisor for 4 days at `now`: past the 3-day deadline.
         Story::submitted("C-a4", "p005", "2026-04-20T09:00"),
@@ -262,7 +282,11 @@ fn april_counts_every_outcome_once_and_returns_as_decisions() {
 
 #[test]
 fn signatures_are_counted_by_level_on_submissions_resubmissions_and_acts() {
-    let c = Story::submitted("C-s", "p005", "2026-04-06T09:00").returned("2026-04-06T15:00").resubmitted("2026-04-07T09:00").approved("2026-04-07T12:00").completed("2026-04-08T09:00");
+    let c = Story::submitted("C-s", "p005", "2026-04-06T09:00")
+        .returned("2026-04-06T15:00")
+        .resubmitted("2026-04-07T09:00")
+        .approved("2026-04-07T12:00")
+        .completed("2026-04-08T09:00");
     let view = report(&[c]).view(&UsageFilter::default());
     // Submission and resubmission: advanced; the return: advanced; the approval: qualified;
     // the personnel section's record: simple (the service seal).
@@ -272,7 +296,8 @@ fn signatures_are_counted_by_level_on_submissions_resubmissions_and_acts() {
 #[test]
 fn an_odd_number_of_completions_has_the_middle_one_as_median() {
     // DRH (p021), April: completions after 1, 2, 3, 10 and 50 hours, given out of order.
-    let drh: Vec<Story> = [10, 1, 50, 3, 2].iter().enumerate().map(|(i, h)| Story::done_after(&format!("C-d{i}"), "p021", "2026-04-02T09:00", h * HOUR)).collect();
+    let drh: Vec<Story> =
+        [10, 1, 50, 3, 2].iter().enumerate().map(|(i, h)| Story::done_after(&format!("C-d{i}"), "p021", "2026-04-02T09:00", h * HOUR)).collect();
     let view = report(&drh).view(&UsageFilter::default());
     let f = row(&view, LEAVE, "DRH", "2026-04");
     // p50: rank ⌈2.5⌉ = 3 → 3 h; p90: rank ⌈4.5⌉ = 5 → 50 h.

@@ -8,12 +8,12 @@
 //! A deadline in working days carries its holiday calendar, so the engine counts it from data.
 
 use crate::directory::Directory;
-use crate::forms::definition::{FieldIndex, FormDefinition};
-use crate::forms::problem::{ErrorCode, Problem};
 use crate::forms::HolidayCalendar;
+use crate::forms::definition::{FieldIndex, FormDefinition};
 use crate::forms::logic;
 use crate::forms::parse::{self, check_keys};
-use crate::forms::problem::{codes, pointer_push, Problems};
+use crate::forms::problem::{ErrorCode, Problem};
+use crate::forms::problem::{Problems, codes, pointer_push};
 use crate::i18n::LocalizedText;
 use datalogic_rs::Logic;
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,8 @@ impl FormOutline {
         let id = def.get("id")?.as_str()?.to_string();
         let workflow = def.get("workflow").and_then(Value::as_str).map(str::to_string);
         let fields = FieldIndex::from_schema(def.get("schema").unwrap_or(&Value::Null));
-        let restricted = def.get("layout").and_then(|l| l.get("restricted")).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let restricted =
+            def.get("layout").and_then(|l| l.get("restricted")).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
         let settings = def.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
         Some(FormOutline { id, workflow, fields, restricted, settings, loaded: false })
     }
@@ -414,9 +415,10 @@ impl WorkflowDefinition {
         }
         let version = parse::string_key(def, "", "version", p).map(str::to_string);
         if let Some(v) = &version
-            && (v.split('.').count() != 3 || !v.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))) {
-                p.push("/version", codes::BAD_VALUE, format!("version {v:?} must be MAJOR.MINOR.PATCH"));
-            }
+            && (v.split('.').count() != 3 || !v.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        {
+            p.push("/version", codes::BAD_VALUE, format!("version {v:?} must be MAJOR.MINOR.PATCH"));
+        }
         let title = def.get("title").and_then(|t| parse::localized(t, "/title", p));
         if let Some(d) = def.get("description") {
             parse::localized(d, "/description", p);
@@ -428,9 +430,10 @@ impl WorkflowDefinition {
         }
         if let (Some(form), Some(id)) = (form, &id)
             && let Some(routed_by) = &form.workflow
-            && routed_by != id {
-                p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {routed_by:?}, not by this one", form.id));
-            }
+            && routed_by != id
+        {
+            p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {routed_by:?}, not by this one", form.id));
+        }
 
         let groups: Option<BTreeSet<String>> = directory.map(|d| d.groups().map(|g| g.id.clone()).collect());
         let submitted_by = parse_submitted_by(def, groups.as_ref(), p);
@@ -506,9 +509,10 @@ fn parse_subject(def: &Map<String, Value>, form: Option<&FormOutline>, p: &mut P
             check_keys(m, "/subject", &["field"], &["field"], p);
             let f = parse::string_key(m, "/subject", "field", p)?;
             if let Some(form) = form
-                && !form.fields.paths.contains(f) {
-                    p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
-                }
+                && !form.fields.paths.contains(f)
+            {
+                p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
+            }
             if f.contains('*') {
                 p.push("/subject/field", codes::BAD_VALUE, "the subject is one person: the field cannot be inside an array");
             }
@@ -568,7 +572,13 @@ fn raw_index(def: &Map<String, Value>, id: &str) -> Option<usize> {
 }
 
 /// Reads `"conflict_of_interest": {"parties": [{"field": …}, …], "on_conflict": "skip" | "reassign"}`.
-fn conflict_of_interest(v: Option<&Value>, form: Option<&FormOutline>, subject: Option<&str>, self_approval: SelfApproval, p: &mut Problems) -> ConflictOfInterest {
+fn conflict_of_interest(
+    v: Option<&Value>,
+    form: Option<&FormOutline>,
+    subject: Option<&str>,
+    self_approval: SelfApproval,
+    p: &mut Problems,
+) -> ConflictOfInterest {
     let mut rule = ConflictOfInterest { parties: Vec::new(), on_conflict: self_approval, declared: v.is_some() };
     let Some(v) = v else { return rule };
     let Some(m) = parse::object(v, "/conflict_of_interest", "\"conflict_of_interest\"", p) else { return rule };
@@ -595,19 +605,35 @@ fn conflict_of_interest(v: Option<&Value>, form: Option<&FormOutline>, subject: 
         let fptr = format!("{ptr}/field");
         if let Some(form) = form {
             if !form.fields.knows(f) {
-                p.push(fptr, codes::COI_UNKNOWN_FIELD, format!("party field {f:?} is not a field of form {:?}: a party is named by a field holding a person id", form.id));
+                p.push(
+                    fptr,
+                    codes::COI_UNKNOWN_FIELD,
+                    format!("party field {f:?} is not a field of form {:?}: a party is named by a field holding a person id", form.id),
+                );
                 continue;
             }
             let prefix = format!("{f}.");
             if form.fields.paths.iter().chain(form.fields.items.iter()).any(|q| q.starts_with(&prefix)) {
-                p.push(fptr, codes::COI_NOT_A_PERSON, format!("party field {f:?} of form {:?} is a group of fields, not a person id: name the field inside it that holds the id (e.g. {:?})", form.id, form.fields.paths.iter().chain(form.fields.items.iter()).find(|q| q.starts_with(&prefix)).cloned().unwrap_or_default()));
+                p.push(
+                    fptr,
+                    codes::COI_NOT_A_PERSON,
+                    format!(
+                        "party field {f:?} of form {:?} is a group of fields, not a person id: name the field inside it that holds the id (e.g. {:?})",
+                        form.id,
+                        form.fields.paths.iter().chain(form.fields.items.iter()).find(|q| q.starts_with(&prefix)).cloned().unwrap_or_default()
+                    ),
+                );
                 continue;
             }
         }
         // A record for a reader without a restricted field's role holds only its commitment, so
         // whether the people on a seat were parties could not be checked from it.
         if let Some(top) = form.and_then(|form| f.split('.').next().filter(|t| form.restricted.contains(*t))) {
-            p.push(fptr, codes::COI_RESTRICTED_PARTY, format!("party field {f:?} is inside the restricted field {top:?}: a record without its value could not show that no party decided"));
+            p.push(
+                fptr,
+                codes::COI_RESTRICTED_PARTY,
+                format!("party field {f:?} is inside the restricted field {top:?}: a record without its value could not show that no party decided"),
+            );
         } else if subject == Some(f) {
             p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("{f:?} is the subject's field, and the subject is always a party: leave it out"));
         } else if rule.parties.iter().any(|q| q == f) {
@@ -651,14 +677,22 @@ fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option
             "supervisor" => Some(Assignee::Supervisor),
             "head" => Some(Assignee::Head),
             other => {
-                p.push(kptr, codes::BAD_VALUE, format!("unknown role {other:?}: relative roles are {}; use {{\"group\": …}} for a group", RELATIVE_ROLES.join(", ")));
+                p.push(
+                    kptr,
+                    codes::BAD_VALUE,
+                    format!("unknown role {other:?}: relative roles are {}; use {{\"group\": …}} for a group", RELATIVE_ROLES.join(", ")),
+                );
                 None
             }
         },
         "group" => {
             if let Some(groups) = ctx.groups {
                 if !groups.contains(name) {
-                    p.push(kptr, codes::BAD_VALUE, format!("unknown group {name:?}; the directory has: {}", groups.iter().cloned().collect::<Vec<_>>().join(", ")));
+                    p.push(
+                        kptr,
+                        codes::BAD_VALUE,
+                        format!("unknown group {name:?}; the directory has: {}", groups.iter().cloned().collect::<Vec<_>>().join(", ")),
+                    );
                 }
             } else if !parse::is_valid_id(name) {
                 p.push(kptr, codes::BAD_ID, format!("group id {name:?} must be lower-case words joined by '-'"));
@@ -667,9 +701,10 @@ fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option
         }
         "field" => {
             if let Some(form) = ctx.form
-                && !form.fields.knows(name) {
-                    p.push(kptr, codes::RULE_UNKNOWN_FIELD, format!("{name:?} is not a field of form {:?}", form.id));
-                }
+                && !form.fields.knows(name)
+            {
+                p.push(kptr, codes::RULE_UNKNOWN_FIELD, format!("{name:?} is not a field of form {:?}", form.id));
+            }
             Some(Assignee::Field(name.to_string()))
         }
         other => {
@@ -685,9 +720,10 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
     check_keys(m, ptr, &STEP_KEYS, &["id", "title", "actions", "signature"], p);
     let id = parse::string_key(m, ptr, "id", p).map(str::to_string);
     if let Some(id) = &id
-        && !parse::is_valid_id(id) {
-            p.push(format!("{ptr}/id"), codes::BAD_ID, format!("step id {id:?} must be lower-case words joined by '-'"));
-        }
+        && !parse::is_valid_id(id)
+    {
+        p.push(format!("{ptr}/id"), codes::BAD_ID, format!("step id {id:?} must be lower-case words joined by '-'"));
+    }
     let title = m.get("title").and_then(|t| parse::localized(t, &format!("{ptr}/title"), p));
     if let Some(d) = m.get("description") {
         parse::localized(d, &format!("{ptr}/description"), p);
@@ -708,18 +744,7 @@ fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p
     if p.len() > before {
         return None;
     }
-    Some(StepDefinition {
-        id: id?,
-        title: title?,
-        after,
-        when,
-        seats: seats?,
-        complete_when,
-        actions,
-        signature: signature?,
-        second_factor,
-        deadline,
-    })
+    Some(StepDefinition { id: id?, title: title?, after, when, seats: seats?, complete_when, actions, signature: signature?, second_factor, deadline })
 }
 
 /// A step's `when` condition: compiled, and reading only the form's fields, `context.*` and
@@ -738,16 +763,29 @@ fn step_condition(logic_value: &Value, ptr: &str, ctx: &StepContext, p: &mut Pro
                 (Some("settings"), name) if !name.is_some_and(|n| form.settings.contains_key(n)) => {
                     let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
                     let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
-                    p.push(format!("{wptr}{vptr}"), check_codes::UNKNOWN_SETTING, format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id));
+                    p.push(
+                        format!("{wptr}{vptr}"),
+                        check_codes::UNKNOWN_SETTING,
+                        format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id),
+                    );
                 }
                 (Some("settings"), _) => {}
-                _ if !form.fields.knows(var) => p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id)),
+                _ if !form.fields.knows(var) => {
+                    p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id))
+                }
                 _ => {}
             }
             // A record for a reader without a restricted field's role holds only its
             // commitment, so a route that turns on its value could not be replayed there.
             if let Some(top) = var.split('.').next().filter(|t| *t != "settings" && form.restricted.contains(*t)) {
-                p.push(format!("{wptr}{vptr}"), codes::RULE_READS_RESTRICTED, format!("reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see", form.id));
+                p.push(
+                    format!("{wptr}{vptr}"),
+                    codes::RULE_READS_RESTRICTED,
+                    format!(
+                        "reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see",
+                        form.id
+                    ),
+                );
             }
         }
     }
@@ -820,9 +858,14 @@ fn step_complete_when(m: &Map<String, Value>, ptr: &str, seats: Option<&Seats>, 
             Seats::Single(_) => Some(1),
         };
         if let Some(k) = known
-            && n as usize > k {
-                p.push(format!("{ptr}/complete_when/quorum"), codes::BAD_VALUE, format!("a quorum of {n} is larger than the step's {k} seat(s): the step could never be done"));
-            }
+            && n as usize > k
+        {
+            p.push(
+                format!("{ptr}/complete_when/quorum"),
+                codes::BAD_VALUE,
+                format!("a quorum of {n} is larger than the step's {k} seat(s): the step could never be done"),
+            );
+        }
     }
     complete_when
 }
@@ -882,7 +925,9 @@ fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Optio
         let found = match named {
             Some(id) => ctx.calendars.get(id).cloned().ok_or_else(|| format!("no holiday calendar {id:?} is loaded ({})", calendar_list(ctx))),
             None if ctx.calendars.len() == 1 => Ok(ctx.calendars.values().next().cloned().expect("one calendar")),
-            None if ctx.calendars.is_empty() => Err("working days need a holiday calendar, and none is loaded: check the workflow together with forms/reference".to_string()),
+            None if ctx.calendars.is_empty() => {
+                Err("working days need a holiday calendar, and none is loaded: check the workflow together with forms/reference".to_string())
+            }
             None => Err(format!("several holiday calendars are loaded ({}): name one with \"calendar\"", calendar_list(ctx))),
         };
         match found {
@@ -903,7 +948,11 @@ fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Optio
         Some(v) => match (v.as_u64(), days) {
             (Some(r), Some(d)) if r >= 1 && r < d => Some(r as u32),
             _ => {
-                p.push(format!("{dptr}/remind_after_days"), codes::BAD_VALUE, "the reminder must come at least a day after opening and before the deadline (counted as the deadline is)");
+                p.push(
+                    format!("{dptr}/remind_after_days"),
+                    codes::BAD_VALUE,
+                    "the reminder must come at least a day after opening and before the deadline (counted as the deadline is)",
+                );
                 None
             }
         },
@@ -955,9 +1004,10 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
                 return Some(path[start..].to_vec());
             }
             if colour[j] == 0
-                && let Some(c) = visit(j, steps, index, colour, path) {
-                    return Some(c);
-                }
+                && let Some(c) = visit(j, steps, index, colour, path)
+            {
+                return Some(c);
+            }
         }
         path.pop();
         colour[i] = 2;
@@ -968,7 +1018,11 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
             let mut path = Vec::new();
             if let Some(cycle) = visit(i, steps, &index, &mut colour, &mut path) {
                 let names: Vec<&str> = cycle.iter().map(|j| steps[*j].id.as_str()).collect();
-                p.push(format!("{}/after", ptr_of(&steps[cycle[0]].id)), codes::BAD_VALUE, format!("the steps {} wait for each other in a cycle, so none of them can ever open", names.join(" → ")));
+                p.push(
+                    format!("{}/after", ptr_of(&steps[cycle[0]].id)),
+                    codes::BAD_VALUE,
+                    format!("the steps {} wait for each other in a cycle, so none of them can ever open", names.join(" → ")),
+                );
                 return;
             }
         }
@@ -984,7 +1038,11 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
         }
         for a in &s.after {
             if never_done.contains(a.as_str()) {
-                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} is unreachable: {a:?} allows neither sign nor approve, so it is never done", s.id));
+                p.push(
+                    format!("{}/after", ptr_of(&s.id)),
+                    codes::BAD_VALUE,
+                    format!("step {:?} is unreachable: {a:?} allows neither sign nor approve, so it is never done", s.id),
+                );
             }
         }
     }

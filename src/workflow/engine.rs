@@ -8,12 +8,12 @@
 
 use super::definition::{Action, Assignee, CompleteWhen, Level, Seats, SelfApproval, StepDefinition, WorkflowDefinition};
 use crate::directory::Directory;
+use crate::forms::ValidSubmission;
 use crate::forms::commitment::{self, Disclosures};
 use crate::forms::logic;
-use crate::forms::ValidSubmission;
 use chrono::{DateTime, Utc};
-use datalogic_rs::bumpalo::Bump;
 use datalogic_rs::DataValue;
+use datalogic_rs::bumpalo::Bump;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -78,8 +78,16 @@ pub enum CaseEvent {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         reference: BTreeMap<String, String>,
     },
-    StepOpened { at: DateTime<Utc>, step: String, seats: Vec<Seat> },
-    StepSkipped { at: DateTime<Utc>, step: String, reason: String },
+    StepOpened {
+        at: DateTime<Utc>,
+        step: String,
+        seats: Vec<Seat>,
+    },
+    StepSkipped {
+        at: DateTime<Utc>,
+        step: String,
+        reason: String,
+    },
     Acted {
         at: DateTime<Utc>,
         step: String,
@@ -95,7 +103,10 @@ pub enum CaseEvent {
         comment: Option<String>,
         signature: SignatureRecord,
     },
-    StepDone { at: DateTime<Utc>, step: String },
+    StepDone {
+        at: DateTime<Utc>,
+        step: String,
+    },
     Resubmitted {
         at: DateTime<Utc>,
         by: String,
@@ -112,10 +123,26 @@ pub enum CaseEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    Reminded { at: DateTime<Utc>, step: String, seat: String, people: Vec<String> },
-    Escalated { at: DateTime<Utc>, step: String, seat: String, added: Vec<String> },
-    Completed { at: DateTime<Utc> },
-    Rejected { at: DateTime<Utc>, by: String, step: String },
+    Reminded {
+        at: DateTime<Utc>,
+        step: String,
+        seat: String,
+        people: Vec<String>,
+    },
+    Escalated {
+        at: DateTime<Utc>,
+        step: String,
+        seat: String,
+        added: Vec<String>,
+    },
+    Completed {
+        at: DateTime<Utc>,
+    },
+    Rejected {
+        at: DateTime<Utc>,
+        by: String,
+        step: String,
+    },
 }
 
 impl CaseEvent {
@@ -282,7 +309,9 @@ pub enum WorkflowError {
     Replay(String),
     #[error("restricted field {0:?} has no salt to commit it with [CARIMBO-E0315]")]
     MissingSalt(String),
-    #[error("{person} is {party} of this case and may not act on step {step:?}: a party never decides about a case that concerns them (conflict of interest) [CARIMBO-E0316]")]
+    #[error(
+        "{person} is {party} of this case and may not act on step {step:?}: a party never decides about a case that concerns them (conflict of interest) [CARIMBO-E0316]"
+    )]
     ConflictOfInterest { person: String, step: String, party: Party },
 }
 
@@ -420,7 +449,8 @@ impl Case {
         match e {
             CaseEvent::Submitted { .. } => return Err(WorkflowError::Replay("a second submission event".into())),
             CaseEvent::StepOpened { at, step, seats } => {
-                let seats = seats.iter().map(|s| SeatState { id: s.id.clone(), people: s.people.clone(), escalated_to: vec![], reminded: false, act: None }).collect();
+                let seats =
+                    seats.iter().map(|s| SeatState { id: s.id.clone(), people: s.people.clone(), escalated_to: vec![], reminded: false, act: None }).collect();
                 self.steps.insert(step.clone(), StepState { status: StepStatus::Open, since: *at, seats, skip_reason: None });
             }
             CaseEvent::StepSkipped { at, step, reason } => {
@@ -597,9 +627,10 @@ impl<'a> Engine<'a> {
                 if let Assignee::Field(f) = a {
                     for v in lookup_path(data, f) {
                         if let Some(id) = v.as_str()
-                            && self.directory.person(id).is_none() {
-                                return Err(WorkflowError::UnknownPerson { field: f.clone(), value: id.into() });
-                            }
+                            && self.directory.person(id).is_none()
+                        {
+                            return Err(WorkflowError::UnknownPerson { field: f.clone(), value: id.into() });
+                        }
                     }
                 }
             }
@@ -834,7 +865,14 @@ impl<'a> Engine<'a> {
     }
 
     /// The submitter sends a corrected version after a return.
-    pub fn resubmit(&self, case: &Case, by: &str, submission: &ValidSubmission, signature: SignatureRecord, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, WorkflowError> {
+    pub fn resubmit(
+        &self,
+        case: &Case,
+        by: &str,
+        submission: &ValidSubmission,
+        signature: SignatureRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseEvent>, WorkflowError> {
         if by != case.submitter {
             return Err(WorkflowError::NotSubmitter(case.submitter.clone()));
         }
@@ -842,7 +880,10 @@ impl<'a> Engine<'a> {
             return Err(WorkflowError::CaseNotOpen(case.status.as_str()));
         }
         if submission.form_hash != case.form.hash {
-            return Err(WorkflowError::WrongForm { expected: format!("{} {}", case.form.id, case.form.version), got: format!("{} {}", submission.form_id, submission.form_version) });
+            return Err(WorkflowError::WrongForm {
+                expected: format!("{} {}", case.form.id, case.form.version),
+                got: format!("{} {}", submission.form_id, submission.form_version),
+            });
         }
         check_signature(&signature, by, self.workflow.submit_signature, "resubmitting this form")?;
         self.check_field_people(&submission.data)?;
@@ -889,9 +930,11 @@ impl<'a> Engine<'a> {
             for seat in state.seats.iter().filter(|s| s.act.is_none()) {
                 // A deadline without an escalation target still reminds, at the deadline at the latest.
                 if let Some(r) = remind_at
-                    && !seat.reminded && now >= r {
-                        out.push(CaseEvent::Reminded { at: now, step: id.clone(), seat: seat.id.clone(), people: seat.people.clone() });
-                    }
+                    && !seat.reminded
+                    && now >= r
+                {
+                    out.push(CaseEvent::Reminded { at: now, step: id.clone(), seat: seat.id.clone(), people: seat.people.clone() });
+                }
                 let Some(target) = &deadline.escalate_to else { continue };
                 if seat.escalated_to.is_empty() && now >= due {
                     let added: Vec<String> = self
@@ -919,7 +962,10 @@ impl<'a> Engine<'a> {
             && let (Some(def), Some(state)) = (self.workflow.step(step), case.steps.get(step))
         {
             // A party who had an own seat there (and took it) is simply not assigned any more.
-            let own_seat = state.seats.iter().any(|s| s.people.iter().any(|p| p == person) && conflict(self.workflow, case, def, def.assignee_of_seat(&s.id), person).is_none());
+            let own_seat = state
+                .seats
+                .iter()
+                .any(|s| s.people.iter().any(|p| p == person) && conflict(self.workflow, case, def, def.assignee_of_seat(&s.id), person).is_none());
             if !own_seat && let Some(party) = conflict(self.workflow, case, def, None, person) {
                 return Err(WorkflowError::ConflictOfInterest { person: person.into(), step: step.into(), party });
             }
@@ -944,7 +990,14 @@ impl<'a> Engine<'a> {
                 let escalated = seat.escalated_to.iter().map(|p| (p, None));
                 for (p, via) in direct.chain(escalated) {
                     if !kept_off(via, p) {
-                        out.push(Assignment { person: p.clone(), step: step.clone(), seat: seat.id.clone(), since: state.since, on_behalf_of: None, delegation: None });
+                        out.push(Assignment {
+                            person: p.clone(),
+                            step: step.clone(),
+                            seat: seat.id.clone(),
+                            since: state.since,
+                            on_behalf_of: None,
+                            delegation: None,
+                        });
                     }
                     for d in self.directory.delegates_for(p, &case.form.id, day) {
                         if d.delegate != case.submitter && !kept_off(None, &d.delegate) {

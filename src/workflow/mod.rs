@@ -6,8 +6,14 @@
 
 pub mod definition;
 
-pub use definition::{Action, Assignee, CheckInputs, CompleteWhen, ConflictOfInterest, DayCount, Deadline, FormOutline, Level, Member, Seats, SelfApproval, StepDefinition, WorkflowDefinition};
+pub use definition::{
+    Action, Assignee, CheckInputs, CompleteWhen, ConflictOfInterest, DayCount, Deadline, FormOutline, Level, Member, Seats, SelfApproval, StepDefinition,
+    WorkflowDefinition,
+};
 pub mod engine;
 pub mod replay;
 
-pub use engine::{conflict, parties_of, Party, ActRequest, Assignment, Case, CaseEvent, CaseStatus, Change, DefinitionRef, Engine, Seat, SignatureRecord, StepStatus, WorkflowError};
+pub use engine::{
+    ActRequest, Assignment, Case, CaseEvent, CaseStatus, Change, DefinitionRef, Engine, Party, Seat, SignatureRecord, StepStatus, WorkflowError, conflict,
+    parties_of,
+};

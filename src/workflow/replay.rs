@@ -13,9 +13,9 @@
 //! directory: who sits on each seat, skipped conditions, delegations and escalation targets.
 //! One authority for route rules: `Engine` calls these same functions.
 
-use super::definition::{Action, StepDefinition, WorkflowDefinition};
-use super::engine::{conflict, diff, step_complete, Case, CaseEvent, CaseStatus, Party, StepStatus};
 use super::Level;
+use super::definition::{Action, StepDefinition, WorkflowDefinition};
+use super::engine::{Case, CaseEvent, CaseStatus, Party, StepStatus, conflict, diff, step_complete};
 use std::collections::BTreeSet;
 
 /// Whether every step `step` comes after is settled (done or skipped) in `case`.
@@ -48,7 +48,9 @@ pub fn follow_up(def: &StepDefinition, after: &Case, action: Action, actor: &str
     match action {
         Action::Reject => Some(FollowUp::Rejected { by: actor.to_string(), step: def.id.clone() }),
         Action::Return => None,
-        Action::Sign | Action::Approve => after.steps.get(&def.id).filter(|st| step_complete(def.complete_when, st)).map(|_| FollowUp::StepDone { step: def.id.clone() }),
+        Action::Sign | Action::Approve => {
+            after.steps.get(&def.id).filter(|st| step_complete(def.complete_when, st)).map(|_| FollowUp::StepDone { step: def.id.clone() })
+        }
     }
 }
 
@@ -98,8 +100,18 @@ impl<'w> RouteCheck<'w> {
             match (&owed, event) {
                 (FollowUp::Rejected { by, step }, CaseEvent::Rejected { by: b, step: s, .. }) if b == by && s == step => self.rejection_due = true,
                 (FollowUp::StepDone { step }, CaseEvent::StepDone { step: s, .. }) if s == step => {}
-                (FollowUp::Rejected { by, step }, _) => return Err(violation("", format!("the rejection by {by} on step {step:?} at event {at} must be followed by the case's rejection, not {}", event.type_name()))),
-                (FollowUp::StepDone { step }, _) => return Err(violation("", format!("the act at event {at} completed step {step:?}, so the step must be recorded done next, not {}", event.type_name()))),
+                (FollowUp::Rejected { by, step }, _) => {
+                    return Err(violation(
+                        "",
+                        format!("the rejection by {by} on step {step:?} at event {at} must be followed by the case's rejection, not {}", event.type_name()),
+                    ));
+                }
+                (FollowUp::StepDone { step }, _) => {
+                    return Err(violation(
+                        "",
+                        format!("the act at event {at} completed step {step:?}, so the step must be recorded done next, not {}", event.type_name()),
+                    ));
+                }
             }
         }
         let wf = self.workflow;
@@ -234,10 +246,16 @@ impl<'w> RouteCheck<'w> {
                 return Err(violation(&format!("/body/seats/{i}"), format!("seat {:?} of step {step:?} is repeated or has nobody", s.id)));
             }
             if s.people.contains(&case.submitter) {
-                return Err(violation(&format!("/body/seats/{i}"), format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id)));
+                return Err(violation(
+                    &format!("/body/seats/{i}"),
+                    format!("the submitter {} sits on seat {:?} of step {step:?}: nobody approves their own case", case.submitter, s.id),
+                ));
             }
             if let Some((who, party)) = self.party_kept_off(case, step, Some(&s.id), &s.people) {
-                return Err(violation(&format!("/body/seats/{i}"), format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id)));
+                return Err(violation(
+                    &format!("/body/seats/{i}"),
+                    format!("{who}, {party} of the case, sits on seat {:?} of step {step:?}: a party never decides about their own case", s.id),
+                ));
             }
         }
         let who: Vec<String> = seats.iter().map(|s| format!("{}: {}", s.id, s.people.join("/"))).collect();
@@ -248,7 +266,16 @@ impl<'w> RouteCheck<'w> {
     /// the submitter, the seat is theirs (or their principal's under a delegation) and still
     /// waiting, and the conflict-of-interest rule keeps them on.
     #[allow(clippy::too_many_arguments)] // each is a member of the recorded act
-    fn acted(&self, case: &Case, step: &str, seat: &str, actor: &str, (on_behalf_of, delegation): (Option<&str>, Option<&str>), action: Action, level: Level) -> Result<String, RouteViolation> {
+    fn acted(
+        &self,
+        case: &Case,
+        step: &str,
+        seat: &str,
+        actor: &str,
+        (on_behalf_of, delegation): (Option<&str>, Option<&str>),
+        action: Action,
+        level: Level,
+    ) -> Result<String, RouteViolation> {
         let def = self.open_step(case, step)?;
         if !def.actions.contains(&action) {
             let allowed: Vec<&str> = def.actions.iter().map(|a| a.as_str()).collect();
@@ -258,7 +285,8 @@ impl<'w> RouteCheck<'w> {
             return Err(violation("/body/actor", format!("{actor} acted on their own case")));
         }
         let state = &case.steps[step];
-        let (i, s) = state.seats.iter().enumerate().find(|(_, s)| s.id == seat).ok_or_else(|| violation("/body/seat", format!("step {step:?} has no seat {seat:?}")))?;
+        let (i, s) =
+            state.seats.iter().enumerate().find(|(_, s)| s.id == seat).ok_or_else(|| violation("/body/seat", format!("step {step:?} has no seat {seat:?}")))?;
         if s.act.is_some() {
             return Err(violation("/body/seat", format!("seat {seat:?} of step {step:?} was already taken")));
         }
@@ -270,7 +298,9 @@ impl<'w> RouteCheck<'w> {
         match (on_behalf_of, delegation) {
             (None, _) if on_seat(actor) => {}
             (Some(principal), Some(_)) if on_seat(principal) => {}
-            (Some(principal), _) if !on_seat(principal) => return Err(violation("/body/on_behalf_of", format!("{principal} is not on seat {seat:?} of step {step:?}"))),
+            (Some(principal), _) if !on_seat(principal) => {
+                return Err(violation("/body/on_behalf_of", format!("{principal} is not on seat {seat:?} of step {step:?}")));
+            }
             (Some(_), None) => return Err(violation("/body/delegation", "an act on behalf of someone names no delegation".into())),
             _ => return Err(violation("/body/actor", format!("{actor} is not on seat {seat:?} of step {step:?} (seat {i}: {})", s.people.join(", ")))),
         }
@@ -296,7 +326,10 @@ impl<'w> RouteCheck<'w> {
                     return Err(violation("/body/added", "an escalation must add someone other than the submitter".into()));
                 }
                 if let Some((who, party)) = self.party_kept_off(case, step, None, added) {
-                    return Err(violation("/body/added", format!("the escalation adds {who}, {party} of the case: a party never decides about their own case")));
+                    return Err(violation(
+                        "/body/added",
+                        format!("the escalation adds {who}, {party} of the case: a party never decides about their own case"),
+                    ));
                 }
                 format!("step {step} seat {seat} escalated to {}", added.join(", "))
             }
@@ -313,7 +346,9 @@ impl<'w> RouteCheck<'w> {
                 self.openable(case, step)?;
                 format!("step {step} skipped ({reason})")
             }
-            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => self.acted(case, step, seat, actor, (on_behalf_of.as_deref(), delegation.as_deref()), *action, signature.level)?,
+            CaseEvent::Acted { step, seat, actor, on_behalf_of, delegation, action, signature, .. } => {
+                self.acted(case, step, seat, actor, (on_behalf_of.as_deref(), delegation.as_deref()), *action, signature.level)?
+            }
             CaseEvent::StepDone { step, .. } => {
                 let def = self.open_step(case, step)?;
                 if !step_complete(def.complete_when, &case.steps[step]) {

@@ -3,7 +3,7 @@
 //! leave requests, reporting a case id only when the server acknowledged the submission.
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +34,8 @@ pub fn agent() -> ureq::Agent {
 }
 
 pub fn login(a: &ureq::Agent, base: &str, person: &str) -> Result<String, String> {
-    let mut r = a.post(format!("{base}/api/v1/session")).send_json(json!({"person": person, "password": carimbo::http::DEMO_PASSWORD})).map_err(|e| e.to_string())?;
+    let mut r =
+        a.post(format!("{base}/api/v1/session")).send_json(json!({"person": person, "password": carimbo::http::DEMO_PASSWORD})).map_err(|e| e.to_string())?;
     let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
     v["token"].as_str().map(str::to_string).ok_or_else(|| format!("login failed: {v}"))
 }

@@ -6,16 +6,16 @@
 
 use carimbo::cases::CaseService;
 use carimbo::catalog::Catalog;
+use carimbo::cli::pki_files::load_verifier;
 use carimbo::directory::Directory;
 use carimbo::evidence::{self, EvidenceBundle, PkiMaterial};
 use carimbo::http::api::submission_case_id;
 use carimbo::i18n::Lang;
-use carimbo::cli::pki_files::load_verifier;
-use carimbo::signing::{data_hash, verify_act, FormRef, ServiceSeal, SignatureVerifier, Signer, SigningPayload, VerifyOptions};
-use carimbo::store::{SledStore, Store, GENESIS_HASH};
+use carimbo::signing::{FormRef, ServiceSeal, SignatureVerifier, Signer, SigningPayload, VerifyOptions, data_hash, verify_act};
+use carimbo::store::{GENESIS_HASH, SledStore, Store};
 use carimbo::workflow::{ActRequest, Action, Level, SignatureRecord};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -74,14 +74,24 @@ impl Harness {
     }
 
     pub fn with_service(service: Arc<CaseService>, dir: Option<tempfile::TempDir>) -> Harness {
-        Harness { service, verifier: server_verifier(), seal: service_seal(), pki: PkiMaterial::from_seeds(&seeds()).unwrap(), tsa: None, serial: 1.into(), _dir: dir }
+        Harness {
+            service,
+            verifier: server_verifier(),
+            seal: service_seal(),
+            pki: PkiMaterial::from_seeds(&seeds()).unwrap(),
+            tsa: None,
+            serial: 1.into(),
+            _dir: dir,
+        }
     }
 
     /// The harness with the seeds' demo TSA stamping every act (B-T).
     pub fn with_demo_tsa(mut self) -> Harness {
         let dir = seeds().join("pki/tsa");
         let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-        self.tsa = Some(carimbo::signing::timestamp::TsaSigner::from_pem(&read("tsa.key.pem"), &read("tsa.pem"), carimbo::signing::timestamp::DEFAULT_TSA_POLICY).unwrap());
+        self.tsa = Some(
+            carimbo::signing::timestamp::TsaSigner::from_pem(&read("tsa.key.pem"), &read("tsa.pem"), carimbo::signing::timestamp::DEFAULT_TSA_POLICY).unwrap(),
+        );
         self
     }
 
@@ -110,7 +120,9 @@ impl Harness {
             return SignatureRecord { level: Level::Simple, signer: who.into(), jws: Some(jws), second_factor: false };
         }
         let people = seeds().join("pki/people");
-        let signer = Signer::from_pem(&std::fs::read(people.join(format!("{who}.key.pem"))).unwrap(), &std::fs::read(people.join(format!("{who}.pem"))).unwrap()).unwrap();
+        let signer =
+            Signer::from_pem(&std::fs::read(people.join(format!("{who}.key.pem"))).unwrap(), &std::fs::read(people.join(format!("{who}.pem"))).unwrap())
+                .unwrap();
         let jws = signer.sign(&payload.canonical_bytes().unwrap(), at).unwrap();
         let opts = VerifyOptions { trusted_time: Some(at), now: at, required_level: None };
         let verified = verify_act(&self.verifier, payload, Some(data), jws.to_json().as_bytes(), required, &opts).unwrap_or_else(|r| panic!("{who}: {r:?}"));
@@ -172,7 +184,9 @@ impl Harness {
         let mut sig = self.sign(who, &payload, &signed_data, def.signature);
         sig.second_factor = def.second_factor;
         let comment = (action == Action::Return).then(|| "please correct the reason".to_string());
-        self.service.act(case_id, ActRequest { actor: who.into(), step: step.into(), action, comment, signature: sig, now: at }, None).unwrap_or_else(|e| panic!("{who} {action} {step}: {e}"));
+        self.service
+            .act(case_id, ActRequest { actor: who.into(), step: step.into(), action, comment, signature: sig, now: at }, None)
+            .unwrap_or_else(|e| panic!("{who} {action} {step}: {e}"));
     }
 
     /// The submitter sends a corrected version of a returned case.

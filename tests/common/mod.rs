@@ -68,9 +68,9 @@ pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use carimbo::pki::cert::sha256;
 use carimbo::cli::pki_files::load_pem_certificates;
 use carimbo::cli::pki_files::load_verifier;
+use carimbo::pki::cert::sha256;
 use carimbo::signing::{FormRef, SignatureVerifier, Signer, SigningPayload, VerifyOptions};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -80,12 +80,7 @@ pub fn pki(rel: &str) -> PathBuf {
 }
 
 pub fn verifier() -> SignatureVerifier {
-    load_verifier(
-        &repo().join("seeds/trust"),
-        &pki("crl"),
-        Some(&pki("service/service.pem")),
-    )
-    .expect("demo trust list and CRLs load")
+    load_verifier(&repo().join("seeds/trust"), &pki("crl"), Some(&pki("service/service.pem"))).expect("demo trust list and CRLs load")
 }
 
 /// A signer from `seeds/pki/<dir>/<name>.pem` and `.key.pem`.
@@ -100,9 +95,7 @@ pub fn person(id: &str) -> Signer {
 }
 
 pub fn t(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
 /// "Now" for tests: fixed, inside every good certificate's validity, after the CRLs' issue.
@@ -111,19 +104,11 @@ pub fn now() -> DateTime<Utc> {
 }
 
 pub fn opts() -> VerifyOptions {
-    VerifyOptions {
-        trusted_time: Some(now()),
-        now: now(),
-        required_level: None,
-    }
+    VerifyOptions { trusted_time: Some(now()), now: now(), required_level: None }
 }
 
 pub fn claimed_only() -> VerifyOptions {
-    VerifyOptions {
-        trusted_time: None,
-        now: now(),
-        required_level: None,
-    }
+    VerifyOptions { trusted_time: None, now: now(), required_level: None }
 }
 
 pub fn form_data() -> Value {
@@ -133,11 +118,7 @@ pub fn form_data() -> Value {
 pub fn payload(signer: &str) -> SigningPayload {
     SigningPayload {
         case: "case-2026-000123".into(),
-        form: FormRef {
-            id: "absence-and-annual-leave".into(),
-            version: "1".into(),
-            hash: "sha256:5b1f0c3e".into(),
-        },
+        form: FormRef { id: "absence-and-annual-leave".into(), version: "1".into(), hash: "sha256:5b1f0c3e".into() },
         step: "supervisor-approval".into(),
         action: "approve".into(),
         data_hash: carimbo::signing::data_hash(&form_data()).unwrap(),
@@ -153,20 +134,12 @@ pub fn bytes(p: &SigningPayload) -> Vec<u8> {
 
 /// Sign `payload` as person `id` at `now()`, returning the JWS JSON bytes.
 pub fn signed_by(id: &str, p: &SigningPayload) -> Vec<u8> {
-    person(id)
-        .sign(&bytes(p), now())
-        .unwrap()
-        .to_json()
-        .into_bytes()
+    person(id).sign(&bytes(p), now()).unwrap().to_json().into_bytes()
 }
 
 /// The x5c entries of a PEM chain file.
 pub fn x5c_of(rel: &str) -> Vec<String> {
-    load_pem_certificates(&pki(rel))
-        .unwrap()
-        .iter()
-        .map(|c| STANDARD.encode(c.as_ref()))
-        .collect()
+    load_pem_certificates(&pki(rel)).unwrap().iter().map(|c| STANDARD.encode(c.as_ref())).collect()
 }
 
 pub fn x5t_of(rel: &str) -> String {
@@ -195,21 +168,11 @@ pub fn raw_jws_text(key_rel: &str, header: &str, payload: &[u8]) -> Vec<u8> {
     let protected = URL_SAFE_NO_PAD.encode(header);
     let input = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(payload));
     let rng = ring::rand::SystemRandom::new();
-    let sig = match EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        der.secret_pkcs8_der(),
-        &rng,
-    ) {
+    let sig = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der(), &rng) {
         Ok(k) => k.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
-        Err(_) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
-            .expect("a P-256 or Ed25519 key")
-            .sign(input.as_bytes())
-            .as_ref()
-            .to_vec(),
+        Err(_) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).expect("a P-256 or Ed25519 key").sign(input.as_bytes()).as_ref().to_vec(),
     };
-    json!({"protected": protected, "signature": URL_SAFE_NO_PAD.encode(sig)})
-        .to_string()
-        .into_bytes()
+    json!({"protected": protected, "signature": URL_SAFE_NO_PAD.encode(sig)}).to_string().into_bytes()
 }
 
 /// Replace one field of a flattened JWS JSON.
@@ -237,7 +200,8 @@ pub fn form_encode(s: &str) -> String {
 
 /// The demo trust list's history, verified at the tests' `now`.
 pub fn demo_trust_history() -> carimbo::pki::history::TrustHistory {
-    carimbo::pki::history::TrustHistory::from_slice(&std::fs::read(repo().join("seeds/trust/trust-list.json")).unwrap(), now()).expect("the demo trust list verifies")
+    carimbo::pki::history::TrustHistory::from_slice(&std::fs::read(repo().join("seeds/trust/trust-list.json")).unwrap(), now())
+        .expect("the demo trust list verifies")
 }
 
 /// The demo trust-list operator, who signs the list's entries.

@@ -8,9 +8,9 @@
 //! phone (the current TOTP code).
 
 use super::{person, repo};
-use carimbo::http::{AppState, Paths, DEMO_PASSWORD};
+use carimbo::http::{AppState, DEMO_PASSWORD, Paths};
 use chrono::{Datelike, Duration, NaiveDate, Utc, Weekday};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -150,7 +150,11 @@ impl Client {
 
     fn auth<B>(&self, mut req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         if let Some(t) = &self.token {
-            req = if self.by_cookie { req.header("cookie", format!("{}={t}", carimbo::http::auth::SESSION_COOKIE)) } else { req.header("authorization", format!("Bearer {t}")) };
+            req = if self.by_cookie {
+                req.header("cookie", format!("{}={t}", carimbo::http::auth::SESSION_COOKIE))
+            } else {
+                req.header("authorization", format!("Bearer {t}"))
+            };
         }
         req
     }

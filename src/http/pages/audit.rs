@@ -3,16 +3,16 @@
 //! The offline counterpart is the evidence bundle (`crate::evidence`), which the page points to.
 
 use super::cases::case_view;
-use super::{titled, page_with_status, require_role, t, when, PageCaller, PageLang};
-use crate::http::auth::Caller;
+use super::{PageCaller, PageLang, page_with_status, require_role, t, titled, when};
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::i18n::Lang;
-use crate::store::{CaseHead, StoredEvent, GENESIS_HASH};
-use chrono::NaiveDate;
+use crate::store::{CaseHead, GENESIS_HASH, StoredEvent};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::{html, Markup};
+use chrono::NaiveDate;
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -54,14 +54,20 @@ impl Search {
         let date = |s: &str| -> Result<Option<NaiveDate>, String> {
             match some(s) {
                 None => Ok(None),
-                Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d").map(Some).map_err(|_| format!("{} [CARIMBO-E0728]", t(lang, "日期須為 YYYY-MM-DD。", "As datas escrevem-se AAAA-MM-DD.", "Dates are written YYYY-MM-DD."))),
+                Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d").map(Some).map_err(|_| {
+                    format!("{} [CARIMBO-E0728]", t(lang, "日期須為 YYYY-MM-DD。", "As datas escrevem-se AAAA-MM-DD.", "Dates are written YYYY-MM-DD."))
+                }),
             }
         };
         let s = Search { form: some(&q.form), person: some(&q.person), department: some(&q.department), from: date(&q.from)?, to: date(&q.to)? };
         if let (Some(f), Some(t2)) = (s.from, s.to)
-            && t2 < f {
-                return Err(format!("{} [CARIMBO-E0728]", t(lang, "結束日期早於開始日期。", "A data final é anterior à inicial.", "The end date is before the start date.")));
-            }
+            && t2 < f
+        {
+            return Err(format!(
+                "{} [CARIMBO-E0728]",
+                t(lang, "結束日期早於開始日期。", "A data final é anterior à inicial.", "The end date is before the start date.")
+            ));
+        }
         let any = s.form.is_some() || s.person.is_some() || s.department.is_some() || s.from.is_some() || s.to.is_some();
         Ok(any.then_some(s))
     }
@@ -175,7 +181,13 @@ pub async fn show(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
     let lang = pl.lang;
     let search = match Search::of(&q, lang) {
         Ok(s) => s,
-        Err(e) => return page_with_status(&pl, StatusCode::BAD_REQUEST, audit_page(&state, &pl, &caller, &q, None, html! { p.error role="alert" { (super::with_codes(&e)) } })),
+        Err(e) => {
+            return page_with_status(
+                &pl,
+                StatusCode::BAD_REQUEST,
+                audit_page(&state, &pl, &caller, &q, None, html! { p.error role="alert" { (super::with_codes(&e)) } }),
+            );
+        }
     };
     if let Some(search) = search {
         let st = state.clone();
@@ -257,7 +269,13 @@ fn event_label(lang: Lang, kind: &str) -> &'static str {
 }
 
 /// The stored events, each with its hash re-computed and its link to the previous one checked.
-fn event_log(lang: Lang, dir: &crate::directory::Directory, wf: &crate::workflow::WorkflowDefinition, events: &[StoredEvent], chain: &Result<(), String>) -> Markup {
+fn event_log(
+    lang: Lang,
+    dir: &crate::directory::Directory,
+    wf: &crate::workflow::WorkflowDefinition,
+    events: &[StoredEvent],
+    chain: &Result<(), String>,
+) -> Markup {
     let checked: Vec<(&StoredEvent, bool)> = events
         .iter()
         .enumerate()

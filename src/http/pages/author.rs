@@ -7,16 +7,16 @@
 //! version and content hash, what changed).
 
 use super::render::FormView;
-use super::{check_csrf, titled, page, page_with_status, problem_page, require_role, t, PageCaller, PageLang};
-use crate::http::api::{check_upload, publish_upload, DefinitionFile, DefinitionUpload};
-use crate::http::auth::Caller;
+use super::{PageCaller, PageLang, check_csrf, page, page_with_status, problem_page, require_role, t, titled};
 use crate::http::AppState;
+use crate::http::api::{DefinitionFile, DefinitionUpload, check_upload, publish_upload};
+use crate::http::auth::Caller;
 use crate::i18n::Lang;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::{html, Markup};
-use serde_json::{json, Value};
+use maud::{Markup, html};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -162,7 +162,13 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         files.push(DefinitionFile { name, content: pasted.clone() });
     }
     if publish && !caller.has("admin") {
-        return problem_page(&pl, Some(&caller), StatusCode::FORBIDDEN, t(lang, "不可發佈", "Sem permissão para publicar", "Not allowed to publish"), t(lang, "只有系統管理員可以發佈定義。", "Só um administrador publica definições.", "Only an administrator publishes definitions."));
+        return problem_page(
+            &pl,
+            Some(&caller),
+            StatusCode::FORBIDDEN,
+            t(lang, "不可發佈", "Sem permissão para publicar", "Not allowed to publish"),
+            t(lang, "只有系統管理員可以發佈定義。", "Só um administrador publica definições.", "Only an administrator publishes definitions."),
+        );
     }
     if files.is_empty() {
         let msg = html! { p.error role="alert" { (t(lang, "請選擇最少一個檔案。", "Escolha pelo menos um ficheiro.", "Choose at least one file.")) } };
@@ -174,7 +180,13 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     }
     let upload = DefinitionUpload { files };
     let names: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
-    let ids: BTreeSet<String> = upload.files.iter().filter_map(|f| serde_json::from_str::<Value>(&f.content).ok()).filter(|v| v.get("kind") == Some(&json!("form"))).filter_map(|v| v.get("id")?.as_str().map(str::to_string)).collect();
+    let ids: BTreeSet<String> = upload
+        .files
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(&f.content).ok())
+        .filter(|v| v.get("kind") == Some(&json!("form")))
+        .filter_map(|v| v.get("id")?.as_str().map(str::to_string))
+        .collect();
     let st = state.clone();
     let report = match tokio::task::spawn_blocking(move || check_upload(&st, &upload)).await {
         Ok(Ok(r)) => r,
@@ -232,23 +244,42 @@ async fn published(state: &Arc<AppState>, pl: &PageLang, caller: &Caller, upload
     let (st, by) = (state.clone(), caller.person.clone());
     let answer = match tokio::task::spawn_blocking(move || publish_upload(&st, &by, &upload, true)).await {
         Ok(a) => a,
-        Err(e) => return problem_page(pl, Some(caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "發佈失敗", "Publicação falhada", "Publishing failed"), &e.to_string()),
+        Err(e) => {
+            return problem_page(
+                pl,
+                Some(caller),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                t(lang, "發佈失敗", "Publicação falhada", "Publishing failed"),
+                &e.to_string(),
+            );
+        }
     };
     let (status, outcome) = match answer {
         Ok(summary) if summary["applied"] == json!(true) => {
             let seq = summary["publication"]["seq"].as_u64().unwrap_or(0);
             (StatusCode::OK, html! { section #outcome.ok-box { h2.ok { (t(lang, "已發佈", "Publicado", "Published")) " #" (seq) } p { (names.join(", ")) } } })
         }
-        Ok(_) => (StatusCode::OK, html! { section #outcome.ok-box { h2.ok { (t(lang, "沒有變更", "Nada mudou", "Nothing changed")) } p { (t(lang, "上載的內容與現用版本相同，沒有發佈。", "O conteúdo é igual ao servido: nada foi publicado.", "The content is the same as the one served: nothing was published.")) } } }),
+        Ok(_) => (
+            StatusCode::OK,
+            html! { section #outcome.ok-box { h2.ok { (t(lang, "沒有變更", "Nada mudou", "Nothing changed")) } p { (t(lang, "上載的內容與現用版本相同，沒有發佈。", "O conteúdo é igual ao servido: nada foi publicado.", "The content is the same as the one served: nothing was published.")) } } },
+        ),
         Err(e) => {
-            let problems: Vec<String> = e.report.as_ref().and_then(|r| r["problems"].as_array()).map(|a| a.iter().filter_map(|p| p["line"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let problems: Vec<String> = e
+                .report
+                .as_ref()
+                .and_then(|r| r["problems"].as_array())
+                .map(|a| a.iter().filter_map(|p| p["line"].as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
             let status = e.status;
-            (status, html! {
-                section #outcome {
-                    h2.error { (t(lang, "沒有發佈：", "Nada publicado: ", "Nothing was published: ")) (e.detail) }
-                    ol #problems.problems { @for line in &problems { li { code { (line) } } } }
-                }
-            })
+            (
+                status,
+                html! {
+                    section #outcome {
+                        h2.error { (t(lang, "沒有發佈：", "Nada publicado: ", "Nothing was published: ")) (e.detail) }
+                        ol #problems.problems { @for line in &problems { li { code { (line) } } } }
+                    }
+                },
+            )
         }
     };
     let history = history(state, pl).await;

@@ -8,14 +8,14 @@
 //! comment and links to its correction page (`resubmit`).
 
 use super::fill::level_label;
+use super::render::{FormView, pointer_label, value_label};
 use super::summary::Summary;
-use super::render::{pointer_label, value_label, FormView};
-use super::{check_csrf, titled, page, page_with_status, person_label, problem_page, status_label, t, when, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, page, page_with_status, person_label, problem_page, status_label, t, titled, when};
 use crate::directory::Directory;
 use crate::forms::FormDefinition;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::AppState;
 use crate::i18n::Lang;
 use crate::store::StoredEvent;
 use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Change, StepStatus, WorkflowDefinition};
@@ -23,7 +23,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,13 +36,20 @@ pub async fn list(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
     // Each row's summary is read from its case, through the caller's sight.
     let heads = tokio::task::spawn_blocking(move || {
         st.cases.cases_of(&c.person, 200).map(|heads| {
-            heads.into_iter().map(|h| {
-                let case = st.cases.case(&h.case_id).ok();
-                let summary = case.as_ref().map(|case| Summary::of(&st, &c, lang, case)).unwrap_or_default();
-                // The open steps by their titles, not their ids.
-                let titles: BTreeMap<String, String> = case.as_ref().and_then(|case| st.cases.workflow_of(case).ok()).map(|wf| wf.steps.iter().map(|s| (s.id.clone(), s.title.get(lang).to_string())).collect()).unwrap_or_default();
-                (h, summary, titles)
-            }).collect::<Vec<_>>()
+            heads
+                .into_iter()
+                .map(|h| {
+                    let case = st.cases.case(&h.case_id).ok();
+                    let summary = case.as_ref().map(|case| Summary::of(&st, &c, lang, case)).unwrap_or_default();
+                    // The open steps by their titles, not their ids.
+                    let titles: BTreeMap<String, String> = case
+                        .as_ref()
+                        .and_then(|case| st.cases.workflow_of(case).ok())
+                        .map(|wf| wf.steps.iter().map(|s| (s.id.clone(), s.title.get(lang).to_string())).collect())
+                        .unwrap_or_default();
+                    (h, summary, titles)
+                })
+                .collect::<Vec<_>>()
         })
     })
     .await;
@@ -118,7 +125,13 @@ pub async fn one(State(state): State<Arc<AppState>>, PageCaller(caller): PageCal
 
 fn no_case(pl: &PageLang, caller: &Caller) -> Response {
     let lang = pl.lang;
-    problem_page(pl, Some(caller), StatusCode::NOT_FOUND, t(lang, "找不到此個案", "Processo não encontrado", "No such case"), t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it."))
+    problem_page(
+        pl,
+        Some(caller),
+        StatusCode::NOT_FOUND,
+        t(lang, "找不到此個案", "Processo não encontrado", "No such case"),
+        t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it."),
+    )
 }
 
 /// A case as its page needs it: the case, its workflow, and what its events say beyond them.
@@ -168,7 +181,9 @@ impl History {
                     h.resubmitted = Some((at, crate::visibility::open_changes(&changes, &disclosed, &disclosures)));
                     disclosed = disclosures;
                 }
-                CaseEvent::Acted { at, step, actor, action: Action::Return, comment, .. } => h.returned = Some(Note { by: actor, at, step: Some(step), text: comment }),
+                CaseEvent::Acted { at, step, actor, action: Action::Return, comment, .. } => {
+                    h.returned = Some(Note { by: actor, at, step: Some(step), text: comment })
+                }
                 CaseEvent::Withdrawn { at, by, reason } => h.withdrawn = Some(Note { by, at, step: None, text: reason }),
                 _ => {}
             }
@@ -334,7 +349,13 @@ fn confirmation_key() -> String {
 
 /// The withdrawal posts: `ask` shows the confirmation, `cancel` goes back to the form with the
 /// reason kept, `confirm` withdraws and then shows the case (or says on the page why not).
-pub async fn withdraw(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Path(id): Path<String>, Form(f): Form<WithdrawPost>) -> Response {
+pub async fn withdraw(
+    State(state): State<Arc<AppState>>,
+    PageCaller(caller): PageCaller,
+    pl: PageLang,
+    Path(id): Path<String>,
+    Form(f): Form<WithdrawPost>,
+) -> Response {
     if let Err(r) = check_csrf(&pl, &caller, f.csrf.as_deref()) {
         return r;
     }
@@ -439,7 +460,13 @@ fn action_label(lang: Lang, a: Action) -> &'static str {
 /// sight) and the settings of the department or form it compares them with. The condition itself
 /// is the workflow's (`steps[].when`, JSON Logic); its fields come from the one logic scanner.
 fn condition_read(lang: Lang, form: Option<&FormDefinition>, data: &Value, wf: &WorkflowDefinition, step: &str) -> Markup {
-    let Some(when) = wf.source.get("steps").and_then(Value::as_array).and_then(|steps| steps.iter().find(|s| s.get("id").and_then(Value::as_str) == Some(step))).and_then(|s| s.get("when")) else {
+    let Some(when) = wf
+        .source
+        .get("steps")
+        .and_then(Value::as_array)
+        .and_then(|steps| steps.iter().find(|s| s.get("id").and_then(Value::as_str) == Some(step)))
+        .and_then(|s| s.get("when"))
+    else {
         return html! {};
     };
     let scan = crate::forms::scan_logic(when);
@@ -452,9 +479,11 @@ fn condition_read(lang: Lang, form: Option<&FormDefinition>, data: &Value, wf: &
         } else if let Some(rest) = path.strip_prefix("settings.").or_else(|| path.strip_prefix("context.")) {
             settings.push((t(lang, "設定", "a regra", "the setting"), rest.to_string()));
         } else if let Some(form) = form
-            && !fields.iter().any(|(f, _)| f == top) {
+            && !fields.iter().any(|(f, _)| f == top)
+        {
             let ptr = crate::forms::pointer_push("", top);
-            let value = data.get(top).filter(|v| !crate::visibility::is_restricted_marker(v)).map(|v| value_label(form, lang, &ptr, v)).unwrap_or_else(|| "—".into());
+            let value =
+                data.get(top).filter(|v| !crate::visibility::is_restricted_marker(v)).map(|v| value_label(form, lang, &ptr, v)).unwrap_or_else(|| "—".into());
             fields.push((pointer_label(form, lang, &ptr), value));
         }
     }
@@ -545,15 +574,13 @@ fn skip_reason(lang: Lang, reason: Option<&str>) -> Markup {
             "毋須此步驟：此個案不符合該步驟的條件（例如日數未超過部門的門檻）。",
             "Passo dispensado: o processo não preenche a condição deste passo (por exemplo, os dias não excedem o limite do serviço).",
             "Not needed: the case does not meet this step's condition (for example, the days do not exceed the department's threshold).",
-        )
-        ,
+        ),
         Some("nobody to assign") => t(
             lang,
             "毋須此步驟：沒有可以處理此步驟的人員（例如提交人本身就是唯一的審批人）。",
             "Passo dispensado: não há ninguém que o possa tratar (por exemplo, quem submeteu era a única pessoa indicada).",
             "Not needed: nobody could take this step (for example, the submitter was the only person for it).",
-        )
-        ,
+        ),
         Some(other) => return html! { (super::shown(other)) },
         None => t(lang, "毋須此步驟。", "Passo dispensado.", "Not needed."),
     };

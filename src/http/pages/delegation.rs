@@ -5,17 +5,17 @@
 //! directory in memory changes, so it survives a restart; the directory checks the delegation
 //! as a whole (nobody delegates to themselves or to a person not in it, dates in order).
 
-use super::{check_csrf, titled, page_with_status, person_label, problem_page, require_role, t, when, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, page_with_status, person_label, problem_page, require_role, t, titled, when};
 use crate::directory::delegation_log::{DelegationEntry, DelegationLogError};
 use crate::directory::{Delegation, Directory};
-use crate::http::auth::Caller;
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::i18n::{Lang, LocalizedText};
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, Utc};
-use maud::{html, Markup};
+use maud::{Markup, html};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -55,35 +55,73 @@ fn today() -> NaiveDate {
 fn delegation_from(lang: Lang, dir: &Directory, known_forms: &[String], principal: &str, typed: &Typed, id: String) -> Result<Delegation, Refusal> {
     let delegate = typed.delegate.trim();
     if dir.person(delegate).is_none() {
-        return Err(refuse("CARIMBO-E0722", "delegate", t(lang, "請選擇代理人：此人不在人員名冊內。", "Escolha quem o substitui: essa pessoa não está no diretório.", "Choose who acts for you: that person is not in the directory.").into()));
+        return Err(refuse(
+            "CARIMBO-E0722",
+            "delegate",
+            t(
+                lang,
+                "請選擇代理人：此人不在人員名冊內。",
+                "Escolha quem o substitui: essa pessoa não está no diretório.",
+                "Choose who acts for you: that person is not in the directory.",
+            )
+            .into(),
+        ));
     }
     if delegate == principal {
-        return Err(refuse("CARIMBO-E0722", "delegate", t(lang, "不可委託自己。", "Não se pode substituir a si próprio.", "You cannot delegate to yourself.").into()));
+        return Err(refuse(
+            "CARIMBO-E0722",
+            "delegate",
+            t(lang, "不可委託自己。", "Não se pode substituir a si próprio.", "You cannot delegate to yourself.").into(),
+        ));
     }
     let date = |s: &str, field: &'static str| {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| refuse("CARIMBO-E0723", field, t(lang, "請以 YYYY-MM-DD 格式填寫日期。", "Escreva a data como AAAA-MM-DD.", "Write the date as YYYY-MM-DD.").into()))
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+            refuse("CARIMBO-E0723", field, t(lang, "請以 YYYY-MM-DD 格式填寫日期。", "Escreva a data como AAAA-MM-DD.", "Write the date as YYYY-MM-DD.").into())
+        })
     };
     let (from, to) = (date(&typed.from, "from")?, date(&typed.to, "to")?);
     let today = today();
     if to < from {
-        return Err(refuse("CARIMBO-E0723", "to", t(lang, "結束日期不可早於開始日期。", "A data de fim não pode ser anterior à de início.", "The last day cannot be before the first.").into()));
+        return Err(refuse(
+            "CARIMBO-E0723",
+            "to",
+            t(lang, "結束日期不可早於開始日期。", "A data de fim não pode ser anterior à de início.", "The last day cannot be before the first.").into(),
+        ));
     }
     if to < today {
-        return Err(refuse("CARIMBO-E0723", "to", t(lang, "結束日期已過：委託必須包括今天或以後的日子。", "A data de fim já passou: a substituição tem de incluir hoje ou dias futuros.", "The last day has passed: a delegation must cover today or later.").into()));
+        return Err(refuse(
+            "CARIMBO-E0723",
+            "to",
+            t(
+                lang,
+                "結束日期已過：委託必須包括今天或以後的日子。",
+                "A data de fim já passou: a substituição tem de incluir hoje ou dias futuros.",
+                "The last day has passed: a delegation must cover today or later.",
+            )
+            .into(),
+        ));
     }
     if (from - today).num_days() > MAX_DAYS || (to - from).num_days() > MAX_DAYS {
-        return Err(refuse("CARIMBO-E0723", "to", match lang {
-            Lang::Zh => format!("委託最長 {MAX_DAYS} 日，並須在一年內開始。"),
-            Lang::Pt => format!("Uma substituição dura no máximo {MAX_DAYS} dias e começa dentro de um ano."),
-            Lang::En => format!("A delegation lasts at most {MAX_DAYS} days and starts within a year."),
-        }));
+        return Err(refuse(
+            "CARIMBO-E0723",
+            "to",
+            match lang {
+                Lang::Zh => format!("委託最長 {MAX_DAYS} 日，並須在一年內開始。"),
+                Lang::Pt => format!("Uma substituição dura no máximo {MAX_DAYS} dias e começa dentro de um ano."),
+                Lang::En => format!("A delegation lasts at most {MAX_DAYS} days and starts within a year."),
+            },
+        ));
     }
     if let Some(unknown) = typed.forms.iter().find(|f| !known_forms.contains(f)) {
-        return Err(refuse("CARIMBO-E0724", "forms", match lang {
-            Lang::Zh => format!("沒有此表格：{unknown}"),
-            Lang::Pt => format!("Formulário desconhecido: {unknown}"),
-            Lang::En => format!("No such form: {unknown}"),
-        }));
+        return Err(refuse(
+            "CARIMBO-E0724",
+            "forms",
+            match lang {
+                Lang::Zh => format!("沒有此表格：{unknown}"),
+                Lang::Pt => format!("Formulário desconhecido: {unknown}"),
+                Lang::En => format!("No such form: {unknown}"),
+            },
+        ));
     }
     let reason = Some(typed.reason.trim()).filter(|r| !r.is_empty()).map(|r| {
         let r: String = r.chars().take(200).collect();
@@ -253,7 +291,13 @@ pub async fn show(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
 /// The posted form, as pairs (the forms' checkboxes repeat a name).
 fn typed_from(pairs: &[(String, String)]) -> Typed {
     let one = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    Typed { delegate: one("delegate"), from: one("from"), to: one("to"), forms: pairs.iter().filter(|(k, _)| k == "forms").map(|(_, v)| v.clone()).collect(), reason: one("reason") }
+    Typed {
+        delegate: one("delegate"),
+        from: one("from"),
+        to: one("to"),
+        forms: pairs.iter().filter(|(k, _)| k == "forms").map(|(_, v)| v.clone()).collect(),
+        reason: one("reason"),
+    }
 }
 
 /// Ends delegation `id` if `caller` may (its principal, or an administrator).
@@ -261,10 +305,30 @@ fn end(state: &AppState, lang: Lang, caller: &Caller, id: &str) -> Result<String
     let _one = CHANGE.lock().unwrap_or_else(|e| e.into_inner());
     let mut dir = (*state.cases.directory()).clone();
     let Some(d) = dir.delegations().iter().find(|d| d.id == id).cloned() else {
-        return Err((StatusCode::NOT_FOUND, refuse("CARIMBO-E0725", "id", t(lang, "沒有此委託（可能已結束）。", "Essa substituição não existe (talvez já tenha terminado).", "No such delegation (it may have ended already).").into())));
+        return Err((
+            StatusCode::NOT_FOUND,
+            refuse(
+                "CARIMBO-E0725",
+                "id",
+                t(
+                    lang,
+                    "沒有此委託（可能已結束）。",
+                    "Essa substituição não existe (talvez já tenha terminado).",
+                    "No such delegation (it may have ended already).",
+                )
+                .into(),
+            ),
+        ));
     };
     if d.principal != caller.person && !caller.has("admin") {
-        return Err((StatusCode::FORBIDDEN, refuse("CARIMBO-E0725", "id", t(lang, "你只可結束自己的委託。", "Só pode terminar as suas próprias substituições.", "You can end only your own delegations.").into())));
+        return Err((
+            StatusCode::FORBIDDEN,
+            refuse(
+                "CARIMBO-E0725",
+                "id",
+                t(lang, "你只可結束自己的委託。", "Só pode terminar as suas próprias substituições.", "You can end only your own delegations.").into(),
+            ),
+        ));
     }
     dir.end_delegation(id);
     let entry = DelegationEntry::Ended { at: Utc::now(), by: caller.person.clone(), id: id.to_string() };
@@ -334,7 +398,12 @@ pub async fn admin_show(State(state): State<Arc<AppState>>, PageCaller(caller): 
     page_with_status(&pl, StatusCode::OK, admin_page(&state, &pl, &caller, None, None))
 }
 
-pub async fn admin_posted(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+pub async fn admin_posted(
+    State(state): State<Arc<AppState>>,
+    PageCaller(caller): PageCaller,
+    pl: PageLang,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
     if let Err(r) = require_role(&pl, &caller, &["admin"]) {
         return r;
     }

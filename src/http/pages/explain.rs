@@ -5,11 +5,11 @@
 //! code is shown in the reader's language where carimbo has one; the explanation itself is the
 //! documentation's, in English, and marked so (`lang="en"`).
 
-use super::{layout, page, t, PageLang};
+use super::{PageLang, layout, page, t};
 use crate::http::auth::Caller;
 use crate::i18n::Lang;
 use axum::response::Response;
-use maud::{html, Markup};
+use maud::{Markup, html};
 
 const DOCS: [&str; 2] = [include_str!("../../../docs/errors.md"), include_str!("../../../docs/errors-signing.md")];
 

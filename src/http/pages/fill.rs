@@ -4,8 +4,8 @@
 //! (`/static/fill.js`): the page asks the API for the exact payload, signs it with the person's
 //! key file, and submits through `POST /api/v1/cases`.
 
-use super::render::{data_from_form, FormView};
-use super::{check_csrf, titled, layout_keeping, page, page_with_status, problem_page, t, PageCaller, PageLang};
+use super::render::{FormView, data_from_form};
+use super::{PageCaller, PageLang, check_csrf, layout_keeping, page, page_with_status, problem_page, t, titled};
 use crate::forms::FormDefinition;
 use crate::http::AppState;
 use crate::i18n::Lang;
@@ -14,8 +14,8 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use maud::{html, Markup};
-use serde_json::{json, Value};
+use maud::{Markup, html};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -55,11 +55,23 @@ pub async fn blank(State(state): State<Arc<AppState>>, PageCaller(caller): PageC
 
 fn no_form(pl: &PageLang, caller: &crate::http::auth::Caller) -> Response {
     let lang = pl.lang;
-    problem_page(pl, Some(caller), StatusCode::NOT_FOUND, t(lang, "找不到此表格", "Formulário não encontrado", "No such form"), t(lang, "找不到此表格。", "Formulário não encontrado.", "No such form."))
+    problem_page(
+        pl,
+        Some(caller),
+        StatusCode::NOT_FOUND,
+        t(lang, "找不到此表格", "Formulário não encontrado", "No such form"),
+        t(lang, "找不到此表格。", "Formulário não encontrado.", "No such form."),
+    )
 }
 
 /// A posted form: `_do` says what the person pressed: check (the default) or add a row.
-pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Path(id): Path<String>, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+pub async fn posted(
+    State(state): State<Arc<AppState>>,
+    PageCaller(caller): PageCaller,
+    pl: PageLang,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
     let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     if let Err(r) = check_csrf(&pl, &caller, field("csrf")) {
         return r;
@@ -68,7 +80,15 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     let data = data_from_form(&form, &pairs);
     let ctx = match state.cases.context_for(&caller.person, Utc::now()) {
         Ok(c) => c,
-        Err(e) => return problem_page(&pl, Some(&caller), StatusCode::UNPROCESSABLE_ENTITY, t(pl.lang, "無法驗證", "Não é possível validar", "Cannot validate"), &e.to_string()),
+        Err(e) => {
+            return problem_page(
+                &pl,
+                Some(&caller),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                t(pl.lang, "無法驗證", "Não é possível validar", "Cannot validate"),
+                &e.to_string(),
+            );
+        }
     };
     let (result, computed) = form.validate_showing_computed(&data, &ctx, pl.lang);
     if field("_do") == Some("lang") {
@@ -88,7 +108,9 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         return page(&pl, fill_page(&state, &pl, &caller, &form, &data, &computed, &[], &extra, None));
     }
     match result {
-        Err(errors) => page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, fill_page(&state, &pl, &caller, &form, &data, &computed, &errors, &BTreeSet::new(), None)),
+        Err(errors) => {
+            page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, fill_page(&state, &pl, &caller, &form, &data, &computed, &errors, &BTreeSet::new(), None))
+        }
         Ok(sub) => page(&pl, fill_page(&state, &pl, &caller, &form, &data, &sub.computed, &[], &BTreeSet::new(), Some(&data))),
     }
 }
@@ -153,7 +175,11 @@ pub fn sign_step(lang: Lang, person: &str, signing: Signing<'_>, data: &Value, c
         Signing::Resubmit { form, case } => ("resubmit", None, Some(case), form),
     };
     let resubmit = case.is_some();
-    let title = if resubmit { t(lang, "簽署及重新提交", "Assinar e submeter de novo", "Sign and resubmit") } else { t(lang, "簽署及提交", "Assinar e submeter", "Sign and submit") };
+    let title = if resubmit {
+        t(lang, "簽署及重新提交", "Assinar e submeter de novo", "Sign and resubmit")
+    } else {
+        t(lang, "簽署及提交", "Assinar e submeter", "Sign and submit")
+    };
     html! {
         section #sign.sign aria-labelledby="sign-title"
             data-kind=(kind) data-form=[form] data-case=[case] data-level=(level.as_str())
@@ -229,7 +255,10 @@ fn flatten(pointer: &str, v: &Value, out: &mut Vec<(String, Value)>) {
                 flatten(&format!("{pointer}/{i}"), x, out);
             }
         }
-        Value::Array(a) => out.push((pointer.to_string(), Value::String(a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")))),
+        Value::Array(a) => out.push((
+            pointer.to_string(),
+            Value::String(a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")),
+        )),
         other => out.push((pointer.to_string(), other.clone())),
     }
 }

@@ -9,16 +9,16 @@
 
 use super::fill::level_label;
 use super::summary::Summary;
-use super::{check_csrf, titled, page, person_label, problem_page, t, when, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, page, person_label, problem_page, t, titled, when};
+use crate::http::AppState;
 use crate::http::api::ActBody;
 use crate::http::auth::Caller;
-use crate::http::AppState;
 use crate::i18n::Lang;
 use crate::workflow::{Action, Level};
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -200,7 +200,8 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     let lang = pl.lang;
     let action: Action = field("action").and_then(|a| a.parse().ok()).unwrap_or(Action::Approve);
     let comment = field("comment").filter(|c| !c.trim().is_empty());
-    let picks: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k == "pick").filter_map(|(_, v)| v.split_once('|').map(|(c, s)| (c.to_string(), s.to_string()))).collect();
+    let picks: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| k == "pick").filter_map(|(_, v)| v.split_once('|').map(|(c, s)| (c.to_string(), s.to_string()))).collect();
     let st = state.clone();
     let c = caller.clone();
     let results = tokio::task::spawn_blocking(move || {
@@ -210,9 +211,21 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                 let (found, _, wf) = st.visible_case(&c, &case).map_err(|e| e.lang(lang).problem().title)?;
                 let def = wf.step(&step).ok_or_else(|| t(lang, "找不到此步驟。", "Passo desconhecido.", "No such step.").to_string())?;
                 if def.signature > Level::Simple {
-                    return Err(t(lang, "此步驟須以私鑰簽署：請啟用 JavaScript。", "Este passo exige assinatura com a sua chave: ative o JavaScript.", "This step needs a signature with your key: enable JavaScript.").to_string());
+                    return Err(t(
+                        lang,
+                        "此步驟須以私鑰簽署：請啟用 JavaScript。",
+                        "Este passo exige assinatura com a sua chave: ative o JavaScript.",
+                        "This step needs a signature with your key: enable JavaScript.",
+                    )
+                    .to_string());
                 }
-                let action = if def.actions.contains(&action) { action } else if action == Action::Approve && def.actions.contains(&Action::Sign) { Action::Sign } else { action };
+                let action = if def.actions.contains(&action) {
+                    action
+                } else if action == Action::Approve && def.actions.contains(&Action::Sign) {
+                    Action::Sign
+                } else {
+                    action
+                };
                 let body = ActBody { step: step.clone(), action, comment: comment.clone(), signed: None, totp: None, idempotency_key: None };
                 st.act_on(&c, &found.id, &body).map_err(|e| e.lang(lang).problem().title)?;
                 Ok(t(lang, "完成", "feito", "done").to_string())

@@ -21,28 +21,28 @@ mod inbox;
 mod notifications;
 mod outbox;
 mod pdf;
-mod trust;
 pub mod render;
 mod resubmit;
 mod security;
 mod summary;
+mod trust;
 mod usage;
 mod verify;
 
 pub use fill::level_label;
 
-use super::auth::{lang_of, Caller, LANG_COOKIE};
+use super::auth::{Caller, LANG_COOKIE, lang_of};
 use super::{AppState, RouteKind, RouteSpec};
 use crate::accounts::secrets_equal;
 use crate::i18n::Lang;
+use axum::Router;
 use axum::extract::{ConnectInfo, Form, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -281,9 +281,10 @@ pub fn page(pl: &PageLang, markup: Markup) -> Response {
 pub fn page_with_status(pl: &PageLang, status: StatusCode, markup: Markup) -> Response {
     let mut resp = (status, markup).into_response();
     if pl.explicit
-        && let Ok(v) = header::HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", pl.lang.code())) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+        && let Ok(v) = header::HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", pl.lang.code()))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
     resp
 }
 
@@ -430,7 +431,13 @@ struct LoginForm {
     csrf: Option<String>,
 }
 
-async fn login_post(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, LoginCookie(held): LoginCookie, pl: PageLang, Form(f): Form<LoginForm>) -> Response {
+async fn login_post(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    LoginCookie(held): LoginCookie,
+    pl: PageLang,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let lang = pl.lang;
     // Checked before the password: a forged post neither signs anyone in nor counts as a
     // failed attempt against the account.
@@ -501,7 +508,17 @@ pub fn raw(s: &str) -> PreEscaped<&str> {
 
 macro_rules! page {
     ($m:ident, $verb:ident, $path:literal, $access:literal, $summary:literal, $h:path) => {
-        RouteSpec { kind: RouteKind::Page, method: Method::$m, path: $path, summary: $summary, access: $access, query: &[], body: None, returns: None, handler: || $verb($h) }
+        RouteSpec {
+            kind: RouteKind::Page,
+            method: Method::$m,
+            path: $path,
+            summary: $summary,
+            access: $access,
+            query: &[],
+            body: None,
+            returns: None,
+            handler: || $verb($h),
+        }
     };
 }
 
@@ -518,7 +535,14 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(POST, post, "/forms/{id}", "any", "Check a filled-in form on the server; when valid, the signing step", fill::posted),
         page!(GET, get, "/cases", "any", "My cases with their progress", cases::list),
         page!(GET, get, "/cases/{id}", "any", "A case I am party to: its progress, the return comment, withdrawing it", cases::one),
-        page!(GET, get, "/cases/{id}/pdf", "any", "The case as a PDF/A document sealed with PAdES, in the page's language (restricted fields as the reader may see them; the evidence bundle attached)", pdf::download),
+        page!(
+            GET,
+            get,
+            "/cases/{id}/pdf",
+            "any",
+            "The case as a PDF/A document sealed with PAdES, in the page's language (restricted fields as the reader may see them; the evidence bundle attached)",
+            pdf::download
+        ),
         page!(POST, post, "/cases/{id}/withdraw", "any", "Withdraw my case (reason, then confirmation)", cases::withdraw),
         page!(GET, get, "/cases/{id}/resubmit", "any", "Correct my returned case", resubmit::show),
         page!(POST, post, "/cases/{id}/resubmit", "any", "Check a correction; when valid, what changed and the signing step", resubmit::posted),
@@ -531,7 +555,14 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(GET, get, "/audit", "auditor", "Any case with its event chain", audit::show),
         page!(GET, get, "/admin/outbox", "admin", "The outbox: webhooks, waiting messages, dead letters", outbox::show),
         page!(POST, post, "/admin/outbox", "admin", "Send dead letters again", outbox::posted),
-        page!(GET, get, "/admin/trust-list", "admin", "The trust list: members and their status, the signed history, and a form to append a signed change", trust::show),
+        page!(
+            GET,
+            get,
+            "/admin/trust-list",
+            "admin",
+            "The trust list: members and their status, the signed history, and a form to append a signed change",
+            trust::show
+        ),
         page!(POST, post, "/admin/trust-list", "admin", "Append a change signed by the trust-list operator", trust::posted),
         page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
         page!(GET, get, "/me/notifications", "any", "My notifications: which kinds, immediately or one daily digest, quiet hours", notifications::show),
@@ -541,7 +572,17 @@ pub fn routes() -> Vec<RouteSpec> {
         page!(GET, get, "/admin/delegations", "admin", "Every delegation, with who set it and when", delegation::admin_show),
         page!(POST, post, "/admin/delegations", "admin", "End a delegation", delegation::admin_posted),
         page!(GET, get, "/audit/verify", "auditor", "Verify an evidence bundle in the server, without storing it", verify::show),
-        RouteSpec { kind: RouteKind::Page, body: None, returns: None, method: Method::POST, path: "/audit/verify", summary: "Upload an evidence bundle (at most 8 MiB) and read its verification report", access: "auditor", query: &[], handler: verify::upload_route },
+        RouteSpec {
+            kind: RouteKind::Page,
+            body: None,
+            returns: None,
+            method: Method::POST,
+            path: "/audit/verify",
+            summary: "Upload an evidence bundle (at most 8 MiB) and read its verification report",
+            access: "auditor",
+            query: &[],
+            handler: verify::upload_route,
+        },
         page!(GET, get, "/docs/errors", "public", "What each error code means, with its anchor (`#carimbo-e0721`)", explain::show),
         page!(GET, get, "/static/{name}", "public", "The style sheet and the page scripts", static_file),
     ]

@@ -4,16 +4,16 @@
 //! `POST /api/v1/me/notifications` (`notify::book::PreferencesBody`): a wrong value is named
 //! beside the form and nothing is kept.
 
-use super::{check_csrf, page, page_with_status, t, titled, PageCaller, PageLang};
-use crate::http::auth::Caller;
+use super::{PageCaller, PageLang, check_csrf, page, page_with_status, t, titled};
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::i18n::Lang;
 use crate::notify::book::PreferencesBody;
 use crate::notify::{Delivery, Preferences, Topic};
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -29,11 +29,15 @@ pub async fn show(State(state): State<Arc<AppState>>, PageCaller(caller): PageCa
 
 fn topic_label(lang: Lang, topic: Topic) -> &'static str {
     match topic {
-        Topic::Task => t(lang, "新的待辦事項（包括小組及代理）", "Novas tarefas (também do grupo e em substituição)", "New tasks (also for my groups and delegations)"),
+        Topic::Task => {
+            t(lang, "新的待辦事項（包括小組及代理）", "Novas tarefas (também do grupo e em substituição)", "New tasks (also for my groups and delegations)")
+        }
         Topic::Reminder => t(lang, "期限將至的提醒", "Lembretes antes do prazo", "Reminders before a deadline"),
         Topic::Escalation => t(lang, "逾期轉交給我的步驟", "Passos escalados para mim", "Steps escalated to me"),
         Topic::Returned => t(lang, "我的個案被退回修改", "Processos meus devolvidos para correção", "My cases returned for correction"),
-        Topic::Decided => t(lang, "我的個案獲批准、不批准或被撤回", "Processos meus deferidos, indeferidos ou retirados", "My cases approved, rejected or withdrawn"),
+        Topic::Decided => {
+            t(lang, "我的個案獲批准、不批准或被撤回", "Processos meus deferidos, indeferidos ou retirados", "My cases approved, rejected or withdrawn")
+        }
         Topic::Delegation => t(lang, "與我有關的代理開始或結束", "Substituições minhas que começam ou terminam", "Delegations to or from me set or ended"),
     }
 }
@@ -109,7 +113,19 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     let (st, person) = (state.clone(), caller.person.clone());
     match tokio::task::spawn_blocking(move || st.preferences.set(&person, prefs)).await {
         Ok(Ok(())) => Redirect::to("/me/notifications?saved=1").into_response(),
-        Ok(Err(e)) => super::problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(pl.lang, "無法儲存", "Não foi possível guardar", "Could not save"), &e.to_string()),
-        Err(e) => super::problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(pl.lang, "無法儲存", "Não foi possível guardar", "Could not save"), &e.to_string()),
+        Ok(Err(e)) => super::problem_page(
+            &pl,
+            Some(&caller),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            t(pl.lang, "無法儲存", "Não foi possível guardar", "Could not save"),
+            &e.to_string(),
+        ),
+        Err(e) => super::problem_page(
+            &pl,
+            Some(&caller),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            t(pl.lang, "無法儲存", "Não foi possível guardar", "Could not save"),
+            &e.to_string(),
+        ),
     }
 }

@@ -2,15 +2,15 @@
 //! go, the dead letters (with their last error) to send again, and the export of a period's
 //! decisions and finished cases as CSV or JSON.
 
-use super::{check_csrf, titled, page, page_with_status, require_role, t, when, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, page, page_with_status, require_role, t, titled, when};
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::outbox_api::overview;
-use crate::http::AppState;
 use crate::outbox::retry_dead;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -194,7 +194,19 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     let store = state.cases.store().clone();
     match tokio::task::spawn_blocking(move || retry_dead(store.as_ref(), &ids)).await {
         Ok(Ok(_)) => Redirect::to("/admin/outbox").into_response(),
-        Ok(Err(e)) => super::problem_page(&pl, Some(&caller), StatusCode::NOT_FOUND, t(pl.lang, "無法重新送出", "Não foi possível reenviar", "Could not send again"), &e.to_string()),
-        Err(e) => super::problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(pl.lang, "無法重新送出", "Não foi possível reenviar", "Could not send again"), &e.to_string()),
+        Ok(Err(e)) => super::problem_page(
+            &pl,
+            Some(&caller),
+            StatusCode::NOT_FOUND,
+            t(pl.lang, "無法重新送出", "Não foi possível reenviar", "Could not send again"),
+            &e.to_string(),
+        ),
+        Err(e) => super::problem_page(
+            &pl,
+            Some(&caller),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            t(pl.lang, "無法重新送出", "Não foi possível reenviar", "Could not send again"),
+            &e.to_string(),
+        ),
     }
 }

@@ -46,7 +46,10 @@ fn make(st: &AppState, caller: &Caller, id: &str, lang: crate::i18n::Lang) -> Re
         if let Some(token) = &token
             && st.stamping.checks_each_token()
         {
-            verifier.timestamps().verify(token, bytes).map_err(|f| crate::signing::timestamp::TimeStampError::Unaccepted(format!("{} [{}]", f.detail, f.code)))?;
+            verifier
+                .timestamps()
+                .verify(token, bytes)
+                .map_err(|f| crate::signing::timestamp::TimeStampError::Unaccepted(format!("{} [{}]", f.detail, f.code)))?;
         }
         Ok(token)
     };
@@ -57,13 +60,22 @@ fn make(st: &AppState, caller: &Caller, id: &str, lang: crate::i18n::Lang) -> Re
 pub async fn download(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Path(id): Path<String>) -> Response {
     let lang = pl.lang;
     let (st, c) = (state.clone(), caller.clone());
-    let made = tokio::task::spawn_blocking(move || make(&st, &c, &id, lang)).await.unwrap_or_else(|e| Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+    let made =
+        tokio::task::spawn_blocking(move || make(&st, &c, &id, lang)).await.unwrap_or_else(|e| Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
     match made {
         Ok(Some((case, pdf))) => {
             let disposition = format!("attachment; filename=\"{case}-{}.pdf\"", lang.code());
             ([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], pdf).into_response()
         }
-        Ok(None) => problem_page(&pl, Some(&caller), StatusCode::NOT_FOUND, t(lang, "找不到此個案", "Processo não encontrado", "No such case"), t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it.")),
-        Err(Failure(status, detail)) => problem_page(&pl, Some(&caller), status, t(lang, "無法產生 PDF", "Não foi possível gerar o PDF", "The PDF could not be made"), &detail),
+        Ok(None) => problem_page(
+            &pl,
+            Some(&caller),
+            StatusCode::NOT_FOUND,
+            t(lang, "找不到此個案", "Processo não encontrado", "No such case"),
+            t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it."),
+        ),
+        Err(Failure(status, detail)) => {
+            problem_page(&pl, Some(&caller), status, t(lang, "無法產生 PDF", "Não foi possível gerar o PDF", "The PDF could not be made"), &detail)
+        }
     }
 }

@@ -8,20 +8,20 @@
 //! Only the submitter corrects, and only while the case is `returned`; anyone else gets the
 //! page's refusal, as the API would refuse the resubmission.
 
-use super::cases::{changes_table, load, Found, Note};
-use super::fill::{sign_step, Signing};
-use super::render::{data_from_form, FormView};
-use super::{check_csrf, layout_keeping, page, page_with_status, person_label, problem_page, t, when, PageCaller, PageLang};
+use super::cases::{Found, Note, changes_table, load};
+use super::fill::{Signing, sign_step};
+use super::render::{FormView, data_from_form};
+use super::{PageCaller, PageLang, check_csrf, layout_keeping, page, page_with_status, person_label, problem_page, t, when};
 use crate::forms::{FieldError, FormDefinition};
-use crate::http::auth::Caller;
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::workflow::engine::diff;
 use crate::workflow::{CaseStatus, Change};
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -31,13 +31,41 @@ use std::sync::Arc;
 async fn correctable(state: &Arc<AppState>, pl: &PageLang, caller: &Caller, id: &str) -> Result<(Found, Arc<FormDefinition>), Response> {
     let lang = pl.lang;
     let Some(found) = load(state, caller, id).await else {
-        return Err(problem_page(pl, Some(caller), StatusCode::NOT_FOUND, t(lang, "找不到此個案", "Processo não encontrado", "No such case"), t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it.")));
+        return Err(problem_page(
+            pl,
+            Some(caller),
+            StatusCode::NOT_FOUND,
+            t(lang, "找不到此個案", "Processo não encontrado", "No such case"),
+            t(lang, "找不到此個案，或你無權查看。", "Processo não encontrado, ou sem acesso.", "No such case, or you may not see it."),
+        ));
     };
     if found.case.submitter != caller.person {
-        return Err(problem_page(pl, Some(caller), StatusCode::FORBIDDEN, t(lang, "只有提交人可修改", "Só quem submeteu pode corrigir", "Only the submitter corrects"), t(lang, "只有提交人可修改並重新提交此個案。", "Só quem submeteu o processo o pode corrigir e submeter de novo.", "Only the person who submitted this case can correct and resubmit it.")));
+        return Err(problem_page(
+            pl,
+            Some(caller),
+            StatusCode::FORBIDDEN,
+            t(lang, "只有提交人可修改", "Só quem submeteu pode corrigir", "Only the submitter corrects"),
+            t(
+                lang,
+                "只有提交人可修改並重新提交此個案。",
+                "Só quem submeteu o processo o pode corrigir e submeter de novo.",
+                "Only the person who submitted this case can correct and resubmit it.",
+            ),
+        ));
     }
     if found.case.status != CaseStatus::Returned {
-        return Err(problem_page(pl, Some(caller), StatusCode::CONFLICT, t(lang, "此個案不需修改", "Este processo não aguarda correção", "This case is not waiting for correction"), t(lang, "只有被退回修改的個案才可重新提交；請回到個案頁查看其狀態。", "Só um processo devolvido para correção pode ser submetido de novo; veja o estado na página do processo.", "Only a case returned for correction can be resubmitted; see its status on the case's page.")));
+        return Err(problem_page(
+            pl,
+            Some(caller),
+            StatusCode::CONFLICT,
+            t(lang, "此個案不需修改", "Este processo não aguarda correção", "This case is not waiting for correction"),
+            t(
+                lang,
+                "只有被退回修改的個案才可重新提交；請回到個案頁查看其狀態。",
+                "Só um processo devolvido para correção pode ser submetido de novo; veja o estado na página do processo.",
+                "Only a case returned for correction can be resubmitted; see its status on the case's page.",
+            ),
+        ));
     }
     match state.cases.form_of(&found.case) {
         Ok(form) => Ok((found, form)),
@@ -68,7 +96,13 @@ fn current_data(state: &AppState, caller: &Caller, found: &Found) -> Value {
 
 /// A posted correction: `_do` is `check` (the default), `lang` (the language switch) or
 /// `add:ARRAY` (one more row), as on the fill page.
-pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): PageCaller, pl: PageLang, Path(id): Path<String>, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+pub async fn posted(
+    State(state): State<Arc<AppState>>,
+    PageCaller(caller): PageCaller,
+    pl: PageLang,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
     let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     if let Err(r) = check_csrf(&pl, &caller, field("csrf")) {
         return r;
@@ -82,7 +116,15 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     keep_absent_defaults(&form.schema, &found.case.data, &mut data);
     let ctx = match state.cases.context_for(&caller.person, Utc::now()) {
         Ok(c) => c,
-        Err(e) => return problem_page(&pl, Some(&caller), StatusCode::UNPROCESSABLE_ENTITY, t(lang, "無法驗證", "Não é possível validar", "Cannot validate"), &e.to_string()),
+        Err(e) => {
+            return problem_page(
+                &pl,
+                Some(&caller),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                t(lang, "無法驗證", "Não é possível validar", "Cannot validate"),
+                &e.to_string(),
+            );
+        }
     };
     let (result, computed) = form.validate_showing_computed(&data, &ctx, lang);
     let (errors, extra_rows) = match field("_do") {
@@ -143,7 +185,17 @@ fn correction_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Fou
     let dir = state.cases.directory();
     let action = format!("/cases/{}/resubmit", case.id);
     let title = t(lang, "修改並重新提交", "Corrigir e submeter de novo", "Correct and resubmit");
-    let view = FormView { form, lang, data: shown.data, computed: shown.computed, errors: shown.errors, extra_rows: shown.extra_rows, editable: true, directory: Some(&dir), applicant: Some(&case.subject) };
+    let view = FormView {
+        form,
+        lang,
+        data: shown.data,
+        computed: shown.computed,
+        errors: shown.errors,
+        extra_rows: shown.extra_rows,
+        editable: true,
+        directory: Some(&dir),
+        applicant: Some(&case.subject),
+    };
     let returned: Option<&Note> = found.history.returned.as_ref();
     layout_keeping(
         pl,

@@ -10,17 +10,17 @@
 //! (`current_code`, checked like any code: limited and spent), so a stolen password alone cannot
 //! move the factor to another phone; after a lost phone, an administrator resets it.
 
-use super::{check_csrf, layout, page, page_with_status, problem_page, t, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, layout, page, page_with_status, problem_page, t};
 use crate::accounts::TotpEnrolment;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::AppState;
 use crate::i18n::Lang;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -92,7 +92,13 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
             // Authenticator apps show "123 456"; the code is the digits.
             let code: String = f.code.chars().filter(|c| !c.is_whitespace()).collect();
             let message = if code.is_empty() {
-                t(lang, "請輸入驗證程式顯示的六位數字。", "Escreva os seis algarismos que a aplicação mostra.", "Type the six digits your authenticator app shows.").to_string()
+                t(
+                    lang,
+                    "請輸入驗證程式顯示的六位數字。",
+                    "Escreva os seis algarismos que a aplicação mostra.",
+                    "Type the six digits your authenticator app shows.",
+                )
+                .to_string()
             } else {
                 match tokio::task::spawn_blocking(move || accounts.confirm_totp(&person, &code, Utc::now()).map_err(ApiError::from)).await {
                     Ok(Ok(())) => return Redirect::to("/me/security?enrolled=1").into_response(),
@@ -129,7 +135,11 @@ fn security_page(state: &AppState, pl: &PageLang, caller: &Caller, shown: &Shown
     let lang = pl.lang;
     let enrolled = state.accounts.get(&caller.person).is_some_and(|a| a.has_second_factor());
     let title = t(lang, "帳戶安全", "Segurança", "Security");
-    layout(pl, title, Some(caller), html! {
+    layout(
+        pl,
+        title,
+        Some(caller),
+        html! {
             h1 { (title) }
             h2 { (t(lang, "雙重認證", "Segundo fator", "Second factor")) }
             @if shown.done {
@@ -165,7 +175,8 @@ fn security_page(state: &AppState, pl: &PageLang, caller: &Caller, shown: &Shown
                     }
                 },
             }
-        })
+        },
+    )
 }
 
 /// The enrolment waiting for its first code: QR code, the secret as text, and the code field.

@@ -4,13 +4,13 @@
 //! even if a definition named a restricted field (`carimbo check` refuses that).
 
 use super::render::{pointer_label, value_label};
-use crate::forms::{pointer_push, FormDefinition};
-use crate::http::auth::Caller;
+use crate::forms::{FormDefinition, pointer_push};
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::i18n::Lang;
-use crate::visibility::{is_restricted_marker, Sight};
+use crate::visibility::{Sight, is_restricted_marker};
 use crate::workflow::Case;
-use maud::{html, Markup};
+use maud::{Markup, html};
 use serde_json::Value;
 
 /// The summary of one case for one reader: (label, value) in the reader's language.

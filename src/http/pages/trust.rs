@@ -5,15 +5,15 @@
 //! administrator pastes the entry; the server checks it against the history exactly as the API
 //! does (`AppState::append_trust_entry`) and keeps it, or says why not and changes nothing.
 
-use super::{check_csrf, titled, page, page_with_status, require_role, t, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, page, page_with_status, require_role, t, titled};
+use crate::http::AppState;
 use crate::http::api::{members_at, parse_trust_entry, trust_entry_problem};
 use crate::http::auth::Caller;
-use crate::http::AppState;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use maud::{html, Markup};
+use maud::{Markup, html};
 use std::sync::Arc;
 
 /// At most this many bytes of a pasted entry are read (an entry with a certificate is ~3 KiB).
@@ -110,7 +110,10 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
     if pasted.len() > MAX_ENTRY_BYTES {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, t(pl.lang, "條目過大。", "A entrada é demasiado grande.", "The entry is too large.").to_string());
     }
-    let entry = match crate::json_strict::from_str::<serde_json::Value>(&pasted).map_err(|e| crate::http::error::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E1230", format!("the entry is not JSON: {e}"))).and_then(parse_trust_entry) {
+    let entry = match crate::json_strict::from_str::<serde_json::Value>(&pasted)
+        .map_err(|e| crate::http::error::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E1230", format!("the entry is not JSON: {e}")))
+        .and_then(parse_trust_entry)
+    {
         Ok(e) => e,
         Err(e) => return refuse(e.status, line(&e.lang(pl.lang))),
     };

@@ -6,18 +6,18 @@
 //! SVG has a title and a description, and the same numbers are in the table under it, which is
 //! what a screen reader reads.
 
-use super::{layout, page_with_status, require_role, t, when, PageCaller, PageLang};
+use super::{PageCaller, PageLang, layout, page_with_status, require_role, t, when};
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::usage::{snapshot, READERS};
-use crate::http::AppState;
+use crate::http::usage::{READERS, snapshot};
 use crate::i18n::Lang;
-use crate::usage::{Figures, MonthFigures, Snapshot, UsageFilter, UsageView, NO_DEPARTMENT};
+use crate::usage::{Figures, MonthFigures, NO_DEPARTMENT, Snapshot, UsageFilter, UsageView};
 use crate::workflow::Level;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::{html, Markup};
+use maud::{Markup, html};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -278,13 +278,22 @@ fn chart(lang: Lang, months: &[MonthFigures]) -> Markup {
     let inner = bar * SERIES.len() as f64;
     // With many months, label every k-th so the labels do not overlap (about 60 px each).
     let every = ((60.0 / group).ceil() as usize).max(1);
-    let title = t(lang, "每月提交、完成、不批准、退回修改及撤回的個案", "Processos submetidos, concluídos, indeferidos, devolvidos e retirados por mês", "Cases submitted, completed, rejected, returned and withdrawn per month");
+    let title = t(
+        lang,
+        "每月提交、完成、不批准、退回修改及撤回的個案",
+        "Processos submetidos, concluídos, indeferidos, devolvidos e retirados por mês",
+        "Cases submitted, completed, rejected, returned and withdrawn per month",
+    );
     let first = months.first().map(|m| m.month.to_string()).unwrap_or_default();
     let last = months.last().map(|m| m.month.to_string()).unwrap_or_default();
     let desc = match lang {
         Lang::Zh => format!("柱狀圖，{first} 至 {last}，每月五條柱：已提交、已完成、不批准、退回修改、已撤回。數字見下表。"),
-        Lang::Pt => format!("Gráfico de barras de {first} a {last}: por mês, cinco barras (submetidos, concluídos, indeferidos, devolvidos, retirados). Os números estão na tabela abaixo."),
-        Lang::En => format!("Bar chart from {first} to {last}: for each month, five bars (submitted, completed, rejected, returned, withdrawn). The numbers are in the table below."),
+        Lang::Pt => format!(
+            "Gráfico de barras de {first} a {last}: por mês, cinco barras (submetidos, concluídos, indeferidos, devolvidos, retirados). Os números estão na tabela abaixo."
+        ),
+        Lang::En => format!(
+            "Bar chart from {first} to {last}: for each month, five bars (submitted, completed, rejected, returned, withdrawn). The numbers are in the table below."
+        ),
     };
     html! {
         ul.legend aria-hidden="true" {

@@ -7,20 +7,20 @@
 //! only for a bundle that verified.
 
 use super::render::{pointer_label, value_label};
-use super::{check_csrf, code_link, titled, page_with_status, person_label, require_role, status_label, t, PageCaller, PageLang};
+use super::{PageCaller, PageLang, check_csrf, code_link, page_with_status, person_label, require_role, status_label, t, titled};
 use crate::catalog::{Catalog, SourceFile};
 use crate::evidence::{EvidenceBundle, Finding, VerificationReport};
 use crate::forms::commitment::{self, Disclosures};
-use crate::forms::{pointer_push, FormDefinition};
-use crate::http::auth::Caller;
+use crate::forms::{FormDefinition, pointer_push};
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::i18n::Lang;
 use crate::visibility::Sight;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{post, MethodRouter};
-use maud::{html, Markup};
+use axum::routing::{MethodRouter, post};
+use maud::{Markup, html};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -57,7 +57,22 @@ async fn read_upload(lang: Lang, multipart: &mut Multipart) -> Result<(Option<St
         };
         (StatusCode::PAYLOAD_TOO_LARGE, refused(lang, "CARIMBO-E0726", text))
     };
-    let unreadable = || (StatusCode::BAD_REQUEST, refused(lang, "CARIMBO-E0727", t(lang, "上載內容無法讀取，請重新選擇檔案。", "O envio não pôde ser lido; escolha o ficheiro de novo.", "The upload could not be read; choose the file again.").into()));
+    let unreadable = || {
+        (
+            StatusCode::BAD_REQUEST,
+            refused(
+                lang,
+                "CARIMBO-E0727",
+                t(
+                    lang,
+                    "上載內容無法讀取，請重新選擇檔案。",
+                    "O envio não pôde ser lido; escolha o ficheiro de novo.",
+                    "The upload could not be read; choose the file again.",
+                )
+                .into(),
+            ),
+        )
+    };
     let (mut csrf, mut bytes) = (None, Vec::new());
     loop {
         let mut field = match multipart.next_field().await {
@@ -100,7 +115,17 @@ pub async fn upload(State(state): State<Arc<AppState>>, PageCaller(caller): Page
         return r;
     }
     if bytes.is_empty() {
-        let m = refused(lang, "CARIMBO-E0727", t(lang, "請選擇證據包檔案（evidence-….json）。", "Escolha o ficheiro do pacote de prova (evidence-….json).", "Choose the evidence bundle file (evidence-….json).").into());
+        let m = refused(
+            lang,
+            "CARIMBO-E0727",
+            t(
+                lang,
+                "請選擇證據包檔案（evidence-….json）。",
+                "Escolha o ficheiro do pacote de prova (evidence-….json).",
+                "Choose the evidence bundle file (evidence-….json).",
+            )
+            .into(),
+        );
         return page_with_status(&pl, StatusCode::UNPROCESSABLE_ENTITY, verify_page(&pl, &caller, m));
     }
     let (st, c) = (state.clone(), caller.clone());
@@ -188,15 +213,41 @@ fn what_was_signed(bytes: &[u8], caller: &Caller) -> Option<Signed> {
 fn check_words(lang: Lang, check: &str) -> &'static str {
     match check {
         "parse" | "format" => t(lang, "檔案不是有效的證據包。", "O ficheiro não é um pacote de prova válido.", "The file is not a valid evidence bundle."),
-        "file" => t(lang, "包內某個檔案的雜湊值不符：它在匯出後被改動過。", "O hash de um ficheiro do pacote não confere: foi alterado depois da exportação.", "A file inside the bundle does not match its hash: it was changed after export."),
-        "definition" => t(lang, "表格或流程定義與簽署時的不符。", "A definição do formulário ou do circuito não é a que foi assinada.", "The form or workflow definition is not the one that was signed."),
-        "pki" => t(lang, "包內的信任清單、證書或撤銷清單有問題。", "A lista de confiança, um certificado ou uma lista de revogação do pacote tem um problema.", "The bundle's trust list, a certificate or a revocation list has a problem."),
-        "chain" | "event" | "head" => t(lang, "事件雜湊鏈斷開：有事件被改動、刪除或插入。", "A cadeia de hashes dos eventos está quebrada: um evento foi alterado, removido ou inserido.", "The events' hash chain is broken: an event was changed, removed or inserted."),
+        "file" => t(
+            lang,
+            "包內某個檔案的雜湊值不符：它在匯出後被改動過。",
+            "O hash de um ficheiro do pacote não confere: foi alterado depois da exportação.",
+            "A file inside the bundle does not match its hash: it was changed after export.",
+        ),
+        "definition" => t(
+            lang,
+            "表格或流程定義與簽署時的不符。",
+            "A definição do formulário ou do circuito não é a que foi assinada.",
+            "The form or workflow definition is not the one that was signed.",
+        ),
+        "pki" => t(
+            lang,
+            "包內的信任清單、證書或撤銷清單有問題。",
+            "A lista de confiança, um certificado ou uma lista de revogação do pacote tem um problema.",
+            "The bundle's trust list, a certificate or a revocation list has a problem.",
+        ),
+        "chain" | "event" | "head" => t(
+            lang,
+            "事件雜湊鏈斷開：有事件被改動、刪除或插入。",
+            "A cadeia de hashes dos eventos está quebrada: um evento foi alterado, removido ou inserido.",
+            "The events' hash chain is broken: an event was changed, removed or inserted.",
+        ),
         "signature" => t(lang, "有簽名未能通過核實。", "Uma assinatura não foi verificada.", "A signature did not verify."),
-        "level" => t(lang, "有簽名的級別低於步驟的要求。", "Uma assinatura tem nível inferior ao exigido pelo passo.", "A signature is weaker than its step required."),
-        "route" => t(lang, "個案的流程與其流程定義不符。", "O percurso do processo não segue o seu circuito.", "The case's route does not follow its workflow."),
+        "level" => {
+            t(lang, "有簽名的級別低於步驟的要求。", "Uma assinatura tem nível inferior ao exigido pelo passo.", "A signature is weaker than its step required.")
+        }
+        "route" => {
+            t(lang, "個案的流程與其流程定義不符。", "O percurso do processo não segue o seu circuito.", "The case's route does not follow its workflow.")
+        }
         "seal" => t(lang, "證據包的服務印章不正確。", "O selo do serviço no pacote não é válido.", "The bundle's service seal is not valid."),
-        "pin" => t(lang, "信任的證書與你指定的不符。", "Os certificados de confiança não são os que fixou.", "The trusted certificates are not the ones you pinned."),
+        "pin" => {
+            t(lang, "信任的證書與你指定的不符。", "Os certificados de confiança não são os que fixou.", "The trusted certificates are not the ones you pinned.")
+        }
         _ => t(lang, "核實未通過。", "A verificação falhou.", "The verification failed."),
     }
 }

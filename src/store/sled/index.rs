@@ -62,20 +62,11 @@ pub(super) enum JournalRecord {
         bytes: String,
     },
     /// The dispatcher's new delivery state of an outbox message.
-    OutboxUpdate {
-        id: String,
-        delivery: Value,
-        settled: bool,
-        dead: bool,
-    },
+    OutboxUpdate { id: String, delivery: Value, settled: bool, dead: bool },
     /// A whole case written by `import_case` (a restore), exactly as exported.
-    Import {
-        case: Box<CaseExport>,
-    },
+    Import { case: Box<CaseExport> },
     /// A publication of definitions (`Store::publish`).
-    Publication {
-        publication: Box<Publication>,
-    },
+    Publication { publication: Box<Publication> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -264,10 +255,9 @@ impl Change {
                 Change::OutboxUpdate { id: id.clone(), delivery: delivery.clone(), settled: *settled, dead: *dead }
             }
             JournalRecord::Import { case } => Change::import(case)?,
-            JournalRecord::Definition { hash, bytes } => Change::Definition {
-                hash: hash.clone(),
-                bytes: hex::decode(bytes).map_err(|e| journal_corrupt(format!("definition {hash} is not hex: {e}")))?,
-            },
+            JournalRecord::Definition { hash, bytes } => {
+                Change::Definition { hash: hash.clone(), bytes: hex::decode(bytes).map_err(|e| journal_corrupt(format!("definition {hash} is not hex: {e}")))? }
+            }
             JournalRecord::Publication { publication } => Change::Publication { seq: publication.seq, value: encode(publication.as_ref())? },
         })
     }
@@ -299,128 +289,121 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
         &t.outbox_pending,
         &t.outbox_dead,
     );
-    let result = trees.transaction(
-        |(ev, hd, ib, ik, pt, id, df, mt, ob, oa, op, od)| {
-            for p in batch {
-                match &p.change {
-                    Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency, outbox } => {
-                        let old = match hd.get(case_id.as_bytes())? {
-                            Some(bytes) => match serde_json::from_slice::<HeadParties>(&bytes) {
-                                Ok(h) => Some(h),
-                                Err(e) => {
-                                    return abort(StoreError::Corrupt {
-                                        case_id: case_id.clone(),
-                                        seq: 0,
-                                        reason: format!("undecodable case head: {e}"),
-                                    });
-                                }
-                            },
-                            None => None,
-                        };
-                        let found = old.as_ref().map_or(0, |h| h.version);
-                        if found != *expected {
+    let result = trees.transaction(|(ev, hd, ib, ik, pt, id, df, mt, ob, oa, op, od)| {
+        for p in batch {
+            match &p.change {
+                Change::Append { case_id, expected, events, head, parties, inbox, inbox_list, idempotency, outbox } => {
+                    let old = match hd.get(case_id.as_bytes())? {
+                        Some(bytes) => match serde_json::from_slice::<HeadParties>(&bytes) {
+                            Ok(h) => Some(h),
+                            Err(e) => {
+                                return abort(StoreError::Corrupt { case_id: case_id.clone(), seq: 0, reason: format!("undecodable case head: {e}") });
+                            }
+                        },
+                        None => None,
+                    };
+                    let found = old.as_ref().map_or(0, |h| h.version);
+                    if found != *expected {
+                        return abort(StoreError::Corrupt {
+                            case_id: case_id.clone(),
+                            seq: expected + 1,
+                            reason: format!("the journal appends at version {expected} but the index has version {found}"),
+                        });
+                    }
+                    for (key, value) in events {
+                        if ev.insert(key.as_slice(), value.as_slice())?.is_some() {
+                            let seq = split_event_key(key).map_or(0, |(_, s)| s);
                             return abort(StoreError::Corrupt {
                                 case_id: case_id.clone(),
-                                seq: expected + 1,
-                                reason: format!("the journal appends at version {expected} but the index has version {found}"),
+                                seq,
+                                reason: format!("the case head says version {found} but event {seq} already exists"),
                             });
                         }
-                        for (key, value) in events {
-                            if ev.insert(key.as_slice(), value.as_slice())?.is_some() {
-                                let seq = split_event_key(key).map_or(0, |(_, s)| s);
-                                return abort(StoreError::Corrupt {
-                                    case_id: case_id.clone(),
-                                    seq,
-                                    reason: format!("the case head says version {found} but event {seq} already exists"),
-                                });
-                            }
-                        }
-                        // Party keys rarely change after the first append: touch only the
-                        // difference (each sled write copies part of a node).
-                        let old_parties = old.as_ref().map(|h| party_keys_of(case_id, &h.parties, &h.opened_at)).unwrap_or_default();
-                        for key in old_parties.iter().filter(|k| !parties.contains(k)) {
-                            pt.remove(key.as_slice())?;
-                        }
-                        for key in parties.iter().filter(|k| !old_parties.contains(k)) {
-                            pt.insert(key.as_slice(), &[][..])?;
-                        }
-                        hd.insert(case_id.as_bytes(), head.as_slice())?;
-                        if let Some(old_keys) = ik.get(case_id.as_bytes())? {
-                            for key in decode_key_list(&old_keys) {
-                                ib.remove(key)?;
-                            }
-                        }
-                        for (key, value) in inbox {
-                            ib.insert(key.as_slice(), value.as_slice())?;
-                        }
-                        if inbox.is_empty() {
-                            ik.remove(case_id.as_bytes())?;
-                        } else {
-                            ik.insert(case_id.as_bytes(), inbox_list.as_slice())?;
-                        }
-                        for (key, value) in idempotency {
-                            id.insert(key.as_slice(), value.as_slice())?;
-                        }
-                        for row in outbox {
-                            ob.insert(row.id.as_bytes(), row.value.as_slice())?;
-                            oa.insert(row.order.as_slice(), &[][..])?;
-                            if !row.settled {
-                                op.insert(row.order.as_slice(), &[][..])?;
-                            }
-                            if row.dead {
-                                od.insert(row.order.as_slice(), &[][..])?;
-                            }
+                    }
+                    // Party keys rarely change after the first append: touch only the
+                    // difference (each sled write copies part of a node).
+                    let old_parties = old.as_ref().map(|h| party_keys_of(case_id, &h.parties, &h.opened_at)).unwrap_or_default();
+                    for key in old_parties.iter().filter(|k| !parties.contains(k)) {
+                        pt.remove(key.as_slice())?;
+                    }
+                    for key in parties.iter().filter(|k| !old_parties.contains(k)) {
+                        pt.insert(key.as_slice(), &[][..])?;
+                    }
+                    hd.insert(case_id.as_bytes(), head.as_slice())?;
+                    if let Some(old_keys) = ik.get(case_id.as_bytes())? {
+                        for key in decode_key_list(&old_keys) {
+                            ib.remove(key)?;
                         }
                     }
-                    Change::Definition { hash, bytes } => {
-                        df.insert(hash.as_bytes(), bytes.as_slice())?;
+                    for (key, value) in inbox {
+                        ib.insert(key.as_slice(), value.as_slice())?;
                     }
-                    Change::Publication { seq, value } => {
-                        mt.insert(publication_key(*seq), value.as_slice())?;
+                    if inbox.is_empty() {
+                        ik.remove(case_id.as_bytes())?;
+                    } else {
+                        ik.insert(case_id.as_bytes(), inbox_list.as_slice())?;
                     }
-                    Change::OutboxUpdate { id: message, delivery, settled, dead } => {
-                        // The store checked that the message exists before journaling the
-                        // update, and the append that wrote it comes earlier in the journal.
-                        let Some(old) = ob.get(message.as_bytes())? else {
-                            return abort(journal_corrupt(format!("an outbox update names message {message}, which no earlier record wrote")));
-                        };
-                        let mut record: OutboxRecord = match serde_json::from_slice(&old) {
-                            Ok(r) => r,
-                            Err(e) => return abort(journal_corrupt(format!("outbox message {message} in the index does not decode: {e}"))),
-                        };
-                        record.delivery = delivery.clone();
-                        record.settled = *settled;
-                        record.dead = *dead;
-                        let value = match encode(&record) {
-                            Ok(v) => v,
-                            Err(e) => return abort(e),
-                        };
-                        let order = outbox_order_key(&record.at, &record.id);
-                        ob.insert(message.as_bytes(), value)?;
-                        if record.settled {
-                            op.remove(order.as_slice())?;
-                        } else {
-                            op.insert(order.as_slice(), &[][..])?;
+                    for (key, value) in idempotency {
+                        id.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    for row in outbox {
+                        ob.insert(row.id.as_bytes(), row.value.as_slice())?;
+                        oa.insert(row.order.as_slice(), &[][..])?;
+                        if !row.settled {
+                            op.insert(row.order.as_slice(), &[][..])?;
                         }
-                        if record.dead {
-                            od.insert(order.as_slice(), &[][..])?;
-                        } else {
-                            od.remove(order.as_slice())?;
+                        if row.dead {
+                            od.insert(row.order.as_slice(), &[][..])?;
                         }
                     }
                 }
+                Change::Definition { hash, bytes } => {
+                    df.insert(hash.as_bytes(), bytes.as_slice())?;
+                }
+                Change::Publication { seq, value } => {
+                    mt.insert(publication_key(*seq), value.as_slice())?;
+                }
+                Change::OutboxUpdate { id: message, delivery, settled, dead } => {
+                    // The store checked that the message exists before journaling the
+                    // update, and the append that wrote it comes earlier in the journal.
+                    let Some(old) = ob.get(message.as_bytes())? else {
+                        return abort(journal_corrupt(format!("an outbox update names message {message}, which no earlier record wrote")));
+                    };
+                    let mut record: OutboxRecord = match serde_json::from_slice(&old) {
+                        Ok(r) => r,
+                        Err(e) => return abort(journal_corrupt(format!("outbox message {message} in the index does not decode: {e}"))),
+                    };
+                    record.delivery = delivery.clone();
+                    record.settled = *settled;
+                    record.dead = *dead;
+                    let value = match encode(&record) {
+                        Ok(v) => v,
+                        Err(e) => return abort(e),
+                    };
+                    let order = outbox_order_key(&record.at, &record.id);
+                    ob.insert(message.as_bytes(), value)?;
+                    if record.settled {
+                        op.remove(order.as_slice())?;
+                    } else {
+                        op.insert(order.as_slice(), &[][..])?;
+                    }
+                    if record.dead {
+                        od.insert(order.as_slice(), &[][..])?;
+                    } else {
+                        od.remove(order.as_slice())?;
+                    }
+                }
             }
-            mt.insert(APPLIED_KEY, &last.end.to_be_bytes()[..])?;
-            Ok(())
-        },
-    );
+        }
+        mt.insert(APPLIED_KEY, &last.end.to_be_bytes()[..])?;
+        Ok(())
+    });
     match result {
         Ok(()) => Ok(()),
         Err(TransactionError::Abort(e)) => Err(e),
         Err(TransactionError::Storage(e)) => Err(sled_err(e)),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
