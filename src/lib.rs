@@ -14,6 +14,7 @@ pub mod cli;
 pub mod directory;
 pub mod evidence;
 pub mod forms;
+pub mod hsm;
 pub mod http;
 pub mod i18n;
 pub mod json_strict;

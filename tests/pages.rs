@@ -222,7 +222,7 @@ async fn no_page_carries_an_inline_script() {
 #[tokio::test]
 async fn the_usage_page_draws_an_svg_chart_with_a_title_and_the_tables_behind_it() {
     let app = app();
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false, provenance: None };
     app.state
         .cases
         .submit("p005", "absence-and-annual-leave", &common::server::leave(2), signature, Utc::now(), None, Lang::En)
@@ -257,13 +257,13 @@ async fn the_usage_page_draws_an_svg_chart_with_a_title_and_the_tables_behind_it
 impl App {
     /// A case submitted by `person` (signed at the advanced level, as the page would), with `data`.
     fn submitted(&self, person: &str, data: &Value) -> String {
-        let signature = SignatureRecord { level: Level::Advanced, signer: person.into(), jws: None, second_factor: false };
+        let signature = SignatureRecord { level: Level::Advanced, signer: person.into(), jws: None, second_factor: false, provenance: None };
         self.state.cases.submit(person, "absence-and-annual-leave", data, signature, Utc::now(), None, Lang::En).expect("a leave request opens").case.id
     }
 
     /// The supervisor sends the case back to its submitter with a comment.
     fn returned(&self, case: &str, supervisor: &str, comment: &str) {
-        let signature = SignatureRecord { level: Level::Advanced, signer: supervisor.into(), jws: None, second_factor: false };
+        let signature = SignatureRecord { level: Level::Advanced, signer: supervisor.into(), jws: None, second_factor: false, provenance: None };
         let req = ActRequest {
             actor: supervisor.into(),
             step: "supervisor".into(),
@@ -476,9 +476,9 @@ async fn replacing_a_second_factor_from_the_security_page_asks_for_a_code_of_the
 async fn an_approver_without_a_second_factor_is_sent_from_the_inbox_to_enrol_one() {
     let app = app();
     let data = common::read_json(&common::repo().join("forms/family-allowance.json"))["examples"]["valid"][0]["data"].clone();
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p032".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p032".into(), jws: None, second_factor: false, provenance: None };
     let id = app.state.cases.submit("p032", "family-allowance", &data, signature, Utc::now(), None, Lang::En).expect("the example opens a case").case.id;
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p018".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p018".into(), jws: None, second_factor: false, provenance: None };
     let req = ActRequest { actor: "p018".into(), step: "hr-check".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
     app.state.cases.act(&id, req, None).expect("HR checks it");
 
@@ -522,7 +522,7 @@ async fn times_on_the_pages_are_macau_time_and_say_so_while_the_api_keeps_utc() 
     let app = app();
     // 16:38 UTC is 00:38 the next day in Macau.
     let at = Utc::now().date_naive().and_hms_opt(16, 38, 0).unwrap().and_utc();
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p005".into(), jws: None, second_factor: false, provenance: None };
     let id = app
         .state
         .cases
@@ -549,7 +549,7 @@ async fn a_skipped_step_says_why_in_the_readers_language_not_in_the_engines_word
     let app = app();
     // Two days are under the department's threshold, so the head's step is skipped.
     let id = app.submitted("p005", &common::server::leave(2));
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false, provenance: None };
     let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
     let view = app.state.cases.act(&id, req, None).expect("the supervisor approves");
     assert_eq!(view.case.steps["head"].status, carimbo::workflow::StepStatus::Skipped);
@@ -570,7 +570,7 @@ async fn a_skipped_step_says_why_in_the_readers_language_not_in_the_engines_word
 async fn an_approvers_comment_is_shown_with_their_act_on_the_case_page() {
     let app = app();
     let id = app.submitted("p005", &common::server::leave(2));
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false, provenance: None };
     let req = ActRequest {
         actor: "p003".into(),
         step: "supervisor".into(),
@@ -808,7 +808,7 @@ async fn switching_language_after_a_check_keeps_the_errors_shown_in_the_new_lang
 async fn a_skipped_step_names_the_fields_its_condition_reads_with_this_cases_values() {
     let app = app();
     let id = app.submitted("p005", &common::server::leave(2));
-    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false };
+    let signature = SignatureRecord { level: Level::Advanced, signer: "p003".into(), jws: None, second_factor: false, provenance: None };
     let req = ActRequest { actor: "p003".into(), step: "supervisor".into(), action: Action::Approve, comment: None, signature, now: Utc::now() };
     app.state.cases.act(&id, req, None).expect("the supervisor approves");
     let (_, html) = app.get(Some(&app.sign_in("p005")), &format!("/cases/{id}?lang=en")).await;

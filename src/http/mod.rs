@@ -57,6 +57,14 @@ pub struct Paths {
     pub tsa_urls: Vec<String>,
     /// How long one TSA may take (`serve --tsa-timeout-ms`).
     pub tsa_timeout: std::time::Duration,
+    /// The PKCS#11 module of the HSM (`serve --hsm-module`, `CARIMBO_HSM_MODULE`, Debian's
+    /// SoftHSM2 by default); absent on the machine: no `hsm` provider.
+    pub hsm_module: PathBuf,
+    /// Whether `qualified` needs a key on a device (`serve --device-rule`): by default enforced
+    /// when the HSM module is there, relaxed for the demo when it is not.
+    pub device_rule: crate::signing::DeviceRule,
+    /// The token user's PIN file (`serve --hsm-pin-file`, mode 0600); default CARIMBO_HSM_PIN.
+    pub hsm_pin_file: Option<PathBuf>,
 }
 
 impl Paths {
@@ -71,6 +79,9 @@ impl Paths {
             totp_key,
             tsa_urls: Vec::new(),
             tsa_timeout: crate::tsa::DEFAULT_TIMEOUT,
+            hsm_module: crate::hsm::module_path(None),
+            device_rule: crate::hsm::default_device_rule(&crate::hsm::module_path(None)),
+            hsm_pin_file: None,
         }
     }
 
@@ -115,6 +126,11 @@ pub struct AppState {
     pub delegations: crate::directory::delegation_log::DelegationLog,
     /// The long-term archive of closed cases' B-LTA bundles (`DATA/evidence/`) and its job.
     pub archive: crate::archive_job::ArchiveJob,
+    /// Signing on the HSM (`hsm`), when the module loads and a token PIN is given; why not, else.
+    pub hsm: Option<crate::hsm::HsmProvider>,
+    pub hsm_off_because: Option<String>,
+    /// The signing authorizations given with a second factor and not yet spent.
+    pub activations: crate::cases::acts::Activations,
     /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
     sign_in_limits: sign_in_limits::SignInLimits,
     api_by_account: DefaultKeyedRateLimiter<String>,
@@ -241,20 +257,30 @@ pub fn secret_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 pub fn build_verifier(history: &crate::pki::history::TrustHistory, paths: &Paths) -> Result<SignatureVerifier, String> {
     let pki = paths.seeds.join("pki");
     let trust = history.trust_list()?;
-    let crls = crate::cli::pki_files::load_crl_dir(&pki.join("crl")).map_err(|e| e.to_string())?;
+    let mut crls = crate::cli::pki_files::load_crl_dir(&pki.join("crl")).map_err(|e| e.to_string())?;
+    // CRLs the server's CA issued since (`carimbo hsm revoke`), newest first as always.
+    crls.merge(crate::cli::pki_files::load_crl_dir(&paths.data.join("crl")).map_err(|e| e.to_string())?);
     let service = crate::cli::pki_files::load_pem_certificates(&pki.join("service/service.pem")).map_err(|e| e.to_string())?;
     if !history.members().iter().any(|m| m.service_type == crate::pki::history::ServiceType::ServiceSeal && m.certificate == service[0]) {
         return Err("CARIMBO-E1240: the trust list names no service seal with the certificate seeds/pki/service/service.pem: add it (`carimbo trust sign` an add_member of type service_seal) before starting".into());
     }
     let validator = crate::pki::CertificateValidator::new(trust, crls, crate::pki::ValidationPolicy::document_signing());
-    Ok(SignatureVerifier::new(validator).with_service_seal(&service[0]))
+    Ok(SignatureVerifier::new(validator).with_service_seal(&service[0]).with_device_rule(paths.device_rule))
 }
 
 impl AppState {
     /// The verifier of signatures, for the trust list in force.
     /// The services an act is made with, for one request (`cases::acts`).
     pub fn acts(&self) -> crate::cases::acts::Acts<'_> {
-        crate::cases::acts::Acts { cases: &self.cases, accounts: &self.accounts, seal: &self.seal, stamping: &self.stamping, verifier: self.verifier() }
+        crate::cases::acts::Acts {
+            cases: &self.cases,
+            accounts: &self.accounts,
+            seal: &self.seal,
+            stamping: &self.stamping,
+            verifier: self.verifier(),
+            hsm: self.hsm.as_ref(),
+            activations: &self.activations,
+        }
     }
 
     pub fn verifier(&self) -> Arc<SignatureVerifier> {
@@ -319,7 +345,14 @@ impl AppState {
         // What another server on the same database publishes is served here too.
         CaseService::watch_publications(&cases).map_err(|e| StartError::Seeds(format!("cannot start the thread watching publications: {e}")))?;
         let archive = crate::archive_job::ArchiveJob::in_data_dir(&paths.data);
+        let (hsm, hsm_off_because) = match crate::hsm::HsmProvider::start(&paths.hsm_module, paths.hsm_pin_file.as_deref(), &paths.data) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         Ok(AppState {
+            hsm,
+            hsm_off_because,
+            activations: Default::default(),
             cases,
             accounts: Arc::new(accounts),
             sessions: Sessions::default(),

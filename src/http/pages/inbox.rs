@@ -226,7 +226,8 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                 } else {
                     action
                 };
-                let body = ActBody { step: step.clone(), action, comment: comment.clone(), signed: None, totp: None, idempotency_key: None };
+                let body =
+                    ActBody { step: step.clone(), action, comment: comment.clone(), signed: None, totp: None, idempotency_key: None, authorization: None };
                 st.act_on(&c, &found.id, &body).map_err(|e| e.lang(lang).problem().title)?;
                 Ok(t(lang, "完成", "feito", "done").to_string())
             })();
