@@ -227,7 +227,7 @@ pub fn issue(hsm: &Hsm, token: &str, data: &Path, root: &Path, person: &str, lab
     let ca_cert = std::fs::read_to_string(pki.join("qualified-ca.pem")).context("cannot read the demo qualified CA's certificate")?;
     let serial = fresh_serial()?;
     let chain_pem =
-        issue_device_certificate(&point, &holder, serial, now - chrono::Duration::days(1), now + chrono::Duration::days(3 * 365), &ca_key, &ca_cert)?;
+        issue_device_certificate(&point, &holder, serial, (now - chrono::Duration::days(1), now + chrono::Duration::days(3 * 365)), &ca_key, &ca_cert)?;
     let key = DeviceKey { token: token.into(), key_label: label.into(), serial, chain_pem, revoked_at: None };
     let mut book = ProviderBook::load(data)?;
     book.people.insert(person.into(), key.clone());

@@ -334,8 +334,21 @@ pub fn issue_device_certificate(
     point: &[u8],
     holder: &DeviceHolder<'_>,
     serial: u64,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ca_key_pem: &str,
+    ca_cert_pem: &str,
+) -> Result<String, PkiError> {
+    issue_qualified_certificate(point, holder, serial, (from, to), true, ca_key_pem, ca_cert_pem)
+}
+
+/// As `issue_device_certificate`, saying QcSSCD only when `on_device`: the certificate a
+/// qualified CA gives a key file (QcCompliance alone), as `generate` now issues them.
+pub fn issue_qualified_certificate(
+    point: &[u8],
+    holder: &DeviceHolder<'_>,
+    serial: u64,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    on_device: bool,
     ca_key_pem: &str,
     ca_cert_pem: &str,
 ) -> Result<String, PkiError> {
@@ -361,7 +374,7 @@ pub fn issue_device_certificate(
     let mut params = leaf_params(&spec);
     for ext in params.custom_extensions.iter_mut() {
         if ext.oid_components().map(|a| a.to_string()).collect::<Vec<_>>().join(".") == OID_QC_STATEMENTS {
-            *ext = qc_statements_extension(true);
+            *ext = qc_statements_extension(on_device);
         }
     }
     let cert = params.signed_by(&RawP256(point), &issuer).map_err(gen_err)?;
