@@ -117,6 +117,9 @@ fn evidence_passes(c: &Client, id: &str) -> bool {
     let r = c.get(&format!("/api/v1/cases/{id}/evidence"));
     assert_eq!(r.status, 200, "{}", r.body);
     let report = carimbo::evidence::verify(&serde_json::to_vec(&r.body).unwrap(), Utc::now());
+    let line = report.signatures.iter().find(|l| l.step == "supervisor").expect("the supervisor's signature is reported");
+    assert_eq!((line.provider.as_deref(), line.achieved), (Some("hsm"), Level::Qualified), "the report names the provider");
+    assert!(line.authorization.is_some());
     if !report.passed {
         eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
     }
@@ -355,4 +358,23 @@ fn a_key_file_with_a_qualified_certificate_is_capped_at_advanced_when_the_device
     let relaxed = verifier(DeviceRule::RelaxedForDemo).verify(jws.to_json().as_bytes(), b"{\"act\":1}", &opts);
     assert_eq!(relaxed.achieved_level, Some(Level::Qualified));
     assert!(relaxed.notes.iter().any(|n| n.contains("device rule relaxed for the demo")), "{:?}", relaxed.notes);
+}
+
+#[test]
+fn the_inbox_of_an_approver_whose_key_is_on_the_hsm_asks_for_the_code_instead_of_a_key_file() {
+    let hsm = need_hsm!();
+    let s = server_with_device_key(hsm, "p003", "p003-inbox");
+    leave_cases(&s, 2, "hsm-inbox");
+    let page = |person: &str| {
+        let r = s.login(person).by_cookie().get("/inbox?lang=en");
+        assert_eq!(r.status, 200);
+        r.body.as_str().expect("HTML").to_string()
+    };
+    let html = page("p003");
+    assert!(html.contains(r#"data-provider="hsm""#), "{html}");
+    assert!(html.contains("One second-factor code authorizes the signature of every case in the confirmation list"));
+    assert!(html.contains(r#"id="totp""#) && !html.contains(r#"id="keyfile""#), "a code, no key file");
+    // Someone without a device key is not offered the HSM.
+    let other = page("p002");
+    assert!(!other.contains(r#"data-provider="hsm""#) && !other.contains("hsm-note"));
 }
