@@ -190,11 +190,15 @@ pub struct TokenKeys {
 #[derive(Clone)]
 pub struct Hsm {
     ctx: Arc<Pkcs11>,
+    /// One logged-in session per token, kept for signing: a PKCS#11 login lasts while a session
+    /// of the application is open, and logging in again for every signature (SoftHSM2 derives
+    /// a key from the PIN each time) would cost more than the signature.
+    signing: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 impl Hsm {
     pub fn open(module: &Path) -> Result<Hsm, HsmError> {
-        Ok(Hsm { ctx: context(module)? })
+        Ok(Hsm { ctx: context(module)?, signing: Arc::default() })
     }
 
     fn slot_of(&self, token: &str) -> Result<Slot, HsmError> {
@@ -281,10 +285,20 @@ impl Hsm {
     /// ES256 over `message` (a JWS signing input) with key `key_label`: SHA-256 here, then
     /// CKM_ECDSA inside the token, whose output for P-256 is already JWS's r||s (64 bytes).
     pub fn sign_es256(&self, token: &str, pin: &AuthPin, key_label: &str, message: &[u8]) -> Result<Vec<u8>, HsmError> {
-        let session = self.user_session(token, pin)?;
-        let key = Hsm::find(&session, ObjectClass::PRIVATE_KEY, key_label)?.ok_or_else(|| HsmError::NoKey(key_label.into()))?;
         let digest = Sha256::digest(message);
-        let signature = session.sign(&Mechanism::Ecdsa, key, &digest).map_err(device)?;
+        let mut sessions = self.signing.lock().unwrap_or_else(|e| e.into_inner());
+        if !sessions.contains_key(token) {
+            sessions.insert(token.to_string(), self.user_session(token, pin)?);
+        }
+        let session = sessions.get(token).ok_or_else(|| HsmError::NoToken(token.into()))?;
+        let signed = Hsm::find(session, ObjectClass::PRIVATE_KEY, key_label)
+            .and_then(|key| key.ok_or_else(|| HsmError::NoKey(key_label.into())))
+            .and_then(|key| session.sign(&Mechanism::Ecdsa, key, &digest).map_err(device));
+        if matches!(signed, Err(HsmError::Device(_))) {
+            // A session the token dropped (removed, re-initialized) is opened afresh next time.
+            sessions.remove(token);
+        }
+        let signature = signed?;
         if signature.len() != 64 {
             return Err(HsmError::Device(format!("an ECDSA P-256 signature of {} bytes", signature.len())));
         }
