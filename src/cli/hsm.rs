@@ -191,7 +191,7 @@ pub fn csr(hsm: &Hsm, token: &str, pin: &AuthPin, person: &str, label: &str) -> 
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), person);
     params.distinguished_name.push(rcgen::DnType::CommonName, person);
-    Ok(params.serialize_request(&key).map_err(|e| anyhow!("cannot make the request: {e}"))?.pem().map_err(|e| anyhow!("{e}"))?)
+    params.serialize_request(&key).map_err(|e| anyhow!("cannot make the request: {e}"))?.pem().map_err(|e| anyhow!("{e}"))
 }
 
 /// The public point a PKCS#10 request (PEM or DER) is for, after checking its self-signature.
@@ -208,6 +208,7 @@ fn csr_point(request: &[u8]) -> Result<Vec<u8>> {
 
 /// Issues and publishes `person`'s certificate for key `label` on the token. With a request,
 /// it must be for that very key: the CA states QcSSCD only for a key it finds on the device.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the issuance
 pub fn issue(hsm: &Hsm, token: &str, data: &Path, root: &Path, person: &str, label: &str, request: Option<&[u8]>, now: DateTime<Utc>) -> Result<DeviceKey> {
     let point = hsm.public_point(token, label)?;
     if let Some(request) = request
