@@ -869,7 +869,7 @@ impl MailDispatcher {
             "{}{}{}\n\n-- \n{}\n",
             t(lang, "時間", "Quando", "When"),
             colon(lang),
-            crate::http::pages::when(lang, &notice.at),
+            crate::wording::when(lang, &notice.at),
             self.footer(lang)
         ));
         MailText { subject: format!("{word}{}{form} · {}", colon(lang), notice.case_id), body }
