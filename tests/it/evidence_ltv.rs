@@ -332,7 +332,7 @@ fn an_archive_tsa_revoked_before_its_stamp_fails_with_its_own_code() {
     assert_eq!((report.indication, report.sub_indication), (Indication::TotalFailed, Some(SubIndication::Revoked)));
     assert!(f.message.contains("2049-05-01") && f.message.contains("root-2050.crl"), "{}", f.message);
     // Re-stamping does not write a bundle whose new CRL shows an earlier stamp was worthless.
-    let e = ltv::finish_restamp(prepared, &token, at(2050, 6, 1)).err().expect("refused");
+    let e = ltv::finish_restamp(prepared, &token, at(2050, 6, 1)).expect_err("refused");
     assert_eq!(e.code(), "CARIMBO-E1256", "{e}");
     assert!(e.to_string().contains("CARIMBO-E1480"), "{e}");
 }
