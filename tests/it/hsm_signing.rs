@@ -297,6 +297,7 @@ fn a_revoked_key_refuses_new_acts_while_acts_signed_before_still_verify() {
     let before = case_of(&s, &ids[1]);
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": [approve(&ids[1])], "totp": s.totp_now("p003")}));
     assert_eq!(r.body["code"], "CARIMBO-E1458", "{}", r.body);
+    assert!(r.body["messages"]["zh"].as_str().is_some_and(|m| m.contains("撤銷")), "said in Chinese too: {}", r.body);
     assert_eq!(case_of(&s, &ids[1]), before);
 
     // With the new CRL, the old act's signature still verifies (judged at its time-stamp)…
@@ -379,4 +380,20 @@ fn the_inbox_of_an_approver_whose_key_is_on_the_hsm_asks_for_the_code_instead_of
     // Someone without a device key is not offered the HSM.
     let other = page("p002");
     assert!(!other.contains(r#"data-provider="hsm""#) && !other.contains("hsm-note"));
+}
+
+#[test]
+fn a_pin_is_never_read_from_a_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pin");
+    std::fs::write(&file, "123456\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = carimbo::hsm::read_pin("CARIMBO_TEST_NO_SUCH_PIN", Some(&file)).unwrap_err();
+    assert_eq!(err.code(), "CARIMBO-E1455");
+    assert!(err.to_string().contains("0600"), "{err}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(carimbo::hsm::read_pin("CARIMBO_TEST_NO_SUCH_PIN", Some(&file)).is_ok(), "an owner-only file is read");
+    // Nor, without a file, from anywhere but the environment.
+    assert_eq!(carimbo::hsm::read_pin("CARIMBO_TEST_NO_SUCH_PIN", None).unwrap_err().code(), "CARIMBO-E1455");
 }
