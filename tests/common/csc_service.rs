@@ -316,13 +316,22 @@ fn issue(id: &str, point: &[u8]) -> Vec<Vec<u8>> {
     vec![leaf, ca_der]
 }
 
-type Answer = Result<Response, Response>;
+/// An error answer (§10.1): status, `error`, `error_description`.
+struct Refusal(StatusCode, &'static str, String);
 
-fn refuse(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(ErrorBody { error: error.into(), error_description: Some(description.into()) })).into_response()
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1.into(), error_description: Some(self.2) })).into_response()
+    }
 }
 
-fn bad(description: &str) -> Response {
+type Answer = Result<Response, Refusal>;
+
+fn refuse(status: StatusCode, error: &'static str, description: &str) -> Refusal {
+    Refusal(status, error, description.into())
+}
+
+fn bad(description: &str) -> Refusal {
     refuse(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
@@ -333,7 +342,7 @@ async fn delay(s: &Inner) {
     }
 }
 
-fn bearer(s: &Inner, headers: &HeaderMap) -> Result<(), Response> {
+fn bearer(s: &Inner, headers: &HeaderMap) -> Result<(), Refusal> {
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     if s.tokens.lock().unwrap().iter().any(|t| t == token) {
         Ok(())
@@ -410,7 +419,7 @@ async fn credential_info(State(s): State<Arc<Inner>>, headers: HeaderMap, Json(r
     .into_response())
 }
 
-fn decode_hashes(hashes: &[String]) -> Result<Vec<Vec<u8>>, Response> {
+fn decode_hashes(hashes: &[String]) -> Result<Vec<Vec<u8>>, Refusal> {
     hashes.iter().map(|h| B64.decode(h).ok().filter(|b| b.len() == 32).ok_or_else(|| bad("Invalid parameter hashes"))).collect()
 }
 
