@@ -4,6 +4,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/csc_service.rs"]
+mod csc_service;
 #[path = "../common/evidence_case.rs"]
 #[allow(dead_code)]
 mod evidence_case;
@@ -26,6 +28,7 @@ mod check_command;
 mod crash_pg;
 mod crash_sled;
 mod crl_signers;
+mod csc;
 mod definition_checks;
 mod error_codes;
 mod evidence;

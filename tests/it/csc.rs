@@ -4,13 +4,10 @@
 //! revoked credential, a service too slow) has its code and yields no signature.
 //! The tests that need the service print SKIPPED when libsofthsm2.so is absent.
 
-#[path = "common/csc_service.rs"]
-mod csc_service;
-
+use crate::csc_service::{self, CscService, ServiceOptions};
 use carimbo::csc::CscError;
 use carimbo::csc::client::{ClientSecret, CscClient, CscConfig, sign_hash, sign_hashes};
 use carimbo::csc::protocol;
-use csc_service::{CscService, ServiceOptions};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
