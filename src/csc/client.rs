@@ -117,13 +117,24 @@ fn check_url(url: &str) -> Result<(), CscError> {
 }
 
 /// Signature Activation Data from `credentials/authorize`: the hashes it covers and when it
-/// stops being valid. Signing consumes it, as the service does (one use).
-#[derive(Debug)]
+/// stops being valid. Signing consumes it, as the service does (one use). Like the client
+/// secret, the SAD is a bearer credential: `Debug` does not show it.
 pub struct Sad {
     credential_id: String,
     value: String,
     hashes: Vec<[u8; 32]>,
     expires: Instant,
+}
+
+impl std::fmt::Debug for Sad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sad")
+            .field("credential_id", &self.credential_id)
+            .field("value", &"***")
+            .field("hashes", &self.hashes.len())
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 impl Sad {
@@ -200,11 +211,18 @@ impl CscClient {
         Ok(answer.access_token)
     }
 
+    /// One method call with the access token; a token the service no longer accepts (HTTP 401,
+    /// so the request was not carried out) is replaced once and the call made again.
     fn call<Req: Serialize, Resp: DeserializeOwned>(&self, method: &str, credential: &str, body: &Req, limit: u64) -> Result<Resp, CscError> {
-        let token = self.access_token()?;
         let url = format!("{}/{method}", self.config.base_url);
-        let sent = self.agent.post(&url).header("authorization", &format!("Bearer {token}")).send_json(body);
-        exchange(method, credential, sent, limit)
+        let send = |token: &str| exchange(method, credential, self.agent.post(&url).header("authorization", &format!("Bearer {token}")).send_json(body), limit);
+        match send(&self.access_token()?) {
+            Err(CscError::ServiceAuth { .. }) => {
+                *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                send(&self.access_token()?)
+            }
+            other => other,
+        }
     }
 
     /// `credentials/list`: the ids of the credentials this client may use.

@@ -20,8 +20,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use carimbo::csc::client::{ClientSecret, CscConfig};
 use carimbo::csc::protocol::{
-    AuthInfo, AuthObject, AuthorizeRequest, AuthorizeResponse, CertInfo, CredentialInfoResponse, ErrorBody, InfoRequest, InfoResponse, KeyInfo, ListResponse,
-    OID_EC_PUBLIC_KEY, OID_ECDSA_SHA256, OID_P256, OID_SHA256, SignHashRequest, SignHashResponse, TokenResponse,
+    AuthInfo, AuthObject, AuthorizeRequest, AuthorizeResponse, CertInfo, CredentialInfoResponse, ErrorBody, InfoRequest, InfoResponse, KeyInfo, ListRequest,
+    ListResponse, OID_EC_PUBLIC_KEY, OID_ECDSA_SHA256, OID_P256, OID_SHA256, SignHashRequest, SignHashResponse, TokenResponse,
 };
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -105,6 +105,22 @@ impl Default for ServiceOptions {
     }
 }
 
+/// How `signatures/signHash` spoils its answer, to test a client's checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Garble {
+    None,
+    /// `signatures` twice in the object (RFC 7493 forbids it).
+    RepeatedMember,
+    /// One signature fewer than hashes.
+    MissingSignature,
+    /// A signature of 63 bytes.
+    ShortSignature,
+    /// 300 KiB of padding after the signatures.
+    Oversized,
+    /// Not JSON.
+    NotJson,
+}
+
 /// One credential of the service.
 struct Held {
     private: ObjectHandle,
@@ -123,12 +139,14 @@ struct Inner {
     hsm: &'static Hsm,
     options: ServiceOptions,
     delay_ms: AtomicU64,
+    garble: Mutex<Garble>,
     tokens: Mutex<Vec<String>>,
     credentials: Mutex<HashMap<String, Held>>,
     sads: Mutex<HashMap<String, SadRecord>>,
     /// Counters the tests read: calls of `credentials/authorize`, of `signatures/signHash`,
     /// and signatures made.
     authorizations: AtomicUsize,
+    issued: AtomicUsize,
     sign_calls: AtomicUsize,
     signatures: AtomicUsize,
 }
@@ -159,10 +177,12 @@ impl CscService {
             hsm,
             options,
             delay_ms: AtomicU64::new(0),
+            garble: Mutex::new(Garble::None),
             tokens: Mutex::new(Vec::new()),
             credentials: Mutex::new(HashMap::new()),
             sads: Mutex::new(HashMap::new()),
             authorizations: AtomicUsize::new(0),
+            issued: AtomicUsize::new(0),
             sign_calls: AtomicUsize::new(0),
             signatures: AtomicUsize::new(0),
         });
@@ -240,6 +260,20 @@ impl CscService {
     /// Every answer waits this long first.
     pub fn set_delay(&self, delay: Duration) {
         self.inner.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Forgets every access token it gave (as after a restart of the provider's server).
+    pub fn forget_tokens(&self) {
+        self.inner.tokens.lock().unwrap().clear();
+    }
+
+    pub fn tokens_issued(&self) -> usize {
+        self.inner.issued.load(Ordering::SeqCst)
+    }
+
+    /// How `signatures/signHash` answers from now on.
+    pub fn set_garble(&self, garble: Garble) {
+        *self.inner.garble.lock().unwrap() = garble;
     }
 
     pub fn authorizations(&self) -> usize {
@@ -344,7 +378,8 @@ async fn delay(s: &Inner) {
 
 fn bearer(s: &Inner, headers: &HeaderMap) -> Result<(), Refusal> {
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-    if s.tokens.lock().unwrap().iter().any(|t| t == token) {
+    use subtle::ConstantTimeEq as _;
+    if s.tokens.lock().unwrap().iter().any(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes()))) {
         Ok(())
     } else {
         Err(refuse(StatusCode::UNAUTHORIZED, "invalid_token", "The access token is not valid"))
@@ -357,7 +392,9 @@ fn random_hex() -> String {
     hex::encode(b)
 }
 
-async fn info(State(s): State<Arc<Inner>>) -> Json<InfoResponse> {
+// Every handler reads its request's body: hyper closes a keep-alive connection whose request
+// body was left unread, and the client would meet a closed connection on its next call.
+async fn info(State(s): State<Arc<Inner>>, _body: axum::body::Bytes) -> Json<InfoResponse> {
     delay(&s).await;
     Json(InfoResponse {
         specs: "2.0.0.2".into(),
@@ -383,10 +420,11 @@ async fn token(State(s): State<Arc<Inner>>, Form(form): Form<HashMap<String, Str
     }
     let token = random_hex();
     s.tokens.lock().unwrap().push(token.clone());
+    s.issued.fetch_add(1, Ordering::SeqCst);
     Ok(Json(TokenResponse { access_token: token, token_type: "Bearer".into(), expires_in: Some(3600) }).into_response())
 }
 
-async fn list(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Answer {
+async fn list(State(s): State<Arc<Inner>>, headers: HeaderMap, Json(_): Json<ListRequest>) -> Answer {
     delay(&s).await;
     bearer(&s, &headers)?;
     let mut ids: Vec<String> = s.credentials.lock().unwrap().keys().cloned().collect();
@@ -482,8 +520,28 @@ async fn sign_hash(State(s): State<Arc<Inner>>, headers: HeaderMap, Json(req): J
         let raw = session.sign(&Mechanism::Ecdsa, private, hash).unwrap();
         signatures.push(B64.encode(if s.options.raw_signatures { raw } else { der_signature(&raw) }));
     }
-    s.signatures.fetch_add(signatures.len(), Ordering::SeqCst);
-    Ok(Json(SignHashResponse { signatures: Some(signatures) }).into_response())
+    drop(session);
+    let garble = *s.garble.lock().unwrap();
+    if garble == Garble::None {
+        s.signatures.fetch_add(signatures.len(), Ordering::SeqCst);
+    }
+    Ok(garbled(garble, signatures))
+}
+
+fn garbled(garble: Garble, mut signatures: Vec<String>) -> Response {
+    let json = |body: String| ([("content-type", "application/json")], body).into_response();
+    let list = |s: &[String]| serde_json::to_string(s).unwrap();
+    match garble {
+        Garble::None => Json(SignHashResponse { signatures: Some(signatures) }).into_response(),
+        Garble::RepeatedMember => json(format!("{{\"signatures\":{},\"signatures\":[]}}", list(&signatures))),
+        Garble::MissingSignature => {
+            signatures.pop();
+            Json(SignHashResponse { signatures: Some(signatures) }).into_response()
+        }
+        Garble::ShortSignature => Json(SignHashResponse { signatures: Some(vec![B64.encode([7u8; 63]); signatures.len()]) }).into_response(),
+        Garble::Oversized => json(format!("{{\"signatures\":{},\"pad\":\"{}\"}}", list(&signatures), "x".repeat(300 * 1024))),
+        Garble::NotJson => ([("content-type", "text/html")], "<html>maintenance</html>").into_response(),
+    }
 }
 
 #[derive(der::Sequence)]

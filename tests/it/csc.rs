@@ -4,7 +4,7 @@
 //! revoked credential, a service too slow) has its code and yields no signature.
 //! The tests that need the service print SKIPPED when libsofthsm2.so is absent.
 
-use crate::csc_service::{self, CscService, ServiceOptions};
+use crate::csc_service::{self, CscService, Garble, ServiceOptions};
 use carimbo::csc::CscError;
 use carimbo::csc::client::{ClientSecret, CscClient, CscConfig, sign_hash, sign_hashes};
 use carimbo::csc::protocol;
@@ -105,6 +105,7 @@ fn a_sad_signs_once() {
     let hash = sha256(b"doc");
     let sad = client.authorize(&credential, &service.otp("once"), &[hash]).unwrap();
     let value = sad.value().to_string();
+    assert!(!format!("{sad:?}").contains(&value), "Debug hides the SAD");
     client.sign_with(sad, &[hash]).unwrap();
     let again = client.sign_hash_request(&protocol::sign_hash_request("once", &value, &[hash])).unwrap_err();
     assert_eq!(again.code(), "CARIMBO-E1473", "{again}");
@@ -164,6 +165,20 @@ fn a_service_that_does_not_answer_in_time_gives_e1476_and_no_signature() {
 }
 
 #[test]
+fn a_malformed_sign_hash_answer_gives_e1477_and_no_signature() {
+    let Some((service, client)) = started(ServiceOptions::default()) else { return };
+    service.add_credential("garbled");
+    let hashes = [sha256(b"one"), sha256(b"two")];
+    for garble in [Garble::RepeatedMember, Garble::MissingSignature, Garble::ShortSignature, Garble::Oversized, Garble::NotJson] {
+        service.set_garble(garble);
+        let e = sign_hashes(&client, "garbled", &service.otp("garbled"), &hashes).unwrap_err();
+        assert_eq!(e.code(), "CARIMBO-E1477", "{garble:?}: {e}");
+    }
+    service.set_garble(Garble::None);
+    assert_eq!(sign_hashes(&client, "garbled", &service.otp("garbled"), &hashes).unwrap().len(), 2);
+}
+
+#[test]
 fn a_batch_larger_than_multisign_is_refused_before_the_signer_authorizes() {
     let Some((service, client)) = started(ServiceOptions { multisign: 5, ..Default::default() }) else { return };
     service.add_credential("small");
@@ -180,6 +195,17 @@ fn a_wrong_client_secret_gives_e1471() {
     let e = CscClient::connect(config).err().unwrap();
     assert_eq!(e.code(), "CARIMBO-E1471", "{e}");
     assert!(!format!("{e} {e:?}").contains("not-the-secret"));
+}
+
+#[test]
+fn a_token_the_service_forgot_is_replaced_once_and_the_signature_made() {
+    let Some((service, client)) = started(ServiceOptions::default()) else { return };
+    let leaf = service.add_credential("renewed");
+    assert_eq!(service.tokens_issued(), 1);
+    service.forget_tokens();
+    let signature = sign_hash(&client, "renewed", &service.otp("renewed"), &sha256(b"doc")).unwrap();
+    assert!(verifies(&leaf, b"doc", &signature));
+    assert_eq!(service.tokens_issued(), 2, "one new token, kept for the later calls");
 }
 
 #[test]
