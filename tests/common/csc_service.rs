@@ -48,8 +48,13 @@ const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0
 pub const CLIENT_ID: &str = "carimbo-test";
 pub const CLIENT_SECRET: &str = "test-secret-7f3a9c";
 
+/// SoftHSM2's module: `CARIMBO_SOFTHSM2_LIB` when set (and only it), else the first of
+/// `LIBRARIES` that exists.
 pub fn softhsm_library() -> Option<PathBuf> {
-    std::env::var_os("CARIMBO_SOFTHSM2_LIB").map(PathBuf::from).into_iter().chain(LIBRARIES.iter().map(PathBuf::from)).find(|p| p.exists())
+    match std::env::var_os("CARIMBO_SOFTHSM2_LIB") {
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.exists()),
+        None => LIBRARIES.iter().map(PathBuf::from).find(|p| p.exists()),
+    }
 }
 
 /// The token of this test binary.
