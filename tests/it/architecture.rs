@@ -24,6 +24,8 @@ const CORE: &[&str] = &[
     "src/json_strict.rs",
     "src/accounts/second_factor.rs",
     "src/notify/mod.rs",
+    "src/pdf",
+    "src/wording.rs",
     "src/csc/protocol.rs",
 ];
 

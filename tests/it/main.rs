@@ -7,10 +7,8 @@ mod common;
 #[path = "../common/csc_service.rs"]
 mod csc_service;
 #[path = "../common/evidence_case.rs"]
-#[allow(dead_code)]
 mod evidence_case;
 #[path = "../common/store_builders.rs"]
-#[allow(dead_code)]
 mod store_builders;
 
 mod api_cases;
