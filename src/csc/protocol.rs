@@ -413,7 +413,8 @@ pub fn refusal(method: &str, credential: &str, status: u16, body: Option<ErrorBo
     if status == 401 {
         return CscError::ServiceAuth { error, description };
     }
-    if method == "credentials/authorize" && (text.contains("otp") || text.contains("pin")) {
+    let names_code = text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == "otp" || w == "pin");
+    if method == "credentials/authorize" && names_code {
         return CscError::WrongOtp { credential };
     }
     if text.contains("sad") && (text.contains("expired") || text.contains("invalid parameter sad") || text.contains("already used")) {
@@ -501,6 +502,7 @@ mod tests {
         let table = [
             ("credentials/authorize", 400, body("invalid_otp", "The OTP is invalid"), "CARIMBO-E1472"),
             ("credentials/authorize", 400, body("invalid_request", "Invalid parameter OTP"), "CARIMBO-E1472"),
+            ("credentials/authorize", 400, body("invalid_request", "Invalid parameter numSignatures: mapping failed"), "CARIMBO-E1478"),
             ("signatures/signHash", 400, body("invalid_request", "SAD expired"), "CARIMBO-E1473"),
             ("signatures/signHash", 400, body("invalid_request", "Invalid parameter SAD"), "CARIMBO-E1473"),
             ("signatures/signHash", 400, body("invalid_request", "Hash is not authorized by the SAD"), "CARIMBO-E1474"),
