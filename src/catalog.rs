@@ -371,7 +371,7 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
         match ValidationContext::from_example(&ctx) {
             Ok(c) => Some(c),
             Err(detail) => {
-                p.push(format!("{}/context", e.pointer), codes::BAD_VALUE, detail);
+                p.push(format!("{}/context", e.pointer), codes::BAD_VALUE, *detail);
                 None
             }
         }

@@ -78,14 +78,14 @@ impl ValidationContext {
     }
 
     /// As `from_value`, with what is wrong as a definition problem's detail (an example's context).
-    pub fn from_example(v: &Value) -> Result<Self, Detail> {
+    pub fn from_example(v: &Value) -> Result<Self, Box<Detail>> {
         let today = v.get("today").and_then(Value::as_str).and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()).ok_or(Detail::ExampleContextToday)?;
         let now = match v.get("now") {
             None => today.and_time(NaiveTime::MIN),
             Some(n) => {
                 let at = n.as_str().and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok()).ok_or(Detail::ExampleContextNow)?;
                 if at.date() != today {
-                    return Err(Detail::ExampleContextNowNotToday { now: n.to_string(), today: today.to_string() });
+                    return Err(Box::new(Detail::ExampleContextNowNotToday { now: n.to_string(), today: today.to_string() }));
                 }
                 at
             }
@@ -93,7 +93,7 @@ impl ValidationContext {
         let applicant = match v.get("applicant") {
             None => Map::new(),
             Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err(Detail::ExampleContextApplicant),
+            Some(_) => return Err(Box::new(Detail::ExampleContextApplicant)),
         };
         Ok(Self::local(now, applicant))
     }
