@@ -736,7 +736,7 @@ pub fn issue_tsa_certificate(root_pem: &str, root_key_pem: &str, cn: &str, seria
 }
 
 /// `issue_tsa_certificate`, valid until `until` (a date, UTC) instead of the demo's end of 2050:
-/// the later TSA an archive is re-stamped with (`tests/evidence_ltv.rs`).
+/// the later TSA an archive is re-stamped with (`tests/it/evidence_ltv.rs`).
 pub fn issue_tsa_certificate_until(
     root_pem: &str,
     root_key_pem: &str,
