@@ -5,10 +5,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../common/evidence_case.rs"]
-#[allow(dead_code)]
 mod evidence_case;
 #[path = "../common/store_builders.rs"]
-#[allow(dead_code)]
 mod store_builders;
 
 mod api_cases;
