@@ -27,4 +27,5 @@ pub mod trusted_list;
 pub mod tsa;
 pub mod usage;
 pub mod visibility;
+pub mod wording;
 pub mod workflow;

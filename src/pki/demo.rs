@@ -746,17 +746,8 @@ pub fn issue_tsa_certificate_until(
     until: Option<(i32, u8, u8)>,
 ) -> Result<(String, String), PkiError> {
     let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
-    // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
-    // the root's key names the root exactly as its certificate does; the check below proves it.
     let params = demo_root_params();
-    let root = Issuer::from_params(&params, &root_key);
-    let root_cert = params.self_signed(&root_key).map_err(gen_err)?;
-    let same_name = |pem: &str| {
-        crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki))
-    };
-    if same_name(root_pem).is_none() || same_name(root_pem) != same_name(&root_cert.pem()) {
-        return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
-    }
+    let root = demo_root_issuer(&params, root_pem, &root_key)?;
     let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = tsa_params(cn, serial, critical_eku)?;
     if let Some((y, m, d)) = until {
@@ -764,6 +755,58 @@ pub fn issue_tsa_certificate_until(
     }
     let cert = params.signed_by(&key.key, &root).map_err(gen_err)?;
     Ok((cert.pem(), key.pem))
+}
+
+/// The demo root as an issuer, from its fixed parameters and its key. The root's parameters
+/// are fixed (see `generate`), so the issuer rebuilt from them and the root's key names the
+/// root exactly as its certificate does; the check here proves it.
+fn demo_root_issuer<'a>(params: &'a CertificateParams, root_pem: &str, root_key: &'a KeyPair) -> Result<Issuer<'a, &'a KeyPair>, PkiError> {
+    let root_cert = params.self_signed(root_key).map_err(gen_err)?;
+    let same_name = |pem: &str| {
+        crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki))
+    };
+    if same_name(root_pem).is_none() || same_name(root_pem) != same_name(&root_cert.pem()) {
+        return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
+    }
+    Ok(Issuer::from_params(params, root_key))
+}
+
+/// A newer CRL of the demo root (PEM): number `crl_number`, issued on `this_update` (a date,
+/// UTC) and authoritative until 2060 like the demo's, listing each `(serial, revoked on)` as a
+/// key compromise. What an archive re-stamped after a TSA's revocation carries
+/// (`tests/evidence_ltv.rs`).
+pub fn issue_root_crl(
+    root_pem: &str,
+    root_key_pem: &str,
+    crl_number: u64,
+    this_update: (i32, u8, u8),
+    revoked: &[(u64, (i32, u8, u8))],
+) -> Result<String, PkiError> {
+    let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
+    let params = demo_root_params();
+    let root = demo_root_issuer(&params, root_pem, &root_key)?;
+    let day = |(y, m, d): (i32, u8, u8)| date_time_ymd(y, m, d);
+    let revoked_certs = revoked
+        .iter()
+        .map(|(serial, on)| RevokedCertParams {
+            serial_number: SerialNumber::from(*serial),
+            revocation_time: day(*on),
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        })
+        .collect();
+    CertificateRevocationListParams {
+        this_update: day(this_update),
+        next_update: date_time_ymd(2060, 12, 31),
+        crl_number: SerialNumber::from(crl_number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&root)
+    .map_err(gen_err)?
+    .pem()
+    .map_err(gen_err)
 }
 
 /// The name of the demo TSA's trust-list member.

@@ -24,6 +24,8 @@ const CORE: &[&str] = &[
     "src/json_strict.rs",
     "src/accounts/second_factor.rs",
     "src/notify/mod.rs",
+    "src/pdf",
+    "src/wording.rs",
 ];
 
 /// Paths the core must not name (a prefix of segments), and why.

@@ -42,32 +42,34 @@ struct LaterTsa {
 
 fn later_tsa(base: &TextFile) -> &'static LaterTsa {
     static TSA: OnceLock<LaterTsa> = OnceLock::new();
-    TSA.get_or_init(|| {
-        let pki = seeds().join("pki");
-        let (cert, key) = carimbo::cli::pki_demo::issue_tsa_certificate_until(&pki, "Carimbo Archive TSA 2059", 0x2059, true, Some((2059, 12, 31))).unwrap();
-        let signer = TsaSigner::from_pem(key.as_bytes(), cert.as_bytes(), DEFAULT_TSA_POLICY).unwrap();
-        let operator =
-            Signer::from_pem(&std::fs::read(pki.join("operator/operator.key.pem")).unwrap(), &std::fs::read(pki.join("operator/operator.pem")).unwrap())
-                .unwrap();
-        let when = at(2049, 6, 1);
-        let mut history = TrustHistory::from_slice(base.text.as_bytes(), when).unwrap();
-        let der = carimbo::pki::cert::parse_pem_certificates(cert.as_bytes(), "tsa").unwrap().remove(0);
-        let changes = [
-            Change::AddMember {
-                member: "archive-tsa-2059".into(),
-                service_type: ServiceType::TimeStamping,
-                name: carimbo::pki::demo::tsa_name(),
-                certificate: certificate_text(&der),
-            },
-            Change::Status { member: "archive-tsa-2059".into(), status: MemberStatus::Granted, level: None },
-        ];
-        for change in changes {
-            let entry = sign_entry(Some(&history), &operator, when, change).unwrap();
-            history = history.appended(entry, when).unwrap();
-        }
-        let text = history.document().to_pretty();
-        LaterTsa { signer, trust_list: TextFile { name: "trust-list.json".into(), sha256: sha256_hex(text.as_bytes()), text } }
-    })
+    TSA.get_or_init(|| added_tsa(base, "archive-tsa-2059", "Carimbo Archive TSA 2059", 0x2059, (2059, 12, 31), at(2049, 6, 1)))
+}
+
+/// A TSA valid until `until`, issued by the demo root with `serial`, added to the trust list's
+/// history `base` as `member` and granted at `when` by the demo operator.
+fn added_tsa(base: &TextFile, member: &str, cn: &str, serial: u64, until: (i32, u8, u8), when: DateTime<Utc>) -> LaterTsa {
+    let pki = seeds().join("pki");
+    let (cert, key) = carimbo::cli::pki_demo::issue_tsa_certificate_until(&pki, cn, serial, true, Some(until)).unwrap();
+    let signer = TsaSigner::from_pem(key.as_bytes(), cert.as_bytes(), DEFAULT_TSA_POLICY).unwrap();
+    let operator =
+        Signer::from_pem(&std::fs::read(pki.join("operator/operator.key.pem")).unwrap(), &std::fs::read(pki.join("operator/operator.pem")).unwrap()).unwrap();
+    let mut history = TrustHistory::from_slice(base.text.as_bytes(), when).unwrap();
+    let der = carimbo::pki::cert::parse_pem_certificates(cert.as_bytes(), "tsa").unwrap().remove(0);
+    let changes = [
+        Change::AddMember {
+            member: member.into(),
+            service_type: ServiceType::TimeStamping,
+            name: carimbo::pki::demo::tsa_name(),
+            certificate: certificate_text(&der),
+        },
+        Change::Status { member: member.into(), status: MemberStatus::Granted, level: None },
+    ];
+    for change in changes {
+        let entry = sign_entry(Some(&history), &operator, when, change).unwrap();
+        history = history.appended(entry, when).unwrap();
+    }
+    let text = history.document().to_pretty();
+    LaterTsa { signer, trust_list: TextFile { name: "trust-list.json".into(), sha256: sha256_hex(text.as_bytes()), text } }
 }
 
 /// The bundles of one time-stamped case: B-T (no archive stamp), B-LTA with its first archive
@@ -288,4 +290,67 @@ fn the_restamp_command_adds_a_stamp_in_place_and_leaves_a_broken_bundle_alone() 
     assert!(r.passed, "{}", r.to_text());
     assert_eq!(r.archive_timestamps.len(), 2);
     assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("tmp")));
+}
+
+/// When the archive is re-stamped a second time, by a TSA valid to 2065, with a newer CRL of
+/// the demo root that lists the 2059 TSA (the one of archive stamp 1) as revoked on `revoked_on`.
+fn restamped_after_revocation(revoked_on: (i32, u8, u8)) -> (ltv::PreparedRestamp, Vec<u8>) {
+    let when = at(2050, 6, 1);
+    let b = &bundles().restamped;
+    let newest: TextFile = serde_json::from_value(value(b)["archive_timestamps"][1]["validation_data"]["trust_list"].clone()).unwrap();
+    let third = added_tsa(&newest, "archive-tsa-2065", "Carimbo Archive TSA 2065", 0x2065, (2065, 12, 31), when);
+    let crl = carimbo::cli::pki_demo::issue_root_crl(&seeds().join("pki"), 2, (2050, 6, 1), &[(0x2059, revoked_on)]).unwrap();
+    let crl = carimbo::evidence::BinaryFile {
+        name: "root-2050.crl".into(),
+        sha256: sha256_hex(crl.as_bytes()),
+        base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, crl.as_bytes()),
+    };
+    // The bundle as it stands verifies in 2050: the CRL that names the revocation is new.
+    let prepared = ltv::prepare_restamp(b, when, Some(&third.trust_list), &[crl]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(prepared.validation_data.crls.len(), 1, "the new CRL goes with the new stamp");
+    let token = third.signer.stamp(&prepared.input, 8, when).unwrap();
+    (prepared, token)
+}
+
+#[test]
+fn an_archive_tsa_revoked_after_its_stamp_leaves_the_bundle_valid() {
+    let (prepared, token) = restamped_after_revocation((2050, 3, 1));
+    let bytes = ltv::finish_restamp(prepared, &token, at(2050, 6, 1)).unwrap_or_else(|e| panic!("{e}"));
+    let r = verify(&bytes, moved_clock());
+    assert!(r.passed, "{}", r.to_text());
+    assert_eq!(r.archive_timestamps.len(), 3, "{}", r.to_text());
+}
+
+#[test]
+fn an_archive_tsa_revoked_before_its_stamp_fails_with_its_own_code() {
+    let (prepared, token) = restamped_after_revocation((2049, 5, 1));
+    let bundle = ltv::with_archive_stamp(prepared.bundle.clone(), prepared.validation_data.clone(), &token).to_bytes();
+    let r = verify(&bundle, moved_clock());
+    let f = failure(&r);
+    assert_eq!((f.code, f.pointer.as_str()), ("CARIMBO-E1480", "/archive_timestamps/1/token"), "{}", f.message);
+    let report = f.report.as_ref().unwrap();
+    assert_eq!((report.indication, report.sub_indication), (Indication::TotalFailed, Some(SubIndication::Revoked)));
+    assert!(f.message.contains("2049-05-01") && f.message.contains("root-2050.crl"), "{}", f.message);
+    // Re-stamping does not write a bundle whose new CRL shows an earlier stamp was worthless.
+    let e = ltv::finish_restamp(prepared, &token, at(2050, 6, 1)).expect_err("refused");
+    assert_eq!(e.code(), "CARIMBO-E1256", "{e}");
+    assert!(e.to_string().contains("CARIMBO-E1480"), "{e}");
+}
+
+#[test]
+fn an_archive_tsa_revoked_before_its_stamp_by_its_own_validation_data_fails_too() {
+    let b = &bundles().b_lta;
+    let later = later_tsa(&value_text(b));
+    let crl = carimbo::cli::pki_demo::issue_root_crl(&seeds().join("pki"), 2, (2049, 6, 1), &[(0x2059, (2049, 5, 1))]).unwrap();
+    let crl = carimbo::evidence::BinaryFile {
+        name: "root-2049.crl".into(),
+        sha256: sha256_hex(crl.as_bytes()),
+        base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, crl.as_bytes()),
+    };
+    let prepared = ltv::prepare_restamp(b, restamp_time(), Some(&later.trust_list), &[crl]).unwrap_or_else(|e| panic!("{e}"));
+    let token = later.signer.stamp(&prepared.input, 9, restamp_time()).unwrap();
+    let bundle = ltv::with_archive_stamp(prepared.bundle, prepared.validation_data, &token).to_bytes();
+    let f = failure(&verify(&bundle, restamp_time())).clone();
+    assert_eq!((f.code, f.pointer.as_str()), ("CARIMBO-E1480", "/archive_timestamps/1/token"), "{}", f.message);
+    assert_eq!(f.report.unwrap().sub_indication, Some(SubIndication::Revoked));
 }

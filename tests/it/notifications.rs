@@ -595,6 +595,20 @@ fn administrators_see_mail_off_and_the_people_with_no_address() {
     assert!(html.contains("People with no e-mail address (3)") && html.contains("doc01") && html.contains("Notifications are off"), "{html}");
 }
 
+/// p004 acting for their supervisor p003 from 9 to 13 March 2026, on every form.
+fn supervisor_delegation(id: &str) -> carimbo::directory::Delegation {
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    carimbo::directory::Delegation {
+        id: id.into(),
+        delegate: "p004".into(),
+        principal: "p003".into(),
+        from: day("2026-03-09"),
+        to: day("2026-03-13"),
+        forms: None,
+        reason: None,
+    }
+}
+
 #[test]
 fn a_delegation_set_and_ended_is_announced_to_the_delegate_and_the_principal() {
     use carimbo::directory::Delegation;
@@ -604,16 +618,7 @@ fn a_delegation_set_and_ended_is_announced_to_the_delegate_and_the_principal() {
     let dir = tempfile::tempdir().unwrap();
     let (log_path, cursor) = (dir.path().join("delegations.jsonl"), dir.path().join("notifications-delegations.json"));
     let log = DelegationLog::new(&log_path);
-    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    let d = Delegation {
-        id: "out-of-office-1".into(),
-        delegate: "p004".into(),
-        principal: "p003".into(),
-        from: day("2026-03-09"),
-        to: day("2026-03-13"),
-        forms: None,
-        reason: None,
-    };
+    let d = supervisor_delegation("out-of-office-1");
     // A line already in the record when mail is turned on is not announced.
     log.append(&DelegationEntry::Set { at: Utc::now(), by: "p003".into(), delegation: Delegation { id: "old".into(), ..d.clone() } }).unwrap();
     let disp = dispatcher(&w, &r).with_delegation_record(&log_path, &cursor).unwrap();
@@ -640,4 +645,59 @@ fn a_delegation_set_and_ended_is_announced_to_the_delegate_and_the_principal() {
     let to_principal = r.to(&address("p003"));
     assert_eq!(to_principal.len(), 1);
     assert!(to_principal[0].body().contains("terminou a substituição"), "in Portuguese: {}", to_principal[0].body());
+}
+
+#[test]
+fn delegation_mails_wait_for_quiet_hours_and_go_into_the_daily_digest_like_every_notice() {
+    use carimbo::directory::delegation_log::{DelegationEntry, DelegationLog};
+    let w = world();
+    let r = Receiver::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let (log_path, cursor) = (dir.path().join("delegations.jsonl"), dir.path().join("notifications-delegations.json"));
+    let log = DelegationLog::new(&log_path);
+    let disp = dispatcher(&w, &r).with_delegation_record(&log_path, &cursor).unwrap();
+    let quiet = PreferencesBody {
+        topics: vec!["task".into(), "delegation".into()],
+        delivery: "immediate".into(),
+        digest_at: None,
+        quiet_from: Some("20:00".into()),
+        quiet_to: Some("08:00".into()),
+    };
+    w.prefs.set("p004", quiet.parse().unwrap()).unwrap();
+    let digest = PreferencesBody {
+        topics: vec!["task".into(), "delegation".into()],
+        delivery: "digest".into(),
+        digest_at: Some("17:00".into()),
+        quiet_from: None,
+        quiet_to: None,
+    };
+    w.prefs.set("p003", digest.parse().unwrap()).unwrap();
+    // Monday 21:00 Macau: a leave request waits for the supervisor, and an administrator sets
+    // the supervisor's delegation.
+    let evening = at("2026-03-02T21:00");
+    w.svc.submit("p005", "absence-and-annual-leave", &leave(11), sig("p005", Level::Advanced), evening, None, Lang::Zh).unwrap();
+    let d = supervisor_delegation("out-of-office-2");
+    log.append(&DelegationEntry::Set { at: evening, by: "p032".into(), delegation: d }).unwrap();
+    disp.run_once(evening).unwrap();
+    disp.run_once(at("2026-03-03T07:59")).unwrap();
+    assert!(r.to(&address("p004")).is_empty(), "the delegate's quiet hours hold the delegation mail");
+    assert!(r.to(&address("p003")).is_empty(), "the principal reads it in the digest");
+    // The quiet hours end: the delegate is told, once.
+    disp.run_once(at("2026-03-03T08:00")).unwrap();
+    disp.run_once(at("2026-03-03T08:10")).unwrap();
+    let to_delegate = r.to(&address("p004"));
+    assert_eq!(to_delegate.len(), 1);
+    assert!(to_delegate[0].body().contains("2026-03-09") && to_delegate[0].body().contains("p003"), "{}", to_delegate[0].body());
+    assert!(r.to(&address("p003")).is_empty(), "not before the digest's time");
+    // 17:00 Macau: one digest with the task and the delegation.
+    disp.run_once(at("2026-03-03T17:00")).unwrap();
+    disp.run_once(at("2026-03-03T17:10")).unwrap();
+    disp.run_once(at("2026-03-04T17:10")).unwrap();
+    let mails = r.to(&address("p003"));
+    assert_eq!(mails.len(), 1, "one digest, not a mail per item");
+    let body = mails[0].body();
+    assert!(body.contains("Estas são as suas 2 notificações"), "{body}");
+    assert!(body.contains("definiu uma substituição") && body.contains(&format!("{PUBLIC}/me/delegation")), "{body}");
+    assert_eq!(body.matches(&format!("{PUBLIC}/cases/")).count(), 1, "{body}");
+    assert_eq!(r.to(&address("p004")).len(), 1, "nothing sent twice");
 }

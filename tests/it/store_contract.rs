@@ -154,6 +154,7 @@ on_every_store!(
     outbox_messages_commit_with_their_append_and_read_back,
     a_conflicting_append_or_an_idempotent_retry_writes_no_outbox_message,
     outbox_updates_settle_and_mark_dead_moving_messages_between_lists,
+    unsettled_messages_of_one_kind_are_listed_alone_in_order_with_a_cursor,
     an_outbox_update_of_an_unknown_id_is_not_found,
     outbox_since_pages_in_at_then_id_order_with_a_cursor,
     outbox_messages_and_their_delivery_state_survive_reopen,
@@ -723,6 +724,34 @@ fn outbox_updates_settle_and_mark_dead_moving_messages_between_lists(env: Env) {
     let b = store.outbox_get("b/1/0").unwrap().unwrap();
     assert_eq!((b.kind.as_str(), &b.payload, b.seq), ("decision", &json!({"n": 0, "text": "décision ✓"}), 1));
     assert_eq!(ids(&store.outbox_since(t(-1_000_000), None, 10).unwrap()), ["a/1/0", "b/1/0", "c/1/0"]);
+}
+
+fn unsettled_messages_of_one_kind_are_listed_alone_in_order_with_a_cursor(mut env: Env) {
+    {
+        let store = env.store();
+        store.append(with_outbox(submit("a"), vec![message("decision", 0), message("mail.task", 1), message("mail.decided", 2)])).unwrap();
+        store.append(with_outbox(submit("b"), vec![message("case.submitted", 0), message("mail.task", 1)])).unwrap();
+        store.append(with_outbox(submit("c"), vec![message("mailbox.other", 0), message("mail.reminder", 1)])).unwrap();
+        let mail = |after: Option<&str>, limit: usize| -> Vec<String> {
+            store.outbox_pending_of_kind("mail.", after, limit).unwrap().into_iter().map(|r| r.id).collect()
+        };
+        assert_eq!(mail(None, 10), ["a/1/1", "a/1/2", "b/1/1", "c/1/1"], "only kinds starting with the prefix, in (at, id) order");
+        assert_eq!(mail(None, 2), ["a/1/1", "a/1/2"], "the limit counts the listed kind only");
+        assert_eq!(mail(Some("a/1/2"), 10), ["b/1/1", "c/1/1"], "the next page after a cursor");
+        assert_eq!(mail(Some("b/1/0"), 10), ["b/1/1", "c/1/1"], "a message of another kind is a valid cursor");
+        assert!(matches!(store.outbox_pending_of_kind("mail.", Some("z/1/0"), 2), Err(StoreError::Cursor(_))), "a cursor the store never handed out");
+        // Settled messages leave the list; one re-queued comes back; other kinds are untouched.
+        store.outbox_update("a/1/1", &json!({"mail": {"state": "delivered"}}), true, false).unwrap();
+        store.outbox_update("b/1/1", &json!({"mail": {"attempts": 1}}), false, false).unwrap();
+        assert_eq!(mail(None, 10), ["a/1/2", "b/1/1", "c/1/1"]);
+        store.outbox_update("a/1/1", &json!({}), false, false).unwrap();
+        assert_eq!(mail(None, 10), ["a/1/1", "a/1/2", "b/1/1", "c/1/1"]);
+        assert_eq!(ids(&store.outbox_pending_of_kind("case.", None, 10).unwrap()), ["b/1/0"]);
+        assert_eq!(store.outbox_pending(None, 10).unwrap().len(), 7, "the whole list is unchanged");
+    }
+    env.reopen();
+    let store = env.store();
+    assert_eq!(ids(&store.outbox_pending_of_kind("mail.", None, 10).unwrap()), ["a/1/1", "a/1/2", "b/1/1", "c/1/1"], "after reopening");
 }
 
 fn an_outbox_update_of_an_unknown_id_is_not_found(env: Env) {
