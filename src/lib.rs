@@ -11,6 +11,7 @@ pub mod cases;
 pub mod catalog;
 pub mod chain;
 pub mod cli;
+pub mod csc;
 pub mod directory;
 pub mod evidence;
 pub mod forms;

@@ -382,12 +382,7 @@ fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool, lang: 
     let mut report = Catalog::load_paths_with_reference(paths, &reference, directory.as_ref());
     if directory.is_none() && !report.catalog.workflow_ids.is_empty() {
         // Never "ok" with the groups of the workflows unchecked (a typo `hrr` would pass).
-        report.problems.push(Problem {
-            file: "--directory".into(),
-            pointer: String::new(),
-            code: ErrorCode("CARIMBO-E0084"),
-            message: "no staff directory found (seeds/directory/directory.json here or in the checkout of the paths given), so the groups the workflows name cannot be checked: give --directory FILE".into(),
-        });
+        report.problems.push(Problem::new("--directory", "", ErrorCode("CARIMBO-E0084"), carimbo::forms::Detail::NoDirectory));
     }
     for note in &report.notes {
         eprintln!("note: {note}");

@@ -8,6 +8,7 @@ use super::body::StrictJson;
 use super::error::ApiError;
 use crate::accounts::RequestCodes;
 use crate::catalog::{Catalog, SourceFile};
+use crate::i18n::Lang;
 use crate::store::CaseHead;
 use crate::visibility::Sight;
 use crate::workflow::{Case, Level, WorkflowDefinition};
@@ -714,18 +715,30 @@ async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpl
     // Applying is the admin's (the route is `admin` in the route table); authors and admins check.
     caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") { Ok(()) } else { Err(e) })?;
     let lang = caller.lang;
-    blocking(move || publish_upload(&state, &caller.person, &upload, apply).map(Json)).await.map_err(|e| e.lang(lang))
+    blocking(move || publish_upload(&state, &caller.person, &upload, apply, lang).map(Json)).await.map_err(|e| e.lang(lang))
 }
 
-/// The answer to a definitions upload: checked, and with `apply` published (also the author's page's).
-pub(crate) fn publish_upload(state: &AppState, by: &str, upload: &DefinitionUpload, apply: bool) -> Result<Value, ApiError> {
+/// One problem of an upload: `message` and `line` in English (the stable detail), and under
+/// `localized` the same in the caller's language (`lang`): what the code means, the detail, the line.
+fn problem_json(p: &crate::forms::Problem, lang: Lang) -> Value {
+    let explanation = crate::forms::problem_text::explain(p.code.0).map(|t| t.get(lang).to_string());
+    json!({
+        "file": p.file,
+        "definition": definition_kind(&p.file),
+        "pointer": p.pointer,
+        "code": p.code.0,
+        "message": p.message,
+        "line": p.to_string(),
+        "localized": {"lang": lang.code(), "explanation": explanation, "detail": p.detail_in(lang), "line": p.localized(lang)},
+    })
+}
+
+/// The answer to a definitions upload: checked, and with `apply` published (also the author's
+/// page's); each problem also in `lang`.
+pub(crate) fn publish_upload(state: &AppState, by: &str, upload: &DefinitionUpload, apply: bool, lang: Lang) -> Result<Value, ApiError> {
     let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
     let report = check_upload(state, upload)?;
-    let problems: Vec<Value> = report
-        .problems
-        .iter()
-        .map(|p| json!({"file": p.file, "definition": definition_kind(&p.file), "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()}))
-        .collect();
+    let problems: Vec<Value> = report.problems.iter().map(|p| problem_json(p, lang)).collect();
     if !problems.is_empty() {
         let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));
         e.report = Some(json!({"problems": problems, "uploaded": uploaded}));

@@ -26,6 +26,7 @@ const CORE: &[&str] = &[
     "src/notify/mod.rs",
     "src/pdf",
     "src/wording.rs",
+    "src/csc/protocol.rs",
 ];
 
 /// Paths the core must not name (a prefix of segments), and why.

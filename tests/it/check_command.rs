@@ -163,13 +163,79 @@ fn an_author_reading_chinese_or_portuguese_gets_what_each_problem_means_in_their
     let (code, zh, _) = carimbo(&["check", "--lang", "zh", dir.to_str().unwrap(), "forms/reference"]);
     assert_eq!(code, 1, "{zh}");
     let line = zh.lines().find(|l| l.starts_with(&format!("{f}:/labels/reason:"))).unwrap_or_else(|| panic!("{zh}"));
-    assert!(line.contains("缺少中文、葡文或英文") && line.contains("missing the Portuguese text") && line.ends_with("[CARIMBO-E0012]"), "{line}");
+    assert!(line.contains("缺少中文、葡文或英文") && line.contains("缺少葡文文字（\"pt\"）") && line.ends_with("[CARIMBO-E0012]"), "{line}");
+    assert!(!line.contains("missing the Portuguese text"), "the detail is in Chinese too: {line}");
     assert!(zh.trim_end().ends_with("1 個檔案共 1 個問題"), "{zh}");
     let (_, pt, _) = carimbo(&["check", "--lang", "pt-PT", dir.to_str().unwrap(), "forms/reference"]);
     assert!(pt.contains("Falta um texto em chinês, português ou inglês") && pt.trim_end().ends_with("1 problema(s) em 1 ficheiro(s)"), "{pt}");
+    assert!(pt.contains("falta o texto em português (\"pt\")") && !pt.contains("missing the Portuguese text"), "{pt}");
     // A language carimbo does not speak is refused before anything is checked.
     let (code, out, err) = carimbo(&["check", "--lang", "fr", dir.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("--lang") && out.is_empty(), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn details_of_layout_rule_and_label_problems_are_printed_in_chinese_and_portuguese() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut def = common::leave_form();
+    def["layout"]["widgets"]["reason"] = serde_json::json!("slider");
+    def["layout"]["groups"][0]["fields"].as_array_mut().unwrap().push(serde_json::json!("no_such_field"));
+    def["rules"][0]["logic"] = serde_json::json!({"<=": [{"var": "start"}, {"var": "end_date"}]});
+    def["labels"]["reason"].as_object_mut().unwrap().remove("pt");
+    let file = tmp.path().join("absence-and-annual-leave.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&def).unwrap()).unwrap();
+    let f = file.display().to_string();
+    let line_at = |out: &str, pointer: &str| -> String {
+        out.lines().find(|l| l.starts_with(&format!("{f}:{pointer}:"))).unwrap_or_else(|| panic!("no line for {pointer} in:\n{out}")).to_string()
+    };
+    let (code, zh, _) = carimbo(&["check", "--lang", "zh", tmp.path().to_str().unwrap(), "forms/reference"]);
+    assert_eq!(code, 1, "{zh}");
+    for (pointer, words) in [
+        ("/layout/widgets/reason", "未知的元件 \"slider\"；請用以下之一：textarea、checkbox"),
+        ("/layout/groups/0/fields/3", "\"no_such_field\" 不是結構描述的頂層欄位"),
+        ("/rules/0/logic/<=/0/var", "讀取 \"start\"，但它不是表格的欄位（"),
+        ("/labels/reason", "缺少葡文文字"),
+    ] {
+        let line = line_at(&zh, pointer);
+        assert!(line.contains(words) && line.ends_with(']'), "{pointer}: {line}");
+    }
+    let (_, pt, _) = carimbo(&["check", "--lang", "pt", tmp.path().to_str().unwrap(), "forms/reference"]);
+    for (pointer, words) in [
+        ("/layout/widgets/reason", "elemento de entrada desconhecido \"slider\"; use um de textarea, checkbox"),
+        ("/layout/groups/0/fields/3", "\"no_such_field\" não é campo de topo do esquema"),
+        ("/rules/0/logic/<=/0/var", "lê \"start\", que não é campo do formulário ("),
+        ("/labels/reason", "falta o texto em português"),
+    ] {
+        let line = line_at(&pt, pointer);
+        assert!(line.contains(words), "{pointer}: {line}");
+    }
+    // English stays the stable text it was.
+    let (_, en, _) = carimbo(&["check", tmp.path().to_str().unwrap(), "forms/reference"]);
+    assert!(line_at(&en, "/layout/widgets/reason").contains("unknown widget \"slider\"; use one of textarea, checkbox"), "{en}");
+    assert!(line_at(&en, "/layout/groups/0/fields/3").contains("\"no_such_field\" is not a top-level field of the schema"), "{en}");
+    for lang in ["zh", "pt"] {
+        let (_, out, _) = carimbo(&["check", "--lang", lang, tmp.path().to_str().unwrap(), "forms/reference"]);
+        for english in ["unknown widget", "is not a top-level field", "which is not a field of the form", "missing the Portuguese"] {
+            assert!(!out.contains(english), "{lang}: {english:?} in\n{out}");
+        }
+    }
+}
+
+#[test]
+fn the_warning_for_a_step_assigned_to_the_applicant_is_printed_in_chinese() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"));
+    w["steps"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": "applicant-signs", "title": {"zh": "申請人簽署", "pt": "O requerente assina", "en": "The applicant signs"},
+        "assignee": {"role": "applicant"}, "actions": ["sign"], "signature": "advanced"}));
+    let file = tmp.path().join("absence-and-annual-leave.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&w).unwrap()).unwrap();
+    let (code, stdout, stderr) = carimbo(&["check", "--lang", "zh", "forms/absence-and-annual-leave.json", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let line = stdout.lines().find(|l| l.starts_with(&format!("{}:/steps/3:", file.display()))).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("步驟 \"applicant-signs\" 交給申請人") && line.ends_with("(警告)"), "{line}");
 }

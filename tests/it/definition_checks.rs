@@ -416,3 +416,120 @@ fn every_definition_check_code_says_what_it_means_in_zh_pt_and_en() {
         codes.iter().filter(|c| carimbo::forms::problem_text::explain(c).is_none_or(|t| t.zh.is_empty() || t.pt.is_empty() || t.en.is_empty())).collect();
     assert!(missing.is_empty(), "definition-check codes with no zh / pt / en sentence in forms::problem_text: {missing:?}");
 }
+
+#[test]
+fn every_kind_of_detail_reads_in_zh_pt_and_en_and_each_language_is_its_own() {
+    use carimbo::forms::{Detail, DetailKind};
+    use carimbo::i18n::Lang;
+    let examples = Detail::examples();
+    assert!(examples.len() > 100, "every kind of detail: {}", examples.len());
+    let mut bad = Vec::new();
+    for d in &examples {
+        let (zh, pt, en) = (d.render(Lang::Zh), d.render(Lang::Pt), d.render(Lang::En));
+        let has_chinese = zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        if zh.trim().is_empty() || pt.trim().is_empty() || en.trim().is_empty() || zh == pt || pt == en || zh == en || !has_chinese {
+            bad.push(format!("{}:\n  zh {zh}\n  pt {pt}\n  en {en}", d.kind()));
+        }
+        // The English text is the stable message (`Problem::message`, `carimbo check`, the API).
+        assert_eq!(d.to_string(), en, "{}", d.kind());
+        assert_eq!(DetailKind::from(d), DetailKind::from(&Detail::example(DetailKind::from(d))), "the example of {} is of its kind", d.kind());
+    }
+    assert!(bad.is_empty(), "details without three distinct texts:\n{}", bad.join("\n"));
+}
+
+/// The problems of a broken leave form, as (pointer, detail in zh, in pt, message).
+fn details_of(def: &Value) -> Vec<(String, String, String, String)> {
+    use carimbo::i18n::Lang;
+    let report = common::load_form("forms/absence-and-annual-leave.json", def);
+    assert!(!report.problems.is_empty());
+    report.problems.iter().map(|p| (p.pointer.clone(), p.detail_in(Lang::Zh), p.detail_in(Lang::Pt), p.message.clone())).collect()
+}
+
+fn detail_at<'a>(details: &'a [(String, String, String, String)], pointer: &str) -> &'a (String, String, String, String) {
+    details.iter().find(|d| d.0 == pointer).unwrap_or_else(|| panic!("no problem at {pointer}: {details:#?}"))
+}
+
+#[test]
+fn the_details_of_a_broken_form_read_in_chinese_and_portuguese_with_the_names_as_written() {
+    let mut def = common::leave_form();
+    def["colour"] = json!("blue");
+    def["title"].as_object_mut().unwrap().remove("pt");
+    def["layout"]["widgets"]["reason"] = json!("slider");
+    def["layout"]["groups"][0]["fields"].as_array_mut().unwrap().push(json!("no_such_field"));
+    def["rules"][0]["logic"] = json!({"before": [{"var": "start_date"}, {"var": "end_date"}]});
+    def["rules"][3]["logic"] = json!({"<=": [{"var": "working_days"}, {"var": "settings.max_sick_days"}]});
+    def["computed"][0]["working_days"]["calendar"] = json!("lisbon-holidays");
+    let details = details_of(&def);
+    let cases: [(&str, &str, &str, &str); 7] = [
+        ("/colour", "未知的鍵 \"colour\"；應為以下之一：", "chave desconhecida \"colour\"; espera-se uma de:", "unknown key \"colour\""),
+        ("/title", "缺少葡文文字（\"pt\"）", "falta o texto em português (\"pt\")", "missing the Portuguese text (\"pt\")"),
+        ("/layout/widgets/reason", "未知的元件 \"slider\"", "elemento de entrada desconhecido \"slider\"", "unknown widget \"slider\""),
+        (
+            "/layout/groups/0/fields/3",
+            "\"no_such_field\" 不是結構描述的頂層欄位",
+            "\"no_such_field\" não é campo de topo do esquema",
+            "\"no_such_field\" is not a top-level field",
+        ),
+        ("/rules/0/logic/before", "未知的運算子 \"before\"", "operador desconhecido \"before\"", "unknown operator \"before\""),
+        (
+            "/rules/3/logic/<=/1/var",
+            "讀取 \"settings.max_sick_days\"，但表格沒有此設定",
+            "lê \"settings.max_sick_days\", mas o formulário não tem essa definição",
+            "but the form has no such setting",
+        ),
+        (
+            "/computed/0/working_days/calendar",
+            "沒有識別碼為 \"lisbon-holidays\" 的假期日曆",
+            "não há calendário de feriados com o identificador \"lisbon-holidays\"",
+            "no holiday calendar with id \"lisbon-holidays\"",
+        ),
+    ];
+    for (pointer, zh, pt, en) in cases {
+        let d = detail_at(&details, pointer);
+        assert!(d.1.contains(zh), "{pointer} zh: {}", d.1);
+        assert!(d.2.contains(pt), "{pointer} pt: {}", d.2);
+        assert!(d.3.contains(en), "{pointer} en: {}", d.3);
+    }
+}
+
+#[test]
+fn the_details_of_a_broken_workflow_read_in_chinese_and_portuguese() {
+    use carimbo::i18n::Lang;
+    let mut w = common::read_json(&common::repo().join("workflows/absence-and-annual-leave.json"));
+    w["steps"][2]["assignee"] = json!({"group": "hrr"});
+    w["steps"][1]["actions"] = json!(["approve", "approove"]);
+    w["steps"][0]["signature"] = json!("strong");
+    let mut sources = common::reference_sources();
+    sources.push(SourceFile::new("forms/absence-and-annual-leave.json", std::fs::read(common::repo().join("forms/absence-and-annual-leave.json")).unwrap()));
+    sources.push(SourceFile::new("workflows/absence-and-annual-leave.json", serde_json::to_vec(&w).unwrap()));
+    let report = Catalog::load_sources_with(&sources, Some(&common::directory()));
+    let at = |suffix: &str| {
+        report.problems.iter().find(|p| p.pointer.ends_with(suffix)).unwrap_or_else(|| panic!("no problem at …{suffix}: {:?}", common::lines(&report)))
+    };
+    let group = at("/assignee/group");
+    assert!(group.detail_in(Lang::Zh).starts_with("未知的組 \"hrr\"；人員名冊中有："), "{}", group.detail_in(Lang::Zh));
+    assert!(group.detail_in(Lang::Pt).starts_with("grupo desconhecido \"hrr\"; o registo de pessoal tem:"), "{}", group.detail_in(Lang::Pt));
+    assert!(group.message.starts_with("unknown group \"hrr\"; the directory has:"), "{}", group.message);
+    let action = at("/actions/1");
+    assert_eq!(action.detail_in(Lang::Zh), "未知的動作 \"approove\"：請用 sign、approve、reject 或 return");
+    assert_eq!(action.detail_in(Lang::Pt), "ação desconhecida \"approove\": use sign, approve, reject ou return");
+    let level = at("/steps/0/signature");
+    assert_eq!(level.message, "unknown signature level \"strong\": use simple, advanced or qualified");
+    assert_eq!(level.detail_in(Lang::Pt), "nível de assinatura desconhecido \"strong\": use simple, advanced ou qualified");
+    // The localized line: the code's sentence, then the detail, both in the reader's language.
+    let line = action.localized(Lang::Zh);
+    assert!(line.contains("缺少某個鍵，或其值的類型不對。 — 未知的動作") && line.ends_with("[CARIMBO-E0011]"), "{line}");
+}
+
+#[test]
+fn a_refused_valid_example_says_why_in_the_readers_language() {
+    let mut def = common::leave_form();
+    def["examples"]["valid"][0]["data"]["end_date"] = json!("2026-03-01");
+    let details = details_of(&def);
+    let (_, zh, pt, en) = detail_at(&details, "/examples/valid/0");
+    assert!(zh.starts_with("有效範例 \"a working week of annual leave\" 被拒絕：/end_date "), "{zh}");
+    assert!(pt.starts_with("o exemplo válido \"a working week of annual leave\" foi recusado: /end_date "), "{pt}");
+    // The validator's own message is in the reader's language too.
+    let why = en.split("/end_date ").nth(1).unwrap_or_else(|| panic!("{en}"));
+    assert!(!zh.contains(why) && !pt.contains(why), "{why:?} is English in:\n{zh}\n{pt}");
+}

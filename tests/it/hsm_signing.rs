@@ -38,12 +38,11 @@ fn hsm() -> Option<&'static Hsm> {
         if !Path::new(DEFAULT_MODULE).is_file() {
             return None;
         }
-        let dir = tempfile::tempdir().expect("a temporary folder").keep();
-        std::fs::create_dir_all(dir.join("tokens")).unwrap();
-        std::fs::write(dir.join("softhsm2.conf"), format!("directories.tokendir = {}\nlog.level = ERROR\n", dir.join("tokens").display())).unwrap();
-        // SAFETY: set once, before SoftHSM2 is loaded (it reads the variable in C_Initialize);
-        // no other test of this binary reads the environment from C meanwhile.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", dir.join("softhsm2.conf")) };
+        // PKCS#11 is initialized once per process, and the CSC test service of this binary
+        // initializes SoftHSM2 itself (its configuration, its token in the first slot): let it
+        // go first, then add this binary's token in a free slot of the same SoftHSM2.
+        let csc = crate::csc_service::CscService::start(crate::csc_service::ServiceOptions::default());
+        drop(csc);
         let hsm = Hsm::open(Path::new(DEFAULT_MODULE)).expect("SoftHSM2 loads");
         hsm.init_token(TOKEN, &pin("test-so-pin"), &pin(PIN)).expect("the test token is initialized");
         Some(hsm)

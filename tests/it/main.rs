@@ -4,6 +4,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/csc_service.rs"]
+mod csc_service;
 #[path = "../common/evidence_case.rs"]
 mod evidence_case;
 #[path = "../common/store_builders.rs"]
@@ -24,6 +26,7 @@ mod check_command;
 mod crash_pg;
 mod crash_sled;
 mod crl_signers;
+mod csc;
 mod definition_checks;
 mod error_codes;
 mod evidence;

@@ -306,6 +306,48 @@ fn an_author_checking_a_broken_form_in_chinese_reads_what_each_problem_means_in_
     assert_eq!(r.status, 422, "{}", r.body);
     let html = r.body.as_str().unwrap();
     assert!(html.contains("缺少中文、葡文或英文"), "{html}");
-    assert!(html.contains("詳情：") && html.contains("<span lang=\"en\">") && html.contains("href=\"/docs/errors#carimbo-e0012\""), "{html}");
+    assert!(html.contains("詳情：") && html.contains("缺少葡文文字") && html.contains("href=\"/docs/errors#carimbo-e0012\""), "{html}");
+    // The detail is in Chinese, not English marked as such.
+    assert!(!html.contains("<span lang=\"en\">") && !html.contains("missing the Portuguese text"), "{html}");
     assert_eq!(served_version(&s), "1.0.0");
+}
+
+#[test]
+fn an_upload_checked_in_portuguese_or_chinese_answers_each_problem_in_that_language_and_in_english() {
+    let s = TestServer::start();
+    let admin = s.login("p032");
+    // 1.0.0 is served with other content: the version is refused too.
+    let mut form = leave_form_requiring_substitute("1.0.0");
+    form["labels"]["reason"].as_object_mut().unwrap().remove("pt");
+    form["layout"]["widgets"]["reason"] = json!("slider");
+    let mut workflow = common::read_json(&common::repo().join(format!("workflows/{LEAVE}.json")));
+    workflow["version"] = json!("1.1.0");
+    workflow["steps"][2]["assignee"] = json!({"group": "hrr"});
+    let body = upload(&[("absence-and-annual-leave.json", &form), ("absence-and-annual-leave.json", &workflow)]);
+    let problem_at = |reply: &common::server::Reply, pointer: &str| -> Value {
+        let list = reply.body["report"]["problems"].as_array().unwrap_or_else(|| panic!("{}", reply.body)).clone();
+        list.into_iter().find(|p| p["pointer"] == pointer).unwrap_or_else(|| panic!("no problem at {pointer}: {}", reply.body))
+    };
+    let pt = admin.post_with("/api/v1/admin/definitions", &body, &[("accept-language", "pt-PT")]);
+    pt.problem(422, "CARIMBO-E0708");
+    let label = problem_at(&pt, "/labels/reason");
+    // `message` and `line` stay the stable English; `localized` is the reader's language.
+    assert_eq!(label["message"], "missing the Portuguese text (\"pt\")", "{label}");
+    assert_eq!(label["localized"]["lang"], "pt", "{label}");
+    assert_eq!(label["localized"]["detail"], "falta o texto em português (\"pt\")", "{label}");
+    assert!(label["localized"]["explanation"].as_str().is_some_and(|t| t.starts_with("Falta um texto em chinês")), "{label}");
+    assert!(label["localized"]["line"].as_str().is_some_and(|l| l.contains("falta o texto em português") && l.ends_with("[CARIMBO-E0012]")), "{label}");
+    let widget = problem_at(&pt, "/layout/widgets/reason");
+    assert!(widget["localized"]["detail"].as_str().is_some_and(|d| d.starts_with("elemento de entrada desconhecido \"slider\"")), "{widget}");
+    let group = problem_at(&pt, "/steps/2/assignee/group");
+    assert!(group["localized"]["detail"].as_str().is_some_and(|d| d.starts_with("grupo desconhecido \"hrr\"")), "{group}");
+    assert!(group["message"].as_str().is_some_and(|d| d.starts_with("unknown group \"hrr\"")), "{group}");
+
+    let zh = admin.post_with("/api/v1/admin/definitions?lang=zh", &body, &[]);
+    zh.problem(422, "CARIMBO-E0708");
+    assert_eq!(problem_at(&zh, "/labels/reason")["localized"]["detail"], "缺少葡文文字（\"pt\"）");
+    let version = problem_at(&zh, "/version");
+    assert!(version["localized"]["detail"].as_str().is_some_and(|d| d.contains("已以其他內容發佈")), "{version}");
+    assert!(version["message"].as_str().is_some_and(|d| d.contains("is already served with other content")), "{version}");
+    assert_eq!(served_version(&s), "1.0.0", "nothing was published");
 }
