@@ -102,7 +102,7 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         tsa_timeout_ms: u64,
         #[command(flatten)]
-        hsm: HsmServeArgs,
+        hsm: Box<HsmServeArgs>,
     },
     /// The life cycle of people's keys on the HSM (PKCS#11; SoftHSM2 in the demo).
     #[command(subcommand)]
@@ -293,6 +293,14 @@ struct HsmServeArgs {
     /// enforced when the HSM module is installed, relaxed for the demo when it is not.
     #[arg(long)]
     device_rule: Option<String>,
+    /// The CSC v2 API base URL of a remote signing service (`https://…/csc/v2`): people named
+    /// in DATA/hsm/remote.json sign there with their credential's one-time code.
+    #[arg(long)]
+    csc_url: Option<String>,
+    /// A file (mode 0600) `{"client_id": …, "client_secret": …}` for the service's OAuth 2.0;
+    /// default CARIMBO_CSC_CLIENT_ID and CARIMBO_CSC_CLIENT_SECRET.
+    #[arg(long)]
+    csc_credentials_file: Option<PathBuf>,
 }
 
 fn main() -> Result<ExitCode> {
@@ -474,6 +482,8 @@ fn serve(
     paths.tsa_timeout = tsa_timeout;
     paths.hsm_module = carimbo::hsm::module_path(hsm.hsm_module.as_deref());
     paths.hsm_pin_file = hsm.hsm_pin_file.clone();
+    paths.csc_url = hsm.csc_url.clone();
+    paths.csc_credentials_file = hsm.csc_credentials_file.clone();
     paths.device_rule = match hsm.device_rule.as_deref() {
         None => carimbo::hsm::default_device_rule(&paths.hsm_module),
         Some("enforced") => carimbo::signing::DeviceRule::Enforced,
@@ -576,6 +586,13 @@ fn serve(
         }
         (None, why) => println!(
             "HSM signing: off ({}); to turn it on: apt-get install softhsm2, CARIMBO_HSM_PIN=… carimbo hsm init, keygen, issue, then serve with CARIMBO_HSM_PIN",
+            why.as_deref().unwrap_or("not configured")
+        ),
+    }
+    match (&state.remote, &state.remote_off_because) {
+        (Some(r), _) => println!("remote signing: on ({}); people in DATA/hsm/remote.json sign there with their credential's one-time code", r.base_url()),
+        (None, why) => println!(
+            "remote signing: off ({}); to turn it on: serve --csc-url https://…/csc/v2 with CARIMBO_CSC_CLIENT_ID and CARIMBO_CSC_CLIENT_SECRET (or --csc-credentials-file), and name people in DATA/hsm/remote.json",
             why.as_deref().unwrap_or("not configured")
         ),
     }

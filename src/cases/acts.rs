@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 
 use super::{CaseError, CaseService, CaseView, Idempotency};
 use crate::accounts::{AccountError, Accounts, RequestCodes};
+use crate::csc::CscError;
+use crate::csc::remote::{RemoteBookError, RemoteProvider};
 use crate::forms::FormDefinition;
 use crate::hsm::{DeviceKey, HsmError, HsmProvider};
 use crate::i18n::Lang;
@@ -178,6 +180,14 @@ pub enum ActError {
     CertificateChanged { was: u64, now: u64 },
     #[error("CARIMBO-E1447: signatures on the HSM are off on this server (no SoftHSM2 module or no token PIN); sign with your key file")]
     HsmOff,
+    /// The CSC service refused or failed (wrong code, timeout, revoked credential, …): its own
+    /// code, CARIMBO-E1470–E1479.
+    #[error(transparent)]
+    Remote(#[from] CscError),
+    #[error(transparent)]
+    RemoteBook(#[from] RemoteBookError),
+    #[error("CARIMBO-E1460: you sign at a remote signing service, and remote signing is off on this server (started without --csc-url); nothing was signed")]
+    RemoteOff,
 }
 
 impl From<WorkflowError> for ActError {
@@ -210,6 +220,9 @@ impl ActError {
             ActError::Hsm(e) => e.code(),
             ActError::CertificateChanged { .. } => "CARIMBO-E1446",
             ActError::HsmOff => "CARIMBO-E1447",
+            ActError::Remote(e) => e.code(),
+            ActError::RemoteBook(_) => "CARIMBO-E1461",
+            ActError::RemoteOff => "CARIMBO-E1460",
         }
     }
 
@@ -229,6 +242,9 @@ impl ActError {
             ActError::Hsm(e) => e.status(),
             ActError::CertificateChanged { .. } => 409,
             ActError::HsmOff => 422,
+            ActError::Remote(e) => e.status(),
+            ActError::RemoteBook(_) => 500,
+            ActError::RemoteOff => 503,
         }
     }
 
@@ -287,6 +303,8 @@ pub struct Acts<'a> {
     pub verifier: Arc<SignatureVerifier>,
     /// The HSM signing provider, when this server has one.
     pub hsm: Option<&'a HsmProvider>,
+    /// The remote signing provider (a CSC v2 service), when this server has one.
+    pub remote: Option<&'a RemoteProvider>,
     pub activations: &'a Activations,
 }
 
@@ -372,6 +390,20 @@ impl Acts<'_> {
 
     /// One act on a step; `codes` lets one second-factor code stand for every act of a batch.
     pub fn act(&self, actor: Actor, case_id: &str, body: &ActBody, codes: &RequestCodes, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+        self.act_with(actor, case_id, body, codes, now, None)
+    }
+
+    /// [`Acts::act`], with the signature a remote provider already made for it (`presigned`)
+    /// when there is one: it then goes through the same verification, time-stamp and recording.
+    fn act_with(
+        &self,
+        actor: Actor,
+        case_id: &str,
+        body: &ActBody,
+        codes: &RequestCodes,
+        now: DateTime<Utc>,
+        presigned: Option<(SignedPayload, Provenance)>,
+    ) -> Result<CaseView, ActError> {
         if body.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
             return Err(ActError::BadRequest(format!("the comment is longer than {MAX_COMMENT_CHARS} characters")));
         }
@@ -398,11 +430,15 @@ impl Acts<'_> {
             self.cases.check_may_act(&case, &wf, &body.step, actor.person, now)?;
         }
         let expected = act_expected(&case, &head, &body.step, body.action.as_str())?;
-        let sig = match body.authorization.as_deref() {
-            // The provider step: a device key signs here, then the act goes on exactly as a
-            // browser-signed one does (same verification, time-stamp, recording).
-            Some(id) if body.signed.is_none() => {
-                let signed = self.device_signed(actor, &expected, id, now)?;
+        let device = match (presigned, body.authorization.as_deref()) {
+            (Some(signed), _) => Some(signed),
+            (None, Some(id)) if body.signed.is_none() => Some(self.device_signed(actor, &expected, id, now)?),
+            _ => None,
+        };
+        let sig = match device {
+            // The provider step: a device key signs here (or signed remotely), then the act goes
+            // on exactly as a browser-signed one does (same verification, time-stamp, recording).
+            Some(signed) => {
                 let mut record = self.establish(actor, &expected, &case.committed_data(), def.signature, Some(&signed.0), None, codes, now)?;
                 // The authorization was given with the signer's second factor.
                 record.second_factor = true;
@@ -557,6 +593,8 @@ impl Acts<'_> {
     }
 }
 
+mod remote;
+
 /// A signing input prepared on the server for a device key: the payload, the JAdES header and
 /// the hash an authorization names.
 struct DeviceInput {
@@ -575,11 +613,7 @@ impl Acts<'_> {
     fn device_input(&self, actor: Actor, expected: &Expected, key: &DeviceKey, time: DateTime<Utc>) -> Result<DeviceInput, ActError> {
         let chain = crate::pki::cert::parse_pem_certificates(key.chain_pem.as_bytes(), "device certificate")
             .map_err(|e| ActError::Hsm(HsmError::Device(e.to_string())))?;
-        let payload = expected.payload(actor.person, time);
-        let bytes = payload.canonical_bytes().map_err(|e| ActError::BadRequest(e.to_string()))?;
-        let prepared = PreparedJades::new(JwsAlgorithm::ES256, &chain, &bytes, time).map_err(|e| ActError::BadRequest(e.to_string()))?;
-        let hash = signing_input_hash(prepared.signing_input.as_bytes());
-        Ok(DeviceInput { payload, prepared, hash })
+        signing_input_for(actor, expected, &chain, time)
     }
 
     /// The signature of the actor's device key over `expected`, made only when authorization
@@ -628,6 +662,12 @@ impl Acts<'_> {
     }
 
     fn prepare_item(&self, actor: Actor, item: &BatchAct, key: &DeviceKey, now: DateTime<Utc>) -> Result<DeviceInput, ActError> {
+        let expected = self.batch_expected(actor, item, now)?;
+        self.device_input(actor, &expected, key, now)
+    }
+
+    /// What item `item` of a batch signs, if the actor has a seat on its step now.
+    fn batch_expected(&self, actor: Actor, item: &BatchAct, now: DateTime<Utc>) -> Result<Expected, ActError> {
         let (case, head, wf) = self.visible_case(actor, &item.case)?;
         if wf.step(&item.step).is_none() {
             return Err(ActError::NotFound(format!("no step {:?}", item.step)));
@@ -635,14 +675,18 @@ impl Acts<'_> {
         if !self.cases.may_act(&case, &wf, &item.step, actor.person, now) {
             return Err(ActError::NoSeat(format!("you have no seat on step {:?} of this case now, so there is nothing for you to sign", item.step)));
         }
-        let expected = act_expected(&case, &head, &item.step, item.action.as_str())?;
-        self.device_input(actor, &expected, key, now)
+        act_expected(&case, &head, &item.step, item.action.as_str())
     }
 
     /// N acts signed on the HSM with one TOTP code: one authorization over the N signing inputs,
     /// then each act on its own (one result per item: a refused item does not undo the others).
     /// The certificate is the one authorized for the whole batch.
     pub fn act_batch(&self, actor: Actor, items: &[BatchAct], code: &str, now: DateTime<Utc>) -> Result<BatchOutcome, ActError> {
+        if let Some(remote) = self.remote
+            && let Some(credential) = remote.credential_of(actor.person)?
+        {
+            return self.remote_batch(remote, &credential, actor, items, code, now);
+        }
         let provider = self.provider()?;
         let key = provider.key_of(actor.person)?;
         let batch = format!("batch-{}", crate::accounts::random_token());
@@ -675,6 +719,16 @@ impl Acts<'_> {
         };
         self.act(actor, &item.case, &body, &RequestCodes::default(), now)
     }
+}
+
+/// The JAdES header (x5c from `chain`) and payload a device key signs for `expected` at `time`,
+/// and the hash an authorization names: the same for the HSM and a remote service.
+fn signing_input_for(actor: Actor, expected: &Expected, chain: &[rustls_pki_types::CertificateDer<'_>], time: DateTime<Utc>) -> Result<DeviceInput, ActError> {
+    let payload = expected.payload(actor.person, time);
+    let bytes = payload.canonical_bytes().map_err(|e| ActError::BadRequest(e.to_string()))?;
+    let prepared = PreparedJades::new(JwsAlgorithm::ES256, chain, &bytes, time).map_err(|e| ActError::BadRequest(e.to_string()))?;
+    let hash = signing_input_hash(prepared.signing_input.as_bytes());
+    Ok(DeviceInput { payload, prepared, hash })
 }
 
 fn submit_expected(prepared: &super::PreparedSubmission) -> Result<Expected, ActError> {

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod protocol;
+pub mod remote;
 
 use crate::i18n::Lang;
 
@@ -78,7 +79,18 @@ impl CscError {
 
     /// What the signer reads (the details stay in the log line of `Display`).
     pub fn message(&self, lang: Lang) -> String {
-        let (zh, pt, en) = match self {
+        let (zh, pt, en) = self.sentences();
+        let text = match lang {
+            Lang::Zh => zh,
+            Lang::Pt => pt,
+            Lang::En => en,
+        };
+        format!("{text} ({})", self.code())
+    }
+
+    /// What the signer reads, in zh, pt and en.
+    pub fn sentences(&self) -> (&'static str, &'static str, &'static str) {
+        match self {
             CscError::Config(_) | CscError::ServiceAuth { .. } => (
                 "遠端簽署服務的設定無法使用，請聯絡系統管理員。",
                 "A configuração do serviço de assinatura remota não pode ser usada; contacte o administrador.",
@@ -119,12 +131,27 @@ impl CscError {
                 "Este certificado não pode ser usado para esta assinatura; contacte o administrador.",
                 "This signing credential cannot be used for this signature; contact the administrator.",
             ),
-        };
-        let text = match lang {
-            Lang::Zh => zh,
-            Lang::Pt => pt,
-            Lang::En => en,
-        };
-        format!("{text} ({})", self.code())
+        }
+    }
+
+    /// The sentences of the error with `code` (CARIMBO-E1470–E1479), for a problem that carries
+    /// only its code.
+    pub fn sentences_of(code: &str) -> Option<(&'static str, &'static str, &'static str)> {
+        let none = String::new;
+        let of = |e: CscError| (e.code() == code).then(|| e.sentences());
+        [
+            CscError::Config(none()),
+            CscError::ServiceAuth { error: none(), description: none() },
+            CscError::WrongOtp { credential: none() },
+            CscError::SadExpired { credential: none() },
+            CscError::HashNotCovered { credential: none() },
+            CscError::CredentialUnusable { credential: none(), status: none() },
+            CscError::Timeout { method: none(), after: none() },
+            CscError::Malformed { method: none(), what: none() },
+            CscError::Refused { method: none(), status: 0, error: none(), description: none() },
+            CscError::Unsuitable { credential: none(), why: none() },
+        ]
+        .into_iter()
+        .find_map(of)
     }
 }

@@ -1299,10 +1299,7 @@ impl<'a> EventWalk<'a> {
             signing_time: ev.recorded_at.clone(),
             certificate,
             provider: record.provenance.as_ref().map(|p| p.provider().to_string()),
-            authorization: match &record.provenance {
-                Some(crate::signing::activation::Provenance::Hsm { authorization, .. }) => Some(authorization.id.clone()),
-                _ => None,
-            },
+            authorization: record.provenance.as_ref().and_then(|p| p.authorization()).map(|a| a.id.clone()),
         });
         Ok(payload)
     }

@@ -335,8 +335,10 @@ pub struct BatchItem {
 pub struct BatchRequest {
     #[serde(default)]
     pub items: Vec<BatchItem>,
-    /// For a signer whose key is on the HSM: the acts to sign, each under the one authorization
-    /// that `totp` gives (instead of `items` with signatures made in the browser).
+    /// For a signer whose key is on the HSM or at the remote signing service (CSC v2): the acts
+    /// to sign, each under the one authorization that `totp` gives (instead of `items` with
+    /// signatures made in the browser). For a remote signer, `totp` is the code of their
+    /// credential at the service, and goes only to it.
     #[serde(default)]
     pub hsm: Vec<crate::cases::acts::BatchAct>,
     /// The signer's current TOTP code, authorizing exactly the signatures of `hsm`.
@@ -382,6 +384,13 @@ fn hsm_batch(st: &AppState, caller: &Caller, req: &BatchRequest) -> Result<Json<
         return Err(ApiError::bad_request("a batch is either signed in the browser (`items`) or on the HSM (`hsm`), not both"));
     }
     let code = req.totp.as_deref().ok_or_else(|| ApiError::bad_request("signing on the HSM needs your current code (`totp`)"))?;
+    // Someone the directory says signs remotely is told so when remote signing is off, rather
+    // than that they have no key on the HSM.
+    if st.remote.is_none()
+        && crate::csc::remote::RemoteBook::load(&st.paths.data).map_err(crate::cases::acts::ActError::from)?.people.contains_key(&caller.person)
+    {
+        return Err(crate::cases::acts::ActError::RemoteOff.into());
+    }
     let outcome = st.acts().act_batch(caller.actor(), &req.hsm, code, Utc::now())?;
     let results: Vec<Value> = outcome
         .results

@@ -168,6 +168,10 @@ impl From<AccountError> for ApiError {
 
 /// The sentence for each code, in the three languages.
 pub fn message(code: &str) -> LocalizedText {
+    // Remote signing's own codes (CARIMBO-E1470–E1479) carry their sentences with them.
+    if let Some((zh, pt, en)) = crate::csc::CscError::sentences_of(code) {
+        return LocalizedText::new(zh, pt, en);
+    }
     let (zh, pt, en) = match code {
         "CARIMBO-E0120" => (
             "JSON 內同一物件的成員名稱重複，請每個名稱只寫一次。",
@@ -404,6 +408,16 @@ pub fn message(code: &str) -> LocalizedText {
         "CARIMBO-E1241" => {
             ("時間須為以 Z 結尾的 UTC 時間（RFC 3339）。", "A hora deve ser UTC terminada em Z (RFC 3339).", "The time must be UTC ending in Z (RFC 3339).")
         }
+        "CARIMBO-E1460" => (
+            "你以遠端簽署服務簽署，但此伺服器未啟用遠端簽署；甚麼都沒有簽署。請聯絡管理員。",
+            "Assina num serviço de assinatura remota, e a assinatura remota está desligada neste servidor; nada foi assinado. Contacte o administrador.",
+            "You sign at a remote signing service, and remote signing is off on this server; nothing was signed. Contact the administrator.",
+        ),
+        "CARIMBO-E1461" => (
+            "遠端簽署人名冊無法讀取，請聯絡系統管理員。",
+            "O registo de quem assina remotamente não pode ser lido; contacte o administrador.",
+            "The directory of remote signers cannot be read; contact the administrator.",
+        ),
         _ => ("發生錯誤，請聯絡系統管理員。", "Ocorreu um erro; contacte o administrador.", "Something went wrong; contact the administrator."),
     };
     LocalizedText::new(zh, pt, en)

@@ -45,6 +45,11 @@ pub struct Paths {
     pub device_rule: crate::signing::DeviceRule,
     /// The token user's PIN file (`serve --hsm-pin-file`, mode 0600); default CARIMBO_HSM_PIN.
     pub hsm_pin_file: Option<PathBuf>,
+    /// The CSC v2 service of the `remote` provider (`serve --csc-url`); none: remote signing off.
+    pub csc_url: Option<String>,
+    /// Its OAuth 2.0 client id and secret (`serve --csc-credentials-file`, mode 0600); default
+    /// CARIMBO_CSC_CLIENT_ID and CARIMBO_CSC_CLIENT_SECRET.
+    pub csc_credentials_file: Option<PathBuf>,
 }
 
 impl Paths {
@@ -62,6 +67,8 @@ impl Paths {
             hsm_module: crate::hsm::module_path(None),
             device_rule: crate::hsm::default_device_rule(&crate::hsm::module_path(None)),
             hsm_pin_file: None,
+            csc_url: None,
+            csc_credentials_file: None,
         }
     }
 
@@ -109,6 +116,10 @@ pub struct AppState {
     /// Signing on the HSM (`hsm`), when the module loads and a token PIN is given; why not, else.
     pub hsm: Option<crate::hsm::HsmProvider>,
     pub hsm_off_because: Option<String>,
+    /// Signing at a CSC v2 service (`remote`), when `--csc-url` is given and the service
+    /// answers; why not, else.
+    pub remote: Option<crate::csc::remote::RemoteProvider>,
+    pub remote_off_because: Option<String>,
     /// The signing authorizations given with a second factor and not yet spent.
     pub activations: crate::cases::acts::Activations,
     /// Wrong passwords per (account, address) and per account (`sign_in_limits`).
@@ -259,6 +270,7 @@ impl AppState {
             stamping: &self.stamping,
             verifier: self.verifier(),
             hsm: self.hsm.as_ref(),
+            remote: self.remote.as_ref(),
             activations: &self.activations,
         }
     }
@@ -329,9 +341,18 @@ impl AppState {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let (remote, remote_off_because) = match paths.csc_url.as_deref() {
+            None => (None, Some("no --csc-url".to_string())),
+            Some(url) => match crate::csc::remote::RemoteProvider::start(url, paths.csc_credentials_file.as_deref(), &paths.data) {
+                Ok(p) => (Some(p), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+        };
         Ok(AppState {
             hsm,
             hsm_off_because,
+            remote,
+            remote_off_because,
             activations: Default::default(),
             cases,
             accounts: Arc::new(accounts),

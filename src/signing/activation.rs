@@ -49,6 +49,10 @@ pub enum Provenance {
     BrowserKey,
     /// A key generated inside an HSM and never exported, used under `authorization`.
     Hsm { token: String, key_label: String, authorization: Authorization },
+    /// A credential at a trust service provider's CSC v2 service (`service`, its base URL),
+    /// used under `authorization`: the hashes the signer's one-time code was given to
+    /// `credentials/authorize` for (never the code, never the SAD the service answered).
+    Remote { service: String, credential: String, authorization: Authorization },
 }
 
 impl Provenance {
@@ -56,6 +60,15 @@ impl Provenance {
         match self {
             Provenance::BrowserKey => "browser-key",
             Provenance::Hsm { .. } => "hsm",
+            Provenance::Remote { .. } => "remote",
+        }
+    }
+
+    /// The authorization the signature was made under, for a device key (HSM or remote).
+    pub fn authorization(&self) -> Option<&Authorization> {
+        match self {
+            Provenance::BrowserKey => None,
+            Provenance::Hsm { authorization, .. } | Provenance::Remote { authorization, .. } => Some(authorization),
         }
     }
 }

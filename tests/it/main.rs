@@ -42,6 +42,7 @@ mod pages;
 mod pdf;
 mod pg_two_processes;
 mod publishing;
+mod remote_signing;
 mod routes;
 mod shipped_forms;
 mod signature_cli;
