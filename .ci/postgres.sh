@@ -51,7 +51,7 @@ if [ "$(pg_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'carimbo_test'"
 fi
 
 export CARIMBO_TEST_PG="host=127.0.0.1 port=$CARIMBO_PG_PORT user=carimbo password=carimbo dbname=carimbo_test"
-# For the database crash test (tests/crash_pg.rs): crash this cluster (an immediate stop: no
+# For the database crash test (tests/it/crash_pg.rs): crash this cluster (an immediate stop: no
 # checkpoint, WAL recovery at the next start) and start it again.
 as_pg_prefix=""
 [ "$(id -u)" = 0 ] && as_pg_prefix="runuser -u postgres -- "

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn sig(who: &str, level: Level) -> SignatureRecord {
-    SignatureRecord { level, signer: who.into(), jws: None, second_factor: false }
+    SignatureRecord { level, signer: who.into(), jws: None, second_factor: false, provenance: None }
 }
 
 fn main() {

@@ -9,8 +9,9 @@ use crate::directory::Directory;
 use crate::forms::definition::{Example, FormDefinition, References};
 use crate::forms::parse;
 use crate::forms::problem::{ErrorCode, Problem, Problems, codes};
+use crate::forms::problem_detail::{Detail, JsonType, Unreadable};
 use crate::forms::{HolidayCalendar, RatesTable, ValidationContext};
-use crate::i18n::Lang;
+use crate::i18n::{Lang, LocalizedText};
 use crate::workflow::{CheckInputs, FormOutline, WorkflowDefinition};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -128,7 +129,7 @@ impl Catalog {
                         &name,
                         "",
                         codes::UNREADABLE_FILE,
-                        format!("the file is {} KiB; a definition may be at most {} KiB", m.len() / 1024, MAX_DEFINITION_BYTES / 1024),
+                        Detail::FileTooLarge { kib: m.len() / 1024, limit_kib: MAX_DEFINITION_BYTES / 1024 },
                     ));
                     continue;
                 }
@@ -136,12 +137,12 @@ impl Catalog {
             }
             match std::fs::read(&f) {
                 Ok(bytes) => sources.push(SourceFile::new(name, bytes)),
-                Err(e) => problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("cannot read the file: {e}"))),
+                Err(e) => problems.push(problem(&name, "", codes::UNREADABLE_FILE, Detail::CannotRead { what: Unreadable::File, error: e.to_string() })),
             }
         }
         if sources.is_empty() && problems.is_empty() {
             let names: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
-            problems.push(problem(&names.join(" "), "", codes::NO_DEFINITIONS, "no *.json definition files found".to_string()));
+            problems.push(problem(&names.join(" "), "", codes::NO_DEFINITIONS, Detail::NoDefinitionFiles));
         }
         let mut report = Catalog::load_sources_with(&sources, directory);
         problems.append(&mut report.problems);
@@ -167,20 +168,22 @@ impl Catalog {
         for src in sources {
             let mut p = Problems::new(&src.name);
             match crate::json_strict::from_slice::<Value>(&src.bytes) {
-                Err(e @ crate::json_strict::StrictJsonError::Duplicate { .. }) => {
-                    p.push(e.member_pointer().unwrap_or_default(), codes::DUPLICATE_MEMBER, e.to_string())
+                Err(crate::json_strict::StrictJsonError::Duplicate { pointer, name, line, column }) => {
+                    // The repeated member itself (as `StrictJsonError::member_pointer`).
+                    let member = crate::forms::pointer_push(&pointer, &name);
+                    p.push(member, codes::DUPLICATE_MEMBER, Detail::DuplicateMember { name, at: pointer, line, column })
                 }
                 Err(crate::json_strict::StrictJsonError::Json(e)) if e.to_string().starts_with("recursion limit exceeded") => {
-                    p.push("", codes::MALFORMED_JSON, format!("the JSON is nested more than 128 levels deep (line {}, column {})", e.line(), e.column()))
+                    p.push("", codes::MALFORMED_JSON, Detail::JsonTooDeep { line: e.line(), column: e.column() })
                 }
                 Err(crate::json_strict::StrictJsonError::Json(e)) => {
-                    p.push("", codes::MALFORMED_JSON, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_position(&e.to_string())))
+                    p.push("", codes::MALFORMED_JSON, Detail::MalformedJson { line: e.line(), column: e.column(), error: strip_position(&e.to_string()) })
                 }
                 Ok(Value::Object(m)) => {
                     let kind = m.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
                     parsed.push((src, m, kind));
                 }
-                Ok(other) => p.push("", codes::NOT_AN_OBJECT, format!("a definition must be a JSON object, found {}", parse::type_name(&other))),
+                Ok(other) => p.push("", codes::NOT_AN_OBJECT, Detail::NotAnObject { found: JsonType::of(&other) }),
             }
             report.problems.extend(p.into_vec());
         }
@@ -215,12 +218,8 @@ impl Catalog {
                     }
                 }
                 "form" => {}
-                "" => p.push("", codes::UNKNOWN_KIND, "missing \"kind\": one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\""),
-                other => p.push(
-                    "/kind",
-                    codes::UNKNOWN_KIND,
-                    format!("unknown kind {other:?}: one of \"form\", \"workflow\", \"holiday-calendar\", \"rates-table\""),
-                ),
+                "" => p.push("", codes::UNKNOWN_KIND, Detail::MissingKind),
+                other => p.push("/kind", codes::UNKNOWN_KIND, Detail::UnknownKind { kind: other.to_string() }),
             }
             report.problems.extend(p.into_vec());
         }
@@ -240,7 +239,7 @@ impl Catalog {
                 if report.catalog.workflow_ids.is_empty() {
                     // Checked once workflow definitions are given; noted below.
                 } else if !report.catalog.workflow_ids.contains_key(&form.workflow) {
-                    p.push("/workflow", codes::UNKNOWN_WORKFLOW, format!("no workflow with id {:?} among the definitions given", form.workflow));
+                    p.push("/workflow", codes::UNKNOWN_WORKFLOW, Detail::NoSuchWorkflow { id: form.workflow.clone() });
                 }
                 report.examples_run += run_examples(&form, &mut p);
                 if p.is_empty() && register(&mut ids, kind, &form.id, &src.name, &mut p) {
@@ -287,7 +286,7 @@ impl Catalog {
 fn register(ids: &mut BTreeMap<(String, String), String>, kind: &str, id: &str, file: &str, p: &mut Problems) -> bool {
     match ids.get(&(kind.to_string(), id.to_string())) {
         Some(first) => {
-            p.push("/id", codes::DUPLICATE_ID, format!("duplicate {kind} id {id:?}: already defined in {first}"));
+            p.push("/id", codes::DUPLICATE_ID, Detail::DuplicateDefinition { kind: kind.to_string(), id: id.to_string(), first: first.clone() });
             false
         }
         None => {
@@ -297,8 +296,8 @@ fn register(ids: &mut BTreeMap<(String, String), String>, kind: &str, id: &str, 
     }
 }
 
-fn problem(file: &str, pointer: &str, code: ErrorCode, message: String) -> Problem {
-    Problem { file: file.to_string(), pointer: pointer.to_string(), code, message }
+fn problem(file: &str, pointer: &str, code: ErrorCode, detail: Detail) -> Problem {
+    Problem::new(file, pointer, code, detail)
 }
 
 fn strip_position(msg: &str) -> String {
@@ -313,7 +312,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("cannot read: {e}")));
+            problems.push(problem(&name, "", codes::UNREADABLE_FILE, Detail::CannotRead { what: Unreadable::Path, error: e.to_string() }));
             return;
         }
     };
@@ -324,7 +323,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            problems.push(problem(&name, "", codes::UNREADABLE_FILE, format!("cannot list the directory: {e}")));
+            problems.push(problem(&name, "", codes::UNREADABLE_FILE, Detail::CannotRead { what: Unreadable::Directory, error: e.to_string() }));
             return;
         }
     };
@@ -369,10 +368,10 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
             Some(c) => merge(&ex.context, c),
             None => ex.context.clone(),
         };
-        match ValidationContext::from_value(&ctx) {
+        match ValidationContext::from_example(&ctx) {
             Ok(c) => Some(c),
-            Err(msg) => {
-                p.push(format!("{}/context", e.pointer), codes::BAD_VALUE, msg);
+            Err(detail) => {
+                p.push(format!("{}/context", e.pointer), codes::BAD_VALUE, *detail);
                 None
             }
         }
@@ -392,18 +391,21 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
                         p.push(
                             format!("{}/computed/{field}", e.pointer),
                             codes::VALID_EXAMPLE_REJECTED,
-                            format!("example {:?}: {field} computed as {got}, the example expects {want}", e.name),
+                            Detail::ExampleComputedDiffers { example: e.name.clone(), field: field.clone(), got: got.to_string(), want: want.to_string() },
                         );
                     }
                 }
             }
             Err(errors) => {
-                for err in errors {
-                    p.push(
-                        e.pointer.clone(),
-                        codes::VALID_EXAMPLE_REJECTED,
-                        format!("valid example {:?} was refused: {} {} ({})", e.name, err.pointer, err.message, err.code),
-                    );
+                // The refusal is read in every language only when there is one (zh and pt
+                // validated again, in the same order).
+                let again = |lang| form.validate(&e.data, &ctx, lang).err().unwrap_or_default();
+                let (zh, pt) = (again(Lang::Zh), again(Lang::Pt));
+                for (i, err) in errors.iter().enumerate() {
+                    let say = |list: &[crate::forms::FieldError]| list.get(i).map_or_else(|| err.message.clone(), |f| f.message.clone());
+                    let message = LocalizedText::new(say(&zh), say(&pt), err.message.clone());
+                    let detail = Detail::ValidExampleRefused { example: e.name.clone(), pointer: err.pointer.clone(), message, code: err.code.clone() };
+                    p.push(e.pointer.clone(), codes::VALID_EXAMPLE_REJECTED, detail);
                 }
             }
         }
@@ -412,7 +414,7 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
         let Some(ctx) = context_of(e, p) else { continue };
         ran += 1;
         match form.validate(&e.data, &ctx, Lang::En) {
-            Ok(_) => p.push(e.pointer.clone(), codes::INVALID_EXAMPLE_ACCEPTED, format!("invalid example {:?} was accepted", e.name)),
+            Ok(_) => p.push(e.pointer.clone(), codes::INVALID_EXAMPLE_ACCEPTED, Detail::InvalidExampleAccepted { example: e.name.clone() }),
             Err(errors) => {
                 for (i, (pointer, code)) in e.expect.iter().enumerate() {
                     if !errors.iter().any(|err| &err.pointer == pointer && &err.code == code) {
@@ -420,7 +422,7 @@ fn run_examples(form: &FormDefinition, p: &mut Problems) -> usize {
                         p.push(
                             format!("{}/expect/{i}", e.pointer),
                             codes::EXAMPLE_ERROR_MISSING,
-                            format!("invalid example {:?} should fail with {code} at {pointer:?}; it failed with: {}", e.name, got.join(", ")),
+                            Detail::ExpectedErrorMissing { example: e.name.clone(), code: code.clone(), pointer: pointer.clone(), got },
                         );
                     }
                 }

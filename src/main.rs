@@ -101,7 +101,12 @@ enum Command {
         /// How long one TSA may take before the next is asked, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         tsa_timeout_ms: u64,
+        #[command(flatten)]
+        hsm: HsmServeArgs,
     },
+    /// The life cycle of people's keys on the HSM (PKCS#11; SoftHSM2 in the demo).
+    #[command(subcommand)]
+    Hsm(carimbo::cli::hsm::HsmCommand),
     /// Run carimbo's RFC 3161 time-stamp authority over HTTP (POST / or /tsa,
     /// application/timestamp-query → application/timestamp-reply).
     Tsa {
@@ -274,6 +279,22 @@ fn open_store(data: &Path, store: &str, pg_schema: Option<&str>, must_exist: boo
     }
 }
 
+/// How `serve` signs on the HSM and judges `qualified`.
+#[derive(clap::Args, Debug, Clone)]
+struct HsmServeArgs {
+    /// The PKCS#11 module (default CARIMBO_HSM_MODULE, else /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long)]
+    hsm_module: Option<PathBuf>,
+    /// A file (mode 0600) holding the token's user PIN; default CARIMBO_HSM_PIN. Without a PIN
+    /// nobody signs on the HSM.
+    #[arg(long)]
+    hsm_pin_file: Option<PathBuf>,
+    /// `enforced` (qualified needs a key on a device, QcSSCD) or `relaxed-for-demo`; default:
+    /// enforced when the HSM module is installed, relaxed for the demo when it is not.
+    #[arg(long)]
+    device_rule: Option<String>,
+}
+
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let code = match &cli.command {
@@ -295,6 +316,7 @@ fn main() -> Result<ExitCode> {
             mail_retry_ms,
             tsa,
             tsa_timeout_ms,
+            hsm,
         } => {
             let tsa = (tsa.clone(), std::time::Duration::from_millis(*tsa_timeout_ms));
             let mail = MailArgs { smtp: smtp.clone(), credentials: smtp_credentials_file.clone(), from: mail_from.clone(), retry_ms: *mail_retry_ms };
@@ -311,6 +333,7 @@ fn main() -> Result<ExitCode> {
                 public_url.as_deref(),
                 tsa,
                 mail,
+                hsm,
             );
         }
         Command::Tsa { addr, key, cert, policy, data } => return run_tsa(*addr, key, cert, policy, data),
@@ -329,6 +352,7 @@ fn main() -> Result<ExitCode> {
         Command::VerifySignature(args) => carimbo::cli::signing::verify_signature(args),
         Command::Pki(command) => carimbo::cli::signing::pki(command),
         Command::Trust(command) => carimbo::cli::trust::trust(command),
+        Command::Hsm(command) => return carimbo::cli::hsm::hsm(command),
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
@@ -358,12 +382,7 @@ fn check(paths: &[PathBuf], directory_path: Option<&Path>, explain: bool, lang: 
     let mut report = Catalog::load_paths_with_reference(paths, &reference, directory.as_ref());
     if directory.is_none() && !report.catalog.workflow_ids.is_empty() {
         // Never "ok" with the groups of the workflows unchecked (a typo `hrr` would pass).
-        report.problems.push(Problem {
-            file: "--directory".into(),
-            pointer: String::new(),
-            code: ErrorCode("CARIMBO-E0084"),
-            message: "no staff directory found (seeds/directory/directory.json here or in the checkout of the paths given), so the groups the workflows name cannot be checked: give --directory FILE".into(),
-        });
+        report.problems.push(Problem::new("--directory", "", ErrorCode("CARIMBO-E0084"), carimbo::forms::Detail::NoDirectory));
     }
     for note in &report.notes {
         eprintln!("note: {note}");
@@ -434,6 +453,7 @@ fn serve(
     public_url: Option<&str>,
     (tsa_urls, tsa_timeout): (Vec<String>, std::time::Duration),
     mail: MailArgs,
+    hsm: &HsmServeArgs,
 ) -> Result<ExitCode> {
     use carimbo::http::{AppState, DEMO_PASSWORD, Paths, PublicUrl};
     // A wrong public address is refused before anything is opened.
@@ -452,6 +472,18 @@ fn serve(
     let mut paths = Paths::from_root(root, data);
     paths.tsa_urls = tsa_urls;
     paths.tsa_timeout = tsa_timeout;
+    paths.hsm_module = carimbo::hsm::module_path(hsm.hsm_module.as_deref());
+    paths.hsm_pin_file = hsm.hsm_pin_file.clone();
+    paths.device_rule = match hsm.device_rule.as_deref() {
+        None => carimbo::hsm::default_device_rule(&paths.hsm_module),
+        Some("enforced") => carimbo::signing::DeviceRule::Enforced,
+        Some("relaxed-for-demo") => carimbo::signing::DeviceRule::RelaxedForDemo,
+        Some(other) => anyhow::bail!("--device-rule is `enforced` or `relaxed-for-demo`, not {other:?}"),
+    };
+    // SoftHSM2's configuration, before any thread starts (it is read from the environment).
+    if paths.hsm_module.is_file() {
+        carimbo::hsm::ensure_softhsm_conf(data)?;
+    }
     if let Some(key) = totp_key_file.map(Path::to_path_buf).or_else(|| std::env::var_os("CARIMBO_TOTP_KEY_FILE").map(PathBuf::from)) {
         paths.totp_key = key;
     }
@@ -538,6 +570,23 @@ fn serve(
         println!("  {who:<6} {role}");
     }
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
+    match (&state.hsm, &state.hsm_off_because) {
+        (Some(_), _) => {
+            println!("HSM signing: on ({}); people published with `carimbo hsm issue` sign there with a TOTP code", state.paths.hsm_module.display())
+        }
+        (None, why) => println!(
+            "HSM signing: off ({}); to turn it on: apt-get install softhsm2, CARIMBO_HSM_PIN=… carimbo hsm init, keygen, issue, then serve with CARIMBO_HSM_PIN",
+            why.as_deref().unwrap_or("not configured")
+        ),
+    }
+    match state.paths.device_rule {
+        carimbo::signing::DeviceRule::Enforced => {
+            println!("device rule: enforced; a qualified signature needs a certificate stating a key on a qualified device (QcSSCD)")
+        }
+        carimbo::signing::DeviceRule::RelaxedForDemo => println!(
+            "device rule RELAXED FOR THE DEMO: no HSM here, so qualified certificates count as qualified without QcSSCD (key files); every report of such a signature says so"
+        ),
+    }
     println!(
         "usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})",
         if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" }

@@ -276,6 +276,53 @@ pub struct EndpointDelivery {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// What one attempt to deliver a message came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Accepted, with the receiver's status (HTTP 2xx, SMTP 250).
+    Delivered(u16),
+    /// Not accepted: the receiver's status if it answered, why, and whether trying again
+    /// cannot help (an SMTP 5xx, an address that is not one).
+    Failed { status: Option<u16>, why: String, permanent: bool },
+}
+
+impl EndpointDelivery {
+    /// Records one attempt made at `now`, for webhooks and mail alike: delivered; or failed,
+    /// then dead once permanent or after the policy's last attempt, else due again after the
+    /// policy's back-off (with up to a fifth more as jitter when `jitter`, so receivers that
+    /// failed together are not retried together).
+    pub fn record_attempt(&mut self, attempt: &Attempt, now: DateTime<Utc>, retry: &RetryPolicy, jitter: bool) {
+        self.attempts += 1;
+        self.last_attempt_at = Some(now);
+        match attempt {
+            Attempt::Delivered(status) => {
+                self.state = DeliveryState::Delivered;
+                self.delivered_at = Some(Utc::now());
+                self.next_at = None;
+                self.last_status = Some(*status);
+                self.last_error = None;
+            }
+            Attempt::Failed { status, why, permanent } => {
+                self.last_status = *status;
+                self.last_error = Some(why.clone());
+                if *permanent || self.attempts >= retry.max_attempts {
+                    self.state = DeliveryState::Dead;
+                    self.next_at = None;
+                } else {
+                    self.next_at = Some(retry_at(retry, self.attempts, now, jitter));
+                }
+            }
+        }
+    }
+}
+
+/// When to try again after the `failures`-th failure in a row at `now`.
+pub fn retry_at(retry: &RetryPolicy, failures: u32, now: DateTime<Utc>, jitter: bool) -> DateTime<Utc> {
+    let wait = retry.delay_after(failures).as_millis() as u64;
+    let extra = if jitter { jitter_ms(wait / 5) } else { 0 };
+    now + Duration::milliseconds(wait.saturating_add(extra) as i64)
+}
+
 pub type Deliveries = BTreeMap<String, EndpointDelivery>;
 
 /// The delivery state recorded on a message (an unreadable one starts afresh: at least once).
@@ -388,32 +435,19 @@ impl Dispatcher {
                 continue;
             }
             report.attempts += 1;
-            entry.attempts += 1;
-            entry.last_attempt_at = Some(now);
             let body = body_of(record, &endpoint.restricted_fields);
-            match self.post(endpoint, record, &body) {
-                Ok(status) => {
-                    report.delivered += 1;
-                    entry.state = DeliveryState::Delivered;
-                    entry.delivered_at = Some(Utc::now());
-                    entry.next_at = None;
-                    entry.last_status = Some(status);
-                    entry.last_error = None;
-                }
-                Err((status, why)) => {
+            let attempt = match self.post(endpoint, record, &body) {
+                Ok(status) => Attempt::Delivered(status),
+                Err((status, why)) => Attempt::Failed { status, why, permanent: false },
+            };
+            entry.record_attempt(&attempt, now, &self.config.retry, true);
+            match entry.state {
+                DeliveryState::Delivered => report.delivered += 1,
+                DeliveryState::Dead => {
                     report.failed += 1;
-                    entry.last_status = status;
-                    entry.last_error = Some(why);
-                    if entry.attempts >= self.config.retry.max_attempts {
-                        report.dead_lettered += 1;
-                        entry.state = DeliveryState::Dead;
-                        entry.next_at = None;
-                    } else {
-                        let wait = self.config.retry.delay_after(entry.attempts);
-                        let jitter = jitter_ms(wait.as_millis() as u64 / 5);
-                        entry.next_at = Some(now + Duration::milliseconds((wait.as_millis() as u64 + jitter) as i64));
-                    }
+                    report.dead_lettered += 1;
                 }
+                _ => report.failed += 1,
             }
         }
         let (settled, dead) = settled_and_dead(&d, &self.config);
@@ -453,34 +487,49 @@ impl Dispatcher {
 
     /// Runs passes every `interval` on a thread of its own until `stop` is set.
     pub fn spawn(self, interval: std::time::Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-        std::thread::Builder::new()
-            .name("carimbo-outbox".into())
-            .spawn(move || {
-                self.status.lock().unwrap_or_else(|e| e.into_inner()).running = true;
-                while !stop.load(Ordering::Relaxed) {
-                    let result = self.run_once(Utc::now());
-                    {
-                        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
-                        s.last_pass_at = Some(Utc::now());
-                        match result {
-                            Ok(r) => {
-                                s.delivered_total += r.delivered as u64;
-                                s.failed_total += r.failed as u64;
-                                s.last_pass = r;
-                                s.last_error = None;
-                            }
-                            Err(e) => {
-                                eprintln!("outbox: a delivery pass failed: {e}");
-                                s.last_error = Some(e.to_string());
-                            }
+        let status = self.status.clone();
+        spawn_passes("carimbo-outbox", "outbox", status, interval, stop, move |now| self.run_once(now))
+    }
+}
+
+/// The thread of a dispatcher (webhooks, mail): a pass every `interval` until `stop` is set,
+/// each pass's outcome kept in `status` (totals, the last pass, the last error, printed with
+/// `label`), `running` while it runs.
+pub fn spawn_passes<E: std::fmt::Display>(
+    name: &str,
+    label: &'static str,
+    status: Arc<Mutex<DispatcherStatus>>,
+    interval: std::time::Duration,
+    stop: Arc<AtomicBool>,
+    mut pass: impl FnMut(DateTime<Utc>) -> Result<PassReport, E> + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            status.lock().unwrap_or_else(|e| e.into_inner()).running = true;
+            while !stop.load(Ordering::Relaxed) {
+                let result = pass(Utc::now());
+                {
+                    let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+                    s.last_pass_at = Some(Utc::now());
+                    match result {
+                        Ok(r) => {
+                            s.delivered_total += r.delivered as u64;
+                            s.failed_total += r.failed as u64;
+                            s.last_pass = r;
+                            s.last_error = None;
+                        }
+                        Err(e) => {
+                            eprintln!("{label}: a delivery pass failed: {e}");
+                            s.last_error = Some(e.to_string());
                         }
                     }
-                    sleep_unless_stopped(interval, &stop);
                 }
-                self.status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
-            })
-            .expect("a thread for the outbox")
-    }
+                sleep_unless_stopped(interval, &stop);
+            }
+            status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
+        })
+        .unwrap_or_else(|e| panic!("a thread for {label}: {e}"))
 }
 
 /// Sleeps `interval`, waking early once `stop` is set (checked every 50 ms), so a background

@@ -6,8 +6,8 @@
 //! Each call takes the request's one `now`: the time the act is recorded at, the signature is
 //! judged at and the second-factor code is checked at.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,9 +17,11 @@ use utoipa::ToSchema;
 use super::{CaseError, CaseService, CaseView, Idempotency};
 use crate::accounts::{AccountError, Accounts, RequestCodes};
 use crate::forms::FormDefinition;
+use crate::hsm::{DeviceKey, HsmError, HsmProvider};
 use crate::i18n::Lang;
+use crate::signing::activation::{Activation, ActivationError, Authorization, Provenance, signing_input_hash};
 use crate::signing::timestamp::TimeStampError;
-use crate::signing::{FormRef, ServiceSeal, SignatureVerifier, SigningPayload, VerifyOptions, data_hash, verify_act};
+use crate::signing::{FormRef, JwsAlgorithm, PreparedJades, ServiceSeal, SignatureVerifier, SigningPayload, VerifyOptions, data_hash, verify_act};
 use crate::store::{CaseHead, GENESIS_HASH};
 use crate::tsa::TimeStamping;
 use crate::visibility::{Sight, Viewer};
@@ -82,6 +84,63 @@ pub struct ActBody {
     pub signed: Option<SignedPayload>,
     pub totp: Option<String>,
     pub idempotency_key: Option<String>,
+    /// For a signer whose key is on the HSM: the id of the authorization (`Acts::authorize`)
+    /// that covers this act's signature; the server then makes the signature itself.
+    #[serde(default)]
+    pub authorization: Option<String>,
+}
+
+/// One act of a batch signed on the HSM under one authorization.
+#[derive(Deserialize, Serialize, ToSchema, Clone, Debug)]
+pub struct BatchAct {
+    pub case: String,
+    pub step: String,
+    pub action: Action,
+    pub comment: Option<String>,
+}
+
+/// What became of one act of a batch: done, or refused with its own error (the others stand).
+pub struct BatchResult {
+    pub case: String,
+    pub outcome: Result<CaseView, ActError>,
+}
+
+/// A batch signed on the HSM: the authorization the signer gave (recorded with every act of
+/// it) and one result per item, in the order given.
+pub struct BatchOutcome {
+    pub authorization: Authorization,
+    pub results: Vec<BatchResult>,
+}
+
+/// The authorizations given and not yet spent, by id (in memory: they live five minutes).
+#[derive(Default)]
+pub struct Activations {
+    open: Mutex<HashMap<String, Activation>>,
+}
+
+impl Activations {
+    fn insert(&self, activation: Activation, now: DateTime<Utc>) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, a| !a.spent(now));
+        open.insert(activation.authorization().id.clone(), activation);
+    }
+
+    /// When authorization `id` was given: the time its signatures claim.
+    fn time_of(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(id).map(|a| a.authorization().time)
+    }
+
+    /// Uses `hash` of authorization `id` for `person` at `now`, once; returns the authorization.
+    fn take(&self, id: &str, person: &str, hash: &str, now: DateTime<Utc>) -> Result<Authorization, ActivationError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let a = open.get_mut(id).ok_or_else(|| ActivationError::Unknown(id.into()))?;
+        a.take(person, hash, now)?;
+        let authorization = a.authorization().clone();
+        if a.spent(now) {
+            open.remove(id);
+        }
+        Ok(authorization)
+    }
 }
 
 /// Why an act was not made. Each carries its code (docs/errors.md, docs/errors-signing.md) and
@@ -111,6 +170,14 @@ pub enum ActError {
     Refused { sentence: String, report: Option<Value> },
     #[error("{0}")]
     NoSeat(String),
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error("CARIMBO-E1446: the signing certificate changed during the batch (serial {was:x}, now {now:x}); authorize the rest again")]
+    CertificateChanged { was: u64, now: u64 },
+    #[error("CARIMBO-E1447: signatures on the HSM are off on this server (no SoftHSM2 module or no token PIN); sign with your key file")]
+    HsmOff,
 }
 
 impl From<WorkflowError> for ActError {
@@ -139,6 +206,10 @@ impl ActError {
             ActError::Mismatch { .. } | ActError::Refused { .. } => "CARIMBO-E0500",
             ActError::CaseChanged => "CARIMBO-E0401",
             ActError::NoSeat(_) => "CARIMBO-E0330",
+            ActError::Activation(e) => e.code(),
+            ActError::Hsm(e) => e.code(),
+            ActError::CertificateChanged { .. } => "CARIMBO-E1446",
+            ActError::HsmOff => "CARIMBO-E1447",
         }
     }
 
@@ -154,6 +225,10 @@ impl ActError {
             ActError::SignatureNeeded(_) | ActError::Mismatch { .. } | ActError::Refused { .. } => 422,
             ActError::CaseChanged => 409,
             ActError::NoSeat(_) => 403,
+            ActError::Activation(e) => e.status(),
+            ActError::Hsm(e) => e.status(),
+            ActError::CertificateChanged { .. } => 409,
+            ActError::HsmOff => 422,
         }
     }
 
@@ -210,6 +285,9 @@ pub struct Acts<'a> {
     pub seal: &'a ServiceSeal,
     pub stamping: &'a TimeStamping,
     pub verifier: Arc<SignatureVerifier>,
+    /// The HSM signing provider, when this server has one.
+    pub hsm: Option<&'a HsmProvider>,
+    pub activations: &'a Activations,
 }
 
 impl Acts<'_> {
@@ -320,7 +398,19 @@ impl Acts<'_> {
             self.cases.check_may_act(&case, &wf, &body.step, actor.person, now)?;
         }
         let expected = act_expected(&case, &head, &body.step, body.action.as_str())?;
-        let sig = self.establish(actor, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes, now)?;
+        let sig = match body.authorization.as_deref() {
+            // The provider step: a device key signs here, then the act goes on exactly as a
+            // browser-signed one does (same verification, time-stamp, recording).
+            Some(id) if body.signed.is_none() => {
+                let signed = self.device_signed(actor, &expected, id, now)?;
+                let mut record = self.establish(actor, &expected, &case.committed_data(), def.signature, Some(&signed.0), None, codes, now)?;
+                // The authorization was given with the signer's second factor.
+                record.second_factor = true;
+                record.provenance = Some(signed.1);
+                record
+            }
+            _ => self.establish(actor, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes, now)?,
+        };
         let req =
             ActRequest { actor: actor.person.to_string(), step: body.step.clone(), action: body.action, comment: body.comment.clone(), signature: sig, now };
         Ok(self.cases.act(case_id, req, idem.as_ref())?)
@@ -404,6 +494,7 @@ impl Acts<'_> {
             signer: actor.person.to_string(),
             jws: Some(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature})),
             second_factor: false,
+            provenance: None,
         })
     }
 
@@ -452,6 +543,7 @@ impl Acts<'_> {
                 signer: actor.person.to_string(),
                 jws: Some(json!({"payload": p, "protected": signed.signature.get("protected"), "signature": signed.signature.get("signature")})),
                 second_factor: false,
+                provenance: Some(Provenance::BrowserKey),
             }),
             Err(report) => {
                 let sentence = match actor.lang {
@@ -462,6 +554,126 @@ impl Acts<'_> {
                 Err(ActError::Refused { sentence, report: serde_json::to_value(&report).ok() })
             }
         }
+    }
+}
+
+/// A signing input prepared on the server for a device key: the payload, the JAdES header and
+/// the hash an authorization names.
+struct DeviceInput {
+    payload: SigningPayload,
+    prepared: PreparedJades,
+    hash: String,
+}
+
+impl Acts<'_> {
+    fn provider(&self) -> Result<&HsmProvider, ActError> {
+        self.hsm.ok_or(ActError::HsmOff)
+    }
+
+    /// What the HSM will sign for `expected` with `key` at `time`: the same header and payload
+    /// whenever it is rebuilt, so the hash checked at signing is the hash authorized.
+    fn device_input(&self, actor: Actor, expected: &Expected, key: &DeviceKey, time: DateTime<Utc>) -> Result<DeviceInput, ActError> {
+        let chain = crate::pki::cert::parse_pem_certificates(key.chain_pem.as_bytes(), "device certificate")
+            .map_err(|e| ActError::Hsm(HsmError::Device(e.to_string())))?;
+        let payload = expected.payload(actor.person, time);
+        let bytes = payload.canonical_bytes().map_err(|e| ActError::BadRequest(e.to_string()))?;
+        let prepared = PreparedJades::new(JwsAlgorithm::ES256, &chain, &bytes, time).map_err(|e| ActError::BadRequest(e.to_string()))?;
+        let hash = signing_input_hash(prepared.signing_input.as_bytes());
+        Ok(DeviceInput { payload, prepared, hash })
+    }
+
+    /// The signature of the actor's device key over `expected`, made only when authorization
+    /// `id` (the actor's, unexpired) covers exactly its signing input; one use per hash.
+    fn device_signed(&self, actor: Actor, expected: &Expected, id: &str, now: DateTime<Utc>) -> Result<(SignedPayload, Provenance), ActError> {
+        let provider = self.provider()?;
+        let key = provider.key_of(actor.person)?;
+        let time = self.activations.time_of(id).ok_or_else(|| ActivationError::Unknown(id.into()))?;
+        let input = self.device_input(actor, expected, &key, time)?;
+        let authorization = self.activations.take(id, actor.person, &input.hash, now)?;
+        let value = provider.sign(&key, input.prepared.signing_input.as_bytes())?;
+        let jws = input.prepared.finish(&value);
+        let signed = SignedPayload { payload: input.payload, signature: json!({"protected": jws.protected, "signature": jws.signature}) };
+        Ok((signed, Provenance::Hsm { token: key.token, key_label: key.key_label, authorization }))
+    }
+
+    /// The signer authorizes, with one TOTP code, exactly the signatures of `items` by their
+    /// device key at `now`. Items that cannot be signed now (no seat, step closed) are left out
+    /// and reported; a wrong code authorizes nothing and changes nothing.
+    pub fn authorize(
+        &self,
+        actor: Actor,
+        items: &[BatchAct],
+        code: &str,
+        batch: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(Authorization, Vec<(usize, ActError)>), ActError> {
+        let provider = self.provider()?;
+        let key = provider.key_of(actor.person)?;
+        let mut hashes = Vec::new();
+        let mut refused = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match self.prepare_item(actor, item, &key, now) {
+                Ok(input) => hashes.push(input.hash),
+                Err(e) => refused.push((i, e)),
+            }
+        }
+        if hashes.is_empty() {
+            return Err(refused.into_iter().next().map(|(_, e)| e).unwrap_or(ActivationError::BadSize(0).into()));
+        }
+        let activation = Activation::new(crate::accounts::random_token(), actor.person, now, hashes, batch)?;
+        self.accounts.check_totp(actor.person, code, now)?;
+        let authorization = activation.authorization().clone();
+        self.activations.insert(activation, now);
+        Ok((authorization, refused))
+    }
+
+    fn prepare_item(&self, actor: Actor, item: &BatchAct, key: &DeviceKey, now: DateTime<Utc>) -> Result<DeviceInput, ActError> {
+        let (case, head, wf) = self.visible_case(actor, &item.case)?;
+        if wf.step(&item.step).is_none() {
+            return Err(ActError::NotFound(format!("no step {:?}", item.step)));
+        }
+        if !self.cases.may_act(&case, &wf, &item.step, actor.person, now) {
+            return Err(ActError::NoSeat(format!("you have no seat on step {:?} of this case now, so there is nothing for you to sign", item.step)));
+        }
+        let expected = act_expected(&case, &head, &item.step, item.action.as_str())?;
+        self.device_input(actor, &expected, key, now)
+    }
+
+    /// N acts signed on the HSM with one TOTP code: one authorization over the N signing inputs,
+    /// then each act on its own (one result per item: a refused item does not undo the others).
+    /// The certificate is the one authorized for the whole batch.
+    pub fn act_batch(&self, actor: Actor, items: &[BatchAct], code: &str, now: DateTime<Utc>) -> Result<BatchOutcome, ActError> {
+        let provider = self.provider()?;
+        let key = provider.key_of(actor.person)?;
+        let batch = format!("batch-{}", crate::accounts::random_token());
+        let (authorization, refused) = self.authorize(actor, items, code, Some(batch), now)?;
+        let mut refused: HashMap<usize, ActError> = refused.into_iter().collect();
+        let mut results = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let outcome = match refused.remove(&i) {
+                Some(e) => Err(e),
+                None => self.batch_item(actor, item, &authorization, &key, now),
+            };
+            results.push(BatchResult { case: item.case.clone(), outcome });
+        }
+        Ok(BatchOutcome { authorization, results })
+    }
+
+    fn batch_item(&self, actor: Actor, item: &BatchAct, authorization: &Authorization, key: &DeviceKey, now: DateTime<Utc>) -> Result<CaseView, ActError> {
+        let current = self.provider()?.key_of(actor.person)?;
+        if current.serial != key.serial {
+            return Err(ActError::CertificateChanged { was: key.serial, now: current.serial });
+        }
+        let body = ActBody {
+            step: item.step.clone(),
+            action: item.action,
+            comment: item.comment.clone(),
+            signed: None,
+            totp: None,
+            idempotency_key: None,
+            authorization: Some(authorization.id.clone()),
+        };
+        self.act(actor, &item.case, &body, &RequestCodes::default(), now)
     }
 }
 

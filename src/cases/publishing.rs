@@ -11,7 +11,7 @@
 
 use super::{CaseError, CaseService};
 use crate::catalog::{Catalog, SourceFile};
-use crate::forms::{ErrorCode, Problem};
+use crate::forms::{Detail, ErrorCode, Problem};
 use crate::store::{Publication, PublishedDefinition};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -99,14 +99,13 @@ pub fn version_problems(serving: &Catalog, uploaded: &[SourceFile]) -> Vec<Probl
             continue;
         }
         let (Some(new), Some(old)) = (version_of(&version), version_of(served_version)) else { continue };
-        let problem = |code, message: String| Problem { file: src.name.clone(), pointer: "/version".into(), code, message };
+        let problem = |code, detail| Problem::new(src.name.clone(), "/version", code, detail);
+        let (served, version) = (served_version.to_string(), version.clone());
         if new == old {
-            out.push(problem(VERSION_REUSED, format!(
-                "{kind} {id:?} version {version} is already served with other content (sha256 {}…): a version names one content for ever; give this one a higher version than {served_version}",
-                &served_hash[..12]
-            )));
+            let hash = served_hash.chars().take(12).collect();
+            out.push(problem(VERSION_REUSED, Detail::VersionReused { kind: kind.clone(), id: id.clone(), version, hash, served }));
         } else if new < old {
-            out.push(problem(VERSION_LOWER, format!("{kind} {id:?} version {version} is lower than the version served, {served_version}: versions only increase; give it a version above {served_version}")));
+            out.push(problem(VERSION_LOWER, Detail::VersionLower { kind: kind.clone(), id: id.clone(), version, served }));
         }
     }
     out

@@ -3,6 +3,7 @@
 //! the library's. `pki_files` reads the PKI material (certificates, CRLs, the trust list) for
 //! the commands and for the server's start-up; `pki_demo` writes the demo PKI.
 
+pub mod hsm;
 pub mod pdf;
 pub mod pki_demo;
 pub mod pki_files;

@@ -62,6 +62,13 @@ pub fn issue_tsa_certificate_until(pki: &Path, cn: &str, serial: u64, critical_e
     demo::issue_tsa_certificate_until(&root_pem, &root_key_pem, cn, serial, critical_eku, until)
 }
 
+/// `demo::issue_root_crl` with the demo root in `pki`.
+pub fn issue_root_crl(pki: &Path, crl_number: u64, this_update: (i32, u8, u8), revoked: &[(u64, (i32, u8, u8))]) -> Result<String, PkiError> {
+    let root_pem = read_text(&pki.join("root/root.pem"))?;
+    let root_key_pem = read_text(&pki.join("root/root.key.pem"))?;
+    demo::issue_root_crl(&root_pem, &root_key_pem, crl_number, this_update, revoked)
+}
+
 /// Adds the demo TSA to the demo PKI in `out` and the trust list in `trust_out`, at `at`;
 /// returns the new member's id.
 pub fn add_demo_tsa(out: &Path, trust_out: &Path, at: DateTime<Utc>) -> Result<String, PkiError> {

@@ -24,7 +24,7 @@ use crate::pki::CrlSet;
 use crate::pki::crl::LoadedCrl;
 use crate::pki::history::{TrustHistory, utc_text};
 use crate::pki::report::{Indication, SubIndication, ValidationReport};
-use crate::signing::timestamp::TimeStampVerifier;
+use crate::signing::timestamp::{StampFailure, TimeStampVerifier};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateRevocationListDer;
@@ -41,6 +41,7 @@ const CLOCK_SKEW_SECONDS: i64 = 300;
 pub(crate) const E_ARCHIVE: &str = "CARIMBO-E1251";
 pub(crate) const E_NO_POE: &str = "CARIMBO-E1252";
 pub(crate) const E_VALIDATION_DATA: &str = "CARIMBO-E1253";
+pub(crate) const E_TSA_REVOKED: &str = "CARIMBO-E1480";
 
 /// One archive time-stamp and the validation data added with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +185,55 @@ fn take_validation_data(
     Ok(())
 }
 
+/// The finding for archive time-stamp `k` that did not verify; `why` says where the deciding
+/// data came from when it is not the stamp's own.
+fn stamp_failure(k: usize, f: &StampFailure, why: &str) -> Box<Finding> {
+    let ptr = format!("/{MEMBER}/{k}");
+    // An imprint that does not match means the covered bytes changed: everything before this
+    // stamp verified, so what changed is this stamp's token or the validation data added with it.
+    let (pointer, what) = if f.sub == SubIndication::HashFailure && f.code == crate::signing::timestamp::codes::IMPRINT_MISMATCH {
+        (ptr, "the bytes it covers changed after it was made (its validation data, or its token's imprint)".to_string())
+    } else {
+        (format!("{ptr}/token"), f.detail.clone())
+    };
+    // A TSA certificate revoked at or before the stamp's genTime has its own code: the stamp
+    // proves nothing, whatever came after it (EN 319 102-1 §5.2.7: REVOKED).
+    let code = if f.sub == SubIndication::Revoked { E_TSA_REVOKED } else { E_ARCHIVE };
+    let mut finding = Finding::new(
+        code,
+        "archive",
+        pointer,
+        format!("archive time-stamp {k} does not verify: {} {}: {what}{why}", indication_text(f.indication), f.sub.as_str()),
+    );
+    finding.report = Some(stamp_report(f.indication, f.sub, f.code, &f.detail));
+    finding
+}
+
+/// Each archive stamp was verified with the CRLs the bundle held when it was added; a CRL
+/// added with a later stamp (`validation_data.crls`) may list the stamp's TSA certificate as
+/// revoked. Stamps followed by new CRLs are judged again with every CRL of the bundle, as the
+/// signers are with the bundle's: revoked at or before the stamp's `genTime` fails
+/// (`CARIMBO-E1480`); revoked later, the stamp stands: the token was made before the
+/// revocation, and the next stamp (or the verification) proves it existed.
+fn check_later_revocations(verified: &[(Vec<u8>, Vec<u8>, usize)], history: &TrustHistory, crl_files: &[(String, String, Vec<u8>)]) -> Check<()> {
+    if verified.iter().all(|(_, _, held)| *held == crl_files.len()) {
+        return Ok(());
+    }
+    let trust =
+        history.trust_list().map_err(|e| Finding::new(E_VALIDATION_DATA, "archive", format!("/{MEMBER}"), format!("the trust list is not usable: {e}")))?;
+    let mut crls = CrlSet::empty();
+    add_crls(&mut crls, crl_files)?;
+    let verifier = TimeStampVerifier::new(trust, crls);
+    for (k, (token, input, held)) in verified.iter().enumerate() {
+        if *held < crl_files.len() {
+            let names: Vec<&str> = crl_files[*held..].iter().map(|(_, name, _)| name.as_str()).collect();
+            let why = format!(" (by the CRLs added after it: {})", names.join(", "));
+            verifier.verify(token, input).map_err(|f| stamp_failure(k, &f, &why))?;
+        }
+    }
+    Ok(())
+}
+
 fn stamp_report(indication: Indication, sub: SubIndication, code: &str, detail: &str) -> ValidationReport {
     let mut r = ValidationReport::failed(indication, sub, format!("archive time-stamp: {detail}"));
     r.code = Some(code.to_string());
@@ -208,6 +258,9 @@ pub(crate) fn check_archive(
     let mut previous = exported;
     let mut stamps: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = Vec::new();
     let mut lines = Vec::new();
+    // Each stamp's token, the bytes it covers and how many CRLs the bundle held with it: for
+    // the revocation check against the CRLs added after it (`check_later_revocations`).
+    let mut verified: Vec<(Vec<u8>, Vec<u8>, usize)> = Vec::new();
     for (k, entry) in bundle.archive_timestamps.iter().enumerate() {
         let ptr = format!("/{MEMBER}/{k}");
         take_validation_data(k, &entry.validation_data, &mut history, &mut crl_files, now)?;
@@ -221,27 +274,7 @@ pub(crate) fn check_archive(
             .decode(&entry.token)
             .map_err(|e| Finding::new(E_ARCHIVE, "archive", format!("{ptr}/token"), format!("the archive time-stamp is not valid base64: {e}")))?;
         let input = stamped_bytes(value, k).ok_or_else(|| Finding::new(E_ARCHIVE, "archive", ptr.clone(), "the archive time-stamp cannot be read"))?;
-        let stamp = match verifier.verify(&token, &input) {
-            Ok(s) => s,
-            Err(f) => {
-                // An imprint that does not match means the covered bytes changed: everything
-                // before this stamp verified, so what changed is this stamp's token or the
-                // validation data added with it.
-                let (pointer, what) = if f.sub == SubIndication::HashFailure && f.code == crate::signing::timestamp::codes::IMPRINT_MISMATCH {
-                    (ptr.clone(), "the bytes it covers changed after it was made (its validation data, or its token's imprint)".to_string())
-                } else {
-                    (format!("{ptr}/token"), f.detail.clone())
-                };
-                let mut finding = Finding::new(
-                    E_ARCHIVE,
-                    "archive",
-                    pointer,
-                    format!("archive time-stamp {k} does not verify: {} {}: {what}", indication_text(f.indication), f.sub.as_str()),
-                );
-                finding.report = Some(stamp_report(f.indication, f.sub, f.code, &f.detail));
-                return Err(finding);
-            }
-        };
+        let stamp = verifier.verify(&token, &input).map_err(|f| stamp_failure(k, &f, ""))?;
         let at = stamp.gen_time;
         if at + Duration::seconds(CLOCK_SKEW_SECONDS) < previous {
             let what = if k == 0 { "the bundle was exported" } else { "the previous archive time-stamp" };
@@ -263,8 +296,10 @@ pub(crate) fn check_archive(
         let (until, subject) = stamp.chain.iter().min_by_key(|c| c.not_after).map(|c| (c.not_after, c.subject.clone())).unwrap_or((at, stamp.tsa.clone()));
         lines.push(ArchiveLine { gen_time: utc_text(at), tsa: stamp.tsa.clone(), tsa_entity: stamp.tsa_entity.clone(), valid_until: utc_text(until) });
         stamps.push((at, until, subject));
+        verified.push((token, input, crl_files.len()));
         previous = at;
     }
+    check_later_revocations(&verified, &history, &crl_files)?;
     // Each stamp needs its own proof of existence while its TSA chain was valid: the next one.
     for (k, (_, until, subject)) in stamps.iter().enumerate() {
         let (poe, by) = match stamps.get(k + 1) {

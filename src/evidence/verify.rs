@@ -106,6 +106,12 @@ pub struct SignatureLine {
     /// The signing certificate's holder, as the certificate names them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The signing provider recorded with the act (`browser-key`, `hsm`), when it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// For a key on the HSM: the id of the signer's authorization the signature was made under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
 }
 
 /// A certificate the bundle asks the auditor to trust, with its fingerprint.
@@ -1292,6 +1298,11 @@ impl<'a> EventWalk<'a> {
             achieved,
             signing_time: ev.recorded_at.clone(),
             certificate,
+            provider: record.provenance.as_ref().map(|p| p.provider().to_string()),
+            authorization: match &record.provenance {
+                Some(crate::signing::activation::Provenance::Hsm { authorization, .. }) => Some(authorization.id.clone()),
+                _ => None,
+            },
         });
         Ok(payload)
     }

@@ -5,8 +5,9 @@
 //! zh / pt / en, or it returns nothing and leaves every problem in the collector.
 
 use super::logic::{self, LogicScan};
-use super::parse::{self, check_keys, type_name};
+use super::parse::{self, check_keys};
 use super::problem::{Problems, codes, pointer_push};
+use super::problem_detail::{Detail, JsonType, Subject, WordsId};
 use super::reference::{HolidayCalendar, RatesTable};
 use crate::i18n::LocalizedText;
 use datalogic_rs::Logic;
@@ -309,18 +310,18 @@ impl FormDefinition {
         let id = parse::string_key(def, "", "id", p).map(str::to_string);
         if let Some(id) = &id {
             if !parse::is_valid_id(id) {
-                p.push("/id", codes::BAD_ID, format!("id {id:?} must be lower-case letters and digits joined by '-'"));
+                p.push("/id", codes::BAD_ID, Detail::IdMalformed { id: id.clone() });
             } else if let Some(stem) = file_stem
                 && stem != id
             {
-                p.push("/id", codes::BAD_ID, format!("id {id:?} does not match the file name {stem:?}.json"));
+                p.push("/id", codes::BAD_ID, Detail::IdNotFileName { id: id.clone(), stem: stem.to_string() });
             }
         }
         let version = parse::string_key(def, "", "version", p).map(str::to_string);
         if let Some(v) = &version {
             let parts: Vec<_> = v.split('.').collect();
             if parts.len() != 3 || parts.iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
-                p.push("/version", codes::BAD_VALUE, format!("version {v:?} must be MAJOR.MINOR.PATCH, e.g. \"1.0.0\""));
+                p.push("/version", codes::BAD_VALUE, Detail::VersionMalformed { version: v.clone() });
             }
         }
         let title = def.get("title").and_then(|t| parse::localized(t, "/title", p));
@@ -335,11 +336,7 @@ impl FormDefinition {
         let fields = FieldIndex::from_schema(&schema);
         for name in &fields.top_level {
             if RESERVED.contains(&name.as_str()) {
-                p.push(
-                    format!("/schema/properties/{name}"),
-                    codes::BAD_VALUE,
-                    format!("{name:?} is reserved for rules (context.*, settings.*); rename the field"),
-                );
+                p.push(format!("/schema/properties/{name}"), codes::BAD_VALUE, Detail::ReservedFieldName { name: name.clone() });
             }
         }
 
@@ -348,11 +345,11 @@ impl FormDefinition {
 
         let settings = match def.get("settings") {
             None => Map::new(),
-            Some(v) => match parse::object(v, "/settings", "\"settings\"", p) {
+            Some(v) => match parse::object(v, "/settings", Subject::key("settings"), p) {
                 Some(m) => {
                     for (k, v) in m {
                         if v.is_object() || v.is_array() || v.is_null() {
-                            p.push(pointer_push("/settings", k), codes::BAD_VALUE, "a setting must be a number, a string or a boolean");
+                            p.push(pointer_push("/settings", k), codes::BAD_VALUE, Detail::SettingNotScalar);
                         }
                     }
                     m.clone()
@@ -444,7 +441,7 @@ fn check_formats(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
             for (k, sub) in m {
                 let here = pointer_push(ptr, k);
                 if k == "format" && sub.as_str() == Some("time") {
-                    p.push(here.clone(), codes::TIME_FORMAT, format!("\"time\" would demand an offset (18:00:00+08:00); for a time of day as people write it (18:00, 18:00:30, 24:00) use \"format\": \"{TIME_OF_DAY_FORMAT}\""));
+                    p.push(here.clone(), codes::TIME_FORMAT, Detail::TimeFormat { format: TIME_OF_DAY_FORMAT.to_string() });
                 }
                 check_formats(sub, &here, p, depth + 1);
             }
@@ -457,18 +454,18 @@ fn check_formats(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
 fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
     let before = p.len();
     let Value::Object(m) = schema else {
-        p.push("/schema", codes::SCHEMA_INVALID, format!("the schema must be an object, found {}", type_name(schema)));
+        p.push("/schema", codes::SCHEMA_INVALID, Detail::SchemaNotObject { found: JsonType::of(schema) });
         return None;
     };
     match m.get("$schema").and_then(Value::as_str) {
         Some(SCHEMA_DIALECT) => {}
         Some(other) => {
-            p.push("/schema/$schema", codes::SCHEMA_INVALID, format!("only JSON Schema draft 2020-12 is accepted ({SCHEMA_DIALECT:?}), found {other:?}"))
+            p.push("/schema/$schema", codes::SCHEMA_INVALID, Detail::SchemaDialect { expected: SCHEMA_DIALECT.to_string(), found: other.to_string() })
         }
-        None => p.push("/schema", codes::SCHEMA_INVALID, format!("missing \"$schema\": {SCHEMA_DIALECT:?}")),
+        None => p.push("/schema", codes::SCHEMA_INVALID, Detail::SchemaDialectMissing { expected: SCHEMA_DIALECT.to_string() }),
     }
     if m.get("type").and_then(Value::as_str) != Some("object") {
-        p.push("/schema", codes::SCHEMA_INVALID, "the data of a form is an object: the schema needs \"type\": \"object\"");
+        p.push("/schema", codes::SCHEMA_INVALID, Detail::SchemaNotObjectType);
     }
     refuse_remote_refs(schema, "/schema", p, 0);
     check_formats(schema, "/schema", p, 0);
@@ -479,10 +476,8 @@ fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
         // The meta-schema's own wording for a bad `type` ("not valid under any of the schemas
         // listed in the 'anyOf' keyword") does not tell an author what to write instead.
         let message = match found {
-            Some(Value::String(t)) if path.ends_with("/type") => {
-                format!("unknown type {t:?}; use one of: string, number, integer, boolean, object, array, null")
-            }
-            _ => format!("not valid JSON Schema 2020-12: {err}"),
+            Some(Value::String(t)) if path.ends_with("/type") => Detail::SchemaUnknownType { found: t.clone() },
+            _ => Detail::SchemaInvalid { error: err.to_string() },
         };
         p.push(at, codes::SCHEMA_INVALID, message);
     }
@@ -498,7 +493,7 @@ fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
     match options.offline().build(schema) {
         Ok(v) => Some(v),
         Err(e) => {
-            p.push(format!("/schema{}", e.schema_path()), codes::SCHEMA_UNCOMPILABLE, format!("the schema cannot be compiled: {e}"));
+            p.push(format!("/schema{}", e.schema_path()), codes::SCHEMA_UNCOMPILABLE, Detail::SchemaUncompilable { error: e.to_string() });
             None
         }
     }
@@ -506,7 +501,7 @@ fn compile_schema(schema: &Value, p: &mut Problems) -> Option<Validator> {
 
 fn refuse_remote_refs(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
     if depth > 128 {
-        p.push(ptr, codes::SCHEMA_INVALID, "the schema is nested more than 128 levels deep");
+        p.push(ptr, codes::SCHEMA_INVALID, Detail::SchemaTooDeep);
         return;
     }
     match v {
@@ -517,10 +512,10 @@ fn refuse_remote_refs(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
                     && let Some(r) = sub.as_str()
                     && !r.starts_with('#')
                 {
-                    p.push(here.clone(), codes::REMOTE_REF, format!("reference {r:?} points outside this definition; definitions never fetch from the network: copy the schema into \"$defs\" and use \"#/$defs/...\""));
+                    p.push(here.clone(), codes::REMOTE_REF, Detail::RemoteRef { reference: r.to_string() });
                 }
                 if k == "$id" {
-                    p.push(here.clone(), codes::REMOTE_REF, "\"$id\" is not allowed: a form's schema is identified by the form id and version");
+                    p.push(here.clone(), codes::REMOTE_REF, Detail::SchemaId);
                 }
                 refuse_remote_refs(sub, &here, p, depth + 1);
             }
@@ -536,12 +531,12 @@ fn refuse_remote_refs(v: &Value, ptr: &str, p: &mut Problems, depth: usize) {
 
 fn parse_labels(v: Option<&Value>, fields: &FieldIndex, p: &mut Problems) -> BTreeMap<String, LocalizedText> {
     let mut labels = BTreeMap::new();
-    let map = v.and_then(|v| parse::object(v, "/labels", "\"labels\"", p));
+    let map = v.and_then(|v| parse::object(v, "/labels", Subject::key("labels"), p));
     if let Some(map) = map {
         for (path, text) in map {
             let ptr = pointer_push("/labels", path);
             if !fields.paths.contains(path) {
-                p.push(ptr.clone(), codes::BAD_VALUE, format!("label for {path:?}, which is not a field of the schema"));
+                p.push(ptr.clone(), codes::BAD_VALUE, Detail::LabelForUnknownField { path: path.clone() });
             }
             if let Some(t) = parse::localized(text, &ptr, p) {
                 labels.insert(path.clone(), t);
@@ -549,7 +544,7 @@ fn parse_labels(v: Option<&Value>, fields: &FieldIndex, p: &mut Problems) -> BTr
         }
         for path in &fields.paths {
             if !map.contains_key(path) {
-                p.push("/labels", codes::MISSING_TRANSLATION, format!("field {path:?} has no label (zh, pt, en)"));
+                p.push("/labels", codes::MISSING_TRANSLATION, Detail::FieldWithoutLabel { path: path.clone() });
             }
         }
     }
@@ -560,21 +555,21 @@ fn parse_options(v: Option<&Value>, fields: &FieldIndex, p: &mut Problems) -> BT
     let mut options = BTreeMap::new();
     let empty = Map::new();
     let map = match v {
-        Some(v) => parse::object(v, "/options", "\"options\"", p).unwrap_or(&empty),
+        Some(v) => parse::object(v, "/options", Subject::key("options"), p).unwrap_or(&empty),
         None => &empty,
     };
     for (path, values) in map {
         let ptr = pointer_push("/options", path);
-        let Some(values) = parse::object(values, &ptr, "the options of a field", p) else { continue };
+        let Some(values) = parse::object(values, &ptr, Subject::FieldOptions, p) else { continue };
         let declared = fields.enums.get(path);
         if declared.is_none() {
-            p.push(ptr.clone(), codes::BAD_VALUE, format!("options for {path:?}, which is not a field with an enum"));
+            p.push(ptr.clone(), codes::BAD_VALUE, Detail::OptionsForNonEnum { path: path.clone() });
         }
         let mut out = BTreeMap::new();
         for (value, text) in values {
             let vptr = pointer_push(&ptr, value);
             if declared.is_some_and(|d| !d.contains(value)) {
-                p.push(vptr.clone(), codes::BAD_VALUE, format!("{value:?} is not one of the enum values of {path:?}"));
+                p.push(vptr.clone(), codes::BAD_VALUE, Detail::OptionNotInEnum { value: value.clone(), path: path.clone() });
             }
             if let Some(t) = parse::localized(text, &vptr, p) {
                 out.insert(value.clone(), t);
@@ -585,7 +580,7 @@ fn parse_options(v: Option<&Value>, fields: &FieldIndex, p: &mut Problems) -> BT
     for (path, values) in &fields.enums {
         for value in values {
             if !map.get(path).and_then(Value::as_object).is_some_and(|m| m.contains_key(value)) {
-                p.push(pointer_push("/options", path), codes::MISSING_TRANSLATION, format!("enum value {value:?} of {path:?} has no label (zh, pt, en)"));
+                p.push(pointer_push("/options", path), codes::MISSING_TRANSLATION, Detail::EnumValueWithoutLabel { value: value.clone(), path: path.clone() });
             }
         }
     }
@@ -622,10 +617,11 @@ impl<'a> ReadScope<'a> {
         }
     }
 
-    fn known_fields(&self) -> String {
+    /// The fields this scope reads: (the row list, when in a row; the field names).
+    fn known_fields(&self) -> (Option<String>, Vec<String>) {
         match self.row {
-            None => self.fields.top_level.join(", "),
-            Some(row) => format!("the fields of a row of {row}: {}", self.fields.row_fields(row).join(", ")),
+            None => (None, self.fields.top_level.clone()),
+            Some(row) => (Some(row.to_string()), self.fields.row_fields(row).iter().map(|f| f.to_string()).collect()),
         }
     }
 
@@ -633,7 +629,7 @@ impl<'a> ReadScope<'a> {
     /// operator; `base` is the pointer of the logic.
     fn check(&self, scan: &LogicScan, base: &str, p: &mut Problems) {
         for (ptr, fault) in &scan.faults {
-            let code = if fault.contains("constant 0") { codes::RULE_DIVIDES_BY_ZERO } else { codes::RULE_SYNTAX };
+            let code = if matches!(fault, Detail::DividesByConstantZero { .. }) { codes::RULE_DIVIDES_BY_ZERO } else { codes::RULE_SYNTAX };
             p.push(format!("{base}{ptr}"), code, fault.clone());
         }
         for (ptr, message) in &scan.text_in_arithmetic {
@@ -648,15 +644,14 @@ impl<'a> ReadScope<'a> {
                 Some("context") => check_context(var, &format!("{base}{ptr}"), p),
                 Some("settings") => match segs.next() {
                     Some(name) if self.settings.contains_key(name) => {}
-                    _ => p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, but the form has no such setting")),
+                    _ => p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, Detail::UnknownSettingRead { var: var.clone() }),
                 },
                 _ => {
                     if !self.fields.knows(&self.data_path(var)) {
-                        p.push(
-                            format!("{base}{ptr}"),
-                            codes::RULE_UNKNOWN_FIELD,
-                            format!("reads {var:?}, which is not a field of the form ({})", self.known_fields()),
-                        );
+                        p.push(format!("{base}{ptr}"), codes::RULE_UNKNOWN_FIELD, {
+                            let (row, fields) = self.known_fields();
+                            Detail::UnknownFieldRead { var: var.clone(), row, fields }
+                        });
                     }
                 }
             }
@@ -683,21 +678,12 @@ impl<'a> ReadScope<'a> {
         };
         let numeric = ["number", "integer", "null", "array"];
         match o.wants {
-            logic::Wants::Number if !types.iter().any(|t| numeric.contains(&t.as_str())) => p.push(
-                at,
-                codes::TEXT_IN_ARITHMETIC,
-                format!(
-                    "{} is given {:?}, which holds {}: text is never turned into a number; declare the field a number",
-                    o.op,
-                    o.path,
-                    types.iter().cloned().collect::<Vec<_>>().join(" or ")
-                ),
-            ),
-            logic::Wants::Time if !types.contains("string") => p.push(
-                at,
-                codes::BAD_OPERAND,
-                format!("{} takes times of day or dates and times, but {:?} holds {}", o.op, o.path, types.iter().cloned().collect::<Vec<_>>().join(" or ")),
-            ),
+            logic::Wants::Number if !types.iter().any(|t| numeric.contains(&t.as_str())) => {
+                p.push(at, codes::TEXT_IN_ARITHMETIC, Detail::FieldNotNumber { op: o.op.clone(), path: o.path.clone(), types: types.iter().cloned().collect() })
+            }
+            logic::Wants::Time if !types.contains("string") => {
+                p.push(at, codes::BAD_OPERAND, Detail::FieldNotTime { op: o.op.clone(), path: o.path.clone(), types: types.iter().cloned().collect() })
+            }
             _ => {}
         }
     }
@@ -718,11 +704,11 @@ fn check_context(var: &str, at: &str, p: &mut Problems) {
         p.push(
             at,
             codes::UNKNOWN_CONTEXT,
-            format!(
-                "reads {var:?}, which carimbo does not supply: the context has {} and context.applicant.<fact> with the facts {} (name and department_name in zh, pt, en)",
-                CONTEXT_VALUES.map(|v| format!("context.{v}")).join(", "),
-                APPLICANT_FACTS.join(", ")
-            ),
+            Detail::UnknownContext {
+                var: var.to_string(),
+                values: CONTEXT_VALUES.map(|v| format!("context.{v}")).to_vec(),
+                facts: APPLICANT_FACTS.map(str::to_string).to_vec(),
+            },
         );
     }
 }
@@ -734,7 +720,7 @@ fn compile_logic(v: &Value, ptr: &str, scope: &ReadScope, p: &mut Problems) -> O
     let compiled = match logic::compile(v) {
         Ok(l) => Some(l),
         Err(e) => {
-            p.push(ptr, codes::RULE_SYNTAX, format!("the logic cannot be compiled: {e}"));
+            p.push(ptr, codes::RULE_SYNTAX, Detail::LogicUncompilable { error: e.to_string() });
             None
         }
     };
@@ -748,31 +734,27 @@ fn compile_logic(v: &Value, ptr: &str, scope: &ReadScope, p: &mut Problems) -> O
 /// row of `list` (`/periods/*/end_time`), `Some(None)` for a rule on the data as a whole.
 fn rule_pointer_row(target: &str, fields: &FieldIndex, at: &str, p: &mut Problems) -> Option<Option<String>> {
     if !target.starts_with('/') {
-        p.push(at, codes::RULE_UNKNOWN_FIELD, format!("{target:?} is not a JSON pointer to a field of the form (e.g. \"/end_date\")"));
+        p.push(at, codes::RULE_UNKNOWN_FIELD, Detail::RulePointerNotAField { target: target.to_string() });
         return None;
     }
     let segs: Vec<String> = target.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
     if segs.iter().any(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) {
-        p.push(at, codes::RULE_ROW, format!("{target:?} points at one fixed row; write \"*\" for the row (e.g. \"/{}/*/…\") and the rule is checked on every row, its error pointing at the row that fails", segs[0]));
+        p.push(at, codes::RULE_ROW, Detail::RulePointerFixedRow { target: target.to_string(), list: segs[0].clone() });
         return None;
     }
     let stars = segs.iter().filter(|s| *s == "*").count();
     if stars > 1 || (stars == 1 && segs.get(1).map(String::as_str) != Some("*")) {
-        p.push(
-            at,
-            codes::RULE_ROW,
-            format!("{target:?}: only the rows of a top-level list are checked one by one (\"/list/*/field\"); rows inside rows are not"),
-        );
+        p.push(at, codes::RULE_ROW, Detail::RulePointerNestedRows { target: target.to_string() });
         return None;
     }
     let path = segs.join(".");
     if !fields.knows(&path) {
-        let hint = if stars == 1 && fields.is_row_list(&segs[0]) {
-            format!("a row of {} has: {}", segs[0], fields.row_fields(&segs[0]).join(", "))
+        let (row, known) = if stars == 1 && fields.is_row_list(&segs[0]) {
+            (Some(segs[0].clone()), fields.row_fields(&segs[0]).iter().map(|f| f.to_string()).collect())
         } else {
-            format!("fields: {}", fields.top_level.join(", "))
+            (None, fields.top_level.clone())
         };
-        p.push(at, codes::RULE_UNKNOWN_FIELD, format!("{target:?} names no place in the data ({hint})"));
+        p.push(at, codes::RULE_UNKNOWN_FIELD, Detail::RulePointerNowhere { target: target.to_string(), row, fields: known });
         return None;
     }
     Some((stars == 1).then(|| segs[0].clone()))
@@ -780,19 +762,19 @@ fn rule_pointer_row(target: &str, fields: &FieldIndex, at: &str, p: &mut Problem
 
 fn parse_rules(v: Option<&Value>, scope: &ReadScope, p: &mut Problems) -> Vec<Rule> {
     let mut rules = Vec::new();
-    let Some(list) = v.and_then(|v| parse::array(v, "/rules", "\"rules\"", p)) else { return rules };
+    let Some(list) = v.and_then(|v| parse::array(v, "/rules", Subject::key("rules"), p)) else { return rules };
     let mut ids = BTreeMap::new();
     for (i, r) in list.iter().enumerate() {
         let ptr = format!("/rules/{i}");
-        let Some(m) = parse::object(r, &ptr, "a rule", p) else { continue };
+        let Some(m) = parse::object(r, &ptr, Subject::Rule, p) else { continue };
         check_keys(m, &ptr, &["id", "pointer", "logic", "message", "description"], &["id", "pointer", "logic", "message"], p);
         let id = parse::string_key(m, &ptr, "id", p).map(str::to_string);
         if let Some(id) = &id {
             if !parse::is_valid_id(id) {
-                p.push(format!("{ptr}/id"), codes::BAD_ID, format!("rule id {id:?} must be lower-case words joined by '-'"));
+                p.push(format!("{ptr}/id"), codes::BAD_ID, Detail::WordsIdMalformed { of: WordsId::Rule, id: id.clone() });
             }
             if let Some(first) = ids.insert(id.clone(), i) {
-                p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, format!("rule id {id:?} is already used by /rules/{first}"));
+                p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, Detail::RuleIdTaken { id: id.clone(), first });
             }
         }
         let pointer = parse::string_key(m, &ptr, "pointer", p).map(str::to_string);
@@ -810,11 +792,11 @@ fn parse_rules(v: Option<&Value>, scope: &ReadScope, p: &mut Problems) -> Vec<Ru
 
 fn parse_computed(v: Option<&Value>, scope: &ReadScope, schema: &Value, refs: &References, p: &mut Problems) -> Vec<ComputedField> {
     let mut out = Vec::new();
-    let Some(list) = v.and_then(|v| parse::array(v, "/computed", "\"computed\"", p)) else { return out };
+    let Some(list) = v.and_then(|v| parse::array(v, "/computed", Subject::key("computed"), p)) else { return out };
     let mut seen = BTreeSet::new();
     for (i, c) in list.iter().enumerate() {
         let ptr = format!("/computed/{i}");
-        let Some(m) = parse::object(c, &ptr, "a computed value", p) else { continue };
+        let Some(m) = parse::object(c, &ptr, Subject::ComputedValue, p) else { continue };
         check_keys(m, &ptr, &["field", "working_days", "lookup", "logic", "description"], &["field"], p);
         let Some(field) = parse::string_key(m, &ptr, "field", p).map(str::to_string) else { continue };
         let (row, leaf) = match field.split_once(".*.") {
@@ -826,27 +808,23 @@ fn parse_computed(v: Option<&Value>, scope: &ReadScope, schema: &Value, refs: &R
             Some(list) => scope.fields.is_row_list(list) && !leaf.contains('.') && scope.fields.paths.contains(&field),
         };
         if !declared {
-            let hint = match &row {
-                Some(list) if scope.fields.is_row_list(list) => format!("a row of {list} declares: {}", scope.fields.row_fields(list).join(", ")),
-                _ => "a computed value is a top-level field, or a field of every row of a top-level list written \"list.*.field\"".to_string(),
+            let (list, declared) = match &row {
+                Some(list) if scope.fields.is_row_list(list) => (Some(list.clone()), scope.fields.row_fields(list).iter().map(|f| f.to_string()).collect()),
+                _ => (None, Vec::new()),
             };
-            p.push(
-                format!("{ptr}/field"),
-                codes::COMPUTED_INVALID,
-                format!("{field:?} is not declared in the schema ({hint}); declare it with \"readOnly\": true"),
-            );
+            p.push(format!("{ptr}/field"), codes::COMPUTED_INVALID, Detail::ComputedNotDeclared { field: field.clone(), row: list, fields: declared });
         } else if let Some((node, at)) = schema_node(schema, &field)
             && node.get("readOnly") != Some(&Value::Bool(true))
         {
-            p.push(at, codes::COMPUTED_INVALID, format!("{field:?} is computed by carimbo: mark it \"readOnly\": true"));
+            p.push(at, codes::COMPUTED_INVALID, Detail::ComputedNotReadOnly { field: field.clone() });
         }
         let scope = &scope.in_row(row.as_deref());
         if !seen.insert(field.clone()) {
-            p.push(format!("{ptr}/field"), codes::DUPLICATE_ID, format!("{field:?} is computed twice"));
+            p.push(format!("{ptr}/field"), codes::DUPLICATE_ID, Detail::ComputedTwice { field: field.clone() });
         }
         let kinds: Vec<_> = ["working_days", "lookup", "logic"].into_iter().filter(|k| m.contains_key(*k)).collect();
         if kinds.len() != 1 {
-            p.push(ptr.clone(), codes::COMPUTED_INVALID, "a computed value needs exactly one of \"working_days\", \"lookup\", \"logic\"");
+            p.push(ptr.clone(), codes::COMPUTED_INVALID, Detail::ComputedKind);
             continue;
         }
         let kptr = format!("{ptr}/{}", kinds[0]);
@@ -864,13 +842,14 @@ fn parse_computed(v: Option<&Value>, scope: &ReadScope, schema: &Value, refs: &R
 }
 
 fn parse_working_days(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p: &mut Problems) -> Option<(Computation, BTreeSet<String>)> {
-    let m = parse::object(spec, ptr, "\"working_days\"", p)?;
+    let m = parse::object(spec, ptr, Subject::key("working_days"), p)?;
     check_keys(m, ptr, &["start", "end", "half_day_start", "half_day_end", "calendar"], &["start", "end", "calendar"], p);
     let mut reads = BTreeSet::new();
     let mut field = |key: &str, p: &mut Problems| -> Option<String> {
         let name = parse::string_key(m, ptr, key, p)?;
         if !scope.has_field(name) {
-            p.push(pointer_push(ptr, key), codes::COMPUTED_INVALID, format!("{name:?} is not a field of the form ({})", scope.known_fields()));
+            let (row, fields) = scope.known_fields();
+            p.push(pointer_push(ptr, key), codes::COMPUTED_INVALID, Detail::ComputedReadsUnknown { name: name.to_string(), row, fields });
             return None;
         }
         reads.insert(name.to_string());
@@ -886,41 +865,41 @@ fn parse_working_days(spec: &Value, ptr: &str, scope: &ReadScope, refs: &Referen
         p.push(
             format!("{ptr}/calendar"),
             codes::UNKNOWN_REFERENCE,
-            format!("no holiday calendar with id {calendar_id:?} (known: {})", refs.calendars.keys().cloned().collect::<Vec<_>>().join(", ")),
+            Detail::UnknownCalendar { id: calendar_id.to_string(), known: refs.calendars.keys().cloned().collect() },
         );
     }
     Some((Computation::WorkingDays { start: start?, end: end?, half_day_start, half_day_end, calendar: calendar? }, reads))
 }
 
 fn parse_lookup(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p: &mut Problems) -> Option<(Computation, BTreeSet<String>)> {
-    let m = parse::object(spec, ptr, "\"lookup\"", p)?;
+    let m = parse::object(spec, ptr, Subject::key("lookup"), p)?;
     check_keys(m, ptr, &["table", "match", "value"], &["table", "match", "value"], p);
     let table_id = parse::string_key(m, ptr, "table", p)?;
     let Some(table) = refs.tables.get(table_id).cloned() else {
         p.push(
             format!("{ptr}/table"),
             codes::UNKNOWN_REFERENCE,
-            format!("no rates table with id {table_id:?} (known: {})", refs.tables.keys().cloned().collect::<Vec<_>>().join(", ")),
+            Detail::UnknownTable { id: table_id.to_string(), known: refs.tables.keys().cloned().collect() },
         );
         return None;
     };
     let value = parse::string_key(m, ptr, "value", p)?.to_string();
     if !table.has_column(&value) {
-        p.push(format!("{ptr}/value"), codes::UNKNOWN_REFERENCE, format!("table {table_id:?} has no column {value:?} in every row"));
+        p.push(format!("{ptr}/value"), codes::UNKNOWN_REFERENCE, Detail::TableNoColumn { table: table_id.to_string(), column: value.clone() });
     }
     let match_ptr = format!("{ptr}/match");
-    let wanted = parse::object(m.get("match")?, &match_ptr, "\"match\"", p)?;
+    let wanted = parse::object(m.get("match")?, &match_ptr, Subject::key("match"), p)?;
     let mut matches = Vec::new();
     let mut reads = BTreeSet::new();
     for key in &table.keys {
         if !wanted.contains_key(key) {
-            p.push(match_ptr.clone(), codes::COMPUTED_INVALID, format!("table {table_id:?} is keyed by {key:?}: give a value for it"));
+            p.push(match_ptr.clone(), codes::COMPUTED_INVALID, Detail::TableKeyWithoutValue { table: table_id.to_string(), key: key.clone() });
         }
     }
     for (key, logic) in wanted {
         let kptr = pointer_push(&match_ptr, key);
         if !table.keys.contains(key) {
-            p.push(kptr.clone(), codes::COMPUTED_INVALID, format!("{key:?} is not a key column of table {table_id:?} (keys: {})", table.keys.join(", ")));
+            p.push(kptr.clone(), codes::COMPUTED_INVALID, Detail::NotAKeyColumn { key: key.clone(), table: table_id.to_string(), keys: table.keys.clone() });
         }
         if let Some((l, r)) = compile_logic(logic, &kptr, scope, p) {
             reads.extend(r);
@@ -931,26 +910,26 @@ fn parse_lookup(spec: &Value, ptr: &str, scope: &ReadScope, refs: &References, p
 }
 
 fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layout> {
-    let m = parse::object(v, "/layout", "\"layout\"", p)?;
+    let m = parse::object(v, "/layout", Subject::key("layout"), p)?;
     check_keys(m, "/layout", &["groups", "restricted", "widgets", "applicant", "rows", "summary"], &["groups"], p);
     let mut layout = Layout::default();
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(groups) = m.get("groups").and_then(|g| parse::array(g, "/layout/groups", "\"groups\"", p)) {
+    if let Some(groups) = m.get("groups").and_then(|g| parse::array(g, "/layout/groups", Subject::key("groups"), p)) {
         for (i, g) in groups.iter().enumerate() {
             let ptr = format!("/layout/groups/{i}");
-            let Some(gm) = parse::object(g, &ptr, "a group", p) else { continue };
+            let Some(gm) = parse::object(g, &ptr, Subject::Group, p) else { continue };
             check_keys(gm, &ptr, &["id", "title", "fields"], &["id", "title", "fields"], p);
             let id = parse::string_key(gm, &ptr, "id", p).map(str::to_string);
             let title = gm.get("title").and_then(|t| parse::localized(t, &format!("{ptr}/title"), p));
             let mut names = Vec::new();
-            if let Some(list) = gm.get("fields").and_then(|f| parse::array(f, &format!("{ptr}/fields"), "\"fields\"", p)) {
+            if let Some(list) = gm.get("fields").and_then(|f| parse::array(f, &format!("{ptr}/fields"), Subject::key("fields"), p)) {
                 for (j, f) in list.iter().enumerate() {
                     let fptr = format!("{ptr}/fields/{j}");
-                    let Some(name) = parse::string(f, &fptr, "a field name", p) else { continue };
+                    let Some(name) = parse::string(f, &fptr, Subject::FieldName, p) else { continue };
                     if !fields.top_level.iter().any(|t| t == name) {
-                        p.push(fptr, codes::LAYOUT, format!("{name:?} is not a top-level field of the schema"));
+                        p.push(fptr, codes::LAYOUT, Detail::NotTopLevelField { name: name.to_string() });
                     } else if let Some(other) = placed.insert(name.to_string(), fptr.clone()) {
-                        p.push(fptr, codes::LAYOUT, format!("{name:?} is already placed at {other}"));
+                        p.push(fptr, codes::LAYOUT, Detail::PlacedTwice { name: name.to_string(), at: other.to_string() });
                     }
                     names.push(name.to_string());
                 }
@@ -961,60 +940,64 @@ fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layo
         }
         for name in &fields.top_level {
             if !placed.contains_key(name) {
-                p.push("/layout/groups", codes::LAYOUT, format!("field {name:?} is in no group, so the page would not show it"));
+                p.push("/layout/groups", codes::LAYOUT, Detail::FieldInNoGroup { name: name.to_string() });
             }
         }
     }
-    if let Some(r) = m.get("restricted").and_then(|r| parse::object(r, "/layout/restricted", "\"restricted\"", p)) {
+    if let Some(r) = m.get("restricted").and_then(|r| parse::object(r, "/layout/restricted", Subject::key("restricted"), p)) {
         for (field, roles) in r {
             let ptr = pointer_push("/layout/restricted", field);
             if !fields.paths.contains(field) {
-                p.push(ptr.clone(), codes::LAYOUT, format!("{field:?} is not a field of the schema"));
+                p.push(ptr.clone(), codes::LAYOUT, Detail::NotASchemaField { field: field.to_string() });
             }
-            let list: Vec<String> = parse::array(roles, &ptr, "the roles that may see the field", p)
-                .map(|a| a.iter().enumerate().filter_map(|(i, r)| parse::string(r, &format!("{ptr}/{i}"), "a role", p).map(str::to_string)).collect())
+            let list: Vec<String> = parse::array(roles, &ptr, Subject::SeeingRoles, p)
+                .map(|a| a.iter().enumerate().filter_map(|(i, r)| parse::string(r, &format!("{ptr}/{i}"), Subject::Role, p).map(str::to_string)).collect())
                 .unwrap_or_default();
             for (i, role) in list.iter().enumerate() {
                 if !KNOWN_ROLES.contains(&role.as_str()) {
-                    p.push(format!("{ptr}/{i}"), codes::LAYOUT, format!("unknown role {role:?} (known: {})", KNOWN_ROLES.join(", ")));
+                    p.push(
+                        format!("{ptr}/{i}"),
+                        codes::LAYOUT,
+                        Detail::UnknownRole { role: role.to_string(), known: KNOWN_ROLES.map(str::to_string).to_vec() },
+                    );
                 }
             }
             layout.restricted.insert(field.clone(), list);
         }
     }
-    if let Some(w) = m.get("widgets").and_then(|w| parse::object(w, "/layout/widgets", "\"widgets\"", p)) {
+    if let Some(w) = m.get("widgets").and_then(|w| parse::object(w, "/layout/widgets", Subject::key("widgets"), p)) {
         for (field, widget) in w {
             let ptr = pointer_push("/layout/widgets", field);
             if !fields.paths.contains(field) {
-                p.push(ptr.clone(), codes::LAYOUT, format!("{field:?} is not a field of the schema"));
+                p.push(ptr.clone(), codes::LAYOUT, Detail::NotASchemaField { field: field.to_string() });
             }
             match widget.as_str() {
                 Some(name) if WIDGETS.contains(&name) => {
                     check_widget_fits(name, field, fields, &ptr, p);
                     layout.widgets.insert(field.clone(), name.to_string());
                 }
-                _ => p.push(ptr, codes::LAYOUT, format!("unknown widget {widget}; use one of {}", WIDGETS.join(", "))),
+                _ => p.push(ptr, codes::LAYOUT, Detail::UnknownWidget { widget: widget.to_string(), known: WIDGETS.map(str::to_string).to_vec() }),
             }
         }
     }
-    if let Some(list) = m.get("applicant").and_then(|a| parse::array(a, "/layout/applicant", "\"applicant\"", p)) {
+    if let Some(list) = m.get("applicant").and_then(|a| parse::array(a, "/layout/applicant", Subject::key("applicant"), p)) {
         for (i, fact) in list.iter().enumerate() {
             let ptr = format!("/layout/applicant/{i}");
-            let Some(fact) = parse::string(fact, &ptr, "a fact about the applicant", p) else { continue };
+            let Some(fact) = parse::string(fact, &ptr, Subject::ApplicantFact, p) else { continue };
             if !APPLICANT_FACTS.contains(&fact) {
                 p.push(
                     ptr,
                     codes::UNKNOWN_CONTEXT,
-                    format!("{fact:?} is not a fact carimbo knows about the applicant (known: {})", APPLICANT_FACTS.join(", ")),
+                    Detail::UnknownApplicantFact { fact: fact.to_string(), known: APPLICANT_FACTS.map(str::to_string).to_vec() },
                 );
             } else if layout.applicant.iter().any(|f| f == fact) {
-                p.push(ptr, codes::ROW_LAYOUT, format!("{fact:?} is shown twice"));
+                p.push(ptr, codes::ROW_LAYOUT, Detail::ApplicantFactTwice { fact: fact.to_string() });
             } else {
                 layout.applicant.push(fact.to_string());
             }
         }
     }
-    if let Some(rows) = m.get("rows").and_then(|r| parse::object(r, "/layout/rows", "\"rows\"", p)) {
+    if let Some(rows) = m.get("rows").and_then(|r| parse::object(r, "/layout/rows", Subject::key("rows"), p)) {
         for (list, order) in rows {
             let ptr = pointer_push("/layout/rows", list);
             if let Some(names) = parse_row_order(list, order, fields, &ptr, p) {
@@ -1029,26 +1012,30 @@ fn parse_layout(v: &Value, fields: &FieldIndex, p: &mut Problems) -> Option<Layo
 /// The order of a row's fields: each field of the row exactly once.
 fn parse_row_order(list: &str, order: &Value, fields: &FieldIndex, ptr: &str, p: &mut Problems) -> Option<Vec<String>> {
     if !fields.is_row_list(list) {
-        p.push(ptr, codes::ROW_LAYOUT, format!("{list:?} is not a top-level list of rows with declared fields"));
+        p.push(ptr, codes::ROW_LAYOUT, Detail::NotARowList { list: list.to_string() });
         return None;
     }
     let declared = fields.row_fields(list);
-    let names = parse::array(order, ptr, "the order of the row's fields", p)?;
+    let names = parse::array(order, ptr, Subject::RowFieldOrder, p)?;
     let mut out: Vec<String> = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let at = format!("{ptr}/{i}");
-        let Some(name) = parse::string(n, &at, "a field of the row", p) else { continue };
+        let Some(name) = parse::string(n, &at, Subject::RowField, p) else { continue };
         if !declared.contains(&name) {
-            p.push(at, codes::ROW_LAYOUT, format!("{name:?} is not a field of a row of {list} (its fields: {})", declared.join(", ")));
+            p.push(
+                at,
+                codes::ROW_LAYOUT,
+                Detail::NotARowField { name: name.to_string(), list: list.to_string(), fields: declared.iter().map(|f| f.to_string()).collect() },
+            );
         } else if out.iter().any(|o| o == name) {
-            p.push(at, codes::ROW_LAYOUT, format!("{name:?} is placed twice"));
+            p.push(at, codes::ROW_LAYOUT, Detail::RowFieldPlacedTwice { name: name.to_string() });
         } else {
             out.push(name.to_string());
         }
     }
     for d in &declared {
         if !out.iter().any(|o| o == d) {
-            p.push(ptr, codes::ROW_LAYOUT, format!("field {d:?} of the rows of {list} is not placed, so the page would not show it"));
+            p.push(ptr, codes::ROW_LAYOUT, Detail::RowFieldNotPlaced { field: d.to_string(), list: list.to_string() });
         }
     }
     Some(out)
@@ -1064,40 +1051,41 @@ fn check_widget_fits(widget: &str, field: &str, fields: &FieldIndex, ptr: &str, 
     if let Some(types) = fields.types.get(field)
         && !types.iter().any(|t| wants.contains(&t.as_str()))
     {
-        let held = types.iter().cloned().collect::<Vec<_>>().join(" or ");
-        p.push(ptr, codes::ROW_LAYOUT, format!("the {widget:?} widget is for {} fields; {field:?} holds {held}", wants.join(" or ")));
+        let held = types.iter().cloned().collect();
+        let wants = wants.iter().map(|w| w.to_string()).collect();
+        p.push(ptr, codes::ROW_LAYOUT, Detail::WidgetWrongType { widget: widget.to_string(), wants, field: field.to_string(), held });
     }
 }
 
 fn parse_examples(v: &Value, p: &mut Problems) -> Option<Examples> {
-    let m = parse::object(v, "/examples", "\"examples\"", p)?;
+    let m = parse::object(v, "/examples", Subject::key("examples"), p)?;
     check_keys(m, "/examples", &["context", "valid", "invalid"], &["context", "valid", "invalid"], p);
     let context = m.get("context").cloned().unwrap_or(Value::Null);
     if !context.is_object() {
-        p.push("/examples/context", codes::BAD_VALUE, "the example context must be an object with at least \"today\"");
+        p.push("/examples/context", codes::BAD_VALUE, Detail::ExampleContextShape);
     }
     let read = |key: &str, invalid: bool, min: usize, p: &mut Problems| -> Vec<Example> {
         let ptr = format!("/examples/{key}");
-        let Some(list) = m.get(key).and_then(|l| parse::array(l, &ptr, &format!("{key:?}"), p)) else { return Vec::new() };
+        let Some(list) = m.get(key).and_then(|l| parse::array(l, &ptr, Subject::key(key), p)) else { return Vec::new() };
         if list.len() < min {
-            p.push(ptr.clone(), codes::TOO_FEW_EXAMPLES, format!("at least {min} {key} examples are needed, found {}", list.len()));
+            p.push(ptr.clone(), codes::TOO_FEW_EXAMPLES, Detail::TooFewExamples { min, key: key.to_string(), found: list.len() });
         }
         let mut out = Vec::new();
         for (i, e) in list.iter().enumerate() {
             let eptr = format!("{ptr}/{i}");
-            let Some(em) = parse::object(e, &eptr, "an example", p) else { continue };
+            let Some(em) = parse::object(e, &eptr, Subject::Example, p) else { continue };
             let known: &[&str] = if invalid { &["name", "data", "context", "expect"] } else { &["name", "data", "context", "computed"] };
             let required: &[&str] = if invalid { &["name", "data", "expect"] } else { &["name", "data"] };
             check_keys(em, &eptr, known, required, p);
             let name = parse::string_key(em, &eptr, "name", p).unwrap_or("").to_string();
             let mut expect = Vec::new();
-            if let Some(list) = em.get("expect").and_then(|x| parse::array(x, &format!("{eptr}/expect"), "\"expect\"", p)) {
+            if let Some(list) = em.get("expect").and_then(|x| parse::array(x, &format!("{eptr}/expect"), Subject::key("expect"), p)) {
                 if list.is_empty() {
-                    p.push(format!("{eptr}/expect"), codes::BAD_VALUE, "an invalid example must state at least one error it produces");
+                    p.push(format!("{eptr}/expect"), codes::BAD_VALUE, Detail::InvalidExampleNoExpect);
                 }
                 for (j, x) in list.iter().enumerate() {
                     let xptr = format!("{eptr}/expect/{j}");
-                    let Some(xm) = parse::object(x, &xptr, "an expected error", p) else { continue };
+                    let Some(xm) = parse::object(x, &xptr, Subject::ExpectedError, p) else { continue };
                     check_keys(xm, &xptr, &["pointer", "code"], &["pointer", "code"], p);
                     let pointer = xm.get("pointer").and_then(Value::as_str);
                     let code = parse::string_key(xm, &xptr, "code", p);
@@ -1106,7 +1094,7 @@ fn parse_examples(v: &Value, p: &mut Problems) -> Option<Examples> {
                     }
                 }
             }
-            let computed = em.get("computed").and_then(|c| parse::object(c, &format!("{eptr}/computed"), "\"computed\"", p)).cloned();
+            let computed = em.get("computed").and_then(|c| parse::object(c, &format!("{eptr}/computed"), Subject::key("computed"), p)).cloned();
             out.push(Example {
                 pointer: eptr,
                 name,

@@ -16,6 +16,7 @@
 //! operators, which `carimbo check` needs to report rules naming missing fields or mixing text
 //! into arithmetic.
 
+use super::problem_detail::Detail;
 use crate::i18n::Lang;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, Timelike};
 use datalogic_rs::operator::EvalContext;
@@ -557,11 +558,11 @@ pub struct LogicScan {
     /// Variable paths read inside an iterator, resolved to data paths (`activities.*.hours`).
     pub item_vars: BTreeMap<String, String>,
     /// (JSON pointer inside the logic, message) for each structural fault.
-    pub faults: Vec<(String, String)>,
+    pub faults: Vec<(String, Detail)>,
     /// (pointer, message) for each constant text or boolean given to arithmetic.
-    pub text_in_arithmetic: Vec<(String, String)>,
+    pub text_in_arithmetic: Vec<(String, Detail)>,
     /// (pointer, message) for each constant a time or rounding operator cannot take.
-    pub bad_constants: Vec<(String, String)>,
+    pub bad_constants: Vec<(String, Detail)>,
     /// Variables given to numeric or time operators, for checking against the field types.
     pub operands: Vec<Operand>,
 }
@@ -615,7 +616,7 @@ fn normalise(path: &str) -> String {
 
 fn walk(v: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan, depth: usize) {
     if depth > 64 {
-        out.faults.push((ptr.to_string(), "the rule is nested more than 64 levels deep".into()));
+        out.faults.push((ptr.to_string(), Detail::RuleTooDeep));
         return;
     }
     match v {
@@ -628,7 +629,7 @@ fn walk(v: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan, depth: usize) 
             let (op, args) = map.iter().next().expect("one entry");
             let here = super::problem::pointer_push(ptr, op);
             if !known_operators().contains(op.as_str()) {
-                out.faults.push((here.clone(), format!("unknown operator {op:?}")));
+                out.faults.push((here.clone(), Detail::UnknownOperator { op: op.clone() }));
             }
             match op.as_str() {
                 "var" => record_var(args, &here, scope, out),
@@ -636,13 +637,13 @@ fn walk(v: &Value, ptr: &str, scope: &Scope, out: &mut LogicScan, depth: usize) 
                     if let Value::Array(a) = args
                         && a.get(1).and_then(Value::as_f64) == Some(0.0)
                     {
-                        out.faults.push((here.clone(), format!("{op:?} by the constant 0: the rule can never be evaluated")));
+                        out.faults.push((here.clone(), Detail::DividesByConstantZero { op: op.clone() }));
                     }
                     walk(args, &here, scope, out, depth + 1);
                 }
                 op if ITERATORS.contains(&op) || op == "reduce" => {
                     let Value::Array(a) = args else {
-                        out.faults.push((here, format!("{op:?} takes an array [list, logic]")));
+                        out.faults.push((here, Detail::IteratorNeedsArray { op: op.to_string() }));
                         return;
                     };
                     if let Some(list) = a.first() {
@@ -694,7 +695,7 @@ fn check_operands(op: &str, args: &Value, here: &str, scope: &Scope, out: &mut L
         if matches!(op, "round" | "floor" | "ceil") && i == 1 {
             let places_ok = a.as_f64().is_some_and(|f| f.fract() == 0.0 && (0.0..=10.0).contains(&f));
             if !places_ok && !a.is_object() {
-                out.bad_constants.push((at, format!("{op}: the decimal places must be a whole number from 0 to 10, found {a}")));
+                out.bad_constants.push((at, Detail::DecimalPlaces { op: op.to_string(), found: a.to_string() }));
             }
             continue;
         }
@@ -702,24 +703,16 @@ fn check_operands(op: &str, args: &Value, here: &str, scope: &Scope, out: &mut L
             continue;
         }
         match a {
-            Value::String(s) if numeric => {
-                out.text_in_arithmetic.push((at, format!("{op} is given the text {s:?}: text is never turned into a number; write the number without quotes")))
-            }
-            Value::Bool(b) if numeric => out.text_in_arithmetic.push((at, format!("{op} is given {b}: true and false are not numbers"))),
+            Value::String(s) if numeric => out.text_in_arithmetic.push((at, Detail::TextInArithmetic { op: op.to_string(), text: s.clone() })),
+            Value::Bool(b) if numeric => out.text_in_arithmetic.push((at, Detail::BooleanInArithmetic { op: op.to_string(), value: *b })),
             Value::String(s) if time => {
                 let ok = parse_time_of_day(s).is_some() || (op != "date_time" && parse_local_date_time(s).is_some());
                 if !ok {
-                    out.bad_constants.push((
-                        at,
-                        format!(
-                            "{op}: {s:?} is not a time of day (HH:MM, e.g. \"18:30\"){}",
-                            if op == "date_time" { "" } else { " or a date and time (2026-03-02T18:30)" }
-                        ),
-                    ));
+                    out.bad_constants.push((at, Detail::NotATimeConstant { op: op.to_string(), found: s.clone(), date_time_allowed: op != "date_time" }));
                 }
             }
             Value::Number(_) | Value::Bool(_) if time => {
-                out.bad_constants.push((at, format!("{op} takes times of day (\"18:30\") or dates and times, not {a}")))
+                out.bad_constants.push((at, Detail::TimeOperatorGivenNonText { op: op.to_string(), found: a.to_string() }))
             }
             Value::Object(m) if m.len() == 1 => {
                 if let Some(path) = m.get("var").and_then(|v| operand_path(v, scope)) {

@@ -12,6 +12,7 @@ pub(crate) mod definition;
 pub(crate) mod logic;
 pub(crate) mod parse;
 pub(crate) mod problem;
+pub mod problem_detail;
 pub mod problem_text;
 mod reference;
 pub mod summary;
@@ -24,5 +25,6 @@ pub use logic::{
     LogicFault, compile as compile_logic, engine as logic_engine, macau_local, parse_date, parse_local_date_time, parse_time_of_day, scan as scan_logic,
 };
 pub use problem::{ErrorCode, Problem, codes as check_codes, pointer_push};
+pub use problem_detail::{Detail, DetailKind, JsonType, Subject};
 pub use reference::{HolidayCalendar, RatesTable};
 pub use validate::{FieldError, MAX_SUBMISSION_BYTES, MAX_SUBMISSION_DEPTH, ValidSubmission, ValidationContext, codes as validation_codes, parse_submission};

@@ -5,6 +5,7 @@
 //! pointer and returns `None`, and the caller carries on with the next key.
 
 use super::problem::{Problems, codes, pointer_push};
+use super::problem_detail::{Detail, JsonType, Subject};
 use crate::i18n::{Lang, LocalizedText};
 use serde_json::{Map, Value};
 
@@ -12,45 +13,49 @@ use serde_json::{Map, Value};
 pub fn check_keys(map: &Map<String, Value>, ptr: &str, known: &[&str], required: &[&str], p: &mut Problems) {
     for key in map.keys() {
         if !known.contains(&key.as_str()) {
-            p.push(pointer_push(ptr, key), codes::UNKNOWN_KEY, format!("unknown key {key:?}; expected one of: {}", known.join(", ")));
+            p.push(
+                pointer_push(ptr, key),
+                codes::UNKNOWN_KEY,
+                Detail::UnknownKey { key: key.clone(), expected: known.iter().map(|k| k.to_string()).collect() },
+            );
         }
     }
     for key in required {
         if !map.contains_key(*key) {
-            p.push(ptr.to_string(), codes::BAD_VALUE, format!("missing required key {key:?}"));
+            p.push(ptr.to_string(), codes::BAD_VALUE, Detail::MissingKey { key: key.to_string() });
         }
     }
 }
 
-pub fn object<'v>(v: &'v Value, ptr: &str, what: &str, p: &mut Problems) -> Option<&'v Map<String, Value>> {
+pub fn object<'v>(v: &'v Value, ptr: &str, what: Subject, p: &mut Problems) -> Option<&'v Map<String, Value>> {
     match v {
         Value::Object(m) => Some(m),
         other => {
-            p.push(ptr, codes::BAD_VALUE, format!("{what} must be an object, found {}", type_name(other)));
+            p.push(ptr, codes::BAD_VALUE, Detail::WrongType { what, expected: JsonType::Object, found: JsonType::of(other) });
             None
         }
     }
 }
 
-pub fn array<'v>(v: &'v Value, ptr: &str, what: &str, p: &mut Problems) -> Option<&'v Vec<Value>> {
+pub fn array<'v>(v: &'v Value, ptr: &str, what: Subject, p: &mut Problems) -> Option<&'v Vec<Value>> {
     match v {
         Value::Array(a) => Some(a),
         other => {
-            p.push(ptr, codes::BAD_VALUE, format!("{what} must be an array, found {}", type_name(other)));
+            p.push(ptr, codes::BAD_VALUE, Detail::WrongType { what, expected: JsonType::Array, found: JsonType::of(other) });
             None
         }
     }
 }
 
-pub fn string<'v>(v: &'v Value, ptr: &str, what: &str, p: &mut Problems) -> Option<&'v str> {
+pub fn string<'v>(v: &'v Value, ptr: &str, what: Subject, p: &mut Problems) -> Option<&'v str> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s),
         Value::String(_) => {
-            p.push(ptr, codes::BAD_VALUE, format!("{what} must not be empty"));
+            p.push(ptr, codes::BAD_VALUE, Detail::EmptyString { what });
             None
         }
         other => {
-            p.push(ptr, codes::BAD_VALUE, format!("{what} must be a string, found {}", type_name(other)));
+            p.push(ptr, codes::BAD_VALUE, Detail::WrongType { what, expected: JsonType::String, found: JsonType::of(other) });
             None
         }
     }
@@ -58,18 +63,18 @@ pub fn string<'v>(v: &'v Value, ptr: &str, what: &str, p: &mut Problems) -> Opti
 
 /// The string at `map[key]`, if present; reports a wrong type.
 pub fn string_key<'v>(map: &'v Map<String, Value>, ptr: &str, key: &str, p: &mut Problems) -> Option<&'v str> {
-    map.get(key).and_then(|v| string(v, &pointer_push(ptr, key), &format!("{key:?}"), p))
+    map.get(key).and_then(|v| string(v, &pointer_push(ptr, key), Subject::key(key), p))
 }
 
 /// A text in zh, pt and en; each missing or empty language is its own problem.
 pub fn localized(v: &Value, ptr: &str, p: &mut Problems) -> Option<LocalizedText> {
     let Value::Object(map) = v else {
-        p.push(ptr, codes::MISSING_TRANSLATION, format!("expected a text in three languages {{\"zh\", \"pt\", \"en\"}}, found {}", type_name(v)));
+        p.push(ptr, codes::MISSING_TRANSLATION, Detail::NotLocalized { found: JsonType::of(v) });
         return None;
     };
     for key in map.keys() {
         if key.parse::<Lang>().is_err() || key.len() != 2 {
-            p.push(pointer_push(ptr, key), codes::UNKNOWN_KEY, format!("unknown language {key:?}; expected zh, pt and en"));
+            p.push(pointer_push(ptr, key), codes::UNKNOWN_KEY, Detail::UnknownLanguage { key: key.clone() });
         }
     }
     let mut ok = true;
@@ -77,21 +82,17 @@ pub fn localized(v: &Value, ptr: &str, p: &mut Problems) -> Option<LocalizedText
         match map.get(lang.code()) {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(Value::String(_)) => {
-                p.push(pointer_push(ptr, lang.code()), codes::MISSING_TRANSLATION, format!("the {} text is empty", lang_name(lang)));
+                p.push(pointer_push(ptr, lang.code()), codes::MISSING_TRANSLATION, Detail::TranslationEmpty { lang });
                 ok = false;
                 String::new()
             }
             Some(other) => {
-                p.push(
-                    pointer_push(ptr, lang.code()),
-                    codes::MISSING_TRANSLATION,
-                    format!("the {} text must be a string, found {}", lang_name(lang), type_name(other)),
-                );
+                p.push(pointer_push(ptr, lang.code()), codes::MISSING_TRANSLATION, Detail::TranslationNotString { lang, found: JsonType::of(other) });
                 ok = false;
                 String::new()
             }
             None => {
-                p.push(ptr, codes::MISSING_TRANSLATION, format!("missing the {} text ({:?})", lang_name(lang), lang.code()));
+                p.push(ptr, codes::MISSING_TRANSLATION, Detail::TranslationMissing { lang });
                 ok = false;
                 String::new()
             }
@@ -99,14 +100,6 @@ pub fn localized(v: &Value, ptr: &str, p: &mut Problems) -> Option<LocalizedText
     };
     let text = LocalizedText { zh: get(Lang::Zh), pt: get(Lang::Pt), en: get(Lang::En) };
     ok.then_some(text)
-}
-
-fn lang_name(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Zh => "Chinese",
-        Lang::Pt => "Portuguese",
-        Lang::En => "English",
-    }
 }
 
 pub fn type_name(v: &Value) -> &'static str {

@@ -3,6 +3,8 @@
 //! A checker that stops at the first error makes an author fix one thing at a time, so every
 //! check pushes onto a list and keeps going. Codes are stable and explained in `docs/errors.md`.
 
+use super::problem_detail::Detail;
+use crate::i18n::Lang;
 use std::fmt;
 
 /// A stable error code, `CARIMBO-Ennnn`, explained in `docs/errors.md`.
@@ -66,6 +68,9 @@ pub struct Problem {
     /// JSON pointer into the definition (`""` for the whole file).
     pub pointer: String,
     pub code: ErrorCode,
+    /// What is wrong, with the names it concerns, readable in zh / pt / en (`Detail::render`).
+    pub detail: Detail,
+    /// The detail in English: the stable text of `carimbo check`, the API and the logs.
     pub message: String,
 }
 
@@ -76,13 +81,23 @@ impl fmt::Display for Problem {
 }
 
 impl Problem {
+    pub fn new(file: impl Into<String>, pointer: impl Into<String>, code: ErrorCode, detail: Detail) -> Self {
+        Problem { file: file.into(), pointer: pointer.into(), code, message: detail.to_string(), detail }
+    }
+
+    /// The checker's detail in `lang` (field names, pointers and values as found).
+    pub fn detail_in(&self, lang: Lang) -> String {
+        self.detail.render(lang)
+    }
+
     /// The problem for a reader of `lang`: what its code means in their language (when carimbo
-    /// has the sentence, `forms::problem_text`), then the checker's own detail, which names
-    /// fields, pointers and values. In English it is the plain `Display` form.
-    pub fn localized(&self, lang: crate::i18n::Lang) -> String {
+    /// has the sentence, `forms::problem_text`), then the detail in their language. In English
+    /// it is the plain `Display` form.
+    pub fn localized(&self, lang: Lang) -> String {
         match (lang, super::problem_text::explain(self.code.0)) {
-            (crate::i18n::Lang::En, _) | (_, None) => self.to_string(),
-            (lang, Some(text)) => format!("{}:{}: {} — {} [{}]", self.file, self.pointer, text.get(lang), self.message, self.code),
+            (Lang::En, _) => self.to_string(),
+            (lang, None) => format!("{}:{}: {} [{}]", self.file, self.pointer, self.detail_in(lang), self.code),
+            (lang, Some(text)) => format!("{}:{}: {} — {} [{}]", self.file, self.pointer, text.get(lang), self.detail_in(lang), self.code),
         }
     }
 }
@@ -99,8 +114,8 @@ impl<'f> Problems<'f> {
         Problems { file, list: Vec::new() }
     }
 
-    pub fn push(&mut self, pointer: impl Into<String>, code: ErrorCode, message: impl Into<String>) {
-        self.list.push(Problem { file: self.file.to_string(), pointer: pointer.into(), code, message: message.into() });
+    pub fn push(&mut self, pointer: impl Into<String>, code: ErrorCode, detail: Detail) {
+        self.list.push(Problem::new(self.file, pointer, code, detail));
     }
 
     pub fn len(&self) -> usize {

@@ -1,7 +1,7 @@
 //! What each definition-check code means, in zh / pt / en: the sentence an author reads first,
 //! in their language, before the checker's specific detail (field names, pointers and values,
 //! which stay as the checker wrote them). Every code a definition check can report has one;
-//! `tests/definition_checks.rs` fails when one is missing.
+//! `tests/it/definition_checks.rs` fails when one is missing.
 
 use crate::i18n::LocalizedText;
 

@@ -5,6 +5,7 @@
 
 use super::parse::{self, check_keys};
 use super::problem::{Problems, codes, pointer_push};
+use super::problem_detail::{Detail, Subject};
 use crate::i18n::LocalizedText;
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde_json::{Map, Value};
@@ -27,28 +28,28 @@ impl HolidayCalendar {
         let id = parse::string_key(v, "", "id", p).map(str::to_string);
         let title = v.get("title").and_then(|t| parse::localized(t, "/title", p));
         let mut weekend = [false; 7];
-        if let Some(days) = v.get("weekend").and_then(|w| parse::array(w, "/weekend", "\"weekend\"", p)) {
+        if let Some(days) = v.get("weekend").and_then(|w| parse::array(w, "/weekend", Subject::key("weekend"), p)) {
             for (i, d) in days.iter().enumerate() {
                 let ptr = format!("/weekend/{i}");
                 match d.as_str().and_then(|s| s.parse::<Weekday>().ok()) {
                     Some(day) => {
                         weekend[day.num_days_from_monday() as usize] = true;
                     }
-                    None => p.push(ptr, codes::REFERENCE_TABLE, format!("{d} is not a day of the week (e.g. \"saturday\")")),
+                    None => p.push(ptr, codes::REFERENCE_TABLE, Detail::NotAWeekday { found: d.to_string() }),
                 }
             }
         }
         let mut holidays = BTreeMap::new();
-        if let Some(list) = v.get("holidays").and_then(|h| parse::array(h, "/holidays", "\"holidays\"", p)) {
+        if let Some(list) = v.get("holidays").and_then(|h| parse::array(h, "/holidays", Subject::key("holidays"), p)) {
             for (i, h) in list.iter().enumerate() {
                 let ptr = format!("/holidays/{i}");
-                let Some(m) = parse::object(h, &ptr, "a holiday", p) else { continue };
+                let Some(m) = parse::object(h, &ptr, Subject::Holiday, p) else { continue };
                 check_keys(m, &ptr, &["date", "name"], &["date", "name"], p);
                 let name = m.get("name").and_then(|n| parse::localized(n, &pointer_push(&ptr, "name"), p));
                 let date = match m.get("date").and_then(Value::as_str).map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d")) {
                     Some(Ok(d)) => Some(d),
                     Some(Err(_)) | None if m.contains_key("date") => {
-                        p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, "the date must be a real date written YYYY-MM-DD");
+                        p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, Detail::HolidayDateInvalid);
                         None
                     }
                     _ => None,
@@ -56,7 +57,7 @@ impl HolidayCalendar {
                 if let (Some(d), Some(n)) = (date, name)
                     && holidays.insert(d, n).is_some()
                 {
-                    p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, format!("{d} is listed twice"));
+                    p.push(format!("{ptr}/date"), codes::REFERENCE_TABLE, Detail::HolidayTwice { date: d.to_string() });
                 }
             }
         }
@@ -106,26 +107,26 @@ impl RatesTable {
         let unit = parse::string_key(v, "", "unit", p).map(str::to_string);
         let keys: Vec<String> = v
             .get("keys")
-            .and_then(|k| parse::array(k, "/keys", "\"keys\"", p))
-            .map(|k| k.iter().enumerate().filter_map(|(i, s)| parse::string(s, &format!("/keys/{i}"), "a key column", p).map(str::to_string)).collect())
+            .and_then(|k| parse::array(k, "/keys", Subject::key("keys"), p))
+            .map(|k| k.iter().enumerate().filter_map(|(i, s)| parse::string(s, &format!("/keys/{i}"), Subject::KeyColumn, p).map(str::to_string)).collect())
             .unwrap_or_default();
         let mut rows = Vec::new();
         let mut seen = BTreeMap::new();
-        if let Some(list) = v.get("rows").and_then(|r| parse::array(r, "/rows", "\"rows\"", p)) {
+        if let Some(list) = v.get("rows").and_then(|r| parse::array(r, "/rows", Subject::key("rows"), p)) {
             for (i, r) in list.iter().enumerate() {
                 let ptr = format!("/rows/{i}");
-                let Some(m) = parse::object(r, &ptr, "a row", p) else { continue };
+                let Some(m) = parse::object(r, &ptr, Subject::Row, p) else { continue };
                 let mut key = Vec::new();
                 for k in &keys {
                     match m.get(k) {
                         Some(v) if v.is_string() || v.is_number() || v.is_boolean() => key.push(v.to_string()),
-                        _ => p.push(ptr.clone(), codes::REFERENCE_TABLE, format!("the row has no value for key column {k:?}")),
+                        _ => p.push(ptr.clone(), codes::REFERENCE_TABLE, Detail::RowWithoutKey { column: k.clone() }),
                     }
                 }
                 if key.len() == keys.len()
                     && let Some(first) = seen.insert(key.clone(), i)
                 {
-                    p.push(ptr.clone(), codes::REFERENCE_TABLE, format!("same keys as row {first}: {}", key.join(", ")));
+                    p.push(ptr.clone(), codes::REFERENCE_TABLE, Detail::SameKeysAsRow { row: first, key: key.clone() });
                 }
                 rows.push(m.clone());
             }

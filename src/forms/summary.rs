@@ -10,6 +10,7 @@
 use super::definition::FieldIndex;
 use super::parse;
 use super::problem::{ErrorCode, Problems};
+use super::problem_detail::{Detail, Subject};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -26,36 +27,22 @@ pub const MAX_SUMMARY_FIELDS: usize = 6;
 /// Reads `layout.summary` (absent: no summary), pushing every problem.
 pub(crate) fn parse_summary(layout: &Map<String, Value>, fields: &FieldIndex, restricted: &BTreeMap<String, Vec<String>>, p: &mut Problems) -> Vec<String> {
     let Some(v) = layout.get("summary") else { return Vec::new() };
-    let Some(list) = parse::array(v, "/layout/summary", "\"summary\"", p) else { return Vec::new() };
+    let Some(list) = parse::array(v, "/layout/summary", Subject::key("summary"), p) else { return Vec::new() };
     if list.len() > MAX_SUMMARY_FIELDS {
-        p.push(
-            "/layout/summary",
-            SUMMARY_SHAPE,
-            format!("a summary names at most {MAX_SUMMARY_FIELDS} fields ({} given): pick what an approver needs to decide", list.len()),
-        );
+        p.push("/layout/summary", SUMMARY_SHAPE, Detail::SummaryTooLong { max: MAX_SUMMARY_FIELDS, given: list.len() });
     }
     let mut out: Vec<String> = Vec::new();
     for (i, f) in list.iter().enumerate() {
         let ptr = format!("/layout/summary/{i}");
-        let Some(name) = parse::string(f, &ptr, "a field name", p) else { continue };
+        let Some(name) = parse::string(f, &ptr, Subject::FieldName, p) else { continue };
         if out.iter().any(|n| n == name) {
-            p.push(ptr, SUMMARY_SHAPE, format!("{name:?} is named twice"));
+            p.push(ptr, SUMMARY_SHAPE, Detail::SummaryTwice { name: name.to_string() });
         } else if !fields.top_level.iter().any(|t| t == name) {
-            p.push(ptr, SUMMARY_UNKNOWN_FIELD, format!("{name:?} is not a top-level field of the schema"));
+            p.push(ptr, SUMMARY_UNKNOWN_FIELD, Detail::NotTopLevelField { name: name.to_string() });
         } else if restricted.contains_key(name) {
-            p.push(
-                ptr,
-                SUMMARY_RESTRICTED_FIELD,
-                format!("{name:?} is restricted (layout.restricted), and a summary is shown to everyone on the case's route; leave it out"),
-            );
+            p.push(ptr, SUMMARY_RESTRICTED_FIELD, Detail::SummaryRestricted { name: name.to_string() });
         } else if holds_many(fields, name) {
-            p.push(
-                ptr,
-                SUMMARY_UNKNOWN_FIELD,
-                format!(
-                    "{name:?} holds an object or a list; a summary shows single values (name one of its fields' top-level counterparts, or a computed count)"
-                ),
-            );
+            p.push(ptr, SUMMARY_UNKNOWN_FIELD, Detail::SummaryHoldsMany { name: name.to_string() });
         } else {
             out.push(name.to_string());
         }

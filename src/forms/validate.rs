@@ -10,6 +10,7 @@ use super::definition::{Computation, ComputedField, FormDefinition, Rule, field_
 use super::logic;
 use super::parse::depth;
 use super::problem::ErrorCode;
+use super::problem_detail::Detail;
 use crate::i18n::Lang;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use datalogic_rs::DataValue;
@@ -73,20 +74,18 @@ impl ValidationContext {
     /// From `{"today": "YYYY-MM-DD", "now": "YYYY-MM-DDTHH:MM", "applicant": {...}}` (examples
     /// and tests); `now` is optional and, when given, falls on `today`.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let today = v
-            .get("today")
-            .and_then(Value::as_str)
-            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-            .ok_or_else(|| "the context needs \"today\" as YYYY-MM-DD".to_string())?;
+        Self::from_example(v).map_err(|detail| detail.to_string())
+    }
+
+    /// As `from_value`, with what is wrong as a definition problem's detail (an example's context).
+    pub fn from_example(v: &Value) -> Result<Self, Box<Detail>> {
+        let today = v.get("today").and_then(Value::as_str).and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()).ok_or(Detail::ExampleContextToday)?;
         let now = match v.get("now") {
             None => today.and_time(NaiveTime::MIN),
             Some(n) => {
-                let at = n
-                    .as_str()
-                    .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok())
-                    .ok_or_else(|| "\"now\" must be a Macau date and time to the minute, YYYY-MM-DDTHH:MM".to_string())?;
+                let at = n.as_str().and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok()).ok_or(Detail::ExampleContextNow)?;
                 if at.date() != today {
-                    return Err(format!("\"now\" ({n}) is not on \"today\" ({today})"));
+                    return Err(Box::new(Detail::ExampleContextNowNotToday { now: n.to_string(), today: today.to_string() }));
                 }
                 at
             }
@@ -94,7 +93,7 @@ impl ValidationContext {
         let applicant = match v.get("applicant") {
             None => Map::new(),
             Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err("\"applicant\" must be an object".into()),
+            Some(_) => return Err(Box::new(Detail::ExampleContextApplicant)),
         };
         Ok(Self::local(now, applicant))
     }

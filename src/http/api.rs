@@ -8,6 +8,7 @@ use super::body::StrictJson;
 use super::error::ApiError;
 use crate::accounts::RequestCodes;
 use crate::catalog::{Catalog, SourceFile};
+use crate::i18n::Lang;
 use crate::store::CaseHead;
 use crate::visibility::Sight;
 use crate::workflow::{Case, Level, WorkflowDefinition};
@@ -344,18 +345,28 @@ pub struct BatchItem {
 
 #[derive(Deserialize, ToSchema)]
 pub struct BatchRequest {
+    #[serde(default)]
     pub items: Vec<BatchItem>,
+    /// For a signer whose key is on the HSM: the acts to sign, each under the one authorization
+    /// that `totp` gives (instead of `items` with signatures made in the browser).
+    #[serde(default)]
+    pub hsm: Vec<crate::cases::acts::BatchAct>,
+    /// The signer's current TOTP code, authorizing exactly the signatures of `hsm`.
+    pub totp: Option<String>,
 }
 
 /// Many acts in one request: each item is signed and decided on its own; one bad item does not
 /// undo the others.
 pub async fn batch(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
     caller.require("approver")?;
-    if req.items.len() > MAX_BATCH_ITEMS {
+    if req.items.len() > MAX_BATCH_ITEMS || req.hsm.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::bad_request(format!("at most {MAX_BATCH_ITEMS} items per batch")).lang(caller.lang));
     }
     let lang = caller.lang;
     let st = state.clone();
+    if !req.hsm.is_empty() {
+        return blocking(move || hsm_batch(&st, &caller, &req)).await.map_err(|e| e.lang(lang));
+    }
     blocking(move || {
         // One code for the whole batch: checked (and spent) once, on the first act that needs it.
         let codes = RequestCodes::default();
@@ -374,6 +385,26 @@ pub async fn batch(State(state): Shared, caller: Caller, StrictJson(req): Strict
     })
     .await
     .map_err(|e| e.lang(lang))
+}
+
+/// A batch signed on the HSM: one TOTP code authorizes every signature, each act then stands
+/// or falls on its own; the authorization is in the answer and recorded with every act.
+fn hsm_batch(st: &AppState, caller: &Caller, req: &BatchRequest) -> Result<Json<Value>, ApiError> {
+    if !req.items.is_empty() {
+        return Err(ApiError::bad_request("a batch is either signed in the browser (`items`) or on the HSM (`hsm`), not both"));
+    }
+    let code = req.totp.as_deref().ok_or_else(|| ApiError::bad_request("signing on the HSM needs your current code (`totp`)"))?;
+    let outcome = st.acts().act_batch(caller.actor(), &req.hsm, code, Utc::now())?;
+    let results: Vec<Value> = outcome
+        .results
+        .into_iter()
+        .map(|r| match r.outcome {
+            Ok(v) => json!({"case": r.case, "ok": true, "status": v.case.status.as_str()}),
+            Err(e) => json!({"case": r.case, "ok": false, "problem": ApiError::from(e).lang(caller.lang).problem()}),
+        })
+        .collect();
+    let ok = results.iter().filter(|r| r["ok"] == true).count();
+    Ok(Json(json!({"done": ok, "failed": results.len() - ok, "results": results, "authorization": outcome.authorization})))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -696,18 +727,30 @@ async fn definitions(state: Arc<AppState>, caller: Caller, upload: DefinitionUpl
     // Applying is the admin's (the route is `admin` in the route table); authors and admins check.
     caller.require(if apply { "admin" } else { "author" }).or_else(|e| if caller.has("admin") { Ok(()) } else { Err(e) })?;
     let lang = caller.lang;
-    blocking(move || publish_upload(&state, &caller.person, &upload, apply).map(Json)).await.map_err(|e| e.lang(lang))
+    blocking(move || publish_upload(&state, &caller.person, &upload, apply, lang).map(Json)).await.map_err(|e| e.lang(lang))
 }
 
-/// The answer to a definitions upload: checked, and with `apply` published (also the author's page's).
-pub(crate) fn publish_upload(state: &AppState, by: &str, upload: &DefinitionUpload, apply: bool) -> Result<Value, ApiError> {
+/// One problem of an upload: `message` and `line` in English (the stable detail), and under
+/// `localized` the same in the caller's language (`lang`): what the code means, the detail, the line.
+fn problem_json(p: &crate::forms::Problem, lang: Lang) -> Value {
+    let explanation = crate::forms::problem_text::explain(p.code.0).map(|t| t.get(lang).to_string());
+    json!({
+        "file": p.file,
+        "definition": definition_kind(&p.file),
+        "pointer": p.pointer,
+        "code": p.code.0,
+        "message": p.message,
+        "line": p.to_string(),
+        "localized": {"lang": lang.code(), "explanation": explanation, "detail": p.detail_in(lang), "line": p.localized(lang)},
+    })
+}
+
+/// The answer to a definitions upload: checked, and with `apply` published (also the author's
+/// page's); each problem also in `lang`.
+pub(crate) fn publish_upload(state: &AppState, by: &str, upload: &DefinitionUpload, apply: bool, lang: Lang) -> Result<Value, ApiError> {
     let uploaded: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
     let report = check_upload(state, upload)?;
-    let problems: Vec<Value> = report
-        .problems
-        .iter()
-        .map(|p| json!({"file": p.file, "definition": definition_kind(&p.file), "pointer": p.pointer, "code": p.code.0, "message": p.message, "line": p.to_string()}))
-        .collect();
+    let problems: Vec<Value> = report.problems.iter().map(|p| problem_json(p, lang)).collect();
     if !problems.is_empty() {
         let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CARIMBO-E0708", format!("{} problem(s); nothing was changed", problems.len()));
         e.report = Some(json!({"problems": problems, "uploaded": uploaded}));

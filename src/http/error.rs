@@ -178,6 +178,42 @@ pub fn message(code: &str) -> LocalizedText {
             ("表格有錯誤，請按欄位旁的說明修改。", "O formulário tem erros: corrija os campos indicados.", "The form has errors: correct the fields shown.")
         }
         "CARIMBO-E0301" => ("你不可提交這份表格。", "Não pode submeter este formulário.", "You may not submit this form."),
+        "CARIMBO-E1440" | "CARIMBO-E1441" => (
+            "簽署授權已失效或已用完，請以新的雙重認證碼重新授權。",
+            "A autorização de assinatura expirou ou já foi usada; autorize de novo com um código novo.",
+            "The signing authorization has expired or was used up; authorize again with a fresh code.",
+        ),
+        "CARIMBO-E1442" | "CARIMBO-E1443" => (
+            "簽署授權不涵蓋此簽名：個案在授權後已改變，或此簽名已作出。請重新載入並再授權。",
+            "A autorização não cobre esta assinatura: o processo mudou depois de autorizar, ou a assinatura já foi feita. Recarregue e autorize de novo.",
+            "The authorization does not cover this signature: the case changed after you authorized, or it was already made. Reload and authorize again.",
+        ),
+        "CARIMBO-E1444" => (
+            "此簽署授權屬於另一人，只可由其本人使用。",
+            "Esta autorização de assinatura pertence a outra pessoa e só ela a pode usar.",
+            "This signing authorization belongs to another person; only they can use it.",
+        ),
+        "CARIMBO-E1445" => ("一次授權可涵蓋1至500個簽名。", "Uma autorização cobre de 1 a 500 assinaturas.", "One authorization covers 1 to 500 signatures."),
+        "CARIMBO-E1446" => (
+            "批次進行期間簽署證書已更換，請就餘下個案重新授權。",
+            "O certificado de assinatura mudou durante o lote; autorize de novo os restantes.",
+            "The signing certificate changed during the batch; authorize the remaining items again.",
+        ),
+        "CARIMBO-E1447" => (
+            "此伺服器未啟用HSM簽署，請以你的私鑰檔案簽署。",
+            "A assinatura no HSM está desligada neste servidor; assine com o ficheiro da sua chave.",
+            "Signing on the HSM is off on this server; sign with your key file.",
+        ),
+        "CARIMBO-E1457" => (
+            "你在HSM中沒有私鑰，請以私鑰檔案簽署。",
+            "Não tem chave no HSM; assine com o ficheiro da sua chave.",
+            "You have no key on the HSM; sign with your key file.",
+        ),
+        "CARIMBO-E1458" => (
+            "你在HSM中的私鑰已被撤銷；之前的簽署仍然有效。請聯絡管理員更換私鑰。",
+            "A sua chave no HSM foi revogada; as assinaturas anteriores continuam válidas. Peça ao administrador uma chave nova.",
+            "Your key on the HSM was revoked; earlier signatures stay valid. Ask the administrator for a new key.",
+        ),
         "CARIMBO-E0302" => (
             "簽名級別不足，請使用所要求級別的證書簽署。",
             "A assinatura não tem o nível exigido; assine com um certificado do nível pedido.",

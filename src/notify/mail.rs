@@ -21,9 +21,9 @@ use super::{Notice, Plan, Topic, plan};
 use crate::cases::CaseService;
 use crate::directory::Directory;
 use crate::i18n::Lang;
-use crate::outbox::{DeliveryState, DispatcherStatus, EndpointDelivery, PassReport, RetryPolicy};
+use crate::outbox::{Attempt, DeliveryState, DispatcherStatus, EndpointDelivery, PassReport, RetryPolicy};
 use crate::store::{OutboxRecord, Store, StoreError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -31,7 +31,7 @@ use lettre::{Message, SmtpTransport, Transport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 /// The name of the mail channel in a message's delivery state (beside webhook endpoints').
@@ -262,11 +262,11 @@ impl MailDispatcher {
         let mut due: Vec<Waiting> = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store().outbox_pending(after.as_deref(), PAGE)?;
+            let page = self.store().outbox_pending_of_kind(super::MAIL_PREFIX, after.as_deref(), PAGE)?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             let full = page.len() == PAGE;
-            for record in page.into_iter().filter(|r| super::is_notification(&r.kind)) {
+            for record in page {
                 report.examined += 1;
                 if let Some(w) = self.first_sight(record, &directory, calendar.as_deref(), now, &mut report)?
                     && w.d.base.next_at.is_none_or(|t| t <= now)
@@ -278,17 +278,33 @@ impl MailDispatcher {
                 break;
             }
         }
-        // Digests: every due notice of one person in one mail.
+        // Digests: every due notice of one person in one mail, with the delegations held for it.
         let mut digests: BTreeMap<String, Vec<Waiting>> = BTreeMap::new();
         for w in due {
             if w.d.digest {
                 digests.entry(w.notice.recipient.clone()).or_default().push(w);
             } else {
-                self.send(vec![w], &directory, now, &mut report)?;
+                let recipient = w.notice.recipient.clone();
+                self.send(&recipient, false, vec![w], &[], &directory, now, &mut report)?;
             }
         }
-        for (_, group) in digests {
-            self.send(group, &directory, now, &mut report)?;
+        let held = match self.held_delegations(&directory, now, &mut report) {
+            Ok(held) => held,
+            Err(e) => {
+                eprintln!("mail: delegations held for later could not be sent: {e}");
+                BTreeMap::new()
+            }
+        };
+        let people: std::collections::BTreeSet<String> = digests.keys().chain(held.keys()).cloned().collect();
+        for person in people {
+            let group = digests.remove(&person).unwrap_or_default();
+            let (lines, items) = held.get(&person).cloned().unwrap_or_default();
+            let accepted = self.send(&person, true, group, &lines, &directory, now, &mut report)?;
+            if !items.is_empty()
+                && let Err(e) = self.settle_held(&items, accepted, now)
+            {
+                eprintln!("mail: delegations held for a digest could not be recorded: {e}");
+            }
         }
         if let Err(e) = self.announce_delegations(&directory, now, &mut report) {
             eprintln!("mail: delegations could not be announced: {e}");
@@ -355,55 +371,55 @@ impl MailDispatcher {
         Ok(())
     }
 
-    /// Sends one notice, or a digest of several for one person, and records the outcome on each.
-    fn send(&self, mut group: Vec<Waiting>, directory: &Directory, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), MailError> {
-        let Some(first) = group.first() else { return Ok(()) };
-        let to = first.d.to.clone().unwrap_or_default();
-        let lang = directory.person(&first.notice.recipient).and_then(|p| p.lang).unwrap_or(Lang::Zh);
-        let text = if group.len() == 1 && !first.d.digest {
-            self.render_one(first.topic, &first.notice, directory, lang)
-        } else {
-            self.render_digest(&group, directory, lang)
+    /// Sends one notice, or a digest for `recipient` (its notices and the sentences of the
+    /// delegations held for it), and records the outcome on each notice; whether it was accepted.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        recipient: &str,
+        digest: bool,
+        mut group: Vec<Waiting>,
+        delegations: &[String],
+        directory: &Directory,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<bool, MailError> {
+        let to = match group.first() {
+            Some(first) => first.d.to.clone().unwrap_or_default(),
+            None => directory.person(recipient).and_then(|p| p.email.clone()).unwrap_or_default(),
+        };
+        if group.is_empty() && delegations.is_empty() {
+            return Ok(true);
+        }
+        let lang = directory.person(recipient).and_then(|p| p.lang).unwrap_or(Lang::Zh);
+        let text = match group.first() {
+            Some(first) if group.len() == 1 && !digest && delegations.is_empty() => self.render_one(first.topic, &first.notice, directory, lang),
+            _ => self.render_digest(recipient, &group, delegations, directory, lang),
         };
         report.attempts += 1;
-        let id = if group.len() == 1 { first.record.id.clone() } else { format!("digest.{}.{}", first.notice.recipient, now.timestamp()) };
-        let outcome = self.deliver(&to, &id, &text, directory.person(&first.notice.recipient).map(|p| p.name.get(lang).to_string()));
+        let id = match group.first() {
+            Some(first) if group.len() == 1 && delegations.is_empty() => first.record.id.clone(),
+            _ => format!("digest.{recipient}.{}", now.timestamp()),
+        };
+        let outcome = self.deliver(&to, &id, &text, directory.person(recipient).map(|p| p.name.get(lang).to_string()));
+        let attempt = match &outcome {
+            Ok(()) => Attempt::Delivered(250),
+            Err((status, why, permanent)) => Attempt::Failed { status: *status, why: why.clone(), permanent: *permanent },
+        };
         for w in &mut group {
-            let e = &mut w.d.base;
-            e.attempts += 1;
-            e.last_attempt_at = Some(now);
-            match &outcome {
-                Ok(()) => {
-                    e.state = DeliveryState::Delivered;
-                    e.delivered_at = Some(Utc::now());
-                    e.next_at = None;
-                    e.last_status = Some(250);
-                    e.last_error = None;
-                }
-                Err((status, why, permanent)) => {
-                    e.last_status = *status;
-                    e.last_error = Some(why.clone());
-                    if *permanent || e.attempts >= self.settings.retry.max_attempts {
-                        e.state = DeliveryState::Dead;
-                        e.next_at = None;
-                    } else {
-                        let wait = self.settings.retry.delay_after(e.attempts);
-                        e.next_at = Some(now + Duration::milliseconds(wait.as_millis() as i64));
-                    }
-                }
-            }
+            w.d.base.record_attempt(&attempt, now, &self.settings.retry, false);
         }
         match &outcome {
-            Ok(()) => report.delivered += group.len(),
+            Ok(()) => report.delivered += group.len() + delegations.len(),
             Err(_) => {
-                report.failed += group.len();
+                report.failed += group.len() + delegations.len();
                 report.dead_lettered += group.iter().filter(|w| w.d.base.state == DeliveryState::Dead).count();
             }
         }
         for w in &group {
             self.record(&w.record, &w.d, report)?;
         }
-        Ok(())
+        Ok(outcome.is_ok())
     }
 
     /// One SMTP transaction; `Err((code, why, permanent))` on anything but acceptance.
@@ -430,33 +446,8 @@ impl MailDispatcher {
 
     /// Runs passes every `interval` on a thread of its own until `stop` is set.
     pub fn spawn(self, interval: std::time::Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-        std::thread::Builder::new()
-            .name("carimbo-mail".into())
-            .spawn(move || {
-                self.status.lock().unwrap_or_else(|e| e.into_inner()).running = true;
-                while !stop.load(Ordering::Relaxed) {
-                    let result = self.run_once(Utc::now());
-                    {
-                        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
-                        s.last_pass_at = Some(Utc::now());
-                        match result {
-                            Ok(r) => {
-                                s.delivered_total += r.delivered as u64;
-                                s.failed_total += r.failed as u64;
-                                s.last_pass = r;
-                                s.last_error = None;
-                            }
-                            Err(e) => {
-                                eprintln!("mail: a delivery pass failed: {e}");
-                                s.last_error = Some(e.to_string());
-                            }
-                        }
-                    }
-                    crate::outbox::sleep_unless_stopped(interval, &stop);
-                }
-                self.status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
-            })
-            .expect("a thread for mail")
+        let status = self.status.clone();
+        crate::outbox::spawn_passes("carimbo-mail", "mail", status, interval, stop, move |now| self.run_once(now))
     }
 }
 
@@ -464,11 +455,14 @@ impl MailDispatcher {
 // Delegations set and ended
 
 /// The delegation record (`DATA/delegations.jsonl`) and how much of it has been announced
-/// (`DATA/notifications-delegations.json`, `{"announced": LINES}`). A delegation is not a case
-/// event, so its notice is not an outbox message: the record's line is the commit (written and
-/// synced before the directory changes), and the cursor moves past a line only once every
-/// recipient's mail was accepted, so a line is announced at least once and never before it is
-/// on disk. Lines already in the record when mail is first turned on are not announced.
+/// (`DATA/notifications-delegations.json`, `{"announced": LINES, "held": […]}`). A delegation is
+/// not a case event, so its notice is not an outbox message: the record's line is the commit
+/// (written and synced before the directory changes), and the cursor moves past a line only
+/// once every recipient's mail was accepted or planned, so a line is announced at least once
+/// and never before it is on disk. A recipient's preferences apply as to every notice
+/// (`notify::plan`): a kind turned off is not sent, quiet hours hold the mail in `held` until
+/// they end, and a daily digest takes it in. Lines already in the record when mail is first
+/// turned on are not announced.
 struct DelegationRecord {
     log: crate::directory::delegation_log::DelegationLog,
     cursor: std::path::PathBuf,
@@ -479,19 +473,54 @@ struct DelegationRecord {
 #[derive(Serialize, Deserialize)]
 struct Announced {
     announced: usize,
+    /// Mails of announced lines that wait for a recipient's quiet hours to end or digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    held: Vec<Held>,
+}
+
+/// One delegation mail held for later: the record's line, for whom, when it is due, whether
+/// it goes in the digest, and how many attempts failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Held {
+    line: usize,
+    person: String,
+    due: DateTime<Utc>,
+    #[serde(default)]
+    digest: bool,
+    #[serde(default)]
+    failures: u32,
+}
+
+/// A delegation line's delegation, who set or ended it, and whether it ended.
+fn delegation_at(entries: &[crate::directory::delegation_log::DelegationEntry], i: usize) -> Option<(&crate::directory::Delegation, &str, bool)> {
+    use crate::directory::delegation_log::DelegationEntry;
+    match entries.get(i)? {
+        DelegationEntry::Set { by, delegation, .. } => Some((delegation, by.as_str(), false)),
+        DelegationEntry::Ended { by, id, .. } => entries[..i]
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                DelegationEntry::Set { delegation, .. } if &delegation.id == id => Some(delegation),
+                _ => None,
+            })
+            .map(|d| (d, by.as_str(), true)),
+    }
 }
 
 impl DelegationRecord {
-    fn announced(&self) -> Result<usize, String> {
+    fn state(&self) -> Result<Announced, String> {
         let bytes = std::fs::read(&self.cursor).map_err(|e| format!("{}: {e}", self.cursor.display()))?;
-        crate::json_strict::from_slice::<Announced>(&bytes).map(|a| a.announced).map_err(|e| format!("{}: {e}", self.cursor.display()))
+        crate::json_strict::from_slice::<Announced>(&bytes).map_err(|e| format!("{}: {e}", self.cursor.display()))
     }
 
-    fn set_announced(&self, n: usize) -> Result<(), String> {
-        let text = serde_json::to_vec(&Announced { announced: n }).expect("a count serialises");
+    fn save(&self, state: &Announced) -> Result<(), String> {
+        let text = serde_json::to_vec(state).expect("a count serialises");
         super::book::write_private(&self.cursor, &text).map_err(|e| format!("{}: {e}", self.cursor.display()))
     }
 }
+
+/// The digest lines of one person's held delegations, and the held entries they came from.
+type HeldForDigest = (Vec<String>, Vec<Held>);
 
 impl MailDispatcher {
     /// Also announces delegations set and ended in this record, keeping its place in `cursor`.
@@ -500,82 +529,146 @@ impl MailDispatcher {
             DelegationRecord { log: crate::directory::delegation_log::DelegationLog::new(log), cursor: cursor.to_path_buf(), retry: Mutex::new((None, 0)) };
         if !cursor.exists() {
             let lines = record.log.entries().map_err(|e| MailError::Delegations(e.to_string()))?.len();
-            record.set_announced(lines).map_err(MailError::Delegations)?;
+            record.save(&Announced { announced: lines, held: Vec::new() }).map_err(MailError::Delegations)?;
         }
         self.delegations = Some(record);
         Ok(self)
     }
 
+    /// Announces the record's new lines: each recipient's mail sent now, or held for their quiet
+    /// hours or digest, or not at all, as their preferences say.
     fn announce_delegations(&self, directory: &Directory, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), String> {
-        use crate::directory::delegation_log::DelegationEntry;
         let Some(record) = &self.delegations else { return Ok(()) };
         if record.retry.lock().unwrap_or_else(|e| e.into_inner()).0.is_some_and(|t| t > now) {
             return Ok(());
         }
         let entries = record.log.entries().map_err(|e| e.to_string())?;
-        let from = record.announced()?;
-        for (i, entry) in entries.iter().enumerate().skip(from) {
-            let (by, delegation, ended) = match entry {
-                DelegationEntry::Set { by, delegation, .. } => (by, Some(delegation), false),
-                DelegationEntry::Ended { by, id, .. } => {
-                    let set = entries[..i].iter().rev().find_map(|e| match e {
-                        DelegationEntry::Set { delegation, .. } if &delegation.id == id => Some(delegation),
-                        _ => None,
-                    });
-                    (by, set, true)
-                }
-            };
-            if let Some(d) = delegation {
+        let calendar = self.cases.catalog().references.calendars.values().next().cloned();
+        let mut state = record.state()?;
+        for i in state.announced..entries.len() {
+            if let Some((d, by, ended)) = delegation_at(&entries, i) {
                 let mut people = vec![d.delegate.clone(), d.principal.clone()];
                 people.retain(|p| p != by);
                 for person in people {
-                    let Some(to) = directory.person(&person).and_then(|p| p.email.clone()) else { continue };
-                    if !self.prefs.get(&person).topics.contains(&Topic::Delegation) {
+                    if directory.person(&person).and_then(|p| p.email.clone()).is_none() {
                         continue;
                     }
-                    let lang = directory.person(&person).and_then(|p| p.lang).unwrap_or(Lang::Zh);
-                    let text = self.render_delegation(d, by, &person, ended, directory, lang);
-                    report.attempts += 1;
-                    let name = directory.person(&person).map(|p| p.name.get(lang).to_string());
-                    if let Err((_, why, _)) = self.deliver(&to, &format!("delegation.{i}.{person}"), &text, name) {
-                        report.failed += 1;
+                    let due = match plan(&self.prefs.get(&person), Topic::Delegation, now, calendar.as_deref()) {
+                        Plan::Off => continue,
+                        Plan::Now => None,
+                        Plan::At(t) => Some((t, false)),
+                        Plan::Digest(t) => Some((t, true)),
+                    };
+                    if let Some((due, digest)) = due {
+                        state.held.push(Held { line: i, person, due, digest, failures: 0 });
+                        continue;
+                    }
+                    if let Err(why) = self.send_delegation(d, by, &person, ended, i, directory, report) {
                         let mut retry = record.retry.lock().unwrap_or_else(|e| e.into_inner());
                         retry.1 += 1;
-                        retry.0 = Some(now + Duration::milliseconds(self.settings.retry.delay_after(retry.1).as_millis() as i64));
+                        retry.0 = Some(crate::outbox::retry_at(&self.settings.retry, retry.1, now, false));
                         return Err(why);
                     }
-                    report.delivered += 1;
                 }
             }
-            record.set_announced(i + 1)?;
+            state.announced = i + 1;
+            record.save(&state)?;
             *record.retry.lock().unwrap_or_else(|e| e.into_inner()) = (None, 0);
         }
         Ok(())
     }
 
+    /// One delegation mail to `person`, now.
+    #[allow(clippy::too_many_arguments)]
+    fn send_delegation(
+        &self,
+        d: &crate::directory::Delegation,
+        by: &str,
+        person: &str,
+        ended: bool,
+        line: usize,
+        directory: &Directory,
+        report: &mut PassReport,
+    ) -> Result<(), String> {
+        let Some(to) = directory.person(person).and_then(|p| p.email.clone()) else { return Ok(()) };
+        let lang = directory.person(person).and_then(|p| p.lang).unwrap_or(Lang::Zh);
+        let text = self.render_delegation(d, by, person, ended, directory, lang);
+        report.attempts += 1;
+        let name = directory.person(person).map(|p| p.name.get(lang).to_string());
+        match self.deliver(&to, &format!("delegation.{line}.{person}"), &text, name) {
+            Ok(()) => {
+                report.delivered += 1;
+                Ok(())
+            }
+            Err((_, why, _)) => {
+                report.failed += 1;
+                Err(why)
+            }
+        }
+    }
+
+    /// Sends the held delegation mails whose quiet hours are over, and returns, per person, the
+    /// lines of those due in a digest (sent with the person's digest by `run_once`).
+    fn held_delegations(&self, directory: &Directory, now: DateTime<Utc>, report: &mut PassReport) -> Result<BTreeMap<String, HeldForDigest>, String> {
+        let Some(record) = &self.delegations else { return Ok(BTreeMap::new()) };
+        let mut state = record.state()?;
+        if !state.held.iter().any(|h| h.due <= now) {
+            return Ok(BTreeMap::new());
+        }
+        let entries = record.log.entries().map_err(|e| e.to_string())?;
+        let mut digests: BTreeMap<String, HeldForDigest> = BTreeMap::new();
+        let mut kept = Vec::new();
+        for h in std::mem::take(&mut state.held) {
+            let Some((d, by, ended)) = delegation_at(&entries, h.line) else { continue };
+            if h.due > now {
+                kept.push(h);
+            } else if h.digest {
+                let lang = directory.person(&h.person).and_then(|p| p.lang).unwrap_or(Lang::Zh);
+                let entry = digests.entry(h.person.clone()).or_default();
+                entry.0.push(self.delegation_sentence(d, by, &h.person, ended, directory, lang));
+                entry.1.push(h.clone());
+                kept.push(h);
+            } else if self.send_delegation(d, by, &h.person, ended, h.line, directory, report).is_err() {
+                kept.extend(self.next_attempt(h, now));
+            }
+            // Sent: no longer held.
+        }
+        state.held = kept;
+        record.save(&state)?;
+        Ok(digests)
+    }
+
+    /// A held mail after a failed attempt: due again after the back-off, or dropped (with a
+    /// line in the log) after the last attempt the policy allows.
+    fn next_attempt(&self, mut h: Held, now: DateTime<Utc>) -> Option<Held> {
+        h.failures += 1;
+        if h.failures >= self.settings.retry.max_attempts {
+            eprintln!("mail: the delegation mail of line {} to {} was given up after {} attempts", h.line + 1, h.person, h.failures);
+            return None;
+        }
+        h.due = crate::outbox::retry_at(&self.settings.retry, h.failures, now, false);
+        Some(h)
+    }
+
+    /// After a digest with held delegations was sent (`accepted`) or not: they are no longer
+    /// held, or due again after the back-off.
+    fn settle_held(&self, items: &[Held], accepted: bool, now: DateTime<Utc>) -> Result<(), String> {
+        let Some(record) = &self.delegations else { return Ok(()) };
+        let mut state = record.state()?;
+        let mut held = Vec::new();
+        for h in std::mem::take(&mut state.held) {
+            if !items.contains(&h) {
+                held.push(h);
+            } else if !accepted {
+                held.extend(self.next_attempt(h, now));
+            }
+        }
+        state.held = held;
+        record.save(&state)
+    }
+
     fn render_delegation(&self, d: &crate::directory::Delegation, by: &str, recipient: &str, ended: bool, directory: &Directory, lang: Lang) -> MailText {
-        let (delegate, principal, by) =
-            (Self::name_of(directory, lang, &d.delegate), Self::name_of(directory, lang, &d.principal), Self::name_of(directory, lang, by));
-        let (from, to) = (d.from.to_string(), d.to.to_string());
-        let forms = match &d.forms {
-            None => t(lang, "所有表格", "todos os formulários", "every form").to_string(),
-            Some(f) => f
-                .iter()
-                .map(|id| self.cases.catalog().form(id).map(|x| x.title.get(lang).to_string()).unwrap_or_else(|| id.clone()))
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        let sentence = match (ended, recipient == d.delegate, lang) {
-            (false, true, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，你代 {principal} 處理（{forms}）。"),
-            (false, true, Lang::Pt) => format!("{by} definiu uma substituição: de {from} a {to} substitui {principal} ({forms})."),
-            (false, true, Lang::En) => format!("{by} set a delegation: from {from} to {to} you act for {principal} ({forms})."),
-            (false, false, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，{delegate} 代你處理（{forms}）。"),
-            (false, false, Lang::Pt) => format!("{by} definiu uma substituição: de {from} a {to}, {delegate} substitui-o ({forms})."),
-            (false, false, Lang::En) => format!("{by} set a delegation: from {from} to {to} {delegate} acts for you ({forms})."),
-            (true, _, Lang::Zh) => format!("{by} 結束了代理（{delegate} 代 {principal}，{from} 至 {to}）。"),
-            (true, _, Lang::Pt) => format!("{by} terminou a substituição de {principal} por {delegate} ({from} a {to})."),
-            (true, _, Lang::En) => format!("{by} ended the delegation ({delegate} for {principal}, {from} to {to})."),
-        };
+        let sentence = self.delegation_sentence(d, by, recipient, ended, directory, lang);
         let name = directory.person(recipient).map(|p| p.name.get(lang).to_string()).unwrap_or_else(|| recipient.to_string());
         let link = format!("{}/me/delegation", self.settings.public_url);
         let body = format!(
@@ -591,7 +684,34 @@ impl MailDispatcher {
         } else {
             t(lang, "代理已設定", "Substituição definida", "Delegation set")
         };
+        let (delegate, principal) = (Self::name_of(directory, lang, &d.delegate), Self::name_of(directory, lang, &d.principal));
         MailText { subject: format!("{word}{}{delegate} → {principal}", colon(lang)), body }
+    }
+
+    /// What happened to the delegation, in one sentence for `recipient`.
+    fn delegation_sentence(&self, d: &crate::directory::Delegation, by: &str, recipient: &str, ended: bool, directory: &Directory, lang: Lang) -> String {
+        let (delegate, principal, by) =
+            (Self::name_of(directory, lang, &d.delegate), Self::name_of(directory, lang, &d.principal), Self::name_of(directory, lang, by));
+        let (from, to) = (d.from.to_string(), d.to.to_string());
+        let forms = match &d.forms {
+            None => t(lang, "所有表格", "todos os formulários", "every form").to_string(),
+            Some(f) => f
+                .iter()
+                .map(|id| self.cases.catalog().form(id).map(|x| x.title.get(lang).to_string()).unwrap_or_else(|| id.clone()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        match (ended, recipient == d.delegate, lang) {
+            (false, true, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，你代 {principal} 處理（{forms}）。"),
+            (false, true, Lang::Pt) => format!("{by} definiu uma substituição: de {from} a {to} substitui {principal} ({forms})."),
+            (false, true, Lang::En) => format!("{by} set a delegation: from {from} to {to} you act for {principal} ({forms})."),
+            (false, false, Lang::Zh) => format!("{by} 設定了代理：由 {from} 至 {to}，{delegate} 代你處理（{forms}）。"),
+            (false, false, Lang::Pt) => format!("{by} definiu uma substituição: de {from} a {to}, {delegate} substitui-o ({forms})."),
+            (false, false, Lang::En) => format!("{by} set a delegation: from {from} to {to} {delegate} acts for you ({forms})."),
+            (true, _, Lang::Zh) => format!("{by} 結束了代理（{delegate} 代 {principal}，{from} 至 {to}）。"),
+            (true, _, Lang::Pt) => format!("{by} terminou a substituição de {principal} por {delegate} ({from} a {to})."),
+            (true, _, Lang::En) => format!("{by} ended the delegation ({delegate} for {principal}, {from} to {to})."),
+        }
     }
 }
 
@@ -749,16 +869,15 @@ impl MailDispatcher {
             "{}{}{}\n\n-- \n{}\n",
             t(lang, "時間", "Quando", "When"),
             colon(lang),
-            crate::http::pages::when(lang, &notice.at),
+            crate::wording::when(lang, &notice.at),
             self.footer(lang)
         ));
         MailText { subject: format!("{word}{}{form} · {}", colon(lang), notice.case_id), body }
     }
 
-    /// One mail for many notices of one person.
-    fn render_digest(&self, group: &[Waiting], directory: &Directory, lang: Lang) -> MailText {
-        let n = group.len();
-        let recipient = group.first().map(|w| w.notice.recipient.as_str()).unwrap_or("");
+    /// One mail for many notices of one person, and the delegations held for their digest.
+    fn render_digest(&self, recipient: &str, group: &[Waiting], delegations: &[String], directory: &Directory, lang: Lang) -> MailText {
+        let n = group.len() + delegations.len();
         let name = directory.person(recipient).map(|p| p.name.get(lang).to_string()).unwrap_or_else(|| recipient.to_string());
         let intro = match lang {
             Lang::Zh => format!("{name}：\n\n以下是你今天的 {n} 項通知。\n"),
@@ -774,6 +893,9 @@ impl MailDispatcher {
                 body.push_str(&format!("   {l}\n"));
             }
             body.push_str(&format!("   {}\n", self.link(&w.notice.case_id)));
+        }
+        for (i, sentence) in delegations.iter().enumerate() {
+            body.push_str(&format!("\n{}. {sentence}\n   {}/me/delegation\n", group.len() + i + 1, self.settings.public_url));
         }
         body.push_str(&format!("\n-- \n{}\n", self.footer(lang)));
         let subject = match lang {

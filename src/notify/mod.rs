@@ -26,7 +26,7 @@ pub mod mail;
 
 use crate::forms::HolidayCalendar;
 use crate::workflow::{Action, Assignment, Case, CaseEvent};
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -298,9 +298,7 @@ pub enum Plan {
     Digest(DateTime<Utc>),
 }
 
-fn macau() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
-}
+use crate::wording::macau;
 
 /// When a notice of `topic` noticed at `now` is due under `prefs`. Digests go out on working
 /// days of `calendar` (Saturdays and Sundays off when there is none).

@@ -7,8 +7,8 @@ use pdf_writer::{Content, Name, Str};
 use super::PdfError;
 use super::font::DocumentFont;
 use super::record::{Item, Record, Shown, SignatureLine, withheld_text};
-use crate::http::pages::{t, when};
 use crate::i18n::Lang;
+use crate::wording::{t, when};
 
 pub const PAGE_W: f32 = 595.276;
 pub const PAGE_H: f32 = 841.89;
@@ -164,7 +164,7 @@ fn is_cjk(c: char) -> bool {
 /// (`pages::visible`), so it cannot turn the text around it; the pages' ⟨ ⟩ become the
 /// CJK brackets 〈 〉 the font has.
 pub fn printable(text: &str) -> String {
-    crate::http::pages::visible(text).replace('⟨', "〈").replace('⟩', "〉")
+    crate::wording::visible(text).replace('⟨', "〈").replace('⟩', "〉")
 }
 
 /// Greedy line breaking: after a space, or before and after a Chinese character; a word longer

@@ -19,11 +19,11 @@ use crate::catalog::{Catalog, SourceFile};
 use crate::evidence::EvidenceBundle;
 use crate::forms::FormDefinition;
 use crate::forms::commitment::commitment_digest;
-use crate::http::pages::{status_label, t};
 use crate::i18n::Lang;
 use crate::pki::cert::CertFacts;
 use crate::visibility::is_restricted_marker;
-use crate::workflow::{Action, Case, CaseEvent, SignatureRecord, WorkflowDefinition};
+use crate::wording::{action_label, level_label, status_label, t};
+use crate::workflow::{Case, CaseEvent, SignatureRecord, WorkflowDefinition};
 
 /// A value as printed.
 #[derive(Debug, Clone, PartialEq)]
@@ -259,15 +259,6 @@ pub fn withheld_text(lang: Lang) -> &'static str {
     t(lang, "〔限閱欄位，不予顯示〕", "[campo reservado, não mostrado]", "[restricted field, withheld]")
 }
 
-fn action_label(lang: Lang, a: Action) -> &'static str {
-    match a {
-        Action::Approve => t(lang, "批准", "aprovou", "approved"),
-        Action::Reject => t(lang, "不批准", "indeferiu", "rejected"),
-        Action::Return => t(lang, "退回修改", "devolveu para correção", "returned for correction"),
-        Action::Sign => t(lang, "簽署", "assinou", "signed"),
-    }
-}
-
 /// One line per signed event, in the order of the record.
 fn signatures(events: &[CaseEvent], wf: &WorkflowDefinition, lang: Lang, people: People) -> Vec<SignatureLine> {
     let step_title = |s: &str| wf.step(s).map(|d| d.title.get(lang).to_string()).unwrap_or_else(|| s.to_string());
@@ -327,7 +318,7 @@ fn line(
         person,
         on_behalf,
         seat,
-        level: crate::http::pages::level_label(lang, sig.level).to_string(),
+        level: level_label(lang, sig.level).to_string(),
         second_factor: sig.second_factor,
         subject: facts.as_ref().map(|f| f.subject.clone()),
         issuer: facts.as_ref().map(|f| f.issuer.clone()),

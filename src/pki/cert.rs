@@ -17,6 +17,10 @@ use super::PkiError;
 pub const OID_QC_COMPLIANCE: &str = "0.4.0.1862.1.1";
 /// RFC 3739 id-pe-qcStatements.
 pub const OID_QC_STATEMENTS: &str = "1.3.6.1.5.5.7.1.3";
+/// ETSI EN 319 412-5 id-etsi-qcs-QcSSCD: "the private key is on a qualified signature-creation
+/// device" (a key generated in and never leaving an HSM; a key file never gets it).
+pub const OID_QC_SSCD: &str = "0.4.0.1862.1.4";
+
 /// ETSI EN 319 411-2 QCP-n-qscd: qualified certificate for a natural person, key on a QSCD.
 pub const OID_POLICY_QCP_N_QSCD: &str = "0.4.0.194112.1.2";
 
@@ -84,6 +88,8 @@ pub struct CertFacts {
     pub key_usage: Option<KeyUsageBits>,
     pub policies: Vec<String>,
     pub qc_compliance: bool,
+    /// The QcSSCD statement: the certification entity says the key is on a qualified device.
+    pub qc_sscd: bool,
     pub is_ca: bool,
     /// The CRL distribution points (RFC 5280 §4.2.1.13), to match a CRL's scope.
     pub crl_distribution_points: Vec<DistributionPointFacts>,
@@ -263,6 +269,7 @@ impl CertFacts {
         };
         let mut policies = Vec::new();
         let mut qc_compliance = false;
+        let mut qc_sscd = false;
         let mut crl_distribution_points = Vec::new();
         for ext in cert.extensions() {
             match ext.parsed_extension() {
@@ -288,7 +295,9 @@ impl CertFacts {
                     policies.extend(list.iter().map(|p| p.policy_id.to_id_string()));
                 }
                 _ if ext.oid.to_id_string() == OID_QC_STATEMENTS => {
-                    qc_compliance = qc_statements(ext.value)?.iter().any(|id| id == OID_QC_COMPLIANCE);
+                    let ids = qc_statements(ext.value)?;
+                    qc_compliance = ids.iter().any(|id| id == OID_QC_COMPLIANCE);
+                    qc_sscd = ids.iter().any(|id| id == OID_QC_SSCD);
                 }
                 _ => {}
             }
@@ -313,6 +322,7 @@ impl CertFacts {
             key_usage,
             policies,
             qc_compliance,
+            qc_sscd,
             is_ca: cert.is_ca(),
             crl_distribution_points,
         })

@@ -376,6 +376,13 @@ impl CrlSet {
         list.sort_by_key(|c| std::cmp::Reverse(c.this_update));
     }
 
+    /// Adds every CRL of `other` (the server's own CRLs, `DATA/crl`, over the seeded ones).
+    pub fn merge(&mut self, other: CrlSet) {
+        for crl in other.by_issuer.into_values().flatten() {
+            self.add(crl);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_issuer.values().map(Vec::len).sum()
     }
@@ -624,6 +631,7 @@ mod tests {
             key_usage: None,
             policies: vec![],
             qc_compliance: false,
+            qc_sscd: false,
             is_ca,
             crl_distribution_points: vec![],
         }

@@ -18,7 +18,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 
 use super::PkiError;
-use super::cert::{CertFacts, OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_STATEMENTS};
+use super::cert::{CertFacts, OID_POLICY_QCP_N_QSCD, OID_QC_COMPLIANCE, OID_QC_SSCD, OID_QC_STATEMENTS};
 use super::history::ServiceType;
 use super::trust::{AccreditationPeriod, EntityEntry, LocalizedName, TRUST_LIST_FILE, TrustListFile};
 use chrono::{DateTime, Utc};
@@ -296,13 +296,123 @@ fn policies_extension(policy: &str) -> CustomExtension {
     CustomExtension::from_oid_content(&oid_arcs("2.5.29.32"), der_tlv(0x30, &info))
 }
 
-/// qcStatements with QcCompliance and QcSSCD (ETSI EN 319 412-5 §4.2.1, §4.2.2).
-fn qc_statements_extension() -> CustomExtension {
-    let compliance = der_tlv(0x30, &der_oid(OID_QC_COMPLIANCE));
-    let sscd = der_tlv(0x30, &der_oid("0.4.0.1862.1.4"));
-    let mut both = compliance;
-    both.extend(sscd);
-    CustomExtension::from_oid_content(&oid_arcs(OID_QC_STATEMENTS), der_tlv(0x30, &both))
+/// qcStatements with QcCompliance (ETSI EN 319 412-5 §4.2.1) and, only for a key generated on a
+/// device (`on_device`), QcSSCD (§4.2.2): a key file can be copied, so the CA never says it is
+/// on a qualified signature-creation device.
+fn qc_statements_extension(on_device: bool) -> CustomExtension {
+    let mut statements = der_tlv(0x30, &der_oid(OID_QC_COMPLIANCE));
+    if on_device {
+        statements.extend(der_tlv(0x30, &der_oid(OID_QC_SSCD)));
+    }
+    CustomExtension::from_oid_content(&oid_arcs(OID_QC_STATEMENTS), der_tlv(0x30, &statements))
+}
+
+/// The holder of a certificate for a key on a device (`carimbo hsm issue`).
+pub struct DeviceHolder<'a> {
+    pub common_name: String,
+    pub department: Option<&'a str>,
+    pub person_id: &'a str,
+}
+
+/// A raw P-256 public key (the uncompressed point) as rcgen's `PublicKeyData`.
+struct RawP256<'a>(&'a [u8]);
+
+impl PublicKeyData for RawP256<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// Issues from the demo qualified CA (its key `ca_key_pem`, its certificate `ca_cert_pem`) a
+/// qualified certificate with QcCompliance *and* QcSSCD for a P-256 key generated inside an
+/// HSM (`point`, uncompressed), valid `from`..`to`. Returns the leaf then the CA, PEM.
+pub fn issue_device_certificate(
+    point: &[u8],
+    holder: &DeviceHolder<'_>,
+    serial: u64,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ca_key_pem: &str,
+    ca_cert_pem: &str,
+) -> Result<String, PkiError> {
+    issue_qualified_certificate(point, holder, serial, (from, to), true, ca_key_pem, ca_cert_pem)
+}
+
+/// As `issue_device_certificate`, saying QcSSCD only when `on_device`: the certificate a
+/// qualified CA gives a key file (QcCompliance alone), as `generate` now issues them.
+pub fn issue_qualified_certificate(
+    point: &[u8],
+    holder: &DeviceHolder<'_>,
+    serial: u64,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    on_device: bool,
+    ca_key_pem: &str,
+    ca_cert_pem: &str,
+) -> Result<String, PkiError> {
+    use chrono::Datelike;
+    if point.len() != 65 || point[0] != 4 {
+        return Err(gen_err("the device key is not an uncompressed P-256 point"));
+    }
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(gen_err)?;
+    // The issuer's name, key-identifier method and usages are the demo CA's (`generate`), so
+    // the new certificate's issuer and authority key identifier match the CA certificate.
+    let issuer = Issuer::new(ca_params("Carimbo Demo Qualified CA", 2, (2025, 1, 1), (2055, 12, 31)), &ca_key);
+    let ymd = |t: DateTime<Utc>| (t.year(), t.month() as u8, t.day() as u8);
+    let spec = LeafSpec {
+        cn: holder.common_name.clone(),
+        ou: holder.department,
+        person_id: holder.person_id,
+        serial,
+        from: ymd(from),
+        to: ymd(to),
+        qualified: true,
+        key_usages: None,
+    };
+    let mut params = leaf_params(&spec);
+    for ext in params.custom_extensions.iter_mut() {
+        if ext.oid_components().map(|a| a.to_string()).collect::<Vec<_>>().join(".") == OID_QC_STATEMENTS {
+            *ext = qc_statements_extension(on_device);
+        }
+    }
+    let cert = params.signed_by(&RawP256(point), &issuer).map_err(gen_err)?;
+    Ok(format!("{}{}", cert.pem(), ca_cert_pem))
+}
+
+/// A CRL of the demo qualified CA listing `revoked` (serial, time), numbered `number`, issued
+/// at `at` and authoritative for a year (`carimbo hsm revoke`).
+pub fn qualified_ca_crl(revoked: &[(u64, DateTime<Utc>)], number: u64, at: DateTime<Utc>, ca_key_pem: &str) -> Result<String, PkiError> {
+    use chrono::{Datelike, Timelike};
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(gen_err)?;
+    let issuer = Issuer::new(ca_params("Carimbo Demo Qualified CA", 2, (2025, 1, 1), (2055, 12, 31)), &ca_key);
+    let odt =
+        |t: DateTime<Utc>| date_time_ymd(t.year(), t.month() as u8, t.day() as u8) + std::time::Duration::from_secs(u64::from(t.num_seconds_from_midnight()));
+    let mut revoked_certs = vec![RevokedCertParams {
+        serial_number: SerialNumber::from(REVOKED_SERIAL),
+        revocation_time: date_time_ymd(REVOKED_ON.0, REVOKED_ON.1, REVOKED_ON.2),
+        reason_code: Some(RevocationReason::KeyCompromise),
+        invalidity_date: None,
+    }];
+    revoked_certs.extend(revoked.iter().map(|(serial, t)| RevokedCertParams {
+        serial_number: SerialNumber::from(*serial),
+        revocation_time: odt(*t),
+        reason_code: Some(RevocationReason::CessationOfOperation),
+        invalidity_date: None,
+    }));
+    CertificateRevocationListParams {
+        this_update: odt(at),
+        next_update: odt(at + chrono::Duration::days(365)),
+        crl_number: SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .map_err(gen_err)?
+    .pem()
+    .map_err(gen_err)
 }
 
 fn dn(cn: &str, ou: Option<&str>, serial_number: Option<&str>) -> DistinguishedName {
@@ -353,7 +463,7 @@ fn leaf_params(spec: &LeafSpec<'_>) -> CertificateParams {
     });
     if spec.qualified {
         p.custom_extensions.push(policies_extension(OID_POLICY_QCP_N_QSCD));
-        p.custom_extensions.push(qc_statements_extension());
+        p.custom_extensions.push(qc_statements_extension(false));
     }
     p.serial_number = Some(SerialNumber::from(spec.serial));
     p.not_before = date_time_ymd(spec.from.0, spec.from.1, spec.from.2);
@@ -736,7 +846,7 @@ pub fn issue_tsa_certificate(root_pem: &str, root_key_pem: &str, cn: &str, seria
 }
 
 /// `issue_tsa_certificate`, valid until `until` (a date, UTC) instead of the demo's end of 2050:
-/// the later TSA an archive is re-stamped with (`tests/evidence_ltv.rs`).
+/// the later TSA an archive is re-stamped with (`tests/it/evidence_ltv.rs`).
 pub fn issue_tsa_certificate_until(
     root_pem: &str,
     root_key_pem: &str,
@@ -746,17 +856,8 @@ pub fn issue_tsa_certificate_until(
     until: Option<(i32, u8, u8)>,
 ) -> Result<(String, String), PkiError> {
     let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
-    // The root's parameters are fixed (see `generate`), so the issuer rebuilt from them and
-    // the root's key names the root exactly as its certificate does; the check below proves it.
     let params = demo_root_params();
-    let root = Issuer::from_params(&params, &root_key);
-    let root_cert = params.self_signed(&root_key).map_err(gen_err)?;
-    let same_name = |pem: &str| {
-        crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki))
-    };
-    if same_name(root_pem).is_none() || same_name(root_pem) != same_name(&root_cert.pem()) {
-        return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
-    }
+    let root = demo_root_issuer(&params, root_pem, &root_key)?;
     let key = ec_key(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = tsa_params(cn, serial, critical_eku)?;
     if let Some((y, m, d)) = until {
@@ -764,6 +865,58 @@ pub fn issue_tsa_certificate_until(
     }
     let cert = params.signed_by(&key.key, &root).map_err(gen_err)?;
     Ok((cert.pem(), key.pem))
+}
+
+/// The demo root as an issuer, from its fixed parameters and its key. The root's parameters
+/// are fixed (see `generate`), so the issuer rebuilt from them and the root's key names the
+/// root exactly as its certificate does; the check here proves it.
+fn demo_root_issuer<'a>(params: &'a CertificateParams, root_pem: &str, root_key: &'a KeyPair) -> Result<Issuer<'a, &'a KeyPair>, PkiError> {
+    let root_cert = params.self_signed(root_key).map_err(gen_err)?;
+    let same_name = |pem: &str| {
+        crate::pki::cert::parse_pem_certificates(pem.as_bytes(), "root").ok().and_then(|c| CertFacts::from_der(&c[0]).ok()).map(|f| (f.subject_raw, f.spki))
+    };
+    if same_name(root_pem).is_none() || same_name(root_pem) != same_name(&root_cert.pem()) {
+        return Err(gen_err("root/root.pem is not the demo root made with root/root.key.pem"));
+    }
+    Ok(Issuer::from_params(params, root_key))
+}
+
+/// A newer CRL of the demo root (PEM): number `crl_number`, issued on `this_update` (a date,
+/// UTC) and authoritative until 2060 like the demo's, listing each `(serial, revoked on)` as a
+/// key compromise. What an archive re-stamped after a TSA's revocation carries
+/// (`tests/evidence_ltv.rs`).
+pub fn issue_root_crl(
+    root_pem: &str,
+    root_key_pem: &str,
+    crl_number: u64,
+    this_update: (i32, u8, u8),
+    revoked: &[(u64, (i32, u8, u8))],
+) -> Result<String, PkiError> {
+    let root_key = KeyPair::from_pem(root_key_pem).map_err(gen_err)?;
+    let params = demo_root_params();
+    let root = demo_root_issuer(&params, root_pem, &root_key)?;
+    let day = |(y, m, d): (i32, u8, u8)| date_time_ymd(y, m, d);
+    let revoked_certs = revoked
+        .iter()
+        .map(|(serial, on)| RevokedCertParams {
+            serial_number: SerialNumber::from(*serial),
+            revocation_time: day(*on),
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        })
+        .collect();
+    CertificateRevocationListParams {
+        this_update: day(this_update),
+        next_update: date_time_ymd(2060, 12, 31),
+        crl_number: SerialNumber::from(crl_number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&root)
+    .map_err(gen_err)?
+    .pem()
+    .map_err(gen_err)
 }
 
 /// The name of the demo TSA's trust-list member.

@@ -242,16 +242,43 @@ impl Signer {
 
     /// Sign `payload` (the canonical signing-payload bytes), claiming signing time `iat`.
     pub fn sign(&self, payload: &[u8], iat: DateTime<Utc>) -> Result<JadesSignature, SigningError> {
+        let prepared = PreparedJades::with_header(self.key.alg, &self.x5c, &self.x5t_s256, payload, iat);
+        let sig = self.key.sign(prepared.signing_input.as_bytes())?;
+        Ok(prepared.finish(&sig))
+    }
+}
+
+/// A JAdES signature whose value is made elsewhere (a key inside an HSM): the protected header
+/// (`alg`, `iat`, `x5c`, `x5t#S256`, as `Signer` writes it) and the JWS signing input to sign.
+#[derive(Clone, Debug)]
+pub struct PreparedJades {
+    pub protected: String,
+    pub signing_input: String,
+}
+
+impl PreparedJades {
+    /// The header and signing input for `chain` (signing certificate first) over `payload`.
+    pub fn new(alg: JwsAlgorithm, chain: &[CertificateDer<'_>], payload: &[u8], iat: DateTime<Utc>) -> Result<PreparedJades, SigningError> {
+        let leaf = chain.first().ok_or(SigningError::KeyCertificateMismatch { reason: "no signing certificate".into() })?;
+        let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c.as_ref())).collect();
+        Ok(PreparedJades::with_header(alg, &x5c, &URL_SAFE_NO_PAD.encode(sha256(leaf.as_ref())), payload, iat))
+    }
+
+    fn with_header(alg: JwsAlgorithm, x5c: &[String], x5t_s256: &str, payload: &[u8], iat: DateTime<Utc>) -> PreparedJades {
         let header = serde_json::json!({
-            "alg": self.key.alg.name(),
+            "alg": alg.name(),
             "iat": iat.timestamp(),
-            "x5c": self.x5c,
-            "x5t#S256": self.x5t_s256,
+            "x5c": x5c,
+            "x5t#S256": x5t_s256,
         });
         let protected = URL_SAFE_NO_PAD.encode(header.to_string());
-        let input = signing_input(&protected, payload);
-        let sig = self.key.sign(input.as_bytes())?;
-        Ok(JadesSignature { protected, signature: URL_SAFE_NO_PAD.encode(sig) })
+        let signing_input = signing_input(&protected, payload);
+        PreparedJades { protected, signing_input }
+    }
+
+    /// The JWS with `signature` (the raw JWS signature value: r||s for ECDSA).
+    pub fn finish(self, signature: &[u8]) -> JadesSignature {
+        JadesSignature { protected: self.protected, signature: URL_SAFE_NO_PAD.encode(signature) }
     }
 }
 
@@ -306,8 +333,34 @@ pub struct SignatureVerifier {
     /// Signature time-stamps (JAdES B-T), judged against the same trust list and CRLs.
     stamps: TimeStampVerifier,
     service_seal: Option<[u8; 32]>,
+    device_rule: DeviceRule,
     cache: Mutex<HashMap<[u8; 32], Arc<CachedChain>>>,
 }
+
+/// Whether `qualified` also needs the certificate to say the key is on a qualified
+/// signature-creation device (QcSSCD, ETSI EN 319 412-5 §4.2.2), as Law 5/2005 asks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceRule {
+    /// The law's rule: a certificate without QcSSCD (a key file) reaches `advanced` at most.
+    #[default]
+    Enforced,
+    /// A demo without an HSM: a qualified certificate counts as qualified without QcSSCD, and
+    /// every such report says "device rule relaxed for the demo".
+    RelaxedForDemo,
+}
+
+impl DeviceRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceRule::Enforced => "enforced",
+            DeviceRule::RelaxedForDemo => "relaxed-for-demo",
+        }
+    }
+}
+
+/// The sentence a report carries when the device rule was relaxed for a signature.
+pub const DEVICE_RULE_RELAXED_NOTE: &str = "device rule relaxed for the demo: the certificate does not say the key is on a qualified signature-creation device (QcSSCD 0.4.0.1862.1.4), and it was counted as qualified anyway";
 
 /// The parts of a JWS that verification needs.
 struct ParsedJws<'a> {
@@ -326,8 +379,19 @@ impl SignatureVerifier {
             stamps: TimeStampVerifier::new(validator.trust.clone(), validator.crls.clone()),
             validator,
             service_seal: None,
+            device_rule: DeviceRule::Enforced,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Judges `qualified` with this device rule (enforced unless said otherwise).
+    pub fn with_device_rule(mut self, rule: DeviceRule) -> SignatureVerifier {
+        self.device_rule = rule;
+        self
+    }
+
+    pub fn device_rule(&self) -> DeviceRule {
+        self.device_rule
     }
 
     /// Signatures by this certificate are the service's seals of `simple` acts.
@@ -500,16 +564,30 @@ impl SignatureVerifier {
     /// The level a passed chain achieves (the service seal's is `simple`) and the notes, with
     /// why it is not qualified when it is advanced.
     fn level_of(&self, leaf: &CertFacts, verdict: crate::pki::path::ChainVerdict) -> (SignatureLevel, Vec<String>) {
+        let mut notes = verdict.notes;
+        let mut why_not = verdict.not_qualified_because;
+        let mut qualified = verdict.qualified;
+        if qualified && !leaf.qc_sscd {
+            match self.device_rule {
+                DeviceRule::Enforced => {
+                    qualified = false;
+                    why_not.push(
+                        "the certificate does not say the key is on a qualified signature-creation device (QcSSCD 0.4.0.1862.1.4): a key file reaches advanced at most"
+                            .into(),
+                    );
+                }
+                DeviceRule::RelaxedForDemo => notes.push(DEVICE_RULE_RELAXED_NOTE.into()),
+            }
+        }
         let achieved = if self.service_seal == Some(leaf.sha256) {
             SignatureLevel::Simple
-        } else if verdict.qualified {
+        } else if qualified {
             SignatureLevel::Qualified
         } else {
             SignatureLevel::Advanced
         };
-        let mut notes = verdict.notes;
         if achieved == SignatureLevel::Advanced {
-            notes.push(format!("not qualified: {}", verdict.not_qualified_because.join("; ")));
+            notes.push(format!("not qualified: {}", why_not.join("; ")));
         }
         (achieved, notes)
     }

@@ -9,12 +9,13 @@
 //! that read files and print are the edge's (`crate::cli`). Nothing here reads a file or the
 //! clock: the time to judge at (`VerifyOptions::now`) comes from the caller.
 
+pub mod activation;
 pub mod jades;
 pub mod level;
 pub mod payload;
 pub mod timestamp;
 
-pub use jades::{JadesSignature, JwsAlgorithm, SignatureVerifier, Signer, SigningKey, VerifyOptions};
+pub use jades::{DeviceRule, JadesSignature, JwsAlgorithm, PreparedJades, SignatureVerifier, Signer, SigningKey, VerifyOptions};
 pub use level::{ServiceSeal, VerifiedSignature, verify_act};
 pub use payload::{FormRef, SigningPayload, data_hash};
 

@@ -482,6 +482,10 @@ pub trait Store: Send + Sync {
     /// (a cursor: the last id of the previous page), so a dispatcher can walk past messages
     /// still waiting for a retry. An `after` that is no longer pending is still a valid cursor.
     fn outbox_pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// `outbox_pending` of the messages whose kind starts with `kind_prefix` only (`mail.`: the
+    /// notifications), in the same order and with the same cursor; the others are not read,
+    /// so a dispatcher's pass costs its own backlog, not another's.
+    fn outbox_pending_of_kind(&self, kind_prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
     /// Dead letters (messages with `dead` set, settled or not), oldest first.
     fn outbox_dead(&self, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
     fn outbox_get(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError>;

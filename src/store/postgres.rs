@@ -649,6 +649,14 @@ impl PgStore {
         let rows = self.read(|c| c.query_typed(sql, &[(&limit, Type::INT8)]))?;
         rows.iter().map(outbox_row).collect()
     }
+
+    /// The `at` of the message `cursor`, where a page after it starts.
+    fn outbox_cursor_at(&self, cursor: &str) -> Result<DateTime<Utc>, StoreError> {
+        let Some(at) = self.read(|c| c.query_typed_opt("SELECT at FROM outbox WHERE id = $1", &[(&cursor, Type::TEXT)]))? else {
+            return Err(StoreError::Cursor(format!("outbox cursor {cursor:?} is not a message this store holds")));
+        };
+        Ok(at.get(0))
+    }
 }
 
 /// An `OutboxRecord` from a row of `OUTBOX_COLUMNS`.
@@ -900,15 +908,33 @@ impl Store for PgStore {
         let Some(cursor) = after else {
             return self.outbox_query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled ORDER BY at, id LIMIT $1"), limit);
         };
-        let Some(at) = self.read(|c| c.query_typed_opt("SELECT at FROM outbox WHERE id = $1", &[(&cursor, Type::TEXT)]))? else {
-            return Err(StoreError::Cursor(format!("outbox cursor {cursor:?} is not a message this store holds")));
-        };
-        let at: DateTime<Utc> = at.get(0);
+        let at = self.outbox_cursor_at(cursor)?;
         let limit = limit.min(i64::MAX as usize) as i64;
         let rows = self.read(|c| {
             c.query_typed(
                 &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled AND (at, id) > ($1, $2) ORDER BY at, id LIMIT $3"),
                 &[(&at, Type::TIMESTAMPTZ), (&cursor, Type::TEXT), (&limit, Type::INT8)],
+            )
+        })?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    fn outbox_pending_of_kind(&self, kind_prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let Some(cursor) = after else {
+            let rows = self.read(|c| {
+                c.query_typed(
+                    &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled AND starts_with(kind, $1) ORDER BY at, id LIMIT $2"),
+                    &[(&kind_prefix, Type::TEXT), (&limit, Type::INT8)],
+                )
+            })?;
+            return rows.iter().map(outbox_row).collect();
+        };
+        let at = self.outbox_cursor_at(cursor)?;
+        let rows = self.read(|c| {
+            c.query_typed(
+                &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE NOT settled AND starts_with(kind, $1) AND (at, id) > ($2, $3) ORDER BY at, id LIMIT $4"),
+                &[(&kind_prefix, Type::TEXT), (&at, Type::TIMESTAMPTZ), (&cursor, Type::TEXT), (&limit, Type::INT8)],
             )
         })?;
         rows.iter().map(outbox_row).collect()

@@ -36,7 +36,7 @@ pub use figures::{Snapshot, UsageFigures, read_store};
 use crate::directory::Directory;
 use crate::store::{CaseHead, StoreError, StoredEvent};
 use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Level, StepStatus, WorkflowDefinition};
-use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -48,9 +48,7 @@ use std::sync::Arc;
 pub const NO_DEPARTMENT: &str = "(none)";
 
 /// Macau time, in which months are counted: UTC+8 all year (Macau keeps no daylight saving).
-pub fn macau() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
-}
+pub use crate::wording::macau;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {

@@ -44,7 +44,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn sig(who: &str, level: Level) -> SignatureRecord {
-    SignatureRecord { level, signer: who.into(), jws: None, second_factor: false }
+    SignatureRecord { level, signer: who.into(), jws: None, second_factor: false, provenance: None }
 }
 
 /// A case being written event by event.

@@ -14,6 +14,7 @@ use crate::forms::logic;
 use crate::forms::parse::{self, check_keys};
 use crate::forms::problem::{ErrorCode, Problem};
 use crate::forms::problem::{Problems, codes, pointer_push};
+use crate::forms::problem_detail::{Detail, Subject, WordsId};
 use crate::i18n::LocalizedText;
 use datalogic_rs::Logic;
 use serde::{Deserialize, Serialize};
@@ -54,14 +55,14 @@ impl Action {
 }
 
 impl FromStr for Action {
-    type Err = String;
+    type Err = Detail;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "sign" => Ok(Action::Sign),
             "approve" => Ok(Action::Approve),
             "reject" => Ok(Action::Reject),
             "return" => Ok(Action::Return),
-            other => Err(format!("unknown action {other:?}: use sign, approve, reject or return")),
+            other => Err(Detail::UnknownAction { found: other.to_string() }),
         }
     }
 }
@@ -266,8 +267,8 @@ pub struct CheckInputs<'a> {
 }
 
 /// A warning about a workflow that still loads.
-pub fn warning(file: &str, pointer: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Problem {
-    Problem { file: file.to_string(), pointer: pointer.into(), code, message: message.into() }
+pub fn warning(file: &str, pointer: impl Into<String>, code: ErrorCode, detail: Detail) -> Problem {
+    Problem::new(file, pointer, code, detail)
 }
 
 #[derive(Debug, Clone)]
@@ -408,16 +409,16 @@ impl WorkflowDefinition {
         let id = parse::string_key(def, "", "id", p).map(str::to_string);
         if let Some(id) = &id {
             if !parse::is_valid_id(id) {
-                p.push("/id", codes::BAD_ID, format!("id {id:?} must be lower-case letters and digits joined by '-'"));
+                p.push("/id", codes::BAD_ID, Detail::IdMalformed { id: id.clone() });
             } else if file_stem.is_some_and(|s| s != id) {
-                p.push("/id", codes::BAD_ID, format!("id {id:?} does not match the file name {:?}.json", file_stem.unwrap_or("")));
+                p.push("/id", codes::BAD_ID, Detail::IdNotFileName { id: id.clone(), stem: file_stem.unwrap_or("").to_string() });
             }
         }
         let version = parse::string_key(def, "", "version", p).map(str::to_string);
         if let Some(v) = &version
             && (v.split('.').count() != 3 || !v.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
         {
-            p.push("/version", codes::BAD_VALUE, format!("version {v:?} must be MAJOR.MINOR.PATCH"));
+            p.push("/version", codes::BAD_VALUE, Detail::VersionMalformed { version: v.clone() });
         }
         let title = def.get("title").and_then(|t| parse::localized(t, "/title", p));
         if let Some(d) = def.get("description") {
@@ -426,13 +427,13 @@ impl WorkflowDefinition {
         let form_id = parse::string_key(def, "", "form", p).map(str::to_string);
         let form = form_id.as_ref().and_then(|f| forms.get(f));
         if let (Some(fid), None) = (&form_id, form) {
-            p.push("/form", codes::UNKNOWN_WORKFLOW, format!("no form with id {fid:?} among the definitions given"));
+            p.push("/form", codes::UNKNOWN_WORKFLOW, Detail::NoSuchForm { id: fid.clone() });
         }
         if let (Some(form), Some(id)) = (form, &id)
             && let Some(routed_by) = &form.workflow
             && routed_by != id
         {
-            p.push("/form", codes::UNKNOWN_WORKFLOW, format!("form {:?} is routed by workflow {routed_by:?}, not by this one", form.id));
+            p.push("/form", codes::UNKNOWN_WORKFLOW, Detail::FormRoutedElsewhere { form: form.id.clone(), workflow: routed_by.clone() });
         }
 
         let groups: Option<BTreeSet<String>> = directory.map(|d| d.groups().map(|g| g.id.clone()).collect());
@@ -444,7 +445,7 @@ impl WorkflowDefinition {
             None | Some(Some("skip")) => SelfApproval::Skip,
             Some(Some("reassign")) => SelfApproval::Reassign,
             _ => {
-                p.push("/self_approval", codes::BAD_VALUE, "\"self_approval\" must be \"skip\" or \"reassign\"");
+                p.push("/self_approval", codes::BAD_VALUE, Detail::SelfApprovalPolicy);
                 SelfApproval::Skip
             }
         };
@@ -479,16 +480,16 @@ impl WorkflowDefinition {
 fn parse_submitted_by(def: &Map<String, Value>, groups: Option<&BTreeSet<String>>, p: &mut Problems) -> Vec<String> {
     let submitted_by: Vec<String> = def
         .get("submitted_by")
-        .and_then(|v| parse::array(v, "/submitted_by", "\"submitted_by\"", p))
+        .and_then(|v| parse::array(v, "/submitted_by", Subject::key("submitted_by"), p))
         .map(|a| {
             a.iter()
                 .enumerate()
                 .filter_map(|(i, r)| {
                     let ptr = format!("/submitted_by/{i}");
-                    let role = parse::string(r, &ptr, "a role", p)?;
+                    let role = parse::string(r, &ptr, Subject::Role, p)?;
                     let known = PERSON_ROLES.contains(&role) || groups.is_some_and(|g| g.contains(role));
                     if !known {
-                        p.push(ptr, codes::BAD_VALUE, format!("unknown role {role:?}; person roles are {}", PERSON_ROLES.join(", ")));
+                        p.push(ptr, codes::BAD_VALUE, Detail::UnknownPersonRole { role: role.to_string(), known: PERSON_ROLES.map(str::to_string).to_vec() });
                     }
                     Some(role.to_string())
                 })
@@ -496,7 +497,7 @@ fn parse_submitted_by(def: &Map<String, Value>, groups: Option<&BTreeSet<String>
         })
         .unwrap_or_default();
     if def.get("submitted_by").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
-        p.push("/submitted_by", codes::BAD_VALUE, "nobody could submit this form: list at least one role");
+        p.push("/submitted_by", codes::BAD_VALUE, Detail::NobodySubmits);
     }
     submitted_by
 }
@@ -505,16 +506,16 @@ fn parse_submitted_by(def: &Map<String, Value>, groups: Option<&BTreeSet<String>
 fn parse_subject(def: &Map<String, Value>, form: Option<&FormOutline>, p: &mut Problems) -> Option<String> {
     match def.get("subject") {
         None => None,
-        Some(v) => parse::object(v, "/subject", "\"subject\"", p).and_then(|m| {
+        Some(v) => parse::object(v, "/subject", Subject::key("subject"), p).and_then(|m| {
             check_keys(m, "/subject", &["field"], &["field"], p);
             let f = parse::string_key(m, "/subject", "field", p)?;
             if let Some(form) = form
                 && !form.fields.paths.contains(f)
             {
-                p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, format!("{f:?} is not a field of form {:?}", form.id));
+                p.push("/subject/field", codes::RULE_UNKNOWN_FIELD, Detail::FieldNotInForm { field: f.to_string(), form: form.id.clone() });
             }
             if f.contains('*') {
-                p.push("/subject/field", codes::BAD_VALUE, "the subject is one person: the field cannot be inside an array");
+                p.push("/subject/field", codes::BAD_VALUE, Detail::SubjectInArray);
             }
             Some(f.to_string())
         }),
@@ -526,9 +527,9 @@ fn parse_subject(def: &Map<String, Value>, form: Option<&FormOutline>, p: &mut P
 fn parse_steps(def: &Map<String, Value>, ctx: &StepContext<'_>, p: &mut Problems) -> Vec<StepDefinition> {
     let mut steps = Vec::new();
     let mut raw_whens: Vec<Option<Value>> = Vec::new();
-    if let Some(list) = def.get("steps").and_then(|v| parse::array(v, "/steps", "\"steps\"", p)) {
+    if let Some(list) = def.get("steps").and_then(|v| parse::array(v, "/steps", Subject::key("steps"), p)) {
         if list.is_empty() {
-            p.push("/steps", codes::BAD_VALUE, "a workflow needs at least one step");
+            p.push("/steps", codes::BAD_VALUE, Detail::NoSteps);
         }
         let mut ids = BTreeMap::new();
         for (i, s) in list.iter().enumerate() {
@@ -536,7 +537,7 @@ fn parse_steps(def: &Map<String, Value>, ctx: &StepContext<'_>, p: &mut Problems
             let previous = list.get(i.wrapping_sub(1)).and_then(|s| s.get("id")).and_then(Value::as_str);
             if let Some(step) = parse_step(s, &ptr, previous, ctx, p) {
                 if let Some(first) = ids.insert(step.id.clone(), i) {
-                    p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, format!("step id {:?} is already used by /steps/{first}", step.id));
+                    p.push(format!("{ptr}/id"), codes::DUPLICATE_ID, Detail::StepIdTaken { id: step.id.clone(), first });
                 }
                 raw_whens.push(s.get("when").cloned());
                 steps.push(step);
@@ -559,8 +560,7 @@ fn warn_of_steps_for_the_submitter(def: &Map<String, Value>, subject: Option<&st
         for (i, step) in steps.iter().enumerate() {
             if step.assignees().any(|a| matches!(a, Assignee::Applicant)) {
                 let ptr = raw_index(def, &step.id).map(|j| format!("/steps/{j}")).unwrap_or_else(|| format!("/steps/{i}"));
-                warnings.push(warning(p.file(), ptr, check_codes::STEP_FOR_SUBMITTER, format!(
-                    "step {:?} is assigned to the applicant, who submitted the form and so never sits on a seat of the case: the seat is always dropped. The applicant signs by submitting (\"submit_signature\"); remove the step, or name the applicant with \"subject\" when someone else submits", step.id)));
+                warnings.push(warning(p.file(), ptr, check_codes::STEP_FOR_SUBMITTER, Detail::StepForSubmitter { step: step.id.clone() }));
             }
         }
     }
@@ -581,7 +581,7 @@ fn conflict_of_interest(
 ) -> ConflictOfInterest {
     let mut rule = ConflictOfInterest { parties: Vec::new(), on_conflict: self_approval, declared: v.is_some() };
     let Some(v) = v else { return rule };
-    let Some(m) = parse::object(v, "/conflict_of_interest", "\"conflict_of_interest\"", p) else { return rule };
+    let Some(m) = parse::object(v, "/conflict_of_interest", Subject::key("conflict_of_interest"), p) else { return rule };
     check_keys(m, "/conflict_of_interest", &["parties", "on_conflict", "description"], &["parties"], p);
     if let Some(d) = m.get("description") {
         parse::localized(d, "/conflict_of_interest/description", p);
@@ -590,26 +590,18 @@ fn conflict_of_interest(
         None => {}
         Some(Some("skip")) => rule.on_conflict = SelfApproval::Skip,
         Some(Some("reassign")) => rule.on_conflict = SelfApproval::Reassign,
-        Some(_) => p.push(
-            "/conflict_of_interest/on_conflict",
-            codes::COI_BAD_POLICY,
-            "\"on_conflict\" must be \"skip\" (drop a seat only parties could take) or \"reassign\" (offer it to the next person up the supervisor tree of the party kept off)",
-        ),
+        Some(_) => p.push("/conflict_of_interest/on_conflict", codes::COI_BAD_POLICY, Detail::CoiPolicy),
     }
-    let Some(list) = m.get("parties").and_then(|l| parse::array(l, "/conflict_of_interest/parties", "\"parties\"", p)) else { return rule };
+    let Some(list) = m.get("parties").and_then(|l| parse::array(l, "/conflict_of_interest/parties", Subject::key("parties"), p)) else { return rule };
     for (i, party) in list.iter().enumerate() {
         let ptr = format!("/conflict_of_interest/parties/{i}");
-        let Some(pm) = parse::object(party, &ptr, "a party", p) else { continue };
+        let Some(pm) = parse::object(party, &ptr, Subject::Party, p) else { continue };
         check_keys(pm, &ptr, &["field"], &["field"], p);
         let Some(f) = parse::string_key(pm, &ptr, "field", p) else { continue };
         let fptr = format!("{ptr}/field");
         if let Some(form) = form {
             if !form.fields.knows(f) {
-                p.push(
-                    fptr,
-                    codes::COI_UNKNOWN_FIELD,
-                    format!("party field {f:?} is not a field of form {:?}: a party is named by a field holding a person id", form.id),
-                );
+                p.push(fptr, codes::COI_UNKNOWN_FIELD, Detail::PartyNotAField { field: f.to_string(), form: form.id.clone() });
                 continue;
             }
             let prefix = format!("{f}.");
@@ -617,11 +609,11 @@ fn conflict_of_interest(
                 p.push(
                     fptr,
                     codes::COI_NOT_A_PERSON,
-                    format!(
-                        "party field {f:?} of form {:?} is a group of fields, not a person id: name the field inside it that holds the id (e.g. {:?})",
-                        form.id,
-                        form.fields.paths.iter().chain(form.fields.items.iter()).find(|q| q.starts_with(&prefix)).cloned().unwrap_or_default()
-                    ),
+                    Detail::PartyIsGroup {
+                        field: f.to_string(),
+                        form: form.id.clone(),
+                        example: form.fields.paths.iter().chain(form.fields.items.iter()).find(|q| q.starts_with(&prefix)).cloned().unwrap_or_default(),
+                    },
                 );
                 continue;
             }
@@ -629,15 +621,11 @@ fn conflict_of_interest(
         // A record for a reader without a restricted field's role holds only its commitment, so
         // whether the people on a seat were parties could not be checked from it.
         if let Some(top) = form.and_then(|form| f.split('.').next().filter(|t| form.restricted.contains(*t))) {
-            p.push(
-                fptr,
-                codes::COI_RESTRICTED_PARTY,
-                format!("party field {f:?} is inside the restricted field {top:?}: a record without its value could not show that no party decided"),
-            );
+            p.push(fptr, codes::COI_RESTRICTED_PARTY, Detail::PartyRestricted { field: f.to_string(), top: top.to_string() });
         } else if subject == Some(f) {
-            p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("{f:?} is the subject's field, and the subject is always a party: leave it out"));
+            p.push(fptr, codes::COI_DUPLICATE_PARTY, Detail::PartyIsSubject { field: f.to_string() });
         } else if rule.parties.iter().any(|q| q == f) {
-            p.push(fptr, codes::COI_DUPLICATE_PARTY, format!("party field {f:?} is listed twice"));
+            p.push(fptr, codes::COI_DUPLICATE_PARTY, Detail::PartyTwice { field: f.to_string() });
         } else {
             rule.parties.push(f.to_string());
         }
@@ -652,50 +640,42 @@ struct StepContext<'a> {
 }
 
 fn level(v: Option<&Value>, ptr: &str, p: &mut Problems) -> Option<Level> {
-    let s = parse::string(v?, ptr, "a signature level", p)?;
+    let s = parse::string(v?, ptr, Subject::SignatureLevel, p)?;
     match s.parse() {
         Ok(l) => Some(l),
-        Err(e) => {
-            p.push(ptr, codes::BAD_VALUE, e);
+        Err(_) => {
+            p.push(ptr, codes::BAD_VALUE, Detail::UnknownLevel { found: s.to_string() });
             None
         }
     }
 }
 
 fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option<Assignee> {
-    let m = parse::object(v, ptr, "an assignee", p)?;
+    let m = parse::object(v, ptr, Subject::Assignee, p)?;
     if m.len() != 1 {
-        p.push(ptr, codes::BAD_VALUE, "an assignee is exactly one of {\"role\": …}, {\"group\": …}, {\"field\": …}");
+        p.push(ptr, codes::BAD_VALUE, Detail::AssigneeShape);
         return None;
     }
     let (k, val) = m.iter().next()?;
     let kptr = pointer_push(ptr, k);
-    let name = parse::string(val, &kptr, &format!("{k:?}"), p)?;
+    let name = parse::string(val, &kptr, Subject::key(k), p)?;
     match k.as_str() {
         "role" => match name {
             "applicant" => Some(Assignee::Applicant),
             "supervisor" => Some(Assignee::Supervisor),
             "head" => Some(Assignee::Head),
             other => {
-                p.push(
-                    kptr,
-                    codes::BAD_VALUE,
-                    format!("unknown role {other:?}: relative roles are {}; use {{\"group\": …}} for a group", RELATIVE_ROLES.join(", ")),
-                );
+                p.push(kptr, codes::BAD_VALUE, Detail::UnknownRelativeRole { role: other.to_string(), known: RELATIVE_ROLES.map(str::to_string).to_vec() });
                 None
             }
         },
         "group" => {
             if let Some(groups) = ctx.groups {
                 if !groups.contains(name) {
-                    p.push(
-                        kptr,
-                        codes::BAD_VALUE,
-                        format!("unknown group {name:?}; the directory has: {}", groups.iter().cloned().collect::<Vec<_>>().join(", ")),
-                    );
+                    p.push(kptr, codes::BAD_VALUE, Detail::UnknownGroup { group: name.to_string(), known: groups.iter().cloned().collect() });
                 }
             } else if !parse::is_valid_id(name) {
-                p.push(kptr, codes::BAD_ID, format!("group id {name:?} must be lower-case words joined by '-'"));
+                p.push(kptr, codes::BAD_ID, Detail::WordsIdMalformed { of: WordsId::Group, id: name.to_string() });
             }
             Some(Assignee::Group(name.to_string()))
         }
@@ -703,12 +683,12 @@ fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option
             if let Some(form) = ctx.form
                 && !form.fields.knows(name)
             {
-                p.push(kptr, codes::RULE_UNKNOWN_FIELD, format!("{name:?} is not a field of form {:?}", form.id));
+                p.push(kptr, codes::RULE_UNKNOWN_FIELD, Detail::FieldNotInForm { field: name.to_string(), form: form.id.clone() });
             }
             Some(Assignee::Field(name.to_string()))
         }
         other => {
-            p.push(kptr, codes::UNKNOWN_KEY, format!("unknown assignee kind {other:?}: use role, group or field"));
+            p.push(kptr, codes::UNKNOWN_KEY, Detail::UnknownAssigneeKind { kind: other.to_string() });
             None
         }
     }
@@ -716,21 +696,21 @@ fn assignee(v: &Value, ptr: &str, ctx: &StepContext, p: &mut Problems) -> Option
 
 fn parse_step(v: &Value, ptr: &str, previous: Option<&str>, ctx: &StepContext, p: &mut Problems) -> Option<StepDefinition> {
     let before = p.len();
-    let m = parse::object(v, ptr, "a step", p)?;
+    let m = parse::object(v, ptr, Subject::Step, p)?;
     check_keys(m, ptr, &STEP_KEYS, &["id", "title", "actions", "signature"], p);
     let id = parse::string_key(m, ptr, "id", p).map(str::to_string);
     if let Some(id) = &id
         && !parse::is_valid_id(id)
     {
-        p.push(format!("{ptr}/id"), codes::BAD_ID, format!("step id {id:?} must be lower-case words joined by '-'"));
+        p.push(format!("{ptr}/id"), codes::BAD_ID, Detail::WordsIdMalformed { of: WordsId::Step, id: id.clone() });
     }
     let title = m.get("title").and_then(|t| parse::localized(t, &format!("{ptr}/title"), p));
     if let Some(d) = m.get("description") {
         parse::localized(d, &format!("{ptr}/description"), p);
     }
     let after = match m.get("after") {
-        Some(v) => parse::array(v, &format!("{ptr}/after"), "\"after\"", p)
-            .map(|a| a.iter().enumerate().filter_map(|(i, s)| parse::string(s, &format!("{ptr}/after/{i}"), "a step id", p).map(str::to_string)).collect())
+        Some(v) => parse::array(v, &format!("{ptr}/after"), Subject::key("after"), p)
+            .map(|a| a.iter().enumerate().filter_map(|(i, s)| parse::string(s, &format!("{ptr}/after/{i}"), Subject::StepId, p).map(str::to_string)).collect())
             .unwrap_or_default(),
         None => previous.map(|s| vec![s.to_string()]).unwrap_or_default(),
     };
@@ -761,17 +741,16 @@ fn step_condition(logic_value: &Value, ptr: &str, ctx: &StepContext, p: &mut Pro
             match (segs.next(), segs.next()) {
                 (Some("context"), _) => {}
                 (Some("settings"), name) if !name.is_some_and(|n| form.settings.contains_key(n)) => {
-                    let known: Vec<&str> = form.settings.keys().map(String::as_str).collect();
-                    let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
+                    let known = form.settings.keys().cloned().collect();
                     p.push(
                         format!("{wptr}{vptr}"),
                         check_codes::UNKNOWN_SETTING,
-                        format!("reads {var:?}, but form {:?} has no such setting ({known})", form.id),
+                        Detail::ConditionUnknownSetting { var: var.clone(), form: form.id.clone(), known },
                     );
                 }
                 (Some("settings"), _) => {}
                 _ if !form.fields.knows(var) => {
-                    p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, format!("reads {var:?}, which is not a field of form {:?}", form.id))
+                    p.push(format!("{wptr}{vptr}"), codes::RULE_UNKNOWN_FIELD, Detail::ConditionUnknownField { var: var.clone(), form: form.id.clone() })
                 }
                 _ => {}
             }
@@ -781,10 +760,7 @@ fn step_condition(logic_value: &Value, ptr: &str, ctx: &StepContext, p: &mut Pro
                 p.push(
                     format!("{wptr}{vptr}"),
                     codes::RULE_READS_RESTRICTED,
-                    format!(
-                        "reads {top:?}, a restricted field of form {:?}: a condition may not depend on a value some readers of the record cannot see",
-                        form.id
-                    ),
+                    Detail::ConditionReadsRestricted { field: top.to_string(), form: form.id.clone() },
                 );
             }
         }
@@ -792,7 +768,7 @@ fn step_condition(logic_value: &Value, ptr: &str, ctx: &StepContext, p: &mut Pro
     match logic::compile(logic_value) {
         Ok(l) => Some(l),
         Err(e) => {
-            p.push(wptr, codes::RULE_SYNTAX, format!("the condition cannot be compiled: {e}"));
+            p.push(wptr, codes::RULE_SYNTAX, Detail::ConditionUncompilable { error: e.to_string() });
             None
         }
     }
@@ -805,24 +781,24 @@ fn step_seats(m: &Map<String, Value>, ptr: &str, ctx: &StepContext, p: &mut Prob
         (Some(a), None) => Some(assignee(a, &format!("{ptr}/assignee"), ctx, p).map(Seats::Single)),
         (None, Some(list)) => {
             let mptr = format!("{ptr}/members");
-            let list = parse::array(list, &mptr, "\"members\"", p)?;
+            let list = parse::array(list, &mptr, Subject::key("members"), p)?;
             if list.len() < 2 {
-                p.push(mptr.clone(), codes::BAD_VALUE, "a parallel group needs at least two members");
+                p.push(mptr.clone(), codes::BAD_VALUE, Detail::ParallelTooFew);
             }
             let mut members = Vec::new();
             let mut ids = BTreeSet::new();
             for (i, mv) in list.iter().enumerate() {
                 let iptr = format!("{mptr}/{i}");
-                let Some(mm) = parse::object(mv, &iptr, "a member", p) else { continue };
+                let Some(mm) = parse::object(mv, &iptr, Subject::Member, p) else { continue };
                 check_keys(mm, &iptr, &["id", "assignee"], &["id", "assignee"], p);
                 let mid = parse::string_key(mm, &iptr, "id", p).map(str::to_string);
                 let a = mm.get("assignee").and_then(|a| assignee(a, &format!("{iptr}/assignee"), ctx, p));
                 if let (Some(mid), Some(a)) = (mid, a) {
                     if !ids.insert(mid.clone()) {
-                        p.push(format!("{iptr}/id"), codes::DUPLICATE_ID, format!("member id {mid:?} is used twice"));
+                        p.push(format!("{iptr}/id"), codes::DUPLICATE_ID, Detail::MemberIdTwice { id: mid.clone() });
                     }
                     if matches!(a, Assignee::Field(ref f) if f.contains('*')) {
-                        p.push(format!("{iptr}/assignee"), codes::BAD_VALUE, "a member is one seat: its field cannot be inside an array");
+                        p.push(format!("{iptr}/assignee"), codes::BAD_VALUE, Detail::MemberInArray);
                     }
                     members.push(Member { id: mid, assignee: a });
                 }
@@ -830,7 +806,7 @@ fn step_seats(m: &Map<String, Value>, ptr: &str, ctx: &StepContext, p: &mut Prob
             Some(Some(Seats::Members(members)))
         }
         _ => {
-            p.push(ptr, codes::BAD_VALUE, "a step needs exactly one of \"assignee\" or \"members\"");
+            p.push(ptr, codes::BAD_VALUE, Detail::StepSeatsShape);
             Some(None)
         }
     }
@@ -846,7 +822,7 @@ fn step_complete_when(m: &Map<String, Value>, ptr: &str, seats: Option<&Seats>, 
             CompleteWhen::Quorum(q["quorum"].as_u64().unwrap_or(1) as u32)
         }
         Some(_) => {
-            p.push(format!("{ptr}/complete_when"), codes::BAD_VALUE, "\"complete_when\" is \"all\", \"any\" or {\"quorum\": N} with N ≥ 1");
+            p.push(format!("{ptr}/complete_when"), codes::BAD_VALUE, Detail::CompleteWhenShape);
             CompleteWhen::All
         }
     };
@@ -860,11 +836,7 @@ fn step_complete_when(m: &Map<String, Value>, ptr: &str, seats: Option<&Seats>, 
         if let Some(k) = known
             && n as usize > k
         {
-            p.push(
-                format!("{ptr}/complete_when/quorum"),
-                codes::BAD_VALUE,
-                format!("a quorum of {n} is larger than the step's {k} seat(s): the step could never be done"),
-            );
+            p.push(format!("{ptr}/complete_when/quorum"), codes::BAD_VALUE, Detail::QuorumTooLarge { quorum: u64::from(n), seats: k });
         }
     }
     complete_when
@@ -873,18 +845,18 @@ fn step_complete_when(m: &Map<String, Value>, ptr: &str, seats: Option<&Seats>, 
 /// A step's `actions`: known, listed once, at least one.
 fn step_actions(m: &Map<String, Value>, ptr: &str, p: &mut Problems) -> Vec<Action> {
     let mut actions = Vec::new();
-    if let Some(list) = m.get("actions").and_then(|v| parse::array(v, &format!("{ptr}/actions"), "\"actions\"", p)) {
+    if let Some(list) = m.get("actions").and_then(|v| parse::array(v, &format!("{ptr}/actions"), Subject::key("actions"), p)) {
         for (i, a) in list.iter().enumerate() {
             let aptr = format!("{ptr}/actions/{i}");
             match a.as_str().map(str::parse::<Action>) {
                 Some(Ok(act)) if !actions.contains(&act) => actions.push(act),
-                Some(Ok(act)) => p.push(aptr, codes::DUPLICATE_ID, format!("action {act} is listed twice")),
+                Some(Ok(act)) => p.push(aptr, codes::DUPLICATE_ID, Detail::ActionTwice { action: act.to_string() }),
                 Some(Err(e)) => p.push(aptr, codes::BAD_VALUE, e),
-                None => p.push(aptr, codes::BAD_VALUE, "an action is a string"),
+                None => p.push(aptr, codes::BAD_VALUE, Detail::ActionNotString),
             }
         }
         if list.is_empty() {
-            p.push(format!("{ptr}/actions"), codes::BAD_VALUE, "a step needs at least one action");
+            p.push(format!("{ptr}/actions"), codes::BAD_VALUE, Detail::NoActions);
         }
     }
     actions
@@ -896,7 +868,7 @@ fn step_second_factor(m: &Map<String, Value>, ptr: &str, p: &mut Problems) -> bo
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            p.push(format!("{ptr}/second_factor"), codes::BAD_VALUE, "\"second_factor\" is true or false");
+            p.push(format!("{ptr}/second_factor"), codes::BAD_VALUE, Detail::SecondFactorBool);
             false
         }
     }
@@ -906,29 +878,27 @@ fn step_second_factor(m: &Map<String, Value>, ptr: &str, p: &mut Problems) -> bo
 /// With `working_days`, the reminder counts working days too, and the calendar is the one named
 /// or, when none is named, the only holiday calendar loaded.
 fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Option<Deadline> {
-    let dm = parse::object(d, dptr, "\"deadline\"", p)?;
+    let dm = parse::object(d, dptr, Subject::key("deadline"), p)?;
     check_keys(dm, dptr, &["days", "working_days", "calendar", "remind_after_days", "escalate_to"], &[], p);
     let unit = match (dm.contains_key("days"), dm.contains_key("working_days")) {
         (true, false) => "days",
         (false, true) => "working_days",
         _ => {
-            p.push(dptr, codes::BAD_VALUE, "a deadline has exactly one of \"days\" (calendar days) or \"working_days\" (working days of a holiday calendar)");
+            p.push(dptr, codes::BAD_VALUE, Detail::DeadlineUnit);
             return None;
         }
     };
     let days = dm.get(unit).and_then(Value::as_u64).filter(|d| (1..=365).contains(d));
     if days.is_none() {
-        p.push(format!("{dptr}/{unit}"), codes::BAD_VALUE, format!("\"{unit}\" is a whole number from 1 to 365"));
+        p.push(format!("{dptr}/{unit}"), codes::BAD_VALUE, Detail::DeadlineDays { unit: unit.to_string() });
     }
     let count = if unit == "working_days" {
-        let named = dm.get("calendar").and_then(|c| parse::string(c, &format!("{dptr}/calendar"), "a holiday calendar id", p));
+        let named = dm.get("calendar").and_then(|c| parse::string(c, &format!("{dptr}/calendar"), Subject::HolidayCalendarId, p));
         let found = match named {
-            Some(id) => ctx.calendars.get(id).cloned().ok_or_else(|| format!("no holiday calendar {id:?} is loaded ({})", calendar_list(ctx))),
+            Some(id) => ctx.calendars.get(id).cloned().ok_or_else(|| Detail::CalendarNotLoaded { id: id.to_string(), known: calendar_list(ctx) }),
             None if ctx.calendars.len() == 1 => Ok(ctx.calendars.values().next().cloned().expect("one calendar")),
-            None if ctx.calendars.is_empty() => {
-                Err("working days need a holiday calendar, and none is loaded: check the workflow together with forms/reference".to_string())
-            }
-            None => Err(format!("several holiday calendars are loaded ({}): name one with \"calendar\"", calendar_list(ctx))),
+            None if ctx.calendars.is_empty() => Err(Detail::NoCalendarLoaded),
+            None => Err(Detail::SeveralCalendars { known: calendar_list(ctx) }),
         };
         match found {
             Ok(c) => Some(DayCount::Working(c)),
@@ -939,7 +909,7 @@ fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Optio
         }
     } else {
         if dm.contains_key("calendar") {
-            p.push(format!("{dptr}/calendar"), codes::BAD_VALUE, "a calendar counts working days: use \"working_days\" with it");
+            p.push(format!("{dptr}/calendar"), codes::BAD_VALUE, Detail::CalendarWithoutWorkingDays);
         }
         Some(DayCount::Calendar)
     };
@@ -948,11 +918,7 @@ fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Optio
         Some(v) => match (v.as_u64(), days) {
             (Some(r), Some(d)) if r >= 1 && r < d => Some(r as u32),
             _ => {
-                p.push(
-                    format!("{dptr}/remind_after_days"),
-                    codes::BAD_VALUE,
-                    "the reminder must come at least a day after opening and before the deadline (counted as the deadline is)",
-                );
+                p.push(format!("{dptr}/remind_after_days"), codes::BAD_VALUE, Detail::ReminderOutOfRange);
                 None
             }
         },
@@ -964,11 +930,8 @@ fn deadline(d: &Value, dptr: &str, ctx: &StepContext, p: &mut Problems) -> Optio
     Some(Deadline { days: days? as u32, remind_after_days: remind, escalate_to, count: count? })
 }
 
-fn calendar_list(ctx: &StepContext) -> String {
-    if ctx.calendars.is_empty() {
-        return "none is".to_string();
-    }
-    ctx.calendars.keys().cloned().collect::<Vec<_>>().join(", ")
+fn calendar_list(ctx: &StepContext) -> Vec<String> {
+    ctx.calendars.keys().cloned().collect()
 }
 
 /// `after` must name known steps and form no cycle; every step must be able to run.
@@ -982,10 +945,10 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
     for s in steps {
         for a in &s.after {
             if !index.contains_key(a.as_str()) {
-                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} runs after {a:?}, which is not a step of this workflow", s.id));
+                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, Detail::AfterUnknownStep { step: s.id.clone(), after: a.clone() });
                 unknown = true;
             } else if a == &s.id {
-                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} runs after itself", s.id));
+                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, Detail::AfterItself { step: s.id.clone() });
             }
         }
     }
@@ -1017,12 +980,8 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
         if colour[i] == 0 {
             let mut path = Vec::new();
             if let Some(cycle) = visit(i, steps, &index, &mut colour, &mut path) {
-                let names: Vec<&str> = cycle.iter().map(|j| steps[*j].id.as_str()).collect();
-                p.push(
-                    format!("{}/after", ptr_of(&steps[cycle[0]].id)),
-                    codes::BAD_VALUE,
-                    format!("the steps {} wait for each other in a cycle, so none of them can ever open", names.join(" → ")),
-                );
+                let names: Vec<String> = cycle.iter().map(|j| steps[*j].id.clone()).collect();
+                p.push(format!("{}/after", ptr_of(&steps[cycle[0]].id)), codes::BAD_VALUE, Detail::StepCycle { steps: names });
                 return;
             }
         }
@@ -1033,16 +992,12 @@ fn check_graph(steps: &[StepDefinition], whens: &[Option<Value>], raw: &[Value],
         if let Some(w) = w {
             let constant_false = matches!(w, Value::Bool(false) | Value::Null) || w.as_f64() == Some(0.0) || w.as_str() == Some("");
             if constant_false {
-                p.push(format!("{}/when", ptr_of(&s.id)), codes::BAD_VALUE, format!("step {:?} can never run: its condition is always false", s.id));
+                p.push(format!("{}/when", ptr_of(&s.id)), codes::BAD_VALUE, Detail::StepNeverRuns { step: s.id.clone() });
             }
         }
         for a in &s.after {
             if never_done.contains(a.as_str()) {
-                p.push(
-                    format!("{}/after", ptr_of(&s.id)),
-                    codes::BAD_VALUE,
-                    format!("step {:?} is unreachable: {a:?} allows neither sign nor approve, so it is never done", s.id),
-                );
+                p.push(format!("{}/after", ptr_of(&s.id)), codes::BAD_VALUE, Detail::StepUnreachable { step: s.id.clone(), after: a.clone() });
             }
         }
     }

@@ -38,6 +38,10 @@ pub struct SignatureRecord {
     /// Whether a TOTP second factor was verified for this act.
     #[serde(default)]
     pub second_factor: bool,
+    /// Which signing provider made the signature and, for a device key, under which
+    /// authorization of the signer (absent in records made before providers were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::signing::activation::Provenance>,
 }
 
 /// One seat of an open step: acted on once, by one of `people` (or their delegate).

@@ -117,7 +117,7 @@ impl Harness {
         if required == Level::Simple {
             let seal = self.seal.seal(payload, at).unwrap();
             let jws = self.stamped(json!({"payload": payload, "protected": seal.protected, "signature": seal.signature}), at);
-            return SignatureRecord { level: Level::Simple, signer: who.into(), jws: Some(jws), second_factor: false };
+            return SignatureRecord { level: Level::Simple, signer: who.into(), jws: Some(jws), second_factor: false, provenance: None };
         }
         let people = seeds().join("pki/people");
         let signer =
@@ -127,7 +127,7 @@ impl Harness {
         let opts = VerifyOptions { trusted_time: Some(at), now: at, required_level: None };
         let verified = verify_act(&self.verifier, payload, Some(data), jws.to_json().as_bytes(), required, &opts).unwrap_or_else(|r| panic!("{who}: {r:?}"));
         let jws = self.stamped(json!({"payload": payload, "protected": jws.protected, "signature": jws.signature}), at);
-        SignatureRecord { level: verified.level(), signer: who.into(), jws: Some(jws), second_factor: false }
+        SignatureRecord { level: verified.level(), signer: who.into(), jws: Some(jws), second_factor: false, provenance: None }
     }
 
     /// Submits a form signed as its workflow demands; returns the case id.

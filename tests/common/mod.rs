@@ -56,7 +56,7 @@ pub fn directory() -> carimbo::directory::Directory {
 
 /// A signature record of the given level by `who` (what verification would have achieved).
 pub fn sig(who: &str, level: carimbo::workflow::Level) -> carimbo::workflow::SignatureRecord {
-    carimbo::workflow::SignatureRecord { level, signer: who.to_string(), jws: None, second_factor: false }
+    carimbo::workflow::SignatureRecord { level, signer: who.to_string(), jws: None, second_factor: false, provenance: None }
 }
 
 /// `YYYY-MM-DDTHH:MM` Macau time (UTC+8) as a UTC instant.

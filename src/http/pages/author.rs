@@ -223,7 +223,8 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                                 strong { (text.get(lang)) } " "
                             }
                             code { (p.file) ":" (p.pointer) } ": "
-                            @if lang == Lang::En { (p.message) } @else { span.muted { (t(lang, "詳情：", "Pormenor: ", "")) } span lang="en" { (p.message) } }
+                            @if lang != Lang::En { span.muted { (t(lang, "詳情：", "Pormenor: ", "")) } }
+                            span.detail { (p.detail_in(lang)) }
                             " " small.muted { a href={ "/docs/errors#" (p.code.0.to_ascii_lowercase()) } { "[" (p.code) "]" } }
                         }
                     }
@@ -242,7 +243,7 @@ async fn published(state: &Arc<AppState>, pl: &PageLang, caller: &Caller, upload
     let lang = pl.lang;
     let names: Vec<String> = upload.files.iter().map(|f| f.name.clone()).collect();
     let (st, by) = (state.clone(), caller.person.clone());
-    let answer = match tokio::task::spawn_blocking(move || publish_upload(&st, &by, &upload, true)).await {
+    let answer = match tokio::task::spawn_blocking(move || publish_upload(&st, &by, &upload, true, lang)).await {
         Ok(a) => a,
         Err(e) => {
             return problem_page(
@@ -268,7 +269,7 @@ async fn published(state: &Arc<AppState>, pl: &PageLang, caller: &Caller, upload
                 .report
                 .as_ref()
                 .and_then(|r| r["problems"].as_array())
-                .map(|a| a.iter().filter_map(|p| p["line"].as_str().map(str::to_string)).collect())
+                .map(|a| a.iter().filter_map(|p| p["localized"]["line"].as_str().map(str::to_string)).collect())
                 .unwrap_or_default();
             let status = e.status;
             (
@@ -276,7 +277,7 @@ async fn published(state: &Arc<AppState>, pl: &PageLang, caller: &Caller, upload
                 html! {
                     section #outcome {
                         h2.error { (t(lang, "沒有發佈：", "Nada publicado: ", "Nothing was published: ")) (e.detail) }
-                        ol #problems.problems { @for line in &problems { li { code { (line) } } } }
+                        ol #problems.problems { @for line in &problems { li { (line) } } }
                     }
                 },
             )

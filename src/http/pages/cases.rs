@@ -7,7 +7,6 @@
 //! confirmation, both plain page posts), and a case returned for correction shows the approver's
 //! comment and links to its correction page (`resubmit`).
 
-use super::fill::level_label;
 use super::render::{FormView, pointer_label, value_label};
 use super::summary::Summary;
 use super::{PageCaller, PageLang, check_csrf, page, page_with_status, person_label, problem_page, status_label, t, titled, when};
@@ -18,6 +17,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::i18n::Lang;
 use crate::store::StoredEvent;
+use crate::wording::{action_label, level_label};
 use crate::workflow::{Action, Case, CaseEvent, CaseStatus, Change, StepStatus, WorkflowDefinition};
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -443,15 +443,6 @@ pub fn case_view(state: &AppState, lang: Lang, caller: &Caller, case: &Case, wf:
             h2 { (t(lang, "表格內容", "Conteúdo do formulário", "What was submitted")) }
             (FormView { form, lang, data, computed: &BTreeMap::new(), errors: &[], extra_rows: &BTreeSet::new(), editable: false, directory: Some(&dir), applicant: Some(&case.subject) }.render())
         }
-    }
-}
-
-fn action_label(lang: Lang, a: Action) -> &'static str {
-    match a {
-        Action::Approve => t(lang, "批准", "aprovou", "approved"),
-        Action::Reject => t(lang, "不批准", "indeferiu", "rejected"),
-        Action::Return => t(lang, "退回修改", "devolveu para correção", "returned for correction"),
-        Action::Sign => t(lang, "簽署", "assinou", "signed"),
     }
 }
 

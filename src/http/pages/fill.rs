@@ -9,6 +9,7 @@ use super::{PageCaller, PageLang, check_csrf, layout_keeping, page, page_with_st
 use crate::forms::FormDefinition;
 use crate::http::AppState;
 use crate::i18n::Lang;
+pub use crate::wording::level_label;
 use crate::workflow::Level;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -285,13 +286,5 @@ pub fn key_picker(lang: Lang, person: &str) -> Markup {
                 (t(lang, "（不是證書 ", " (não o certificado ", " (not the certificate ")) code { (cert) } (t(lang, "）。私鑰只在你的瀏覽器內使用，不會上傳。", "). A chave só é usada no seu navegador e nunca é enviada.", "). Your key is used only in your browser and is never uploaded."))
             }
         }
-    }
-}
-
-pub fn level_label(lang: Lang, level: Level) -> &'static str {
-    match level {
-        Level::Simple => t(lang, "簡單電子簽名", "assinatura simples", "simple signature"),
-        Level::Advanced => t(lang, "進階電子簽名", "assinatura avançada", "advanced signature"),
-        Level::Qualified => t(lang, "合格電子簽名", "assinatura qualificada", "qualified signature"),
     }
 }

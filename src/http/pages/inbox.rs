@@ -4,6 +4,10 @@
 //! row then shows its own result. Steps that demand only a `simple` signature need no key: the
 //! server seals them.
 //!
+//! When the approver's key is on the HSM (provider `hsm`), the batch asks for no key file: the
+//! confirmation lists every case with its summary, one TOTP code authorizes exactly those
+//! signatures, and the server signs each on the HSM (`cases::acts::Acts::act_batch`).
+//!
 //! Without JavaScript the same form posts here, and the page acts on the selected steps that
 //! need no key; steps that need a signature say so.
 
@@ -84,10 +88,17 @@ async fn render(state: Arc<AppState>, caller: Caller, pl: PageLang, all: bool, r
         Err(e) => return problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "出錯", "Erro", "Error"), &e),
     };
     let enrolled = state.accounts.get(&caller.person).is_some_and(|a| a.has_second_factor());
-    page(&pl, inbox_page(&pl, &caller, &rows, all, enrolled, &results))
+    let on_hsm = state.hsm.as_ref().is_some_and(|h| h.key_of(&caller.person).is_ok());
+    page(&pl, inbox_page(&pl, &caller, &rows, (all, enrolled, on_hsm), &results))
 }
 
-fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled: bool, results: &BTreeMap<String, Result<String, String>>) -> Markup {
+fn inbox_page(
+    pl: &PageLang,
+    caller: &Caller,
+    rows: &[Row],
+    (all, enrolled, on_hsm): (bool, bool, bool),
+    results: &BTreeMap<String, Result<String, String>>,
+) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "待辦", "Pendentes", "Inbox");
     let any_key = rows.iter().any(|r| r.level > Level::Simple);
@@ -110,7 +121,9 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
             @if rows.is_empty() {
                 p.muted { (t(lang, "沒有待辦事項。", "Não há nada pendente.", "Nothing is waiting for you.")) }
             } @else {
-                form #batch method="post" action="/inbox"
+                form #batch method="post" action="/inbox" data-provider=(if on_hsm { "hsm" } else { "browser-key" })
+                    data-msg-nocode=(t(lang, "請輸入雙重認證碼：它授權所列的每一個簽名。", "Introduza o código do segundo fator: autoriza cada assinatura da lista.", "Enter your second-factor code: it authorizes every signature listed."))
+                    data-msg-hsm=(t(lang, "以HSM中的私鑰簽署", "assinado com a sua chave no HSM", "signed with your key on the HSM"))
                     data-msg-confirm=(t(lang, "確認以下操作：", "Confirme:", "Please confirm:"))
                     data-msg-items=(t(lang, "宗個案", "processo(s)", "case(s)"))
                     data-msg-none=(t(lang, "請先選擇個案。", "Selecione primeiro os processos.", "Select some cases first."))
@@ -161,10 +174,24 @@ fn inbox_page(pl: &PageLang, caller: &Caller, rows: &[Row], all: bool, enrolled:
                             }
                         }
                         label { (t(lang, "備註（可選）", "Observações (opcional)", "Comment (optional)")) textarea #comment name="comment" rows="2" {} }
-                        @if any_key {
+                        @if on_hsm {
+                            p.note #hsm-note { (t(
+                                lang,
+                                "你的私鑰存放於HSM，不能複製。輸入一次雙重認證碼，即授權簽署以下確認清單中的每一宗個案，且只限這些個案。",
+                                "A sua chave está no HSM e não pode ser copiada. Um só código do segundo fator autoriza a assinatura de cada processo da lista de confirmação, e só desses.",
+                                "Your key is on the HSM and cannot be copied. One second-factor code authorizes the signature of every case in the confirmation list, and of those only.",
+                            )) }
+                            label { (t(lang, "雙重認證碼", "Código do segundo fator", "Second-factor code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
+                            @if !enrolled {
+                                p #no-second-factor.note {
+                                    (t(lang, "以HSM簽署須先設定雙重認證：", "Assinar no HSM exige o segundo fator, que ainda não configurou: ", "Signing on the HSM needs a second factor, and you have none yet: "))
+                                    a href="/me/security" { (t(lang, "設定雙重認證", "configurar o segundo fator", "set one up")) }
+                                }
+                            }
+                        } @else if any_key {
                             (super::fill::key_picker(lang, &caller.person))
                         }
-                        @if any_totp {
+                        @if any_totp && !on_hsm {
                             label { (t(lang, "雙重認證碼", "Código do segundo fator", "Second-factor code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
                             @if !enrolled {
                                 p #no-second-factor.note {
@@ -226,7 +253,8 @@ pub async fn posted(State(state): State<Arc<AppState>>, PageCaller(caller): Page
                 } else {
                     action
                 };
-                let body = ActBody { step: step.clone(), action, comment: comment.clone(), signed: None, totp: None, idempotency_key: None };
+                let body =
+                    ActBody { step: step.clone(), action, comment: comment.clone(), signed: None, totp: None, idempotency_key: None, authorization: None };
                 st.act_on(&c, &found.id, &body).map_err(|e| e.lang(lang).problem().title)?;
                 Ok(t(lang, "完成", "feito", "done").to_string())
             })();

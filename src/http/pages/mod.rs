@@ -41,20 +41,12 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A text in the three languages, picked by the page's language.
-pub fn t(lang: Lang, zh: &'static str, pt: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Zh => zh,
-        Lang::Pt => pt,
-        Lang::En => en,
-    }
-}
+pub use crate::wording::{is_hidden_char, status_label, t, visible, when};
 
 /// What every page needs to draw its frame: the language, whether `?lang=` chose it (then it is
 /// remembered in a cookie), and the rest of the query, which the language links keep.
@@ -203,30 +195,6 @@ pub fn person_label(lang: Lang, dir: &crate::directory::Directory, id: &str) -> 
     }
 }
 
-/// Characters that change how the text around them reads without showing themselves: control
-/// characters (C0 but tab and line breaks, DEL, C1), the bidirectional embeddings, overrides and
-/// isolates (U+202A–U+202E, U+2066–U+2069, U+061C), and the zero-width ones (U+200B–U+200F,
-/// U+2060–U+2064, U+FEFF). An approver's comment with U+202E can make "approve" read as its
-/// reverse, and a name with a zero-width space looks like another person's (Unicode TR #36, §2;
-/// the "Trojan Source" attack, CVE-2021-42574). Text keeps them as typed and signed; the
-/// pages only show them.
-pub fn is_hidden_char(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-}
-
-/// A hidden character as a page shows it: `⟨U+202E⟩`.
-fn char_name(c: char) -> String {
-    format!("⟨U+{:04X}⟩", c as u32)
-}
-
-/// Text with every hidden character written out as `⟨U+XXXX⟩` (for titles, labels, attributes).
-pub fn visible(s: &str) -> String {
-    if !s.chars().any(is_hidden_char) {
-        return s.to_string();
-    }
-    s.chars().map(|c| if is_hidden_char(c) { char_name(c) } else { c.to_string() }).collect()
-}
-
 /// People's text (comments, reasons, names, typed values) in page content: escaped as maud
 /// escapes, every hidden character drawn as a marked `<span class="hidden-char">⟨U+202E⟩</span>`
 /// instead of acting on the text around it.
@@ -238,7 +206,7 @@ impl maud::Render for Shown<'_> {
         let mut rest = self.0;
         while let Some((i, c)) = rest.char_indices().find(|(_, c)| is_hidden_char(*c)) {
             let _ = maud::Escaper::new(buffer).write_str(&rest[..i]);
-            let _ = write!(buffer, "<span class=\"hidden-char\">{}</span>", char_name(c));
+            let _ = write!(buffer, "<span class=\"hidden-char\">{}</span>", crate::wording::char_name(c));
             rest = &rest[i + c.len_utf8()..];
         }
         let _ = maud::Escaper::new(buffer).write_str(rest);
@@ -323,31 +291,6 @@ pub fn require_role(pl: &PageLang, caller: &Caller, roles: &[&str]) -> Result<()
         t(lang, "沒有權限", "Sem permissão", "Not allowed"),
         t(lang, "你沒有使用此頁面的權限。", "Não tem permissão para usar esta página.", "You do not have the role this page needs."),
     ))
-}
-
-/// A time as the pages show it: Macau time (Asia/Macau), to the minute, labelled in the
-/// page's language. Records, bundles and the API keep UTC. Macau has kept UTC+8 with no
-/// daylight saving since 1979, so the fixed offset (`usage::macau`) is exact for every time
-/// carimbo records; a time-zone database would add nothing for this one zone.
-pub fn when(lang: Lang, at: &DateTime<Utc>) -> String {
-    let local = at.with_timezone(&crate::usage::macau()).format("%Y-%m-%d %H:%M");
-    match lang {
-        Lang::Zh => format!("{local}（澳門時間）"),
-        Lang::Pt => format!("{local} (hora de Macau)"),
-        Lang::En => format!("{local} (Macau time)"),
-    }
-}
-
-/// A case status in the page's language.
-pub fn status_label(lang: Lang, status: &str) -> &'static str {
-    match status {
-        "open" => t(lang, "處理中", "Em curso", "In progress"),
-        "returned" => t(lang, "已退回修改", "Devolvido para correção", "Returned for correction"),
-        "completed" => t(lang, "已完成", "Concluído", "Completed"),
-        "rejected" => t(lang, "不批准", "Indeferido", "Rejected"),
-        "withdrawn" => t(lang, "已撤回", "Retirado", "Withdrawn"),
-        _ => t(lang, "未知", "Desconhecido", "Unknown"),
-    }
 }
 
 async fn home(caller: Option<Caller>) -> Redirect {

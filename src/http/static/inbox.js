@@ -13,6 +13,8 @@
   const confirmBox = document.getElementById("confirm");
   const result = document.getElementById("batch-result");
   const keyInput = document.getElementById("keyfile");
+  // Provider `hsm`: no key file; one code authorizes exactly the listed signatures.
+  const onHsm = form.dataset.provider === "hsm";
 
   all.addEventListener("change", () => picks().forEach((p) => { p.checked = all.checked; }));
   form.addEventListener("change", (e) => {
@@ -44,10 +46,12 @@
     e.preventDefault();
     const rows = selected();
     if (!rows.length) return say("error", msg("none"));
-    const needsKey = rows.some((r) => r.dataset.level !== "simple");
+    const needsKey = !onHsm && rows.some((r) => r.dataset.level !== "simple");
     if (needsKey && !(keyInput && keyInput.files && keyInput.files[0])) return say("error", msg("nokey"));
+    const code = document.getElementById("totp");
+    if (onHsm && !(code && code.value.trim())) return say("error", msg("nocode"));
     const action = document.getElementById("action").value;
-    const keyName = needsKey ? ` · ${keyInput.files[0].name}` : "";
+    const keyName = onHsm ? ` · ${msg("hsm")}` : needsKey ? ` · ${keyInput.files[0].name}` : "";
     document.getElementById("confirm-text").textContent =
       `${msg("confirm")} ${msg("action-" + action)} · ${rows.length} ${msg("items")}${keyName}`;
     // Every case the batch will act on, with what it is about: nobody approves a count.
@@ -83,10 +87,20 @@
     }
   });
 
+  // One request: the listed acts and the code; the server authorizes, signs on the HSM and
+  // answers one result per case.
+  async function hsmBatch(rows, chosen, comment, totp) {
+    const hsm = rows.map((row) => ({ case: row.dataset.case, step: row.dataset.step, action: actionFor(row, chosen), comment }));
+    const res = await carimbo.api("/api/v1/acts/batch", { hsm, totp });
+    if (!res.ok) throw new Error((res.json && (res.json.title + (res.json.detail ? ` (${res.json.detail})` : ""))) || String(res.status));
+    return res.json.results;
+  }
+
   async function run(rows, chosen) {
     const comment = document.getElementById("comment").value.trim() || undefined;
     const totpInput = document.getElementById("totp");
     const totp = totpInput && totpInput.value.trim() ? totpInput.value.trim() : undefined;
+    if (onHsm) return show(rows, await hsmBatch(rows, chosen, comment, totp), new Map());
     let signer = null;
     let x5c = null;
     if (rows.some((r) => r.dataset.level !== "simple")) {
@@ -115,6 +129,11 @@
       if (!res.ok) throw new Error((res.json && (res.json.title + (res.json.detail ? ` (${res.json.detail})` : ""))) || String(res.status));
       answers = res.json.results;
     }
+    show(rows, answers, early);
+  }
+
+  // Each row's own result, then the count.
+  function show(rows, answers, early) {
     let ok = 0;
     let failed = 0;
     for (const row of rows) {

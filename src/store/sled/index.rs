@@ -120,6 +120,8 @@ pub(super) struct OutboxRow {
     pub(super) id: String,
     pub(super) value: Vec<u8>,
     pub(super) order: Vec<u8>,
+    /// The message's kind: the value of its `outbox_pending` entry (`outbox_pending_of_kind`).
+    pub(super) kind: Vec<u8>,
     pub(super) settled: bool,
     pub(super) dead: bool,
 }
@@ -130,6 +132,7 @@ impl OutboxRow {
             id: record.id.clone(),
             value: encode(record)?,
             order: outbox_order_key(&record.at, &record.id),
+            kind: record.kind.as_bytes().to_vec(),
             settled: record.settled,
             dead: record.dead,
         })
@@ -350,7 +353,7 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                         ob.insert(row.id.as_bytes(), row.value.as_slice())?;
                         oa.insert(row.order.as_slice(), &[][..])?;
                         if !row.settled {
-                            op.insert(row.order.as_slice(), &[][..])?;
+                            op.insert(row.order.as_slice(), row.kind.as_slice())?;
                         }
                         if row.dead {
                             od.insert(row.order.as_slice(), &[][..])?;
@@ -385,7 +388,7 @@ pub(super) fn apply(t: &Trees, batch: &[Prepared]) -> Result<(), StoreError> {
                     if record.settled {
                         op.remove(order.as_slice())?;
                     } else {
-                        op.insert(order.as_slice(), &[][..])?;
+                        op.insert(order.as_slice(), record.kind.as_bytes())?;
                     }
                     if record.dead {
                         od.insert(order.as_slice(), &[][..])?;
