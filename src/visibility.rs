@@ -112,6 +112,19 @@ impl Sight {
         Value::Object(out)
     }
 
+    /// The case as this reader may see it, to serialize into an answer: the case itself when
+    /// nothing hidden from them holds a value (no copy, no `Value` tree), else a copy with
+    /// `data` as `Sight::data` gives it. The same JSON as `case_json`.
+    pub fn case_for<'a>(&self, case: &'a Case) -> std::borrow::Cow<'a, Case> {
+        let hides_a_value = case.data.as_object().is_some_and(|o| self.hidden.iter().any(|f| o.get(f).is_some_and(|v| !v.is_null())));
+        if !hides_a_value {
+            return std::borrow::Cow::Borrowed(case);
+        }
+        let mut seen = case.clone();
+        seen.data = self.data(&case.data);
+        std::borrow::Cow::Owned(seen)
+    }
+
     /// The case as JSON for this reader.
     pub fn case_json(&self, case: &Case) -> Value {
         let mut v = serde_json::to_value(case).unwrap_or_default();

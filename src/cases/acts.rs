@@ -316,7 +316,7 @@ impl Acts<'_> {
             // Not "forbidden": whether a case exists is itself not for everyone to learn.
             return Err(ActError::NotFound(format!("no case {case_id:?}")));
         }
-        let case = self.cases.case(case_id)?;
+        let case = self.cases.case_at(&head)?;
         let wf = self.cases.workflow_of(&case)?;
         Ok((case, head, wf))
     }

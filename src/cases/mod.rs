@@ -577,11 +577,27 @@ impl CaseService {
     /// The case folded from its events: kept from a recent act when the store's head names the
     /// same version and last hash, else read and replayed (and kept).
     fn replayed_case(&self, case_id: &str) -> Result<Arc<Case>, CaseError> {
-        if let Some(head) = self.store.head(case_id)?
-            && let Some(case) = self.recent.get(case_id, head.version, &head.last_hash)
-        {
-            return Ok(case);
+        match self.store.head(case_id)? {
+            Some(head) => self.replayed_at(&head),
+            None => self.replay_events(case_id),
         }
+    }
+
+    /// The case at a head just read (`Acts::visible_case` reads it anyway): the kept replay
+    /// when the head names its version and last hash, else read and replayed.
+    pub fn case_at(&self, head: &CaseHead) -> Result<Case, CaseError> {
+        Ok((*self.replayed_at(head)?).clone())
+    }
+
+    fn replayed_at(&self, head: &CaseHead) -> Result<Arc<Case>, CaseError> {
+        match self.recent.get(&head.case_id, head.version, &head.last_hash) {
+            Some(case) => Ok(case),
+            None => self.replay_events(&head.case_id),
+        }
+    }
+
+    /// The case replayed from every stored event, and kept for the next act.
+    fn replay_events(&self, case_id: &str) -> Result<Arc<Case>, CaseError> {
         let stored = self.store.events(case_id)?;
         if stored.is_empty() {
             return Err(CaseError::UnknownCase(case_id.to_string()));

@@ -261,10 +261,17 @@ impl AppState {
     }
 
     /// One act of the caller's, as the API and the inbox page make it.
-    pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<Value, ApiError> {
-        let view = self.acts().act(caller.actor(), case_id, body, &RequestCodes::default(), Utc::now())?;
-        Ok(json!({"case": self.case_json(caller, &view.case), "replayed": view.replayed}))
+    pub(crate) fn act_on(&self, caller: &Caller, case_id: &str, body: &ActBody) -> Result<crate::cases::CaseView, ApiError> {
+        Ok(self.acts().act(caller.actor(), case_id, body, &RequestCodes::default(), Utc::now())?)
     }
+}
+
+/// What an act or a submission answers: the case after it, and whether it repeats an earlier
+/// answer (same idempotency key, nothing appended).
+#[derive(Serialize)]
+pub struct CaseAnswer<'a> {
+    pub case: std::borrow::Cow<'a, Case>,
+    pub replayed: bool,
 }
 
 pub async fn submit(State(state): Shared, caller: Caller, StrictJson(req): StrictJson<SubmitRequest>) -> Result<Response, ApiError> {
@@ -273,7 +280,7 @@ pub async fn submit(State(state): Shared, caller: Caller, StrictJson(req): Stric
     blocking(move || {
         let view = st.acts().submit(caller.actor(), &req.form, &req.data, &req.idempotency_key, req.signed.as_ref(), req.totp.as_deref(), Utc::now())?;
         let status = if view.replayed { StatusCode::OK } else { StatusCode::CREATED };
-        Ok((status, Json(json!({"case": st.case_json(&caller, &view.case), "replayed": view.replayed}))).into_response())
+        Ok((status, Json(CaseAnswer { case: st.sight(&caller, &view.case).case_for(&view.case), replayed: view.replayed })).into_response())
     })
     .await
     .map_err(|e| e.lang(lang))
@@ -318,10 +325,15 @@ pub async fn inbox(State(state): Shared, caller: Caller, Query(q): Query<ListQue
     .map_err(|e| e.lang(lang))
 }
 
-pub async fn act(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<ActBody>) -> Result<Json<Value>, ApiError> {
+pub async fn act(State(state): Shared, caller: Caller, Path(id): Path<String>, StrictJson(body): StrictJson<ActBody>) -> Result<Response, ApiError> {
     let lang = caller.lang;
     let st = state.clone();
-    blocking(move || st.act_on(&caller, &id, &body).map(Json)).await.map_err(|e| e.lang(lang))
+    blocking(move || {
+        let view = st.act_on(&caller, &id, &body)?;
+        Ok(Json(CaseAnswer { case: st.sight(&caller, &view.case).case_for(&view.case), replayed: view.replayed }).into_response())
+    })
+    .await
+    .map_err(|e| e.lang(lang))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -11,16 +11,16 @@
 //! that processes starting together apply each migration once.
 //!
 //! An append is one statement, `carimbo_append_outbox` (migration 3: `carimbo_append` of
-//! migration 2 plus the outbox messages, when it wrote), run outside any transaction block,
-//! so it is its own transaction and costs one round trip, after one unlocked read of the head
-//! (which also proves the pooled connection alive). The events are hashed in Rust against the
-//! head read; the function takes the
-//! case's row lock (`SELECT … FOR UPDATE`) and writes only if the head is still that version and
-//! hash. A create inserts the head with `ON CONFLICT DO NOTHING`, so of two creators the second
-//! waits for the first and then sees the case exist. Two appends at one version therefore
-//! serialize on that row: exactly one commits, the other gets `Conflict` (or, with the same
-//! idempotency key, the first one's result). Ids compare as bytes (`COLLATE "C"`), so inbox pages
-//! and case lists come in the sled store's order, and inbox cursors have the sled store's format.
+//! migration 2 plus the outbox messages, when it wrote), after one unlocked read of the head.
+//! The events are hashed in Rust against the head read; the function takes the case's row lock
+//! (`SELECT … FOR UPDATE`) and writes only if the head is still that version and hash. A create
+//! inserts the head with `ON CONFLICT DO NOTHING`, so of two creators the second waits for the
+//! first and then sees the case exist. Two appends at one version therefore serialize on that
+//! row: exactly one commits, the other gets `Conflict` (or, with the same idempotency key, the
+//! first one's result). Appends made at the same moment share one transaction and so one WAL
+//! flush (`postgres/group.rs`: group commit); an append alone is its own statement outside any
+//! transaction block. Ids compare as bytes (`COLLATE "C"`), so inbox pages and case lists come
+//! in the sled store's order, and inbox cursors have the sled store's format.
 //!
 //! Durability: every connection runs with `synchronous_commit = on`, so a commit returns only
 //! after its WAL record is flushed (and PostgreSQL answers a statement only after its implicit
@@ -42,6 +42,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
+
+mod group;
 
 /// The schema migrations, in order: (version, name, SQL). Never edit a released one; add the next.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -83,6 +85,8 @@ type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 pub struct PgStore {
     pool: Pool,
     schema: Option<String>,
+    /// Appends waiting to share a commit.
+    group: group::Group<PreparedAppend, Result<Appended, StoreError>>,
 }
 
 impl PgStore {
@@ -136,7 +140,7 @@ impl PgStore {
             .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .map_err(|e| StoreError::Io(format!("cannot open a PostgreSQL connection pool: {e}")))?;
-        let store = PgStore { pool, schema: options.schema };
+        let store = PgStore { pool, schema: options.schema, group: group::Group::default() };
         if options.check_heads {
             store.check_heads()?;
         }
@@ -249,18 +253,18 @@ impl PgStore {
         Ok(())
     }
 
-    /// The append, given the head read on `c` (version, last hash, earlier result under the
-    /// idempotency key): one statement (`carimbo_append`) that locks, checks and writes, and
-    /// commits as it returns.
-    fn append_on(&self, c: &mut Client, a: &Append, read: &Row) -> Result<Appended, StoreError> {
+    /// The append hashed against the head read (version, last hash, earlier result under the
+    /// idempotency key), ready for `carimbo_append_outbox`; or its answer already, when the
+    /// read settles it (a replay, a conflict, no such case).
+    fn prepare(a: &Append, read: &Row) -> Result<Prepared, StoreError> {
         let case = a.case_id.as_str();
         let recorded_at = Utc::now().trunc_subsecs(6);
         if let Some(record) = read.get::<_, Option<String>>(2) {
-            return replayed(case, &record);
+            return replayed(case, &record).map(Prepared::Answered);
         }
         let current = read.get::<_, Option<i64>>(0).map(|v| v as u64);
-        // The head to chain from (the genesis hash for a new case). The statement below locks
-        // the row and writes only if the head is still this one.
+        // The head to chain from (the genesis hash for a new case). The statement locks the
+        // row and writes only if the head is still this one.
         let (found, prev_hash) = match (a.expected_version, current) {
             (0, None) => (0, GENESIS_HASH.to_string()),
             (_, None) => return Err(StoreError::NotFound(case.to_string())),
@@ -269,8 +273,6 @@ impl PgStore {
             }
             (_, Some(found)) => (found, read.get::<_, Option<String>>(1).unwrap_or_default()),
         };
-
-        // The events, chained from that head.
         let mut prev = prev_hash.clone();
         let mut seqs = Vec::with_capacity(a.events.len());
         let mut docs = Vec::with_capacity(a.events.len());
@@ -283,92 +285,215 @@ impl PgStore {
             prev = hash;
         }
         let version = found + a.events.len() as u64;
-        let last_hash = prev;
         let mut head = a.head.clone();
         head.version = version;
-        head.last_hash = last_hash.clone();
-        let head_doc = encode(&head)?;
-
-        // The case's inbox entries (one per key, the last given wins, as in the sled store) and
-        // parties (each once).
-        let mut entries: BTreeMap<(i64, &str, &str, &str), &InboxEntry> = BTreeMap::new();
-        for e in &a.inbox {
-            entries.insert((e.since.timestamp_millis(), e.person.as_str(), e.step.as_str(), e.seat.as_str()), e);
-        }
-        let (mut in_person, mut in_since, mut in_step, mut in_seat, mut in_entry) = (vec![], vec![], vec![], vec![], vec![]);
-        for ((ms, person, step, seat), e) in &entries {
-            in_person.push(*person);
-            in_since.push(*ms);
-            in_step.push(*step);
-            in_seat.push(*seat);
-            in_entry.push(encode(e)?);
-        }
-        let mut parties: Vec<&str> = head.parties.iter().map(String::as_str).collect();
-        parties.sort_unstable();
-        parties.dedup();
-        let opened_ms = head.opened_at.timestamp_millis();
+        head.last_hash = prev.clone();
         let record = match &a.idempotency_key {
-            Some(_) => Some(encode(&IdempotencyRecord { version, last_hash: last_hash.clone(), outcome: a.outcome.clone() })?),
+            Some(_) => Some(encode(&IdempotencyRecord { version, last_hash: prev.clone(), outcome: a.outcome.clone() })?),
             None => None,
         };
-
         let outbox = outbox_records(case, version, recorded_at, &a.outbox);
-        let out_ids: Vec<&str> = outbox.iter().map(|m| m.id.as_str()).collect();
-        let out_kinds: Vec<&str> = outbox.iter().map(|m| m.kind.as_str()).collect();
-        let out_payloads = outbox.iter().map(|m| encode(&m.payload)).collect::<Result<Vec<_>, _>>()?;
-
-        let (expected, v) = (a.expected_version as i64, version as i64);
-        // One statement outside any transaction block: PostgreSQL commits it before answering
-        // (ReadyForQuery), and with synchronous_commit on, the commit's WAL is flushed by then.
-        let row = c.query_typed_one(
-            "SELECT outcome, found_version, replay FROM carimbo_append_outbox($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12,
-                                                                   $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
-            &[
-                (&case, Type::TEXT),
-                (&expected, Type::INT8),
-                (&prev_hash, Type::TEXT),
-                (&v, Type::INT8),
-                (&last_hash, Type::TEXT),
-                (&head.status, Type::TEXT),
-                (&head.form_id, Type::TEXT),
-                (&head.opened_at, Type::TIMESTAMPTZ),
-                (&head.updated_at, Type::TIMESTAMPTZ),
-                (&head_doc, Type::TEXT),
-                (&seqs, Type::INT8_ARRAY),
-                (&docs, Type::TEXT_ARRAY),
-                (&in_person, Type::TEXT_ARRAY),
-                (&in_since, Type::INT8_ARRAY),
-                (&in_step, Type::TEXT_ARRAY),
-                (&in_seat, Type::TEXT_ARRAY),
-                (&in_entry, Type::TEXT_ARRAY),
-                (&parties, Type::TEXT_ARRAY),
-                (&opened_ms, Type::INT8),
-                (&a.idempotency_key, Type::TEXT),
-                (&record, Type::TEXT),
-                (&recorded_at, Type::TIMESTAMPTZ),
-                (&out_ids, Type::TEXT_ARRAY),
-                (&out_kinds, Type::TEXT_ARRAY),
-                (&out_payloads, Type::TEXT_ARRAY),
-            ],
-        );
-        let row = match row {
-            Ok(row) => row,
-            Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Corrupt {
-                    case_id: case.to_string(),
-                    seq: found + 1,
-                    reason: format!("the case head says version {found} but a later event already exists ({e})"),
-                });
-            }
-            Err(e) => return Err(pg_err("appending", e)),
+        let mut p = PreparedAppend {
+            case: a.case_id.clone(),
+            expected: a.expected_version as i64,
+            prev_hash,
+            version: version as i64,
+            last_hash: prev,
+            status: head.status.clone(),
+            form_id: head.form_id.clone(),
+            opened_at: head.opened_at,
+            updated_at: head.updated_at,
+            head_doc: encode(&head)?,
+            seqs,
+            docs,
+            inbox: Inbox::default(),
+            parties: head.parties.clone(),
+            opened_ms: head.opened_at.timestamp_millis(),
+            key: a.idempotency_key.clone(),
+            record,
+            recorded_at,
+            out_ids: outbox.iter().map(|m| m.id.clone()).collect(),
+            out_kinds: outbox.iter().map(|m| m.kind.clone()).collect(),
+            out_payloads: outbox.iter().map(|m| encode(&m.payload)).collect::<Result<Vec<_>, _>>()?,
+            outcome: a.outcome.clone(),
         };
-        match row.get::<_, &str>(0) {
-            "appended" => Ok(Appended { version, last_hash, replayed: false, outcome: a.outcome.clone() }),
-            "replayed" => replayed(case, row.get::<_, Option<&str>>(2).unwrap_or("")),
-            "conflict" => {
-                Err(StoreError::Conflict { case_id: case.to_string(), expected: a.expected_version, found: row.get::<_, Option<i64>>(1).unwrap_or(0) as u64 })
+        p.parties.sort_unstable();
+        p.parties.dedup();
+        p.inbox = Inbox::of(&a.inbox)?;
+        Ok(Prepared::Ready(Box::new(p)))
+    }
+
+    /// Appends made at the same moment, in one transaction (`group`): in case-id order, so two
+    /// batches take row locks in the same order and cannot deadlock. When a statement fails
+    /// (the transaction is then aborted and nothing of it is written) every append of the
+    /// batch is made again on its own, so the failure reaches only its own caller. When the
+    /// commit itself fails, whether it reached the disk is not known: every caller gets the
+    /// error and nothing is sent again.
+    fn commit_batch(&self, batch: &[&PreparedAppend]) -> Vec<Result<Appended, StoreError>> {
+        if batch.len() == 1 {
+            return vec![self.append_alone(batch[0])];
+        }
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&x, &y| batch[x].case.cmp(&batch[y].case));
+        // BEGIN also proves the pooled connection alive (one that died idle is replaced).
+        let mut c = match self.live(|c| c.batch_execute("BEGIN")) {
+            Ok((c, ())) => c,
+            Err(e) => return batch.iter().map(|_| Err(StoreError::Io(e.to_string()))).collect(),
+        };
+        let mut outcomes: Vec<Option<Result<Appended, StoreError>>> = batch.iter().map(|_| None).collect();
+        for &i in &order {
+            match c.query_typed_one(APPEND_SQL, &batch[i].params()) {
+                Ok(row) => outcomes[i] = Some(batch[i].answer(&row)),
+                Err(_) => {
+                    if !c.is_closed() {
+                        let _ = c.batch_execute("ROLLBACK");
+                    }
+                    drop(c);
+                    return batch.iter().map(|p| self.append_alone(p)).collect();
+                }
             }
-            "not_found" => Err(StoreError::NotFound(case.to_string())),
+        }
+        if let Err(e) = c.batch_execute("COMMIT") {
+            let why = match pg_err("committing a batch of appends", e) {
+                StoreError::Io(why) => why,
+                other => other.to_string(),
+            };
+            return batch.iter().map(|_| Err(StoreError::Io(why.clone()))).collect();
+        }
+        outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(StoreError::Io("an append of the batch got no answer".into())))).collect()
+    }
+
+    /// One append as its own statement, outside any transaction block: PostgreSQL commits it
+    /// before answering, and with synchronous_commit on its WAL is flushed by then. Sent again
+    /// on another connection when the pooled one turns out dead: the version check makes a
+    /// second send harmless (a first one that did commit makes it a `Conflict`).
+    fn append_alone(&self, p: &PreparedAppend) -> Result<Appended, StoreError> {
+        let mut dead = 0;
+        loop {
+            let mut c = self.conn()?;
+            match c.query_typed_one(APPEND_SQL, &p.params()) {
+                Ok(row) => return p.answer(&row),
+                Err(_) if c.is_closed() && dead <= self.pool.max_size() => dead += 1,
+                Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    return Err(StoreError::Corrupt {
+                        case_id: p.case.clone(),
+                        seq: p.expected as u64 + 1,
+                        reason: format!("the case head says version {} but a later event already exists ({e})", p.expected),
+                    });
+                }
+                Err(e) => return Err(pg_err("appending", e)),
+            }
+        }
+    }
+}
+
+/// The one statement of an append (migration 3): locks the case's head row, checks it is still
+/// the version and hash the events were chained from, writes.
+const APPEND_SQL: &str = "SELECT outcome, found_version, replay FROM carimbo_append_outbox($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12,
+                                                           $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
+
+/// What the head read settled, or the append ready for its statement.
+enum Prepared {
+    Answered(Appended),
+    Ready(Box<PreparedAppend>),
+}
+
+/// The case's inbox entries as columns: one per key, the last given wins, as in the sled store.
+#[derive(Default)]
+struct Inbox {
+    person: Vec<String>,
+    since: Vec<i64>,
+    step: Vec<String>,
+    seat: Vec<String>,
+    entry: Vec<String>,
+}
+
+impl Inbox {
+    fn of(entries: &[InboxEntry]) -> Result<Inbox, StoreError> {
+        let mut keyed: BTreeMap<(i64, &str, &str, &str), &InboxEntry> = BTreeMap::new();
+        for e in entries {
+            keyed.insert((e.since.timestamp_millis(), e.person.as_str(), e.step.as_str(), e.seat.as_str()), e);
+        }
+        let mut out = Inbox::default();
+        for ((ms, person, step, seat), e) in keyed {
+            out.person.push(person.to_string());
+            out.since.push(ms);
+            out.step.push(step.to_string());
+            out.seat.push(seat.to_string());
+            out.entry.push(encode(e)?);
+        }
+        Ok(out)
+    }
+}
+
+/// An append's parameters, owned, so that another thread may commit it (`group`).
+struct PreparedAppend {
+    case: String,
+    expected: i64,
+    prev_hash: String,
+    version: i64,
+    last_hash: String,
+    status: String,
+    form_id: String,
+    opened_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    head_doc: String,
+    seqs: Vec<i64>,
+    docs: Vec<String>,
+    inbox: Inbox,
+    parties: Vec<String>,
+    opened_ms: i64,
+    key: Option<String>,
+    record: Option<String>,
+    recorded_at: DateTime<Utc>,
+    out_ids: Vec<String>,
+    out_kinds: Vec<String>,
+    out_payloads: Vec<String>,
+    outcome: Value,
+}
+
+impl PreparedAppend {
+    fn params(&self) -> [(&(dyn ::postgres::types::ToSql + Sync), Type); 25] {
+        [
+            (&self.case, Type::TEXT),
+            (&self.expected, Type::INT8),
+            (&self.prev_hash, Type::TEXT),
+            (&self.version, Type::INT8),
+            (&self.last_hash, Type::TEXT),
+            (&self.status, Type::TEXT),
+            (&self.form_id, Type::TEXT),
+            (&self.opened_at, Type::TIMESTAMPTZ),
+            (&self.updated_at, Type::TIMESTAMPTZ),
+            (&self.head_doc, Type::TEXT),
+            (&self.seqs, Type::INT8_ARRAY),
+            (&self.docs, Type::TEXT_ARRAY),
+            (&self.inbox.person, Type::TEXT_ARRAY),
+            (&self.inbox.since, Type::INT8_ARRAY),
+            (&self.inbox.step, Type::TEXT_ARRAY),
+            (&self.inbox.seat, Type::TEXT_ARRAY),
+            (&self.inbox.entry, Type::TEXT_ARRAY),
+            (&self.parties, Type::TEXT_ARRAY),
+            (&self.opened_ms, Type::INT8),
+            (&self.key, Type::TEXT),
+            (&self.record, Type::TEXT),
+            (&self.recorded_at, Type::TIMESTAMPTZ),
+            (&self.out_ids, Type::TEXT_ARRAY),
+            (&self.out_kinds, Type::TEXT_ARRAY),
+            (&self.out_payloads, Type::TEXT_ARRAY),
+        ]
+    }
+
+    /// What the statement's row means for this append.
+    fn answer(&self, row: &Row) -> Result<Appended, StoreError> {
+        match row.get::<_, &str>(0) {
+            "appended" => Ok(Appended { version: self.version as u64, last_hash: self.last_hash.clone(), replayed: false, outcome: self.outcome.clone() }),
+            "replayed" => replayed(&self.case, row.get::<_, Option<&str>>(2).unwrap_or("")),
+            "conflict" => Err(StoreError::Conflict {
+                case_id: self.case.clone(),
+                expected: self.expected as u64,
+                found: row.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
+            }),
+            "not_found" => Err(StoreError::NotFound(self.case.clone())),
             other => Err(StoreError::Io(format!("carimbo_append answered {other:?}"))),
         }
     }
@@ -561,16 +686,19 @@ fn replayed(case_id: &str, record: &str) -> Result<Appended, StoreError> {
 impl Store for PgStore {
     fn append(&self, append: Append) -> Result<Appended, StoreError> {
         validate(&append)?;
-        // The head (and any earlier result under this idempotency key), read without a lock on
-        // a connection this proves alive; the append then goes out on the same connection.
-        let (mut c, row) = self.live(|c| {
+        // The head (and any earlier result under this idempotency key), read without a lock;
+        // the append is hashed against it and committed with whatever else is waiting (`group`).
+        let row = self.read(|c| {
             c.query_typed_one(
                 "SELECT (SELECT version FROM heads WHERE case_id = $1), (SELECT last_hash FROM heads WHERE case_id = $1),
                         (SELECT record::text FROM idempotency WHERE case_id = $1 AND key = $2)",
                 &[(&append.case_id, Type::TEXT), (&append.idempotency_key, Type::TEXT)],
             )
         })?;
-        self.append_on(&mut c, &append, &row)
+        match Self::prepare(&append, &row)? {
+            Prepared::Answered(appended) => Ok(appended),
+            Prepared::Ready(p) => self.group.run(*p, |batch| self.commit_batch(batch)),
+        }
     }
 
     fn events(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {

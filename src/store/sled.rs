@@ -155,6 +155,8 @@ struct PendingHead {
     version: u64,
     last_hash: String,
     end: u64,
+    /// The whole head, so that `head` reads need not wait for the index.
+    head: Arc<CaseHead>,
 }
 
 struct PendingReplay {
@@ -530,7 +532,7 @@ impl Shared {
                 continue;
             }
             let end = self.write_record(&mut w, &framed, change)?;
-            w.heads.insert(a.case_id.clone(), PendingHead { version, last_hash: last_hash.clone(), end });
+            w.heads.insert(a.case_id.clone(), PendingHead { version, last_hash: last_hash.clone(), end, head: Arc::new(head) });
             if let Some(k) = idem_key.clone() {
                 w.idempotency.insert(k, PendingReplay { record: idem_record, end });
             }
@@ -574,6 +576,7 @@ impl Shared {
         let change = Change::import(&case)?;
         let case_id = case.head.case_id.clone();
         let (version, last_hash) = (case.head.version, case.head.last_hash.clone());
+        let head = Arc::new(case.head.clone());
         let pending: Vec<(Vec<u8>, IdempotencyRecord)> = case
             .idempotency
             .iter()
@@ -590,7 +593,7 @@ impl Shared {
                 return Err(StoreError::Conflict { case_id, expected: 0, found: seen.version });
             }
             let end = self.write_record(&mut w, &framed, change)?;
-            w.heads.insert(case_id, PendingHead { version, last_hash, end });
+            w.heads.insert(case_id, PendingHead { version, last_hash, end, head });
             for (key, record) in pending {
                 w.idempotency.insert(key, PendingReplay { record, end });
             }
@@ -733,6 +736,22 @@ impl Shared {
         };
         p.readers_waiting -= 1;
         outcome
+    }
+
+    /// A case's head as the last record written left it, without waiting for the index: the
+    /// writer's pending head while its record is on its way to the index (once durable: a
+    /// record not yet synced is waited for, as its own append waits), else the index's, which
+    /// then holds every record of the case (a pending head leaves the writer only after its
+    /// record is applied).
+    fn current_head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
+        let pending = self.lock_writer().heads.get(case_id).map(|p| (p.head.clone(), p.end));
+        if let Some((head, end)) = pending {
+            if self.lock_pipeline().synced < end {
+                self.wait_synced(end)?;
+            }
+            return Ok(Some((*head).clone()));
+        }
+        self.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()
     }
 
     /// Before a read: waits until the index holds every acknowledged append.
@@ -892,8 +911,10 @@ impl Store for SledStore {
     }
 
     fn head(&self, case_id: &str) -> Result<Option<CaseHead>, StoreError> {
-        self.shared.catch_up()?;
-        self.shared.trees.heads.get(case_id.as_bytes()).map_err(sled_err)?.map(|b| decode_head(case_id, &b)).transpose()
+        // Read on every act (`CaseService` checks its kept replay against it): answered
+        // without making the index thread apply now, which would cost a sled transaction per
+        // read and the gathering of records between syncs.
+        self.shared.current_head(case_id)
     }
 
     fn inbox(&self, person: &str, after: Option<&str>, limit: usize) -> Result<InboxPage, StoreError> {
@@ -1047,7 +1068,8 @@ impl Store for SledStore {
     }
 
     fn last_publication(&self) -> Result<u64, StoreError> {
-        self.shared.catch_up()?;
+        // Asked before every submission, so without waiting for the index: `publish` (the only
+        // writer of publications) returns only once its record is in the index.
         let last = self.shared.trees.meta.scan_prefix(PUBLICATION_PREFIX).next_back().transpose().map_err(sled_err)?;
         Ok(last.and_then(|(key, _)| key.get(PUBLICATION_PREFIX.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok())).map_or(0, u64::from_be_bytes))
     }

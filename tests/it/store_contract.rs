@@ -142,6 +142,7 @@ on_every_store!(
     a_party_s_cases_page_newest_first_with_a_cursor_and_ties_at_one_instant,
     of_32_threads_appending_at_one_version_exactly_one_wins,
     of_16_threads_creating_one_case_exactly_one_wins,
+    of_32_threads_appending_to_their_own_cases_at_once_each_reads_its_own_head_and_every_chain_verifies,
     the_data_survives_close_and_reopen,
     verify_all_finds_a_clean_store_clean,
     definitions_round_trip_under_their_hash,
@@ -461,6 +462,42 @@ fn of_32_threads_appending_at_one_version_exactly_one_wins(env: Env) {
     let events = store.events("c1").unwrap();
     assert_eq!(events.len(), 2, "exactly one new event");
     store.verify_case("c1").unwrap();
+}
+
+/// Appends made at the same moment share commits (sled's journal sync, PostgreSQL's batched
+/// transaction): each caller still gets its own answer, its own head right after, and one
+/// stale append in the crowd is a conflict that takes nothing of the others with it.
+fn of_32_threads_appending_to_their_own_cases_at_once_each_reads_its_own_head_and_every_chain_verifies(env: Env) {
+    let store = env.store();
+    store.append(submit("shared")).unwrap();
+    let barrier = Arc::new(Barrier::new(32));
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let case = format!("own-{i:02}");
+                for round in 0..5u64 {
+                    let a = if round == 0 { submit(&case) } else { append(&case, round, vec![json!({"type": "commented", "round": round})], vec![]) };
+                    let appended = store.append(a).expect("an append to a case of one's own");
+                    assert_eq!(appended.version, round + 1);
+                    let head = store.head(&case).unwrap().expect("the head right after the append");
+                    assert_eq!((head.version, head.last_hash.as_str()), (appended.version, appended.last_hash.as_str()), "{case}: the head lags its append");
+                }
+                // Version 0 of a case that exists: refused, whoever it was committed beside.
+                store.append(submit("shared"))
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(matches!(h.join().unwrap(), Err(StoreError::Conflict { case_id, .. }) if case_id == "shared"));
+    }
+    for i in 0..32 {
+        let case = format!("own-{i:02}");
+        assert_eq!(store.events(&case).unwrap().len(), 5, "{case}");
+        store.verify_case(&case).unwrap();
+    }
+    assert_eq!(store.events("shared").unwrap().len(), 1);
 }
 
 fn of_16_threads_creating_one_case_exactly_one_wins(env: Env) {
