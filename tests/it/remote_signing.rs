@@ -140,3 +140,17 @@ fn a_remote_signer_on_a_server_without_remote_signing_is_told_so() {
     assert_eq!((r.status, r.body["code"].as_str()), (503, Some("CARIMBO-E1460")), "{}", r.body);
     assert_eq!(case_of(&s, &ids[0]), before);
 }
+
+#[test]
+fn the_inbox_page_asks_a_remote_signer_for_the_services_code_and_no_key_file() {
+    let Some((_service, s)) = remote_server("p003", Duration::from_secs(10)) else { return };
+    leave_cases(&s, 1, "remote-page");
+    let page = s.login("p003").get("/inbox");
+    assert_eq!(page.status, 200);
+    let html = page.body.as_str().expect("an HTML page");
+    assert!(html.contains("id=\"remote-note\"") && html.contains("data-provider=\"hsm\""), "{html}");
+    assert!(!html.contains("id=\"hsm-note\"") && !html.contains("id=\"no-second-factor\""), "{html}");
+    // Someone who signs with a key file still sees no such note.
+    let other = s.login("p005").get("/inbox");
+    assert!(!other.body.as_str().unwrap_or_default().contains("remote-note"));
+}

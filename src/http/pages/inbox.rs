@@ -88,15 +88,18 @@ async fn render(state: Arc<AppState>, caller: Caller, pl: PageLang, all: bool, r
         Err(e) => return problem_page(&pl, Some(&caller), StatusCode::INTERNAL_SERVER_ERROR, t(lang, "出錯", "Erro", "Error"), &e),
     };
     let enrolled = state.accounts.get(&caller.person).is_some_and(|a| a.has_second_factor());
-    let on_hsm = state.hsm.as_ref().is_some_and(|h| h.key_of(&caller.person).is_ok());
-    page(&pl, inbox_page(&pl, &caller, &rows, (all, enrolled, on_hsm), &results))
+    // A remote signer's code is their credential's at the CSC service, which checks it; the
+    // batch goes the HSM's way (`act_batch` sends it to the service).
+    let remote = state.remote.as_ref().is_some_and(|r| r.credential_of(&caller.person).is_ok_and(|c| c.is_some()));
+    let on_hsm = remote || state.hsm.as_ref().is_some_and(|h| h.key_of(&caller.person).is_ok());
+    page(&pl, inbox_page(&pl, &caller, &rows, (all, enrolled || remote, on_hsm, remote), &results))
 }
 
 fn inbox_page(
     pl: &PageLang,
     caller: &Caller,
     rows: &[Row],
-    (all, enrolled, on_hsm): (bool, bool, bool),
+    (all, enrolled, on_hsm, remote): (bool, bool, bool, bool),
     results: &BTreeMap<String, Result<String, String>>,
 ) -> Markup {
     let lang = pl.lang;
@@ -174,7 +177,15 @@ fn inbox_page(
                             }
                         }
                         label { (t(lang, "備註（可選）", "Observações (opcional)", "Comment (optional)")) textarea #comment name="comment" rows="2" {} }
-                        @if on_hsm {
+                        @if remote {
+                            p.note #remote-note { (t(
+                                lang,
+                                "你的私鑰存放於認證實體的遠端簽署服務，不能複製。輸入一次該服務的一次性密碼，即授權簽署以下確認清單中的每一宗個案，且只限這些個案。",
+                                "A sua chave está no serviço de assinatura remota da entidade certificadora e não pode ser copiada. Um só código desse serviço autoriza a assinatura de cada processo da lista de confirmação, e só desses.",
+                                "Your key is at your certification entity's remote signing service and cannot be copied. One code of that service authorizes the signature of every case in the confirmation list, and of those only.",
+                            )) }
+                            label { (t(lang, "一次性密碼", "Código único", "One-time code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
+                        } @else if on_hsm {
                             p.note #hsm-note { (t(
                                 lang,
                                 "你的私鑰存放於HSM，不能複製。輸入一次雙重認證碼，即授權簽署以下確認清單中的每一宗個案，且只限這些個案。",
