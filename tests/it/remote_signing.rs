@@ -154,3 +154,16 @@ fn the_inbox_page_asks_a_remote_signer_for_the_services_code_and_no_key_file() {
     let other = s.login("p005").get("/inbox");
     assert!(!other.body.as_str().unwrap_or_default().contains("remote-note"));
 }
+
+#[test]
+fn a_revoked_credential_refuses_the_batch_before_the_code_is_spent() {
+    let Some((service, s)) = remote_server("p003", Duration::from_secs(10)) else { return };
+    let ids = leave_cases(&s, 2, "remote-revoked");
+    let before: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    service.revoke("p003");
+    let r = s.login("p003").post("/api/v1/acts/batch", &json!({"hsm": approvals(&ids), "totp": service.otp("p003")}));
+    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("CARIMBO-E1475")), "{}", r.body);
+    assert_eq!((service.authorizations(), service.signatures()), (0, 0), "the code went nowhere");
+    let after: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    assert_eq!(after, before);
+}

@@ -4,9 +4,10 @@
 //! row then shows its own result. Steps that demand only a `simple` signature need no key: the
 //! server seals them.
 //!
-//! When the approver's key is on the HSM (provider `hsm`), the batch asks for no key file: the
+//! When the approver's key is on the HSM (provider `hsm`) or at a remote signing service
+//! (provider `remote`, its code the credential's at the service), the batch asks for no key file: the
 //! confirmation lists every case with its summary, one TOTP code authorizes exactly those
-//! signatures, and the server signs each on the HSM (`cases::acts::Acts::act_batch`).
+//! signatures, and the server signs each on the HSM or at the service (`cases::acts::Acts::act_batch`).
 //!
 //! Without JavaScript the same form posts here, and the page acts on the selected steps that
 //! need no key; steps that need a signature say so.
