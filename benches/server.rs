@@ -313,28 +313,8 @@ fn main() {
 /// The store alone doing the bench's acts (a submission and an approval per case, the same
 /// shape of append), on a fresh store of the same kind, as `cargo bench --bench store -- acts` does.
 fn store_only(store: Arc<dyn Store>, clients: usize, secs: u64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let start = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|c| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                let mut acts = 0u64;
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let case = format!("c{c}-{i}");
-                    let now = Utc::now();
-                    store.append(workload::submission(&case, &format!("staff-{c}"), "approver-1", now)).expect("submission appended");
-                    store.append(workload::approval(&case, &format!("staff-{c}"), now)).expect("approval appended");
-                    acts += 2;
-                    i += 1;
-                }
-                acts
-            })
-        })
-        .collect();
-    let acts: u64 = workers.into_iter().map(|w| w.join().expect("a store worker")).sum();
-    acts as f64 / start.elapsed().as_secs_f64()
+    let (acts, took) = workload::run_cycles(store, clients, Duration::from_secs(secs), "");
+    acts as f64 / took.as_secs_f64()
 }
 
 /// CPU seconds (user + system) of the calling thread, from /proc (Linux).

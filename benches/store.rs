@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/workload.rs"]
 mod workload;
-use workload::{approval, submission};
+use workload::submission;
 
 fn main() {
     let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -64,28 +64,8 @@ fn durable_acts(root: &Path) {
         let dir = tempfile::tempdir_in(root).unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let before = store.durability_stats();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let start = Instant::now();
-        let workers: Vec<_> = (0..clients)
-            .map(|c| {
-                let store = store.clone();
-                std::thread::spawn(move || {
-                    let mut acts = 0u64;
-                    let mut i = 0u64;
-                    while Instant::now() < deadline {
-                        let case = format!("c{c}-{i}");
-                        let now = Utc::now();
-                        store.append(submission(&case, &format!("staff-{c}"), "approver-1", now)).unwrap();
-                        store.append(approval(&case, &format!("staff-{c}"), now)).unwrap();
-                        acts += 2;
-                        i += 1;
-                    }
-                    acts
-                })
-            })
-            .collect();
-        let acts: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
-        let secs = start.elapsed().as_secs_f64();
+        let (acts, took) = workload::run_cycles(store.clone(), clients, Duration::from_secs(3), "");
+        let secs = took.as_secs_f64();
         let after = store.durability_stats();
         drop(store);
         fsync_rate = fsync_rate.max(measure_fsync_rate(probe_dir.path(), burst, false));

@@ -15,11 +15,10 @@ use carimbo::store::{PgOptions, PgStore, SledStore, Store};
 use chrono::Utc;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "common/workload.rs"]
 mod workload;
-use workload::{approval, submission};
 
 fn main() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -82,27 +81,5 @@ fn print_row(store: &str, clients: usize, acts: u64, elapsed: Duration, syncs: O
 
 /// `clients` threads doing submit → approve until the budget is spent: (acts, time taken).
 fn run(store: Arc<dyn Store>, clients: usize, budget: Duration) -> (u64, Duration) {
-    let run = format!("r{}", Utc::now().timestamp_micros());
-    let start = Instant::now();
-    let deadline = start + budget;
-    let workers: Vec<_> = (0..clients)
-        .map(|c| {
-            let (store, run) = (store.clone(), run.clone());
-            std::thread::spawn(move || {
-                let mut acts = 0u64;
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let case = format!("{run}-c{c}-{i}");
-                    let now = Utc::now();
-                    store.append(submission(&case, &format!("staff-{c}"), "approver-1", now)).unwrap();
-                    store.append(approval(&case, &format!("staff-{c}"), now)).unwrap();
-                    acts += 2;
-                    i += 1;
-                }
-                acts
-            })
-        })
-        .collect();
-    let acts = workers.into_iter().map(|w| w.join().unwrap()).sum();
-    (acts, start.elapsed())
+    workload::run_cycles(store, clients, budget, &format!("r{}-", Utc::now().timestamp_micros()))
 }

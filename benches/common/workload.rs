@@ -1,9 +1,11 @@
 //! The workload both store benchmarks run (`store.rs`, `store_backends.rs`): a leave request
 //! submitted by a staff member into an approver's inbox, then approved (two durable acts).
 
-use carimbo::store::{Append, CaseHead, InboxEntry};
+use carimbo::store::{Append, CaseHead, InboxEntry, Store};
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub fn head(case: &str, submitter: &str, approver: &str, opened_at: DateTime<Utc>, status: &str) -> CaseHead {
     CaseHead {
@@ -58,4 +60,31 @@ pub fn approval(case: &str, submitter: &str, at: DateTime<Utc>) -> Append {
         outcome: json!({"case": case, "version": 2}),
         outbox: Vec::new(),
     }
+}
+
+/// `clients` threads each doing submit → approve cycles on their own cases (ids start with
+/// `prefix`, so several runs can share a store) until `budget` is spent: (durable acts, time taken).
+pub fn run_cycles(store: Arc<dyn Store>, clients: usize, budget: Duration, prefix: &str) -> (u64, Duration) {
+    let start = Instant::now();
+    let deadline = start + budget;
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let (store, prefix) = (store.clone(), prefix.to_string());
+            std::thread::spawn(move || {
+                let mut acts = 0u64;
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let case = format!("{prefix}c{c}-{i}");
+                    let now = Utc::now();
+                    store.append(submission(&case, &format!("staff-{c}"), "approver-1", now)).expect("submission appended");
+                    store.append(approval(&case, &format!("staff-{c}"), now)).expect("approval appended");
+                    acts += 2;
+                    i += 1;
+                }
+                acts
+            })
+        })
+        .collect();
+    let acts = workers.into_iter().map(|w| w.join().expect("a store worker")).sum();
+    (acts, start.elapsed())
 }
