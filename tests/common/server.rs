@@ -23,6 +23,24 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// The case as the server holds it now.
+    pub fn case(&self, id: &str) -> carimbo::workflow::Case {
+        self.state.cases.case(id).expect("the case")
+    }
+
+    /// The signature record of the last act on `step`, from the stored events.
+    pub fn signature_of(&self, id: &str, step: &str) -> carimbo::workflow::SignatureRecord {
+        let events = self.state.cases.store().events(id).expect("the events");
+        events
+            .iter()
+            .rev()
+            .find_map(|e| match serde_json::from_value::<carimbo::workflow::CaseEvent>(e.body.clone()) {
+                Ok(carimbo::workflow::CaseEvent::Acted { step: acted, signature, .. }) if acted == step => Some(signature),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("someone acted on {step}"))
+    }
+
     pub fn start() -> TestServer {
         Self::start_with(|_| {})
     }

@@ -18,7 +18,7 @@ use carimbo::hsm::{DEFAULT_MODULE, Hsm, HsmProvider, ProviderBook};
 use carimbo::i18n::Lang;
 use carimbo::signing::activation::Provenance;
 use carimbo::signing::{DeviceRule, SignatureVerifier, Signer, SigningKey, VerifyOptions};
-use carimbo::workflow::{Action, Case, Level};
+use carimbo::workflow::{Action, Level};
 use chrono::{Duration, Utc};
 use common::repo;
 use common::server::{Client, TestServer, leave};
@@ -97,23 +97,6 @@ fn approve(case: &str) -> Value {
     json!({"case": case, "step": "supervisor", "action": "approve"})
 }
 
-fn case_of(s: &TestServer, id: &str) -> Case {
-    s.state.cases.case(id).expect("the case")
-}
-
-/// The signature record of the supervisor's act, from the stored events.
-fn supervisor_signature(s: &TestServer, id: &str) -> carimbo::workflow::SignatureRecord {
-    let events = s.state.cases.store().events(id).expect("the events");
-    events
-        .iter()
-        .rev()
-        .find_map(|e| match serde_json::from_value::<carimbo::workflow::CaseEvent>(e.body.clone()) {
-            Ok(carimbo::workflow::CaseEvent::Acted { step, signature, .. }) if step == "supervisor" => Some(signature),
-            _ => None,
-        })
-        .expect("the supervisor acted")
-}
-
 fn evidence_passes(c: &Client, id: &str) -> bool {
     let r = c.get(&format!("/api/v1/cases/{id}/evidence"));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -166,7 +149,7 @@ fn an_act_signed_on_the_hsm_with_a_totp_code_is_qualified_time_stamped_and_recor
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": [approve(&id)], "totp": next_code(&s, "p003")}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["done"], 1, "{}", r.body);
-    let sig = supervisor_signature(&s, &id);
+    let sig = s.signature_of(&id, "supervisor");
     assert_eq!(sig.level, Level::Qualified);
     assert!(sig.second_factor);
     let Some(Provenance::Hsm { token, key_label, authorization }) = &sig.provenance else { panic!("recorded as an HSM signature: {:?}", sig.provenance) };
@@ -188,18 +171,18 @@ fn a_wrong_code_authorizes_nothing_and_changes_nothing() {
     let id = leave_cases(&s, 1, "hsm-wrong").remove(0);
     let sup = s.login("p003");
     enrol(&s, &sup);
-    let before = case_of(&s, &id);
+    let before = s.case(&id);
     let good = next_code(&s, "p003");
     let wrong = if good == "000000" { "111111" } else { "000000" };
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": [approve(&id)], "totp": wrong}));
     assert_eq!(r.body["code"], "CARIMBO-E0604", "{}", r.body);
-    assert_eq!(case_of(&s, &id), before, "the case did not change");
+    assert_eq!(s.case(&id), before, "the case did not change");
     // And an administrator cannot make the service sign for p003: the authorization is bound
     // to the person whose code was checked, and p032 has no device key.
     let admin = s.login("p032");
     let r = admin.post("/api/v1/acts/batch", &json!({"hsm": [approve(&id)], "totp": good}));
     assert_ne!(r.status, 200, "{}", r.body);
-    assert_eq!(case_of(&s, &id), before);
+    assert_eq!(s.case(&id), before);
 }
 
 #[test]
@@ -231,12 +214,12 @@ fn an_expired_a_used_or_an_uncovering_authorization_signs_nothing() {
     assert_eq!(code_of(acts.act(actor, &ids[1], &body(&auth.id), &codes, now)), "CARIMBO-E1442");
     // Expired after five minutes.
     assert_eq!(code_of(acts.act(actor, &ids[0], &body(&auth.id), &codes, now + Duration::minutes(5) + Duration::seconds(5))), "CARIMBO-E1441");
-    let untouched = case_of(&s, &ids[0]);
+    let untouched = s.case(&ids[0]);
     // Used once, then no more.
     assert_eq!(code_of(acts.act(actor, &ids[0], &body(&auth.id), &codes, now + Duration::seconds(1))), "done");
-    assert_ne!(case_of(&s, &ids[0]), untouched);
+    assert_ne!(s.case(&ids[0]), untouched);
     assert_eq!(code_of(acts.act(actor, &ids[1], &body(&auth.id), &codes, now + Duration::seconds(2))), "CARIMBO-E1440");
-    assert_eq!(case_of(&s, &ids[1]).steps["supervisor"].status, carimbo::workflow::StepStatus::Open);
+    assert_eq!(s.case(&ids[1]).steps["supervisor"].status, carimbo::workflow::StepStatus::Open);
 }
 
 #[test]
@@ -253,7 +236,7 @@ fn twenty_cases_approved_in_one_batch_with_one_code_are_each_qualified_and_verif
     let batch = r.body["authorization"]["batch"].as_str().expect("a batch id").to_string();
     assert_eq!(r.body["authorization"]["hashes"].as_array().map(Vec::len), Some(20));
     for id in &ids {
-        let sig = supervisor_signature(&s, id);
+        let sig = s.signature_of(id, "supervisor");
         assert_eq!(sig.level, Level::Qualified, "{id}");
         let Some(Provenance::Hsm { authorization, .. }) = &sig.provenance else { panic!("{id}: {:?}", sig.provenance) };
         assert_eq!(authorization.batch.as_deref(), Some(batch.as_str()));
@@ -275,7 +258,7 @@ fn a_refused_item_of_a_batch_does_not_undo_the_others() {
     assert_eq!(r.body["results"][1]["ok"], false);
     assert_eq!(r.body["results"][1]["problem"]["code"], "CARIMBO-E0703");
     for id in &ids {
-        assert_eq!(supervisor_signature(&s, id).level, Level::Qualified);
+        assert_eq!(s.signature_of(id, "supervisor").level, Level::Qualified);
     }
 }
 
@@ -288,16 +271,16 @@ fn a_revoked_key_refuses_new_acts_while_acts_signed_before_still_verify() {
     enrol(&s, &sup);
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": [approve(&ids[0])], "totp": next_code(&s, "p003")}));
     assert_eq!(r.body["done"], 1, "{}", r.body);
-    let signed_before = supervisor_signature(&s, &ids[0]);
+    let signed_before = s.signature_of(&ids[0], "supervisor");
 
     std::thread::sleep(std::time::Duration::from_secs(1));
     carimbo::cli::hsm::revoke(&s.state.paths.data, &repo(), "p003", Utc::now()).expect("revoked");
     assert!(s.state.paths.data.join("crl/qualified-ca.crl").is_file(), "a new CRL");
-    let before = case_of(&s, &ids[1]);
+    let before = s.case(&ids[1]);
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": [approve(&ids[1])], "totp": s.totp_now("p003")}));
     assert_eq!(r.body["code"], "CARIMBO-E1458", "{}", r.body);
     assert!(r.body["messages"]["zh"].as_str().is_some_and(|m| m.contains("撤銷")), "said in Chinese too: {}", r.body);
-    assert_eq!(case_of(&s, &ids[1]), before);
+    assert_eq!(s.case(&ids[1]), before);
 
     // With the new CRL, the old act's signature still verifies (judged at its time-stamp)…
     let verifier = carimbo::http::build_verifier(&s.state.trust.current(), &s.state.paths).expect("a verifier with the new CRL");

@@ -47,22 +47,6 @@ fn approvals(ids: &[String]) -> Vec<Value> {
     ids.iter().map(|id| json!({"case": id, "step": "supervisor", "action": "approve"})).collect()
 }
 
-fn case_of(s: &TestServer, id: &str) -> Case {
-    s.state.cases.case(id).expect("the case")
-}
-
-fn supervisor_signature(s: &TestServer, id: &str) -> carimbo::workflow::SignatureRecord {
-    let events = s.state.cases.store().events(id).expect("the events");
-    events
-        .iter()
-        .rev()
-        .find_map(|e| match serde_json::from_value::<carimbo::workflow::CaseEvent>(e.body.clone()) {
-            Ok(carimbo::workflow::CaseEvent::Acted { step, signature, .. }) if step == "supervisor" => Some(signature),
-            _ => None,
-        })
-        .expect("the supervisor acted")
-}
-
 #[test]
 fn a_supervisor_approves_twenty_cases_with_one_code_at_the_remote_service() {
     let Some((service, s)) = remote_server("p003", Duration::from_secs(10)) else { return };
@@ -77,7 +61,7 @@ fn a_supervisor_approves_twenty_cases_with_one_code_at_the_remote_service() {
     let batch = r.body["authorization"]["batch"].as_str().expect("a batch id").to_string();
     assert_eq!(r.body["authorization"]["hashes"].as_array().map(Vec::len), Some(20));
     for id in &ids {
-        let sig = supervisor_signature(&s, id);
+        let sig = s.signature_of(id, "supervisor");
         let Some(Provenance::Remote { service: url, credential, authorization }) = &sig.provenance else { panic!("{id}: {:?}", sig.provenance) };
         assert_eq!((url.as_str(), credential.as_str()), (service.base_url.as_str(), "p003"));
         assert_eq!(authorization.batch.as_deref(), Some(batch.as_str()));
@@ -85,7 +69,7 @@ fn a_supervisor_approves_twenty_cases_with_one_code_at_the_remote_service() {
         assert!(sig.second_factor, "{id}: the code was checked by the service");
         let recorded = serde_json::to_string(&sig).unwrap();
         assert!(!recorded.contains(&format!("\"{code}\"")), "the code is not recorded: {recorded}");
-        assert_eq!(case_of(&s, id).steps["supervisor"].status, StepStatus::Done, "{id}");
+        assert_eq!(s.case(id).steps["supervisor"].status, StepStatus::Done, "{id}");
     }
 
     // The bundle of one verifies offline and names the provider and the authorization.
@@ -102,13 +86,13 @@ fn a_supervisor_approves_twenty_cases_with_one_code_at_the_remote_service() {
 fn a_wrong_one_time_code_refuses_the_batch_and_changes_nothing() {
     let Some((service, s)) = remote_server("p003", Duration::from_secs(10)) else { return };
     let ids = leave_cases(&s, 3, "remote-wrong");
-    let before: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    let before: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     let sup = s.login("p003");
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": approvals(&ids), "totp": service.wrong_otp("p003")}));
     assert_eq!((r.status, r.body["code"].as_str()), (422, Some("CARIMBO-E1472")), "{}", r.body);
     assert!(r.body["messages"]["pt"].as_str().is_some_and(|m| m.contains("código")), "said in Portuguese too: {}", r.body);
     assert_eq!((service.sign_calls(), service.signatures()), (0, 0));
-    let after: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    let after: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     assert_eq!(after, before);
 }
 
@@ -116,13 +100,13 @@ fn a_wrong_one_time_code_refuses_the_batch_and_changes_nothing() {
 fn a_service_that_times_out_refuses_the_batch_with_its_code_and_changes_nothing() {
     let Some((service, s)) = remote_server("p003", Duration::from_millis(800)) else { return };
     let ids = leave_cases(&s, 2, "remote-slow");
-    let before: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    let before: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     let sup = s.login("p003");
     service.set_delay(Duration::from_millis(1500));
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": approvals(&ids), "totp": service.otp("p003")}));
     assert_eq!((r.status, r.body["code"].as_str()), (504, Some("CARIMBO-E1476")), "{}", r.body);
     assert_eq!(service.signatures(), 0);
-    let after: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    let after: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     assert_eq!(after, before);
 }
 
@@ -134,11 +118,11 @@ fn a_remote_signer_on_a_server_without_remote_signing_is_told_so() {
     book.people.insert("p003".into(), RemoteSigner { credential_id: "p003-off".into() });
     book.save(&s.state.paths.data).unwrap();
     let ids = leave_cases(&s, 1, "remote-off");
-    let before = case_of(&s, &ids[0]);
+    let before = s.case(&ids[0]);
     let sup = s.login("p003");
     let r = sup.post("/api/v1/acts/batch", &json!({"hsm": approvals(&ids), "totp": "123456"}));
     assert_eq!((r.status, r.body["code"].as_str()), (503, Some("CARIMBO-E1460")), "{}", r.body);
-    assert_eq!(case_of(&s, &ids[0]), before);
+    assert_eq!(s.case(&ids[0]), before);
 }
 
 #[test]
@@ -159,11 +143,11 @@ fn the_inbox_page_asks_a_remote_signer_for_the_services_code_and_no_key_file() {
 fn a_revoked_credential_refuses_the_batch_before_the_code_is_spent() {
     let Some((service, s)) = remote_server("p003", Duration::from_secs(10)) else { return };
     let ids = leave_cases(&s, 2, "remote-revoked");
-    let before: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    let before: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     service.revoke("p003");
     let r = s.login("p003").post("/api/v1/acts/batch", &json!({"hsm": approvals(&ids), "totp": service.otp("p003")}));
     assert_eq!((r.status, r.body["code"].as_str()), (409, Some("CARIMBO-E1475")), "{}", r.body);
     assert_eq!((service.authorizations(), service.signatures()), (0, 0), "the code went nowhere");
-    let after: Vec<Case> = ids.iter().map(|id| case_of(&s, id)).collect();
+    let after: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     assert_eq!(after, before);
 }
