@@ -38,13 +38,13 @@ fn main() {
     let mut alone: Vec<f64> = (0..30)
         .map(|_| {
             let t = Instant::now();
-            let r = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None });
+            let r = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None, device_rule: None });
             assert!(r.passed, "{}", r.to_text());
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     alone.sort_by(|a, b| a.total_cmp(b));
-    let per_bundle = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None }).signatures.len();
+    let per_bundle = verify_with(&bundles[0], &VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: None, device_rule: None }).signatures.len();
     println!(
         "one bundle alone ({per_bundle} signatures, own verifier): median {:.2} ms ({:.0} signatures/s on one core)",
         alone[15],
@@ -54,7 +54,7 @@ fn main() {
     // The archive, three runs, each with a fresh cache.
     let names: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     for run in 1..=3 {
-        let cfg = VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: Some(Arc::new(VerifyCache::default())) };
+        let cfg = VerifyConfig { pins: vec![], now: chrono::Utc::now(), cache: Some(Arc::new(VerifyCache::default())), device_rule: None };
         let (signatures, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let t = Instant::now();
         verify_archive(

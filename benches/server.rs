@@ -173,7 +173,16 @@ fn main() {
         }
     };
     let backend = if pg.is_some() { "PostgreSQL" } else { "sled" };
-    let mut state = AppState::with_store(Paths::from_root(&root, data_dir.path()), open_store(&schema)).expect("the server state opens");
+    let mut state = AppState::with_store(
+        {
+            // The seeded people sign with key files: their qualified steps are met under the demo rule.
+            let mut paths = Paths::from_root(&root, data_dir.path());
+            paths.device_rule = carimbo::signing::DeviceRule::RelaxedForDemo;
+            paths
+        },
+        open_store(&schema),
+    )
+    .expect("the server state opens");
     // `CARIMBO_BENCH_TSA=off` measures the server without signature time-stamps (JAdES B-B).
     if std::env::var("CARIMBO_BENCH_TSA").is_ok_and(|v| v == "off") {
         state.stamping = carimbo::tsa::TimeStamping::Off;

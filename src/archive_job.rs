@@ -160,7 +160,10 @@ impl ArchiveJob {
     fn one_case(&self, state: &AppState, case_id: &str, now: DateTime<Utc>, margin: Duration) -> Result<Outcome, String> {
         let trust_text = state.trust.document_text();
         let Some(kept) = self.kept(case_id).map_err(|e| e.to_string())? else {
-            let pki = crate::evidence::PkiMaterial::from_seeds(&state.paths.seeds).map_err(|e| e.to_string())?.with_trust_list(trust_text);
+            let pki = crate::evidence::PkiMaterial::from_seeds(&state.paths.seeds)
+                .map_err(|e| e.to_string())?
+                .with_trust_list(trust_text)
+                .with_device_rule(state.paths.device_rule);
             let bundle = crate::evidence::export_archived(
                 &state.cases,
                 case_id,

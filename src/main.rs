@@ -175,6 +175,10 @@ enum Command {
         /// the bundle still verifies): for a reader outside the roles the form names.
         #[arg(long)]
         withhold_restricted: bool,
+        /// The device rule the server judged the case's signatures with, recorded in the bundle
+        /// (`enforced` or `relaxed-for-demo`; default: as `serve` would choose here).
+        #[arg(long)]
+        device_rule: Option<String>,
     },
     /// Write a case as a PDF/A-3b document sealed with PAdES (the evidence bundle attached):
     /// from the sled store in the data directory (the store must not be open in a running
@@ -217,6 +221,10 @@ enum Command {
         /// each trust anchor and the service seal certificate.
         #[arg(long = "pin")]
         pins: Vec<String>,
+        /// Judge the signatures' levels with this device rule (`enforced` or
+        /// `relaxed-for-demo`) instead of the one each bundle records.
+        #[arg(long)]
+        device_rule: Option<String>,
     },
     /// Long-term evidence: `carimbo evidence restamp BUNDLE…` adds an archive time-stamp.
     #[command(subcommand)]
@@ -348,10 +356,14 @@ fn main() -> Result<ExitCode> {
         Command::Export { since, until, format, kind, data, store, pg_schema, out, restricted_field } => {
             return export(since, until.as_deref(), format, kind.as_deref(), data, store, pg_schema.as_deref(), out.as_deref(), restricted_field);
         }
-        Command::ExportEvidence { case, data, root, out, withhold_restricted } => {
-            return export_evidence(case, data, root, out.as_deref(), *withhold_restricted);
+        Command::ExportEvidence { case, data, root, out, withhold_restricted, device_rule } => {
+            let rule = device_rule.as_deref().map(device_rule_arg).transpose()?;
+            return export_evidence(case, data, root, out.as_deref(), *withhold_restricted, rule);
         }
-        Command::Verify { bundles, json, pins, jobs } => return carimbo::cli::verify::run(bundles, *json, pins, *jobs, &emit),
+        Command::Verify { bundles, json, pins, jobs, device_rule } => {
+            let rule = device_rule.as_deref().map(device_rule_arg).transpose()?;
+            return carimbo::cli::verify::run(bundles, *json, &carimbo::cli::verify::Judging { pins, device_rule: rule }, *jobs, &emit);
+        }
         Command::Evidence(command) => return carimbo::cli::restamp::run(command),
         Command::Pdf(args) => return carimbo::cli::pdf::run(args),
         Command::Backup { out, store } => return backup(out, store),
@@ -486,9 +498,7 @@ fn serve(
     paths.csc_credentials_file = hsm.csc_credentials_file.clone();
     paths.device_rule = match hsm.device_rule.as_deref() {
         None => carimbo::hsm::default_device_rule(&paths.hsm_module),
-        Some("enforced") => carimbo::signing::DeviceRule::Enforced,
-        Some("relaxed-for-demo") => carimbo::signing::DeviceRule::RelaxedForDemo,
-        Some(other) => anyhow::bail!("--device-rule is `enforced` or `relaxed-for-demo`, not {other:?}"),
+        Some(text) => device_rule_arg(text)?,
     };
     // SoftHSM2's configuration, before any thread starts (it is read from the environment).
     if paths.hsm_module.is_file() {
@@ -618,13 +628,23 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, withhold_restricted: bool) -> Result<ExitCode> {
+fn export_evidence(
+    case: &str,
+    data: &Path,
+    root: &Path,
+    out: Option<&Path>,
+    withhold_restricted: bool,
+    device_rule: Option<carimbo::signing::DeviceRule>,
+) -> Result<ExitCode> {
     use carimbo::cases::CaseService;
     use carimbo::evidence::PkiMaterial;
     use carimbo::signing::ServiceSeal;
     use carimbo::store::{SledStore, Store};
     use std::io::Write;
-    let paths = carimbo::http::Paths::from_root(root, data);
+    let mut paths = carimbo::http::Paths::from_root(root, data);
+    if let Some(rule) = device_rule {
+        paths.device_rule = rule;
+    }
     let store_dir = data.join("store");
     if !store_dir.exists() {
         anyhow::bail!("no store in {} (the data directory given to `carimbo serve`)", data.display());
@@ -639,7 +659,7 @@ fn export_evidence(case: &str, data: &Path, root: &Path, out: Option<&Path>, wit
         anyhow::bail!("the definitions have {} problem(s); run `carimbo check forms workflows`", report.problems.len());
     }
     let service = CaseService::new(store, report.catalog, directory)?;
-    let mut pki = PkiMaterial::from_seeds(&paths.seeds)?;
+    let mut pki = PkiMaterial::from_seeds(&paths.seeds)?.with_device_rule(paths.device_rule);
     // The server's kept trust list (with every change its administrators made), when there is one.
     if let Ok(text) = std::fs::read_to_string(data.join(carimbo::pki::trust::TRUST_LIST_FILE)) {
         pki = pki.with_trust_list(text);
@@ -821,4 +841,9 @@ fn run_tsa(addr: std::net::SocketAddr, key: &Path, cert: &Path, policy: &str, da
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The value of a `--device-rule` flag.
+fn device_rule_arg(text: &str) -> anyhow::Result<carimbo::signing::DeviceRule> {
+    carimbo::signing::DeviceRule::parse(text).ok_or_else(|| anyhow::anyhow!("--device-rule is `enforced` or `relaxed-for-demo`, not {text:?}"))
 }

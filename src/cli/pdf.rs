@@ -86,7 +86,7 @@ fn bundle_from_store(args: &PdfArgs, case: &str) -> Result<(EvidenceBundle, Dire
         bail!("the definitions have {} problem(s); run `carimbo check forms workflows`", report.problems.len());
     }
     let service = CaseService::new(store, report.catalog, directory.clone())?;
-    let mut pki = PkiMaterial::from_seeds(&paths.seeds)?;
+    let mut pki = PkiMaterial::from_seeds(&paths.seeds)?.with_device_rule(paths.device_rule);
     if let Ok(text) = std::fs::read_to_string(args.data.join(crate::pki::trust::TRUST_LIST_FILE)) {
         pki = pki.with_trust_list(text);
     }

@@ -91,3 +91,25 @@ pub fn add_demo_tsa(out: &Path, trust_out: &Path, at: DateTime<Utc>) -> Result<S
     write_files(&files, out, trust_out)?;
     Ok(id)
 }
+
+/// Issues the certificates of the people of `people` again, for the keys already in
+/// `pki/people/<id>.key.pem`, from the CAs already in `pki/ca/`; returns how many.
+pub fn reissue_people(people: &[DemoPerson], pki: &Path) -> Result<usize, PkiError> {
+    let qualified_key_pem = read_text(&pki.join("ca/qualified-ca.key.pem"))?;
+    let qualified_cert_pem = read_text(&pki.join("ca/qualified-ca.pem"))?;
+    let advanced_key_pem = read_text(&pki.join("ca/advanced-ca.key.pem"))?;
+    let advanced_cert_pem = read_text(&pki.join("ca/advanced-ca.pem"))?;
+    let cas = demo::PeopleCaFiles {
+        qualified_key_pem: &qualified_key_pem,
+        qualified_cert_pem: &qualified_cert_pem,
+        advanced_key_pem: &advanced_key_pem,
+        advanced_cert_pem: &advanced_cert_pem,
+    };
+    let mut keys = std::collections::BTreeMap::new();
+    for person in people {
+        keys.insert(person.id.clone(), read_text(&pki.join(format!("people/{}.key.pem", person.id)))?);
+    }
+    let files = demo::reissue_people(people, |id| keys.get(id).cloned(), &cas)?;
+    write_files(&files, pki, pki)?;
+    Ok(files.len())
+}

@@ -72,6 +72,10 @@ pub enum PkiCommand {
     /// Add the demo time-stamp authority (key, certificate issued by the demo root, trust-list
     /// entry) to an existing demo PKI, leaving everything else as it is.
     DemoTsa(PkiDemoArgs),
+    /// Issue every demo person's certificate again for the key they already have, from the
+    /// existing CAs (a qualified one with QcCompliance, never QcSSCD: the keys are files);
+    /// keys, CAs, CRLs and the trust list stay as they are.
+    DemoPeople(PkiDemoArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -213,6 +217,19 @@ pub fn pki(command: &PkiCommand) -> i32 {
                         summary.crls,
                         trust_out.display()
                     );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            }
+        }
+        PkiCommand::DemoPeople(args) => {
+            let people_path = args.people.clone().unwrap_or_else(|| args.out.join("people.json"));
+            match super::pki_demo::read_people(&people_path).and_then(|people| super::pki_demo::reissue_people(&people, &args.out)) {
+                Ok(n) => {
+                    println!("{n} people's certificates issued again in {} for their existing keys", args.out.join("people").display());
                     0
                 }
                 Err(e) => {

@@ -128,9 +128,9 @@ fn failed(file: &str, r: &VerificationReport) -> FailedBundle {
 
 /// Verifies every bundle of `files` on `threads` threads; `progress` is told of each finished
 /// one (the count so far).
-pub fn verify_files(files: &[PathBuf], pins: &[String], threads: usize, progress: &(dyn Fn(usize) + Sync)) -> ArchiveSummary {
+pub fn verify_files(files: &[PathBuf], judging: &Judging<'_>, threads: usize, progress: &(dyn Fn(usize) + Sync)) -> ArchiveSummary {
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    let cfg = VerifyConfig { pins: pins.to_vec(), now: Utc::now(), cache: Some(Arc::new(VerifyCache::default())) };
+    let cfg = VerifyConfig { pins: judging.pins.to_vec(), now: Utc::now(), cache: Some(Arc::new(VerifyCache::default())), device_rule: judging.device_rule };
     let summary = Mutex::new(ArchiveSummary { bundles: files.len(), threads, ..ArchiveSummary::default() });
     let count = std::sync::atomic::AtomicUsize::new(0);
     let started = Instant::now();
@@ -148,9 +148,16 @@ pub fn verify_files(files: &[PathBuf], pins: &[String], threads: usize, progress
     s
 }
 
-/// `carimbo verify PATH… [--json] [--pin H…] [--jobs N]`. One file: its full report. More, or a
+/// What the auditor judges bundles with beyond the bundles themselves: pinned fingerprints,
+/// and a device rule over the one each bundle records.
+pub struct Judging<'a> {
+    pub pins: &'a [String],
+    pub device_rule: Option<crate::signing::DeviceRule>,
+}
+
+/// `carimbo verify PATH… [--json] [--pin H…] [--jobs N] [--device-rule R]`. One file: its full report. More, or a
 /// folder: the archive summary. Exit 0 only if every bundle passed; 2 when nothing could be read.
-pub fn run(paths: &[PathBuf], json: bool, pins: &[String], jobs: Option<usize>, emit: &dyn Fn(&str) -> Result<()>) -> Result<ExitCode> {
+pub fn run(paths: &[PathBuf], json: bool, judging: &Judging<'_>, jobs: Option<usize>, emit: &dyn Fn(&str) -> Result<()>) -> Result<ExitCode> {
     let single = paths.len() == 1 && std::fs::metadata(&paths[0]).is_ok_and(|m| m.is_file());
     if single {
         let bytes = match std::fs::read(&paths[0]) {
@@ -160,7 +167,7 @@ pub fn run(paths: &[PathBuf], json: bool, pins: &[String], jobs: Option<usize>, 
                 return Ok(ExitCode::from(2));
             }
         };
-        let report = verify_with(&bytes, &VerifyConfig { pins: pins.to_vec(), now: Utc::now(), cache: None });
+        let report = verify_with(&bytes, &VerifyConfig { pins: judging.pins.to_vec(), now: Utc::now(), cache: None, device_rule: judging.device_rule });
         if json {
             emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
         } else {
@@ -185,7 +192,7 @@ pub fn run(paths: &[PathBuf], json: bool, pins: &[String], jobs: Option<usize>, 
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} bundles, {per_sec}, {eta} left")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let summary = verify_files(&files, pins, threads, &|n| bar.set_position(n as u64));
+    let summary = verify_files(&files, judging, threads, &|n| bar.set_position(n as u64));
     bar.finish_and_clear();
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;

@@ -72,7 +72,7 @@ pub(crate) fn definitions_key(d: &BundleDefinitions) -> [u8; 32] {
 
 /// The key of a bundle's validation material and the auditor's pins (file hashes checked
 /// first, as for `definitions_key`).
-pub(crate) fn pki_key(p: &BundlePki, pins: &[String], now: chrono::DateTime<chrono::Utc>) -> [u8; 32] {
+pub(crate) fn pki_key(p: &BundlePki, pins: &[String], rule: crate::signing::DeviceRule, now: chrono::DateTime<chrono::Utc>) -> [u8; 32] {
     // The history is judged up to `now` (entries dated after it are refused): part of the key.
     let now = now.to_rfc3339();
     let mut parts: Vec<&[u8]> = vec![p.trust_list.name.as_bytes(), p.trust_list.sha256.as_bytes(), b"crls"];
@@ -81,7 +81,7 @@ pub(crate) fn pki_key(p: &BundlePki, pins: &[String], now: chrono::DateTime<chro
     }
     parts.extend([b"service".as_slice(), p.service_certificate.name.as_bytes(), p.service_certificate.sha256.as_bytes(), b"pins"]);
     parts.extend(pins.iter().map(|s| s.as_bytes()));
-    parts.extend([b"now".as_slice(), now.as_bytes()]);
+    parts.extend([b"now".as_slice(), now.as_bytes(), b"device-rule", rule.as_str().as_bytes()]);
     key(&parts)
 }
 

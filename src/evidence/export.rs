@@ -21,6 +21,8 @@ pub struct PkiMaterial {
     pub trust_list: TextFile,
     pub crls: Vec<BinaryFile>,
     pub service_certificate: TextFile,
+    /// The device rule the server's verifier applies, recorded in each bundle.
+    pub device_rule: crate::signing::DeviceRule,
 }
 
 fn material_error(path: &Path, e: impl std::fmt::Display) -> EvidenceError {
@@ -62,12 +64,18 @@ impl PkiMaterial {
         }
         let service_name = service_cert.file_name().and_then(|n| n.to_str()).unwrap_or("service.pem").to_string();
         let service_certificate = text_file(service_cert, &service_name)?;
-        Ok(PkiMaterial { trust_list, crls, service_certificate })
+        Ok(PkiMaterial { trust_list, crls, service_certificate, device_rule: crate::signing::DeviceRule::Enforced })
     }
 
     /// The same material with another trust-list document (the server's kept history).
     pub fn with_trust_list(mut self, text: String) -> PkiMaterial {
         self.trust_list = TextFile { name: TRUST_LIST_FILE.to_string(), sha256: sha256_hex(text.as_bytes()), text };
+        self
+    }
+
+    /// The same material, recording the device rule the server judges signatures with.
+    pub fn with_device_rule(mut self, rule: crate::signing::DeviceRule) -> PkiMaterial {
+        self.device_rule = rule;
         self
     }
 }
@@ -158,6 +166,7 @@ pub fn export(
         definitions: BundleDefinitions { form, workflow, reference },
         events,
         withheld: withheld.into_iter().collect(),
+        device_rule: Some(pki.device_rule),
         pki: BundlePki { trust_list: pki.trust_list.clone(), crls: pki.crls.clone(), service_certificate: pki.service_certificate.clone() },
         seal: BundleSeal {
             payload: SealPayload {

@@ -70,6 +70,11 @@ pub struct EvidenceBundle {
     /// The restricted fields whose values this bundle leaves out (their commitments remain).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<String>,
+    /// The device rule the server judged its signatures' levels with (`enforced`, or
+    /// `relaxed-for-demo` on a demo without an HSM); absent in bundles made before it was
+    /// recorded, which the verifier reads as `enforced`, as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_rule: Option<crate::signing::DeviceRule>,
     pub pki: BundlePki,
     /// The service's seal over everything above.
     pub seal: BundleSeal,

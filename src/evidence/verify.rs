@@ -12,7 +12,7 @@ use crate::forms::commitment::CommitmentError;
 use crate::pki::cert::{CertFacts, parse_pem_certificates};
 use crate::pki::history::{HistoryError, ServiceType, TrustHistory, parse_utc_z};
 use crate::pki::{CertificateValidator, CrlSet, ValidationPolicy, ValidationReport};
-use crate::signing::{FormRef, SignatureVerifier, SigningPayload, VerifyOptions, data_hash, verify_act};
+use crate::signing::{DeviceRule, FormRef, SignatureVerifier, SigningPayload, VerifyOptions, data_hash, verify_act};
 use crate::workflow::replay::{Demand, RouteCheck, RouteViolation};
 use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinition};
 use base64::Engine as _;
@@ -37,6 +37,22 @@ pub struct VerifyConfig {
     /// Shared between the bundles of one run (`evidence::archive`): definitions and validation
     /// material computed once for every bundle that carries the same bytes.
     pub cache: Option<Arc<super::archive::VerifyCache>>,
+    /// The auditor's device rule (`carimbo verify --device-rule`), over the one the bundle
+    /// records; neither: `enforced`.
+    pub device_rule: Option<DeviceRule>,
+}
+
+/// The device rule a bundle's signatures are judged with, and the report's note saying whence.
+fn device_rule_of(bundle: &EvidenceBundle, cfg: &VerifyConfig) -> (DeviceRule, String) {
+    match (cfg.device_rule, bundle.device_rule) {
+        (Some(rule), _) => (rule, format!("device rule: {}, as the verifier was told (the bundle records {})", rule.as_str(), bundle.device_rule.map_or("none", DeviceRule::as_str))),
+        (None, Some(DeviceRule::RelaxedForDemo)) => (
+            DeviceRule::RelaxedForDemo,
+            "device rule relaxed for the demo, as the server that exported the bundle judged its signatures: a qualified certificate without QcSSCD (a key file) counted as qualified".to_string(),
+        ),
+        (None, Some(rule)) => (rule, format!("device rule: {}, as the server that exported the bundle judged its signatures", rule.as_str())),
+        (None, None) => (DeviceRule::Enforced, "device rule: enforced (the bundle records none)".to_string()),
+    }
 }
 
 /// The first place that did not verify.
@@ -285,7 +301,7 @@ const NOTES: [&str; 2] = [
 
 /// Verifies a bundle with no pins, at `now`.
 pub fn verify(bundle: &[u8], now: DateTime<Utc>) -> VerificationReport {
-    verify_with(bundle, &VerifyConfig { pins: Vec::new(), now, cache: None })
+    verify_with(bundle, &VerifyConfig { pins: Vec::new(), now, cache: None, device_rule: None })
 }
 
 /// Verifies a bundle fully offline: no server, no network, no store.
@@ -388,7 +404,9 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // 4. Definitions.
     let workflow = cached_definitions(&bundle, cfg, out)?;
     // 5. Validation material.
-    let loaded = cached_pki(&bundle, &crl_bytes, cfg, now, out)?;
+    let (rule, rule_note) = device_rule_of(&bundle, cfg);
+    out.notes.push(rule_note);
+    let loaded = cached_pki(&bundle, &crl_bytes, cfg, rule, now, out)?;
     let pki = &loaded.pki;
     let ctx = Context { bundle: &bundle, workflow: &workflow, verifier: &pki.verifier, pki, now };
     // 6. Hash chain.
@@ -645,16 +663,17 @@ fn cached_pki(
     b: &EvidenceBundle,
     crl_bytes: &[Vec<u8>],
     cfg: &VerifyConfig,
+    rule: DeviceRule,
     now: DateTime<Utc>,
     out: &mut VerificationReport,
 ) -> Check<Arc<super::archive::LoadedPki>> {
-    let k = super::archive::pki_key(&b.pki, &cfg.pins, now);
+    let k = super::archive::pki_key(&b.pki, &cfg.pins, rule, now);
     if let Some(hit) = cfg.cache.as_ref().and_then(|c| c.pki(&k)) {
         out.trust.extend(hit.trust.iter().cloned());
         return Ok(hit);
     }
     let before = out.trust.len();
-    let pki = load_pki(b, crl_bytes, cfg, now, out)?;
+    let pki = load_pki(b, crl_bytes, cfg, rule, now, out)?;
     let loaded = Arc::new(super::archive::LoadedPki { pki, trust: out.trust[before..].to_vec() });
     if let Some(cache) = &cfg.cache {
         cache.keep_pki(k, loaded.clone());
@@ -665,7 +684,7 @@ fn cached_pki(
 /// Builds the signature verifier from the bundle's trust-list history, CRLs and service
 /// certificate. The history is verified whole (every entry signed by the operator, in order),
 /// and the service certificate must be one the history names as a service seal.
-fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: DateTime<Utc>, out: &mut VerificationReport) -> Check<Pki> {
+fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, rule: DeviceRule, now: DateTime<Utc>, out: &mut VerificationReport) -> Check<Pki> {
     let p = &b.pki;
     let history = TrustHistory::from_slice(p.trust_list.text.as_bytes(), now).map_err(|e: HistoryError| {
         Finding::new(E_TRUST_HISTORY, "pki", "/pki/trust_list/text", format!("the trust list's history does not verify: {e}")).file(&p.trust_list.name)
@@ -712,7 +731,9 @@ fn load_pki(b: &EvidenceBundle, crl_bytes: &[Vec<u8>], cfg: &VerifyConfig, now: 
         .file(&svc.name));
     }
     let service_seal = certs[0].clone();
-    let verifier = SignatureVerifier::new(CertificateValidator::new(trust, crls, ValidationPolicy::document_signing())).with_service_seal(&certs[0]);
+    let verifier = SignatureVerifier::new(CertificateValidator::new(trust, crls, ValidationPolicy::document_signing()))
+        .with_service_seal(&certs[0])
+        .with_device_rule(rule);
     Ok(Pki { verifier, history, service_seal })
 }
 

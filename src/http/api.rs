@@ -474,7 +474,10 @@ pub async fn evidence(State(state): Shared, caller: Caller, Path(id): Path<Strin
         // A reader without a restricted field's role gets its commitment only: the bundle
         // still verifies, and says which fields it withholds.
         let sight = st.sight(&caller, &case);
-        let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds).map_err(evidence_error)?.with_trust_list(st.trust.document_text());
+        let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds)
+            .map_err(evidence_error)?
+            .with_trust_list(st.trust.document_text())
+            .with_device_rule(st.paths.device_rule);
         // With time-stamping on, the bundle gets its first archive time-stamp (B-LTA).
         let bundle = crate::evidence::export_archived(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, Utc::now(), &st.stamping, &st.verifier())
             .map_err(evidence_error)?;

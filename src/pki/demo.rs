@@ -225,6 +225,14 @@ fn ed25519_key() -> Result<DemoKeyPair, PkiError> {
     Ok(DemoKeyPair { key, pem })
 }
 
+fn person_key_algorithm(kind: DemoKey) -> &'static SignatureAlgorithm {
+    match kind {
+        DemoKey::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        DemoKey::Ed25519 => &rcgen::PKCS_ED25519,
+        DemoKey::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
+    }
+}
+
 fn person_key(kind: DemoKey) -> Result<DemoKeyPair, PkiError> {
     match kind {
         DemoKey::P256 => ec_key(&rcgen::PKCS_ECDSA_P256_SHA256),
@@ -615,26 +623,67 @@ pub fn generate(people: &[DemoPerson]) -> Result<DemoPki, PkiError> {
 
 /// One certificate per person; the chain file holds the leaf then its issuing CA.
 fn issue_people(out: &mut DemoPki, people: &[DemoPerson], cas: &DemoCas<'_>) -> Result<(), PkiError> {
+    let issuers = PeopleIssuers { qca: (&cas.qca, &cas.qca_pem), aca: (&cas.aca, &cas.aca_pem) };
     for (i, person) in people.iter().enumerate() {
         let key = person_key(person.key)?;
-        let qualified = person.issuer == DemoIssuer::QualifiedCa;
-        let spec = LeafSpec {
-            cn: format!("{} {}", person.name.zh, person.name.pt.to_uppercase()).trim().to_string(),
-            ou: person.department.as_deref(),
-            person_id: &person.id,
-            serial: 0x1000 + i as u64,
-            from: GOOD_FROM,
-            to: GOOD_TO,
-            qualified,
-            key_usages: None,
-        };
-        let (issuer, ca_pem) = if qualified { (&cas.qca, &cas.qca_pem) } else { (&cas.aca, &cas.aca_pem) };
-        let cert = leaf_params(&spec).signed_by(&key.key, issuer).map_err(gen_err)?;
-        out.pki(format!("people/{}.pem", person.id), format!("{}{}", cert.pem(), ca_pem));
+        out.pki(format!("people/{}.pem", person.id), person_certificate(person, i, &key.key, &issuers)?);
         out.pki(format!("people/{}.key.pem", person.id), &key.pem);
         out.summary.people += 1;
     }
     Ok(())
+}
+
+/// The two CAs that issue people's certificates, each with its certificate (PEM).
+struct PeopleIssuers<'a> {
+    qca: (&'a Issuer<'a, &'a KeyPair>, &'a str),
+    aca: (&'a Issuer<'a, &'a KeyPair>, &'a str),
+}
+
+/// The certificate (then its CA) of the `index`-th person for `key`: serial, names and dates are
+/// fixed, so issuing it again for the same key gives the same certificate but for its signature.
+/// A qualified one carries QcCompliance and never QcSSCD: a key file is not on a device.
+fn person_certificate(person: &DemoPerson, index: usize, key: &KeyPair, issuers: &PeopleIssuers<'_>) -> Result<String, PkiError> {
+    let qualified = person.issuer == DemoIssuer::QualifiedCa;
+    let spec = LeafSpec {
+        cn: format!("{} {}", person.name.zh, person.name.pt.to_uppercase()).trim().to_string(),
+        ou: person.department.as_deref(),
+        person_id: &person.id,
+        serial: 0x1000 + index as u64,
+        from: GOOD_FROM,
+        to: GOOD_TO,
+        qualified,
+        key_usages: None,
+    };
+    let (issuer, ca_pem) = if qualified { issuers.qca } else { issuers.aca };
+    let cert = leaf_params(&spec).signed_by(key, issuer).map_err(gen_err)?;
+    Ok(format!("{}{}", cert.pem(), ca_pem))
+}
+
+/// The keys and certificates of the two demo CAs that issue people's certificates (PEM).
+pub struct PeopleCaFiles<'a> {
+    pub qualified_key_pem: &'a str,
+    pub qualified_cert_pem: &'a str,
+    pub advanced_key_pem: &'a str,
+    pub advanced_cert_pem: &'a str,
+}
+
+/// Issues every person's certificate again for the key they already have (`key_pem` of a
+/// person's id), from the existing CAs: `people/<id>.pem` files only, keys, CAs, CRLs and the
+/// trust list untouched (`carimbo pki demo-people`). This is how certificates made before a
+/// profile change (QcSSCD on key files) are brought up to the profile without new keys.
+pub fn reissue_people(people: &[DemoPerson], key_pem: impl Fn(&str) -> Option<String>, cas: &PeopleCaFiles<'_>) -> Result<Vec<DemoFile>, PkiError> {
+    let qca_key = KeyPair::from_pem(cas.qualified_key_pem).map_err(gen_err)?;
+    let aca_key = KeyPair::from_pem(cas.advanced_key_pem).map_err(gen_err)?;
+    let qca = Issuer::new(ca_params("Carimbo Demo Qualified CA", 2, (2025, 1, 1), (2055, 12, 31)), &qca_key);
+    let aca = Issuer::new(ca_params("Carimbo Demo Advanced CA", 3, (2025, 1, 1), (2055, 12, 31)), &aca_key);
+    let issuers = PeopleIssuers { qca: (&qca, cas.qualified_cert_pem), aca: (&aca, cas.advanced_cert_pem) };
+    let mut out = DemoPki::default();
+    for (i, person) in people.iter().enumerate() {
+        let pem = key_pem(&person.id).ok_or_else(|| gen_err(format!("no key file for {}", person.id)))?;
+        let key = KeyPair::from_pkcs8_pem_and_sign_algo(&pem, person_key_algorithm(person.key)).map_err(gen_err)?;
+        out.pki(format!("people/{}.pem", person.id), person_certificate(person, i, &key, &issuers)?);
+    }
+    Ok(out.files)
 }
 
 /// The service seal used for `simple` acts, issued by the advanced CA.

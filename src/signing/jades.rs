@@ -357,6 +357,11 @@ impl DeviceRule {
             DeviceRule::RelaxedForDemo => "relaxed-for-demo",
         }
     }
+
+    /// The rule `as_str` names (`--device-rule` of `serve` and `verify`).
+    pub fn parse(text: &str) -> Option<DeviceRule> {
+        [DeviceRule::Enforced, DeviceRule::RelaxedForDemo].into_iter().find(|r| r.as_str() == text)
+    }
 }
 
 /// The sentence a report carries when the device rule was relaxed for a signature.

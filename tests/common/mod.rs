@@ -12,6 +12,21 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The data of a shipped form's first valid example.
+pub fn example(form: &str) -> serde_json::Value {
+    read_json(&repo().join(format!("forms/{form}.json")))["examples"]["valid"][0]["data"].clone()
+}
+
+/// The server's layout of the checkout `root` with data in `data`, the device rule relaxed for
+/// the demo: the seeded people sign with key files, and route tests complete `qualified` steps
+/// with them whether or not SoftHSM2 is installed here. The tests of the rule itself set
+/// `DeviceRule::Enforced` (`TestServer::start_enforced_with`).
+pub fn demo_paths(root: &std::path::Path, data: &std::path::Path) -> carimbo::http::Paths {
+    let mut paths = carimbo::http::Paths::from_root(root, data);
+    paths.device_rule = carimbo::signing::DeviceRule::RelaxedForDemo;
+    paths
+}
+
 /// The shipped forms and reference data, loaded as `carimbo check forms workflows` does.
 pub fn shipped() -> LoadReport {
     Catalog::load_paths(&[repo().join("forms"), repo().join("workflows")])
@@ -79,8 +94,13 @@ pub fn pki(rel: &str) -> PathBuf {
     repo().join("seeds/pki").join(rel)
 }
 
+/// The demo's verifier: the seeded people's keys are files (their qualified certificates carry
+/// no QcSSCD), so it judges with the device rule relaxed for the demo, as a server without an
+/// HSM does. The rule itself is tested in `hsm_signing`.
 pub fn verifier() -> SignatureVerifier {
-    load_verifier(&repo().join("seeds/trust"), &pki("crl"), Some(&pki("service/service.pem"))).expect("demo trust list and CRLs load")
+    load_verifier(&repo().join("seeds/trust"), &pki("crl"), Some(&pki("service/service.pem")))
+        .expect("demo trust list and CRLs load")
+        .with_device_rule(carimbo::signing::DeviceRule::RelaxedForDemo)
 }
 
 /// A signer from `seeds/pki/<dir>/<name>.pem` and `.key.pem`.

@@ -9,6 +9,7 @@
 
 use super::{person, repo};
 use carimbo::http::{AppState, DEMO_PASSWORD, Paths};
+use carimbo::signing::DeviceRule;
 use chrono::{Datelike, Duration, NaiveDate, Utc, Weekday};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -45,10 +46,22 @@ impl TestServer {
         Self::start_with(|_| {})
     }
 
-    /// Starts the server after `configure` has set what `carimbo serve`'s flags would.
+    /// Starts the server after `configure` has set what `carimbo serve`'s flags would, the
+    /// device rule relaxed for the demo (`common::demo_paths`).
     pub fn start_with(configure: impl FnOnce(&mut AppState)) -> TestServer {
+        Self::start_with_rule(DeviceRule::RelaxedForDemo, configure)
+    }
+
+    /// As `start_with`, the device rule enforced: `qualified` needs a key on a qualified device.
+    pub fn start_enforced_with(configure: impl FnOnce(&mut AppState)) -> TestServer {
+        Self::start_with_rule(DeviceRule::Enforced, configure)
+    }
+
+    fn start_with_rule(rule: DeviceRule, configure: impl FnOnce(&mut AppState)) -> TestServer {
         let data = tempfile::tempdir().expect("a temporary data directory");
-        let mut state = AppState::open(Paths::from_root(&repo(), data.path())).expect("the server state opens");
+        let mut paths = Paths::from_root(&repo(), data.path());
+        paths.device_rule = rule;
+        let mut state = AppState::open(paths).expect("the server state opens");
         configure(&mut state);
         Self::serve(Arc::new(state), data)
     }

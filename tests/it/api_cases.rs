@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 
 const LEAVE: &str = "absence-and-annual-leave";
 
-fn example(form: &str) -> Value {
-    common::read_json(&common::repo().join(format!("forms/{form}.json")))["examples"]["valid"][0]["data"].clone()
-}
+use common::example;
 
 fn status_of(r: &Reply) -> &str {
     r.body["case"]["status"].as_str().unwrap_or_default()

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use carimbo::http::{AppState, Paths};
+use carimbo::http::AppState;
 use carimbo::outbox::WebhookConfig;
 use common::server::{Client, Reply, TestServer};
 use serde_json::{Value, json};
@@ -200,7 +200,7 @@ fn server_with(payroll: &Receiver, records: &Receiver) -> (TestServer, Arc<std::
     });
     let file = data.path().join("webhooks.json");
     std::fs::write(&file, config.to_string()).unwrap();
-    let mut state = AppState::open(Paths::from_root(&common::repo(), data.path())).unwrap();
+    let mut state = AppState::open(common::demo_paths(&common::repo(), data.path())).unwrap();
     let (_thread, stop) = state.start_webhooks(WebhookConfig::load(&file).unwrap(), Duration::from_millis(50));
     (TestServer::serve(Arc::new(state), data), stop)
 }

@@ -269,7 +269,7 @@ fn a_clear_text_secret_from_an_older_accounts_file_is_encrypted_at_start_and_kee
             std::fs::set_permissions(&files.accounts, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
     }
-    let state = Arc::new(AppState::open(Paths::from_root(&common::repo(), data.path())).expect("the older file opens"));
+    let state = Arc::new(AppState::open(common::demo_paths(&common::repo(), data.path())).expect("the older file opens"));
     let text = std::fs::read_to_string(data.path().join("accounts.json")).unwrap();
     assert!(!text.contains(legacy), "re-written encrypted");
     #[cfg(unix)]
@@ -291,7 +291,7 @@ fn a_missing_or_wrong_totp_key_is_a_clear_error_at_start() {
         accounts.begin_totp("p028", None, Utc::now()).unwrap();
         accounts.confirm_totp("p028", &accounts.current_totp_for_tests("p028", Utc::now()).unwrap(), Utc::now()).unwrap();
     }
-    let paths = || Paths::from_root(&common::repo(), data.path());
+    let paths = || common::demo_paths(&common::repo(), data.path());
     // One store for every attempt (sled lets one handle at a time hold it).
     let store: Arc<dyn carimbo::store::Store> = Arc::new(carimbo::store::SledStore::open(data.path().join("store")).unwrap());
     let start = |paths: Paths| AppState::with_store(paths, store.clone());

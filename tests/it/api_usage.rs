@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use carimbo::http::{AppState, Paths};
+use carimbo::http::AppState;
 use common::server::{Client, Reply, TestServer, leave};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ const SCRAPE_TOKEN: &str = "prometheus-scrape-token-0123456789abcdef";
 /// The server, with a scrape token for Prometheus.
 fn start() -> TestServer {
     let data = tempfile::tempdir().expect("a temporary data directory");
-    let mut state = AppState::open(Paths::from_root(&common::repo(), data.path())).expect("the server state opens");
+    let mut state = AppState::open(common::demo_paths(&common::repo(), data.path())).expect("the server state opens");
     state.set_scrape_token(SCRAPE_TOKEN).expect("a long enough token");
     TestServer::serve(Arc::new(state), data)
 }

@@ -118,9 +118,9 @@ fn pinned_certificates_are_checked() {
         "{:?}",
         report.trust
     );
-    let pinned = verify_with(b, &VerifyConfig { pins: anchors.clone(), now: chrono::Utc::now(), cache: None });
+    let pinned = verify_with(b, &VerifyConfig { pins: anchors.clone(), now: chrono::Utc::now(), cache: None, device_rule: None });
     assert!(pinned.passed && pinned.pinned, "{}", pinned.to_text());
-    let wrong = verify_with(b, &VerifyConfig { pins: vec!["00".repeat(32)], now: chrono::Utc::now(), cache: None });
+    let wrong = verify_with(b, &VerifyConfig { pins: vec!["00".repeat(32)], now: chrono::Utc::now(), cache: None, device_rule: None });
     let f = failed(&wrong);
     assert_eq!((f.check, f.pointer.as_str()), ("pin", "/pki/trust_list"));
 }

@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode, header};
 fn verify(b: &[u8]) -> carimbo::evidence::VerificationReport {
     carimbo::evidence::verify(b, chrono::Utc::now())
 }
-use carimbo::http::{AppState, Paths, router};
+use carimbo::http::{AppState, router};
 use carimbo::store::{SledStore, Store};
 use chrono::{Duration, Utc};
 use evidence_case::{Harness, oath_case, repo};
@@ -31,7 +31,7 @@ async fn get(state: &Arc<AppState>, person: &str, path: &str) -> (StatusCode, Ve
 async fn parties_and_auditors_download_a_bundle_that_verifies_and_others_do_not_see_it() {
     let tmp = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(tmp.path().join("store")).unwrap());
-    let state = Arc::new(AppState::with_store(Paths::from_root(&repo(), tmp.path()), store).unwrap());
+    let state = Arc::new(AppState::with_store(crate::common::demo_paths(&repo(), tmp.path()), store).unwrap());
     let h = Harness::with_service(state.cases.clone(), None);
     let id = tokio::task::block_in_place(|| oath_case(&h));
     let path = format!("/api/v1/cases/{id}/evidence");
@@ -81,10 +81,26 @@ fn export_evidence_and_verify_commands() {
     };
     let bin = env!("CARGO_BIN_EXE_carimbo");
     let out = tmp.path().join("bundle.json");
-    let run = Command::new(bin).args(["export-evidence", &id, "--data"]).arg(tmp.path()).arg("--root").arg(repo()).arg("--out").arg(&out).output().unwrap();
+    // The harness's acts were judged as a demo without an HSM judges them (key files on
+    // qualified steps), and the bundle says so.
+    let run = Command::new(bin)
+        .args(["export-evidence", &id, "--device-rule", "relaxed-for-demo", "--data"])
+        .arg(tmp.path())
+        .arg("--root")
+        .arg(repo())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     // Without --out the same bundle goes to standard output.
-    let stdout = Command::new(bin).args(["export-evidence", &id, "--data"]).arg(tmp.path()).arg("--root").arg(repo()).output().unwrap();
+    let stdout = Command::new(bin)
+        .args(["export-evidence", &id, "--device-rule", "relaxed-for-demo", "--data"])
+        .arg(tmp.path())
+        .arg("--root")
+        .arg(repo())
+        .output()
+        .unwrap();
     assert!(stdout.status.success());
     assert!(verify(&stdout.stdout).passed);
 
@@ -96,6 +112,18 @@ fn export_evidence_and_verify_commands() {
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["passed"], true);
     assert_eq!(report["signatures"].as_array().unwrap().len(), 3);
+    assert!(text.contains("device rule relaxed for the demo"), "the report says which device rule it judged with: {text}");
+
+    // The auditor may judge with the law's rule instead: the key-file signatures on the
+    // qualified steps are then advanced, below what the steps demand.
+    let strict = Command::new(bin).args(["verify", "--device-rule", "enforced"]).arg(&out).output().unwrap();
+    let strict_text = String::from_utf8_lossy(&strict.stdout);
+    assert_eq!(strict.status.code(), Some(1), "{strict_text}");
+    assert!(strict_text.contains("device rule: enforced, as the verifier was told (the bundle records relaxed-for-demo)"), "{strict_text}");
+    assert!(strict_text.contains("verifies as advanced"), "{strict_text}");
+    let wrong = Command::new(bin).args(["verify", "--device-rule", "lenient"]).arg(&out).output().unwrap();
+    assert_ne!(wrong.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("--device-rule is `enforced` or `relaxed-for-demo`"), "{}", String::from_utf8_lossy(&wrong.stderr));
 
     // A reader that stops early (`| head`) closes the pipe: the verdict stands, no panic.
     let mut early =
@@ -146,7 +174,7 @@ async fn post(state: &Arc<AppState>, person: &str, path: &str, body: serde_json:
 async fn the_archive_job_keeps_closed_cases_as_b_lta_bundles_and_restamps_them_when_due() {
     let tmp = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(tmp.path().join("store")).unwrap());
-    let state = Arc::new(AppState::with_store(Paths::from_root(&repo(), tmp.path()), store).unwrap());
+    let state = Arc::new(AppState::with_store(crate::common::demo_paths(&repo(), tmp.path()), store).unwrap());
     let h = Harness::with_service(state.cases.clone(), None).with_demo_tsa();
     let id = tokio::task::block_in_place(|| oath_case(&h));
     let open = tokio::task::block_in_place(|| h.submit("p005", "absence-and-annual-leave", &evidence_case::leave("open"), "archive-open"));

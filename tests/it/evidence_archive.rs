@@ -54,14 +54,14 @@ fn each_bundle_of_an_archive_gets_the_result_it_gets_alone_whatever_the_cache_ho
     let bundles = archive();
     let names: Vec<String> = bundles.iter().map(|(n, _)| n.clone()).collect();
     let now = chrono::Utc::now();
-    let alone: Vec<_> = bundles.iter().map(|(_, b)| verify_with(b, &VerifyConfig { pins: vec![], now, cache: None })).collect();
+    let alone: Vec<_> = bundles.iter().map(|(_, b)| verify_with(b, &VerifyConfig { pins: vec![], now, cache: None, device_rule: None })).collect();
     assert!(alone[0].passed && alone[1].passed && alone[5].passed, "the good bundles pass");
     assert!(alone[2..5].iter().chain([&alone[6]]).all(|r| !r.passed), "the tampered ones do not");
     // Twice over the same cache, on two threads: the second round meets a warm cache.
     let cache = Arc::new(VerifyCache::default());
     for round in 0..2 {
         let got = Mutex::new(vec![None; bundles.len()]);
-        let cfg = VerifyConfig { pins: vec![], now, cache: Some(cache.clone()) };
+        let cfg = VerifyConfig { pins: vec![], now, cache: Some(cache.clone()), device_rule: None };
         let load = |name: &str| Ok(bundles.iter().find(|(n, _)| n == name).unwrap().1.clone());
         verify_archive(&names, &cfg, 2, load, |i, outcome| {
             let ArchiveOutcome::Verified(r) = outcome else { panic!("{} is readable", names[i]) };

@@ -70,7 +70,7 @@ macro_rules! need_hsm {
 /// token is shared by the binary's tests), generated, issued and published as `carimbo hsm`
 /// does it.
 fn server_with_device_key(hsm: &Hsm, person: &str, label: &str) -> TestServer {
-    let s = TestServer::start_with(|st| st.hsm = Some(HsmProvider::new(hsm.clone(), pin(PIN), &st.paths.data)));
+    let s = TestServer::start_enforced_with(|st| st.hsm = Some(HsmProvider::new(hsm.clone(), pin(PIN), &st.paths.data)));
     carimbo::cli::hsm::keygen(hsm, TOKEN, &pin(PIN), label).expect("the key is generated in the token");
     carimbo::cli::hsm::issue(hsm, TOKEN, &s.state.paths.data, &repo(), person, label, None, Utc::now()).expect("the certificate is issued and published");
     s
@@ -378,4 +378,48 @@ fn a_pin_is_never_read_from_a_file_others_can_read() {
     assert!(carimbo::hsm::read_pin("CARIMBO_TEST_NO_SUCH_PIN", Some(&file)).is_ok(), "an owner-only file is read");
     // Nor, without a file, from anywhere but the environment.
     assert_eq!(carimbo::hsm::read_pin("CARIMBO_TEST_NO_SUCH_PIN", None).unwrap_err().code(), "CARIMBO-E1455");
+}
+
+/// An instrument of appointment waiting for the authority p001 (a key file, a qualified
+/// certificate without QcSSCD) on its `qualified` step.
+fn appointment_waiting_for_the_authority(s: &TestServer) -> String {
+    let data = crate::common::example("appointment-instrument");
+    s.login("p018").submit_ok("appointment-instrument", &data, "appoint-device-rule")
+}
+
+#[test]
+fn a_key_file_on_a_qualified_step_is_refused_when_the_device_rule_is_enforced_and_nothing_changes() {
+    let s = TestServer::start_enforced_with(|_| {});
+    let id = appointment_waiting_for_the_authority(&s);
+    let authority = s.login("p001");
+    let before = authority.case(&id).body["case"].clone();
+
+    let r = authority.act(&id, "authority", "sign");
+    let p = r.problem(422, "CARIMBO-E0500");
+    let report = &p["report"];
+    assert_eq!(report["code"], carimbo::signing::LEVEL_NOT_MET_CODE, "{p}");
+    assert_eq!((report["achieved_level"].as_str(), report["required_level"].as_str()), (Some("advanced"), Some("qualified")), "{p}");
+    let notes = report["notes"].as_array().expect("the notes say why");
+    assert!(
+        notes.iter().any(|n| n.as_str().is_some_and(|n| n.starts_with("not qualified") && n.contains("qualified signature-creation device"))),
+        "the report says the key is not on a qualified device: {p}"
+    );
+    assert_eq!(authority.case(&id).body["case"], before, "nothing was stored");
+}
+
+#[test]
+fn a_key_file_on_a_qualified_step_passes_when_the_device_rule_is_relaxed_and_the_report_says_so() {
+    let s = TestServer::start();
+    let id = appointment_waiting_for_the_authority(&s);
+    let authority = s.login("p001");
+    let r = authority.act(&id, "authority", "sign");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.signature_of(&id, "authority").level, Level::Qualified);
+    let bundle = authority.get(&format!("/api/v1/cases/{id}/evidence"));
+    assert_eq!(bundle.status, 200, "{}", bundle.body);
+    let report = carimbo::evidence::verify(&serde_json::to_vec(&bundle.body).unwrap(), Utc::now());
+    let line = report.signatures.iter().find(|l| l.step == "authority").unwrap_or_else(|| panic!("{}", serde_json::to_string_pretty(&report).unwrap()));
+    assert_eq!(line.achieved, Level::Qualified, "{}", serde_json::to_string_pretty(&report).unwrap());
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(text.contains("device rule relaxed for the demo"), "the report says the rule was relaxed: {text}");
 }

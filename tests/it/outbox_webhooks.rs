@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use carimbo::http::{AppState, Paths};
+use carimbo::http::AppState;
 use carimbo::outbox::WebhookConfig;
 use common::server::{TestServer, leave};
 use ring::hmac;
@@ -121,7 +121,7 @@ fn server_with_webhooks(payroll: &Receiver, archive: &Receiver) -> (TestServer, 
     });
     let file = data.path().join("webhooks.json");
     std::fs::write(&file, config.to_string()).unwrap();
-    let mut state = AppState::open(Paths::from_root(&common::repo(), data.path())).unwrap();
+    let mut state = AppState::open(common::demo_paths(&common::repo(), data.path())).unwrap();
     let (thread, stop) = state.start_webhooks(WebhookConfig::load(&file).unwrap(), Duration::from_millis(50));
     (TestServer::serve(Arc::new(state), data), thread, stop)
 }
@@ -280,7 +280,7 @@ fn messages_reach_a_receiver_that_fails_first_signed_and_once_each_and_dead_lett
 #[test]
 fn carimbo_export_writes_the_period_from_a_stopped_store_and_refuses_bad_arguments() {
     let data = tempfile::tempdir().unwrap();
-    let state = Arc::new(AppState::open(Paths::from_root(&common::repo(), data.path())).unwrap());
+    let state = Arc::new(AppState::open(common::demo_paths(&common::repo(), data.path())).unwrap());
     let s = TestServer::serve(state, tempfile::tempdir().unwrap());
     let done = completed_leave(&s, "done");
     drop(s);

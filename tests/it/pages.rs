@@ -10,7 +10,7 @@ use crate::evidence_case;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use carimbo::http::{AppState, Paths, api::session_lifetime};
+use carimbo::http::{AppState, api::session_lifetime};
 use carimbo::i18n::Lang;
 use carimbo::workflow::{ActRequest, Action, CaseStatus, Level, SignatureRecord};
 use chrono::Utc;
@@ -28,7 +28,7 @@ struct App {
 fn app() -> App {
     let data = tempfile::tempdir().unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let state = Arc::new(AppState::open(Paths::from_root(&root, data.path())).expect("the server starts on the shipped definitions"));
+    let state = Arc::new(AppState::open(common::demo_paths(&root, data.path())).expect("the server starts on the shipped definitions"));
     App { router: carimbo::http::router(state.clone()), state, _data: data }
 }
 
@@ -834,7 +834,7 @@ async fn a_staff_member_sets_their_own_delegation_and_the_administrator_sees_and
     let data = tempfile::tempdir().unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let open = || {
-        let state = Arc::new(AppState::open(Paths::from_root(&root, data.path())).unwrap());
+        let state = Arc::new(AppState::open(common::demo_paths(&root, data.path())).unwrap());
         App { router: carimbo::http::router(state.clone()), state, _data: tempfile::tempdir().unwrap() }
     };
     let today = chrono::Utc::now().date_naive();

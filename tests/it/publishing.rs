@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use carimbo::http::{AppState, Paths};
+use carimbo::http::AppState;
 use common::server::{Client, TestServer, leave};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -55,7 +55,7 @@ fn problem_codes(reply: &common::server::Reply) -> Vec<(String, String, String, 
 
 /// A server on a data directory the test keeps, so that it can be started again on it.
 fn start_on(data: &std::path::Path) -> TestServer {
-    let state = AppState::open(Paths::from_root(&common::repo(), data)).expect("the server state opens");
+    let state = AppState::open(common::demo_paths(&common::repo(), data)).expect("the server state opens");
     TestServer::serve(Arc::new(state), tempfile::tempdir().unwrap())
 }
 

@@ -38,10 +38,13 @@ fn signed_payload_verifies_with_exit_zero_and_a_readable_report() {
     let dir = scratch("ok");
     let payload = write_payload(&dir, "p003", "2026-01-15T09:00:00Z");
     let sig = sign(&dir, &payload, "seeds/pki/people/p003.key.pem", "seeds/pki/people/p003.pem", "2026-01-15T09:00:00Z");
-    let out = carimbo(&["verify-signature", payload.to_str().unwrap(), sig.to_str().unwrap(), "--require", "qualified"]);
+    // p003's key is a file: under the law's device rule its qualified certificate (no QcSSCD)
+    // gives an advanced signature, and the report says why it is not qualified.
+    let out = carimbo(&["verify-signature", payload.to_str().unwrap(), sig.to_str().unwrap(), "--require", "advanced"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("TOTAL_PASSED") && text.contains("qualified") && text.contains("p003"), "{text}");
+    assert!(text.contains("TOTAL_PASSED") && text.contains("advanced") && text.contains("p003"), "{text}");
+    assert!(text.contains("not qualified") && text.contains("QcSSCD"), "{text}");
     let out = carimbo(&["verify-signature", payload.to_str().unwrap(), sig.to_str().unwrap(), "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["indication"], "TOTAL_PASSED");

@@ -33,7 +33,7 @@ fn make(st: &AppState, caller: &Caller, id: &str, lang: crate::i18n::Lang) -> Re
     let Ok((case, _, _)) = st.visible_case(caller, id) else { return Ok(None) };
     let sight = st.sight(caller, &case);
     let now = Utc::now();
-    let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds)?.with_trust_list(st.trust.document_text());
+    let pki = crate::evidence::PkiMaterial::from_seeds(&st.paths.seeds)?.with_trust_list(st.trust.document_text()).with_device_rule(st.paths.device_rule);
     let bundle = crate::evidence::export(&st.cases, &case.id, &pki, &st.seal, &caller.person, &sight, now)?;
     let service = st.paths.seeds.join("pki/service");
     let read = |name: &str| std::fs::read(service.join(name)).map_err(|e| PdfError::SealKey(format!("{name}: {e}")));
