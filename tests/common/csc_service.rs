@@ -300,59 +300,18 @@ fn demo_ca() -> (String, String) {
     (std::fs::read_to_string(pki.join("qualified-ca.pem")).unwrap(), std::fs::read_to_string(pki.join("qualified-ca.key.pem")).unwrap())
 }
 
-/// The point of a P-256 key made in the token, for rcgen to certify (rcgen reads a public
-/// key from DER only with its x509-parser feature, which carimbo does not build).
-struct TokenKey(Vec<u8>);
-
-impl rcgen::PublicKeyData for TokenKey {
-    fn der_bytes(&self) -> &[u8] {
-        &self.0
-    }
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
-    }
-}
-
-/// The demo qualified CA as an rcgen issuer: its name as `pki::demo` writes CA names (C, O,
-/// CN, in that order) and its key identifiers (SHA-256), so what it issues chains to it.
-fn demo_issuer(ca_der: &[u8], ca_key: rcgen::KeyPair) -> rcgen::Issuer<'static, rcgen::KeyPair> {
-    let facts = carimbo::pki::cert::CertFacts::from_der(ca_der).unwrap();
-    let mut params = rcgen::CertificateParams::default();
-    // The default name holds a CN of rcgen's own, first.
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CountryName, "MO");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Carimbo Demo PKI (not for production)");
-    params.distinguished_name.push(rcgen::DnType::CommonName, facts.common_name.unwrap());
-    params.key_identifier_method = rcgen::KeyIdMethod::Sha256;
-    rcgen::Issuer::new(params, ca_key)
-}
-
-/// A qualified signing certificate for `point` (as the demo PKI issues people's: keyUsage
-/// digitalSignature + nonRepudiation, 2025–2050) and its chain.
+/// A qualified certificate for `point` (uncompressed P-256) from the demo qualified CA, as
+/// `carimbo hsm issue` makes one for a key it found on a device: QcCompliance and QcSSCD (the
+/// credential's key is in SoftHSM2), keyUsage digitalSignature + nonRepudiation, 2025–2050.
+/// Returns the leaf and the CA, DER.
 fn issue(id: &str, point: &[u8]) -> Vec<Vec<u8>> {
-    use x509_parser::prelude::FromDer as _;
+    static SERIAL: AtomicU64 = AtomicU64::new(0x0c5c_0001);
     let (ca_pem, ca_key_pem) = demo_ca();
-    let ca_der = carimbo::pki::cert::parse_pem_certificates(ca_pem.as_bytes(), "qualified-ca.pem").unwrap().remove(0).to_vec();
-    let issuer = demo_issuer(&ca_der, rcgen::KeyPair::from_pem(&ca_key_pem).unwrap());
-    let mut params = rcgen::CertificateParams::default();
-    // The default name holds a CN of rcgen's own, first.
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CountryName, "MO");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Carimbo Demo PKI (not for production)");
-    params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), id);
-    params.distinguished_name.push(rcgen::DnType::CommonName, format!("Remote signer {id}"));
-    params.is_ca = rcgen::IsCa::ExplicitNoCa;
-    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::ContentCommitment];
-    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2050, 12, 31);
-    params.use_authority_key_identifier_extension = true;
-    let leaf = params.signed_by(&TokenKey(point.to_vec()), &issuer).unwrap().der().to_vec();
-    // The certificate names the CA as the CA names itself, and verifies with the CA's key.
-    let (_, ca) = x509_parser::certificate::X509Certificate::from_der(&ca_der).unwrap();
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&leaf).unwrap();
-    assert_eq!(cert.issuer().as_raw(), ca.subject().as_raw());
-    cert.verify_signature(Some(ca.public_key())).unwrap();
-    vec![leaf, ca_der]
+    let holder = carimbo::pki::demo::DeviceHolder { common_name: format!("Remote signer {id}"), department: None, person_id: id };
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let serial = SERIAL.fetch_add(1, Ordering::SeqCst);
+    let pem = carimbo::pki::demo::issue_device_certificate(point, &holder, serial, (day(2025, 1, 1), day(2050, 12, 31)), &ca_key_pem, &ca_pem).unwrap();
+    carimbo::pki::cert::parse_pem_certificates(pem.as_bytes(), "remote credential").unwrap().into_iter().map(|c| c.to_vec()).collect()
 }
 
 /// An error answer (§10.1): status, `error`, `error_description`.

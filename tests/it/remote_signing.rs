@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// A CSC service with a credential for p003 (its certificate names p003, as the act's signer
-/// must be named), and a server whose p003 signs there.
+/// must be named), and a server whose p003 signs there, the device rule enforced: the
+/// credential's key is in the service's HSM and its certificate says so (QcSSCD).
 fn remote_server(credential: &str, read_timeout: Duration) -> Option<(CscService, TestServer)> {
     let service = CscService::start(ServiceOptions::default())?;
     service.add_credential(credential);
@@ -31,7 +32,7 @@ fn remote_server(credential: &str, read_timeout: Duration) -> Option<(CscService
     config.read_timeout = read_timeout;
     let client = CscClient::connect(config).expect("the server connects to the CSC service");
     let base = service.base_url.clone();
-    let s = TestServer::start_with(|st| st.remote = Some(RemoteProvider::new(client, &base, &st.paths.data)));
+    let s = TestServer::start_enforced_with(|st| st.remote = Some(RemoteProvider::new(client, &base, &st.paths.data)));
     let mut book = RemoteBook::default();
     book.people.insert("p003".into(), RemoteSigner { credential_id: credential.into() });
     book.save(&s.state.paths.data).expect("the remote book is written");
@@ -67,6 +68,7 @@ fn a_supervisor_approves_twenty_cases_with_one_code_at_the_remote_service() {
         assert_eq!(authorization.batch.as_deref(), Some(batch.as_str()));
         assert_eq!(authorization.person, "p003");
         assert!(sig.second_factor, "{id}: the code was checked by the service");
+        assert_eq!(sig.level, carimbo::workflow::Level::Qualified, "{id}: a key on the provider's device reaches qualified under the enforced rule");
         let recorded = serde_json::to_string(&sig).unwrap();
         assert!(!recorded.contains(&format!("\"{code}\"")), "the code is not recorded: {recorded}");
         assert_eq!(s.case(id).steps["supervisor"].status, StepStatus::Done, "{id}");
@@ -80,6 +82,8 @@ fn a_supervisor_approves_twenty_cases_with_one_code_at_the_remote_service() {
     assert_eq!(line.provider.as_deref(), Some("remote"));
     assert_eq!(line.authorization.as_deref(), r.body["authorization"]["id"].as_str());
     assert!(report.passed, "{}", serde_json::to_string_pretty(&report).unwrap());
+    assert_eq!(line.achieved, carimbo::workflow::Level::Qualified, "offline too, with the recorded enforced rule");
+    assert!(report.notes.iter().any(|n| n.starts_with("device rule: enforced")), "{:?}", report.notes);
 }
 
 #[test]
