@@ -611,7 +611,7 @@ fn serve(
             println!("device rule: enforced; a qualified signature needs a certificate stating a key on a qualified device (QcSSCD)")
         }
         carimbo::signing::DeviceRule::RelaxedForDemo => println!(
-            "device rule RELAXED FOR THE DEMO: no HSM here, so qualified certificates count as qualified without QcSSCD (key files); every report of such a signature says so"
+            "device rule RELAXED FOR THE DEMO: qualified steps are met with the seeded people's key files, whose qualified certificates do not say the key is on a qualified device (no QcSSCD); every report and evidence bundle of such a signature says so (install SoftHSM2 or pass --device-rule enforced for the law's rule)"
         ),
     }
     println!(
