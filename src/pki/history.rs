@@ -113,15 +113,29 @@ pub enum Change {
     /// The operator's certificate (base64 DER) is replaced: the entries after this one are
     /// signed with the new key. Signed by the outgoing operator.
     Operator { certificate: String },
+    /// What a certification entity states of the devices its keys are on, from now on:
+    /// `all-issued`, every certificate it issues is for a key on a qualified signature-creation
+    /// device (so `qualified` needs no QcSSCD in the certificate), or `none` to end that.
+    Qscd { member: String, qscd: QscdStatement },
+}
+
+/// A certification entity's statement about its subjects' devices (`Change::Qscd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QscdStatement {
+    AllIssued,
+    None,
 }
 
 impl Change {
     /// The member the change is about (none for an operator change).
     pub fn member(&self) -> Option<&str> {
         match self {
-            Change::AddMember { member, .. } | Change::Status { member, .. } | Change::PolicyAdded { member, .. } | Change::PolicyRemoved { member, .. } => {
-                Some(member)
-            }
+            Change::AddMember { member, .. }
+            | Change::Status { member, .. }
+            | Change::PolicyAdded { member, .. }
+            | Change::PolicyRemoved { member, .. }
+            | Change::Qscd { member, .. } => Some(member),
             Change::Operator { .. } => None,
         }
     }
@@ -137,6 +151,8 @@ impl Change {
             Change::PolicyAdded { member, oid } => format!("{member}: policy {oid} marks qualified certificates"),
             Change::PolicyRemoved { member, oid } => format!("{member}: policy {oid} no longer marks qualified certificates"),
             Change::Operator { .. } => "operator certificate replaced".into(),
+            Change::Qscd { member, qscd: QscdStatement::AllIssued } => format!("{member}: every certificate it issues is for a key on a qualified device"),
+            Change::Qscd { member, qscd: QscdStatement::None } => format!("{member}: no longer states its keys are on qualified devices"),
         }
     }
 }
@@ -259,6 +275,8 @@ pub struct Member {
     pub statuses: Vec<(DateTime<Utc>, MemberStatus, Option<SignatureLevel>)>,
     /// Policy changes in order: (from, oid, in force).
     pub policies: Vec<(DateTime<Utc>, String, bool)>,
+    /// Device statements in order: (from, every issued key on a qualified device).
+    pub qscd: Vec<(DateTime<Utc>, bool)>,
 }
 
 impl Member {
@@ -283,6 +301,12 @@ impl Member {
     /// Whether `oid` marked this member's certificates as qualified at `t`.
     pub fn qualified_policy_at(&self, oid: &str, t: DateTime<Utc>) -> bool {
         self.policies.iter().rev().find(|(from, o, _)| *from <= t && o == oid).is_some_and(|(_, _, on)| *on)
+    }
+
+    /// Whether the member stated at `t` that every certificate it issues is for a key on a
+    /// qualified signature-creation device.
+    pub fn qscd_at(&self, t: DateTime<Utc>) -> bool {
+        self.qscd.iter().rev().find(|(from, _)| *from <= t).is_some_and(|(_, on)| *on)
     }
 
     /// The accreditation periods this history gives (the older list format's view): each
@@ -611,6 +635,7 @@ impl TrustHistory {
                     added_at: at,
                     statuses: Vec::new(),
                     policies: Vec::new(),
+                    qscd: Vec::new(),
                 });
             }
             Change::Status { member, status, level } => {
@@ -671,6 +696,21 @@ impl TrustHistory {
                     });
                 }
                 m.policies.push((at, oid.clone(), on));
+            }
+            Change::Qscd { member, qscd } => {
+                let on = *qscd == QscdStatement::AllIssued;
+                let i = member_index(&self.members, member)?;
+                let m = &mut self.members[i];
+                if m.service_type != ServiceType::CertificationEntity {
+                    return Err(HistoryError::BadChange {
+                        seq,
+                        reason: format!("{member} is a {}: only a certification entity states where its keys are", m.service_type.as_str()),
+                    });
+                }
+                if m.qscd_at(at) == on {
+                    return Err(HistoryError::BadChange { seq, reason: format!("{member} already states {}", if on { "all-issued" } else { "none" }) });
+                }
+                m.qscd.push((at, on));
             }
             Change::Operator { certificate } => {
                 let (der, _) = decode_certificate(seq, certificate)?;

@@ -143,6 +143,9 @@ pub struct ChainVerdict {
     /// Why it is not qualified, when it is not.
     pub not_qualified_because: Vec<String>,
     pub notes: Vec<String>,
+    /// The trust-list member that states every certificate it issues is for a key on a
+    /// qualified signature-creation device, when the issuer is one at that time.
+    pub qscd_by_trust_list: Option<String>,
 }
 
 /// The signature algorithms webpki may use for certificate and CRL signatures. SHA-1 is not
@@ -415,6 +418,9 @@ impl CertificateValidator {
         match entity {
             None => why.push("its issuer is not a certification entity on the trust list".into()),
             Some(entity) => {
+                if entity.qscd_at(at) {
+                    v.qscd_by_trust_list = Some(entity.entry.id.clone());
+                }
                 if !entity.accredited_at(at) {
                     why.push(format!("its issuer `{}` was not accredited at {}", entity.entry.id, at.to_rfc3339()));
                 }

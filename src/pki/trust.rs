@@ -102,6 +102,12 @@ impl CertificationEntity {
         }
     }
 
+    /// Whether the trust list says at `t` that every certificate of this entity is for a key on
+    /// a qualified signature-creation device (the older list format says nothing of devices).
+    pub fn qscd_at(&self, t: DateTime<Utc>) -> bool {
+        self.member.as_ref().is_some_and(|m| m.qscd_at(t))
+    }
+
     pub fn service_type(&self) -> ServiceType {
         match &self.member {
             Some(m) => m.service_type,

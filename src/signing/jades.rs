@@ -572,7 +572,13 @@ impl SignatureVerifier {
         let mut notes = verdict.notes;
         let mut why_not = verdict.not_qualified_because;
         let mut qualified = verdict.qualified;
-        if qualified && !leaf.qc_sscd {
+        if qualified && leaf.qc_sscd {
+            notes.push("on a qualified signature-creation device: the certificate's QcSSCD statement (0.4.0.1862.1.4) says so".into());
+        } else if let Some(member) = verdict.qscd_by_trust_list.as_deref().filter(|_| qualified) {
+            notes.push(format!(
+                "on a qualified signature-creation device: the trust list says every certificate of its issuer `{member}` is (the certificate itself has no QcSSCD)"
+            ));
+        } else if qualified {
             match self.device_rule {
                 DeviceRule::Enforced => {
                     qualified = false;

@@ -236,3 +236,71 @@ fn a_shipped_list_that_continues_the_kept_one_is_taken_over_and_one_that_does_no
     assert_eq!(open().current().entries().len(), longer.entries().len());
     assert_eq!(std::fs::read_to_string(data.path().join("trust-list.json")).unwrap(), longer.document().to_pretty());
 }
+
+/// A verifier of `history` with the law's device rule.
+fn enforced_verifier(history: &TrustHistory) -> carimbo::signing::SignatureVerifier {
+    use carimbo::pki::{CertificateValidator, ValidationPolicy};
+    carimbo::signing::SignatureVerifier::new(CertificateValidator::new(
+        history.trust_list().unwrap(),
+        carimbo::cli::pki_files::load_crl_dir(&pki("crl")).unwrap(),
+        ValidationPolicy::document_signing(),
+    ))
+    .with_device_rule(carimbo::signing::DeviceRule::Enforced)
+}
+
+#[test]
+fn a_certification_entity_stating_every_key_it_certifies_is_on_a_device_makes_its_certificates_qualified_without_qcsscd() {
+    use carimbo::pki::history::QscdStatement;
+    let h = trust_history_with(vec![("2026-03-01T00:00:00Z", Change::Qscd { member: "qualified-ca".into(), qscd: QscdStatement::AllIssued })]);
+    // p003's certificate (a key file) has no QcSSCD: only the trust list's statement counts.
+    let p = payload("p003");
+    let at = |time: &str| {
+        let when = t(time);
+        let jws = person("p003").sign(&bytes(&p), when).unwrap().to_json();
+        let opts = carimbo::signing::VerifyOptions { trusted_time: Some(when), now: now(), required_level: None };
+        enforced_verifier(&h).verify(jws.as_bytes(), &bytes(&p), &opts)
+    };
+    let after = at("2026-05-10T09:00:00Z");
+    assert_eq!(after.achieved_level, Some(SignatureLevel::Qualified), "{after:?}");
+    assert!(
+        after.notes.iter().any(|n| n.contains("the trust list says every certificate of its issuer `qualified-ca` is")),
+        "the report names the trust list as the source: {:?}",
+        after.notes
+    );
+    let before = at("2026-02-01T09:00:00Z");
+    assert_eq!(before.achieved_level, Some(SignatureLevel::Advanced), "before the statement, the key file is advanced: {before:?}");
+    assert!(before.notes.iter().any(|n| n.starts_with("not qualified") && n.contains("QcSSCD")), "{:?}", before.notes);
+    // Without the statement the same signature stays advanced under the enforced rule.
+    let plain = demo_trust_history();
+    let jws = person("p003").sign(&bytes(&p), t("2026-05-10T09:00:00Z")).unwrap().to_json();
+    let opts = carimbo::signing::VerifyOptions { trusted_time: Some(t("2026-05-10T09:00:00Z")), now: now(), required_level: None };
+    assert_eq!(enforced_verifier(&plain).verify(jws.as_bytes(), &bytes(&p), &opts).achieved_level, Some(SignatureLevel::Advanced));
+}
+
+#[test]
+fn a_device_statement_unsigned_changed_or_for_a_member_that_is_not_a_certification_entity_is_refused() {
+    use carimbo::pki::history::QscdStatement;
+    let h = demo_trust_history();
+    let all = |member: &str| Change::Qscd { member: member.into(), qscd: QscdStatement::AllIssued };
+    let good = entry(&h, "2026-01-01T00:00:00Z", all("qualified-ca"));
+    let mut unsigned = good.clone();
+    unsigned.signature.clear();
+    let mut changed = good.clone();
+    changed.payload.change = all("advanced-ca");
+    let tsa = h.members().iter().find(|m| m.service_type == ServiceType::TimeStamping).map(|m| m.id.clone()).expect("the demo TSA is listed");
+    let not_a_ca = entry(&h, "2026-01-01T00:00:00Z", all(&tsa));
+    let nothing_to_end = entry(&h, "2026-01-01T00:00:00Z", Change::Qscd { member: "qualified-ca".into(), qscd: QscdStatement::None });
+    let cases: Vec<(&str, TrustEntry, &str)> = vec![
+        ("unsigned", unsigned, "CARIMBO-E1231"),
+        ("changed after signing", changed, "CARIMBO-E1233"),
+        ("for a time-stamping authority", not_a_ca, "CARIMBO-E1237"),
+        ("ending a statement never made", nothing_to_end, "CARIMBO-E1237"),
+    ];
+    for (what, e, code) in cases {
+        let err: HistoryError = h.appended(e, now()).expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {err}");
+    }
+    assert!(h.member("qualified-ca").is_some_and(|m| !m.qscd_at(now())), "nothing changed");
+    let kept = h.appended(good, now()).expect("the signed statement is taken");
+    assert!(kept.member("qualified-ca").is_some_and(|m| m.qscd_at(now())));
+}
