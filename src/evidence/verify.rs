@@ -415,7 +415,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     let crl_files: Vec<(String, String, Vec<u8>)> =
         crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect();
     let exported = parse_utc_z(&bundle.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
-    let proof = super::ltv::check_archive(&bundle, &value, &pki.history, crl_files, exported, now)?;
+    let proof = super::ltv::check_archive(&bundle, &value, &pki.history, pki.verifier.timestamps(), crl_files, exported, now)?;
     out.archive_timestamps = proof.lines;
     out.archive_valid_until = proof.valid_until.map(crate::pki::history::utc_text);
     super::ltv::check_proofs_of_existence(&needs, proof.proven_at, now)?;
