@@ -18,7 +18,7 @@ use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinitio
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateDer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -356,7 +356,12 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // bundles; it is refused before anything is read from the file.
     crate::json_strict::check(bytes).map_err(|e| strict_finding(bytes, e))?;
     let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not JSON"))?;
-    let bundle: EvidenceBundle = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?;
+    // Read from the tree just built, not from the bytes a third time; only when that fails are
+    // the bytes read again, for the error's line and column.
+    let bundle: EvidenceBundle = match EvidenceBundle::deserialize(&value) {
+        Ok(b) => b,
+        Err(_) => serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?,
+    };
     // 2. Format.
     if bundle.format != FORMAT {
         return Err(Finding::new(E_FORMAT, "format", "/format", format!("`format` is {:?}, not {FORMAT:?}", bundle.format)));
