@@ -249,6 +249,7 @@ pub(crate) fn check_archive(
     bundle: &EvidenceBundle,
     value: &Value,
     base_history: &TrustHistory,
+    base_stamps: &TimeStampVerifier,
     crl_files: Vec<(String, String, Vec<u8>)>,
     exported: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -261,15 +262,27 @@ pub(crate) fn check_archive(
     // Each stamp's token, the bytes it covers and how many CRLs the bundle held with it: for
     // the revocation check against the CRLs added after it (`check_later_revocations`).
     let mut verified: Vec<(Vec<u8>, Vec<u8>, usize)> = Vec::new();
+    let mut added = false;
     for (k, entry) in bundle.archive_timestamps.iter().enumerate() {
         let ptr = format!("/{MEMBER}/{k}");
-        take_validation_data(k, &entry.validation_data, &mut history, &mut crl_files, now)?;
-        let trust = history
-            .trust_list()
-            .map_err(|e| Finding::new(E_VALIDATION_DATA, "archive", format!("{ptr}/validation_data"), format!("the trust list is not usable: {e}")))?;
-        let mut crls = CrlSet::empty();
-        add_crls(&mut crls, &crl_files)?;
-        let verifier = TimeStampVerifier::new(trust, crls);
+        let vd = &entry.validation_data;
+        added |= vd.trust_list.is_some() || !vd.crls.is_empty();
+        take_validation_data(k, vd, &mut history, &mut crl_files, now)?;
+        // While no stamp has brought validation data of its own, the material is the bundle's:
+        // its verifier (already built from the same trust list and CRLs, with its validated TSA
+        // chains) is the one a fresh build would equal.
+        let fresh;
+        let verifier = if added {
+            let trust = history
+                .trust_list()
+                .map_err(|e| Finding::new(E_VALIDATION_DATA, "archive", format!("{ptr}/validation_data"), format!("the trust list is not usable: {e}")))?;
+            let mut crls = CrlSet::empty();
+            add_crls(&mut crls, &crl_files)?;
+            fresh = TimeStampVerifier::new(trust, crls);
+            &fresh
+        } else {
+            base_stamps
+        };
         let token = base64::engine::general_purpose::STANDARD
             .decode(&entry.token)
             .map_err(|e| Finding::new(E_ARCHIVE, "archive", format!("{ptr}/token"), format!("the archive time-stamp is not valid base64: {e}")))?;

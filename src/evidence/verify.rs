@@ -18,7 +18,7 @@ use crate::workflow::{Case, CaseEvent, Level, SignatureRecord, WorkflowDefinitio
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateDer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -372,7 +372,12 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // bundles; it is refused before anything is read from the file.
     crate::json_strict::check(bytes).map_err(|e| strict_finding(bytes, e))?;
     let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not JSON"))?;
-    let bundle: EvidenceBundle = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?;
+    // Read from the tree just built, not from the bytes a third time; only when that fails are
+    // the bytes read again, for the error's line and column.
+    let bundle: EvidenceBundle = match EvidenceBundle::deserialize(&value) {
+        Ok(b) => b,
+        Err(_) => serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?,
+    };
     // 2. Format.
     if bundle.format != FORMAT {
         return Err(Finding::new(E_FORMAT, "format", "/format", format!("`format` is {:?}, not {FORMAT:?}", bundle.format)));
@@ -433,7 +438,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     let crl_files: Vec<(String, String, Vec<u8>)> =
         crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect();
     let exported = parse_utc_z(&bundle.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
-    let proof = super::ltv::check_archive(&bundle, &value, &pki.history, crl_files, exported, now)?;
+    let proof = super::ltv::check_archive(&bundle, &value, &pki.history, pki.verifier.timestamps(), crl_files, exported, now)?;
     out.archive_timestamps = proof.lines;
     out.archive_valid_until = proof.valid_until.map(crate::pki::history::utc_text);
     super::ltv::check_proofs_of_existence(&needs, proof.proven_at, now)?;

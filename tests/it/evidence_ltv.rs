@@ -354,3 +354,47 @@ fn an_archive_tsa_revoked_before_its_stamp_by_its_own_validation_data_fails_too(
     assert_eq!((f.code, f.pointer.as_str()), ("CARIMBO-E1480", "/archive_timestamps/1/token"), "{}", f.message);
     assert_eq!(f.report.unwrap().sub_indication, Some(SubIndication::Revoked));
 }
+
+/// Verified one after another over one shared cache (as `carimbo verify FOLDER` does), a good
+/// B-LTA bundle and copies with a changed archive token, before and after a re-stamp that
+/// brought its own trust list, each get exactly the result they get alone.
+#[test]
+fn archive_stamps_checked_over_a_shared_cache_fail_where_they_fail_alone() {
+    use carimbo::evidence::archive::{ArchiveOutcome, VerifyCache, verify_archive};
+    let b = bundles();
+    let now = restamp_time();
+    let mut list: Vec<(String, Vec<u8>)> = vec![("b-lta".into(), b.b_lta.clone()), ("restamped".into(), b.restamped.clone())];
+    let v = value(&b.restamped);
+    for k in 0..2 {
+        let token = v["archive_timestamps"][k]["token"].as_str().unwrap().to_string();
+        let mut t = v.clone();
+        t["archive_timestamps"][k]["token"] = Value::from(flip(&token, token.len() / 2));
+        list.push((format!("stamp {k} changed"), bytes(&t)));
+    }
+    list.push(("b-lta again".into(), b.b_lta.clone()));
+    let alone: Vec<VerificationReport> = list.iter().map(|(_, x)| verify(x, now)).collect();
+    assert!(alone[0].passed && alone[1].passed && alone[4].passed, "the good bundles pass");
+    for (i, k) in [(2, 0), (3, 1)] {
+        assert!(failure(&alone[i]).pointer.starts_with(&format!("/archive_timestamps/{k}")), "{}", alone[i].to_text());
+    }
+    let names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
+    let cfg = evidence::VerifyConfig { pins: vec![], now, cache: Some(std::sync::Arc::new(VerifyCache::default())) };
+    let got = std::sync::Mutex::new(vec![None; list.len()]);
+    // One thread: each bundle meets the cache as the ones before it left it.
+    verify_archive(
+        &names,
+        &cfg,
+        1,
+        |name| Ok(list.iter().find(|(n, _)| n == name).unwrap().1.clone()),
+        |i, outcome| {
+            let ArchiveOutcome::Verified(r) = outcome else { panic!("{} is readable", names[i]) };
+            got.lock().unwrap()[i] = Some(r);
+        },
+    );
+    let place = |r: &VerificationReport| r.first_failure.as_ref().map(|f| (f.code, f.pointer.clone(), f.message.clone()));
+    for (i, r) in got.into_inner().unwrap().into_iter().enumerate() {
+        let r = r.unwrap();
+        assert_eq!((r.passed, place(&r)), (alone[i].passed, place(&alone[i])), "{}", names[i]);
+        assert_eq!(r.archive_timestamps.len(), alone[i].archive_timestamps.len(), "{}", names[i]);
+    }
+}
