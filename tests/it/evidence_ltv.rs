@@ -378,7 +378,7 @@ fn archive_stamps_checked_over_a_shared_cache_fail_where_they_fail_alone() {
         assert!(failure(&alone[i]).pointer.starts_with(&format!("/archive_timestamps/{k}")), "{}", alone[i].to_text());
     }
     let names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
-    let cfg = evidence::VerifyConfig { pins: vec![], now, cache: Some(std::sync::Arc::new(VerifyCache::default())) };
+    let cfg = evidence::VerifyConfig { pins: vec![], now, cache: Some(std::sync::Arc::new(VerifyCache::default())), device_rule: None };
     let got = std::sync::Mutex::new(vec![None; list.len()]);
     // One thread: each bundle meets the cache as the ones before it left it.
     verify_archive(
