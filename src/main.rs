@@ -475,7 +475,7 @@ fn serve(
     mail: MailArgs,
     hsm: &HsmServeArgs,
 ) -> Result<ExitCode> {
-    use carimbo::http::{AppState, DEMO_PASSWORD, Paths, PublicUrl};
+    use carimbo::http::{AppState, Paths, PublicUrl};
     // A wrong public address is refused before anything is opened.
     let public_url = match public_url {
         Some(text) => PublicUrl::parse(text)?,
@@ -492,18 +492,7 @@ fn serve(
     let mut paths = Paths::from_root(root, data);
     paths.tsa_urls = tsa_urls;
     paths.tsa_timeout = tsa_timeout;
-    paths.hsm_module = carimbo::hsm::module_path(hsm.hsm_module.as_deref());
-    paths.hsm_pin_file = hsm.hsm_pin_file.clone();
-    paths.csc_url = hsm.csc_url.clone();
-    paths.csc_credentials_file = hsm.csc_credentials_file.clone();
-    paths.device_rule = match hsm.device_rule.as_deref() {
-        None => carimbo::hsm::default_device_rule(&paths.hsm_module),
-        Some(text) => device_rule_arg(text)?,
-    };
-    // SoftHSM2's configuration, before any thread starts (it is read from the environment).
-    if paths.hsm_module.is_file() {
-        carimbo::hsm::ensure_softhsm_conf(data)?;
-    }
+    let demo_hsm = hsm_paths(&mut paths, hsm, data, root)?;
     if let Some(key) = totp_key_file.map(Path::to_path_buf).or_else(|| std::env::var_os("CARIMBO_TOTP_KEY_FILE").map(PathBuf::from)) {
         paths.totp_key = key;
     }
@@ -552,6 +541,28 @@ fn serve(
         state.archive.dir().display(),
         carimbo::archive_job::DEFAULT_MARGIN_DAYS
     );
+    print_banner(&state, addr, root, &where_, &totp_key, metrics_token_file.is_some(), demo_hsm.as_deref());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(carimbo::http::serve(state, addr))?;
+    for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)).chain(mailer) {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = thread.join();
+    }
+    println!("stopped; every acknowledged act is on disk");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `serve` says at start: where everything is, who can sign in, and what is on or off.
+fn print_banner(
+    state: &carimbo::http::AppState,
+    addr: std::net::SocketAddr,
+    root: &Path,
+    where_: &str,
+    totp_key: &Path,
+    scrape_token: bool,
+    demo_hsm: Option<&str>,
+) {
+    use carimbo::http::DEMO_PASSWORD;
     let catalog = state.cases.catalog();
     println!("carimbo {} serving {} forms on http://{addr}/", env!("CARGO_PKG_VERSION"), catalog.forms.len());
     // What wins when the files and the store disagree (docs/storage.md, "Published definitions").
@@ -591,12 +602,15 @@ fn serve(
     }
     println!("signing keys for the page: seeds/pki/people/<id>.key.pem");
     match (&state.hsm, &state.hsm_off_because) {
-        (Some(_), _) => {
-            println!("HSM signing: on ({}); people published with `carimbo hsm issue` sign there with a TOTP code", state.paths.hsm_module.display())
-        }
+        (Some(_), _) => println!(
+            "HSM signing: on ({}); {}",
+            state.paths.hsm_module.display(),
+            demo_hsm.unwrap_or("people published with `carimbo hsm issue` sign there with a TOTP code")
+        ),
         (None, why) => println!(
-            "HSM signing: off ({}); to turn it on: apt-get install softhsm2, CARIMBO_HSM_PIN=… carimbo hsm init, keygen, issue, then serve with CARIMBO_HSM_PIN",
-            why.as_deref().unwrap_or("not configured")
+            "HSM signing: off ({}{}); to turn it on: apt-get install softhsm2 and start again (the demo token is set up by itself), or CARIMBO_HSM_PIN=… carimbo hsm init, keygen, issue, then serve with CARIMBO_HSM_PIN",
+            why.as_deref().unwrap_or("not configured"),
+            demo_hsm.map(|d| format!("; {d}")).unwrap_or_default()
         ),
     }
     match (&state.remote, &state.remote_off_because) {
@@ -614,18 +628,52 @@ fn serve(
             "device rule RELAXED FOR THE DEMO: qualified steps are met with the seeded people's key files, whose qualified certificates do not say the key is on a qualified device (no QcSSCD); every report and evidence bundle of such a signature says so (install SoftHSM2 or pass --device-rule enforced for the law's rule)"
         ),
     }
-    println!(
-        "usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})",
-        if metrics_token_file.is_some() { "scrape token set" } else { "administrators only" }
-    );
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(carimbo::http::serve(state, addr))?;
-    for (thread, stop) in outbox.into_iter().chain(deadlines).chain(Some(archive)).chain(mailer) {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = thread.join();
+    println!("usage figures: /admin/usage, GET /api/v1/usage, GET /metrics ({})", if scrape_token { "scrape token set" } else { "administrators only" });
+}
+/// Where `serve` finds the HSM and which device rule it judges with. With SoftHSM2 installed, the
+/// rule enforced and no token PIN given, the demo token is set up in DATA (see
+/// `carimbo::hsm::demo`); if that fails and the rule was not asked for, the rule is relaxed for
+/// the demo rather than leaving qualified steps that nobody can sign. Returns what the banner
+/// says of it.
+fn hsm_paths(paths: &mut carimbo::http::Paths, hsm: &HsmServeArgs, data: &Path, root: &Path) -> Result<Option<String>> {
+    use carimbo::signing::DeviceRule;
+    paths.hsm_module = carimbo::hsm::module_path(hsm.hsm_module.as_deref());
+    paths.hsm_pin_file = hsm.hsm_pin_file.clone();
+    paths.csc_url = hsm.csc_url.clone();
+    paths.csc_credentials_file = hsm.csc_credentials_file.clone();
+    paths.device_rule = match hsm.device_rule.as_deref() {
+        None => carimbo::hsm::default_device_rule(&paths.hsm_module),
+        Some(text) => device_rule_arg(text)?,
+    };
+    if !paths.hsm_module.is_file() {
+        return Ok(None);
     }
-    println!("stopped; every acknowledged act is on disk");
-    Ok(ExitCode::SUCCESS)
+    // SoftHSM2's configuration, before any thread starts (it is read from the environment).
+    carimbo::hsm::ensure_softhsm_conf(data)?;
+    let pin_given = paths.hsm_pin_file.is_some() || std::env::var_os(carimbo::hsm::PIN_ENV).is_some();
+    if pin_given || paths.device_rule != DeviceRule::Enforced {
+        return Ok(None);
+    }
+    let directory = carimbo::directory::Directory::load(&root.join("seeds/directory/directory.json")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let people: Vec<String> = directory.people().map(|p| p.id.clone()).collect();
+    match carimbo::hsm::demo::provision(&paths.hsm_module, data, root, &people, chrono::Utc::now()) {
+        Ok(demo) => {
+            paths.hsm_pin_file = Some(demo.pin_file.clone());
+            let fresh = if demo.initialized { "token set up at this start, " } else { "" };
+            Ok(Some(format!(
+                "demo token {:?} ({fresh}PINs in {}, mode 0600); {} people have their key on it ({} new); they sign there with their second-factor code (enrol it at /security first); key files still sign advanced steps",
+                carimbo::hsm::DEFAULT_TOKEN,
+                demo.pin_file.parent().unwrap_or(data).display(),
+                demo.published,
+                demo.issued.len()
+            )))
+        }
+        Err(e) if hsm.device_rule.is_none() => {
+            paths.device_rule = DeviceRule::RelaxedForDemo;
+            Ok(Some(format!("the demo token could not be set up: {e:#}; the device rule is relaxed for the demo instead")))
+        }
+        Err(e) => Err(e.context("cannot set up the demo token for the enforced device rule (give --hsm-pin-file for a token of your own)")),
+    }
 }
 
 fn export_evidence(

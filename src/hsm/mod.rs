@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 
 use crate::signing::DeviceRule;
 
+pub mod demo;
+
 /// Debian's SoftHSM2 module (`apt-get install softhsm2`).
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The environment variable naming the module when `--hsm-module` is not given.

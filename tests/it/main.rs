@@ -35,6 +35,7 @@ mod evidence_archive;
 mod evidence_ltv;
 mod evidence_samples;
 mod evidence_trust;
+mod hsm_demo;
 mod hsm_signing;
 mod notifications;
 mod outbox_webhooks;
