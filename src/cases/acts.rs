@@ -92,6 +92,36 @@ pub struct ActBody {
     pub authorization: Option<String>,
 }
 
+/// How a submission or a resubmission is signed.
+#[derive(Clone, Copy)]
+pub enum SubmitSigning<'a> {
+    /// The person's own JWS (their key file, in the page), or none on a `simple` step (the
+    /// service seals it); with a second-factor code when they give one.
+    Key { signed: Option<&'a SignedPayload>, totp: Option<&'a str> },
+    /// Their key on the HSM (or at the remote signing service), authorized with this one-time
+    /// code over exactly this one signature.
+    Device { code: &'a str },
+}
+
+impl<'a> SubmitSigning<'a> {
+    /// From a request's members: `device` with `signed` is refused (`CARIMBO-E1448`).
+    pub fn from_request(signed: Option<&'a SignedPayload>, totp: Option<&'a str>, device: Option<&'a DeviceSigning>) -> Result<Self, ActError> {
+        match (device, signed) {
+            (Some(_), Some(_)) => Err(ActError::TwoSignatures),
+            (Some(d), None) => Ok(SubmitSigning::Device { code: &d.totp }),
+            (None, _) => Ok(SubmitSigning::Key { signed, totp }),
+        }
+    }
+}
+
+/// A request's `device` member: sign with the person's key on the HSM or at the remote
+/// service, authorized with this code (their TOTP, or the remote credential's one-time code).
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSigning {
+    pub totp: String,
+}
+
 /// One act of a batch signed on the HSM under one authorization.
 #[derive(Deserialize, Serialize, ToSchema, Clone, Debug)]
 pub struct BatchAct {
@@ -186,6 +216,8 @@ pub enum ActError {
     Remote(#[from] CscError),
     #[error(transparent)]
     RemoteBook(#[from] RemoteBookError),
+    #[error("CARIMBO-E1448: give either your own signature (`signed`) or your device's (`device`), not both; nothing was signed")]
+    TwoSignatures,
     #[error("CARIMBO-E1460: you sign at a remote signing service, and remote signing is off on this server (started without --csc-url); nothing was signed")]
     RemoteOff,
 }
@@ -220,6 +252,7 @@ impl ActError {
             ActError::Hsm(e) => e.code(),
             ActError::CertificateChanged { .. } => "CARIMBO-E1446",
             ActError::HsmOff => "CARIMBO-E1447",
+            ActError::TwoSignatures => "CARIMBO-E1448",
             ActError::Remote(e) => e.code(),
             ActError::RemoteBook(_) => "CARIMBO-E1461",
             ActError::RemoteOff => "CARIMBO-E1460",
@@ -241,7 +274,7 @@ impl ActError {
             ActError::Activation(e) => e.status(),
             ActError::Hsm(e) => e.status(),
             ActError::CertificateChanged { .. } => 409,
-            ActError::HsmOff => 422,
+            ActError::HsmOff | ActError::TwoSignatures => 422,
             ActError::Remote(e) => e.status(),
             ActError::RemoteBook(_) => 500,
             ActError::RemoteOff => 503,
@@ -369,23 +402,59 @@ impl Acts<'_> {
     /// Submits a form signed as its workflow demands; validated once, and what is signed is
     /// what is recorded. A retry with the same key returns the first case.
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the request
-    pub fn submit(
-        &self,
-        actor: Actor,
-        form: &str,
-        data: &Value,
-        key: &str,
-        signed: Option<&SignedPayload>,
-        totp: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<CaseView, ActError> {
+    pub fn submit(&self, actor: Actor, form: &str, data: &Value, key: &str, signing: SubmitSigning, now: DateTime<Utc>) -> Result<CaseView, ActError> {
         // A bad key is refused before anything else is looked at.
         let idem = Idempotency::for_submit(key, actor.person, form, data)?;
         let prepared = self.cases.prepare_submit(actor.person, form, data, now, Some(&idem), actor.lang)?;
+        // A retry of a submission signed on the device returns the first case without
+        // spending a second code.
+        if matches!(signing, SubmitSigning::Device { .. })
+            && let Some(case) = self.cases.replay_of(&prepared.case_id, Some(&idem))?
+        {
+            return Ok(CaseView { case, replayed: true });
+        }
         let expected = submit_expected(&prepared)?;
         let required = prepared.workflow.submit_signature;
-        let sig = self.establish(actor, &expected, &prepared.committed, required, signed, totp, &RequestCodes::default(), now)?;
+        let sig = self.signed_as_chosen(actor, &expected, &prepared.committed, required, signing, now)?;
         Ok(self.cases.open_prepared(prepared, sig, now, Some(&idem))?)
+    }
+
+    /// The signature record of a submission or resubmission, made the way the person chose.
+    fn signed_as_chosen(
+        &self,
+        actor: Actor,
+        expected: &Expected,
+        data: &Value,
+        required: Level,
+        signing: SubmitSigning,
+        now: DateTime<Utc>,
+    ) -> Result<SignatureRecord, ActError> {
+        match signing {
+            SubmitSigning::Key { signed, totp } => self.establish(actor, expected, data, required, signed, totp, &RequestCodes::default(), now),
+            SubmitSigning::Device { code } => {
+                let signed = self.device_signed_once(actor, expected, code, now)?;
+                self.establish_device(actor, expected, data, required, signed, &RequestCodes::default(), now)
+            }
+        }
+    }
+
+    /// [`Acts::establish`] for a signature a device key made: the same verification and
+    /// time-stamp, recorded with its provenance and the second factor its authorization took.
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the act
+    fn establish_device(
+        &self,
+        actor: Actor,
+        expected: &Expected,
+        data: &Value,
+        required: Level,
+        (signed, provenance): (SignedPayload, Provenance),
+        codes: &RequestCodes,
+        now: DateTime<Utc>,
+    ) -> Result<SignatureRecord, ActError> {
+        let mut record = self.establish(actor, expected, data, required, Some(&signed), None, codes, now)?;
+        record.second_factor = true;
+        record.provenance = Some(provenance);
+        Ok(record)
     }
 
     /// One act on a step; `codes` lets one second-factor code stand for every act of a batch.
@@ -438,13 +507,7 @@ impl Acts<'_> {
         let sig = match device {
             // The provider step: a device key signs here (or signed remotely), then the act goes
             // on exactly as a browser-signed one does (same verification, time-stamp, recording).
-            Some(signed) => {
-                let mut record = self.establish(actor, &expected, &case.committed_data(), def.signature, Some(&signed.0), None, codes, now)?;
-                // The authorization was given with the signer's second factor.
-                record.second_factor = true;
-                record.provenance = Some(signed.1);
-                record
-            }
+            Some(signed) => self.establish_device(actor, &expected, &case.committed_data(), def.signature, signed, codes, now)?,
             _ => self.establish(actor, &expected, &case.committed_data(), def.signature, body.signed.as_ref(), body.totp.as_deref(), codes, now)?,
         };
         let req =
@@ -453,21 +516,17 @@ impl Acts<'_> {
     }
 
     /// Resubmits a corrected version of the actor's returned case, signed over its new data.
-    pub fn resubmit(
-        &self,
-        actor: Actor,
-        case_id: &str,
-        data: &Value,
-        signed: Option<&SignedPayload>,
-        totp: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<CaseView, ActError> {
+    pub fn resubmit(&self, actor: Actor, case_id: &str, data: &Value, signing: SubmitSigning, now: DateTime<Utc>) -> Result<CaseView, ActError> {
         let (case, head, wf) = self.visible_case(actor, case_id)?;
         if case.submitter != actor.person {
             return Err(WorkflowError::NotSubmitter(case.submitter.clone()).into());
         }
+        if case.status != CaseStatus::Returned {
+            // Before a device code is spent on a case that cannot take a correction.
+            return Err(WorkflowError::CaseNotOpen(case.status.as_str()).into());
+        }
         let (expected, data, committed) = self.resubmission(actor, &case, &head, data, now)?;
-        let sig = self.establish(actor, &expected, &committed, wf.submit_signature, signed, totp, &RequestCodes::default(), now)?;
+        let sig = self.signed_as_chosen(actor, &expected, &committed, wf.submit_signature, signing, now)?;
         Ok(self.cases.resubmit(case_id, actor.person, &data, sig, now, None, actor.lang)?)
     }
 
@@ -628,6 +687,27 @@ impl Acts<'_> {
         let jws = input.prepared.finish(&value);
         let signed = SignedPayload { payload: input.payload, signature: json!({"protected": jws.protected, "signature": jws.signature}) };
         Ok((signed, Provenance::Hsm { token: key.token, key_label: key.key_label, authorization }))
+    }
+
+    /// One signature of the actor's device key over `expected` at `now`, authorized with `code`
+    /// over exactly its signing input (an authorization of one hash, used at once): at the
+    /// remote service for a signer named there, else on the HSM.
+    fn device_signed_once(&self, actor: Actor, expected: &Expected, code: &str, now: DateTime<Utc>) -> Result<(SignedPayload, Provenance), ActError> {
+        if let Some(remote) = self.remote
+            && let Some(credential) = remote.credential_of(actor.person)?
+        {
+            return self.remote_signed_once(remote, &credential, actor, expected, code, now);
+        }
+        let provider = self.provider()?;
+        let key = provider.key_of(actor.person)?;
+        let input = self.device_input(actor, expected, &key, now)?;
+        let mut activation = Activation::new(crate::accounts::random_token(), actor.person, now, vec![input.hash.clone()], None)?;
+        self.accounts.check_totp(actor.person, code, now)?;
+        activation.take(actor.person, &input.hash, now)?;
+        let value = provider.sign(&key, input.prepared.signing_input.as_bytes())?;
+        let jws = input.prepared.finish(&value);
+        let signed = SignedPayload { payload: input.payload, signature: json!({"protected": jws.protected, "signature": jws.signature}) };
+        Ok((signed, Provenance::Hsm { token: key.token, key_label: key.key_label, authorization: activation.authorization().clone() }))
     }
 
     /// The signer authorizes, with one TOTP code, exactly the signatures of `items` by their

@@ -200,7 +200,7 @@ pub async fn validate_form(
 
 // ---------------------------------------------------------------- signing payloads
 
-pub use crate::cases::acts::{ActBody, PayloadRequest, SignedPayload};
+pub use crate::cases::acts::{ActBody, DeviceSigning, PayloadRequest, SignedPayload, SubmitSigning};
 
 #[derive(Serialize, ToSchema)]
 pub struct PayloadResponse {
@@ -242,6 +242,8 @@ pub struct SubmitRequest {
     pub idempotency_key: String,
     pub signed: Option<SignedPayload>,
     pub totp: Option<String>,
+    /// Sign with your key on the HSM or at the remote service instead: `{"totp": CODE}`.
+    pub device: Option<DeviceSigning>,
 }
 
 impl AppState {
@@ -278,7 +280,8 @@ pub async fn submit(State(state): Shared, caller: Caller, StrictJson(req): Stric
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
-        let view = st.acts().submit(caller.actor(), &req.form, &req.data, &req.idempotency_key, req.signed.as_ref(), req.totp.as_deref(), Utc::now())?;
+        let signing = SubmitSigning::from_request(req.signed.as_ref(), req.totp.as_deref(), req.device.as_ref())?;
+        let view = st.acts().submit(caller.actor(), &req.form, &req.data, &req.idempotency_key, signing, Utc::now())?;
         let status = if view.replayed { StatusCode::OK } else { StatusCode::CREATED };
         Ok((status, Json(CaseAnswer { case: st.sight(&caller, &view.case).case_for(&view.case), replayed: view.replayed })).into_response())
     })
@@ -443,6 +446,8 @@ pub struct ResubmitBody {
     pub data: Value,
     pub signed: Option<SignedPayload>,
     pub totp: Option<String>,
+    /// Sign with your key on the HSM or at the remote service instead: `{"totp": CODE}`.
+    pub device: Option<DeviceSigning>,
 }
 
 pub async fn resubmit(
@@ -454,7 +459,8 @@ pub async fn resubmit(
     let lang = caller.lang;
     let st = state.clone();
     blocking(move || {
-        let view = st.acts().resubmit(caller.actor(), &id, &body.data, body.signed.as_ref(), body.totp.as_deref(), Utc::now())?;
+        let signing = SubmitSigning::from_request(body.signed.as_ref(), body.totp.as_deref(), body.device.as_ref())?;
+        let view = st.acts().resubmit(caller.actor(), &id, &body.data, signing, Utc::now())?;
         Ok(Json(json!({"case": st.case_json(&caller, &view.case)})))
     })
     .await

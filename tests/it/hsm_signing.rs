@@ -357,7 +357,7 @@ fn the_inbox_of_an_approver_whose_key_is_on_the_hsm_asks_for_the_code_instead_of
     };
     let html = page("p003");
     assert!(html.contains(r#"data-provider="hsm""#), "{html}");
-    assert!(html.contains("One second-factor code authorizes the signature of every case in the confirmation list"));
+    assert!(html.contains("One code authorizes the signature of every case in the confirmation list"));
     assert!(html.contains(r#"id="totp""#) && !html.contains(r#"id="keyfile""#), "a code, no key file");
     // Someone without a device key is not offered the HSM.
     let other = page("p002");
@@ -422,4 +422,143 @@ fn a_key_file_on_a_qualified_step_passes_when_the_device_rule_is_relaxed_and_the
     assert_eq!(line.achieved, Level::Qualified, "{}", serde_json::to_string_pretty(&report).unwrap());
     let text = serde_json::to_string(&report).unwrap();
     assert!(text.contains("device rule relaxed for the demo"), "the report says the rule was relaxed: {text}");
+}
+
+/// The signature of the case's last submission or resubmission, from the stored events.
+fn submission_signature(s: &TestServer, id: &str) -> carimbo::workflow::SignatureRecord {
+    use carimbo::workflow::CaseEvent;
+    let events = s.state.cases.store().events(id).expect("the events");
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match serde_json::from_value::<CaseEvent>(e.body.clone()) {
+            Ok(CaseEvent::Submitted { signature, .. } | CaseEvent::Resubmitted { signature, .. }) => Some(signature),
+            _ => None,
+        })
+        .expect("a submission")
+}
+
+fn on_device(sig: &carimbo::workflow::SignatureRecord, label: &str) -> Authorization {
+    match &sig.provenance {
+        Some(Provenance::Hsm { key_label, authorization, .. }) if key_label == label => authorization.clone(),
+        other => panic!("not signed on the HSM with {label}: {other:?}"),
+    }
+}
+
+use carimbo::signing::activation::Authorization;
+
+#[test]
+fn a_doctor_whose_key_is_on_the_hsm_submits_and_corrects_a_qualified_certificate_with_their_code() {
+    let hsm = need_hsm!();
+    let s = server_with_device_key(hsm, "doc02", "doc02-submit");
+    let doctor = s.login("doc02");
+    enrol(&s, &doctor);
+    let data = crate::common::example("medical-certificate");
+    let body = |key: &str, code: String| json!({"form": "medical-certificate", "data": data, "idempotency_key": key, "device": {"totp": code}});
+
+    let code = next_code(&s, "doc02");
+    let r = doctor.post("/api/v1/cases", &body("mc-hsm", code.clone()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["case"]["id"].as_str().unwrap().to_string();
+    let sig = submission_signature(&s, &id);
+    assert_eq!((sig.level, sig.second_factor), (Level::Qualified, true), "a key on the device reaches qualified under the enforced rule");
+    let authorization = on_device(&sig, "doc02-submit");
+    assert_eq!((authorization.person.as_str(), authorization.hashes.len(), authorization.batch.as_deref()), ("doc02", 1, None), "one signature authorized");
+    assert!(!serde_json::to_string(&sig).unwrap().contains(&format!("\"{code}\"")), "the code is not recorded");
+
+    // A retry of the same submission lands on the same case without using a code.
+    let events = s.state.cases.store().events(&id).unwrap().len();
+    let again = doctor.post("/api/v1/cases", &body("mc-hsm", "000000".into()));
+    assert_eq!((again.status, again.body["case"]["id"].as_str(), again.body["replayed"].as_bool()), (200, Some(id.as_str()), Some(true)), "{}", again.body);
+    assert_eq!(s.state.cases.store().events(&id).unwrap().len(), events, "nothing appended");
+
+    // The bundle verifies offline, the submission named as made on the HSM.
+    let e = doctor.get(&format!("/api/v1/cases/{id}/evidence"));
+    assert_eq!(e.status, 200, "{}", e.body);
+    let report = carimbo::evidence::verify(&serde_json::to_vec(&e.body).unwrap(), Utc::now());
+    assert!(report.passed, "{}", serde_json::to_string_pretty(&report).unwrap());
+    let submitted: Vec<_> = report.signatures.iter().filter(|l| l.provider.as_deref() == Some("hsm")).collect();
+    assert_eq!(submitted.len(), 1, "the submission: {}", serde_json::to_string_pretty(&report).unwrap());
+    assert!(submitted.iter().all(|l| l.achieved == Level::Qualified && l.authorization.is_some()));
+}
+
+#[test]
+fn a_returned_case_is_corrected_and_signed_on_the_hsm_with_the_submitters_code() {
+    let hsm = need_hsm!();
+    let s = server_with_device_key(hsm, "p005", "p005-correct");
+    let id = s.login("p005").submit_ok("absence-and-annual-leave", &leave(2), "hsm-correct");
+    let r = s.login("p003").act_with(&id, "supervisor", "return", json!({"comment": "one day fewer"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let staff = s.login("p005");
+    enrol(&s, &staff);
+    // A code for a case that is not returned is not spent.
+    let open = leave_cases(&s, 1, "hsm-correct-open").remove(0);
+    let code = next_code(&s, "p005");
+    let refused = staff.post(&format!("/api/v1/cases/{open}/resubmit"), &json!({"data": leave(1), "device": {"totp": code}}));
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let r = staff.post(&format!("/api/v1/cases/{id}/resubmit"), &json!({"data": leave(1), "device": {"totp": code}}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sig = submission_signature(&s, &id);
+    assert!(sig.second_factor && sig.level >= Level::Advanced, "{sig:?}");
+    assert_eq!(on_device(&sig, "p005-correct").person, "p005");
+    assert_eq!(s.case(&id).status, carimbo::workflow::CaseStatus::Open, "open again with the corrected data");
+}
+
+#[test]
+fn a_device_submission_with_a_wrong_code_two_signatures_or_no_device_key_is_refused_and_opens_no_case() {
+    let hsm = need_hsm!();
+    let s = server_with_device_key(hsm, "doc02", "doc02-refused");
+    let doctor = s.login("doc02");
+    enrol(&s, &doctor);
+    let data = crate::common::example("medical-certificate");
+    let cases_before = s.state.cases.store().heads(None, 10_000).unwrap().len();
+
+    let wrong =
+        doctor.post("/api/v1/cases", &json!({"form": "medical-certificate", "data": data, "idempotency_key": "mc-wrong", "device": {"totp": "000000"}}));
+    wrong.problem(401, "CARIMBO-E0604");
+    let signed = doctor.sign(&json!({"kind": "submit", "form": "medical-certificate", "data": data, "idempotency_key": "mc-both"}));
+    let both = doctor.post(
+        "/api/v1/cases",
+        &json!({"form": "medical-certificate", "data": data, "idempotency_key": "mc-both", "signed": signed, "device": {"totp": next_code(&s, "doc02")}}),
+    );
+    let p = both.problem(422, "CARIMBO-E1448");
+    assert!(p["messages"]["zh"].as_str().is_some_and(|m| !m.is_empty()), "said in Chinese too: {p}");
+    let unknown =
+        doctor.post("/api/v1/cases", &json!({"form": "medical-certificate", "data": data, "idempotency_key": "mc-odd", "device": {"totp": "1", "pin": "1"}}));
+    unknown.problem(422, "CARIMBO-E0704");
+    // doc01 has no key on the HSM.
+    let other = s.login("doc01");
+    let none = other.post("/api/v1/cases", &json!({"form": "medical-certificate", "data": data, "idempotency_key": "mc-none", "device": {"totp": "123456"}}));
+    none.problem(422, "CARIMBO-E1457");
+    // A key file on this qualified step reaches advanced at most.
+    let file = doctor.submit("medical-certificate", &data, "mc-file");
+    assert_eq!(file.problem(422, "CARIMBO-E0500")["report"]["achieved_level"], "advanced");
+    assert_eq!(s.state.cases.store().heads(None, 10_000).unwrap().len(), cases_before, "no case was opened");
+    // The right code still works afterwards: nothing was spent by the refusals.
+    let ok = doctor.post(
+        "/api/v1/cases",
+        &json!({"form": "medical-certificate", "data": data, "idempotency_key": "mc-after", "device": {"totp": next_code(&s, "doc02")}}),
+    );
+    assert_eq!(ok.status, 201, "{}", ok.body);
+}
+
+#[test]
+fn the_fill_page_of_a_person_whose_key_is_on_the_hsm_asks_for_their_code_instead_of_a_key_file() {
+    let hsm = need_hsm!();
+    let s = server_with_device_key(hsm, "p005", "p005-page");
+    let page = |person: &str| {
+        let c = s.login(person).by_cookie();
+        let csrf = c.csrf.clone().expect("a page session's CSRF token");
+        let body = format!("csrf={csrf}&leave_type=annual&start_date=2026-03-09&end_date=2026-03-13");
+        let r = c.request("POST", "/forms/absence-and-annual-leave?lang=en", Some(body.as_bytes()), &[("content-type", "application/x-www-form-urlencoded")]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body.as_str().expect("HTML").to_string()
+    };
+    let html = page("p005");
+    assert!(html.contains(r#"id="sign""#) && html.contains(r#"data-provider="hsm""#), "{html}");
+    assert!(html.contains(r#"id="totp""#) && !html.contains(r#"id="keyfile""#), "a code, no key file");
+    assert!(html.contains("The code authorizes only the signature of what is shown above, once."));
+    assert!(html.contains(r#"id="no-second-factor""#), "not enrolled yet: the page says where to enrol");
+    let other = page("p006");
+    assert!(other.contains(r#"data-provider="browser-key""#) && other.contains(r#"id="keyfile""#), "someone without a device key picks their key file");
 }

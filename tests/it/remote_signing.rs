@@ -155,3 +155,28 @@ fn a_revoked_credential_refuses_the_batch_before_the_code_is_spent() {
     let after: Vec<Case> = ids.iter().map(|id| s.case(id)).collect();
     assert_eq!(after, before);
 }
+
+#[test]
+fn a_remote_signer_submits_a_form_signed_at_the_service_with_one_code_over_that_one_hash() {
+    let Some((service, s)) = remote_server("p003", Duration::from_secs(10)) else { return };
+    let p003 = s.login("p003");
+    let body = |code: String| json!({"form": "absence-and-annual-leave", "data": leave(2), "idempotency_key": "remote-submit", "device": {"totp": code}});
+    let wrong = p003.post("/api/v1/cases", &body(service.wrong_otp("p003")));
+    assert_eq!(wrong.body["code"].as_str(), Some("CARIMBO-E1472"), "{}", wrong.body);
+    assert_eq!(service.signatures(), 0);
+    let r = p003.post("/api/v1/cases", &body(service.otp("p003")));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!((service.sign_calls(), service.signatures()), (1, 1), "one hash authorized and signed");
+    let id = r.body["case"]["id"].as_str().unwrap();
+    let events = s.state.cases.store().events(id).unwrap();
+    let signature = events
+        .iter()
+        .find_map(|e| match serde_json::from_value::<carimbo::workflow::CaseEvent>(e.body.clone()) {
+            Ok(carimbo::workflow::CaseEvent::Submitted { signature, .. }) => Some(signature),
+            _ => None,
+        })
+        .expect("the submission");
+    let Some(Provenance::Remote { credential, authorization, .. }) = &signature.provenance else { panic!("{:?}", signature.provenance) };
+    assert_eq!((credential.as_str(), authorization.hashes.len()), ("p003", 1));
+    assert!(signature.second_factor);
+}

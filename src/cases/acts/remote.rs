@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{ActBody, ActError, Actor, Acts, BatchAct, BatchOutcome, BatchResult, DeviceInput, SignedPayload, signing_input_for};
+use super::{ActBody, ActError, Actor, Acts, BatchAct, BatchOutcome, BatchResult, DeviceInput, Expected, SignedPayload, signing_input_for};
 use crate::accounts::RequestCodes;
 use crate::cases::CaseView;
 use crate::csc::protocol::Credential;
@@ -60,10 +60,36 @@ impl Acts<'_> {
         Ok(BatchOutcome { authorization, results })
     }
 
+    /// One signature at the CSC service over `expected` at `now`: `credentials/authorize` with
+    /// the signer's code over its one hash, then `signatures/signHash`.
+    pub(super) fn remote_signed_once(
+        &self,
+        remote: &RemoteProvider,
+        credential_id: &str,
+        actor: Actor,
+        expected: &Expected,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(SignedPayload, Provenance), ActError> {
+        let credential = remote.client().credential(credential_id)?;
+        let input = signing_input_for(actor, expected, &chain_of(&credential), now)?;
+        let activation = Activation::new(crate::accounts::random_token(), actor.person, now, vec![input.hash.clone()], None)?;
+        let digest: [u8; 32] = Sha256::digest(input.prepared.signing_input.as_bytes()).into();
+        let signature = remote_signatures(remote, &credential, code, &[digest])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ActError::BadRequest("the service made no signature".into()))?;
+        let jws = input.prepared.finish(&signature);
+        let signed = SignedPayload { payload: input.payload, signature: json!({"protected": jws.protected, "signature": jws.signature}) };
+        let provenance =
+            Provenance::Remote { service: remote.base_url().to_string(), credential: credential.id.clone(), authorization: activation.authorization().clone() };
+        Ok((signed, provenance))
+    }
+
     /// The signing input of each item that can be signed now, in order, and why the others
     /// cannot; `Err` when none can.
     fn remote_inputs(&self, actor: Actor, items: &[BatchAct], credential: &Credential, now: DateTime<Utc>) -> Result<(Inputs, Refused), ActError> {
-        let chain: Vec<rustls_pki_types::CertificateDer<'_>> = credential.chain.iter().map(|c| rustls_pki_types::CertificateDer::from(c.as_slice())).collect();
+        let chain = chain_of(credential);
         let mut inputs = BTreeMap::new();
         let mut refused = HashMap::new();
         for (i, item) in items.iter().enumerate() {
@@ -114,4 +140,9 @@ fn remote_signatures(remote: &RemoteProvider, credential: &Credential, code: &st
     // `sign_with` checks the SAD covers every digest and that one signature came back for each.
     let sad = remote.client().authorize(credential, code, digests)?;
     Ok(remote.client().sign_with(sad, digests)?)
+}
+
+/// The credential's certificate chain as the JAdES header's x5c takes it (leaf first).
+fn chain_of(credential: &Credential) -> Vec<rustls_pki_types::CertificateDer<'_>> {
+    credential.chain.iter().map(|c| rustls_pki_types::CertificateDer::from(c.as_slice())).collect()
 }

@@ -2,7 +2,8 @@
 //! (schema, computed values, rules) and answers with every error beside its field, or, when the
 //! data is valid, with the "sign and submit" step. Signing happens in the browser
 //! (`/static/fill.js`): the page asks the API for the exact payload, signs it with the person's
-//! key file, and submits through `POST /api/v1/cases`.
+//! key file, and submits through `POST /api/v1/cases`; a person whose key is on the HSM (or at
+//! the remote signing service) gives their code instead and the server signs there.
 
 use super::render::{FormView, data_from_form};
 use super::{PageCaller, PageLang, check_csrf, layout_keeping, page, page_with_status, problem_page, t, titled};
@@ -150,7 +151,7 @@ fn fill_page(
                     button type="submit" name="_do" value="check" { (t(lang, "檢查表格", "Verificar", "Check the form")) }
                 }
             }
-            @if let Some(data) = valid { (sign_step(lang, &caller.person, Signing::Submit { form }, data, computed, level)) }
+            @if let Some(data) = valid { (sign_step(lang, &caller.person, SignsWith::of(state, &caller.person), Signing::Submit { form }, data, computed, level)) }
         },
     )
 }
@@ -163,13 +164,85 @@ pub enum Signing<'a> {
     Resubmit { form: &'a FormDefinition, case: &'a str },
 }
 
+/// What a person signs with on the pages: their key file, their key on the HSM (authorized with
+/// their second factor; `enrolled` when they have one) or their credential at the remote signing
+/// service (authorized with its one-time code).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SignsWith {
+    KeyFile,
+    Hsm { enrolled: bool },
+    Remote,
+}
+
+impl SignsWith {
+    /// The provider this server signs `person`'s acts with: remote when named there, the HSM
+    /// when their key is published and not revoked, else their key file.
+    pub fn of(state: &AppState, person: &str) -> SignsWith {
+        if state.remote.as_ref().is_some_and(|r| r.credential_of(person).is_ok_and(|c| c.is_some())) {
+            return SignsWith::Remote;
+        }
+        if state.hsm.as_ref().is_some_and(|h| h.key_of(person).is_ok()) {
+            return SignsWith::Hsm { enrolled: state.accounts.get(person).is_some_and(|a| a.has_second_factor()) };
+        }
+        SignsWith::KeyFile
+    }
+
+    /// Its name in the record and in the page's `data-provider`.
+    pub fn provider(self) -> &'static str {
+        match self {
+            SignsWith::KeyFile => "browser-key",
+            SignsWith::Hsm { .. } => "hsm",
+            SignsWith::Remote => "remote",
+        }
+    }
+}
+
+/// The code field of a signature made on the person's device, with what it authorizes: this
+/// one signature (`batch` false) or every one of the confirmation list.
+pub fn device_code(lang: Lang, with: SignsWith, batch: bool) -> Markup {
+    let what = match batch {
+        true => t(
+            lang,
+            "輸入一次即授權簽署以下確認清單中的每一宗個案，且只限這些個案。",
+            "Um só código autoriza a assinatura de cada processo da lista de confirmação, e só desses.",
+            "One code authorizes the signature of every case in the confirmation list, and of those only.",
+        ),
+        false => t(
+            lang,
+            "此碼只授權簽署上列內容，且只限一次。",
+            "O código autoriza só a assinatura do que está acima, uma vez.",
+            "The code authorizes only the signature of what is shown above, once.",
+        ),
+    };
+    html! {
+        @match with {
+            SignsWith::Remote => {
+                p.note #remote-note { (t(lang, "你的私鑰存放於認證實體的遠端簽署服務，不能複製。", "A sua chave está no serviço de assinatura remota da entidade certificadora e não pode ser copiada.", "Your key is at your certification entity's remote signing service and cannot be copied.")) " " (what) }
+                label { (t(lang, "一次性密碼", "Código único", "One-time code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
+            }
+            SignsWith::Hsm { enrolled } => {
+                p.note #hsm-note { (t(lang, "你的私鑰存放於HSM，不能複製。", "A sua chave está no HSM e não pode ser copiada.", "Your key is on the HSM and cannot be copied.")) " " (what) }
+                label { (t(lang, "雙重認證碼", "Código do segundo fator", "Second-factor code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
+                @if !enrolled {
+                    p #no-second-factor.note {
+                        (t(lang, "以HSM簽署須先設定雙重認證：", "Assinar no HSM exige o segundo fator, que ainda não configurou: ", "Signing on the HSM needs a second factor, and you have none yet: "))
+                        a href="/me/security" { (t(lang, "設定雙重認證", "configurar o segundo fator", "set one up")) }
+                    }
+                }
+            }
+            SignsWith::KeyFile => {}
+        }
+    }
+}
+
 /// The last step: the data is valid; the person signs it with their key file and submits.
 /// Everything the script needs is in data attributes; messages come in the page's language.
 ///
 /// What is signed is exactly what the "you are signing" summary shows (the checked data, also
 /// in `#data-json`); `/static/fill.js` refuses to sign once any field of the form is changed
 /// after the check, until the form is checked again.
-pub fn sign_step(lang: Lang, person: &str, signing: Signing<'_>, data: &Value, computed: &BTreeMap<String, Value>, level: Level) -> Markup {
+#[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the page
+pub fn sign_step(lang: Lang, person: &str, with: SignsWith, signing: Signing<'_>, data: &Value, computed: &BTreeMap<String, Value>, level: Level) -> Markup {
     let needs_key = level > Level::Simple;
     let (kind, form, case, definition) = match signing {
         Signing::Submit { form } => ("submit", Some(form.id.as_str()), None, form),
@@ -183,7 +256,8 @@ pub fn sign_step(lang: Lang, person: &str, signing: Signing<'_>, data: &Value, c
     };
     html! {
         section #sign.sign aria-labelledby="sign-title"
-            data-kind=(kind) data-form=[form] data-case=[case] data-level=(level.as_str())
+            data-kind=(kind) data-form=[form] data-case=[case] data-level=(level.as_str()) data-provider=(with.provider())
+            data-msg-nocode=(t(lang, "請輸入代碼：它授權這個簽名。", "Introduza o código: autoriza esta assinatura.", "Enter your code: it authorizes this signature."))
             data-msg-working=(t(lang, "正在簽署及提交……", "A assinar e submeter…", "Signing and submitting…"))
             data-msg-nokey=(t(lang, "請先選擇你的私鑰檔案。", "Escolha primeiro o ficheiro da sua chave.", "Choose your key file first."))
             data-msg-done=(if resubmit { t(lang, "已重新提交。個案編號：", "Submetido de novo. Processo n.º ", "Resubmitted. Case ") } else { t(lang, "已提交。個案編號：", "Submetido. Processo n.º ", "Submitted. Case ") })
@@ -195,7 +269,10 @@ pub fn sign_step(lang: Lang, person: &str, signing: Signing<'_>, data: &Value, c
             input #data-json type="hidden" value=(serde_json::to_string(data).unwrap_or_default());
             @if needs_key {
                 p { (t(lang, "所需簽名級別：", "Assinatura exigida: ", "Signature required: ")) strong { (level_label(lang, level)) } }
-                (key_picker(lang, person))
+                @match with {
+                    SignsWith::KeyFile => (key_picker(lang, person)),
+                    device => (device_code(lang, device, false)),
+                }
             }
             p.actions {
                 button #sign-submit type="button" disabled { (if resubmit { t(lang, "簽署並重新提交", "Assinar e submeter de novo", "Sign and resubmit") } else { t(lang, "簽署並提交", "Assinar e submeter", "Sign and submit") }) }

@@ -12,7 +12,7 @@
 //! Without JavaScript the same form posts here, and the page acts on the selected steps that
 //! need no key; steps that need a signature say so.
 
-use super::fill::level_label;
+use super::fill::{SignsWith, level_label};
 use super::summary::Summary;
 use super::{PageCaller, PageLang, check_csrf, page, person_label, problem_page, t, titled, when};
 use crate::http::AppState;
@@ -91,22 +91,22 @@ async fn render(state: Arc<AppState>, caller: Caller, pl: PageLang, all: bool, r
     let enrolled = state.accounts.get(&caller.person).is_some_and(|a| a.has_second_factor());
     // A remote signer's code is their credential's at the CSC service, which checks it; the
     // batch goes the HSM's way (`act_batch` sends it to the service).
-    let remote = state.remote.as_ref().is_some_and(|r| r.credential_of(&caller.person).is_ok_and(|c| c.is_some()));
-    let on_hsm = remote || state.hsm.as_ref().is_some_and(|h| h.key_of(&caller.person).is_ok());
-    page(&pl, inbox_page(&pl, &caller, &rows, (all, enrolled || remote, on_hsm, remote), &results))
+    let with = SignsWith::of(&state, &caller.person);
+    page(&pl, inbox_page(&pl, &caller, &rows, (all, enrolled || with == SignsWith::Remote, with), &results))
 }
 
 fn inbox_page(
     pl: &PageLang,
     caller: &Caller,
     rows: &[Row],
-    (all, enrolled, on_hsm, remote): (bool, bool, bool, bool),
+    (all, enrolled, with): (bool, bool, SignsWith),
     results: &BTreeMap<String, Result<String, String>>,
 ) -> Markup {
     let lang = pl.lang;
     let title = t(lang, "待辦", "Pendentes", "Inbox");
     let any_key = rows.iter().any(|r| r.level > Level::Simple);
     let any_totp = rows.iter().any(|r| r.second_factor);
+    let on_hsm = with != SignsWith::KeyFile;
     titled(
         pl,
         caller,
@@ -178,28 +178,8 @@ fn inbox_page(
                             }
                         }
                         label { (t(lang, "備註（可選）", "Observações (opcional)", "Comment (optional)")) textarea #comment name="comment" rows="2" {} }
-                        @if remote {
-                            p.note #remote-note { (t(
-                                lang,
-                                "你的私鑰存放於認證實體的遠端簽署服務，不能複製。輸入一次該服務的一次性密碼，即授權簽署以下確認清單中的每一宗個案，且只限這些個案。",
-                                "A sua chave está no serviço de assinatura remota da entidade certificadora e não pode ser copiada. Um só código desse serviço autoriza a assinatura de cada processo da lista de confirmação, e só desses.",
-                                "Your key is at your certification entity's remote signing service and cannot be copied. One code of that service authorizes the signature of every case in the confirmation list, and of those only.",
-                            )) }
-                            label { (t(lang, "一次性密碼", "Código único", "One-time code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
-                        } @else if on_hsm {
-                            p.note #hsm-note { (t(
-                                lang,
-                                "你的私鑰存放於HSM，不能複製。輸入一次雙重認證碼，即授權簽署以下確認清單中的每一宗個案，且只限這些個案。",
-                                "A sua chave está no HSM e não pode ser copiada. Um só código do segundo fator autoriza a assinatura de cada processo da lista de confirmação, e só desses.",
-                                "Your key is on the HSM and cannot be copied. One second-factor code authorizes the signature of every case in the confirmation list, and of those only.",
-                            )) }
-                            label { (t(lang, "雙重認證碼", "Código do segundo fator", "Second-factor code")) input #totp name="totp" inputmode="numeric" autocomplete="one-time-code"; }
-                            @if !enrolled {
-                                p #no-second-factor.note {
-                                    (t(lang, "以HSM簽署須先設定雙重認證：", "Assinar no HSM exige o segundo fator, que ainda não configurou: ", "Signing on the HSM needs a second factor, and you have none yet: "))
-                                    a href="/me/security" { (t(lang, "設定雙重認證", "configurar o segundo fator", "set one up")) }
-                                }
-                            }
+                        @if on_hsm {
+                            (super::fill::device_code(lang, with, true))
                         } @else if any_key {
                             (super::fill::key_picker(lang, &caller.person))
                         }

@@ -9,7 +9,7 @@
 //! page's refusal, as the API would refuse the resubmission.
 
 use super::cases::{Found, Note, changes_table, load};
-use super::fill::{Signing, sign_step};
+use super::fill::{Signing, SignsWith, sign_step};
 use super::render::{FormView, data_from_form};
 use super::{PageCaller, PageLang, check_csrf, layout_keeping, page, page_with_status, person_label, problem_page, t, when};
 use crate::forms::{FieldError, FormDefinition};
@@ -235,7 +235,7 @@ fn correction_page(state: &AppState, pl: &PageLang, caller: &Caller, found: &Fou
                         h2 #changes-title { (t(lang, "修改了的內容", "O que mudou", "What changed")) }
                         (changes_table(lang, form, changes))
                     }
-                    (sign_step(lang, &caller.person, Signing::Resubmit { form, case: &case.id }, shown.data, shown.computed, level))
+                    (sign_step(lang, &caller.person, SignsWith::of(state, &caller.person), Signing::Resubmit { form, case: &case.id }, shown.data, shown.computed, level))
                 }
             }
         },

@@ -1,9 +1,10 @@
 // The sign-and-submit step of a form page. The server has validated the data; this script asks
 // the API for the exact payload to sign, signs it with the key file the person chose (the key
-// stays in the page), and submits. The step says what it signs (`data-kind`): a new case of a
-// form (`submit`: POST /api/v1/cases, then a link to the new case), or the corrected data of a
-// returned case (`resubmit`: POST /api/v1/cases/{id}/resubmit, then back to the case's page).
-// Messages come from the page in its language.
+// stays in the page), and submits; a person whose key is on the HSM or at the remote signing
+// service gives their code instead (`device`), and the server signs there. The step says what it
+// signs (`data-kind`): a new case of a form (`submit`: POST /api/v1/cases, then a link to the new
+// case), or the corrected data of a returned case (`resubmit`: POST /api/v1/cases/{id}/resubmit,
+// then back to the case's page). Messages come from the page in its language.
 "use strict";
 
 (() => {
@@ -49,9 +50,12 @@
   const payloadRequest = (data) => resubmit
     ? { kind: "resubmit", case: caseId, data }
     : { kind: "submit", form: box.dataset.form, data, idempotency_key: idempotencyKey };
-  const post = (data, signed) => resubmit
-    ? carimbo.api(`/api/v1/cases/${encodeURIComponent(caseId)}/resubmit`, { data, signed })
-    : carimbo.api("/api/v1/cases", { form: box.dataset.form, data, idempotency_key: idempotencyKey, signed });
+  const post = (data, signed, device) => resubmit
+    ? carimbo.api(`/api/v1/cases/${encodeURIComponent(caseId)}/resubmit`, { data, signed, device })
+    : carimbo.api("/api/v1/cases", { form: box.dataset.form, data, idempotency_key: idempotencyKey, signed, device });
+  // Provider `hsm` or `remote`: no key file; the person's code authorizes this one signature,
+  // which the server makes on their device over exactly the data shown.
+  const onDevice = box.dataset.provider === "hsm" || box.dataset.provider === "remote";
 
   // A signer signs exactly what they see: the summary above shows the checked data, and once
   // any field of the form is changed after the check, signing is refused until it is checked
@@ -77,7 +81,17 @@
     }
     const data = JSON.parse(document.getElementById("data-json").value);
     let signed;
-    if (box.dataset.level !== "simple") {
+    let device;
+    if (box.dataset.level !== "simple" && onDevice) {
+      const input = document.getElementById("totp");
+      const code = input ? input.value.trim() : "";
+      if (!code) {
+        show("error", msg("nocode"));
+        return;
+      }
+      device = { totp: code };
+      input.value = "";
+    } else if (box.dataset.level !== "simple") {
       if (!keyInput || !keyInput.files || !keyInput.files[0]) {
         show("error", msg("nokey"));
         return;
@@ -97,7 +111,7 @@
       }
       signed = { payload: payload.json.payload, signature: await carimbo.sign(key.signer, payload.json.canonical, key.x5c) };
     }
-    const res = await post(data, signed);
+    const res = await post(data, signed, device);
     if (!res.ok) {
       const p = problemText(res);
       show("error", p.text, p.lines);
