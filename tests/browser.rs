@@ -55,15 +55,45 @@ fn wait_for(server: &mut Server, addr: SocketAddr, log: &Path) -> Result<(), Str
     Err("the server did not start listening within 60 s".into())
 }
 
-fn main() -> ExitCode {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if let Some(why) = missing(&repo) {
-        println!("browser: SKIPPED — {why}");
-        return ExitCode::SUCCESS;
-    }
-    let data = tempfile::tempdir().expect("a temporary data directory");
-    let log = data.path().join("server.log");
+/// Starts `carimbo serve` on `data` at a free loopback port with `args`; its stderr goes to
+/// `data/server.log`.
+fn start(repo: &Path, data: &Path, args: &[&std::ffi::OsStr]) -> Result<(Server, SocketAddr), String> {
+    let log = data.join("server.log");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
+    let child = Command::new(env!("CARGO_BIN_EXE_carimbo"))
+        .args(["serve", "--data"])
+        .arg(data)
+        .args(args)
+        .args(["--addr", &addr.to_string(), "--root"])
+        .arg(repo)
+        // The server's own SoftHSM2 configuration and demo token, in its data directory.
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("CARIMBO_HSM_PIN")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .map_err(|e| format!("the carimbo binary does not start: {e}"))?;
+    let mut server = Server(child);
+    wait_for(&mut server, addr, &log)?;
+    Ok((server, addr))
+}
+
+/// Runs `node --test` on `what` against the server at `addr`, with `env` added.
+fn scenarios(repo: &Path, what: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Result<(), String> {
+    let status = Command::new("node")
+        .args(["--test", "--test-concurrency=1", what])
+        .current_dir(repo)
+        .env("CARIMBO_URL", format!("http://{addr}"))
+        .env("CARIMBO_BIN", env!("CARGO_BIN_EXE_carimbo"))
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("node --test {what} exited with {status}")) }
+}
+
+/// Every scenario against the demo server with the relaxed device rule (the seeded key files).
+fn demo_scenarios(repo: &Path) -> Result<(), String> {
+    let data = tempfile::tempdir().expect("a temporary data directory");
     // The outbox goes to a loopback port nobody listens on, tried once: every decision the
     // scenarios make becomes a dead letter for the administrator's page.
     let webhooks = data.path().join("webhooks.json");
@@ -73,43 +103,51 @@ fn main() -> ExitCode {
         free_port()
     );
     std::fs::write(&webhooks, hooks).expect("a webhook file");
-    let child = Command::new(env!("CARGO_BIN_EXE_carimbo"))
-        .args(["serve", "--data"])
-        .arg(data.path())
-        .arg("--webhooks")
-        .arg(&webhooks)
-        // The seeded people sign with key files: the pages' qualified steps are met under the
-        // demo's relaxed device rule, whether or not SoftHSM2 is installed here.
-        .args(["--device-rule", "relaxed-for-demo"])
-        .args(["--addr", &addr.to_string(), "--root"])
-        .arg(&repo)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("the carimbo binary starts");
-    let mut server = Server(child);
-    if let Err(e) = wait_for(&mut server, addr, &log) {
-        println!("browser: FAILED — {e}");
-        return ExitCode::FAILURE;
-    }
+    // The seeded people sign with key files: the pages' qualified steps are met under the
+    // demo's relaxed device rule, whether or not SoftHSM2 is installed here.
+    let args: Vec<&std::ffi::OsStr> = vec!["--webhooks".as_ref(), webhooks.as_os_str(), "--device-rule".as_ref(), "relaxed-for-demo".as_ref()];
+    let (server, addr) = start(repo, data.path(), &args)?;
     println!("browser: carimbo serving on http://{addr}/; running tests/browser/ in Chromium");
-    let status = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "tests/browser/"])
-        .current_dir(&repo)
-        .env("CARIMBO_URL", format!("http://{addr}"))
-        .status();
+    let result = scenarios(repo, "tests/browser/", addr, &[]);
     drop(server);
-    match status {
-        Ok(s) if s.success() => {
+    result
+}
+
+/// The HSM scenario against a server that set up its demo token in SoftHSM2 and enforces the
+/// device rule; `None` when SoftHSM2 is not installed.
+fn hsm_scenarios(repo: &Path) -> Option<Result<(), String>> {
+    if !Path::new(carimbo::hsm::DEFAULT_MODULE).is_file() {
+        println!("browser: the HSM scenario is SKIPPED — {} is absent (apt-get install softhsm2)", carimbo::hsm::DEFAULT_MODULE);
+        return None;
+    }
+    let data = tempfile::tempdir().expect("a temporary data directory");
+    let (server, addr) = match start(repo, data.path(), &[]) {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e)),
+    };
+    println!("browser: carimbo with its demo HSM token serving on http://{addr}/; running the HSM scenario");
+    let result = scenarios(repo, "tests/browser/hsm-batch.test.mjs", addr, &[("CARIMBO_HSM", "1")]);
+    drop(server);
+    Some(result)
+}
+
+fn main() -> ExitCode {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if let Some(why) = missing(&repo) {
+        println!("browser: SKIPPED — {why}");
+        return ExitCode::SUCCESS;
+    }
+    let demo = demo_scenarios(&repo);
+    let hsm = hsm_scenarios(&repo);
+    match (demo, hsm) {
+        (Ok(()), None | Some(Ok(()))) => {
             println!("browser: every scenario passed; screenshots in target/screenshots/");
             ExitCode::SUCCESS
         }
-        Ok(s) => {
-            println!("browser: FAILED — node --test exited with {s}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            println!("browser: FAILED — cannot run node: {e}");
+        (demo, hsm) => {
+            for e in [demo.err(), hsm.and_then(Result::err)].into_iter().flatten() {
+                println!("browser: FAILED — {e}");
+            }
             ExitCode::FAILURE
         }
     }
