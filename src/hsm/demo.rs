@@ -72,7 +72,8 @@ fn publish_missing(hsm: &Hsm, pin: &AuthPin, data: &Path, root: &Path, people: &
             Ok(_) | Err(HsmError::KeyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        crate::cli::hsm::issue(hsm, DEFAULT_TOKEN, data, root, person, person, None, now).with_context(|| format!("cannot publish the HSM key of {person}"))?;
+        super::lifecycle::issue(hsm, DEFAULT_TOKEN, data, root, person, person, None, now)
+            .with_context(|| format!("cannot publish the HSM key of {person}"))?;
         issued.push(person.clone());
     }
     Ok(issued)

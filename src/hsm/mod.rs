@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::signing::DeviceRule;
 
 pub mod demo;
+pub mod lifecycle;
 
 /// Debian's SoftHSM2 module (`apt-get install softhsm2`).
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -420,11 +421,19 @@ pub struct HsmProvider {
     pub hsm: Hsm,
     pin: Arc<AuthPin>,
     pub data: PathBuf,
+    /// The token new keys are generated in (`DEFAULT_TOKEN` unless `with_token`).
+    token: String,
 }
 
 impl HsmProvider {
     pub fn new(hsm: Hsm, pin: AuthPin, data: &Path) -> HsmProvider {
-        HsmProvider { hsm, pin: Arc::new(pin), data: data.to_path_buf() }
+        HsmProvider { hsm, pin: Arc::new(pin), data: data.to_path_buf(), token: DEFAULT_TOKEN.into() }
+    }
+
+    /// The same provider, generating new keys in `token`.
+    pub fn with_token(mut self, token: &str) -> HsmProvider {
+        self.token = token.into();
+        self
     }
 
     /// The server's HSM when the module loads and a PIN is given; `Err` says why not (shown at

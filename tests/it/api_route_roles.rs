@@ -103,6 +103,8 @@ const TABLE: &[Row] = &[
     row("GET",    "/admin/usage",                      [303,  403,  403,  403,  200,  200]),
     row("GET",    "/admin/trust-list",                 [303,  403,  403,  403,  403,  200]),
     row("POST",   "/admin/trust-list",                 [303,  403,  403,  403,  403,  303]),
+    row("GET",    "/admin/keys",                       [303,  403,  403,  403,  403,  200]),
+    row("POST",   "/admin/keys",                       [303,  403,  403,  403,  403,  200]),
     row("GET",    "/me/notifications",                 [303,  200,  200,  200,  200,  200]),
     row("POST",   "/me/notifications",                 [303,  303,  303,  303,  303,  303]),
     row("GET",    "/me/delegation",                    [303,  200,  200,  200,  200,  200]),
@@ -319,6 +321,15 @@ fn call_page(w: &World, method: &str, path: &str, caller: &Client) -> Reply {
             caller.request("POST", path, Some(body.as_bytes()), &[("content-type", kind.as_str())])
         }
         ("POST", "/admin/outbox") => form_post(caller, path, &[], &[]),
+        // The table's server has no HSM; a key published in its book is revoked, which needs none.
+        ("POST", "/admin/keys") => {
+            let data = &w.s.state.paths.data;
+            let mut book = carimbo::hsm::ProviderBook::load(data).unwrap();
+            let key = carimbo::hsm::DeviceKey { token: "carimbo".into(), key_label: "p012".into(), serial: 0x5eed, chain_pem: String::new(), revoked_at: None };
+            book.people.insert("p012".into(), key);
+            book.save(data).unwrap();
+            form_post(caller, path, &[("person", "p012"), ("action", "revoke"), ("confirm", "yes")], &[])
+        }
         ("POST", "/admin/trust-list") => {
             let entry = serde_json::to_string(&common::next_trust_entry(&w.s.state.trust.current())).unwrap();
             form_post(caller, path, &[("entry", &entry)], &[])

@@ -25,14 +25,14 @@ use common::server::{Client, TestServer, leave};
 use cryptoki::types::AuthPin;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "carimbo-tests";
-const PIN: &str = "test-user-pin";
+pub(crate) const TOKEN: &str = "carimbo-tests";
+pub(crate) const PIN: &str = "test-user-pin";
 
 /// The test binary's one SoftHSM2 (its own configuration and token folder, in a temporary
 /// directory kept for the process), with token `carimbo-tests`; `None` without SoftHSM2.
 /// PKCS#11 is initialized once per process, so every test here shares it (each with its own
 /// key label).
-fn hsm() -> Option<&'static Hsm> {
+pub(crate) fn hsm() -> Option<&'static Hsm> {
     static HSM: OnceLock<Option<Hsm>> = OnceLock::new();
     HSM.get_or_init(|| {
         if !Path::new(DEFAULT_MODULE).is_file() {
@@ -50,7 +50,7 @@ fn hsm() -> Option<&'static Hsm> {
     .as_ref()
 }
 
-fn pin(text: &str) -> AuthPin {
+pub(crate) fn pin(text: &str) -> AuthPin {
     AuthPin::from(text.to_string())
 }
 

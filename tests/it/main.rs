@@ -11,6 +11,7 @@ mod evidence_case;
 #[path = "../common/store_builders.rs"]
 mod store_builders;
 
+mod admin_keys;
 mod api_cases;
 mod api_idempotency;
 mod api_restricted;

@@ -18,6 +18,7 @@ mod delegation;
 mod explain;
 mod fill;
 mod inbox;
+mod keys;
 mod notifications;
 mod outbox;
 mod pdf;
@@ -162,6 +163,7 @@ pub fn layout_keeping(pl: &PageLang, title: &str, caller: Option<&Caller>, keep_
                             @if c.has("admin") { a href="/admin/delegations" { (t(lang, "委託", "Substituições", "Delegations")) } }
                             @if c.has("admin") { a href="/admin/outbox" { (t(lang, "對外訊息", "Mensagens", "Outbox")) } }
                             @if c.has("admin") { a href="/admin/trust-list" { (t(lang, "信任清單", "Lista de confiança", "Trust list")) } }
+                            @if c.has("admin") { a href="/admin/keys" { (t(lang, "簽署私鑰", "Chaves", "Signing keys")) } }
                             @if c.has("admin") || c.has("auditor") { a href="/admin/usage" { (t(lang, "使用統計", "Estatísticas", "Usage figures")) } }
                         }
                     }
@@ -507,6 +509,8 @@ pub fn routes() -> Vec<RouteSpec> {
             trust::show
         ),
         page!(POST, post, "/admin/trust-list", "admin", "Append a change signed by the trust-list operator", trust::posted),
+        page!(GET, get, "/admin/keys", "admin", "Signing keys: who signs with what, and each HSM key's certificate and state", keys::show),
+        page!(POST, post, "/admin/keys", "admin", "Give, rotate or revoke a person's key on the HSM", keys::posted),
         page!(GET, get, "/admin/usage", "admin, auditor", "The usage figures with their chart", usage::show),
         page!(GET, get, "/me/notifications", "any", "My notifications: which kinds, immediately or one daily digest, quiet hours", notifications::show),
         page!(POST, post, "/me/notifications", "any", "Save my notification preferences", notifications::posted),
