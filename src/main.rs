@@ -101,6 +101,10 @@ enum Command {
         /// How long one TSA may take before the next is asked, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         tsa_timeout_ms: u64,
+        /// API requests a second one account may make (after a burst of five times as many);
+        /// more are answered 429.
+        #[arg(long, default_value_t = carimbo::http::DEFAULT_API_RATE_PER_ACCOUNT)]
+        api_rate_per_account: u32,
         #[command(flatten)]
         hsm: Box<HsmServeArgs>,
     },
@@ -332,6 +336,7 @@ fn main() -> Result<ExitCode> {
             mail_retry_ms,
             tsa,
             tsa_timeout_ms,
+            api_rate_per_account,
             hsm,
         } => {
             let tsa = (tsa.clone(), std::time::Duration::from_millis(*tsa_timeout_ms));
@@ -343,7 +348,7 @@ fn main() -> Result<ExitCode> {
                 store,
                 pg_schema.as_deref(),
                 webhooks.as_deref(),
-                *deadline_seconds,
+                (*deadline_seconds, *api_rate_per_account),
                 metrics_token_file.as_deref(),
                 totp_key_file.as_deref(),
                 public_url.as_deref(),
@@ -467,7 +472,7 @@ fn serve(
     store: &str,
     pg_schema: Option<&str>,
     webhooks: Option<&Path>,
-    deadline_seconds: u64,
+    (deadline_seconds, api_rate_per_account): (u64, u32),
     metrics_token_file: Option<&Path>,
     totp_key_file: Option<&Path>,
     public_url: Option<&str>,
@@ -490,6 +495,10 @@ fn serve(
         None => None,
     };
     let mut paths = Paths::from_root(root, data);
+    if api_rate_per_account == 0 {
+        anyhow::bail!("CARIMBO-E0729: --api-rate-per-account must be at least 1 (API requests a second per account)");
+    }
+    paths.api_rate_per_account = api_rate_per_account;
     paths.tsa_urls = tsa_urls;
     paths.tsa_timeout = tsa_timeout;
     let demo_hsm = hsm_paths(&mut paths, hsm, data, root)?;

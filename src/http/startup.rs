@@ -23,6 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Where the server finds its definitions and seeds, and keeps its data.
+/// API requests a second one account may make by default: generous enough for a busy
+/// approver's batch, low enough to stop a runaway script.
+pub const DEFAULT_API_RATE_PER_ACCOUNT: u32 = 200;
+
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub data: PathBuf,
@@ -50,6 +54,9 @@ pub struct Paths {
     /// Its OAuth 2.0 client id and secret (`serve --csc-credentials-file`, mode 0600); default
     /// CARIMBO_CSC_CLIENT_ID and CARIMBO_CSC_CLIENT_SECRET.
     pub csc_credentials_file: Option<PathBuf>,
+    /// API requests a second per account (`serve --api-rate-per-account`), after a burst of five
+    /// times as many.
+    pub api_rate_per_account: u32,
 }
 
 impl Paths {
@@ -69,6 +76,7 @@ impl Paths {
             hsm_pin_file: None,
             csc_url: None,
             csc_credentials_file: None,
+            api_rate_per_account: DEFAULT_API_RATE_PER_ACCOUNT,
         }
     }
 
@@ -304,6 +312,10 @@ impl AppState {
     }
 
     pub fn with_store(paths: Paths, store: Arc<dyn Store>) -> Result<AppState, StartError> {
+        let account_quota = {
+            let rate = NonZeroU32::new(paths.api_rate_per_account).unwrap_or(NonZeroU32::MIN);
+            Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::new(5).expect("non-zero")))
+        };
         let directory = Directory::load(&paths.seeds.join("directory/directory.json")).map_err(|e| StartError::Seeds(e.to_string()))?;
         // Delegations people set for themselves, and their ends, over the seeded ones.
         let delegations = crate::directory::delegation_log::DelegationLog::new(&paths.data.join("delegations.jsonl"));
@@ -371,10 +383,7 @@ impl AppState {
             archive,
             delegations,
             sign_in_limits: sign_in_limits::SignInLimits::default(),
-            // Generous enough for a busy approver's batch, low enough to stop a runaway script.
-            api_by_account: RateLimiter::keyed(
-                Quota::per_second(NonZeroU32::new(200).expect("non-zero")).allow_burst(NonZeroU32::new(1000).expect("non-zero")),
-            ),
+            api_by_account: RateLimiter::keyed(account_quota),
         })
     }
 

@@ -325,6 +325,21 @@ fn a_public_address_that_is_not_a_plain_http_or_https_origin_stops_the_server_at
 }
 
 #[test]
+fn a_per_account_api_rate_of_zero_stops_the_server_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("never-created");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_carimbo"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--api-rate-per-account", "0", "--data"])
+        .arg(&dir)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("CARIMBO-E0729") && err.contains("--api-rate-per-account"), "{err}");
+    assert!(!dir.exists(), "nothing is created before the limit is checked");
+}
+
+#[test]
 fn pages_case_answers_and_errors_are_never_stored_by_a_cache_but_static_files_may_be() {
     let s = TestServer::start();
     let api = s.login("p005");
