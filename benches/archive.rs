@@ -33,6 +33,10 @@ fn main() {
     }
     let bytes: usize = bundles.iter().map(Vec::len).sum();
     println!("generated {n} bundles ({:.1} MB) in {:.1} s", bytes as f64 / 1e6, started.elapsed().as_secs_f64());
+    let first: serde_json::Value = serde_json::from_slice(&bundles[0]).unwrap();
+    let parts: Vec<String> =
+        first.as_object().unwrap().iter().map(|(k, v)| format!("{k} {:.1}", serde_json::to_vec(v).unwrap().len() as f64 / 1000.0)).collect();
+    println!("one bundle, kB per member: {}", parts.join(", "));
 
     // One bundle alone, as `carimbo verify FILE` does it: median of 30.
     let mut alone: Vec<f64> = (0..30)

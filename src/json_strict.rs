@@ -82,6 +82,80 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StrictJsonErro
     }
 }
 
+/// A `serde_json::Value` of `bytes`, refusing a repeated member name, in one pass: the tree is
+/// built while each object's names are checked (a name already in the object being built is the
+/// repeat), so a document read as a `Value` is not walked twice. Only when a name repeats is
+/// the document walked again by [`check`], for the error's pointer, line and column. Numbers,
+/// strings and the recursion limit are serde_json's (`Number::from_f64` as its own `Value` does).
+pub fn value_from_slice(bytes: &[u8]) -> Result<serde_json::Value, StrictJsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match ValueNode.deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
+        Ok(v) => Ok(v),
+        Err(e) => match check(bytes) {
+            Err(strict) => Err(strict),
+            Ok(()) => Err(StrictJsonError::Json(e)),
+        },
+    }
+}
+
+/// Builds one value of the document, refusing a repeated name in any object.
+#[derive(Clone, Copy)]
+struct ValueNode;
+
+impl<'de> DeserializeSeed<'de> for ValueNode {
+    type Value = serde_json::Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<serde_json::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueNode {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::from(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::from(u))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            if members.contains_key(&name) {
+                return Err(de::Error::custom(format!("the member name \"{name}\" appears twice")));
+            }
+            members.insert(name, value);
+        }
+        Ok(serde_json::Value::Object(members))
+    }
+}
+
 /// `serde_json::from_str`, refusing a repeated member name first.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, StrictJsonError> {
     from_slice(text.as_bytes())
@@ -257,5 +331,23 @@ mod tests {
         assert!(strict.to_string().contains("recursion limit"), "{strict}");
         let ok = "[".repeat(100) + &"]".repeat(100);
         check(ok.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn the_one_pass_value_is_serde_jsons_value_and_refuses_what_check_refuses() {
+        for text in [r#"{"a":[1,-2,3.5,1e300,-0.0,null,true,"\u00e9\n"],"b":{"c":{}},"d":18446744073709551615}"#, "[]", " 7 ", r#""x""#] {
+            assert_eq!(value_from_slice(text.as_bytes()).unwrap(), serde_json::from_str::<Value>(text).unwrap(), "{text}");
+        }
+        let text = r#"{"events":[{"body":{"level":"simple","x":1,"level":"qualified"}}]}"#;
+        match value_from_slice(text.as_bytes()) {
+            Err(StrictJsonError::Duplicate { pointer, name, .. }) => assert_eq!((pointer.as_str(), name.as_str()), ("/events/0/body", "level")),
+            other => panic!("expected the repeated name, got {other:?}"),
+        }
+        for bad in ["{", r#"{"a":1}x"#, "[1,]", ""] {
+            let mine = value_from_slice(bad.as_bytes()).unwrap_err();
+            let theirs = serde_json::from_str::<Value>(bad).unwrap_err();
+            assert!(!mine.is_duplicate(), "{bad}");
+            assert_eq!(mine.to_string(), theirs.to_string(), "{bad}");
+        }
     }
 }

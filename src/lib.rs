@@ -18,6 +18,7 @@ pub mod forms;
 pub mod hsm;
 pub mod http;
 pub mod i18n;
+pub mod jcs;
 pub mod json_strict;
 pub mod notify;
 pub mod outbox;

@@ -11,6 +11,7 @@
 use super::verify::{Fingerprint, VerificationReport, VerifyConfig, verify_with};
 use super::{BundleDefinitions, BundlePki};
 use crate::workflow::WorkflowDefinition;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,18 +32,65 @@ pub(crate) struct LoadedPki {
     pub trust: Vec<Fingerprint>,
 }
 
+/// The top-level members of a bundle that are the same bytes in every bundle of one service
+/// and period: the definitions (form, workflow, reference texts) and the validation material
+/// (trust list, CRLs, service certificate); together about five sixths of a bundle.
+pub(crate) const SHARED_MEMBERS: [&str; 2] = ["definitions", "pki"];
+
+/// How many shared members are kept (each a few tens of kB): beyond it, new ones are checked
+/// every time and not kept.
+const MAX_KNOWN_MEMBERS: usize = 256;
+
+/// A shared member of a bundle that verified, kept byte for byte as the file held it. A later
+/// bundle whose member is the very same bytes gets the same parse, the same seal digest and
+/// the same file-hash results, so they are taken from here instead of being computed again;
+/// one byte of difference and the member is parsed and checked from scratch.
+pub(crate) struct KnownMember {
+    raw: Box<[u8]>,
+    /// The member parsed (as `json_strict::value_from_slice` parses it).
+    pub value: Value,
+    /// `sha256:` + hex SHA-256 of its RFC 8785 form: its digest in the seal.
+    pub digest: String,
+    /// For `pki`: the CRL files, decoded from base64, whose SHA-256 matched the declared one.
+    pub crls: Vec<Vec<u8>>,
+}
+
+impl KnownMember {
+    pub(crate) fn new(raw: &[u8], value: Value, crls: Vec<Vec<u8>>) -> KnownMember {
+        let digest = format!("sha256:{}", hex::encode(crate::jcs::sha256(&value)));
+        KnownMember { raw: raw.into(), value, digest, crls }
+    }
+}
+
+/// Where a member's bytes are looked up: its name, length and a few of its bytes; the bytes
+/// themselves are then compared whole.
+type MemberKey = (String, usize, [u8; 64]);
+
+/// The kept members (how many, and by key).
+type KnownMembers = (usize, HashMap<MemberKey, Vec<Arc<KnownMember>>>);
+
+fn member_key(name: &str, raw: &[u8]) -> MemberKey {
+    let mut sample = [0u8; 64];
+    let (head, tail) = (raw.len().min(32), raw.len().saturating_sub(32));
+    sample[..head].copy_from_slice(&raw[..head]);
+    sample[32..32 + raw.len() - tail].copy_from_slice(&raw[tail..]);
+    (name.to_string(), raw.len(), sample)
+}
+
 /// What bundles of one service share, computed once. Shared between threads.
 #[derive(Default)]
 pub struct VerifyCache {
     definitions: Mutex<HashMap<[u8; 32], Arc<LoadedDefinitions>>>,
     pki: Mutex<HashMap<[u8; 32], Arc<LoadedPki>>>,
+    members: Mutex<KnownMembers>,
 }
 
 impl std::fmt::Debug for VerifyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let definitions = self.definitions.lock().map(|m| m.len()).unwrap_or(0);
         let pki = self.pki.lock().map(|m| m.len()).unwrap_or(0);
-        f.debug_struct("VerifyCache").field("definitions", &definitions).field("pki", &pki).finish()
+        let members = self.members.lock().map(|m| m.0).unwrap_or(0);
+        f.debug_struct("VerifyCache").field("definitions", &definitions).field("pki", &pki).field("members", &members).finish()
     }
 }
 
@@ -100,6 +148,28 @@ impl VerifyCache {
     pub(crate) fn keep_pki(&self, k: [u8; 32], v: Arc<LoadedPki>) {
         if let Ok(mut m) = self.pki.lock() {
             m.insert(k, v);
+        }
+    }
+    /// How many shared members of verified bundles are kept.
+    pub fn members_kept(&self) -> usize {
+        self.members.lock().map(|m| m.0).unwrap_or(0)
+    }
+    /// The member `name` of an earlier bundle that verified, if it was exactly `raw`.
+    pub(crate) fn known_member(&self, name: &str, raw: &[u8]) -> Option<Arc<KnownMember>> {
+        let m = self.members.lock().ok()?;
+        m.1.get(&member_key(name, raw))?.iter().find(|k| *k.raw == *raw).cloned()
+    }
+    /// Keeps `member` (named `name`) of a bundle that verified, while fewer than the maximum are kept.
+    pub(crate) fn keep_member(&self, name: &str, member: KnownMember) {
+        if let Ok(mut m) = self.members.lock() {
+            if m.0 >= MAX_KNOWN_MEMBERS {
+                return;
+            }
+            let same = m.1.entry(member_key(name, &member.raw)).or_default();
+            if same.iter().all(|k| k.raw != member.raw) {
+                same.push(Arc::new(member));
+                m.0 += 1;
+            }
         }
     }
 }

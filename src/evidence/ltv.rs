@@ -94,7 +94,7 @@ pub fn stamped_bytes(bundle: &Value, k: usize) -> Option<Vec<u8>> {
     cut.push(entry);
     let mut v = bundle.clone();
     v.as_object_mut()?.insert(MEMBER.into(), Value::Array(cut));
-    serde_json_canonicalizer::to_vec(&v).ok()
+    Some(crate::jcs::to_vec(&v))
 }
 
 /// The bytes the next archive time-stamp of `bundle`, added with `validation_data`, covers.

@@ -4,7 +4,7 @@
 use super::locate::{offset_of, pointer_at};
 use super::{
     EXPORTED_AFTER_NOW_SECONDS, EvidenceBundle, FORMAT, FORMAT_VERSION, MAX_BUNDLE_BYTES, RECORDED_AFTER_AT_SECONDS, SIGNING_TIME_AFTER_MINUTES,
-    SIGNING_TIME_BEFORE_MINUTES, member_digests, seal_label, sha256_hex,
+    SIGNING_TIME_BEFORE_MINUTES, seal_label, sha256_hex,
 };
 use crate::catalog::Catalog;
 use crate::chain::GENESIS_HASH;
@@ -370,8 +370,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     }
     // A repeated member name (an event body with two `level`s) would let two readers see two
     // bundles; it is refused before anything is read from the file.
-    crate::json_strict::check(bytes).map_err(|e| strict_finding(bytes, e))?;
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not JSON"))?;
+    let Parsed { value, known, fresh } = parse(bytes, cfg.cache.as_deref())?;
     // Read from the tree just built, not from the bytes a third time; only when that fails are
     // the bytes read again, for the error's line and column.
     let bundle: EvidenceBundle = match EvidenceBundle::deserialize(&value) {
@@ -405,7 +404,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
         ));
     }
     // 3. File hashes.
-    let crl_bytes = check_files(&bundle, out)?;
+    let crl_bytes = check_files(&bundle, &known, out)?;
     // 4. Definitions.
     let workflow = cached_definitions(&bundle, cfg, out)?;
     // 5. Validation material.
@@ -432,7 +431,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     out.withheld = std::mem::take(&mut replay.withheld);
     let mut needs = std::mem::take(&mut replay.needs);
     // 8. Seal.
-    needs.extend(check_seal(&ctx, &value)?);
+    needs.extend(check_seal(&ctx, &value, &known)?);
     // 9. Archive time-stamps (B-LTA), and a proof of existence for every certificate that has
     // expired since it was used.
     let crl_files: Vec<(String, String, Vec<u8>)> =
@@ -455,7 +454,101 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
         }
         out.pinned = true;
     }
+    // Every check passed: the shared members seen for the first time are kept for the next
+    // bundle that holds the same bytes.
+    if let Some(cache) = &cfg.cache {
+        for (name, raw) in fresh {
+            let crls = if name == "pki" { crl_bytes.clone() } else { Vec::new() };
+            if let Some(v) = value.get(name) {
+                cache.keep_member(name, super::archive::KnownMember::new(raw, v.clone(), crls));
+            }
+        }
+    }
     Ok(())
+}
+
+/// A bundle read: its tree, the shared members an earlier bundle already had byte for byte, and
+/// the shared members seen for the first time (name and bytes), to be kept if it verifies.
+struct Parsed<'b> {
+    value: Value,
+    known: Known,
+    fresh: Vec<(&'static str, &'b [u8])>,
+}
+
+/// Shared members (`archive::SHARED_MEMBERS`) known from an earlier bundle that verified.
+#[derive(Default)]
+pub(crate) struct Known {
+    definitions: Option<Arc<super::archive::KnownMember>>,
+    pki: Option<Arc<super::archive::KnownMember>>,
+}
+
+impl Known {
+    fn get(&self, name: &str) -> Option<&super::archive::KnownMember> {
+        match name {
+            "definitions" => self.definitions.as_deref(),
+            "pki" => self.pki.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Parses the bundle, refusing a repeated member name anywhere. With a cache, the top level is
+/// split into its members first, and a shared member whose bytes an earlier bundle had is
+/// taken from the cache instead of being parsed; any failure is reported as the one-pass parse
+/// of the whole file reports it (same message, line, column and pointer).
+fn parse<'b>(bytes: &'b [u8], cache: Option<&super::archive::VerifyCache>) -> Check<Parsed<'b>> {
+    let whole = || -> Check<Parsed<'b>> {
+        let value = crate::json_strict::value_from_slice(bytes).map_err(|e| strict_finding(bytes, e))?;
+        Ok(Parsed { value, known: Known::default(), fresh: Vec::new() })
+    };
+    let Some(cache) = cache else { return whole() };
+    let Ok(members) = top_level_members(bytes) else { return whole() };
+    let mut object = serde_json::Map::new();
+    let (mut known, mut fresh) = (Known::default(), Vec::new());
+    for (name, raw) in members {
+        let raw = raw.get().as_bytes();
+        let shared = super::archive::SHARED_MEMBERS.iter().find(|s| **s == name);
+        if let Some(hit) = shared.and_then(|s| cache.known_member(s, raw)) {
+            object.insert(name.clone(), hit.value.clone());
+            match name.as_str() {
+                "definitions" => known.definitions = Some(hit),
+                _ => known.pki = Some(hit),
+            }
+            continue;
+        }
+        let Ok(v) = crate::json_strict::value_from_slice(raw) else { return whole() };
+        if let Some(s) = shared {
+            fresh.push((*s, raw));
+        }
+        object.insert(name, v);
+    }
+    Ok(Parsed { value: Value::Object(object), known, fresh })
+}
+
+/// The top-level members of a JSON object, each as its raw text, in order; `Err` when the file
+/// is not one object or repeats a top-level name (the caller then parses it whole for the error).
+fn top_level_members(bytes: &[u8]) -> Result<Vec<(String, &serde_json::value::RawValue)>, serde_json::Error> {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = Vec<(String, &'de serde_json::value::RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an evidence bundle (a JSON object)")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: Self::Value = Vec::new();
+            while let Some((name, raw)) = map.next_entry::<String, &'de serde_json::value::RawValue>()? {
+                if out.iter().any(|(n, _)| *n == name) {
+                    return Err(serde::de::Error::custom("a repeated member name"));
+                }
+                out.push((name, raw));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let members = serde::Deserializer::deserialize_map(&mut de, Members)?;
+    de.end()?;
+    Ok(members)
 }
 
 fn strict_finding(bytes: &[u8], e: crate::json_strict::StrictJsonError) -> Box<Finding> {
@@ -479,36 +572,54 @@ fn parse_finding(bytes: &[u8], e: &serde_json::Error, what: &str) -> Box<Finding
 }
 
 /// Re-computes every file's SHA-256; returns the CRL files' bytes.
-fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Vec<u8>>> {
-    let body = |name: &str| b.events.first().and_then(|e| e.body.get(name)).and_then(|v| v.get("hash")).and_then(Value::as_str).map(str::to_string);
-    let text = |ptr: &str, name: &str, declared: &str, text: &str, witness: Option<String>| -> Check<()> {
-        let computed = sha256_hex(text.as_bytes());
-        if computed == declared {
-            return Ok(());
-        }
-        let pointer = match witness {
-            Some(w) if w == declared => format!("{ptr}/text"),
-            Some(w) if w == computed => format!("{ptr}/sha256"),
-            _ => ptr.to_string(),
-        };
-        Err(Finding::new(E_FILE, "file", pointer, format!("{name} hashes to {computed}, but the bundle gives {declared}")).file(name))
+fn check_files(b: &EvidenceBundle, known: &Known, out: &mut VerificationReport) -> Check<Vec<Vec<u8>>> {
+    out.files_checked = 4 + b.definitions.reference.len() + b.pki.crls.len();
+    // A shared member an earlier bundle had byte for byte had its files checked then.
+    if known.definitions.is_none() {
+        check_definition_files(b)?;
+    }
+    match &known.pki {
+        Some(pki) => Ok(pki.crls.clone()),
+        None => check_pki_files(b),
+    }
+}
+
+/// Each text's SHA-256 is the one declared beside it.
+fn check_text(ptr: &str, name: &str, declared: &str, text: &str, witness: Option<String>) -> Check<()> {
+    let computed = sha256_hex(text.as_bytes());
+    if computed == declared {
+        return Ok(());
+    }
+    let pointer = match witness {
+        Some(w) if w == declared => format!("{ptr}/text"),
+        Some(w) if w == computed => format!("{ptr}/sha256"),
+        _ => ptr.to_string(),
     };
+    Err(Finding::new(E_FILE, "file", pointer, format!("{name} hashes to {computed}, but the bundle gives {declared}")).file(name))
+}
+
+/// The form, workflow and reference texts hash as declared (the submission's pins witness
+/// which side changed), and no two reference files share a name.
+fn check_definition_files(b: &EvidenceBundle) -> Check<()> {
+    let body = |name: &str| b.events.first().and_then(|e| e.body.get(name)).and_then(|v| v.get("hash")).and_then(Value::as_str).map(str::to_string);
     let d = &b.definitions;
-    text("/definitions/form", &d.form.name, &d.form.sha256, &d.form.text, body("form"))?;
-    text("/definitions/workflow", &d.workflow.name, &d.workflow.sha256, &d.workflow.text, body("workflow"))?;
-    let mut count = 2;
+    check_text("/definitions/form", &d.form.name, &d.form.sha256, &d.form.text, body("form"))?;
+    check_text("/definitions/workflow", &d.workflow.name, &d.workflow.sha256, &d.workflow.text, body("workflow"))?;
     let mut names = BTreeSet::new();
     for (i, f) in d.reference.iter().enumerate() {
         let ptr = format!("/definitions/reference/{i}");
         if !names.insert(f.name.clone()) {
             return Err(Finding::new(E_FILE, "file", format!("{ptr}/name"), format!("two reference files are named {}", f.name)).file(&f.name));
         }
-        text(&ptr, &f.name, &f.sha256, &f.text, None)?;
-        count += 1;
+        check_text(&ptr, &f.name, &f.sha256, &f.text, None)?;
     }
-    text("/pki/trust_list", &b.pki.trust_list.name, &b.pki.trust_list.sha256, &b.pki.trust_list.text, None)?;
-    text("/pki/service_certificate", &b.pki.service_certificate.name, &b.pki.service_certificate.sha256, &b.pki.service_certificate.text, None)?;
-    count += 2;
+    Ok(())
+}
+
+/// The trust list, the service certificate and every CRL hash as declared; the CRLs decoded.
+fn check_pki_files(b: &EvidenceBundle) -> Check<Vec<Vec<u8>>> {
+    check_text("/pki/trust_list", &b.pki.trust_list.name, &b.pki.trust_list.sha256, &b.pki.trust_list.text, None)?;
+    check_text("/pki/service_certificate", &b.pki.service_certificate.name, &b.pki.service_certificate.sha256, &b.pki.service_certificate.text, None)?;
     let mut crls = Vec::new();
     let mut names = BTreeSet::new();
     for (i, f) in b.pki.crls.iter().enumerate() {
@@ -524,9 +635,7 @@ fn check_files(b: &EvidenceBundle, out: &mut VerificationReport) -> Check<Vec<Ve
             return Err(Finding::new(E_FILE, "file", ptr, format!("{} hashes to {computed}, but the bundle gives {}", f.name, f.sha256)).file(&f.name));
         }
         crls.push(bytes);
-        count += 1;
     }
-    out.files_checked = count;
     Ok(crls)
 }
 
@@ -860,9 +969,7 @@ fn check_exported_at(ctx: &Context, times: &[DateTime<Utc>]) -> Check<DateTime<U
 /// `recorded_at` taken as the string written in the bundle.
 pub(crate) fn event_hash(ev: &super::BundleEvent) -> String {
     // The disclosures of restricted fields are outside the chain, as the store hashes it.
-    let body = crate::chain::chained_body(&ev.body);
-    let v = json!({"case_id": ev.case_id, "seq": ev.seq, "recorded_at": ev.recorded_at, "prev_hash": ev.prev_hash, "body": &*body});
-    sha256_hex(&serde_json_canonicalizer::to_vec(&v).expect("a JSON value always canonicalizes"))
+    crate::chain::chain_hash_of(&ev.case_id, ev.seq, &ev.recorded_at, &ev.prev_hash, &ev.body)
 }
 
 /// For an event whose content no longer hashes: the more precise place its own checks give.
@@ -1332,7 +1439,7 @@ impl<'a> EventWalk<'a> {
 }
 
 /// The service's seal over the bundle, and the digest of each part.
-fn check_seal(ctx: &Context, value: &Value) -> Check<Option<PoeNeed>> {
+fn check_seal(ctx: &Context, value: &Value, known: &Known) -> Check<Option<PoeNeed>> {
     let b = ctx.bundle;
     let s = &b.seal;
     let payload = serde_json_canonicalizer::to_vec(&s.payload).map_err(|e| Finding::new(E_SEAL, "seal", "/seal/payload", e.to_string()))?;
@@ -1401,7 +1508,7 @@ fn check_seal(ctx: &Context, value: &Value) -> Check<Option<PoeNeed>> {
             format!("the seal covers {} events ending in {}; the bundle holds {} ending in {last}", p.version, p.last_event_hash, b.events.len()),
         ));
     }
-    let digests = member_digests(value);
+    let digests = super::member_digests_with(value, |name| known.get(name).map(|k| k.digest.clone()));
     for (member, digest) in &digests {
         match p.digests.get(member) {
             Some(d) if d == digest => {}

@@ -15,7 +15,7 @@
 //! `cases::CommitmentKey`); this module only computes and checks, with no randomness of its own.
 //! Canonical JSON is serde_json_canonicalizer's (RFC 8785), as everywhere else in carimbo.
 
-use crate::pki::cert::{hex, sha256};
+use crate::pki::cert::hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -49,9 +49,7 @@ pub enum CommitmentError {
 /// `sha256:` + hex SHA-256 of the canonical `[salt, field, value]`.
 pub fn digest(salt: &str, field: &str, value: &Value) -> String {
     let array = json!([salt, field, value]);
-    // Canonicalization of a `Value` cannot fail: its numbers are finite and its keys are strings.
-    let bytes = serde_json_canonicalizer::to_vec(&array).expect("a JSON value always canonicalizes");
-    format!("sha256:{}", hex(&sha256(&bytes)))
+    format!("sha256:{}", hex(&crate::jcs::sha256(&array)))
 }
 
 /// The commitment object for a value.

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::SigningError;
-use crate::pki::cert::{hex, sha256};
+use crate::pki::cert::hex;
 
 /// The form definition a case is pinned to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +62,8 @@ impl SigningPayload {
 
 /// `sha256:` + hex SHA-256 of the RFC 8785 canonical form of `data`.
 pub fn data_hash(data: &serde_json::Value) -> Result<String, SigningError> {
-    let bytes = serde_json_canonicalizer::to_vec(data).map_err(|e| SigningError::Canonicalization { reason: e.to_string() })?;
-    Ok(format!("sha256:{}", hex(&sha256(&bytes))))
+    // A `Value` always canonicalizes (finite numbers, string names).
+    Ok(format!("sha256:{}", hex(&crate::jcs::sha256(data))))
 }
 
 mod rfc3339_seconds {
