@@ -29,6 +29,13 @@ pub fn to_vec(v: &Value) -> Vec<u8> {
     out
 }
 
+/// The canonical bytes of a typed value with no floating-point member (through its
+/// `serde_json::Value`; serde_json would turn a NaN into `null` where the reference crate
+/// refuses it, so a type with an `f64` keeps using the crate).
+pub fn to_vec_of<T: serde::Serialize>(t: &T) -> serde_json::Result<Vec<u8>> {
+    Ok(to_vec(&serde_json::to_value(t)?))
+}
+
 /// SHA-256 of the canonical bytes of `v`, without keeping them.
 pub fn sha256(v: &Value) -> [u8; 32] {
     let mut w = Hasher::new();

@@ -46,35 +46,35 @@ const MAX_KNOWN_MEMBERS: usize = 256;
 /// the same file-hash results, so they are taken from here instead of being computed again;
 /// one byte of difference and the member is parsed and checked from scratch.
 pub(crate) struct KnownMember {
-    raw: Box<[u8]>,
+    pub(crate) raw: Box<[u8]>,
     /// The member parsed (as `json_strict::value_from_slice` parses it).
     pub value: Value,
+    /// The same, read into the bundle's type.
+    pub typed: Typed,
     /// `sha256:` + hex SHA-256 of its RFC 8785 form: its digest in the seal.
     pub digest: String,
     /// For `pki`: the CRL files, decoded from base64, whose SHA-256 matched the declared one.
     pub crls: Vec<Vec<u8>>,
 }
 
-impl KnownMember {
-    pub(crate) fn new(raw: &[u8], value: Value, crls: Vec<Vec<u8>>) -> KnownMember {
-        let digest = format!("sha256:{}", hex::encode(crate::jcs::sha256(&value)));
-        KnownMember { raw: raw.into(), value, digest, crls }
-    }
+/// A shared member read into its type.
+pub(crate) enum Typed {
+    Definitions(BundleDefinitions),
+    Pki(BundlePki),
 }
 
-/// Where a member's bytes are looked up: its name, length and a few of its bytes; the bytes
-/// themselves are then compared whole.
-type MemberKey = (String, usize, [u8; 64]);
-
-/// The kept members (how many, and by key).
-type KnownMembers = (usize, HashMap<MemberKey, Vec<Arc<KnownMember>>>);
-
-fn member_key(name: &str, raw: &[u8]) -> MemberKey {
-    let mut sample = [0u8; 64];
-    let (head, tail) = (raw.len().min(32), raw.len().saturating_sub(32));
-    sample[..head].copy_from_slice(&raw[..head]);
-    sample[32..32 + raw.len() - tail].copy_from_slice(&raw[tail..]);
-    (name.to_string(), raw.len(), sample)
+impl KnownMember {
+    /// `None` for a member that is not shared, or does not read as its type.
+    pub(crate) fn new(name: &str, raw: &[u8], value: Value, crls: Vec<Vec<u8>>) -> Option<KnownMember> {
+        use serde::Deserialize;
+        let typed = match name {
+            "definitions" => Typed::Definitions(BundleDefinitions::deserialize(&value).ok()?),
+            "pki" => Typed::Pki(BundlePki::deserialize(&value).ok()?),
+            _ => return None,
+        };
+        let digest = format!("sha256:{}", hex::encode(crate::jcs::sha256(&value)));
+        Some(KnownMember { raw: raw.into(), value, typed, digest, crls })
+    }
 }
 
 /// What bundles of one service share, computed once. Shared between threads.
@@ -82,14 +82,15 @@ fn member_key(name: &str, raw: &[u8]) -> MemberKey {
 pub struct VerifyCache {
     definitions: Mutex<HashMap<[u8; 32], Arc<LoadedDefinitions>>>,
     pki: Mutex<HashMap<[u8; 32], Arc<LoadedPki>>>,
-    members: Mutex<KnownMembers>,
+    /// The kept members, each with the name it was kept under.
+    members: Mutex<Vec<(String, Arc<KnownMember>)>>,
 }
 
 impl std::fmt::Debug for VerifyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let definitions = self.definitions.lock().map(|m| m.len()).unwrap_or(0);
         let pki = self.pki.lock().map(|m| m.len()).unwrap_or(0);
-        let members = self.members.lock().map(|m| m.0).unwrap_or(0);
+        let members = self.members_kept();
         f.debug_struct("VerifyCache").field("definitions", &definitions).field("pki", &pki).field("members", &members).finish()
     }
 }
@@ -150,26 +151,22 @@ impl VerifyCache {
             m.insert(k, v);
         }
     }
+    /// The member `name` of an earlier bundle that verified, if `text` starts with its bytes.
+    pub(crate) fn known_member_at(&self, name: &str, text: &[u8]) -> Option<Arc<KnownMember>> {
+        let m = self.members.lock().ok()?;
+        m.iter().filter(|(n, _)| n == name).map(|(_, k)| k).find(|k| text.starts_with(&k.raw)).cloned()
+    }
     /// How many shared members of verified bundles are kept.
     pub fn members_kept(&self) -> usize {
-        self.members.lock().map(|m| m.0).unwrap_or(0)
-    }
-    /// The member `name` of an earlier bundle that verified, if it was exactly `raw`.
-    pub(crate) fn known_member(&self, name: &str, raw: &[u8]) -> Option<Arc<KnownMember>> {
-        let m = self.members.lock().ok()?;
-        m.1.get(&member_key(name, raw))?.iter().find(|k| *k.raw == *raw).cloned()
+        self.members.lock().map(|m| m.len()).unwrap_or(0)
     }
     /// Keeps `member` (named `name`) of a bundle that verified, while fewer than the maximum are kept.
     pub(crate) fn keep_member(&self, name: &str, member: KnownMember) {
         if let Ok(mut m) = self.members.lock() {
-            if m.0 >= MAX_KNOWN_MEMBERS {
+            if m.len() >= MAX_KNOWN_MEMBERS || m.iter().any(|(n, k)| n == name && k.raw == member.raw) {
                 return;
             }
-            let same = m.1.entry(member_key(name, &member.raw)).or_default();
-            if same.iter().all(|k| k.raw != member.raw) {
-                same.push(Arc::new(member));
-                m.0 += 1;
-            }
+            m.push((name.to_string(), Arc::new(member)));
         }
     }
 }

@@ -185,7 +185,7 @@ pub fn export(
     };
     let value = serde_json::to_value(&bundle).map_err(|e| EvidenceError::Seal(e.to_string()))?;
     bundle.seal.payload.digests = member_digests(&value);
-    let payload = serde_json_canonicalizer::to_vec(&bundle.seal.payload).map_err(|e| EvidenceError::Seal(e.to_string()))?;
+    let payload = crate::jcs::to_vec_of(&bundle.seal.payload).map_err(|e| EvidenceError::Seal(e.to_string()))?;
     let jws = seal.seal_bytes(&payload, now).map_err(|e| EvidenceError::Seal(e.to_string()))?;
     bundle.seal.protected = jws.protected;
     bundle.seal.signature = jws.signature;

@@ -148,7 +148,7 @@ pub(crate) fn add_crls(crls: &mut CrlSet, files: &[(String, String, Vec<u8>)]) -
 fn take_validation_data(
     k: usize,
     vd: &ValidationData,
-    history: &mut TrustHistory,
+    history: &mut std::borrow::Cow<'_, TrustHistory>,
     crl_files: &mut Vec<(String, String, Vec<u8>)>,
     now: DateTime<Utc>,
 ) -> Check<()> {
@@ -169,7 +169,7 @@ fn take_validation_data(
             )
             .file(&tl.name));
         }
-        *history = newer;
+        *history = std::borrow::Cow::Owned(newer);
     }
     for (i, f) in vd.crls.iter().enumerate() {
         let ptr = format!("{base}/crls/{i}");
@@ -254,7 +254,8 @@ pub(crate) fn check_archive(
     exported: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Check<ArchiveProof> {
-    let mut history = base_history.clone();
+    // The bundle's history, replaced (not copied) when a stamp brings a newer one.
+    let mut history = std::borrow::Cow::Borrowed(base_history);
     let mut crl_files = crl_files;
     let mut previous = exported;
     let mut stamps: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = Vec::new();

@@ -95,7 +95,7 @@ pub struct BundleHead {
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleDefinitions {
     pub form: DefinitionFile,
@@ -105,7 +105,7 @@ pub struct BundleDefinitions {
 }
 
 /// A form or workflow definition: its exact bytes (as text) and its content hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefinitionFile {
     pub id: String,
@@ -118,7 +118,7 @@ pub struct DefinitionFile {
 }
 
 /// A text file (JSON, PEM) and the SHA-256 of its UTF-8 bytes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextFile {
     pub name: String,
@@ -149,7 +149,7 @@ pub struct BundleEvent {
     pub body: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundlePki {
     /// `trust-list.json`: the trust list's whole signed history (`pki::history`): every member

@@ -371,12 +371,7 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     // A repeated member name (an event body with two `level`s) would let two readers see two
     // bundles; it is refused before anything is read from the file.
     let Parsed { value, known, fresh } = parse(bytes, cfg.cache.as_deref())?;
-    // Read from the tree just built, not from the bytes a third time; only when that fails are
-    // the bytes read again, for the error's line and column.
-    let bundle: EvidenceBundle = match EvidenceBundle::deserialize(&value) {
-        Ok(b) => b,
-        Err(_) => serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle"))?,
-    };
+    let bundle = read_bundle(bytes, &value, &known)?;
     // 2. Format.
     if bundle.format != FORMAT {
         return Err(Finding::new(E_FORMAT, "format", "/format", format!("`format` is {:?}, not {FORMAT:?}", bundle.format)));
@@ -434,8 +429,11 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     needs.extend(check_seal(&ctx, &value, &known)?);
     // 9. Archive time-stamps (B-LTA), and a proof of existence for every certificate that has
     // expired since it was used.
-    let crl_files: Vec<(String, String, Vec<u8>)> =
-        crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect();
+    // The bundle's CRLs, named, for the stamps (none to judge without archive stamps).
+    let crl_files: Vec<(String, String, Vec<u8>)> = match bundle.archive_timestamps.is_empty() {
+        true => Vec::new(),
+        false => crl_bytes.iter().enumerate().map(|(i, b)| (format!("/pki/crls/{i}/base64"), bundle.pki.crls[i].name.clone(), b.clone())).collect(),
+    };
     let exported = parse_utc_z(&bundle.exported_at).map_err(|e| Finding::new(E_TIME, "time", "/exported_at", e))?;
     let proof = super::ltv::check_archive(&bundle, &value, &pki.history, pki.verifier.timestamps(), crl_files, exported, now)?;
     out.archive_timestamps = proof.lines;
@@ -459,8 +457,8 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     if let Some(cache) = &cfg.cache {
         for (name, raw) in fresh {
             let crls = if name == "pki" { crl_bytes.clone() } else { Vec::new() };
-            if let Some(v) = value.get(name) {
-                cache.keep_member(name, super::archive::KnownMember::new(raw, v.clone(), crls));
+            if let Some(member) = value.get(name).and_then(|v| super::archive::KnownMember::new(name, raw, v.clone(), crls)) {
+                cache.keep_member(name, member);
             }
         }
     }
@@ -496,59 +494,131 @@ impl Known {
 /// split into its members first, and a shared member whose bytes an earlier bundle had is
 /// taken from the cache instead of being parsed; any failure is reported as the one-pass parse
 /// of the whole file reports it (same message, line, column and pointer).
+///
+/// Without archive time-stamps (whose check hashes the whole tree), a known member stands in
+/// the tree as `null`: its digest, its typed reading and its file checks come from the cache
+/// (`Known`), and `read_bundle` puts its typed reading into the bundle.
 fn parse<'b>(bytes: &'b [u8], cache: Option<&super::archive::VerifyCache>) -> Check<Parsed<'b>> {
     let whole = || -> Check<Parsed<'b>> {
         let value = crate::json_strict::value_from_slice(bytes).map_err(|e| strict_finding(bytes, e))?;
         Ok(Parsed { value, known: Known::default(), fresh: Vec::new() })
     };
     let Some(cache) = cache else { return whole() };
-    let Ok(members) = top_level_members(bytes) else { return whole() };
+    let Some(members) = top_level_members(bytes, cache) else { return whole() };
+    let stamped = members.iter().any(|m| m.name == super::ltv::MEMBER);
     let mut object = serde_json::Map::new();
     let (mut known, mut fresh) = (Known::default(), Vec::new());
-    for (name, raw) in members {
-        let raw = raw.get().as_bytes();
-        let shared = super::archive::SHARED_MEMBERS.iter().find(|s| **s == name);
-        if let Some(hit) = shared.and_then(|s| cache.known_member(s, raw)) {
-            object.insert(name.clone(), hit.value.clone());
-            match name.as_str() {
-                "definitions" => known.definitions = Some(hit),
-                _ => known.pki = Some(hit),
+    for m in members {
+        let shared = super::archive::SHARED_MEMBERS.iter().find(|s| **s == m.name);
+        if let Some(hit) = m.known {
+            object.insert(m.name, if stamped { hit.value.clone() } else { Value::Null });
+            match &hit.typed {
+                super::archive::Typed::Definitions(_) => known.definitions = Some(hit),
+                super::archive::Typed::Pki(_) => known.pki = Some(hit),
             }
             continue;
         }
-        let Ok(v) = crate::json_strict::value_from_slice(raw) else { return whole() };
+        let Ok(v) = crate::json_strict::value_from_slice(m.raw) else { return whole() };
         if let Some(s) = shared {
-            fresh.push((*s, raw));
+            fresh.push((*s, m.raw));
         }
-        object.insert(name, v);
+        object.insert(m.name, v);
     }
     Ok(Parsed { value: Value::Object(object), known, fresh })
 }
 
-/// The top-level members of a JSON object, each as its raw text, in order; `Err` when the file
-/// is not one object or repeats a top-level name (the caller then parses it whole for the error).
-fn top_level_members(bytes: &[u8]) -> Result<Vec<(String, &serde_json::value::RawValue)>, serde_json::Error> {
-    struct Members;
-    impl<'de> serde::de::Visitor<'de> for Members {
-        type Value = Vec<(String, &'de serde_json::value::RawValue)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an evidence bundle (a JSON object)")
+/// The typed bundle from the parsed tree; a shared member known from the cache is taken in its
+/// typed form (its place in the tree may be a stand-in).
+fn read_bundle(bytes: &[u8], value: &Value, known: &Known) -> Check<EvidenceBundle> {
+    let typed = |v: &Value| EvidenceBundle::deserialize(v);
+    let result = if known.definitions.is_none() && known.pki.is_none() {
+        typed(value)
+    } else {
+        // The tree without the known members' content: small stand-ins of the right shape,
+        // replaced by the typed readings below.
+        let mut v = value.clone();
+        if known.definitions.is_some() {
+            v["definitions"] = serde_json::to_value(super::BundleDefinitions::default()).expect("a stand-in serializes");
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out: Self::Value = Vec::new();
-            while let Some((name, raw)) = map.next_entry::<String, &'de serde_json::value::RawValue>()? {
-                if out.iter().any(|(n, _)| *n == name) {
-                    return Err(serde::de::Error::custom("a repeated member name"));
+        if known.pki.is_some() {
+            v["pki"] = serde_json::to_value(super::BundlePki::default()).expect("a stand-in serializes");
+        }
+        typed(&v).map(|mut b| {
+            for k in [&known.definitions, &known.pki].into_iter().flatten() {
+                match &k.typed {
+                    super::archive::Typed::Definitions(d) => b.definitions = d.clone(),
+                    super::archive::Typed::Pki(p) => b.pki = p.clone(),
                 }
-                out.push((name, raw));
             }
-            Ok(out)
+            b
+        })
+    };
+    // Read from the tree just built, not from the bytes a third time; only when that fails are
+    // the bytes read again, for the error's line and column.
+    match result {
+        Ok(b) => Ok(b),
+        Err(_) => serde_json::from_slice(bytes).map_err(|e| parse_finding(bytes, &e, "the file is not an evidence bundle")),
+    }
+}
+
+/// One top-level member of a bundle: its name, its raw text, and the cache's entry when the
+/// text is byte for byte a shared member of an earlier bundle.
+struct TopMember<'b> {
+    name: String,
+    raw: &'b [u8],
+    known: Option<Arc<super::archive::KnownMember>>,
+}
+
+/// Splits a JSON object into its members, in order. A shared member whose text at its place
+/// starts with the very bytes of a known one is that member (a JSON object ends where its own
+/// bytes say, so the parser would read exactly those bytes as exactly that value) and is not
+/// scanned; every other value is delimited by serde_json itself, and names are read by it.
+/// `None` when the file is not one object with distinct names, or anything is amiss: the caller
+/// then parses the whole file, which reports the error precisely.
+fn top_level_members<'b>(bytes: &'b [u8], cache: &super::archive::VerifyCache) -> Option<Vec<TopMember<'b>>> {
+    let ws = |mut i: usize| {
+        while bytes.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if bytes.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    let mut out: Vec<TopMember<'b>> = Vec::new();
+    if bytes.get(i) == Some(&b'}') {
+        return (ws(i + 1) == bytes.len()).then_some(out);
+    }
+    loop {
+        // The name: a JSON string, delimited by serde_json.
+        let (name, used) = one_value::<String>(&bytes[i..])?;
+        i = ws(i + used);
+        if bytes.get(i) != Some(&b':') || out.iter().any(|m| m.name == name) {
+            return None;
+        }
+        i = ws(i + 1);
+        let known = super::archive::SHARED_MEMBERS.contains(&name.as_str()).then(|| cache.known_member_at(&name, &bytes[i..])).flatten();
+        let len = match &known {
+            Some(k) => k.raw.len(),
+            None => one_value::<&serde_json::value::RawValue>(&bytes[i..])?.1,
+        };
+        out.push(TopMember { name, raw: &bytes[i..i + len], known });
+        i = ws(i + len);
+        match bytes.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => return (ws(i + 1) == bytes.len()).then_some(out),
+            _ => return None,
         }
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let members = serde::Deserializer::deserialize_map(&mut de, Members)?;
-    de.end()?;
-    Ok(members)
+}
+
+/// The first JSON value of `bytes` (which may go on after it) and how many bytes it took.
+fn one_value<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> Option<(T, usize)> {
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<T>();
+    let v = stream.next()?.ok()?;
+    Some((v, stream.byte_offset()))
 }
 
 fn strict_finding(bytes: &[u8], e: crate::json_strict::StrictJsonError) -> Box<Finding> {
@@ -994,6 +1064,10 @@ fn localize(ctx: &Context, k: usize, recorded: DateTime<Utc>) -> Option<Box<Find
 /// The first place where `given` holds a member `written` (the same value as the engine writes
 /// it) does not, or a value written otherwise: (JSON pointer of the object or value, what).
 fn first_unknown(given: &Value, written: &Value, pointer: &str) -> Option<(String, String)> {
+    // Written as given (the usual case): nothing to look for, and no pointer built.
+    if given == written {
+        return None;
+    }
     match (given, written) {
         (Value::Object(g), Value::Object(w)) => {
             // The object holding it is named: the member's own name is what may have changed.
@@ -1065,8 +1139,7 @@ impl<'a> EventWalk<'a> {
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("{base}{field}"), msg).seq(seq);
         let route = |v: RouteViolation| Finding::new(E_ROUTE, "route", format!("{base}{}", v.field), v.message).seq(seq);
-        let event: CaseEvent =
-            serde_json::from_value(ev.body.clone()).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
+        let event = CaseEvent::deserialize(&ev.body).map_err(|e| fail("/body", E_EVENT, "event", format!("the body is not a carimbo event: {e}")))?;
         // The doc lists every member of every body: anything else (or a value the engine
         // would write otherwise, such as a time with an offset) is refused, not ignored.
         let written = serde_json::to_value(&event).map_err(|e| fail("/body", E_EVENT, "event", e.to_string()))?;
@@ -1277,7 +1350,7 @@ impl<'a> EventWalk<'a> {
                 format!("unknown member `{member}` in the signed payload: it holds only {}", SigningPayload::MEMBERS.join(", ")),
             ));
         }
-        let payload: SigningPayload = serde_json::from_value(payload_value.clone())
+        let payload = SigningPayload::deserialize(payload_value)
             .map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", format!("the signed payload cannot be read: {e}")))?;
         let written = serde_json::to_value(&payload).map_err(|e| fail(format!("{sp}/jws/payload"), E_SIGNATURE, "signature", e.to_string()))?;
         if let Some((pointer, why)) = first_unknown(payload_value, &written, "") {
@@ -1442,7 +1515,7 @@ impl<'a> EventWalk<'a> {
 fn check_seal(ctx: &Context, value: &Value, known: &Known) -> Check<Option<PoeNeed>> {
     let b = ctx.bundle;
     let s = &b.seal;
-    let payload = serde_json_canonicalizer::to_vec(&s.payload).map_err(|e| Finding::new(E_SEAL, "seal", "/seal/payload", e.to_string()))?;
+    let payload = crate::jcs::to_vec_of(&s.payload).map_err(|e| Finding::new(E_SEAL, "seal", "/seal/payload", e.to_string()))?;
     let jws = json!({"protected": s.protected, "signature": s.signature}).to_string().into_bytes();
     // The seal's own time (`iat`, whole seconds) is the export's time: read before the seal is
     // verified, so a seal made at another time is named for what it is.

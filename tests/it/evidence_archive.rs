@@ -62,6 +62,8 @@ fn archive() -> Vec<(String, Vec<u8>)> {
         ("shared members intact, an event renumbered".into(), edit(&short, |v| v["events"][1]["seq"] = Value::from(5))),
         ("shared members intact, exported by another".into(), edit(&short, |v| v["exported_by"] = Value::from("p999"))),
         ("a repeated name in the definitions".into(), splice(&short, "\"definitions\":{\"form\":", "\"definitions\":{\"form\":null,\"form\":")),
+        // A known member's bytes followed by a stray brace: not JSON, however well its start matches.
+        ("a stray brace after the definitions".into(), splice(&short, ",\"device_rule\":", "},\"device_rule\":")),
         ("a repeated top-level name".into(), splice(&long, "{\"case_id\":", "{\"case_id\":\"other\",\"case_id\":")),
     ]
 }
@@ -85,6 +87,7 @@ fn each_bundle_of_an_archive_gets_the_result_it_gets_alone_whatever_the_cache_ho
     assert_eq!(code("form text changed, hash kept"), Some("CARIMBO-E0903"));
     assert_eq!(code("a repeated name in the definitions"), Some("CARIMBO-E0120"));
     assert_eq!(code("a repeated top-level name"), Some("CARIMBO-E0120"));
+    assert_eq!(code("a stray brace after the definitions"), Some("CARIMBO-E0901"));
     assert_eq!(code("shared members intact, an event renumbered"), Some("CARIMBO-E0906"));
     assert!(code("shared members intact, exported by another").is_some());
     // Twice over the same cache, on two threads: the second round meets a warm cache.
