@@ -82,6 +82,9 @@ impl KnownMember {
 pub struct VerifyCache {
     definitions: Mutex<HashMap<[u8; 32], Arc<LoadedDefinitions>>>,
     pki: Mutex<HashMap<[u8; 32], Arc<LoadedPki>>>,
+    /// Held while validation material is loaded, so threads that meet the same new material at
+    /// once load it once (the others wait, then find it kept).
+    loading: Mutex<()>,
     /// The kept members, each with the name it was kept under.
     members: Mutex<Vec<(String, Arc<KnownMember>)>>,
 }
@@ -145,6 +148,11 @@ impl VerifyCache {
     }
     pub(crate) fn pki(&self, k: &[u8; 32]) -> Option<Arc<LoadedPki>> {
         self.pki.lock().ok()?.get(k).cloned()
+    }
+    /// Runs `load` alone among the threads of this cache.
+    pub(crate) fn loading<T>(&self, load: impl FnOnce() -> T) -> T {
+        let _one = self.loading.lock();
+        load()
     }
     pub(crate) fn keep_pki(&self, k: [u8; 32], v: Arc<LoadedPki>) {
         if let Ok(mut m) = self.pki.lock() {

@@ -370,8 +370,8 @@ fn run(bytes: &[u8], cfg: &VerifyConfig, out: &mut VerificationReport) -> Check<
     }
     // A repeated member name (an event body with two `level`s) would let two readers see two
     // bundles; it is refused before anything is read from the file.
-    let Parsed { value, known, fresh } = parse(bytes, cfg.cache.as_deref())?;
-    let bundle = read_bundle(bytes, &value, &known)?;
+    let Parsed { mut value, known, fresh } = parse(bytes, cfg.cache.as_deref())?;
+    let bundle = read_bundle(bytes, &mut value, &known)?;
     // 2. Format.
     if bundle.format != FORMAT {
         return Err(Finding::new(E_FORMAT, "format", "/format", format!("`format` is {:?}, not {FORMAT:?}", bundle.format)));
@@ -527,32 +527,30 @@ fn parse<'b>(bytes: &'b [u8], cache: Option<&super::archive::VerifyCache>) -> Ch
     Ok(Parsed { value: Value::Object(object), known, fresh })
 }
 
-/// The typed bundle from the parsed tree; a shared member known from the cache is taken in its
-/// typed form (its place in the tree may be a stand-in).
-fn read_bundle(bytes: &[u8], value: &Value, known: &Known) -> Check<EvidenceBundle> {
-    let typed = |v: &Value| EvidenceBundle::deserialize(v);
-    let result = if known.definitions.is_none() && known.pki.is_none() {
-        typed(value)
-    } else {
-        // The tree without the known members' content: small stand-ins of the right shape,
-        // replaced by the typed readings below.
-        let mut v = value.clone();
-        if known.definitions.is_some() {
-            v["definitions"] = serde_json::to_value(super::BundleDefinitions::default()).expect("a stand-in serializes");
-        }
-        if known.pki.is_some() {
-            v["pki"] = serde_json::to_value(super::BundlePki::default()).expect("a stand-in serializes");
-        }
-        typed(&v).map(|mut b| {
-            for k in [&known.definitions, &known.pki].into_iter().flatten() {
-                match &k.typed {
-                    super::archive::Typed::Definitions(d) => b.definitions = d.clone(),
-                    super::archive::Typed::Pki(p) => b.pki = p.clone(),
-                }
+/// The typed bundle from the parsed tree. A shared member known from the cache, which stands
+/// in the tree as `null` (see `parse`), is given a small stand-in of its shape for the reading
+/// and then its typed reading from the cache; the stand-in stays in the tree, whose digests
+/// for those members come from the cache too.
+fn read_bundle(bytes: &[u8], value: &mut Value, known: &Known) -> Check<EvidenceBundle> {
+    let standins = [("definitions", known.definitions.is_some()), ("pki", known.pki.is_some())];
+    for (name, is_known) in standins {
+        if is_known && value.get(name).is_some_and(Value::is_null) {
+            value[name] = match name {
+                "definitions" => serde_json::to_value(super::BundleDefinitions::default()),
+                _ => serde_json::to_value(super::BundlePki::default()),
             }
-            b
-        })
-    };
+            .expect("a stand-in serializes");
+        }
+    }
+    let result = EvidenceBundle::deserialize(&*value).map(|mut b| {
+        for k in [&known.definitions, &known.pki].into_iter().flatten() {
+            match &k.typed {
+                super::archive::Typed::Definitions(d) => b.definitions = d.clone(),
+                super::archive::Typed::Pki(p) => b.pki = p.clone(),
+            }
+        }
+        b
+    });
     // Read from the tree just built, not from the bytes a third time; only when that fails are
     // the bytes read again, for the error's line and column.
     match result {
@@ -852,17 +850,31 @@ fn cached_pki(
     out: &mut VerificationReport,
 ) -> Check<Arc<super::archive::LoadedPki>> {
     let k = super::archive::pki_key(&b.pki, &cfg.pins, rule, now);
-    if let Some(hit) = cfg.cache.as_ref().and_then(|c| c.pki(&k)) {
+    let hit = |out: &mut VerificationReport| {
+        let hit = cfg.cache.as_ref().and_then(|c| c.pki(&k))?;
         out.trust.extend(hit.trust.iter().cloned());
+        Some(hit)
+    };
+    if let Some(hit) = hit(out) {
         return Ok(hit);
     }
-    let before = out.trust.len();
-    let pki = load_pki(b, crl_bytes, cfg, rule, now, out)?;
-    let loaded = Arc::new(super::archive::LoadedPki { pki, trust: out.trust[before..].to_vec() });
-    if let Some(cache) = &cfg.cache {
-        cache.keep_pki(k, loaded.clone());
+    let load = |out: &mut VerificationReport| {
+        let before = out.trust.len();
+        let pki = load_pki(b, crl_bytes, cfg, rule, now, out)?;
+        let loaded = Arc::new(super::archive::LoadedPki { pki, trust: out.trust[before..].to_vec() });
+        if let Some(cache) = &cfg.cache {
+            cache.keep_pki(k, loaded.clone());
+        }
+        Ok(loaded)
+    };
+    match &cfg.cache {
+        // Another thread may have loaded the same material while this one waited.
+        Some(cache) => cache.loading(|| match hit(out) {
+            Some(hit) => Ok(hit),
+            None => load(out),
+        }),
+        None => load(out),
     }
-    Ok(loaded)
 }
 
 /// Builds the signature verifier from the bundle's trust-list history, CRLs and service
@@ -1177,7 +1189,12 @@ impl<'a> EventWalk<'a> {
         let ev = &self.ctx.bundle.events[k];
         let seq = ev.seq;
         let fail = |field: &str, code: &'static str, check: &'static str, msg: String| Finding::new(code, check, format!("/events/{k}{field}"), msg).seq(seq);
-        match (event, self.case().cloned()) {
+        // What the acts sign over, taken from the replayed case (not a copy of the whole case).
+        let signed = self.case().map(|c| {
+            let form = FormRef { id: c.form.id.clone(), version: c.form.version.clone(), hash: format!("sha256:{}", c.form.hash) };
+            (matches!(event, CaseEvent::Acted { .. }).then(|| c.committed_data()), form)
+        });
+        match (event, signed) {
             (CaseEvent::Submitted { case_id, form, workflow, submitter, data, signature, .. }, None) => {
                 if case_id != &self.ctx.bundle.case_id {
                     return Err(fail("/body/case_id", E_ROUTE, "route", format!("the submission opens case {case_id:?}, not {:?}", self.ctx.bundle.case_id)));
@@ -1229,9 +1246,7 @@ impl<'a> EventWalk<'a> {
                     .file(&d.workflow.name));
                 }
             }
-            (CaseEvent::Acted { step, actor, action, signature, .. }, Some(case)) => {
-                let signed_data = case.committed_data();
-                let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
+            (CaseEvent::Acted { step, actor, action, signature, .. }, Some((Some(signed_data), form))) => {
                 let exp = Expect {
                     event: "acted",
                     step,
@@ -1248,8 +1263,7 @@ impl<'a> EventWalk<'a> {
                 };
                 self.signature(k, signature, &exp)?;
             }
-            (CaseEvent::Resubmitted { by, data, signature, .. }, Some(case)) => {
-                let form = FormRef { id: case.form.id.clone(), version: case.form.version.clone(), hash: format!("sha256:{}", case.form.hash) };
+            (CaseEvent::Resubmitted { by, data, signature, .. }, Some((_, form))) => {
                 let exp = Expect {
                     event: "resubmitted",
                     step: "resubmit",

@@ -22,6 +22,7 @@ const CORE: &[&str] = &[
     "src/visibility.rs",
     "src/i18n.rs",
     "src/json_strict.rs",
+    "src/jcs.rs",
     "src/accounts/second_factor.rs",
     "src/notify/mod.rs",
     "src/pdf",
