@@ -3,7 +3,8 @@
 //! from the demo qualified CA with QcSSCD (the CA has seen the key on the device) and publish
 //! it in `DATA/hsm/people.json`, so the person's provider becomes `hsm`; `revoke` it (a new CRL
 //! in `DATA/crl`; acts signed before stay valid), `rotate` (revoke, new key, new certificate),
-//! `list`. PINs come from CARIMBO_HSM_PIN / CARIMBO_HSM_SO_PIN or 0600 files, never argv.
+//! `list`; `remote add | remove | list` keeps `DATA/hsm/remote.json`, who signs at the CSC
+//! service. PINs come from CARIMBO_HSM_PIN / CARIMBO_HSM_SO_PIN or 0600 files, never argv.
 
 use std::path::{Path, PathBuf};
 
@@ -88,11 +89,80 @@ pub enum HsmCommand {
         #[arg(long, default_value = ".")]
         root: PathBuf,
     },
+    /// Who signs at the remote CSC service (DATA/hsm/remote.json): add, remove, list.
+    Remote {
+        #[command(subcommand)]
+        action: RemoteAction,
+    },
     /// The tokens, their keys and who signs with which.
     List {
         #[command(flatten)]
         place: HsmPlace,
     },
+}
+
+/// `carimbo hsm remote …`: the book of people who sign at the CSC service. The server reads it
+/// at each act, so a change takes effect without a restart.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum RemoteAction {
+    /// Name a person as signing at the CSC service with their credential id there.
+    Add {
+        /// The server's data directory.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long)]
+        person: String,
+        /// The credential id at the CSC service (`credentials/list`).
+        #[arg(long)]
+        credential: String,
+        /// Directory holding seeds/ (the directory of people).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Take a person out: they sign on the HSM or with a key file again.
+    Remove {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long)]
+        person: String,
+    },
+    /// Who signs remotely, with which credential.
+    List {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+fn remote(action: &RemoteAction) -> Result<()> {
+    use crate::csc::remote::RemoteBook;
+    match action {
+        RemoteAction::Add { data, person, credential, root } => {
+            let directory = crate::directory::Directory::load(&root.join("seeds/directory/directory.json")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if directory.person(person).is_none() {
+                anyhow::bail!("CARIMBO-E1459: {person} is not in the directory");
+            }
+            let mut book = RemoteBook::load(data)?;
+            book.add(person, credential)?;
+            book.save(data)?;
+            println!("{person} now signs at the CSC service with credential {credential:?}");
+        }
+        RemoteAction::Remove { data, person } => {
+            let mut book = RemoteBook::load(data)?;
+            let gone = book.remove(person)?;
+            book.save(data)?;
+            println!("{person} no longer signs remotely (credential {:?} left at the service)", gone.credential_id);
+        }
+        RemoteAction::List { data } => {
+            let book = RemoteBook::load(data)?;
+            if book.people.is_empty() {
+                println!("no one signs remotely ({} has no one)", RemoteBook::path(data).display());
+            }
+            for (person, signer) in &book.people {
+                println!("{person}: remote, credential {:?}", signer.credential_id);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn hsm(command: &HsmCommand) -> Result<std::process::ExitCode> {
@@ -128,6 +198,7 @@ pub fn hsm(command: &HsmCommand) -> Result<std::process::ExitCode> {
             let key = rotate(&open(place)?, &place.token, &read_pin(PIN_ENV, place.pin_file.as_deref())?, &place.data, root, person, now)?;
             println!("rotated {person}: new key {:?}, certificate {:x}", key.key_label, key.serial);
         }
+        HsmCommand::Remote { action } => remote(action)?,
         HsmCommand::List { place } => list(&open(place)?, &place.data)?,
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -71,6 +71,42 @@ impl RemoteBook {
     }
 }
 
+/// A change to the remote book that is refused: CARIMBO-E1462. Nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("CARIMBO-E1462: {0}")]
+pub struct RemoteChangeError(pub String);
+
+/// The longest credential id the book takes (CSC gives no limit; ids are short opaque strings).
+pub const MAX_CREDENTIAL_ID: usize = 256;
+
+impl RemoteBook {
+    /// Names `person` as signing at the CSC service with `credential_id`. Refused for a person
+    /// already named (remove them first: a credential is never replaced silently) and for an
+    /// empty id, one over `MAX_CREDENTIAL_ID` bytes, or one with a control character or a space
+    /// at either end.
+    pub fn add(&mut self, person: &str, credential_id: &str) -> Result<(), RemoteChangeError> {
+        if let Some(present) = self.people.get(person) {
+            return Err(RemoteChangeError(format!(
+                "{person} already signs remotely with credential {:?}; remove them first to give another",
+                present.credential_id
+            )));
+        }
+        if credential_id.is_empty() || credential_id.len() > MAX_CREDENTIAL_ID {
+            return Err(RemoteChangeError(format!("the credential id must have 1 to {MAX_CREDENTIAL_ID} bytes; it has {}", credential_id.len())));
+        }
+        if credential_id.chars().any(char::is_control) || credential_id.trim() != credential_id {
+            return Err(RemoteChangeError("the credential id holds a control character or begins or ends with a space".into()));
+        }
+        self.people.insert(person.to_string(), RemoteSigner { credential_id: credential_id.to_string() });
+        Ok(())
+    }
+
+    /// Takes `person` out: from then on they sign on the HSM or with a key file.
+    pub fn remove(&mut self, person: &str) -> Result<RemoteSigner, RemoteChangeError> {
+        self.people.remove(person).ok_or_else(|| RemoteChangeError(format!("{person} does not sign remotely: nothing to remove")))
+    }
+}
+
 /// The CSC service the server signs at, and the folder of its remote book.
 #[derive(Clone)]
 pub struct RemoteProvider {

@@ -44,6 +44,7 @@ mod pages;
 mod pdf;
 mod pg_two_processes;
 mod publishing;
+mod remote_book;
 mod remote_signing;
 mod routes;
 mod shipped_forms;
