@@ -20,6 +20,7 @@ pub mod archive;
 mod export;
 pub mod locate;
 pub mod ltv;
+mod read;
 mod verify;
 
 pub use export::{PkiMaterial, export, export_archived};

@@ -18,6 +18,7 @@ const CORE: &[&str] = &[
     "src/chain.rs",
     "src/evidence/verify.rs",
     "src/evidence/locate.rs",
+    "src/evidence/read.rs",
     "src/evidence/archive.rs",
     "src/visibility.rs",
     "src/i18n.rs",
